@@ -1,0 +1,7 @@
+-- luacheck configuration: Lua 5.4, no globals in modules.
+std = "lua54"
+max_line_length = 120
+codes = true
+
+files["tests/lua"] = { std = "+busted" }
+files["tests/lua/helper.lua"] = { globals = { "package" } }

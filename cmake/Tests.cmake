@@ -1,0 +1,67 @@
+# Registers every test with CTest:
+#   tests/c/test_*.c        one executable per C module
+#   tests/lua/*_spec.lua    busted specs, run inside the real runtime
+#   tests/cli/*.t           CLI transcripts (commands, output, exit status)
+#   lint                    luacheck, banned C functions, file sizes
+set(CF_TEST_WORK ${PROJECT_BINARY_DIR}/testwork)
+set(CF_TEST_ENV
+  "CF_SOURCE_DIR=${PROJECT_SOURCE_DIR}"
+  "CF_BINARY=$<TARGET_FILE:crucible-feedback>"
+  "CF_BUILD_DIR=${PROJECT_BINARY_DIR}"
+  "CRUCIBLE_CONFIG="
+  "CRUCIBLE_PATH=")
+
+file(GLOB CF_C_TESTS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/c/test_*.c)
+foreach(src ${CF_C_TESTS})
+  get_filename_component(name ${src} NAME_WE)
+  add_executable(${name} ${src})
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests/c ${PROJECT_SOURCE_DIR}/src)
+  target_link_libraries(${name} PRIVATE crucible_core)
+  file(MAKE_DIRECTORY ${CF_TEST_WORK}/c.${name})
+  add_test(NAME c.${name} COMMAND ${name} WORKING_DIRECTORY ${CF_TEST_WORK}/c.${name})
+  set_tests_properties(c.${name} PROPERTIES ENVIRONMENT "${CF_TEST_ENV}")
+endforeach()
+
+find_program(CF_BUSTED busted)
+if(NOT CF_BUSTED)
+  message(FATAL_ERROR "busted not found: install the Debian package 'lua-busted'")
+endif()
+file(GLOB CF_LUA_SPECS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/lua/*_spec.lua)
+foreach(spec ${CF_LUA_SPECS})
+  get_filename_component(name ${spec} NAME_WE)
+  file(MAKE_DIRECTORY ${CF_TEST_WORK}/lua.${name})
+  add_test(NAME lua.${name}
+           COMMAND ${CF_BUSTED} --lua=$<TARGET_FILE:crucible-feedback>
+                   --helper=${PROJECT_SOURCE_DIR}/tests/lua/helper.lua ${spec}
+           WORKING_DIRECTORY ${CF_TEST_WORK}/lua.${name})
+  set_tests_properties(lua.${name} PROPERTIES ENVIRONMENT "${CF_TEST_ENV}")
+endforeach()
+
+file(GLOB CF_CLI_TESTS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/cli/*.t)
+foreach(t ${CF_CLI_TESTS})
+  get_filename_component(name ${t} NAME_WE)
+  file(MAKE_DIRECTORY ${CF_TEST_WORK}/cli.${name})
+  add_test(NAME cli.${name}
+           COMMAND crucible-feedback ${PROJECT_SOURCE_DIR}/tests/cli/transcript.lua ${t}
+           WORKING_DIRECTORY ${CF_TEST_WORK}/cli.${name})
+  set_tests_properties(cli.${name} PROPERTIES ENVIRONMENT "${CF_TEST_ENV}")
+endforeach()
+
+find_program(CF_LUACHECK luacheck)
+if(NOT CF_LUACHECK)
+  message(FATAL_ERROR "luacheck not found: install the Debian package 'lua-check'")
+endif()
+add_test(NAME lint.luacheck
+         COMMAND ${CF_LUACHECK} --no-color -q lua scripts tests/lua tests/cli bench
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+add_test(NAME lint.c_rules
+         COMMAND sh ${PROJECT_SOURCE_DIR}/tests/lint/c_rules.sh ${PROJECT_SOURCE_DIR})
+
+# Memory bound (not a timing): streaming 200,000 stored 1 KB events through
+# the cursor keeps peak RSS under 64 MB.
+file(MAKE_DIRECTORY ${CF_TEST_WORK}/bench.cursor_rss)
+add_test(NAME bench.cursor_rss_bound
+         COMMAND crucible-feedback ${PROJECT_SOURCE_DIR}/bench/cursor_rss.lua
+                 --events 200000 --max-rss-mb 64 --db cursor.db
+         WORKING_DIRECTORY ${CF_TEST_WORK}/bench.cursor_rss)
+set_tests_properties(bench.cursor_rss_bound PROPERTIES ENVIRONMENT "${CF_TEST_ENV}")

@@ -1,0 +1,256 @@
+/*
+ * The storage interface: one vtable, one logical schema, several backends.
+ *
+ * Nothing above this header knows which database is underneath. Backends
+ * (cf_store_sqlite.c now; PostgreSQL and ClickHouse later) fill a
+ * cf_store_vt; callers use the cf_store_* functions below.
+ *
+ * Rules every backend keeps:
+ *  - values are bound parameters, never spliced into SQL text;
+ *  - a batch is one transaction: all rows or none;
+ *  - lists are cursors that stream rows, never whole tables in memory;
+ *  - ids are UUIDv7 text generated here unless the caller gave one;
+ *  - times are int64 microseconds since the Unix epoch, UTC.
+ */
+#ifndef CRUCIBLE_CF_STORE_H
+#define CRUCIBLE_CF_STORE_H
+
+#include "crucible/cf_common.h"
+
+typedef struct cf_store cf_store;
+typedef struct cf_cursor cf_cursor;
+
+/* ---- rows --------------------------------------------------------------
+ * Strings in rows returned by a cursor stay valid until the next
+ * cf_cursor_next or cf_cursor_close. Absent values: p == NULL for strings,
+ * CF_NULL_INT for integers, NAN for doubles. JSON columns (metadata,
+ * details) hold JSON object text. */
+
+typedef struct cf_signal {
+    cf_str id;
+    cf_str inference_event_id;
+    cf_str deployment_id;     /* filled by the store from the event */
+    cf_str signal_type;
+    cf_str edited_response;   /* edit signals only */
+    cf_str metadata;          /* JSON */
+    int64_t inserted_at;
+} cf_signal;
+
+typedef struct cf_event {
+    cf_str id;
+    cf_str deployment_id;
+    cf_str model_version_id;
+    cf_str user_id_hash;
+    cf_str prompt;
+    cf_str response;
+    cf_str metadata;          /* JSON; absent means {} */
+    int64_t latency_ms;       /* CF_NULL_INT when absent */
+    int64_t token_count;      /* CF_NULL_INT when absent */
+    double quality_score;     /* NAN when absent */
+    int64_t inserted_at;      /* 0 on insert: now */
+    const cf_signal *signals; /* cursors with include_signals */
+    size_t nsignals;
+} cf_event;
+
+typedef struct cf_curated {
+    cf_str id;
+    cf_str inference_event_id;
+    cf_str deployment_id;
+    cf_str curation_source;
+    double curation_score;    /* NAN when absent */
+    cf_str prompt;
+    cf_str response;
+    int exported;
+    cf_str export_batch_id;
+    int64_t inserted_at;
+    int64_t updated_at;
+} cf_curated;
+
+typedef struct cf_drift_result {
+    cf_str id;
+    cf_str deployment_id;
+    cf_str drift_type;        /* statistical | embedding | output | ... */
+    double score;
+    int drifted;
+    cf_str details;           /* JSON */
+    int64_t inserted_at;
+} cf_drift_result;
+
+typedef struct cf_trigger_event {
+    cf_str id;
+    cf_str deployment_id;
+    cf_str trigger_type;
+    cf_str details;           /* JSON: the measurements behind the firing */
+    int64_t inserted_at;
+} cf_trigger_event;
+
+typedef union cf_row {
+    cf_event event;
+    cf_signal signal;
+    cf_curated curated;
+    cf_drift_result drift;
+    cf_trigger_event trigger;
+} cf_row;
+
+/* ---- queries ------------------------------------------------------------ */
+
+typedef enum cf_kind {
+    CF_KIND_EVENTS,
+    CF_KIND_SIGNALS,
+    CF_KIND_CURATED,
+    CF_KIND_DRIFT,
+    CF_KIND_TRIGGERS,
+    CF_KIND_COUNT_
+} cf_kind;
+
+typedef struct cf_query {
+    cf_str deployment_id;   /* NULL: every deployment */
+    cf_str id;              /* one row by its id */
+    cf_str event_id;        /* signals: those of one inference event */
+    cf_str type;            /* signal_type, drift_type or trigger_type */
+    int exported;           /* curated: -1 any, 0 not exported, 1 exported */
+    int64_t limit;          /* < 0: no limit */
+    int64_t offset;
+    int descending;         /* 1: newest first */
+    int64_t since;          /* inserted_at >= since (CF_NO_TIME: unbounded) */
+    int64_t until;          /* inserted_at <  until (CF_NO_TIME: unbounded) */
+    int include_signals;    /* events: attach each event's signals */
+} cf_query;
+
+/* Everything unbounded, oldest first, exported = -1. */
+void cf_query_init(cf_query *q);
+
+/* Fields an update may change. */
+enum {
+    CF_UPD_QUALITY = 1 << 0,
+    CF_UPD_METADATA = 1 << 1,
+    CF_UPD_MODEL_VERSION = 1 << 2,
+    CF_UPD_LATENCY = 1 << 3,
+    CF_UPD_TOKENS = 1 << 4
+};
+
+typedef struct cf_event_update {
+    unsigned fields;          /* CF_UPD_* bits */
+    double quality_score;     /* NAN sets NULL */
+    cf_str metadata;
+    cf_str model_version_id;
+    int64_t latency_ms;
+    int64_t token_count;
+} cf_event_update;
+
+/* ---- the vtable ----------------------------------------------------------
+ * Every function returns 0 (or a count) on success and -1 with err set on
+ * failure. */
+
+typedef struct cf_store_vt {
+    const char *name;  /* "sqlite" */
+    /* Applies pending migrations; *applied receives how many. */
+    int (*migrate)(cf_store *, int *applied, cf_err *);
+    /* Current schema version (0: none). */
+    int (*schema_version)(cf_store *, int *version, cf_err *);
+    /* One transaction. ids: when an event's id is absent, the generated id
+     * is written to ids[i] (37 bytes each) if ids is not NULL. */
+    int (*insert_events)(cf_store *, const cf_event *, size_t n,
+                         char (*ids)[37], cf_err *);
+    /* Fails with CF_ENOTFOUND when the event does not exist. */
+    int (*insert_signal)(cf_store *, const cf_signal *, char id_out[37], cf_err *);
+    /* One transaction; CF_ENOTFOUND (and nothing changed) when an id is missing. */
+    int (*update_events)(cf_store *, const cf_str *ids, const cf_event_update *,
+                         size_t n, cf_err *);
+    int (*insert_curated)(cf_store *, const cf_curated *, size_t n, cf_err *);
+    int (*mark_curated_exported)(cf_store *, const cf_str *ids, size_t n,
+                                 cf_str batch_id, cf_err *);
+    int (*insert_drift)(cf_store *, const cf_drift_result *, char id_out[37], cf_err *);
+    int (*insert_trigger)(cf_store *, const cf_trigger_event *, char id_out[37], cf_err *);
+    int (*open_cursor)(cf_store *, cf_kind, const cf_query *, cf_cursor **, cf_err *);
+    int (*count)(cf_store *, cf_kind, const cf_query *, int64_t *out, cf_err *);
+    /* Settings: get (*out NULL when absent, else malloc'd), and an atomic
+     * "set unless present" that returns the value that won (malloc'd). */
+    int (*kv_get)(cf_store *, const char *key, char **out, cf_err *);
+    int (*kv_set)(cf_store *, const char *key, cf_str value, cf_err *);
+    int (*kv_get_or_set)(cf_store *, const char *key, cf_str value, char **out, cf_err *);
+    void (*close)(cf_store *);
+} cf_store_vt;
+
+struct cf_store {
+    const cf_store_vt *vt;
+};
+
+typedef struct cf_cursor_vt {
+    int (*next)(cf_cursor *, cf_row *, cf_err *);  /* 1 row, 0 end, -1 error */
+    void (*close)(cf_cursor *);
+} cf_cursor_vt;
+
+struct cf_cursor {
+    const cf_cursor_vt *vt;
+    cf_kind kind;
+};
+
+/* ---- opening -------------------------------------------------------------- */
+
+typedef enum cf_backend { CF_BACKEND_SQLITE, CF_BACKEND_POSTGRES, CF_BACKEND_CLICKHOUSE } cf_backend;
+
+typedef struct cf_store_url {
+    cf_backend backend;
+    char target[4096];  /* sqlite: the file path (or ":memory:") */
+} cf_store_url;
+
+/* Parses "sqlite:PATH" (also "sqlite://PATH"); postgres:// and clickhouse://
+ * are recognised and refused with CF_EUNSUPPORTED until their backends land. */
+int cf_store_parse_url(const char *url, cf_store_url *out, cf_err *err);
+
+typedef struct cf_store_opts {
+    int busy_timeout_ms;  /* how long a writer waits for a lock; 0: 5000 */
+} cf_store_opts;
+
+int cf_store_open(const char *url, const cf_store_opts *opts, cf_store **out, cf_err *err);
+int cf_store_sqlite_open(const char *path, const cf_store_opts *opts, cf_store **out, cf_err *err);
+
+/* ---- calls (thin dispatch through the vtable) ------------------------------ */
+
+static inline int cf_store_migrate(cf_store *s, int *applied, cf_err *e)
+{ return s->vt->migrate(s, applied, e); }
+static inline int cf_store_schema_version(cf_store *s, int *v, cf_err *e)
+{ return s->vt->schema_version(s, v, e); }
+static inline int cf_store_insert_events(cf_store *s, const cf_event *ev, size_t n,
+                                         char (*ids)[37], cf_err *e)
+{ return s->vt->insert_events(s, ev, n, ids, e); }
+static inline int cf_store_insert_signal(cf_store *s, const cf_signal *sig, char id[37], cf_err *e)
+{ return s->vt->insert_signal(s, sig, id, e); }
+static inline int cf_store_update_events(cf_store *s, const cf_str *ids,
+                                         const cf_event_update *u, size_t n, cf_err *e)
+{ return s->vt->update_events(s, ids, u, n, e); }
+static inline int cf_store_insert_curated(cf_store *s, const cf_curated *c, size_t n, cf_err *e)
+{ return s->vt->insert_curated(s, c, n, e); }
+static inline int cf_store_mark_curated_exported(cf_store *s, const cf_str *ids, size_t n,
+                                                 cf_str batch, cf_err *e)
+{ return s->vt->mark_curated_exported(s, ids, n, batch, e); }
+static inline int cf_store_insert_drift(cf_store *s, const cf_drift_result *d, char id[37], cf_err *e)
+{ return s->vt->insert_drift(s, d, id, e); }
+static inline int cf_store_insert_trigger(cf_store *s, const cf_trigger_event *t, char id[37], cf_err *e)
+{ return s->vt->insert_trigger(s, t, id, e); }
+static inline int cf_store_open_cursor(cf_store *s, cf_kind k, const cf_query *q,
+                                       cf_cursor **c, cf_err *e)
+{ return s->vt->open_cursor(s, k, q, c, e); }
+static inline int cf_store_count(cf_store *s, cf_kind k, const cf_query *q, int64_t *n, cf_err *e)
+{ return s->vt->count(s, k, q, n, e); }
+static inline int cf_store_kv_get(cf_store *s, const char *k, char **out, cf_err *e)
+{ return s->vt->kv_get(s, k, out, e); }
+static inline int cf_store_kv_set(cf_store *s, const char *k, cf_str v, cf_err *e)
+{ return s->vt->kv_set(s, k, v, e); }
+static inline int cf_store_kv_get_or_set(cf_store *s, const char *k, cf_str v, char **out, cf_err *e)
+{ return s->vt->kv_get_or_set(s, k, v, out, e); }
+static inline void cf_store_close(cf_store *s)
+{ if (s) s->vt->close(s); }
+
+static inline int cf_cursor_next(cf_cursor *c, cf_row *row, cf_err *e)
+{ return c->vt->next(c, row, e); }
+static inline void cf_cursor_close(cf_cursor *c)
+{ if (c) c->vt->close(c); }
+
+/* Name of a kind as used from Lua: "events", "signals", "curated",
+ * "drift", "triggers". */
+const char *cf_kind_name(cf_kind k);
+int cf_kind_from_name(const char *name, cf_kind *out);
+
+#endif

@@ -1,0 +1,136 @@
+--- Option parsing shared by every subcommand.
+-- A spec lists options ({name=, value=, help=, key=}) and positionals
+-- ({name=, required=, help=}); `rest = true` stops at the first positional
+-- left over and hands everything after it through untouched (`run`).
+-- The global options (--config, --db, --lua-path, --help) are accepted by
+-- every subcommand.
+local M = {}
+
+M.GLOBAL = {
+  { name = "--config", value = "FILE", key = "config",
+    help = "configuration file (default: $CRUCIBLE_CONFIG, else ./crucible.config.lua)" },
+  { name = "--db", value = "URL", key = "db", help = "database URL (default: sqlite:./crucible.db)" },
+  { name = "--lua-path", value = "DIR", key = "lua_path",
+    help = "search DIR for Lua modules before the bundled ones (repeatable)" },
+  { name = "--help", key = "help", help = "show this help", short = "-h" },
+}
+
+local function find(options, name)
+  for _, o in ipairs(options) do
+    if o.name == name or o.short == name then return o end
+  end
+  for _, o in ipairs(M.GLOBAL) do
+    if o.name == name or o.short == name then return o end
+  end
+  return nil
+end
+
+--- Parses argv[first..]. Returns opts (option values by key, positionals by
+-- name, and `rest_index`, the argv index where pass-through arguments
+-- start) or nil and a one-line message.
+-- `apply(opt, value)` is called for each global option and may return
+-- nil, message to reject its value.
+function M.parse(spec, argv, first, apply)
+  local opts = { lua_path = {} }
+  local positionals = spec.positionals or {}
+  local npos = 0
+  local i = first
+  while argv[i] ~= nil do
+    local a = argv[i]
+    if a == "--" then
+      i = i + 1
+      break
+    end
+    if a:sub(1, 1) == "-" and a ~= "-" then
+      local name, inline = a:match("^(%-%-[^=]+)=(.*)$")
+      name = name or a
+      local o = find(spec.options or {}, name)
+      if not o then
+        return nil, ("unknown option '%s'"):format(a)
+      end
+      local value = true
+      if o.value then
+        value = inline
+        if value == nil then
+          i = i + 1
+          value = argv[i]
+        end
+        if value == nil then
+          return nil, ("option '%s' needs a value (%s)"):format(o.name, o.value)
+        end
+      elseif inline then
+        return nil, ("option '%s' takes no value"):format(o.name)
+      end
+      if o.key == "lua_path" then
+        opts.lua_path[#opts.lua_path + 1] = value
+      else
+        opts[o.key] = value
+      end
+      if apply then
+        local ok, err = apply(o, value)
+        if not ok then return nil, err end
+      end
+    else
+      npos = npos + 1
+      local p = positionals[npos]
+      if not p then
+        return nil, ("unexpected argument '%s'"):format(a)
+      end
+      opts[p.key or p.name] = a
+      if spec.rest and npos == #positionals then
+        i = i + 1
+        break
+      end
+    end
+    i = i + 1
+  end
+  opts.rest_index = i
+  if not opts.help then
+    for n = npos + 1, #positionals do
+      if positionals[n].required then
+        return nil, ("missing argument %s"):format(positionals[n].name)
+      end
+    end
+    if not spec.rest and argv[i] ~= nil then
+      return nil, ("unexpected argument '%s'"):format(argv[i])
+    end
+  end
+  return opts
+end
+
+--- The help text for a subcommand spec.
+function M.help(progname, spec)
+  local lines = {}
+  local usage = { progname, spec.command, "[options]" }
+  for _, p in ipairs(spec.positionals or {}) do
+    usage[#usage + 1] = p.required and p.name or ("[" .. p.name .. "]")
+  end
+  if spec.rest then usage[#usage + 1] = "[args...]" end
+  lines[#lines + 1] = "usage: " .. table.concat(usage, " ")
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = spec.summary
+  if spec.description then
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = spec.description
+  end
+  if spec.positionals and #spec.positionals > 0 then
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = "Arguments:"
+    for _, p in ipairs(spec.positionals) do
+      lines[#lines + 1] = ("  %-18s %s"):format(p.name, p.help or "")
+    end
+  end
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "Options:"
+  local all = {}
+  for _, o in ipairs(spec.options or {}) do all[#all + 1] = o end
+  for _, o in ipairs(M.GLOBAL) do all[#all + 1] = o end
+  for _, o in ipairs(all) do
+    local flag = o.name .. (o.value and (" " .. o.value) or "")
+    if o.short then flag = o.short .. ", " .. flag end
+    lines[#lines + 1] = ("  %-18s %s"):format(flag, o.help or "")
+  end
+  return table.concat(lines, "\n")
+end
+
+return M

@@ -1,0 +1,264 @@
+--- Configuration: the reference library's keys and defaults, a Lua file
+-- returning a table deep-merged over them, and strict validation.
+--
+-- An unknown key is an error naming the key and the closest valid one; a
+-- wrong type names the key and the type it must have.
+--
+-- Adding a setting: add a leaf to SCHEMA below (type, default, optional
+-- min/max or enum) and document it in README.md.
+local M = {}
+
+local function leaf(t) t.leaf = true return t end
+local function section(fields) return { section = true, fields = fields } end
+
+--- The schema. Leaves: type is "string", "number", "integer", "boolean",
+-- "function", "table", "list" (a sequence), or a list of those; `enum`
+-- restricts strings; `min` bounds numbers.
+M.SCHEMA = section {
+  lua_path = leaf { type = { "string", "list" }, default = {},
+                    doc = "directories searched for user Lua modules before the bundled ones" },
+  storage = section {
+    url = leaf { type = "string", default = "sqlite:./crucible.db" },
+    busy_timeout_ms = leaf { type = "integer", default = 5000, min = 0 },
+    auto_migrate = leaf { type = "boolean", default = true },
+  },
+  ingestion = section {
+    flush_interval = leaf { type = "integer", default = 5000, min = 1, doc = "milliseconds" },
+    max_batch_size = leaf { type = "integer", default = 1000, min = 1 },
+    buffer_capacity = leaf { type = "integer", default = 100000, min = 1 },
+    full_policy = leaf { type = "string", enum = { "block", "reject" }, default = "block" },
+    block_timeout_ms = leaf { type = "integer", default = 1000, min = 0 },
+  },
+  sanitizer = section {
+    pii_patterns = leaf { type = "list", default = {} },
+    user_id_key = leaf { type = "string" },
+  },
+  quality = section {
+    min_length = leaf { type = "integer", default = 20, min = 0 },
+    max_length = leaf { type = "integer", default = 4000, min = 0 },
+  },
+  triggers = section {
+    drift_threshold = leaf { type = "number", default = 0.2, min = 0 },
+    quality_threshold = leaf { type = "number", default = 0.7, min = 0 },
+    data_count_threshold = leaf { type = "integer", default = 1000, min = 0 },
+    schedule_interval_seconds = leaf { type = "integer", default = 86400, min = 1 },
+  },
+  export = section {
+    output_dir = leaf { type = "string", default = "exports" },
+  },
+  curation = section {
+    limit = leaf { type = "integer", default = 1000, min = 0 },
+    min_quality_score = leaf { type = "number", default = 0.8 },
+    max_hard_quality = leaf { type = "number", default = 0.5 },
+  },
+  embedding_client = leaf { type = { "string", "table", "function" }, default = "builtin" },
+  llm_judge = section {
+    enabled = leaf { type = "boolean", default = false },
+  },
+}
+
+local function deep_copy(v)
+  if type(v) ~= "table" then return v end
+  local r = {}
+  for k, x in pairs(v) do r[k] = deep_copy(x) end
+  return r
+end
+
+local function defaults_of(node)
+  local r = {}
+  for k, f in pairs(node.fields) do
+    if f.section then
+      r[k] = defaults_of(f)
+    elseif f.default ~= nil then
+      r[k] = deep_copy(f.default)
+    end
+  end
+  return r
+end
+
+--- A fresh copy of every default.
+function M.defaults()
+  return defaults_of(M.SCHEMA)
+end
+
+local function is_list(t)
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  return n == #t
+end
+
+--- Levenshtein distance, for "did you mean".
+local function distance(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+local function closest(key, fields)
+  local best, best_d
+  for name in pairs(fields) do
+    local d = distance(key, name)
+    if not best_d or d < best_d or (d == best_d and name < best) then best, best_d = name, d end
+  end
+  return best
+end
+
+local function type_ok(v, t)
+  local tv = type(v)
+  if t == "integer" then return math.type(v) == "integer" end
+  if t == "list" then return tv == "table" and is_list(v) end
+  return tv == t
+end
+
+local function type_name(t)
+  if type(t) == "table" then
+    local names = {}
+    for i, x in ipairs(t) do names[i] = type_name(x) end
+    return table.concat(names, " or ")
+  end
+  return ({ integer = "an integer", list = "a list", string = "a string", number = "a number",
+            boolean = "a boolean", table = "a table", ["function"] = "a function" })[t] or t
+end
+
+local function describe(v)
+  if math.type(v) == "float" then return "a fractional number" end
+  if type(v) == "table" and not is_list(v) then return "a table" end
+  if type(v) == "table" then return "a list" end
+  return type_name(type(v))
+end
+
+local function check_leaf(path, f, v)
+  local types = type(f.type) == "table" and f.type or { f.type }
+  local ok = false
+  for _, t in ipairs(types) do
+    if type_ok(v, t) then ok = true break end
+  end
+  if not ok then
+    return ("config: '%s' must be %s, got %s"):format(path, type_name(f.type), describe(v))
+  end
+  if f.enum then
+    for _, e in ipairs(f.enum) do
+      if v == e then return nil end
+    end
+    return ("config: '%s' must be one of %s, got '%s'"):format(path,
+      '"' .. table.concat(f.enum, '", "') .. '"', tostring(v))
+  end
+  if f.min and type(v) == "number" and v < f.min then
+    return ("config: '%s' must be at least %s, got %s"):format(path, f.min, v)
+  end
+  return nil
+end
+
+local function validate_node(node, t, prefix, errors)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  for _, k in ipairs(keys) do
+    local v = t[k]
+    local path = prefix and (prefix .. "." .. tostring(k)) or tostring(k)
+    local f = type(k) == "string" and node.fields[k] or nil
+    if not f then
+      local hint = closest(tostring(k), node.fields)
+      local where = prefix and ("'" .. prefix .. "." .. hint .. "'") or ("'" .. hint .. "'")
+      errors[#errors + 1] = ("config: unknown key '%s' (did you mean %s?)"):format(path, where)
+    elseif f.section then
+      if type(v) ~= "table" then
+        errors[#errors + 1] = ("config: '%s' must be a table, got %s"):format(path, describe(v))
+      else
+        validate_node(f, v, path, errors)
+      end
+    else
+      local err = check_leaf(path, f, v)
+      if err then errors[#errors + 1] = err end
+    end
+  end
+end
+
+--- Checks a configuration table (partial or whole). Returns true, or nil
+-- and a message listing every problem, one per line.
+function M.validate(t)
+  if type(t) ~= "table" then
+    return nil, "config: must be a table, got " .. describe(t)
+  end
+  local errors = {}
+  validate_node(M.SCHEMA, t, nil, errors)
+  if #errors > 0 then return nil, table.concat(errors, "\n") end
+  return true
+end
+
+--- Deep-merges `over` into a copy of `base`: tables that are sections merge
+-- key by key, everything else (lists included) is replaced.
+function M.merge(base, over, node)
+  node = node or M.SCHEMA
+  local r = deep_copy(base)
+  for k, v in pairs(over or {}) do
+    local f = node.fields and node.fields[k]
+    if f and f.section and type(v) == "table" and type(r[k]) == "table" then
+      r[k] = M.merge(r[k], v, f)
+    else
+      r[k] = deep_copy(v)
+    end
+  end
+  return r
+end
+
+--- Loads a config file (Lua returning a table, text mode only). Returns
+-- the table or nil, message.
+function M.load_file(path)
+  local chunk, err = loadfile(path, "t")
+  if not chunk then return nil, "config: " .. err end
+  local ok, t = pcall(chunk)
+  if not ok then return nil, "config: " .. tostring(t) end
+  if type(t) ~= "table" then
+    return nil, ("config: %s must return a table, got %s"):format(path, type(t))
+  end
+  return t
+end
+
+--- Which config file applies: the explicit path, else $CRUCIBLE_CONFIG,
+-- else ./crucible.config.lua when it exists, else none.
+function M.find_file(explicit)
+  if explicit then return explicit end
+  local env = os.getenv("CRUCIBLE_CONFIG")
+  if env and env ~= "" then return env end
+  local f = io.open("crucible.config.lua", "r")
+  if f then
+    f:close()
+    return "crucible.config.lua"
+  end
+  return nil
+end
+
+--- Builds the effective configuration: defaults, then the file, then the
+-- overrides table. Returns config, source path (or nil) | nil, message.
+function M.resolve(opts)
+  opts = opts or {}
+  local cfg = M.defaults()
+  local path = M.find_file(opts.path)
+  if path then
+    local t, err = M.load_file(path)
+    if not t then return nil, err end
+    local ok, verr = M.validate(t)
+    if not ok then
+      local msg = verr:gsub("config:", function() return "config (" .. path .. "):" end)
+      return nil, msg
+    end
+    cfg = M.merge(cfg, t)
+  end
+  if opts.overrides then
+    local ok, verr = M.validate(opts.overrides)
+    if not ok then return nil, verr end
+    cfg = M.merge(cfg, opts.overrides)
+  end
+  return cfg, path
+end
+
+return M

@@ -1,0 +1,143 @@
+--- crucible: the public Lua API.
+--
+--   local cf = require "crucible"       -- the default instance, configured from
+--                                       -- --config / $CRUCIBLE_CONFIG / ./crucible.config.lua
+--   local db = assert(cf.store())       -- the storage interface (crucible.store)
+--   cf.on("export.complete", function(p) print(p.path) end)
+--
+--   local other = require("crucible").new { config = { storage = { url = "sqlite:x.db" } } }
+--
+-- Each area of the API (ingestion, quality, drift, curation, triggers,
+-- export, ...) is a feature module listed in FEATURES; its attach(client,
+-- ctx) adds public functions to every instance. ctx carries what features
+-- share: config, store(), emit(), on_close().
+local config = require "crucible.config"
+local core = require "crucible._core"
+local runtime = require "crucible.runtime"
+local store_mod = require "crucible.store"
+local telemetry = require "crucible.telemetry"
+
+local M = { VERSION = core.VERSION }
+
+--- Feature modules attached to every instance, in order.
+M.FEATURES = {}
+
+local added_paths = {}
+
+local function add_config_paths(cfg)
+  local paths = cfg.lua_path
+  if type(paths) == "string" then paths = { paths } end
+  for _, dir in ipairs(paths or {}) do
+    if not added_paths[dir] then
+      added_paths[dir] = true
+      core.add_lua_path(dir)
+    end
+  end
+end
+
+--- Builds an instance. opts:
+--   config: a file path, or a table of settings over the defaults (no file
+--           is read then); when absent, the command line's --config,
+--           $CRUCIBLE_CONFIG or ./crucible.config.lua, in that order.
+--   db:     a database URL overriding storage.url (else the command line's --db).
+--   auto_migrate: false to leave the schema alone (the `migrate` command).
+-- Returns the instance, or nil and a message.
+function M.new(opts)
+  opts = opts or {}
+  local path, overrides
+  if type(opts.config) == "table" then
+    overrides = opts.config
+  else
+    path = opts.config or runtime.options.config
+  end
+  local cfg, src
+  if overrides then
+    local ok, err = config.validate(overrides)
+    if not ok then return nil, err end
+    cfg = config.merge(config.defaults(), overrides)
+  else
+    cfg, src = config.resolve { path = path }
+    if not cfg then return nil, src end
+  end
+  local db = opts.db or runtime.options.db
+  if db and not (overrides and overrides.storage and overrides.storage.url) then
+    cfg.storage.url = db
+  end
+  add_config_paths(cfg)
+
+  local bus = telemetry.new()
+  local closers = {}
+  local store_handle
+  local auto_migrate = cfg.storage.auto_migrate and opts.auto_migrate ~= false
+
+  local ctx = { config = cfg, config_path = src, bus = bus }
+
+  --- The open store (opened, and migrated when auto_migrate, on first use).
+  function ctx.store()
+    if store_handle then return store_handle end
+    local s, err, kind = store_mod.open(cfg.storage.url,
+      { busy_timeout_ms = cfg.storage.busy_timeout_ms })
+    if not s then return nil, err, kind end
+    if auto_migrate then
+      local ok, merr, mkind = s:migrate()
+      if not ok then
+        s:close()
+        return nil, merr, mkind
+      end
+    end
+    store_handle = s
+    return s
+  end
+
+  function ctx.emit(event, payload) bus:emit(event, payload) end
+
+  --- Registers fn to run when the instance closes (before the store closes).
+  function ctx.on_close(fn) closers[#closers + 1] = fn end
+
+  local client = { config = cfg, config_path = src, VERSION = M.VERSION }
+  client.store = ctx.store
+  function client.on(event, fn) return bus:on(event, fn) end
+  function client.off(handle) return bus:off(handle) end
+  function client.migrate()
+    local s, err, kind = ctx.store()
+    if not s then return nil, err, kind end
+    return s:migrate()
+  end
+  --- Runs the close handlers (newest first) and closes the store.
+  function client.close()
+    for i = #closers, 1, -1 do closers[i]() end
+    closers = {}
+    if store_handle then
+      store_handle:close()
+      store_handle = nil
+    end
+  end
+
+  for _, name in ipairs(M.FEATURES) do
+    require(name).attach(client, ctx)
+  end
+  return client
+end
+
+local default
+
+--- The default instance, built on first use from the command line and the
+-- config file. A configuration error is raised here.
+function M.default()
+  if not default then
+    local inst, err = M.new()
+    if not inst then error(err, 3) end
+    default = inst
+  end
+  return default
+end
+
+--- Closes and forgets the default instance (tests, long-running scripts).
+function M.reset_default()
+  if default then default.close() end
+  default = nil
+end
+
+return setmetatable(M, {
+  __index = function(_, key) return M.default()[key] end,
+})

@@ -1,0 +1,218 @@
+--- The storage interface for Lua: a thin layer over crucible._store (C).
+--
+--   local store = require "crucible.store"
+--   local db = assert(store.open("sqlite:./crucible.db"))
+--   db:migrate()
+--   local ids = assert(db:insert_events{{deployment_id="d", prompt="p", response="r"}})
+--   for ev in db:events{deployment_id="d", limit=100, order="desc"} do ... end
+--
+-- Here JSON columns (metadata, details) become Lua tables and times may be
+-- given as ISO 8601 strings; everything else is the C module's. Lists are
+-- streaming iterators: `for row in db:events(q)` holds one row at a time,
+-- and the loop closes its cursor even when it is left early. Expected
+-- failures return nil, message, kind; an error in the middle of an
+-- iteration raises (a for loop cannot return it).
+local cstore = require "crucible._store"
+local core = require "crucible._core"
+local json = require("cjson").new()
+
+json.encode_invalid_numbers(false)
+json.decode_invalid_numbers(false)
+json.encode_sparse_array(false)
+
+local M = {}
+
+local Store = {}
+Store.__index = Store
+
+--- Opens a store by URL ("sqlite:PATH"). opts: {busy_timeout_ms=}.
+function M.open(url, opts)
+  local h, err, kind = cstore.open(url, opts)
+  if not h then return nil, err, kind end
+  return setmetatable({ h = h, url = url }, Store)
+end
+
+M.parse_url = cstore.parse_url
+
+--- Encodes a Lua table as JSON text (strings pass through).
+function M.encode_json(v, field)
+  if v == nil then return nil end
+  if type(v) == "string" then return v end
+  local ok, s = pcall(json.encode, v)
+  if not ok then
+    error(("%s: cannot encode as JSON: %s"):format(field or "value", s), 3)
+  end
+  return s
+end
+
+local function decode(s)
+  if s == nil then return nil end
+  local ok, v = pcall(json.decode, s)
+  if ok then return v end
+  return s
+end
+
+local function time_of(v, field)
+  if type(v) == "string" then
+    local us, err = core.parse_time(v)
+    if not us then error(field .. ": " .. err, 4) end
+    return us
+  end
+  return v
+end
+
+local function query(q)
+  if q == nil then return nil end
+  if type(q) ~= "table" then error("query must be a table, got " .. type(q), 3) end
+  local r = {}
+  for k, v in pairs(q) do r[k] = v end
+  r.since = time_of(q.since, "since")
+  r["until"] = time_of(q["until"], "until")
+  return r
+end
+
+local function with_json(row, field)
+  row[field] = row[field] and decode(row[field])
+  return row
+end
+
+-- Row post-processing per kind.
+local FIX = {
+  events = function(row)
+    with_json(row, "metadata")
+    if row.signals then
+      for _, s in ipairs(row.signals) do with_json(s, "metadata") end
+    end
+    return row
+  end,
+  signals = function(row) return with_json(row, "metadata") end,
+  curated = function(row) return row end,
+  drift = function(row) return with_json(row, "details") end,
+  triggers = function(row) return with_json(row, "details") end,
+}
+
+--- A generic iterator over rows of a kind ("events", "signals", "curated",
+-- "drift", "triggers"). Returns iterator, nil, nil, cursor (the cursor is
+-- the for loop's closing value). raw=true skips JSON decoding.
+function Store:rows(kind, q, raw)
+  local cur, err = self.h:cursor(kind, query(q))
+  if not cur then error(err, 2) end
+  local fix = FIX[kind]
+  local function iter()
+    local row, ierr = cur:next()
+    if row == nil and ierr then error(ierr, 2) end
+    if row and not raw then return fix(row) end
+    return row
+  end
+  return iter, nil, nil, cur
+end
+
+function Store:events(q) return self:rows("events", q) end
+function Store:signals(q) return self:rows("signals", q) end
+function Store:curated(q) return self:rows("curated", q) end
+function Store:drift_results(q) return self:rows("drift", q) end
+function Store:trigger_events(q) return self:rows("triggers", q) end
+
+--- Collects up to `limit` rows of a kind into a list (for small results).
+function Store:list(kind, q)
+  local out = {}
+  for row in self:rows(kind, q) do out[#out + 1] = row end
+  return out
+end
+
+--- One event by id, with its signals; nil when it does not exist.
+function Store:get_event(id)
+  return self:list("events", { id = id, include_signals = true, limit = 1 })[1]
+end
+
+function Store:list_signals_for_event(id)
+  return self:list("signals", { event_id = id })
+end
+
+function Store:count(kind, q)
+  return self.h:count(kind, query(q))
+end
+
+function Store:count_events(q) return self:count("events", q) end
+function Store:count_curated(q) return self:count("curated", q) end
+
+function Store:migrate() return self.h:migrate() end
+function Store:schema_version() return self.h:schema_version() end
+function Store:backend() return self.h:backend() end
+
+--- Inserts a batch of events in one transaction. metadata may be a table.
+-- Returns the list of ids (generated UUIDv7 where none was given).
+function Store:insert_events(events)
+  local rows = {}
+  for i, ev in ipairs(events) do
+    if type(ev) ~= "table" then error(("events[%d] must be a table"):format(i), 2) end
+    local r = {}
+    for k, v in pairs(ev) do r[k] = v end
+    r.metadata = M.encode_json(ev.metadata, ("events[%d].metadata"):format(i))
+    r.inserted_at = time_of(ev.inserted_at, "inserted_at")
+    rows[i] = r
+  end
+  return self.h:insert_events(rows)
+end
+
+function Store:insert_signal(sig)
+  local r = {}
+  for k, v in pairs(sig) do r[k] = v end
+  r.metadata = M.encode_json(sig.metadata, "signal.metadata")
+  return self.h:insert_signal(r)
+end
+
+--- updates: list of {id=, quality_score=, metadata=, model_version_id=,
+-- latency_ms=, token_count=}; only the fields present change.
+function Store:update_events(updates)
+  local rows = {}
+  for i, u in ipairs(updates) do
+    local r = {}
+    for k, v in pairs(u) do r[k] = v end
+    r.metadata = M.encode_json(u.metadata, ("updates[%d].metadata"):format(i))
+    rows[i] = r
+  end
+  return self.h:update_events(rows)
+end
+
+function Store:update_event(id, fields)
+  local u = { id = id }
+  for k, v in pairs(fields) do u[k] = v end
+  return self:update_events { u }
+end
+
+function Store:insert_curated(list) return self.h:insert_curated(list) end
+
+function Store:mark_curated_exported(ids, batch_id)
+  return self.h:mark_curated_exported(ids, batch_id)
+end
+
+function Store:insert_drift(d)
+  local r = {}
+  for k, v in pairs(d) do r[k] = v end
+  r.details = M.encode_json(d.details, "drift.details")
+  return self.h:insert_drift(r)
+end
+
+function Store:insert_trigger(t)
+  local r = {}
+  for k, v in pairs(t) do r[k] = v end
+  r.details = M.encode_json(t.details, "trigger.details")
+  return self.h:insert_trigger(r)
+end
+
+function Store:setting(key) return self.h:kv_get(key) end
+function Store:set_setting(key, value) return self.h:kv_set(key, value) end
+function Store:setting_or_set(key, value) return self.h:kv_get_or_set(key, value) end
+
+function Store:close() return self.h:close() end
+
+Store.__close = Store.close
+
+function Store:__tostring()
+  return ("crucible.store (%s)"):format(self.url)
+end
+
+M.Store = Store
+
+return M

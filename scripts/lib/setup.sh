@@ -1,0 +1,53 @@
+# Shared set-up for scripts/demo and scripts/test (sourced, not run):
+# installs missing Debian packages (apt-get as root, else names them),
+# configures once, builds incrementally. Idempotent and fast when nothing changed.
+
+CF_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+# What building and running need.
+CF_BUILD_DEBS=(gcc make cmake pkg-config
+  liblua5.4-dev lua-cjson-dev libsqlite3-dev libpq-dev libpcre2-dev
+  libcurl4-openssl-dev libssl-dev libzstd-dev libjansson-dev libmicrohttpd-dev
+  libedit-dev lua-busted lua-check)
+
+# What the test suite adds: reference implementations and peers.
+CF_TEST_DEBS=(sqlite3 python3 python3-scipy)
+
+cf_missing_debs() {
+  local p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
+  done
+}
+
+cf_ensure_debs() {
+  local missing
+  missing=$(cf_missing_debs "$@" | tr '\n' ' ')
+  [ -z "${missing// /}" ] && return 0
+  if [ "$(id -u)" = 0 ]; then
+    echo "setup: installing Debian packages: $missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing
+  else
+    echo "setup: missing Debian packages: $missing" >&2
+    echo "setup: run this script as root, or install them: sudo apt-get install $missing" >&2
+    exit 1
+  fi
+}
+
+# cf_build DIR [cmake -D options...]: configure DIR once, then build it.
+cf_build() {
+  local dir=$1
+  shift
+  if [ ! -f "$CF_ROOT/$dir/CMakeCache.txt" ]; then
+    cmake -S "$CF_ROOT" -B "$CF_ROOT/$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  fi
+  if ! cmake --build "$CF_ROOT/$dir" -j"$(nproc)" >"$CF_ROOT/$dir/build.log" 2>&1; then
+    cat "$CF_ROOT/$dir/build.log" >&2
+    echo "setup: the build in $dir failed (log: $dir/build.log)" >&2
+    exit 1
+  fi
+  test -x "$CF_ROOT/$dir/crucible-feedback"
+}

@@ -1,0 +1,80 @@
+/* Backend-independent part of the storage interface: URLs, queries, names. */
+#include "crucible/cf_store.h"
+
+#include <string.h>
+
+void cf_query_init(cf_query *q)
+{
+    memset(q, 0, sizeof *q);
+    q->exported = -1;
+    q->limit = -1;
+    q->since = CF_NO_TIME;
+    q->until = CF_NO_TIME;
+}
+
+static const char *const kind_names[CF_KIND_COUNT_] = {
+    "events", "signals", "curated", "drift", "triggers"};
+
+const char *cf_kind_name(cf_kind k)
+{
+    return (k >= 0 && k < CF_KIND_COUNT_) ? kind_names[k] : "?";
+}
+
+int cf_kind_from_name(const char *name, cf_kind *out)
+{
+    for (int k = 0; k < CF_KIND_COUNT_; k++)
+        if (strcmp(name, kind_names[k]) == 0) {
+            *out = (cf_kind)k;
+            return 0;
+        }
+    return -1;
+}
+
+static int has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+int cf_store_parse_url(const char *url, cf_store_url *out, cf_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!url || !*url)
+        return cf_fail(err, CF_EINVAL, "database URL is empty: expected sqlite:PATH");
+    if (has_prefix(url, "sqlite:")) {
+        const char *path = url + strlen("sqlite:");
+        if (has_prefix(path, "//"))
+            path += 2;
+        if (!*path)
+            return cf_fail(err, CF_EINVAL,
+                           "database URL '%s' has no file path: expected sqlite:PATH", url);
+        if (strlen(path) >= sizeof out->target)
+            return cf_fail(err, CF_EINVAL, "database URL is too long (%zu bytes)", strlen(url));
+        out->backend = CF_BACKEND_SQLITE;
+        memcpy(out->target, path, strlen(path) + 1);
+        return 0;
+    }
+    if (has_prefix(url, "postgres://") || has_prefix(url, "postgresql://"))
+        return cf_fail(err, CF_EUNSUPPORTED,
+                       "PostgreSQL storage (postgres://) is not available in this build yet; "
+                       "use sqlite:PATH");
+    if (has_prefix(url, "clickhouse://"))
+        return cf_fail(err, CF_EUNSUPPORTED,
+                       "ClickHouse storage (clickhouse://) is not available in this build yet; "
+                       "use sqlite:PATH");
+    return cf_fail(err, CF_EINVAL,
+                   "unsupported database URL '%.200s': expected sqlite:PATH", url);
+}
+
+int cf_store_open(const char *url, const cf_store_opts *opts, cf_store **out, cf_err *err)
+{
+    cf_store_url u;
+    *out = NULL;
+    if (cf_store_parse_url(url, &u, err))
+        return -1;
+    switch (u.backend) {
+    case CF_BACKEND_SQLITE:
+        return cf_store_sqlite_open(u.target, opts, out, err);
+    default:
+        return cf_fail(err, CF_EUNSUPPORTED, "backend not available");
+    }
+}

@@ -1,0 +1,46 @@
+/* Internal to the SQLite backend: shared between its write and read halves. */
+#ifndef CRUCIBLE_CF_STORE_SQLITE_INT_H
+#define CRUCIBLE_CF_STORE_SQLITE_INT_H
+
+#include <sqlite3.h>
+
+#include "crucible/cf_store.h"
+
+enum {
+    SQ_BEGIN,
+    SQ_COMMIT,
+    SQ_ROLLBACK,
+    SQ_INSERT_EVENT,
+    SQ_INSERT_SIGNAL,
+    SQ_UPDATE_EVENT,
+    SQ_INSERT_CURATED,
+    SQ_MARK_EXPORTED,
+    SQ_INSERT_DRIFT,
+    SQ_INSERT_TRIGGER,
+    SQ_KV_GET,
+    SQ_KV_SET,
+    SQ_KV_INSERT_NEW,
+    SQ_SIGNALS_FOR_EVENT,
+    SQ_COUNT_
+};
+
+typedef struct sq_store {
+    cf_store base;
+    sqlite3 *db;
+    char *path;
+    sqlite3_stmt *st[SQ_COUNT_];
+} sq_store;
+
+/* Fails with CF_EDB and the connection's message, prefixed by what. */
+int sq_fail(sq_store *s, cf_err *err, const char *what);
+/* The cached statement for id, reset and with bindings cleared; NULL on error. */
+sqlite3_stmt *sq_stmt(sq_store *s, int id, cf_err *err);
+/* Binds a cf_str as TEXT, or NULL when absent. */
+int sq_bind_str(sqlite3_stmt *st, int i, cf_str v);
+/* Reads a TEXT column into a cf_str (p NULL for SQL NULL). */
+cf_str sq_col_str(sqlite3_stmt *st, int i);
+
+int sq_open_cursor(cf_store *, cf_kind, const cf_query *, cf_cursor **, cf_err *);
+int sq_count(cf_store *, cf_kind, const cf_query *, int64_t *, cf_err *);
+
+#endif

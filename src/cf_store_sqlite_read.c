@@ -1,0 +1,390 @@
+/*
+ * SQLite backend, read half: cursors that stream rows and counts.
+ * The SQL text is assembled from constant fragments only; every value is a
+ * bound parameter.
+ */
+#include "cf_store_sqlite_int.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct kind_info {
+    const char *table;
+    const char *columns;
+    const char *type_column;   /* NULL: no type filter for this kind */
+    const char *event_column;  /* NULL: no event filter */
+} kind_info;
+
+static const kind_info kinds[CF_KIND_COUNT_] = {
+    [CF_KIND_EVENTS] = {"inference_events",
+                        "id, deployment_id, model_version_id, user_id_hash, prompt, response,"
+                        " latency_ms, token_count, quality_score, metadata, inserted_at",
+                        NULL, NULL},
+    [CF_KIND_SIGNALS] = {"user_signals",
+                         "id, inference_event_id, deployment_id, signal_type, edited_response,"
+                         " metadata, inserted_at",
+                         "signal_type", "inference_event_id"},
+    [CF_KIND_CURATED] = {"curated_examples",
+                         "id, inference_event_id, deployment_id, curation_source, curation_score,"
+                         " prompt, response, exported, export_batch_id, inserted_at, updated_at",
+                         "curation_source", "inference_event_id"},
+    [CF_KIND_DRIFT] = {"drift_results",
+                       "id, deployment_id, drift_type, score, drifted, details, inserted_at",
+                       "drift_type", NULL},
+    [CF_KIND_TRIGGERS] = {"trigger_events",
+                          "id, deployment_id, trigger_type, details, inserted_at",
+                          "trigger_type", NULL},
+};
+
+/* ---- query building ----------------------------------------------------- */
+
+typedef struct sql_buf {
+    char text[1024];
+    size_t len;
+    int overflow;
+    /* Values to bind, in order. */
+    enum { B_STR, B_INT } bind_kind[8];
+    cf_str bind_str[8];
+    int64_t bind_int[8];
+    int nbind;
+} sql_buf;
+
+static void put(sql_buf *b, const char *frag)
+{
+    size_t n = strlen(frag);
+    if (b->len + n + 1 > sizeof b->text) {
+        b->overflow = 1;
+        return;
+    }
+    memcpy(b->text + b->len, frag, n + 1);
+    b->len += n;
+}
+
+static void cond_str(sql_buf *b, const char *column, cf_str v)
+{
+    put(b, b->nbind ? " AND " : " WHERE ");
+    put(b, column);
+    put(b, " = ?");
+    b->bind_kind[b->nbind] = B_STR;
+    b->bind_str[b->nbind++] = v;
+}
+
+static void cond_int(sql_buf *b, const char *column, const char *op, int64_t v)
+{
+    put(b, b->nbind ? " AND " : " WHERE ");
+    put(b, column);
+    put(b, op);
+    put(b, "?");
+    b->bind_kind[b->nbind] = B_INT;
+    b->bind_int[b->nbind++] = v;
+}
+
+static int build(cf_kind kind, const cf_query *q, int counting, sql_buf *b, cf_err *err)
+{
+    const kind_info *k = &kinds[kind];
+    memset(b, 0, sizeof *b);
+    put(b, "SELECT ");
+    put(b, counting ? "count(*)" : k->columns);
+    put(b, " FROM ");
+    put(b, k->table);
+    if (q->deployment_id.p)
+        cond_str(b, "deployment_id", q->deployment_id);
+    if (q->id.p)
+        cond_str(b, "id", q->id);
+    if (q->event_id.p) {
+        if (!k->event_column)
+            return cf_fail(err, CF_EINVAL, "%s cannot be filtered by event_id", cf_kind_name(kind));
+        cond_str(b, k->event_column, q->event_id);
+    }
+    if (q->type.p) {
+        if (!k->type_column)
+            return cf_fail(err, CF_EINVAL, "%s cannot be filtered by type", cf_kind_name(kind));
+        cond_str(b, k->type_column, q->type);
+    }
+    if (q->exported >= 0) {
+        if (kind != CF_KIND_CURATED)
+            return cf_fail(err, CF_EINVAL, "only curated examples have an exported flag");
+        cond_int(b, "exported", " = ", q->exported ? 1 : 0);
+    }
+    if (q->since != CF_NO_TIME)
+        cond_int(b, "inserted_at", " >= ", q->since);
+    if (q->until != CF_NO_TIME)
+        cond_int(b, "inserted_at", " < ", q->until);
+    if (!counting) {
+        put(b, q->descending ? " ORDER BY inserted_at DESC, seq DESC"
+                             : " ORDER BY inserted_at, seq");
+        put(b, " LIMIT ? OFFSET ?");
+    }
+    if (b->overflow)
+        return cf_fail(err, CF_EINVAL, "query too long");
+    return 0;
+}
+
+static int prepare(sq_store *s, const sql_buf *b, const cf_query *q, int counting,
+                   sqlite3_stmt **out, cf_err *err)
+{
+    if (sqlite3_prepare_v2(s->db, b->text, -1, out, NULL) != SQLITE_OK)
+        return sq_fail(s, err, "preparing a query");
+    int i = 0;
+    for (; i < b->nbind; i++) {
+        if (b->bind_kind[i] == B_STR)
+            sq_bind_str(*out, i + 1, b->bind_str[i]);
+        else
+            sqlite3_bind_int64(*out, i + 1, b->bind_int[i]);
+    }
+    if (!counting) {
+        sqlite3_bind_int64(*out, i + 1, q->limit < 0 ? -1 : q->limit);
+        sqlite3_bind_int64(*out, i + 2, q->offset > 0 ? q->offset : 0);
+    }
+    return 0;
+}
+
+/* ---- cursors -------------------------------------------------------------- */
+
+typedef struct sq_cursor {
+    cf_cursor base;
+    sq_store *s;
+    sqlite3_stmt *st;
+    /* Signals attached to the current event, copied out of their statement. */
+    int include_signals;
+    cf_signal *sigs;
+    size_t sig_cap;
+    char *arena;
+    size_t arena_cap;
+} sq_cursor;
+
+static double col_double(sqlite3_stmt *st, int i)
+{
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i);
+}
+
+static int64_t col_int(sqlite3_stmt *st, int i)
+{
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? CF_NULL_INT : sqlite3_column_int64(st, i);
+}
+
+static void read_signal(sqlite3_stmt *st, cf_signal *g)
+{
+    g->id = sq_col_str(st, 0);
+    g->inference_event_id = sq_col_str(st, 1);
+    g->deployment_id = sq_col_str(st, 2);
+    g->signal_type = sq_col_str(st, 3);
+    g->edited_response = sq_col_str(st, 4);
+    g->metadata = sq_col_str(st, 5);
+    g->inserted_at = sqlite3_column_int64(st, 6);
+}
+
+/* Copies the strings of the signals read so far into one arena, so they
+ * outlive their statement. Pointers are fixed up once the arena is final. */
+static int copy_field(sq_cursor *c, size_t *used, cf_str *f, cf_err *err)
+{
+    if (!f->p)
+        return 0;
+    if (*used + f->n + 1 > c->arena_cap) {
+        size_t cap = c->arena_cap ? c->arena_cap : 4096;
+        while (cap < *used + f->n + 1)
+            cap *= 2;
+        char *a = realloc(c->arena, cap);
+        if (!a)
+            return cf_fail(err, CF_ENOMEM, "out of memory reading signals");
+        c->arena = a;
+        c->arena_cap = cap;
+    }
+    memcpy(c->arena + *used, f->p, f->n);
+    c->arena[*used + f->n] = '\0';
+    f->p = (const char *)(uintptr_t)(*used + 1); /* offset + 1; 0 stays NULL */
+    *used += f->n + 1;
+    return 0;
+}
+
+static void fix_field(sq_cursor *c, cf_str *f)
+{
+    if (f->p)
+        f->p = c->arena + ((uintptr_t)f->p - 1);
+}
+
+static int load_signals(sq_cursor *c, cf_event *ev, cf_err *err)
+{
+    ev->signals = NULL;
+    ev->nsignals = 0;
+    sqlite3_stmt *st = sq_stmt(c->s, SQ_SIGNALS_FOR_EVENT, err);
+    if (!st)
+        return -1;
+    sq_bind_str(st, 1, ev->id);
+    size_t n = 0, used = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == c->sig_cap) {
+            size_t cap = c->sig_cap ? c->sig_cap * 2 : 8;
+            cf_signal *g = realloc(c->sigs, cap * sizeof *g);
+            if (!g) {
+                sqlite3_reset(st);
+                return cf_fail(err, CF_ENOMEM, "out of memory reading signals");
+            }
+            c->sigs = g;
+            c->sig_cap = cap;
+        }
+        cf_signal *g = &c->sigs[n++];
+        read_signal(st, g);
+        if (copy_field(c, &used, &g->id, err) || copy_field(c, &used, &g->inference_event_id, err)
+            || copy_field(c, &used, &g->deployment_id, err)
+            || copy_field(c, &used, &g->signal_type, err)
+            || copy_field(c, &used, &g->edited_response, err)
+            || copy_field(c, &used, &g->metadata, err)) {
+            sqlite3_reset(st);
+            return -1;
+        }
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return sq_fail(c->s, err, "reading signals");
+    for (size_t i = 0; i < n; i++) {
+        cf_signal *g = &c->sigs[i];
+        fix_field(c, &g->id);
+        fix_field(c, &g->inference_event_id);
+        fix_field(c, &g->deployment_id);
+        fix_field(c, &g->signal_type);
+        fix_field(c, &g->edited_response);
+        fix_field(c, &g->metadata);
+    }
+    ev->signals = c->sigs;
+    ev->nsignals = n;
+    return 0;
+}
+
+static int read_row(sq_cursor *c, cf_row *row, cf_err *err)
+{
+    sqlite3_stmt *st = c->st;
+    memset(row, 0, sizeof *row);
+    switch (c->base.kind) {
+    case CF_KIND_EVENTS: {
+        cf_event *e = &row->event;
+        e->id = sq_col_str(st, 0);
+        e->deployment_id = sq_col_str(st, 1);
+        e->model_version_id = sq_col_str(st, 2);
+        e->user_id_hash = sq_col_str(st, 3);
+        e->prompt = sq_col_str(st, 4);
+        e->response = sq_col_str(st, 5);
+        e->latency_ms = col_int(st, 6);
+        e->token_count = col_int(st, 7);
+        e->quality_score = col_double(st, 8);
+        e->metadata = sq_col_str(st, 9);
+        e->inserted_at = sqlite3_column_int64(st, 10);
+        if (c->include_signals)
+            return load_signals(c, e, err);
+        return 0;
+    }
+    case CF_KIND_SIGNALS:
+        read_signal(st, &row->signal);
+        return 0;
+    case CF_KIND_CURATED: {
+        cf_curated *x = &row->curated;
+        x->id = sq_col_str(st, 0);
+        x->inference_event_id = sq_col_str(st, 1);
+        x->deployment_id = sq_col_str(st, 2);
+        x->curation_source = sq_col_str(st, 3);
+        x->curation_score = col_double(st, 4);
+        x->prompt = sq_col_str(st, 5);
+        x->response = sq_col_str(st, 6);
+        x->exported = sqlite3_column_int(st, 7);
+        x->export_batch_id = sq_col_str(st, 8);
+        x->inserted_at = sqlite3_column_int64(st, 9);
+        x->updated_at = sqlite3_column_int64(st, 10);
+        return 0;
+    }
+    case CF_KIND_DRIFT: {
+        cf_drift_result *d = &row->drift;
+        d->id = sq_col_str(st, 0);
+        d->deployment_id = sq_col_str(st, 1);
+        d->drift_type = sq_col_str(st, 2);
+        d->score = sqlite3_column_double(st, 3);
+        d->drifted = sqlite3_column_int(st, 4);
+        d->details = sq_col_str(st, 5);
+        d->inserted_at = sqlite3_column_int64(st, 6);
+        return 0;
+    }
+    case CF_KIND_TRIGGERS: {
+        cf_trigger_event *t = &row->trigger;
+        t->id = sq_col_str(st, 0);
+        t->deployment_id = sq_col_str(st, 1);
+        t->trigger_type = sq_col_str(st, 2);
+        t->details = sq_col_str(st, 3);
+        t->inserted_at = sqlite3_column_int64(st, 4);
+        return 0;
+    }
+    default:
+        return cf_fail(err, CF_EINVAL, "unknown row kind");
+    }
+}
+
+static int sqc_next(cf_cursor *base, cf_row *row, cf_err *err)
+{
+    sq_cursor *c = (sq_cursor *)base;
+    if (!c->st)
+        return 0;
+    int rc = sqlite3_step(c->st);
+    if (rc == SQLITE_DONE) {
+        sqlite3_finalize(c->st);
+        c->st = NULL;
+        return 0;
+    }
+    if (rc != SQLITE_ROW)
+        return sq_fail(c->s, err, "reading rows");
+    return read_row(c, row, err) ? -1 : 1;
+}
+
+static void sqc_close(cf_cursor *base)
+{
+    sq_cursor *c = (sq_cursor *)base;
+    sqlite3_finalize(c->st);
+    free(c->sigs);
+    free(c->arena);
+    free(c);
+}
+
+static const cf_cursor_vt sqc_vt = {sqc_next, sqc_close};
+
+int sq_open_cursor(cf_store *base, cf_kind kind, const cf_query *q, cf_cursor **out, cf_err *err)
+{
+    sq_store *s = (sq_store *)base;
+    *out = NULL;
+    if (kind < 0 || kind >= CF_KIND_COUNT_)
+        return cf_fail(err, CF_EINVAL, "unknown row kind");
+    if (q->include_signals && kind != CF_KIND_EVENTS)
+        return cf_fail(err, CF_EINVAL, "include_signals applies to events only");
+    sql_buf b;
+    if (build(kind, q, 0, &b, err))
+        return -1;
+    sq_cursor *c = calloc(1, sizeof *c);
+    if (!c)
+        return cf_fail(err, CF_ENOMEM, "out of memory opening a cursor");
+    c->base.vt = &sqc_vt;
+    c->base.kind = kind;
+    c->s = s;
+    c->include_signals = q->include_signals;
+    if (prepare(s, &b, q, 0, &c->st, err)) {
+        sqc_close(&c->base);
+        return -1;
+    }
+    *out = &c->base;
+    return 0;
+}
+
+int sq_count(cf_store *base, cf_kind kind, const cf_query *q, int64_t *out, cf_err *err)
+{
+    sq_store *s = (sq_store *)base;
+    *out = 0;
+    if (kind < 0 || kind >= CF_KIND_COUNT_)
+        return cf_fail(err, CF_EINVAL, "unknown row kind");
+    sql_buf b;
+    sqlite3_stmt *st = NULL;
+    if (build(kind, q, 1, &b, err) || prepare(s, &b, q, 1, &st, err))
+        return -1;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : sq_fail(s, err, "counting rows");
+}

@@ -1,0 +1,49 @@
+/*
+ * crucible-feedback: the executable. A small C core that builds the Lua
+ * runtime and hands the command line to crucible.cli (lua/crucible/cli),
+ * which is both a standard `lua`-style interpreter and the subcommands.
+ */
+#include <lauxlib.h>
+#include <stdio.h>
+
+#include "crucible/cf_runtime.h"
+
+static int pmain(lua_State *L)
+{
+    int argc = (int)lua_tointeger(L, 1);
+    char **argv = (char **)lua_touserdata(L, 2);
+    lua_settop(L, 0);
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "crucible.cli");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "main");
+    lua_createtable(L, argc, 1);
+    for (int i = 0; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i);
+    }
+    lua_call(L, 1, 1);
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    lua_State *L = cf_runtime_new();
+    if (!L) {
+        fprintf(stderr, "%s: cannot create the Lua state: not enough memory\n", argv[0]);
+        return 1;
+    }
+    lua_pushcfunction(L, pmain);
+    lua_pushinteger(L, argc);
+    lua_pushlightuserdata(L, argv);
+    int code;
+    if (cf_runtime_pcall(L, 2, 1) != LUA_OK) {
+        const char *msg = lua_tostring(L, -1);
+        fprintf(stderr, "crucible-feedback: %s\n", msg ? msg : "(error object is not a string)");
+        code = 1;
+    } else {
+        code = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : lua_toboolean(L, -1) ? 0 : 1;
+    }
+    lua_close(L);
+    return code;
+}

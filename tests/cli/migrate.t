@@ -1,0 +1,64 @@
+`migrate` creates the schema; running it again is harmless.
+
+  $ crucible-feedback migrate
+  sqlite:./crucible.db: applied 1 migration (schema version 0 -> 1)
+  $ crucible-feedback migrate
+  sqlite:./crucible.db: up to date (schema version 1)
+  $ crucible-feedback migrate --status
+  sqlite:./crucible.db: schema version 1
+  $ crucible-feedback --db sqlite:other.db migrate --status
+  sqlite:other.db: schema version 0
+  $ crucible-feedback migrate --db sqlite:other.db
+  sqlite:other.db: applied 1 migration (schema version 0 -> 1)
+  $ sqlite3 other.db 'select version, name from schema_migrations'
+  1|initial schema
+
+The config file sets the database; --db wins over it:
+
+  $ printf 'return { storage = { url = "sqlite:from_config.db" } }\n' > crucible.config.lua
+  $ crucible-feedback migrate
+  sqlite:from_config.db: applied 1 migration (schema version 0 -> 1)
+  $ crucible-feedback --db sqlite:cli.db migrate
+  sqlite:cli.db: applied 1 migration (schema version 0 -> 1)
+  $ CRUCIBLE_CONFIG=env.config.lua crucible-feedback migrate
+  crucible-feedback: config: cannot open env.config.lua: No such file or directory
+  [1]
+  $ printf 'return { storage = { url = "sqlite:from_env.db" } }\n' > env.config.lua
+  $ CRUCIBLE_CONFIG=env.config.lua crucible-feedback migrate
+  sqlite:from_env.db: applied 1 migration (schema version 0 -> 1)
+  $ crucible-feedback --config env.config.lua migrate
+  sqlite:from_env.db: up to date (schema version 1)
+
+A bad config names the key and the closest valid one, or the expected type:
+
+  $ printf 'return { ingestion = { flush_intervall = 10 }, quallity = {} }\n' > crucible.config.lua
+  $ crucible-feedback migrate
+  crucible-feedback: config (crucible.config.lua): unknown key 'ingestion.flush_intervall' (did you mean 'ingestion.flush_interval'?)
+  config (crucible.config.lua): unknown key 'quallity' (did you mean 'quality'?)
+  [1]
+  $ printf 'return { ingestion = { max_batch_size = "big" } }\n' > crucible.config.lua
+  $ crucible-feedback migrate
+  crucible-feedback: config (crucible.config.lua): 'ingestion.max_batch_size' must be an integer, got a string
+  [1]
+  $ printf 'return 42\n' > crucible.config.lua
+  $ crucible-feedback migrate
+  crucible-feedback: config: crucible.config.lua must return a table, got number
+  [1]
+  $ rm crucible.config.lua
+
+A database that cannot be opened is an error naming it:
+
+  $ crucible-feedback --db sqlite:/nonexistent-dir/x.db migrate
+  crucible-feedback: cannot open database /nonexistent-dir/x.db: unable to open database file
+  [1]
+
+Hostile ids are plain data:
+
+  $ crucible-feedback -e '
+  > local db = assert(require("crucible").store())
+  > local id = "x'"'"'); DROP TABLE inference_events;--"
+  > assert(db:insert_events{{deployment_id = id, id = id, prompt = "p", response = "r"}})
+  > for ev in db:events{deployment_id = id} do print(ev.deployment_id == id, ev.id == id) end
+  > print(db:count_events{})'
+  true	true
+  1

@@ -1,0 +1,114 @@
+local crucible = require "crucible"
+local support = require "support"
+
+describe("crucible (public module)", function()
+  it("builds instances from a settings table", function()
+    local cf, dir = support.client { ingestion = { max_batch_size = 7 } }
+    assert.equal(7, cf.config.ingestion.max_batch_size)
+    assert.equal(5000, cf.config.ingestion.flush_interval)
+    local db = assert(cf.store())
+    assert.equal(db, cf.store())            -- opened once
+    assert.equal(1, db:schema_version())    -- migrated on first use
+    cf.close()
+    support.rm_rf(dir)
+  end)
+
+  it("returns the configuration error instead of an instance", function()
+    local cf, err = crucible.new { config = { ingestion = { max_batch_sise = 1 } } }
+    assert.is_nil(cf)
+    assert.equal("config: unknown key 'ingestion.max_batch_sise' "
+      .. "(did you mean 'ingestion.max_batch_size'?)", err)
+  end)
+
+  it("reports a database it cannot open", function()
+    local cf = assert(crucible.new { config = { storage = { url = "sqlite:/no/such/dir/x.db" } } })
+    local db, err = cf.store()
+    assert.is_nil(db)
+    assert.truthy(err:find("cannot open database /no/such/dir/x.db", 1, true))
+  end)
+
+  it("leaves the schema alone with auto_migrate = false", function()
+    local dir = support.tmpdir()
+    local url = "sqlite:" .. dir .. "/x.db"
+    local cf = assert(crucible.new { config = { storage = { url = url, auto_migrate = false } } })
+    assert.equal(0, assert(cf.store()):schema_version())
+    assert.equal(1, cf.migrate())
+    cf.close()
+    support.rm_rf(dir)
+  end)
+
+  it("runs close handlers newest first, then closes the store", function()
+    local order = {}
+    crucible.FEATURES[#crucible.FEATURES + 1] = "test_feature"
+    package.loaded.test_feature = {
+      attach = function(client, ctx)
+        ctx.on_close(function() order[#order + 1] = "first" end)
+        ctx.on_close(function() order[#order + 1] = "second" end)
+        client.hello = function() return "hi from " .. ctx.config.export.output_dir end
+      end,
+    }
+    local cf, dir = support.client {}
+    table.remove(crucible.FEATURES)
+    package.loaded.test_feature = nil
+    assert.equal("hi from exports", cf.hello())
+    cf.store()
+    cf.close()
+    assert.same({ "second", "first" }, order)
+    support.rm_rf(dir)
+  end)
+
+  it("delivers telemetry through on/off", function()
+    local cf, dir = support.client {}
+    local got = {}
+    local h = cf.on("custom.event", function(p) got[#got + 1] = p.n end)
+    assert.truthy(h)
+    assert.is_true(cf.off(h))
+    assert.same({}, got)
+    support.rm_rf(dir)
+  end)
+
+  it("searches the config's lua_path before bundled modules", function()
+    local dir = support.tmpdir()
+    os.execute("mkdir -p " .. support.q(dir .. "/lib"))
+    support.write_file(dir .. "/lib/my_policy_mod.lua", "return { answer = 42 }")
+    local cf = assert(crucible.new { config = { lua_path = dir .. "/lib",
+                                                 storage = { url = "sqlite:" .. dir .. "/x.db" } } })
+    assert.equal(42, require("my_policy_mod").answer)
+    cf.close()
+    support.rm_rf(dir)
+  end)
+
+  it("configures the default instance from the command line", function()
+    local dir = support.tmpdir()
+    local out, err, code = support.run("--db sqlite:" .. dir .. "/cli.db -e " .. support.q(
+      "local cf = require 'crucible' print(cf.config.storage.url, cf.store():schema_version())"))
+    assert.equal(0, code, err)
+    assert.equal("sqlite:" .. dir .. "/cli.db\t1\n", out)
+    support.write_file(dir .. "/crucible.config.lua", "return { curation = { limit = 3 } }")
+    out = support.run("-e " .. support.q("print(require('crucible').config.curation.limit)"), { cwd = dir })
+    assert.equal("3\n", out)
+    out = support.run("-e " .. support.q("print(require('crucible').config.curation.limit)"),
+      { cwd = dir, env = { CRUCIBLE_CONFIG = "" } })
+    assert.equal("3\n", out)
+    support.write_file(dir .. "/bad.lua", "return { curation = { limit = 'x' } }")
+    local _, e2, c2 = support.run("-e " .. support.q("print(require('crucible').config)"),
+      { cwd = dir, env = { CRUCIBLE_CONFIG = "bad.lua" } })
+    assert.equal(1, c2)
+    assert.truthy(e2:find("'curation.limit' must be an integer, got a string", 1, true))
+    support.rm_rf(dir)
+  end)
+
+  it("finds user modules from CRUCIBLE_PATH and --lua-path, before bundled ones", function()
+    local dir = support.tmpdir()
+    os.execute("mkdir -p " .. support.q(dir .. "/a/crucible") .. " " .. support.q(dir .. "/b"))
+    support.write_file(dir .. "/a/crucible/pretty.lua", "return { format = function() return 'mine' end }")
+    support.write_file(dir .. "/b/only_b.lua", "return 'b'")
+    local code = support.q("print(require('crucible.pretty').format(1), (require('only_b')))")
+    local out, err = support.run("--lua-path " .. support.q(dir .. "/a") .. " -e " .. code,
+      { env = { CRUCIBLE_PATH = dir .. "/b" } })
+    assert.equal("mine\tb\n", out, err)
+    out = support.run("-e " .. support.q("print(require('crucible.pretty').format(1))"))
+    assert.equal("1\n", out)
+    support.rm_rf(dir)
+  end)
+end)

@@ -1,0 +1,26 @@
+local repl = require "crucible.repl"
+
+describe("crucible.repl.compile", function()
+  it("treats expressions as values to print", function()
+    local f = assert(repl.compile("1 + 2", _ENV))
+    assert.equal(3, f())
+  end)
+
+  it("falls back to statements", function()
+    local env = setmetatable({}, { __index = _G })
+    local f = assert(repl.compile("x = 5", env))
+    f()
+    assert.equal(5, env.x)
+  end)
+
+  it("recognises incomplete input", function()
+    local f, err, more = repl.compile("for i = 1, 3 do", _ENV)
+    assert.is_nil(f)
+    assert.truthy(err)
+    assert.is_true(more)
+    f, err, more = repl.compile("1 +* 2", _ENV)
+    assert.is_nil(f)
+    assert.truthy(err:find("unexpected symbol"))
+    assert.is_false(more)
+  end)
+end)
