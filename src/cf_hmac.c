@@ -56,17 +56,67 @@ int cf_hmac_sha256(const cf_hmac *h, const void *data, size_t n, unsigned char m
     return 0;
 }
 
-int cf_hmac_user_id(const cf_hmac *h, const char *user_id, size_t n,
-                    char out[CF_USER_HASH_LEN + 1], cf_err *err)
+static void to_hex(const unsigned char *mac, char out[CF_USER_HASH_LEN + 1])
 {
     static const char hex[] = "0123456789abcdef";
-    unsigned char mac[32];
-    if (cf_hmac_sha256(h, user_id, n, mac, err))
-        return -1;
     for (int i = 0; i < CF_USER_HASH_LEN / 2; i++) {
         out[2 * i] = hex[mac[i] >> 4];
         out[2 * i + 1] = hex[mac[i] & 15];
     }
     out[CF_USER_HASH_LEN] = '\0';
+}
+
+int cf_hmac_user_id(const cf_hmac *h, const char *user_id, size_t n,
+                    char out[CF_USER_HASH_LEN + 1], cf_err *err)
+{
+    unsigned char mac[32];
+    if (cf_hmac_sha256(h, user_id, n, mac, err))
+        return -1;
+    to_hex(mac, out);
+    return 0;
+}
+
+struct cf_hmac_worker {
+    const cf_hmac *h;
+    EVP_MAC_CTX *ctx;
+};
+
+cf_hmac_worker *cf_hmac_worker_new(const cf_hmac *h)
+{
+    cf_hmac_worker *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->h = h;
+    w->ctx = EVP_MAC_CTX_dup(h->tmpl);
+    if (!w->ctx) {
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void cf_hmac_worker_free(cf_hmac_worker *w)
+{
+    if (!w)
+        return;
+    EVP_MAC_CTX_free(w->ctx);
+    free(w);
+}
+
+const cf_hmac *cf_hmac_worker_key(const cf_hmac_worker *w)
+{
+    return w->h;
+}
+
+int cf_hmac_worker_user_id(cf_hmac_worker *w, const char *user_id, size_t n,
+                           char out[CF_USER_HASH_LEN + 1], cf_err *err)
+{
+    unsigned char mac[32];
+    size_t len = 0;
+    /* a NULL key reinitializes with the key already set (OpenSSL 3) */
+    if (!EVP_MAC_init(w->ctx, NULL, 0, NULL) || !EVP_MAC_update(w->ctx, (const void *)user_id, n)
+        || !EVP_MAC_final(w->ctx, mac, &len, sizeof mac) || len != 32)
+        return cf_fail(err, CF_EIO, "HMAC-SHA256 failed");
+    to_hex(mac, out);
     return 0;
 }

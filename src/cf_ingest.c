@@ -37,6 +37,7 @@ static void drain(void *ud)
 static void free_pipeline(cf_ingest *g)
 {
     cf_ring_free(g->ring);
+    cf_record_pool_free(g->pool);
     cf_store_close(g->store);
     cf_hmac_free(g->hmac);
     if (g->dead_letter)
@@ -107,6 +108,13 @@ int cf_ingest_new(const cf_ingest_opts *o, cf_ingest **out, cf_err *err)
     }
     if (o->user_id_key && cf_hmac_new(o->user_id_key, o->user_id_key_len, &g->hmac, err))
         goto fail;
+    /* enough recycled memory for a few batches in flight */
+    g->pool = cf_record_pool_new((size_t)16 << 20);
+    if (!g->pool) {
+        free_pipeline(g);
+        return cf_fail(err, CF_ENOMEM, "out of memory starting ingestion");
+    }
+    g->prep.pool = g->pool;
     g->prep.san = o->sanitizer;
     g->prep.hmac = g->hmac;
     g->prep.sanitize_metadata = o->sanitize_metadata;

@@ -192,8 +192,7 @@ static void write_batch(cf_ingest *g, cf_record **recs, size_t n)
     atomic_fetch_add(&g->flushed, written);
     atomic_fetch_add(&g->batches, 1);
     atomic_store(&g->last_flush_ns, write_ns);
-    for (size_t i = 0; i < n; i++)
-        cf_record_free(recs[i]);
+    cf_record_free_all(recs, n);
     free(idx);
     cf_ring_done(g->ring, n);
     if (written) {

@@ -17,6 +17,7 @@ struct cf_ingest {
     cf_store *store;               /* the flusher's connection */
     cf_ring *ring;
     cf_hmac *hmac;
+    cf_record_pool *pool;
     pthread_mutex_t cfg_mu;        /* guards prep.scorer */
     cf_prepare_cfg prep;
     pthread_t thread;

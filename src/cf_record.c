@@ -2,6 +2,7 @@
 #include "crucible/cf_record.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,7 +10,8 @@
 
 struct cf_prepare_scratch {
     cf_sanitize_scratch *sc;
-    cf_buf stage; /* the record's strings, before the one allocation */
+    cf_hmac_worker *hw;  /* bound to the last key used */
+    cf_buf stage;        /* the record's strings, before the one allocation */
 };
 
 cf_prepare_scratch *cf_prepare_scratch_new(void)
@@ -30,13 +32,106 @@ void cf_prepare_scratch_free(cf_prepare_scratch *ps)
     if (!ps)
         return;
     cf_sanitize_scratch_free(ps->sc);
+    cf_hmac_worker_free(ps->hw);
     cf_buf_free(&ps->stage);
     free(ps);
 }
 
+#define POOL_GRAIN 512
+#define POOL_CLASSES 128 /* up to 64 KiB */
+
+struct cf_record_pool {
+    pthread_mutex_t mu;
+    cf_record *free_list[POOL_CLASSES];
+    size_t bytes, max_bytes;
+};
+
+cf_record_pool *cf_record_pool_new(size_t max_bytes)
+{
+    cf_record_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    pthread_mutex_init(&p->mu, NULL);
+    p->max_bytes = max_bytes;
+    return p;
+}
+
+void cf_record_pool_free(cf_record_pool *p)
+{
+    if (!p)
+        return;
+    for (int c = 0; c < POOL_CLASSES; c++)
+        while (p->free_list[c]) {
+            cf_record *r = p->free_list[c];
+            p->free_list[c] = r->next_free;
+            free(r);
+        }
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+/* A record of at least size bytes (r->bytes says how many). */
+static cf_record *record_alloc(cf_record_pool *p, size_t size)
+{
+    size_t cls = (size + POOL_GRAIN - 1) / POOL_GRAIN;
+    if (!p || cls >= POOL_CLASSES) {
+        cf_record *r = malloc(size);
+        if (r) {
+            r->pool = NULL;
+            r->bytes = size;
+        }
+        return r;
+    }
+    pthread_mutex_lock(&p->mu);
+    cf_record *r = p->free_list[cls];
+    if (r) {
+        p->free_list[cls] = r->next_free;
+        p->bytes -= cls * POOL_GRAIN;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (!r) {
+        r = malloc(cls * POOL_GRAIN);
+        if (!r)
+            return NULL;
+    }
+    r->pool = p;
+    r->bytes = cls * POOL_GRAIN;
+    return r;
+}
+
+void cf_record_free_all(cf_record **recs, size_t n)
+{
+    cf_record_pool *p = NULL;
+    for (size_t i = 0; i < n; i++) {
+        cf_record *r = recs[i];
+        if (!r)
+            continue;
+        if (!r->pool) {
+            free(r);
+            continue;
+        }
+        if (p != r->pool) {
+            if (p)
+                pthread_mutex_unlock(&p->mu);
+            p = r->pool;
+            pthread_mutex_lock(&p->mu);
+        }
+        size_t cls = r->bytes / POOL_GRAIN;
+        if (p->bytes + r->bytes > p->max_bytes) {
+            free(r);
+            continue;
+        }
+        r->next_free = p->free_list[cls];
+        p->free_list[cls] = r;
+        p->bytes += r->bytes;
+    }
+    if (p)
+        pthread_mutex_unlock(&p->mu);
+}
+
 void cf_record_free(cf_record *r)
 {
-    free(r);
+    cf_record_free_all(&r, 1);
 }
 
 /* Offsets into the stage while it may still move. */
@@ -94,7 +189,13 @@ int cf_record_prepare(const cf_prepare_cfg *cfg, const cf_event_in *in, cf_prepa
     if (user_id.p) {
         if (!cfg->hmac)
             return cf_fail(err, CF_EINVAL, "user_id: no key to hash user ids with");
-        if (cf_hmac_user_id(cfg->hmac, user_id.p, user_id.n, hash, err))
+        if (!ps->hw || cf_hmac_worker_key(ps->hw) != cfg->hmac) {
+            cf_hmac_worker_free(ps->hw);
+            ps->hw = cf_hmac_worker_new(cfg->hmac);
+            if (!ps->hw)
+                return cf_fail(err, CF_ENOMEM, "out of memory hashing a user id");
+        }
+        if (cf_hmac_worker_user_id(ps->hw, user_id.p, user_id.n, hash, err))
             return -1;
         e.user_id_hash = (cf_str){hash, CF_USER_HASH_LEN};
     }
@@ -120,12 +221,12 @@ int cf_record_prepare(const cf_prepare_cfg *cfg, const cf_event_in *in, cf_prepa
             return cf_fail(err, CF_ENOMEM, "out of memory preparing an event");
     }
     size_t size = sizeof(cf_record) + b->n;
-    cf_record *r = malloc(size);
+    cf_record *r = record_alloc(cfg->pool, size);
     if (!r)
         return cf_fail(err, CF_ENOMEM, "out of memory: an event of %zu bytes", size);
     memcpy(r->data, b->p, b->n);
+    r->next_free = NULL;
     r->tag = tag;
-    r->bytes = size;
     r->scored = 0;
     r->score_error = 0;
     r->ev = e;

@@ -26,6 +26,35 @@ int cf_field_from_name(const char *s, size_t n)
     return -1;
 }
 
+const char *cf_field_closest(const char *name, size_t n)
+{
+    const char *best = field_names[0];
+    size_t best_d = (size_t)-1;
+    size_t prev[64], cur[64];
+    if (n > 60)
+        n = 60;
+    for (int f = 0; f < CF_F_COUNT; f++) {
+        const char *b = field_names[f];
+        size_t m = strlen(b);
+        for (size_t j = 0; j <= m; j++)
+            prev[j] = j;
+        for (size_t i = 1; i <= n; i++) {
+            cur[0] = i;
+            for (size_t j = 1; j <= m; j++) {
+                size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+                size_t sub = prev[j - 1] + (name[i - 1] != b[j - 1]);
+                cur[j] = del < ins ? (del < sub ? del : sub) : (ins < sub ? ins : sub);
+            }
+            memcpy(prev, cur, (m + 1) * sizeof prev[0]);
+        }
+        if (prev[m] < best_d) {
+            best_d = prev[m];
+            best = b;
+        }
+    }
+    return best;
+}
+
 void cf_verr_add(cf_verrors *v, const char *fmt, ...)
 {
     if (v->n == CF_VERR_MAX) {
@@ -220,11 +249,15 @@ int cf_validate_event(const cf_event_in *in, size_t max_bytes, cf_event *out, cf
     v->more = 0;
     const cf_value *f = in->v;
     if (in->nunknown) {
+        const char *u = in->unknown_field ? in->unknown_field : "?";
+        const char *near = cf_field_closest(u, strlen(u));
         if (in->nunknown == 1)
-            cf_verr_add(v, "unknown field '%.60s' (put extra data in metadata)", in->unknown_field);
+            cf_verr_add(v, "unknown field '%.60s' (did you mean '%s'? extra data goes in metadata)",
+                        u, near);
         else
-            cf_verr_add(v, "%zu unknown fields, such as '%.60s' (put extra data in metadata)",
-                        in->nunknown, in->unknown_field);
+            cf_verr_add(v, "%zu unknown fields, such as '%.60s' (did you mean '%s'? extra data "
+                           "goes in metadata)",
+                        in->nunknown, u, near);
     }
     check_text(&f[CF_F_ID], "id", 0, 1, CF_MAX_ID_BYTES, &out->id, v);
     check_text(&f[CF_F_DEPLOYMENT_ID], "deployment_id", 1, 1, CF_MAX_ID_BYTES,
@@ -241,7 +274,9 @@ int cf_validate_event(const cf_event_in *in, size_t max_bytes, cf_event *out, cf
     check_count(&f[CF_F_TOKEN_COUNT], "token_count", &out->token_count, v);
     check_score(&f[CF_F_QUALITY_SCORE], &out->quality_score, v);
     const cf_value *m = &f[CF_F_METADATA];
-    if (m->type == CF_V_OBJECT)
+    if (in->metadata_error)
+        cf_verr_add(v, "%s", in->metadata_error);
+    else if (m->type == CF_V_OBJECT)
         out->metadata = in->metadata_json;
     else if (m->type != CF_V_ABSENT)
         cf_verr_add(v, "metadata: must be %s, got %s",

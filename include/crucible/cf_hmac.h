@@ -28,4 +28,13 @@ int cf_hmac_sha256(const cf_hmac *h, const void *data, size_t n, unsigned char m
 int cf_hmac_user_id(const cf_hmac *h, const char *user_id, size_t n,
                     char out[CF_USER_HASH_LEN + 1], cf_err *err);
 
+/* Per-thread state that avoids an allocation per call: a context bound
+ * to h, reinitialized for each id. One per thread; h must outlive it. */
+typedef struct cf_hmac_worker cf_hmac_worker;
+cf_hmac_worker *cf_hmac_worker_new(const cf_hmac *h);
+void cf_hmac_worker_free(cf_hmac_worker *w);
+const cf_hmac *cf_hmac_worker_key(const cf_hmac_worker *w);
+int cf_hmac_worker_user_id(cf_hmac_worker *w, const char *user_id, size_t n,
+                           char out[CF_USER_HASH_LEN + 1], cf_err *err);
+
 #endif

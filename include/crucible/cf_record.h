@@ -28,7 +28,16 @@ typedef struct cf_ingest_scorer {
  * what a feature hands to the ingestion (ctx.set_ingest_scorer). */
 #define CF_INGEST_SCORER_MT "crucible.IngestScorer"
 
+/* Recycled record memory: the flusher gives records back, producers take
+ * them again, so the steady state allocates nothing. Size classes of 512
+ * bytes up to 64 KiB; keeps at most max_bytes. Thread-safe. */
+typedef struct cf_record_pool cf_record_pool;
+cf_record_pool *cf_record_pool_new(size_t max_bytes);
+/* Frees the pool's cached memory; records still out must be freed first. */
+void cf_record_pool_free(cf_record_pool *p);
+
 typedef struct cf_prepare_cfg {
+    cf_record_pool *pool;         /* NULL: malloc */
     const cf_sanitizer *san;
     const cf_hmac *hmac;          /* required when events carry user_id */
     int sanitize_metadata;        /* string values of metadata */
@@ -37,6 +46,8 @@ typedef struct cf_prepare_cfg {
 } cf_prepare_cfg;
 
 typedef struct cf_record {
+    struct cf_record *next_free; /* in the pool */
+    cf_record_pool *pool;        /* where it goes back */
     uint64_t tag;        /* the producer's: a JSONL line number, 0 from the API */
     size_t bytes;        /* the allocation's size, for the buffer's byte budget */
     cf_event ev;         /* strings point into data */
@@ -62,6 +73,8 @@ int cf_record_prepare(const cf_prepare_cfg *cfg, const cf_event_in *in, cf_prepa
                       uint64_t tag, cf_record **out, uint32_t *counts, cf_verrors *v,
                       cf_err *err);
 
+/* Frees (or recycles) records. */
 void cf_record_free(cf_record *r);
+void cf_record_free_all(cf_record **r, size_t n);
 
 #endif

@@ -68,7 +68,11 @@ typedef struct cf_event_in {
     const char *unknown_field; /* a top-level field nobody knows (NUL-terminated) */
     size_t nunknown;           /* how many there were */
     const char *object_name;   /* "a table" (Lua) or "an object" (JSON), for messages */
+    const char *metadata_error; /* the front-end could not encode metadata: why */
 } cf_event_in;
+
+/* The event field closest to name (for "did you mean"). */
+const char *cf_field_closest(const char *name, size_t n);
 
 /* "deployment_id", ...; the field for a name, or -1. */
 const char *cf_field_name(int f);

@@ -28,6 +28,15 @@ static void test_rfc4231(void)
     char uid[17];
     CHECK(cf_hmac_user_id(h, d, strlen(d), uid, &err) == 0);
     CHECK_STR(uid, "5bdcc146bf60754e");
+    /* the per-thread worker gives the same result, call after call */
+    cf_hmac_worker *w = cf_hmac_worker_new(h);
+    CHECK(w != NULL && cf_hmac_worker_key(w) == h);
+    for (int i = 0; i < 3; i++) {
+        char again[17];
+        CHECK(cf_hmac_worker_user_id(w, d, strlen(d), again, &err) == 0);
+        CHECK_STR(again, "5bdcc146bf60754e");
+    }
+    cf_hmac_worker_free(w);
     cf_hmac_free(h);
     /* test case 1: key = 20 x 0x0b, "Hi There" */
     unsigned char key[20];
