@@ -134,7 +134,6 @@ static void write_batch(cf_ingest *g, cf_record **recs, size_t n)
         attempt++;
         atomic_fetch_add(&g->retried, 1);
         set_error(g, err.msg);
-        cf_ring_failed(g->ring, err.msg);
         int64_t deadline = closing_deadline(g);
         int64_t now = cf_mono_ns();
         int64_t delay = g->o.retry_initial_ms;
@@ -150,6 +149,7 @@ static void write_batch(cf_ingest *g, cf_record **recs, size_t n)
         cf_ingest_report r = {.kind = CF_REPORT_RETRY, .count = waiting, .attempt = attempt,
                               .retry_in_ms = delay, .message = err.msg};
         cf_ingest_report_add(g, &r);
+        cf_ring_failed(g->ring, err.msg); /* after the report: flush waiters find it */
         if (!g->o.quiet && (attempt == 1 || (attempt & (attempt - 1)) == 0))
             fprintf(stderr, "crucible: writing %zu events failed (attempt %d): %s; retrying in "
                             "%lld ms\n", waiting, attempt, err.msg, (long long)delay);
@@ -194,12 +194,13 @@ static void write_batch(cf_ingest *g, cf_record **recs, size_t n)
     atomic_store(&g->last_flush_ns, write_ns);
     cf_record_free_all(recs, n);
     free(idx);
-    cf_ring_done(g->ring, n);
+    /* report before saying done, so a flush that returns finds the report */
     if (written) {
         cf_ingest_report r = {.kind = CF_REPORT_FLUSH, .count = written,
                               .duration_ms = (double)write_ns / 1e6};
         cf_ingest_report_add(g, &r);
     }
+    cf_ring_done(g->ring, n);
 }
 
 void *cf_ingest_flusher(void *arg)

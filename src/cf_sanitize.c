@@ -47,7 +47,10 @@ static const char *const ent_pattern[CF_ENT_COUNT] = {
         "(?![0-9]|[.,][0-9])(?C1)",
     [CF_ENT_IBAN] = "[A-Z]{2}\\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?"
                     "(?![A-Za-z0-9])(?C2)",
-    [CF_ENT_EMAIL] = "[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\.[a-zA-Z]{2,}",
+    /* the reference's pattern, also with UTF-8 (bytes >= 0x80) in the
+     * address: internationalized mailboxes and domains */
+    [CF_ENT_EMAIL] = "[a-zA-Z0-9._%+\\x80-\\xff-]+@[a-zA-Z0-9.\\x80-\\xff-]+"
+                     "\\.(?:[a-zA-Z]{2,}|[\\x80-\\xff]{2,})",
     [CF_ENT_SSN] = "\\d{3}-\\d{2}-\\d{4}(?![\\w-]|[.,]\\d)(?C3)",
     [CF_ENT_IPV6] = NULL,
     [CF_ENT_IPV4] = "(?:(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.){3}"
@@ -417,7 +420,7 @@ static void digit_run(run *r, size_t i, size_t L)
 
 static int is_local(unsigned c)
 {
-    return is_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
+    return is_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-' || c >= 0x80;
 }
 
 /* An '@' at i: the local part is the run of local characters before it. */

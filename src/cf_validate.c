@@ -155,7 +155,10 @@ static int check_count(const cf_value *x, const char *name, int64_t *out, cf_ver
             *out = (int64_t)d;
             return 0;
         }
-        cf_verr_add(v, "%s: must be a non-negative integer, got %.17g", name, d);
+        if (isnan(d))
+            cf_verr_add(v, "%s: must be a non-negative integer, got NaN", name);
+        else
+            cf_verr_add(v, "%s: must be a non-negative integer, got %.17g", name, d);
         return -1;
     }
     cf_verr_add(v, "%s: must be a non-negative integer, got %s", name, got(x));
@@ -174,6 +177,10 @@ static int check_score(const cf_value *x, double *out, cf_verrors *v)
         d = x->d;
     else {
         cf_verr_add(v, "quality_score: must be a number in [0, 1], got %s", got(x));
+        return -1;
+    }
+    if (isnan(d)) {
+        cf_verr_add(v, "quality_score: must be a number in [0, 1], got NaN");
         return -1;
     }
     if (!(d >= 0.0 && d <= 1.0)) {

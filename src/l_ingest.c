@@ -225,8 +225,11 @@ static int read_event(lua_State *L, l_ingest *u, int t, cf_event_in *in, char *k
             if (f < 0 && !in->unknown_field)
                 in->unknown_field = k;
         } else if (!in->unknown_field) {
-            if (lua_type(L, -2) == LUA_TNUMBER)
-                snprintf(keybuf, keycap, "[%s]", lua_tostring(L, -2) ? lua_tostring(L, -2) : "?");
+            /* never lua_tostring the key: it would change it under lua_next */
+            if (lua_type(L, -2) == LUA_TNUMBER && lua_isinteger(L, -2))
+                snprintf(keybuf, keycap, "[%lld]", (long long)lua_tointeger(L, -2));
+            else if (lua_type(L, -2) == LUA_TNUMBER)
+                snprintf(keybuf, keycap, "[%g]", (double)lua_tonumber(L, -2));
             else
                 snprintf(keybuf, keycap, "[%s]", luaL_typename(L, -2));
             in->unknown_field = keybuf;

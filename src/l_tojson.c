@@ -29,6 +29,11 @@ static size_t push_path(enc *e, lua_State *L, int key_idx)
 {
     size_t len = strlen(e->path);
     size_t room = sizeof e->path - len;
+    if (len > 80) { /* deep paths: keep the start, mark the rest */
+        if (len < 3 || strcmp(e->path + len - 3, "...") != 0)
+            snprintf(e->path + len, room, "...");
+        return len;
+    }
     if (lua_type(L, key_idx) == LUA_TNUMBER && lua_isinteger(L, key_idx))
         snprintf(e->path + len, room, "[%lld]", (long long)lua_tointeger(L, key_idx));
     else if (lua_type(L, key_idx) == LUA_TSTRING)

@@ -194,6 +194,7 @@ static void test_unicode(void)
     CHECK_STR(clean("电话 555-123-4567。"), "电话 [PHONE]。");
     CHECK_STR(clean("😀4111111111111111😀"), "😀[CREDIT_CARD]😀");
     CHECK_STR(clean("naïve café"), "naïve café");
+    CHECK_STR(clean("josé.garcía@correo.es y ivan@пример.рф"), "[EMAIL] y [EMAIL]");
 }
 
 static void test_switches_and_user_patterns(void)
