@@ -52,7 +52,9 @@ const char *cf_field_closest(const char *name, size_t n)
             best = b;
         }
     }
-    return best;
+    /* only a plausible typo: a few edits, fewer than a third of the name */
+    size_t limit = n / 3 > 2 ? n / 3 : 2;
+    return best_d <= limit ? best : NULL;
 }
 
 void cf_verr_add(cf_verrors *v, const char *fmt, ...)
@@ -258,13 +260,14 @@ int cf_validate_event(const cf_event_in *in, size_t max_bytes, cf_event *out, cf
     if (in->nunknown) {
         const char *u = in->unknown_field ? in->unknown_field : "?";
         const char *near = cf_field_closest(u, strlen(u));
+        char hint[64] = "";
+        if (near)
+            snprintf(hint, sizeof hint, "did you mean '%s'? ", near);
         if (in->nunknown == 1)
-            cf_verr_add(v, "unknown field '%.60s' (did you mean '%s'? extra data goes in metadata)",
-                        u, near);
+            cf_verr_add(v, "unknown field '%.60s' (%sextra data goes in metadata)", u, hint);
         else
-            cf_verr_add(v, "%zu unknown fields, such as '%.60s' (did you mean '%s'? extra data "
-                           "goes in metadata)",
-                        in->nunknown, u, near);
+            cf_verr_add(v, "%zu unknown fields, such as '%.60s' (%sextra data goes in metadata)",
+                        in->nunknown, u, hint);
     }
     check_text(&f[CF_F_ID], "id", 0, 1, CF_MAX_ID_BYTES, &out->id, v);
     check_text(&f[CF_F_DEPLOYMENT_ID], "deployment_id", 1, 1, CF_MAX_ID_BYTES,

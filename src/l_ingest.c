@@ -362,7 +362,10 @@ static void push_reports(lua_State *L, cf_ingest_report *rep)
     cf_ingest_reports_free(rep);
 }
 
-/* Runs the report hook when reports wait (and it is not running already). */
+/* Runs the report hook when reports wait (and it is not running already).
+ * The hook (crucible.ingest) protects the user's handlers itself; an error
+ * that still escapes (an interrupt: SIGINT raises in whatever Lua code
+ * runs) must propagate, so callers run this before changing any state. */
 static void run_hook(lua_State *L, l_ingest *u, int self)
 {
     if (u->in_hook || !u->g || !cf_ingest_reports_pending(u->g))
@@ -375,10 +378,8 @@ static void run_hook(lua_State *L, l_ingest *u, int self)
     push_reports(L, cf_ingest_take_reports(u->g));
     int rc = lua_pcall(L, 1, 0, 0);
     u->in_hook = 0;
-    if (rc != LUA_OK) {
-        fprintf(stderr, "crucible: ingestion report hook failed: %s\n", lua_tostring(L, -1));
-        lua_pop(L, 1);
-    }
+    if (rc != LUA_OK)
+        lua_error(L);
 }
 
 /* ---- methods ------------------------------------------------------------------------ */
@@ -387,6 +388,7 @@ static int m_log(lua_State *L)
 {
     l_ingest *u = check_open(L);
     luaL_checktype(L, 2, LUA_TTABLE);
+    run_hook(L, u, 1);
     cf_event_in in;
     char keybuf[128];
     int extra = read_event(L, u, 2, &in, keybuf, sizeof keybuf);
@@ -395,7 +397,6 @@ static int m_log(lua_State *L)
     cf_err err;
     int rc = cf_ingest_submit(u->g, &in, u->ps, 0, id, &v, &err);
     lua_pop(L, extra);
-    run_hook(L, u, 1);
     if (rc == 0) {
         lua_pushstring(L, id);
         return 1;

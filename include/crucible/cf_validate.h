@@ -71,7 +71,8 @@ typedef struct cf_event_in {
     const char *metadata_error; /* the front-end could not encode metadata: why */
 } cf_event_in;
 
-/* The event field closest to name (for "did you mean"). */
+/* The event field closest to name when it looks like a typo of it (for
+ * "did you mean"), else NULL. */
 const char *cf_field_closest(const char *name, size_t n);
 
 /* "deployment_id", ...; the field for a name, or -1. */
