@@ -111,11 +111,13 @@ int cf_jsonl_parse(const char *line, size_t n, int unknown_to_metadata, cf_jsonl
             json_object_foreach(moved, key, v)
             {
                 if (json_object_get(merged, key)) {
+                    /* the message first: key belongs to moved */
+                    cf_fail(err, CF_EINVAL,
+                            "invalid event: %.100s: given both at the top level and in metadata",
+                            key);
                     json_decref(moved);
                     json_decref(merged);
-                    return cf_fail(err, CF_EINVAL,
-                                   "invalid event: %s: given both at the top level and in metadata",
-                                   key);
+                    return -1;
                 }
                 json_object_set(merged, key, v);
             }
