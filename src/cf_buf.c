@@ -125,6 +125,106 @@ void cf_buf_free(cf_buf *b)
     b->n = b->cap = 0;
 }
 
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static int read_hex4(const char *p, unsigned *out)
+{
+    unsigned v = 0;
+    for (int k = 0; k < 4; k++) {
+        int h = hexval(p[k]);
+        if (h < 0)
+            return -1;
+        v = v * 16 + (unsigned)h;
+    }
+    *out = v;
+    return 0;
+}
+
+static int put_utf8(cf_buf *b, unsigned cp)
+{
+    char t[4];
+    size_t k;
+    if (cp < 0x80) {
+        t[0] = (char)cp;
+        k = 1;
+    } else if (cp < 0x800) {
+        t[0] = (char)(0xC0 | (cp >> 6));
+        t[1] = (char)(0x80 | (cp & 0x3F));
+        k = 2;
+    } else if (cp < 0x10000) {
+        t[0] = (char)(0xE0 | (cp >> 12));
+        t[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        t[2] = (char)(0x80 | (cp & 0x3F));
+        k = 3;
+    } else {
+        t[0] = (char)(0xF0 | (cp >> 18));
+        t[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+        t[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        t[3] = (char)(0x80 | (cp & 0x3F));
+        k = 4;
+    }
+    return cf_buf_append(b, t, k);
+}
+
+int cf_json_unescape(const char *s, size_t n, cf_buf *out)
+{
+    size_t i = 0;
+    while (i < n) {
+        const char *bs = memchr(s + i, '\\', n - i);
+        size_t run = bs ? (size_t)(bs - (s + i)) : n - i;
+        if (cf_buf_append(out, s + i, run))
+            return -1;
+        i += run;
+        if (i >= n)
+            break;
+        if (++i >= n) /* a backslash at the very end */
+            return -2;
+        char lit;
+        switch (s[i++]) {
+        case '"': lit = '"'; break;
+        case '\\': lit = '\\'; break;
+        case '/': lit = '/'; break;
+        case 'b': lit = '\b'; break;
+        case 'f': lit = '\f'; break;
+        case 'n': lit = '\n'; break;
+        case 'r': lit = '\r'; break;
+        case 't': lit = '\t'; break;
+        case 'u': {
+            unsigned cp, lo;
+            if (i + 4 > n || read_hex4(s + i, &cp))
+                return -2;
+            i += 4;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                if (i + 6 > n || s[i] != '\\' || s[i + 1] != 'u' || read_hex4(s + i + 2, &lo)
+                    || lo < 0xDC00 || lo > 0xDFFF)
+                    return -2;
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                i += 6;
+            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                return -2;
+            }
+            if (put_utf8(out, cp))
+                return -1;
+            continue;
+        }
+        default:
+            return -2;
+        }
+        if (cf_buf_putc(out, lit))
+            return -1;
+    }
+    return 0;
+}
+
 size_t cf_utf8_check(const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;

@@ -12,56 +12,6 @@ typedef struct jtok {
     size_t n, i;
 } jtok;
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-static int read_hex4(const char *p, unsigned *out)
-{
-    unsigned v = 0;
-    for (int k = 0; k < 4; k++) {
-        int h = hexval(p[k]);
-        if (h < 0)
-            return -1;
-        v = v * 16 + (unsigned)h;
-    }
-    *out = v;
-    return 0;
-}
-
-static int put_utf8(cf_buf *b, unsigned cp)
-{
-    char t[4];
-    size_t k;
-    if (cp < 0x80) {
-        t[0] = (char)cp;
-        k = 1;
-    } else if (cp < 0x800) {
-        t[0] = (char)(0xC0 | (cp >> 6));
-        t[1] = (char)(0x80 | (cp & 0x3F));
-        k = 2;
-    } else if (cp < 0x10000) {
-        t[0] = (char)(0xE0 | (cp >> 12));
-        t[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        t[2] = (char)(0x80 | (cp & 0x3F));
-        k = 3;
-    } else {
-        t[0] = (char)(0xF0 | (cp >> 18));
-        t[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        t[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        t[3] = (char)(0x80 | (cp & 0x3F));
-        k = 4;
-    }
-    return cf_buf_append(b, t, k);
-}
-
 /* At an opening quote: finds the closing one. *escaped tells whether the
  * literal has backslashes. Returns the index after the closing quote, or 0. */
 static size_t string_end(const jtok *t, size_t i, int *escaped)
@@ -85,49 +35,7 @@ static size_t string_end(const jtok *t, size_t i, int *escaped)
 static int decode(const char *s, size_t a, size_t b, cf_buf *dec)
 {
     dec->n = 0;
-    for (size_t k = a + 1; k + 1 < b; k++) {
-        char c = s[k];
-        if (c != '\\') {
-            if (cf_buf_putc(dec, c))
-                return -1;
-            continue;
-        }
-        char e = s[++k];
-        char lit = 0;
-        switch (e) {
-        case '"': lit = '"'; break;
-        case '\\': lit = '\\'; break;
-        case '/': lit = '/'; break;
-        case 'b': lit = '\b'; break;
-        case 'f': lit = '\f'; break;
-        case 'n': lit = '\n'; break;
-        case 'r': lit = '\r'; break;
-        case 't': lit = '\t'; break;
-        case 'u': {
-            unsigned cp, lo;
-            if (k + 4 >= b || read_hex4(s + k + 1, &cp))
-                return -2;
-            k += 4;
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-                if (k + 6 >= b || s[k + 1] != '\\' || s[k + 2] != 'u'
-                    || read_hex4(s + k + 3, &lo) || lo < 0xDC00 || lo > 0xDFFF)
-                    return -2;
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                k += 6;
-            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                return -2;
-            }
-            if (put_utf8(dec, cp))
-                return -1;
-            continue;
-        }
-        default:
-            return -2;
-        }
-        if (cf_buf_putc(dec, lit))
-            return -1;
-    }
-    return 0;
+    return cf_json_unescape(s + a + 1, b - a - 2, dec);
 }
 
 int cf_sanitize_json(const cf_sanitizer *s, cf_sanitize_scratch *sc, const char *json, size_t n,

@@ -53,8 +53,8 @@ const char *cf_field_closest(const char *name, size_t n)
         }
     }
     /* only a plausible typo: a few edits, fewer than a third of the name */
-    size_t limit = n / 3 > 2 ? n / 3 : 2;
-    return best_d <= limit ? best : NULL;
+    size_t limit = n / 3 > 1 ? n / 3 : 1;
+    return n >= 3 && best_d <= limit ? best : NULL;
 }
 
 void cf_verr_add(cf_verrors *v, const char *fmt, ...)

@@ -116,14 +116,18 @@ static void push_counts(lua_State *L, const cf_sanitizer *s, const uint32_t *cou
     lua_createtable(L, 0, (int)nk);
     for (size_t k = 0; k < nk; k++) {
         const char *name = cf_sanitizer_kind_name(s, k);
-        /* several user patterns may share a name: add up */
-        lua_getfield(L, -1, name);
-        lua_Integer prev = lua_tointeger(L, -1);
-        lua_pop(L, 1);
+        lua_Integer prev = 0;
+        if (k >= CF_ENT_COUNT) { /* user patterns may share a name: add up */
+            lua_getfield(L, -1, name);
+            prev = lua_tointeger(L, -1);
+            lua_pop(L, 1);
+        }
         lua_pushinteger(L, prev + (lua_Integer)counts[k]);
         lua_setfield(L, -2, name);
     }
 }
+
+#define MAX_KINDS 128
 
 static int m_sanitize(lua_State *L)
 {
@@ -138,13 +142,20 @@ static int m_sanitize(lua_State *L)
         return 3;
     }
     size_t nk = cf_sanitizer_nkinds(u->s);
-    uint32_t *counts = lua_newuserdatauv(L, nk * sizeof *counts, 0);
+    uint32_t stack_counts[MAX_KINDS];
+    uint32_t *counts = stack_counts;
+    if (nk > MAX_KINDS)
+        counts = lua_newuserdatauv(L, nk * sizeof *counts, 0);
     memset(counts, 0, nk * sizeof *counts);
     cf_str out;
     cf_err err;
-    if (cf_sanitize(u->s, u->sc, text, n, &out, counts, &err) < 0)
+    int k = cf_sanitize(u->s, u->sc, text, n, &out, counts, &err);
+    if (k < 0)
         return push_fail(L, err.msg, err.code == CF_ENOMEM ? "nomem" : "invalid");
-    lua_pushlstring(L, out.p, out.n);
+    if (out.p == text)
+        lua_pushvalue(L, 2); /* unchanged: no copy */
+    else
+        lua_pushlstring(L, out.p, out.n);
     push_counts(L, u->s, counts);
     return 2;
 }

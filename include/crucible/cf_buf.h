@@ -32,6 +32,11 @@ int cf_buf_double(cf_buf *b, double v);
 const char *cf_buf_cstr(cf_buf *b);
 void cf_buf_free(cf_buf *b);
 
+/* Decodes the body of a JSON string literal (between the quotes, escapes
+ * included) and appends it to out. 0; -1 when memory runs out; -2 when an
+ * escape is malformed (a lone surrogate included). */
+int cf_json_unescape(const char *s, size_t n, cf_buf *out);
+
 /* Returns n when s[0..n) is valid UTF-8 (no overlongs, no surrogates,
  * nothing above U+10FFFF), else the offset of the first bad byte. */
 size_t cf_utf8_check(const char *s, size_t n);

@@ -1,18 +1,20 @@
-/* One JSON line to an event input (jansson): the bulk-ingest and HTTP
- * front-end of the validator. Numbers keep their exact value (integers
- * are int64, never floats); duplicate keys are an error, since one of
- * the two values would be dropped. */
+/* One JSON line to an event input: the bulk-ingest and HTTP front-end of
+ * the validator. The top level is parsed here (strings without escapes
+ * are not copied); nested values go through jansson. Numbers keep their
+ * exact value (integers are int64, never floats); duplicate keys are an
+ * error, since one of the two values would be dropped. */
 #ifndef CRUCIBLE_CF_JSONL_H
 #define CRUCIBLE_CF_JSONL_H
 
 #include "crucible/cf_validate.h"
 
 typedef struct cf_jsonl_doc {
-    void *root;   /* the parsed document (json_t) */
+    void *root;   /* metadata as parsed (json_t) */
     char *meta;   /* metadata's JSON text (malloc'd) */
+    char *arena;  /* decoded strings */
 } cf_jsonl_doc;
 
-#define CF_JSONL_DOC_INIT {NULL, NULL}
+#define CF_JSONL_DOC_INIT {NULL, NULL, NULL}
 
 /*
  * Parses line[0..n) (a trailing newline is fine) into in; in's strings

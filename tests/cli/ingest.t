@@ -12,11 +12,11 @@ Rejected lines are reported with their line number and reason, written to
 
   $ printf '%s\n' '{"deployment_id":"d","prompt":"p","response":"r"}' 'not json' '' '{"deployment_id":"d","prompt":"p"}' '[1,2]' '{"deployment_id":"d","prompt":"p","response":"r","colour":"red"}' '{"id":"e2","deployment_id":"d","prompt":"again","response":"r"}' '{"deployment_id":"d","prompt":"p","response":"r","latency_ms":1.5,"a":1,"a":2}' > mixed.jsonl
   $ crucible-feedback ingest mixed.jsonl --rejects rejects.jsonl --db sqlite:mixed.db 2>&1
-  line 2: not valid JSON: '[' or '{' expected near 'not' (column 3)
+  line 2: not valid JSON: expected '{' (column 1)
   line 4: invalid event: response: missing required field
   line 5: a line must be a JSON object, got an array
   line 6: invalid event: unknown field 'colour' (extra data goes in metadata)
-  line 8: not valid JSON: duplicate object key near '"a"' (column 75)
+  line 8: not valid JSON: duplicate field 'a'
   mixed.jsonl: 2 events accepted, 5 lines rejected %(5 invalid, 0 refused by the database%), 8 lines read in .* (re)
   rejected lines written to rejects.jsonl
   [1]

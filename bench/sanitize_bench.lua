@@ -1,0 +1,31 @@
+--- Sanitizer throughput through the product: cf.sanitize's C module over
+-- the prompts and responses of a corpus (one call per text, as ingestion
+-- does), timed in CPU seconds on one thread.
+--
+--   crucible-feedback bench/sanitize_bench.lua CORPUS.jsonl [repeat]
+local csanitize = require "crucible._sanitize"
+local json = require("cjson").new()
+
+local path, repeat_n = arg[1], tonumber(arg[2] or "1")
+local texts, bytes = {}, 0
+for line in io.lines(path) do
+  local ev = json.decode(line)
+  texts[#texts + 1] = ev.prompt
+  texts[#texts + 1] = ev.response
+  bytes = bytes + #ev.prompt + #ev.response
+end
+local s = assert(csanitize.new())
+local sanitize = s.sanitize
+collectgarbage()
+local t0 = os.clock()
+for _ = 1, repeat_n do
+  for i = 1, #texts do sanitize(s, texts[i]) end
+end
+local secs = os.clock() - t0
+local redactions = 0 -- counted outside the timed loop
+for i = 1, #texts do
+  local _, counts = sanitize(s, texts[i])
+  for _, c in pairs(counts) do redactions = redactions + c end
+end
+print(('{"bench":"crucible_sanitize","texts":%d,"bytes":%d,"cpu_seconds":%.3f,"mb_per_second":%.1f,'
+  .. '"redactions":%d}'):format(#texts, bytes, secs, bytes * repeat_n / 1e6 / secs, redactions))
