@@ -81,7 +81,6 @@ if opts.latency then
     lat[k] = clock() - t0
     if not id then error("log_inference failed") end
   end
-  local t0 = clock()
   local empty = 0
   for _ = 1, 1000 do empty = empty + (clock() - clock()) end
   local overhead = -empty / 1000
