@@ -29,7 +29,7 @@ print(f"Corpus: {o['bytes'] / 1e6:.1f} MB of prompts and responses ({o['texts']}
 print()
 print("| | MB/s (CPU) | redactions |")
 print("| --- | ---: | ---: |")
-print(f"| crucible-feedback cf.sanitize, from Lua (8 entities, Luhn/IBAN checked; 3 passes) | {o['mb_per_second']:.1f} | {o['redactions']} |")
+print(f"| crucible-feedback cf.sanitize(text, counts), from Lua (8 entities, Luhn/IBAN checked; 3 passes) | {o['mb_per_second']:.1f} | {o['redactions']} |")
 print(f"| peer: Python re, the reference's 4 substitutions | {p['mb_per_second']:.1f} | {p['redactions']} |")
 print()
 core = d["ours_mbps"]

@@ -4,6 +4,7 @@
  *   local s = assert(_sanitize.new { entities = { email = true, phone = false },
  *                                    pii_patterns = { { pattern = "...", replacement = "..." } } })
  *   local clean, counts = s:sanitize("mail a@b.com")   --> "mail [EMAIL]", { email = 1, ... }
+ *   s:sanitize(text, counts)      -- fills (and returns) the given table instead of a new one
  *   s:encode_json(tbl, "metadata")                      --> JSON text, string values sanitized
  */
 #include "l_sanitize.h"
@@ -110,10 +111,19 @@ static int l_new(lua_State *L)
     return 1;
 }
 
-static void push_counts(lua_State *L, const cf_sanitizer *s, const uint32_t *counts)
+/* Pushes the counts: into the table at reuse (when not 0), else a new one. */
+static void push_counts(lua_State *L, const cf_sanitizer *s, const uint32_t *counts, int reuse)
 {
     size_t nk = cf_sanitizer_nkinds(s);
-    lua_createtable(L, 0, (int)nk);
+    if (reuse) {
+        lua_pushvalue(L, reuse);
+        for (size_t k = CF_ENT_COUNT; k < nk; k++) { /* user names may repeat: clear first */
+            lua_pushinteger(L, 0);
+            lua_setfield(L, -2, cf_sanitizer_kind_name(s, k));
+        }
+    } else {
+        lua_createtable(L, 0, (int)nk);
+    }
     for (size_t k = 0; k < nk; k++) {
         const char *name = cf_sanitizer_kind_name(s, k);
         lua_Integer prev = 0;
@@ -134,6 +144,11 @@ static int m_sanitize(lua_State *L)
     l_sanitizer *u = l_check_sanitizer(L, 1);
     size_t n;
     const char *text = luaL_checklstring(L, 2, &n);
+    int reuse = 0;
+    if (!lua_isnoneornil(L, 3)) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        reuse = 3;
+    }
     size_t bad = cf_utf8_check(text, n);
     if (bad != n) {
         lua_pushnil(L);
@@ -156,7 +171,7 @@ static int m_sanitize(lua_State *L)
         lua_pushvalue(L, 2); /* unchanged: no copy */
     else
         lua_pushlstring(L, out.p, out.n);
-    push_counts(L, u->s, counts);
+    push_counts(L, u->s, counts, reuse);
     return 2;
 }
 

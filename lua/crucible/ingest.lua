@@ -163,11 +163,13 @@ function M.attach(client, ctx)
 
   --- The sanitizer on any text: clean text and a count per entity, or
   -- nil, message, "invalid" (text that is not UTF-8, a bad pii_pattern).
-  function client.sanitize(text)
+  -- counts: a table to fill and return instead of a new one (hot loops).
+  function client.sanitize(text, counts)
     check_arg("sanitize", 1, text, "string")
+    check_arg("sanitize", 2, counts, "table", true)
     local s, err, kind = get_sanitizer()
     if not s then return nil, err, kind end
-    return s:sanitize(text)
+    return s:sanitize(text, counts)
   end
 
   -- Inserts a signal; an event that is not in the database yet may still be

@@ -15,6 +15,18 @@ describe("cf.sanitize", function()
                   secret = 1 }, counts)
   end)
 
+  it("fills a counts table given to it", function()
+    local counts = { email = 9, extra = "kept" }
+    local clean, same = cf.sanitize("a@b.com and c@d.org", counts)
+    assert.equal("[EMAIL] and [EMAIL]", clean)
+    assert.equal(counts, same)
+    assert.equal(2, counts.email)
+    assert.equal(0, counts.phone)
+    assert.equal("kept", counts.extra)
+    assert.has_error(function() cf.sanitize("x", "y") end,
+      "bad argument #2 to 'sanitize' (table expected, got string)")
+  end)
+
   it("leaves near misses alone", function()
     local text = "released v1.2.3 on 2024-01-15 at 10:30:00, order #5551234567, ts 1700000000, "
       .. "card 4111111111111112, 1.2.3.4.5"
