@@ -21,6 +21,8 @@ static const luaL_Reg preloads[] = {
     {"crucible._core", luaopen_crucible_core},
     {"crucible._store", luaopen_crucible_store},
     {"crucible._readline", luaopen_crucible_readline},
+    {"crucible._sanitize", luaopen_crucible_sanitize},
+    {"crucible._ingest", luaopen_crucible_ingest},
     {NULL, NULL},
 };
 

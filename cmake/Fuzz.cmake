@@ -1,0 +1,54 @@
+# libFuzzer targets (fuzz/fuzz_*.c), built with clang when it is installed:
+#   fuzz_sanitize   the PII sanitizer on arbitrary bytes (text and JSON)
+#   fuzz_jsonl      a JSON line -> validated, sanitized event -> back
+# Each links the C sources it needs directly, compiled with
+# -fsanitize=fuzzer,address,undefined. Tests:
+#   fuzz.<name>.seeds   every build: replays fuzz/seeds/<name> once
+#   fuzz.<name>         the sanitizer build (CF_SANITIZE=ON, scripts/test's
+#                       second pass): fuzzes for CF_FUZZ_SECONDS (60) seconds
+# All are labelled "fuzz" (ctest -L fuzz / -LE fuzz).
+find_program(CF_CLANG NAMES clang clang-16 clang-15 clang-14)
+set(CF_FUZZ_SECONDS 60 CACHE STRING "seconds each fuzz target runs in the sanitizer build")
+if(NOT CF_CLANG)
+  message(STATUS "clang not found: fuzz targets not built (install the Debian package 'clang')")
+  return()
+endif()
+execute_process(COMMAND pkg-config --cflags libpcre2-8 jansson libcrypto
+                OUTPUT_VARIABLE CF_FUZZ_CFLAGS OUTPUT_STRIP_TRAILING_WHITESPACE)
+execute_process(COMMAND pkg-config --libs libpcre2-8 jansson libcrypto
+                OUTPUT_VARIABLE CF_FUZZ_LIBS OUTPUT_STRIP_TRAILING_WHITESPACE)
+separate_arguments(CF_FUZZ_CFLAGS)
+separate_arguments(CF_FUZZ_LIBS)
+set(CF_FUZZ_SOURCES
+  src/cf_buf.c src/cf_common.c src/cf_hmac.c src/cf_jsonl.c src/cf_pii_check.c
+  src/cf_record.c src/cf_sanitize.c src/cf_sanitize_json.c src/cf_uuid.c src/cf_validate.c)
+list(TRANSFORM CF_FUZZ_SOURCES PREPEND ${PROJECT_SOURCE_DIR}/)
+set(CF_FUZZ_DIR ${PROJECT_BINARY_DIR}/fuzz)
+file(MAKE_DIRECTORY ${CF_FUZZ_DIR})
+set(CF_FUZZ_BINARIES)
+foreach(name sanitize jsonl)
+  set(bin ${CF_FUZZ_DIR}/fuzz_${name})
+  add_custom_command(
+    OUTPUT ${bin}
+    COMMAND ${CF_CLANG} -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined
+            -fno-sanitize-recover=undefined -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+            -DCF_VERSION="${PROJECT_VERSION}" -I${PROJECT_SOURCE_DIR}/include ${CF_FUZZ_CFLAGS}
+            ${PROJECT_SOURCE_DIR}/fuzz/fuzz_${name}.c ${CF_FUZZ_SOURCES} -o ${bin}
+            ${CF_FUZZ_LIBS} -lpthread -lm
+    DEPENDS ${PROJECT_SOURCE_DIR}/fuzz/fuzz_${name}.c ${CF_FUZZ_SOURCES}
+    COMMENT "Building the fuzz target fuzz_${name} with clang"
+    VERBATIM)
+  list(APPEND CF_FUZZ_BINARIES ${bin})
+  set(seeds ${PROJECT_SOURCE_DIR}/fuzz/seeds/${name})
+  add_test(NAME fuzz.${name}.seeds COMMAND ${bin} -runs=0 ${seeds})
+  set_tests_properties(fuzz.${name}.seeds PROPERTIES LABELS fuzz)
+  if(CF_SANITIZE)
+    # new inputs go to the first directory (in the build tree), never to the seeds
+    file(MAKE_DIRECTORY ${CF_FUZZ_DIR}/corpus_${name})
+    add_test(NAME fuzz.${name}
+             COMMAND ${bin} -max_total_time=${CF_FUZZ_SECONDS} -timeout=10 -rss_limit_mb=2048
+                     -print_final_stats=1 ${CF_FUZZ_DIR}/corpus_${name} ${seeds})
+    set_tests_properties(fuzz.${name} PROPERTIES LABELS fuzz TIMEOUT 600)
+  endif()
+endforeach()
+add_custom_target(fuzzers ALL DEPENDS ${CF_FUZZ_BINARIES})

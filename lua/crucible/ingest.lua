@@ -1,0 +1,260 @@
+--- Ingestion: the feature that attaches log_inference, flush, stats,
+-- sanitize, record_signal, record_user_edit and ingest_file to every
+-- instance.
+--
+--   local cf = require "crucible"
+--   local id = assert(cf.log_inference { deployment_id = "d", prompt = "p", response = "r" })
+--   cf.record_signal(id, "thumbs_up", { source = "ui" })
+--   cf.flush()  print(cf.stats().flushed)
+--   local clean, counts = cf.sanitize("mail me at a@b.com")   --> "mail me at [EMAIL]", {email=1,...}
+--
+-- The pipeline (crucible._ingest, C) starts on first use: it opens the
+-- store (migrating it), resolves the user id key and starts the flusher
+-- thread with its own connection. Telemetry from the flusher
+-- (ingestion.flush, ingestion.write_error, ingestion.refused,
+-- ingestion.lost) is delivered on this thread at the next ingestion call;
+-- ingestion.invalid right away.
+local cingest = require "crucible._ingest"
+local csanitize = require "crucible._sanitize"
+local core = require "crucible._core"
+
+local M = {}
+
+--- The signal types the reference knows.
+M.SIGNAL_TYPES = { "thumbs_up", "thumbs_down", "regenerate", "edit", "copy", "share", "report" }
+local VALID_SIGNAL = {}
+for _, t in ipairs(M.SIGNAL_TYPES) do VALID_SIGNAL[t] = true end
+
+--- Where a generated user id key is kept (the store's settings).
+M.KEY_SETTING = "sanitizer.user_id_key"
+M.DEFAULT_DEAD_LETTER = "crucible-dead-letter.jsonl"
+
+local STAT_KEYS = { "accepted", "invalid", "rejected_full", "flushed", "batches", "retried",
+                    "refused", "dead_lettered", "lost", "scored", "score_errors",
+                    "buffer_depth", "buffer_bytes", "last_flush_latency_ms" }
+
+local function hex(bytes)
+  return (bytes:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
+end
+
+local function check_arg(fname, n, v, want, optional)
+  if (optional and v == nil) or type(v) == want then return end
+  error(("bad argument #%d to '%s' (%s expected, got %s)"):format(n, fname, want, type(v)), 3)
+end
+
+function M.attach(client, ctx)
+  local cfg = ctx.config
+  local sanitizer, ing, scorer
+  local closed = false
+  local dead_letter = cfg.ingestion.dead_letter_file
+  if dead_letter == true then dead_letter = M.DEFAULT_DEAD_LETTER end
+  if dead_letter == false then dead_letter = nil end
+
+  local function get_sanitizer()
+    if sanitizer then return sanitizer end
+    local ok, s, err, kind = pcall(csanitize.new, {
+      entities = cfg.sanitizer.entities, pii_patterns = cfg.sanitizer.pii_patterns })
+    if not ok then return nil, "config: sanitizer." .. tostring(s), "invalid" end
+    if not s then return nil, "config: sanitizer." .. err, kind end
+    sanitizer = s
+    return s
+  end
+
+  --- The HMAC key: the config's, else $CRUCIBLE_USER_ID_KEY, else a random
+  -- key kept in the database (the first process to need one sets it).
+  local function user_key(store)
+    local k = cfg.sanitizer.user_id_key
+    if k and k ~= "" then return k end
+    k = os.getenv("CRUCIBLE_USER_ID_KEY")
+    if k and k ~= "" then return k end
+    return store:setting_or_set(M.KEY_SETTING, hex(core.random_bytes(32)))
+  end
+
+  local function emit_reports(list)
+    for _, r in ipairs(list) do
+      local p = r.payload
+      if r.event == "ingestion.refused" then
+        io.stderr:write(("crucible: event %s refused by the database: %s%s\n"):format(
+          p.id, p.error, p.dead_lettered and (" (kept in " .. dead_letter .. ")") or ""))
+      end
+      ctx.emit(r.event, p)
+    end
+  end
+
+  local function open()
+    if ing then return ing end
+    if closed then return nil, "this crucible instance is closed", "closed" end
+    local s, err, kind = get_sanitizer()
+    if not s then return nil, err, kind end
+    local store
+    store, err, kind = ctx.store()
+    if not store then return nil, err, kind end
+    local key
+    key, err, kind = user_key(store)
+    if not key then return nil, err, kind end
+    local ic = cfg.ingestion
+    local h
+    h, err, kind = cingest.open(s, {
+      url = cfg.storage.url, busy_timeout_ms = cfg.storage.busy_timeout_ms,
+      buffer_capacity = ic.buffer_capacity, buffer_max_bytes = ic.buffer_max_bytes,
+      max_batch_size = ic.max_batch_size, flush_interval = ic.flush_interval,
+      full_policy = ic.full_policy, block_timeout_ms = ic.block_timeout_ms,
+      retry_initial_ms = ic.retry_initial_ms, retry_max_ms = ic.retry_max_ms,
+      shutdown_timeout_ms = ic.shutdown_timeout_ms, dead_letter_file = dead_letter,
+      max_event_bytes = ic.max_event_bytes, unknown_fields = ic.unknown_fields,
+      sanitize_metadata = cfg.sanitizer.metadata, user_id_key = key,
+    })
+    if not h then return nil, err, kind end
+    h:set_report_hook(emit_reports)
+    if scorer then h:set_scorer(scorer) end
+    ing = h
+    return h
+  end
+
+  ctx.on_close(function()
+    closed = true
+    if ing then
+      ing:flush()
+      emit_reports(ing:reports())
+      ing:close()
+      ing = nil
+    end
+  end)
+
+  --- Logs one inference event. Returns its id (the caller's `id`, else a
+  -- new UUIDv7) or nil, message, kind (and the list of problems when the
+  -- event is invalid).
+  function client.log_inference(event)
+    check_arg("log_inference", 1, event, "table")
+    local h = ing
+    if not h then
+      local err, kind
+      h, err, kind = open()
+      if not h then return nil, err, kind end
+    end
+    local id, err, kind, errors = h:log(event)
+    if id then return id end
+    if kind == "invalid" then
+      ctx.emit("ingestion.invalid", { errors = errors, count = 1 })
+      return nil, err, kind, errors
+    end
+    return nil, err, kind
+  end
+
+  --- Writes everything buffered now. true, or nil, message, kind when the
+  -- database fails (the events stay buffered and are retried).
+  function client.flush()
+    if not ing then return true end
+    return ing:flush()
+  end
+
+  --- Counters: accepted, invalid, flushed, retried, refused, buffer_depth,
+  -- last_flush_latency_ms, ... and redactions per entity.
+  function client.stats()
+    if ing then return ing:stats() end
+    local s = {}
+    for _, k in ipairs(STAT_KEYS) do s[k] = 0 end
+    s.buffer_capacity = cfg.ingestion.buffer_capacity
+    s.redactions = {}
+    local san = get_sanitizer()
+    for _, k in ipairs(san and san:kinds() or {}) do s.redactions[k] = 0 end
+    return s
+  end
+
+  --- The sanitizer on any text: clean text and a count per entity, or
+  -- nil, message, "invalid" (text that is not UTF-8, a bad pii_pattern).
+  -- counts: a table to fill and return instead of a new one (hot loops).
+  function client.sanitize(text, counts)
+    check_arg("sanitize", 1, text, "string")
+    check_arg("sanitize", 2, counts, "table", true)
+    local s, err, kind = get_sanitizer()
+    if not s then return nil, err, kind end
+    return s:sanitize(text, counts)
+  end
+
+  -- Inserts a signal; an event that is not in the database yet may still be
+  -- in the buffer: flush, then look again (so a buffered event and a
+  -- written one behave the same).
+  local function insert_signal(id, sig)
+    local store, err, kind = ctx.store()
+    if not store then return nil, err, kind end
+    local sid
+    sid, err, kind = store:insert_signal(sig)
+    if not sid and kind == "not_found" and ing then
+      local ok, ferr, fkind = ing:flush()
+      if not ok then
+        return nil, ("event '%s' may be waiting in the buffer, which cannot be written now: %s")
+          :format(id, ferr), fkind
+      end
+      sid, err, kind = store:insert_signal(sig)
+    end
+    if not sid then return nil, err, kind end
+    return store:list("signals", { id = sid, limit = 1 })[1]
+  end
+
+  --- Records a user signal (thumbs_up, thumbs_down, regenerate, edit, copy,
+  -- share, report) for an event. Returns the stored signal, or nil,
+  -- message, kind ("invalid" type, "not_found" event).
+  function client.record_signal(id, signal_type, metadata)
+    check_arg("record_signal", 1, id, "string")
+    check_arg("record_signal", 2, signal_type, "string")
+    check_arg("record_signal", 3, metadata, "table", true)
+    if not VALID_SIGNAL[signal_type] then
+      return nil, ("invalid signal type '%s': expected one of %s"):format(
+        signal_type, table.concat(M.SIGNAL_TYPES, ", ")), "invalid"
+    end
+    local s, err, kind = get_sanitizer()
+    if not s then return nil, err, kind end
+    local meta, merr = s:encode_json(metadata or {}, "metadata", cfg.sanitizer.metadata)
+    if not meta then return nil, merr, "invalid" end
+    return insert_signal(id, { inference_event_id = id, signal_type = signal_type,
+                               metadata = meta, inserted_at = core.now_us() })
+  end
+
+  --- Records an edit signal with the user's edited response (sanitized).
+  function client.record_user_edit(id, edited_response, metadata)
+    check_arg("record_user_edit", 1, id, "string")
+    check_arg("record_user_edit", 2, edited_response, "string")
+    check_arg("record_user_edit", 3, metadata, "table", true)
+    local s, err, kind = get_sanitizer()
+    if not s then return nil, err, kind end
+    local clean, cerr = s:sanitize(edited_response)
+    if not clean then return nil, "edited_response: " .. cerr, "invalid" end
+    local meta, merr = s:encode_json(metadata or {}, "metadata", cfg.sanitizer.metadata)
+    if not meta then return nil, merr, "invalid" end
+    return insert_signal(id, { inference_event_id = id, signal_type = "edit",
+                               edited_response = clean, metadata = meta,
+                               inserted_at = core.now_us() })
+  end
+
+  --- Bulk ingestion of a JSON-lines file ("-": standard input). opts:
+  -- rejects (a file for the rejected lines), quiet (no per-line messages
+  -- on stderr). Returns a summary {lines, accepted, rejected, invalid,
+  -- refused, bytes, seconds, interrupted} or nil, message, kind, summary.
+  function client.ingest_file(path, opts)
+    check_arg("ingest_file", 1, path, "string")
+    check_arg("ingest_file", 2, opts, "table", true)
+    local h, err, kind = open()
+    if not h then return nil, err, kind end
+    opts = opts or {}
+    return h:ingest_file(path, { rejects = opts.rejects, quiet = opts.quiet,
+                                 max_line = cfg.ingestion.max_event_bytes * 2 + 65536 })
+  end
+
+  --- The quality hook (issue 4): a userdata with the metatable
+  -- "crucible.IngestScorer" whose memory starts with a cf_ingest_scorer
+  -- (see include/crucible/cf_record.h); nil turns it off. It scores
+  -- events that arrive without a quality_score, before they are buffered.
+  function client.set_ingest_scorer(s)
+    scorer = s
+    if ing then ing:set_scorer(s) end
+  end
+  ctx.set_ingest_scorer = client.set_ingest_scorer
+
+  --- For other features (the ingest server): the open pipeline and the
+  -- sanitizer, each or nil, message, kind.
+  ctx.ingestion = open
+  ctx.sanitizer = get_sanitizer
+end
+
+return M

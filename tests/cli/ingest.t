@@ -1,0 +1,61 @@
+`ingest` reads JSON lines, one event per line, with log_inference's validation.
+
+  $ printf '%s\n' '{"deployment_id":"d","prompt":"mail a@b.com","response":"r","user_id":"u1","latency_ms":120}' '{"id":"e2","deployment_id":"d","prompt":"p","response":"call 555-123-4567","metadata":{"k":"x@y.org"}}' > good.jsonl
+  $ crucible-feedback ingest good.jsonl
+  good.jsonl: 2 events accepted, 0 lines rejected, 2 lines read in .* (re)
+  $ sqlite3 crucible.db "select prompt, response, length(user_id_hash), latency_ms, metadata from inference_events order by seq"
+  mail [EMAIL]|r|16|120|{}
+  p|call [PHONE]|||{"k":"[EMAIL]"}
+
+Rejected lines are reported with their line number and reason, written to
+--rejects, and make the exit status 1; blank lines are skipped:
+
+  $ printf '%s\n' '{"deployment_id":"d","prompt":"p","response":"r"}' 'not json' '' '{"deployment_id":"d","prompt":"p"}' '[1,2]' '{"deployment_id":"d","prompt":"p","response":"r","colour":"red"}' '{"id":"e2","deployment_id":"d","prompt":"again","response":"r"}' '{"deployment_id":"d","prompt":"p","response":"r","latency_ms":1.5,"a":1,"a":2}' > mixed.jsonl
+  $ crucible-feedback ingest mixed.jsonl --rejects rejects.jsonl --db sqlite:mixed.db 2>&1
+  line 2: not valid JSON: expected '{' (column 1)
+  line 4: invalid event: response: missing required field
+  line 5: a line must be a JSON object, got an array
+  line 6: invalid event: unknown field 'colour' (extra data goes in metadata)
+  line 8: not valid JSON: duplicate field 'a'
+  mixed.jsonl: 2 events accepted, 5 lines rejected %(5 invalid, 0 refused by the database%), 8 lines read in .* (re)
+  rejected lines written to rejects.jsonl
+  [1]
+  $ crucible-feedback ingest mixed.jsonl --rejects rejects.jsonl --db sqlite:mixed2.db --quiet
+  mixed.jsonl: 2 events accepted, 5 lines rejected %(5 invalid, 0 refused by the database%), 8 lines read in .* (re)
+  rejected lines written to rejects.jsonl
+  [1]
+  $ cat rejects.jsonl
+  not json
+  {"deployment_id":"d","prompt":"p"}
+  [1,2]
+  {"deployment_id":"d","prompt":"p","response":"r","colour":"red"}
+  {"deployment_id":"d","prompt":"p","response":"r","latency_ms":1.5,"a":1,"a":2}
+
+A row the database refuses (here a duplicate id) is counted as rejected too:
+
+  $ crucible-feedback ingest good.jsonl --rejects dup.jsonl 2>&1
+  line 2: refused by the database: events%[0%]: id 'e2' already exists (re)
+  good.jsonl: 1 event accepted, 1 line rejected %(0 invalid, 1 refused by the database%), 2 lines read in .* (re)
+  rejected lines written to dup.jsonl
+  [1]
+  $ grep -c '"id":"e2"' dup.jsonl
+  1
+
+Standard input, and errors:
+
+  $ printf '{"deployment_id":"s","prompt":"p","response":"r"}' | crucible-feedback ingest - --db sqlite:stdin.db
+  stdin: 1 event accepted, 0 lines rejected, 1 line read in .* (re)
+  $ crucible-feedback ingest missing.jsonl
+  crucible-feedback: cannot read missing.jsonl: No such file or directory
+  [1]
+  $ crucible-feedback ingest
+  crucible-feedback: missing argument FILE (see 'crucible-feedback ingest --help')
+  [2]
+  $ crucible-feedback ingest good.jsonl --db sqlite::memory:
+  crucible-feedback: ingestion writes from its own connection, which cannot see a private in-memory database (sqlite::memory:): use a file, e.g. sqlite:/tmp/crucible.db
+  [1]
+  $ crucible-feedback ingest --help
+  usage: crucible-feedback ingest [options] FILE
+  ...
+  Exit status: 0 all accepted, 1 some rejected or an error, 130 interrupted.
+  ...

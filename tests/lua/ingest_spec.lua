@@ -1,0 +1,421 @@
+local support = require "support"
+local cingest = require "crucible._ingest"
+
+local function sleep(s) os.execute("sleep " .. s) end
+
+--- Polls fn until it returns true or `timeout` seconds pass.
+local function eventually(fn, timeout)
+  local deadline = cingest.clock_ns() + (timeout or 5) * 1e9
+  repeat
+    if fn() then return true end
+    sleep(0.02)
+  until cingest.clock_ns() > deadline
+  return fn()
+end
+
+local function event(extra)
+  local e = { deployment_id = "dep", prompt = "What is 2+2?", response = "4" }
+  for k, v in pairs(extra or {}) do e[k] = v end
+  return e
+end
+
+--- Holds the database's write lock from another process (sqlite3) until
+-- release() is called.
+local function lock_db(path)
+  local p = assert(io.popen("sqlite3 " .. support.q(path) .. " >/dev/null 2>&1", "w"))
+  p:write("PRAGMA busy_timeout = 5000; BEGIN IMMEDIATE; SELECT 1;\n")
+  p:flush()
+  sleep(0.3)
+  return function() p:write("COMMIT;\n.quit\n") p:close() end
+end
+
+local function hmac_hex(key, msg)
+  local f = assert(io.popen("/usr/bin/python3 -c " .. support.q(
+    "import hmac,hashlib,sys; print(hmac.new(sys.argv[1].encode(), sys.argv[2].encode(), "
+    .. "hashlib.sha256).hexdigest())") .. " " .. support.q(key) .. " " .. support.q(msg)))
+  local out = f:read("l")
+  f:close()
+  return out
+end
+
+describe("cf.log_inference", function()
+  local cf, dir
+  before_each(function() cf, dir = support.client { sanitizer = { user_id_key = "test-key" } } end)
+  after_each(function() cf.close() support.rm_rf(dir) end)
+
+  it("returns a UUIDv7, or the caller's id, and stores the sanitized event", function()
+    local id = assert(cf.log_inference(event {
+      model_version_id = "m-1", user_id = "alice@example.com",
+      prompt = "email a@b.com phone 555-123-4567 ssn 123-45-6789",
+      response = "card 4111 1111 1111 1111 and 4111-1111-1111-1111",
+      latency_ms = 120, token_count = 42, quality_score = 0.75,
+      metadata = { source = "api", contact = "bob@corp.io", nested = { list = { 1, "call 555-123-4567" } } },
+    }))
+    assert.is_true(require("crucible._core").uuid_valid(id))
+    assert.equal("given-1", cf.log_inference(event { id = "given-1" }))
+    assert.is_true(cf.flush())
+    local ev = cf.store():get_event(id)
+    assert.equal("email [EMAIL] phone [PHONE] ssn [SSN]", ev.prompt)
+    assert.equal("card [CREDIT_CARD] and [CREDIT_CARD]", ev.response)
+    assert.equal("m-1", ev.model_version_id)
+    assert.equal(120, ev.latency_ms)
+    assert.equal(42, ev.token_count)
+    assert.equal(0.75, ev.quality_score)
+    assert.equal("api", ev.metadata.source)
+    assert.equal("[EMAIL]", ev.metadata.contact)
+    assert.equal("call [PHONE]", ev.metadata.nested.list[2])
+    assert.equal(hmac_hex("test-key", "alice@example.com"):sub(1, 16), ev.user_id_hash)
+    assert.truthy(cf.store():get_event("given-1"))
+  end)
+
+  it("never stores the raw user id", function()
+    assert(cf.log_inference(event { user_id = "raw-user-id-4711" }))
+    cf.close()
+    local bytes = ""
+    for _, suffix in ipairs { "", "-wal" } do
+      local f = io.open(dir .. "/test.db" .. suffix, "rb")
+      if f then bytes = bytes .. f:read("a") f:close() end
+    end
+    assert.truthy(#bytes > 0)
+    assert.is_nil(bytes:find("raw-user-id-4711", 1, true))
+  end)
+
+  it("names every problem of an invalid event and emits ingestion.invalid", function()
+    local seen
+    cf.on("ingestion.invalid", function(p) seen = p end)
+    local id, err, kind, errors = cf.log_inference {
+      deployment_id = "", prompt = 5, latency_ms = -1, token_count = 1.5, quality_score = 2,
+      metadata = "x", respons = "typo" }
+    assert.is_nil(id)
+    assert.equal("invalid", kind)
+    assert.truthy(err:find("^invalid event: "))
+    for _, want in ipairs {
+      "unknown field 'respons' (did you mean 'response'? extra data goes in metadata)",
+      "deployment_id: must not be empty",
+      "prompt: must be a string, got an integer",
+      "response: missing required field",
+      "latency_ms: must be a non-negative integer, got -1",
+      "token_count: must be a non-negative integer, got 1.5",
+      "quality_score: must be a number in [0, 1], got 2",
+      "metadata: must be a table, got a string",
+    } do
+      assert.truthy(err:find(want, 1, true), want .. " in " .. err)
+    end
+    assert.equal(8, #errors)
+    assert.same(errors, seen.errors)
+    assert.equal(1, cf.stats().invalid)
+  end)
+
+  it("rejects bad values with clear messages", function()
+    local cases = {
+      { { prompt = "bad \xff utf8" }, "prompt: not valid UTF-8 (bad byte 0xff at offset 4)" },
+      { { response = "\xc3(" }, "response: not valid UTF-8" },
+      { { deployment_id = "a\nb" }, "deployment_id: control character 0x0a at offset 1" },
+      { { deployment_id = ("d"):rep(300) }, "deployment_id: too long (300 bytes, at most 256)" },
+      { { id = 12 }, "id: must be a string, got an integer" },
+      { { quality_score = 0 / 0 }, "quality_score: must be a number in [0, 1], got NaN" },
+      { { latency_ms = true }, "latency_ms: must be a non-negative integer, got a boolean" },
+      { { metadata = { 1, 2 } }, "metadata: must be a table with named keys, got a list" },
+      { { metadata = { f = print } }, "metadata.f: cannot encode a function as JSON" },
+      { { metadata = { deep = { x = 0 / 0 } } }, "metadata.deep.x: cannot encode NaN or infinity" },
+      { { metadata = { s = "\xff" } }, "metadata.s: not valid UTF-8" },
+      { { user_id = "u", user_id_hash = "0123456789abcdef" }, "give user_id or user_id_hash, not both" },
+      { { user_id_hash = "XYZ" }, "user_id_hash: must be 16 to 64 lowercase hex digits" },
+      { { inserted_at = "yesterday" }, "inserted_at: invalid time 'yesterday'" },
+      { { [1] = "positional" }, "unknown field '[1]'" },
+    }
+    for _, c in ipairs(cases) do
+      local id, err = cf.log_inference(event(c[1]))
+      assert.is_nil(id)
+      assert.truthy(err:find(c[2], 1, true), c[2] .. " in " .. tostring(err))
+    end
+    local t = {}
+    t.self = t
+    local _, err = cf.log_inference(event { metadata = { loop = t } })
+    assert.truthy(err:find("nested more than 32 levels deep (a cycle?)", 1, true))
+    assert.equal(0, cf.stats().accepted)
+  end)
+
+  it("accepts integral floats, ISO times, nulls and huge text", function()
+    local null = require("cjson").null
+    local big = ("lorem ipsum "):rep(90000) .. "contact me: z@example.org"
+    local id = assert(cf.log_inference(event {
+      latency_ms = 120.0, inserted_at = "2026-01-02T03:04:05Z", model_version_id = null, response = big }))
+    local id2 = assert(cf.log_inference(event { prompt = "", response = "", inserted_at = 1700000000000000 }))
+    assert(cf.flush())
+    local ev = cf.store():get_event(id)
+    assert.equal(120, ev.latency_ms)
+    assert.is_nil(ev.model_version_id)
+    assert.equal(require("crucible._core").parse_time("2026-01-02T03:04:05Z"), ev.inserted_at)
+    assert.equal(#big - #"z@example.org" + #"[EMAIL]", #ev.response)
+    assert.equal("", cf.store():get_event(id2).prompt)
+  end)
+
+  it("refuses an event over ingestion.max_event_bytes", function()
+    cf.close()
+    cf = support.client { ingestion = { max_event_bytes = 1000 }, storage = { url = "sqlite:" .. dir .. "/t2.db" } }
+    local _, err, kind = cf.log_inference(event { prompt = ("x"):rep(2000) })
+    assert.equal("invalid", kind)
+    assert.truthy(err:find("over the limit of 1000 (ingestion.max_event_bytes)", 1, true))
+  end)
+
+  it("stores hostile ids as plain data", function()
+    local evil = "x'); DROP TABLE inference_events;--"
+    assert.equal(evil, cf.log_inference(event { id = evil, deployment_id = evil }))
+    assert(cf.flush())
+    assert.equal(1, cf.store():count_events { deployment_id = evil })
+    assert.equal(evil, cf.store():get_event(evil).id)
+  end)
+
+  it("raises on misuse", function()
+    assert.has_error(function() cf.log_inference("nope") end,
+      "bad argument #1 to 'log_inference' (table expected, got string)")
+    assert.has_error(function() cf.sanitize(nil) end,
+      "bad argument #1 to 'sanitize' (string expected, got nil)")
+  end)
+end)
+
+describe("unknown top-level fields with ingestion.unknown_fields = 'metadata'", function()
+  it("move into metadata, and a clash is an error", function()
+    local cf, dir = support.client { ingestion = { unknown_fields = "metadata" } }
+    local id = assert(cf.log_inference(event { channel = "web", metadata = { a = 1 } }))
+    local id2 = assert(cf.log_inference(event { session = "s@x.io" }))
+    local _, err = cf.log_inference(event { a = 2, metadata = { a = 1 } })
+    assert.truthy(err:find("a: given both at the top level and in metadata", 1, true))
+    assert(cf.flush())
+    local ev = cf.store():get_event(id)
+    assert.same({ a = 1, channel = "web" }, ev.metadata)
+    assert.same({ session = "[EMAIL]" }, cf.store():get_event(id2).metadata)
+    cf.close()
+    support.rm_rf(dir)
+  end)
+end)
+
+describe("flushing", function()
+  it("writes a batch when max_batch_size events wait", function()
+    local cf, dir = support.client { ingestion = { max_batch_size = 3, flush_interval = 600000 } }
+    for _ = 1, 3 do assert(cf.log_inference(event())) end
+    assert.is_true(eventually(function() return cf.store():count_events {} == 3 end))
+    assert(cf.log_inference(event()))
+    sleep(0.2)
+    assert.equal(3, cf.store():count_events {}) -- one event: waits for the interval
+    cf.close()
+    support.rm_rf(dir)
+  end)
+
+  it("writes on the flush interval", function()
+    local cf, dir = support.client { ingestion = { max_batch_size = 1000, flush_interval = 50 } }
+    assert(cf.log_inference(event()))
+    assert.is_true(eventually(function() return cf.store():count_events {} == 1 end, 3))
+    cf.close()
+    support.rm_rf(dir)
+  end)
+
+  it("reports flushes as telemetry and counts them in stats", function()
+    local cf, dir = support.client {}
+    local flushed, failed_handler = 0, false
+    cf.on("ingestion.flush", function(p)
+      assert.is_number(p.duration)
+      flushed = flushed + p.count
+    end)
+    cf.on("ingestion.flush", function() failed_handler = true error("broken handler") end)
+    for _ = 1, 5 do assert(cf.log_inference(event { user_id = "u" })) end
+    local s = cf.stats()
+    assert.equal(5, s.accepted)
+    assert.equal(5, s.buffer_depth)
+    assert.is_true(cf.flush())
+    assert.equal(5, flushed)
+    assert.is_true(failed_handler)
+    s = cf.stats()
+    assert.equal(5, s.flushed)
+    assert.equal(0, s.buffer_depth)
+    assert.equal(0, s.retried)
+    assert.is_number(s.last_flush_latency_ms)
+    assert.equal(100000, s.buffer_capacity)
+    assert.equal(0, s.redactions.email)
+    assert(cf.log_inference(event()))
+    cf.close() -- close writes what is left
+    assert.equal(6, support.client { storage = { url = "sqlite:" .. dir .. "/test.db" } }.store():count_events {})
+    support.rm_rf(dir)
+  end)
+
+  it("has zero stats before anything is logged", function()
+    local cf, dir = support.client {}
+    local s = cf.stats()
+    assert.equal(0, s.accepted)
+    assert.equal(0, s.redactions.credit_card)
+    assert.is_true(cf.flush())
+    cf.close()
+    support.rm_rf(dir)
+  end)
+end)
+
+describe("when the database is unavailable", function()
+  it("retries, reports, and loses nothing", function()
+    local cf, dir = support.client { storage = { busy_timeout_ms = 50 },
+      ingestion = { max_batch_size = 2, retry_initial_ms = 20, retry_max_ms = 50 } }
+    assert(cf.log_inference(event { id = "e0" })) -- the pipeline is running
+    assert(cf.flush())
+    local errors = {}
+    cf.on("ingestion.write_error", function(p) errors[#errors + 1] = p end)
+    local release = lock_db(dir .. "/test.db")
+    for i = 1, 5 do assert(cf.log_inference(event { id = "e" .. i })) end
+    local ok, err, kind = cf.flush()
+    assert.is_nil(ok)
+    assert.equal("db", kind)
+    assert.truthy(err:find("locked", 1, true))
+    local s = cf.stats()
+    assert.truthy(s.retried >= 1)
+    assert.truthy(s.last_error:find("locked", 1, true))
+    assert.truthy(#errors >= 1 and errors[1].count == 2 and errors[1].attempt == 1)
+    release()
+    assert.is_true(eventually(function() return cf.flush() == true end))
+    assert.equal(6, cf.store():count_events {})
+    assert.is_nil(cf.stats().last_error)
+    cf.close()
+    support.rm_rf(dir)
+  end)
+
+  it("full_policy = 'reject' returns 'buffer full' at once", function()
+    local cf, dir = support.client { storage = { busy_timeout_ms = 20 },
+      ingestion = { buffer_capacity = 3, max_batch_size = 100, full_policy = "reject" } }
+    assert(cf.log_inference(event()))
+    assert(cf.flush())
+    local release = lock_db(dir .. "/test.db")
+    local accepted, full = 0, 0
+    for _ = 1, 10 do
+      local id, err, kind = cf.log_inference(event())
+      if id then accepted = accepted + 1 else
+        assert.equal("full", kind)
+        assert.truthy(err:find("^buffer full"))
+        full = full + 1
+      end
+    end
+    assert.equal(10, accepted + full)
+    assert.truthy(full >= 7)
+    assert.equal(full, cf.stats().rejected_full)
+    release()
+    assert.is_true(eventually(function() return cf.flush() == true end))
+    assert.equal(accepted + 1, cf.store():count_events {})
+    cf.close()
+    support.rm_rf(dir)
+  end)
+
+  it("full_policy = 'block' waits up to block_timeout_ms", function()
+    local cf, dir = support.client { storage = { busy_timeout_ms = 20 },
+      ingestion = { buffer_capacity = 2, max_batch_size = 100, block_timeout_ms = 150 } }
+    assert(cf.log_inference(event()))
+    assert(cf.flush())
+    local release = lock_db(dir .. "/test.db")
+    local t0 = cingest.clock_ns()
+    local last_err
+    for _ = 1, 6 do
+      local id, err = cf.log_inference(event())
+      if not id then last_err = err end
+    end
+    assert.truthy(last_err and last_err:find("after 150 ms", 1, true))
+    assert.truthy(cingest.clock_ns() - t0 >= 140e6)
+    release()
+    cf.close()
+    support.rm_rf(dir)
+  end)
+end)
+
+describe("rows the database refuses", function()
+  it("are isolated and dead-lettered; the rest of the batch is written", function()
+    local dir = support.tmpdir()
+    local dl = dir .. "/dead.jsonl"
+    local cf = support.client { storage = { url = "sqlite:" .. dir .. "/t.db" },
+      ingestion = { max_batch_size = 10, dead_letter_file = dl } }
+    local refused = {}
+    cf.on("ingestion.refused", function(p) refused[#refused + 1] = p end)
+    assert(cf.log_inference(event { id = "same", prompt = "first" }))
+    for i = 1, 7 do assert(cf.log_inference(event { id = "ok" .. i })) end
+    assert(cf.log_inference(event { id = "same", prompt = "second, mail x@y.com" }))
+    assert(cf.flush())
+    assert.equal(8, cf.store():count_events {})
+    assert.equal("first", cf.store():get_event("same").prompt)
+    assert.equal(1, #refused)
+    assert.equal("same", refused[1].id)
+    assert.truthy(refused[1].error:find("already exists", 1, true))
+    assert.is_true(refused[1].dead_lettered)
+    assert.equal(1, cf.stats().refused)
+    local line = support.read_file(dl)
+    assert.truthy(line:find('"prompt":"second, mail [EMAIL]"', 1, true))
+    -- the dead letter is a valid ingest line
+    cf.close()
+    local out, _, code = support.run("--db sqlite:" .. dir .. "/other.db ingest " .. support.q(dl))
+    assert.equal(0, code, out)
+    support.rm_rf(dir)
+  end)
+end)
+
+describe("the quality hook", function()
+  it("scores events without a quality_score before buffering", function()
+    local cf, dir = support.client {}
+    cf.set_ingest_scorer(cingest.fixed_scorer(0.25))
+    local a = assert(cf.log_inference(event()))
+    local b = assert(cf.log_inference(event { quality_score = 0.9 }))
+    cf.set_ingest_scorer(nil)
+    local c = assert(cf.log_inference(event()))
+    assert(cf.flush())
+    assert.equal(0.25, cf.store():get_event(a).quality_score)
+    assert.equal(0.9, cf.store():get_event(b).quality_score)
+    assert.is_nil(cf.store():get_event(c).quality_score)
+    assert.equal(1, cf.stats().scored)
+    assert.has_error(function() cf.set_ingest_scorer({}) end)
+    cf.close()
+    support.rm_rf(dir)
+  end)
+end)
+
+describe("ingestion setup", function()
+  it("refuses a private in-memory database", function()
+    local cf = assert(require("crucible").new { config = { storage = { url = "sqlite::memory:" } } })
+    local id, err, kind = cf.log_inference(event())
+    assert.is_nil(id)
+    assert.equal("unsupported", kind)
+    assert.truthy(err:find("in-memory", 1, true))
+    cf.close()
+  end)
+
+  it("keeps a generated user id key in the database, so hashes are stable", function()
+    local dir = support.tmpdir()
+    local url = "sqlite:" .. dir .. "/k.db"
+    local hashes = {}
+    for i = 1, 2 do
+      local cf = support.client { storage = { url = url } }
+      local id = assert(cf.log_inference(event { user_id = "stable-user" }))
+      assert(cf.flush())
+      hashes[i] = cf.store():get_event(id).user_id_hash
+      local key = cf.store():setting("sanitizer.user_id_key")
+      assert.truthy(key and #key == 64 and key:match("^%x+$"))
+      assert.equal(hmac_hex(key, "stable-user"):sub(1, 16), hashes[i])
+      cf.close()
+    end
+    assert.equal(hashes[1], hashes[2])
+    -- CRUCIBLE_USER_ID_KEY wins over the stored key
+    local out, err = support.run("--db " .. url .. " -e " .. support.q(
+      "local cf = require 'crucible' local id = assert(cf.log_inference{deployment_id='d', prompt='p', "
+      .. "response='r', user_id='stable-user'}) assert(cf.flush()) print(cf.store():get_event(id).user_id_hash)"),
+      { env = { CRUCIBLE_USER_ID_KEY = "env-key" } })
+    assert.equal(hmac_hex("env-key", "stable-user"):sub(1, 16) .. "\n", out, err)
+    support.rm_rf(dir)
+  end)
+
+  it("reports a bad pii_pattern when first used", function()
+    local cf, dir = support.client { sanitizer = { pii_patterns = { { pattern = "(open", replacement = "x" } } } }
+    local id, err, kind = cf.log_inference(event())
+    assert.is_nil(id)
+    assert.equal("invalid", kind)
+    assert.truthy(err:find("config: sanitizer.pii_patterns[1].pattern: missing closing parenthesis", 1, true))
+    local _, serr = cf.sanitize("x")
+    assert.equal(err, serr)
+    cf.close()
+    cf = support.client { sanitizer = { pii_patterns = { { pattern = 5 } } } }
+    _, err = cf.sanitize("x")
+    assert.truthy(err:find("pii_patterns[1].pattern must be a string, got number", 1, true))
+    cf.close()
+    support.rm_rf(dir)
+  end)
+end)
