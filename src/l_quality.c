@@ -18,7 +18,9 @@
 #include <string.h>
 
 #include "crucible/cf_judge.h"
+#include "crucible/cf_quality_stats.h"
 #include "crucible/cf_runtime.h"
+#include "crucible/l_store.h"
 
 typedef struct l_cfg {
     cf_quality_cfg *cfg;
@@ -415,6 +417,63 @@ static int l_parse_content(lua_State *L)
     return 2;
 }
 
+/* ---- statistics ------------------------------------------------------------------ */
+
+static void set_opt_num(lua_State *L, const char *k, double v)
+{
+    if (!isnan(v))
+        set_num(L, k, v);
+}
+
+/* stats(store, cfg|nil, deployment_id, window_size) --> table | nil, msg, kind */
+static int l_stats(lua_State *L)
+{
+    cf_store *store = l_store_checkstore(L, 1);
+    cf_quality_cfg *cfg = lua_isnil(L, 2) ? NULL : l_quality_checkcfg(L, 2);
+    size_t dn;
+    const char *dep = luaL_checklstring(L, 3, &dn);
+    lua_Integer window = luaL_checkinteger(L, 4);
+    cf_quality_stats st;
+    cf_err err;
+    if (cf_quality_stats_compute(store, cfg, (cf_str){dep, dn}, (int64_t)window, &st, &err)) {
+        luaL_pushfail(L);
+        lua_pushstring(L, err.msg);
+        lua_pushstring(L, err.code == CF_EINVAL ? "invalid" : err.code == CF_ENOMEM ? "nomem"
+                                                                                    : "db");
+        return 3;
+    }
+    lua_createtable(L, 0, 16);
+    lua_pushlstring(L, dep, dn);
+    lua_setfield(L, -2, "deployment_id");
+    set_num(L, "rolling_average", st.rolling_average);
+    set_int(L, "window_size", st.window_size);
+    set_int(L, "window_count", st.window_count);
+    set_int(L, "scored_count", st.scored_count);
+    set_int(L, "event_count", st.event_count);
+    set_opt_num(L, "scored_average", st.scored_average);
+    set_opt_num(L, "p50", st.p50);
+    set_opt_num(L, "p90", st.p90);
+    set_opt_num(L, "min", st.min);
+    set_opt_num(L, "max", st.max);
+    if (st.with_checks) {
+        lua_createtable(L, 0, CF_CHECK_COUNT_);
+        for (int i = 0; i < CF_CHECK_COUNT_; i++) {
+            if (st.window_count)
+                set_num(L, cf_check_name((cf_check_id)i),
+                        (double)st.passed[i] / (double)st.window_count);
+        }
+        lua_setfield(L, -2, "pass_rates");
+    }
+    lua_createtable(L, 0, (int)st.nsignals);
+    for (size_t i = 0; i < st.nsignals; i++)
+        set_int(L, st.signals[i].type, st.signals[i].count);
+    lua_setfield(L, -2, "signal_counts");
+    set_int(L, "signal_count", st.signal_count);
+    set_int(L, "signal_score", st.signal_score);
+    cf_quality_stats_free(&st);
+    return 1;
+}
+
 /* ---- registration -------------------------------------------------------------------- */
 
 static const luaL_Reg cfg_methods[] = {
@@ -439,6 +498,7 @@ static const luaL_Reg funcs[] = {
     {"new", l_new},
     {"judge", l_judge_new},
     {"parse_judge_content", l_parse_content},
+    {"stats", l_stats},
     {NULL, NULL},
 };
 

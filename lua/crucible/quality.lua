@@ -298,6 +298,107 @@ function M.attach(client, ctx)
     return cfg_for(qcfg.min_length, qcfg.max_length, judge)
   end
 
+  local function check_deployment(dep, fname, allow_nil)
+    if dep == nil and allow_nil then return end
+    if type(dep) ~= "string" then
+      error(("bad argument #1 to '%s' (deployment id string expected, got %s)"):format(
+        fname, type(dep)), 3)
+    end
+  end
+
+  local function check_opts(opts, fname)
+    if opts ~= nil and type(opts) ~= "table" then
+      error(("bad argument #2 to '%s' (table expected, got %s)"):format(fname, type(opts)), 3)
+    end
+    return opts or {}
+  end
+
+  local function positive_int(v, field, dflt)
+    if v == nil then return dflt end
+    if math.type(v) ~= "integer" or v < 1 then
+      error(("%s must be a positive integer, got %s"):format(field, tostring(v)), 3)
+    end
+    return v
+  end
+
+  --- Quality and signal statistics for a deployment (see README): the
+  -- reference's rolling_average over the latest window_size events, plus
+  -- pass rates per built-in check (opts.checks ~= false), p50/p90, counts
+  -- and the signal score. Computed in C.
+  function client.get_quality_stats(deployment_id, opts)
+    check_deployment(deployment_id, "get_quality_stats")
+    opts = check_opts(opts, "get_quality_stats")
+    local window = positive_int(opts.window_size, "window_size", qcfg.window_size)
+    local c
+    if opts.checks ~= false then
+      local err, kind
+      c, err, kind = cfg_for(bounds(opts))
+      if not c then return nil, err, kind end
+    end
+    local db, err, kind = ctx.store()
+    if not db then return nil, err, kind end
+    return cq.stats(db.h, c or nil, deployment_id, window)
+  end
+
+  --- Fills quality_score for stored events that have none, oldest first,
+  -- in batches (one update transaction each). The score is the one
+  -- assess_quality gives: the built-in checks, the registered checks
+  -- (opts.custom ~= false) and the judge when opts.llm_judge (default:
+  -- quality.judge_on_ingest). deployment_id nil: every deployment.
+  -- opts: batch_size (1000), limit (events at most), since, until.
+  -- Returns {scored=, batches=} or nil, message, kind.
+  function quality.backfill(deployment_id, opts)
+    check_deployment(deployment_id, "backfill", true)
+    opts = check_opts(opts, "backfill")
+    local batch = positive_int(opts.batch_size, "batch_size", 1000)
+    local limit = positive_int(opts.limit, "limit", math.maxinteger)
+    local use_judge = opts.llm_judge
+    if use_judge == nil then use_judge = qcfg.judge_on_ingest end
+    local custom = opts.custom ~= false and #order > 0
+    local c, cerr, ckind = cfg_for(bounds(opts))
+    if not c then return nil, cerr, ckind end
+    local db, err, kind = ctx.store()
+    if not db then return nil, err, kind end
+    local aopts = { llm_judge = use_judge, custom = opts.custom,
+                    min_length = opts.min_length, max_length = opts.max_length }
+    local since, scored, batches, last_first = opts.since, 0, 0, nil
+    while scored < limit do
+      local n = math.min(batch, limit - scored)
+      local rows = {}
+      for ev in db:unscored_events { deployment_id = deployment_id, since = since,
+                                     ["until"] = opts["until"], limit = n } do
+        rows[#rows + 1] = ev
+      end
+      if #rows == 0 then break end
+      if rows[1].id == last_first then
+        return nil, "backfill: events stayed unscored after an update (id " .. rows[1].id .. ")",
+          "db"
+      end
+      last_first = rows[1].id
+      local updates = {}
+      for i, ev in ipairs(rows) do
+        local score
+        if use_judge or custom then
+          local r, aerr, akind = client.assess_quality(ev, aopts)
+          if not r then return nil, aerr, akind end
+          score = r.score
+        else
+          score = c:score(ev.response)
+        end
+        updates[i] = { id = ev.id, quality_score = score }
+      end
+      local ok, uerr, ukind = db:update_events(updates)
+      if not ok then return nil, uerr, ukind end
+      scored = scored + #rows
+      batches = batches + 1
+      since = rows[#rows].inserted_at
+      if #rows < n then break end
+    end
+    ctx.emit("quality.backfill", { deployment_id = deployment_id, scored = scored })
+    return { scored = scored, batches = batches }
+  end
+
+  client.backfill_quality = quality.backfill
   client.quality = quality
 end
 
