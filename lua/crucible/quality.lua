@@ -48,7 +48,10 @@ local function normalize(name, fn, ok, a, b)
   local function failed(msg)
     return { check = name, score = 0.0, passed = false, details = { error = msg } }, msg
   end
-  if not ok then return failed(message_of(a)) end
+  if not ok then
+    if type(a) == "string" and a:find("^[^\n]-:%d+: ") then return failed(a) end
+    return failed(("%s: check '%s' raised %s"):format(where(fn), name, message_of(a)))
+  end
   local score, details, passed = a, b, nil
   if type(a) == "table" then
     score, details, passed = a.score, a.details, a.passed
