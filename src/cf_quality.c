@@ -17,6 +17,8 @@ struct cf_quality_cfg {
     int64_t min_length, max_length;
     size_t npatterns;
     pcre2_code **code;
+    pcre2_code *any;   /* every pattern as one alternation, when that is safe */
+    int defaults;      /* the patterns are the defaults: match them without PCRE2 */
     char **source;
     cf_judge *judge;
 };
@@ -60,9 +62,62 @@ void cf_quality_cfg_free(cf_quality_cfg *cfg)
         if (cfg->source)
             free(cfg->source[i]);
     }
+    pcre2_code_free(cfg->any);
     free(cfg->code);
     free(cfg->source);
     free(cfg);
+}
+
+/* Whether a pattern may join the alternation: nothing in it refers to a
+ * group by number or name (the numbers would shift) or recurses. */
+static int combinable(const char *p)
+{
+    for (; *p; p++) {
+        if (p[0] == '\\' && p[1]) {
+            if (strchr("0123456789gGkK", p[1]))
+                return 0;
+            p++;
+        } else if (p[0] == '(' && p[1] == '?' && p[2]
+                   && (strchr("0123456789+&PR|", p[2])
+                       || (p[2] == '-' && p[3] >= '0' && p[3] <= '9'))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* One scan instead of one per pattern: (?:p1)|(?:p2)|... Optional; the
+ * patterns are still matched one by one to say which matched. */
+static void build_any(cf_quality_cfg *cfg)
+{
+    if (cfg->npatterns < 2)
+        return;
+    size_t len = 0;
+    for (size_t i = 0; i < cfg->npatterns; i++) {
+        if (!combinable(cfg->source[i]))
+            return;
+        len += strlen(cfg->source[i]) + 6;
+    }
+    char *all = malloc(len + 1);
+    if (!all)
+        return;
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->npatterns; i++) {
+        size_t k = strlen(cfg->source[i]);
+        if (i)
+            all[n++] = '|';
+        memcpy(all + n, "(?:", 3);
+        memcpy(all + n + 3, cfg->source[i], k);
+        all[n + 3 + k] = ')';
+        n += k + 4;
+    }
+    int code;
+    PCRE2_SIZE off;
+    cfg->any = pcre2_compile((PCRE2_SPTR)all, n, PCRE2_CASELESS | PCRE2_UTF | PCRE2_MATCH_INVALID_UTF,
+                             &code, &off, NULL);
+    free(all);
+    if (cfg->any)
+        pcre2_jit_compile(cfg->any, PCRE2_JIT_COMPLETE);
 }
 
 int cf_quality_cfg_new(const cf_quality_opts *opts, cf_quality_cfg **out, cf_err *err)
@@ -117,6 +172,11 @@ int cf_quality_cfg_new(const cf_quality_opts *opts, cf_quality_cfg **out, cf_err
         /* JIT is an optimisation: without it (unsupported CPU) matching still works. */
         pcre2_jit_compile(cfg->code[i], PCRE2_JIT_COMPLETE);
     }
+    cfg->defaults = np == cf_default_refusal_npatterns;
+    for (size_t i = 0; cfg->defaults && i < np; i++)
+        cfg->defaults = strcmp(cfg->source[i], cf_default_refusal_patterns[i]) == 0;
+    if (!cfg->defaults)
+        build_any(cfg);
     *out = cfg;
     return 0;
 }
@@ -142,18 +202,131 @@ static void fail_result(cf_check_result *r, const char *msg)
     r->error[n] = '\0';
 }
 
+/* ---- the default patterns without a regex engine --------------------------
+ * The same matches as the four default patterns under ASCII case folding
+ * (the reference's /i): PCRE2's JIT scans these short, common-letter
+ * alternations slowly, and this is the hot path of every assessment.
+ * tests/c/test_quality.c checks it against PCRE2 on generated text. */
+
+/* Length of an apostrophe at p (', U+2019, U+2018, U+02BC), or 0. */
+static size_t apos_at(const unsigned char *p, const unsigned char *end)
+{
+    if (p < end && *p == '\'')
+        return 1;
+    if (end - p >= 2 && p[0] == 0xCA && p[1] == 0xBC)
+        return 2;
+    if (end - p >= 3 && p[0] == 0xE2 && p[1] == 0x80 && (p[2] == 0x99 || p[2] == 0x98))
+        return 3;
+    return 0;
+}
+
+/* Matches lit at p caselessly (ASCII letters) with '\'' standing for any
+ * apostrophe; returns 1 when it matches. */
+static int lit_at(const unsigned char *p, const unsigned char *end, const char *lit)
+{
+    for (; *lit; lit++) {
+        if (*lit == '\'') {
+            size_t k = apos_at(p, end);
+            if (!k)
+                return 0;
+            p += k;
+            continue;
+        }
+        if (p >= end)
+            return 0;
+        unsigned c = (unsigned char)*lit;
+        if (c >= 'a' && c <= 'z' ? (*p | 0x20) != c : *p != c)
+            return 0;
+        p++;
+    }
+    return 1;
+}
+
+/* At p, an 'I' or an 'A' (either case): which default pattern starts here,
+ * as a bit (1 << index), or 0. Quick rejections on the next byte first. */
+static unsigned refusal_at(const unsigned char *p, const unsigned char *end)
+{
+    const unsigned char *q = p + 1;
+    if (q >= end)
+        return 0;
+    if ((*p | 0x20) == 'a')
+        return (*q | 0x20) == 's' && lit_at(q, end, "s an ai") ? 1u << 2 : 0;
+    if (*q == ' ') {
+        if (end - q < 4)
+            return 0;
+        unsigned d = q[1] | 0x20;
+        if (d == 'c')
+            return lit_at(q, end, " cannot") || lit_at(q, end, " can't") ? 1u << 0 : 0;
+        if (d == 'a')
+            return lit_at(q, end, " apologize, but") ? 1u << 1 : 0;
+        if (d == 'd')
+            return lit_at(q, end, " don't have the ability") ? 1u << 3 : 0;
+        return 0;
+    }
+    if (*q == '\'' || *q == 0xE2 || *q == 0xCA)
+        return lit_at(q, end, "'m unable to") ? 1u << 0 : 0;
+    return 0;
+}
+
+static int default_refusal(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    unsigned found = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* Jump from one I/i/A/a to the next, eight bytes at a time: the lowest
+     * flagged byte of the zero-byte test is always a true one. */
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    while (end - p >= 8) {
+        uint64_t x;
+        memcpy(&x, p, 8);
+        uint64_t y = x | 0x2020202020202020ull;
+        uint64_t vi = y ^ (ones * 'i'), va = y ^ (ones * 'a');
+        uint64_t m = (((vi - ones) & ~vi) | ((va - ones) & ~va)) & highs;
+        if (!m) {
+            p += 8;
+            continue;
+        }
+        p += __builtin_ctzll(m) >> 3;
+        found |= refusal_at(p, end);
+        if (found & 1u)
+            return 0; /* the first pattern: nothing can come before it */
+        p++;
+    }
+#endif
+    for (; p < end; p++) {
+        unsigned c = *p | 0x20;
+        if (c == 'i' || c == 'a') {
+            found |= refusal_at(p, end);
+            if (found & 1u)
+                return 0;
+        }
+    }
+    return found ? __builtin_ctz(found) : -1;
+}
+
 void cf_check_refusal(const cf_quality_cfg *cfg, const char *s, size_t n, cf_check_result *r)
 {
     memset(r, 0, sizeof *r);
     r->pattern = -1;
-    if (cfg->npatterns) {
+    if (cfg->defaults) {
+        r->pattern = default_refusal(s ? s : "", n);
+        r->has_refusal = r->pattern >= 0;
+    } else if (cfg->npatterns) {
         pcre2_match_data *md = pcre2_match_data_create(1, NULL);
         if (!md) {
             fail_result(r, "out of memory matching the refusal patterns");
             return;
         }
+        int rc = cfg->any ? pcre2_match(cfg->any, (PCRE2_SPTR)(s ? s : ""), n, 0, 0, md, NULL)
+                          : 0;
+        if (rc == PCRE2_ERROR_NOMATCH) {
+            pcre2_match_data_free(md);
+            r->score = 1.0;
+            r->passed = 1;
+            return;
+        }
         for (size_t i = 0; i < cfg->npatterns; i++) {
-            int rc = pcre2_match(cfg->code[i], (PCRE2_SPTR)(s ? s : ""), n, 0, 0, md, NULL);
+            rc = pcre2_match(cfg->code[i], (PCRE2_SPTR)(s ? s : ""), n, 0, 0, md, NULL);
             if (rc >= 0) {
                 r->has_refusal = 1;
                 r->pattern = (int)i;

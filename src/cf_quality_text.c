@@ -400,9 +400,50 @@ static size_t space_at(const unsigned char *p, size_t rem)
     return 0;
 }
 
+/* 0: part of a word; 1: ASCII white space; 2: may begin a multi-byte space. */
+static const unsigned char byte_class[256] = {
+    ['\t'] = 1, ['\n'] = 1, ['\v'] = 1, ['\f'] = 1, ['\r'] = 1, [' '] = 1,
+    [0xC2] = 2, [0xE1] = 2, [0xE2] = 2, [0xE3] = 2,
+};
+
+static inline size_t space_len(const unsigned char *p, size_t i, size_t n)
+{
+    unsigned c = byte_class[p[i]];
+    return c == 0 ? 0 : c == 1 ? 1 : space_at(p + i, n - i);
+}
+
+/* Word hash, 8 bytes at a time (collisions are resolved by comparing). */
+static uint64_t hash_bytes(const unsigned char *p, size_t n, const unsigned char *end)
+{
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xff51afd7ed558ccdull);
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0x100000001b3ull;
+        h ^= h >> 29;
+        p += 8;
+        n -= 8;
+    }
+    uint64_t t = 0;
+    if (n) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        if (end - p >= 8) { /* one load, then keep the n bytes of the word */
+            memcpy(&t, p, 8);
+            t &= ~0ull >> (64 - 8 * n);
+        } else
+#endif
+        {
+            for (size_t k = 0; k < n; k++)
+                t |= (uint64_t)p[k] << (8 * k);
+        }
+    }
+    h = (h ^ t) * 0x100000001b3ull;
+    return h;
+}
+
 typedef struct word {
-    size_t off, len;
     uint64_t hash;
+    uint32_t off, len;   /* responses over 4 GiB fall back to the heap check below */
 } word;
 
 static uint64_t mix64(uint64_t x)
@@ -415,89 +456,130 @@ static uint64_t mix64(uint64_t x)
     return x;
 }
 
+/* Words of up to 8 bytes hash injectively (one odd multiply of their
+ * bytes), so equal hashes and lengths mean equal words; longer ones are
+ * compared. */
 static int same_word(const char *s, const word *a, const word *b)
 {
-    return a->hash == b->hash && a->len == b->len && memcmp(s + a->off, s + b->off, a->len) == 0;
+    return a->hash == b->hash && a->len == b->len
+           && (a->len <= 8 || memcmp(s + a->off, s + b->off, a->len) == 0);
 }
 
-enum { INLINE_WORDS = 256, INLINE_SLOTS = 512 };
+static uint64_t trigram_hash(const word *w)
+{
+    return mix64((w[0].hash * 0x9E3779B97F4A7C15ull) ^ (w[1].hash + 0x632BE59BD9B4E019ull)
+                 ^ (w[2].hash * 0xC2B2AE3D27D4EB4Full));
+}
+
+/* Small responses (the usual case) need no allocation. */
+enum { INLINE_WORDS = 1024, INLINE_SLOTS = 2048 };
+
+static int grow_words(word **w, word *inline_buf, size_t *cap)
+{
+    size_t ncap = *cap * 4;
+    word *v = *w == inline_buf ? malloc(ncap * sizeof *v) : realloc(*w, ncap * sizeof *v);
+    if (!v)
+        return -1;
+    if (*w == inline_buf)
+        memcpy(v, inline_buf, *cap * sizeof *v);
+    *w = v;
+    *cap = ncap;
+    return 0;
+}
+
+static void repetition_fail(cf_check_result *r, const char *msg)
+{
+    r->failed = 1;
+    r->score = 0.0;
+    r->passed = 0;
+    size_t n = strlen(msg);
+    memcpy(r->error, msg, n + 1);
+}
 
 void cf_check_repetition(const char *s, size_t n, cf_check_result *r)
 {
     memset(r, 0, sizeof *r);
     r->pattern = -1;
+    if (n > UINT32_MAX) {
+        repetition_fail(r, "response too large for the repetition check (over 4 GiB)");
+        return;
+    }
     const unsigned char *p = (const unsigned char *)s;
     word wbuf[INLINE_WORDS];
     uint32_t sbuf[INLINE_SLOTS];
-    uint64_t hbuf[INLINE_SLOTS];
     word *w = wbuf;
-    size_t nw = 0, wcap = INLINE_WORDS;
     uint32_t *slot = sbuf;
-    uint64_t *shash = hbuf;
-    size_t i = 0;
+    size_t nw = 0, wcap = INLINE_WORDS, i = 0;
 
     while (i < n) {
         size_t k;
-        while (i < n && (k = space_at(p + i, n - i)) > 0)
+        while (i < n && (k = space_len(p, i, n)) > 0)
             i += k;
         if (i >= n)
             break;
         size_t start = i;
-        uint64_t h = 0xcbf29ce484222325ull;
-        while (i < n && space_at(p + i, n - i) == 0) {
-            h = (h ^ p[i]) * 0x100000001b3ull;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        /* Fast path: a short ASCII word ended by ASCII white space, found
+         * and hashed from one 8-byte load (same hash as hash_bytes). */
+        if (i + 8 <= n) {
+            uint64_t x;
+            memcpy(&x, p + i, 8);
+            uint64_t m = ((x - 0x2121212121212121ull) | x) & 0x8080808080808080ull;
+            if (m) {
+                size_t len = (size_t)__builtin_ctzll(m) >> 3;
+                if (byte_class[p[i + len]] == 1) {
+                    if (nw == wcap && grow_words(&w, wbuf, &wcap))
+                        goto nomem;
+                    uint64_t h = 0x9E3779B97F4A7C15ull ^ (len * 0xff51afd7ed558ccdull);
+                    w[nw].hash = (h ^ (x & (~0ull >> (64 - 8 * len)))) * 0x100000001b3ull;
+                    w[nw].off = (uint32_t)i;
+                    w[nw].len = (uint32_t)len;
+                    nw++;
+                    i += len + 1; /* the white space byte */
+                    continue;
+                }
+            }
+        }
+#endif
+        for (;;) {
+            while (i < n && !byte_class[p[i]])
+                i++;
+            if (i >= n || byte_class[p[i]] == 1 || space_at(p + i, n - i))
+                break;
             i++;
         }
-        if (nw == wcap) {
-            size_t cap = wcap * 4;
-            word *nwp = w == wbuf ? malloc(cap * sizeof *w) : realloc(w, cap * sizeof *w);
-            if (!nwp)
-                goto nomem;
-            if (w == wbuf)
-                memcpy(nwp, wbuf, sizeof wbuf);
-            w = nwp;
-            wcap = cap;
-        }
-        w[nw].off = start;
-        w[nw].len = i - start;
-        w[nw].hash = mix64(h);
+        if (nw == wcap && grow_words(&w, wbuf, &wcap))
+            goto nomem;
+        w[nw].hash = hash_bytes(p + start, i - start, p + n);
+        w[nw].off = (uint32_t)start;
+        w[nw].len = (uint32_t)(i - start);
         nw++;
     }
 
     if (nw < 10) {
         r->repetition_ratio = 0.0;
     } else {
-        size_t ntri = nw - 2, cap = 16;
-        if (ntri >= UINT32_MAX / 2)
-            goto nomem;
+        size_t ntri = nw - 2, cap = 16, unique = 0;
         while (cap < ntri * 2)
             cap *= 2;
         if (cap > INLINE_SLOTS) {
             slot = malloc(cap * sizeof *slot);
-            shash = malloc(cap * sizeof *shash);
-            if (!slot || !shash)
+            if (!slot)
                 goto nomem;
         }
         memset(slot, 0, cap * sizeof *slot);
-        size_t unique = 0;
         for (size_t t = 0; t < ntri; t++) {
-            uint64_t h = mix64((w[t].hash * 0x9E3779B97F4A7C15ull)
-                               ^ (w[t + 1].hash + 0x632BE59BD9B4E019ull)
-                               ^ (w[t + 2].hash * 0xC2B2AE3D27D4EB4Full));
-            size_t j = (size_t)h & (cap - 1);
+            size_t j = (size_t)trigram_hash(&w[t]) & (cap - 1);
             for (;;) {
                 if (!slot[j]) {
                     slot[j] = (uint32_t)(t + 1);
-                    shash[j] = h;
                     unique++;
                     break;
                 }
-                if (shash[j] == h) {
-                    size_t o = slot[j] - 1;
-                    if (same_word(s, &w[o], &w[t]) && same_word(s, &w[o + 1], &w[t + 1])
-                        && same_word(s, &w[o + 2], &w[t + 2]))
-                        break;
-                }
+                size_t o = slot[j] - 1;
+                if (same_word(s, &w[o], &w[t]) && same_word(s, &w[o + 1], &w[t + 1])
+                    && same_word(s, &w[o + 2], &w[t + 2]))
+                    break;
                 j = (j + 1) & (cap - 1);
             }
         }
@@ -509,16 +591,10 @@ void cf_check_repetition(const char *s, size_t n, cf_check_result *r)
     r->passed = r->score >= 0.7;
     goto out;
 nomem:
-    r->failed = 1;
-    r->score = 0.0;
-    r->passed = 0;
-    memcpy(r->error, "out of memory splitting the response into words",
-           sizeof "out of memory splitting the response into words");
+    repetition_fail(r, "out of memory splitting the response into words");
 out:
     if (w != wbuf)
         free(w);
     if (slot != sbuf)
         free(slot);
-    if (shash != hbuf)
-        free(shash);
 }

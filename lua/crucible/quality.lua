@@ -97,6 +97,8 @@ function M.attach(client, ctx)
   local cfgs, ncfgs = {}, 0
   local http_judge, judge_err
   local failures = 0
+  local default_cfg
+  local bus = ctx.bus
 
   -- A compiled configuration per (min, max, judge) combination; patterns come
   -- from the config. Compiled once and cached.
@@ -187,6 +189,21 @@ function M.attach(client, ctx)
     end
     local response, rerr, rkind = response_of(event)
     if not response then return nil, rerr, rkind end
+    -- the common case first: default options, nothing registered
+    if opts == nil and not jcfg.enabled and #order == 0 then
+      local c = default_cfg
+      if not c then
+        local err, kind
+        c, err, kind = cfg_for(qcfg.min_length, qcfg.max_length)
+        if not c then return nil, err, kind end
+        default_cfg = c
+      end
+      local result = c:assess(response)
+      if bus:listening("quality.assess") then
+        ctx.emit("quality.assess", { score = result.score, check_count = 4 })
+      end
+      return result
+    end
     local min, max = bounds(opts)
     local c, err, kind = cfg_for(min, max)
     if not c then return nil, err, kind end
@@ -207,7 +224,9 @@ function M.attach(client, ctx)
       for _, ch in ipairs(checks) do sum = sum + ch.score end
       result.score = sum / #checks
     end
-    ctx.emit("quality.assess", { score = result.score, check_count = #result.checks })
+    if bus:listening("quality.assess") then
+      ctx.emit("quality.assess", { score = result.score, check_count = #result.checks })
+    end
     return result
   end
 

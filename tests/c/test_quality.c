@@ -279,6 +279,61 @@ static void test_refusal(void)
     CHECK(cf_quality_cfg_new(&o, &cfg, &err) == -1);
 }
 
+/* The default patterns are matched without PCRE2; on generated text built
+ * from their pieces, the result (which pattern, if any) must be PCRE2's. */
+static void test_default_refusals_match_pcre2(void)
+{
+    cf_quality_cfg *fast = defaults();
+    cf_str wrapped[4];
+    char bufs[4][160];
+    for (int i = 0; i < 4; i++) {
+        snprintf(bufs[i], sizeof bufs[i], "(?:%s)", cf_default_refusal_patterns[i]);
+        wrapped[i] = cf_cstr(bufs[i]);
+    }
+    cf_quality_opts o = {.min_length = 20, .max_length = 4000, .patterns = wrapped, .npatterns = 4};
+    cf_quality_cfg *pcre = NULL;
+    cf_err err;
+    CHECK(cf_quality_cfg_new(&o, &pcre, &err) == 0);
+    static const char *const pieces[] = {
+        "I", "i", "A", "a", " ", "  ", "can", "CAN", "cannot", "canNOT", "'", "\xe2\x80\x99",
+        "\xe2\x80\x98", "\xca\xbc", "\xe2\x80", "\xca", "t", "T", "m unable to", "M UNABLE TO",
+        " apologize, but", "apologize", ",", " but", "don", " have the ability", "s an ", "AI",
+        "ai", "As an AI", "x", "\xff", "n", "o", "\n", "\x00", "\xc3\xa9", "s", "S"};
+    const size_t np = sizeof pieces / sizeof pieces[0];
+    unsigned seed = 12345;
+    int mismatches = 0, hits = 0;
+    for (int iter = 0; iter < 200000; iter++) {
+        char text[256];
+        size_t len = 0;
+        seed = seed * 1103515245u + 12345u;
+        int count = 1 + (int)((seed >> 16) % 14);
+        for (int k = 0; k < count; k++) {
+            seed = seed * 1103515245u + 12345u;
+            const char *piece = pieces[(seed >> 16) % np];
+            size_t pl = piece[0] == '\0' ? 0 : strlen(piece);
+            if (strcmp(piece, "\x00") == 0)
+                pl = 1;
+            if (len + pl >= sizeof text)
+                break;
+            memcpy(text + len, piece, pl);
+            len += pl;
+        }
+        cf_check_result a, b;
+        cf_check_refusal(fast, text, len, &a);
+        cf_check_refusal(pcre, text, len, &b);
+        hits += b.has_refusal;
+        if (a.has_refusal != b.has_refusal || a.pattern != b.pattern || a.score != b.score) {
+            if (mismatches++ < 5)
+                fprintf(stderr, "mismatch on '%.*s': fast %d, pcre2 %d\n", (int)len, text,
+                        a.pattern, b.pattern);
+        }
+    }
+    CHECK(mismatches == 0);
+    CHECK(hits > 1000); /* the generator does produce refusals */
+    cf_quality_cfg_free(fast);
+    cf_quality_cfg_free(pcre);
+}
+
 static void test_assess_and_hook(void)
 {
     cf_quality_cfg *cfg = defaults();
@@ -312,6 +367,7 @@ int main(void)
     RUN(test_length);
     RUN(test_repetition);
     RUN(test_refusal);
+    RUN(test_default_refusals_match_pcre2);
     RUN(test_assess_and_hook);
     return cf_test_done();
 }
