@@ -87,4 +87,5 @@ def main():
                       "events_per_second": n / secs, "mean_score": total / n}))
 
 
-main()
+if __name__ == "__main__":
+    main()
