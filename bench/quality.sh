@@ -39,14 +39,17 @@ print(f"Stored: {s['events']:,} events of one deployment, {s['signals']:,} signa
 print()
 print("| | wall s |")
 print("| --- | ---: |")
-print(f"| crucible-feedback get_quality_stats (window 1000, pass rates, counts, signals) | {s['seconds_default']:.3f} |")
+print(f"| crucible-feedback get_quality_stats (window 1000, pass rates, counts, signals), first call | {s['seconds_first']:.3f} |")
+print(f"| crucible-feedback, the same call again | {s['seconds_default']:.3f} |")
 print(f"| crucible-feedback, window = every event, scores only (checks=false) | {s['seconds_all_scores']:.3f} |")
 print(f"| crucible-feedback, window = every event, with pass rates | {s['seconds_all_with_checks']:.3f} |")
-print(f"| peer: Python sqlite3, the default statistics | {ps['seconds_default']:.3f} |")
+print(f"| peer: Python sqlite3, the default statistics, first call | {ps['seconds_first']:.3f} |")
+print(f"| peer: the same again | {ps['seconds_default']:.3f} |")
 print()
 agree = abs(s['rolling_average'] - ps['rolling_average']) < 1e-9 and s['signal_score'] == ps['signal_score']
-print(f"Ratio (peer / ours, default call): {ps['seconds_default'] / s['seconds_default']:.1f}."
-      f" Target under 1 s: {'met' if s['seconds_default'] < 1 else 'NOT met'} (default call),"
+print(f"Ratio (peer / ours, default call again): {ps['seconds_default'] / s['seconds_default']:.1f};"
+      f" first calls: {ps['seconds_first'] / s['seconds_first']:.1f}."
+      f" Target under 1 s: {'met' if max(s['seconds_first'], s['seconds_default']) < 1 else 'NOT met'} (default call),"
       f" {'met' if s['seconds_all_scores'] < 1 else 'not met'} (every event as the window)."
       f" Results {'agree' if agree else 'DIFFER'} with the peer.")
 PY

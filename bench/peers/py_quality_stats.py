@@ -5,7 +5,8 @@ p50/p90 and the pass rate of each of the four checks (py_quality.py).
 
     /usr/bin/python3 py_quality_stats.py DB
 
-Prints one line of JSON (wall-clock seconds)."""
+Runs it twice on one connection (first, then warm) and prints one line of
+JSON (wall-clock seconds)."""
 import json
 import os
 import sqlite3
@@ -57,9 +58,13 @@ def main():
     con = sqlite3.connect(sys.argv[1])
     t0 = time.perf_counter()
     s = stats(con, "bench")
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    s = stats(con, "bench")
     secs = time.perf_counter() - t0
     print(json.dumps({"bench": "py_quality_stats", "events": s["event_count"],
-                      "seconds_default": secs, "rolling_average": s["rolling_average"],
+                      "seconds_first": first, "seconds_default": secs,
+                      "rolling_average": s["rolling_average"],
                       "p50": s["p50"], "p90": s["p90"], "signal_score": s["signal_score"]}))
 
 
