@@ -23,6 +23,7 @@ static const luaL_Reg preloads[] = {
     {"crucible._readline", luaopen_crucible_readline},
     {"crucible._sanitize", luaopen_crucible_sanitize},
     {"crucible._ingest", luaopen_crucible_ingest},
+    {"crucible._quality", luaopen_crucible_quality},
     {NULL, NULL},
 };
 

@@ -88,6 +88,12 @@ static const sq_migration migrations[] = {
      "  key TEXT PRIMARY KEY,"
      "  value TEXT NOT NULL,"
      "  updated_at INTEGER NOT NULL);"},
+    /* Quality: backfill finds unscored events through a partial index (only
+     * they are in it); signal counts per type read a covering index. */
+    {2, "quality indexes",
+     "CREATE INDEX inference_events_unscored"
+     "  ON inference_events (deployment_id, inserted_at) WHERE quality_score IS NULL;"
+     "CREATE INDEX user_signals_deployment_type ON user_signals (deployment_id, signal_type);"},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
@@ -671,6 +677,8 @@ static const cf_store_vt sq_vt = {
     .kv_set = sq_kv_set,
     .kv_get_or_set = sq_kv_get_or_set,
     .close = sq_close,
+    .count_by_type = sq_count_by_type,
+    .open_unscored_cursor = sq_open_unscored_cursor,
 };
 
 int cf_store_sqlite_open(const char *path, const cf_store_opts *opts, cf_store **out,

@@ -16,6 +16,7 @@
 
 #include "crucible/cf_runtime.h"
 #include "crucible/cf_store.h"
+#include "crucible/l_store.h"
 
 #define STORE_MT "crucible.Store"
 #define CURSOR_MT "crucible.Cursor"
@@ -53,6 +54,14 @@ static int push_fail(lua_State *L, const cf_err *err)
 static cf_store *check_store(lua_State *L)
 {
     l_store *u = luaL_checkudata(L, 1, STORE_MT);
+    if (!u->s)
+        luaL_error(L, "attempt to use a closed store");
+    return u->s;
+}
+
+cf_store *l_store_checkstore(lua_State *L, int idx)
+{
+    l_store *u = luaL_checkudata(L, idx, STORE_MT);
     if (!u->s)
         luaL_error(L, "attempt to use a closed store");
     return u->s;
@@ -602,6 +611,54 @@ static int m_cursor(lua_State *L)
     return 1;
 }
 
+/* Like m_cursor, over the events that have no quality_score. */
+static int m_unscored_cursor(lua_State *L)
+{
+    cf_store *s = check_store(L);
+    cf_query q;
+    read_query(L, 2, &q);
+    l_cursor *u = lua_newuserdatauv(L, sizeof *u, 1);
+    u->c = NULL;
+    u->with_signals = 0;
+    luaL_setmetatable(L, CURSOR_MT);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, 1);
+    cf_err err;
+    if (cf_store_open_unscored_cursor(s, &q, &u->c, &err))
+        return push_fail(L, &err);
+    lua_getiuservalue(L, 1, 1);
+    lua_pushvalue(L, -2);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    return 1;
+}
+
+static int add_type_count(void *ud, cf_str type, int64_t n)
+{
+    lua_State *L = ud;
+    if (type.p)
+        lua_pushlstring(L, type.p, type.n);
+    else
+        lua_pushliteral(L, "");
+    lua_pushinteger(L, (lua_Integer)n);
+    lua_rawset(L, -3);
+    return 0;
+}
+
+static int m_count_by_type(lua_State *L)
+{
+    cf_store *s = check_store(L);
+    cf_kind kind = check_kind(L, 2);
+    cf_query q;
+    read_query(L, 3, &q);
+    lua_newtable(L);
+    cf_err err;
+    if (cf_store_count_by_type(s, kind, &q, add_type_count, L, &err) < 0)
+        return push_fail(L, &err);
+    return 1;
+}
+
 static int m_count(lua_State *L)
 {
     cf_store *s = check_store(L);
@@ -755,6 +812,8 @@ static const luaL_Reg store_methods[] = {
     {"insert_trigger", m_insert_trigger},
     {"cursor", m_cursor},
     {"count", m_count},
+    {"unscored_cursor", m_unscored_cursor},
+    {"count_by_type", m_count_by_type},
     {"kv_get", m_kv_get},
     {"kv_set", m_kv_set},
     {"kv_get_or_set", m_kv_get_or_set},

@@ -29,5 +29,6 @@ int luaopen_crucible_store(lua_State *L);     /* crucible._store */
 int luaopen_crucible_readline(lua_State *L);  /* crucible._readline */
 int luaopen_crucible_sanitize(lua_State *L);  /* crucible._sanitize */
 int luaopen_crucible_ingest(lua_State *L);    /* crucible._ingest */
+int luaopen_crucible_quality(lua_State *L);   /* crucible._quality */
 
 #endif

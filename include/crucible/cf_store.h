@@ -138,6 +138,9 @@ typedef struct cf_event_update {
     int64_t token_count;
 } cf_event_update;
 
+/* count_by_type's callback: one type and how many rows have it. */
+typedef int (*cf_type_count_fn)(void *ud, cf_str type, int64_t n);
+
 /* ---- the vtable ----------------------------------------------------------
  * Every function returns 0 (or a count) on success and -1 with err set on
  * failure. */
@@ -170,6 +173,15 @@ typedef struct cf_store_vt {
     int (*kv_set)(cf_store *, const char *key, cf_str value, cf_err *);
     int (*kv_get_or_set)(cf_store *, const char *key, cf_str value, char **out, cf_err *);
     void (*close)(cf_store *);
+    /* Counts rows of a kind grouped by its type column (signal_type,
+     * curation_source, drift_type, trigger_type) among those matching q
+     * (deployment_id, since, until). cb runs once per type, in type order;
+     * a non-zero return from cb stops and is returned. */
+    int (*count_by_type)(cf_store *, cf_kind, const cf_query *, cf_type_count_fn cb, void *ud,
+                         cf_err *);
+    /* A cursor over the events matching q (deployment_id, since, until,
+     * limit; oldest first) that have no quality_score. */
+    int (*open_unscored_cursor)(cf_store *, const cf_query *, cf_cursor **, cf_err *);
 } cf_store_vt;
 
 struct cf_store {
@@ -240,6 +252,12 @@ static inline int cf_store_kv_set(cf_store *s, const char *k, cf_str v, cf_err *
 { return s->vt->kv_set(s, k, v, e); }
 static inline int cf_store_kv_get_or_set(cf_store *s, const char *k, cf_str v, char **out, cf_err *e)
 { return s->vt->kv_get_or_set(s, k, v, out, e); }
+static inline int cf_store_count_by_type(cf_store *s, cf_kind k, const cf_query *q,
+                                         cf_type_count_fn cb, void *ud, cf_err *e)
+{ return s->vt->count_by_type(s, k, q, cb, ud, e); }
+static inline int cf_store_open_unscored_cursor(cf_store *s, const cf_query *q, cf_cursor **c,
+                                                cf_err *e)
+{ return s->vt->open_unscored_cursor(s, q, c, e); }
 static inline void cf_store_close(cf_store *s)
 { if (s) s->vt->close(s); }
 

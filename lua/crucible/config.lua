@@ -57,6 +57,16 @@ M.SCHEMA = section {
   quality = section {
     min_length = leaf { type = "integer", default = 20, min = 0 },
     max_length = leaf { type = "integer", default = 4000, min = 0 },
+    -- PCRE2, caseless; the reference's four, widened to typographic apostrophes
+    refusal_patterns = leaf { type = "list", default = {
+      "I cannot|I can['\\x{2019}\\x{2018}\\x{02BC}]t|I['\\x{2019}\\x{2018}\\x{02BC}]m unable to",
+      "I apologize, but",
+      "As an AI",
+      "I don['\\x{2019}\\x{2018}\\x{02BC}]t have the ability",
+    } },
+    assess_on_ingest = leaf { type = "boolean", default = true },
+    judge_on_ingest = leaf { type = "boolean", default = false },
+    window_size = leaf { type = "integer", default = 1000, min = 1 },
   },
   triggers = section {
     drift_threshold = leaf { type = "number", default = 0.2, min = 0 },
@@ -75,6 +85,16 @@ M.SCHEMA = section {
   embedding_client = leaf { type = { "string", "table", "function" }, default = "builtin" },
   llm_judge = section {
     enabled = leaf { type = "boolean", default = false },
+    judge = leaf { type = "function", doc = "judge(event) -> score[, details]" },
+    url = leaf { type = "string", doc = "base URL of an OpenAI-compatible API" },
+    model = leaf { type = "string" },
+    api_key_env = leaf { type = "string", default = "OPENAI_API_KEY" },
+    prompt_template = leaf { type = "string", doc = "{{prompt}} and {{response}} are replaced" },
+    system_prompt = leaf { type = "string" },
+    timeout_ms = leaf { type = "integer", default = 30000, min = 1 },
+    retries = leaf { type = "integer", default = 2, min = 0 },
+    backoff_ms = leaf { type = "integer", default = 500, min = 0 },
+    temperature = leaf { type = "number", default = 0, min = 0 },
   },
 }
 

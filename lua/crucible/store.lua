@@ -133,6 +133,26 @@ function Store:count(kind, q)
   return self.h:count(kind, query(q))
 end
 
+--- Rows of a kind counted per type (signal_type, curation_source,
+-- drift_type, trigger_type): {type = count}. q: deployment_id, since, until.
+function Store:count_by_type(kind, q)
+  return self.h:count_by_type(kind, query(q))
+end
+
+--- Streams the events without a quality_score (deployment_id, since,
+-- until, limit; oldest first), like events().
+function Store:unscored_events(q)
+  local cur, err = self.h:unscored_cursor(query(q))
+  if not cur then error(err, 2) end
+  local function iter()
+    local row, ierr = cur:next()
+    if row == nil and ierr then error(ierr, 2) end
+    if row then return FIX.events(row) end
+    return row
+  end
+  return iter, nil, nil, cur
+end
+
 function Store:count_events(q) return self:count("events", q) end
 function Store:count_curated(q) return self:count("curated", q) end
 

@@ -57,6 +57,13 @@ local function run(self, list, event, payload)
   end
 end
 
+--- Whether any handler would receive `event` (so hot paths can skip
+-- building a payload nobody reads).
+function Bus:listening(event)
+  local h, any = self.handlers[event], self.handlers["*"]
+  return (h ~= nil and #h > 0) or (any ~= nil and #any > 0)
+end
+
 --- Calls every handler of `event` (then the "*" handlers) with payload.
 function Bus:emit(event, payload)
   run(self, self.handlers[event], event, payload)

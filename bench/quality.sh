@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Quality (issue 4): assess_quality throughput on a realistic corpus against
+# the same four checks in Python, and get_quality_stats on 1,000,000 stored
+# events against the same statistics computed with Python's sqlite3.
+# Smaller runs while developing: QUALITY_CORPUS=20000 QUALITY_EVENTS=100000.
+set -euo pipefail
+bin=$1 work=$2
+corpus_n=${QUALITY_CORPUS:-200000}
+events_n=${QUALITY_EVENTS:-1000000}
+signals_n=${QUALITY_SIGNALS:-100000}
+"$bin" bench/quality_corpus.lua "$work/quality_corpus.jsonl" "$corpus_n"
+ours=$("$bin" bench/quality_assess.lua "$work/quality_corpus.jsonl")
+peer=$(/usr/bin/python3 bench/peers/py_quality.py "$work/quality_corpus.jsonl")
+stats=$("$bin" bench/quality_stats.lua "$work/quality_stats.db" "$events_n" "$signals_n")
+pstats=$(/usr/bin/python3 bench/peers/py_quality_stats.py "$work/quality_stats.db")
+/usr/bin/python3 - "$ours" "$peer" "$stats" "$pstats" <<'PY'
+import json, sys
+o, p, s, ps = (json.loads(a) for a in sys.argv[1:5])
+print("## Quality: assess_quality and get_quality_stats (issue 4)")
+print()
+print(f"Targets: assess_quality at least 200,000 events/s on one core without the judge;"
+      f" get_quality_stats on {s['events']:,} stored events under 1 s.")
+print()
+print(f"Corpus: {o['events']:,} generated responses (bench/quality_corpus.lua: prose, JSON,"
+      " markdown, refusals, loops, short, over-long and non-English text).")
+print()
+print("| | events | CPU s | events/s | mean score |")
+print("| --- | ---: | ---: | ---: | ---: |")
+print(f"| crucible-feedback cf.assess_quality (result tables in Lua) | {o['events']} | {o['cpu_seconds']:.3f} | {o['events_per_second']:.0f} | {o['mean_score']:.6f} |")
+print(f"| crucible-feedback C scorer (the ingest hook's work) | {o['events']} | | {o['c_scorer_events_per_second']:.0f} | {o['c_mean_score']:.6f} |")
+print(f"| peer: Python, the same four checks | {p['events']} | {p['cpu_seconds']:.3f} | {p['events_per_second']:.0f} | {p['mean_score']:.6f} |")
+print()
+same = abs(o['mean_score'] - p['mean_score']) < 1e-9
+print(f"Ratio (ours / peer events/s): {o['events_per_second'] / p['events_per_second']:.1f}."
+      f" Target 200,000 events/s: {'met' if o['events_per_second'] >= 200000 else 'NOT met'}."
+      f" Mean scores {'agree' if same else 'DIFFER'}.")
+print()
+print(f"Stored: {s['events']:,} events of one deployment, {s['signals']:,} signals.")
+print()
+print("| | wall s |")
+print("| --- | ---: |")
+print(f"| crucible-feedback get_quality_stats (window 1000, pass rates, counts, signals), first call | {s['seconds_first']:.3f} |")
+print(f"| crucible-feedback, the same call again | {s['seconds_default']:.3f} |")
+print(f"| crucible-feedback, window = every event, scores only (checks=false) | {s['seconds_all_scores']:.3f} |")
+print(f"| crucible-feedback, window = every event, with pass rates | {s['seconds_all_with_checks']:.3f} |")
+print(f"| peer: Python sqlite3, the default statistics, first call | {ps['seconds_first']:.3f} |")
+print(f"| peer: the same again | {ps['seconds_default']:.3f} |")
+print()
+agree = abs(s['rolling_average'] - ps['rolling_average']) < 1e-9 and s['signal_score'] == ps['signal_score']
+print(f"Ratio (peer / ours, default call again): {ps['seconds_default'] / s['seconds_default']:.1f};"
+      f" first calls: {ps['seconds_first'] / s['seconds_first']:.1f}."
+      f" Target under 1 s: {'met' if max(s['seconds_first'], s['seconds_default']) < 1 else 'NOT met'} (default call),"
+      f" {'met' if s['seconds_all_scores'] < 1 else 'not met'} (every event as the window)."
+      f" Results {'agree' if agree else 'DIFFER'} with the peer.")
+PY
