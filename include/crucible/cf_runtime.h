@@ -27,5 +27,6 @@ void cf_runtime_add_user_dir(lua_State *L, const char *dir);
 int luaopen_crucible_core(lua_State *L);      /* crucible._core */
 int luaopen_crucible_store(lua_State *L);     /* crucible._store */
 int luaopen_crucible_readline(lua_State *L);  /* crucible._readline */
+int luaopen_crucible_drift(lua_State *L);     /* crucible._drift */
 
 #endif
