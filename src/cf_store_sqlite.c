@@ -671,6 +671,7 @@ static const cf_store_vt sq_vt = {
     .kv_set = sq_kv_set,
     .kv_get_or_set = sq_kv_get_or_set,
     .close = sq_close,
+    .open_columns = sq_open_columns,
 };
 
 int cf_store_sqlite_open(const char *path, const cf_store_opts *opts, cf_store **out,

@@ -42,5 +42,7 @@ cf_str sq_col_str(sqlite3_stmt *st, int i);
 
 int sq_open_cursor(cf_store *, cf_kind, const cf_query *, cf_cursor **, cf_err *);
 int sq_count(cf_store *, cf_kind, const cf_query *, int64_t *, cf_err *);
+int sq_open_columns(cf_store *, const cf_query *, const cf_column *, size_t, cf_colscan **,
+                    cf_err *);
 
 #endif

@@ -138,6 +138,50 @@ typedef struct cf_event_update {
     int64_t token_count;
 } cf_event_update;
 
+/* ---- column scans ----------------------------------------------------------
+ * A projection of inference events that streams only the fields asked for
+ * (drift reads windows this way). Values stay valid until the next
+ * cf_colscan_next or cf_colscan_close. */
+
+typedef enum cf_column_kind {
+    CF_COL_PROMPT,          /* text */
+    CF_COL_RESPONSE,        /* text */
+    CF_COL_MODEL_VERSION,   /* text or null */
+    CF_COL_LATENCY,         /* integer or null */
+    CF_COL_TOKENS,          /* integer or null */
+    CF_COL_QUALITY,         /* real or null */
+    CF_COL_INSERTED_AT,     /* integer */
+    CF_COL_METADATA_KEY     /* metadata[key]: integer, real, text (strings; "true"/"false";
+                               objects and arrays as JSON text) or null when absent */
+} cf_column_kind;
+
+typedef struct cf_column {
+    cf_column_kind kind;
+    cf_str key;             /* CF_COL_METADATA_KEY: the top-level key (any string) */
+} cf_column;
+
+typedef enum cf_value_type { CF_VAL_NULL, CF_VAL_INT, CF_VAL_REAL, CF_VAL_TEXT } cf_value_type;
+
+typedef struct cf_value {
+    cf_value_type type;
+    int64_t i;
+    double d;
+    cf_str s;
+} cf_value;
+
+typedef struct cf_colscan cf_colscan;
+
+typedef struct cf_colscan_vt {
+    /* Fills vals[0..ncols): 1 row, 0 end, -1 error. */
+    int (*next)(cf_colscan *, cf_value *vals, cf_err *);
+    void (*close)(cf_colscan *);
+} cf_colscan_vt;
+
+struct cf_colscan {
+    const cf_colscan_vt *vt;
+    size_t ncols;
+};
+
 /* ---- the vtable ----------------------------------------------------------
  * Every function returns 0 (or a count) on success and -1 with err set on
  * failure. */
@@ -170,6 +214,10 @@ typedef struct cf_store_vt {
     int (*kv_set)(cf_store *, const char *key, cf_str value, cf_err *);
     int (*kv_get_or_set)(cf_store *, const char *key, cf_str value, char **out, cf_err *);
     void (*close)(cf_store *);
+    /* Streams the given columns of the inference events matching q (its
+     * deployment_id, since, until, order, limit, offset). */
+    int (*open_columns)(cf_store *, const cf_query *, const cf_column *cols, size_t ncols,
+                        cf_colscan **out, cf_err *);
 } cf_store_vt;
 
 struct cf_store {
@@ -246,6 +294,13 @@ static inline void cf_store_close(cf_store *s)
 static inline int cf_cursor_next(cf_cursor *c, cf_row *row, cf_err *e)
 { return c->vt->next(c, row, e); }
 static inline void cf_cursor_close(cf_cursor *c)
+{ if (c) c->vt->close(c); }
+static inline int cf_store_open_columns(cf_store *s, const cf_query *q, const cf_column *cols,
+                                        size_t n, cf_colscan **out, cf_err *e)
+{ return s->vt->open_columns(s, q, cols, n, out, e); }
+static inline int cf_colscan_next(cf_colscan *c, cf_value *vals, cf_err *e)
+{ return c->vt->next(c, vals, e); }
+static inline void cf_colscan_close(cf_colscan *c)
 { if (c) c->vt->close(c); }
 
 /* Name of a kind as used from Lua: "events", "signals", "curated",
