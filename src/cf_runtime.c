@@ -22,6 +22,7 @@ static const luaL_Reg preloads[] = {
     {"crucible._store", luaopen_crucible_store},
     {"crucible._readline", luaopen_crucible_readline},
     {"crucible._drift", luaopen_crucible_drift},
+    {"crucible._embed", luaopen_crucible_embed},
     {NULL, NULL},
 };
 

@@ -22,6 +22,7 @@
 #include "crucible/cf_drift.h"
 #include "crucible/cf_kolmogorov.h"
 #include "crucible/cf_runtime.h"
+#include "l_drift_window.h"
 
 /* Reads a sequence of finite numbers into a userdata-backed array (freed
  * by the GC even when a later check raises). */
@@ -249,5 +250,6 @@ static const luaL_Reg funcs[] = {
 int luaopen_crucible_drift(lua_State *L)
 {
     luaL_newlib(L, funcs);
+    l_drift_window_register(L);
     return 1;
 }

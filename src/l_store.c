@@ -58,6 +58,14 @@ static cf_store *check_store(lua_State *L)
     return u->s;
 }
 
+struct cf_store *cf_lua_check_store(lua_State *L, int idx)
+{
+    l_store *u = luaL_checkudata(L, idx, STORE_MT);
+    if (!u->s)
+        luaL_error(L, "attempt to use a closed store");
+    return u->s;
+}
+
 /* ---- reading Lua tables into rows -------------------------------------- */
 
 /* Field readers: the table is at idx; a wrong type raises naming the field. */

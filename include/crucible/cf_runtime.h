@@ -23,10 +23,15 @@ int cf_runtime_pcall(lua_State *L, int nargs, int nresults);
  * modules). */
 void cf_runtime_add_user_dir(lua_State *L, const char *dir);
 
+/* The cf_store behind a crucible.Store userdata at idx (l_store.c); raises
+ * when it is not one or is closed. */
+struct cf_store *cf_lua_check_store(lua_State *L, int idx);
+
 /* C modules, one luaopen per module (registered in package.preload). */
 int luaopen_crucible_core(lua_State *L);      /* crucible._core */
 int luaopen_crucible_store(lua_State *L);     /* crucible._store */
 int luaopen_crucible_readline(lua_State *L);  /* crucible._readline */
 int luaopen_crucible_drift(lua_State *L);     /* crucible._drift */
+int luaopen_crucible_embed(lua_State *L);     /* crucible._embed */
 
 #endif
