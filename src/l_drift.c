@@ -9,6 +9,9 @@
  *   _drift.chi2_counts(ca, cb)         --> {statistic=, pvalue=, dof=}
  *   _drift.kstwo_sf(d, n), smirnov_sf(n, d), chi2_sf(x, df)
  *   _drift.mean_std(a)                 --> mean, population std
+ *   _drift.compare(a, b[, bins])       --> {ks=, ks_pvalue=, ks_method=, location=, sign=,
+ *                                           psi=, wasserstein=, wasserstein_normalized=,
+ *                                           js_distance=} (one conversion, one sort)
  *
  * Samples are Lua sequences of numbers. A value that is not a number, NaN
  * or infinite raises an error naming the argument and position; an empty
@@ -233,7 +236,46 @@ static int l_mean_std(lua_State *L)
     return 2;
 }
 
+static int l_compare(lua_State *L)
+{
+    lua_settop(L, 3);
+    size_t na, nb;
+    double *a = check_sample(L, 1, "a", &na);
+    double *b = check_sample(L, 2, "b", &nb);
+    int bins = check_bins(L, 3);
+    if (na == 0 || nb == 0)
+        return luaL_error(L, "compare: both samples must be non-empty (got %d and %d values)",
+                          (int)na, (int)nb);
+    double psi = cf_psi(a, na, b, nb, 10);
+    double mean, std;
+    cf_mean_std(b, nb, &mean, &std);
+    sort_or_raise(L, a, na);
+    sort_or_raise(L, b, nb);
+    cf_ks_result r;
+    cf_err err;
+    if (cf_ks_sorted(a, na, b, nb, CF_KS_AUTO, &r, &err))
+        return luaL_error(L, "%s", err.msg);
+    double w = cf_wasserstein_sorted(a, na, b, nb);
+    double *h = lua_newuserdatauv(L, 2 * (size_t)bins * sizeof *h, 0);
+    cf_histogram2(a, na, b, nb, bins, h, h + bins);
+    lua_createtable(L, 0, 9);
+    set_num(L, "ks", r.statistic);
+    set_num(L, "ks_pvalue", r.pvalue);
+    lua_pushstring(L, r.exact ? "exact" : "asymp");
+    lua_setfield(L, -2, "ks_method");
+    set_num(L, "location", r.location);
+    lua_pushinteger(L, r.sign);
+    lua_setfield(L, -2, "sign");
+    set_num(L, "psi", psi);
+    set_num(L, "wasserstein", w);
+    if (std > 0)
+        set_num(L, "wasserstein_normalized", w / std);
+    set_num(L, "js_distance", cf_js_distance(h, h + bins, (size_t)bins, 2));
+    return 1;
+}
+
 static const luaL_Reg funcs[] = {
+    {"compare", l_compare},
     {"ks", l_ks},
     {"psi", l_psi},
     {"wasserstein", l_wasserstein},

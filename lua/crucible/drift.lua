@@ -7,6 +7,7 @@
 --   drift.wasserstein(recent, baseline)   --> distance, distance / std(baseline)
 --   drift.jensen_shannon(p, q[, base])    --> distance between two weight vectors
 --   drift.chi2(recent_values, baseline_values) --> {statistic=, pvalue=, dof=, js_distance=}
+--   drift.compare(recent, baseline)       --> every numeric statistic at once (one sort)
 --
 -- Two-sample functions take the recent sample first and the baseline
 -- second, like detect_drift's windows. The work is done in C
@@ -18,6 +19,7 @@ local core = require "crucible._core"
 local M = {}
 
 M.ks = cdrift.ks
+M.compare = cdrift.compare
 M.psi = cdrift.psi
 M.wasserstein = cdrift.wasserstein
 M.histogram = cdrift.histogram
