@@ -318,7 +318,9 @@ describe("detect_drift", function()
       "embedding_client.url: must start with http:// or https://, got 'ftp://x'")
     assert.has_error(function() cf.detect_drift("d", { embedding_client = { url = "http://127.0.0.1:1/v1" } }) end,
       "embedding_client.model: required")
-    assert.has_error(function() cf.detect_drift("d", { embedding_client = { url = "http://x", model = "m", batchsize = 3 } }) end)
+    assert.has_error(function()
+      cf.detect_drift("d", { embedding_client = { url = "http://x", model = "m", batchsize = 3 } })
+    end)
     assert.has_error(function() cf.detect_drift("d", { embedding_client = { url = "http://x", model = "m",
       api_key_env = "CRUCIBLE_TEST_SURELY_UNSET" } }) end,
       "embedding_client.api_key_env: the environment variable CRUCIBLE_TEST_SURELY_UNSET is not set")
