@@ -47,6 +47,8 @@ static int cmp_double(const void *x, const void *y)
 
 int cf_drift_sort(double *v, size_t n, cf_err *err)
 {
+    if (n < 2)
+        return 0;
     if (n < 512) {
         for (size_t i = 0; i < n; i++)
             if (v[i] == 0)
@@ -304,7 +306,7 @@ double cf_psi(const double *a, size_t na, const double *b, size_t nb, int bins)
 void cf_histogram2(const double *a, size_t na, const double *b, size_t nb, int bins,
                    double *ca, double *cb)
 {
-    memset(ca, 0, (size_t)bins * sizeof *ca);
+    memset(ca, 0, (size_t)bins * sizeof *ca); /* ca, cb: never NULL */
     memset(cb, 0, (size_t)bins * sizeof *cb);
     if (na + nb == 0 || bins <= 0)
         return;
