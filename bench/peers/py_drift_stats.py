@@ -30,10 +30,10 @@ def main():
     reps = int(sys.argv[3])
     best = None
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         r = stats.ks_2samp(a, b)
         p = psi(a, b)
-        dt = time.perf_counter() - t0
+        dt = time.process_time() - t0
         best = dt if best is None else min(best, dt)
     print(json.dumps({"n": int(a.size), "seconds": best, "statistic": float(r.statistic),
                       "pvalue": float(r.pvalue), "psi": p}))
