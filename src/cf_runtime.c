@@ -24,6 +24,8 @@ static const luaL_Reg preloads[] = {
     {"crucible._sanitize", luaopen_crucible_sanitize},
     {"crucible._ingest", luaopen_crucible_ingest},
     {"crucible._quality", luaopen_crucible_quality},
+    {"crucible._drift", luaopen_crucible_drift},
+    {"crucible._embed", luaopen_crucible_embed},
     {NULL, NULL},
 };
 

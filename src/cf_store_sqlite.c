@@ -679,6 +679,7 @@ static const cf_store_vt sq_vt = {
     .close = sq_close,
     .count_by_type = sq_count_by_type,
     .open_unscored_cursor = sq_open_unscored_cursor,
+    .open_columns = sq_open_columns,
 };
 
 int cf_store_sqlite_open(const char *path, const cf_store_opts *opts, cf_store **out,

@@ -17,6 +17,7 @@
 #include "crucible/cf_runtime.h"
 #include "crucible/cf_store.h"
 #include "crucible/l_store.h"
+#include "l_store_columns.h"
 
 #define STORE_MT "crucible.Store"
 #define CURSOR_MT "crucible.Cursor"
@@ -863,6 +864,7 @@ int luaopen_crucible_store(lua_State *L)
 {
     new_class(L, STORE_MT, store_methods, store_meta);
     new_class(L, CURSOR_MT, cursor_methods, cursor_meta);
+    l_store_columns_register(L, STORE_MT);
     luaL_newlib(L, funcs);
     return 1;
 }

@@ -30,5 +30,7 @@ int luaopen_crucible_readline(lua_State *L);  /* crucible._readline */
 int luaopen_crucible_sanitize(lua_State *L);  /* crucible._sanitize */
 int luaopen_crucible_ingest(lua_State *L);    /* crucible._ingest */
 int luaopen_crucible_quality(lua_State *L);   /* crucible._quality */
+int luaopen_crucible_drift(lua_State *L);     /* crucible._drift */
+int luaopen_crucible_embed(lua_State *L);     /* crucible._embed */
 
 #endif

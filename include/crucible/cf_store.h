@@ -140,6 +140,49 @@ typedef struct cf_event_update {
 
 /* count_by_type's callback: one type and how many rows have it. */
 typedef int (*cf_type_count_fn)(void *ud, cf_str type, int64_t n);
+/* ---- column scans ----------------------------------------------------------
+ * A projection of inference events that streams only the fields asked for
+ * (drift reads windows this way). Values stay valid until the next
+ * cf_colscan_next or cf_colscan_close. */
+
+typedef enum cf_column_kind {
+    CF_COL_PROMPT,          /* text */
+    CF_COL_RESPONSE,        /* text */
+    CF_COL_MODEL_VERSION,   /* text or null */
+    CF_COL_LATENCY,         /* integer or null */
+    CF_COL_TOKENS,          /* integer or null */
+    CF_COL_QUALITY,         /* real or null */
+    CF_COL_INSERTED_AT,     /* integer */
+    CF_COL_METADATA_KEY     /* metadata[key]: integer, real, text (strings; "true"/"false";
+                               objects and arrays as JSON text) or null when absent */
+} cf_column_kind;
+
+typedef struct cf_column {
+    cf_column_kind kind;
+    cf_str key;             /* CF_COL_METADATA_KEY: the top-level key (any string) */
+} cf_column;
+
+typedef enum cf_colval_type { CF_COLVAL_NULL, CF_COLVAL_INT, CF_COLVAL_REAL, CF_COLVAL_TEXT } cf_colval_type;
+
+typedef struct cf_colval {
+    cf_colval_type type;
+    int64_t i;
+    double d;
+    cf_str s;
+} cf_colval;
+
+typedef struct cf_colscan cf_colscan;
+
+typedef struct cf_colscan_vt {
+    /* Fills vals[0..ncols): 1 row, 0 end, -1 error. */
+    int (*next)(cf_colscan *, cf_colval *vals, cf_err *);
+    void (*close)(cf_colscan *);
+} cf_colscan_vt;
+
+struct cf_colscan {
+    const cf_colscan_vt *vt;
+    size_t ncols;
+};
 
 /* ---- the vtable ----------------------------------------------------------
  * Every function returns 0 (or a count) on success and -1 with err set on
@@ -182,6 +225,10 @@ typedef struct cf_store_vt {
     /* A cursor over the events matching q (deployment_id, since, until,
      * limit; oldest first) that have no quality_score. */
     int (*open_unscored_cursor)(cf_store *, const cf_query *, cf_cursor **, cf_err *);
+    /* Streams the given columns of the inference events matching q (its
+     * deployment_id, since, until, order, limit, offset). */
+    int (*open_columns)(cf_store *, const cf_query *, const cf_column *cols, size_t ncols,
+                        cf_colscan **out, cf_err *);
 } cf_store_vt;
 
 struct cf_store {
@@ -264,6 +311,13 @@ static inline void cf_store_close(cf_store *s)
 static inline int cf_cursor_next(cf_cursor *c, cf_row *row, cf_err *e)
 { return c->vt->next(c, row, e); }
 static inline void cf_cursor_close(cf_cursor *c)
+{ if (c) c->vt->close(c); }
+static inline int cf_store_open_columns(cf_store *s, const cf_query *q, const cf_column *cols,
+                                        size_t n, cf_colscan **out, cf_err *e)
+{ return s->vt->open_columns(s, q, cols, n, out, e); }
+static inline int cf_colscan_next(cf_colscan *c, cf_colval *vals, cf_err *e)
+{ return c->vt->next(c, vals, e); }
+static inline void cf_colscan_close(cf_colscan *c)
 { if (c) c->vt->close(c); }
 
 /* Name of a kind as used from Lua: "events", "signals", "curated",

@@ -107,6 +107,16 @@ function Store:rows(kind, q, raw)
   return iter, nil, nil, cur
 end
 
+--- Streams only the named columns of events: each row is a list
+-- {n = #cols, ...} (absent values nil). cols: "prompt", "response",
+-- "model_version_id", "latency_ms", "token_count", "quality_score",
+-- "inserted_at" or {metadata = "key"}. Returns iterator, nil, nil, scan.
+function Store:columns(q, cols)
+  local scan, err = self.h:columns(query(q), cols)
+  if not scan then error(err, 2) end
+  return function() return scan:next() end, nil, nil, scan
+end
+
 function Store:events(q) return self:rows("events", q) end
 function Store:signals(q) return self:rows("signals", q) end
 function Store:curated(q) return self:rows("curated", q) end
