@@ -88,6 +88,17 @@ static const sq_migration migrations[] = {
      "  key TEXT PRIMARY KEY,"
      "  value TEXT NOT NULL,"
      "  updated_at INTEGER NOT NULL);"},
+    /* Marking rows exported appends to a narrow table instead of rewriting
+     * each wide curated row (prompt and response), which cost ~20 us a row
+     * in WAL traffic; and curated rows of one deployment stream in time
+     * order without a sort whatever their exported state. */
+    {5, "curated export marks",
+     "CREATE TABLE curated_export_marks ("
+     "  curated_id TEXT PRIMARY KEY,"
+     "  export_batch_id TEXT NOT NULL,"
+     "  exported_at INTEGER NOT NULL) WITHOUT ROWID;"
+     "CREATE INDEX curated_examples_deployment_time"
+     "  ON curated_examples (deployment_id, inserted_at);"},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
@@ -120,8 +131,8 @@ static const char *const stmt_sql[SQ_COUNT_] = {
         " curation_score, prompt, response, exported, export_batch_id, inserted_at, updated_at)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
     [SQ_MARK_EXPORTED] =
-        "UPDATE curated_examples SET exported = 1, export_batch_id = ?1, updated_at = ?2"
-        " WHERE id = ?3",
+        "INSERT OR REPLACE INTO curated_export_marks (curated_id, export_batch_id, exported_at)"
+        " SELECT id, ?1, ?2 FROM curated_examples WHERE id = ?3",
     [SQ_INSERT_DRIFT] =
         "INSERT INTO drift_results (id, deployment_id, drift_type, score, drifted, details,"
         " inserted_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -531,6 +542,47 @@ fail:
     return -1;
 }
 
+static int sq_mark_curated_exported_stream(cf_store *base,
+                                           int (*next)(void *, cf_str *, cf_err *), void *ctx,
+                                           cf_str batch, int64_t *marked, cf_err *err)
+{
+    sq_store *s = (sq_store *)base;
+    int64_t now = cf_now_us(), changed = 0;
+    if (marked)
+        *marked = 0;
+    if (!batch.p || batch.n == 0)
+        return cf_fail(err, CF_EINVAL, "export_batch_id: missing required value");
+    if (begin(s, err))
+        return -1;
+    for (;;) {
+        cf_str id;
+        int r = next(ctx, &id, err);
+        if (r < 0)
+            goto fail;
+        if (r == 0)
+            break;
+        sqlite3_stmt *st = sq_stmt(s, SQ_MARK_EXPORTED, err);
+        if (!st)
+            goto fail;
+        sq_bind_str(st, 1, batch);
+        sqlite3_bind_int64(st, 2, now);
+        sq_bind_str(st, 3, id);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            sq_fail(s, err, "marking curated examples exported");
+            goto fail;
+        }
+        changed += sqlite3_changes(s->db);
+    }
+    if (commit(s, err))
+        goto fail;
+    if (marked)
+        *marked = changed;
+    return 0;
+fail:
+    rollback(s);
+    return -1;
+}
+
 static int sq_insert_drift(cf_store *base, const cf_drift_result *d, char id_out[37], cf_err *err)
 {
     sq_store *s = (sq_store *)base;
@@ -671,6 +723,7 @@ static const cf_store_vt sq_vt = {
     .kv_set = sq_kv_set,
     .kv_get_or_set = sq_kv_get_or_set,
     .close = sq_close,
+    .mark_curated_exported_stream = sq_mark_curated_exported_stream,
 };
 
 int cf_store_sqlite_open(const char *path, const cf_store_opts *opts, cf_store **out,

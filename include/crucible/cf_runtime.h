@@ -23,9 +23,14 @@ int cf_runtime_pcall(lua_State *L, int nargs, int nresults);
  * modules). */
 void cf_runtime_add_user_dir(lua_State *L, const char *dir);
 
+/* The open store behind a crucible._store handle at idx (raises when it is
+ * not one, or closed): for C modules that work on a store (exporters). */
+struct cf_store *cf_lua_checkstore(lua_State *L, int idx);
+
 /* C modules, one luaopen per module (registered in package.preload). */
 int luaopen_crucible_core(lua_State *L);      /* crucible._core */
 int luaopen_crucible_store(lua_State *L);     /* crucible._store */
 int luaopen_crucible_readline(lua_State *L);  /* crucible._readline */
+int luaopen_crucible_export(lua_State *L);    /* crucible._export */
 
 #endif
