@@ -21,6 +21,7 @@ static const luaL_Reg preloads[] = {
     {"crucible._core", luaopen_crucible_core},
     {"crucible._store", luaopen_crucible_store},
     {"crucible._readline", luaopen_crucible_readline},
+    {"crucible._export", luaopen_crucible_export},
     {NULL, NULL},
 };
 

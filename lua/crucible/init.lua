@@ -20,7 +20,7 @@ local telemetry = require "crucible.telemetry"
 local M = { VERSION = core.VERSION }
 
 --- Feature modules attached to every instance, in order.
-M.FEATURES = {}
+M.FEATURES = { "crucible.export" }
 
 local added_paths = {}
 
