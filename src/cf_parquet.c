@@ -419,9 +419,8 @@ int cf_pq_write(cf_pq_writer *w, const cf_pq_value *row, cf_err *err)
         pq_col *c = &w->cols[i];
         const cf_pq_value *v = &row[i];
         int null = c->def.type == CF_PQ_STRING ? v->s.p == NULL : isnan(v->d);
-        if (push_def(c, null ? 0 : 1, err))
-            return -1;
-        c->num_values++;
+        /* The value first: adding it may end the current page (dictionary
+         * full), and its definition level belongs to the page it lands in. */
         if (null) {
             c->null_count++;
             c->page_bytes++;
@@ -429,6 +428,9 @@ int cf_pq_write(cf_pq_writer *w, const cf_pq_value *row, cf_err *err)
                                                : add_double(c, v->d, err)) {
             return -1;
         }
+        if (push_def(c, null ? 0 : 1, err))
+            return -1;
+        c->num_values++;
         if (c->page_bytes >= w->o.page_size && flush_page(w, c, err))
             return -1;
         pending += c->page_bytes;
