@@ -129,7 +129,7 @@ int cf_mkdirs(const char *dir, cf_err *err)
     struct stat st;
     if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) {
         cf_fail(err, CF_EIO, "cannot create directory %s: %s", p,
-                errno ? strerror(errno) : "not a directory");
+                stat(p, &st) == 0 ? "a file of that name exists" : strerror(errno));
         free(p);
         return -1;
     }

@@ -427,6 +427,32 @@ describe("cf.export", function()
   end)
 end)
 
+describe("crucible-feedback export", function()
+  after_each(teardown)
+
+  it("draws a progress bar when stderr is a terminal, and only then", function()
+    setup()
+    local list = {}
+    for i = 1, 10000 do list[i] = { prompt = "p" .. i, response = "r", source = "s", score = i } end
+    assert(db:insert_curated(curated_rows("d", list)))
+    local cmd = ("%s --db %s export d -o %s --include-exported"):format(support.q(support.BINARY),
+      support.q("sqlite:" .. dir .. "/t.db"), support.q(dir .. "/p.jsonl"))
+    -- script(1) gives the command a terminal
+    local p = io.popen("script -qec " .. support.q(cmd) .. " /dev/null 2>&1")
+    local tty = p:read("a")
+    p:close()
+    assert.truthy(tty:find("\r%[#+%] 100%%  10000/10000 rows"), tty)
+    assert.truthy(tty:find("exported 10000 curated examples", 1, true), tty)
+    local _, err, code = support.run(("--db %s export d -o %s --include-exported"):format(
+      support.q("sqlite:" .. dir .. "/t.db"), support.q(dir .. "/q.jsonl")))
+    assert.equal(0, code)
+    assert.falsy(err:find("\r", 1, true))
+    _, err = support.run(("--db %s export d -o %s --include-exported --progress"):format(
+      support.q("sqlite:" .. dir .. "/t.db"), support.q(dir .. "/r.jsonl")))
+    assert.truthy(err:find("10000/10000 rows", 1, true), err)
+  end)
+end)
+
 describe("cf.export under failure", function()
   after_each(teardown)
 

@@ -102,6 +102,7 @@ function M.main(opts)
     return cli.report(("export: %s%s"):format(info, kind and (" (" .. kind .. ")") or ""))
   end
   io.stdout:write(path, "\n")
+  io.stdout:flush()
   if pairs_format then
     io.stderr:write(("exported %d %s pair%s from deployment %s (%d bytes)\n"):format(
       info.count, format, info.count == 1 and "" or "s", opts.deployment, info.bytes))
