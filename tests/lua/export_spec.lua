@@ -510,6 +510,53 @@ describe("cf.export under failure", function()
   end
 end)
 
+describe("the store's export operations", function()
+  after_each(teardown)
+
+  it("marks curated examples from an id iterator, all or nothing", function()
+    setup()
+    assert(db:insert_curated(curated_rows("d", { { prompt = "a", response = "r", source = "s" },
+                                                  { prompt = "b", response = "r", source = "s" } })))
+    local ids = { "c-000001", "nope", "c-000002" }
+    local i = 0
+    local function boom()
+      i = i + 1
+      if i == 3 then error("iterator broke") end
+      return ids[i]
+    end
+    local ok, err, kind = db:mark_curated_exported(boom, "b0")
+    assert.is_nil(ok)
+    assert.equal("invalid", kind)
+    assert.truthy(err:find("iterator broke", 1, true), err)
+    assert.equal(0, exported_count("d"))
+    i = 0
+    assert.equal(2, db:mark_curated_exported(function() i = i + 1 return ids[i] end, "b1"))
+    assert.equal(2, exported_count("d"))
+    for row in db:curated { deployment_id = "d", exported = true } do
+      assert.equal("b1", row.export_batch_id)
+    end
+  end)
+
+  it("filters events by the types of their signals", function()
+    setup()
+    assert(db:insert_events { { id = "e1", deployment_id = "d", prompt = "p", response = "r" },
+                              { id = "e2", deployment_id = "d", prompt = "p", response = "r" },
+                              { id = "e3", deployment_id = "d", prompt = "p", response = "r" } })
+    assert(db:insert_signal { inference_event_id = "e2", signal_type = "edit", edited_response = "x" })
+    assert(db:insert_signal { inference_event_id = "e3", signal_type = "thumbs_up" })
+    local got = {}
+    for ev in db:events { deployment_id = "d", with_signal = "edit", include_signals = true } do
+      got[#got + 1] = ev.id .. ":" .. #ev.signals
+    end
+    assert.same({ "e2:1" }, got)
+    assert.equal(2, db:count_events { with_signal = { "edit", "thumbs_up" } })
+    assert.has_error(function() db:count_events { with_signal = {} } end,
+      "field 'with_signal' must name 1 to 8 signal types")
+    assert.has_error(function() db:count_events { with_signal = 3 } end,
+      "field 'with_signal' must be a string or a list of strings, got number")
+  end)
+end)
+
 describe("cf.export_preference_pairs", function()
   after_each(teardown)
 
