@@ -18,10 +18,6 @@
 #include "cf_parquet_int.h"
 #include "crucible/cf_thrift.h"
 
-/* Parquet enums used here. */
-enum { T_DOUBLE = 5, T_BYTE_ARRAY = 6 };
-enum { E_PLAIN = 0, E_RLE = 3, E_RLE_DICTIONARY = 8 };
-enum { P_DATA = 0, P_DICTIONARY = 2 };
 enum { ENC_PLAIN = 1, ENC_RLE = 2, ENC_DICT = 4 };
 
 typedef struct pq_chunk_meta {
@@ -76,6 +72,7 @@ struct cf_pq_writer {
     pq_rowgroup *rgs;
     int nrg, rg_cap;
     ZSTD_CCtx *zc;
+    pq_pipe *pipe;        /* zstd: data pages compress on a worker thread */
     cf_buf body, packed, header, scratch;
     int finished;
 };
@@ -129,7 +126,7 @@ static int compress(cf_pq_writer *w, const unsigned char *raw, size_t n,
     return 0;
 }
 
-/* Appends a page (header, then raw compressed) to dst. */
+/* Appends a page (header, then raw compressed) to dst, on this thread. */
 static int put_page(cf_pq_writer *w, cf_buf *dst, int type, const unsigned char *raw, size_t n,
                     int32_t num_values, int encoding, int64_t *uncompressed, int64_t *compressed,
                     cf_err *err)
@@ -141,25 +138,7 @@ static int put_page(cf_pq_writer *w, cf_buf *dst, int type, const unsigned char 
     if (compress(w, raw, n, &data, &len, err))
         return -1;
     w->header.n = 0;
-    cf_thrift t;
-    cft_init(&t, &w->header);
-    cft_i32(&t, 1, type);
-    cft_i32(&t, 2, (int32_t)n);
-    cft_i32(&t, 3, (int32_t)len);
-    if (type == P_DATA) {
-        cft_struct(&t, 5);
-        cft_i32(&t, 1, num_values);
-        cft_i32(&t, 2, encoding);
-        cft_i32(&t, 3, E_RLE);
-        cft_i32(&t, 4, E_RLE);
-        cft_end(&t);
-    } else {
-        cft_struct(&t, 7);
-        cft_i32(&t, 1, num_values);
-        cft_i32(&t, 2, E_PLAIN);
-        cft_end(&t);
-    }
-    cft_end(&t);
+    pq_page_header(&w->header, type, n, len, num_values, encoding);
     cf_buf_put(dst, w->header.p, w->header.n);
     cf_buf_put(dst, data, len);
     if (cf_buf_failed(&w->header) || cf_buf_failed(dst))
@@ -185,12 +164,12 @@ static int flush_page(cf_pq_writer *w, pq_col *c, cf_err *err)
     b->p[1] = (unsigned char)(dl >> 8);
     b->p[2] = (unsigned char)(dl >> 16);
     b->p[3] = (unsigned char)(dl >> 24);
-    int encoding = E_PLAIN;
+    int encoding = PQ_E_PLAIN;
     if (c->dict_on) {
         int width = pq_bit_width(c->dict.n ? (uint32_t)(c->dict.n - 1) : 0);
         cf_buf_byte(b, (unsigned char)width);
         pq_rle_u32(b, c->idx, c->nidx, width);
-        encoding = E_RLE_DICTIONARY;
+        encoding = PQ_E_RLE_DICTIONARY;
         c->encodings |= ENC_DICT;
     } else {
         cf_buf_put(b, c->values.p, c->values.n);
@@ -199,11 +178,20 @@ static int flush_page(cf_pq_writer *w, pq_col *c, cf_err *err)
     c->encodings |= ENC_RLE;
     if (cf_buf_failed(b))
         return nomem(err);
-    size_t before = c->pages.n;
-    if (put_page(w, &c->pages, P_DATA, b->p, b->n, (int32_t)c->ndefs, encoding, &c->uncompressed,
-                 &c->compressed, err))
-        return -1;
-    w->buffered += c->pages.n - before;
+    if (b->n > INT32_MAX)
+        return cf_fail(err, CF_EINVAL, "a Parquet page would be larger than 2 GiB");
+    if (w->pipe) {
+        /* compressed on the worker thread; the chunk is ours again after a drain */
+        if (pq_pipe_submit(w->pipe, b, &c->pages, &c->uncompressed, &c->compressed, PQ_P_DATA,
+                           (int32_t)c->ndefs, encoding, err))
+            return -1;
+    } else {
+        size_t before = c->pages.n;
+        if (put_page(w, &c->pages, PQ_P_DATA, b->p, b->n, (int32_t)c->ndefs, encoding,
+                     &c->uncompressed, &c->compressed, err))
+            return -1;
+        w->buffered += c->pages.n - before;
+    }
     /* A dictionary nearly as large as the values it replaces does not pay:
      * the rest of the chunk is PLAIN (pages so far keep the dictionary). */
     if (c->dict_on) {
@@ -377,17 +365,20 @@ static int flush_rowgroup(cf_pq_writer *w, cf_err *err)
     w->nrg++;
     rg->rows = w->rg_rows;
     rg->offset = w->offset;
+    for (int i = 0; i < w->ncols; i++)
+        if (flush_page(w, &w->cols[i], err))
+            return -1;
+    if (w->pipe && pq_pipe_drain(w->pipe, err))
+        return -1;
     for (int i = 0; i < w->ncols; i++) {
         pq_col *c = &w->cols[i];
         pq_chunk_meta *m = &rg->cols[i];
-        if (flush_page(w, c, err))
-            return -1;
         m->dict_offset = -1;
         if (c->encodings & ENC_DICT) {
             w->scratch.n = 0;
             m->dict_offset = w->offset;
-            if (put_page(w, &w->scratch, P_DICTIONARY, c->dict.plain.p, c->dict.plain.n,
-                         (int32_t)c->dict.n, E_PLAIN, &c->uncompressed, &c->compressed, err) ||
+            if (put_page(w, &w->scratch, PQ_P_DICTIONARY, c->dict.plain.p, c->dict.plain.n,
+                         (int32_t)c->dict.n, PQ_E_PLAIN, &c->uncompressed, &c->compressed, err) ||
                 emit(w, w->scratch.p, w->scratch.n, err))
                 return -1;
             c->encodings |= ENC_PLAIN;
@@ -407,6 +398,8 @@ static int flush_rowgroup(cf_pq_writer *w, cf_err *err)
     }
     w->rg_rows = 0;
     w->buffered = 0;
+    if (w->pipe)
+        pq_pipe_reset_bytes(w->pipe);
     return 0;
 }
 
@@ -437,7 +430,8 @@ int cf_pq_write(cf_pq_writer *w, const cf_pq_value *row, cf_err *err)
     }
     w->rows++;
     w->rg_rows++;
-    if (w->rg_rows >= w->o.row_group_size || w->buffered + pending >= w->o.row_group_bytes)
+    size_t buffered = w->pipe ? pq_pipe_bytes(w->pipe) : w->buffered;
+    if (w->rg_rows >= w->o.row_group_size || buffered + pending >= w->o.row_group_bytes)
         return flush_rowgroup(w, err);
     return 0;
 }
@@ -484,14 +478,14 @@ static void put_chunk(cf_thrift *t, const pq_col *c, const pq_chunk_meta *m, int
     cft_elem_struct(t);               /* ColumnChunk */
     cft_i64(t, 2, 0);                 /* file_offset: metadata lives in the footer only */
     cft_struct(t, 3);                 /* ColumnMetaData */
-    cft_i32(t, 1, c->def.type == CF_PQ_STRING ? T_BYTE_ARRAY : T_DOUBLE);
+    cft_i32(t, 1, c->def.type == CF_PQ_STRING ? PQ_T_BYTE_ARRAY : PQ_T_DOUBLE);
     int encs[3], ne = 0;
     if (m->encodings & ENC_PLAIN)
-        encs[ne++] = E_PLAIN;
+        encs[ne++] = PQ_E_PLAIN;
     if (m->encodings & ENC_RLE)
-        encs[ne++] = E_RLE;
+        encs[ne++] = PQ_E_RLE;
     if (m->encodings & ENC_DICT)
-        encs[ne++] = E_RLE_DICTIONARY;
+        encs[ne++] = PQ_E_RLE_DICTIONARY;
     cft_list(t, 2, CFT_I32, (size_t)ne);
     for (int i = 0; i < ne; i++)
         cft_elem_i32(t, encs[i]);
@@ -523,7 +517,7 @@ static int write_footer(cf_pq_writer *w, cf_err *err)
     for (int i = 0; i < w->ncols; i++) {
         const pq_col *c = &w->cols[i];
         cft_elem_struct(&t);
-        cft_i32(&t, 1, c->def.type == CF_PQ_STRING ? T_BYTE_ARRAY : T_DOUBLE);
+        cft_i32(&t, 1, c->def.type == CF_PQ_STRING ? PQ_T_BYTE_ARRAY : PQ_T_DOUBLE);
         cft_i32(&t, 3, 1); /* OPTIONAL */
         cft_string(&t, 4, c->name);
         if (c->def.type == CF_PQ_STRING) {
@@ -618,9 +612,12 @@ int cf_pq_open(cf_pq_writer **out, cf_out *o, const cf_pq_column *cols, int ncol
         }
         reset_chunk(w, &w->cols[i]);
     }
-    if (w->o.codec == CF_PQ_ZSTD && !(w->zc = ZSTD_createCCtx())) {
+    if (w->o.codec == CF_PQ_ZSTD &&
+        (!(w->zc = ZSTD_createCCtx()) || pq_pipe_start(&w->pipe, w->o.zstd_level, err))) {
+        if (!w->zc)
+            nomem(err);
         cf_pq_free(w);
-        return nomem(err);
+        return -1;
     }
     if (emit(w, "PAR1", 4, err)) {
         cf_pq_free(w);
@@ -644,6 +641,7 @@ void cf_pq_free(cf_pq_writer *w)
 {
     if (!w)
         return;
+    pq_pipe_stop(w->pipe); /* first: the worker may still write into the chunks */
     for (int i = 0; i < w->ncols; i++) {
         pq_col *c = &w->cols[i];
         free(c->name);

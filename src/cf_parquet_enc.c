@@ -5,6 +5,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crucible/cf_thrift.h"
+
+void pq_page_header(cf_buf *out, int type, size_t n, size_t len, int32_t num_values,
+                    int encoding)
+{
+    cf_thrift t;
+    cft_init(&t, out);
+    cft_i32(&t, 1, type);
+    cft_i32(&t, 2, (int32_t)n);
+    cft_i32(&t, 3, (int32_t)len);
+    if (type == PQ_P_DATA) {
+        cft_struct(&t, 5);
+        cft_i32(&t, 1, num_values);
+        cft_i32(&t, 2, encoding);
+        cft_i32(&t, 3, PQ_E_RLE);
+        cft_i32(&t, 4, PQ_E_RLE);
+        cft_end(&t);
+    } else {
+        cft_struct(&t, 7);
+        cft_i32(&t, 1, num_values);
+        cft_i32(&t, 2, PQ_E_PLAIN);
+        cft_end(&t);
+    }
+    cft_end(&t);
+}
+
 int pq_bit_width(uint32_t max)
 {
     int w = 1;

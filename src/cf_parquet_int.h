@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "crucible/cf_buf.h"
+#include "crucible/cf_common.h"
 
 /* Bits needed for values 0..max (at least 1). */
 int pq_bit_width(uint32_t max);
@@ -49,5 +50,39 @@ size_t pq_stat_min(const unsigned char *p, size_t len, int *exact);
  * boundary with its last character incremented. Returns the length, or
  * (size_t)-1 when no bound shorter than the value exists. */
 size_t pq_stat_max(const unsigned char *p, size_t len, unsigned char *out, int *exact);
+
+/* Parquet enums used by the writer. */
+enum { PQ_T_DOUBLE = 5, PQ_T_BYTE_ARRAY = 6 };
+enum { PQ_E_PLAIN = 0, PQ_E_RLE = 3, PQ_E_RLE_DICTIONARY = 8 };
+enum { PQ_P_DATA = 0, PQ_P_DICTIONARY = 2 };
+
+/* Appends the PageHeader (Thrift compact) of a page holding n bytes before
+ * compression and len after: a v1 data page (RLE levels) or a dictionary
+ * page (PLAIN). */
+void pq_page_header(cf_buf *out, int type, size_t n, size_t len, int32_t num_values,
+                    int encoding);
+
+/* Page compression (zstd) on a worker thread, so that it overlaps reading
+ * and encoding the next rows. Pages are processed in the order submitted;
+ * each lands (header, then compressed body) at the end of its chunk. */
+typedef struct pq_pipe pq_pipe;
+
+#define PQ_PIPE_DEPTH 4
+
+int pq_pipe_start(pq_pipe **p, int zstd_level, cf_err *err);
+/* Queues the page in *raw and gives back an empty buffer in its place
+ * (blocks while PQ_PIPE_DEPTH pages wait). The worker appends the page to
+ * dst and adds its sizes to *uncompressed and *compressed; the caller must
+ * not touch those until pq_pipe_drain. */
+int pq_pipe_submit(pq_pipe *p, cf_buf *raw, cf_buf *dst, int64_t *uncompressed,
+                   int64_t *compressed, int type, int32_t num_values, int encoding, cf_err *err);
+/* Waits until every queued page is in its chunk. The worker's first
+ * failure, if any, fails this and every later call. */
+int pq_pipe_drain(pq_pipe *p, cf_err *err);
+/* Bytes appended to chunks since the last reset (readable at any time). */
+size_t pq_pipe_bytes(pq_pipe *p);
+void pq_pipe_reset_bytes(pq_pipe *p);
+/* Stops the worker, dropping pages still queued. NULL is fine. */
+void pq_pipe_stop(pq_pipe *p);
 
 #endif
