@@ -7,12 +7,32 @@
 
 #include "crucible/cf_export.h"
 
+/* Bit tricks on 8 bytes at once: is any byte below 0x20, '"' or '\\'? */
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+static inline int needs_escape8(uint64_t x)
+{
+    uint64_t below = (x - ONES * 0x20) & ~x & HIGHS;
+    uint64_t q = x ^ (ONES * '"'), s = x ^ (ONES * '\\');
+    uint64_t quote = (q - ONES) & ~q & HIGHS;
+    uint64_t slash = (s - ONES) & ~s & HIGHS;
+    return (below | quote | slash) != 0;
+}
+
 void cf_json_string(cf_buf *b, const char *p, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     cf_buf_byte(b, '"');
     size_t start = 0;
     for (size_t i = 0; i < n; i++) {
+        if (i + 8 <= n) { /* skip runs of plain bytes 8 at a time */
+            uint64_t x;
+            memcpy(&x, p + i, 8);
+            if (!needs_escape8(x)) {
+                i += 7;
+                continue;
+            }
+        }
         unsigned char c = (unsigned char)p[i];
         if (c >= 0x20 && c != '"' && c != '\\')
             continue;
