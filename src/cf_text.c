@@ -85,14 +85,19 @@ int64_t cf_utf8_invalid_at(const char *s, size_t n)
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
     while (i < n) {
-        /* ASCII fast path, 8 bytes at a time */
+        /* ASCII fast path, 8 bytes at a time; else straight to the first
+         * byte with its high bit set (the lowest one: little-endian load) */
         if (i + 8 <= n) {
             uint64_t w;
             memcpy(&w, p + i, 8);
-            if ((w & 0x8080808080808080ull) == 0) {
+            uint64_t high = w & HIGHS;
+            if (high == 0) {
                 i += 8;
                 continue;
             }
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            i += (size_t)__builtin_ctzll(high) / 8;
+#endif
         }
         unsigned char c = p[i];
         if (c < 0x80) {

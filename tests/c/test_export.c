@@ -292,6 +292,61 @@ static void test_text(void)
     CHECK(cf_utf8_invalid_at("", 0) == -1);
 }
 
+/* The plain per-character definition, to check the fast paths against. */
+static int64_t utf8_reference(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = p[i], len = c < 0x80 ? 1 : c < 0xC0 ? 0 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : c < 0xF8 ? 4 : 0;
+        if (len == 0 || i + len > n)
+            return (int64_t)i;
+        uint32_t cp = len == 1 ? c : c & (0x7F >> len);
+        for (unsigned k = 1; k < len; k++) {
+            if ((p[i + k] & 0xC0) != 0x80)
+                return (int64_t)i;
+            cp = cp << 6 | (p[i + k] & 0x3F);
+        }
+        static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < min[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return (int64_t)i;
+        i += len;
+    }
+    return -1;
+}
+
+static void test_utf8_fuzz(void)
+{
+    static const char *const pieces[] = {"a", "hello world ", "\xc3\xa9", "\xe6\x97\xa5", "\xf0\x9f\x98\x80",
+                                         "\x80", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe6",
+                                         "\xf0\x9f", "\xff", "\x7f", "0123456789abcdef"};
+    unsigned seed = 7;
+    int bad = 0, invalid = 0;
+    for (int round = 0; round < 20000; round++) {
+        unsigned char buf[256];
+        size_t n = 0;
+        seed = seed * 1103515245u + 12345u;
+        int parts = (int)(seed >> 16) % 24;
+        for (int k = 0; k < parts; k++) {
+            seed = seed * 1103515245u + 12345u;
+            unsigned pick = (seed >> 16) % 14;
+            /* mostly valid pieces, an invalid one now and then */
+            if (pick >= 5 && pick <= 11 && (seed >> 8) % 4)
+                pick = (seed >> 4) % 5;
+            size_t len = strlen(pieces[pick]);
+            if (n + len > sizeof buf)
+                break;
+            memcpy(buf + n, pieces[pick], len);
+            n += len;
+        }
+        int64_t want = utf8_reference(buf, n);
+        if (cf_utf8_invalid_at((const char *)buf, n) != want)
+            bad++;
+        invalid += want >= 0;
+    }
+    CHECK(bad == 0);
+    CHECK(invalid > 2000 && invalid < 18000); /* both kinds were tried */
+}
+
 static void test_writers(void)
 {
     cf_err err;
@@ -675,6 +730,7 @@ int main(void)
     RUN(test_dict);
     RUN(test_stat_bounds);
     RUN(test_text);
+    RUN(test_utf8_fuzz);
     RUN(test_writers);
     RUN(test_out);
     RUN(test_driver_locked_database);
