@@ -417,6 +417,20 @@ static void test_writers(void)
         CHECK(found);
     }
     free(pq);
+
+    /* DuckDB reads it back (a missing DuckDB fails the check) */
+    const char *src = getenv("CF_SOURCE_DIR");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "node '%s/tests/lua/duckdb_query.cjs' '%s/.cache/npm/node_modules/@duckdb/node-api' "
+             "--sql \"SELECT prompt, response, source, score, inference_event_id AS e "
+             "FROM 'w/x.parquet'\" > w/duck.json",
+             src ? src : ".", src ? src : ".");
+    CHECK(system(cmd) == 0);
+    CHECK(file_is("w/duck.json",
+                  "[{\"prompt\":\"say \\\"hi\\\"\",\"response\":\"a,b\",\"source\":\"\","
+                  "\"score\":1.5,\"e\":\"e1\"},{\"prompt\":null,\"response\":\"x\\r\\ny\","
+                  "\"source\":\"s\",\"score\":null,\"e\":\"e2\"}]\n"));
 }
 
 /* ---- atomic publication ------------------------------------------------------------------ */

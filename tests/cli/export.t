@@ -16,6 +16,9 @@
   What is 2%+2%?,4,high_quality,0%.9%c (re)
   "Say ""hi"", then
   bye","",user_edit,10%.0%c (re)
+  $ duckdb() { node "$CF_SOURCE_DIR/tests/lua/duckdb_query.cjs" "$CF_SOURCE_DIR/.cache/npm/node_modules/@duckdb/node-api" --sql "$1"; }
+  > duckdb "SELECT prompt, response FROM read_csv('out/data.csv', allow_quoted_nulls=false) WHERE source = 'user_edit'"
+  [{"prompt":"Say \"hi\", then\nbye","response":""}]
   $ sqlite3 crucible.db 'select curated_id, export_batch_id from curated_export_marks order by 1'
   c1|nightly-1
   c2|nightly-1
@@ -30,12 +33,16 @@ Nothing new is left; --include-exported and --limit take them again:
   exported 1 curated example from deployment d as jsonl %(.*%) (re)
   $ cat out/again.jsonl
   {"prompt":"What is 2+2?","response":"4","source":"high_quality","score":0.9}
+  $ node "$CF_SOURCE_DIR/tests/lua/duckdb_query.cjs" "$CF_SOURCE_DIR/.cache/npm/node_modules/@duckdb/node-api" --sql "SELECT score FROM read_json('out/again.jsonl')"
+  [{"score":0.9}]
 
 Parquet and HuggingFace directories; the default path is under export.output_dir:
 
   $ crucible-feedback export d -f parquet --include-exported --compression none --row-group-size 1
   exports/feedback_%d+%.parquet (re)
   exported 2 curated examples from deployment d as parquet %(.*%) (re)
+  $ node "$CF_SOURCE_DIR/tests/lua/duckdb_query.cjs" "$CF_SOURCE_DIR/.cache/npm/node_modules/@duckdb/node-api" --sql "SELECT count(*)::INT AS n, max(score) AS s, count(DISTINCT deployment_id)::INT AS d FROM 'exports/*.parquet'"
+  [{"n":2,"s":10,"d":1}]
   $ crucible-feedback export d -f huggingface -o hf --include-exported --no-progress
   hf
   exported 2 curated examples from deployment d as huggingface %(.*%) (re)
@@ -48,6 +55,8 @@ Parquet and HuggingFace directories; the default path is under export.output_dir
   hf/data:
   train-00000-of-00001.jsonl
   train-00000-of-00001.parquet
+  $ node "$CF_SOURCE_DIR/tests/lua/duckdb_query.cjs" "$CF_SOURCE_DIR/.cache/npm/node_modules/@duckdb/node-api" --sql "SELECT (SELECT count(*) FROM 'hf/data/*.parquet')::INT AS p, (SELECT count(*) FROM 'hf/data/*.jsonl')::INT AS j"
+  [{"p":2,"j":2}]
 
 Preference pairs from user signals:
 
@@ -60,6 +69,8 @@ Preference pairs from user signals:
   exported 1 dpo pair from deployment d (67 bytes)
   $ cat pairs.jsonl
   {"prompt":"Capital of France?","chosen":"Paris","rejected":"Lyon"}
+  $ node "$CF_SOURCE_DIR/tests/lua/duckdb_query.cjs" "$CF_SOURCE_DIR/.cache/npm/node_modules/@duckdb/node-api" --sql "SELECT chosen FROM read_json('pairs.jsonl')"
+  [{"chosen":"Paris"}]
 
 Usage errors exit 2; failures exit 1 with the reason:
 
