@@ -65,3 +65,13 @@ add_test(NAME bench.cursor_rss_bound
                  --events 200000 --max-rss-mb 64 --db cursor.db
          WORKING_DIRECTORY ${CF_TEST_WORK}/bench.cursor_rss)
 set_tests_properties(bench.cursor_rss_bound PROPERTIES ENVIRONMENT "${CF_TEST_ENV}")
+
+# Memory bound (not a timing): a Parquet export of 150,000 stored 1 KB curated
+# examples (two row groups, database read and marking included) keeps peak
+# RSS under 100 MB.
+file(MAKE_DIRECTORY ${CF_TEST_WORK}/bench.export_rss)
+add_test(NAME bench.export_rss_bound
+         COMMAND crucible-feedback ${PROJECT_SOURCE_DIR}/bench/export.lua
+                 --rows 150000 --format parquet --out export.parquet --max-rss-mb 100 --db export.db
+         WORKING_DIRECTORY ${CF_TEST_WORK}/bench.export_rss)
+set_tests_properties(bench.export_rss_bound PROPERTIES ENVIRONMENT "${CF_TEST_ENV}")

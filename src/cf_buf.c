@@ -1,14 +1,18 @@
-/* Growable buffers, UTF-8 validation and JSON string escaping. */
+/* Growable buffers, JSON string escaping, exact numbers, UTF-8 validation. */
 #include "crucible/cf_buf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-int cf_buf_reserve(cf_buf *b, size_t more)
+int cf_buf_grow(cf_buf *b, size_t more)
 {
-    if (more > SIZE_MAX / 2 - b->n)
+    if (b->oom)
         return -1;
+    if (more > SIZE_MAX / 2 - b->n) {
+        b->oom = 1;
+        return -1;
+    }
     size_t need = b->n + more + 1;
     if (need <= b->cap)
         return 0;
@@ -16,29 +20,24 @@ int cf_buf_reserve(cf_buf *b, size_t more)
     while (cap < need)
         cap *= 2;
     char *p = realloc(b->p, cap);
-    if (!p)
+    if (!p) {
+        b->oom = 1;
         return -1;
+    }
     b->p = p;
     b->cap = cap;
     return 0;
 }
 
-int cf_buf_append(cf_buf *b, const void *p, size_t n)
+/* Eight bytes at once: does any need escaping (below 0x20, '"', '\\', DEL)? */
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+static inline int has_zero_byte(uint64_t x) { return ((x - ONES) & ~x & HIGHS) != 0; }
+static inline int needs_escape8(uint64_t x)
 {
-    if (cf_buf_reserve(b, n))
-        return -1;
-    if (n)
-        memcpy(b->p + b->n, p, n);
-    b->n += n;
-    return 0;
-}
-
-int cf_buf_putc(cf_buf *b, char c)
-{
-    if (b->n + 1 >= b->cap && cf_buf_reserve(b, 1))
-        return -1;
-    b->p[b->n++] = c;
-    return 0;
+    uint64_t below = (x - ONES * 0x20) & ~x & HIGHS;
+    return below != 0 || has_zero_byte(x ^ (ONES * '"')) || has_zero_byte(x ^ (ONES * '\\'))
+           || has_zero_byte(x ^ (ONES * 0x7f));
 }
 
 /* Bytes that need escaping inside a JSON string. */
@@ -54,15 +53,28 @@ int cf_buf_json_string(cf_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     /* worst case: every byte becomes \u00XX */
-    if (n > (SIZE_MAX - 2) / 6 || cf_buf_reserve(b, n * 6 + 2))
+    if (n > (SIZE_MAX - 2) / 6 || cf_buf_reserve(b, n * 6 + 2)) {
+        b->oom = 1;
         return -1;
+    }
     char *o = b->p + b->n;
     *o++ = '"';
     size_t i = 0;
     while (i < n) {
         size_t j = i;
-        while (j < n && !json_esc[(unsigned char)s[j]])
+        for (;;) {
+            /* skip runs of plain bytes eight at a time */
+            while (j + 8 <= n) {
+                uint64_t x;
+                memcpy(&x, s + j, 8);
+                if (needs_escape8(x))
+                    break;
+                j += 8;
+            }
+            if (j >= n || json_esc[(unsigned char)s[j]])
+                break;
             j++;
+        }
         memcpy(o, s + i, j - i);
         o += j - i;
         if (j == n)
@@ -98,16 +110,29 @@ int cf_buf_int(cf_buf *b, int64_t v)
     return cf_buf_append(b, tmp, (size_t)k);
 }
 
+size_t cf_format_double(double d, char out[32])
+{
+    int n = 0;
+    for (int prec = 15; prec <= 17; prec++) {
+        n = snprintf(out, 32, "%.*g", prec, d);
+        if (prec == 17 || strtod(out, NULL) == d)
+            break;
+    }
+    if (n < 0)
+        n = 0;
+    /* keep it a JSON number that reads back as a float: 1 -> 1.0 */
+    if (!strpbrk(out, ".eEn") && n + 2 < 32) {
+        out[n++] = '.';
+        out[n++] = '0';
+        out[n] = '\0';
+    }
+    return (size_t)n;
+}
+
 int cf_buf_double(cf_buf *b, double v)
 {
-    char tmp[40];
-    int k = snprintf(tmp, sizeof tmp, "%.17g", v);
-    /* keep it a JSON number that reads back as a float: 1 -> 1.0 */
-    if (!strpbrk(tmp, ".eEn") && k < (int)sizeof tmp - 2) {
-        tmp[k++] = '.';
-        tmp[k++] = '0';
-    }
-    return cf_buf_append(b, tmp, (size_t)k);
+    char tmp[32];
+    return cf_buf_append(b, tmp, cf_format_double(v, tmp));
 }
 
 const char *cf_buf_cstr(cf_buf *b)
@@ -123,6 +148,7 @@ void cf_buf_free(cf_buf *b)
     free(b->p);
     b->p = NULL;
     b->n = b->cap = 0;
+    b->oom = 0;
 }
 
 static int hexval(char c)
@@ -230,12 +256,18 @@ size_t cf_utf8_check(const char *str, size_t n)
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
     while (i < n) {
-        /* ASCII fast path, eight bytes at a time */
+        /* ASCII fast path, eight bytes at a time, then straight to the
+         * first byte with its high bit set */
         while (i + 8 <= n) {
             uint64_t w;
             memcpy(&w, s + i, 8);
-            if (w & 0x8080808080808080ULL)
+            uint64_t high = w & HIGHS;
+            if (high) {
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                i += (size_t)__builtin_ctzll(high) / 8;
+#endif
                 break;
+            }
             i += 8;
         }
         if (i >= n)

@@ -26,6 +26,7 @@ static const luaL_Reg preloads[] = {
     {"crucible._quality", luaopen_crucible_quality},
     {"crucible._drift", luaopen_crucible_drift},
     {"crucible._embed", luaopen_crucible_embed},
+    {"crucible._export", luaopen_crucible_export},
     {NULL, NULL},
 };
 

@@ -21,6 +21,7 @@ enum {
     SQ_KV_SET,
     SQ_KV_INSERT_NEW,
     SQ_SIGNALS_FOR_EVENT,
+    SQ_MARK_EXPORTED_64,
     SQ_COUNT_
 };
 

@@ -26,9 +26,14 @@ static const kind_info kinds[CF_KIND_COUNT_] = {
                          "id, inference_event_id, deployment_id, signal_type, edited_response,"
                          " metadata, inserted_at",
                          "signal_type", "inference_event_id"},
-    [CF_KIND_CURATED] = {"curated_examples",
+    /* Exported state: the row's own flag (set at insert) or a mark in
+     * curated_export_marks (migration 5), whichever says exported. */
+    [CF_KIND_CURATED] = {"curated_examples LEFT JOIN curated_export_marks m"
+                         " ON m.curated_id = curated_examples.id",
                          "id, inference_event_id, deployment_id, curation_source, curation_score,"
-                         " prompt, response, exported, export_batch_id, inserted_at, updated_at",
+                         " prompt, response, (exported <> 0 OR m.curated_id IS NOT NULL),"
+                         " coalesce(m.export_batch_id, curated_examples.export_batch_id),"
+                         " inserted_at, max(updated_at, coalesce(m.exported_at, 0))",
                          "curation_source", "inference_event_id"},
     [CF_KIND_DRIFT] = {"drift_results",
                        "id, deployment_id, drift_type, score, drifted, details, inserted_at",
@@ -40,14 +45,17 @@ static const kind_info kinds[CF_KIND_COUNT_] = {
 
 /* ---- query building ----------------------------------------------------- */
 
+#define SQL_MAX_BINDS 16
+
 typedef struct sql_buf {
-    char text[1024];
+    char text[1536];
     size_t len;
     int overflow;
+    int nconds;
     /* Values to bind, in order. */
-    enum { B_STR, B_INT } bind_kind[8];
-    cf_str bind_str[8];
-    int64_t bind_int[8];
+    enum { B_STR, B_INT } bind_kind[SQL_MAX_BINDS];
+    cf_str bind_str[SQL_MAX_BINDS];
+    int64_t bind_int[SQL_MAX_BINDS];
     int nbind;
 } sql_buf;
 
@@ -62,21 +70,38 @@ static void put(sql_buf *b, const char *frag)
     b->len += n;
 }
 
-static void cond_str(sql_buf *b, const char *column, cf_str v)
+static void bind_str(sql_buf *b, cf_str v)
 {
-    put(b, b->nbind ? " AND " : " WHERE ");
-    put(b, column);
-    put(b, " = ?");
+    if (b->nbind == SQL_MAX_BINDS) {
+        b->overflow = 1;
+        return;
+    }
     b->bind_kind[b->nbind] = B_STR;
     b->bind_str[b->nbind++] = v;
 }
 
+static void cond(sql_buf *b, const char *frag)
+{
+    put(b, b->nconds++ ? " AND " : " WHERE ");
+    put(b, frag);
+}
+
+static void cond_str(sql_buf *b, const char *column, cf_str v)
+{
+    cond(b, column);
+    put(b, " = ?");
+    bind_str(b, v);
+}
+
 static void cond_int(sql_buf *b, const char *column, const char *op, int64_t v)
 {
-    put(b, b->nbind ? " AND " : " WHERE ");
-    put(b, column);
+    cond(b, column);
     put(b, op);
     put(b, "?");
+    if (b->nbind == SQL_MAX_BINDS) {
+        b->overflow = 1;
+        return;
+    }
     b->bind_kind[b->nbind] = B_INT;
     b->bind_int[b->nbind++] = v;
 }
@@ -106,7 +131,26 @@ static int build(cf_kind kind, const cf_query *q, int counting, sql_buf *b, cf_e
     if (q->exported >= 0) {
         if (kind != CF_KIND_CURATED)
             return cf_fail(err, CF_EINVAL, "only curated examples have an exported flag");
-        cond_int(b, "exported", " = ", q->exported ? 1 : 0);
+        /* Written so the not-exported scan walks the (deployment_id,
+         * exported, inserted_at) index in order. */
+        cond(b, q->exported ? "(exported <> 0 OR m.curated_id IS NOT NULL)"
+                            : "exported = 0 AND m.curated_id IS NULL");
+    }
+    if (q->n_with_signal_types) {
+        if (kind != CF_KIND_EVENTS)
+            return cf_fail(err, CF_EINVAL, "only events can be filtered by their signals");
+        if (q->n_with_signal_types > CF_QUERY_MAX_SIGNAL_TYPES)
+            return cf_fail(err, CF_EINVAL, "at most %d signal types in one query",
+                           CF_QUERY_MAX_SIGNAL_TYPES);
+        cond(b, "EXISTS (SELECT 1 FROM user_signals s WHERE s.inference_event_id ="
+                " inference_events.id AND s.signal_type IN (");
+        for (size_t i = 0; i < q->n_with_signal_types; i++) {
+            if (!q->with_signal_types[i].p)
+                return cf_fail(err, CF_EINVAL, "signal type %zu is missing", i + 1);
+            put(b, i ? ", ?" : "?");
+            bind_str(b, q->with_signal_types[i]);
+        }
+        put(b, "))");
     }
     if (q->since != CF_NO_TIME)
         cond_int(b, "inserted_at", " >= ", q->since);
@@ -129,8 +173,13 @@ static int prepare(sq_store *s, const sql_buf *b, const cf_query *q, int countin
         return sq_fail(s, err, "preparing a query");
     int i = 0;
     for (; i < b->nbind; i++) {
-        if (b->bind_kind[i] == B_STR)
-            sq_bind_str(*out, i + 1, b->bind_str[i]);
+        /* Copied (SQLITE_TRANSIENT): a cursor outlives its query's strings,
+         * which may be Lua strings collected between two next() calls. */
+        if (b->bind_kind[i] == B_STR && b->bind_str[i].p)
+            sqlite3_bind_text64(*out, i + 1, b->bind_str[i].p, b->bind_str[i].n,
+                                SQLITE_TRANSIENT, SQLITE_UTF8);
+        else if (b->bind_kind[i] == B_STR)
+            sqlite3_bind_null(*out, i + 1);
         else
             sqlite3_bind_int64(*out, i + 1, b->bind_int[i]);
     }

@@ -224,6 +224,32 @@ static void read_query(lua_State *L, int idx, cf_query *q)
     if (v != CF_NULL_INT)
         q->until = v;
     q->include_signals = get_bool(L, idx, "include_signals", 0);
+    /* with_signal: a signal type or a list of them (events having one). */
+    int t = lua_getfield(L, idx, "with_signal");
+    if (t == LUA_TSTRING || t == LUA_TTABLE) {
+        int list = lua_gettop(L);
+        size_t n = t == LUA_TSTRING ? 1 : (size_t)luaL_len(L, list);
+        if (n == 0 || n > CF_QUERY_MAX_SIGNAL_TYPES)
+            luaL_error(L, "field 'with_signal' must name 1 to %d signal types",
+                       CF_QUERY_MAX_SIGNAL_TYPES);
+        cf_str *types = lua_newuserdatauv(L, n * sizeof *types, 0);
+        lua_insert(L, list); /* kept on the stack below the list until the call returns */
+        list++;
+        for (size_t i = 0; i < n; i++) {
+            if (t == LUA_TTABLE && lua_rawgeti(L, list, (lua_Integer)i + 1) != LUA_TSTRING)
+                luaL_error(L, "field 'with_signal' must be a string or a list of strings");
+            if (t == LUA_TSTRING)
+                lua_pushvalue(L, list);
+            types[i].p = lua_tolstring(L, -1, &types[i].n); /* anchored by the query */
+            lua_pop(L, 1);
+        }
+        q->with_signal_types = types;
+        q->n_with_signal_types = n;
+    } else if (t != LUA_TNIL) {
+        luaL_error(L, "field 'with_signal' must be a string or a list of strings, got %s",
+                   lua_typename(L, t));
+    }
+    lua_pop(L, 1);
 }
 
 /* ---- pushing rows -------------------------------------------------------- */
@@ -540,6 +566,51 @@ static int m_mark_curated_exported(lua_State *L)
     return 1;
 }
 
+/* Feeds cf_store_mark_curated_exported_stream from a Lua function that
+ * returns the next id, or nil at the end; called under lua_pcall so a
+ * failing iterator rolls the transaction back instead of escaping it. */
+typedef struct lua_id_iter {
+    lua_State *L;
+    int fn;
+    int top;
+} lua_id_iter;
+
+static int lua_next_id(void *ctx, cf_str *id, cf_err *err)
+{
+    lua_id_iter *it = ctx;
+    lua_State *L = it->L;
+    lua_settop(L, it->top);
+    lua_pushvalue(L, it->fn);
+    if (lua_pcall(L, 0, 1, 0) != LUA_OK)
+        return cf_fail(err, CF_EINVAL, "the id iterator failed: %s",
+                       lua_isstring(L, -1) ? lua_tostring(L, -1) : "(an error object)");
+    if (lua_isnil(L, -1))
+        return 0;
+    if (lua_type(L, -1) != LUA_TSTRING)
+        return cf_fail(err, CF_EINVAL, "the id iterator returned a %s, expected a string",
+                       luaL_typename(L, -1));
+    id->p = lua_tolstring(L, -1, &id->n); /* on the stack until the next call */
+    return 1;
+}
+
+static int m_mark_curated_exported_each(lua_State *L)
+{
+    cf_store *s = check_store(L);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    size_t bn;
+    const char *batch = luaL_checklstring(L, 3, &bn);
+    lua_settop(L, 3);
+    lua_id_iter it = {L, 2, 3};
+    int64_t marked = 0;
+    cf_err err;
+    if (cf_store_mark_curated_exported_stream(s, lua_next_id, &it, (cf_str){batch, bn}, &marked,
+                                              &err))
+        return push_fail(L, &err);
+    lua_settop(L, 3);
+    lua_pushinteger(L, (lua_Integer)marked);
+    return 1;
+}
+
 static int m_insert_drift(lua_State *L)
 {
     cf_store *s = check_store(L);
@@ -809,6 +880,7 @@ static const luaL_Reg store_methods[] = {
     {"update_events", m_update_events},
     {"insert_curated", m_insert_curated},
     {"mark_curated_exported", m_mark_curated_exported},
+    {"mark_curated_exported_each", m_mark_curated_exported_each},
     {"insert_drift", m_insert_drift},
     {"insert_trigger", m_insert_trigger},
     {"cursor", m_cursor},

@@ -32,5 +32,6 @@ int luaopen_crucible_ingest(lua_State *L);    /* crucible._ingest */
 int luaopen_crucible_quality(lua_State *L);   /* crucible._quality */
 int luaopen_crucible_drift(lua_State *L);     /* crucible._drift */
 int luaopen_crucible_embed(lua_State *L);     /* crucible._embed */
+int luaopen_crucible_export(lua_State *L);    /* crucible._export */
 
 #endif

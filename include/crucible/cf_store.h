@@ -115,7 +115,14 @@ typedef struct cf_query {
     int64_t since;          /* inserted_at >= since (CF_NO_TIME: unbounded) */
     int64_t until;          /* inserted_at <  until (CF_NO_TIME: unbounded) */
     int include_signals;    /* events: attach each event's signals */
+    /* events: only those with at least one signal whose type is one of
+     * these (n_with_signal_types of them, at most CF_QUERY_MAX_SIGNAL_TYPES);
+     * 0: no such filter. */
+    const cf_str *with_signal_types;
+    size_t n_with_signal_types;
 } cf_query;
+
+#define CF_QUERY_MAX_SIGNAL_TYPES 8
 
 /* Everything unbounded, oldest first, exported = -1. */
 void cf_query_init(cf_query *q);
@@ -229,6 +236,15 @@ typedef struct cf_store_vt {
      * deployment_id, since, until, order, limit, offset). */
     int (*open_columns)(cf_store *, const cf_query *, const cf_column *cols, size_t ncols,
                         cf_colscan **out, cf_err *);
+    /* Marks as exported with batch_id the curated examples whose ids
+     * next(ctx, &id, err) yields (1: an id, 0: the end, -1: failed), in
+     * one transaction: all of them or, on any failure, none. *marked
+     * receives how many of the ids exist. For exports of any size: the ids
+     * stream from the caller (a spill file), never a list in memory. */
+    int (*mark_curated_exported_stream)(cf_store *,
+                                        int (*next)(void *ctx, cf_str *id, cf_err *),
+                                        void *ctx, cf_str batch_id, int64_t *marked,
+                                        cf_err *);
 } cf_store_vt;
 
 struct cf_store {
@@ -307,6 +323,10 @@ static inline int cf_store_open_unscored_cursor(cf_store *s, const cf_query *q, 
 { return s->vt->open_unscored_cursor(s, q, c, e); }
 static inline void cf_store_close(cf_store *s)
 { if (s) s->vt->close(s); }
+static inline int cf_store_mark_curated_exported_stream(
+    cf_store *s, int (*next)(void *, cf_str *, cf_err *), void *ctx, cf_str batch,
+    int64_t *marked, cf_err *e)
+{ return s->vt->mark_curated_exported_stream(s, next, ctx, batch, marked, e); }
 
 static inline int cf_cursor_next(cf_cursor *c, cf_row *row, cf_err *e)
 { return c->vt->next(c, row, e); }

@@ -76,6 +76,18 @@ M.SCHEMA = section {
   },
   export = section {
     output_dir = leaf { type = "string", default = "exports" },
+    format = leaf { type = "string", enum = { "jsonl", "csv", "parquet", "huggingface" },
+                    default = "jsonl" },
+    parquet = section {
+      compression = leaf { type = "string", enum = { "zstd", "none" }, default = "zstd" },
+      zstd_level = leaf { type = "integer", default = 3, min = 1, doc = "1..22" },
+      row_group_size = leaf { type = "integer", default = 122880, min = 1, doc = "rows" },
+      row_group_bytes = leaf { type = "integer", default = 64 * 1024 * 1024, min = 65536,
+                               doc = "a row group also ends once this many bytes are buffered" },
+      page_size = leaf { type = "integer", default = 1024 * 1024, min = 1024,
+                         doc = "bytes of a data page before compression" },
+      dictionary = leaf { type = "boolean", default = true },
+    },
   },
   curation = section {
     limit = leaf { type = "integer", default = 1000, min = 0 },

@@ -20,7 +20,7 @@ local telemetry = require "crucible.telemetry"
 local M = { VERSION = core.VERSION }
 
 --- Feature modules attached to every instance, in order.
-M.FEATURES = { "crucible.quality", "crucible.ingest", "crucible.drift" }
+M.FEATURES = { "crucible.quality", "crucible.ingest", "crucible.drift", "crucible.export" }
 
 local added_paths = {}
 

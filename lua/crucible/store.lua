@@ -213,7 +213,13 @@ end
 
 function Store:insert_curated(list) return self.h:insert_curated(list) end
 
+--- Marks curated examples exported with batch_id, in one transaction.
+-- ids: a list of ids, or a function returning the next id (nil at the end),
+-- so any number of ids can stream. Returns how many of the ids exist.
 function Store:mark_curated_exported(ids, batch_id)
+  if type(ids) == "function" then
+    return self.h:mark_curated_exported_each(ids, batch_id)
+  end
   return self.h:mark_curated_exported(ids, batch_id)
 end
 

@@ -37,6 +37,37 @@ cf_ensure_debs() {
   fi
 }
 
+# npm packages the tests use (DuckDB reads back every exported file),
+# installed into .cache/npm under the repository (gitignored).
+CF_NPM_PACKAGES=("@duckdb/node-api@1.5.6-r.1")
+
+# Node.js and npm: the machine's when present (e.g. a NodeSource nodejs,
+# which bundles npm and conflicts with Debian's npm package), else Debian's.
+cf_ensure_node() {
+  if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+    return 0
+  fi
+  cf_ensure_debs nodejs npm
+}
+
+cf_ensure_npm() {
+  cf_ensure_node
+  local dir="$CF_ROOT/.cache/npm" want="${CF_NPM_PACKAGES[*]}"
+  if [ -f "$dir/.installed" ] && [ "$(cat "$dir/.installed")" = "$want" ] &&
+     [ -d "$dir/node_modules/@duckdb/node-api" ]; then
+    return 0
+  fi
+  mkdir -p "$dir"
+  echo "setup: installing npm packages into .cache/npm: $want"
+  if ! npm install --prefix "$dir" --no-audit --no-fund --loglevel=error \
+       "${CF_NPM_PACKAGES[@]}" >"$dir/install.log" 2>&1; then
+    cat "$dir/install.log" >&2
+    echo "setup: npm install failed (log: .cache/npm/install.log)" >&2
+    exit 1
+  fi
+  echo "$want" >"$dir/.installed"
+}
+
 # cf_build DIR [cmake -D options...]: configure DIR once, then build it.
 cf_build() {
   local dir=$1

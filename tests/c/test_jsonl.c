@@ -140,7 +140,7 @@ static void test_write_back(void)
     CHECK_STR(cf_buf_cstr(&b),
               "{\"id\":\"id-1\",\"deployment_id\":\"d\\\"q\",\"user_id_hash\":\"0123456789abcdef\","
               "\"prompt\":\"line\\nnext \\u0001\",\"response\":\"\",\"latency_ms\":5,"
-              "\"quality_score\":0.10000000000000001,\"metadata\":{\"a\":1},"
+              "\"quality_score\":0.1,\"metadata\":{\"a\":1},"
               "\"inserted_at\":1700000000000001}\n");
     cf_jsonl_doc doc = CF_JSONL_DOC_INIT;
     cf_event_in in;

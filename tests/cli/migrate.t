@@ -1,7 +1,7 @@
 `migrate` creates the schema; running it again is harmless.
 
   $ crucible-feedback migrate
-  sqlite:./crucible.db: applied 2 migrations (schema version 0 -> 3)
+  sqlite:./crucible.db: applied 3 migrations (schema version 0 -> 3)
   $ crucible-feedback migrate
   sqlite:./crucible.db: up to date (schema version 3)
   $ crucible-feedback migrate --status
@@ -9,24 +9,25 @@
   $ crucible-feedback --db sqlite:other.db migrate --status
   sqlite:other.db: schema version 0
   $ crucible-feedback migrate --db sqlite:other.db
-  sqlite:other.db: applied 2 migrations (schema version 0 -> 3)
+  sqlite:other.db: applied 3 migrations (schema version 0 -> 3)
   $ sqlite3 other.db 'select version, name from schema_migrations'
   1|initial schema
-  3|quality indexes
+  2|quality indexes
+  3|curated export marks
 
 The config file sets the database; --db wins over it:
 
   $ printf 'return { storage = { url = "sqlite:from_config.db" } }\n' > crucible.config.lua
   $ crucible-feedback migrate
-  sqlite:from_config.db: applied 2 migrations (schema version 0 -> 3)
+  sqlite:from_config.db: applied 3 migrations (schema version 0 -> 3)
   $ crucible-feedback --db sqlite:cli.db migrate
-  sqlite:cli.db: applied 2 migrations (schema version 0 -> 3)
+  sqlite:cli.db: applied 3 migrations (schema version 0 -> 3)
   $ CRUCIBLE_CONFIG=env.config.lua crucible-feedback migrate
   crucible-feedback: config: cannot open env.config.lua: No such file or directory
   [1]
   $ printf 'return { storage = { url = "sqlite:from_env.db" } }\n' > env.config.lua
   $ CRUCIBLE_CONFIG=env.config.lua crucible-feedback migrate
-  sqlite:from_env.db: applied 2 migrations (schema version 0 -> 3)
+  sqlite:from_env.db: applied 3 migrations (schema version 0 -> 3)
   $ crucible-feedback --config env.config.lua migrate
   sqlite:from_env.db: up to date (schema version 3)
 

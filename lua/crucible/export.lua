@@ -1,0 +1,216 @@
+--- crucible.export: training datasets from curated examples and user signals.
+--
+--   local path, info = cf.export("deploy-1", { format = "parquet" })
+--   cf.export("deploy-1", { format = "huggingface", output_path = "datasets/d1" })
+--   cf.export_preference_pairs("deploy-1", { format = "dpo" })   -- or "kto", "openai"
+--
+-- The work is C (crucible._export): rows stream from the store to the file,
+-- which is written under a temporary name, fsynced and renamed into place;
+-- the exported rows are marked only once the file is complete.
+--
+-- Misuse (a wrong type, an unknown option or format) raises; an expected
+-- failure (disk full, database locked, a row holding invalid UTF-8) returns
+-- nil, message, kind.
+local cexport = require "crucible._export"
+local core = require "crucible._core"
+
+local M = {}
+
+--- File name endings of the default paths.
+M.FORMATS = { jsonl = ".jsonl", csv = ".csv", parquet = ".parquet", huggingface = "" }
+M.PAIR_FORMATS = { dpo = "_preferences.jsonl", kto = "_kto.jsonl", openai = "_openai.jsonl" }
+
+local EXPORT_OPTIONS = {
+  format = "string", output_path = "string", include_exported = "boolean",
+  limit = "integer", export_batch_id = "string", parquet = "table", progress = "boolean",
+}
+local PAIR_OPTIONS = {
+  format = "string", output_path = "string", limit = "integer", since = "time",
+  ["until"] = "time", progress = "boolean",
+}
+local PARQUET_OPTIONS = {
+  compression = "string", zstd_level = "integer", row_group_size = "integer",
+  row_group_bytes = "integer", page_size = "integer", dictionary = "boolean",
+}
+
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys)
+  return keys
+end
+
+local function distance(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+local function closest(name, allowed)
+  local best, best_d
+  for _, k in ipairs(sorted_keys(allowed)) do
+    local d = distance(name, k)
+    if not best_d or d < best_d then best, best_d = k, d end
+  end
+  return best
+end
+
+local function type_ok(v, want)
+  if want == "integer" then return math.type(v) == "integer" end
+  if want == "time" then return math.type(v) == "integer" or type(v) == "string" end
+  return type(v) == want
+end
+
+local TYPE_NAMES = { integer = "an integer", string = "a string", boolean = "a boolean",
+                     table = "a table", time = "an integer (microseconds) or an ISO 8601 string" }
+
+-- Raises (level 3: the caller of cf.export) on an unknown option or a wrong type.
+local function check_options(fname, opts, allowed)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then
+    error(("%s: options must be a table, got %s"):format(fname, type(opts)), 3)
+  end
+  for _, k in ipairs(sorted_keys(opts)) do
+    local want = type(k) == "string" and allowed[k]
+    if not want then
+      error(("%s: unknown option '%s' (did you mean '%s'?)"):format(fname, tostring(k),
+        closest(tostring(k), allowed)), 3)
+    end
+    if not type_ok(opts[k], want) then
+      error(("%s: option '%s' must be %s, got %s"):format(fname, k, TYPE_NAMES[want],
+        math.type(opts[k]) == "float" and "a fractional number" or type(opts[k])), 3)
+    end
+  end
+  return opts
+end
+
+local function check_enum(fname, what, v, set)
+  if set[v] == nil then
+    error(("%s: unknown %s '%s' (one of: %s)"):format(fname, what, tostring(v),
+      table.concat(sorted_keys(set), ", ")), 3)
+  end
+end
+
+local function default_path(dir, ending)
+  return ("%s/feedback_%d%s"):format(dir, core.now_us() // 1000000, ending)
+end
+
+-- The Parquet settings: the configuration's, overridden by the call's.
+local function parquet_options(fname, cfg, given)
+  local p = {}
+  for k, v in pairs(cfg) do p[k] = v end
+  if given then
+    check_options(fname .. ": parquet", given, PARQUET_OPTIONS)
+    for k, v in pairs(given) do p[k] = v end
+  end
+  if p.compression ~= "zstd" and p.compression ~= "none" then
+    error(("%s: parquet.compression must be \"zstd\" or \"none\", got '%s'"):format(fname,
+      tostring(p.compression)), 3)
+  end
+  if p.zstd_level < 1 or p.zstd_level > 22 then
+    error(("%s: parquet.zstd_level must be between 1 and 22, got %d"):format(fname,
+      p.zstd_level), 3)
+  end
+  return p
+end
+
+local function time_of(fname, v, name)
+  if type(v) == "string" then
+    local us, err = core.parse_time(v)
+    if not us then error(("%s: option '%s': %s"):format(fname, name, err), 3) end
+    return us
+  end
+  return v
+end
+
+function M.attach(client, ctx)
+  --- Writes the deployment's curated examples that were not exported yet
+  -- (every one with include_exported) and marks them exported with the
+  -- batch id. Returns the path and {count=, marked=, bytes=, path=,
+  -- format=, export_batch_id=}, or nil, message, kind.
+  function client.export(deployment_id, opts)
+    if type(deployment_id) ~= "string" then
+      error(("export: deployment_id must be a string, got %s"):format(type(deployment_id)), 2)
+    end
+    opts = check_options("export", opts, EXPORT_OPTIONS)
+    local cfg = ctx.config.export
+    local format = opts.format or cfg.format
+    check_enum("export", "format", format, M.FORMATS)
+    if opts.limit and opts.limit < 0 then
+      error(("export: option 'limit' must not be negative, got %d"):format(opts.limit), 2)
+    end
+    if opts.export_batch_id == "" then
+      error("export: option 'export_batch_id' must not be empty", 2)
+    end
+    if opts.output_path == "" then error("export: option 'output_path' must not be empty", 2) end
+    local parquet = parquet_options("export", cfg.parquet, opts.parquet)
+    local store, err, kind = ctx.store()
+    if not store then return nil, err, kind end
+    local batch = opts.export_batch_id or core.uuid7()
+    local r, msg, mkind = cexport.curated(store.h, {
+      format = format,
+      path = opts.output_path or default_path(cfg.output_dir, M.FORMATS[format]),
+      unique = opts.output_path == nil,
+      deployment_id = deployment_id,
+      batch_id = batch,
+      include_exported = opts.include_exported or false,
+      limit = opts.limit,
+      parquet = parquet,
+      progress = opts.progress or false,
+    })
+    if not r then return nil, msg, mkind end
+    r.format, r.export_batch_id = format, batch
+    ctx.emit("export.complete", { count = r.count, format = format, path = r.path,
+                                  export_batch_id = batch, deployment_id = deployment_id })
+    return r.path, r
+  end
+
+  --- Writes training pairs from the deployment's user signals: "dpo"
+  -- (default) {"prompt","chosen","rejected"} and "openai" {"messages"} from
+  -- edit signals, "kto" {"prompt","completion","label"} from thumbs
+  -- signals. Marks nothing. Returns the path and {count=, bytes=, path=,
+  -- format=}, or nil, message, kind.
+  function client.export_preference_pairs(deployment_id, opts)
+    if type(deployment_id) ~= "string" then
+      error(("export_preference_pairs: deployment_id must be a string, got %s"):format(
+        type(deployment_id)), 2)
+    end
+    opts = check_options("export_preference_pairs", opts, PAIR_OPTIONS)
+    local format = opts.format or "dpo"
+    check_enum("export_preference_pairs", "format", format, M.PAIR_FORMATS)
+    if opts.limit and opts.limit < 0 then
+      error(("export_preference_pairs: option 'limit' must not be negative, got %d"):format(
+        opts.limit), 2)
+    end
+    if opts.output_path == "" then
+      error("export_preference_pairs: option 'output_path' must not be empty", 2)
+    end
+    local since = time_of("export_preference_pairs", opts.since, "since")
+    local till = time_of("export_preference_pairs", opts["until"], "until")
+    local store, err, kind = ctx.store()
+    if not store then return nil, err, kind end
+    local r, msg, mkind = cexport.pairs(store.h, {
+      format = format,
+      path = opts.output_path or default_path(ctx.config.export.output_dir, M.PAIR_FORMATS[format]),
+      unique = opts.output_path == nil,
+      deployment_id = deployment_id,
+      limit = opts.limit,
+      since = since,
+      ["until"] = till,
+      progress = opts.progress or false,
+    })
+    if not r then return nil, msg, mkind end
+    r.format = format
+    return r.path, r
+  end
+end
+
+return M

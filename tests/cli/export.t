@@ -1,0 +1,97 @@
+`export` writes curated examples as a dataset, then marks them exported.
+
+  $ crucible-feedback -e '
+  > local db = assert(require("crucible").store())
+  > assert(db:insert_curated{
+  >   { id = "c1", inference_event_id = "e1", deployment_id = "d", curation_source = "high_quality",
+  >     curation_score = 0.9, prompt = "What is 2+2?", response = "4", inserted_at = 1 },
+  >   { id = "c2", inference_event_id = "e2", deployment_id = "d", curation_source = "user_edit",
+  >     curation_score = 10.0, prompt = "Say \"hi\", then\nbye", response = "", inserted_at = 2 },
+  > })'
+  $ crucible-feedback export d --format csv -o out/data.csv --batch-id nightly-1
+  out/data.csv
+  exported 2 curated examples from deployment d as csv (105 bytes, batch nightly-1)
+  $ cat out/data.csv
+  prompt,response,source,score%c (re)
+  What is 2%+2%?,4,high_quality,0%.9%c (re)
+  "Say ""hi"", then
+  bye","",user_edit,10%.0%c (re)
+  $ duckdb() { node "$CF_SOURCE_DIR/tests/lua/duckdb_query.cjs" "$CF_SOURCE_DIR/.cache/npm/node_modules/@duckdb/node-api" --sql "$1"; }
+  > duckdb "SELECT prompt, response FROM read_csv('out/data.csv', allow_quoted_nulls=false) WHERE source = 'user_edit'"
+  [{"prompt":"Say \"hi\", then\nbye","response":""}]
+  $ sqlite3 crucible.db 'select curated_id, export_batch_id from curated_export_marks order by 1'
+  c1|nightly-1
+  c2|nightly-1
+
+Nothing new is left; --include-exported and --limit take them again:
+
+  $ crucible-feedback export d -f jsonl -o out/again.jsonl
+  out/again.jsonl
+  exported 0 curated examples from deployment d as jsonl %(0 bytes, batch .*%) (re)
+  $ crucible-feedback export d -f jsonl -o out/again.jsonl --include-exported --limit 1
+  out/again.jsonl
+  exported 1 curated example from deployment d as jsonl %(.*%) (re)
+  $ cat out/again.jsonl
+  {"prompt":"What is 2+2?","response":"4","source":"high_quality","score":0.9}
+  $ node "$CF_SOURCE_DIR/tests/lua/duckdb_query.cjs" "$CF_SOURCE_DIR/.cache/npm/node_modules/@duckdb/node-api" --sql "SELECT score FROM read_json('out/again.jsonl')"
+  [{"score":0.9}]
+
+Parquet and HuggingFace directories; the default path is under export.output_dir:
+
+  $ crucible-feedback export d -f parquet --include-exported --compression none --row-group-size 1
+  exports/feedback_%d+%.parquet (re)
+  exported 2 curated examples from deployment d as parquet %(.*%) (re)
+  $ node "$CF_SOURCE_DIR/tests/lua/duckdb_query.cjs" "$CF_SOURCE_DIR/.cache/npm/node_modules/@duckdb/node-api" --sql "SELECT count(*)::INT AS n, max(score) AS s, count(DISTINCT deployment_id)::INT AS d FROM 'exports/*.parquet'"
+  [{"n":2,"s":10,"d":1}]
+  $ crucible-feedback export d -f huggingface -o hf --include-exported --no-progress
+  hf
+  exported 2 curated examples from deployment d as huggingface %(.*%) (re)
+  $ ls hf hf/data
+  hf:
+  README.md
+  data
+  dataset_info.json
+  
+  hf/data:
+  train-00000-of-00001.jsonl
+  train-00000-of-00001.parquet
+  $ node "$CF_SOURCE_DIR/tests/lua/duckdb_query.cjs" "$CF_SOURCE_DIR/.cache/npm/node_modules/@duckdb/node-api" --sql "SELECT (SELECT count(*) FROM 'hf/data/*.parquet')::INT AS p, (SELECT count(*) FROM 'hf/data/*.jsonl')::INT AS j"
+  [{"p":2,"j":2}]
+
+Preference pairs from user signals:
+
+  $ crucible-feedback -e '
+  > local db = assert(require("crucible").store())
+  > assert(db:insert_events{{ id = "e9", deployment_id = "d", prompt = "Capital of France?", response = "Lyon" }})
+  > assert(db:insert_signal{ inference_event_id = "e9", signal_type = "edit", edited_response = "Paris" })'
+  $ crucible-feedback export d -f dpo -o pairs.jsonl
+  pairs.jsonl
+  exported 1 dpo pair from deployment d (67 bytes)
+  $ cat pairs.jsonl
+  {"prompt":"Capital of France?","chosen":"Paris","rejected":"Lyon"}
+  $ node "$CF_SOURCE_DIR/tests/lua/duckdb_query.cjs" "$CF_SOURCE_DIR/.cache/npm/node_modules/@duckdb/node-api" --sql "SELECT chosen FROM read_json('pairs.jsonl')"
+  [{"chosen":"Paris"}]
+
+Usage errors exit 2; failures exit 1 with the reason:
+
+  $ crucible-feedback export
+  crucible-feedback: missing argument DEPLOYMENT (see 'crucible-feedback export --help')
+  [2]
+  $ crucible-feedback export d -f xml
+  crucible-feedback: unknown format 'xml' (jsonl, csv, parquet, huggingface, dpo, kto, openai) (see 'crucible-feedback export --help')
+  [2]
+  $ crucible-feedback export d --limit ten
+  crucible-feedback: --limit must be a whole number, got 'ten' (see 'crucible-feedback export --help')
+  [2]
+  $ crucible-feedback export d --compression lz4
+  crucible-feedback: --compression must be zstd or none, got 'lz4' (see 'crucible-feedback export --help')
+  [2]
+  $ crucible-feedback export d -f kto --include-exported
+  crucible-feedback: --include-exported, --batch-id, --compression and --row-group-size apply to curated exports, not to preference pairs (see 'crucible-feedback export --help')
+  [2]
+  $ crucible-feedback export d -o out
+  crucible-feedback: export: output path out is a directory (invalid)
+  [1]
+  $ printf 'x' > file && crucible-feedback export d -o file/x.jsonl
+  crucible-feedback: export: cannot create directory file: a file of that name exists (io)
+  [1]
