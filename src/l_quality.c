@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "crucible/cf_judge.h"
+#include "crucible/cf_record.h"
 #include "crucible/cf_quality_stats.h"
 #include "crucible/cf_runtime.h"
 #include "crucible/l_store.h"
@@ -328,6 +329,22 @@ static int m_info(lua_State *L)
     return 1;
 }
 
+/* cfg:ingest_hook(): a crucible.IngestScorer (cf_record.h) whose C hook
+ * scores events arriving without a quality_score with this configuration;
+ * what the ingestion's set_scorer takes. It keeps the configuration alive. */
+static int m_ingest_hook(lua_State *L)
+{
+    cf_quality_cfg *cfg = l_quality_checkcfg(L, 1);
+    cf_ingest_scorer *sc = lua_newuserdatauv(L, sizeof *sc, 1);
+    sc->score = cf_quality_hook;
+    sc->ud = cfg;
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, 1);
+    luaL_newmetatable(L, CF_INGEST_SCORER_MT); /* shared with crucible._ingest */
+    lua_setmetatable(L, -2);
+    return 1;
+}
+
 static int m_close(lua_State *L)
 {
     l_cfg *u = luaL_checkudata(L, 1, CF_QUALITY_CFG_MT);
@@ -477,6 +494,7 @@ static int l_stats(lua_State *L)
 /* ---- registration -------------------------------------------------------------------- */
 
 static const luaL_Reg cfg_methods[] = {
+    {"ingest_hook", m_ingest_hook},
     {"check", m_check},   {"assess", m_assess}, {"score", m_score},
     {"score_event", m_score_event}, {"hook", m_hook}, {"info", m_info},
     {"close", m_close},   {NULL, NULL},

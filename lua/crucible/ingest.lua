@@ -45,6 +45,7 @@ end
 function M.attach(client, ctx)
   local cfg = ctx.config
   local sanitizer, ing, scorer
+  local scorer_chosen = false -- set_ingest_scorer was called (nil included)
   local closed = false
   local dead_letter = cfg.ingestion.dead_letter_file
   if dead_letter == true then dead_letter = M.DEFAULT_DEAD_LETTER end
@@ -106,6 +107,16 @@ function M.attach(client, ctx)
     })
     if not h then return nil, err, kind end
     h:set_report_hook(emit_reports)
+    if not scorer_chosen and client.quality and client.quality.ingest_scorer then
+      -- quality on ingest (quality.assess_on_ingest): the C checks score
+      -- events that arrive without a quality_score, before buffering
+      local q, qerr, qkind = client.quality.ingest_scorer()
+      if qerr then
+        h:close()
+        return nil, qerr, qkind
+      end
+      scorer = q and q:ingest_hook()
+    end
     if scorer then h:set_scorer(scorer) end
     ing = h
     return h
@@ -246,7 +257,7 @@ function M.attach(client, ctx)
   -- (see include/crucible/cf_record.h); nil turns it off. It scores
   -- events that arrive without a quality_score, before they are buffered.
   function client.set_ingest_scorer(s)
-    scorer = s
+    scorer, scorer_chosen = s, true
     if ing then ing:set_scorer(s) end
   end
   ctx.set_ingest_scorer = client.set_ingest_scorer
