@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "crucible/cf_lua.h"
 #include "crucible/cf_drift_window.h"
 #include "crucible/cf_runtime.h"
 #include "crucible/l_store.h"
@@ -166,14 +167,6 @@ static void push_measures(lua_State *L, const cf_drift_measures *m, const cf_dri
     }
 }
 
-static int fail(lua_State *L, const cf_err *err)
-{
-    luaL_pushfail(L);
-    lua_pushstring(L, err->msg);
-    lua_pushstring(L, err->code == CF_EDB ? "db" : err->code == CF_ENOMEM ? "nomem" : "invalid");
-    return 3;
-}
-
 static int l_measure(lua_State *L)
 {
     lua_settop(L, 2);
@@ -227,7 +220,7 @@ static int l_measure(lua_State *L)
     cf_drift_run *run = NULL;
     cf_err err;
     if (cf_drift_run_new(&spec, &run, &err))
-        return fail(L, &err);
+        return cf_lua_pushfail(L, &err);
     lua_getfield(L, 2, "scans");
     int scans = lua_gettop(L);
     size_t ns = lua_istable(L, scans) ? (size_t)luaL_len(L, scans) : 0;
@@ -248,14 +241,14 @@ static int l_measure(lua_State *L)
         lua_pop(L, 1);
         if (cf_drift_run_collect(run, st, &q, side, split < 0 ? SIZE_MAX : (size_t)split, &err)) {
             cf_drift_run_free(run);
-            return fail(L, &err);
+            return cf_lua_pushfail(L, &err);
         }
     }
     lua_pop(L, 1);
     cf_drift_measures m;
     if (cf_drift_run_measure(run, &m, &err)) {
         cf_drift_run_free(run);
-        return fail(L, &err);
+        return cf_lua_pushfail(L, &err);
     }
     push_measures(L, &m, features, nf, spec.output, spec.embedder != NULL);
     cf_drift_run_free(run);

@@ -17,30 +17,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "crucible/cf_lua.h"
 #include "crucible/cf_export.h"
 #include "crucible/cf_runtime.h"
 #include "crucible/l_store.h"
-
-static const char *kind_of(int code)
-{
-    switch (code) {
-    case CF_EINVAL: return "invalid";
-    case CF_ENOTFOUND: return "not_found";
-    case CF_EDB: return "db";
-    case CF_ENOMEM: return "nomem";
-    case CF_EIO: return "io";
-    case CF_EUNSUPPORTED: return "unsupported";
-    default: return "error";
-    }
-}
-
-static int push_fail(lua_State *L, const cf_err *err)
-{
-    luaL_pushfail(L);
-    lua_pushstring(L, err->msg);
-    lua_pushstring(L, kind_of(err->code));
-    return 3;
-}
 
 /* ---- option readers: the table is at idx; a wrong type raises ---------------- */
 
@@ -177,7 +157,7 @@ static int l_curated(lua_State *L)
     cf_export_result r;
     cf_err err;
     if (cf_export_curated(s, &o, &r, &err))
-        return push_fail(L, &err);
+        return cf_lua_pushfail(L, &err);
     push_result(L, &r);
     cf_export_result_free(&r);
     return 1;
@@ -205,7 +185,7 @@ static int l_pairs(lua_State *L)
     cf_export_result r;
     cf_err err;
     if (cf_export_pairs(s, &o, &r, &err))
-        return push_fail(L, &err);
+        return cf_lua_pushfail(L, &err);
     push_result(L, &r);
     cf_export_result_free(&r);
     return 1;

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "crucible/cf_lua.h"
 #include "crucible/cf_ingest.h"
 #include "crucible/cf_ingest_file.h"
 #include "crucible/cf_runtime.h"
@@ -42,29 +43,6 @@ typedef struct l_ingest {
     int in_hook;
     char meta_error[300];
 } l_ingest;
-
-static const char *kind_of(int code)
-{
-    switch (code) {
-    case CF_EINVAL: return "invalid";
-    case CF_ENOTFOUND: return "not_found";
-    case CF_EDB: return "db";
-    case CF_ENOMEM: return "nomem";
-    case CF_EIO: return "io";
-    case CF_EUNSUPPORTED: return "unsupported";
-    case CF_EFULL: return "full";
-    case CF_ECLOSED: return "closed";
-    default: return "error";
-    }
-}
-
-static int push_fail(lua_State *L, const cf_err *err)
-{
-    luaL_pushfail(L);
-    lua_pushstring(L, err->msg);
-    lua_pushstring(L, kind_of(err->code));
-    return 3;
-}
 
 static l_ingest *check_open(lua_State *L)
 {
@@ -163,7 +141,7 @@ static int l_open(lua_State *L)
         return luaL_error(L, "not enough memory");
     cf_err err;
     if (cf_ingest_new(&o, &u->g, &err))
-        return push_fail(L, &err);
+        return cf_lua_pushfail(L, &err);
     return 1;
 }
 
@@ -401,7 +379,7 @@ static int m_log(lua_State *L)
         lua_pushstring(L, id);
         return 1;
     }
-    push_fail(L, &err);
+    cf_lua_pushfail(L, &err);
     if (err.code != CF_EINVAL)
         return 3;
     lua_createtable(L, v.n, 0);
@@ -419,7 +397,7 @@ static int m_flush(lua_State *L)
     int rc = cf_ingest_flush(u->g, -1, &err);
     run_hook(L, u, 1);
     if (rc)
-        return push_fail(L, &err);
+        return cf_lua_pushfail(L, &err);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -611,7 +589,7 @@ static int m_ingest_file(lua_State *L)
     lua_pushboolean(L, res.interrupted);
     lua_setfield(L, -2, "interrupted");
     if (rc) {
-        push_fail(L, &err);
+        cf_lua_pushfail(L, &err);
         lua_pushvalue(L, -4);
         return 4;
     }

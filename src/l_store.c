@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crucible/cf_lua.h"
 #include "crucible/cf_runtime.h"
 #include "crucible/cf_store.h"
 #include "crucible/l_store.h"
@@ -30,27 +31,6 @@ typedef struct l_cursor {
     cf_cursor *c;
     int with_signals;
 } l_cursor;
-
-static const char *kind_of(int code)
-{
-    switch (code) {
-    case CF_EINVAL: return "invalid";
-    case CF_ENOTFOUND: return "not_found";
-    case CF_EDB: return "db";
-    case CF_ENOMEM: return "nomem";
-    case CF_EIO: return "io";
-    case CF_EUNSUPPORTED: return "unsupported";
-    default: return "error";
-    }
-}
-
-static int push_fail(lua_State *L, const cf_err *err)
-{
-    luaL_pushfail(L);
-    lua_pushstring(L, err->msg);
-    lua_pushstring(L, kind_of(err->code));
-    return 3;
-}
 
 static cf_store *check_store(lua_State *L)
 {
@@ -376,7 +356,7 @@ static int l_parse_url(lua_State *L)
     cf_store_url u;
     cf_err err;
     if (cf_store_parse_url(luaL_checkstring(L, 1), &u, &err))
-        return push_fail(L, &err);
+        return cf_lua_pushfail(L, &err);
     lua_createtable(L, 0, 2);
     lua_pushstring(L, u.backend == CF_BACKEND_SQLITE ? "sqlite"
                       : u.backend == CF_BACKEND_POSTGRES ? "postgres" : "clickhouse");
@@ -407,7 +387,7 @@ static int l_open(lua_State *L)
     lua_setiuservalue(L, -2, 1);
     cf_err err;
     if (cf_store_open(url, &opts, &u->s, &err))
-        return push_fail(L, &err);
+        return cf_lua_pushfail(L, &err);
     return 1;
 }
 
@@ -419,7 +399,7 @@ static int m_migrate(lua_State *L)
     cf_err err;
     int applied = 0;
     if (cf_store_migrate(s, &applied, &err))
-        return push_fail(L, &err);
+        return cf_lua_pushfail(L, &err);
     lua_pushinteger(L, applied);
     return 1;
 }
@@ -430,7 +410,7 @@ static int m_schema_version(lua_State *L)
     cf_err err;
     int v = 0;
     if (cf_store_schema_version(s, &v, &err))
-        return push_fail(L, &err);
+        return cf_lua_pushfail(L, &err);
     lua_pushinteger(L, v);
     return 1;
 }
@@ -448,7 +428,7 @@ static int m_insert_events(lua_State *L)
     }
     cf_err err;
     if (cf_store_insert_events(s, ev, n, ids, &err) < 0)
-        return push_fail(L, &err);
+        return cf_lua_pushfail(L, &err);
     lua_createtable(L, (int)n, 0);
     for (size_t i = 0; i < n; i++) {
         if (ev[i].id.p)
@@ -475,7 +455,7 @@ static int m_insert_signal(lua_State *L)
     char id[37];
     cf_err err;
     if (cf_store_insert_signal(s, &g, id, &err))
-        return push_fail(L, &err);
+        return cf_lua_pushfail(L, &err);
     if (g.id.p)
         lua_pushlstring(L, g.id.p, g.id.n);
     else
@@ -521,7 +501,7 @@ static int m_update_events(lua_State *L)
     cf_err err;
     int r = cf_store_update_events(s, ids, up, n, &err);
     if (r < 0)
-        return push_fail(L, &err);
+        return cf_lua_pushfail(L, &err);
     lua_pushinteger(L, r);
     return 1;
 }
@@ -539,7 +519,7 @@ static int m_insert_curated(lua_State *L)
     cf_err err;
     int r = cf_store_insert_curated(s, c, n, &err);
     if (r < 0)
-        return push_fail(L, &err);
+        return cf_lua_pushfail(L, &err);
     lua_pushinteger(L, r);
     return 1;
 }
@@ -561,7 +541,7 @@ static int m_mark_curated_exported(lua_State *L)
     cf_err err;
     int r = cf_store_mark_curated_exported(s, ids, n, (cf_str){batch, bn}, &err);
     if (r < 0)
-        return push_fail(L, &err);
+        return cf_lua_pushfail(L, &err);
     lua_pushinteger(L, r);
     return 1;
 }
@@ -605,7 +585,7 @@ static int m_mark_curated_exported_each(lua_State *L)
     cf_err err;
     if (cf_store_mark_curated_exported_stream(s, lua_next_id, &it, (cf_str){batch, bn}, &marked,
                                               &err))
-        return push_fail(L, &err);
+        return cf_lua_pushfail(L, &err);
     lua_settop(L, 3);
     lua_pushinteger(L, (lua_Integer)marked);
     return 1;
@@ -627,7 +607,7 @@ static int m_insert_drift(lua_State *L)
     char id[37];
     cf_err err;
     if (cf_store_insert_drift(s, &d, id, &err))
-        return push_fail(L, &err);
+        return cf_lua_pushfail(L, &err);
     lua_pushstring(L, id);
     return 1;
 }
@@ -646,7 +626,7 @@ static int m_insert_trigger(lua_State *L)
     char id[37];
     cf_err err;
     if (cf_store_insert_trigger(s, &t, id, &err))
-        return push_fail(L, &err);
+        return cf_lua_pushfail(L, &err);
     lua_pushstring(L, id);
     return 1;
 }
@@ -674,7 +654,7 @@ static int m_cursor(lua_State *L)
     lua_setiuservalue(L, -2, 1); /* the cursor keeps its store alive */
     cf_err err;
     if (cf_store_open_cursor(s, kind, &q, &u->c, &err))
-        return push_fail(L, &err);
+        return cf_lua_pushfail(L, &err);
     lua_getiuservalue(L, 1, 1); /* register with the store */
     lua_pushvalue(L, -2);
     lua_pushboolean(L, 1);
@@ -697,7 +677,7 @@ static int m_unscored_cursor(lua_State *L)
     lua_setiuservalue(L, -2, 1);
     cf_err err;
     if (cf_store_open_unscored_cursor(s, &q, &u->c, &err))
-        return push_fail(L, &err);
+        return cf_lua_pushfail(L, &err);
     lua_getiuservalue(L, 1, 1);
     lua_pushvalue(L, -2);
     lua_pushboolean(L, 1);
@@ -727,7 +707,7 @@ static int m_count_by_type(lua_State *L)
     lua_newtable(L);
     cf_err err;
     if (cf_store_count_by_type(s, kind, &q, add_type_count, L, &err) < 0)
-        return push_fail(L, &err);
+        return cf_lua_pushfail(L, &err);
     return 1;
 }
 
@@ -740,7 +720,7 @@ static int m_count(lua_State *L)
     int64_t n;
     cf_err err;
     if (cf_store_count(s, kind, &q, &n, &err))
-        return push_fail(L, &err);
+        return cf_lua_pushfail(L, &err);
     lua_pushinteger(L, (lua_Integer)n);
     return 1;
 }
@@ -761,7 +741,7 @@ static int m_kv_get(lua_State *L)
     char *v = NULL;
     cf_err err;
     if (cf_store_kv_get(s, luaL_checkstring(L, 2), &v, &err))
-        return push_fail(L, &err);
+        return cf_lua_pushfail(L, &err);
     return push_owned(L, v);
 }
 
@@ -772,7 +752,7 @@ static int m_kv_set(lua_State *L)
     const char *v = luaL_checklstring(L, 3, &n);
     cf_err err;
     if (cf_store_kv_set(s, luaL_checkstring(L, 2), (cf_str){v, n}, &err))
-        return push_fail(L, &err);
+        return cf_lua_pushfail(L, &err);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -785,7 +765,7 @@ static int m_kv_get_or_set(lua_State *L)
     char *out = NULL;
     cf_err err;
     if (cf_store_kv_get_or_set(s, luaL_checkstring(L, 2), (cf_str){v, n}, &out, &err))
-        return push_fail(L, &err);
+        return cf_lua_pushfail(L, &err);
     return push_owned(L, out);
 }
 
@@ -848,7 +828,7 @@ static int c_next(lua_State *L)
     cf_err err;
     int r = cf_cursor_next(u->c, &row, &err);
     if (r < 0)
-        return push_fail(L, &err);
+        return cf_lua_pushfail(L, &err);
     if (r == 0) {
         close_cursor(u);
         lua_pushnil(L);

@@ -172,7 +172,9 @@ local function distance(a, b)
   return prev[#b]
 end
 
-local function closest(key, fields)
+--- The name in `fields` (a table keyed by names) closest to `key`, for
+-- "did you mean" messages; ties go to the alphabetically first.
+function M.closest(key, fields)
   local best, best_d
   for name in pairs(fields) do
     local d = distance(key, name)
@@ -236,7 +238,7 @@ local function validate_node(node, t, prefix, errors)
     local path = prefix and (prefix .. "." .. tostring(k)) or tostring(k)
     local f = type(k) == "string" and node.fields[k] or nil
     if not f then
-      local hint = closest(tostring(k), node.fields)
+      local hint = M.closest(tostring(k), node.fields)
       local where = prefix and ("'" .. prefix .. "." .. hint .. "'") or ("'" .. hint .. "'")
       errors[#errors + 1] = ("config: unknown key '%s' (did you mean %s?)"):format(path, where)
     elseif f.section then

@@ -11,6 +11,7 @@
 -- Misuse (a wrong type, an unknown option or format) raises; an expected
 -- failure (disk full, database locked, a row holding invalid UTF-8) returns
 -- nil, message, kind.
+local config = require "crucible.config"
 local cexport = require "crucible._export"
 local core = require "crucible._core"
 
@@ -40,29 +41,6 @@ local function sorted_keys(t)
   return keys
 end
 
-local function distance(a, b)
-  local prev = {}
-  for j = 0, #b do prev[j] = j end
-  for i = 1, #a do
-    local cur = { [0] = i }
-    for j = 1, #b do
-      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
-      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-    end
-    prev = cur
-  end
-  return prev[#b]
-end
-
-local function closest(name, allowed)
-  local best, best_d
-  for _, k in ipairs(sorted_keys(allowed)) do
-    local d = distance(name, k)
-    if not best_d or d < best_d then best, best_d = k, d end
-  end
-  return best
-end
-
 local function type_ok(v, want)
   if want == "integer" then return math.type(v) == "integer" end
   if want == "time" then return math.type(v) == "integer" or type(v) == "string" end
@@ -82,7 +60,7 @@ local function check_options(fname, opts, allowed)
     local want = type(k) == "string" and allowed[k]
     if not want then
       error(("%s: unknown option '%s' (did you mean '%s'?)"):format(fname, tostring(k),
-        closest(tostring(k), allowed)), 3)
+        config.closest(tostring(k), allowed)), 3)
     end
     if not type_ok(opts[k], want) then
       error(("%s: option '%s' must be %s, got %s"):format(fname, k, TYPE_NAMES[want],

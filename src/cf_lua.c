@@ -1,0 +1,29 @@
+/* How a cf_err reaches Lua (see cf_lua.h). */
+#include "crucible/cf_lua.h"
+
+#include <lauxlib.h>
+
+#include "crucible/cf_ingest.h"
+
+const char *cf_err_kind(int code)
+{
+    switch (code) {
+    case CF_EINVAL: return "invalid";
+    case CF_ENOTFOUND: return "not_found";
+    case CF_EDB: return "db";
+    case CF_ENOMEM: return "nomem";
+    case CF_EIO: return "io";
+    case CF_EUNSUPPORTED: return "unsupported";
+    case CF_EFULL: return "full";
+    case CF_ECLOSED: return "closed";
+    default: return "error";
+    }
+}
+
+int cf_lua_pushfail(lua_State *L, const cf_err *err)
+{
+    luaL_pushfail(L);
+    lua_pushstring(L, err->msg);
+    lua_pushstring(L, cf_err_kind(err->code));
+    return 3;
+}
