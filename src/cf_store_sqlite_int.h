@@ -48,5 +48,11 @@ int sq_count_by_type(cf_store *, cf_kind, const cf_query *, cf_type_count_fn, vo
 int sq_open_unscored_cursor(cf_store *, const cf_query *, cf_cursor **, cf_err *);
 int sq_open_columns(cf_store *, const cf_query *, const cf_column *, size_t, cf_colscan **,
                     cf_err *);
+/* cf_store_sqlite_curation.c */
+int sq_open_light_events(cf_store *, const cf_query *, unsigned, cf_light_scan **, cf_err *);
+int sq_open_events_by_ids(cf_store *, const cf_str *, size_t, cf_cursor **, cf_err *);
+int sq_insert_curated_new(cf_store *, const cf_curated *, size_t, unsigned char *, int64_t *,
+                          cf_err *);
+int sq_last_export_at(cf_store *, cf_str, int64_t *, cf_err *);
 
 #endif
