@@ -40,7 +40,10 @@ local registry = policy.registry {
 --   description a sentence for listings
 --   replace     true to replace a strategy registered elsewhere under this name
 -- Returns the registered spec (a strategy module returns it).
-function M.register(spec) return registry:register(spec, 2) end
+function M.register(spec)
+  local entry = registry:register(spec, 2) -- not a tail call: level 2 is our caller
+  return entry
+end
 
 function M.unregister(name) return registry:unregister(name) end
 
@@ -48,7 +51,10 @@ function M.unregister(name) return registry:unregister(name) end
 function M.names() return registry:names() end
 
 --- The spec of a strategy, loading crucible.curation.<name> if needed.
-function M.get(name) return registry:get(name, 2) end
+function M.get(name)
+  local entry = registry:get(name, 2)
+  return entry
+end
 
 -- Options of curate() every strategy may read, with their types.
 local OPTIONS = {

@@ -24,7 +24,8 @@ local TYPE_NAMES = {
 local function describe(v)
   if math.type(v) == "float" then return "a fractional number" end
   if math.type(v) == "integer" then return "an integer" end
-  return type(v)
+  if v == nil then return "nil" end
+  return "a " .. type(v)
 end
 
 --- "file:line" where a function is defined.
@@ -129,8 +130,7 @@ function Registry:register(spec, level)
         table.concat(valid, ", "), type(t) == "string" and ("%q"):format(t) or describe(t)), level)
     end
   end
-  local info = debug.getinfo(level, "Sl")
-  local origin = info and ("%s:%d"):format(info.short_src, info.currentline) or "?"
+  local origin = M.where(spec[self.run]) -- where its function is defined
   local old = self.entries[name]
   if old and not spec.replace and old.origin ~= origin then
     error(("%s: a %s named '%s' is already registered (at %s); set replace = true to replace it")

@@ -32,11 +32,17 @@ local registry = policy.registry {
 --   options     the check_triggers() options it reads, with their types
 --   description a sentence for listings
 --   replace     true to replace a policy registered elsewhere under this name
-function M.register(spec) return registry:register(spec, 2) end
+function M.register(spec)
+  local entry = registry:register(spec, 2) -- not a tail call: level 2 is our caller
+  return entry
+end
 
 function M.unregister(name) return registry:unregister(name) end
 function M.names() return registry:names() end
-function M.get(name) return registry:get(name, 2) end
+function M.get(name)
+  local entry = registry:get(name, 2)
+  return entry
+end
 
 -- Options of check_triggers() every policy may read.
 local OPTIONS = {
