@@ -421,7 +421,7 @@ return curation.register {
       reg_err { name = "x1", select = select, source = 3 })
     assert.matches("field 'limited' must be a boolean, got a string",
       reg_err { name = "x1", select = select, limited = "no" })
-    assert.matches("options.n must be one of the type names any, boolean, ", 
+    assert.matches("options.n must be one of the type names any, boolean, ",
       reg_err { name = "x1", select = select, options = { n = "int" } })
     -- the error points at the caller's line
     assert.matches("curation_spec.lua:%d+: curation.register", reg_err { select = select })
