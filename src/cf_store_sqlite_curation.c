@@ -18,18 +18,26 @@
 
 /* ---- signal counts by event id ------------------------------------------------ */
 
+/* Slots hold a hash and an entry number, so a probe for an event without
+ * signals (most of them) touches only the 16-byte slot array. */
+typedef struct sig_slot {
+    uint64_t hash;        /* 0: empty */
+    size_t entry;
+} sig_slot;
+
 typedef struct sig_entry {
-    uint64_t hash;        /* 0: empty slot */
-    char *key;
+    const char *key;
     size_t len;
     uint32_t counts[CF_SIG_COUNT_];
 } sig_entry;
 
 typedef struct sig_table {
-    sig_entry *slots;
-    size_t cap, used;
+    sig_slot *slots;
+    size_t cap;
+    sig_entry *entries;
+    size_t used, entries_cap;
     char **chunks;        /* key storage */
-    size_t nchunks, chunk_used, chunk_cap;
+    size_t nchunks, chunk_used;
 } sig_table;
 
 #define CHUNK_BYTES (1u << 20)
@@ -51,6 +59,7 @@ static void sig_free(sig_table *t)
         free(t->chunks[i]);
     free(t->chunks);
     free(t->slots);
+    free(t->entries);
     memset(t, 0, sizeof *t);
 }
 
@@ -74,29 +83,39 @@ static char *sig_keep(sig_table *t, const char *p, size_t n)
     return dst;
 }
 
-/* The entry of key p[0..n), or the empty slot where it would go (cap > 0). */
-static sig_entry *sig_find(sig_table *t, uint64_t h, const char *p, size_t n)
+/* The slot of key p[0..n), or the empty slot where it would go (cap > 0). */
+static sig_slot *sig_find(const sig_table *t, uint64_t h, const char *p, size_t n)
 {
     for (size_t i = h & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
-        sig_entry *e = &t->slots[i];
-        if (!e->hash || (e->hash == h && e->len == n && memcmp(e->key, p, n) == 0))
-            return e;
+        sig_slot *s = &t->slots[i];
+        if (!s->hash)
+            return s;
+        if (s->hash == h) {
+            const sig_entry *e = &t->entries[s->entry];
+            if (e->len == n && memcmp(e->key, p, n) == 0)
+                return s;
+        }
     }
 }
 
 static int sig_grow(sig_table *t)
 {
     size_t cap = t->cap ? t->cap * 2 : 1024;
-    sig_entry *slots = calloc(cap, sizeof *slots);
+    sig_slot *slots = calloc(cap, sizeof *slots);
     if (!slots)
         return -1;
-    sig_table old = *t;
+    sig_slot *old = t->slots;
+    size_t old_cap = t->cap;
     t->slots = slots;
     t->cap = cap;
-    for (size_t i = 0; i < old.cap; i++)
-        if (old.slots[i].hash)
-            *sig_find(t, old.slots[i].hash, old.slots[i].key, old.slots[i].len) = old.slots[i];
-    free(old.slots);
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i].hash) {
+            size_t j = old[i].hash & (cap - 1);
+            while (slots[j].hash)
+                j = (j + 1) & (cap - 1);
+            slots[j] = old[i];
+        }
+    free(old);
     return 0;
 }
 
@@ -105,16 +124,25 @@ static int sig_add(sig_table *t, cf_str id, cf_str type)
     if ((t->used + 1) * 2 > t->cap && sig_grow(t))
         return -1;
     uint64_t h = hash_bytes(id.p, id.n);
-    sig_entry *e = sig_find(t, h, id.p, id.n);
-    if (!e->hash) {
-        e->key = sig_keep(t, id.p, id.n);
-        if (!e->key)
+    sig_slot *s = sig_find(t, h, id.p, id.n);
+    if (!s->hash) {
+        if (t->used == t->entries_cap) {
+            size_t cap = t->entries_cap ? t->entries_cap * 2 : 512;
+            sig_entry *e = realloc(t->entries, cap * sizeof *e);
+            if (!e)
+                return -1;
+            t->entries = e;
+            t->entries_cap = cap;
+        }
+        sig_entry *e = &t->entries[t->used];
+        memset(e, 0, sizeof *e);
+        if (!(e->key = sig_keep(t, id.p, id.n)))
             return -1;
-        e->hash = h;
         e->len = id.n;
-        t->used++;
+        s->hash = h;
+        s->entry = t->used++;
     }
-    e->counts[cf_signal_kind_of(type)]++;
+    t->entries[s->entry].counts[cf_signal_kind_of(type)]++;
     return 0;
 }
 
@@ -123,7 +151,7 @@ static int load_signal_counts(sq_store *s, cf_str deployment_id, sig_table *t, c
     sqlite3_stmt *st = NULL;
     const char *sql = deployment_id.p
                           ? "SELECT inference_event_id, signal_type FROM user_signals"
-                            " WHERE deployment_id = ?1"
+                            " WHERE deployment_id = ?1 ORDER BY inserted_at"
                           : "SELECT inference_event_id, signal_type FROM user_signals";
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
         return sq_fail(s, err, "preparing the signal counts");
@@ -183,10 +211,10 @@ static int light_next(cf_light_scan *base, cf_light_event *row, cf_err *err)
     if (c->want & CF_LIGHT_RESPONSE)
         row->response = sq_col_str(st, col++);
     if ((c->want & CF_LIGHT_SIGNALS) && c->sigs.used && row->id.p) {
-        sig_entry *e = sig_find(&c->sigs, hash_bytes(row->id.p, row->id.n), row->id.p,
-                                row->id.n);
+        sig_slot *e = sig_find(&c->sigs, hash_bytes(row->id.p, row->id.n), row->id.p,
+                               row->id.n);
         if (e->hash)
-            memcpy(row->signals, e->counts, sizeof row->signals);
+            memcpy(row->signals, c->sigs.entries[e->entry].counts, sizeof row->signals);
     }
     return 1;
 }

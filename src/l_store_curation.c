@@ -3,6 +3,7 @@
  *
  *   local scan = h:light_events({deployment_id = "d", order = "desc"},
  *                               {signals = true, lengths = true})
+ *     -- or prompt_length = true / response_length = true for one of the two
  *   local r = scan:next()  --> {id=, inserted_at=, quality_score=, latency_ms=, token_count=,
  *                          --    model_version_id=, prompt_length=, response_length=,
  *                          --    signals = {thumbs_up = 0, ...}, signal_count=} | nil
@@ -11,7 +12,8 @@
  *   h:last_export_at("d")                --> microseconds | nil (never exported)
  *
  * A light record is a fresh table (a strategy may keep it); absent values
- * are nil. Lengths are grapheme clusters, as the reference's
+ * are nil. Records of events without signals share one read-only
+ * `signals` table of zeros. Lengths are grapheme clusters, as the reference's
  * String.length. The scan keeps its store alive; using it after the store
  * closed raises.
  */
@@ -26,12 +28,12 @@
 #include "l_store_curation.h"
 
 #define LIGHT_MT "crucible.LightScan"
+#define ZERO_KEY "crucible.LightScan.no_signals"
 
 typedef struct l_light {
     cf_light_scan *scan;
     cf_graphemes *g;
     unsigned want;
-    int lengths;
 } l_light;
 
 static int opt_flag(lua_State *L, int idx, const char *field)
@@ -59,11 +61,12 @@ static int m_light_events(lua_State *L)
     luaL_setmetatable(L, LIGHT_MT);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1); /* keeps the store alive */
-    u->lengths = opt_flag(L, 3, "lengths");
+    int both = opt_flag(L, 3, "lengths");
     u->want = (opt_flag(L, 3, "signals") ? CF_LIGHT_SIGNALS : 0)
-              | (u->lengths ? CF_LIGHT_PROMPT | CF_LIGHT_RESPONSE : 0);
+              | (both || opt_flag(L, 3, "prompt_length") ? CF_LIGHT_PROMPT : 0)
+              | (both || opt_flag(L, 3, "response_length") ? CF_LIGHT_RESPONSE : 0);
     cf_err err;
-    if (u->lengths && !(u->g = cf_graphemes_new())) {
+    if ((u->want & (CF_LIGHT_PROMPT | CF_LIGHT_RESPONSE)) && !(u->g = cf_graphemes_new())) {
         cf_fail(&err, CF_ENOMEM, "out of memory counting characters");
         return cf_lua_pushfail(L, &err);
     }
@@ -125,21 +128,25 @@ static int ls_next(lua_State *L)
     }
     set_int(L, "latency_ms", r.latency_ms);
     set_int(L, "token_count", r.token_count);
-    if (u->lengths) {
+    if (u->want & CF_LIGHT_PROMPT)
         set_int(L, "prompt_length",
                 (int64_t)(r.prompt.p ? cf_graphemes_count(u->g, r.prompt.p, r.prompt.n) : 0));
-        set_int(L, "response_length", (int64_t)(r.response.p ? cf_graphemes_count(
-                                                                    u->g, r.response.p,
-                                                                    r.response.n)
-                                                              : 0));
-    }
+    if (u->want & CF_LIGHT_RESPONSE)
+        set_int(L, "response_length",
+                (int64_t)(r.response.p ? cf_graphemes_count(u->g, r.response.p, r.response.n)
+                                       : 0));
     if (u->want & CF_LIGHT_SIGNALS) {
         int64_t total = 0;
-        lua_createtable(L, 0, CF_SIG_COUNT_);
-        for (int k = 0; k < CF_SIG_COUNT_; k++) {
-            lua_pushinteger(L, (lua_Integer)r.signals[k]);
-            lua_setfield(L, -2, cf_signal_kind_name((cf_signal_kind)k));
+        for (int k = 0; k < CF_SIG_COUNT_; k++)
             total += r.signals[k];
+        if (total == 0) {
+            lua_getfield(L, LUA_REGISTRYINDEX, ZERO_KEY); /* most events have no signal */
+        } else {
+            lua_createtable(L, 0, CF_SIG_COUNT_);
+            for (int k = 0; k < CF_SIG_COUNT_; k++) {
+                lua_pushinteger(L, (lua_Integer)r.signals[k]);
+                lua_setfield(L, -2, cf_signal_kind_name((cf_signal_kind)k));
+            }
         }
         lua_setfield(L, -2, "signals");
         set_int(L, "signal_count", total);
@@ -243,8 +250,26 @@ static const luaL_Reg store_methods[] = {{"light_events", m_light_events},
                                          {"last_export_at", m_last_export_at},
                                          {NULL, NULL}};
 
+static int zero_newindex(lua_State *L)
+{
+    return luaL_error(L, "the signal counts of a record without signals are shared and"
+                         " read-only (copy them to change them)");
+}
+
 void l_store_curation_register(lua_State *L, const char *store_mt)
 {
+    lua_createtable(L, 0, CF_SIG_COUNT_);
+    for (int k = 0; k < CF_SIG_COUNT_; k++) {
+        lua_pushinteger(L, 0);
+        lua_setfield(L, -2, cf_signal_kind_name((cf_signal_kind)k));
+    }
+    lua_createtable(L, 0, 2);
+    lua_pushcfunction(L, zero_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, ZERO_KEY);
     luaL_newmetatable(L, LIGHT_MT);
     luaL_setfuncs(L, scan_meta, 0);
     lua_newtable(L);

@@ -129,9 +129,13 @@ function M.attach(client, ctx)
     -- reference's order, so ties keep it): id, inserted_at, quality_score,
     -- latency_ms, token_count, model_version_id, signals = {thumbs_up=,
     -- ...}, signal_count; with want.lengths also prompt_length and
-    -- response_length (characters).
+    -- response_length (characters; want.prompt_length or
+    -- want.response_length for one of them).
     function sctx.records(want)
-      return db:light_events(scope, { signals = true, lengths = want and want.lengths or false })
+      want = want or {}
+      return db:light_events(scope, { signals = true, lengths = want.lengths,
+                                      prompt_length = want.prompt_length,
+                                      response_length = want.response_length })
     end
     --- Full events of the deployment, newest first; q adds with_signal,
     -- include_signals, limit.

@@ -167,7 +167,7 @@ end
 -- quality_score, latency_ms, token_count, model_version_id; with
 -- want.signals the counts per signal type (`signals`, `signal_count`);
 -- with want.lengths `prompt_length` and `response_length` (grapheme
--- clusters). q: deployment_id, since, until, order, limit, offset.
+-- clusters; want.prompt_length or want.response_length for one). q: deployment_id, since, until, order, limit, offset.
 -- Returns iterator, nil, nil, scan (closed by the for loop).
 function Store:light_events(q, want)
   local scan, err = self.h:light_events(query(q), want)

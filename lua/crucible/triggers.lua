@@ -108,6 +108,14 @@ local function check_on(on)
         error(("%s.webhook must start with http:// or https://, got '%s'"):format(aat, a.webhook), 0)
       end
       if a.retries and a.retries > 10 then error(("%s.retries must be at most 10"):format(aat), 0) end
+      for hk, hv in pairs(a.headers or {}) do
+        if type(hk) ~= "string" or not hk:match("^[%w!#$%%&'*+.^_`|~-]+$") then
+          error(("%s.headers: %s is not a valid header name"):format(aat, tostring(hk)), 0)
+        end
+        if type(hv) ~= "string" or hv:find("[\r\n%z]") then
+          error(("%s.headers.%s must be a string without line breaks"):format(aat, hk), 0)
+        end
+      end
     end
   end
   return on

@@ -210,6 +210,17 @@ describe("cf.check_triggers", function()
     assert.is_true((check { negative_feedback_threshold = 0.3, negative_feedback_window_seconds = 60 }))
   end)
 
+  it("keeps a hostile deployment id as data", function()
+    local evil = "x'); DROP TABLE trigger_events;--"
+    seed(cf, evil, { { q = 0.1, at = S } })
+    local fired = assert(cf.check_triggers(evil, { data_count_threshold = 1, now = 2 * S }))
+    assert.same({ "drift_threshold", "quality_drop", "data_count" }, names(fired))
+    local types = {}
+    for i, row in ipairs(cf.get_trigger_history(evil)) do types[i] = row.type end
+    assert.same({ "data_count", "quality_drop", "drift_threshold" }, types) -- newest first
+    assert.same({}, cf.get_trigger_history("x"))
+  end)
+
   it("stores every firing with its measurements; dry_run stores nothing", function()
     local fired_events = {}
     cf.on("triggers.fired", function(p) fired_events[#fired_events + 1] = p end)
@@ -288,6 +299,10 @@ describe("cf.check_triggers", function()
         "config: triggers.on.data_count.cooldown_seconds must be a non-negative integer" },
       { { data_count = { actions = { { webhook = "http://x", retries = 11 } } } },
         "config: triggers.on.data_count.actions[1].retries must be at most 10" },
+      { { data_count = { actions = { { webhook = "http://x", headers = { ["X-A"] = "v\r\nX-Evil: 1" } } } } },
+        "config: triggers.on.data_count.actions[1].headers.X-A must be a string without line breaks" },
+      { { data_count = { actions = { { webhook = "http://x", headers = { ["Bad Name"] = "v" } } } } },
+        "config: triggers.on.data_count.actions[1].headers: Bad Name is not a valid header name" },
     }
     for _, case in ipairs(bad) do
       local c2, d2 = support.client { triggers = { on = case[1] } }

@@ -35,7 +35,7 @@ return curation.register {
     if picks then return score_one(picks) end
     ctx.warn(("diverse: no embeddings (%s); took the longest prompts instead"):format(err))
     local top = ctx.topk(opts.limit)
-    for r in ctx.records { lengths = true } do top:push(r.id, r.prompt_length) end
+    for r in ctx.records { prompt_length = true } do top:push(r.id, r.prompt_length) end
     return score_one(top:results())
   end,
 }
