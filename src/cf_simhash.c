@@ -4,16 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t mix(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h;
-}
-
 static int word_byte(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80;
@@ -44,10 +34,10 @@ uint64_t cf_simhash(const char *s, size_t n)
                 c = (unsigned char)(c + 32);
             h = (h ^ c) * 0x100000001b3ull;
         }
-        h = mix(h);
+        h = cf_mix64(h);
         add(v, h);
         if (have_prev)
-            add(v, mix(prev * 0x9e3779b97f4a7c15ull ^ h));
+            add(v, cf_mix64(prev * 0x9e3779b97f4a7c15ull ^ h));
         prev = h;
         have_prev = any = 1;
     }
@@ -78,7 +68,7 @@ static uint64_t band_value(const band *b, uint64_t h)
 
 static size_t slot_of(const band *b, uint64_t v)
 {
-    size_t i = (size_t)mix(v + 1) & (b->cap - 1);
+    size_t i = (size_t)cf_mix64(v + 1) & (b->cap - 1);
     while (b->heads[i] >= 0 && b->keys[i] != v)
         i = (i + 1) & (b->cap - 1);
     return i;

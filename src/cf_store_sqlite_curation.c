@@ -47,9 +47,7 @@ static uint64_t hash_bytes(const char *p, size_t n)
     uint64_t h = 0xcbf29ce484222325ull;
     for (size_t i = 0; i < n; i++)
         h = (h ^ (unsigned char)p[i]) * 0x100000001b3ull;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
+    h = cf_mix64(h);
     return h ? h : 1;
 }
 
@@ -185,16 +183,9 @@ static int light_next(cf_light_scan *base, cf_light_event *row, cf_err *err)
 {
     sq_light *c = (sq_light *)base;
     memset(row, 0, sizeof *row);
-    if (!c->st)
-        return 0;
-    int rc = sqlite3_step(c->st);
-    if (rc == SQLITE_DONE) {
-        sqlite3_finalize(c->st);
-        c->st = NULL;
-        return 0;
-    }
-    if (rc != SQLITE_ROW)
-        return sq_fail(c->s, err, "reading events");
+    int rc = sq_step_row(c->s, &c->st, "reading events", err);
+    if (rc <= 0)
+        return rc;
     sqlite3_stmt *st = c->st;
     row->id = sq_col_str(st, 0);
     row->model_version_id = sq_col_str(st, 1);
@@ -418,19 +409,7 @@ int sq_insert_curated_new(cf_store *base, const cf_curated *c, size_t n, unsigne
             id = (cf_str){gen, 36};
         }
         sqlite3_reset(st);
-        sq_bind_str(st, 1, id);
-        sq_bind_str(st, 2, c[i].inference_event_id);
-        sq_bind_str(st, 3, c[i].deployment_id);
-        sq_bind_str(st, 4, c[i].curation_source);
-        if (isnan(c[i].curation_score))
-            sqlite3_bind_null(st, 5);
-        else
-            sqlite3_bind_double(st, 5, c[i].curation_score);
-        sq_bind_str(st, 6, c[i].prompt);
-        sq_bind_str(st, 7, c[i].response);
-        sqlite3_bind_int(st, 8, c[i].exported ? 1 : 0);
-        sq_bind_str(st, 9, c[i].export_batch_id);
-        sqlite3_bind_int64(st, 10, c[i].inserted_at ? c[i].inserted_at : now);
+        sq_bind_curated(st, &c[i], id, now);
         if (sqlite3_step(st) != SQLITE_DONE) {
             cf_fail(err, CF_EDB, "curated[%zu] (event '%.64s'): %s (sqlite %s)", i,
                     c[i].inference_event_id.p, sqlite3_errmsg(s->db), s->path);

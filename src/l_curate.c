@@ -201,19 +201,33 @@ static void push_info(lua_State *L, const cf_diverse_info *info)
     lua_setfield(L, -2, "dimension");
 }
 
-static int l_farthest(lua_State *L)
+/* The arguments both diverse calls share: (store, query, embedder, k, opts). */
+typedef struct diverse_args {
+    cf_store *s;
+    cf_query q;
+    cf_embedder *e;
+    cf_diverse_opts o;
+} diverse_args;
+
+static void diverse_args_read(lua_State *L, diverse_args *a)
 {
     lua_settop(L, 5);
-    cf_store *s = l_store_checkstore(L, 1);
-    cf_query q;
-    l_store_read_query(L, 2, &q);
-    cf_embedder *e = l_embed_check(L, 3);
-    cf_diverse_opts o = {.k = check_count(L, 4, "k"),
-                         .batch_bytes = opt_size(L, 5, "batch_bytes", 0)};
+    a->s = l_store_checkstore(L, 1);
+    l_store_read_query(L, 2, &a->q);
+    a->e = l_embed_check(L, 3);
+    memset(&a->o, 0, sizeof a->o);
+    a->o.k = check_count(L, 4, "k");
+    a->o.batch_bytes = opt_size(L, 5, "batch_bytes", 0);
+}
+
+static int l_farthest(lua_State *L)
+{
+    diverse_args a;
+    diverse_args_read(L, &a);
     cf_topk *top;
     cf_diverse_info info;
     cf_err err;
-    if (cf_diverse_farthest(s, &q, e, &o, &top, &info, &err))
+    if (cf_diverse_farthest(a.s, &a.q, a.e, &a.o, &top, &info, &err))
         return cf_lua_pushfail(L, &err);
     push_topk(L, top);
     cf_topk_free(top);
@@ -223,22 +237,17 @@ static int l_farthest(lua_State *L)
 
 static int l_k_center(lua_State *L)
 {
-    lua_settop(L, 5);
-    cf_store *s = l_store_checkstore(L, 1);
-    cf_query q;
-    l_store_read_query(L, 2, &q);
-    cf_embedder *e = l_embed_check(L, 3);
-    cf_diverse_opts o = {.k = check_count(L, 4, "k"),
-                         .pool_size = opt_size(L, 5, "pool_size", 10000),
-                         .seed = (uint64_t)opt_size(L, 5, "seed", 42),
-                         .batch_bytes = opt_size(L, 5, "batch_bytes", 0)};
-    if (o.pool_size == 0)
+    diverse_args a;
+    diverse_args_read(L, &a);
+    a.o.pool_size = opt_size(L, 5, "pool_size", 10000);
+    a.o.seed = (uint64_t)opt_size(L, 5, "seed", 42);
+    if (a.o.pool_size == 0)
         return luaL_error(L, "field 'pool_size' must be at least 1");
     cf_pick *picks;
     size_t n;
     cf_diverse_info info;
     cf_err err;
-    if (cf_diverse_k_center(s, &q, e, &o, &picks, &n, &info, &err))
+    if (cf_diverse_k_center(a.s, &a.q, a.e, &a.o, &picks, &n, &info, &err))
         return cf_lua_pushfail(L, &err);
     lua_createtable(L, (int)n, 0);
     for (size_t i = 0; i < n; i++)

@@ -29,7 +29,8 @@ local registry = policy.registry {
   run = "select", fields = { source = "string?", limited = "boolean?" },
 }
 
---- Registers a strategy. spec:
+--- curation.register(spec) registers a strategy (a strategy module returns
+-- what it returns). spec:
 --   name        letters, digits, underscores (what opts.strategies lists)
 --   select      function(ctx, opts) -> picks: a list of {id=, score=[, prompt=][, response=]}
 --   source      curation_source written on its examples (default: name)
@@ -39,22 +40,9 @@ local registry = policy.registry {
 --               their types: {min_score = "number"} (see policy.OPTION_NAMES)
 --   description a sentence for listings
 --   replace     true to replace a strategy registered elsewhere under this name
--- Returns the registered spec (a strategy module returns it).
-function M.register(spec)
-  local entry = registry:register(spec, 2) -- not a tail call: level 2 is our caller
-  return entry
-end
-
-function M.unregister(name) return registry:unregister(name) end
-
---- The strategies loaded so far (bundled ones load on first use).
-function M.names() return registry:names() end
-
---- The spec of a strategy, loading crucible.curation.<name> if needed.
-function M.get(name)
-  local entry = registry:get(name, 2)
-  return entry
-end
+-- curation.get(name) loads crucible.curation.<name> if needed;
+-- curation.names() lists the strategies loaded so far; curation.unregister(name).
+registry:expose(M)
 
 -- Options of curate() every strategy may read, with their types.
 local OPTIONS = {
@@ -171,18 +159,8 @@ function M.attach(client, ctx)
       error(("bad argument #2 to 'curate' (table expected, got %s)"):format(type(opts)), 2)
     end
     -- the strategies first: their declared options are valid options too
-    local names = opts and opts.strategies or cfg.strategies
-    local specs, allowed = {}, {}
-    for k, v in pairs(OPTIONS) do allowed[k] = v end
-    if type(names) == "table" then
-      for i, name in ipairs(names) do
-        if type(name) ~= "string" then
-          error(("curate: strategies[%d] must be a strategy name, got %s"):format(i, type(name)), 2)
-        end
-        specs[i] = registry:get(name, 2)
-        for o, t in pairs(specs[i].options) do allowed[o] = allowed[o] or t end
-      end
-    end
+    local specs, allowed = registry:resolve(opts and opts.strategies or cfg.strategies, OPTIONS,
+      "curate", "strategies", 2)
     opts = policy.check_options("curate", opts, allowed)
     local t0 = core.now_us()
     local limit = opts.limit or cfg.limit

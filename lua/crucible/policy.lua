@@ -190,6 +190,40 @@ function Registry:get(name, level)
   return e
 end
 
+--- The specs for a list of names (raising at `level` on a bad or unknown
+-- name, `fname` naming the public call and `field` its option) and the
+-- options the call accepts: `base` plus those the specs declare.
+function Registry:resolve(names, base, fname, field, level)
+  level = (level or 1) + 1
+  local specs, allowed = {}, {}
+  for k, v in pairs(base) do allowed[k] = v end
+  for i, name in ipairs(type(names) == "table" and names or {}) do
+    if type(name) ~= "string" then
+      error(("%s: %s[%d] must be a name, got %s"):format(fname, field, i, describe(name)), level)
+    end
+    specs[i] = self:get(name, level)
+    for o, t in pairs(specs[i].options) do allowed[o] = allowed[o] or t end
+  end
+  return specs, allowed
+end
+
+--- Adds the registry's functions to a module table: register(spec) (the
+-- spec checked, raising at the caller), unregister(name), names(), get(name).
+function Registry:expose(module)
+  local reg = self
+  function module.register(spec)
+    local entry = reg:register(spec, 2) -- not a tail call: level 2 is the caller
+    return entry
+  end
+  function module.unregister(name) return reg:unregister(name) end
+  function module.names() return reg:names() end
+  function module.get(name)
+    local entry = reg:get(name, 2)
+    return entry
+  end
+  return module
+end
+
 local function message_of(fn)
   return function(err)
     if type(err) == "string" and err:find("^[^\n]-:%d+: ") then return err end

@@ -26,23 +26,14 @@ local registry = policy.registry {
   run = "check",
 }
 
---- Registers a policy. spec:
+--- triggers.register(spec) registers a policy. spec:
 --   name        letters, digits, underscores (what triggers.policies lists)
 --   check       function(ctx, opts) -> fired, measurements
 --   options     the check_triggers() options it reads, with their types
 --   description a sentence for listings
 --   replace     true to replace a policy registered elsewhere under this name
-function M.register(spec)
-  local entry = registry:register(spec, 2) -- not a tail call: level 2 is our caller
-  return entry
-end
-
-function M.unregister(name) return registry:unregister(name) end
-function M.names() return registry:names() end
-function M.get(name)
-  local entry = registry:get(name, 2)
-  return entry
-end
+-- triggers.get(name), triggers.names(), triggers.unregister(name) as for curation.
+registry:expose(M)
 
 -- Options of check_triggers() every policy may read.
 local OPTIONS = {
@@ -183,18 +174,8 @@ function M.attach(client, ctx)
       if not ok then error(err, 2) end
       on = cfg.on
     end
-    local names = opts and opts.triggers or cfg.policies
-    local specs, allowed = {}, {}
-    for k, v in pairs(OPTIONS) do allowed[k] = v end
-    if type(names) == "table" then
-      for i, name in ipairs(names) do
-        if type(name) ~= "string" then
-          error(("check_triggers: triggers[%d] must be a policy name, got %s"):format(i, type(name)), 2)
-        end
-        specs[i] = registry:get(name, 2)
-        for o, t in pairs(specs[i].options) do allowed[o] = allowed[o] or t end
-      end
-    end
+    local specs, allowed = registry:resolve(opts and opts.triggers or cfg.policies, OPTIONS,
+      "check_triggers", "triggers", 2)
     opts = policy.check_options("check_triggers", opts, allowed)
     local run = {}
     for k, v in pairs(opts) do run[k] = v end

@@ -4,6 +4,7 @@
  * and diverse selection (centroid and k-center) over a store with an
  * embedder that reads coordinates out of the prompt. */
 #include "cf_test.h"
+#include "cf_test_store.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -217,16 +218,8 @@ static const cf_embedder_vt xy_vt = {xy_embed, xy_destroy};
 
 static cf_store *store_with(const char *const *prompts, size_t n)
 {
-    unlink(DB);
-    unlink(DB "-wal");
-    unlink(DB "-shm");
-    cf_store *s = NULL;
+    cf_store *s = cf_test_store_fresh(DB);
     cf_err err;
-    int applied;
-    if (cf_store_open("sqlite:" DB, NULL, &s, &err) || cf_store_migrate(s, &applied, &err)) {
-        fprintf(stderr, "store: %s\n", err.msg);
-        exit(1);
-    }
     cf_event *ev = calloc(n, sizeof *ev);
     char (*ids)[37] = calloc(n, sizeof *ids);
     char idbuf[64][8];
@@ -352,5 +345,6 @@ int main(void)
     RUN(test_near_duplicates);
     RUN(test_farthest);
     RUN(test_k_center);
+    cf_test_store_remove(DB);
     return cf_test_done();
 }

@@ -2,8 +2,6 @@
  * (libmicrohttpd on 127.0.0.1, an ephemeral port): the request it sends,
  * retries on 5xx/429/timeouts with backoff, no retry on 4xx, the reply
  * cap, a refused connection, and the server-message summary. */
-#include <microhttpd.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +9,7 @@
 #include <unistd.h>
 
 #include "cf_test.h"
+#include "cf_test_http.h"
 #include "crucible/cf_http.h"
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -19,45 +18,18 @@ static char last_body[4096];
 static char last_token[256];
 static char last_type[256];
 
-typedef struct upload {
-    char *p;
-    size_t n;
-} upload;
-
-static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, const char *body,
-                               size_t n)
-{
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(n, (void *)body, MHD_RESPMEM_MUST_COPY);
-    enum MHD_Result ret = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
                                const char *method, const char *version, const char *data,
                                size_t *data_size, void **state)
 {
     (void)cls, (void)version, (void)method;
-    upload *u = *state;
-    if (!u) {
-        *state = calloc(1, sizeof *u);
-        return *state ? MHD_YES : MHD_NO;
-    }
-    if (*data_size) {
-        char *p = realloc(u->p, u->n + *data_size + 1);
-        if (!p)
-            return MHD_NO;
-        memcpy(p + u->n, data, *data_size);
-        u->p = p;
-        u->n += *data_size;
-        u->p[u->n] = '\0';
-        *data_size = 0;
-        return MHD_YES;
-    }
+    cf_test_body *u;
+    enum MHD_Result more;
+    if (!(u = cf_test_collect(state, data, data_size, &more)))
+        return more;
     pthread_mutex_lock(&mu);
     int nth = ++requests;
-    snprintf(last_body, sizeof last_body, "%s", u->p ? u->p : "");
+    snprintf(last_body, sizeof last_body, "%s", u->p);
     const char *tok = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Token");
     const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
     snprintf(last_token, sizeof last_token, "%s", tok ? tok : "");
@@ -65,25 +37,25 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     pthread_mutex_unlock(&mu);
     const char *b;
     if (strcmp(url, "/echo") == 0)
-        return respond(c, 200, u->p ? u->p : "", u->n);
+        return cf_test_respond(c, 200, u->p, u->n);
     if (strcmp(url, "/created") == 0)
-        return respond(c, 201, "", 0);
+        return cf_test_respond(c, 201, "", 0);
     if (strcmp(url, "/fail") == 0) {
         b = "{\"error\": {\"message\": \"backend\\ndown\"}}";
-        return respond(c, 500, b, strlen(b));
+        return cf_test_respond(c, 500, b, strlen(b));
     }
     if (strcmp(url, "/flaky") == 0) {
         if (nth <= 2)
-            return respond(c, 503, "busy", 4);
-        return respond(c, 200, "{\"ok\":true}", 11);
+            return cf_test_respond(c, 503, "busy", 4);
+        return cf_test_respond(c, 200, "{\"ok\":true}", 11);
     }
     if (strcmp(url, "/limited") == 0) {
         b = "{\"error\": \"slow down\"}";
-        return respond(c, 429, b, strlen(b));
+        return cf_test_respond(c, 429, b, strlen(b));
     }
     if (strcmp(url, "/slow") == 0) {
         usleep(600 * 1000);
-        return respond(c, 200, "late", 4);
+        return cf_test_respond(c, 200, "late", 4);
     }
     if (strcmp(url, "/huge") == 0) {
         size_t n = 70000;
@@ -91,24 +63,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         if (!big)
             return MHD_NO;
         memset(big, 'x', n);
-        enum MHD_Result r = respond(c, 200, big, n);
+        enum MHD_Result r = cf_test_respond(c, 200, big, n);
         free(big);
         return r;
     }
     b = "<html>no such page</html>";
-    return respond(c, 404, b, strlen(b));
-}
-
-static void completed(void *cls, struct MHD_Connection *c, void **state,
-                      enum MHD_RequestTerminationCode toe)
-{
-    (void)cls, (void)c, (void)toe;
-    upload *u = *state;
-    if (u) {
-        free(u->p);
-        free(u);
-    }
-    *state = NULL;
+    return cf_test_respond(c, 404, b, strlen(b));
 }
 
 static struct MHD_Daemon *server;
@@ -223,19 +183,7 @@ static void test_server_message(void)
 
 int main(void)
 {
-    struct sockaddr_in addr;
-    memset(&addr, 0, sizeof addr);
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    server = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0,
-                              NULL, NULL, handler, NULL, MHD_OPTION_SOCK_ADDR, &addr,
-                              MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
-    if (!server) {
-        fprintf(stderr, "cannot start the loopback server\n");
-        return 1;
-    }
-    port = MHD_get_daemon_info(server, MHD_DAEMON_INFO_BIND_PORT)->port;
+    server = cf_test_serve(handler, &port);
     RUN(test_ok);
     RUN(test_retries);
     RUN(test_limits);

@@ -3,6 +3,7 @@
  * only when asked), events by id, inserting curated examples only for
  * events not curated yet (and nothing on failure), and the last export. */
 #include "cf_test.h"
+#include "cf_test_store.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -12,20 +13,7 @@
 
 #define DB "test_store_curation.db"
 
-static cf_store *open_fresh(void)
-{
-    unlink(DB);
-    unlink(DB "-wal");
-    unlink(DB "-shm");
-    cf_store *s = NULL;
-    cf_err err;
-    int applied;
-    if (cf_store_open("sqlite:" DB, NULL, &s, &err) || cf_store_migrate(s, &applied, &err)) {
-        fprintf(stderr, "store: %s\n", err.msg);
-        exit(1);
-    }
-    return s;
-}
+static cf_store *open_fresh(void) { return cf_test_store_fresh(DB); }
 
 static void add_event(cf_store *s, const char *id, const char *dep, const char *prompt,
                       double q, int64_t at)
@@ -221,8 +209,6 @@ int main(void)
     RUN(test_events_by_ids);
     RUN(test_insert_curated_new);
     RUN(test_last_export);
-    unlink(DB);
-    unlink(DB "-wal");
-    unlink(DB "-shm");
+    cf_test_store_remove(DB);
     return cf_test_done();
 }

@@ -321,8 +321,7 @@ end)
 describe("user strategies", function()
   local cf, dir, udir
   before_each(function()
-    udir = support.tmpdir()
-    os.execute("mkdir -p " .. support.q(udir .. "/crucible/curation"))
+    udir = support.user_dir "crucible/curation"
     cf, dir = scenario { lua_path = udir }
   end)
   after_each(function()

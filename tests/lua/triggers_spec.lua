@@ -318,24 +318,8 @@ end)
 describe("trigger actions", function()
   local server, base, log
   setup(function()
-    local tmp = support.tmpdir()
-    local portfile = tmp .. "/port"
-    log = tmp .. "/requests.jsonl"
-    server = assert(io.popen("exec /usr/bin/python3 " .. support.q(support.SOURCE_DIR
-      .. "/tests/lua/fixtures/webhook_server.py") .. " " .. support.q(portfile) .. " "
-      .. support.q(log), "w"))
-    local port
-    for _ = 1, 200 do -- up to 10 s
-      local f = io.open(portfile)
-      if f then
-        port = f:read("a")
-        f:close()
-        break
-      end
-      os.execute("sleep 0.05")
-    end
-    assert(port, "the webhook server did not start")
-    base = "http://127.0.0.1:" .. port
+    log = support.tmpdir() .. "/requests.jsonl"
+    base, server = support.start_server("webhook_server.py", log)
   end)
   teardown(function()
     if server then server:close() end -- EOF on its stdin stops it
@@ -430,8 +414,7 @@ end)
 describe("user trigger policies", function()
   local cf, dir, udir
   before_each(function()
-    udir = support.tmpdir()
-    os.execute("mkdir -p " .. support.q(udir .. "/crucible/triggers"))
+    udir = support.user_dir "crucible/triggers"
     cf, dir = support.client { lua_path = udir }
   end)
   after_each(function()
