@@ -259,14 +259,11 @@ static int draw_sample(cf_store *s, const cf_query *q, size_t cap, uint64_t seed
 {
     *out = NULL;
     *n = 0;
-    sample *pool = calloc(cap, sizeof *pool);
-    if (!pool)
-        return cf_fail(err, CF_ENOMEM, "out of memory sampling events");
     cf_light_scan *scan = NULL;
-    if (cf_store_open_light_events(s, q, 0, &scan, err)) {
-        free(pool);
+    if (cf_store_open_light_events(s, q, 0, &scan, err))
         return -1;
-    }
+    sample *pool = NULL;
+    size_t have = 0; /* slots allocated: grows with the events, up to cap */
     uint64_t state = seed;
     cf_light_event row;
     int r;
@@ -275,6 +272,19 @@ static int draw_sample(cf_store *s, const cf_query *q, size_t cap, uint64_t seed
         size_t slot = (size_t)i;
         if ((size_t)i >= cap)
             slot = (size_t)(cf_rand_next(&state) % (uint64_t)(i + 1));
+        if (slot < cap && slot >= have) {
+            size_t more = have ? have * 2 : 1024;
+            if (more > cap)
+                more = cap;
+            sample *p = realloc(pool, more * sizeof *p);
+            if (!p) {
+                r = cf_fail(err, CF_ENOMEM, "out of memory sampling events");
+                break;
+            }
+            memset(p + have, 0, (more - have) * sizeof *p);
+            pool = p;
+            have = more;
+        }
         if (slot < cap && keep_sample(&pool[slot], i, row.id)) {
             r = cf_fail(err, CF_ENOMEM, "out of memory sampling events");
             break;
@@ -284,8 +294,10 @@ static int draw_sample(cf_store *s, const cf_query *q, size_t cap, uint64_t seed
     cf_light_scan_close(scan);
     info->events = i;
     size_t got = (size_t)i < cap ? (size_t)i : cap;
+    if (got > have)
+        got = have;
     if (r < 0) {
-        samples_free(pool, got);
+        samples_free(pool, have);
         return -1;
     }
     qsort(pool, got, sizeof *pool, by_position);

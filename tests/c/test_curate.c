@@ -220,9 +220,11 @@ static cf_store *store_with(const char *const *prompts, size_t n)
 {
     cf_store *s = cf_test_store_fresh(DB);
     cf_err err;
+    if (n > 64)
+        exit(1);
     cf_event *ev = calloc(n, sizeof *ev);
     char (*ids)[37] = calloc(n, sizeof *ids);
-    char idbuf[64][8];
+    char idbuf[64][24];
     for (size_t i = 0; i < n; i++) {
         snprintf(idbuf[i], sizeof idbuf[i], "e%zu", i);
         ev[i].id = cf_cstr(idbuf[i]);
