@@ -15,19 +15,9 @@
 #define GRAM_SEED 0xc2b2ae3d27d4eb4full
 #define GRAM_WEIGHT 0.5f
 
-static uint64_t mix(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h;
-}
-
 static void emit(float *out, size_t dim, uint64_t h, float w)
 {
-    h = mix(h);
+    h = cf_mix64(h);
     out[(h >> 1) % dim] += (h & 1) ? w : -w;
 }
 

@@ -1,15 +1,16 @@
 /*
- * The OpenAI-compatible embeddings provider (see cf_embed_http.h).
- * JSON is built and parsed with jansson; no Lua state is involved.
+ * The OpenAI-compatible embeddings provider (see cf_embed_http.h), over the
+ * shared HTTP client (cf_http.h). JSON is built and parsed with jansson; no
+ * Lua state is involved.
  */
 #include "crucible/cf_embed_http.h"
 
-#include <curl/curl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "crucible/cf_http.h"
 
 #define MAX_RESPONSE (512u * 1024u * 1024u)
 
@@ -24,42 +25,6 @@ typedef struct http_emb {
     size_t dim;
 } http_emb;
 
-typedef struct membuf {
-    char *p;
-    size_t n, cap;
-    int too_big;
-} membuf;
-
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-    membuf *m = ud;
-    size_t n = size * nmemb;
-    if (m->n + n + 1 > MAX_RESPONSE) {
-        m->too_big = 1;
-        return 0;
-    }
-    if (m->n + n + 1 > m->cap) {
-        size_t cap = m->cap ? m->cap : 16384;
-        while (cap < m->n + n + 1)
-            cap *= 2;
-        char *p = realloc(m->p, cap);
-        if (!p)
-            return 0;
-        m->p = p;
-        m->cap = cap;
-    }
-    memcpy(m->p + m->n, ptr, n);
-    m->n += n;
-    m->p[m->n] = '\0';
-    return n;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static char *dup_str(const char *s)
 {
     size_t n = strlen(s);
@@ -69,75 +34,11 @@ static char *dup_str(const char *s)
     return d;
 }
 
-/* The server's own message, when the body is {"error": {"message": ...}}
- * or {"error": "..."}; else the start of the body. */
-static void server_message(const membuf *m, char *out, size_t cap)
+/* Parses a reply into e->buf. */
+static int parse_reply(http_emb *e, const cf_buf *m, size_t n, cf_err *err)
 {
-    out[0] = '\0';
-    if (!m->p)
-        return;
-    json_t *j = json_loadb(m->p, m->n, 0, NULL);
-    const char *msg = NULL;
-    if (j) {
-        json_t *e = json_object_get(j, "error");
-        if (json_is_string(e))
-            msg = json_string_value(e);
-        else if (json_is_object(e) && json_is_string(json_object_get(e, "message")))
-            msg = json_string_value(json_object_get(e, "message"));
-    }
-    snprintf(out, cap, "%.200s", msg ? msg : m->p);
-    json_decref(j);
-}
-
-/* One request; fills e->buf from offset `at`. Returns 0, 1 (retryable
- * failure, err set) or -1 (final failure). */
-static int request(http_emb *e, const char *body, size_t n, size_t at, cf_err *err)
-{
-    CURL *c = curl_easy_init();
-    if (!c)
-        return cf_fail(err, CF_ENOMEM, "embedding request: cannot start libcurl");
-    membuf m = {0};
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    if (e->auth)
-        h = curl_slist_append(h, e->auth);
-    curl_easy_setopt(c, CURLOPT_URL, e->endpoint);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &m);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, e->timeout_ms);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, e->timeout_ms < 10000 ? e->timeout_ms : 10000);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    CURLcode cc = curl_easy_perform(c);
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    curl_slist_free_all(h);
-    int rc = 0;
-    char msg[256];
-    if (m.too_big) {
-        rc = cf_fail(err, CF_EIO, "embedding request to %s: response larger than %u MB",
-                     e->endpoint, MAX_RESPONSE >> 20);
-    } else if (cc != CURLE_OK) {
-        cf_fail(err, CF_EIO, "embedding request to %s failed: %s", e->endpoint,
-                curl_easy_strerror(cc));
-        rc = 1;
-    } else if (status == 429 || status >= 500) {
-        server_message(&m, msg, sizeof msg);
-        cf_fail(err, CF_EIO, "embedding request to %s: HTTP %ld: %s", e->endpoint, status, msg);
-        rc = 1;
-    } else if (status != 200) {
-        server_message(&m, msg, sizeof msg);
-        rc = cf_fail(err, CF_EIO, "embedding request to %s: HTTP %ld: %s", e->endpoint, status,
-                     msg);
-    }
-    if (rc) {
-        free(m.p);
-        return rc;
-    }
     json_error_t je;
-    json_t *root = json_loadb(m.p ? m.p : "", m.n, 0, &je);
-    free(m.p);
+    json_t *root = json_loadb(m->p ? m->p : "", m->n, 0, &je);
     json_t *data = root ? json_object_get(root, "data") : NULL;
     if (!json_is_array(data)) {
         json_decref(root);
@@ -181,7 +82,7 @@ static int request(http_emb *e, const char *body, size_t n, size_t at, cf_err *e
                 return cf_fail(err, CF_EIO, "embedding response from %s: item %zu holds a"
                                " value that is not a number", e->endpoint, i);
             }
-            e->buf[(at + pos) * d + k] = (float)json_number_value(x);
+            e->buf[pos * d + k] = (float)json_number_value(x);
         }
     }
     json_decref(root);
@@ -218,16 +119,33 @@ static int http_embed(cf_embedder *base, const cf_str *texts, size_t n, const fl
     json_decref(req);
     if (!body)
         return cf_fail(err, CF_ENOMEM, "out of memory building an embedding request");
-    int rc = 1;
-    long wait = 200;
-    for (int attempt = 0; rc == 1 && attempt <= e->retries; attempt++) {
-        if (attempt) {
-            sleep_ms(wait);
-            wait = wait * 2 > 5000 ? 5000 : wait * 2;
-        }
-        rc = request(e, body, n, 0, err);
-    }
+    const char *headers[] = {e->auth, NULL};
+    cf_http_request q = {.url = e->endpoint, .body = body, .body_len = strlen(body),
+                         .headers = e->auth ? headers : NULL, .timeout_ms = e->timeout_ms,
+                         .connect_timeout_ms = e->timeout_ms < 10000 ? e->timeout_ms : 10000,
+                         .retries = e->retries, .backoff_ms = 200, .backoff_max_ms = 5000,
+                         .max_reply = MAX_RESPONSE};
+    cf_http_result r;
+    int rc = cf_http_post_json(&q, &r);
     free(body);
+    if (rc == 0) {
+        rc = parse_reply(e, &r.body, n, err);
+    } else if (r.outcome == CF_HTTP_STATUS) {
+        char msg[256];
+        cf_http_server_message(r.body.p, r.body.n, msg, sizeof msg);
+        cf_fail(err, CF_EIO, "embedding request to %s: HTTP %ld: %.200s", e->endpoint, r.status,
+                msg);
+    } else if (r.outcome == CF_HTTP_TOO_BIG) {
+        cf_fail(err, CF_EIO, "embedding request to %s: response larger than %u MB", e->endpoint,
+                MAX_RESPONSE >> 20);
+    } else if (r.outcome == CF_HTTP_NOMEM) {
+        cf_fail(err, CF_ENOMEM, "embedding request to %s: %s", e->endpoint, r.error);
+    } else if (r.outcome == CF_HTTP_TIMEOUT) {
+        cf_fail(err, CF_EIO, "embedding request to %s failed: %s", e->endpoint, r.error);
+    } else {
+        cf_fail(err, CF_EIO, "embedding %s", r.error);
+    }
+    cf_http_result_free(&r);
     if (rc)
         return -1;
     *out = e->buf;
@@ -252,9 +170,8 @@ int cf_embedder_http_new(const cf_embed_http_opts *o, cf_embedder **out, cf_err 
     *out = NULL;
     if (!o->url || !*o->url)
         return cf_fail(err, CF_EINVAL, "embedding_client.url: required");
-    if (strncmp(o->url, "http://", 7) != 0 && strncmp(o->url, "https://", 8) != 0)
-        return cf_fail(err, CF_EINVAL, "embedding_client.url: must start with http:// or https://,"
-                       " got '%.100s'", o->url);
+    if (cf_http_check_url(o->url, "embedding_client.url", err))
+        return -1;
     if (!o->model || !*o->model)
         return cf_fail(err, CF_EINVAL, "embedding_client.model: required");
     if (o->batch_size < 1 || o->batch_size > 2048)

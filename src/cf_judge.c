@@ -1,19 +1,18 @@
 /*
- * The LLM judge over HTTP (OpenAI-compatible chat completions) through
- * libcurl; request and reply JSON through jansson (no Lua state here, so
- * the ingest path may call it from its own threads).
+ * The LLM judge over HTTP (OpenAI-compatible chat completions) through the
+ * shared client (cf_http.h); request and reply JSON through jansson (no Lua
+ * state here, so the ingest path may call it from its own threads).
  */
 #include "crucible/cf_judge.h"
 
-#include <curl/curl.h>
 #include <jansson.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "crucible/cf_buf.h"
+#include "crucible/cf_http.h"
 #include "crucible/cf_quality.h"
 
 const char *const cf_judge_default_system =
@@ -35,14 +34,6 @@ struct cf_judge {
     long backoff_ms;
     double temperature;
 };
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static int curl_ok;
-
-static void curl_init(void)
-{
-    curl_ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
-}
 
 static char *dup_str(const char *s)
 {
@@ -96,13 +87,7 @@ int cf_judge_check_template(const char *tmpl, cf_err *err)
 static int valid_utf8(const char *s)
 {
     size_t n = strlen(s);
-    for (size_t i = 0; i < n;) {
-        size_t k = cf_utf8_seq(s + i, n - i);
-        if (!k)
-            return 0;
-        i += k;
-    }
-    return 1;
+    return cf_utf8_check(s, n) == n;
 }
 
 int cf_judge_new(const cf_judge_opts *o, cf_judge **out, cf_err *err)
@@ -111,9 +96,8 @@ int cf_judge_new(const cf_judge_opts *o, cf_judge **out, cf_err *err)
     if (!o->url || !*o->url)
         return cf_fail(err, CF_EINVAL, "llm_judge.url: missing (the base URL of an"
                                        " OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1)");
-    if (strncmp(o->url, "http://", 7) != 0 && strncmp(o->url, "https://", 8) != 0)
-        return cf_fail(err, CF_EINVAL, "llm_judge.url: must start with http:// or https://,"
-                                       " got '%.100s'", o->url);
+    if (cf_http_check_url(o->url, "llm_judge.url", err))
+        return -1;
     if (!o->model || !*o->model)
         return cf_fail(err, CF_EINVAL, "llm_judge.model: missing (required with llm_judge.url)");
     const char *tmpl = o->prompt_template ? o->prompt_template : cf_judge_default_template;
@@ -123,9 +107,8 @@ int cf_judge_new(const cf_judge_opts *o, cf_judge **out, cf_err *err)
     if (!valid_utf8(o->model) || !valid_utf8(sys) || !valid_utf8(tmpl))
         return cf_fail(err, CF_EINVAL, "llm_judge: model, system_prompt and prompt_template"
                                        " must be valid UTF-8");
-    pthread_once(&curl_once, curl_init);
-    if (!curl_ok)
-        return cf_fail(err, CF_EIO, "llm_judge: libcurl failed to initialise");
+    if (cf_http_init(err))
+        return -1;
     cf_judge *j = calloc(1, sizeof *j);
     if (!j)
         return cf_fail(err, CF_ENOMEM, "out of memory building the judge");
@@ -162,55 +145,24 @@ int cf_judge_new(const cf_judge_opts *o, cf_judge **out, cf_err *err)
 
 /* ---- rendering --------------------------------------------------------------- */
 
-typedef struct buf {
-    char *p;
-    size_t n, cap;
-    int oom;
-} buf;
-
-static void put(buf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
 /* Appends s with every byte that does not begin valid UTF-8 replaced by U+FFFD. */
-static void put_utf8(buf *b, const char *s, size_t n)
+static void put_utf8(cf_buf *b, const char *s, size_t n)
 {
-    size_t i = 0, run = 0;
-    while (i < n) {
-        size_t k = cf_utf8_seq(s + i, n - i);
-        if (k) {
-            i += k;
-            continue;
-        }
-        put(b, s + run, i - run);
-        put(b, "\xEF\xBF\xBD", 3);
-        i++;
-        run = i;
+    while (n) {
+        size_t ok = cf_utf8_check(s, n);
+        cf_buf_append(b, s, ok);
+        if (ok == n)
+            break;
+        cf_buf_append(b, "\xEF\xBF\xBD", 3);
+        s += ok + 1;
+        n -= ok + 1;
     }
-    put(b, s + run, n - run);
 }
 
 char *cf_judge_render(const char *tmpl, cf_str prompt, cf_str response, size_t *len)
 {
-    buf b = {0};
-    put(&b, "", 0);
+    cf_buf b = CF_BUF_INIT;
+    cf_buf_reserve(&b, strlen(tmpl) + prompt.n + response.n);
     const char *p = tmpl;
     for (;;) {
         const char *q = strstr(p, "{{");
@@ -226,14 +178,15 @@ char *cf_judge_render(const char *tmpl, cf_str prompt, cf_str response, size_t *
             put_utf8(&b, response.p ? response.p : "", response.p ? response.n : 0);
             p = q + 12;
         } else {
-            put(&b, "{{", 2);
+            cf_buf_append(&b, "{{", 2);
             p = q + 2;
         }
     }
-    if (b.oom) {
-        free(b.p);
+    if (cf_buf_failed(&b)) {
+        cf_buf_free(&b);
         return NULL;
     }
+    cf_buf_cstr(&b);
     if (len)
         *len = b.n;
     return b.p;
@@ -354,37 +307,6 @@ int cf_judge_parse_reply(const char *body, size_t n, double *score, char **reaso
 
 /* ---- the request --------------------------------------------------------------- */
 
-typedef struct reply {
-    buf body;
-    int too_big;
-} reply;
-
-static size_t on_data(char *p, size_t size, size_t nmemb, void *ud)
-{
-    reply *r = ud;
-    size_t n = size * nmemb;
-    if (r->body.n + n > CF_JUDGE_MAX_REPLY) {
-        r->too_big = 1;
-        return 0;
-    }
-    put(&r->body, p, n);
-    return r->body.oom ? 0 : n;
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
 static char *request_body(const cf_judge *j, cf_str prompt, cf_str response)
 {
     size_t ulen;
@@ -407,117 +329,39 @@ static char *request_body(const cf_judge *j, cf_str prompt, cf_str response)
     return text;
 }
 
-/* A readable summary of an error reply: OpenAI's error.message, else the
- * start of the body with control characters blanked. */
-static void describe_body(const buf *b, char *out, size_t cap)
-{
-    out[0] = '\0';
-    if (!b->p || !b->n)
-        return;
-    json_t *root = json_loadb(b->p, b->n, 0, NULL);
-    json_t *e = root ? json_object_get(root, "error") : NULL;
-    json_t *m = json_is_object(e) ? json_object_get(e, "message") : e;
-    if (json_is_string(m)) {
-        snprintf(out, cap, "%s", json_string_value(m));
-    } else {
-        size_t k = b->n < cap - 1 ? b->n : cap - 1;
-        memcpy(out, b->p, k);
-        out[k] = '\0';
-    }
-    json_decref(root);
-    for (char *p = out; *p; p++)
-        if ((unsigned char)*p < 0x20)
-            *p = ' ';
-}
-
 int cf_judge_score(const cf_judge *j, cf_str prompt, cf_str response, cf_judge_result *res)
 {
     memset(res, 0, sizeof *res);
-    double t0 = now_ms();
     char *body = request_body(j, prompt, response);
-    struct curl_slist *headers = NULL;
-    CURL *h = NULL;
     if (!body) {
         snprintf(res->error, sizeof res->error, "out of memory building the judge request");
-        goto out;
+        return -1;
     }
-    headers = curl_slist_append(headers, "Content-Type: application/json");
-    headers = curl_slist_append(headers, "Accept: application/json");
-    char auth[1024];
-    if (j->api_key && headers) {
+    char auth[1024] = "";
+    const char *headers[] = {auth, NULL};
+    if (j->api_key)
         snprintf(auth, sizeof auth, "Authorization: Bearer %s", j->api_key);
-        headers = curl_slist_append(headers, auth);
-        memset(auth, 0, sizeof auth);
+    cf_http_request q = {.url = j->endpoint, .body = body, .body_len = strlen(body),
+                         .headers = j->api_key ? headers : NULL, .timeout_ms = j->timeout_ms,
+                         .retries = j->retries, .backoff_ms = j->backoff_ms,
+                         .max_reply = CF_JUDGE_MAX_REPLY};
+    cf_http_result r;
+    int rc = cf_http_post_json(&q, &r);
+    memset(auth, 0, sizeof auth);
+    free(body);
+    res->attempts = r.attempts;
+    res->http_status = r.status;
+    res->elapsed_ms = r.elapsed_ms;
+    if (rc) {
+        snprintf(res->error, sizeof res->error, "%s", r.error);
+    } else if (cf_judge_parse_reply(r.body.p ? r.body.p : "", r.body.n, &res->score,
+                                    &res->reason, res->error, sizeof res->error) == 0) {
+        res->ok = 1;
+        res->error[0] = '\0';
     }
-    h = curl_easy_init();
-    if (!h || !headers) {
-        snprintf(res->error, sizeof res->error, "out of memory starting the judge request");
-        goto out;
-    }
-    for (int attempt = 0; attempt <= j->retries; attempt++) {
-        if (attempt > 0 && j->backoff_ms > 0) {
-            long wait = j->backoff_ms;
-            for (int k = 1; k < attempt && wait < 30000; k++)
-                wait *= 2;
-            sleep_ms(wait < 30000 ? wait : 30000);
-        }
-        reply r = {{0}, 0};
-        char cerr[CURL_ERROR_SIZE] = "";
-        curl_easy_reset(h);
-        curl_easy_setopt(h, CURLOPT_URL, j->endpoint);
-        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
-        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, j->timeout_ms);
-        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, j->timeout_ms);
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-        curl_easy_setopt(h, CURLOPT_WRITEDATA, &r);
-        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
-        curl_easy_setopt(h, CURLOPT_USERAGENT, "crucible-feedback/" CF_VERSION);
-        CURLcode rc = curl_easy_perform(h);
-        res->attempts = attempt + 1;
-        long status = 0;
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-        res->http_status = status;
-        int retry = 0;
-        if (r.too_big) {
-            snprintf(res->error, sizeof res->error, "reply larger than %d bytes",
-                     CF_JUDGE_MAX_REPLY);
-        } else if (r.body.oom) {
-            snprintf(res->error, sizeof res->error, "out of memory reading the reply");
-        } else if (rc == CURLE_OPERATION_TIMEDOUT) {
-            snprintf(res->error, sizeof res->error, "timed out after %ld ms", j->timeout_ms);
-            retry = 1;
-        } else if (rc != CURLE_OK) {
-            snprintf(res->error, sizeof res->error, "request to %s failed: %s", j->endpoint,
-                     cerr[0] ? cerr : curl_easy_strerror(rc));
-            retry = 1;
-        } else if (status < 200 || status > 299) {
-            char what[200];
-            describe_body(&r.body, what, sizeof what);
-            snprintf(res->error, sizeof res->error, "HTTP %ld from %s%s%s", status, j->endpoint,
-                     what[0] ? ": " : "", what);
-            retry = status == 429 || status >= 500;
-        } else if (cf_judge_parse_reply(r.body.p ? r.body.p : "", r.body.n, &res->score,
-                                        &res->reason, res->error, sizeof res->error) == 0) {
-            res->ok = 1;
-            res->error[0] = '\0';
-        }
-        free(r.body.p);
-        if (res->ok || !retry)
-            break;
-    }
-out:
-    if (h)
-        curl_easy_cleanup(h);
-    curl_slist_free_all(headers);
-    if (body)
-        free(body);
+    cf_http_result_free(&r);
     if (!res->ok)
         res->score = 0.0;
-    res->elapsed_ms = now_ms() - t0;
     return res->ok ? 0 : -1;
 }
 

@@ -446,16 +446,6 @@ typedef struct word {
     uint32_t off, len;   /* responses over 4 GiB fall back to the heap check below */
 } word;
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
-
 /* Words of up to 8 bytes hash injectively (one odd multiply of their
  * bytes), so equal hashes and lengths mean equal words; longer ones are
  * compared. */
@@ -467,8 +457,8 @@ static int same_word(const char *s, const word *a, const word *b)
 
 static uint64_t trigram_hash(const word *w)
 {
-    return mix64((w[0].hash * 0x9E3779B97F4A7C15ull) ^ (w[1].hash + 0x632BE59BD9B4E019ull)
-                 ^ (w[2].hash * 0xC2B2AE3D27D4EB4Full));
+    return cf_mix64((w[0].hash * 0x9E3779B97F4A7C15ull) ^ (w[1].hash + 0x632BE59BD9B4E019ull)
+                    ^ (w[2].hash * 0xC2B2AE3D27D4EB4Full));
 }
 
 /* Small responses (the usual case) need no allocation. */

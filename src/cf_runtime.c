@@ -27,6 +27,8 @@ static const luaL_Reg preloads[] = {
     {"crucible._drift", luaopen_crucible_drift},
     {"crucible._embed", luaopen_crucible_embed},
     {"crucible._export", luaopen_crucible_export},
+    {"crucible._curate", luaopen_crucible_curate},
+    {"crucible._http", luaopen_crucible_http},
     {NULL, NULL},
 };
 

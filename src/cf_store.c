@@ -30,6 +30,23 @@ int cf_kind_from_name(const char *name, cf_kind *out)
     return -1;
 }
 
+static const char *const signal_kind_names[CF_SIG_COUNT_] = {
+    "thumbs_up", "thumbs_down", "regenerate", "edit", "copy", "share", "report", "other"};
+
+const char *cf_signal_kind_name(cf_signal_kind k)
+{
+    return (k >= 0 && k < CF_SIG_COUNT_) ? signal_kind_names[k] : "?";
+}
+
+cf_signal_kind cf_signal_kind_of(cf_str type)
+{
+    for (int k = 0; k < CF_SIG_OTHER; k++)
+        if (type.p && strlen(signal_kind_names[k]) == type.n
+            && memcmp(signal_kind_names[k], type.p, type.n) == 0)
+            return (cf_signal_kind)k;
+    return CF_SIG_OTHER;
+}
+
 static int has_prefix(const char *s, const char *prefix)
 {
     return strncmp(s, prefix, strlen(prefix)) == 0;

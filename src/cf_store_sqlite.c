@@ -185,6 +185,21 @@ sqlite3_stmt *sq_stmt(sq_store *s, int id, cf_err *err)
     return s->st[id];
 }
 
+int sq_step_row(sq_store *s, sqlite3_stmt **st, const char *what, cf_err *err)
+{
+    if (!*st)
+        return 0;
+    int rc = sqlite3_step(*st);
+    if (rc == SQLITE_ROW)
+        return 1;
+    if (rc == SQLITE_DONE) {
+        sqlite3_finalize(*st);
+        *st = NULL;
+        return 0;
+    }
+    return sq_fail(s, err, what);
+}
+
 int sq_bind_str(sqlite3_stmt *st, int i, cf_str v)
 {
     if (!v.p)
@@ -482,6 +497,20 @@ fail:
     return -1;
 }
 
+void sq_bind_curated(sqlite3_stmt *st, const cf_curated *c, cf_str id, int64_t now)
+{
+    sq_bind_str(st, 1, id);
+    sq_bind_str(st, 2, c->inference_event_id);
+    sq_bind_str(st, 3, c->deployment_id);
+    sq_bind_str(st, 4, c->curation_source);
+    bind_double_or_null(st, 5, c->curation_score);
+    sq_bind_str(st, 6, c->prompt);
+    sq_bind_str(st, 7, c->response);
+    sqlite3_bind_int(st, 8, c->exported ? 1 : 0);
+    sq_bind_str(st, 9, c->export_batch_id);
+    sqlite3_bind_int64(st, 10, c->inserted_at ? c->inserted_at : now);
+}
+
 static int sq_insert_curated(cf_store *base, const cf_curated *c, size_t n, cf_err *err)
 {
     sq_store *s = (sq_store *)base;
@@ -501,16 +530,7 @@ static int sq_insert_curated(cf_store *base, const cf_curated *c, size_t n, cf_e
         sqlite3_stmt *st = sq_stmt(s, SQ_INSERT_CURATED, err);
         if (!st)
             goto fail;
-        sq_bind_str(st, 1, id);
-        sq_bind_str(st, 2, c[i].inference_event_id);
-        sq_bind_str(st, 3, c[i].deployment_id);
-        sq_bind_str(st, 4, c[i].curation_source);
-        bind_double_or_null(st, 5, c[i].curation_score);
-        sq_bind_str(st, 6, c[i].prompt);
-        sq_bind_str(st, 7, c[i].response);
-        sqlite3_bind_int(st, 8, c[i].exported ? 1 : 0);
-        sq_bind_str(st, 9, c[i].export_batch_id);
-        sqlite3_bind_int64(st, 10, c[i].inserted_at ? c[i].inserted_at : now);
+        sq_bind_curated(st, &c[i], id, now);
         int rc = sqlite3_step(st);
         if (rc != SQLITE_DONE) {
             step_fail(s, rc, "curated", i, id, err);
@@ -789,6 +809,10 @@ static const cf_store_vt sq_vt = {
     .open_unscored_cursor = sq_open_unscored_cursor,
     .open_columns = sq_open_columns,
     .mark_curated_exported_stream = sq_mark_curated_exported_stream,
+    .open_light_events = sq_open_light_events,
+    .open_events_by_ids = sq_open_events_by_ids,
+    .insert_curated_new = sq_insert_curated_new,
+    .last_export_at = sq_last_export_at,
 };
 
 int cf_store_sqlite_open(const char *path, const cf_store_opts *opts, cf_store **out,

@@ -35,16 +35,9 @@ typedef struct sq_colscan {
 static int cs_next(cf_colscan *base, cf_colval *vals, cf_err *err)
 {
     sq_colscan *c = (sq_colscan *)base;
-    if (!c->st)
-        return 0;
-    int rc = sqlite3_step(c->st);
-    if (rc == SQLITE_DONE) {
-        sqlite3_finalize(c->st);
-        c->st = NULL;
-        return 0;
-    }
-    if (rc != SQLITE_ROW)
-        return sq_fail(c->s, err, "reading event columns");
+    int rc = sq_step_row(c->s, &c->st, "reading event columns", err);
+    if (rc <= 0)
+        return rc;
     for (size_t i = 0; i < base->ncols; i++) {
         cf_colval *v = &vals[i];
         memset(v, 0, sizeof *v);

@@ -124,16 +124,9 @@ typedef struct unscored_cursor {
 static int uc_next(cf_cursor *base, cf_row *row, cf_err *err)
 {
     unscored_cursor *c = (unscored_cursor *)base;
-    if (!c->st)
-        return 0;
-    int rc = sqlite3_step(c->st);
-    if (rc == SQLITE_DONE) {
-        sqlite3_finalize(c->st);
-        c->st = NULL;
-        return 0;
-    }
-    if (rc != SQLITE_ROW)
-        return sq_fail(c->s, err, "reading unscored events");
+    int rc = sq_step_row(c->s, &c->st, "reading unscored events", err);
+    if (rc <= 0)
+        return rc;
     sqlite3_stmt *st = c->st;
     memset(row, 0, sizeof *row);
     cf_event *e = &row->event;

@@ -371,16 +371,9 @@ static int read_row(sq_cursor *c, cf_row *row, cf_err *err)
 static int sqc_next(cf_cursor *base, cf_row *row, cf_err *err)
 {
     sq_cursor *c = (sq_cursor *)base;
-    if (!c->st)
-        return 0;
-    int rc = sqlite3_step(c->st);
-    if (rc == SQLITE_DONE) {
-        sqlite3_finalize(c->st);
-        c->st = NULL;
-        return 0;
-    }
-    if (rc != SQLITE_ROW)
-        return sq_fail(c->s, err, "reading rows");
+    int rc = sq_step_row(c->s, &c->st, "reading rows", err);
+    if (rc <= 0)
+        return rc;
     return read_row(c, row, err) ? -1 : 1;
 }
 

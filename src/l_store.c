@@ -19,6 +19,7 @@
 #include "crucible/cf_store.h"
 #include "crucible/l_store.h"
 #include "l_store_columns.h"
+#include "l_store_curation.h"
 
 #define STORE_MT "crucible.Store"
 #define CURSOR_MT "crucible.Cursor"
@@ -348,6 +349,11 @@ static void push_row(lua_State *L, cf_kind kind, const cf_row *row, int with_sig
         lua_pushnil(L);
     }
 }
+
+/* For the other store bindings (l_store.h). */
+void l_store_read_query(lua_State *L, int idx, cf_query *q) { read_query(L, idx, q); }
+void l_store_read_curated(lua_State *L, int idx, cf_curated *c) { read_curated(L, idx, c); }
+void l_store_push_row(lua_State *L, cf_kind kind, const cf_row *row) { push_row(L, kind, row, 0); }
 
 /* ---- module functions ------------------------------------------------------ */
 
@@ -917,6 +923,7 @@ int luaopen_crucible_store(lua_State *L)
     new_class(L, STORE_MT, store_methods, store_meta);
     new_class(L, CURSOR_MT, cursor_methods, cursor_meta);
     l_store_columns_register(L, STORE_MT);
+    l_store_curation_register(L, STORE_MT);
     luaL_newlib(L, funcs);
     return 1;
 }

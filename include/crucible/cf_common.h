@@ -43,6 +43,18 @@ cf_str cf_cstr(const char *s);  /* NULL stays NULL */
 /* Unbounded time in a query. */
 #define CF_NO_TIME INT64_MIN
 
+/* The 64-bit finalizer of MurmurHash3: spreads every input bit over the
+ * output (hash tables, feature hashing, fingerprints). */
+static inline uint64_t cf_mix64(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
+}
+
 /* Microseconds since the Unix epoch, UTC. */
 int64_t cf_now_us(void);
 

@@ -191,6 +191,60 @@ struct cf_colscan {
     size_t ncols;
 };
 
+/* ---- light event scans -------------------------------------------------------
+ * What curation strategies look at: per event its id, scores, a few numbers
+ * and how many signals of each type it has, without prompt and response
+ * unless asked for. Rows stream like a cursor's; strings stay valid until
+ * the next call. */
+
+/* The signal types, in this order (cf_signal_type_name). */
+typedef enum cf_signal_kind {
+    CF_SIG_THUMBS_UP,
+    CF_SIG_THUMBS_DOWN,
+    CF_SIG_REGENERATE,
+    CF_SIG_EDIT,
+    CF_SIG_COPY,
+    CF_SIG_SHARE,
+    CF_SIG_REPORT,
+    CF_SIG_OTHER,       /* any other stored type */
+    CF_SIG_COUNT_
+} cf_signal_kind;
+
+/* What a light scan reads besides the fixed fields. */
+enum {
+    CF_LIGHT_SIGNALS = 1 << 0,   /* signal counts per type */
+    CF_LIGHT_PROMPT = 1 << 1,    /* the prompt text */
+    CF_LIGHT_RESPONSE = 1 << 2   /* the response text */
+};
+
+typedef struct cf_light_event {
+    cf_str id;
+    cf_str model_version_id;
+    int64_t inserted_at;
+    double quality_score;            /* NAN when absent */
+    int64_t latency_ms;              /* CF_NULL_INT when absent */
+    int64_t token_count;             /* CF_NULL_INT when absent */
+    uint32_t signals[CF_SIG_COUNT_]; /* CF_LIGHT_SIGNALS; zeros otherwise */
+    cf_str prompt;                   /* CF_LIGHT_PROMPT; NULL otherwise */
+    cf_str response;                 /* CF_LIGHT_RESPONSE; NULL otherwise */
+} cf_light_event;
+
+typedef struct cf_light_scan cf_light_scan;
+
+typedef struct cf_light_scan_vt {
+    int (*next)(cf_light_scan *, cf_light_event *, cf_err *);  /* 1 row, 0 end, -1 error */
+    void (*close)(cf_light_scan *);
+} cf_light_scan_vt;
+
+struct cf_light_scan {
+    const cf_light_scan_vt *vt;
+};
+
+/* "thumbs_up", ..., "report", "other"; and the kind of a type name
+ * (CF_SIG_OTHER for any other name). */
+const char *cf_signal_kind_name(cf_signal_kind k);
+cf_signal_kind cf_signal_kind_of(cf_str type);
+
 /* ---- the vtable ----------------------------------------------------------
  * Every function returns 0 (or a count) on success and -1 with err set on
  * failure. */
@@ -245,6 +299,26 @@ typedef struct cf_store_vt {
                                         int (*next)(void *ctx, cf_str *id, cf_err *),
                                         void *ctx, cf_str batch_id, int64_t *marked,
                                         cf_err *);
+    /* Curation. A light scan over the inference events matching q
+     * (deployment_id, since, until, order, limit, offset); `want` is a set
+     * of CF_LIGHT_* bits. */
+    int (*open_light_events)(cf_store *, const cf_query *q, unsigned want, cf_light_scan **out,
+                             cf_err *);
+    /* A cursor (kind events, no signals) over the events with these ids,
+     * in the order given; ids that do not exist are skipped. */
+    int (*open_events_by_ids)(cf_store *, const cf_str *ids, size_t n, cf_cursor **out,
+                              cf_err *);
+    /* Inserts the curated examples whose inference event has no curated
+     * example yet (stored before, or earlier in this batch), in one
+     * transaction: all of those or, on failure, none. inserted[i] (when
+     * not NULL) is set to 1 for rows written, 0 for rows skipped;
+     * *count receives how many were written. */
+    int (*insert_curated_new)(cf_store *, const cf_curated *, size_t n, unsigned char *inserted,
+                              int64_t *count, cf_err *);
+    /* When the deployment's curated examples were last exported (the
+     * latest export mark, or the update time of a row inserted as
+     * exported); CF_NO_TIME when never. */
+    int (*last_export_at)(cf_store *, cf_str deployment_id, int64_t *at, cf_err *);
 } cf_store_vt;
 
 struct cf_store {
@@ -339,6 +413,23 @@ static inline int cf_colscan_next(cf_colscan *c, cf_colval *vals, cf_err *e)
 { return c->vt->next(c, vals, e); }
 static inline void cf_colscan_close(cf_colscan *c)
 { if (c) c->vt->close(c); }
+
+static inline int cf_store_open_light_events(cf_store *s, const cf_query *q, unsigned want,
+                                             cf_light_scan **out, cf_err *e)
+{ return s->vt->open_light_events(s, q, want, out, e); }
+static inline int cf_light_scan_next(cf_light_scan *c, cf_light_event *row, cf_err *e)
+{ return c->vt->next(c, row, e); }
+static inline void cf_light_scan_close(cf_light_scan *c)
+{ if (c) c->vt->close(c); }
+static inline int cf_store_open_events_by_ids(cf_store *s, const cf_str *ids, size_t n,
+                                              cf_cursor **out, cf_err *e)
+{ return s->vt->open_events_by_ids(s, ids, n, out, e); }
+static inline int cf_store_insert_curated_new(cf_store *s, const cf_curated *c, size_t n,
+                                              unsigned char *inserted, int64_t *count, cf_err *e)
+{ return s->vt->insert_curated_new(s, c, n, inserted, count, e); }
+static inline int cf_store_last_export_at(cf_store *s, cf_str deployment_id, int64_t *at,
+                                          cf_err *e)
+{ return s->vt->last_export_at(s, deployment_id, at, e); }
 
 /* Name of a kind as used from Lua: "events", "signals", "curated",
  * "drift", "triggers". */

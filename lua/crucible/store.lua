@@ -163,6 +163,35 @@ function Store:unscored_events(q)
   return iter, nil, nil, cur
 end
 
+--- Streams light records of events (curation): id, inserted_at,
+-- quality_score, latency_ms, token_count, model_version_id; with
+-- want.signals the counts per signal type (`signals`, `signal_count`);
+-- with want.lengths `prompt_length` and `response_length` (grapheme
+-- clusters; want.prompt_length or want.response_length for one). q: deployment_id, since, until, order, limit, offset.
+-- Returns iterator, nil, nil, scan (closed by the for loop).
+function Store:light_events(q, want)
+  local scan, err = self.h:light_events(query(q), want)
+  if not scan then error(err, 2) end
+  return function() return scan:next() end, nil, nil, scan
+end
+
+--- The events with these ids (a list), in that order; missing ids are
+-- skipped. For a few thousand at most: the result is one list.
+function Store:events_by_ids(ids)
+  local rows, err, kind = self.h:events_by_ids(ids)
+  if not rows then return nil, err, kind end
+  for _, row in ipairs(rows) do FIX.events(row) end
+  return rows
+end
+
+--- Inserts the curated examples whose event has none yet, in one
+-- transaction. Returns how many were written and a list of booleans.
+function Store:insert_curated_new(list) return self.h:insert_curated_new(list) end
+
+--- When the deployment's curated examples were last exported
+-- (microseconds), or nil when never.
+function Store:last_export_at(deployment_id) return self.h:last_export_at(deployment_id) end
+
 function Store:count_events(q) return self:count("events", q) end
 function Store:count_curated(q) return self:count("curated", q) end
 

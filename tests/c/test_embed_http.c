@@ -3,11 +3,9 @@
  * the Authorization header, retries on 5xx/429, failures that are not
  * retried, malformed answers and a timeout. Every request is bounded. */
 #include "cf_test.h"
+#include "cf_test_http.h"
 
-#include <arpa/inet.h>
 #include <jansson.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
@@ -23,31 +21,16 @@ static int requests;
 static char last_auth[256];
 static size_t last_inputs;
 
-typedef struct body {
-    char *p;
-    size_t n;
-} body;
-
 static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *data,
                               size_t *size, void **state)
 {
     (void)cls;
     (void)version;
-    body *b = *state;
-    if (!b) {
-        *state = calloc(1, sizeof *b);
-        return MHD_YES;
-    }
-    if (*size) {
-        char *p = realloc(b->p, b->n + *size + 1);
-        memcpy(p + b->n, data, *size);
-        b->p = p;
-        b->n += *size;
-        b->p[b->n] = '\0';
-        *size = 0;
-        return MHD_YES;
-    }
+    cf_test_body *b;
+    enum MHD_Result more;
+    if (!(b = cf_test_collect(state, data, size, &more)))
+        return more;
     pthread_mutex_lock(&mu);
     requests++;
     const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
@@ -106,38 +89,14 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
     return ret;
 }
 
-static void done(void *cls, struct MHD_Connection *c, void **state,
-                 enum MHD_RequestTerminationCode code)
-{
-    (void)cls;
-    (void)c;
-    (void)code;
-    body *b = *state;
-    if (b) {
-        free(b->p);
-        free(b);
-    }
-    *state = NULL;
-}
-
 static struct MHD_Daemon *server;
 static char base_url[64];
 
 static int start_server(void)
 {
-    struct sockaddr_in addr;
-    memset(&addr, 0, sizeof addr);
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    server = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION,
-                              0, NULL, NULL, answer, NULL, MHD_OPTION_SOCK_ADDR, &addr,
-                              MHD_OPTION_NOTIFY_COMPLETED, done, NULL,
-                              MHD_OPTION_CONNECTION_TIMEOUT, 5u, MHD_OPTION_END);
-    if (!server)
-        return -1;
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(server, MHD_DAEMON_INFO_BIND_PORT);
-    snprintf(base_url, sizeof base_url, "http://127.0.0.1:%u/v1/", info->port);
+    unsigned port;
+    server = cf_test_serve(answer, &port);
+    snprintf(base_url, sizeof base_url, "http://127.0.0.1:%u/v1/", port);
     return 0;
 }
 

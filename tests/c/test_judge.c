@@ -2,8 +2,6 @@
  * loopback (libmicrohttpd, in-process): good, slow, failing, flaky,
  * malformed, oversized and out-of-range replies, and the request it sends. */
 #include <math.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +9,7 @@
 #include <unistd.h>
 
 #include "cf_test.h"
+#include "cf_test_http.h"
 #include "crucible/cf_judge.h"
 #include "crucible/cf_quality.h"
 
@@ -19,11 +18,6 @@ static int requests;         /* since the last reset */
 static char last_body[65536];
 static char last_auth[256];
 static char last_path[256];
-
-typedef struct upload {
-    char *p;
-    size_t n;
-} upload;
 
 static const char *content_reply(const char *content_json)
 {
@@ -35,39 +29,15 @@ static const char *content_reply(const char *content_json)
     return buf;
 }
 
-static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, const char *body,
-                               size_t n)
-{
-    struct MHD_Response *r = MHD_create_response_from_buffer(n, (void *)body,
-                                                             MHD_RESPMEM_MUST_COPY);
-    MHD_add_response_header(r, "Content-Type", "application/json");
-    enum MHD_Result ret = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
                                const char *method, const char *version, const char *data,
                                size_t *data_size, void **state)
 {
     (void)cls, (void)version, (void)method;
-    upload *u = *state;
-    if (!u) {
-        u = calloc(1, sizeof *u);
-        *state = u;
-        return MHD_YES;
-    }
-    if (*data_size) {
-        char *p = realloc(u->p, u->n + *data_size + 1);
-        if (!p)
-            return MHD_NO;
-        memcpy(p + u->n, data, *data_size);
-        u->p = p;
-        u->n += *data_size;
-        u->p[u->n] = '\0';
-        *data_size = 0;
-        return MHD_YES;
-    }
+    cf_test_body *u;
+    enum MHD_Result more;
+    if (!(u = cf_test_collect(state, data, data_size, &more)))
+        return more;
     pthread_mutex_lock(&mu);
     int nth = ++requests;
     size_t k = u->n < sizeof last_body - 1 ? u->n : sizeof last_body - 1;
@@ -90,22 +60,22 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         body = content_reply("\"0.5\"");
     } else if (strncmp(url, "/fail500/", 9) == 0) {
         body = "{\"error\": {\"message\": \"the model crashed\"}}";
-        return respond(c, 500, body, strlen(body));
+        return cf_test_respond(c, 500, body, strlen(body));
     } else if (strncmp(url, "/flaky/", 7) == 0) {
         if (nth <= 2) {
             body = "overloaded";
-            return respond(c, 503, body, strlen(body));
+            return cf_test_respond(c, 503, body, strlen(body));
         }
         body = content_reply("\"0.75\"");
     } else if (strncmp(url, "/limited/", 9) == 0) {
         if (nth == 1) {
             body = "{\"error\": {\"message\": \"rate limited\"}}";
-            return respond(c, 429, body, strlen(body));
+            return cf_test_respond(c, 429, body, strlen(body));
         }
         body = content_reply("\"1\"");
     } else if (strncmp(url, "/bad400/", 8) == 0) {
         body = "{\"error\": {\"message\": \"unknown model\"}}";
-        return respond(c, 400, body, strlen(body));
+        return cf_test_respond(c, 400, body, strlen(body));
     } else if (strncmp(url, "/notjson/", 9) == 0) {
         body = "<html>gateway</html>";
     } else if (strncmp(url, "/nochoices/", 11) == 0) {
@@ -118,49 +88,20 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         size_t n = 2 * 1024 * 1024;
         char *big = malloc(n);
         memset(big, ' ', n);
-        enum MHD_Result r = respond(c, 200, big, n);
+        enum MHD_Result r = cf_test_respond(c, 200, big, n);
         free(big);
         return r;
     } else {
         body = "{\"error\": \"no such path\"}";
-        return respond(c, 404, body, strlen(body));
+        return cf_test_respond(c, 404, body, strlen(body));
     }
-    return respond(c, 200, body, strlen(body));
-}
-
-static void completed(void *cls, struct MHD_Connection *c, void **state,
-                      enum MHD_RequestTerminationCode toe)
-{
-    (void)cls, (void)c, (void)toe;
-    upload *u = *state;
-    if (u) {
-        free(u->p);
-        free(u);
-    }
-    *state = NULL;
+    return cf_test_respond(c, 200, body, strlen(body));
 }
 
 static struct MHD_Daemon *daemon_;
 static unsigned port;
 
-static void start_server(void)
-{
-    struct sockaddr_in addr;
-    memset(&addr, 0, sizeof addr);
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    daemon_ = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION,
-                               0, NULL, NULL, handler, NULL, MHD_OPTION_SOCK_ADDR, &addr,
-                               MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
-    if (!daemon_) {
-        fprintf(stderr, "cannot start the loopback server\n");
-        exit(1);
-    }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_BIND_PORT);
-    port = info->port;
-}
+static void start_server(void) { daemon_ = cf_test_serve(handler, &port); }
 
 static cf_judge *judge_at(const char *path, long timeout_ms, int retries, const char *key)
 {

@@ -252,25 +252,10 @@ describe("quality", function()
     end)
 
     describe("over HTTP", function()
-      local server, portfile, base
+      local server, base
 
       setup(function()
-        local tmp = support.tmpdir()
-        portfile = tmp .. "/port"
-        server = assert(io.popen("exec /usr/bin/python3 " .. support.q(support.SOURCE_DIR
-          .. "/tests/lua/fixtures/judge_server.py") .. " " .. support.q(portfile), "w"))
-        local port
-        for _ = 1, 200 do -- up to 10 s
-          local f = io.open(portfile)
-          if f then
-            port = f:read("a")
-            f:close()
-            break
-          end
-          os.execute("sleep 0.05")
-        end
-        assert(port, "the judge server did not start")
-        base = "http://127.0.0.1:" .. port
+        base, server = support.start_server("judge_server.py")
       end)
 
       teardown(function()

@@ -44,6 +44,35 @@ function M.client(settings)
   return cf, dir
 end
 
+--- Starts a loopback test server: /usr/bin/python3 tests/lua/fixtures/SCRIPT
+-- PORTFILE [ARGS...]. Waits (up to 10 s) for the port it writes and returns
+-- the base URL ("http://127.0.0.1:PORT") and the pipe to its standard input;
+-- closing the pipe stops the server.
+function M.start_server(script, ...)
+  local portfile = M.tmpdir() .. "/port"
+  local args = { M.q(M.SOURCE_DIR .. "/tests/lua/fixtures/" .. script), M.q(portfile) }
+  for _, a in ipairs { ... } do args[#args + 1] = M.q(a) end
+  local pipe = assert(io.popen("exec /usr/bin/python3 " .. table.concat(args, " "), "w"))
+  for _ = 1, 200 do
+    local f = io.open(portfile)
+    if f then
+      local port = f:read("a")
+      f:close()
+      return "http://127.0.0.1:" .. port, pipe
+    end
+    os.execute("sleep 0.05")
+  end
+  pipe:close()
+  error(script .. " did not start")
+end
+
+--- A fresh directory for user Lua modules, with DIR/SUB created.
+function M.user_dir(sub)
+  local dir = M.tmpdir()
+  assert(os.execute("mkdir -p " .. M.q(dir .. "/" .. sub)))
+  return dir
+end
+
 --- Runs the executable with a shell argument string; returns stdout,
 -- stderr, exit status. opts: {cwd=, stdin=, env=}.
 function M.run(args, opts)

@@ -1,0 +1,292 @@
+--- Curation: the feature module behind cf.curate and cf.get_curated_count,
+-- and the registry of curation strategies.
+--
+--   local examples, summary = cf.curate("deploy-1", { persist = true })
+--   --> {{inference_event_id=, deployment_id=, curation_source=, curation_score=,
+--   --    prompt=, response=}, ...}, {count=, persisted=, ...}
+--   cf.get_curated_count("deploy-1")  --> integer
+--
+-- A strategy is Lua: select(ctx, opts) streams light records (no prompt or
+-- response) from ctx.records(), keeps what it wants with ctx.topk(k) and
+-- returns picks {{id=, score=}, ...}; the text of the picked events is
+-- fetched afterwards by id. The bundled strategies (crucible/curation/*.lua)
+-- are the examples to copy; a user strategy is a module
+-- crucible/curation/<name>.lua in a user directory that calls
+-- curation.register{...}.
+local core = require "crucible._core"
+local C = require "crucible._curate"
+local drift = require "crucible.drift"
+local policy = require "crucible.policy"
+
+local M = {}
+
+--- Every signal type a light record counts (record.signals[type]).
+M.SIGNAL_TYPES = { "thumbs_up", "thumbs_down", "regenerate", "edit", "copy", "share", "report",
+                   "other" }
+
+local registry = policy.registry {
+  what = "curation strategy", api = "curation.register", prefix = "crucible.curation.",
+  run = "select", fields = { source = "string?", limited = "boolean?" },
+}
+
+--- curation.register(spec) registers a strategy (a strategy module returns
+-- what it returns). spec:
+--   name        letters, digits, underscores (what opts.strategies lists)
+--   select      function(ctx, opts) -> picks: a list of {id=, score=[, prompt=][, response=]}
+--   source      curation_source written on its examples (default: name)
+--   limited     false: every pick is kept; default true: at most opts.limit
+--               (curation.limit // 3) picks
+--   options     the curate() options it reads besides the common ones, with
+--               their types: {min_score = "number"} (see policy.OPTION_NAMES)
+--   description a sentence for listings
+--   replace     true to replace a strategy registered elsewhere under this name
+-- curation.get(name) loads crucible.curation.<name> if needed;
+-- curation.names() lists the strategies loaded so far; curation.unregister(name).
+registry:expose(M)
+
+-- Options of curate() every strategy may read, with their types.
+local OPTIONS = {
+  persist = "boolean", strategies = "list", limit = "integer", since = "time", ["until"] = "time",
+  near_duplicates = "boolean", near_duplicate_distance = "integer",
+  embedding_client = { "string", "table", "function" },
+}
+
+local function time_of(v)
+  if type(v) ~= "string" then return v end
+  local us, err = core.parse_time(v)
+  if not us then error("curate: " .. err, 4) end
+  return us
+end
+
+local function is_finite(x) return type(x) == "number" and x == x and x > -math.huge and x < math.huge end
+
+-- Checks what a strategy returned; returns the picks or nil, message.
+local function check_picks(picks)
+  if type(picks) ~= "table" then
+    return nil, ("returned %s, expected a list of {id =, score =}"):format(type(picks))
+  end
+  for i, p in ipairs(picks) do
+    if type(p) ~= "table" then
+      return nil, ("pick %d is %s, expected a table {id =, score =}"):format(i, type(p))
+    end
+    if type(p.id) ~= "string" then
+      return nil, ("pick %d: id must be a string, got %s"):format(i, type(p.id))
+    end
+    if not is_finite(p.score) then
+      return nil, ("pick %d: score must be a finite number, got %s"):format(i, tostring(p.score))
+    end
+    for _, f in ipairs { "prompt", "response" } do
+      if p[f] ~= nil and type(p[f]) ~= "string" then
+        return nil, ("pick %d: %s must be a string, got %s"):format(i, f, type(p[f]))
+      end
+    end
+  end
+  return picks
+end
+
+function M.attach(client, ctx)
+  local cfg = ctx.config.curation
+  local cached_embedder
+
+  -- The configured embedder (kept for the instance), or one built from
+  -- opts.embedding_client (closed after the call by the caller).
+  local function embedder(opts)
+    if opts.embedding_client ~= nil then return drift.embedder(opts.embedding_client) end
+    if not cached_embedder then
+      cached_embedder = drift.embedder(ctx.config.embedding_client)
+      ctx.on_close(function()
+        if cached_embedder then cached_embedder:close() end
+        cached_embedder = nil
+      end)
+    end
+    return cached_embedder
+  end
+
+  -- The context a strategy's select(ctx, opts) receives.
+  local function strategy_context(db, deployment_id, opts, get_embedder, warnings)
+    local scope = { deployment_id = deployment_id, since = opts.since, ["until"] = opts["until"],
+                    order = "desc" }
+    local sctx = { deployment_id = deployment_id, config = cfg, store = db }
+    --- Notes something the caller should know (summary.warnings, and the
+    -- curation.warning telemetry event).
+    function sctx.warn(message)
+      warnings[#warnings + 1] = tostring(message)
+      ctx.emit("curation.warning", { deployment_id = deployment_id, message = tostring(message) })
+    end
+    --- Light records of the deployment's events, newest first (the
+    -- reference's order, so ties keep it): id, inserted_at, quality_score,
+    -- latency_ms, token_count, model_version_id, signals = {thumbs_up=,
+    -- ...}, signal_count; with want.lengths also prompt_length and
+    -- response_length (characters; want.prompt_length or
+    -- want.response_length for one of them).
+    function sctx.records(want)
+      want = want or {}
+      return db:light_events(scope, { signals = true, lengths = want.lengths,
+                                      prompt_length = want.prompt_length,
+                                      response_length = want.response_length })
+    end
+    --- Full events of the deployment, newest first; q adds with_signal,
+    -- include_signals, limit.
+    function sctx.events(q)
+      local full = {}
+      for k, v in pairs(scope) do full[k] = v end
+      for k, v in pairs(q or {}) do full[k] = v end
+      return db:events(full)
+    end
+    sctx.topk = C.topk
+    --- The k events whose prompt embeddings lie farthest from the mean, as
+    -- picks scored by that distance; nil, message when embedding fails.
+    function sctx.farthest(k)
+      return C.farthest(db.h, scope, get_embedder(), k)
+    end
+    --- Greedy farthest-point (k-center) picks over a seeded sample of at
+    -- most pool_size events; nil, message when embedding fails.
+    function sctx.k_center(k, o)
+      return C.k_center(db.h, scope, get_embedder(), k, o)
+    end
+    return sctx
+  end
+
+  --- Curates examples from a deployment's events (see README, "Curation").
+  -- Returns the examples and a summary, or nil, message, kind ("strategy"
+  -- when a strategy failed: nothing is persisted then).
+  function client.curate(deployment_id, opts)
+    if type(deployment_id) ~= "string" then
+      error(("bad argument #1 to 'curate' (deployment id string expected, got %s)")
+        :format(type(deployment_id)), 2)
+    end
+    if opts ~= nil and type(opts) ~= "table" then
+      error(("bad argument #2 to 'curate' (table expected, got %s)"):format(type(opts)), 2)
+    end
+    -- the strategies first: their declared options are valid options too
+    local specs, allowed = registry:resolve(opts and opts.strategies or cfg.strategies, OPTIONS,
+      "curate", "strategies", 2)
+    opts = policy.check_options("curate", opts, allowed)
+    local t0 = core.now_us()
+    local limit = opts.limit or cfg.limit
+    if limit < 0 then error("curate: option 'limit' must not be negative", 2) end
+    local distance = opts.near_duplicate_distance or cfg.near_duplicate_distance
+    if distance < 0 or distance > C.MAX_NEAR_DUPLICATE_DISTANCE then
+      error(("curate: near_duplicate_distance must be 0 to %d, got %d")
+        :format(C.MAX_NEAR_DUPLICATE_DISTANCE, distance), 2)
+    end
+    local run = {}
+    for k, v in pairs(opts) do run[k] = v end
+    run.since, run["until"] = time_of(opts.since), time_of(opts["until"])
+    local db, err, kind = ctx.store()
+    if not db then return nil, err, kind end
+
+    -- 1. each strategy picks ids (and scores), in order
+    local own_embedder
+    local function get_embedder()
+      if not own_embedder then own_embedder = embedder(run) end
+      return own_embedder
+    end
+    local merged, seen, per, warnings = {}, {}, {}, {}
+    local failure
+    for _, spec in ipairs(specs) do
+      local sopts = {}
+      for k, v in pairs(run) do sopts[k] = v end
+      sopts.limit = spec.limited ~= false and limit // 3 or nil
+      local ok, picks = policy.call(spec.select,
+        strategy_context(db, deployment_id, run, get_embedder, warnings), sopts)
+      if not ok then
+        failure = ("curation strategy '%s' failed: %s"):format(spec.name, picks)
+        break
+      end
+      local checked, why = check_picks(picks)
+      if not checked then
+        failure = ("curation strategy '%s' (%s) %s"):format(spec.name, policy.where(spec.select),
+          why)
+        break
+      end
+      local n = #checked
+      if sopts.limit and n > sopts.limit then n = sopts.limit end
+      per[spec.name] = n
+      for i = 1, n do
+        local p = checked[i]
+        if not seen[p.id] then
+          seen[p.id] = true
+          merged[#merged + 1] = { pick = p, spec = spec }
+        end
+      end
+    end
+    if own_embedder and own_embedder ~= cached_embedder then own_embedder:close() end
+    if failure then
+      ctx.emit("curation.failed", { deployment_id = deployment_id, error = failure })
+      return nil, failure, "strategy"
+    end
+
+    -- 2. the text of the picked events, fetched by id
+    local ids = {}
+    for i, m in ipairs(merged) do ids[i] = m.pick.id end
+    local rows, ferr, fkind = db:events_by_ids(ids)
+    if not rows then return nil, ferr, fkind end
+    local by_id = {}
+    for _, r in ipairs(rows) do by_id[r.id] = r end
+    local examples, missing = {}, 0
+    for _, m in ipairs(merged) do
+      local ev = by_id[m.pick.id]
+      if ev and ev.deployment_id == deployment_id then
+        examples[#examples + 1] = {
+          inference_event_id = ev.id, deployment_id = deployment_id,
+          curation_source = m.spec.source or m.spec.name, curation_score = m.pick.score + 0.0,
+          prompt = m.pick.prompt or ev.prompt, response = m.pick.response or ev.response,
+        }
+      else
+        missing = missing + 1
+      end
+    end
+
+    -- 3. near-duplicate prompts: the first in merge order stays
+    local dropped = 0
+    local near = opts.near_duplicates
+    if near == nil then near = cfg.near_duplicates end
+    if near and #examples > 1 then
+      local prompts = {}
+      for i, ex in ipairs(examples) do prompts[i] = ex.prompt end
+      local dup = C.near_duplicates(prompts, distance)
+      local kept = {}
+      for i, ex in ipairs(examples) do
+        if dup[i] == 0 then kept[#kept + 1] = ex else dropped = dropped + 1 end
+      end
+      examples = kept
+    end
+
+    -- 4. persist the ones not curated before, in one transaction
+    local persisted, already = 0, 0
+    if opts.persist then
+      local count, perr, pkind = db:insert_curated_new(examples)
+      if not count then return nil, perr, pkind end
+      persisted = count
+      already = #examples - count
+    end
+    local by_source = {}
+    for _, ex in ipairs(examples) do
+      by_source[ex.curation_source] = (by_source[ex.curation_source] or 0) + 1
+    end
+    local summary = { deployment_id = deployment_id, count = #examples, persisted = persisted,
+                      already_curated = already, near_duplicates = dropped, missing = missing,
+                      by_source = by_source, picked = per, warnings = warnings,
+                      duration_ms = (core.now_us() - t0) / 1000 }
+    ctx.emit("curation.run", summary)
+    return examples, summary
+  end
+
+  --- How many curated examples a deployment has (opts.exported: true or
+  -- false to count only those).
+  function client.get_curated_count(deployment_id, opts)
+    if type(deployment_id) ~= "string" then
+      error(("bad argument #1 to 'get_curated_count' (deployment id string expected, got %s)")
+        :format(type(deployment_id)), 2)
+    end
+    opts = policy.check_options("get_curated_count", opts, { exported = "boolean" })
+    local db, err, kind = ctx.store()
+    if not db then return nil, err, kind end
+    return db:count_curated { deployment_id = deployment_id, exported = opts.exported }
+  end
+
+  client.curation = M
+end
+
+return M

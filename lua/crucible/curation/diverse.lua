@@ -1,0 +1,41 @@
+--- diverse: examples that cover the space of prompts. With embeddings
+-- (embedding_client, the built-in embedder by default) it takes the
+-- events whose prompt lies farthest from the mean of all prompts (the
+-- reference's method), or with method = "k_center" a greedy farthest-point
+-- selection over a sample of pool_size events, which spreads the picks
+-- instead of taking the outliers of one direction. Without embeddings
+-- (embedding_client = "noop", or the provider failed) it takes the
+-- longest prompts. Every pick scores 1.0, as in the reference.
+--
+-- The embedding work is C (ctx.farthest, ctx.k_center): a strategy never
+-- holds a deployment's prompts or vectors in Lua.
+local curation = require "crucible.curation"
+
+local function score_one(picks)
+  for _, p in ipairs(picks) do p.score = 1.0 end
+  return picks
+end
+
+return curation.register {
+  name = "diverse",
+  description = "prompts far apart in embedding space (centroid or k-center), else the longest",
+  options = { method = "string", pool_size = "integer", seed = "integer" },
+  select = function(ctx, opts)
+    if opts.limit == 0 then return {} end
+    local method = opts.method or ctx.config.diverse_method
+    local picks, err
+    if method == "centroid" then
+      picks, err = ctx.farthest(opts.limit)
+    elseif method == "k_center" then
+      picks, err = ctx.k_center(opts.limit, { pool_size = opts.pool_size or ctx.config.k_center_pool,
+                                             seed = opts.seed or ctx.config.seed })
+    else
+      error(("diverse: method must be \"centroid\" or \"k_center\", got %q"):format(tostring(method)))
+    end
+    if picks then return score_one(picks) end
+    ctx.warn(("diverse: no embeddings (%s); took the longest prompts instead"):format(err))
+    local top = ctx.topk(opts.limit)
+    for r in ctx.records { prompt_length = true } do top:push(r.id, r.prompt_length) end
+    return score_one(top:results())
+  end,
+}

@@ -1,0 +1,28 @@
+--- data_count: fires when the deployment has at least data_count_threshold
+-- events (triggers.data_count_threshold, 1000). With count_since =
+-- "last_export" only events inserted after the last export of its curated
+-- examples count, which is what a retraining loop wants: enough new data.
+-- opts.event_count skips the count.
+local triggers = require "crucible.triggers"
+
+return triggers.register {
+  name = "data_count",
+  description = "events (since the last export, with count_since) >= data_count_threshold",
+  options = { event_count = "integer", data_count_threshold = "integer", count_since = "string" },
+  check = function(ctx, opts)
+    local threshold = opts.data_count_threshold or ctx.config.data_count_threshold
+    local since_what = opts.count_since or ctx.config.count_since
+    if since_what ~= "all" and since_what ~= "last_export" then
+      error(("count_since must be \"all\" or \"last_export\", got %q"):format(since_what))
+    end
+    local count, since = opts.event_count, nil
+    if count == nil then
+      if since_what == "last_export" then since = ctx.store:last_export_at(ctx.deployment_id) end
+      -- since is inclusive: events from the microsecond after the export
+      count = assert(ctx.store:count_events { deployment_id = ctx.deployment_id,
+                                              since = since and since + 1 })
+    end
+    return count >= threshold, { event_count = count, threshold = threshold,
+                                 count_since = since_what, last_export_at = since }
+  end,
+}

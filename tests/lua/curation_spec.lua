@@ -1,0 +1,444 @@
+-- cf.curate and cf.get_curated_count: scenarios with known events, scores
+-- and signals, asserting the exact curated set, its order and its scores,
+-- at every boundary; user strategies; failures; near duplicates; diverse.
+local support = require "support"
+local curation = require "crucible.curation"
+
+local DEP = "support-bot"
+
+-- Thirteen events, one a second (e01 oldest). Prompts are unrelated so the
+-- near-duplicate filter leaves them alone.
+local EVENTS = {
+  { "e01", 0.9, { "thumbs_up" }, "How do I reset my password?" },
+  { "e02", 0.8, { "copy" }, "What is your refund policy for annual plans?" },
+  { "e03", 0.79, { "thumbs_up" }, "Can I export my invoices as PDF files?" },
+  { "e04", nil, { "thumbs_up" }, "Why was my card declined yesterday evening?" },
+  { "e05", 0.5, {}, "Which regions host the European data centers?" },
+  { "e06", 0.51, {}, "Does the mobile app support dark mode now?" },
+  { "e07", 0.95, { "thumbs_up", "thumbs_down" }, "How many seats come with the team tier?" },
+  { "e08", 0.85, { "edit" }, "Is there an API rate limit for webhooks?" },
+  { "e09", 0.2, { "regenerate", "report" }, "Translate this contract clause into German" },
+  { "e10", 1.0, { "share", "share" }, "Summarise the release notes of version four" },
+  { "e11", 0.6, { "report" }, "Write a haiku about quarterly tax filings" },
+  { "e12", 0.3, {}, "Who approves expense reports over ten thousand?" },
+  { "e13", 0.9, { "thumbs_up" }, "Where can I download the audit log archive?" },
+}
+
+local function seed(cf, dep, events)
+  local db = assert(cf.store())
+  local rows = {}
+  for i, e in ipairs(events) do
+    rows[i] = { id = e[1], deployment_id = dep, prompt = e[4], response = "answer " .. e[1],
+                quality_score = e[2], inserted_at = i * 1000000 }
+  end
+  assert(db:insert_events(rows))
+  for _, e in ipairs(events) do
+    for _, s in ipairs(e[3]) do
+      assert(db:insert_signal { inference_event_id = e[1], signal_type = s,
+                                edited_response = s == "edit" and ("fixed answer " .. e[1]) or nil })
+    end
+  end
+end
+
+local function summary_of(list)
+  local out = {}
+  for i, ex in ipairs(list) do
+    out[i] = { ex.inference_event_id, ex.curation_source, ex.curation_score }
+  end
+  return out
+end
+
+local function scenario(settings)
+  local cf, dir = support.client(settings)
+  seed(cf, DEP, EVENTS)
+  return cf, dir
+end
+
+describe("cf.curate", function()
+  local cf, dir
+  before_each(function() cf, dir = scenario() end)
+  after_each(function()
+    cf.close()
+    support.rm_rf(dir)
+  end)
+
+  it("merges user_edit, high_quality and hard_examples with the reference's scores and order", function()
+    local ex = assert(cf.curate(DEP, { limit = 30,
+      strategies = { "user_edit", "high_quality", "hard_examples" } }))
+    assert.same({
+      { "e08", "user_edit", 10.0 },
+      -- high_quality: quality + 3 thumbs_up + 2 copy + 2 share + 5 edit - 2 thumbs_down
+      { "e10", "high_quality", 1.0 + 4 },
+      { "e13", "high_quality", 0.9 + 3 },   -- ties keep the newest first
+      { "e01", "high_quality", 0.9 + 3 },
+      { "e02", "high_quality", 0.8 + 2 },   -- exactly min_quality_score is in
+      { "e07", "high_quality", 0.95 + 1 },
+      -- hard_example: 1 - quality + 2.0 thumbs_down + 1.5 regenerate + 2.5 report
+      { "e09", "hard_example", (1.0 - 0.2) + 4.0 },
+      { "e11", "hard_example", (1.0 - 0.6) + 2.5 },
+      -- e07 (2.05) was picked above: the first pick stays
+      { "e04", "hard_example", 1.0 },       -- no score counts as 0
+      { "e12", "hard_example", 1.0 - 0.3 },
+      { "e05", "hard_example", 0.5 },       -- exactly max_hard_quality is in
+    }, summary_of(ex))
+    -- e03 (0.79), e06 (0.51): below and above the thresholds, nowhere
+    assert.equal("fixed answer e08", ex[1].response)
+    assert.equal("Is there an API rate limit for webhooks?", ex[1].prompt)
+    assert.equal("answer e10", ex[2].response)
+    for _, e in ipairs(ex) do
+      assert.equal(DEP, e.deployment_id)
+      assert.equal("float", math.type(e.curation_score))
+      local keys = {}
+      for k in pairs(e) do keys[#keys + 1] = k end
+      table.sort(keys)
+      assert.same({ "curation_score", "curation_source", "deployment_id", "inference_event_id",
+                    "prompt", "response" }, keys)
+    end
+  end)
+
+  it("gives each limited strategy limit // 3 and user_edit every edit", function()
+    local ex = assert(cf.curate(DEP, { limit = 9,
+      strategies = { "user_edit", "high_quality", "hard_examples" } }))
+    assert.same({ { "e08", "user_edit", 10.0 }, { "e10", "high_quality", 1.0 + 4 },
+                  { "e13", "high_quality", 0.9 + 3 }, { "e09", "hard_example", (1.0 - 0.2) + 4.0 },
+                  { "e11", "hard_example", (1.0 - 0.6) + 2.5 },
+                  { "e07", "hard_example", (1.0 - 0.95) + 2.0 } },
+      summary_of(ex))
+    -- e08 took one of high_quality's three places, as in the reference
+    for _, limit in ipairs { 0, 2 } do
+      ex = assert(cf.curate(DEP, { limit = limit }))
+      assert.same({ { "e08", "user_edit", 10.0 } }, summary_of(ex))
+    end
+  end)
+
+  it("uses the configured limit and thresholds, and the reference's option names", function()
+    local ex = assert(cf.curate(DEP, { strategies = { "high_quality" }, min_quality_score = 0.95 }))
+    assert.same({ { "e10", "high_quality", 1.0 + 4 }, { "e07", "high_quality", 0.95 + 1 } },
+      summary_of(ex))
+    ex = assert(cf.curate(DEP, { strategies = { "hard_examples" }, max_quality_score = 0.2 }))
+    -- 0.2 itself is in; the rest only through negative signals
+    assert.same({ { "e09", "hard_example", (1.0 - 0.2) + 4.0 },
+                  { "e11", "hard_example", (1.0 - 0.6) + 2.5 },
+                  { "e07", "hard_example", (1.0 - 0.95) + 2.0 }, { "e04", "hard_example", 1.0 } },
+      summary_of(ex))
+    local other = support.client { curation = { min_quality_score = 0.99, limit = 3 } }
+    seed(other, DEP, EVENTS)
+    ex = assert(other.curate(DEP, { strategies = { "high_quality" } }))
+    assert.same({ { "e10", "high_quality", 1.0 + 4 } }, summary_of(ex))
+    other.close()
+  end)
+
+  it("returns nothing for an empty or unknown deployment, and scores missing quality as 0", function()
+    assert.same({}, (assert(cf.curate("nobody"))))
+    local c2, d2 = support.client()
+    seed(c2, "unscored", { { "u1", nil, {}, "alpha question one" },
+                           { "u2", nil, { "thumbs_up" }, "beta question two" },
+                           { "u3", nil, {}, "gamma question three" } })
+    local ex = assert(c2.curate("unscored", { strategies = { "high_quality", "hard_examples" } }))
+    assert.same({ { "u3", "hard_example", 1.0 }, { "u2", "hard_example", 1.0 },
+                  { "u1", "hard_example", 1.0 } }, summary_of(ex))
+    c2.close()
+    support.rm_rf(d2)
+  end)
+
+  it("keeps a hostile deployment id as data", function()
+    local evil = "x'); DROP TABLE inference_events;--"
+    seed(cf, evil, { { "h1", 0.9, { "thumbs_up" }, "first evil prompt" } })
+    local ex = assert(cf.curate(evil, { persist = true }))
+    assert.same({ { "h1", "high_quality", 0.9 + 3 } }, summary_of(ex))
+    assert.equal(1, cf.get_curated_count(evil))
+    assert.equal(13, cf.store():count_events { deployment_id = DEP })
+  end)
+
+  it("persists once: examples stay unexported, a second run adds nothing", function()
+    local events = {}
+    cf.on("curation.run", function(p) events[#events + 1] = p end)
+    local ex, s = assert(cf.curate(DEP, { persist = true, limit = 30,
+      strategies = { "user_edit", "high_quality", "hard_examples" } }))
+    assert.equal(11, #ex)
+    assert.same({ 11, 0 }, { s.persisted, s.already_curated })
+    assert.equal(11, cf.get_curated_count(DEP))
+    assert.equal(11, cf.get_curated_count(DEP, { exported = false }))
+    local stored = cf.store():list("curated", { deployment_id = DEP })
+    local by_event = {}
+    for _, c in ipairs(stored) do by_event[c.inference_event_id] = c end
+    assert.same({ "user_edit", 10.0, "fixed answer e08", false },
+      { by_event.e08.curation_source, by_event.e08.curation_score, by_event.e08.response,
+        by_event.e08.exported })
+    local _, s2 = assert(cf.curate(DEP, { persist = true, limit = 30,
+      strategies = { "user_edit", "high_quality", "hard_examples" } }))
+    assert.same({ 0, 11 }, { s2.persisted, s2.already_curated })
+    assert.equal(11, cf.get_curated_count(DEP))
+    assert.equal(2, #events)
+    assert.same({ DEP, 11, 11 }, { events[1].deployment_id, events[1].count, events[1].persisted })
+    -- the exporter takes them from here
+    local _, info = assert(cf.export(DEP, { output_path = dir .. "/out.jsonl" }))
+    assert.equal(11, info.count)
+    assert.equal(0, cf.get_curated_count(DEP, { exported = false }))
+    -- without persist nothing is stored
+    local c2, d2 = scenario()
+    assert(c2.curate(DEP))
+    assert.equal(0, c2.get_curated_count(DEP))
+    c2.close()
+    support.rm_rf(d2)
+  end)
+
+  it("drops near-duplicate prompts, keeping the first in merge order", function()
+    seed(cf, "dups", {
+      { "d1", 0.9, { "thumbs_up" }, "How do I reset my password?" },
+      { "d2", 0.9, { "thumbs_up", "copy" }, "how do I RESET my password" },
+      { "d3", 0.1, {}, "How do I reset my password?!" },
+      { "d4", 0.9, { "thumbs_up" }, "Where is the billing page?" },
+    })
+    local ex, s = assert(cf.curate("dups", { strategies = { "high_quality", "hard_examples" } }))
+    assert.same({ { "d2", "high_quality", 0.9 + 5 }, { "d4", "high_quality", 0.9 + 3 } },
+      summary_of(ex))
+    assert.equal(2, s.near_duplicates)
+    ex = assert(cf.curate("dups", { strategies = { "high_quality", "hard_examples" },
+                                    near_duplicates = false }))
+    assert.equal(4, #ex)
+    ex = assert(cf.curate("dups", { strategies = { "high_quality", "hard_examples" },
+                                    near_duplicate_distance = 0 }))
+    assert.equal(2, #ex) -- these normalise to the same words: distance 0
+  end)
+
+  it("checks its arguments and options", function()
+    assert.has_error(function() cf.curate(42) end,
+      "bad argument #1 to 'curate' (deployment id string expected, got number)")
+    assert.has_error(function() cf.curate(DEP, "x") end,
+      "bad argument #2 to 'curate' (table expected, got string)")
+    assert.has_error(function() cf.curate(DEP, { limt = 3 }) end,
+      "curate: unknown option 'limt' (did you mean 'limit'?)")
+    assert.has_error(function() cf.curate(DEP, { limit = 1.5 }) end,
+      "curate: option 'limit' must be an integer, got a fractional number")
+    assert.has_error(function() cf.curate(DEP, { limit = -1 }) end,
+      "curate: option 'limit' must not be negative")
+    assert.has_error(function() cf.curate(DEP, { persist = "yes" }) end,
+      "curate: option 'persist' must be a boolean, got a string")
+    -- a strategy's own option is valid only when it runs
+    local ok0, err0 = pcall(cf.curate, DEP, { strategies = { "user_edit" }, method = "k_center" })
+    assert.is_false(ok0)
+    assert.matches("curate: unknown option 'method' %(did you mean", err0)
+    assert.has_error(function() cf.curate(DEP, { strategies = { "diverse" }, method = 3 }) end,
+      "curate: option 'method' must be a string, got an integer")
+    assert.has_error(function() cf.curate(DEP, { strategies = { "high_quailty" } }) end)
+    local ok, err = pcall(cf.curate, DEP, { strategies = { "high_quailty" } })
+    assert.is_false(ok)
+    assert.matches("unknown curation strategy 'high_quailty' %(did you mean 'high_quality'%?%)", err)
+    assert.matches("crucible/curation/high_quailty.lua in a user directory", err)
+    assert.has_error(function() cf.curate(DEP, { near_duplicate_distance = 17 }) end,
+      "curate: near_duplicate_distance must be 0 to 16, got 17")
+    assert.has_error(function() cf.curate(DEP, { since = "yesterday" }) end)
+    assert.has_error(function() cf.get_curated_count(nil) end)
+  end)
+
+  it("restricts the events to a time window", function()
+    local ex = assert(cf.curate(DEP, { strategies = { "high_quality" }, limit = 30,
+                                       since = 7 * 1000000, ["until"] = "1970-01-01T00:00:11Z" }))
+    assert.same({ "e08", "e10", "e07" }, { ex[1].inference_event_id, ex[2].inference_event_id,
+                                          ex[3].inference_event_id })
+    assert.equal(3, #ex)
+  end)
+end)
+
+describe("diverse", function()
+  local function abc(cf)
+    seed(cf, "div", { { "a", nil, {}, "A" }, { "b", nil, {}, "B" }, { "c", nil, {}, "C" } })
+  end
+  local VEC = { A = { 0.0, 0.0 }, B = { 5.0, 5.0 }, C = { 10.0, 10.0 } }
+  local function embed(texts)
+    local out = {}
+    for i, t in ipairs(texts) do out[i] = VEC[t] end
+    return out
+  end
+
+  it("takes the prompts farthest from the centroid (the reference's test), score 1.0", function()
+    local cf, dir = support.client { embedding_client = embed }
+    abc(cf)
+    local ex = assert(cf.curate("div", { strategies = { "diverse" }, limit = 6 }))
+    assert.same({ { "c", "diverse", 1.0 }, { "a", "diverse", 1.0 } }, summary_of(ex))
+    cf.close()
+    support.rm_rf(dir)
+  end)
+
+  it("spreads picks with method = k_center, and uses the call's embedding_client", function()
+    local cf, dir = support.client()
+    seed(cf, "kc", {
+      { "k1", nil, {}, "near" }, { "k2", nil, {}, "near2" }, { "k3", nil, {}, "near3" },
+      { "k4", nil, {}, "far_x" }, { "k5", nil, {}, "far_y" },
+    })
+    local V = { near = { 0, 0 }, near2 = { 0.1, 0 }, near3 = { 0, 0.1 }, far_x = { 10, 0 },
+                far_y = { 0, 10 } }
+    local client = function(texts)
+      local out = {}
+      for i, t in ipairs(texts) do out[i] = V[t] end
+      return out
+    end
+    local ex = assert(cf.curate("kc", { strategies = { "diverse" }, limit = 9, method = "k_center",
+                                        embedding_client = client }))
+    local got = {}
+    for _, e in ipairs(ex) do got[#got + 1] = e.inference_event_id end
+    table.sort(got)
+    assert.equal(3, #got)
+    assert.equal("k4", got[#got - 1])
+    assert.equal("k5", got[#got])
+    assert.is_true(got[1] == "k1" or got[1] == "k2" or got[1] == "k3")
+    -- the centroid method takes both outliers and the near point farthest from the mean
+    ex = assert(cf.curate("kc", { strategies = { "diverse" }, limit = 9, embedding_client = client }))
+    assert.same({ "k5", "k4" }, { ex[1].inference_event_id, ex[2].inference_event_id })
+    cf.close()
+    support.rm_rf(dir)
+  end)
+
+  it("falls back to the longest prompts (in characters) without embeddings, and says so", function()
+    local cf, dir = support.client { embedding_client = "noop" }
+    seed(cf, "long", { { "l1", nil, {}, "abcd" }, { "l2", nil, {}, "e\u{301}e\u{301}e\u{301}" },
+                       { "l3", nil, {}, "zz" }, { "l4", nil, {}, "wxyz" } })
+    local warned = {}
+    cf.on("curation.warning", function(p) warned[#warned + 1] = p.message end)
+    local ex, s = assert(cf.curate("long", { strategies = { "diverse" }, limit = 9 }))
+    -- 4, 4 (the newer first), then 3 graphemes (9 bytes)
+    assert.same({ { "l4", "diverse", 1.0 }, { "l1", "diverse", 1.0 }, { "l2", "diverse", 1.0 } },
+      summary_of(ex))
+    assert.equal(1, #s.warnings)
+    assert.matches("embedding_client_not_configured", s.warnings[1])
+    assert.same(s.warnings, warned)
+    cf.close()
+    support.rm_rf(dir)
+  end)
+
+  it("runs with the built-in embedder by default", function()
+    local cf, dir = scenario()
+    local ex, s = assert(cf.curate(DEP, { strategies = { "diverse" }, limit = 9 }))
+    assert.equal(3, #ex)
+    assert.same({}, s.warnings)
+    for _, e in ipairs(ex) do assert.equal("diverse", e.curation_source) end
+    cf.close()
+    support.rm_rf(dir)
+  end)
+end)
+
+describe("user strategies", function()
+  local cf, dir, udir
+  before_each(function()
+    udir = support.user_dir "crucible/curation"
+    cf, dir = scenario { lua_path = udir }
+  end)
+  after_each(function()
+    cf.close()
+    support.rm_rf(dir)
+    support.rm_rf(udir)
+  end)
+
+  local function write_strategy(name, body)
+    support.write_file(udir .. "/crucible/curation/" .. name .. ".lua", body)
+  end
+
+  it("loads a strategy module from the user path by name and runs it in order", function()
+    write_strategy("longest_answers", [[
+local curation = require "crucible.curation"
+return curation.register {
+  name = "longest_answers",
+  source = "long",
+  options = { min_length = "integer" },
+  select = function(ctx, opts)
+    local top = ctx.topk(opts.limit)
+    for r in ctx.records { lengths = true } do
+      if r.response_length >= (opts.min_length or 0) then top:push(r.id, r.response_length) end
+    end
+    return top:results()
+  end,
+}
+]])
+    local ex = assert(cf.curate(DEP, { strategies = { "user_edit", "longest_answers" }, limit = 6,
+                                       min_length = 10 }))
+    assert.same({ { "e08", "user_edit", 10.0 }, { "e13", "long", 10.0 }, { "e12", "long", 10.0 } },
+      summary_of(ex))
+    assert.truthy(curation.get("longest_answers"))
+  end)
+
+  it("reports a strategy that raises with its file and line, and persists nothing", function()
+    write_strategy("broken_one", [[
+local curation = require "crucible.curation"
+return curation.register {
+  name = "broken_one",
+  select = function(ctx)
+    for r in ctx.records() do
+      if r.id == "e05" then error("cannot handle " .. r.id) end
+    end
+    return {}
+  end,
+}
+]])
+    local failed = {}
+    cf.on("curation.failed", function(p) failed[#failed + 1] = p.error end)
+    local ex, err, kind = cf.curate(DEP, { persist = true,
+                                           strategies = { "user_edit", "broken_one" } })
+    assert.is_nil(ex)
+    assert.equal("strategy", kind)
+    assert.matches("curation strategy 'broken_one' failed: .*/crucible/curation/broken_one.lua:6:"
+      .. " cannot handle e05", err)
+    assert.equal(0, cf.get_curated_count(DEP))
+    assert.same({ err }, failed)
+  end)
+
+  it("rejects malformed picks naming the strategy and the pick", function()
+    curation.register { name = "bad_picks", select = function() return { { id = "e01", score = 0 / 0 } } end }
+    local ex, err, kind = cf.curate(DEP, { strategies = { "bad_picks" } })
+    assert.is_nil(ex)
+    assert.equal("strategy", kind)
+    assert.matches("curation strategy 'bad_picks' %(.*curation_spec.lua:%d+%) pick 1: score must be"
+      .. " a finite number, got %-?nan", err)
+    curation.register { name = "bad_picks2", select = function() return "nope" end }
+    ex, err = cf.curate(DEP, { strategies = { "bad_picks2" } })
+    assert.is_nil(ex)
+    assert.matches("returned string, expected a list of {id =, score =}", err)
+    curation.unregister "bad_picks"
+    curation.unregister "bad_picks2"
+  end)
+
+  it("validates the registration, one precise error per field", function()
+    local function reg_err(spec)
+      local ok, err = pcall(function() curation.register(spec) end)
+      assert.is_false(ok)
+      return err
+    end
+    curation.get "high_quality"
+    local select = function() return {} end
+    assert.matches("curation.register: expected a table {name = ..., select = function ... end}, got a string",
+      reg_err "x")
+    assert.matches("curation.register: field 'name' is required", reg_err { select = select })
+    assert.matches("field 'name' must be letters, digits and underscores starting with a letter,"
+      .. " got \"My Strategy\"", reg_err { name = "My Strategy", select = select })
+    assert.matches("curation.register{name = \"x1\"}: field 'select' is required %(a function%)",
+      reg_err { name = "x1" })
+    assert.matches("curation.register{name = \"x1\"}: field 'select' must be a function, got a string",
+      reg_err { name = "x1", select = "f" })
+    assert.matches("curation.register{name = \"x1\"}: unknown field 'selct' %(did you mean 'select'%?%)",
+      reg_err { name = "x1", selct = select })
+    assert.matches("field 'source' must be a string, got an integer",
+      reg_err { name = "x1", select = select, source = 3 })
+    assert.matches("field 'limited' must be a boolean, got a string",
+      reg_err { name = "x1", select = select, limited = "no" })
+    assert.matches("options.n must be one of the type names any, boolean, ",
+      reg_err { name = "x1", select = select, options = { n = "int" } })
+    -- the error points at the caller's line
+    assert.matches("curation_spec.lua:%d+: curation.register", reg_err { select = select })
+    -- a second registration of a name from elsewhere needs replace = true
+    assert.matches("a curation strategy named 'high_quality' is already registered %(at"
+      .. " crucible/curation/high_quality.lua:%d+%); set replace = true",
+      reg_err { name = "high_quality", select = select })
+    local spec = curation.register { name = "x1", select = select, description = "ok" }
+    assert.equal("x1", spec.name)
+    assert.is_true(curation.unregister "x1")
+    assert.is_false(curation.unregister "x1")
+  end)
+
+  it("reports a module that does not register the name it was loaded for", function()
+    write_strategy("silent", "return {}\n")
+    local ok, err = pcall(cf.curate, DEP, { strategies = { "silent" } })
+    assert.is_false(ok)
+    assert.matches("curation strategy 'silent': module crucible.curation.silent loaded but did not"
+      .. " call curation.register{name = \"silent\", ...}", err)
+  end)
+end)
