@@ -27,6 +27,7 @@ static const luaL_Reg preloads[] = {
     {"crucible._drift", luaopen_crucible_drift},
     {"crucible._embed", luaopen_crucible_embed},
     {"crucible._export", luaopen_crucible_export},
+    {"crucible._sched", luaopen_crucible_sched},
     {NULL, NULL},
 };
 

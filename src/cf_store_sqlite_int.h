@@ -49,4 +49,9 @@ int sq_open_unscored_cursor(cf_store *, const cf_query *, cf_cursor **, cf_err *
 int sq_open_columns(cf_store *, const cf_query *, const cf_column *, size_t, cf_colscan **,
                     cf_err *);
 
+/* cf_store_sqlite_runs.c */
+int sq_insert_run(cf_store *, const cf_workflow_run *, char id_out[37], int *acquired, cf_err *);
+int sq_update_run(cf_store *, const cf_workflow_run *, cf_err *);
+int sq_list_runs(cf_store *, cf_str name, int64_t limit, cf_run_fn cb, void *ud, cf_err *);
+
 #endif

@@ -19,6 +19,7 @@
 #include "crucible/cf_store.h"
 #include "crucible/l_store.h"
 #include "l_store_columns.h"
+#include "l_store_runs.h"
 
 #define STORE_MT "crucible.Store"
 #define CURSOR_MT "crucible.Cursor"
@@ -917,6 +918,7 @@ int luaopen_crucible_store(lua_State *L)
     new_class(L, STORE_MT, store_methods, store_meta);
     new_class(L, CURSOR_MT, cursor_methods, cursor_meta);
     l_store_columns_register(L, STORE_MT);
+    l_store_runs_register(L, STORE_MT);
     luaL_newlib(L, funcs);
     return 1;
 }

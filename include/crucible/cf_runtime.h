@@ -33,5 +33,6 @@ int luaopen_crucible_quality(lua_State *L);   /* crucible._quality */
 int luaopen_crucible_drift(lua_State *L);     /* crucible._drift */
 int luaopen_crucible_embed(lua_State *L);     /* crucible._embed */
 int luaopen_crucible_export(lua_State *L);    /* crucible._export */
+int luaopen_crucible_sched(lua_State *L);     /* crucible._sched */
 
 #endif

@@ -237,6 +237,34 @@ function Store:insert_trigger(t)
   return self.h:insert_trigger(r)
 end
 
+--- Workflow runs (the scheduler's record). insert_run returns the id, or
+-- false when the run is "running" and another run of the same name holds
+-- a live lease; update_run changes status, finished_at, lease_until, error
+-- and details; runs{name=, limit=} lists them newest first. details may
+-- be a table (stored as JSON).
+function Store:insert_run(r)
+  local t = {}
+  for k, v in pairs(r) do t[k] = v end
+  t.details = M.encode_json(r.details, "run.details")
+  return self.h:insert_run(t)
+end
+
+function Store:update_run(r)
+  local t = {}
+  for k, v in pairs(r) do t[k] = v end
+  t.details = M.encode_json(r.details, "run.details")
+  return self.h:update_run(t)
+end
+
+function Store:runs(q)
+  q = q or {}
+  if type(q) ~= "table" then error("query must be a table, got " .. type(q), 2) end
+  local list, err, kind = self.h:list_runs(q.name, q.limit)
+  if not list then return nil, err, kind end
+  for _, r in ipairs(list) do with_json(r, "details") end
+  return list
+end
+
 function Store:setting(key) return self.h:kv_get(key) end
 function Store:set_setting(key, value) return self.h:kv_set(key, value) end
 function Store:setting_or_set(key, value) return self.h:kv_get_or_set(key, value) end
