@@ -30,7 +30,7 @@ local sched = require "crucible._sched"
 local M = {}
 
 --- The stages that ship with crucible (lua/crucible/stages/<name>.lua).
-M.BUNDLED = { "assess_quality", "detect_drift", "curate", "check_triggers", "export_feedback" }
+M.BUNDLED = { "assess_quality", "detect_drift", "export_feedback" }
 
 local registry = {}                                  -- name -> module (register_stage)
 local internals = setmetatable({}, { __mode = "k" }) -- instance -> its feature ctx (emit)
@@ -55,6 +55,10 @@ function M.context(artifacts, opts)
 end
 
 function M.is_context(v) return getmetatable(v) == Context end
+
+function Context:__tostring()
+  return ("pipeline context %s (%s)"):format(self.run_id, self.status)
+end
 
 function Context:get_artifact(name, default)
   local v = self.artifacts[name]
@@ -118,6 +122,7 @@ end
 local function show(v)
   if type(v) == "string" then return ("'%s'"):format(v) end
   if math.type(v) == "float" then return "a fractional number" end
+  if math.type(v) == "integer" then return "an integer" end
   if type(v) == "table" then return is_list(v) and next(v) ~= nil and "a list" or "a table" end
   return SCALARS[type(v)] or ("a " .. type(v))
 end
@@ -442,7 +447,9 @@ function M.run(ctx, steps, opts)
   for i, p in ipairs(plan) do
     if sched.stop_requested() then
       status = "stopped"
-      message = ("pipeline stopped (SIGTERM) before stage '%s' (%d of %d)"):format(p.label, i, #plan)
+      message = i == 1 and ("stopped (SIGTERM) before the first stage; %d not run"):format(#plan)
+        or ("stopped (SIGTERM) after stage '%s' (%d of %d); %d not run"):format(plan[i - 1].label,
+          i - 1, #plan, #plan - i + 1)
       break
     end
     emit("pipeline.stage.start", { run_id = ctx.run_id, stage = p.label, index = i })

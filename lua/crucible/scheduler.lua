@@ -176,7 +176,7 @@ function Scheduler:plan(now)
         self:log("schedule '%s': missed the run due %s (last run %s); running it now",
           e.name, M.time_text(due), M.time_text(last.started_at))
       else
-        e.next = self:after(e, due, now)
+        e.next = M.after(e, due, now)
         self:log("schedule '%s': missed the run due %s (catch_up is off)", e.name, M.time_text(due))
       end
     elseif due then
@@ -187,8 +187,8 @@ function Scheduler:plan(now)
   end
 end
 
--- The first firing of e after `now`, stepping from `from` (a past firing).
-function Scheduler:after(e, from, now)
+--- The first firing of e after `now`, stepping from `from` (a past firing).
+function M.after(e, from, now)
   if e.cron then return M.next_after(e, now) end
   local k = (now - from) // (e.every * US) + 1
   return from + k * e.every * US
@@ -351,7 +351,7 @@ function Scheduler:loop(opts)
         e.catching_up = nil
         self:run(e, scheduled)
         local after = core.now_us()
-        local nxt = self:after(e, e.next, after)
+        local nxt = M.after(e, e.next, after)
         local missed = 0
         local probe = M.next_after(e, e.next)
         while probe < nxt and missed < 1000 do

@@ -91,7 +91,10 @@ function M.run(ctx, opts)
   for k, v in pairs(opts) do o[k] = v end
   o.window_hours, o.metadata_features = nil, nil
   o.features = features_of(opts, cf.config)
-  if opts.window_hours then o.since = core.now_us() - opts.window_hours * 3600 * 1000000 end
+  if opts.window_hours then
+    local now = core.now_us()
+    o.since, o["until"] = now - opts.window_hours * 3600 * 1000000, now
+  end
   local results, derr = cf.detect_drift(dep, o)
   if not results then return nil, derr end
   local best, drifted, summary = 0.0, 0, {}
