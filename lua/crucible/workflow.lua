@@ -103,8 +103,8 @@ local function fmt_num(v)
 end
 
 --- Prints a pipeline context readably: each stage with its status and
--- time, the metrics, and the artifacts that are plain values (paths,
--- trigger lists).
+-- time, the metrics, the artifacts that are plain values (paths, trigger
+-- lists) and the files exported.
 function M.report(ctx, out)
   out = out or io.stdout
   local w = function(...) out:write(...) out:write("\n") end
@@ -130,6 +130,9 @@ function M.report(ctx, out)
   for _, k in ipairs(akeys) do
     local v = ctx.artifacts[k]
     w(("  %-22s %s"):format(k, type(v) == "table" and table.concat(v, ", ") or v))
+  end
+  for _, e in ipairs(ctx.artifacts.exports or {}) do
+    w(("  exported %-13s %s (%d rows, %d bytes)"):format(e.format, e.path, e.count, e.bytes or 0))
   end
 end
 

@@ -176,9 +176,18 @@ describe("stage export_feedback", function()
     -- nothing new: an empty export; filters take them again
     ctx = assert(run { { stage = "export_feedback", opts = { format = "csv", output_path = dir .. "/a.csv" } } })
     assert.are.equal(0, ctx.metrics.exported_count)
-    ctx = assert(run { { stage = "export_feedback", opts = { format = "csv", output_path = dir .. "/b.csv",
-      filters = { include_exported = true, limit = 2 } } } })
-    assert.are.equal(2, ctx.metrics.exported_count)
+    ctx = assert(run {
+      { stage = "export_feedback", opts = { format = "csv", output_path = dir .. "/b.csv",
+                                            filters = { include_exported = true, limit = 2 } } },
+      { stage = "export_feedback", opts = { format = "jsonl", output_path = dir .. "/c.jsonl",
+                                            filters = { include_exported = true } } },
+    })
+    assert.are.equal(7, ctx.metrics.exported_count)
+    assert.are.equal(dir .. "/c.jsonl", ctx:get_artifact("feedback_data_path"))
+    local exports = ctx:get_artifact("exports")
+    assert.are.equal(2, #exports)
+    assert.are.same({ dir .. "/b.csv", "csv", 2 }, { exports[1].path, exports[1].format, exports[1].count })
+    assert.is_true(exports[1].bytes > 0)
     local csv = duck.rows(("SELECT count(*)::INT AS n FROM read_csv(%s, allow_quoted_nulls=false)")
       :format(duck.lit(dir .. "/b.csv")))
     assert.are.equal(2, csv[1].n)

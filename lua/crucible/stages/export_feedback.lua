@@ -5,8 +5,10 @@
 -- Curated formats (jsonl, parquet, csv, huggingface) run cf.export: the
 -- curated examples not exported yet, then marked exported. Preference
 -- formats (dpo, kto, openai) run cf.export_preference_pairs. Puts the
--- artifacts feedback_data_path and export (count, bytes, format, ...);
--- merges the metric exported_count.
+-- artifacts feedback_data_path and export (count, bytes, format, ...), and
+-- appends {path=, format=, count=, bytes=} to the artifact exports; adds
+-- the rows written to the metric exported_count (so several export stages
+-- in one pipeline sum up).
 local core = require "crucible._core"
 local pipeline = require "crucible.pipeline"
 
@@ -67,7 +69,7 @@ function M.run(ctx, opts)
   if not dep then return nil, err end
   local cf = ctx:client()
   local f = opts.filters or {}
-  local path, info, eerr
+  local path, info
   if PAIRS[opts.format or ""] then
     path, info = cf.export_preference_pairs(dep, { format = opts.format,
       output_path = opts.output_path, limit = f.limit, since = f.since, ["until"] = f["until"] })
@@ -75,13 +77,13 @@ function M.run(ctx, opts)
     path, info = cf.export(dep, { format = opts.format, output_path = opts.output_path,
       include_exported = f.include_exported, limit = f.limit })
   end
-  if not path then
-    eerr = info
-    return nil, eerr
-  end
+  if not path then return nil, info end
   ctx:put_artifact("feedback_data_path", path)
   ctx:put_artifact("export", info)
-  ctx:merge_metrics { exported_count = info.count }
+  local list = ctx:get_artifact("exports") or {}
+  list[#list + 1] = { path = path, format = info.format, count = info.count, bytes = info.bytes }
+  ctx:put_artifact("exports", list)
+  ctx:merge_metrics { exported_count = (ctx.metrics.exported_count or 0) + info.count }
   return ctx
 end
 
