@@ -268,9 +268,9 @@ function Scheduler:run(e, scheduled_for)
     self:log("schedule '%s': not run: cannot record the run: %s", e.name, ierr)
     return { status = "failed", error = ierr }
   end
-  self:log("schedule '%s': run %s started (%s%s): %s %s", e.name, id, e.rule,
-    scheduled_for and (", due " .. M.time_text(scheduled_for)) or ", by hand", e.script,
-    table.concat(e.args, " "))
+  self:log("schedule '%s': run %s started (%s%s): %s", e.name, id, e.rule,
+    scheduled_for and (", due " .. M.time_text(scheduled_for)) or ", by hand",
+    table.concat({ e.script, table.unpack(e.args) }, " "))
   local last_pipeline
   local h1 = cf.on("pipeline.stop", function(p) last_pipeline = p end)
   local h2 = cf.on("pipeline.stage.stop", function(p)
@@ -358,7 +358,7 @@ function Scheduler:loop(opts)
           missed = missed + 1
           probe = M.next_after(e, probe)
         end
-        if missed > 0 then
+        if missed > 0 and not sched.stop_requested() then
           self:log("schedule '%s': %d firing%s passed while it ran; next run %s", e.name, missed,
             missed == 1 and "" or "s", M.time_text(nxt))
         end

@@ -60,8 +60,12 @@ function M.main(opts)
   local cli = require "crucible.cli"
   local core = require "crucible._core"
   local scheduler = require "crucible.scheduler"
-  local ok, cf = pcall(function() return require("crucible").default() end)
-  if not ok then return cli.report(cf) end
+  -- the workflows use the default instance (require "crucible"); a bad
+  -- configuration is reported without a Lua position
+  local probe, perr = require("crucible").new()
+  if not probe then return cli.report(perr) end
+  probe.close()
+  local cf = require("crucible").default()
   local limit = 20
   if opts.limit then
     limit = math.tointeger(tonumber(opts.limit))
@@ -83,6 +87,7 @@ function M.main(opts)
   if not entries then return status end
   local s = scheduler.new { cf = cf, schedules = entries }
   if opts.list then
+    s.log_fn = function() end
     s:plan(core.now_us())
     print(("%-16s  %-22s  %-20s  %s"):format("schedule", "rule", "next run (UTC)", "last run"))
     for _, e in ipairs(entries) do
