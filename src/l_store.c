@@ -19,6 +19,7 @@
 #include "crucible/cf_store.h"
 #include "crucible/l_store.h"
 #include "l_store_columns.h"
+#include "l_store_int.h"
 #include "l_store_runs.h"
 
 #define STORE_MT "crucible.Store"
@@ -258,6 +259,11 @@ static void set_num(lua_State *L, const char *field, double v)
     lua_pushnumber(L, v);
     lua_setfield(L, -2, field);
 }
+
+cf_str l_store_get_str(lua_State *L, int idx, const char *field) { return get_str(L, idx, field); }
+int64_t l_store_get_int(lua_State *L, int idx, const char *field) { return get_int(L, idx, field); }
+void l_store_set_str(lua_State *L, const char *field, cf_str v) { set_str(L, field, v); }
+void l_store_set_int(lua_State *L, const char *field, int64_t v) { set_int(L, field, v); }
 
 static void set_bool(lua_State *L, const char *field, int v)
 {

@@ -14,49 +14,24 @@
 #include "crucible/cf_lua.h"
 #include "crucible/cf_store.h"
 #include "crucible/l_store.h"
+#include "l_store_int.h"
 #include "l_store_runs.h"
-
-static cf_str opt_str(lua_State *L, int idx, const char *field)
-{
-    cf_str r = {NULL, 0};
-    int t = lua_getfield(L, idx, field);
-    if (t == LUA_TSTRING)
-        r.p = lua_tolstring(L, -1, &r.n); /* anchored by the table */
-    else if (t != LUA_TNIL)
-        luaL_error(L, "field '%s' must be a string, got %s", field, lua_typename(L, t));
-    lua_pop(L, 1);
-    return r;
-}
-
-static int64_t opt_int(lua_State *L, int idx, const char *field, int64_t dflt)
-{
-    int64_t v = dflt;
-    int t = lua_getfield(L, idx, field);
-    if (t != LUA_TNIL) {
-        int ok = 0;
-        lua_Integer i = lua_tointegerx(L, -1, &ok);
-        if (t != LUA_TNUMBER || !ok)
-            luaL_error(L, "field '%s' must be an integer, got %s", field,
-                       t == LUA_TNUMBER ? "a fractional number" : lua_typename(L, t));
-        v = (int64_t)i;
-    }
-    lua_pop(L, 1);
-    return v;
-}
 
 static void read_run(lua_State *L, int idx, cf_workflow_run *r)
 {
     luaL_checktype(L, idx, LUA_TTABLE);
-    r->id = opt_str(L, idx, "id");
-    r->name = opt_str(L, idx, "name");
-    r->script = opt_str(L, idx, "script");
-    r->status = opt_str(L, idx, "status");
-    r->error = opt_str(L, idx, "error");
-    r->details = opt_str(L, idx, "details");
-    r->scheduled_for = opt_int(L, idx, "scheduled_for", CF_NULL_INT);
-    r->started_at = opt_int(L, idx, "started_at", 0);
-    r->finished_at = opt_int(L, idx, "finished_at", CF_NULL_INT);
-    r->lease_until = opt_int(L, idx, "lease_until", CF_NULL_INT);
+    r->id = l_store_get_str(L, idx, "id");
+    r->name = l_store_get_str(L, idx, "name");
+    r->script = l_store_get_str(L, idx, "script");
+    r->status = l_store_get_str(L, idx, "status");
+    r->error = l_store_get_str(L, idx, "error");
+    r->details = l_store_get_str(L, idx, "details");
+    r->scheduled_for = l_store_get_int(L, idx, "scheduled_for");
+    r->started_at = l_store_get_int(L, idx, "started_at");
+    if (r->started_at == CF_NULL_INT)
+        r->started_at = 0; /* now */
+    r->finished_at = l_store_get_int(L, idx, "finished_at");
+    r->lease_until = l_store_get_int(L, idx, "lease_until");
 }
 
 static int m_insert_run(lua_State *L)
@@ -89,37 +64,21 @@ static int m_update_run(lua_State *L)
     return 1;
 }
 
-static void set_str(lua_State *L, const char *k, cf_str v)
-{
-    if (!v.p)
-        return;
-    lua_pushlstring(L, v.p, v.n);
-    lua_setfield(L, -2, k);
-}
-
-static void set_int(lua_State *L, const char *k, int64_t v)
-{
-    if (v == CF_NULL_INT)
-        return;
-    lua_pushinteger(L, (lua_Integer)v);
-    lua_setfield(L, -2, k);
-}
-
 /* Appends one run to the list on the top of the stack. */
 static int add_run(void *ud, const cf_workflow_run *r)
 {
     lua_State *L = ud;
     lua_createtable(L, 0, 10);
-    set_str(L, "id", r->id);
-    set_str(L, "name", r->name);
-    set_str(L, "script", r->script);
-    set_str(L, "status", r->status);
-    set_int(L, "scheduled_for", r->scheduled_for);
-    set_int(L, "started_at", r->started_at);
-    set_int(L, "finished_at", r->finished_at);
-    set_int(L, "lease_until", r->lease_until);
-    set_str(L, "error", r->error);
-    set_str(L, "details", r->details);
+    l_store_set_str(L, "id", r->id);
+    l_store_set_str(L, "name", r->name);
+    l_store_set_str(L, "script", r->script);
+    l_store_set_str(L, "status", r->status);
+    l_store_set_int(L, "scheduled_for", r->scheduled_for);
+    l_store_set_int(L, "started_at", r->started_at);
+    l_store_set_int(L, "finished_at", r->finished_at);
+    l_store_set_int(L, "lease_until", r->lease_until);
+    l_store_set_str(L, "error", r->error);
+    l_store_set_str(L, "details", r->details);
     lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
     return 0;
 }

@@ -107,17 +107,44 @@ function M.deployment(ctx)
   return dep
 end
 
+--- Wraps a stage's run function so it receives the deployment_id
+-- artifact and the instance (a context without the artifact fails the
+-- stage with a message saying how to give one):
+--   M.run = pipeline.for_deployment(function(ctx, opts, deployment_id, cf) ... end)
+function M.for_deployment(fn)
+  return function(ctx, opts)
+    local dep, err = M.deployment(ctx)
+    if not dep then return nil, err end
+    return fn(ctx, opts, dep, ctx:client())
+  end
+end
+
+--- For a stage's validate(): the first of the options `keys` below `min`,
+-- as a message, or nil.
+function M.check_min(opts, keys, min)
+  for _, k in ipairs(keys) do
+    local v = opts[k]
+    if v ~= nil and v < min then
+      if min == 0 then return ("option '%s' must not be negative, got %s"):format(k, v) end
+      return ("option '%s' must be at least %s, got %s"):format(k, min, v)
+    end
+  end
+  return nil
+end
+
 -- ---- types -------------------------------------------------------------------
 
 local SCALARS = { float = "a number", integer = "an integer", string = "a string",
                   boolean = "a boolean", map = "a map (a table with named keys)",
                   ["function"] = "a function" }
 
-local function is_list(t)
+--- Whether t (a table) is a sequence: keys 1..n and nothing else.
+function M.is_list(t)
   local n = 0
   for _ in pairs(t) do n = n + 1 end
   return n == #t
 end
+local is_list = M.is_list
 
 local function show(v)
   if type(v) == "string" then return ("'%s'"):format(v) end

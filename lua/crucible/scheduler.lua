@@ -30,11 +30,7 @@ function M.time_text(us)
   return core.format_time(us):sub(1, 19) .. "Z"
 end
 
-local function is_list(t)
-  local n = 0
-  for _ in pairs(t) do n = n + 1 end
-  return n == #t
-end
+local is_list = require("crucible.pipeline").is_list
 
 local function join_path(dir, path)
   if path:sub(1, 1) == "/" or not dir or dir == "" or dir == "." then return path end

@@ -242,19 +242,15 @@ end
 -- a live lease; update_run changes status, finished_at, lease_until, error
 -- and details; runs{name=, limit=} lists them newest first. details may
 -- be a table (stored as JSON).
-function Store:insert_run(r)
+local function run_row(r)
   local t = {}
   for k, v in pairs(r) do t[k] = v end
   t.details = M.encode_json(r.details, "run.details")
-  return self.h:insert_run(t)
+  return t
 end
 
-function Store:update_run(r)
-  local t = {}
-  for k, v in pairs(r) do t[k] = v end
-  t.details = M.encode_json(r.details, "run.details")
-  return self.h:update_run(t)
-end
+function Store:insert_run(r) return self.h:insert_run(run_row(r)) end
+function Store:update_run(r) return self.h:update_run(run_row(r)) end
 
 function Store:runs(q)
   q = q or {}

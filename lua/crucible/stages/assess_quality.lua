@@ -31,23 +31,11 @@ function M.describe(_opts)
 end
 
 function M.validate(opts)
-  for _, k in ipairs { "batch_size", "limit", "window_hours", "window_size" } do
-    if opts[k] ~= nil and opts[k] < 1 then
-      return ("option '%s' must be at least 1, got %d"):format(k, opts[k])
-    end
-  end
-  for _, k in ipairs { "min_length", "max_length" } do
-    if opts[k] ~= nil and opts[k] < 0 then
-      return ("option '%s' must not be negative, got %d"):format(k, opts[k])
-    end
-  end
-  return nil
+  return pipeline.check_min(opts, { "batch_size", "limit", "window_hours", "window_size" }, 1)
+    or pipeline.check_min(opts, { "min_length", "max_length" }, 0)
 end
 
-function M.run(ctx, opts)
-  local dep, err = pipeline.deployment(ctx)
-  if not dep then return nil, err end
-  local cf = ctx:client()
+M.run = pipeline.for_deployment(function(ctx, opts, dep, cf)
   local since
   if opts.window_hours then since = core.now_us() - opts.window_hours * 3600 * 1000000 end
   local r, berr = cf.backfill_quality(dep, {
@@ -65,6 +53,6 @@ function M.run(ctx, opts)
     ctx:merge_metrics { quality_average = s.rolling_average }
   end
   return ctx
-end
+end)
 
 return M

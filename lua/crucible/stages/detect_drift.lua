@@ -56,16 +56,8 @@ local function features_of(opts, cfg)
 end
 
 function M.validate(opts)
-  for _, k in ipairs(COUNTS) do
-    if opts[k] ~= nil and opts[k] < 1 then
-      return ("option '%s' must be at least 1, got %d"):format(k, opts[k])
-    end
-  end
-  for _, k in ipairs(THRESHOLDS) do
-    if opts[k] ~= nil and opts[k] < 0 then
-      return ("option '%s' must not be negative, got %s"):format(k, opts[k])
-    end
-  end
+  local bad = pipeline.check_min(opts, COUNTS, 1) or pipeline.check_min(opts, THRESHOLDS, 0)
+  if bad then return bad end
   if opts.window_size and opts.window_hours then
     return "options 'window_size' and 'window_hours' exclude each other (events or hours)"
   end
@@ -83,10 +75,7 @@ function M.validate(opts)
   return nil
 end
 
-function M.run(ctx, opts)
-  local dep, err = pipeline.deployment(ctx)
-  if not dep then return nil, err end
-  local cf = ctx:client()
+M.run = pipeline.for_deployment(function(ctx, opts, dep, cf)
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
   o.window_hours, o.metadata_features = nil, nil
@@ -107,6 +96,6 @@ function M.run(ctx, opts)
   ctx:put_artifact("drift_summary", summary)
   ctx:merge_metrics { drift_score = best, drifted_count = drifted }
   return ctx
-end
+end)
 
 return M

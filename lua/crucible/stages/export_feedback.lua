@@ -64,10 +64,7 @@ function M.validate(opts)
   return nil
 end
 
-function M.run(ctx, opts)
-  local dep, err = pipeline.deployment(ctx)
-  if not dep then return nil, err end
-  local cf = ctx:client()
+M.run = pipeline.for_deployment(function(ctx, opts, dep, cf)
   local f = opts.filters or {}
   local path, info
   if PAIRS[opts.format or ""] then
@@ -85,6 +82,6 @@ function M.run(ctx, opts)
   ctx:put_artifact("exports", list)
   ctx:merge_metrics { exported_count = (ctx.metrics.exported_count or 0) + info.count }
   return ctx
-end
+end)
 
 return M
