@@ -59,7 +59,8 @@ int cf_stop_watch(int *armed_now, cf_err *err)
     *armed_now = 0;
     if (wake_fds(err))
         return -1;
-    if (atomic_load(&watching))
+    /* already watched, or a stop is pending: its owner handles it */
+    if (atomic_load(&watching) || atomic_load(&stop_flag))
         return 0;
     if (cf_shutdown_set_stop(on_stop, NULL, err))
         return -1;
@@ -96,8 +97,8 @@ void cf_stop_reset(void)
 
 cf_wake cf_sleep_until(int64_t deadline_us)
 {
-    if (wake_fds(NULL))
-        return CF_WAKE_INTERRUPTED;
+    /* without the pipe (no descriptors left) a stop is seen within a second */
+    int have_pipe = wake_fds(NULL) == 0;
     for (;;) {
         if (atomic_load(&stop_flag))
             return CF_WAKE_STOP;
@@ -106,7 +107,7 @@ cf_wake cf_sleep_until(int64_t deadline_us)
             return CF_WAKE_TIME;
         /* at most a second at a time, so a changed wall clock is noticed */
         int ms = left >= 1000000 ? 1000 : (int)((left + 999) / 1000);
-        struct pollfd p = {.fd = wake_pipe[0], .events = POLLIN};
+        struct pollfd p = {.fd = have_pipe ? wake_pipe[0] : -1, .events = POLLIN};
         int rc = poll(&p, 1, ms);
         if (rc < 0 && errno == EINTR)
             return atomic_load(&stop_flag) ? CF_WAKE_STOP : CF_WAKE_INTERRUPTED;

@@ -11,7 +11,8 @@
 
 /* Arms the watch: the next SIGTERM requests a stop instead of ending the
  * process. *armed_now is 1 when this call armed it, 0 when it already
- * was (the caller then does not own it). 0 or -1. */
+ * was or a stop is already pending (the caller then does not own it).
+ * 0 or -1. */
 int cf_stop_watch(int *armed_now, cf_err *err);
 /* Disarms it (a later SIGTERM ends the process as usual). */
 void cf_stop_unwatch(void);

@@ -286,6 +286,11 @@ function Scheduler:run(e, scheduled_for)
   if not ok then
     status = sched.stop_requested() and "stopped" or "failed"
     err = type(res) == "string" and res or tostring(res)
+    if err:match("interrupted!$") then
+      -- SIGINT (Ctrl-C) in the script: record it, then stop the scheduler
+      status, err, self.interrupted = "stopped", "interrupted (SIGINT)", true
+      sched.request_stop()
+    end
     if ctx and ctx.status == "stopped" then status, err = "stopped", ctx.error end
   elseif ctx and (ctx.status == "failed" or ctx.status == "stopped" or ctx.status == "halted") then
     status, err = ctx.status, ctx.error
@@ -312,7 +317,8 @@ function Scheduler:run(e, scheduled_for)
 end
 
 --- Runs until a stop request (SIGTERM), SIGINT, or opts.until_us.
--- Returns the reason it stopped: "stop" or "time".
+-- Returns the reason it stopped: "stop" (SIGTERM), "interrupt" (SIGINT in
+-- a workflow) or "time". SIGINT while sleeping raises "interrupted!".
 function Scheduler:loop(opts)
   opts = opts or {}
   local armed = sched.watch() == true
@@ -322,7 +328,7 @@ function Scheduler:loop(opts)
   end
   local reason
   while true do
-    if sched.stop_requested() then reason = "stop" break end
+    if sched.stop_requested() then reason = self.interrupted and "interrupt" or "stop" break end
     local soonest
     for _, e in ipairs(self.entries) do
       if not soonest or e.next < soonest.next then soonest = e end

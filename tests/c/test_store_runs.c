@@ -220,6 +220,8 @@ static void test_stop_and_sleep(void)
           || cf_sleep_until(t0 + 5000000) == CF_WAKE_STOP);
     CHECK(cf_stop_requested());
     CHECK(!cf_stop_watching()); /* one SIGTERM per arming */
+    /* a pending stop belongs to whoever watched: nobody else arms meanwhile */
+    CHECK(cf_stop_watch(&armed, &err) == 0 && armed == 0 && !cf_stop_watching());
     cf_stop_reset();
 }
 

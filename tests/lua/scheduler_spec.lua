@@ -241,9 +241,11 @@ return assert(pipeline.run({ deployment_id = "d" }, { { stage = slow(1) }, { sta
 
   -- Starts COMMAND in dir in the background, sends SIGTERM after each of
   -- the delays, waits; returns the exit status and the output.
-  local function term(command, delays)
+  local function term(command, delays, signal)
     local kills = {}
-    for _, d in ipairs(delays) do kills[#kills + 1] = ("sleep %s; kill -TERM $pid 2>/dev/null"):format(d) end
+    for _, d in ipairs(delays) do
+      kills[#kills + 1] = ("sleep %s; kill -%s $pid 2>/dev/null"):format(d, signal or "TERM")
+    end
     local sh = ("cd %s && (%s %s >out 2>&1 & pid=$!; %s; wait $pid; echo $? >status) 2>/dev/null"):format(
       support.q(dir), support.q(support.BINARY), command, table.concat(kills, "; "))
     assert(os.execute(sh))
@@ -284,6 +286,18 @@ return assert(pipeline.run({ deployment_id = "d" }, { { stage = slow(1) }, { sta
     local status, out = term("schedule", { "1.2", "0.2" })
     assert.are.equal(143, status, out) -- ended by SIGTERM, in stage 1
     assert.is_false(exists("stage1"))
+  end)
+
+  it("SIGINT stops it too: a run in progress is recorded as stopped, the exit status is 130", function()
+    local status, out = term("schedule", { "1.4" }, "INT")
+    assert.are.equal(130, status, out)
+    assert.matches("stopped: interrupted %(SIGINT%)", out)
+    assert.matches("scheduler stopped (SIGINT)", out, 1, true)
+    local o = support.run("schedule --history", { cwd = dir })
+    assert.matches("slow%s+stopped%s+[%d%.]+%s+interrupted %(SIGINT%)", o)
+    status, out = term("schedule", { "0.3" }, "INT")
+    assert.are.equal(130, status, out)
+    assert.matches("scheduler stopped (SIGINT)", out, 1, true)
   end)
 
   it("`run`: SIGTERM lets the stage finish, then the process ends as SIGTERM would", function()

@@ -112,9 +112,13 @@ function M.main(opts)
   local until_us = duration and core.now_us() + math.floor(duration * 1e6) or nil
   s:log("scheduler started: %d workflow%s%s", #entries, #entries == 1 and "" or "s",
     duration and (", for %g s"):format(duration) or "")
-  local reason = s:loop { until_us = until_us }
-  s:log("scheduler stopped (%s)", reason == "stop" and "SIGTERM" or "time is up")
-  return 0
+  local ok, reason = pcall(s.loop, s, { until_us = until_us })
+  if not ok then
+    if not tostring(reason):match("interrupted!$") then error(reason, 0) end
+    reason = "interrupt"
+  end
+  s:log("scheduler stopped (%s)", ({ stop = "SIGTERM", interrupt = "SIGINT", time = "time is up" })[reason])
+  return reason == "interrupt" and 130 or 0
 end
 
 return M
