@@ -5,7 +5,7 @@
   $ crucible-feedback migrate
   sqlite:./crucible.db: up to date (schema version 4)
   $ crucible-feedback migrate --status
-  sqlite:./crucible.db: schema version 5
+  sqlite:./crucible.db: schema version 4
   $ crucible-feedback --db sqlite:other.db migrate --status
   sqlite:other.db: schema version 0
   $ crucible-feedback migrate --db sqlite:other.db

@@ -83,7 +83,7 @@ describe("crucible (public module)", function()
     local out, err, code = support.run("--db sqlite:" .. dir .. "/cli.db -e " .. support.q(
       "local cf = require 'crucible' print(cf.config.storage.url, cf.store():schema_version())"))
     assert.equal(0, code, err)
-    assert.equal("sqlite:" .. dir .. "/cli.db\t5\n", out)
+    assert.equal("sqlite:" .. dir .. "/cli.db\t4\n", out)
     support.write_file(dir .. "/crucible.config.lua", "return { curation = { limit = 3 } }")
     out = support.run("-e " .. support.q("print(require('crucible').config.curation.limit)"), { cwd = dir })
     assert.equal("3\n", out)
