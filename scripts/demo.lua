@@ -1,90 +1,161 @@
---- The main job (scripts/demo runs it in ./demo on a fresh SQLite database).
--- Writes a day of synthetic traffic for two deployments through the store,
--- reads it back through the streaming cursor, and prints a summary.
+--- The main job (scripts/demo runs it in ./demo on a fresh SQLite database):
+-- the whole feedback loop on synthetic traffic.
 --
---   crucible-feedback run scripts/demo.lua [--events N]
-local cf = require "crucible"
+--   crucible-feedback run scripts/demo.lua [--events N] [--deployment ID]
+--
+-- 1. generates a week of realistic traffic for a support assistant (PII in
+--    some prompts, refusals, repetitive and short answers, JSON answers,
+--    signals of every type, and a topic and length shift in the last 30%)
+--    and ingests it through cf.log_inference;
+-- 2. runs the nightly workflow (scripts/nightly.lua) the way the scheduler
+--    does, so the run is recorded;
+-- 3. prints what the loop found: quality, drift, curated examples,
+--    triggers, and the files exported.
+local crucible = require "crucible"
+local scheduler = require "crucible.scheduler"
+local synthetic = require "crucible.synthetic"
+local workflow = require "crucible.workflow"
 local core = require "crucible._core"
 
-local n = 2000
-if arg[1] == "--events" then n = math.tointeger(tonumber(arg[2])) or n end
-
-local db = assert(cf.store())
-print(("database: %s (schema version %d)"):format(cf.config.storage.url, db:schema_version()))
-
--- Synthetic traffic: a deterministic generator, so runs are comparable.
-local seed = 42
-local function rand(k)
-  seed = (seed * 1103515245 + 12345) % 2147483648
-  return (seed // 65536) % k + 1
+local opts = workflow.args(arg, {
+  events = { integer = true, default = 2000, help = "inference events to generate" },
+  deployment = { default = "support-bot", help = "the deployment id" },
+})
+if opts.events < 100 then
+  io.stderr:write("demo: --events must be at least 100 (two drift windows need data)\n")
+  os.exit(2)
 end
-local topics = { "billing", "refunds", "shipping", "passwords", "invoices", "api keys" }
-local deployments = { "support-bot", "code-assistant" }
-local models = { "v1", "v2" }
-local signal_types = { "thumbs_up", "thumbs_down", "regenerate", "edit", "copy", "share", "report" }
+local dep = opts.deployment
+local script_dir = (arg[0] or "scripts/demo.lua"):match("^(.*)/[^/]*$") or "."
+local window = math.max(50, opts.events // 4)
 
-local start = core.now_us() - 24 * 3600 * 1000000
-local batch, ids = {}, {}
-for i = 1, n do
-  local topic = topics[rand(#topics)]
-  batch[#batch + 1] = {
-    deployment_id = deployments[rand(2)],
-    model_version_id = models[i <= n / 2 and 1 or 2],
-    prompt = ("How do I sort out my %s? (request %d)"):format(topic, i),
-    response = ("Here is how to handle %s: open settings, choose %s, confirm."):format(topic, topic),
-    latency_ms = 80 + rand(400),
-    token_count = 20 + rand(300),
-    metadata = { topic = topic, channel = rand(2) == 1 and "web" or "api" },
-    inserted_at = start + i * (24 * 3600 * 1000000 // n),
-  }
-  if #batch == 500 or i == n then
-    for _, id in ipairs(assert(db:insert_events(batch))) do ids[#ids + 1] = id end
-    batch = {}
-  end
-end
-for i = 1, #ids, 7 do
-  local t = signal_types[rand(#signal_types)]
-  assert(db:insert_signal { inference_event_id = ids[i], signal_type = t,
-                            edited_response = t == "edit" and "An edited, better answer." or nil })
+local function here(path)
+  if path:sub(1, 1) == "/" then return path end
+  local pwd = os.getenv("PWD")
+  return pwd and (pwd .. "/" .. path) or path
 end
 
--- Read everything back through the cursor, one row at a time.
-local by_dep = {}
-for ev in db:events { include_signals = true } do
-  local d = by_dep[ev.deployment_id]
-  if not d then
-    d = { events = 0, latency = 0, tokens = 0, models = {}, signals = {}, topics = {} }
-    by_dep[ev.deployment_id] = d
-  end
-  d.events = d.events + 1
-  d.latency = d.latency + ev.latency_ms
-  d.tokens = d.tokens + ev.token_count
-  d.models[ev.model_version_id] = (d.models[ev.model_version_id] or 0) + 1
-  d.topics[ev.metadata.topic] = (d.topics[ev.metadata.topic] or 0) + 1
-  for _, s in ipairs(ev.signals) do d.signals[s.signal_type] = (d.signals[s.signal_type] or 0) + 1 end
+local function count(n)
+  local s = tostring(math.floor(n))
+  local out = s:reverse():gsub("(%d%d%d)", "%1,"):reverse()
+  return (out:gsub("^,", ""))
 end
 
-local function kv(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  table.sort(keys)
+local function pct(x) return x and ("%.0f%%"):format(x * 100) or "-" end
+
+local function kv(t, order)
   local parts = {}
-  for _, k in ipairs(keys) do parts[#parts + 1] = k .. "=" .. t[k] end
-  return table.concat(parts, " ")
+  local keys = order or {}
+  if not order then
+    for k in pairs(t) do keys[#keys + 1] = k end
+    table.sort(keys, function(a, b) return (t[a] or 0) > (t[b] or 0) or ((t[a] or 0) == (t[b] or 0) and a < b) end)
+  end
+  for _, k in ipairs(keys) do
+    if (t[k] or 0) > 0 then parts[#parts + 1] = ("%s %s"):format(k, count(t[k])) end
+  end
+  return #parts > 0 and table.concat(parts, ", ") or "none"
 end
 
-print(("wrote %d events and %d signals; read back through the cursor:"):format(
-  #ids, db:count("signals", {})))
-print()
-print(("%-16s %7s %12s %11s  %s"):format("deployment", "events", "avg latency", "avg tokens", "models"))
-for _, dep in ipairs(deployments) do
-  local d = by_dep[dep]
-  print(("%-16s %7d %10.1f ms %11.1f  %s"):format(dep, d.events, d.latency / d.events,
-    d.tokens / d.events, kv(d.models)))
+local function heading(n, title) print(("\n%d. %s"):format(n, title)) end
+
+local t_start = core.now_us()
+print("crucible-feedback demo: the feedback loop, end to end, on " .. crucible.config.storage.url)
+
+-- ---- 1. traffic -------------------------------------------------------------------
+-- Scoring is left to the nightly job here (assess_on_ingest = false) to show
+-- its backfill; by default events are scored as they arrive.
+local ingest = assert(crucible.new { config = { quality = { assess_on_ingest = false } } })
+local info = assert(synthetic.ingest(ingest, { deployment_id = dep, events = opts.events }))
+local stats = ingest.stats()
+ingest.close()
+
+heading(1, "Traffic")
+print(("   %s inference events for deployment %s over 7 days, ingested through cf.log_inference")
+  :format(count(info.events), dep))
+print(("   model v1 on store questions, then v2 with a new developer API for the last %s events")
+  :format(count(info.shifted)))
+print(("   answers: %s"):format(kv(info.kinds, { "normal", "refusal", "repetitive", "short" })))
+print(("   %s user signals: %s"):format(count(info.signals), kv(info.signal_counts)))
+print(("   PII redacted before storage: %s"):format(kv(stats.redactions)))
+
+-- ---- 2. the nightly workflow, as the scheduler runs it ---------------------------------
+local entries = assert(scheduler.check {
+  { name = "nightly", cron = "0 3 * * *", script = script_dir .. "/nightly.lua",
+    args = { "--deployment", dep, "--window-size", tostring(window), "--quiet" } },
+})
+local cf = crucible.default()
+local runner = scheduler.new { cf = cf, schedules = entries, log = function() end }
+local out = runner:run(entries[1], nil)
+local ctx = out.context
+
+heading(2, "Nightly workflow (scripts/nightly.lua, recorded as run " .. tostring(out.id) .. ")")
+if ctx then
+  for _, s in ipairs(ctx.stages) do
+    print(("   %-20s %-7s %6.2f s%s"):format(s.stage, s.status, s.duration_ms / 1000,
+      s.error and ("  " .. s.error) or ""))
+  end
 end
-print()
-for _, dep in ipairs(deployments) do
-  print(("%s signals: %s"):format(dep, kv(by_dep[dep].signals)))
-  print(("%s topics:  %s"):format(dep, kv(by_dep[dep].topics)))
+print(("   outcome: %s%s"):format(out.status, out.error and (" - " .. out.error) or
+  (ctx and ctx.halted and (" - " .. ctx.halted) or "")))
+if not ctx or out.status == "failed" then os.exit(1) end
+local a = ctx.artifacts
+
+-- ---- 3. quality ----------------------------------------------------------------------
+local q = a.quality_stats
+heading(3, "Quality")
+print(("   %s events scored by the nightly backfill"):format(count(ctx.metrics.quality_backfilled or 0)))
+if q then
+  print(("   rolling average %.3f over the last %s events (p50 %.2f, p90 %.2f, min %.2f)")
+    :format(q.rolling_average, count(q.window_count), q.p50 or 0, q.p90 or 0, q.min or 0))
+  local pr = q.pass_rates or {}
+  print(("   checks passed: format %s, length %s, refusal %s, repetition %s")
+    :format(pct(pr.format), pct(pr.length), pct(pr.refusal), pct(pr.repetition)))
+  print(("   signal score %d (%s signals)"):format(q.signal_score or 0, count(q.signal_count or 0)))
 end
-cf.close()
+
+-- ---- 4. drift -------------------------------------------------------------------------
+heading(4, ("Drift (the newest %s events against the %s before them)"):format(count(window), count(window)))
+print(("   %-12s %6s  %-7s  %s"):format("type", "score", "drifted", "what changed"))
+for _, r in ipairs(a.drift_results or {}) do
+  local d, what = r.details or {}, ""
+  if r.type == "statistical" then
+    what = ("prompt length: KS %.2f (p %s), PSI %.2f"):format(d.ks_statistic or 0,
+      d.ks_pvalue and ("%.1e"):format(d.ks_pvalue) or "-", d.psi or 0)
+  elseif r.type == "embedding" then
+    what = d.error and ("not measured: " .. d.error) or ("prompt topics: centroid distance %.2f%s")
+      :format(r.score, d.mmd_pvalue and (", MMD p %.3f"):format(d.mmd_pvalue) or "")
+  elseif r.type == "output" then
+    what = ("response length %.0f -> %.0f characters, quality %.2f -> %.2f"):format(
+      d.avg_length_b or 0, d.avg_length_a or 0, d.avg_quality_b or 0, d.avg_quality_a or 0)
+  end
+  print(("   %-12s %6.3f  %-7s  %s"):format(r.type, r.score, r.drifted and "yes" or "no", what))
+end
+
+-- ---- 5. curation -----------------------------------------------------------------------
+local db = assert(cf.store())
+local by_source = assert(db:count_by_type("curated", { deployment_id = dep }))
+local curated = 0
+for _, n in pairs(by_source) do curated = curated + n end
+heading(5, "Curation")
+print(("   %s training examples curated: %s"):format(count(curated), kv(by_source)))
+
+-- ---- 6. triggers -------------------------------------------------------------------------
+heading(6, "Retraining triggers")
+local fired = a.retrain_triggers or {}
+if #fired > 0 then
+  print("   fired: " .. table.concat(fired, ", "))
+else
+  print("   none fired" .. (ctx.halted and (": " .. ctx.halted) or ""))
+end
+
+-- ---- 7. exports ----------------------------------------------------------------------------
+heading(7, "Exported files")
+if #(a.exports or {}) == 0 then print("   none (no trigger fired)") end
+for _, e in ipairs(a.exports or {}) do
+  print(("   %-8s %-60s %s rows, %s bytes"):format(e.format, here(e.path), count(e.count), count(e.bytes or 0)))
+end
+
+print(("\nDone in %.1f s. Explore: cd demo && crucible-feedback repl   (cf.get_quality_stats(%q), ...)")
+  :format((core.now_us() - t_start) / 1e6, dep))
+print("Schedule it: add schedules = {{ name = \"nightly\", cron = \"0 3 * * *\", script = "
+  .. "\"scripts/nightly.lua\", args = {\"--deployment\", \"" .. dep .. "\"} }} to crucible.config.lua")

@@ -29,6 +29,7 @@ static const luaL_Reg preloads[] = {
     {"crucible._export", luaopen_crucible_export},
     {"crucible._curate", luaopen_crucible_curate},
     {"crucible._http", luaopen_crucible_http},
+    {"crucible._sched", luaopen_crucible_sched},
     {NULL, NULL},
 };
 

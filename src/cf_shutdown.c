@@ -22,6 +22,8 @@ static int ndrains;
 static int installed;
 static int term_pipe[2] = {-1, -1};
 static struct sigaction old_term;
+static cf_stop_fn stop_fn;
+static void *stop_ud;
 
 _Static_assert(sizeof(sigset_t) <= sizeof(((cf_sigblock *)0)->saved), "sigset_t fits");
 
@@ -76,11 +78,20 @@ static void *term_thread(void *arg)
     char c;
     for (;;) {
         ssize_t got = read(term_pipe[0], &c, 1);
-        if (got == 1)
-            break;
         if (got < 0 && errno == EINTR)
             continue;
-        return NULL;
+        if (got != 1)
+            return NULL;
+        /* a deferred stop takes this SIGTERM (once); the next one ends us */
+        pthread_mutex_lock(&reg_mu);
+        cf_stop_fn fn = stop_fn;
+        void *ud = stop_ud;
+        stop_fn = NULL;
+        stop_ud = NULL;
+        pthread_mutex_unlock(&reg_mu);
+        if (!fn)
+            break;
+        fn(ud);
     }
     run_drains();
     /* end the way SIGTERM would have ended us */
@@ -124,6 +135,45 @@ static int install(cf_err *err)
     atexit(at_exit);
     installed = 1;
     return 0;
+}
+
+int cf_shutdown_set_stop(cf_stop_fn fn, void *ud, cf_err *err)
+{
+    pthread_mutex_lock(&reg_mu);
+    int rc = 0;
+    if (!installed)
+        rc = install(err);
+    if (rc == 0) {
+        stop_fn = fn;
+        stop_ud = ud;
+    }
+    pthread_mutex_unlock(&reg_mu);
+    return rc;
+}
+
+void cf_shutdown_clear_stop(void)
+{
+    pthread_mutex_lock(&reg_mu);
+    stop_fn = NULL;
+    stop_ud = NULL;
+    pthread_mutex_unlock(&reg_mu);
+}
+
+void cf_shutdown_terminate(void)
+{
+    run_drains();
+    pthread_mutex_lock(&reg_mu);
+    int handled = installed && term_pipe[0] >= 0;
+    pthread_mutex_unlock(&reg_mu);
+    if (!handled) {
+        struct sigaction cur;
+        sigaction(SIGTERM, NULL, &cur);
+        if (cur.sa_handler == SIG_IGN)
+            return;
+    } else {
+        sigaction(SIGTERM, &old_term, NULL);
+    }
+    raise(SIGTERM);
 }
 
 int cf_shutdown_register(cf_drain_fn fn, void *ud, cf_err *err)

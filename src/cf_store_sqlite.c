@@ -105,6 +105,23 @@ static const sq_migration migrations[] = {
      "  exported_at INTEGER NOT NULL) WITHOUT ROWID;"
      "CREATE INDEX curated_examples_deployment_time"
      "  ON curated_examples (deployment_id, inserted_at);"},
+    /* The scheduler's record of workflow runs; a running row is the lease
+     * that keeps one run of a workflow at a time. */
+    {4, "workflow runs",
+     "CREATE TABLE workflow_runs ("
+     "  seq INTEGER PRIMARY KEY,"
+     "  id TEXT NOT NULL UNIQUE,"
+     "  name TEXT NOT NULL,"
+     "  script TEXT,"
+     "  status TEXT NOT NULL,"
+     "  scheduled_for INTEGER,"
+     "  started_at INTEGER NOT NULL,"
+     "  finished_at INTEGER,"
+     "  lease_until INTEGER,"
+     "  error TEXT,"
+     "  details TEXT NOT NULL DEFAULT '{}');"
+     "CREATE INDEX workflow_runs_name_time ON workflow_runs (name, started_at);"
+     "CREATE INDEX workflow_runs_running ON workflow_runs (name) WHERE status = 'running';"},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
@@ -813,6 +830,9 @@ static const cf_store_vt sq_vt = {
     .open_events_by_ids = sq_open_events_by_ids,
     .insert_curated_new = sq_insert_curated_new,
     .last_export_at = sq_last_export_at,
+    .insert_run = sq_insert_run,
+    .update_run = sq_update_run,
+    .list_runs = sq_list_runs,
 };
 
 int cf_store_sqlite_open(const char *path, const cf_store_opts *opts, cf_store **out,

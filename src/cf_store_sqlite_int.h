@@ -63,4 +63,9 @@ int sq_insert_curated_new(cf_store *, const cf_curated *, size_t, unsigned char 
                           cf_err *);
 int sq_last_export_at(cf_store *, cf_str, int64_t *, cf_err *);
 
+/* cf_store_sqlite_runs.c */
+int sq_insert_run(cf_store *, const cf_workflow_run *, char id_out[37], int *acquired, cf_err *);
+int sq_update_run(cf_store *, const cf_workflow_run *, cf_err *);
+int sq_list_runs(cf_store *, cf_str name, int64_t limit, cf_run_fn cb, void *ud, cf_err *);
+
 #endif

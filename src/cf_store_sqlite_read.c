@@ -27,7 +27,7 @@ static const kind_info kinds[CF_KIND_COUNT_] = {
                          " metadata, inserted_at",
                          "signal_type", "inference_event_id"},
     /* Exported state: the row's own flag (set at insert) or a mark in
-     * curated_export_marks (migration 5), whichever says exported. */
+     * curated_export_marks (migration 3), whichever says exported. */
     [CF_KIND_CURATED] = {"curated_examples LEFT JOIN curated_export_marks m"
                          " ON m.curated_id = curated_examples.id",
                          "id, inference_event_id, deployment_id, curation_source, curation_score,"

@@ -20,6 +20,8 @@
 #include "crucible/l_store.h"
 #include "l_store_columns.h"
 #include "l_store_curation.h"
+#include "l_store_int.h"
+#include "l_store_runs.h"
 
 #define STORE_MT "crucible.Store"
 #define CURSOR_MT "crucible.Cursor"
@@ -258,6 +260,11 @@ static void set_num(lua_State *L, const char *field, double v)
     lua_pushnumber(L, v);
     lua_setfield(L, -2, field);
 }
+
+cf_str l_store_get_str(lua_State *L, int idx, const char *field) { return get_str(L, idx, field); }
+int64_t l_store_get_int(lua_State *L, int idx, const char *field) { return get_int(L, idx, field); }
+void l_store_set_str(lua_State *L, const char *field, cf_str v) { set_str(L, field, v); }
+void l_store_set_int(lua_State *L, const char *field, int64_t v) { set_int(L, field, v); }
 
 static void set_bool(lua_State *L, const char *field, int v)
 {
@@ -924,6 +931,7 @@ int luaopen_crucible_store(lua_State *L)
     new_class(L, CURSOR_MT, cursor_methods, cursor_meta);
     l_store_columns_register(L, STORE_MT);
     l_store_curation_register(L, STORE_MT);
+    l_store_runs_register(L, STORE_MT);
     luaL_newlib(L, funcs);
     return 1;
 }

@@ -35,5 +35,6 @@ int luaopen_crucible_embed(lua_State *L);     /* crucible._embed */
 int luaopen_crucible_export(lua_State *L);    /* crucible._export */
 int luaopen_crucible_curate(lua_State *L);    /* crucible._curate */
 int luaopen_crucible_http(lua_State *L);      /* crucible._http */
+int luaopen_crucible_sched(lua_State *L);     /* crucible._sched */
 
 #endif

@@ -244,6 +244,27 @@ struct cf_light_scan {
  * (CF_SIG_OTHER for any other name). */
 const char *cf_signal_kind_name(cf_signal_kind k);
 cf_signal_kind cf_signal_kind_of(cf_str type);
+/* ---- workflow runs ----------------------------------------------------------
+ * The scheduler's record of each run of a scheduled workflow. A "running"
+ * run doubles as a lease: one run of a workflow at a time, across
+ * processes sharing the database. */
+
+typedef struct cf_workflow_run {
+    cf_str id;               /* generated (UUIDv7) unless given */
+    cf_str name;             /* the schedule's name */
+    cf_str script;
+    cf_str status;           /* running, ok, halted, failed, stopped, skipped, abandoned */
+    int64_t scheduled_for;   /* the firing it is for; CF_NULL_INT: a manual run */
+    int64_t started_at;      /* 0 on insert: now */
+    int64_t finished_at;     /* CF_NULL_INT while running */
+    int64_t lease_until;     /* running: another process may take over after this */
+    cf_str error;
+    cf_str details;          /* JSON: metrics, stage durations, artifacts */
+} cf_workflow_run;
+
+/* list_runs' callback: one run (strings valid during the call); a non-zero
+ * return stops the listing and is returned. */
+typedef int (*cf_run_fn)(void *ud, const cf_workflow_run *run);
 
 /* ---- the vtable ----------------------------------------------------------
  * Every function returns 0 (or a count) on success and -1 with err set on
@@ -319,6 +340,20 @@ typedef struct cf_store_vt {
      * latest export mark, or the update time of a row inserted as
      * exported); CF_NO_TIME when never. */
     int (*last_export_at)(cf_store *, cf_str deployment_id, int64_t *at, cf_err *);
+    /* Records a workflow run. A "running" run is a lease: it is inserted
+     * only when no other run of the same name is running with a lease that
+     * has not expired (*acquired = 1; else 0 and nothing is inserted);
+     * running runs of that name whose lease expired are first marked
+     * "abandoned" (finished at their lease's end). A run of any other
+     * status is inserted as given (*acquired = 1). One transaction. */
+    int (*insert_run)(cf_store *, const cf_workflow_run *, char id_out[37], int *acquired,
+                      cf_err *);
+    /* Updates a run by id: status, finished_at, lease_until, error, details
+     * (all of them, as given). CF_ENOTFOUND when the id is unknown. */
+    int (*update_run)(cf_store *, const cf_workflow_run *, cf_err *);
+    /* The runs of one schedule (name.p NULL: of every schedule), newest
+     * first (by started_at), at most limit (< 0: all). */
+    int (*list_runs)(cf_store *, cf_str name, int64_t limit, cf_run_fn cb, void *ud, cf_err *);
 } cf_store_vt;
 
 struct cf_store {
@@ -401,6 +436,15 @@ static inline int cf_store_mark_curated_exported_stream(
     cf_store *s, int (*next)(void *, cf_str *, cf_err *), void *ctx, cf_str batch,
     int64_t *marked, cf_err *e)
 { return s->vt->mark_curated_exported_stream(s, next, ctx, batch, marked, e); }
+
+static inline int cf_store_insert_run(cf_store *s, const cf_workflow_run *r, char id[37],
+                                      int *acquired, cf_err *e)
+{ return s->vt->insert_run(s, r, id, acquired, e); }
+static inline int cf_store_update_run(cf_store *s, const cf_workflow_run *r, cf_err *e)
+{ return s->vt->update_run(s, r, e); }
+static inline int cf_store_list_runs(cf_store *s, cf_str name, int64_t limit, cf_run_fn cb,
+                                     void *ud, cf_err *e)
+{ return s->vt->list_runs(s, name, limit, cb, ud, e); }
 
 static inline int cf_cursor_next(cf_cursor *c, cf_row *row, cf_err *e)
 { return c->vt->next(c, row, e); }

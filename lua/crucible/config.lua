@@ -136,6 +136,9 @@ M.SCHEMA = section {
     mmd_permutations = leaf { type = "integer", default = 200, min = 0 },
     seed = leaf { type = "integer", default = 42 },
   },
+  -- scheduled workflows (crucible-feedback schedule): {{name=, cron= | every=,
+  -- script=, args={...}, catch_up=, lease_seconds=}}, checked by crucible.scheduler
+  schedules = leaf { type = "list", default = {} },
   llm_judge = section {
     enabled = leaf { type = "boolean", default = false },
     judge = leaf { type = "function", doc = "judge(event) -> score[, details]" },

@@ -266,6 +266,30 @@ function Store:insert_trigger(t)
   return self.h:insert_trigger(r)
 end
 
+--- Workflow runs (the scheduler's record). insert_run returns the id, or
+-- false when the run is "running" and another run of the same name holds
+-- a live lease; update_run changes status, finished_at, lease_until, error
+-- and details; runs{name=, limit=} lists them newest first. details may
+-- be a table (stored as JSON).
+local function run_row(r)
+  local t = {}
+  for k, v in pairs(r) do t[k] = v end
+  t.details = M.encode_json(r.details, "run.details")
+  return t
+end
+
+function Store:insert_run(r) return self.h:insert_run(run_row(r)) end
+function Store:update_run(r) return self.h:update_run(run_row(r)) end
+
+function Store:runs(q)
+  q = q or {}
+  if type(q) ~= "table" then error("query must be a table, got " .. type(q), 2) end
+  local list, err, kind = self.h:list_runs(q.name, q.limit)
+  if not list then return nil, err, kind end
+  for _, r in ipairs(list) do with_json(r, "details") end
+  return list
+end
+
 function Store:setting(key) return self.h:kv_get(key) end
 function Store:set_setting(key, value) return self.h:kv_set(key, value) end
 function Store:setting_or_set(key, value) return self.h:kv_get_or_set(key, value) end

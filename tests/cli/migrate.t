@@ -1,35 +1,36 @@
 `migrate` creates the schema; running it again is harmless.
 
   $ crucible-feedback migrate
-  sqlite:./crucible.db: applied 3 migrations (schema version 0 -> 3)
+  sqlite:./crucible.db: applied 4 migrations (schema version 0 -> 4)
   $ crucible-feedback migrate
-  sqlite:./crucible.db: up to date (schema version 3)
+  sqlite:./crucible.db: up to date (schema version 4)
   $ crucible-feedback migrate --status
-  sqlite:./crucible.db: schema version 3
+  sqlite:./crucible.db: schema version 4
   $ crucible-feedback --db sqlite:other.db migrate --status
   sqlite:other.db: schema version 0
   $ crucible-feedback migrate --db sqlite:other.db
-  sqlite:other.db: applied 3 migrations (schema version 0 -> 3)
+  sqlite:other.db: applied 4 migrations (schema version 0 -> 4)
   $ sqlite3 other.db 'select version, name from schema_migrations'
   1|initial schema
   2|quality indexes
   3|curated export marks
+  4|workflow runs
 
 The config file sets the database; --db wins over it:
 
   $ printf 'return { storage = { url = "sqlite:from_config.db" } }\n' > crucible.config.lua
   $ crucible-feedback migrate
-  sqlite:from_config.db: applied 3 migrations (schema version 0 -> 3)
+  sqlite:from_config.db: applied 4 migrations (schema version 0 -> 4)
   $ crucible-feedback --db sqlite:cli.db migrate
-  sqlite:cli.db: applied 3 migrations (schema version 0 -> 3)
+  sqlite:cli.db: applied 4 migrations (schema version 0 -> 4)
   $ CRUCIBLE_CONFIG=env.config.lua crucible-feedback migrate
   crucible-feedback: config: cannot open env.config.lua: No such file or directory
   [1]
   $ printf 'return { storage = { url = "sqlite:from_env.db" } }\n' > env.config.lua
   $ CRUCIBLE_CONFIG=env.config.lua crucible-feedback migrate
-  sqlite:from_env.db: applied 3 migrations (schema version 0 -> 3)
+  sqlite:from_env.db: applied 4 migrations (schema version 0 -> 4)
   $ crucible-feedback --config env.config.lua migrate
-  sqlite:from_env.db: up to date (schema version 3)
+  sqlite:from_env.db: up to date (schema version 4)
 
 A bad config names the key and the closest valid one, or the expected type:
 

@@ -1,0 +1,376 @@
+--- crucible.scheduler: runs workflow scripts from the configuration's
+-- `schedules`, records every run in the store, and stops cleanly on SIGTERM.
+--
+--   schedules = {
+--     { name = "nightly", cron = "0 3 * * *", script = "scripts/nightly.lua",
+--       args = { "--deployment", "deploy-1" }, catch_up = true },
+--     { name = "heartbeat", every = 300, script = "scripts/weekly_export.lua" },
+--   }
+--
+-- Workflows run in this process, one at a time (a second process sharing
+-- the database skips a workflow whose run holds a live lease). SIGTERM
+-- lets the running pipeline stage finish, records the run as "stopped"
+-- and ends the scheduler; a second SIGTERM ends the process at once.
+local core = require "crucible._core"
+local cron = require "crucible.cron"
+local sched = require "crucible._sched"
+local config = require "crucible.config"
+
+local M = {}
+
+M.DEFAULT_LEASE_SECONDS = 3600
+
+local ENTRY_KEYS = { name = true, cron = true, every = true, script = true, args = true,
+                     catch_up = true, lease_seconds = true }
+
+local US = 1000000
+
+--- UTC time to the second, for logs.
+function M.time_text(us)
+  return core.format_time(us):sub(1, 19) .. "Z"
+end
+
+local is_list = require("crucible.pipeline").is_list
+
+local function join_path(dir, path)
+  if path:sub(1, 1) == "/" or not dir or dir == "" or dir == "." then return path end
+  return dir .. "/" .. path
+end
+
+--- Checks and normalizes the configuration's schedules. base_dir resolves
+-- relative script paths (the config file's directory). Returns the list
+-- of entries or nil and a message listing every problem.
+function M.check(list, base_dir)
+  if type(list) ~= "table" or not is_list(list) then
+    return nil, "config: 'schedules' must be a list of tables"
+  end
+  local out, problems, names = {}, {}, {}
+  local function bad(i, msg) problems[#problems + 1] = ("config: schedules[%d]: %s"):format(i, msg) end
+  for i, s in ipairs(list) do
+    if type(s) ~= "table" then
+      bad(i, "must be a table {name=, cron= | every=, script=, args=}")
+      goto continue
+    end
+    do
+      local keys = {}
+      for k in pairs(s) do keys[#keys + 1] = tostring(k) end
+      table.sort(keys)
+      for _, k in ipairs(keys) do
+        if not ENTRY_KEYS[k] then
+          bad(i, ("unknown key '%s' (did you mean '%s'?)"):format(k, config.closest(k, ENTRY_KEYS)))
+        end
+      end
+      local e = { index = i, catch_up = s.catch_up == true, args = {},
+                  lease_seconds = s.lease_seconds or M.DEFAULT_LEASE_SECONDS }
+      if type(s.name) ~= "string" or s.name == "" then
+        bad(i, "name must be a non-empty string")
+      elseif names[s.name] then
+        bad(i, ("name '%s' is used twice"):format(s.name))
+      else
+        names[s.name] = true
+        e.name = s.name
+      end
+      if s.cron ~= nil and s.every ~= nil then
+        bad(i, "give cron or every, not both")
+      elseif s.cron ~= nil then
+        local spec, err = cron.parse(s.cron)
+        if not spec then bad(i, err) else e.cron, e.rule = spec, ("cron %q"):format(s.cron) end
+      elseif s.every ~= nil then
+        if math.type(s.every) ~= "integer" or s.every < 1 then
+          bad(i, "every must be a whole number of seconds (at least 1)")
+        else
+          e.every, e.rule = s.every, ("every %d s"):format(s.every)
+        end
+      else
+        bad(i, "needs cron = \"m h dom mon dow\" (UTC) or every = SECONDS")
+      end
+      if type(s.script) ~= "string" or s.script == "" then
+        bad(i, "script must be the path of a Lua workflow script")
+      else
+        e.script = join_path(base_dir, s.script)
+      end
+      if s.args ~= nil then
+        if type(s.args) ~= "table" or not is_list(s.args) then
+          bad(i, "args must be a list of strings")
+        else
+          for j, a in ipairs(s.args) do
+            if type(a) == "number" then a = tostring(a) end
+            if type(a) ~= "string" then bad(i, ("args[%d] must be a string"):format(j)) end
+            e.args[j] = a
+          end
+        end
+      end
+      if s.catch_up ~= nil and type(s.catch_up) ~= "boolean" then bad(i, "catch_up must be a boolean") end
+      if s.lease_seconds ~= nil and (math.type(s.lease_seconds) ~= "integer" or s.lease_seconds < 1) then
+        bad(i, "lease_seconds must be a whole number of seconds (at least 1)")
+      end
+      out[#out + 1] = e
+    end
+    ::continue::
+  end
+  if #problems > 0 then return nil, table.concat(problems, "\n") end
+  return out
+end
+
+--- The firing after `after_us` by the entry's rule alone (cron: the next
+-- matching minute; every: after_us + every).
+function M.next_after(e, after_us)
+  if e.cron then return cron.next(e.cron, after_us // US) * US end
+  return after_us + e.every * US
+end
+
+-- ---- the scheduler object ------------------------------------------------------
+
+local Scheduler = {}
+Scheduler.__index = Scheduler
+
+--- opts: cf (an instance), schedules (checked entries), log (function(line);
+-- default: stdout with a UTC time).
+function M.new(opts)
+  local s = setmetatable({ cf = opts.cf, entries = opts.schedules, log_fn = opts.log }, Scheduler)
+  return s
+end
+
+function Scheduler:log(fmt, ...)
+  local line = M.time_text(core.now_us()) .. " " .. fmt:format(...)
+  if self.log_fn then
+    self.log_fn(line)
+  else
+    io.stdout:write(line, "\n")
+    io.stdout:flush()
+  end
+end
+
+function Scheduler:store()
+  return self.cf.store()
+end
+
+--- The latest recorded run of an entry that actually ran (not skipped).
+function Scheduler:last_run(e)
+  local db, err = self:store()
+  if not db then return nil, err end
+  local runs, rerr = db:runs { name = e.name, limit = 20 }
+  if not runs then return nil, rerr end
+  for _, r in ipairs(runs) do
+    if r.status ~= "skipped" then return r end
+  end
+  return nil
+end
+
+--- Computes each entry's next firing at start-up: after its last run when
+-- there is one (a firing missed while nothing ran is due now when
+-- catch_up, else skipped), otherwise by its rule from now.
+function Scheduler:plan(now)
+  for _, e in ipairs(self.entries) do
+    local last, err = self:last_run(e)
+    if err then self:log("schedule '%s': cannot read its last run: %s", e.name, err) end
+    local base = last and (last.scheduled_for or last.started_at)
+    local due = base and M.next_after(e, base)
+    if due and due <= now then
+      if e.catch_up then
+        e.next, e.catching_up = now, due
+        self:log("schedule '%s': missed the run due %s (last run %s); running it now",
+          e.name, M.time_text(due), M.time_text(last.started_at))
+      else
+        e.next = M.after(e, due, now)
+        self:log("schedule '%s': missed the run due %s (catch_up is off)", e.name, M.time_text(due))
+      end
+    elseif due then
+      e.next = due
+    else
+      e.next = M.next_after(e, now)
+    end
+  end
+end
+
+--- The first firing of e after `now`, stepping from `from` (a past firing).
+function M.after(e, from, now)
+  if e.cron then return M.next_after(e, now) end
+  local k = (now - from) // (e.every * US) + 1
+  return from + k * e.every * US
+end
+
+local function summary_artifacts(ctx)
+  local out = {}
+  for k, v in pairs(ctx.artifacts or {}) do
+    local t = type(v)
+    if t == "string" or t == "number" or t == "boolean" then
+      out[k] = v
+    elseif t == "table" and is_list(v) and #v <= 100 then
+      local ok = true
+      for _, x in ipairs(v) do
+        if type(x) ~= "string" and type(x) ~= "number" then ok = false break end
+      end
+      if ok then out[k] = v end
+    end
+  end
+  return out
+end
+
+local function first_line(s)
+  return (tostring(s):match("^[^\n]*"))
+end
+
+local ExitMT = {}
+
+-- Runs the script in this process with `arg` and `...` set; os.exit ends
+-- the script, not the scheduler. Returns ok, result_or_error, traceback.
+local function run_script(path, args)
+  local chunk, lerr = loadfile(path, "t")
+  if not chunk then return false, lerr end
+  local saved_arg, saved_exit = _G.arg, os.exit
+  local a = { [0] = path }
+  for i, v in ipairs(args) do a[i] = v end
+  _G.arg = a
+  os.exit = function(code) -- luacheck: ignore 122
+    error(setmetatable({ code = code }, ExitMT), 0)
+  end
+  local tb
+  local ok, res = xpcall(chunk, function(e)
+    if getmetatable(e) == ExitMT then return e end
+    tb = debug.traceback(tostring(e), 2)
+    return e
+  end, table.unpack(args))
+  _G.arg, os.exit = saved_arg, saved_exit -- luacheck: ignore 122
+  if not ok and getmetatable(res) == ExitMT then
+    local code = res.code
+    if code == nil or code == true or code == 0 then return true, nil end
+    return false, ("the script called os.exit(%s)"):format(tostring(code))
+  end
+  return ok, res, tb
+end
+
+--- Runs one workflow now. scheduled_for: the firing it is for (nil: a
+-- manual run). Returns the outcome {status=, error=, id=, duration_ms=}.
+function Scheduler:run(e, scheduled_for)
+  local cf = self.cf
+  local db, derr = self:store()
+  if not db then
+    self:log("schedule '%s': not run: the database is unavailable: %s", e.name, derr)
+    return { status = "failed", error = derr }
+  end
+  local t0 = core.now_us()
+  local lease = e.lease_seconds * US
+  local id, ierr = db:insert_run { name = e.name, script = e.script, status = "running",
+                                   scheduled_for = scheduled_for, started_at = t0,
+                                   lease_until = t0 + lease }
+  if id == false then
+    local msg = ("another run of '%s' still holds its lease (another process?)"):format(e.name)
+    db:insert_run { name = e.name, script = e.script, status = "skipped",
+                    scheduled_for = scheduled_for, started_at = t0, finished_at = t0, error = msg }
+    self:log("schedule '%s': skipped: %s", e.name, msg)
+    return { status = "skipped", error = msg }
+  elseif not id then
+    self:log("schedule '%s': not run: cannot record the run: %s", e.name, ierr)
+    return { status = "failed", error = ierr }
+  end
+  self:log("schedule '%s': run %s started (%s%s): %s", e.name, id, e.rule,
+    scheduled_for and (", due " .. M.time_text(scheduled_for)) or ", by hand",
+    table.concat({ e.script, table.unpack(e.args) }, " "))
+  local last_pipeline
+  local h1 = cf.on("pipeline.stop", function(p) last_pipeline = p end)
+  local h2 = cf.on("pipeline.stage.stop", function(p)
+    -- renew the lease between stages; say what finished
+    db:update_run { id = id, status = "running", lease_until = core.now_us() + lease }
+    self:log("schedule '%s': stage %s %s in %.2f s%s", e.name, p.stage, p.status,
+      p.duration_ms / 1000, p.error and (": " .. first_line(p.error)) or "")
+  end)
+  local ok, res, tb = run_script(e.script, e.args)
+  cf.off(h1)
+  cf.off(h2)
+  local ctx = res
+  if not (type(ctx) == "table" and ctx.status and ctx.metrics) then
+    ctx = last_pipeline and last_pipeline.context
+  end
+  local status, err = "ok", nil
+  if not ok then
+    status = sched.stop_requested() and "stopped" or "failed"
+    err = type(res) == "string" and res or tostring(res)
+    if err:match("interrupted!$") then
+      -- SIGINT (Ctrl-C) in the script: record it, then stop the scheduler
+      status, err, self.interrupted = "stopped", "interrupted (SIGINT)", true
+      sched.request_stop()
+    end
+    if ctx and ctx.status == "stopped" then status, err = "stopped", ctx.error end
+  elseif ctx and (ctx.status == "failed" or ctx.status == "stopped" or ctx.status == "halted") then
+    status, err = ctx.status, ctx.error
+  end
+  local t1 = core.now_us()
+  local details = { duration_ms = (t1 - t0) / 1000, args = e.args }
+  if ctx then
+    details.metrics = ctx.metrics
+    details.stages = ctx.stages
+    details.artifacts = summary_artifacts(ctx)
+    details.halted = ctx.halted
+  end
+  if tb and status == "failed" then details.traceback = tb end
+  local uok, uerr = db:update_run { id = id, status = status, finished_at = t1,
+                                    error = err and first_line(err) or nil, details = details }
+  if not uok then
+    self:log("schedule '%s': cannot record the outcome of run %s: %s", e.name, id, uerr)
+  end
+  local what = status
+  if ctx and ctx.halted then what = what .. " (" .. ctx.halted .. ")" end
+  if err then what = what .. ": " .. first_line(err) end
+  self:log("schedule '%s': run %s %s in %.2f s", e.name, id, what, (t1 - t0) / US)
+  return { status = status, error = err, id = id, duration_ms = (t1 - t0) / 1000, context = ctx }
+end
+
+--- Runs until a stop request (SIGTERM), SIGINT, or opts.until_us.
+-- Returns the reason it stopped: "stop" (SIGTERM), "interrupt" (SIGINT in
+-- a workflow) or "time". SIGINT while sleeping raises "interrupted!".
+function Scheduler:loop(opts)
+  opts = opts or {}
+  local armed = sched.watch() == true
+  self:plan(core.now_us())
+  for _, e in ipairs(self.entries) do
+    self:log("schedule '%s': %s, next run %s", e.name, e.rule, M.time_text(e.next))
+  end
+  local reason
+  while true do
+    if sched.stop_requested() then reason = self.interrupted and "interrupt" or "stop" break end
+    local soonest
+    for _, e in ipairs(self.entries) do
+      if not soonest or e.next < soonest.next then soonest = e end
+    end
+    local deadline = soonest.next
+    if opts.until_us and opts.until_us < deadline then deadline = opts.until_us end
+    local w = sched.sleep_until(deadline)
+    if w == "stop" then reason = "stop" break end
+    local now = core.now_us()
+    if w == "time" then
+      local due = {}
+      for _, e in ipairs(self.entries) do
+        if e.next <= now then due[#due + 1] = e end
+      end
+      table.sort(due, function(a, b)
+        if a.next ~= b.next then return a.next < b.next end
+        return a.index < b.index
+      end)
+      for _, e in ipairs(due) do
+        if sched.stop_requested() then break end
+        local scheduled = e.catching_up or e.next
+        e.catching_up = nil
+        self:run(e, scheduled)
+        local after = core.now_us()
+        local nxt = M.after(e, e.next, after)
+        local missed = 0
+        local probe = M.next_after(e, e.next)
+        while probe < nxt and missed < 1000 do
+          missed = missed + 1
+          probe = M.next_after(e, probe)
+        end
+        if missed > 0 and not sched.stop_requested() then
+          self:log("schedule '%s': %d firing%s passed while it ran; next run %s", e.name, missed,
+            missed == 1 and "" or "s", M.time_text(nxt))
+        end
+        e.next = nxt
+      end
+    end
+    if opts.until_us and core.now_us() >= opts.until_us then reason = "time" break end
+  end
+  if armed then sched.unwatch() end
+  return reason
+end
+
+return M

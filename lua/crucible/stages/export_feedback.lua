@@ -1,0 +1,87 @@
+--- Stage export_feedback (the reference's ExportFeedback): exports the
+-- deployment's feedback data for retraining and puts the file's path in
+-- the context.
+--
+-- Curated formats (jsonl, parquet, csv, huggingface) run cf.export: the
+-- curated examples not exported yet, then marked exported. Preference
+-- formats (dpo, kto, openai) run cf.export_preference_pairs. Puts the
+-- artifacts feedback_data_path and export (count, bytes, format, ...), and
+-- appends {path=, format=, count=, bytes=} to the artifact exports; adds
+-- the rows written to the metric exported_count (so several export stages
+-- in one pipeline sum up).
+local core = require "crucible._core"
+local pipeline = require "crucible.pipeline"
+
+local M = {}
+
+local PAIRS = { dpo = true, kto = true, openai = true }
+
+-- filters keys per kind of format, with their types
+local CURATED_FILTERS = { include_exported = "boolean", limit = "integer" }
+local PAIR_FILTERS = { limit = "integer", since = "string", ["until"] = "string" }
+
+function M.describe(_opts)
+  return {
+    name = "export_feedback",
+    description = "Exports collected feedback data for model retraining",
+    required = {},
+    optional = { "format", "output_path", "filters" },
+    types = {
+      format = { enum = { "jsonl", "parquet", "csv", "huggingface", "dpo", "kto", "openai" } },
+      output_path = "string",
+      filters = "map",
+    },
+  }
+end
+
+function M.validate(opts)
+  if opts.output_path == "" then return "option 'output_path' must not be empty" end
+  local pairs_format = PAIRS[opts.format or ""]
+  local allowed = pairs_format and PAIR_FILTERS or CURATED_FILTERS
+  local keys = {}
+  for k in pairs(opts.filters or {}) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  for _, k in ipairs(keys) do
+    local want = allowed[k]
+    local v = opts.filters[k]
+    if not want then
+      local names = {}
+      for n in pairs(allowed) do names[#names + 1] = n end
+      table.sort(names)
+      return ("option 'filters': unknown filter '%s' for %s (%s)"):format(k,
+        pairs_format and "preference pairs" or "curated formats", table.concat(names, ", "))
+    end
+    if want == "integer" and (math.type(v) ~= "integer" or v < 0) then
+      return ("option 'filters.%s' must be a non-negative integer"):format(k)
+    elseif want == "boolean" and type(v) ~= "boolean" then
+      return ("option 'filters.%s' must be a boolean"):format(k)
+    elseif want == "string" then
+      if type(v) ~= "string" then return ("option 'filters.%s' must be an ISO 8601 time"):format(k) end
+      local ok, terr = core.parse_time(v)
+      if not ok then return ("option 'filters.%s': %s"):format(k, terr) end
+    end
+  end
+  return nil
+end
+
+M.run = pipeline.for_deployment(function(ctx, opts, dep, cf)
+  local f = opts.filters or {}
+  local path, info
+  if PAIRS[opts.format or ""] then
+    path, info = cf.export_preference_pairs(dep, { format = opts.format,
+      output_path = opts.output_path, limit = f.limit, since = f.since, ["until"] = f["until"] })
+  else
+    path, info = cf.export(dep, { format = opts.format, output_path = opts.output_path,
+      include_exported = f.include_exported, limit = f.limit })
+  end
+  if not path then return nil, info end
+  ctx:put_artifact("feedback_data_path", path)
+  ctx:put_artifact("export", info)
+  local list = ctx:get_artifact("exports") or {}
+  list[#list + 1] = { path = path, format = info.format, count = info.count, bytes = info.bytes }
+  ctx:put_artifact("exports", list)
+  ctx:merge_metrics { exported_count = (ctx.metrics.exported_count or 0) + info.count }
+  return ctx
+end)
+
+return M

@@ -1,0 +1,139 @@
+--- crucible.workflow: helpers for workflow scripts (scripts/nightly.lua and
+-- the others people copy): command-line options and a readable report of a
+-- pipeline run.
+--
+--   local workflow = require "crucible.workflow"
+--   local opts = workflow.args(arg, {
+--     deployment = { required = true, help = "the deployment id" },
+--     format = { default = "parquet" },
+--     window_size = { integer = true, default = 1000 },
+--     quiet = { flag = true },
+--   })
+--   ...
+--   workflow.report(ctx)
+local config = require "crucible.config"
+
+local M = {}
+
+local function flag_name(key) return "--" .. key:gsub("_", "-") end
+
+local function script_name(argv)
+  local s = argv and argv[0] or "workflow"
+  return (tostring(s):match("[^/]+$"))
+end
+
+--- Usage text for a spec.
+function M.usage(argv, spec)
+  local keys = {}
+  for k in pairs(spec) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local lines = { ("usage: crucible-feedback run %s [options]"):format(argv and argv[0] or "SCRIPT"), "" }
+  for _, k in ipairs(keys) do
+    local o = spec[k]
+    local flag = flag_name(k) .. (o.flag and "" or (o.integer and " N" or " VALUE"))
+    local extra = o.required and " (required)" or (o.default ~= nil and not o.flag
+      and (" (default: %s)"):format(tostring(o.default)) or "")
+    lines[#lines + 1] = ("  %-24s %s%s"):format(flag, o.help or "", extra)
+  end
+  return table.concat(lines, "\n")
+end
+
+local function fail(argv, spec, msg)
+  io.stderr:write(("%s: %s\n%s\n"):format(script_name(argv), msg, M.usage(argv, spec)))
+  io.stderr:flush()
+  os.exit(2)
+end
+
+--- Parses argv (the script's `arg`) by spec: {key = {required=, default=,
+-- flag=, integer=, help=}}; option --some-key sets key some_key. On a
+-- usage error it prints the problem and the usage on stderr and exits 2.
+function M.args(argv, spec)
+  local out, known = {}, {}
+  for k, o in pairs(spec) do
+    known[flag_name(k)] = k
+    if o.default ~= nil then out[k] = o.default end
+    if o.flag and out[k] == nil then out[k] = false end
+  end
+  local i = 1
+  while argv and argv[i] ~= nil do
+    local a = argv[i]
+    if a == "--help" or a == "-h" then
+      print(M.usage(argv, spec))
+      os.exit(0)
+    end
+    local name, inline = a:match("^(%-%-[^=]+)=(.*)$")
+    name = name or a
+    local key = known[name]
+    if not key then
+      if name:sub(1, 2) ~= "--" then fail(argv, spec, ("unexpected argument '%s'"):format(a)) end
+      fail(argv, spec, ("unknown option '%s' (did you mean '%s'?)"):format(name, config.closest(name, known)))
+    end
+    local o = spec[key]
+    if o.flag then
+      if inline then fail(argv, spec, ("option '%s' takes no value"):format(name)) end
+      out[key] = true
+    else
+      local v = inline
+      if v == nil then
+        i = i + 1
+        v = argv[i]
+      end
+      if v == nil then fail(argv, spec, ("option '%s' needs a value"):format(name)) end
+      if o.integer then
+        local n = math.tointeger(tonumber(v))
+        if not n then fail(argv, spec, ("option '%s' must be a whole number, got '%s'"):format(name, v)) end
+        v = n
+      end
+      out[key] = v
+    end
+    i = i + 1
+  end
+  for k, o in pairs(spec) do
+    if o.required and out[k] == nil then
+      fail(argv, spec, ("missing required option '%s'"):format(flag_name(k)))
+    end
+  end
+  return out
+end
+
+local function fmt_num(v)
+  if math.type(v) == "integer" then return tostring(v) end
+  if type(v) == "number" then return ("%.3f"):format(v) end
+  return tostring(v)
+end
+
+--- Prints a pipeline context readably: each stage with its status and
+-- time, the metrics, the artifacts that are plain values (paths, trigger
+-- lists) and the files exported.
+function M.report(ctx, out)
+  out = out or io.stdout
+  local w = function(...) out:write(...) out:write("\n") end
+  w(("pipeline %s: %s%s"):format(ctx.run_id, ctx.status,
+    ctx.halted and (" (" .. ctx.halted .. ")") or (ctx.error and (": " .. ctx.error) or "")))
+  for _, s in ipairs(ctx.stages) do
+    w(("  %-22s %-7s %8.2f s%s"):format(s.stage, s.status, s.duration_ms / 1000,
+      s.error and ("  " .. s.error) or ""))
+  end
+  local keys = {}
+  for k, v in pairs(ctx.metrics) do
+    if type(v) ~= "table" then keys[#keys + 1] = k end
+  end
+  table.sort(keys)
+  for _, k in ipairs(keys) do w(("  %-22s %s"):format(k, fmt_num(ctx.metrics[k]))) end
+  local akeys = {}
+  for k, v in pairs(ctx.artifacts) do
+    if type(v) == "string" or (type(v) == "table" and #v > 0 and type(v[1]) == "string") then
+      akeys[#akeys + 1] = k
+    end
+  end
+  table.sort(akeys)
+  for _, k in ipairs(akeys) do
+    local v = ctx.artifacts[k]
+    w(("  %-22s %s"):format(k, type(v) == "table" and table.concat(v, ", ") or v))
+  end
+  for _, e in ipairs(ctx.artifacts.exports or {}) do
+    w(("  exported %-13s %s (%d rows, %d bytes)"):format(e.format, e.path, e.count, e.bytes or 0))
+  end
+end
+
+return M

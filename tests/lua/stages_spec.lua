@@ -1,0 +1,272 @@
+-- The bundled stages, each on a real store: what they compute, put and merge.
+local support = require "support"
+local duck = require "duckdb"
+local pipeline = require "crucible.pipeline"
+local core = require "crucible._core"
+
+local HOUR = 3600 * 1000000
+
+local cf, dir, db
+
+local function setup()
+  dir = support.tmpdir()
+  cf = assert(require("crucible").new { config = {
+    storage = { url = "sqlite:" .. dir .. "/t.db" },
+    export = { output_dir = dir .. "/exports" },
+    drift = { mmd_samples = 0 },
+  } })
+  db = assert(cf.store())
+end
+
+local function teardown()
+  cf.close()
+  support.rm_rf(dir)
+end
+
+local function run(steps, artifacts)
+  return cf.run_pipeline(artifacts or { deployment_id = "d" }, steps)
+end
+
+describe("stage assess_quality", function()
+  before_each(setup)
+  after_each(teardown)
+
+  it("scores the events without a score and computes the statistics", function()
+    local now = core.now_us()
+    local rows = {}
+    for i = 1, 30 do
+      rows[i] = { deployment_id = "d", prompt = "q" .. i,
+                  response = i % 3 == 0 and "I cannot help with that request, sorry."
+                    or "A helpful and complete answer number " .. i,
+                  inserted_at = now - (i <= 10 and 48 or 1) * HOUR }
+    end
+    rows[31] = { deployment_id = "d", prompt = "q", response = "kept score", quality_score = 0.25,
+                 inserted_at = now }
+    rows[32] = { deployment_id = "other", prompt = "q", response = "not mine at all, other deployment",
+                 inserted_at = now }
+    assert(db:insert_events(rows))
+    -- a window of 24 hours leaves the 10 older events alone
+    local ctx = assert(run { { stage = "assess_quality", opts = { window_hours = 24, stats = false } } })
+    assert.are.equal(20, ctx.metrics.quality_backfilled)
+    assert.is_nil(ctx:get_artifact("quality_stats"))
+    assert.are.equal(10, #db:list("events", { deployment_id = "d" }) - 21)
+    ctx = assert(run { { stage = "assess_quality", opts = { window_size = 100 } } })
+    assert.are.equal(10, ctx.metrics.quality_backfilled)
+    local unscored = 0
+    for ev in db:events { deployment_id = "d" } do
+      if ev.quality_score == nil then unscored = unscored + 1 end
+    end
+    assert.are.equal(0, unscored)
+    local kept = db:list("events", { deployment_id = "d", order = "desc", limit = 1 })[1]
+    assert.are.equal(0.25, kept.quality_score)
+    local stats = ctx:get_artifact("quality_stats")
+    local want = assert(cf.get_quality_stats("d", { window_size = 100 }))
+    assert.are.equal(want.rolling_average, stats.rolling_average)
+    assert.are.equal(want.rolling_average, ctx.metrics.quality_average)
+    assert.are.equal(31, stats.window_count)
+    -- refusals score lower than the answers
+    assert.is_true(stats.min < stats.max)
+    assert.is_nil(db:list("events", { deployment_id = "other" })[1].quality_score)
+  end)
+
+  it("checks its options before anything runs", function()
+    local ok, err = pcall(run, { { stage = "assess_quality", opts = { batch_size = 0 } } })
+    assert.is_false(ok)
+    assert.matches("option 'batch_size' must be at least 1, got 0", err, 1, true)
+    ok, err = pcall(run, { { stage = "assess_quality", opts = { min_length = -1 } } })
+    assert.is_false(ok)
+    assert.matches("option 'min_length' must not be negative", err, 1, true)
+  end)
+end)
+
+describe("stage detect_drift", function()
+  before_each(setup)
+  after_each(teardown)
+
+  local function traffic()
+    local now = core.now_us()
+    local rows = {}
+    for i = 1, 200 do
+      local late = i > 100
+      rows[i] = { deployment_id = "d",
+                  prompt = late and ("a much longer question about the api " .. ("x"):rep(i)) or ("short q " .. i),
+                  response = late and ("long answer "):rep(20) or "short answer here",
+                  quality_score = 0.9, metadata = { channel = late and "api" or "web" },
+                  inserted_at = now - (200 - i) * 60 * 1000000 }
+    end
+    assert(db:insert_events(rows))
+  end
+
+  it("measures drift, stores it, and puts the results", function()
+    traffic()
+    local ctx = assert(run { { stage = "detect_drift", opts = { window_size = 100,
+      metadata_features = { channel = "categorical" }, ks_threshold = 0.1 } } })
+    local results = ctx:get_artifact("drift_results")
+    assert.are.equal(3, #results)
+    local best, drifted = 0, 0
+    for _, r in ipairs(results) do
+      best = math.max(best, r.score)
+      if r.drifted then drifted = drifted + 1 end
+      assert.are.same({ score = r.score, drifted = r.drifted }, ctx:get_artifact("drift_summary")[r.type])
+    end
+    assert.are.equal(best, ctx.metrics.drift_score)
+    assert.are.equal(drifted, ctx.metrics.drifted_count)
+    assert.is_true(results[1].drifted)
+    assert.are.equal(1.0, results[1].details.ks_statistic)
+    assert.are.equal(2, #results[1].details.features)
+    assert.is_true(results[3].drifted) -- response length
+    assert.are.equal(3, #assert(cf.get_drift_history("d")))
+  end)
+
+  it("window_hours compares the last hours with the hours before", function()
+    traffic()
+    -- the last 100 minutes hold only the late traffic, the 100 before only the early
+    local ctx = assert(run { { stage = "detect_drift", opts = { window_hours = 2 } } })
+    local w = ctx:get_artifact("drift_results")[1].details.window
+    assert.are.equal("time", w.kind)
+    assert.are.equal(2 * HOUR, w["until"] - w.since)
+    assert.are.equal(w.since, w.baseline_until)
+    assert.are.equal(120, w.recent)
+    assert.are.equal(80, w.baseline)
+  end)
+
+  it("checks its options before anything runs", function()
+    for _, c in ipairs {
+      { { window_size = 10, window_hours = 1 }, "exclude each other" },
+      { { metadata_features = { channel = "text" } },
+        [[option 'metadata_features.channel' must be "numeric" or "categorical"]] },
+      { { features = { "prompt_lenght" } }, "unknown feature 'prompt_lenght'" },
+      { { ks_threshold = -1 }, "option 'ks_threshold' must not be negative" },
+      { { window_hours = 0 }, "option 'window_hours' must be at least 1" },
+    } do
+      local ok, err = pcall(run, { { stage = "detect_drift", opts = c[1] } })
+      assert.is_false(ok)
+      assert.matches(c[2], err, 1, true)
+    end
+    assert.are.equal(0, #assert(cf.get_drift_history("d")))
+  end)
+end)
+
+describe("stage export_feedback", function()
+  before_each(setup)
+  after_each(teardown)
+
+  local function curated(n)
+    local rows = {}
+    for i = 1, n do
+      rows[i] = { id = "c" .. i, inference_event_id = "e" .. i, deployment_id = "d",
+                  curation_source = i % 2 == 0 and "user_edit" or "high_quality",
+                  curation_score = i % 2 == 0 and 10.0 or 0.9, prompt = "p " .. i,
+                  response = "r, \"quoted\"\n" .. i, inserted_at = i }
+    end
+    assert(db:insert_curated(rows))
+  end
+
+  it("exports the curated examples and puts the path (read back by DuckDB)", function()
+    curated(5)
+    local path = dir .. "/out/train.parquet"
+    local ctx = assert(run { { stage = "export_feedback", opts = { format = "parquet", output_path = path } } })
+    assert.are.equal(path, ctx:get_artifact("feedback_data_path"))
+    assert.are.equal(5, ctx.metrics.exported_count)
+    assert.are.equal("parquet", ctx:get_artifact("export").format)
+    local rows = duck.rows(("SELECT prompt, response, source, score FROM read_parquet(%s) ORDER BY prompt")
+      :format(duck.lit(path)))
+    assert.are.equal(5, #rows)
+    assert.are.same({ prompt = "p 2", response = "r, \"quoted\"\n2", source = "user_edit", score = 10 }, rows[2])
+    -- nothing new: an empty export; filters take them again
+    ctx = assert(run { { stage = "export_feedback", opts = { format = "csv", output_path = dir .. "/a.csv" } } })
+    assert.are.equal(0, ctx.metrics.exported_count)
+    ctx = assert(run {
+      { stage = "export_feedback", opts = { format = "csv", output_path = dir .. "/b.csv",
+                                            filters = { include_exported = true, limit = 2 } } },
+      { stage = "export_feedback", opts = { format = "jsonl", output_path = dir .. "/c.jsonl",
+                                            filters = { include_exported = true } } },
+    })
+    assert.are.equal(7, ctx.metrics.exported_count)
+    assert.are.equal(dir .. "/c.jsonl", ctx:get_artifact("feedback_data_path"))
+    local exports = ctx:get_artifact("exports")
+    assert.are.equal(2, #exports)
+    assert.are.same({ dir .. "/b.csv", "csv", 2 }, { exports[1].path, exports[1].format, exports[1].count })
+    assert.is_true(exports[1].bytes > 0)
+    local csv = duck.rows(("SELECT count(*)::INT AS n FROM read_csv(%s, allow_quoted_nulls=false)")
+      :format(duck.lit(dir .. "/b.csv")))
+    assert.are.equal(2, csv[1].n)
+  end)
+
+  it("defaults to export.format under export.output_dir", function()
+    curated(1)
+    local ctx = assert(run { { stage = "export_feedback" } })
+    assert.matches("/exports/feedback_%d+%.jsonl$", ctx:get_artifact("feedback_data_path"))
+  end)
+
+  it("exports preference pairs in the pair formats", function()
+    local ids = assert(db:insert_events {
+      { deployment_id = "d", prompt = "How do refunds work?", response = "Dunno." },
+      { deployment_id = "d", prompt = "Where is my order?", response = "It shipped yesterday." },
+    })
+    assert(cf.record_user_edit(ids[1], "Refunds reach your card within a week."))
+    assert(cf.record_signal(ids[2], "thumbs_up"))
+    local ctx = assert(run { { stage = "export_feedback",
+                               opts = { format = "dpo", output_path = dir .. "/dpo.jsonl" } } })
+    assert.are.equal(1, ctx.metrics.exported_count)
+    local rows = duck.rows(("SELECT prompt, chosen, rejected FROM read_json(%s)"):format(duck.lit(dir .. "/dpo.jsonl")))
+    assert.are.same({ { prompt = "How do refunds work?", chosen = "Refunds reach your card within a week.",
+                        rejected = "Dunno." } }, rows)
+    ctx = assert(run { { stage = "export_feedback", opts = { format = "kto", output_path = dir .. "/kto.jsonl",
+      filters = { since = "2000-01-01T00:00:00Z" } } } })
+    assert.are.equal(1, ctx.metrics.exported_count)
+  end)
+
+  it("checks filters against the format before anything runs", function()
+    for _, c in ipairs {
+      { { filters = { include_exported = "yes" } }, "option 'filters.include_exported' must be a boolean" },
+      { { filters = { since = "2026-01-01T00:00:00Z" } },
+        "unknown filter 'since' for curated formats (include_exported, limit)" },
+      { { format = "dpo", filters = { include_exported = true } },
+        "unknown filter 'include_exported' for preference pairs" },
+      { { format = "kto", filters = { since = "yesterday" } }, "option 'filters.since': invalid time 'yesterday'" },
+      { { filters = { limit = -1 } }, "option 'filters.limit' must be a non-negative integer" },
+      { { output_path = "" }, "option 'output_path' must not be empty" },
+      { { format = "xlsx" }, "option 'format' must be one of \"jsonl\", \"parquet\", \"csv\", \"huggingface\"" },
+    } do
+      local ok, err = pcall(run, { { stage = "export_feedback", opts = c[1] } })
+      assert.is_false(ok)
+      assert.matches(c[2], err, 1, true)
+    end
+  end)
+
+  it("fails naming the stage when the export fails", function()
+    curated(1)
+    os.execute("mkdir -p " .. support.q(dir .. "/adir"))
+    local res, err, ctx = run { { stage = "export_feedback",
+                                  opts = { format = "jsonl", output_path = dir .. "/adir" } } }
+    assert.is_nil(res)
+    assert.matches("^stage 'export_feedback' %(1 of 1%) failed: .*adir", err)
+    assert.is_nil(ctx:get_artifact("feedback_data_path"))
+    assert.are.equal(0, db:count_curated { deployment_id = "d", exported = true })
+  end)
+end)
+
+describe("stages in one pipeline", function()
+  before_each(setup)
+  after_each(teardown)
+
+  it("runs synthetic traffic through quality and drift", function()
+    local synthetic = require "crucible.synthetic"
+    local n = 0
+    for item in synthetic.events { events = 300, deployment_id = "d" } do
+      item.event.quality_score = nil
+      assert(db:insert_events { item.event })
+      n = n + 1
+    end
+    local ctx = assert(pipeline.run(pipeline.context({ deployment_id = "d" }, { cf = cf }), {
+      { stage = "assess_quality" },
+      { stage = "detect_drift", opts = { window_size = 90 } },
+    }))
+    assert.are.equal(300, ctx.metrics.quality_backfilled)
+    assert.is_true(ctx.metrics.quality_average > 0.5 and ctx.metrics.quality_average < 1)
+    -- the topic and length shift in the last 30% shows as statistical drift
+    assert.is_true(ctx:get_artifact("drift_summary").statistical.drifted)
+    assert.are.equal(300, n)
+  end)
+end)
