@@ -299,7 +299,7 @@ static int connect_now(pg_store *s, cf_err *err)
         char text[400];
         snprintf(text, sizeof text, "%s", PQerrorMessage(s->conn));
         for (char *c = text; *c; c++)
-            if (*c == '\n')
+            if (*c == '\n' || *c == '\t')
                 *c = ' ';
         cf_fail(err, CF_EDB,
                 "cannot connect to PostgreSQL at %s (%s): %s; check that the server is running "
@@ -389,7 +389,7 @@ static int parse_url(pg_store *s, const char *url, cf_err *err)
         snprintf(text, sizeof text, "%s", perr ? perr : "cannot be parsed");
         PQfreemem(perr);
         for (char *c = text; *c; c++)
-            if (*c == '\n')
+            if (*c == '\n' || *c == '\t')
                 *c = ' ';
         cf_fail(err, CF_EINVAL,
                 "invalid PostgreSQL URL '%s': %s; expected "
