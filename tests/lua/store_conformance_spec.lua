@@ -1,0 +1,550 @@
+-- The storage conformance suite: every store operation, run unchanged
+-- against each backend. The database is the URL in CF_TEST_DB_URL (unset:
+-- a fresh temporary SQLite file). CF_TEST_DB_STOP / CF_TEST_DB_START are
+-- shell commands that stop and start the server (tests/servers/with-server.sh
+-- sets them); for SQLite the "outage" is another process holding an
+-- exclusive lock for a while. Every test writes under its own deployment
+-- ids (random suffix), so runs and tests never see each other's rows.
+local store = require "crucible.store"
+local core = require "crucible._core"
+local support = require "support"
+
+local URL = os.getenv("CF_TEST_DB_URL")
+local STOP = os.getenv("CF_TEST_DB_STOP")
+local START = os.getenv("CF_TEST_DB_START")
+local tmp
+if not URL or URL == "" then
+  tmp = support.tmpdir()
+  URL = "sqlite:" .. tmp .. "/conformance.db"
+end
+local SQLITE_FILE = URL:match("^sqlite:(.*)$")
+if SQLITE_FILE then SQLITE_FILE = SQLITE_FILE:gsub("^//", "") end
+
+local function uid(prefix)
+  return (prefix or "dep") .. "-" .. core.uuid7()
+end
+
+local function open()
+  local db = assert(store.open(URL))
+  assert(db:migrate())
+  return db
+end
+
+-- Lets the server come back: the outage command for this backend and what
+-- ends it, as shell commands.
+local function outage_commands(seconds)
+  if STOP and STOP ~= "" then
+    return STOP, START
+  end
+  assert(SQLITE_FILE, "CF_TEST_DB_STOP must be set for " .. URL)
+  -- Another process holds an exclusive lock for a while: writers wait.
+  local stop = ("(printf '.timeout 20000\\nBEGIN EXCLUSIVE;\\n'; sleep %s; printf 'COMMIT;\\n')"
+    .. " | sqlite3 %s &")
+      :format(seconds, support.q(SQLITE_FILE))
+  return stop, "true"
+end
+
+local function ev(dep, prompt, extra)
+  local e = { deployment_id = dep, prompt = prompt, response = "resp " .. prompt }
+  for k, v in pairs(extra or {}) do e[k] = v end
+  return e
+end
+
+local function collect(iter, s, c, cur)
+  local out = {}
+  for row in iter, s, c, cur do out[#out + 1] = row end
+  return out
+end
+
+local function prompts(rows)
+  local out = {}
+  for i, r in ipairs(rows) do out[i] = r.prompt end
+  return out
+end
+
+local function rss_kb()
+  local f = io.open("/proc/self/status")
+  if not f then return 0 end
+  local s = f:read("a")
+  f:close()
+  return tonumber(s:match("VmRSS:%s*(%d+)")) or 0
+end
+
+describe("store conformance (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", function()
+  local db
+
+  setup(function() db = open() end)
+  teardown(function()
+    if db then db:close() end
+    if tmp then support.rm_rf(tmp) end
+  end)
+
+  it("migrates idempotently to the same schema version as SQLite", function()
+    local ref_dir = support.tmpdir()
+    local ref = assert(store.open("sqlite:" .. ref_dir .. "/ref.db"))
+    assert(ref:migrate())
+    local want = assert(ref:schema_version())
+    ref:close()
+    support.rm_rf(ref_dir)
+    assert.equal(0, assert(db:migrate()))
+    assert.equal(want, assert(db:schema_version()))
+    local other = open()
+    assert.equal(want, assert(other:schema_version()))
+    other:close()
+  end)
+
+  it("round-trips every field of an event", function()
+    local dep = uid()
+    local big = string.rep("ü€😀x", 1024 * 1024 // 10)
+    local meta = { source = "api", nested = { 1, 2, { deep = true } }, ["unicode é"] = "😀",
+                   quote = "it's \"quoted\" \\ back\tslash\n", n = 1.5, neg = -3 }
+    local ids = assert(db:insert_events {
+      ev(dep, "héllo wörld 😀", { model_version_id = "m1", user_id_hash = "0123456789abcdef",
+        latency_ms = 120, token_count = 42, quality_score = 0.5, metadata = meta,
+        inserted_at = "2026-11-23T08:00:00.123457Z" }),
+      { deployment_id = dep, prompt = "", response = "", inserted_at = 1700000000000001 },
+      ev(dep, big, { response = big, inserted_at = 1700000000000002 }),
+      ev(dep, "extremes", { latency_ms = math.maxinteger, token_count = math.mininteger + 1,
+        quality_score = 1.7976931348623157e308, inserted_at = 1700000000000003 }),
+      ev(dep, "tiny", { latency_ms = 0, token_count = -1, quality_score = 5e-324,
+        inserted_at = 1700000000000004 }),
+      ev(dep, "fraction", { quality_score = 0.1 + 0.2, inserted_at = 1700000000000005 }),
+    })
+    assert.equal(6, #ids)
+    local e = assert(db:get_event(ids[1]))
+    assert.equal(ids[1], e.id)
+    assert.equal(dep, e.deployment_id)
+    assert.equal("héllo wörld 😀", e.prompt)
+    assert.equal("resp héllo wörld 😀", e.response)
+    assert.equal("m1", e.model_version_id)
+    assert.equal("0123456789abcdef", e.user_id_hash)
+    assert.equal(120, e.latency_ms)
+    assert.equal(42, e.token_count)
+    assert.equal(0.5, e.quality_score)
+    assert.same(meta, e.metadata)
+    assert.equal(core.parse_time("2026-11-23T08:00:00.123457Z"), e.inserted_at)
+    assert.same({}, e.signals)
+    local empty = assert(db:get_event(ids[2]))
+    assert.equal("", empty.prompt)
+    assert.equal("", empty.response)
+    assert.is_nil(empty.model_version_id)
+    assert.is_nil(empty.user_id_hash)
+    assert.is_nil(empty.latency_ms)
+    assert.is_nil(empty.token_count)
+    assert.is_nil(empty.quality_score)
+    assert.same({}, empty.metadata)
+    assert.equal(1700000000000001, empty.inserted_at)
+    local b = assert(db:get_event(ids[3]))
+    assert.equal(#big, #b.prompt)
+    assert.is_true(b.prompt == big and b.response == big)
+    local x = assert(db:get_event(ids[4]))
+    assert.equal(math.maxinteger, x.latency_ms)
+    assert.equal(math.mininteger + 1, x.token_count)
+    assert.equal(1.7976931348623157e308, x.quality_score)
+    local t = assert(db:get_event(ids[5]))
+    assert.equal(0, t.latency_ms)
+    assert.equal(-1, t.token_count)
+    assert.equal(5e-324, t.quality_score)
+    assert.equal(0.1 + 0.2, assert(db:get_event(ids[6])).quality_score)
+    assert.is_nil(db:get_event(uid("missing")))
+  end)
+
+  it("stores a NUL character exactly or refuses it as invalid, never altered", function()
+    local dep = uid()
+    local ok, err, kind = db:insert_events { ev(dep, "a\0b") }
+    if ok then
+      assert.equal("a\0b", db:get_event(ok[1]).prompt)
+    else
+      assert.equal("invalid", kind)
+      assert.truthy(err:find("NUL", 1, true))
+      assert.equal(0, db:count_events { deployment_id = dep })
+    end
+  end)
+
+  it("keeps generated ids, caller ids and microsecond times", function()
+    local dep = uid()
+    local mine = uid("my-id")
+    local ids = assert(db:insert_events { ev(dep, "a"), ev(dep, "b", { id = mine }) })
+    assert.is_true(core.uuid_valid(ids[1]))
+    assert.equal(mine, ids[2])
+    local before = core.now_us()
+    assert(db:insert_events { ev(dep, "c") })
+    local rows = db:list("events", { deployment_id = dep })
+    assert.equal(3, #rows)
+    assert.is_true(rows[3].inserted_at >= before - 1000000)
+    assert.equal(3, db:count_events { deployment_id = dep })
+  end)
+
+  it("orders, limits, offsets and windows rows by time", function()
+    local dep = uid()
+    local rows = {}
+    for i = 1, 10 do rows[i] = ev(dep, "p" .. i, { inserted_at = 1600000000000000 + i }) end
+    -- inserted out of order: reads still come back by time
+    rows[1], rows[10] = rows[10], rows[1]
+    assert(db:insert_events(rows))
+    local base = 1600000000000000
+    assert.same({ "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8", "p9", "p10" },
+      prompts(db:list("events", { deployment_id = dep })))
+    assert.same({ "p9", "p8", "p7" },
+      prompts(db:list("events", { deployment_id = dep, order = "desc", limit = 3, offset = 1 })))
+    assert.same({ "p3", "p4", "p5" },
+      prompts(db:list("events", { deployment_id = dep, since = base + 3, ["until"] = base + 6 })))
+    assert.same({}, db:list("events", { deployment_id = dep, limit = 0 }))
+    assert.same({}, db:list("events", { deployment_id = dep, offset = 10 }))
+    assert.equal(3, db:count_events { deployment_id = dep, since = base + 3, ["until"] = base + 6 })
+    assert.equal(10, db:count_events { deployment_id = dep })
+  end)
+
+  it("streams 200,000 events with bounded memory", function()
+    local dep = uid()
+    local pad = string.rep("x", 1000)
+    local total, batch = 200000, 5000
+    for b = 0, total // batch - 1 do
+      local rows = {}
+      for i = 1, batch do
+        local n = b * batch + i
+        rows[i] = { deployment_id = dep, prompt = pad, response = tostring(n), inserted_at = n }
+      end
+      assert(db:insert_events(rows))
+    end
+    collectgarbage()
+    local start, peak = rss_kb(), 0
+    local n, last = 0, 0
+    for e in db:events { deployment_id = dep } do
+      n = n + 1
+      local v = tonumber(e.response)
+      assert(v == last + 1, "out of order at " .. n)
+      last = v
+      if n % 10000 == 0 then
+        collectgarbage()
+        peak = math.max(peak, rss_kb() - start)
+      end
+    end
+    assert.equal(total, n)
+    -- the rows are ~200 MB: a cursor that held them would show it
+    assert.is_true(peak < 64 * 1024, ("RSS grew by %d KB while streaming"):format(peak))
+    local cols = 0
+    for row in db:columns({ deployment_id = dep }, { "response", "inserted_at" }) do
+      cols = cols + 1
+      if cols % 50000 == 0 then peak = math.max(peak, rss_kb() - start) end
+      assert.equal(cols, row[2])
+    end
+    assert.equal(total, cols)
+    assert.is_true(peak < 64 * 1024, ("RSS grew by %d KB while scanning"):format(peak))
+    assert.equal(total, db:count_events { deployment_id = dep })
+  end)
+
+  it("joins signals to their events, filters and counts them", function()
+    local dep = uid()
+    local ids = assert(db:insert_events { ev(dep, "a", { inserted_at = 10 }),
+                                          ev(dep, "b", { inserted_at = 20 }),
+                                          ev(dep, "c", { inserted_at = 30 }) })
+    assert(db:insert_signal { inference_event_id = ids[1], signal_type = "thumbs_up",
+                              metadata = { source = "ui" }, inserted_at = 100 })
+    assert(db:insert_signal { inference_event_id = ids[1], signal_type = "edit",
+                              edited_response = "better ✓", inserted_at = 200 })
+    assert(db:insert_signal { inference_event_id = ids[2], signal_type = "thumbs_down", inserted_at = 300 })
+    local ghost = uid("ghost")
+    local ok, err, kind = db:insert_signal { inference_event_id = ghost, signal_type = "copy" }
+    assert.is_nil(ok)
+    assert.equal("not_found", kind)
+    assert.truthy(err:find(ghost, 1, true))
+    local e = db:get_event(ids[1])
+    assert.equal(2, #e.signals)
+    assert.equal("thumbs_up", e.signals[1].signal_type)
+    assert.same({ source = "ui" }, e.signals[1].metadata)
+    assert.equal(dep, e.signals[1].deployment_id)
+    assert.equal(100, e.signals[1].inserted_at)
+    assert.equal("better ✓", e.signals[2].edited_response)
+    assert.is_nil(e.signals[1].edited_response)
+    local sigs = db:list_signals_for_event(ids[1])
+    assert.equal(2, #sigs)
+    assert.equal(ids[1], sigs[1].inference_event_id)
+    assert.equal(1, db:count("signals", { deployment_id = dep, type = "edit" }))
+    assert.equal(3, db:count("signals", { deployment_id = dep }))
+    assert.same({ "a", "b" }, prompts(db:list("events", { deployment_id = dep,
+      with_signal = { "thumbs_up", "thumbs_down" } })))
+    assert.same({ "b" }, prompts(db:list("events", { deployment_id = dep,
+      with_signal = { "thumbs_down" } })))
+    assert.same({ edit = 1, thumbs_down = 1, thumbs_up = 1 }, db:count_by_type("signals", { deployment_id = dep }))
+    assert.same({ thumbs_down = 1 }, db:count_by_type("signals", { deployment_id = dep, since = 250 }))
+    local counts = {}
+    for r in db:light_events({ deployment_id = dep }, { signals = true }) do
+      counts[#counts + 1] = r.signals
+    end
+    assert.equal(3, #counts)
+    assert.equal(1, counts[1].thumbs_up)
+    assert.equal(1, counts[1].edit)
+    assert.equal(1, counts[2].thumbs_down)
+    assert.equal(0, counts[3].thumbs_up)
+  end)
+
+  it("updates only the fields given, backfills quality, refuses unknown ids", function()
+    local dep = uid()
+    local ids = assert(db:insert_events { ev(dep, "a", { metadata = { a = 1 }, inserted_at = 1 }),
+                                          ev(dep, "b", { quality_score = 0.9, inserted_at = 2 }),
+                                          ev(dep, "c", { inserted_at = 3 }) })
+    local unscored = collect(db:unscored_events { deployment_id = dep })
+    assert.same({ "a", "c" }, prompts(unscored))
+    assert.equal(1, db:update_event(ids[1], { quality_score = 0.75 }))
+    local e = db:get_event(ids[1])
+    assert.equal(0.75, e.quality_score)
+    assert.same({ a = 1 }, e.metadata)
+    assert(db:update_events { { id = ids[3], quality_score = 0.25, model_version_id = "m2",
+                                latency_ms = 7, token_count = 8, metadata = { b = "two" } } })
+    e = db:get_event(ids[3])
+    assert.equal(0.25, e.quality_score)
+    assert.equal("m2", e.model_version_id)
+    assert.equal(7, e.latency_ms)
+    assert.equal(8, e.token_count)
+    assert.same({ b = "two" }, e.metadata)
+    assert.same({}, collect(db:unscored_events { deployment_id = dep }))
+    local missing = uid("missing")
+    local ok, err, kind = db:update_events { { id = ids[2], quality_score = 0.1 },
+                                             { id = missing, quality_score = 1 } }
+    assert.is_nil(ok)
+    assert.equal("not_found", kind)
+    assert.truthy(err:find(missing, 1, true))
+    assert.equal(0.9, db:get_event(ids[2]).quality_score) -- all or nothing
+  end)
+
+  it("scans columns and metadata keys, light records and events by id", function()
+    local dep = uid()
+    local rows = {}
+    for i = 1, 5 do
+      rows[i] = { deployment_id = dep, prompt = "p" .. i, response = "r" .. i, latency_ms = i * 10,
+                  quality_score = i % 2 == 0 and 0.5 or nil, inserted_at = i, model_version_id = "m",
+                  metadata = { ["k'); --"] = i, tag = i % 2 == 0 and "even" or "odd",
+                               obj = { x = i }, flag = i == 1 } }
+    end
+    local ids = assert(db:insert_events(rows))
+    local got = collect(db:columns({ deployment_id = dep, order = "desc", limit = 3 },
+      { "prompt", "latency_ms", "quality_score", { metadata = "k'); --" }, { metadata = "tag" },
+        { metadata = "missing" }, "inserted_at" }))
+    assert.equal(3, #got)
+    assert.same({ n = 7, "p5", 50, nil, 5, "odd", nil, 5 }, got[1])
+    assert.same({ n = 7, "p4", 40, 0.5, 4, "even", nil, 4 }, got[2])
+    local first = collect(db:columns({ deployment_id = dep, limit = 1 },
+      { { metadata = "flag" }, { metadata = "obj" }, "model_version_id", "token_count" }))[1]
+    assert.equal("true", first[1])
+    assert.same({ x = 1 }, require("cjson").decode(first[2]))
+    assert.equal("m", first[3])
+    assert.is_nil(first[4])
+    local light = collect(db:light_events({ deployment_id = dep, order = "desc", limit = 2, offset = 1 },
+      { lengths = true }))
+    assert.equal(2, #light)
+    assert.equal(ids[4], light[1].id)
+    assert.equal(40, light[1].latency_ms)
+    assert.equal(0.5, light[1].quality_score)
+    assert.equal(2, light[1].prompt_length)
+    assert.equal(4, light[1].inserted_at)
+    local by = assert(db:events_by_ids { ids[3], uid("nope"), ids[1] })
+    assert.same({ "p3", "p1" }, prompts(by))
+  end)
+
+  it("stores curated examples, marks exports and knows the last export", function()
+    local dep = uid()
+    local c1, c2, c3 = uid("c1"), uid("c2"), uid("c3")
+    assert.is_nil(db:last_export_at(dep))
+    assert.equal(2, db:insert_curated {
+      { id = c1, inference_event_id = uid("e1"), deployment_id = dep, curation_source = "user_edit",
+        curation_score = 10.0, prompt = "p", response = "r", inserted_at = 1 },
+      { id = c2, inference_event_id = uid("e2"), deployment_id = dep, curation_source = "hard_examples",
+        curation_score = 1.5, prompt = "p2", response = "r2", inserted_at = 2 },
+    })
+    assert.equal(1, db:insert_curated { { id = c3, inference_event_id = uid("e3"), deployment_id = dep,
+      curation_source = "hard_examples", inserted_at = 3 } })
+    assert.equal(3, db:count_curated { deployment_id = dep, exported = false })
+    assert.same({ hard_examples = 2, user_edit = 1 }, db:count_by_type("curated", { deployment_id = dep }))
+    local before = core.now_us()
+    assert.equal(1, db:mark_curated_exported({ c1, uid("absent") }, "batch-9"))
+    local rows = db:list("curated", { deployment_id = dep, exported = true })
+    assert.equal(1, #rows)
+    assert.equal(c1, rows[1].id)
+    assert.equal("batch-9", rows[1].export_batch_id)
+    assert.is_true(rows[1].exported)
+    assert.equal(10.0, rows[1].curation_score)
+    assert.equal("user_edit", rows[1].curation_source)
+    assert.equal(2, db:count_curated { deployment_id = dep, exported = false })
+    local at = assert(db:last_export_at(dep))
+    assert.is_true(at >= before - 1000000)
+    -- a streamed list of ids: all marked in one transaction
+    local list, i = { c2, c3 }, 0
+    assert.equal(2, db:mark_curated_exported(function() i = i + 1; return list[i] end, "batch-10"))
+    assert.equal(0, db:count_curated { deployment_id = dep, exported = false })
+    local all = db:list("curated", { deployment_id = dep })
+    assert.equal(3, #all)
+    assert.equal("batch-10", all[3].export_batch_id)
+    assert.is_nil(all[3].curation_score)
+    assert.is_nil(all[3].prompt)
+    -- insert-if-not-curated: one per event, across calls and within a batch
+    local dep2 = uid()
+    local e1 = uid("ev")
+    local n, written = db:insert_curated_new {
+      { inference_event_id = e1, deployment_id = dep2, curation_source = "a" },
+      { inference_event_id = e1, deployment_id = dep2, curation_source = "b" },
+      { inference_event_id = uid("ev"), deployment_id = dep2, curation_source = "c" },
+    }
+    assert.equal(2, n)
+    assert.same({ true, false, true }, written)
+    n = db:insert_curated_new { { inference_event_id = e1, deployment_id = dep2, curation_source = "d" } }
+    assert.equal(0, n)
+    assert.equal(2, db:count_curated { deployment_id = dep2 })
+  end)
+
+  it("keeps drift and trigger history with JSON details", function()
+    local dep = uid()
+    assert(db:insert_drift { deployment_id = dep, drift_type = "statistical", score = 0.3, drifted = true,
+                             details = { ks = 0.3, psi = 0.1, note = "é" }, inserted_at = 1 })
+    assert(db:insert_drift { deployment_id = dep, drift_type = "embedding", score = 0.05, drifted = false,
+                             inserted_at = 2 })
+    assert(db:insert_trigger { deployment_id = dep, trigger_type = "data_count",
+                               details = { event_count = 1000 }, inserted_at = 5 })
+    assert(db:insert_trigger { deployment_id = dep, trigger_type = "drift_threshold", inserted_at = 6 })
+    local d = db:list("drift", { deployment_id = dep })
+    assert.equal(2, #d)
+    assert.same({ ks = 0.3, psi = 0.1, note = "é" }, d[1].details)
+    assert.is_true(d[1].drifted)
+    assert.is_false(d[2].drifted)
+    assert.equal(0.05, d[2].score)
+    assert.same({}, d[2].details)
+    assert.equal("embedding", db:list("drift", { deployment_id = dep, order = "desc", limit = 1 })[1].drift_type)
+    assert.equal(1, db:count("drift", { deployment_id = dep, type = "statistical" }))
+    local t = db:list("triggers", { deployment_id = dep, type = "data_count" })
+    assert.equal(1, #t)
+    assert.same({ event_count = 1000 }, t[1].details)
+    assert.equal(5, t[1].inserted_at)
+    assert.same({ data_count = 1, drift_threshold = 1 }, db:count_by_type("triggers", { deployment_id = dep }))
+    assert.same({ embedding = 1, statistical = 1 }, db:count_by_type("drift", { deployment_id = dep }))
+  end)
+
+  it("treats hostile ids and strings as plain data", function()
+    local suffix = core.uuid7()
+    local hostile = {
+      "x'); DROP TABLE inference_events;-- " .. suffix,
+      "back\\slash\\' \\\" " .. suffix,
+      "tab\tnew\nline\r " .. suffix,
+      "%_ wildcard " .. suffix,
+      "$1 :: $$ dollar " .. suffix,
+      "{\"json\": [1]} " .. suffix,
+      "ünï😀 " .. suffix,
+    }
+    for _, evil in ipairs(hostile) do
+      assert(db:insert_events { ev(evil, evil, { id = evil, model_version_id = evil,
+                                                 metadata = { [evil] = evil } }) })
+      local e = assert(db:get_event(evil))
+      assert.equal(evil, e.deployment_id)
+      assert.equal(evil, e.prompt)
+      assert.equal(evil, e.model_version_id)
+      assert.same({ [evil] = evil }, e.metadata)
+      assert.equal(1, db:count_events { deployment_id = evil })
+      assert(db:insert_signal { id = "s" .. evil, inference_event_id = evil, signal_type = evil })
+      assert.equal(1, db:count("signals", { deployment_id = evil, type = evil }))
+      assert.equal(evil, collect(db:columns({ deployment_id = evil }, { { metadata = evil } }))[1][1])
+      assert(db:insert_curated { { id = "c" .. evil, inference_event_id = evil, deployment_id = evil,
+                                   curation_source = evil } })
+      assert.equal(1, db:mark_curated_exported({ "c" .. evil }, evil))
+      assert.equal(evil, db:list("curated", { deployment_id = evil })[1].export_batch_id)
+      assert(db:set_setting("k" .. evil, evil))
+      assert.equal(evil, db:setting("k" .. evil))
+    end
+    assert.equal(0, db:count_events { deployment_id = "x' OR '1'='1" })
+  end)
+
+  it("keeps settings, first writer wins for get-or-set", function()
+    local k = uid("key")
+    assert.is_nil(db:setting(k))
+    assert.equal("a", db:setting_or_set(k, "a"))
+    assert.equal("a", db:setting_or_set(k, "b"))
+    assert(db:set_setting(k, "c"))
+    assert.equal("c", db:setting(k))
+    local other = open()
+    assert.equal("c", other:setting(k))
+    other:close()
+  end)
+
+  it("refuses incomplete input, writing nothing, and names the field", function()
+    local dep = uid()
+    local ok, err, kind = db:insert_events { ev(dep, "p"), { deployment_id = dep, prompt = "p" } }
+    assert.is_nil(ok)
+    assert.equal("invalid", kind)
+    assert.truthy(err:find("response", 1, true))
+    assert.equal(0, db:count_events { deployment_id = dep })
+    local id = uid("dup")
+    assert(db:insert_events { ev(dep, "first", { id = id }) })
+    ok, err, kind = db:insert_events { ev(dep, "q"), ev(dep, "different", { id = id }) }
+    assert.is_nil(ok)
+    assert.equal("invalid", kind)
+    assert.truthy(err:find(id, 1, true))
+    assert.equal(1, db:count_events { deployment_id = dep })
+    assert.equal("first", db:get_event(id).prompt)
+  end)
+
+  it("survives the database going away in the middle of a batch", function()
+    local dep = uid()
+    assert(db:insert_events { ev(dep, "before") })
+    local stop, start = outage_commands(2)
+    assert(os.execute(stop))
+    -- the server comes back while the next batch is being retried
+    assert(os.execute("(sleep 1.5; " .. start .. ") >/dev/null 2>&1 &"))
+    local rows = {}
+    for i = 1, 2000 do rows[i] = ev(dep, "during " .. i) end
+    local ids = assert(db:insert_events(rows))
+    assert.equal(2000, #ids)
+    assert.equal(2001, db:count_events { deployment_id = dep })
+    -- the same handle keeps working after the outage
+    assert(db:insert_signal { inference_event_id = ids[1], signal_type = "copy" })
+    assert.equal(1, db:count("signals", { deployment_id = dep }))
+  end)
+
+  it("loses and duplicates nothing when the server restarts during a bulk ingest", function()
+    local dep = uid()
+    local dir = support.tmpdir()
+    local file = dir .. "/events.jsonl"
+    local total = 60000
+    local f = assert(io.open(file, "w"))
+    for i = 1, total do
+      f:write(('{"id":"%s-%d","deployment_id":"%s","prompt":"%s","response":"r%d"}\n')
+        :format(dep, i, dep, string.rep("p", 200), i))
+    end
+    f:close()
+    local cmd = ("%s --db %s ingest %s --quiet >%s 2>&1; echo $? >%s"):format(
+      support.q(support.BINARY), support.q(URL), support.q(file), support.q(dir .. "/log"),
+      support.q(dir .. "/rc"))
+    assert(os.execute("(" .. cmd .. ") </dev/null >/dev/null 2>&1 &"))
+    -- wait until the ingest has written something, then take the server away
+    local seen = 0
+    for _ = 1, 600 do
+      seen = db:count_events { deployment_id = dep }
+      if seen > 0 then break end
+      os.execute("sleep 0.05")
+    end
+    assert.is_true(seen > 0, "the ingest wrote nothing")
+    local stop, start = outage_commands(2)
+    assert(os.execute(stop))
+    os.execute("sleep 1.5")
+    assert(os.execute(start))
+    local rc
+    for _ = 1, 1200 do
+      local r = io.open(dir .. "/rc")
+      if r then
+        rc = tonumber(r:read("a"))
+        r:close()
+        if rc then break end
+      end
+      os.execute("sleep 0.1")
+    end
+    local log = support.read_file(dir .. "/log")
+    assert.equal(0, rc, log)
+    assert.equal(total, db:count_events { deployment_id = dep })
+    local distinct = {}
+    local n = 0
+    for row in db:columns({ deployment_id = dep }, { "response" }) do
+      assert.is_nil(distinct[row[1]], "duplicate " .. row[1])
+      distinct[row[1]] = true
+      n = n + 1
+    end
+    assert.equal(total, n)
+    support.rm_rf(dir)
+  end)
+end)
