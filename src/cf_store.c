@@ -74,10 +74,13 @@ int cf_store_parse_url(const char *url, cf_store_url *out, cf_err *err)
         return cf_fail(err, CF_EUNSUPPORTED,
                        "PostgreSQL storage (postgres://) is not available in this build yet; "
                        "use sqlite:PATH");
-    if (has_prefix(url, "clickhouse://"))
-        return cf_fail(err, CF_EUNSUPPORTED,
-                       "ClickHouse storage (clickhouse://) is not available in this build yet; "
-                       "use sqlite:PATH");
+    if (has_prefix(url, "clickhouse://")) {
+        if (strlen(url) >= sizeof out->target)
+            return cf_fail(err, CF_EINVAL, "database URL is too long (%zu bytes)", strlen(url));
+        out->backend = CF_BACKEND_CLICKHOUSE;
+        memcpy(out->target, url, strlen(url) + 1);
+        return 0;
+    }
     return cf_fail(err, CF_EINVAL,
                    "unsupported database URL '%.200s': expected sqlite:PATH", url);
 }
@@ -91,6 +94,8 @@ int cf_store_open(const char *url, const cf_store_opts *opts, cf_store **out, cf
     switch (u.backend) {
     case CF_BACKEND_SQLITE:
         return cf_store_sqlite_open(u.target, opts, out, err);
+    case CF_BACKEND_CLICKHOUSE:
+        return cf_store_clickhouse_open(u.target, opts, out, err);
     default:
         return cf_fail(err, CF_EUNSUPPORTED, "backend not available");
     }

@@ -376,7 +376,7 @@ typedef enum cf_backend { CF_BACKEND_SQLITE, CF_BACKEND_POSTGRES, CF_BACKEND_CLI
 
 typedef struct cf_store_url {
     cf_backend backend;
-    char target[4096];  /* sqlite: the file path (or ":memory:") */
+    char target[4096];  /* sqlite: the file path (or ":memory:"); clickhouse: the URL */
 } cf_store_url;
 
 /* Parses "sqlite:PATH" (also "sqlite://PATH"); postgres:// and clickhouse://
@@ -389,6 +389,10 @@ typedef struct cf_store_opts {
 
 int cf_store_open(const char *url, const cf_store_opts *opts, cf_store **out, cf_err *err);
 int cf_store_sqlite_open(const char *path, const cf_store_opts *opts, cf_store **out, cf_err *err);
+/* clickhouse://[user[:password]@]host[:port][/database] (HTTP interface;
+ * port 8123, user default, database default when absent). */
+int cf_store_clickhouse_open(const char *url, const cf_store_opts *opts, cf_store **out,
+                             cf_err *err);
 
 /* ---- calls (thin dispatch through the vtable) ------------------------------ */
 
