@@ -446,7 +446,10 @@ int cf_store_clickhouse_open(const char *url, const cf_store_opts *opts, cf_stor
     /* A ping says whether the server answers and the credentials are
      * good, naming what to check otherwise. The database itself may not
      * exist yet: migrate creates it. */
-    if (exec_nodb(s, "SELECT 1", "connecting", err)) {
+    s->retry_ms = 1000;
+    int down = exec_nodb(s, "SELECT 1", "connecting", err);
+    s->retry_ms = 15000;
+    if (down) {
         ch_close(&s->base);
         return -1;
     }

@@ -24,9 +24,9 @@ Usage errors print one line and exit with status 2.
   $ crucible-feedback --db postgres://localhost/feedback migrate
   crucible-feedback: --db: PostgreSQL storage (postgres://) is not available in this build yet; use sqlite:PATH (see 'crucible-feedback --help')
   [2]
-  $ crucible-feedback migrate --db clickhouse://localhost:8123
-  crucible-feedback: --db: ClickHouse storage (clickhouse://) is not available in this build yet; use sqlite:PATH (see 'crucible-feedback migrate --help')
-  [2]
+  $ crucible-feedback migrate --db 'clickhouse://u:secret@127.0.0.1:1/a-b'
+  crucible-feedback: ClickHouse URL 'clickhouse://***@127.0.0.1:1/a-b': expected a database name of letters, digits and underscores
+  [1]
   $ crucible-feedback --config nowhere.lua migrate
   crucible-feedback: --config: cannot read nowhere.lua: No such file or directory (see 'crucible-feedback --help')
   [2]
