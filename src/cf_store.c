@@ -1,6 +1,7 @@
 /* Backend-independent part of the storage interface: URLs, queries, names. */
 #include "crucible/cf_store.h"
 
+#include <stdio.h>
 #include <string.h>
 
 void cf_query_init(cf_query *q)
@@ -52,6 +53,27 @@ static int has_prefix(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+void cf_store_redact_url(const char *url, char *out, size_t cap)
+{
+    if (!cap)
+        return;
+    const char *p = strstr(url, "://");
+    const char *colon = NULL, *at = NULL;
+    if (p) {
+        p += 3;
+        const char *stop = p + strcspn(p, "/?#");
+        for (const char *q = p; q < stop; q++)
+            if (*q == '@')
+                at = q;
+        if (at)
+            colon = memchr(p, ':', (size_t)(at - p));
+    }
+    if (colon)
+        snprintf(out, cap, "%.*s***%s", (int)(colon + 1 - url), url, at);
+    else
+        snprintf(out, cap, "%s", url);
+}
+
 int cf_store_parse_url(const char *url, cf_store_url *out, cf_err *err)
 {
     memset(out, 0, sizeof *out);
@@ -70,10 +92,14 @@ int cf_store_parse_url(const char *url, cf_store_url *out, cf_err *err)
         memcpy(out->target, path, strlen(path) + 1);
         return 0;
     }
-    if (has_prefix(url, "postgres://") || has_prefix(url, "postgresql://"))
-        return cf_fail(err, CF_EUNSUPPORTED,
-                       "PostgreSQL storage (postgres://) is not available in this build yet; "
-                       "use sqlite:PATH");
+    if (has_prefix(url, "postgres://") || has_prefix(url, "postgresql://")) {
+        /* the PostgreSQL backend parses (and reports) the rest itself */
+        if (strlen(url) >= sizeof out->target)
+            return cf_fail(err, CF_EINVAL, "database URL is too long (%zu bytes)", strlen(url));
+        out->backend = CF_BACKEND_POSTGRES;
+        memcpy(out->target, url, strlen(url) + 1);
+        return 0;
+    }
     if (has_prefix(url, "clickhouse://")) {
         if (strlen(url) >= sizeof out->target)
             return cf_fail(err, CF_EINVAL, "database URL is too long (%zu bytes)", strlen(url));
@@ -81,8 +107,12 @@ int cf_store_parse_url(const char *url, cf_store_url *out, cf_err *err)
         memcpy(out->target, url, strlen(url) + 1);
         return 0;
     }
+    char shown[256];
+    cf_store_redact_url(url, shown, sizeof shown);
     return cf_fail(err, CF_EINVAL,
-                   "unsupported database URL '%.200s': expected sqlite:PATH", url);
+                   "unsupported database URL '%s': expected sqlite:PATH, "
+                   "postgres://user:password@host:port/database or "
+                   "clickhouse://user:password@host:port/database", shown);
 }
 
 int cf_store_open(const char *url, const cf_store_opts *opts, cf_store **out, cf_err *err)
@@ -94,9 +124,32 @@ int cf_store_open(const char *url, const cf_store_opts *opts, cf_store **out, cf
     switch (u.backend) {
     case CF_BACKEND_SQLITE:
         return cf_store_sqlite_open(u.target, opts, out, err);
+    case CF_BACKEND_POSTGRES:
+        return cf_store_pg_open(u.target, opts, out, err);
     case CF_BACKEND_CLICKHOUSE:
         return cf_store_clickhouse_open(u.target, opts, out, err);
     default:
         return cf_fail(err, CF_EUNSUPPORTED, "backend not available");
     }
+}
+
+static const char *const STATUSES[] = {"running", "ok",      "halted",    "failed",
+                                       "stopped", "skipped", "abandoned", NULL};
+
+int cf_workflow_run_check(const cf_workflow_run *r, int need_id, cf_err *err)
+{
+    if (need_id && (!r->id.p || r->id.n == 0))
+        return cf_fail(err, CF_EINVAL, "workflow run: id is required");
+    if (!need_id && (!r->name.p || r->name.n == 0))
+        return cf_fail(err, CF_EINVAL, "workflow run: name is required");
+    if (!r->status.p)
+        return cf_fail(err, CF_EINVAL, "workflow run: status is required");
+    for (int i = 0; STATUSES[i]; i++) {
+        if (strlen(STATUSES[i]) == r->status.n && memcmp(STATUSES[i], r->status.p, r->status.n) == 0)
+            return 0;
+    }
+    return cf_fail(err, CF_EINVAL,
+                   "workflow run: status '%.*s' is not one of running, ok, halted, failed, "
+                   "stopped, skipped, abandoned",
+                   (int)(r->status.n > 64 ? 64 : r->status.n), r->status.p);
 }

@@ -24,26 +24,6 @@
     "id, name, script, status, scheduled_for, started_at, finished_at, lease_until, error,"  \
     " details, seq, version"
 
-static const char *const STATUSES[] = {"running", "ok",      "halted",    "failed",
-                                       "stopped", "skipped", "abandoned", NULL};
-
-static int check_run(const cf_workflow_run *r, int need_id, cf_err *err)
-{
-    if (need_id && (!r->id.p || r->id.n == 0))
-        return cf_fail(err, CF_EINVAL, "workflow run: id is required");
-    if (!need_id && (!r->name.p || r->name.n == 0))
-        return cf_fail(err, CF_EINVAL, "workflow run: name is required");
-    if (!r->status.p)
-        return cf_fail(err, CF_EINVAL, "workflow run: status is required");
-    for (int i = 0; STATUSES[i]; i++)
-        if (strlen(STATUSES[i]) == r->status.n && memcmp(STATUSES[i], r->status.p, r->status.n) == 0)
-            return 0;
-    return cf_fail(err, CF_EINVAL,
-                   "workflow run: status '%.*s' is not one of running, ok, halted, failed, "
-                   "stopped, skipped, abandoned",
-                   (int)(r->status.n > 64 ? 64 : r->status.n), r->status.p);
-}
-
 static void run_row(cf_buf *b, const cf_workflow_run *r, uint64_t seq, uint64_t version)
 {
     ch_json_key(b, "id", 1);
@@ -129,7 +109,7 @@ int ch_insert_run(cf_store *base, const cf_workflow_run *in, char id_out[37], in
 {
     ch_store *s = (ch_store *)base;
     *acquired = 0;
-    if (check_run(in, 0, err))
+    if (cf_workflow_run_check(in, 0, err))
         return -1;
     cf_workflow_run r = *in;
     char gen[37];
@@ -183,7 +163,7 @@ int ch_insert_run(cf_store *base, const cf_workflow_run *in, char id_out[37], in
 int ch_update_run(cf_store *base, const cf_workflow_run *in, cf_err *err)
 {
     ch_store *s = (ch_store *)base;
-    if (check_run(in, 1, err))
+    if (cf_workflow_run_check(in, 1, err))
         return -1;
     cf_buf q = CF_BUF_INIT, out = CF_BUF_INIT;
     cf_buf_str(&q, "SELECT " RUN_COLUMNS " FROM workflow_runs FINAL WHERE id = ");

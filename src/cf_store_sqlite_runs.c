@@ -10,27 +10,6 @@
 
 #include "crucible/cf_uuid.h"
 
-static const char *const STATUSES[] = {"running", "ok",      "halted",    "failed",
-                                       "stopped", "skipped", "abandoned", NULL};
-
-static int check_run(const cf_workflow_run *r, int need_id, cf_err *err)
-{
-    if (need_id && (!r->id.p || r->id.n == 0))
-        return cf_fail(err, CF_EINVAL, "workflow run: id is required");
-    if (!need_id && (!r->name.p || r->name.n == 0))
-        return cf_fail(err, CF_EINVAL, "workflow run: name is required");
-    if (!r->status.p)
-        return cf_fail(err, CF_EINVAL, "workflow run: status is required");
-    for (int i = 0; STATUSES[i]; i++) {
-        if (strlen(STATUSES[i]) == r->status.n && memcmp(STATUSES[i], r->status.p, r->status.n) == 0)
-            return 0;
-    }
-    return cf_fail(err, CF_EINVAL,
-                   "workflow run: status '%.*s' is not one of running, ok, halted, failed, "
-                   "stopped, skipped, abandoned",
-                   (int)(r->status.n > 64 ? 64 : r->status.n), r->status.p);
-}
-
 static int exec_sql(sq_store *s, const char *sql, cf_err *err)
 {
     if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
@@ -101,7 +80,7 @@ int sq_insert_run(cf_store *base, const cf_workflow_run *r, char id_out[37], int
 {
     sq_store *s = (sq_store *)base;
     *acquired = 0;
-    if (check_run(r, 0, err))
+    if (cf_workflow_run_check(r, 0, err))
         return -1;
     char gen[37];
     cf_str id = r->id;
@@ -174,7 +153,7 @@ int sq_insert_run(cf_store *base, const cf_workflow_run *r, char id_out[37], int
 int sq_update_run(cf_store *base, const cf_workflow_run *r, cf_err *err)
 {
     sq_store *s = (sq_store *)base;
-    if (check_run(r, 1, err))
+    if (cf_workflow_run_check(r, 1, err))
         return -1;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->db,

@@ -266,6 +266,10 @@ typedef struct cf_workflow_run {
  * return stops the listing and is returned. */
 typedef int (*cf_run_fn)(void *ud, const cf_workflow_run *run);
 
+/* Checks what every backend requires of a run: a name (on insert) or an id
+ * (on update), and a known status. */
+int cf_workflow_run_check(const cf_workflow_run *r, int need_id, cf_err *err);
+
 /* ---- the vtable ----------------------------------------------------------
  * Every function returns 0 (or a count) on success and -1 with err set on
  * failure. */
@@ -379,9 +383,12 @@ typedef struct cf_store_url {
     char target[4096];  /* sqlite: the file path (or ":memory:"); clickhouse: the URL */
 } cf_store_url;
 
-/* Parses "sqlite:PATH" (also "sqlite://PATH"); postgres:// and clickhouse://
- * are recognised and refused with CF_EUNSUPPORTED until their backends land. */
+/* Parses "sqlite:PATH" (also "sqlite://PATH"); postgres:// (postgresql://)
+ * sets CF_BACKEND_POSTGRES with the whole URL as target (the backend parses
+ * it); clickhouse:// likewise sets CF_BACKEND_CLICKHOUSE. */
 int cf_store_parse_url(const char *url, cf_store_url *out, cf_err *err);
+/* The URL for messages: a password (scheme://user:PASSWORD@...) becomes ***. */
+void cf_store_redact_url(const char *url, char *out, size_t cap);
 
 typedef struct cf_store_opts {
     int busy_timeout_ms;  /* how long a writer waits for a lock; 0: 5000 */
@@ -389,6 +396,9 @@ typedef struct cf_store_opts {
 
 int cf_store_open(const char *url, const cf_store_opts *opts, cf_store **out, cf_err *err);
 int cf_store_sqlite_open(const char *path, const cf_store_opts *opts, cf_store **out, cf_err *err);
+/* postgres://user:password@host:port/database[?libpq parameters] (also
+ * postgresql://); cf_store_pg.c. */
+int cf_store_pg_open(const char *url, const cf_store_opts *opts, cf_store **out, cf_err *err);
 /* clickhouse://[user[:password]@]host[:port][/database] (HTTP interface;
  * port 8123, user default, database default when absent). */
 int cf_store_clickhouse_open(const char *url, const cf_store_opts *opts, cf_store **out,

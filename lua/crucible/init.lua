@@ -64,6 +64,14 @@ function M.new(opts)
   if db and not (overrides and overrides.storage and overrides.storage.url) then
     cfg.storage.url = db
   end
+  -- DATABASE_URL: after --db and a configured storage.url, before the default.
+  local env_url = os.getenv("DATABASE_URL")
+  if not db and env_url and env_url ~= "" and not (overrides and overrides.storage and overrides.storage.url)
+     and cfg.storage.url == config.defaults().storage.url then
+    local ok, perr = store_mod.parse_url(env_url)
+    if not ok then return nil, "DATABASE_URL: " .. perr end
+    cfg.storage.url = env_url
+  end
   add_config_paths(cfg)
 
   local bus = telemetry.new()

@@ -11,7 +11,8 @@
 #   bash scripts/lib/pg.sh start DIR     starts it again on the same port
 #   bash scripts/lib/pg.sh restart DIR
 # The server is bounded: 64 MB of shared buffers, 20 connections; fsync
-# is off (a test server: crash safety of the OS is not under test).
+# is off (a test server: the OS crashing is not under test; a server crash
+# is, so commits still wait for their WAL write: synchronous_commit on).
 
 cf_pg_bin() {
   local d
@@ -68,7 +69,7 @@ unix_socket_directories = '$dir'
 shared_buffers = 64MB
 max_connections = 20
 fsync = off
-synchronous_commit = off
+synchronous_commit = on
 full_page_writes = off
 timezone = 'UTC'
 log_min_messages = warning

@@ -16,13 +16,23 @@
   3|curated export marks
   4|workflow runs
 
-The config file sets the database; --db wins over it:
+Without --db or a configured URL, DATABASE_URL chooses the database:
+
+  $ DATABASE_URL=sqlite:from_env_var.db crucible-feedback migrate
+  sqlite:from_env_var.db: applied 4 migrations (schema version 0 -> 4)
+  $ DATABASE_URL=ftp://x crucible-feedback migrate
+  crucible-feedback: DATABASE_URL: unsupported database URL 'ftp://x': expected sqlite:PATH, postgres://user:password@host:port/database or clickhouse://user:password@host:port/database
+  [1]
+
+The config file sets the database; --db wins over it (and over DATABASE_URL):
 
   $ printf 'return { storage = { url = "sqlite:from_config.db" } }\n' > crucible.config.lua
   $ crucible-feedback migrate
   sqlite:from_config.db: applied 4 migrations (schema version 0 -> 4)
   $ crucible-feedback --db sqlite:cli.db migrate
   sqlite:cli.db: applied 4 migrations (schema version 0 -> 4)
+  $ DATABASE_URL=sqlite:ignored.db crucible-feedback migrate
+  sqlite:from_config.db: up to date (schema version 4)
   $ CRUCIBLE_CONFIG=env.config.lua crucible-feedback migrate
   crucible-feedback: config: cannot open env.config.lua: No such file or directory
   [1]

@@ -463,6 +463,69 @@ describe("store conformance (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", functio
     other:close()
   end)
 
+  it("records workflow runs; a live lease is taken once across two handles", function()
+    local name = uid("nightly")
+    local other = open()
+    local now = core.now_us()
+    local first = db:insert_run { name = name, script = "nightly.lua", status = "running",
+                                  scheduled_for = now, lease_until = now + 60000000 }
+    assert.is_string(first)
+    assert.is_false(other:insert_run { name = name, status = "running", lease_until = now + 60000000 })
+    -- several nodes racing for the same firing: exactly one gets it
+    local name2 = uid("race")
+    local got = 0
+    for _, h in ipairs { db, other, db, other } do
+      if h:insert_run { name = name2, status = "running", lease_until = now + 60000000 } then got = got + 1 end
+    end
+    assert.equal(1, got)
+    assert(db:update_run { id = first, status = "ok", finished_at = now + 5, details = { events = 3 } })
+    local again = other:insert_run { name = name, status = "running", lease_until = now + 60000000 }
+    assert.is_string(again)
+    -- an expired lease is abandoned and the run taken over
+    assert(db:update_run { id = again, status = "running", lease_until = now - 1 })
+    local third = db:insert_run { name = name, status = "running", lease_until = now + 60000000 }
+    assert.is_string(third)
+    local runs = assert(db:runs { name = name })
+    assert.equal(3, #runs)
+    local by = {}
+    for _, r in ipairs(runs) do by[r.id] = r end
+    assert.equal("ok", by[first].status)
+    assert.same({ events = 3 }, by[first].details)
+    assert.equal(now + 5, by[first].finished_at)
+    assert.equal(now, by[first].scheduled_for)
+    assert.equal("nightly.lua", by[first].script)
+    assert.equal("abandoned", by[again].status)
+    assert.equal(now - 1, by[again].finished_at)
+    assert.equal("running", by[third].status)
+    assert.equal(1, #assert(db:runs { name = name, limit = 1 }))
+    local ok, _, kind = db:update_run { id = uid("ghost"), status = "ok" }
+    assert.is_nil(ok)
+    assert.equal("not_found", kind)
+    ok, _, kind = db:insert_run { name = name, status = "sideways" }
+    assert.is_nil(ok)
+    assert.equal("invalid", kind)
+    other:close()
+  end)
+
+  it("never shows a password in an error", function()
+    local user, pass = URL:match("^%a+://([^:/@]+):([^@/]+)@")
+    if not pass then return end -- no credentials in this URL
+    local wrong = "wrong-" .. core.uuid7()
+    local bad = URL:gsub(":" .. pass:gsub("%p", "%%%0") .. "@", ":" .. wrong .. "@", 1)
+    local ok, err, kind = store.open(bad)
+    assert.is_nil(ok)
+    assert.equal("db", kind)
+    assert.is_nil(err:find(wrong, 1, true))
+    assert.is_nil(err:find(pass, 1, true))
+    assert.truthy(err:find(user, 1, true) or err:find("***", 1, true))
+    -- a closed port: the message names the server and what to check
+    local closed = URL:gsub("@([^:/]+):(%d+)", "@%1:1", 1)
+    ok, err = store.open(closed)
+    assert.is_nil(ok)
+    assert.truthy(err:find(":1", 1, true))
+    assert.is_nil(err:find(pass, 1, true))
+  end)
+
   it("refuses incomplete input, writing nothing, and names the field", function()
     local dep = uid()
     local ok, err, kind = db:insert_events { ev(dep, "p"), { deployment_id = dep, prompt = "p" } }
