@@ -75,9 +75,10 @@ static void test_urls(void)
     CHECK(cf_store_parse_url("", &u, &err) == -1 && err.code == CF_EINVAL);
     CHECK(cf_store_parse_url("mysql://h/db", &u, &err) == -1 && err.code == CF_EINVAL);
     CHECK(strstr(err.msg, "mysql://h/db") != NULL);
-    CHECK(cf_store_parse_url("postgres://h/db", &u, &err) == -1 && err.code == CF_EUNSUPPORTED);
-    CHECK(strstr(err.msg, "PostgreSQL") != NULL);
-    CHECK(cf_store_parse_url("clickhouse://h", &u, &err) == -1 && err.code == CF_EUNSUPPORTED);
+    CHECK(cf_store_parse_url("postgres://h/db", &u, &err) == 0 && u.backend == CF_BACKEND_POSTGRES);
+    CHECK_STR(u.target, "postgres://h/db");
+    CHECK(cf_store_parse_url("clickhouse://h", &u, &err) == 0 && u.backend == CF_BACKEND_CLICKHOUSE);
+    CHECK_STR(u.target, "clickhouse://h");
 }
 
 static void test_migrate_idempotent(void)
