@@ -1,7 +1,8 @@
 --- detect_drift end to end: a deployment with --events stored events,
 -- windows of --window events, the built-in embedder, everything read from
--- SQLite. Fills the database first when it holds fewer events. Prints one
--- line of JSON (best of --reps runs).
+-- the store (--db: a SQLite file path, or any store URL). Fills the
+-- database first when it holds fewer events. Prints one line of JSON (best
+-- of --reps runs; seconds are this process's CPU time).
 --
 --   crucible-feedback bench/drift_e2e.lua --events 1000000 --window 100000 --db PATH
 local store = require "crucible.store"
@@ -21,7 +22,8 @@ local window = math.tointeger(tonumber(opts.window))
 local reps = math.tointeger(tonumber(opts.reps))
 local DEP = "bench-drift"
 
-local db = assert(store.open("sqlite:" .. opts.db))
+local url = opts.db:find("^%a+:") and opts.db or "sqlite:" .. opts.db
+local db = assert(store.open(url))
 assert(db:migrate())
 local have = db:count_events { deployment_id = DEP }
 if have < n then
@@ -65,7 +67,7 @@ if have < n then
 end
 db:close()
 
-local cf = assert(require("crucible").new { config = { storage = { url = "sqlite:" .. opts.db } } })
+local cf = assert(require("crucible").new { config = { storage = { url = url } } })
 local best, results
 for _ = 1, reps do
   collectgarbage()

@@ -147,6 +147,7 @@ int pg_fail(pg_store *s, PGresult *res, const char *what, cf_err *err)
     size_t n = strlen(text);
     while (n && (text[n - 1] == '\n' || text[n - 1] == ' '))
         text[--n] = '\0';
+    snprintf(s->state, sizeof s->state, "%s", state ? state : "");
     s->lost = PQstatus(s->conn) != CONNECTION_OK || lost_state(state);
     if (s->lost)
         cf_fail(err, CF_EDB,

@@ -16,6 +16,7 @@ typedef struct pg_store {
     char *secret;       /* the password as written in the URL, scrubbed from messages */
     char server[300];   /* host:port */
     int lost;           /* the last failure was the connection's (retry) */
+    char state[6];      /* the last failure's SQLSTATE ("" when none) */
     int batch_table;    /* the COPY staging table exists on this connection */
     int64_t reconnect_ms; /* how long an operation waits for the server to come back */
 } pg_store;

@@ -1,8 +1,9 @@
 /*
  * PostgreSQL backend, writes. Event batches go through COPY (text format,
- * escaped here) into a per-connection staging table, then one
- * INSERT ... SELECT ... ON CONFLICT (id) DO NOTHING, all in one
- * transaction: a batch retried after its commit's reply was lost finds its
+ * escaped here), in one transaction: straight into inference_events on a
+ * first attempt; when an id is already there, or on a retry, into a
+ * per-connection staging table and then one
+ * INSERT ... SELECT ... ON CONFLICT (id) DO NOTHING: a batch retried after its commit's reply was lost finds its
  * rows already there and adds nothing, while an id taken by a different
  * event is still refused (CF_EINVAL, nothing written). Everything else is
  * parameterised statements; single inserts add ON CONFLICT (id) DO NOTHING
@@ -98,9 +99,15 @@ static const char staging_sql[] =
     " token_count bigint, quality_score double precision, metadata text,"
     " inserted_at timestamptz) ON COMMIT DELETE ROWS";
 
-static int copy_rows(pg_store *s, const events_arg *a, cf_err *err)
+/* staged: into the staging table (with each row's position), else
+ * straight into inference_events. */
+static int copy_rows(pg_store *s, const events_arg *a, int staged, cf_err *err)
 {
-    PGresult *r = PQexec(s->conn, "COPY cf_event_batch FROM STDIN");
+    PGresult *r = PQexec(s->conn, staged ? "COPY cf_event_batch FROM STDIN"
+                                         : "COPY inference_events (id, deployment_id,"
+                                           " model_version_id, user_id_hash, prompt, response,"
+                                           " latency_ms, token_count, quality_score, metadata,"
+                                           " inserted_at) FROM STDIN");
     if (!r || PQresultStatus(r) != PGRES_COPY_IN) {
         pg_fail(s, r, "writing events (COPY)", err);
         PQclear(r);
@@ -112,8 +119,10 @@ static int copy_rows(pg_store *s, const events_arg *a, cf_err *err)
     int ok = 1;
     for (size_t i = 0; i < a->n && ok; i++) {
         const cf_event *e = &a->ev[i];
-        cf_buf_int(&b, (int64_t)i);
-        cf_buf_putc(&b, '\t');
+        if (staged) {
+            cf_buf_int(&b, (int64_t)i);
+            cf_buf_putc(&b, '\t');
+        }
         copy_str(&b, a->ids[i]);
         cf_buf_putc(&b, '\t');
         copy_str(&b, e->deployment_id);
@@ -169,14 +178,23 @@ static int copy_rows(pg_store *s, const events_arg *a, cf_err *err)
 
 static int events_op(pg_store *s, void *arg, int attempt, cf_err *err)
 {
-    (void)attempt;
     events_arg *a = arg;
+    if (attempt == 0) {
+        /* The common case, a first attempt with new ids: COPY straight into
+         * the table. An id already there sends the batch the staged way. */
+        if (pg_run(s, "BEGIN", NULL, "writing events", err) == 0 && copy_rows(s, a, 0, err) == 0
+            && pg_run(s, "COMMIT", NULL, "committing events", err) == 0)
+            return 0;
+        pg_rollback(s);
+        if (s->lost || strcmp(s->state, "23505") != 0)
+            return -1;
+    }
     if (!s->batch_table) {
         if (pg_run(s, staging_sql, NULL, "creating the event staging table", err))
             return -1;
         s->batch_table = 1;
     }
-    if (pg_run(s, "BEGIN", NULL, "writing events", err) || copy_rows(s, a, err))
+    if (pg_run(s, "BEGIN", NULL, "writing events", err) || copy_rows(s, a, 1, err))
         goto fail;
     PGresult *r = pg_exec(
         s,

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Storage backends (issue 9): `crucible-feedback ingest` of N 1 KB events
+# into each backend (events/s, peak RSS of the client), then detect_drift
+# over N stored events on each (wall time), one table with ratios to
+# SQLite. The PostgreSQL server is a loopback one (scripts/lib/pg.sh) unless
+# CF_PG_URL names one. Size: CRUCIBLE_BENCH_BACKEND_EVENTS (1000000).
+set -euo pipefail
+bin=$1 work=$2
+n=${CRUCIBLE_BENCH_BACKEND_EVENTS:-1000000}
+. scripts/lib/pg.sh
+started=
+if [ -z "${CF_PG_URL:-}" ]; then
+  cf_pg_start
+  started=$CF_PG_DIR
+fi
+trap '[ -n "$started" ] && cf_pg_stop "$started"; rm -f "$work/backends.jsonl" "$work"/backends*.db*' EXIT
+/usr/bin/python3 - "$n" "$work/backends.jsonl" <<'PY'
+import json, random, sys
+n, out = int(sys.argv[1]), sys.argv[2]
+rnd = random.Random(9)
+words = "model prompt answer drift quality latency token user edit copy share report".split()
+with open(out, "w") as f:
+    for i in range(n):
+        text = " ".join(rnd.choice(words) for _ in range(70))
+        f.write(json.dumps({"deployment_id": "bench-backends", "prompt": text[:480],
+                            "response": text[:440], "latency_ms": rnd.randint(50, 900),
+                            "metadata": {"i": i}}) + "\n")
+PY
+results=()
+for backend in sqlite postgres; do
+  case $backend in
+    sqlite) url="sqlite:$work/backends.db" ;;
+    postgres) url=$CF_PG_URL ;;
+  esac
+  out=$( { /usr/bin/time -f 'peak_rss_kb=%M' "$bin" --db "$url" ingest "$work/backends.jsonl" --quiet; } 2>&1 )
+  # drift: the first run stores its own deployment's events, the second is timed
+  "$bin" bench/drift_e2e.lua --events "$n" --window $((n / 10)) --db "$url" --reps 1 >/dev/null
+  t0=$(date +%s.%N)
+  "$bin" bench/drift_e2e.lua --events "$n" --window $((n / 10)) --db "$url" --reps 1 >/dev/null
+  t1=$(date +%s.%N)
+  results+=("$backend" "$out" "$(echo "$t1 - $t0" | bc -l 2>/dev/null || /usr/bin/python3 -c "print($t1 - $t0)")")
+done
+/usr/bin/python3 - "$n" "${results[@]}" <<'PY'
+import re, sys
+n = int(sys.argv[1])
+rows = []
+args = sys.argv[2:]
+for i in range(0, len(args), 3):
+    name, out, drift = args[i], args[i + 1], float(args[i + 2])
+    m = re.search(r"(\d+) events? accepted.* in ([\d.]+) s \((\d+) events/s\)", out)
+    rss = int(re.search(r"peak_rss_kb=(\d+)", out).group(1)) / 1024
+    if not m:
+        sys.exit(f"{name}: unexpected ingest output: {out}")
+    rows.append((name, int(m.group(1)), float(m.group(2)), int(m.group(3)), rss, drift))
+base = rows[0]
+print("## Storage backends: ingest and detect_drift (issue 9)")
+print()
+print(f"Targets: PostgreSQL at least 50,000 events/s. `crucible-feedback ingest` of {n} 1 KB events; "
+      "detect_drift over the stored events (wall time, windows of n/10). Servers on loopback.")
+print()
+print("| backend | events | ingest s | events/s | ratio to SQLite | client peak RSS MB | detect_drift s | ratio to SQLite |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+for r in rows:
+    print(f"| {r[0]} | {r[1]} | {r[2]:.1f} | {r[3]} | {r[3] / base[3]:.2f} | {r[4]:.0f} | {r[5]:.1f} | {r[5] / base[5]:.2f} |")
+print()
+for r in rows:
+    if r[0] == "postgres":
+        print(f"PostgreSQL {r[3]} events/s: {'meets' if r[3] >= 50000 else 'BELOW'} the 50,000 target.")
+PY
