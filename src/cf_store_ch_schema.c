@@ -97,7 +97,11 @@ static int table_exists(ch_store *s, const char *table, int *exists, cf_err *err
     cf_buf_str(&q, " AND name = ");
     ch_quote(&q, cf_cstr(table));
     int64_t n = 0;
+    /* Without selecting the database, which may not exist yet. */
+    char *saved = s->url;
+    s->url = s->url_nodb;
     int rc = ch_query_int(s, &q, "reading the schema version", &n, err);
+    s->url = saved;
     cf_buf_free(&q);
     *exists = n > 0;
     return rc;

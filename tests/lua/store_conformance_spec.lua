@@ -524,6 +524,13 @@ describe("store conformance (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", functio
     assert.is_nil(ok)
     assert.truthy(err:find(":1", 1, true))
     assert.is_nil(err:find(pass, 1, true))
+    -- nor in what the command line prints about the database
+    local p = assert(io.popen(("%s --db %s migrate --status 2>&1"):format(
+      support.q(support.BINARY), support.q(URL))))
+    local out = p:read("a")
+    p:close()
+    assert.truthy(out:find("schema version", 1, true), out)
+    assert.is_nil(out:find(pass, 1, true))
   end)
 
   it("refuses incomplete input, writing nothing, and names the field", function()
