@@ -99,41 +99,64 @@ static void event_row(cf_buf *b, const cf_event *e, cf_str id, int64_t at, uint6
     cf_buf_str(b, "}\n");
 }
 
+/* Ids sharing their first RANGE_PREFIX bytes are looked up as one range of
+ * the id view's sort key: UUIDv7 ids of one batch (the ingest path) share
+ * their millisecond prefix, so the lookup reads a granule or two instead
+ * of parsing a list of every id. Rows in a range that are not the batch's
+ * are ignored. */
+#define RANGE_PREFIX 10
+
+static int same_prefix(cf_str a, cf_str b)
+{
+    return a.n >= RANGE_PREFIX && b.n >= RANGE_PREFIX && memcmp(a.p, b.p, RANGE_PREFIX) == 0;
+}
+
 /* Looks the given ids up: skip[i] = 1 for the batch's rows already stored
- * with the same deployment and time; CF_EINVAL for an id stored otherwise. */
-static int check_existing(ch_store *s, const cf_event *ev, const cf_str *ids,
+ * with the same deployment and time; CF_EINVAL for an id stored otherwise.
+ * k: the batch's ids sorted (sort_ids). */
+static int check_existing(ch_store *s, const cf_event *ev, const keyed *k,
                           const unsigned char *given, size_t n, unsigned char *skip, cf_err *err)
 {
-    cf_str *list = malloc((n ? n : 1) * sizeof *list);
-    if (!list)
-        return oom(err, "checking event ids");
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (given[i])
-            list[m++] = ids[i];
     memset(skip, 0, n);
-    if (m == 0) {
-        free(list);
-        return 0;
-    }
-    keyed *k = sort_ids(ids, n);
     cf_buf q = CF_BUF_INIT;
     cf_buf_str(&q, "SELECT DISTINCT id, deployment_id, inserted_at FROM inference_event_ids"
-                   " WHERE id IN ");
-    ch_quote_list(&q, list, m);
-    free(list);
-    if (!k) {
+                   " WHERE 0");
+    size_t m = 0;
+    for (size_t j = 0; j < n;) {
+        if (!given[k[j].i]) {
+            j++;
+            continue;
+        }
+        size_t e = j;
+        for (size_t t = j + 1; t < n && same_prefix(k[j].s, k[t].s); t++)
+            if (given[k[t].i])
+                e = t;
+        cf_buf_str(&q, " OR id ");
+        if (e == j) {
+            cf_buf_str(&q, "= ");
+            ch_quote(&q, k[j].s);
+        } else {
+            cf_buf_str(&q, "BETWEEN ");
+            ch_quote(&q, k[j].s);
+            cf_buf_str(&q, " AND ");
+            ch_quote(&q, k[e].s);
+        }
+        m++;
+        j = e + 1;
+    }
+    if (m == 0) {
         cf_buf_free(&q);
-        return oom(err, "checking event ids");
+        return 0;
     }
     ch_rows r;
     int rc = ch_query(s, &q, "checking event ids", &r, err);
     cf_buf_free(&q);
     while (rc == 0 && (rc = ch_rows_next(&r, 3, err)) == 1) {
-        size_t j = find(k, n, r.f[0]);
         rc = 0;
-        for (; j < n && cmp_str(k[j].s, r.f[0]) == 0; j++) {
+        for (size_t j = find(k, n, r.f[0]); j < n && cmp_str(k[j].s, r.f[0]) == 0; j++) {
             const cf_event *e = &ev[k[j].i];
+            if (!given[k[j].i])
+                continue;
             if (cmp_str(e->deployment_id, r.f[1]) == 0 && e->inserted_at == ch_int(r.f[2])) {
                 skip[k[j].i] = 1;
                 continue;
@@ -146,7 +169,6 @@ static int check_existing(ch_store *s, const cf_event *ev, const cf_str *ids,
         if (rc)
             break;
     }
-    free(k);
     return rc < 0 ? -1 : 0;
 }
 
@@ -219,7 +241,7 @@ int ch_insert_events(cf_store *base, const cf_event *in, size_t n, char (*ids_ou
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
-        if (check_existing(s, ev, ids, given, n, skip, err))
+        if (check_existing(s, ev, k, given, n, skip, err))
             goto done;
         const cf_buf *send = &body;
         size_t todo = 0;
