@@ -121,6 +121,13 @@ int cf_http_conn_send(cf_http_conn *c, const cf_http_call *q, long *status, char
     c->done = 0;
     c->result = CURLE_OK;
     c->cerr[0] = '\0';
+    /* No "Expect: 100-continue" before a large body: a server that does
+     * not answer it would cost a wait on every request. */
+    c->headers = curl_slist_append(NULL, "Expect:");
+    if (!c->headers) {
+        snprintf(error, error_cap, "out of memory starting an HTTP request");
+        return -1;
+    }
     for (size_t i = 0; q->headers && q->headers[i]; i++) {
         struct curl_slist *h = curl_slist_append(c->headers, q->headers[i]);
         if (!h) {
