@@ -1,4 +1,4 @@
-/* How a cf_err reaches Lua (see cf_lua.h). */
+/* What every Lua wrapper shares: how a cf_err reaches Lua, classes (see cf_lua.h). */
 #include "crucible/cf_lua.h"
 
 #include <lauxlib.h>
@@ -26,4 +26,15 @@ int cf_lua_pushfail(lua_State *L, const cf_err *err)
     lua_pushstring(L, err->msg);
     lua_pushstring(L, cf_err_kind(err->code));
     return 3;
+}
+
+void cf_lua_newclass(lua_State *L, const char *name, const luaL_Reg *methods,
+                     const luaL_Reg *meta)
+{
+    luaL_newmetatable(L, name);
+    luaL_setfuncs(L, meta, 0);
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
 }

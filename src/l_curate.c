@@ -275,12 +275,7 @@ static const luaL_Reg funcs[] = {{"topk", l_topk_new},
 
 int luaopen_crucible_curate(lua_State *L)
 {
-    luaL_newmetatable(L, TOPK_MT);
-    luaL_setfuncs(L, topk_meta, 0);
-    lua_newtable(L);
-    luaL_setfuncs(L, topk_methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    cf_lua_newclass(L, TOPK_MT, topk_methods, topk_meta);
     luaL_newlib(L, funcs);
     lua_pushinteger(L, CF_SIMHASH_MAX_DISTANCE);
     lua_setfield(L, -2, "MAX_NEAR_DUPLICATE_DISTANCE");

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crucible/cf_lua.h"
 #include "crucible/cf_embed.h"
 #include "crucible/cf_embed_http.h"
 #include "crucible/cf_runtime.h"
@@ -319,12 +320,7 @@ static const luaL_Reg funcs[] = {
 
 int luaopen_crucible_embed(lua_State *L)
 {
-    luaL_newmetatable(L, EMBEDDER_MT);
-    luaL_setfuncs(L, meta, 0);
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    cf_lua_newclass(L, EMBEDDER_MT, methods, meta);
     luaL_newlib(L, funcs);
     return 1;
 }

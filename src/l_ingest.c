@@ -672,12 +672,7 @@ static const luaL_Reg meta[] = {
 
 int luaopen_crucible_ingest(lua_State *L)
 {
-    luaL_newmetatable(L, INGEST_MT);
-    luaL_setfuncs(L, meta, 0);
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    cf_lua_newclass(L, INGEST_MT, methods, meta);
     luaL_newmetatable(L, CF_INGEST_SCORER_MT);
     lua_pop(L, 1);
     lua_newtable(L);

@@ -10,6 +10,7 @@
  *
  * Misuse raises; an invalid configuration returns nil, message, "invalid".
  */
+#include "crucible/cf_lua.h"
 #include "crucible/l_quality.h"
 
 #include <lauxlib.h>
@@ -520,21 +521,11 @@ static const luaL_Reg funcs[] = {
     {NULL, NULL},
 };
 
-static void new_class(lua_State *L, const char *name, const luaL_Reg *methods,
-                      const luaL_Reg *meta)
-{
-    luaL_newmetatable(L, name);
-    luaL_setfuncs(L, meta, 0);
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
-}
 
 int luaopen_crucible_quality(lua_State *L)
 {
-    new_class(L, CF_QUALITY_CFG_MT, cfg_methods, cfg_meta);
-    new_class(L, CF_JUDGE_MT, judge_methods, judge_meta);
+    cf_lua_newclass(L, CF_QUALITY_CFG_MT, cfg_methods, cfg_meta);
+    cf_lua_newclass(L, CF_JUDGE_MT, judge_methods, judge_meta);
     luaL_newlib(L, funcs);
     lua_createtable(L, (int)cf_default_refusal_npatterns, 0);
     for (size_t i = 0; i < cf_default_refusal_npatterns; i++) {

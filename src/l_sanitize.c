@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crucible/cf_lua.h"
 #include "crucible/cf_runtime.h"
 #include "l_tojson.h"
 
@@ -255,12 +256,7 @@ static const luaL_Reg meta[] = {
 
 int luaopen_crucible_sanitize(lua_State *L)
 {
-    luaL_newmetatable(L, SANITIZER_MT);
-    luaL_setfuncs(L, meta, 0);
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    cf_lua_newclass(L, SANITIZER_MT, methods, meta);
     lua_newtable(L);
     lua_pushcfunction(L, l_new);
     lua_setfield(L, -2, "new");

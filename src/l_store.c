@@ -917,16 +917,6 @@ static const luaL_Reg cursor_meta[] = {
     {NULL, NULL},
 };
 
-static void new_class(lua_State *L, const char *name, const luaL_Reg *methods,
-                      const luaL_Reg *meta)
-{
-    luaL_newmetatable(L, name);
-    luaL_setfuncs(L, meta, 0);
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
-}
 
 static const luaL_Reg funcs[] = {
     {"open", l_open},
@@ -937,8 +927,8 @@ static const luaL_Reg funcs[] = {
 
 int luaopen_crucible_store(lua_State *L)
 {
-    new_class(L, STORE_MT, store_methods, store_meta);
-    new_class(L, CURSOR_MT, cursor_methods, cursor_meta);
+    cf_lua_newclass(L, STORE_MT, store_methods, store_meta);
+    cf_lua_newclass(L, CURSOR_MT, cursor_methods, cursor_meta);
     l_store_columns_register(L, STORE_MT);
     l_store_curation_register(L, STORE_MT);
     l_store_runs_register(L, STORE_MT);

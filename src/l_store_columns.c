@@ -15,6 +15,7 @@
 #include <lauxlib.h>
 #include <string.h>
 
+#include "crucible/cf_lua.h"
 #include "crucible/cf_runtime.h"
 #include "crucible/l_store.h"
 #include "crucible/cf_store.h"
@@ -177,12 +178,7 @@ static const luaL_Reg meta[] = {
 
 void l_store_columns_register(lua_State *L, const char *store_mt)
 {
-    luaL_newmetatable(L, COLSCAN_MT);
-    luaL_setfuncs(L, meta, 0);
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    cf_lua_newclass(L, COLSCAN_MT, methods, meta);
     luaL_getmetatable(L, store_mt);
     lua_getfield(L, -1, "__index");
     lua_pushcfunction(L, m_columns);

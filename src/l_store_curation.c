@@ -270,12 +270,7 @@ void l_store_curation_register(lua_State *L, const char *store_mt)
     lua_setfield(L, -2, "__metatable");
     lua_setmetatable(L, -2);
     lua_setfield(L, LUA_REGISTRYINDEX, ZERO_KEY);
-    luaL_newmetatable(L, LIGHT_MT);
-    luaL_setfuncs(L, scan_meta, 0);
-    lua_newtable(L);
-    luaL_setfuncs(L, scan_methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    cf_lua_newclass(L, LIGHT_MT, scan_methods, scan_meta);
     luaL_getmetatable(L, store_mt);
     lua_getfield(L, -1, "__index");
     luaL_setfuncs(L, store_methods, 0);

@@ -289,4 +289,12 @@ function M.attach(client, ctx)
   client.curation = M
 end
 
+
+--- nil when curate{strategies = names, ...opts} would accept its options (names:
+-- default the configured defaults), else the message; for stages' validate.
+function M.check_options(names, opts)
+  names = names or require("crucible.config").defaults().curation.strategies
+  return registry:check_call(names, OPTIONS, "curate", "strategies", opts)
+end
+
 return M

@@ -30,7 +30,7 @@ local sched = require "crucible._sched"
 local M = {}
 
 --- The stages that ship with crucible (lua/crucible/stages/<name>.lua).
-M.BUNDLED = { "assess_quality", "detect_drift", "export_feedback" }
+M.BUNDLED = { "assess_quality", "detect_drift", "curate", "check_triggers", "export_feedback" }
 
 local registry = {}                                  -- name -> module (register_stage)
 local internals = setmetatable({}, { __mode = "k" }) -- instance -> its feature ctx (emit)

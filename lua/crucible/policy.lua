@@ -207,6 +207,18 @@ function Registry:resolve(names, base, fname, field, level)
   return specs, allowed
 end
 
+--- For checks made before a call runs (a pipeline stage's validate): nil
+-- when resolve(names, base, ...) and check_options(fname, opts, allowed)
+-- would both pass, else their message without the "file:line: " prefix.
+function Registry:check_call(names, base, fname, field, opts)
+  local ok, err = pcall(function()
+    local _, allowed = self:resolve(names, base, fname, field, 2)
+    M.check_options(fname, opts, allowed)
+  end)
+  if ok then return nil end
+  return (tostring(err):gsub("^[^\n]-:%d+: ", ""))
+end
+
 --- Adds the registry's functions to a module table: register(spec) (the
 -- spec checked, raising at the caller), unregister(name), names(), get(name).
 function Registry:expose(module)

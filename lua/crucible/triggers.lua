@@ -270,4 +270,12 @@ function M.attach(client, ctx)
   client.triggers = M
 end
 
+
+--- nil when check_triggers{triggers = names, ...opts} would accept its options (names:
+-- default the configured defaults), else the message; for stages' validate.
+function M.check_options(names, opts)
+  names = names or require("crucible.config").defaults().triggers.policies
+  return registry:check_call(names, OPTIONS, "check_triggers", "triggers", opts)
+end
+
 return M

@@ -75,8 +75,16 @@ static void test_urls(void)
     CHECK(cf_store_parse_url("", &u, &err) == -1 && err.code == CF_EINVAL);
     CHECK(cf_store_parse_url("mysql://h/db", &u, &err) == -1 && err.code == CF_EINVAL);
     CHECK(strstr(err.msg, "mysql://h/db") != NULL);
-    CHECK(cf_store_parse_url("postgres://h/db", &u, &err) == 0 && u.backend == CF_BACKEND_POSTGRES);
-    CHECK_STR(u.target, "postgres://h/db");
+    CHECK(cf_store_parse_url("postgres://u:pw@h:5433/db", &u, &err) == 0);
+    CHECK(u.backend == CF_BACKEND_POSTGRES);
+    CHECK_STR(u.target, "postgres://u:pw@h:5433/db");
+    CHECK(cf_store_parse_url("postgresx://u:secret@h/db", &u, &err) == -1 && err.code == CF_EINVAL);
+    CHECK(strstr(err.msg, "secret") == NULL && strstr(err.msg, "u:***@h/db") != NULL);
+    char shown[64];
+    cf_store_redact_url("postgres://me:p@ss:w@rd@host/db?x=1", shown, sizeof shown);
+    CHECK_STR(shown, "postgres://me:***@host/db?x=1");
+    cf_store_redact_url("postgres://host/db", shown, sizeof shown);
+    CHECK_STR(shown, "postgres://host/db");
     CHECK(cf_store_parse_url("clickhouse://h", &u, &err) == 0 && u.backend == CF_BACKEND_CLICKHOUSE);
     CHECK_STR(u.target, "clickhouse://h");
 }

@@ -247,6 +247,187 @@ describe("stage export_feedback", function()
   end)
 end)
 
+describe("stage curate", function()
+  before_each(setup)
+  after_each(teardown)
+
+  -- 12 events: 1..4 good with a thumbs_up, 5..8 poor, 9 edited; 10..12 old
+  local function traffic()
+    local now = core.now_us()
+    local rows = {}
+    for i = 1, 12 do
+      rows[i] = { id = ("e%02d"):format(i), deployment_id = "d",
+                  prompt = ("question number %d about topic %s"):format(i, string.rep("x", i)),
+                  response = "answer " .. i, quality_score = i <= 4 and 0.9 or 0.3,
+                  inserted_at = now - (i >= 10 and 72 or 1) * HOUR + i }
+    end
+    assert(db:insert_events(rows))
+    for i = 1, 4 do assert(cf.record_signal(("e%02d"):format(i), "thumbs_up")) end
+    assert(cf.record_user_edit("e09", "a better answer"))
+    return rows
+  end
+
+  it("curates, stores once, and puts the examples and the summary", function()
+    traffic()
+    local ctx = assert(run { { stage = "curate", opts = { strategies = { "user_edit", "high_quality" } } } })
+    local ex = ctx:get_artifact("curated_examples")
+    assert.are.equal(5, #ex)
+    assert.are.equal("e09", ex[1].inference_event_id)
+    assert.are.equal("user_edit", ex[1].curation_source)
+    assert.are.equal("a better answer", ex[1].response)
+    assert.are.equal(5, ctx.metrics.curated_count)
+    assert.are.equal(5, ctx.metrics.curated_persisted)
+    assert.are.equal(5, ctx:get_artifact("curation_summary").persisted)
+    assert.are.equal(5, cf.get_curated_count("d"))
+    -- a second run picks the same events and stores none of them again
+    ctx = assert(run { { stage = "curate", opts = { strategies = { "user_edit", "high_quality" } } } })
+    assert.are.equal(5, ctx.metrics.curated_count)
+    assert.are.equal(0, ctx.metrics.curated_persisted)
+    assert.are.equal(5, cf.get_curated_count("d"))
+  end)
+
+  it("persist = false stores nothing; window_hours leaves old events out", function()
+    traffic()
+    local ctx = assert(run { { stage = "curate", opts = { persist = false, strategies = { "hard_examples" },
+                                                        window_hours = 24, near_duplicates = false } } })
+    -- the poor events 5..9 are hard; 10..12 are older than a day
+    local ids = {}
+    for _, e in ipairs(ctx:get_artifact("curated_examples")) do ids[#ids + 1] = e.inference_event_id end
+    table.sort(ids)
+    assert.are.same({ "e05", "e06", "e07", "e08", "e09" }, ids)
+    assert.are.equal(0, cf.get_curated_count("d"))
+  end)
+
+  it("checks its options before anything runs, and fails naming a bad strategy", function()
+    local ok, err = pcall(run, { { stage = "curate", opts = { limit = -1 } } })
+    assert.is_false(ok)
+    assert.matches("option 'limit' must not be negative", err, 1, true)
+    ok, err = pcall(run, { { stage = "curate", opts = { strategies = {} } } })
+    assert.is_false(ok)
+    assert.matches("option 'strategies' must name at least one strategy", err, 1, true)
+    ok, err = pcall(run, { { stage = "curate", opts = { strategies = { 1 } } } })
+    assert.is_false(ok)
+    assert.matches("strategies", err, 1, true)
+    ok, err = pcall(run, { { stage = "curate", opts = { strategies = { "no_such_strategy" } } } })
+    assert.is_false(ok)
+    assert.matches("curate", err, 1, true)
+    assert.matches("unknown curation strategy 'no_such_strategy'", err, 1, true)
+    -- options: what the chosen strategies declare, with their types
+    ok, err = pcall(run, { { stage = "curate", opts = { strategies = { "user_edit" },
+                                                      options = { min_quality_score = 0.5 } } } })
+    assert.is_false(ok)
+    assert.matches("min_quality_score", err, 1, true)
+    ok, err = pcall(run, { { stage = "curate", opts = { options = { min_quality_score = "high" } } } })
+    assert.is_false(ok)
+    assert.matches("min_quality_score", err, 1, true)
+    assert(run { { stage = "curate", opts = { options = { min_quality_score = 0.5 } } } })
+    assert.are.equal(0, cf.get_curated_count("d"))
+  end)
+end)
+
+describe("stage check_triggers", function()
+  before_each(setup)
+  after_each(teardown)
+
+  local function events(n, q, hours_ago)
+    local now = core.now_us()
+    local rows = {}
+    for i = 1, n do
+      rows[i] = { deployment_id = "d", prompt = "p" .. i, response = "r" .. i, quality_score = q,
+                  inserted_at = now - hours_ago * HOUR + i }
+    end
+    assert(db:insert_events(rows))
+  end
+
+  it("maps the reference's trigger types, puts retrain_triggers and counts them", function()
+    events(20, 0.2, 1)
+    local ctx = assert(run { { stage = "check_triggers",
+                               opts = { trigger_types = { "accuracy", "volume", "accuracy" } } } })
+    -- quality 0.2 < 0.7 fires quality_drop; 20 events < 1000 does not fire data_count
+    assert.are.same({ "quality_drop" }, ctx:get_artifact("retrain_triggers"))
+    assert.are.equal(1, ctx.metrics.trigger_count)
+    local report = ctx:get_artifact("trigger_report")
+    assert.is_false(report.data_count.fired)
+    assert.is_nil(report.drift_threshold)
+    assert.are.equal(1, #cf.get_trigger_history("d"))
+  end)
+
+  it("threshold replaces the fraction thresholds", function()
+    events(20, 0.2, 1)
+    local ctx = assert(run { { stage = "check_triggers",
+                               opts = { trigger_types = { "accuracy" }, threshold = 0.1 } } })
+    assert.are.same({}, ctx:get_artifact("retrain_triggers"))
+    assert.are.equal(0.1, ctx:get_artifact("trigger_report").quality_drop.measurements.threshold)
+  end)
+
+  it("window_hours measures only the recent events", function()
+    events(20, 0.9, 1)    -- recent: good
+    events(200, 0.1, 48)  -- old: bad, and many
+    local ctx = assert(run { { stage = "check_triggers",
+                               opts = { trigger_types = { "accuracy", "volume" }, window_hours = 24,
+                                        dry_run = true } } })
+    local report = ctx:get_artifact("trigger_report")
+    assert.is_false(report.quality_drop.fired)
+    assert.is_true(math.abs(report.quality_drop.measurements.quality_average - 0.9) < 1e-9)
+    assert.are.equal(20, report.data_count.measurements.event_count)
+    -- dry_run stores nothing
+    assert.are.equal(0, #cf.get_trigger_history("d"))
+    -- without a window all 220 count, and the average is mostly bad
+    ctx = assert(run { { stage = "check_triggers", opts = { trigger_types = { "accuracy", "volume" },
+                                                             dry_run = true } } })
+    assert.are.equal(220, ctx:get_artifact("trigger_report").data_count.measurements.event_count)
+  end)
+
+  it("uses the drift score an earlier detect_drift stage measured", function()
+    events(20, 0.9, 1)
+    local ctx = assert(pipeline.run(pipeline.context({ deployment_id = "d" }, { cf = cf }), {
+      { stage = "check_triggers", opts = { trigger_types = { "drift" }, dry_run = true } },
+    }))
+    -- measured here: detect_drift ran and stored its results
+    assert.is_number(ctx:get_artifact("trigger_report").drift_threshold.measurements.drift_score)
+    local stored = #assert(cf.get_drift_history("d"))
+    assert.is_true(stored > 0)
+    local c2 = pipeline.context({ deployment_id = "d" }, { cf = cf })
+    c2:merge_metrics { drift_score = 0.9 }
+    ctx = assert(pipeline.run(c2, {
+      { stage = "check_triggers", opts = { trigger_types = { "drift" }, dry_run = true } },
+    }))
+    local m = ctx:get_artifact("trigger_report").drift_threshold.measurements
+    assert.are.equal(0.9, m.drift_score)
+    assert.are.same({ "drift_threshold" }, ctx:get_artifact("retrain_triggers"))
+    assert.are.equal(stored, #assert(cf.get_drift_history("d")))  -- not measured again
+  end)
+
+  it("halt_if_none ends the pipeline on purpose when nothing fired", function()
+    events(5, 0.9, 1)
+    local ctx = assert(run {
+      { stage = "check_triggers", opts = { trigger_types = { "accuracy" }, halt_if_none = true } },
+      { stage = "export_feedback", opts = { format = "jsonl" } },
+    })
+    assert.are.equal("halted", ctx.status)
+    assert.is_nil(ctx:get_artifact("feedback_data_path"))
+  end)
+
+  it("checks its options before anything runs", function()
+    local ok, err = pcall(run, { { stage = "check_triggers", opts = { trigger_types = { "volumes" } } } })
+    assert.is_false(ok)
+    assert.matches("trigger_types", err, 1, true)
+    ok, err = pcall(run, { { stage = "check_triggers", opts = { window_hours = 0 } } })
+    assert.is_false(ok)
+    assert.matches("option 'window_hours' must be at least 1, got 0", err, 1, true)
+    ok, err = pcall(run, { { stage = "check_triggers", opts = { threshold = "high" } } })
+    assert.is_false(ok)
+    assert.matches("threshold", err, 1, true)
+    ok, err = pcall(run, { { stage = "check_triggers", opts = { trigger_types = { "volume" },
+                                                              options = { quality_threshold = 0.5 } } } })
+    assert.is_false(ok)
+    assert.matches("quality_threshold", err, 1, true)
+    ok, err = pcall(run, { { stage = "check_triggers", opts = { policies = { "nope" } } } })
+    assert.is_false(ok)
+    assert.matches("unknown trigger policy 'nope'", err, 1, true)
+  end)
+end)
+
 describe("stages in one pipeline", function()
   before_each(setup)
   after_each(teardown)
