@@ -507,6 +507,44 @@ describe("store conformance (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", functio
     other:close()
   end)
 
+  it("runs the loop end to end: log, flush, drift, curate, export, triggers", function()
+    local crucible = require "crucible"
+    local dep = uid("e2e")
+    local dir = support.tmpdir()
+    local cf = assert(crucible.new { config = { storage = { url = URL },
+      ingestion = { dead_letter_file = false } } })
+    local ids = {}
+    for i = 1, 60 do
+      local long = i > 30 and string.rep(" and much longer", 20) or ""
+      ids[i] = assert(cf.log_inference { deployment_id = dep, model_version_id = "m1",
+        prompt = "question number " .. i .. long, response = "a fine answer number " .. i .. long,
+        latency_ms = i > 30 and 900 + i or 100 + i, metadata = { i = i } })
+    end
+    assert(cf.flush())
+    assert(cf.record_signal(ids[5], "thumbs_up"))
+    assert(cf.record_user_edit(ids[7], "an edited, better answer for question seven"))
+    assert.equal(60, cf.store():count_events { deployment_id = dep })
+    local results = assert(cf.detect_drift(dep, { window_size = 30 }))
+    assert.is_true(#results > 0)
+    local drifted = false
+    for _, r in ipairs(results) do drifted = drifted or r.drifted end
+    assert.is_true(drifted)
+    assert.is_true(#cf.get_drift_history(dep) > 0)
+    local examples, summary = assert(cf.curate(dep, { persist = true }))
+    assert.is_true(#examples > 0)
+    assert.equal(summary.persisted, cf.get_curated_count(dep))
+    local again = select(2, assert(cf.curate(dep, { persist = true })))
+    assert.equal(0, again.persisted)
+    local path = assert(cf.export(dep, { format = "jsonl", output_path = dir .. "/out.jsonl" }))
+    local lines = 0
+    for _ in io.lines(path) do lines = lines + 1 end
+    assert.equal(summary.persisted, lines)
+    assert.equal(0, cf.store():count_curated { deployment_id = dep, exported = false })
+    assert.is_not_nil(cf.store():last_export_at(dep))
+    cf.close()
+    support.rm_rf(dir)
+  end)
+
   it("never shows a password in an error", function()
     local user, pass = URL:match("^%a+://([^:/@]+):([^@/]+)@")
     if not pass then return end -- no credentials in this URL
