@@ -221,8 +221,10 @@ describe("store conformance (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", functio
       end
     end
     assert.equal(total, n)
-    -- the rows are ~200 MB: a cursor that held them would show it
-    assert.is_true(peak < 64 * 1024, ("RSS grew by %d KB while streaming"):format(peak))
+    -- the rows are ~200 MB: a cursor that held them would show it (not
+    -- under AddressSanitizer, whose quarantine keeps freed memory resident)
+    local bounded = not core.build_info().sanitized
+    assert.is_true(peak < 64 * 1024 or not bounded, ("RSS grew by %d KB while streaming"):format(peak))
     local cols = 0
     for row in db:columns({ deployment_id = dep }, { "response", "inserted_at" }) do
       cols = cols + 1
@@ -230,7 +232,7 @@ describe("store conformance (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", functio
       assert.equal(cols, row[2])
     end
     assert.equal(total, cols)
-    assert.is_true(peak < 64 * 1024, ("RSS grew by %d KB while scanning"):format(peak))
+    assert.is_true(peak < 64 * 1024 or not bounded, ("RSS grew by %d KB while scanning"):format(peak))
     assert.equal(total, db:count_events { deployment_id = dep })
   end)
 
