@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "crucible/cf_uuid.h"
+
 void cf_query_init(cf_query *q)
 {
     memset(q, 0, sizeof *q);
@@ -11,6 +13,28 @@ void cf_query_init(cf_query *q)
     q->limit = -1;
     q->since = CF_NO_TIME;
     q->until = CF_NO_TIME;
+}
+
+int cf_query_check_window(const cf_query *q, const char *what, cf_err *err)
+{
+    if (q->id.p || q->event_id.p || q->type.p || q->exported >= 0 || q->include_signals)
+        return cf_fail(err, CF_EINVAL, "%s filters by deployment_id, since and until only", what);
+    return 0;
+}
+
+int cf_store_take_id(cf_str given, char gen[37], cf_str *use, cf_err *err)
+{
+    if (given.p) {
+        size_t n = given.n < 36 ? given.n : 36;
+        memcpy(gen, given.p, n);
+        gen[n] = '\0';
+        *use = given;
+        return 0;
+    }
+    if (cf_uuid7(gen))
+        return cf_fail(err, CF_EIO, "cannot generate an id: the system random source failed");
+    *use = (cf_str){gen, 36};
+    return 0;
 }
 
 static const char *const kind_names[CF_KIND_COUNT_] = {

@@ -203,19 +203,9 @@ int ch_insert_events(cf_store *base, const cf_event *in, size_t n, char (*ids_ou
         ev[i] = in[i];
         if (!ev[i].inserted_at)
             ev[i].inserted_at = now;
-        if (in[i].id.p) {
-            ids[i] = in[i].id;
-            given[i] = 1;
-            size_t m = in[i].id.n < 36 ? in[i].id.n : 36;
-            memcpy(gen[i], in[i].id.p, m);
-            gen[i][m] = '\0';
-        } else {
-            if (cf_uuid7(gen[i])) {
-                cf_fail(err, CF_EIO, "cannot generate an id: the system random source failed");
-                goto done;
-            }
-            ids[i] = (cf_str){gen[i], 36};
-        }
+        given[i] = in[i].id.p != NULL;
+        if (cf_store_take_id(in[i].id, gen[i], &ids[i], err))
+            goto done;
         off[i] = body.n;
         event_row(&body, &ev[i], ids[i], ev[i].inserted_at, ch_next_seq(), version);
     }
@@ -310,21 +300,6 @@ static int event_deployment(ch_store *s, cf_str id, char **dep, cf_err *err)
     return rc < 0 ? -1 : 0;
 }
 
-static int take_id(cf_str given, char gen[37], cf_str *use, cf_err *err)
-{
-    if (given.p) {
-        size_t n = given.n < 36 ? given.n : 36;
-        memcpy(gen, given.p, n);
-        gen[n] = '\0';
-        *use = given;
-        return 0;
-    }
-    if (cf_uuid7(gen))
-        return cf_fail(err, CF_EIO, "cannot generate an id: the system random source failed");
-    *use = (cf_str){gen, 36};
-    return 0;
-}
-
 /* CF_EINVAL when a row of table (in deployment dep) already has this id. */
 static int refuse_taken(ch_store *s, const char *table, cf_str dep, cf_str id, const char *what,
                         cf_err *err)
@@ -356,7 +331,7 @@ int ch_insert_signal(cf_store *base, const cf_signal *sig, char id_out[37], cf_e
         return cf_fail(err, CF_EINVAL, "signal.signal_type: missing required field");
     char gen[37];
     cf_str id;
-    if (take_id(sig->id, gen, &id, err))
+    if (cf_store_take_id(sig->id, gen, &id, err))
         return -1;
     if (id_out)
         memcpy(id_out, gen, 37);
@@ -568,7 +543,7 @@ int ch_insert_curated(cf_store *base, const cf_curated *c, size_t n, cf_err *err
     int64_t now = cf_now_us();
     size_t given = 0;
     for (size_t i = 0; i < n; i++) {
-        if (take_id(c[i].id, gen[i], &ids[i], err))
+        if (cf_store_take_id(c[i].id, gen[i], &ids[i], err))
             goto done;
         given += c[i].id.p != NULL;
         curated_row(&body, &c[i], ids[i], now);
@@ -654,7 +629,7 @@ int ch_insert_curated_new(cf_store *base, const cf_curated *c, size_t n, unsigne
             continue;
         char gen[37];
         cf_str id;
-        if (take_id(c[i].id, gen, &id, err))
+        if (cf_store_take_id(c[i].id, gen, &id, err))
             goto done;
         curated_row(&body, &c[i], id, now);
         written++;
@@ -797,7 +772,7 @@ int ch_insert_drift(cf_store *base, const cf_drift_result *d, char id_out[37], c
         return cf_fail(err, CF_EINVAL, "drift result: deployment_id and drift_type are required");
     char gen[37];
     cf_str id;
-    if (take_id(d->id, gen, &id, err))
+    if (cf_store_take_id(d->id, gen, &id, err))
         return -1;
     if (id_out)
         memcpy(id_out, gen, 37);
@@ -828,7 +803,7 @@ int ch_insert_trigger(cf_store *base, const cf_trigger_event *t, char id_out[37]
                        "trigger event: deployment_id and trigger_type are required");
     char gen[37];
     cf_str id;
-    if (take_id(t->id, gen, &id, err))
+    if (cf_store_take_id(t->id, gen, &id, err))
         return -1;
     if (id_out)
         memcpy(id_out, gen, 37);

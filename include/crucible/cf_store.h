@@ -126,6 +126,13 @@ typedef struct cf_query {
 
 /* Everything unbounded, oldest first, exported = -1. */
 void cf_query_init(cf_query *q);
+/* CF_EINVAL (naming what) when q filters by more than deployment_id, since
+ * and until (count_by_type, the unscored cursor). */
+int cf_query_check_window(const cf_query *q, const char *what, cf_err *err);
+/* The id a backend writes: the caller's (*use = given; gen receives a copy
+ * cut to 36 characters, for callers that report ids back) or a fresh
+ * UUIDv7 in gen. */
+int cf_store_take_id(cf_str given, char gen[37], cf_str *use, cf_err *err);
 
 /* Fields an update may change. */
 enum {
