@@ -148,6 +148,11 @@ int cf_http_conn_send(cf_http_conn *c, const cf_http_call *q, long *status, char
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, q->timeout_ms);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
                      q->connect_timeout_ms > 0 ? q->connect_timeout_ms : 10000L);
+    /* A server that stops answering (not a slow query: any byte resets it)
+     * ends the call after 10 minutes of silence. */
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 600L);
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->cerr);

@@ -85,7 +85,8 @@ typedef struct cf_http_call {
     const char *body;            /* sent as is (POST) */
     size_t body_len;
     const char *const *headers;  /* "Name: value" lines, NULL-terminated; may be NULL */
-    long timeout_ms;             /* the whole call, reading included; <= 0: none */
+    long timeout_ms;             /* the whole call, reading included; <= 0: none (a call
+                                    still ends after 10 minutes without a byte) */
     long connect_timeout_ms;     /* <= 0: 10000 */
 } cf_http_call;
 
