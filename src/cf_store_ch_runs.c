@@ -122,7 +122,7 @@ int ch_insert_run(cf_store *base, const cf_workflow_run *in, char id_out[37], in
     if (!r.started_at)
         r.started_at = now;
     int running = r.status.n == 7 && memcmp(r.status.p, "running", 7) == 0;
-    int fd = open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    int fd = open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
     if (fd < 0 || flock(fd, LOCK_EX) != 0) {
         if (fd >= 0)
             close(fd);

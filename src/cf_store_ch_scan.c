@@ -26,7 +26,7 @@ static const char *const column_sql[] = {
     [CF_COL_METADATA_KEY] = "metadata",
 };
 
-static void where_and_order(cf_buf *b, const cf_query *q)
+static void where_window(cf_buf *b, const cf_query *q)
 {
     cf_buf_str(b, " WHERE 1");
     if (q->deployment_id.p) {
@@ -208,7 +208,7 @@ int ch_open_columns(cf_store *base, const cf_query *q, const cf_column *cols, si
         cf_buf_str(&b, column_sql[cols[i].kind]);
     }
     cf_buf_str(&b, " FROM inference_events FINAL");
-    where_and_order(&b, q);
+    where_window(&b, q);
     order_limit(&b, q);
     if (bad || cf_buf_failed(&b)) {
         cf_buf_free(&b);
@@ -298,7 +298,7 @@ int ch_open_light_events(cf_store *base, const cf_query *q, unsigned want, cf_li
     if (want & CF_LIGHT_RESPONSE)
         cf_buf_str(&b, ", response");
     cf_buf_str(&b, " FROM inference_events FINAL");
-    where_and_order(&b, q);
+    where_window(&b, q);
     cf_buf_putc(&b, ')');
     if (want & CF_LIGHT_SIGNALS) {
         /* Counts per event over the deployment's signals, joined by id. */
