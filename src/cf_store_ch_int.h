@@ -99,7 +99,10 @@ int ch_count_by_type(cf_store *, cf_kind, const cf_query *, cf_type_count_fn, vo
 int ch_open_unscored_cursor(cf_store *, const cf_query *, cf_cursor **, cf_err *);
 int ch_open_events_by_ids(cf_store *, const cf_str *, size_t, cf_cursor **, cf_err *);
 int ch_last_export_at(cf_store *, cf_str, int64_t *, cf_err *);
-/* cf_store_ch_scan.c */
+/* cf_store_ch_scan.c. ch_window_bound: for a query over events with a
+ * limit (deployment_id, since, until only), appends " AND inserted_at >=
+ * T" (<= ascending) to b so the server reads only the window's rows. */
+int ch_window_bound(ch_store *s, const cf_query *q, cf_buf *b, cf_err *err);
 int ch_open_columns(cf_store *, const cf_query *, const cf_column *, size_t, cf_colscan **,
                     cf_err *);
 int ch_open_light_events(cf_store *, const cf_query *, unsigned, cf_light_scan **, cf_err *);

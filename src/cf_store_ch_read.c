@@ -55,7 +55,8 @@ static void order_limit(cf_buf *b, const cf_query *q)
 }
 
 /* The SELECT for kind and q (counting: its count()). */
-static int build(cf_kind kind, const cf_query *q, int counting, cf_buf *b, cf_err *err)
+static int build(ch_store *s, cf_kind kind, const cf_query *q, int counting, cf_buf *b,
+                 cf_err *err)
 {
     static const char *const table[CF_KIND_COUNT_] = {
         "inference_events FINAL", "user_signals", "curated_examples", "drift_results",
@@ -110,6 +111,11 @@ static int build(cf_kind kind, const cf_query *q, int counting, cf_buf *b, cf_er
         cf_buf_putc(b, ')');
     }
     cond_time(b, &n, q);
+    if (kind == CF_KIND_EVENTS && !counting && !q->id.p && !q->n_with_signal_types) {
+        cond(b, &n, "1");
+        if (ch_window_bound(s, q, b, err))
+            return -1;
+    }
     if (kind == CF_KIND_CURATED) {
         /* The export state: the row's own flag or its latest mark. */
         cf_buf_str(b, ") ANY LEFT JOIN (SELECT curated_id AS id, max(exported_at) AS mark_at,"
@@ -337,7 +343,7 @@ int ch_open_cursor(cf_store *base, cf_kind kind, const cf_query *q, cf_cursor **
     if (q->include_signals && kind != CF_KIND_EVENTS)
         return cf_fail(err, CF_EINVAL, "include_signals applies to events only");
     cf_buf b = CF_BUF_INIT;
-    int rc = build(kind, q, 0, &b, err);
+    int rc = build((ch_store *)base, kind, q, 0, &b, err);
     if (rc == 0)
         rc = open_sql((ch_store *)base, kind, &b, 0, q->include_signals, out, err);
     cf_buf_free(&b);
@@ -350,7 +356,7 @@ int ch_count(cf_store *base, cf_kind kind, const cf_query *q, int64_t *out, cf_e
     if (kind < 0 || kind >= CF_KIND_COUNT_)
         return cf_fail(err, CF_EINVAL, "unknown row kind");
     cf_buf b = CF_BUF_INIT;
-    int rc = build(kind, q, 1, &b, err);
+    int rc = build((ch_store *)base, kind, q, 1, &b, err);
     if (rc == 0)
         rc = ch_query_int((ch_store *)base, &b, "counting rows", out, err);
     cf_buf_free(&b);

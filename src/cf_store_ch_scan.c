@@ -43,6 +43,40 @@ static void where_window(cf_buf *b, const cf_query *q)
     }
 }
 
+/* A window of the newest (or oldest) rows would make the server read and
+ * sort every row of the deployment, texts included, to keep a few: first
+ * the time of the window's last row is read (FINAL over the key columns
+ * only), then the window's query is bounded by it (inserted_at >= it when
+ * descending, <= when ascending), so only the window's granules are read.
+ * Rows tied at the bound stay in; ORDER BY ... LIMIT keeps the right ones.
+ * Appends the bound to b (after where_window), or nothing when the query
+ * has no limit or fewer rows than the window. */
+int ch_window_bound(ch_store *s, const cf_query *q, cf_buf *b, cf_err *err)
+{
+    if (q->limit <= 0 || q->offset < 0 || q->limit > INT64_MAX - q->offset)
+        return 0;
+    cf_buf k = CF_BUF_INIT;
+    cf_buf_str(&k, "SELECT inserted_at FROM inference_events FINAL");
+    where_window(&k, q);
+    cf_buf_str(&k, q->descending ? " ORDER BY inserted_at DESC, seq DESC LIMIT "
+                                 : " ORDER BY inserted_at, seq LIMIT ");
+    cf_buf_int(&k, q->offset + q->limit - 1);
+    cf_buf_str(&k, ", 1");
+    ch_rows r;
+    int rc = cf_buf_failed(&k) ? cf_fail(err, CF_ENOMEM, "out of memory building a query")
+                               : ch_query(s, &k, "finding the window", &r, err);
+    cf_buf_free(&k);
+    if (rc)
+        return -1;
+    rc = ch_rows_next(&r, 1, err);
+    if (rc == 1) {
+        cf_buf_str(b, q->descending ? " AND inserted_at >= " : " AND inserted_at <= ");
+        cf_buf_int(b, ch_int(r.f[0]));
+        ch_rows_close(&r);
+    }
+    return rc < 0 ? -1 : 0;
+}
+
 static void order_limit(cf_buf *b, const cf_query *q)
 {
     cf_buf_str(b, q->descending ? " ORDER BY inserted_at DESC, seq DESC LIMIT "
@@ -209,6 +243,11 @@ int ch_open_columns(cf_store *base, const cf_query *q, const cf_column *cols, si
     }
     cf_buf_str(&b, " FROM inference_events FINAL");
     where_window(&b, q);
+    if (!bad && ch_window_bound(c->s, q, &b, err)) {
+        cf_buf_free(&b);
+        cs_close(&c->base);
+        return -1;
+    }
     order_limit(&b, q);
     if (bad || cf_buf_failed(&b)) {
         cf_buf_free(&b);
@@ -299,6 +338,11 @@ int ch_open_light_events(cf_store *base, const cf_query *q, unsigned want, cf_li
         cf_buf_str(&b, ", response");
     cf_buf_str(&b, " FROM inference_events FINAL");
     where_window(&b, q);
+    if (ch_window_bound((ch_store *)base, q, &b, err)) {
+        cf_buf_free(&b);
+        light_close(&c->base);
+        return -1;
+    }
     cf_buf_putc(&b, ')');
     if (want & CF_LIGHT_SIGNALS) {
         /* Counts per event over the deployment's signals, joined by id. */

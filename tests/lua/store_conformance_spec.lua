@@ -193,6 +193,19 @@ describe("store conformance (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", functio
     assert.same({}, db:list("events", { deployment_id = dep, offset = 10 }))
     assert.equal(3, db:count_events { deployment_id = dep, since = base + 3, ["until"] = base + 6 })
     assert.equal(10, db:count_events { deployment_id = dep })
+    -- equal times keep insertion order, also when a limit cuts through them
+    local tied = uid()
+    local t = {}
+    for i, p in ipairs { "a", "b", "c", "d", "e", "f" } do t[i] = ev(tied, p, { inserted_at = 500 }) end
+    t[#t + 1] = ev(tied, "x", { inserted_at = 499 })
+    t[#t + 1] = ev(tied, "z", { inserted_at = 501 })
+    local tids = assert(db:insert_events(t))
+    assert.same({ "z", "f", "e" }, prompts(db:list("events", { deployment_id = tied, order = "desc", limit = 3 })))
+    assert.same({ "a", "b", "c", "d" }, prompts(db:list("events", { deployment_id = tied, limit = 4, offset = 1 })))
+    local cols = collect(db:columns({ deployment_id = tied, order = "desc", limit = 2, offset = 6 }, { "prompt" }))
+    assert.same({ "a", "x" }, { cols[1][1], cols[2][1] })
+    local light = collect(db:light_events({ deployment_id = tied, limit = 2, offset = 6 }))
+    assert.same({ tids[6], tids[8] }, { light[1].id, light[2].id })
   end)
 
   it("streams 200,000 events with bounded memory", function()
