@@ -2,18 +2,24 @@
 # Storage backends (issue 9): `crucible-feedback ingest` of N 1 KB events
 # into each backend (events/s, peak RSS of the client), then detect_drift
 # over N stored events on each (wall time), one table with ratios to
-# SQLite. The PostgreSQL server is a loopback one (scripts/lib/pg.sh) unless
-# CF_PG_URL names one. Size: CRUCIBLE_BENCH_BACKEND_EVENTS (1000000).
+# SQLite. The PostgreSQL and ClickHouse servers are loopback ones
+# (scripts/lib/pg.sh, scripts/lib/clickhouse.sh) unless CF_PG_URL / CF_CH_URL
+# name them. Size: CRUCIBLE_BENCH_BACKEND_EVENTS (1000000).
 set -euo pipefail
 bin=$1 work=$2
 n=${CRUCIBLE_BENCH_BACKEND_EVENTS:-1000000}
 . scripts/lib/pg.sh
-started=
+. scripts/lib/clickhouse.sh
+started= started_ch=
+trap '[ -n "$started" ] && cf_pg_stop "$started"; [ -n "$started_ch" ] && cf_ch_stop "$started_ch"; rm -f "$work/backends.jsonl" "$work"/backends*.db* "$work/backends-ch.lua"' EXIT
 if [ -z "${CF_PG_URL:-}" ]; then
   cf_pg_start
   started=$CF_PG_DIR
 fi
-trap '[ -n "$started" ] && cf_pg_stop "$started"; rm -f "$work/backends.jsonl" "$work"/backends*.db*' EXIT
+if [ -z "${CF_CH_URL:-}" ]; then
+  cf_ch_start
+  started_ch=$CF_CH_DIR
+fi
 /usr/bin/python3 - "$n" "$work/backends.jsonl" <<'PY'
 import json, random, sys
 n, out = int(sys.argv[1]), sys.argv[2]
@@ -27,12 +33,17 @@ with open(out, "w") as f:
                             "metadata": {"i": i}}) + "\n")
 PY
 results=()
-for backend in sqlite postgres; do
+# ClickHouse wants large inserts (each one is a new part on disk): its row
+# runs with ingestion.max_batch_size = 10000, the setting README recommends.
+echo 'return { ingestion = { max_batch_size = 10000 } }' >"$work/backends-ch.lua"
+for backend in sqlite postgres clickhouse; do
+  cfg=()
   case $backend in
     sqlite) url="sqlite:$work/backends.db" ;;
     postgres) url=$CF_PG_URL ;;
+    clickhouse) url=$CF_CH_URL cfg=(--config "$work/backends-ch.lua") ;;
   esac
-  out=$( { /usr/bin/time -f 'peak_rss_kb=%M' "$bin" --db "$url" ingest "$work/backends.jsonl" --quiet; } 2>&1 )
+  out=$( { /usr/bin/time -f 'peak_rss_kb=%M' "$bin" "${cfg[@]}" --db "$url" ingest "$work/backends.jsonl" --quiet; } 2>&1 )
   # drift: the first run stores its own deployment's events, the second is timed
   "$bin" bench/drift_e2e.lua --events "$n" --window $((n / 10)) --db "$url" --reps 1 >/dev/null
   t0=$(date +%s.%N)
@@ -55,15 +66,18 @@ for i in range(0, len(args), 3):
 base = rows[0]
 print("## Storage backends: ingest and detect_drift (issue 9)")
 print()
-print(f"Targets: PostgreSQL at least 50,000 events/s. `crucible-feedback ingest` of {n} 1 KB events; "
+print(f"Targets: PostgreSQL at least 50,000 events/s; ClickHouse at least 100,000 events/s. `crucible-feedback ingest` of {n} 1 KB events; "
       "detect_drift over the stored events (wall time, windows of n/10). Servers on loopback.")
 print()
 print("| backend | events | ingest s | events/s | ratio to SQLite | client peak RSS MB | detect_drift s | ratio to SQLite |")
 print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for r in rows:
-    print(f"| {r[0]} | {r[1]} | {r[2]:.1f} | {r[3]} | {r[3] / base[3]:.2f} | {r[4]:.0f} | {r[5]:.1f} | {r[5] / base[5]:.2f} |")
+    label = r[0] + (" (max_batch_size 10000)" if r[0] == "clickhouse" else "")
+    print(f"| {label} | {r[1]} | {r[2]:.1f} | {r[3]} | {r[3] / base[3]:.2f} | {r[4]:.0f} | {r[5]:.1f} | {r[5] / base[5]:.2f} |")
 print()
 for r in rows:
     if r[0] == "postgres":
         print(f"PostgreSQL {r[3]} events/s: {'meets' if r[3] >= 50000 else 'BELOW'} the 50,000 target.")
+    if r[0] == "clickhouse":
+        print(f"ClickHouse {r[3]} events/s: {'meets' if r[3] >= 100000 else 'BELOW'} the 100,000 target.")
 PY

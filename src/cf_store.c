@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "crucible/cf_uuid.h"
+
 void cf_query_init(cf_query *q)
 {
     memset(q, 0, sizeof *q);
@@ -11,6 +13,28 @@ void cf_query_init(cf_query *q)
     q->limit = -1;
     q->since = CF_NO_TIME;
     q->until = CF_NO_TIME;
+}
+
+int cf_query_check_window(const cf_query *q, const char *what, cf_err *err)
+{
+    if (q->id.p || q->event_id.p || q->type.p || q->exported >= 0 || q->include_signals)
+        return cf_fail(err, CF_EINVAL, "%s filters by deployment_id, since and until only", what);
+    return 0;
+}
+
+int cf_store_take_id(cf_str given, char gen[37], cf_str *use, cf_err *err)
+{
+    if (given.p) {
+        size_t n = given.n < 36 ? given.n : 36;
+        memcpy(gen, given.p, n);
+        gen[n] = '\0';
+        *use = given;
+        return 0;
+    }
+    if (cf_uuid7(gen))
+        return cf_fail(err, CF_EIO, "cannot generate an id: the system random source failed");
+    *use = (cf_str){gen, 36};
+    return 0;
 }
 
 static const char *const kind_names[CF_KIND_COUNT_] = {
@@ -100,15 +124,19 @@ int cf_store_parse_url(const char *url, cf_store_url *out, cf_err *err)
         memcpy(out->target, url, strlen(url) + 1);
         return 0;
     }
-    if (has_prefix(url, "clickhouse://"))
-        return cf_fail(err, CF_EUNSUPPORTED,
-                       "ClickHouse storage (clickhouse://) is not available in this build yet; "
-                       "use sqlite:PATH");
+    if (has_prefix(url, "clickhouse://")) {
+        if (strlen(url) >= sizeof out->target)
+            return cf_fail(err, CF_EINVAL, "database URL is too long (%zu bytes)", strlen(url));
+        out->backend = CF_BACKEND_CLICKHOUSE;
+        memcpy(out->target, url, strlen(url) + 1);
+        return 0;
+    }
     char shown[256];
     cf_store_redact_url(url, shown, sizeof shown);
     return cf_fail(err, CF_EINVAL,
-                   "unsupported database URL '%s': expected sqlite:PATH or "
-                   "postgres://user:password@host:port/database", shown);
+                   "unsupported database URL '%s': expected sqlite:PATH, "
+                   "postgres://user:password@host:port/database or "
+                   "clickhouse://user:password@host:port/database", shown);
 }
 
 int cf_store_open(const char *url, const cf_store_opts *opts, cf_store **out, cf_err *err)
@@ -122,6 +150,8 @@ int cf_store_open(const char *url, const cf_store_opts *opts, cf_store **out, cf
         return cf_store_sqlite_open(u.target, opts, out, err);
     case CF_BACKEND_POSTGRES:
         return cf_store_pg_open(u.target, opts, out, err);
+    case CF_BACKEND_CLICKHOUSE:
+        return cf_store_clickhouse_open(u.target, opts, out, err);
     default:
         return cf_fail(err, CF_EUNSUPPORTED, "backend not available");
     }

@@ -248,21 +248,6 @@ int pg_check_text(cf_str v, const char *what, size_t i, const char *field, cf_er
     return 0;
 }
 
-int pg_take_id(cf_str given, char gen[37], cf_str *use, cf_err *err)
-{
-    if (given.p) {
-        size_t n = given.n < 36 ? given.n : 36;
-        memcpy(gen, given.p, n);
-        gen[n] = '\0';
-        *use = given;
-        return 0;
-    }
-    if (cf_uuid7(gen))
-        return cf_fail(err, CF_EIO, "cannot generate an id: the system random source failed");
-    *use = (cf_str){gen, 36};
-    return 0;
-}
-
 /* ---- connecting --------------------------------------------------------------------- */
 
 static int64_t mono_ms(void)

@@ -78,8 +78,6 @@ int pg_col_bool(const PGresult *r, int row, int col);
 /* Fails with CF_EINVAL when a string has a NUL byte or is not UTF-8
  * (PostgreSQL text can hold neither); field names it. */
 int pg_check_text(cf_str v, const char *what, size_t i, const char *field, cf_err *err);
-/* The id to use: the caller's, or a fresh UUIDv7 written into gen. */
-int pg_take_id(cf_str given, char gen[37], cf_str *use, cf_err *err);
 
 /* A paged query (cf_store_pg_read.c): head is "SELECT ..., <inserted_at
  * in microseconds>, t.seq FROM ... [WHERE ...]" over a table aliased t;

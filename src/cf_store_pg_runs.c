@@ -133,7 +133,7 @@ int pg_insert_run(cf_store *base, const cf_workflow_run *r, char id_out[37], int
         return -1;
     char gen[37];
     run_arg a = {r, CF_NULL_STR, cf_now_us(), 0, 0, 0};
-    if (pg_take_id(r->id, gen, &a.id, err))
+    if (cf_store_take_id(r->id, gen, &a.id, err))
         return -1;
     a.started = r->started_at ? r->started_at : a.now;
     a.running = r->status.n == 7 && memcmp(r->status.p, "running", 7) == 0;

@@ -262,7 +262,7 @@ int pg_insert_events(cf_store *base, const cf_event *ev, size_t n, char (*ids)[3
     }
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++)
-        rc = pg_take_id(ev[i].id, gen[i], &use[i], err);
+        rc = cf_store_take_id(ev[i].id, gen[i], &use[i], err);
     events_arg a = {ev, n, use, cf_now_us()};
     if (rc == 0)
         rc = pg_retry((pg_store *)base, events_op, &a, err);
@@ -326,7 +326,7 @@ int pg_insert_signal(cf_store *base, const cf_signal *sig, char id_out[37], cf_e
     char gen[37];
     one_arg a = {SIGNAL_SQL, SIGNAL_SQL " ON CONFLICT (id) DO NOTHING",
                  "SELECT 1 FROM user_signals WHERE id = $1", {0}, {0}, "recording a signal", 0};
-    if (pg_take_id(sig->id, gen, &a.id, err))
+    if (cf_store_take_id(sig->id, gen, &a.id, err))
         return -1;
     if (id_out)
         memcpy(id_out, gen, 37);
@@ -363,7 +363,7 @@ int pg_insert_drift(cf_store *base, const cf_drift_result *d, char id_out[37], c
     char gen[37];
     one_arg a = {DRIFT_SQL, DRIFT_SQL " ON CONFLICT (id) DO NOTHING", NULL, {0}, {0},
                  "recording a drift result", 0};
-    if (pg_take_id(d->id, gen, &a.id, err))
+    if (cf_store_take_id(d->id, gen, &a.id, err))
         return -1;
     if (id_out)
         memcpy(id_out, gen, 37);
@@ -395,7 +395,7 @@ int pg_insert_trigger(cf_store *base, const cf_trigger_event *t, char id_out[37]
     char gen[37];
     one_arg a = {TRIGGER_SQL, TRIGGER_SQL " ON CONFLICT (id) DO NOTHING", NULL, {0}, {0},
                  "recording a trigger event", 0};
-    if (pg_take_id(t->id, gen, &a.id, err))
+    if (cf_store_take_id(t->id, gen, &a.id, err))
         return -1;
     if (id_out)
         memcpy(id_out, gen, 37);
@@ -577,7 +577,7 @@ static int write_curated(pg_store *s, const cf_curated *c, size_t n, int only_ne
     if (!gen || !ids)
         rc = cf_fail(err, CF_ENOMEM, "out of memory writing curated examples");
     for (size_t i = 0; i < n && rc == 0; i++)
-        rc = pg_take_id(c[i].id, gen[i], &ids[i], err);
+        rc = cf_store_take_id(c[i].id, gen[i], &ids[i], err);
     curated_arg a = {c, n, ids, cf_now_us(), only_new, inserted, 0};
     if (rc == 0)
         rc = pg_retry(s, curated_op, &a, err);

@@ -268,25 +268,6 @@ static void rollback(sq_store *s)
         run_simple(s, SQ_ROLLBACK, NULL);
 }
 
-/* The id to bind: the caller's, or a fresh UUIDv7 written into gen. gen
- * always receives a copy (truncated to 36 characters) for callers that
- * report ids back. */
-static int take_id(cf_str given, char gen[37], cf_str *use, cf_err *err)
-{
-    if (given.p) {
-        size_t n = given.n < 36 ? given.n : 36;
-        memcpy(gen, given.p, n);
-        gen[n] = '\0';
-        *use = given;
-        return 0;
-    }
-    if (cf_uuid7(gen))
-        return cf_fail(err, CF_EIO, "cannot generate an id: the system random source failed");
-    use->p = gen;
-    use->n = 36;
-    return 0;
-}
-
 static int require_str(cf_str v, const char *what, size_t i, cf_err *err)
 {
     if (!v.p)
@@ -409,7 +390,7 @@ static int sq_insert_events(cf_store *base, const cf_event *ev, size_t n, char (
         const cf_event *e = &ev[i];
         char gen[37];
         cf_str id;
-        if (take_id(e->id, gen, &id, err))
+        if (cf_store_take_id(e->id, gen, &id, err))
             goto fail;
         if (ids)
             memcpy(ids[i], gen, 37);
@@ -451,7 +432,7 @@ static int sq_insert_signal(cf_store *base, const cf_signal *sig, char id_out[37
         return cf_fail(err, CF_EINVAL, "signal.signal_type: missing required field");
     char gen[37];
     cf_str id;
-    if (take_id(sig->id, gen, &id, err))
+    if (cf_store_take_id(sig->id, gen, &id, err))
         return -1;
     if (id_out)
         memcpy(id_out, gen, 37);
@@ -542,7 +523,7 @@ static int sq_insert_curated(cf_store *base, const cf_curated *c, size_t n, cf_e
     for (size_t i = 0; i < n; i++) {
         char gen[37];
         cf_str id;
-        if (take_id(c[i].id, gen, &id, err))
+        if (cf_store_take_id(c[i].id, gen, &id, err))
             goto fail;
         sqlite3_stmt *st = sq_stmt(s, SQ_INSERT_CURATED, err);
         if (!st)
@@ -689,7 +670,7 @@ static int sq_insert_drift(cf_store *base, const cf_drift_result *d, char id_out
         return cf_fail(err, CF_EINVAL, "drift result: deployment_id and drift_type are required");
     char gen[37];
     cf_str id;
-    if (take_id(d->id, gen, &id, err))
+    if (cf_store_take_id(d->id, gen, &id, err))
         return -1;
     if (id_out)
         memcpy(id_out, gen, 37);
@@ -716,7 +697,7 @@ static int sq_insert_trigger(cf_store *base, const cf_trigger_event *t, char id_
                        "trigger event: deployment_id and trigger_type are required");
     char gen[37];
     cf_str id;
-    if (take_id(t->id, gen, &id, err))
+    if (cf_store_take_id(t->id, gen, &id, err))
         return -1;
     if (id_out)
         memcpy(id_out, gen, 37);

@@ -65,13 +65,6 @@ static int prepare(sq_store *s, const qsql *b, sqlite3_stmt **st, cf_err *err)
     return i;
 }
 
-static int only_time_and_deployment(const cf_query *q, const char *what, cf_err *err)
-{
-    if (q->id.p || q->event_id.p || q->type.p || q->exported >= 0 || q->include_signals)
-        return cf_fail(err, CF_EINVAL, "%s filters by deployment_id, since and until only", what);
-    return 0;
-}
-
 int sq_count_by_type(cf_store *base, cf_kind kind, const cf_query *q, cf_type_count_fn cb,
                      void *ud, cf_err *err)
 {
@@ -84,7 +77,7 @@ int sq_count_by_type(cf_store *base, cf_kind kind, const cf_query *q, cf_type_co
         [CF_KIND_DRIFT] = "drift_type", [CF_KIND_TRIGGERS] = "trigger_type"};
     if (kind < 0 || kind >= CF_KIND_COUNT_ || !table[kind])
         return cf_fail(err, CF_EINVAL, "%s have no type to count by", cf_kind_name(kind));
-    if (only_time_and_deployment(q, "count_by_type", err))
+    if (cf_query_check_window(q, "count_by_type", err))
         return -1;
     qsql b;
     memset(&b, 0, sizeof b);
@@ -159,7 +152,7 @@ int sq_open_unscored_cursor(cf_store *base, const cf_query *q, cf_cursor **out, 
 {
     sq_store *s = (sq_store *)base;
     *out = NULL;
-    if (only_time_and_deployment(q, "the unscored events cursor", err))
+    if (cf_query_check_window(q, "the unscored events cursor", err))
         return -1;
     qsql b;
     memset(&b, 0, sizeof b);

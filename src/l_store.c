@@ -379,6 +379,15 @@ static int l_parse_url(lua_State *L)
     return 1;
 }
 
+/* redact_url(url): the URL with its password (if any) as ***, for output. */
+static int l_redact_url(lua_State *L)
+{
+    char out[4200];
+    cf_store_redact_url(luaL_checkstring(L, 1), out, sizeof out);
+    lua_pushstring(L, out);
+    return 1;
+}
+
 static int l_open(lua_State *L)
 {
     const char *url = luaL_checkstring(L, 1);
@@ -912,6 +921,7 @@ static const luaL_Reg cursor_meta[] = {
 static const luaL_Reg funcs[] = {
     {"open", l_open},
     {"parse_url", l_parse_url},
+    {"redact_url", l_redact_url},
     {NULL, NULL},
 };
 

@@ -70,4 +70,41 @@ void cf_http_result_free(cf_http_result *res);
  * spaces. out always receives a NUL-terminated string. */
 void cf_http_server_message(const char *body, size_t n, char *out, size_t cap);
 
+/* ---- streamed calls on a kept-alive connection ---------------------------
+ * For clients that talk to one server many times and read replies larger
+ * than memory (the ClickHouse store): the connection is reused between
+ * calls, the body sent is any bytes, and the reply is read piece by piece
+ * as it arrives (cf_http_conn_read) instead of collected. One call at a
+ * time per connection; no retries here (the caller knows what is safe to
+ * repeat). */
+
+typedef struct cf_http_conn cf_http_conn;
+
+typedef struct cf_http_call {
+    const char *url;             /* http:// or https:// */
+    const char *body;            /* sent as is (POST) */
+    size_t body_len;
+    const char *const *headers;  /* "Name: value" lines, NULL-terminated; may be NULL */
+    long timeout_ms;             /* the whole call, reading included; <= 0: none (a call
+                                    still ends after 10 minutes without a byte) */
+    long connect_timeout_ms;     /* <= 0: 10000 */
+} cf_http_call;
+
+int cf_http_conn_open(cf_http_conn **out, cf_err *err);
+/* Ends any call in progress and frees the connection (NULL is fine). */
+void cf_http_conn_close(cf_http_conn *c);
+
+/* Sends the call and waits for the reply's status. 0: a 2xx reply, whose
+ * body is then read with cf_http_conn_read. -1: no reply (*status 0;
+ * error says why) or a reply outside 2xx (*status set; error holds the
+ * start of its body, control characters as spaces). -2: the connection
+ * could not be made, so nothing was sent (safe to repeat any request).
+ * error is always NUL-terminated. */
+int cf_http_conn_send(cf_http_conn *c, const cf_http_call *call, long *status, char *error,
+                      size_t error_cap);
+
+/* The next piece of the reply body: 1 with *p, *n (valid until the next
+ * call on c), 0 at its end, -1 when the transfer failed (error set). */
+int cf_http_conn_read(cf_http_conn *c, const char **p, size_t *n, char *error, size_t error_cap);
+
 #endif

@@ -126,6 +126,13 @@ typedef struct cf_query {
 
 /* Everything unbounded, oldest first, exported = -1. */
 void cf_query_init(cf_query *q);
+/* CF_EINVAL (naming what) when q filters by more than deployment_id, since
+ * and until (count_by_type, the unscored cursor). */
+int cf_query_check_window(const cf_query *q, const char *what, cf_err *err);
+/* The id a backend writes: the caller's (*use = given; gen receives a copy
+ * cut to 36 characters, for callers that report ids back) or a fresh
+ * UUIDv7 in gen. */
+int cf_store_take_id(cf_str given, char gen[37], cf_str *use, cf_err *err);
 
 /* Fields an update may change. */
 enum {
@@ -380,12 +387,12 @@ typedef enum cf_backend { CF_BACKEND_SQLITE, CF_BACKEND_POSTGRES, CF_BACKEND_CLI
 
 typedef struct cf_store_url {
     cf_backend backend;
-    char target[4096];  /* sqlite: the file path (or ":memory:") */
+    char target[4096];  /* sqlite: the file path (or ":memory:"); clickhouse: the URL */
 } cf_store_url;
 
 /* Parses "sqlite:PATH" (also "sqlite://PATH"); postgres:// (postgresql://)
  * sets CF_BACKEND_POSTGRES with the whole URL as target (the backend parses
- * it); clickhouse:// is refused with CF_EUNSUPPORTED until its backend lands. */
+ * it); clickhouse:// likewise sets CF_BACKEND_CLICKHOUSE. */
 int cf_store_parse_url(const char *url, cf_store_url *out, cf_err *err);
 /* The URL for messages: a password (scheme://user:PASSWORD@...) becomes ***. */
 void cf_store_redact_url(const char *url, char *out, size_t cap);
@@ -399,6 +406,10 @@ int cf_store_sqlite_open(const char *path, const cf_store_opts *opts, cf_store *
 /* postgres://user:password@host:port/database[?libpq parameters] (also
  * postgresql://); cf_store_pg.c. */
 int cf_store_pg_open(const char *url, const cf_store_opts *opts, cf_store **out, cf_err *err);
+/* clickhouse://[user[:password]@]host[:port][/database] (HTTP interface;
+ * port 8123, user default, database default when absent). */
+int cf_store_clickhouse_open(const char *url, const cf_store_opts *opts, cf_store **out,
+                             cf_err *err);
 
 /* ---- calls (thin dispatch through the vtable) ------------------------------ */
 

@@ -33,6 +33,8 @@ function M.open(url, opts)
 end
 
 M.parse_url = cstore.parse_url
+--- The URL with its password (scheme://user:PASSWORD@...) shown as ***.
+M.redact_url = cstore.redact_url
 
 --- Encodes a Lua table as JSON text (strings pass through).
 function M.encode_json(v, field)

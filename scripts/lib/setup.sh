@@ -11,7 +11,7 @@ CF_BUILD_DEBS=(gcc make cmake pkg-config
   libedit-dev libicu-dev lua-busted lua-check)
 
 # What the test suite adds: reference implementations and peers.
-CF_TEST_DEBS=(sqlite3 python3 python3-scipy clang postgresql)
+CF_TEST_DEBS=(sqlite3 python3 python3-scipy clang postgresql clickhouse-server)
 
 cf_missing_debs() {
   local p

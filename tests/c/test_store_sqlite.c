@@ -85,7 +85,8 @@ static void test_urls(void)
     CHECK_STR(shown, "postgres://me:***@host/db?x=1");
     cf_store_redact_url("postgres://host/db", shown, sizeof shown);
     CHECK_STR(shown, "postgres://host/db");
-    CHECK(cf_store_parse_url("clickhouse://h", &u, &err) == -1 && err.code == CF_EUNSUPPORTED);
+    CHECK(cf_store_parse_url("clickhouse://h", &u, &err) == 0 && u.backend == CF_BACKEND_CLICKHOUSE);
+    CHECK_STR(u.target, "clickhouse://h");
 }
 
 static void test_migrate_idempotent(void)

@@ -21,7 +21,7 @@ Without --db or a configured URL, DATABASE_URL chooses the database:
   $ DATABASE_URL=sqlite:from_env_var.db crucible-feedback migrate
   sqlite:from_env_var.db: applied 4 migrations (schema version 0 -> 4)
   $ DATABASE_URL=ftp://x crucible-feedback migrate
-  crucible-feedback: DATABASE_URL: unsupported database URL 'ftp://x': expected sqlite:PATH or postgres://user:password@host:port/database
+  crucible-feedback: DATABASE_URL: unsupported database URL 'ftp://x': expected sqlite:PATH, postgres://user:password@host:port/database or clickhouse://user:password@host:port/database
   [1]
 
 The config file sets the database; --db wins over it (and over DATABASE_URL):

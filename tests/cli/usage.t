@@ -16,7 +16,7 @@ Usage errors print one line and exit with status 2.
   crucible-feedback: option '--db' needs a value (URL) (see 'crucible-feedback --help')
   [2]
   $ crucible-feedback --db mysql://localhost/x version
-  crucible-feedback: --db: unsupported database URL 'mysql://localhost/x': expected sqlite:PATH or postgres://user:password@host:port/database (see 'crucible-feedback --help')
+  crucible-feedback: --db: unsupported database URL 'mysql://localhost/x': expected sqlite:PATH, postgres://user:password@host:port/database or clickhouse://user:password@host:port/database (see 'crucible-feedback --help')
   [2]
   $ crucible-feedback --db sqlite: migrate
   crucible-feedback: --db: database URL 'sqlite:' has no file path: expected sqlite:PATH (see 'crucible-feedback --help')
@@ -24,9 +24,9 @@ Usage errors print one line and exit with status 2.
   $ crucible-feedback --db postgres://u:secret@127.0.0.1:1/feedback migrate
   crucible%-feedback: cannot connect to PostgreSQL at 127%.0%.0%.1:1 %(postgres://u:%*%*%*@127%.0%.0%.1:1/feedback%): .*Connection refused.*; check that the server is running and the URL's host, port, user, password and database (re)
   [1]
-  $ crucible-feedback migrate --db clickhouse://localhost:8123
-  crucible-feedback: --db: ClickHouse storage (clickhouse://) is not available in this build yet; use sqlite:PATH (see 'crucible-feedback migrate --help')
-  [2]
+  $ crucible-feedback migrate --db 'clickhouse://u:secret@127.0.0.1:1/a-b'
+  crucible-feedback: ClickHouse URL 'clickhouse://***@127.0.0.1:1/a-b': expected a database name of letters, digits and underscores
+  [1]
   $ crucible-feedback --config nowhere.lua migrate
   crucible-feedback: --config: cannot read nowhere.lua: No such file or directory (see 'crucible-feedback --help')
   [2]

@@ -193,6 +193,19 @@ describe("store conformance (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", functio
     assert.same({}, db:list("events", { deployment_id = dep, offset = 10 }))
     assert.equal(3, db:count_events { deployment_id = dep, since = base + 3, ["until"] = base + 6 })
     assert.equal(10, db:count_events { deployment_id = dep })
+    -- equal times keep insertion order, also when a limit cuts through them
+    local tied = uid()
+    local t = {}
+    for i, p in ipairs { "a", "b", "c", "d", "e", "f" } do t[i] = ev(tied, p, { inserted_at = 500 }) end
+    t[#t + 1] = ev(tied, "x", { inserted_at = 499 })
+    t[#t + 1] = ev(tied, "z", { inserted_at = 501 })
+    local tids = assert(db:insert_events(t))
+    assert.same({ "z", "f", "e" }, prompts(db:list("events", { deployment_id = tied, order = "desc", limit = 3 })))
+    assert.same({ "a", "b", "c", "d" }, prompts(db:list("events", { deployment_id = tied, limit = 4, offset = 1 })))
+    local cols = collect(db:columns({ deployment_id = tied, order = "desc", limit = 2, offset = 6 }, { "prompt" }))
+    assert.same({ "a", "x" }, { cols[1][1], cols[2][1] })
+    local light = collect(db:light_events({ deployment_id = tied, limit = 2, offset = 6 }))
+    assert.same({ tids[6], tids[8] }, { light[1].id, light[2].id })
   end)
 
   it("streams 200,000 events with bounded memory", function()
@@ -509,6 +522,44 @@ describe("store conformance (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", functio
     other:close()
   end)
 
+  it("runs the loop end to end: log, flush, drift, curate, export, triggers", function()
+    local crucible = require "crucible"
+    local dep = uid("e2e")
+    local dir = support.tmpdir()
+    local cf = assert(crucible.new { config = { storage = { url = URL },
+      ingestion = { dead_letter_file = false } } })
+    local ids = {}
+    for i = 1, 60 do
+      local long = i > 30 and string.rep(" and much longer", 20) or ""
+      ids[i] = assert(cf.log_inference { deployment_id = dep, model_version_id = "m1",
+        prompt = "question number " .. i .. long, response = "a fine answer number " .. i .. long,
+        latency_ms = i > 30 and 900 + i or 100 + i, metadata = { i = i } })
+    end
+    assert(cf.flush())
+    assert(cf.record_signal(ids[5], "thumbs_up"))
+    assert(cf.record_user_edit(ids[7], "an edited, better answer for question seven"))
+    assert.equal(60, cf.store():count_events { deployment_id = dep })
+    local results = assert(cf.detect_drift(dep, { window_size = 30 }))
+    assert.is_true(#results > 0)
+    local drifted = false
+    for _, r in ipairs(results) do drifted = drifted or r.drifted end
+    assert.is_true(drifted)
+    assert.is_true(#cf.get_drift_history(dep) > 0)
+    local examples, summary = assert(cf.curate(dep, { persist = true }))
+    assert.is_true(#examples > 0)
+    assert.equal(summary.persisted, cf.get_curated_count(dep))
+    local again = select(2, assert(cf.curate(dep, { persist = true })))
+    assert.equal(0, again.persisted)
+    local path = assert(cf.export(dep, { format = "jsonl", output_path = dir .. "/out.jsonl" }))
+    local lines = 0
+    for _ in io.lines(path) do lines = lines + 1 end
+    assert.equal(summary.persisted, lines)
+    assert.equal(0, cf.store():count_curated { deployment_id = dep, exported = false })
+    assert.is_not_nil(cf.store():last_export_at(dep))
+    cf.close()
+    support.rm_rf(dir)
+  end)
+
   it("never shows a password in an error", function()
     local user, pass = URL:match("^%a+://([^:/@]+):([^@/]+)@")
     if not pass then return end -- no credentials in this URL
@@ -526,6 +577,13 @@ describe("store conformance (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", functio
     assert.is_nil(ok)
     assert.truthy(err:find(":1", 1, true))
     assert.is_nil(err:find(pass, 1, true))
+    -- nor in what the command line prints about the database
+    local p = assert(io.popen(("%s --db %s migrate --status 2>&1"):format(
+      support.q(support.BINARY), support.q(URL))))
+    local out = p:read("a")
+    p:close()
+    assert.truthy(out:find("schema version", 1, true), out)
+    assert.is_nil(out:find(pass, 1, true))
   end)
 
   it("refuses incomplete input, writing nothing, and names the field", function()

@@ -17,20 +17,22 @@ function M.main(opts)
   if not client then return cli.report(err) end
   local store, serr = client.store()
   if not store then return cli.report(serr) end
+  -- never the password: the URL as shown
+  local shown = require("crucible.store").redact_url(client.config.storage.url)
   local before, verr = store:schema_version()
   if not before then return cli.report(verr) end
   if opts.status then
-    print(("%s: schema version %d"):format(client.config.storage.url, before))
+    print(("%s: schema version %d"):format(shown, before))
     return 0
   end
   local applied, merr = store:migrate()
   if not applied then return cli.report(merr) end
   local after = assert(store:schema_version())
   if applied == 0 then
-    print(("%s: up to date (schema version %d)"):format(client.config.storage.url, after))
+    print(("%s: up to date (schema version %d)"):format(shown, after))
   else
     print(("%s: applied %d migration%s (schema version %d -> %d)"):format(
-      client.config.storage.url, applied, applied == 1 and "" or "s", before, after))
+      shown, applied, applied == 1 and "" or "s", before, after))
   end
   client.close()
   return 0

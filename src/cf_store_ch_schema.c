@@ -1,0 +1,462 @@
+/*
+ * ClickHouse backend: opening (the URL), the schema and its migrations,
+ * settings, and the vtable.
+ *
+ * Schema (ClickHouse 18.16: no DateTime64, no transactions, no query
+ * parameters): times are Int64 microseconds; JSON columns are String;
+ * doubles are stored as their IEEE bits (UInt64: 18.16's float parser is
+ * not exact for every double) with a MATERIALIZED Float64 beside them for
+ * people querying the tables; every table is a MergeTree ordered by
+ * (deployment_id, inserted_at, id), and seq (a per-process sequence) keeps
+ * insertion order among equal times. Events are a ReplacingMergeTree on a
+ * version column: an update writes a new version of the row, reads use
+ * FINAL. A materialized view keyed by id (inference_event_ids) finds an
+ * event by id without scanning.
+ */
+#include "cf_store_ch_int.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BITS_TO_FLOAT(col) "reinterpretAsFloat64(reinterpretAsString(" col "))"
+#define NULLABLE_FLOAT(col)                                                                 \
+    "Nullable(Float64) MATERIALIZED if(isNull(" col "), NULL, " BITS_TO_FLOAT("assumeNotNull(" col ")") ")"
+
+typedef struct ch_migration {
+    int version;
+    const char *name;
+    const char *const *sql; /* NULL-terminated; each idempotent (IF NOT EXISTS) */
+} ch_migration;
+
+static const char *const m1[] = {
+    "CREATE TABLE IF NOT EXISTS inference_events ("
+    " id String, deployment_id String, model_version_id Nullable(String),"
+    " user_id_hash Nullable(String), prompt String, response String,"
+    " latency_ms Nullable(Int64), token_count Nullable(Int64),"
+    " quality_bits Nullable(UInt64), quality_score " NULLABLE_FLOAT("quality_bits") ","
+    " metadata String, inserted_at Int64, seq UInt64, version UInt64)"
+    " ENGINE = ReplacingMergeTree(version) ORDER BY (deployment_id, inserted_at, id)",
+    "CREATE MATERIALIZED VIEW IF NOT EXISTS inference_event_ids"
+    " ENGINE = ReplacingMergeTree ORDER BY id"
+    " AS SELECT id, deployment_id, inserted_at FROM inference_events",
+    "CREATE TABLE IF NOT EXISTS user_signals ("
+    " id String, inference_event_id String, deployment_id String, signal_type String,"
+    " edited_response Nullable(String), metadata String, inserted_at Int64, seq UInt64)"
+    " ENGINE = MergeTree ORDER BY (deployment_id, inserted_at, id)",
+    "CREATE TABLE IF NOT EXISTS curated_examples ("
+    " id String, inference_event_id String, deployment_id String, curation_source String,"
+    " curation_bits Nullable(UInt64), curation_score " NULLABLE_FLOAT("curation_bits") ","
+    " prompt Nullable(String), response Nullable(String), exported UInt8,"
+    " export_batch_id Nullable(String), inserted_at Int64, updated_at Int64, seq UInt64)"
+    " ENGINE = MergeTree ORDER BY (deployment_id, inserted_at, id)",
+    "CREATE TABLE IF NOT EXISTS drift_results ("
+    " id String, deployment_id String, drift_type String, score_bits UInt64,"
+    " score Float64 MATERIALIZED " BITS_TO_FLOAT("score_bits") ","
+    " drifted UInt8, details String, inserted_at Int64, seq UInt64)"
+    " ENGINE = MergeTree ORDER BY (deployment_id, inserted_at, id)",
+    "CREATE TABLE IF NOT EXISTS trigger_events ("
+    " id String, deployment_id String, trigger_type String, details String,"
+    " inserted_at Int64, seq UInt64)"
+    " ENGINE = MergeTree ORDER BY (deployment_id, inserted_at, id)",
+    /* is_set 1: kv_set (the latest wins); 0: kv_get_or_set (the first wins
+     * unless a kv_set exists). */
+    "CREATE TABLE IF NOT EXISTS settings (key String, value String, is_set UInt8, at Int64)"
+    " ENGINE = MergeTree ORDER BY key",
+    NULL};
+/* SQLite's quality indexes: the sort key already serves these reads. */
+static const char *const m2[] = {NULL};
+static const char *const m3[] = {
+    "CREATE TABLE IF NOT EXISTS curated_export_marks (deployment_id String, curated_id String,"
+    " export_batch_id String, exported_at Int64)"
+    " ENGINE = MergeTree ORDER BY (deployment_id, curated_id)",
+    NULL};
+static const char *const m4[] = {
+    "CREATE TABLE IF NOT EXISTS workflow_runs (id String, name String, script Nullable(String),"
+    " status String, scheduled_for Nullable(Int64), started_at Int64,"
+    " finished_at Nullable(Int64), lease_until Nullable(Int64), error Nullable(String),"
+    " details String, seq UInt64, version UInt64)"
+    " ENGINE = ReplacingMergeTree(version) ORDER BY (name, id)",
+    NULL};
+
+static const ch_migration migrations[] = {
+    {1, "initial schema", m1},
+    {2, "quality indexes", m2},
+    {3, "curated export marks", m3},
+    {4, "workflow runs", m4},
+};
+
+#define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
+
+static int table_exists(ch_store *s, const char *table, int *exists, cf_err *err)
+{
+    cf_buf q = CF_BUF_INIT;
+    cf_buf_str(&q, "SELECT count() FROM system.tables WHERE database = ");
+    ch_quote(&q, cf_cstr(s->database));
+    cf_buf_str(&q, " AND name = ");
+    ch_quote(&q, cf_cstr(table));
+    int64_t n = 0;
+    /* Without selecting the database, which may not exist yet. */
+    char *saved = s->url;
+    s->url = s->url_nodb;
+    int rc = ch_query_int(s, &q, "reading the schema version", &n, err);
+    s->url = saved;
+    cf_buf_free(&q);
+    *exists = n > 0;
+    return rc;
+}
+
+static int ch_schema_version(cf_store *base, int *version, cf_err *err)
+{
+    ch_store *s = (ch_store *)base;
+    int exists = 0;
+    *version = 0;
+    if (table_exists(s, "schema_migrations", &exists, err))
+        return -1;
+    if (!exists)
+        return 0;
+    cf_buf q = CF_BUF_INIT;
+    cf_buf_str(&q, "SELECT max(version) FROM schema_migrations");
+    int64_t v = 0;
+    int rc = ch_query_int(s, &q, "reading the schema version", &v, err);
+    cf_buf_free(&q);
+    *version = (int)v;
+    return rc;
+}
+
+/* Runs sql on the server without selecting the database (which may not
+ * exist yet). */
+static int exec_nodb(ch_store *s, const char *sql, const char *what, cf_err *err)
+{
+    char *saved = s->url;
+    s->url = s->url_nodb;
+    int rc = ch_exec(s, sql, strlen(sql), what, err);
+    s->url = saved;
+    return rc;
+}
+
+static int ch_migrate(cf_store *base, int *applied, cf_err *err)
+{
+    ch_store *s = (ch_store *)base;
+    if (applied)
+        *applied = 0;
+    char mkdb[200];
+    snprintf(mkdb, sizeof mkdb, "CREATE DATABASE IF NOT EXISTS %s", s->database);
+    if (exec_nodb(s, mkdb, "creating the database", err))
+        return -1;
+    const char *mk = "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String,"
+                     " applied_at Int64) ENGINE = MergeTree ORDER BY version";
+    if (ch_exec(s, mk, strlen(mk), "creating schema_migrations", err))
+        return -1;
+    int current = 0;
+    if (ch_schema_version(base, &current, err))
+        return -1;
+    int n = 0;
+    for (size_t i = 0; i < N_MIGRATIONS; i++) {
+        const ch_migration *m = &migrations[i];
+        if (m->version <= current)
+            continue;
+        char what[128];
+        snprintf(what, sizeof what, "migration %d (%s)", m->version, m->name);
+        for (size_t k = 0; m->sql[k]; k++)
+            if (ch_exec(s, m->sql[k], strlen(m->sql[k]), what, err))
+                return -1;
+        cf_buf row = CF_BUF_INIT;
+        ch_json_key(&row, "version", 1);
+        cf_buf_int(&row, m->version);
+        ch_json_str(&row, "name", cf_cstr(m->name));
+        ch_json_int(&row, "applied_at", cf_now_us());
+        cf_buf_str(&row, "}\n");
+        int rc = ch_insert(s, "schema_migrations", &row, what, err);
+        cf_buf_free(&row);
+        if (rc)
+            return -1;
+        n++;
+    }
+    if (applied)
+        *applied = n;
+    return 0;
+}
+
+/* ---- settings ------------------------------------------------------------------ */
+
+static int kv_read(ch_store *s, const char *key, char **out, cf_err *err)
+{
+    *out = NULL;
+    cf_buf q = CF_BUF_INIT;
+    cf_buf_str(&q, "SELECT value FROM settings WHERE key = ");
+    ch_quote(&q, cf_cstr(key));
+    cf_buf_str(&q, " ORDER BY is_set DESC, if(is_set = 1, -at, at) LIMIT 1");
+    ch_rows r;
+    int rc = ch_query(s, &q, "reading a setting", &r, err);
+    cf_buf_free(&q);
+    if (rc)
+        return -1;
+    rc = ch_rows_next(&r, 1, err);
+    if (rc == 1) {
+        *out = malloc(r.f[0].n + 1);
+        if (!*out) {
+            ch_rows_close(&r);
+            return cf_fail(err, CF_ENOMEM, "out of memory reading setting '%s'", key);
+        }
+        memcpy(*out, r.f[0].p, r.f[0].n);
+        (*out)[r.f[0].n] = '\0';
+    }
+    ch_rows_close(&r);
+    return rc < 0 ? -1 : 0;
+}
+
+static int kv_write(ch_store *s, const char *key, cf_str value, int is_set, cf_err *err)
+{
+    if (!value.p)
+        return cf_fail(err, CF_EINVAL, "setting '%s': value is required", key);
+    cf_buf row = CF_BUF_INIT;
+    ch_json_key(&row, "key", 1);
+    cf_buf_json_string(&row, key, strlen(key));
+    ch_json_str(&row, "value", value);
+    ch_json_int(&row, "is_set", is_set);
+    ch_json_int(&row, "at", (int64_t)ch_next_seq());
+    cf_buf_str(&row, "}\n");
+    int rc = cf_buf_failed(&row) ? cf_fail(err, CF_ENOMEM, "out of memory writing a setting")
+                                 : ch_insert(s, "settings", &row, "writing a setting", err);
+    cf_buf_free(&row);
+    return rc;
+}
+
+static int ch_kv_get(cf_store *base, const char *key, char **out, cf_err *err)
+{
+    return kv_read((ch_store *)base, key, out, err);
+}
+
+static int ch_kv_set(cf_store *base, const char *key, cf_str value, cf_err *err)
+{
+    return kv_write((ch_store *)base, key, value, 1, err);
+}
+
+/* Set unless present: a first-writer row, then the value that won. */
+static int ch_kv_get_or_set(cf_store *base, const char *key, cf_str value, char **out,
+                            cf_err *err)
+{
+    ch_store *s = (ch_store *)base;
+    *out = NULL;
+    if (kv_read(s, key, out, err))
+        return -1;
+    if (*out)
+        return 0;
+    if (kv_write(s, key, value, 0, err))
+        return -1;
+    return kv_read(s, key, out, err);
+}
+
+/* ---- lifetime ----------------------------------------------------------------------- */
+
+static void ch_close(cf_store *base)
+{
+    ch_store *s = (ch_store *)base;
+    for (int i = 0; i < s->nidle; i++)
+        cf_http_conn_close(s->idle[i]);
+    free(s->url);
+    free(s->url_nodb);
+    free(s->shown);
+    free(s->server);
+    free(s->database);
+    free(s->user_header);
+    free(s->key_header);
+    free(s->lock_path);
+    free(s);
+}
+
+static const cf_store_vt ch_vt = {
+    .name = "clickhouse",
+    .migrate = ch_migrate,
+    .schema_version = ch_schema_version,
+    .insert_events = ch_insert_events,
+    .insert_signal = ch_insert_signal,
+    .update_events = ch_update_events,
+    .insert_curated = ch_insert_curated,
+    .mark_curated_exported = ch_mark_curated_exported,
+    .insert_drift = ch_insert_drift,
+    .insert_trigger = ch_insert_trigger,
+    .open_cursor = ch_open_cursor,
+    .count = ch_count,
+    .kv_get = ch_kv_get,
+    .kv_set = ch_kv_set,
+    .kv_get_or_set = ch_kv_get_or_set,
+    .close = ch_close,
+    .count_by_type = ch_count_by_type,
+    .open_unscored_cursor = ch_open_unscored_cursor,
+    .open_columns = ch_open_columns,
+    .mark_curated_exported_stream = ch_mark_curated_exported_stream,
+    .open_light_events = ch_open_light_events,
+    .open_events_by_ids = ch_open_events_by_ids,
+    .insert_curated_new = ch_insert_curated_new,
+    .last_export_at = ch_last_export_at,
+    .insert_run = ch_insert_run,
+    .update_run = ch_update_run,
+    .list_runs = ch_list_runs,
+};
+
+/* ---- the URL ---------------------------------------------------------------------------- */
+
+static int hexval(int c)
+{
+    return isdigit(c) ? c - '0' : isxdigit(c) ? (tolower(c) - 'a' + 10) : -1;
+}
+
+/* Percent-decodes p[0..n) into a new string; control bytes are refused
+ * (they would end a header line). */
+static char *decode(const char *p, size_t n)
+{
+    char *o = malloc(n + 1), *w = o;
+    if (!o)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)p[i];
+        if (c == '%' && i + 2 < n && hexval(p[i + 1]) >= 0 && hexval(p[i + 2]) >= 0) {
+            c = hexval(p[i + 1]) * 16 + hexval(p[i + 2]);
+            i += 2;
+        }
+        if (c < 0x20 || c == 0x7f) {
+            free(o);
+            return NULL;
+        }
+        *w++ = (char)c;
+    }
+    *w = '\0';
+    return o;
+}
+
+static char *dup_printf(const char *fmt, const char *a, const char *b, const char *c)
+{
+    size_t n = strlen(fmt) + strlen(a) + strlen(b) + strlen(c) + 1;
+    char *o = malloc(n);
+    if (o)
+        snprintf(o, n, fmt, a, b, c);
+    return o;
+}
+
+int cf_store_clickhouse_open(const char *url, const cf_store_opts *opts, cf_store **out,
+                             cf_err *err)
+{
+    (void)opts;
+    *out = NULL;
+    static const char scheme[] = "clickhouse://";
+    if (strncmp(url, scheme, strlen(scheme)) != 0)
+        return cf_fail(err, CF_EINVAL, "a ClickHouse URL starts with clickhouse://");
+    const char *p = url + strlen(scheme);
+    const char *end = p + strcspn(p, "/?#");
+    const char *at = memchr(p, '@', (size_t)(end - p));
+    /* user:password@ may hold '/' when percent-encoded only; find the last '@'. */
+    for (const char *q = p; q < end; q++)
+        if (*q == '@')
+            at = q;
+    char *user = NULL, *password = NULL;
+    const char *hostp = p;
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        user = decode(p, (size_t)((colon ? colon : at) - p));
+        password = colon ? decode(colon + 1, (size_t)(at - colon - 1)) : NULL;
+        if (!user || (colon && !password)) {
+            free(user);
+            free(password);
+            return cf_fail(err, CF_EINVAL,
+                           "ClickHouse URL: the user or password has a control character");
+        }
+        hostp = at + 1;
+    }
+    char host[256] = "", port[16] = "8123", db[128] = "default";
+    size_t hl = (size_t)(end - hostp);
+    const char *colon = NULL;
+    if (hl && hostp[0] == '[') {
+        const char *rb = memchr(hostp, ']', hl);
+        if (rb && rb + 1 < end && rb[1] == ':')
+            colon = rb + 1;
+    } else {
+        colon = memchr(hostp, ':', hl);
+    }
+    size_t hostn = colon ? (size_t)(colon - hostp) : hl;
+    size_t portn = colon ? (size_t)(end - colon - 1) : 0;
+    const char *bad = NULL;
+    if (hostn == 0 || hostn >= sizeof host)
+        bad = "a host (clickhouse://[user[:password]@]host[:port][/database])";
+    else if (colon && (portn == 0 || portn > 5 || strspn(colon + 1, "0123456789") < portn))
+        bad = "a port of 1 to 5 digits";
+    if (!bad && *end == '/') {
+        const char *d = end + 1;
+        size_t dn = strcspn(d, "?#");
+        if (dn) {
+            if (dn >= sizeof db || strspn(d, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                              "0123456789_") < dn)
+                bad = "a database name of letters, digits and underscores";
+            else {
+                memcpy(db, d, dn);
+                db[dn] = '\0';
+            }
+        }
+    }
+    if (!bad) {
+        memcpy(host, hostp, hostn);
+        host[hostn] = '\0';
+        if (strpbrk(host, " \t\r\n\"'\\<>{}|^`"))
+            bad = "a host name without spaces or quotes";
+        if (colon) {
+            memcpy(port, colon + 1, portn);
+            port[portn] = '\0';
+        }
+    }
+    if (bad) {
+        free(user);
+        free(password);
+        /* The URL as given, its user:password@ part hidden. */
+        const char *rest = at ? at + 1 : p;
+        return cf_fail(err, CF_EINVAL, "ClickHouse URL 'clickhouse://%s%.200s': expected %s",
+                       at ? "***@" : "", rest, bad);
+    }
+    ch_store *s = calloc(1, sizeof *s);
+    if (!s) {
+        free(user);
+        free(password);
+        return cf_fail(err, CF_ENOMEM, "out of memory opening a ClickHouse store");
+    }
+    s->base.vt = &ch_vt;
+    s->retry_ms = 15000;
+    char hostport[300];
+    snprintf(hostport, sizeof hostport, "%s:%s", host, port);
+    s->server = strdup(hostport);
+    s->database = strdup(db);
+    s->url = dup_printf("http://%s/?database=%s%s", hostport, db,
+                        "&max_query_size=67108864&output_format_json_quote_64bit_integers=0"
+                        "&max_insert_block_size=16777216&join_use_nulls=0"
+                        "&optimize_move_to_prewhere=0");
+    char shown[700];
+    snprintf(shown, sizeof shown, "clickhouse://%s%s%s/%s", user ? user : "",
+             user ? (password ? ":***@" : "@") : "", hostport, db);
+    s->shown = strdup(shown);
+    s->url_nodb = dup_printf("http://%s/?%s%s", hostport, "max_query_size=67108864", "");
+    s->user_header = dup_printf("X-ClickHouse-User: %s%s%s", user ? user : "default", "", "");
+    if (password)
+        s->key_header = dup_printf("X-ClickHouse-Key: %s%s%s", password, "", "");
+    s->lock_path = dup_printf("/tmp/crucible-ch-lock-%s-%s%s", hostport, db, "");
+    free(user);
+    free(password);
+    if (!s->server || !s->database || !s->url || !s->shown || !s->user_header
+        || (password && !s->key_header) || !s->lock_path || !s->url_nodb) {
+        ch_close(&s->base);
+        return cf_fail(err, CF_ENOMEM, "out of memory opening a ClickHouse store");
+    }
+    s->headers[0] = s->user_header;
+    s->headers[1] = s->key_header;
+    /* A ping says whether the server answers and the credentials are
+     * good, naming what to check otherwise. The database itself may not
+     * exist yet: migrate creates it. */
+    s->retry_ms = 1000;
+    int down = exec_nodb(s, "SELECT 1", "connecting", err);
+    s->retry_ms = 15000;
+    if (down) {
+        ch_close(&s->base);
+        return -1;
+    }
+    *out = &s->base;
+    return 0;
+}
