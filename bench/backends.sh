@@ -51,11 +51,71 @@ for backend in sqlite postgres clickhouse; do
   t1=$(date +%s.%N)
   results+=("$backend" "$out" "$(echo "$t1 - $t0" | bc -l 2>/dev/null || /usr/bin/python3 -c "print($t1 - $t0)")")
 done
-/usr/bin/python3 - "$n" "${results[@]}" <<'PY'
+
+# The peer for each server: the server's own bulk load of the very rows we
+# stored (dumped from our table, loaded into a copy of it), without us in
+# the way: PostgreSQL's COPY FROM a file through psql, ClickHouse's HTTP
+# INSERT ... FORMAT JSONEachRow of 10,000-row bodies through curl. This is
+# the ceiling a client can reach on this machine.
+peer_pg=$( /usr/bin/python3 - "$CF_PG_URL" "$work" <<'PY'
+import os, subprocess, sys, time, urllib.parse
+u = urllib.parse.urlparse(sys.argv[1]); work = sys.argv[2]
+env = dict(os.environ, PGPASSWORD=urllib.parse.unquote(u.password or ""),
+           PGOPTIONS="-c client_min_messages=warning")
+base = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", u.hostname, "-p", str(u.port),
+        "-U", urllib.parse.unquote(u.username), "-d", u.path.lstrip("/")]
+dump = os.path.join(work, "peer-pg.copy")
+def sql(q): subprocess.run(base + ["-c", q], env=env, check=True, stdout=subprocess.DEVNULL)
+sql(f"\\copy (SELECT * FROM inference_events WHERE deployment_id = 'bench-backends') TO '{dump}'")
+sql("DROP TABLE IF EXISTS peer_events; CREATE TABLE peer_events (LIKE inference_events INCLUDING ALL)")
+t0 = time.time()
+sql(f"\\copy peer_events FROM '{dump}'")
+t = time.time() - t0
+n = int(subprocess.run(base + ["-Atc", "SELECT count(*) FROM peer_events"], env=env, check=True,
+                       capture_output=True, text=True).stdout)
+sql("DROP TABLE peer_events"); os.remove(dump)
+print(f"{n} {t:.3f}")
+PY
+)
+peer_ch=$( /usr/bin/python3 - "$CF_CH_URL" "$work" <<'PY'
+import os, sys, time, urllib.parse, urllib.request, base64
+u = urllib.parse.urlparse(sys.argv[1]); work = sys.argv[2]
+db = u.path.lstrip("/")
+http = f"http://{u.hostname}:{u.port}/"
+auth = {"X-ClickHouse-User": urllib.parse.unquote(u.username),
+        "X-ClickHouse-Key": urllib.parse.unquote(u.password or "")}
+def q(sql, body=None):
+    url = http + "?" + urllib.parse.urlencode({"database": db, "query": sql,
+                                               "output_format_json_quote_64bit_integers": 0})
+    req = urllib.request.Request(url, data=body, headers=auth, method="POST")
+    with urllib.request.urlopen(req, timeout=600) as r:
+        return r.read()
+dump = os.path.join(work, "peer-ch.jsonl")
+with open(dump, "wb") as f:
+    f.write(q("SELECT * FROM inference_events FINAL WHERE deployment_id = 'bench-backends' FORMAT JSONEachRow"))
+q("DROP TABLE IF EXISTS peer_events")
+q("CREATE TABLE peer_events AS inference_events")
+t0 = time.time()
+with open(dump, "rb") as f:
+    chunk = []
+    for line in f:
+        chunk.append(line)
+        if len(chunk) == 10000:
+            q("INSERT INTO peer_events FORMAT JSONEachRow", b"".join(chunk)); chunk = []
+    if chunk:
+        q("INSERT INTO peer_events FORMAT JSONEachRow", b"".join(chunk))
+t = time.time() - t0
+n = int(q("SELECT count() FROM peer_events"))
+q("DROP TABLE peer_events"); os.remove(dump)
+print(f"{n} {t:.3f}")
+PY
+)
+/usr/bin/python3 - "$n" "$peer_pg" "$peer_ch" "${results[@]}" <<'PY'
 import re, sys
 n = int(sys.argv[1])
+peers = {"postgres": sys.argv[2].split(), "clickhouse": sys.argv[3].split()}
 rows = []
-args = sys.argv[2:]
+args = sys.argv[4:]
 for i in range(0, len(args), 3):
     name, out, drift = args[i], args[i + 1], float(args[i + 2])
     m = re.search(r"(\d+) events? accepted.* in ([\d.]+) s \((\d+) events/s\)", out)
@@ -74,6 +134,17 @@ print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for r in rows:
     label = r[0] + (" (max_batch_size 10000)" if r[0] == "clickhouse" else "")
     print(f"| {label} | {r[1]} | {r[2]:.1f} | {r[3]} | {r[3] / base[3]:.2f} | {r[4]:.0f} | {r[5]:.1f} | {r[5] / base[5]:.2f} |")
+print()
+print("Peers: each server's own bulk load of the same rows (dumped from our table, loaded into a copy of it, no crucible-feedback in between): "
+      "PostgreSQL `\\copy ... FROM` through psql; ClickHouse HTTP `INSERT ... FORMAT JSONEachRow` of 10,000-row bodies through Python's urllib. "
+      "That is the ceiling a client reaches on this machine; the ratio says how much of it we use (our ingest also parses, validates, sanitizes and hashes every event).")
+print()
+print("| peer | rows | seconds | rows/s | ours / peer |")
+print("| --- | ---: | ---: | ---: | ---: |")
+for r in rows:
+    if r[0] in peers:
+        pn, pt = int(peers[r[0]][0]), float(peers[r[0]][1])
+        print(f"| {r[0]} bulk load | {pn} | {pt:.1f} | {pn / pt:.0f} | {r[3] / (pn / pt):.2f} |")
 print()
 for r in rows:
     if r[0] == "postgres":
