@@ -22,6 +22,27 @@ int cf_query_check_window(const cf_query *q, const char *what, cf_err *err)
     return 0;
 }
 
+int cf_query_check(cf_kind kind, const cf_query *q, cf_err *err)
+{
+    if (kind < 0 || kind >= CF_KIND_COUNT_)
+        return cf_fail(err, CF_EINVAL, "unknown row kind");
+    if (q->event_id.p && kind != CF_KIND_SIGNALS && kind != CF_KIND_CURATED)
+        return cf_fail(err, CF_EINVAL, "%s cannot be filtered by event_id", cf_kind_name(kind));
+    if (q->type.p && kind == CF_KIND_EVENTS)
+        return cf_fail(err, CF_EINVAL, "%s cannot be filtered by type", cf_kind_name(kind));
+    if (q->exported >= 0 && kind != CF_KIND_CURATED)
+        return cf_fail(err, CF_EINVAL, "only curated examples have an exported flag");
+    if (q->n_with_signal_types && kind != CF_KIND_EVENTS)
+        return cf_fail(err, CF_EINVAL, "only events can be filtered by their signals");
+    if (q->n_with_signal_types > CF_QUERY_MAX_SIGNAL_TYPES)
+        return cf_fail(err, CF_EINVAL, "at most %d signal types in one query",
+                       CF_QUERY_MAX_SIGNAL_TYPES);
+    for (size_t i = 0; i < q->n_with_signal_types; i++)
+        if (!q->with_signal_types[i].p)
+            return cf_fail(err, CF_EINVAL, "signal type %zu is missing", i + 1);
+    return 0;
+}
+
 int cf_store_take_id(cf_str given, char gen[37], cf_str *use, cf_err *err)
 {
     if (given.p) {

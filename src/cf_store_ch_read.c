@@ -72,20 +72,8 @@ static int build(ch_store *s, cf_kind kind, const cf_query *q, int counting, cf_
         " inserted_at, greatest(updated_at, mark_at)",
         "id, deployment_id, drift_type, score_bits, drifted, details, inserted_at",
         "id, deployment_id, trigger_type, details, inserted_at"};
-    if (q->event_id.p && !event_col[kind])
-        return cf_fail(err, CF_EINVAL, "%s cannot be filtered by event_id", cf_kind_name(kind));
-    if (q->type.p && !type_col[kind])
-        return cf_fail(err, CF_EINVAL, "%s cannot be filtered by type", cf_kind_name(kind));
-    if (q->exported >= 0 && kind != CF_KIND_CURATED)
-        return cf_fail(err, CF_EINVAL, "only curated examples have an exported flag");
-    if (q->n_with_signal_types && kind != CF_KIND_EVENTS)
-        return cf_fail(err, CF_EINVAL, "only events can be filtered by their signals");
-    if (q->n_with_signal_types > CF_QUERY_MAX_SIGNAL_TYPES)
-        return cf_fail(err, CF_EINVAL, "at most %d signal types in one query",
-                       CF_QUERY_MAX_SIGNAL_TYPES);
-    for (size_t i = 0; i < q->n_with_signal_types; i++)
-        if (!q->with_signal_types[i].p)
-            return cf_fail(err, CF_EINVAL, "signal type %zu is missing", i + 1);
+    if (cf_query_check(kind, q, err))
+        return -1;
     int n = 0;
     cf_buf_str(b, "SELECT ");
     cf_buf_str(b, counting ? "count()" : cols[kind]);

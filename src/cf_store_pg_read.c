@@ -195,37 +195,23 @@ static const kind_info kinds[CF_KIND_COUNT_] = {
 static int conditions(pg_pager *g, cf_kind kind, const cf_query *q, cf_err *err)
 {
     const kind_info *k = &kinds[kind];
+    if (cf_query_check(kind, q, err))
+        return -1;
     if (q->deployment_id.p)
         pg_pager_cond_str(g, "t.deployment_id", q->deployment_id);
     if (q->id.p)
         pg_pager_cond_str(g, "t.id", q->id);
-    if (q->event_id.p) {
-        if (!k->event_column)
-            return cf_fail(err, CF_EINVAL, "%s cannot be filtered by event_id", cf_kind_name(kind));
+    if (q->event_id.p)
         pg_pager_cond_str(g, k->event_column, q->event_id);
-    }
-    if (q->type.p) {
-        if (!k->type_column)
-            return cf_fail(err, CF_EINVAL, "%s cannot be filtered by type", cf_kind_name(kind));
+    if (q->type.p)
         pg_pager_cond_str(g, k->type_column, q->type);
-    }
-    if (q->exported >= 0) {
-        if (kind != CF_KIND_CURATED)
-            return cf_fail(err, CF_EINVAL, "only curated examples have an exported flag");
+    if (q->exported >= 0)
         pg_pager_cond(g, q->exported ? "(t.exported OR m.curated_id IS NOT NULL)"
                                      : "NOT t.exported AND m.curated_id IS NULL");
-    }
     if (q->n_with_signal_types) {
-        if (kind != CF_KIND_EVENTS)
-            return cf_fail(err, CF_EINVAL, "only events can be filtered by their signals");
-        if (q->n_with_signal_types > CF_QUERY_MAX_SIGNAL_TYPES)
-            return cf_fail(err, CF_EINVAL, "at most %d signal types in one query",
-                           CF_QUERY_MAX_SIGNAL_TYPES);
         pg_pager_cond(g, "EXISTS (SELECT 1 FROM user_signals s WHERE s.inference_event_id ="
                          " t.id AND s.signal_type IN (");
         for (size_t i = 0; i < q->n_with_signal_types; i++) {
-            if (!q->with_signal_types[i].p)
-                return cf_fail(err, CF_EINVAL, "signal type %zu is missing", i + 1);
             pg_pager_put(g, i ? ", " : "");
             pg_pager_str(g, q->with_signal_types[i]);
         }

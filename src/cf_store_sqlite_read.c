@@ -110,6 +110,8 @@ static int build(cf_kind kind, const cf_query *q, int counting, sql_buf *b, cf_e
 {
     const kind_info *k = &kinds[kind];
     memset(b, 0, sizeof *b);
+    if (cf_query_check(kind, q, err))
+        return -1;
     put(b, "SELECT ");
     put(b, counting ? "count(*)" : k->columns);
     put(b, " FROM ");
@@ -118,35 +120,20 @@ static int build(cf_kind kind, const cf_query *q, int counting, sql_buf *b, cf_e
         cond_str(b, "deployment_id", q->deployment_id);
     if (q->id.p)
         cond_str(b, "id", q->id);
-    if (q->event_id.p) {
-        if (!k->event_column)
-            return cf_fail(err, CF_EINVAL, "%s cannot be filtered by event_id", cf_kind_name(kind));
+    if (q->event_id.p)
         cond_str(b, k->event_column, q->event_id);
-    }
-    if (q->type.p) {
-        if (!k->type_column)
-            return cf_fail(err, CF_EINVAL, "%s cannot be filtered by type", cf_kind_name(kind));
+    if (q->type.p)
         cond_str(b, k->type_column, q->type);
-    }
     if (q->exported >= 0) {
-        if (kind != CF_KIND_CURATED)
-            return cf_fail(err, CF_EINVAL, "only curated examples have an exported flag");
         /* Written so the not-exported scan walks the (deployment_id,
          * exported, inserted_at) index in order. */
         cond(b, q->exported ? "(exported <> 0 OR m.curated_id IS NOT NULL)"
                             : "exported = 0 AND m.curated_id IS NULL");
     }
     if (q->n_with_signal_types) {
-        if (kind != CF_KIND_EVENTS)
-            return cf_fail(err, CF_EINVAL, "only events can be filtered by their signals");
-        if (q->n_with_signal_types > CF_QUERY_MAX_SIGNAL_TYPES)
-            return cf_fail(err, CF_EINVAL, "at most %d signal types in one query",
-                           CF_QUERY_MAX_SIGNAL_TYPES);
         cond(b, "EXISTS (SELECT 1 FROM user_signals s WHERE s.inference_event_id ="
                 " inference_events.id AND s.signal_type IN (");
         for (size_t i = 0; i < q->n_with_signal_types; i++) {
-            if (!q->with_signal_types[i].p)
-                return cf_fail(err, CF_EINVAL, "signal type %zu is missing", i + 1);
             put(b, i ? ", ?" : "?");
             bind_str(b, q->with_signal_types[i]);
         }

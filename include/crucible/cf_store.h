@@ -129,6 +129,12 @@ void cf_query_init(cf_query *q);
 /* CF_EINVAL (naming what) when q filters by more than deployment_id, since
  * and until (count_by_type, the unscored cursor). */
 int cf_query_check_window(const cf_query *q, const char *what, cf_err *err);
+/* Checks that q's filters apply to rows of `kind` (event_id: signals and
+ * curated examples; type: all but events; exported: curated examples; with
+ * signal types: events, at most CF_QUERY_MAX_SIGNAL_TYPES, none missing).
+ * Every backend calls it before building its query, so the rules and the
+ * messages are the same on each. */
+int cf_query_check(cf_kind kind, const cf_query *q, cf_err *err);
 /* The id a backend writes: the caller's (*use = given; gen receives a copy
  * cut to 36 characters, for callers that report ids back) or a fresh
  * UUIDv7 in gen. */
