@@ -603,6 +603,27 @@ describe("store conformance (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", functio
     assert.equal("first", db:get_event(id).prompt)
   end)
 
+  it("refuses filters that do not apply to the kind of rows, with the same message", function()
+    local dep = uid()
+    local function refused(kind, q, want)
+      local ok, err = pcall(function() return db:list(kind, q) end)
+      assert.is_false(ok, kind)
+      assert.truthy(tostring(err):find(want, 1, true), tostring(err))
+    end
+    refused("events", { deployment_id = dep, event_id = "x" }, "events cannot be filtered by event_id")
+    refused("drift", { deployment_id = dep, event_id = "x" }, "drift cannot be filtered by event_id")
+    refused("events", { deployment_id = dep, type = "x" }, "events cannot be filtered by type")
+    refused("signals", { deployment_id = dep, exported = true }, "only curated examples have an exported flag")
+    refused("signals", { deployment_id = dep, with_signal = "edit" }, "only events can be filtered by their signals")
+    local many = {}
+    for i = 1, 64 do many[i] = "t" .. i end
+    refused("events", { deployment_id = dep, with_signal = many }, "must name 1 to 8 signal types")
+    -- the same filters where they apply
+    assert.same({}, db:list("signals", { deployment_id = dep, event_id = "x", type = "edit" }))
+    assert.same({}, db:list("curated", { deployment_id = dep, exported = false }))
+    assert.same({}, db:list("events", { deployment_id = dep, with_signal = { "edit", "copy" } }))
+  end)
+
   it("survives the database going away in the middle of a batch", function()
     local dep = uid()
     assert(db:insert_events { ev(dep, "before") })
