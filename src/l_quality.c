@@ -521,7 +521,6 @@ static const luaL_Reg funcs[] = {
     {NULL, NULL},
 };
 
-
 int luaopen_crucible_quality(lua_State *L)
 {
     cf_lua_newclass(L, CF_QUALITY_CFG_MT, cfg_methods, cfg_meta);

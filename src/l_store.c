@@ -917,7 +917,6 @@ static const luaL_Reg cursor_meta[] = {
     {NULL, NULL},
 };
 
-
 static const luaL_Reg funcs[] = {
     {"open", l_open},
     {"parse_url", l_parse_url},
