@@ -38,3 +38,55 @@ void cf_lua_newclass(lua_State *L, const char *name, const luaL_Reg *methods,
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
 }
+
+cf_str cf_lua_field_str(lua_State *L, int idx, const char *field)
+{
+    cf_str r = {NULL, 0};
+    int t = lua_getfield(L, idx, field);
+    if (t == LUA_TSTRING)
+        r.p = lua_tolstring(L, -1, &r.n); /* anchored by the table */
+    else if (t != LUA_TNIL)
+        luaL_error(L, "field '%s' must be a string, got %s", field, lua_typename(L, t));
+    lua_pop(L, 1);
+    return r;
+}
+
+int64_t cf_lua_field_int(lua_State *L, int idx, const char *field, int64_t dflt)
+{
+    int64_t v = dflt;
+    int t = lua_getfield(L, idx, field);
+    if (t != LUA_TNIL) {
+        int ok;
+        lua_Integer i = lua_tointegerx(L, -1, &ok);
+        if (t != LUA_TNUMBER || !ok)
+            luaL_error(L, "field '%s' must be an integer, got %s", field,
+                       t == LUA_TNUMBER ? "a fractional number" : lua_typename(L, t));
+        v = (int64_t)i;
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+double cf_lua_field_num(lua_State *L, int idx, const char *field, double dflt)
+{
+    double v = dflt;
+    int t = lua_getfield(L, idx, field);
+    if (t == LUA_TNUMBER)
+        v = (double)lua_tonumber(L, -1);
+    else if (t != LUA_TNIL)
+        luaL_error(L, "field '%s' must be a number, got %s", field, lua_typename(L, t));
+    lua_pop(L, 1);
+    return v;
+}
+
+int cf_lua_field_bool(lua_State *L, int idx, const char *field, int dflt)
+{
+    int v = dflt;
+    int t = lua_getfield(L, idx, field);
+    if (t == LUA_TBOOLEAN)
+        v = lua_toboolean(L, -1);
+    else if (t != LUA_TNIL)
+        luaL_error(L, "field '%s' must be a boolean, got %s", field, lua_typename(L, t));
+    lua_pop(L, 1);
+    return v;
+}

@@ -56,49 +56,6 @@ static cf_judge *check_judge(lua_State *L, int idx)
     return u->j;
 }
 
-/* ---- option readers: a wrong type raises naming the field ------------------ */
-
-static int64_t opt_int(lua_State *L, int idx, const char *field, int64_t dflt)
-{
-    int t = lua_getfield(L, idx, field);
-    int64_t v = dflt;
-    if (t != LUA_TNIL) {
-        int ok;
-        lua_Integer i = lua_tointegerx(L, -1, &ok);
-        if (t != LUA_TNUMBER || !ok)
-            luaL_error(L, "field '%s' must be an integer, got %s", field,
-                       t == LUA_TNUMBER ? "a fractional number" : lua_typename(L, t));
-        v = (int64_t)i;
-    }
-    lua_pop(L, 1);
-    return v;
-}
-
-static double opt_num(lua_State *L, int idx, const char *field, double dflt)
-{
-    int t = lua_getfield(L, idx, field);
-    double v = dflt;
-    if (t == LUA_TNUMBER)
-        v = (double)lua_tonumber(L, -1);
-    else if (t != LUA_TNIL)
-        luaL_error(L, "field '%s' must be a number, got %s", field, lua_typename(L, t));
-    lua_pop(L, 1);
-    return v;
-}
-
-/* The string stays anchored by the options table. */
-static const char *opt_str(lua_State *L, int idx, const char *field)
-{
-    int t = lua_getfield(L, idx, field);
-    const char *v = NULL;
-    if (t == LUA_TSTRING)
-        v = lua_tostring(L, -1);
-    else if (t != LUA_TNIL)
-        luaL_error(L, "field '%s' must be a string, got %s", field, lua_typename(L, t));
-    lua_pop(L, 1);
-    return v;
-}
-
 /* ---- constructors ------------------------------------------------------------ */
 
 static int l_new(lua_State *L)
@@ -110,8 +67,8 @@ static int l_new(lua_State *L)
     luaL_checktype(L, 1, LUA_TTABLE);
     cf_quality_opts o;
     memset(&o, 0, sizeof o);
-    o.min_length = opt_int(L, 1, "min_length", 20);
-    o.max_length = opt_int(L, 1, "max_length", 4000);
+    o.min_length = cf_lua_field_int(L, 1, "min_length", 20);
+    o.max_length = cf_lua_field_int(L, 1, "max_length", 4000);
     cf_str *pats = NULL;
     int t = lua_getfield(L, 1, "refusal_patterns"); /* stays at top + 1 */
     int pidx = lua_gettop(L);
@@ -151,15 +108,15 @@ static int l_judge_new(lua_State *L)
     luaL_checktype(L, 1, LUA_TTABLE);
     cf_judge_opts o;
     memset(&o, 0, sizeof o);
-    o.url = opt_str(L, 1, "url");
-    o.model = opt_str(L, 1, "model");
-    o.api_key = opt_str(L, 1, "api_key");
-    o.prompt_template = opt_str(L, 1, "prompt_template");
-    o.system_prompt = opt_str(L, 1, "system_prompt");
-    o.timeout_ms = (long)opt_int(L, 1, "timeout_ms", 30000);
-    o.retries = (int)opt_int(L, 1, "retries", 2);
-    o.backoff_ms = (long)opt_int(L, 1, "backoff_ms", 500);
-    o.temperature = opt_num(L, 1, "temperature", 0.0);
+    o.url = cf_lua_field_str(L, 1, "url").p;
+    o.model = cf_lua_field_str(L, 1, "model").p;
+    o.api_key = cf_lua_field_str(L, 1, "api_key").p;
+    o.prompt_template = cf_lua_field_str(L, 1, "prompt_template").p;
+    o.system_prompt = cf_lua_field_str(L, 1, "system_prompt").p;
+    o.timeout_ms = (long)cf_lua_field_int(L, 1, "timeout_ms", 30000);
+    o.retries = (int)cf_lua_field_int(L, 1, "retries", 2);
+    o.backoff_ms = (long)cf_lua_field_int(L, 1, "backoff_ms", 500);
+    o.temperature = cf_lua_field_num(L, 1, "temperature", 0.0);
     if (o.timeout_ms <= 0 || o.retries < 0 || o.retries > 100 || o.backoff_ms < 0)
         return luaL_error(L, "judge: timeout_ms must be positive, retries within 0..100 and"
                              " backoff_ms not negative");

@@ -53,59 +53,6 @@ cf_store *l_store_checkstore(lua_State *L, int idx)
 
 /* ---- reading Lua tables into rows -------------------------------------- */
 
-/* Field readers: the table is at idx; a wrong type raises naming the field. */
-static cf_str get_str(lua_State *L, int idx, const char *field)
-{
-    cf_str r = {NULL, 0};
-    int t = lua_getfield(L, idx, field);
-    if (t == LUA_TSTRING)
-        r.p = lua_tolstring(L, -1, &r.n); /* anchored by the table */
-    else if (t != LUA_TNIL)
-        luaL_error(L, "field '%s' must be a string, got %s", field, lua_typename(L, t));
-    lua_pop(L, 1);
-    return r;
-}
-
-static int64_t get_int(lua_State *L, int idx, const char *field)
-{
-    int64_t v = CF_NULL_INT;
-    int t = lua_getfield(L, idx, field);
-    if (t != LUA_TNIL) {
-        int ok;
-        lua_Integer i = lua_tointegerx(L, -1, &ok);
-        if (t != LUA_TNUMBER || !ok)
-            luaL_error(L, "field '%s' must be an integer, got %s", field,
-                       t == LUA_TNUMBER ? "a fractional number" : lua_typename(L, t));
-        v = (int64_t)i;
-    }
-    lua_pop(L, 1);
-    return v;
-}
-
-static double get_num(lua_State *L, int idx, const char *field)
-{
-    double v = NAN;
-    int t = lua_getfield(L, idx, field);
-    if (t == LUA_TNUMBER)
-        v = (double)lua_tonumber(L, -1);
-    else if (t != LUA_TNIL)
-        luaL_error(L, "field '%s' must be a number, got %s", field, lua_typename(L, t));
-    lua_pop(L, 1);
-    return v;
-}
-
-static int get_bool(lua_State *L, int idx, const char *field, int dflt)
-{
-    int t = lua_getfield(L, idx, field);
-    int v = dflt;
-    if (t == LUA_TBOOLEAN)
-        v = lua_toboolean(L, -1);
-    else if (t != LUA_TNIL)
-        luaL_error(L, "field '%s' must be a boolean, got %s", field, lua_typename(L, t));
-    lua_pop(L, 1);
-    return v;
-}
-
 static int has_field(lua_State *L, int idx, const char *field)
 {
     int t = lua_getfield(L, idx, field);
@@ -115,38 +62,38 @@ static int has_field(lua_State *L, int idx, const char *field)
 
 static int64_t get_time(lua_State *L, int idx, const char *field)
 {
-    int64_t v = get_int(L, idx, field);
+    int64_t v = cf_lua_field_int(L, idx, field, CF_NULL_INT);
     return v == CF_NULL_INT ? 0 : v;
 }
 
 static void read_event(lua_State *L, int idx, cf_event *e)
 {
     memset(e, 0, sizeof *e);
-    e->id = get_str(L, idx, "id");
-    e->deployment_id = get_str(L, idx, "deployment_id");
-    e->model_version_id = get_str(L, idx, "model_version_id");
-    e->user_id_hash = get_str(L, idx, "user_id_hash");
-    e->prompt = get_str(L, idx, "prompt");
-    e->response = get_str(L, idx, "response");
-    e->metadata = get_str(L, idx, "metadata");
-    e->latency_ms = get_int(L, idx, "latency_ms");
-    e->token_count = get_int(L, idx, "token_count");
-    e->quality_score = get_num(L, idx, "quality_score");
+    e->id = cf_lua_field_str(L, idx, "id");
+    e->deployment_id = cf_lua_field_str(L, idx, "deployment_id");
+    e->model_version_id = cf_lua_field_str(L, idx, "model_version_id");
+    e->user_id_hash = cf_lua_field_str(L, idx, "user_id_hash");
+    e->prompt = cf_lua_field_str(L, idx, "prompt");
+    e->response = cf_lua_field_str(L, idx, "response");
+    e->metadata = cf_lua_field_str(L, idx, "metadata");
+    e->latency_ms = cf_lua_field_int(L, idx, "latency_ms", CF_NULL_INT);
+    e->token_count = cf_lua_field_int(L, idx, "token_count", CF_NULL_INT);
+    e->quality_score = cf_lua_field_num(L, idx, "quality_score", NAN);
     e->inserted_at = get_time(L, idx, "inserted_at");
 }
 
 static void read_curated(lua_State *L, int idx, cf_curated *c)
 {
     memset(c, 0, sizeof *c);
-    c->id = get_str(L, idx, "id");
-    c->inference_event_id = get_str(L, idx, "inference_event_id");
-    c->deployment_id = get_str(L, idx, "deployment_id");
-    c->curation_source = get_str(L, idx, "curation_source");
-    c->curation_score = get_num(L, idx, "curation_score");
-    c->prompt = get_str(L, idx, "prompt");
-    c->response = get_str(L, idx, "response");
-    c->exported = get_bool(L, idx, "exported", 0);
-    c->export_batch_id = get_str(L, idx, "export_batch_id");
+    c->id = cf_lua_field_str(L, idx, "id");
+    c->inference_event_id = cf_lua_field_str(L, idx, "inference_event_id");
+    c->deployment_id = cf_lua_field_str(L, idx, "deployment_id");
+    c->curation_source = cf_lua_field_str(L, idx, "curation_source");
+    c->curation_score = cf_lua_field_num(L, idx, "curation_score", NAN);
+    c->prompt = cf_lua_field_str(L, idx, "prompt");
+    c->response = cf_lua_field_str(L, idx, "response");
+    c->exported = cf_lua_field_bool(L, idx, "exported", 0);
+    c->export_batch_id = cf_lua_field_str(L, idx, "export_batch_id");
     c->inserted_at = get_time(L, idx, "inserted_at");
 }
 
@@ -175,38 +122,38 @@ static void read_query(lua_State *L, int idx, cf_query *q)
     if (lua_isnoneornil(L, idx))
         return;
     luaL_checktype(L, idx, LUA_TTABLE);
-    q->deployment_id = get_str(L, idx, "deployment_id");
-    q->id = get_str(L, idx, "id");
-    q->event_id = get_str(L, idx, "event_id");
-    q->type = get_str(L, idx, "type");
+    q->deployment_id = cf_lua_field_str(L, idx, "deployment_id");
+    q->id = cf_lua_field_str(L, idx, "id");
+    q->event_id = cf_lua_field_str(L, idx, "event_id");
+    q->type = cf_lua_field_str(L, idx, "type");
     if (has_field(L, idx, "exported"))
-        q->exported = get_bool(L, idx, "exported", 0);
-    int64_t v = get_int(L, idx, "limit");
+        q->exported = cf_lua_field_bool(L, idx, "exported", 0);
+    int64_t v = cf_lua_field_int(L, idx, "limit", CF_NULL_INT);
     if (v != CF_NULL_INT) {
         if (v < 0)
             luaL_error(L, "field 'limit' must not be negative");
         q->limit = v;
     }
-    v = get_int(L, idx, "offset");
+    v = cf_lua_field_int(L, idx, "offset", CF_NULL_INT);
     if (v != CF_NULL_INT) {
         if (v < 0)
             luaL_error(L, "field 'offset' must not be negative");
         q->offset = v;
     }
-    cf_str order = get_str(L, idx, "order");
+    cf_str order = cf_lua_field_str(L, idx, "order");
     if (order.p) {
         if (strcmp(order.p, "desc") == 0)
             q->descending = 1;
         else if (strcmp(order.p, "asc") != 0)
             luaL_error(L, "field 'order' must be \"asc\" or \"desc\", got \"%s\"", order.p);
     }
-    v = get_int(L, idx, "since");
+    v = cf_lua_field_int(L, idx, "since", CF_NULL_INT);
     if (v != CF_NULL_INT)
         q->since = v;
-    v = get_int(L, idx, "until");
+    v = cf_lua_field_int(L, idx, "until", CF_NULL_INT);
     if (v != CF_NULL_INT)
         q->until = v;
-    q->include_signals = get_bool(L, idx, "include_signals", 0);
+    q->include_signals = cf_lua_field_bool(L, idx, "include_signals", 0);
     /* with_signal: a signal type or a list of them (events having one). */
     int t = lua_getfield(L, idx, "with_signal");
     if (t == LUA_TSTRING || t == LUA_TTABLE) {
@@ -261,8 +208,6 @@ static void set_num(lua_State *L, const char *field, double v)
     lua_setfield(L, -2, field);
 }
 
-cf_str l_store_get_str(lua_State *L, int idx, const char *field) { return get_str(L, idx, field); }
-int64_t l_store_get_int(lua_State *L, int idx, const char *field) { return get_int(L, idx, field); }
 void l_store_set_str(lua_State *L, const char *field, cf_str v) { set_str(L, field, v); }
 void l_store_set_int(lua_State *L, const char *field, int64_t v) { set_int(L, field, v); }
 
@@ -394,7 +339,7 @@ static int l_open(lua_State *L)
     cf_store_opts opts = {0};
     if (!lua_isnoneornil(L, 2)) {
         luaL_checktype(L, 2, LUA_TTABLE);
-        int64_t t = get_int(L, 2, "busy_timeout_ms");
+        int64_t t = cf_lua_field_int(L, 2, "busy_timeout_ms", CF_NULL_INT);
         opts.busy_timeout_ms = t == CF_NULL_INT ? 0 : (int)t;
     }
     l_store *u = lua_newuserdatauv(L, sizeof *u, 1);
@@ -468,11 +413,11 @@ static int m_insert_signal(lua_State *L)
     luaL_checktype(L, 2, LUA_TTABLE);
     cf_signal g;
     memset(&g, 0, sizeof g);
-    g.id = get_str(L, 2, "id");
-    g.inference_event_id = get_str(L, 2, "inference_event_id");
-    g.signal_type = get_str(L, 2, "signal_type");
-    g.edited_response = get_str(L, 2, "edited_response");
-    g.metadata = get_str(L, 2, "metadata");
+    g.id = cf_lua_field_str(L, 2, "id");
+    g.inference_event_id = cf_lua_field_str(L, 2, "inference_event_id");
+    g.signal_type = cf_lua_field_str(L, 2, "signal_type");
+    g.edited_response = cf_lua_field_str(L, 2, "edited_response");
+    g.metadata = cf_lua_field_str(L, 2, "metadata");
     g.inserted_at = get_time(L, 2, "inserted_at");
     char id[37];
     cf_err err;
@@ -495,28 +440,28 @@ static int m_update_events(lua_State *L)
         lua_rawgeti(L, 2, (lua_Integer)i + 1);
         int t = lua_gettop(L);
         memset(&up[i], 0, sizeof up[i]);
-        ids[i] = get_str(L, t, "id");
+        ids[i] = cf_lua_field_str(L, t, "id");
         if (!ids[i].p)
             return luaL_error(L, "updates[%d]: field 'id' is required", (int)i + 1);
         if (has_field(L, t, "quality_score")) {
             up[i].fields |= CF_UPD_QUALITY;
-            up[i].quality_score = get_num(L, t, "quality_score");
+            up[i].quality_score = cf_lua_field_num(L, t, "quality_score", NAN);
         }
         if (has_field(L, t, "metadata")) {
             up[i].fields |= CF_UPD_METADATA;
-            up[i].metadata = get_str(L, t, "metadata");
+            up[i].metadata = cf_lua_field_str(L, t, "metadata");
         }
         if (has_field(L, t, "model_version_id")) {
             up[i].fields |= CF_UPD_MODEL_VERSION;
-            up[i].model_version_id = get_str(L, t, "model_version_id");
+            up[i].model_version_id = cf_lua_field_str(L, t, "model_version_id");
         }
         if (has_field(L, t, "latency_ms")) {
             up[i].fields |= CF_UPD_LATENCY;
-            up[i].latency_ms = get_int(L, t, "latency_ms");
+            up[i].latency_ms = cf_lua_field_int(L, t, "latency_ms", CF_NULL_INT);
         }
         if (has_field(L, t, "token_count")) {
             up[i].fields |= CF_UPD_TOKENS;
-            up[i].token_count = get_int(L, t, "token_count");
+            up[i].token_count = cf_lua_field_int(L, t, "token_count", CF_NULL_INT);
         }
         lua_pop(L, 1);
     }
@@ -619,12 +564,12 @@ static int m_insert_drift(lua_State *L)
     luaL_checktype(L, 2, LUA_TTABLE);
     cf_drift_result d;
     memset(&d, 0, sizeof d);
-    d.id = get_str(L, 2, "id");
-    d.deployment_id = get_str(L, 2, "deployment_id");
-    d.drift_type = get_str(L, 2, "drift_type");
-    d.score = get_num(L, 2, "score");
-    d.drifted = get_bool(L, 2, "drifted", 0);
-    d.details = get_str(L, 2, "details");
+    d.id = cf_lua_field_str(L, 2, "id");
+    d.deployment_id = cf_lua_field_str(L, 2, "deployment_id");
+    d.drift_type = cf_lua_field_str(L, 2, "drift_type");
+    d.score = cf_lua_field_num(L, 2, "score", NAN);
+    d.drifted = cf_lua_field_bool(L, 2, "drifted", 0);
+    d.details = cf_lua_field_str(L, 2, "details");
     d.inserted_at = get_time(L, 2, "inserted_at");
     char id[37];
     cf_err err;
@@ -640,10 +585,10 @@ static int m_insert_trigger(lua_State *L)
     luaL_checktype(L, 2, LUA_TTABLE);
     cf_trigger_event t;
     memset(&t, 0, sizeof t);
-    t.id = get_str(L, 2, "id");
-    t.deployment_id = get_str(L, 2, "deployment_id");
-    t.trigger_type = get_str(L, 2, "trigger_type");
-    t.details = get_str(L, 2, "details");
+    t.id = cf_lua_field_str(L, 2, "id");
+    t.deployment_id = cf_lua_field_str(L, 2, "deployment_id");
+    t.trigger_type = cf_lua_field_str(L, 2, "trigger_type");
+    t.details = cf_lua_field_str(L, 2, "details");
     t.inserted_at = get_time(L, 2, "inserted_at");
     char id[37];
     cf_err err;

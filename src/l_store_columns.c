@@ -33,21 +33,6 @@ static const cf_column_kind kinds[] = {CF_COL_PROMPT, CF_COL_RESPONSE, CF_COL_MO
                                        CF_COL_LATENCY, CF_COL_TOKENS, CF_COL_QUALITY,
                                        CF_COL_INSERTED_AT};
 
-static int64_t opt_int(lua_State *L, int idx, const char *k, int64_t dflt)
-{
-    int64_t v = dflt;
-    int t = lua_getfield(L, idx, k);
-    if (t != LUA_TNIL) {
-        int ok = 0;
-        lua_Integer i = lua_tointegerx(L, -1, &ok);
-        if (!ok)
-            luaL_error(L, "field '%s' must be an integer, got %s", k, lua_typename(L, t));
-        v = (int64_t)i;
-    }
-    lua_pop(L, 1);
-    return v;
-}
-
 static int m_columns(lua_State *L)
 {
     lua_settop(L, 3);
@@ -62,10 +47,10 @@ static int m_columns(lua_State *L)
         else if (t != LUA_TNIL)
             return luaL_error(L, "field 'deployment_id' must be a string");
         lua_pop(L, 1);
-        q.since = opt_int(L, 2, "since", CF_NO_TIME);
-        q.until = opt_int(L, 2, "until", CF_NO_TIME);
-        q.limit = opt_int(L, 2, "limit", -1);
-        q.offset = opt_int(L, 2, "offset", 0);
+        q.since = cf_lua_field_int(L, 2, "since", CF_NO_TIME);
+        q.until = cf_lua_field_int(L, 2, "until", CF_NO_TIME);
+        q.limit = cf_lua_field_int(L, 2, "limit", -1);
+        q.offset = cf_lua_field_int(L, 2, "offset", 0);
         if (q.limit < -1 || q.offset < 0)
             return luaL_error(L, "fields 'limit' and 'offset' must not be negative");
         lua_getfield(L, 2, "order");

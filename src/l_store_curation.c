@@ -38,14 +38,7 @@ typedef struct l_light {
 
 static int opt_flag(lua_State *L, int idx, const char *field)
 {
-    if (lua_isnoneornil(L, idx))
-        return 0;
-    int t = lua_getfield(L, idx, field);
-    if (t != LUA_TNIL && t != LUA_TBOOLEAN)
-        luaL_error(L, "field '%s' must be a boolean, got %s", field, lua_typename(L, t));
-    int v = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    return v;
+    return lua_isnoneornil(L, idx) ? 0 : cf_lua_field_bool(L, idx, field, 0);
 }
 
 static int m_light_events(lua_State *L)

@@ -20,18 +20,18 @@
 static void read_run(lua_State *L, int idx, cf_workflow_run *r)
 {
     luaL_checktype(L, idx, LUA_TTABLE);
-    r->id = l_store_get_str(L, idx, "id");
-    r->name = l_store_get_str(L, idx, "name");
-    r->script = l_store_get_str(L, idx, "script");
-    r->status = l_store_get_str(L, idx, "status");
-    r->error = l_store_get_str(L, idx, "error");
-    r->details = l_store_get_str(L, idx, "details");
-    r->scheduled_for = l_store_get_int(L, idx, "scheduled_for");
-    r->started_at = l_store_get_int(L, idx, "started_at");
+    r->id = cf_lua_field_str(L, idx, "id");
+    r->name = cf_lua_field_str(L, idx, "name");
+    r->script = cf_lua_field_str(L, idx, "script");
+    r->status = cf_lua_field_str(L, idx, "status");
+    r->error = cf_lua_field_str(L, idx, "error");
+    r->details = cf_lua_field_str(L, idx, "details");
+    r->scheduled_for = cf_lua_field_int(L, idx, "scheduled_for", CF_NULL_INT);
+    r->started_at = cf_lua_field_int(L, idx, "started_at", CF_NULL_INT);
     if (r->started_at == CF_NULL_INT)
         r->started_at = 0; /* now */
-    r->finished_at = l_store_get_int(L, idx, "finished_at");
-    r->lease_until = l_store_get_int(L, idx, "lease_until");
+    r->finished_at = cf_lua_field_int(L, idx, "finished_at", CF_NULL_INT);
+    r->lease_until = cf_lua_field_int(L, idx, "lease_until", CF_NULL_INT);
 }
 
 static int m_insert_run(lua_State *L)

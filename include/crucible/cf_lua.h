@@ -21,4 +21,13 @@ int cf_lua_pushfail(lua_State *L, const cf_err *err);
 void cf_lua_newclass(lua_State *L, const char *name, const luaL_Reg *methods,
                      const luaL_Reg *meta);
 
+/* Readers of a field of the table at idx, for options and rows: absent
+ * (nil) gives the default (a NULL string); any other wrong type raises
+ * "field 'NAME' must be an integer, got a string". Strings stay anchored
+ * by the table. */
+cf_str cf_lua_field_str(lua_State *L, int idx, const char *field);
+int64_t cf_lua_field_int(lua_State *L, int idx, const char *field, int64_t dflt);
+double cf_lua_field_num(lua_State *L, int idx, const char *field, double dflt);
+int cf_lua_field_bool(lua_State *L, int idx, const char *field, int dflt);
+
 #endif
