@@ -325,10 +325,6 @@ static int refuse_taken(ch_store *s, const char *table, cf_str dep, cf_str id, c
 int ch_insert_signal(cf_store *base, const cf_signal *sig, char id_out[37], cf_err *err)
 {
     ch_store *s = (ch_store *)base;
-    if (!sig->inference_event_id.p)
-        return cf_fail(err, CF_EINVAL, "signal.inference_event_id: missing required field");
-    if (!sig->signal_type.p)
-        return cf_fail(err, CF_EINVAL, "signal.signal_type: missing required field");
     char gen[37];
     cf_str id;
     if (cf_store_take_id(sig->id, gen, &id, err))
@@ -768,8 +764,6 @@ done:
 int ch_insert_drift(cf_store *base, const cf_drift_result *d, char id_out[37], cf_err *err)
 {
     ch_store *s = (ch_store *)base;
-    if (!d->deployment_id.p || !d->drift_type.p)
-        return cf_fail(err, CF_EINVAL, "drift result: deployment_id and drift_type are required");
     char gen[37];
     cf_str id;
     if (cf_store_take_id(d->id, gen, &id, err))
@@ -798,9 +792,6 @@ int ch_insert_drift(cf_store *base, const cf_drift_result *d, char id_out[37], c
 int ch_insert_trigger(cf_store *base, const cf_trigger_event *t, char id_out[37], cf_err *err)
 {
     ch_store *s = (ch_store *)base;
-    if (!t->deployment_id.p || !t->trigger_type.p)
-        return cf_fail(err, CF_EINVAL,
-                       "trigger event: deployment_id and trigger_type are required");
     char gen[37];
     cf_str id;
     if (cf_store_take_id(t->id, gen, &id, err))

@@ -313,10 +313,6 @@ static int one_op(pg_store *s, void *arg, int attempt, cf_err *err)
 
 int pg_insert_signal(cf_store *base, const cf_signal *sig, char id_out[37], cf_err *err)
 {
-    if (!sig->inference_event_id.p)
-        return cf_fail(err, CF_EINVAL, "signal.inference_event_id: missing required field");
-    if (!sig->signal_type.p)
-        return cf_fail(err, CF_EINVAL, "signal.signal_type: missing required field");
     if (pg_check_text(sig->id, "signal", 0, "id", err)
         || pg_check_text(sig->inference_event_id, "signal", 0, "inference_event_id", err)
         || pg_check_text(sig->signal_type, "signal", 0, "signal_type", err)
@@ -353,8 +349,6 @@ int pg_insert_signal(cf_store *base, const cf_signal *sig, char id_out[37], cf_e
 
 int pg_insert_drift(cf_store *base, const cf_drift_result *d, char id_out[37], cf_err *err)
 {
-    if (!d->deployment_id.p || !d->drift_type.p)
-        return cf_fail(err, CF_EINVAL, "drift result: deployment_id and drift_type are required");
     if (pg_check_text(d->id, "drift", 0, "id", err)
         || pg_check_text(d->deployment_id, "drift", 0, "deployment_id", err)
         || pg_check_text(d->drift_type, "drift", 0, "drift_type", err)
@@ -384,9 +378,6 @@ int pg_insert_drift(cf_store *base, const cf_drift_result *d, char id_out[37], c
 
 int pg_insert_trigger(cf_store *base, const cf_trigger_event *t, char id_out[37], cf_err *err)
 {
-    if (!t->deployment_id.p || !t->trigger_type.p)
-        return cf_fail(err, CF_EINVAL,
-                       "trigger event: deployment_id and trigger_type are required");
     if (pg_check_text(t->id, "triggers", 0, "id", err)
         || pg_check_text(t->deployment_id, "triggers", 0, "deployment_id", err)
         || pg_check_text(t->trigger_type, "triggers", 0, "trigger_type", err)

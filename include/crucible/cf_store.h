@@ -426,8 +426,9 @@ static inline int cf_store_schema_version(cf_store *s, int *v, cf_err *e)
 static inline int cf_store_insert_events(cf_store *s, const cf_event *ev, size_t n,
                                          char (*ids)[37], cf_err *e)
 { return s->vt->insert_events(s, ev, n, ids, e); }
-static inline int cf_store_insert_signal(cf_store *s, const cf_signal *sig, char id[37], cf_err *e)
-{ return s->vt->insert_signal(s, sig, id, e); }
+/* The single-row inserts check the required fields here, for every
+ * backend (CF_EINVAL naming them), then dispatch. */
+int cf_store_insert_signal(cf_store *s, const cf_signal *sig, char id[37], cf_err *e);
 static inline int cf_store_update_events(cf_store *s, const cf_str *ids,
                                          const cf_event_update *u, size_t n, cf_err *e)
 { return s->vt->update_events(s, ids, u, n, e); }
@@ -436,10 +437,8 @@ static inline int cf_store_insert_curated(cf_store *s, const cf_curated *c, size
 static inline int cf_store_mark_curated_exported(cf_store *s, const cf_str *ids, size_t n,
                                                  cf_str batch, cf_err *e)
 { return s->vt->mark_curated_exported(s, ids, n, batch, e); }
-static inline int cf_store_insert_drift(cf_store *s, const cf_drift_result *d, char id[37], cf_err *e)
-{ return s->vt->insert_drift(s, d, id, e); }
-static inline int cf_store_insert_trigger(cf_store *s, const cf_trigger_event *t, char id[37], cf_err *e)
-{ return s->vt->insert_trigger(s, t, id, e); }
+int cf_store_insert_drift(cf_store *s, const cf_drift_result *d, char id[37], cf_err *e);
+int cf_store_insert_trigger(cf_store *s, const cf_trigger_event *t, char id[37], cf_err *e);
 static inline int cf_store_open_cursor(cf_store *s, cf_kind k, const cf_query *q,
                                        cf_cursor **c, cf_err *e)
 { return s->vt->open_cursor(s, k, q, c, e); }
