@@ -601,6 +601,20 @@ describe("store conformance (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", functio
     assert.truthy(err:find(id, 1, true))
     assert.equal(1, db:count_events { deployment_id = dep })
     assert.equal("first", db:get_event(id).prompt)
+    -- single-row inserts name their missing fields, the same on every backend
+    local function refused(want, ok2, err2, kind2)
+      assert.is_nil(ok2)
+      assert.equal("invalid", kind2)
+      assert.truthy(err2:find(want, 1, true), err2)
+    end
+    refused("signal.signal_type: missing required field", db:insert_signal { inference_event_id = id })
+    refused("signal.inference_event_id: missing required field", db:insert_signal { signal_type = "copy" })
+    refused("deployment_id and drift_type are required",
+      db:insert_drift { deployment_id = dep, score = 0.1, drifted = false })
+    refused("deployment_id and trigger_type are required", db:insert_trigger { deployment_id = dep })
+    assert.equal(0, db:count("signals", { deployment_id = dep }))
+    assert.equal(0, db:count("drift", { deployment_id = dep }))
+    assert.equal(0, db:count("triggers", { deployment_id = dep }))
   end)
 
   it("refuses filters that do not apply to the kind of rows, with the same message", function()
