@@ -36,6 +36,17 @@ results=()
 # ClickHouse wants large inserts (each one is a new part on disk): its row
 # runs with ingestion.max_batch_size = 10000, the setting README recommends.
 echo 'return { ingestion = { max_batch_size = 10000 } }' >"$work/backends-ch.lua"
+# CPU seconds the ClickHouse server has used (all its threads), when we
+# started it: with the client's own CPU time this says what one event
+# costs the machine, whatever else runs on it.
+ch_cpu() {
+  if [ -n "$started_ch" ] && [ -f "$started_ch/server.pid" ]; then
+    awk -v tck="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / tck}' "/proc/$(cat "$started_ch/server.pid")/stat"
+  else
+    echo nan
+  fi
+}
+ch_ingest_cpu=nan
 for backend in sqlite postgres clickhouse; do
   cfg=()
   case $backend in
@@ -43,7 +54,9 @@ for backend in sqlite postgres clickhouse; do
     postgres) url=$CF_PG_URL ;;
     clickhouse) url=$CF_CH_URL cfg=(--config "$work/backends-ch.lua") ;;
   esac
-  out=$( { /usr/bin/time -f 'peak_rss_kb=%M' "$bin" "${cfg[@]}" --db "$url" ingest "$work/backends.jsonl" --quiet; } 2>&1 )
+  c0=$(ch_cpu)
+  out=$( { /usr/bin/time -f 'peak_rss_kb=%M client_cpu=%U+%S' "$bin" "${cfg[@]}" --db "$url" ingest "$work/backends.jsonl" --quiet; } 2>&1 )
+  [ "$backend" = clickhouse ] && ch_ingest_cpu=$(/usr/bin/python3 -c "print(float('$(ch_cpu)') - float('$c0'))")
   # drift: the first run stores its own deployment's events, the second is timed
   "$bin" bench/drift_e2e.lua --events "$n" --window $((n / 10)) --db "$url" --reps 1 >/dev/null
   t0=$(date +%s.%N)
@@ -77,9 +90,15 @@ sql("DROP TABLE peer_events"); os.remove(dump)
 print(f"{n} {t:.3f}")
 PY
 )
-peer_ch=$( /usr/bin/python3 - "$CF_CH_URL" "$work" <<'PY'
+peer_ch=$( /usr/bin/python3 - "$CF_CH_URL" "$work" "${started_ch:+$started_ch/server.pid}" <<'PY'
 import os, sys, time, urllib.parse, urllib.request, base64
 u = urllib.parse.urlparse(sys.argv[1]); work = sys.argv[2]
+def server_cpu():
+    if len(sys.argv) < 4 or not sys.argv[3]:
+        return float("nan")
+    pid = open(sys.argv[3]).read().strip()
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 db = u.path.lstrip("/")
 http = f"http://{u.hostname}:{u.port}/"
 auth = {"X-ClickHouse-User": urllib.parse.unquote(u.username),
@@ -95,6 +114,7 @@ with open(dump, "wb") as f:
     f.write(q("SELECT * FROM inference_events FINAL WHERE deployment_id = 'bench-backends' FORMAT JSONEachRow"))
 q("DROP TABLE IF EXISTS peer_events")
 q("CREATE TABLE peer_events AS inference_events")
+c0 = server_cpu()
 t0 = time.time()
 with open(dump, "rb") as f:
     chunk = []
@@ -105,21 +125,26 @@ with open(dump, "rb") as f:
     if chunk:
         q("INSERT INTO peer_events FORMAT JSONEachRow", b"".join(chunk))
 t = time.time() - t0
+c = server_cpu() - c0
 n = int(q("SELECT count() FROM peer_events"))
 q("DROP TABLE peer_events"); os.remove(dump)
-print(f"{n} {t:.3f}")
+print(f"{n} {t:.3f} {c:.2f}")
 PY
 )
-/usr/bin/python3 - "$n" "$peer_pg" "$peer_ch" "${results[@]}" <<'PY'
-import re, sys
+/usr/bin/python3 - "$n" "$peer_pg" "$peer_ch" "$ch_ingest_cpu" "$(nproc)" "${results[@]}" <<'PY'
+import math, re, sys
 n = int(sys.argv[1])
 peers = {"postgres": sys.argv[2].split(), "clickhouse": sys.argv[3].split()}
+ch_server_cpu, cores = float(sys.argv[4]), int(sys.argv[5])
 rows = []
-args = sys.argv[4:]
+client_cpu = {}
+args = sys.argv[6:]
 for i in range(0, len(args), 3):
     name, out, drift = args[i], args[i + 1], float(args[i + 2])
     m = re.search(r"(\d+) events? accepted.* in ([\d.]+) s \((\d+) events/s\)", out)
     rss = int(re.search(r"peak_rss_kb=(\d+)", out).group(1)) / 1024
+    cm = re.search(r"client_cpu=([\d.]+)\+([\d.]+)", out)
+    client_cpu[name] = float(cm.group(1)) + float(cm.group(2))
     if not m:
         sys.exit(f"{name}: unexpected ingest output: {out}")
     rows.append((name, int(m.group(1)), float(m.group(2)), int(m.group(3)), rss, drift))
@@ -151,4 +176,19 @@ for r in rows:
         print(f"PostgreSQL {r[3]} events/s: {'meets' if r[3] >= 50000 else 'BELOW'} the 50,000 target.")
     if r[0] == "clickhouse":
         print(f"ClickHouse {r[3]} events/s: {'meets' if r[3] >= 100000 else 'BELOW'} the 100,000 target.")
+ch = [r for r in rows if r[0] == "clickhouse"]
+if ch and not math.isnan(ch_server_cpu):
+    r = ch[0]
+    pn, pcpu = int(peers["clickhouse"][0]), float(peers["clickhouse"][2])
+    cli = client_cpu["clickhouse"] / r[1] * 1e6
+    srv = ch_server_cpu / r[1] * 1e6
+    psrv = pcpu / pn * 1e6
+    print()
+    print("What one ClickHouse event costs the machine (CPU time, all threads):")
+    print()
+    print("| | client µs/event | server µs/event | total µs/event | most events/s on "
+          f"{cores} cores if nothing else ran |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    print(f"| crucible-feedback ingest (events table + id view) | {cli:.1f} | {srv:.1f} | {cli + srv:.1f} | {cores * 1e6 / (cli + srv):.0f} |")
+    print(f"| peer bulk load (copy of the events table, no id view) | | {psrv:.1f} | {psrv:.1f} | {cores * 1e6 / psrv:.0f} |")
 PY
