@@ -110,7 +110,9 @@ foreach(backend sqlite postgres clickhouse)
   endif()
   add_test(NAME store.${suite}.${backend} COMMAND ${cmd}
            WORKING_DIRECTORY ${CF_TEST_WORK}/store.${suite}.${backend})
+  # RESOURCE_LOCK: the conformance suite stops and restarts the server that
+  # scripts/test shares between the two suites; the race must not see that.
   set_tests_properties(store.${suite}.${backend} PROPERTIES ENVIRONMENT "${CF_TEST_ENV}"
-                       TIMEOUT 900)
+                       TIMEOUT 900 RESOURCE_LOCK store.server.${backend})
 endforeach()
 endforeach()
