@@ -28,8 +28,10 @@ if(NOT CF_BUSTED)
   message(FATAL_ERROR "busted not found: install the Debian package 'lua-busted'")
 endif()
 file(GLOB CF_LUA_SPECS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/lua/*_spec.lua)
-# The storage conformance suite runs once per backend (below), not here.
-list(REMOVE_ITEM CF_LUA_SPECS ${PROJECT_SOURCE_DIR}/tests/lua/store_conformance_spec.lua)
+# The storage conformance suite and the lease race run once per backend
+# (below), not here.
+list(REMOVE_ITEM CF_LUA_SPECS ${PROJECT_SOURCE_DIR}/tests/lua/store_conformance_spec.lua
+     ${PROJECT_SOURCE_DIR}/tests/lua/store_lease_spec.lua)
 foreach(spec ${CF_LUA_SPECS})
   get_filename_component(name ${spec} NAME_WE)
   file(MAKE_DIRECTORY ${CF_TEST_WORK}/lua.${name})
@@ -79,14 +81,16 @@ add_test(NAME bench.export_rss_bound
          WORKING_DIRECTORY ${CF_TEST_WORK}/bench.export_rss)
 set_tests_properties(bench.export_rss_bound PROPERTIES ENVIRONMENT "${CF_TEST_ENV}")
 
-# The storage conformance suite, once per backend: SQLite on a temporary
-# file; PostgreSQL and ClickHouse against a server on loopback that
+# The storage conformance suite (store.conformance.BACKEND) and the
+# workflow lease race (store.lease.BACKEND), once per backend: SQLite on a
+# temporary file; PostgreSQL and ClickHouse against a server on loopback that
 # tests/servers/with-server.sh starts (unless scripts/test already did:
 # CF_PG_URL / CF_CH_URL) and stops. A backend whose server script exists
 # is registered; a missing server binary then fails the test.
+foreach(suite conformance lease)
 set(CF_CONFORMANCE_CMD ${CF_BUSTED} --lua=$<TARGET_FILE:crucible-feedback>
     --helper=${PROJECT_SOURCE_DIR}/tests/lua/helper.lua
-    ${PROJECT_SOURCE_DIR}/tests/lua/store_conformance_spec.lua)
+    ${PROJECT_SOURCE_DIR}/tests/lua/store_${suite}_spec.lua)
 foreach(backend sqlite postgres clickhouse)
   if(backend STREQUAL "postgres")
     set(script ${PROJECT_SOURCE_DIR}/scripts/lib/pg.sh)
@@ -98,14 +102,17 @@ foreach(backend sqlite postgres clickhouse)
   if(script AND NOT EXISTS ${script})
     continue()
   endif()
-  file(MAKE_DIRECTORY ${CF_TEST_WORK}/store.conformance.${backend})
+  file(MAKE_DIRECTORY ${CF_TEST_WORK}/store.${suite}.${backend})
   if(script)
     set(cmd bash ${PROJECT_SOURCE_DIR}/tests/servers/with-server.sh ${backend} ${CF_CONFORMANCE_CMD})
   else()
     set(cmd ${CF_CONFORMANCE_CMD})
   endif()
-  add_test(NAME store.conformance.${backend} COMMAND ${cmd}
-           WORKING_DIRECTORY ${CF_TEST_WORK}/store.conformance.${backend})
-  set_tests_properties(store.conformance.${backend} PROPERTIES ENVIRONMENT "${CF_TEST_ENV}"
-                       TIMEOUT 900)
+  add_test(NAME store.${suite}.${backend} COMMAND ${cmd}
+           WORKING_DIRECTORY ${CF_TEST_WORK}/store.${suite}.${backend})
+  # RESOURCE_LOCK: the conformance suite stops and restarts the server that
+  # scripts/test shares between the two suites; the race must not see that.
+  set_tests_properties(store.${suite}.${backend} PROPERTIES ENVIRONMENT "${CF_TEST_ENV}"
+                       TIMEOUT 900 RESOURCE_LOCK store.server.${backend})
+endforeach()
 endforeach()

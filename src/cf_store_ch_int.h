@@ -24,8 +24,10 @@ typedef struct ch_store {
     long retry_ms;      /* how long a request keeps retrying an unreachable server */
     cf_http_conn *idle[CH_MAX_IDLE];
     int nidle;
-    char *lock_path;    /* the local file lock behind workflow leases */
+    long lease_settle_ms; /* the workflow lease's settle time (URL ?lease_settle_ms=) */
 } ch_store;
+
+#define CH_LEASE_SETTLE_MS 2000
 
 /* A streamed TabSeparated result: one row at a time in f[0..nf). Fields
  * are unescaped in place; f[i].p is NULL for \N. Valid until the next
@@ -110,5 +112,13 @@ int ch_open_light_events(cf_store *, const cf_query *, unsigned, cf_light_scan *
 int ch_insert_run(cf_store *, const cf_workflow_run *, char[37], int *, cf_err *);
 int ch_update_run(cf_store *, const cf_workflow_run *, cf_err *);
 int ch_list_runs(cf_store *, cf_str, int64_t, cf_run_fn, void *, cf_err *);
+/* The lease protocol's two decisions, pure. ch_lease_slow: 1 when the
+ * claim must be withdrawn because more than settle/2 passed from the
+ * check's start to the end of the claim's insert (monotonic ns).
+ * ch_lease_won: 1 when mine is among the ids of the live running rows
+ * read after the settle and no other is smaller (bytewise, as ClickHouse
+ * orders strings). */
+int ch_lease_slow(int64_t check_ns, int64_t written_ns, int64_t settle_ns);
+int ch_lease_won(cf_str mine, const cf_str *live, size_t n);
 
 #endif

@@ -263,7 +263,6 @@ static void ch_close(cf_store *base)
     free(s->database);
     free(s->user_header);
     free(s->key_header);
-    free(s->lock_path);
     free(s);
 }
 
@@ -336,6 +335,42 @@ static char *dup_printf(const char *fmt, const char *a, const char *b, const cha
     return o;
 }
 
+/* The URL's query (after '?', up to '#'): lease_settle_ms=N, the only
+ * parameter (the wait of the workflow lease protocol, cf_store_ch_runs.c),
+ * 1 to 60000 ms. */
+static int url_params(const char *q, long *settle_ms, cf_err *err)
+{
+    while (*q && *q != '#') {
+        size_t n = strcspn(q, "&#");
+        const char *eq = memchr(q, '=', n);
+        size_t kn = eq ? (size_t)(eq - q) : n;
+        if (n == 0) {
+            q++;
+            continue;
+        }
+        if (kn != 15 || memcmp(q, "lease_settle_ms", 15) != 0)
+            return cf_fail(err, CF_EINVAL,
+                           "ClickHouse URL: unknown parameter '%.*s' (known: lease_settle_ms)",
+                           (int)(kn > 64 ? 64 : kn), q);
+        const char *v = eq ? eq + 1 : q + n;
+        size_t vn = (size_t)(q + n - v);
+        long ms = 0;
+        int ok = vn > 0 && vn <= 5 && strspn(v, "0123456789") >= vn;
+        for (size_t i = 0; ok && i < vn; i++)
+            ms = ms * 10 + (v[i] - '0');
+        if (!ok || ms < 1 || ms > 60000)
+            return cf_fail(err, CF_EINVAL,
+                           "ClickHouse URL: lease_settle_ms must be a whole number of"
+                           " milliseconds from 1 to 60000, got '%.*s'",
+                           (int)(vn > 64 ? 64 : vn), v);
+        *settle_ms = ms;
+        q += n;
+        if (*q == '&')
+            q++;
+    }
+    return 0;
+}
+
 int cf_store_clickhouse_open(const char *url, const cf_store_opts *opts, cf_store **out,
                              cf_err *err)
 {
@@ -346,6 +381,10 @@ int cf_store_clickhouse_open(const char *url, const cf_store_opts *opts, cf_stor
         return cf_fail(err, CF_EINVAL, "a ClickHouse URL starts with clickhouse://");
     const char *p = url + strlen(scheme);
     const char *end = p + strcspn(p, "/?#");
+    const char *query = p + strcspn(p, "?#");
+    long settle_ms = CH_LEASE_SETTLE_MS;
+    if (*query == '?' && url_params(query + 1, &settle_ms, err))
+        return -1;
     const char *at = memchr(p, '@', (size_t)(end - p));
     /* user:password@ may hold '/' when percent-encoded only; find the last '@'. */
     for (const char *q = p; q < end; q++)
@@ -421,6 +460,7 @@ int cf_store_clickhouse_open(const char *url, const cf_store_opts *opts, cf_stor
     }
     s->base.vt = &ch_vt;
     s->retry_ms = 15000;
+    s->lease_settle_ms = settle_ms;
     char hostport[300];
     snprintf(hostport, sizeof hostport, "%s:%s", host, port);
     s->server = strdup(hostport);
@@ -437,11 +477,10 @@ int cf_store_clickhouse_open(const char *url, const cf_store_opts *opts, cf_stor
     s->user_header = dup_printf("X-ClickHouse-User: %s%s%s", user ? user : "default", "", "");
     if (password)
         s->key_header = dup_printf("X-ClickHouse-Key: %s%s%s", password, "", "");
-    s->lock_path = dup_printf("/tmp/crucible-ch-lock-%s-%s%s", hostport, db, "");
     free(user);
     free(password);
     if (!s->server || !s->database || !s->url || !s->shown || !s->user_header
-        || (password && !s->key_header) || !s->lock_path || !s->url_nodb) {
+        || (password && !s->key_header) || !s->url_nodb) {
         ch_close(&s->base);
         return cf_fail(err, CF_ENOMEM, "out of memory opening a ClickHouse store");
     }

@@ -125,6 +125,54 @@ static void urls(void)
     open_fails("clickhouse://u:s3cr3t@127.0.0.1:1/db", "(clickhouse 127.0.0.1:1)", CF_EDB);
     open_fails("clickhouse://u:s3cr3t@127.0.0.1:1/db", "check that the server is running",
                CF_EDB);
+    /* lease_settle_ms: a whole number of ms from 1 to 60000, named when bad */
+    const char *settle = "lease_settle_ms must be a whole number of milliseconds from 1 to 60000";
+    open_fails("clickhouse://u:s3cr3t@h/db?lease_settle_ms=abc", settle, CF_EINVAL);
+    open_fails("clickhouse://u:s3cr3t@h/db?lease_settle_ms=-5", settle, CF_EINVAL);
+    open_fails("clickhouse://u:s3cr3t@h/db?lease_settle_ms=0", settle, CF_EINVAL);
+    open_fails("clickhouse://u:s3cr3t@h/db?lease_settle_ms=60001", settle, CF_EINVAL);
+    open_fails("clickhouse://u:s3cr3t@h/db?lease_settle_ms=", settle, CF_EINVAL);
+    open_fails("clickhouse://u:s3cr3t@h/db?lease_settle_ms", settle, CF_EINVAL);
+    open_fails("clickhouse://u:s3cr3t@h/db?lease_settle_ms=12.5", "got '12.5'", CF_EINVAL);
+    open_fails("clickhouse://u:s3cr3t@h/db?lease_settle_ms=9999999", "got '9999999'", CF_EINVAL);
+    open_fails("clickhouse://u:s3cr3t@h/db?lease_settle=5",
+               "unknown parameter 'lease_settle' (known: lease_settle_ms)", CF_EINVAL);
+    open_fails("clickhouse://u:s3cr3t@h?lease_settle_ms=5&x'--=1", "unknown parameter 'x'--'",
+               CF_EINVAL);
+    /* good values pass the URL checks: the failure is then the connection */
+    open_fails("clickhouse://u:s3cr3t@127.0.0.1:1/db?lease_settle_ms=1", "(clickhouse 127.0.0.1:1)",
+               CF_EDB);
+    open_fails("clickhouse://u:s3cr3t@127.0.0.1:1?lease_settle_ms=60000&#frag",
+               "(clickhouse 127.0.0.1:1)", CF_EDB);
+}
+
+/* The lease protocol's decisions (cf_store_ch_runs.c). */
+static void lease_decisions(void)
+{
+    const int64_t ms = 1000000;
+    /* step 2: more than settle/2 from the check to the end of the insert */
+    CHECK(!ch_lease_slow(0, 0, 2000 * ms));
+    CHECK(!ch_lease_slow(5 * ms, 1005 * ms, 2000 * ms));
+    CHECK(ch_lease_slow(5 * ms, 1005 * ms + 1, 2000 * ms));
+    CHECK(ch_lease_slow(0, 3 * ms, 1 * ms)); /* lease_settle_ms=1: a real round trip trips it */
+    CHECK(!ch_lease_slow(100, 100 + ms / 2, 1 * ms));
+    /* step 3: mine wins when it is there and no other id is smaller */
+    cf_str mine = cf_cstr("01a2-b");
+    cf_str a[] = {cf_cstr("01a2-c"), cf_cstr("01a2-b"), cf_cstr("01a2-bb")};
+    CHECK(ch_lease_won(mine, a, 3));
+    cf_str b[] = {cf_cstr("01a2-c"), cf_cstr("01a2-b"), cf_cstr("01a2-a")};
+    CHECK(!ch_lease_won(mine, b, 3));
+    cf_str c[] = {cf_cstr("01a2-c")}; /* mine not live (withdrawn or expired): lost */
+    CHECK(!ch_lease_won(mine, c, 1));
+    CHECK(!ch_lease_won(mine, NULL, 0));
+    cf_str d[] = {cf_cstr("01a2-")}; /* a prefix orders first, as in ClickHouse */
+    cf_str mine_d[] = {cf_cstr("01a2-b"), cf_cstr("01a2-")};
+    CHECK(!ch_lease_won(mine, mine_d, 2));
+    CHECK(ch_lease_won(d[0], mine_d, 2));
+    cf_str e[] = {{"\xff", 1}, {"a\0b", 3}}; /* bytes, unsigned, NUL included */
+    CHECK(ch_lease_won((cf_str){"a\0b", 3}, e, 2));
+    CHECK(!ch_lease_won((cf_str){"\xff", 1}, e, 2));
+    CHECK(ch_lease_won(mine, &mine, 1));
 }
 
 static void bits(void)
@@ -149,6 +197,7 @@ int main(void)
     RUN(quote_cases);
     RUN(quote_round_trips);
     RUN(urls);
+    RUN(lease_decisions);
     RUN(bits);
     return cf_test_done();
 }
