@@ -9,6 +9,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* Length of the valid UTF-8 sequence at p (1..4), or 0 when p does not
  * begin one (Unicode Table 3-7: no overlongs, no surrogates, <= U+10FFFF). */
@@ -53,6 +56,14 @@ size_t cf_utf8_length(const char *s, size_t n)
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0, count = 0;
     while (i < n) {
+#ifdef __SSE2__
+        if (i + 16 <= n
+            && _mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(const void *)(p + i))) == 0) {
+            i += 16;
+            count += 16;
+            continue;
+        }
+#endif
         if (i + 8 <= n && all_ascii8(p + i)) {
             i += 8;
             count += 8;

@@ -160,59 +160,95 @@ static void set_str(lua_State *L, const char *k, const char *v)
  * field (about a fifth of the work of building an assessment's tables). */
 enum {
     K_CHECK, K_SCORE, K_PASSED, K_DETAILS, K_ERROR, K_FORMAT, K_VALID, K_LENGTH, K_MIN, K_MAX,
-    K_TOO_SHORT, K_TOO_LONG, K_HAS_REFUSAL, K_PATTERN, K_REPETITION_RATIO, K_CHECKS, K_COUNT_
+    K_TOO_SHORT, K_TOO_LONG, K_HAS_REFUSAL, K_PATTERN, K_REPETITION_RATIO, K_CHECKS,
+    K_REFUSAL, K_REPETITION, K_JSON, K_MARKDOWN, K_PLAIN, K_COUNT_
 };
 static const char *const key_names[K_COUNT_] = {
     "check", "score", "passed", "details", "error", "format", "valid", "length", "min", "max",
     "too_short", "too_long", "has_refusal", "pattern", "repetition_ratio", "checks",
+    "refusal", "repetition", "json", "markdown", "plain", /* values: check and format names */
 };
 
-/* Field k of the table on top: the key string comes from upvalue k + 1. */
-static inline void kset(lua_State *L, int k)
+/* The upvalue holding a check's or a format's name. */
+static const int check_key[CF_CHECK_COUNT_] = {K_FORMAT, K_LENGTH, K_REFUSAL, K_REPETITION};
+static const int format_key[] = {[CF_FORMAT_JSON] = K_JSON, [CF_FORMAT_MARKDOWN] = K_MARKDOWN,
+                                 [CF_FORMAT_PLAIN] = K_PLAIN};
+
+/* Pushes the interned string k (upvalue k + 1). */
+static inline void kpush(lua_State *L, int k)
 {
     lua_pushvalue(L, lua_upvalueindex(k + 1));
-    lua_insert(L, -2);
+}
+
+/* Field k of the table on top, key pushed first so no value is moved. */
+static inline void kset_num(lua_State *L, int k, double v)
+{
+    kpush(L, k);
+    lua_pushnumber(L, v);
+    lua_rawset(L, -3);
+}
+
+static inline void kset_int(lua_State *L, int k, int64_t v)
+{
+    kpush(L, k);
+    lua_pushinteger(L, (lua_Integer)v);
+    lua_rawset(L, -3);
+}
+
+static inline void kset_bool(lua_State *L, int k, int v)
+{
+    kpush(L, k);
+    lua_pushboolean(L, v);
+    lua_rawset(L, -3);
+}
+
+static inline void kset_key(lua_State *L, int k, int value_key)
+{
+    kpush(L, k);
+    kpush(L, value_key);
     lua_rawset(L, -3);
 }
 
 static void push_check(lua_State *L, cf_check_id id, const cf_check_result *r)
 {
     lua_createtable(L, 0, 4);
-    lua_pushstring(L, cf_check_name(id)); kset(L, K_CHECK);
-    lua_pushnumber(L, r->score); kset(L, K_SCORE);
-    lua_pushboolean(L, r->passed); kset(L, K_PASSED);
+    kset_key(L, K_CHECK, check_key[id]);
+    kset_num(L, K_SCORE, r->score);
+    kset_bool(L, K_PASSED, r->passed);
+    kpush(L, K_DETAILS);
     if (r->failed) {
         lua_createtable(L, 0, 1);
-        lua_pushstring(L, r->error); kset(L, K_ERROR);
+        kpush(L, K_ERROR);
+        lua_pushstring(L, r->error);
+        lua_rawset(L, -3);
     } else {
         switch (id) {
         case CF_CHECK_FORMAT:
             lua_createtable(L, 0, 2);
-            lua_pushstring(L, cf_format_name(r->format)); kset(L, K_FORMAT);
-            lua_pushboolean(L, 1); kset(L, K_VALID);
+            kset_key(L, K_FORMAT, format_key[r->format]);
+            kset_bool(L, K_VALID, 1);
             break;
         case CF_CHECK_LENGTH:
             lua_createtable(L, 0, 5);
-            lua_pushinteger(L, r->length); kset(L, K_LENGTH);
-            lua_pushinteger(L, r->min); kset(L, K_MIN);
-            lua_pushinteger(L, r->max); kset(L, K_MAX);
-            lua_pushboolean(L, r->too_short); kset(L, K_TOO_SHORT);
-            lua_pushboolean(L, r->too_long); kset(L, K_TOO_LONG);
+            kset_int(L, K_LENGTH, r->length);
+            kset_int(L, K_MIN, r->min);
+            kset_int(L, K_MAX, r->max);
+            kset_bool(L, K_TOO_SHORT, r->too_short);
+            kset_bool(L, K_TOO_LONG, r->too_long);
             break;
         case CF_CHECK_REFUSAL:
             lua_createtable(L, 0, 2);
-            lua_pushboolean(L, r->has_refusal); kset(L, K_HAS_REFUSAL);
-            if (r->has_refusal) {
-                lua_pushinteger(L, r->pattern + 1); kset(L, K_PATTERN);
-            }
+            kset_bool(L, K_HAS_REFUSAL, r->has_refusal);
+            if (r->has_refusal)
+                kset_int(L, K_PATTERN, r->pattern + 1);
             break;
         default:
             lua_createtable(L, 0, 1);
-            lua_pushnumber(L, r->repetition_ratio); kset(L, K_REPETITION_RATIO);
+            kset_num(L, K_REPETITION_RATIO, r->repetition_ratio);
             break;
         }
     }
-    kset(L, K_DETAILS);
+    lua_rawset(L, -3); /* details */
 }
 
 static const char *check_response(lua_State *L, int idx, size_t *n)
@@ -245,13 +281,14 @@ static int m_assess(lua_State *L)
     cf_check_result r[CF_CHECK_COUNT_];
     double score = cf_quality_assess(cfg, s, n, r);
     lua_createtable(L, 0, 2);
-    lua_pushnumber(L, score); kset(L, K_SCORE);
+    kset_num(L, K_SCORE, score);
+    kpush(L, K_CHECKS);
     lua_createtable(L, CF_CHECK_COUNT_, 0);
     for (int i = 0; i < CF_CHECK_COUNT_; i++) {
         push_check(L, (cf_check_id)i, &r[i]);
         lua_rawseti(L, -2, i + 1);
     }
-    kset(L, K_CHECKS);
+    lua_rawset(L, -3);
     return 1;
 }
 

@@ -97,7 +97,7 @@ function M.attach(client, ctx)
   local cfgs, ncfgs = {}, 0
   local http_judge, judge_err
   local failures = 0
-  local default_cfg
+  local default_cfg, default_assess -- the default configuration and its assess method
   local bus = ctx.bus
 
   -- A compiled configuration per (min, max, judge) combination; patterns come
@@ -181,6 +181,19 @@ function M.attach(client, ctx)
   -- opts.llm_judge, or llm_judge.enabled and opts.llm_judge ~= false), then
   -- the registered checks (unless opts.custom == false).
   function client.assess_quality(event, opts)
+    -- the common case first: default options, nothing registered, a
+    -- response string, the default configuration compiled
+    if opts == nil and default_assess and type(event) == "table" and not jcfg.enabled
+        and #order == 0 then
+      local response = event.response
+      if type(response) == "string" then
+        local result = default_assess(default_cfg, response)
+        if bus:listening("quality.assess") then
+          ctx.emit("quality.assess", { score = result.score, check_count = 4 })
+        end
+        return result
+      end
+    end
     if type(event) ~= "table" then
       error("bad argument #1 to 'assess_quality' (table expected, got " .. type(event) .. ")", 2)
     end
@@ -189,14 +202,14 @@ function M.attach(client, ctx)
     end
     local response, rerr, rkind = response_of(event)
     if not response then return nil, rerr, rkind end
-    -- the common case first: default options, nothing registered
+    -- default options, nothing registered: the default configuration
     if opts == nil and not jcfg.enabled and #order == 0 then
       local c = default_cfg
       if not c then
         local err, kind
         c, err, kind = cfg_for(qcfg.min_length, qcfg.max_length)
         if not c then return nil, err, kind end
-        default_cfg = c
+        default_cfg, default_assess = c, c.assess
       end
       local result = c:assess(response)
       if bus:listening("quality.assess") then
