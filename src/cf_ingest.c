@@ -161,8 +161,18 @@ void cf_ingest_set_scorer(cf_ingest *g, cf_ingest_scorer scorer)
     pthread_mutex_unlock(&g->cfg_mu);
 }
 
+/* Whether the flusher's last write failed (it is retrying). */
+static int writes_failing(cf_ingest *g)
+{
+    pthread_mutex_lock(&g->mu);
+    int failing = g->last_error[0] != '\0';
+    pthread_mutex_unlock(&g->mu);
+    return failing;
+}
+
 int cf_ingest_submit(cf_ingest *g, const cf_event_in *in, cf_prepare_scratch *ps, uint64_t tag,
-                     char *id_out, cf_verrors *v, cf_err *err)
+                     volatile sig_atomic_t *patient, char *id_out, cf_verrors *v,
+                     cf_err *err)
 {
     uint32_t counts[CF_MAX_KINDS];
     size_t nk = cf_sanitizer_nkinds(g->prep.san);
@@ -182,7 +192,10 @@ int cf_ingest_submit(cf_ingest *g, const cf_event_in *in, cf_prepare_scratch *ps
     id_out[idn] = '\0';
     int scored = rec->scored, score_error = rec->score_error;
     int64_t wait = g->o.full_policy == CF_FULL_BLOCK ? g->o.block_timeout_ms : 0;
-    int rc = cf_ring_push(g->ring, rec, wait);
+    int rc;
+    do
+        rc = cf_ring_push(g->ring, rec, wait);
+    while (rc == CF_RING_FULL && patient && !*patient && wait > 0 && !writes_failing(g));
     if (rc != CF_RING_OK) {
         cf_record_free(rec);
         if (rc == CF_RING_CLOSED)

@@ -32,6 +32,10 @@ static int is_blank(const char *s, size_t n)
 
 /* One line: parse, validate, submit. Returns -1 only when the pipeline
  * refuses everything (closing). */
+/* Bulk ingestion waits for a slow database (see cf_ingest_submit); without
+ * a stop flag it waits until writes fail. */
+static volatile sig_atomic_t never;
+
 static int one_line(cf_ingest *g, cf_prepare_scratch *ps, const cf_bulk_opts *o,
                     cf_bulk_result *res, const char *s, size_t n, cf_err *err)
 {
@@ -46,7 +50,7 @@ static int one_line(cf_ingest *g, cf_prepare_scratch *ps, const cf_bulk_opts *o,
     cf_verrors v;
     int rc = cf_jsonl_parse(s, n, o->unknown_to_metadata, &doc, &in, &e);
     if (rc == 0)
-        rc = cf_ingest_submit(g, &in, ps, res->lines, id, &v, &e);
+        rc = cf_ingest_submit(g, &in, ps, res->lines, o->stop ? o->stop : &never, id, &v, &e);
     cf_jsonl_doc_free(&doc);
     if (rc == 0) {
         res->accepted++;

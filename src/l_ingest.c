@@ -373,7 +373,7 @@ static int m_log(lua_State *L)
     char id[CF_MAX_ID_BYTES + 1];
     cf_verrors v;
     cf_err err;
-    int rc = cf_ingest_submit(u->g, &in, u->ps, 0, id, &v, &err);
+    int rc = cf_ingest_submit(u->g, &in, u->ps, 0, NULL, id, &v, &err);
     lua_pop(L, extra);
     if (rc == 0) {
         lua_pushstring(L, id);

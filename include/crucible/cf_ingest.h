@@ -24,6 +24,8 @@
 #ifndef CRUCIBLE_CF_INGEST_H
 #define CRUCIBLE_CF_INGEST_H
 
+#include <signal.h>
+
 #include "crucible/cf_record.h"
 #include "crucible/cf_ring.h"
 #include "crucible/cf_store.h"
@@ -66,10 +68,16 @@ int cf_ingest_new(const cf_ingest_opts *o, cf_ingest **out, cf_err *err);
  * Accepts one event: prepares it (see cf_record_prepare) and pushes it.
  * id_out (CF_MAX_ID_BYTES + 1 bytes) receives its id. -1 with CF_EINVAL
  * (and v) for an invalid event, CF_EFULL, CF_ECLOSED, or another code.
+ * With full_policy "block" a full buffer is waited for up to
+ * block_timeout_ms. patient (bulk ingestion; NULL: not patient) waits on,
+ * block_timeout_ms at a time, while the database's writes are not failing
+ * and until *patient is set (SIGINT): a database slower than the reader is
+ * waited for, one that is failing gets CF_EFULL after block_timeout_ms.
  * Thread-safe; each producer thread passes its own scratch.
  */
 int cf_ingest_submit(cf_ingest *g, const cf_event_in *in, cf_prepare_scratch *ps, uint64_t tag,
-                     char *id_out, cf_verrors *v, cf_err *err);
+                     volatile sig_atomic_t *patient, char *id_out, cf_verrors *v,
+                     cf_err *err);
 
 /* Waits until every event accepted before the call is written (or
  * dead-lettered). -1 with the database's message when writes are failing

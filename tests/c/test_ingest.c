@@ -156,7 +156,7 @@ static int submit(cf_ingest *g, cf_prepare_scratch *ps, const char *id, const ch
     char out[CF_MAX_ID_BYTES + 1];
     cf_verrors v;
     cf_err err;
-    int rc = cf_ingest_submit(g, &in, ps, 7, out, &v, &err);
+    int rc = cf_ingest_submit(g, &in, ps, 7, NULL, out, &v, &err);
     if (rc)
         fprintf(stderr, "submit: %s\n", err.msg);
     return rc;
@@ -198,7 +198,7 @@ static void test_pipeline(void)
     in.v[CF_F_LATENCY_MS].i = -5;
     char id[CF_MAX_ID_BYTES + 1];
     cf_verrors v;
-    CHECK(cf_ingest_submit(g, &in, ps, 0, id, &v, &err) == -1 && err.code == CF_EINVAL);
+    CHECK(cf_ingest_submit(g, &in, ps, 0, NULL, id, &v, &err) == -1 && err.code == CF_EINVAL);
     CHECK(strstr(err.msg, "latency_ms: must be a non-negative integer, got -5") != NULL);
     cf_ingest_stats_get(g, &s);
     CHECK(s.invalid == 1);
@@ -368,7 +368,7 @@ static void test_reject_policy(void)
         event_in(&in, NULL, "p");
         char id[CF_MAX_ID_BYTES + 1];
         cf_verrors v;
-        if (cf_ingest_submit(g, &in, ps, 0, id, &v, &err) == -1) {
+        if (cf_ingest_submit(g, &in, ps, 0, NULL, id, &v, &err) == -1) {
             CHECK(err.code == CF_EFULL);
             CHECK(strstr(err.msg, "buffer full") != NULL);
             full++;
@@ -381,6 +381,98 @@ static void test_reject_policy(void)
     unlock_db(lock);
     cf_ingest_close(g);
     CHECK(db_count("") == 20 - full);
+    cf_prepare_scratch_free(ps);
+}
+
+/* One event, patiently (as bulk ingestion submits); the error code or 0. */
+static int submit_patient(cf_ingest *g, cf_prepare_scratch *ps, volatile sig_atomic_t *stop)
+{
+    cf_event_in in;
+    event_in(&in, NULL, "patient");
+    char out[CF_MAX_ID_BYTES + 1];
+    cf_verrors v;
+    cf_err err;
+    return cf_ingest_submit(g, &in, ps, 0, stop, out, &v, &err) ? err.code : 0;
+}
+
+static void *unlock_later(void *db)
+{
+    usleep(300000);
+    unlock_db(db);
+    return NULL;
+}
+
+static void test_patient_submit(void)
+{
+    migrate_db();
+    cf_ingest_opts o = opts();
+    o.capacity = 5;
+    o.max_batch = 5;
+    o.block_timeout_ms = 50;
+    o.store_opts.busy_timeout_ms = 3000; /* the flusher waits for the lock: slow, not failing */
+    cf_ingest *g;
+    cf_err err;
+    CHECK(cf_ingest_new(&o, &g, &err) == 0);
+    cf_prepare_scratch *ps = cf_prepare_scratch_new();
+    sqlite3 *lock = lock_db();
+    int accepted = 0, full = 0;
+    for (int i = 0; i < 30 && !full; i++) {
+        cf_event_in in;
+        event_in(&in, NULL, "impatient");
+        char id[CF_MAX_ID_BYTES + 1];
+        cf_verrors v;
+        if (cf_ingest_submit(g, &in, ps, 0, NULL, id, &v, &err) == 0)
+            accepted++;
+        else
+            full = err.code == CF_EFULL;
+    }
+    CHECK(full); /* a slow database: the impatient producer gives up after 50 ms */
+    volatile sig_atomic_t stop = 0;
+    pthread_t t;
+    pthread_create(&t, NULL, unlock_later, lock);
+    int64_t t0 = cf_mono_ns();
+    for (int i = 0; i < 10; i++) {
+        int rc = submit_patient(g, ps, &stop);
+        CHECK(rc == 0);
+        accepted += rc == 0;
+    }
+    CHECK(cf_mono_ns() - t0 >= 200 * 1000000LL); /* it waited for the lock to go */
+    pthread_join(t, NULL);
+    /* a set stop flag ends the wait after one block_timeout_ms */
+    lock = lock_db();
+    while (submit_patient(g, ps, NULL) == 0) /* fill the buffer again */
+        accepted++;
+    stop = 1;
+    t0 = cf_mono_ns();
+    CHECK(submit_patient(g, ps, &stop) == CF_EFULL);
+    CHECK(cf_mono_ns() - t0 < 2000 * 1000000LL);
+    unlock_db(lock);
+    cf_ingest_close(g);
+    CHECK(db_count("") == accepted);
+    cf_prepare_scratch_free(ps);
+
+    /* failing writes (the lock outlasts the flusher's busy timeout): the
+     * patient producer gives up too, once a write has failed */
+    migrate_db();
+    o = opts();
+    o.capacity = 5;
+    o.max_batch = 5;
+    o.block_timeout_ms = 50;
+    CHECK(cf_ingest_new(&o, &g, &err) == 0);
+    ps = cf_prepare_scratch_new();
+    lock = lock_db();
+    stop = 0;
+    accepted = 0;
+    int rc;
+    while ((rc = submit_patient(g, ps, &stop)) == 0)
+        accepted++;
+    CHECK(rc == CF_EFULL);
+    cf_ingest_stats s;
+    cf_ingest_stats_get(g, &s);
+    CHECK(s.failing && s.retried >= 1);
+    unlock_db(lock);
+    cf_ingest_close(g);
+    CHECK(db_count("") == accepted);
     cf_prepare_scratch_free(ps);
 }
 
@@ -407,7 +499,7 @@ static void test_scorer_and_errors(void)
     in.v[CF_F_QUALITY_SCORE].d = 0.9;
     char id[CF_MAX_ID_BYTES + 1];
     cf_verrors v;
-    CHECK(cf_ingest_submit(g, &in, ps, 0, id, &v, &err) == 0);
+    CHECK(cf_ingest_submit(g, &in, ps, 0, NULL, id, &v, &err) == 0);
     cf_ingest_set_scorer(g, (cf_ingest_scorer){NULL, NULL});
     CHECK(submit(g, ps, NULL, "after") == 0);
     CHECK(cf_ingest_flush(g, -1, &err) == 0);
@@ -444,6 +536,7 @@ int main(void)
     RUN(test_database_away);
     RUN(test_producers);
     RUN(test_reject_policy);
+    RUN(test_patient_submit);
     RUN(test_scorer_and_errors);
     cf_sanitizer_free(san);
     remove_db();
