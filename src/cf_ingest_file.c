@@ -30,12 +30,12 @@ static int is_blank(const char *s, size_t n)
     return 1;
 }
 
-/* One line: parse, validate, submit. Returns -1 only when the pipeline
- * refuses everything (closing). */
 /* Bulk ingestion waits for a slow database (see cf_ingest_submit); without
  * a stop flag it waits until writes fail. */
 static volatile sig_atomic_t never;
 
+/* One line: parse, validate, submit. Returns -1 only when the pipeline
+ * refuses everything (closing). */
 static int one_line(cf_ingest *g, cf_prepare_scratch *ps, const cf_bulk_opts *o,
                     cf_bulk_result *res, const char *s, size_t n, cf_err *err)
 {
