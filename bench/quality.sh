@@ -9,8 +9,9 @@ corpus_n=${QUALITY_CORPUS:-200000}
 events_n=${QUALITY_EVENTS:-1000000}
 signals_n=${QUALITY_SIGNALS:-100000}
 "$bin" bench/quality_corpus.lua "$work/quality_corpus.jsonl" "$corpus_n"
-ours=$("$bin" bench/quality_assess.lua "$work/quality_corpus.jsonl")
-peer=$(/usr/bin/python3 bench/peers/py_quality.py "$work/quality_corpus.jsonl")
+# Passes, each timed alone: the best measures the code, the median the machine.
+ours=$("$bin" bench/quality_assess.lua "$work/quality_corpus.jsonl" "${QUALITY_PASSES:-5}")
+peer=$(/usr/bin/python3 bench/peers/py_quality.py "$work/quality_corpus.jsonl" "${QUALITY_PEER_PASSES:-3}")
 stats=$("$bin" bench/quality_stats.lua "$work/quality_stats.db" "$events_n" "$signals_n")
 pstats=$(/usr/bin/python3 bench/peers/py_quality_stats.py "$work/quality_stats.db")
 /usr/bin/python3 - "$ours" "$peer" "$stats" "$pstats" <<'PY'
@@ -24,15 +25,21 @@ print()
 print(f"Corpus: {o['events']:,} generated responses (bench/quality_corpus.lua: prose, JSON,"
       " markdown, refusals, loops, short, over-long and non-English text).")
 print()
-print("| | events | CPU s | events/s | mean score |")
-print("| --- | ---: | ---: | ---: | ---: |")
-print(f"| crucible-feedback cf.assess_quality (result tables in Lua) | {o['events']} | {o['cpu_seconds']:.3f} | {o['events_per_second']:.0f} | {o['mean_score']:.6f} |")
-print(f"| crucible-feedback C scorer (the ingest hook's work) | {o['events']} | | {o['c_scorer_events_per_second']:.0f} | {o['c_mean_score']:.6f} |")
-print(f"| peer: Python, the same four checks | {p['events']} | {p['cpu_seconds']:.3f} | {p['events_per_second']:.0f} | {p['mean_score']:.6f} |")
+print(f"Each pass over the corpus is timed alone (CPU time): ours {o['passes']} passes, the peer {p['passes']}."
+      " The best pass measures the code; the median shows how much the shared machine varied.")
+print()
+print("| | events a pass | CPU s (best pass) | events/s, best pass | events/s, median pass | mean score |")
+print("| --- | ---: | ---: | ---: | ---: | ---: |")
+print(f"| crucible-feedback cf.assess_quality (result tables in Lua) | {o['events']} | {o['cpu_seconds']:.3f} | {o['events_per_second']:.0f} | {o['events_per_second_median']:.0f} | {o['mean_score']:.6f} |")
+print(f"| crucible-feedback C scorer (the ingest hook's work) | {o['events']} | | {o['c_scorer_events_per_second']:.0f} | {o['c_scorer_events_per_second_median']:.0f} | {o['c_mean_score']:.6f} |")
+print(f"| peer: Python, the same four checks | {p['events']} | {p['cpu_seconds']:.3f} | {p['events_per_second']:.0f} | {p['events_per_second_median']:.0f} | {p['mean_score']:.6f} |")
 print()
 same = abs(o['mean_score'] - p['mean_score']) < 1e-9
-print(f"Ratio (ours / peer events/s): {o['events_per_second'] / p['events_per_second']:.1f}."
-      f" Target 200,000 events/s: {'met' if o['events_per_second'] >= 200000 else 'NOT met'}."
+best, med = o['events_per_second'], o['events_per_second_median']
+print(f"Ratio (ours / peer events/s, best passes): {best / p['events_per_second']:.1f}; median passes:"
+      f" {med / p['events_per_second_median']:.1f}."
+      f" Target 200,000 events/s: {'met' if best >= 200000 else 'NOT met'} by the best pass,"
+      f" {'met' if med >= 200000 else 'not met'} by the median pass."
       f" Mean scores {'agree' if same else 'DIFFER'}.")
 print()
 print(f"Stored: {s['events']:,} events of one deployment, {s['signals']:,} signals.")
