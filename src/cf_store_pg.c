@@ -148,7 +148,10 @@ int pg_fail(pg_store *s, PGresult *res, const char *what, cf_err *err)
     while (n && (text[n - 1] == '\n' || text[n - 1] == ' '))
         text[--n] = '\0';
     snprintf(s->state, sizeof s->state, "%s", state ? state : "");
-    s->lost = PQstatus(s->conn) != CONNECTION_OK || lost_state(state);
+    /* No SQLSTATE: the error is libpq's own, the connection failing (a
+     * crashed server is not always CONNECTION_BAD yet when the command
+     * fails). Every error the server reports has one. */
+    s->lost = PQstatus(s->conn) != CONNECTION_OK || lost_state(state) || !state || !*state;
     if (s->lost)
         cf_fail(err, CF_EDB,
                 "%s: the connection to PostgreSQL at %s was lost (%s); check that the server "

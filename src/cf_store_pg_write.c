@@ -626,18 +626,54 @@ static int mark_chunk(pg_store *s, cf_buf *arr, cf_str batch, int64_t now, int64
 typedef struct mark_arg {
     const cf_str *ids;  /* a list, or */
     size_t n;
-    int (*next)(void *, cf_str *, cf_err *); /* a stream (not replayable) */
+    int (*next)(void *, cf_str *, cf_err *); /* a stream, read once: */
     void *ctx;
+    cf_buf seen;        /* the ids it gave so far (a size_t length, SIZE_MAX for
+                         * none, then the bytes), */
+    int ended;          /* replayed by a retry after a lost connection */
     cf_str batch;
     int64_t changed;
 } mark_arg;
+
+/* The next streamed id: first the ones a failed attempt already read, then
+ * new ones from the stream (kept for a retry). 1, 0 at the end, -1. */
+static int next_streamed(mark_arg *a, size_t *pos, cf_str *id, cf_err *err)
+{
+    if (*pos < a->seen.n) {
+        size_t len;
+        memcpy(&len, a->seen.p + *pos, sizeof len);
+        *pos += sizeof len;
+        if (len == SIZE_MAX) { /* the stream gave no id there */
+            *id = (cf_str){NULL, 0};
+            return 1;
+        }
+        *id = (cf_str){a->seen.p + *pos, len};
+        *pos += len;
+        return 1;
+    }
+    if (a->ended)
+        return 0;
+    int r = a->next(a->ctx, id, err);
+    if (r <= 0) {
+        a->ended = r == 0;
+        return r;
+    }
+    size_t len = id->p ? id->n : SIZE_MAX;
+    cf_buf_append(&a->seen, (const char *)&len, sizeof len);
+    if (id->p)
+        cf_buf_append(&a->seen, id->p, id->n);
+    if (cf_buf_failed(&a->seen))
+        return cf_fail(err, CF_ENOMEM, "out of memory keeping the streamed ids");
+    *pos = a->seen.n;
+    return 1;
+}
 
 static int mark_op(pg_store *s, void *arg, int attempt, cf_err *err)
 {
     (void)attempt;
     mark_arg *a = arg;
     int64_t now = cf_now_us();
-    size_t k = 0, taken = 0;
+    size_t k = 0, pos = 0;
     cf_buf arr = CF_BUF_INIT;
     cf_buf_putc(&arr, '{');
     a->changed = 0;
@@ -646,12 +682,13 @@ static int mark_op(pg_store *s, void *arg, int attempt, cf_err *err)
     for (size_t i = 0;; i++) {
         cf_str id;
         if (a->next) {
-            int r = a->next(a->ctx, &id, err);
-            if (r < 0)
+            int r = next_streamed(a, &pos, &id, err);
+            if (r < 0) {
+                s->lost = 0; /* the stream's own failure: no retry */
                 goto fail;
+            }
             if (r == 0)
                 break;
-            taken++;
         } else {
             if (i == a->n)
                 break;
@@ -679,9 +716,6 @@ static int mark_op(pg_store *s, void *arg, int attempt, cf_err *err)
 fail:
     cf_buf_free(&arr);
     pg_rollback(s);
-    /* streamed ids already taken cannot be read again: no retry */
-    if (taken)
-        s->lost = 0;
     return -1;
 }
 
@@ -692,7 +726,7 @@ int pg_mark_curated_exported(cf_store *base, const cf_str *ids, size_t n, cf_str
         return cf_fail(err, CF_EINVAL, "export_batch_id: missing required value");
     if (pg_check_text(batch, "export", 0, "export_batch_id", err))
         return -1;
-    mark_arg a = {ids, n, NULL, NULL, batch, 0};
+    mark_arg a = {ids, n, NULL, NULL, CF_BUF_INIT, 0, batch, 0};
     if (pg_retry((pg_store *)base, mark_op, &a, err))
         return -1;
     return (int)a.changed;
@@ -707,8 +741,12 @@ int pg_mark_curated_exported_stream(cf_store *base, int (*next)(void *, cf_str *
         return cf_fail(err, CF_EINVAL, "export_batch_id: missing required value");
     if (pg_check_text(batch, "export", 0, "export_batch_id", err))
         return -1;
-    mark_arg a = {NULL, 0, next, ctx, batch, 0};
-    if (pg_retry((pg_store *)base, mark_op, &a, err))
+    /* One transaction; a lost connection retries it from the first id,
+     * replaying the ids already read from the stream (kept in memory). */
+    mark_arg a = {NULL, 0, next, ctx, CF_BUF_INIT, 0, batch, 0};
+    int rc = pg_retry((pg_store *)base, mark_op, &a, err);
+    cf_buf_free(&a.seen);
+    if (rc)
         return -1;
     if (marked)
         *marked = a.changed;

@@ -655,6 +655,31 @@ describe("store conformance (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", functio
     assert.equal(1, db:count("signals", { deployment_id = dep }))
   end)
 
+  it("marks every streamed id when the server restarts in the middle of the stream", function()
+    local dep = uid()
+    local rows, ids = {}, {}
+    for i = 1, 2500 do
+      ids[i] = uid("m" .. i)
+      rows[i] = { id = ids[i], inference_event_id = uid("e"), deployment_id = dep,
+                  curation_source = "hard_examples", inserted_at = i }
+    end
+    assert.equal(2500, db:insert_curated(rows))
+    local stop, start = outage_commands(2)
+    local i = 0
+    local marked = assert(db:mark_curated_exported(function()
+      i = i + 1
+      if i == 1200 then -- after a first chunk of marks went out
+        assert(os.execute(stop))
+        os.execute("sleep 1.5")
+        assert(os.execute(start))
+      end
+      return ids[i]
+    end, "batch-restart"))
+    assert.equal(2500, marked)
+    assert.equal(0, db:count_curated { deployment_id = dep, exported = false })
+    assert.equal(2500, db:count_curated { deployment_id = dep, exported = true })
+  end)
+
   it("loses and duplicates nothing when the server restarts during a bulk ingest", function()
     local dep = uid()
     local dir = support.tmpdir()
