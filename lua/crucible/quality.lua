@@ -177,6 +177,14 @@ function M.attach(client, ctx)
                     DEFAULT_REFUSAL_PATTERNS = M.DEFAULT_REFUSAL_PATTERNS,
                     DEFAULT_PROMPT_TEMPLATE = M.DEFAULT_PROMPT_TEMPLATE }
 
+  -- An assessment, told to quality.assess listeners (when there are any).
+  local function assessed(result)
+    if bus:listening("quality.assess") then
+      ctx.emit("quality.assess", { score = result.score, check_count = #result.checks })
+    end
+    return result
+  end
+
   --- Assesses one event: the four built-in checks, then the judge (when
   -- opts.llm_judge, or llm_judge.enabled and opts.llm_judge ~= false), then
   -- the registered checks (unless opts.custom == false).
@@ -186,13 +194,7 @@ function M.attach(client, ctx)
     if opts == nil and default_assess and type(event) == "table" and not jcfg.enabled
         and #order == 0 then
       local response = event.response
-      if type(response) == "string" then
-        local result = default_assess(default_cfg, response)
-        if bus:listening("quality.assess") then
-          ctx.emit("quality.assess", { score = result.score, check_count = 4 })
-        end
-        return result
-      end
+      if type(response) == "string" then return assessed(default_assess(default_cfg, response)) end
     end
     if type(event) ~= "table" then
       error("bad argument #1 to 'assess_quality' (table expected, got " .. type(event) .. ")", 2)
@@ -211,11 +213,7 @@ function M.attach(client, ctx)
         if not c then return nil, err, kind end
         default_cfg, default_assess = c, c.assess
       end
-      local result = c:assess(response)
-      if bus:listening("quality.assess") then
-        ctx.emit("quality.assess", { score = result.score, check_count = 4 })
-      end
-      return result
+      return assessed(c:assess(response))
     end
     local min, max = bounds(opts)
     local c, err, kind = cfg_for(min, max)
@@ -237,10 +235,7 @@ function M.attach(client, ctx)
       for _, ch in ipairs(checks) do sum = sum + ch.score end
       result.score = sum / #checks
     end
-    if bus:listening("quality.assess") then
-      ctx.emit("quality.assess", { score = result.score, check_count = #result.checks })
-    end
-    return result
+    return assessed(result)
   end
 
   --- One check alone: a built-in name, "llm_judge", or a registered name.
