@@ -1,6 +1,8 @@
 /* What every Lua wrapper shares: how a cf_err reaches Lua, classes (see cf_lua.h). */
 #include "crucible/cf_lua.h"
 
+#include <stdint.h>
+
 #include <lauxlib.h>
 
 #include "crucible/cf_ingest.h"
@@ -51,7 +53,10 @@ cf_str cf_lua_field_str(lua_State *L, int idx, const char *field)
     return r;
 }
 
-int64_t cf_lua_field_int(lua_State *L, int idx, const char *field, int64_t dflt)
+/* An integer field (word: "field" or "option" in the message), in
+ * [min, max]. */
+static int64_t int_field(lua_State *L, int idx, const char *word, const char *field,
+                         int64_t dflt, int64_t min, int64_t max)
 {
     int64_t v = dflt;
     int t = lua_getfield(L, idx, field);
@@ -59,12 +64,29 @@ int64_t cf_lua_field_int(lua_State *L, int idx, const char *field, int64_t dflt)
         int ok;
         lua_Integer i = lua_tointegerx(L, -1, &ok);
         if (t != LUA_TNUMBER || !ok)
-            luaL_error(L, "field '%s' must be an integer, got %s", field,
+            luaL_error(L, "%s '%s' must be an integer, got %s", word, field,
                        t == LUA_TNUMBER ? "a fractional number" : lua_typename(L, t));
+        if (i < min && max == INT64_MAX)
+            luaL_error(L, "%s '%s' must be at least %I, got %I", word, field, (lua_Integer)min,
+                       i);
+        if (i < min || i > max)
+            luaL_error(L, "%s '%s' must be between %I and %I, got %I", word, field,
+                       (lua_Integer)min, (lua_Integer)max, i);
         v = (int64_t)i;
     }
     lua_pop(L, 1);
     return v;
+}
+
+int64_t cf_lua_field_int(lua_State *L, int idx, const char *field, int64_t dflt)
+{
+    return int_field(L, idx, "field", field, dflt, INT64_MIN, INT64_MAX);
+}
+
+int64_t cf_lua_option_int(lua_State *L, int idx, const char *option, int64_t dflt, int64_t min,
+                          int64_t max)
+{
+    return int_field(L, idx, "option", option, dflt, min, max);
 }
 
 double cf_lua_field_num(lua_State *L, int idx, const char *field, double dflt)

@@ -36,26 +36,6 @@ static cf_str opt_str(lua_State *L, int idx, const char *field, int required)
     return r;
 }
 
-static int64_t opt_int(lua_State *L, int idx, const char *field, int64_t dflt, int64_t min,
-                       int64_t max)
-{
-    int64_t v = dflt;
-    int t = lua_getfield(L, idx, field);
-    if (t != LUA_TNIL) {
-        int ok;
-        lua_Integer i = lua_tointegerx(L, -1, &ok);
-        if (t != LUA_TNUMBER || !ok)
-            luaL_error(L, "option '%s' must be an integer, got %s", field,
-                       t == LUA_TNUMBER ? "a fractional number" : lua_typename(L, t));
-        if (i < min || i > max)
-            luaL_error(L, "option '%s' must be between %I and %I, got %I", field,
-                       (lua_Integer)min, (lua_Integer)max, i);
-        v = (int64_t)i;
-    }
-    lua_pop(L, 1);
-    return v;
-}
-
 static int opt_bool(lua_State *L, int idx, const char *field, int dflt)
 {
     int v = dflt;
@@ -98,15 +78,18 @@ static void read_parquet(lua_State *L, int idx, cf_pq_opts *p)
         int pi = lua_gettop(L);
         p->codec = opt_enum(L, pi, "compression", codecs, 0) == 0 ? CF_PQ_ZSTD
                                                                  : CF_PQ_UNCOMPRESSED;
-        p->zstd_level = (int)opt_int(L, pi, "zstd_level", p->zstd_level, 1, 22);
-        p->row_group_size = opt_int(L, pi, "row_group_size", p->row_group_size, 1, INT32_MAX);
-        p->row_group_bytes = (size_t)opt_int(L, pi, "row_group_bytes",
-                                             (int64_t)p->row_group_bytes, 1 << 16, INT64_MAX);
-        p->page_size = (size_t)opt_int(L, pi, "page_size", (int64_t)p->page_size, 1024,
-                                       1 << 30);
+        p->zstd_level = (int)cf_lua_option_int(L, pi, "zstd_level", p->zstd_level, 1, 22);
+        p->row_group_size =
+            cf_lua_option_int(L, pi, "row_group_size", p->row_group_size, 1, INT32_MAX);
+        p->row_group_bytes = (size_t)cf_lua_option_int(L, pi, "row_group_bytes",
+                                                       (int64_t)p->row_group_bytes, 1 << 16,
+                                                       INT64_MAX);
+        p->page_size = (size_t)cf_lua_option_int(L, pi, "page_size", (int64_t)p->page_size,
+                                                 1024, 1 << 30);
         p->dictionary = opt_bool(L, pi, "dictionary", p->dictionary);
-        p->dictionary_limit = (size_t)opt_int(L, pi, "dictionary_limit",
-                                              (int64_t)p->dictionary_limit, 1024, 1 << 30);
+        p->dictionary_limit = (size_t)cf_lua_option_int(L, pi, "dictionary_limit",
+                                                        (int64_t)p->dictionary_limit, 1024,
+                                                        1 << 30);
     } else if (t != LUA_TNIL) {
         luaL_error(L, "option 'parquet' must be a table, got %s", lua_typename(L, t));
     }
@@ -146,8 +129,8 @@ static int l_curated(lua_State *L)
     o.deployment_id = opt_str(L, 2, "deployment_id", 1);
     o.batch_id = opt_str(L, 2, "batch_id", 1);
     o.include_exported = opt_bool(L, 2, "include_exported", 0);
-    o.limit = opt_int(L, 2, "limit", -1, 0, INT64_MAX);
-    o.export_time_us = opt_int(L, 2, "export_time", 0, 0, INT64_MAX);
+    o.limit = cf_lua_option_int(L, 2, "limit", -1, 0, INT64_MAX);
+    o.export_time_us = cf_lua_option_int(L, 2, "export_time", 0, 0, INT64_MAX);
     read_parquet(L, 2, &o.parquet);
     cf_progress_bar bar = {stderr, 0, 0, 0};
     if (opt_bool(L, 2, "progress", 0)) {
@@ -174,9 +157,9 @@ static int l_pairs(lua_State *L)
     o.path = opt_str(L, 2, "path", 1).p;
     o.unique = opt_bool(L, 2, "unique", 0);
     o.deployment_id = opt_str(L, 2, "deployment_id", 1);
-    o.limit = opt_int(L, 2, "limit", -1, 0, INT64_MAX);
-    o.since = opt_int(L, 2, "since", CF_NO_TIME, INT64_MIN, INT64_MAX);
-    o.until = opt_int(L, 2, "until", CF_NO_TIME, INT64_MIN, INT64_MAX);
+    o.limit = cf_lua_option_int(L, 2, "limit", -1, 0, INT64_MAX);
+    o.since = cf_lua_option_int(L, 2, "since", CF_NO_TIME, INT64_MIN, INT64_MAX);
+    o.until = cf_lua_option_int(L, 2, "until", CF_NO_TIME, INT64_MIN, INT64_MAX);
     cf_progress_bar bar = {stderr, 0, 0, 0};
     if (opt_bool(L, 2, "progress", 0)) {
         o.progress = draw_progress;

@@ -54,22 +54,6 @@ static l_ingest *check_open(lua_State *L)
 
 /* ---- options ------------------------------------------------------------------- */
 
-static int64_t opt_int(lua_State *L, int t, const char *k, int64_t dflt, int64_t min)
-{
-    int64_t v = dflt;
-    int ty = lua_getfield(L, t, k);
-    if (ty != LUA_TNIL) {
-        int ok;
-        v = (int64_t)lua_tointegerx(L, -1, &ok);
-        if (!ok)
-            luaL_error(L, "option '%s' must be an integer", k);
-        if (v < min)
-            luaL_error(L, "option '%s' must be at least %d", k, (int)min);
-    }
-    lua_pop(L, 1);
-    return v;
-}
-
 static const char *opt_str(lua_State *L, int t, const char *k)
 {
     const char *v = NULL;
@@ -100,16 +84,17 @@ static int l_open(lua_State *L)
     o.store_url = opt_str(L, 2, "url");
     if (!o.store_url)
         return luaL_error(L, "option 'url' is required");
-    o.store_opts.busy_timeout_ms = (int)opt_int(L, 2, "busy_timeout_ms", 5000, 0);
-    o.capacity = (size_t)opt_int(L, 2, "buffer_capacity", 100000, 1);
-    o.max_bytes = (size_t)opt_int(L, 2, "buffer_max_bytes", 0, 0);
-    o.max_batch = (size_t)opt_int(L, 2, "max_batch_size", 1000, 1);
-    o.flush_interval_ms = opt_int(L, 2, "flush_interval", 5000, 1);
-    o.block_timeout_ms = opt_int(L, 2, "block_timeout_ms", 1000, 0);
-    o.retry_initial_ms = opt_int(L, 2, "retry_initial_ms", 100, 1);
-    o.retry_max_ms = opt_int(L, 2, "retry_max_ms", 30000, 1);
-    o.shutdown_timeout_ms = opt_int(L, 2, "shutdown_timeout_ms", 10000, 0);
-    o.max_event_bytes = (size_t)opt_int(L, 2, "max_event_bytes", 0, 0);
+    o.store_opts.busy_timeout_ms =
+        (int)cf_lua_option_int(L, 2, "busy_timeout_ms", 5000, 0, INT32_MAX);
+    o.capacity = (size_t)cf_lua_option_int(L, 2, "buffer_capacity", 100000, 1, INT64_MAX);
+    o.max_bytes = (size_t)cf_lua_option_int(L, 2, "buffer_max_bytes", 0, 0, INT64_MAX);
+    o.max_batch = (size_t)cf_lua_option_int(L, 2, "max_batch_size", 1000, 1, INT64_MAX);
+    o.flush_interval_ms = cf_lua_option_int(L, 2, "flush_interval", 5000, 1, INT64_MAX);
+    o.block_timeout_ms = cf_lua_option_int(L, 2, "block_timeout_ms", 1000, 0, INT64_MAX);
+    o.retry_initial_ms = cf_lua_option_int(L, 2, "retry_initial_ms", 100, 1, INT64_MAX);
+    o.retry_max_ms = cf_lua_option_int(L, 2, "retry_max_ms", 30000, 1, INT64_MAX);
+    o.shutdown_timeout_ms = cf_lua_option_int(L, 2, "shutdown_timeout_ms", 10000, 0, INT64_MAX);
+    o.max_event_bytes = (size_t)cf_lua_option_int(L, 2, "max_event_bytes", 0, 0, INT64_MAX);
     const char *policy = opt_str(L, 2, "full_policy");
     if (!policy || strcmp(policy, "block") == 0)
         o.full_policy = CF_FULL_BLOCK;
@@ -539,7 +524,7 @@ static int m_ingest_file(lua_State *L)
     if (!lua_isnoneornil(L, 3)) {
         luaL_checktype(L, 3, LUA_TTABLE);
         const char *rej = opt_str(L, 3, "rejects");
-        max_line = (size_t)opt_int(L, 3, "max_line", 0, 0);
+        max_line = (size_t)cf_lua_option_int(L, 3, "max_line", 0, 0, INT64_MAX);
         b.quiet = opt_bool(L, 3, "quiet", 0);
         if (rej) {
             b.rejects = fopen(rej, "w");

@@ -29,5 +29,10 @@ cf_str cf_lua_field_str(lua_State *L, int idx, const char *field);
 int64_t cf_lua_field_int(lua_State *L, int idx, const char *field, int64_t dflt);
 double cf_lua_field_num(lua_State *L, int idx, const char *field, double dflt);
 int cf_lua_field_bool(lua_State *L, int idx, const char *field, int dflt);
+/* An integer option of a function's options table, in [min, max] (max
+ * INT64_MAX: "must be at least MIN"); absent gives dflt; otherwise raises
+ * "option 'NAME' must be ..." naming the problem. */
+int64_t cf_lua_option_int(lua_State *L, int idx, const char *option, int64_t dflt, int64_t min,
+                          int64_t max);
 
 #endif

@@ -38,6 +38,29 @@ local function hmac_hex(key, msg)
   return out
 end
 
+describe("crucible._ingest.open options", function()
+  it("names an integer option that is fractional, too small or out of range", function()
+    local san = assert(require("crucible._sanitize").new())
+    local dir = support.tmpdir()
+    local url = "sqlite:" .. dir .. "/opts.db"
+    local function open_err(opts)
+      opts.url = url
+      local ok, err = pcall(cingest.open, san, opts)
+      assert.is_false(ok)
+      return err
+    end
+    assert.matches("option 'busy_timeout_ms' must be an integer, got a fractional number",
+      open_err { busy_timeout_ms = 1.5 }, 1, true)
+    assert.matches("option 'max_batch_size' must be an integer, got string",
+      open_err { max_batch_size = "10" }, 1, true)
+    assert.matches("option 'buffer_capacity' must be at least 1, got 0",
+      open_err { buffer_capacity = 0 }, 1, true)
+    assert.matches("option 'busy_timeout_ms' must be between 0 and 2147483647, got 1099511627776",
+      open_err { busy_timeout_ms = 1 << 40 }, 1, true)
+    support.rm_rf(dir)
+  end)
+end)
+
 describe("cf.log_inference", function()
   local cf, dir
   before_each(function() cf, dir = support.client { sanitizer = { user_id_key = "test-key" } } end)
