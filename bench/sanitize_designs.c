@@ -18,8 +18,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "crucible/cf_pii_check.h"
-#include "crucible/cf_sanitize.h"
+#include "crucible/sanitize/cf_pii_check.h"
+#include "crucible/sanitize/cf_sanitize.h"
 
 typedef struct text {
     char *p;

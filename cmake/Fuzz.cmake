@@ -20,8 +20,9 @@ execute_process(COMMAND pkg-config --libs libpcre2-8 jansson libcrypto
 separate_arguments(CF_FUZZ_CFLAGS)
 separate_arguments(CF_FUZZ_LIBS)
 set(CF_FUZZ_SOURCES
-  src/cf_buf.c src/cf_common.c src/cf_hmac.c src/cf_jsonl.c src/cf_pii_check.c
-  src/cf_record.c src/cf_sanitize.c src/cf_sanitize_json.c src/cf_uuid.c src/cf_validate.c)
+  src/core/cf_buf.c src/core/cf_common.c src/core/cf_uuid.c
+  src/ingest/cf_hmac.c src/ingest/cf_jsonl.c src/ingest/cf_record.c src/ingest/cf_validate.c
+  src/sanitize/cf_pii_check.c src/sanitize/cf_sanitize.c src/sanitize/cf_sanitize_json.c)
 list(TRANSFORM CF_FUZZ_SOURCES PREPEND ${PROJECT_SOURCE_DIR}/)
 set(CF_FUZZ_DIR ${PROJECT_BINARY_DIR}/fuzz)
 file(MAKE_DIRECTORY ${CF_FUZZ_DIR})

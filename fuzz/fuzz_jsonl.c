@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "crucible/cf_jsonl.h"
-#include "crucible/cf_record.h"
+#include "crucible/ingest/cf_jsonl.h"
+#include "crucible/ingest/cf_record.h"
 
 static cf_sanitizer *san, *none;
 static cf_hmac *hmac;

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "crucible/cf_sanitize.h"
+#include "crucible/sanitize/cf_sanitize.h"
 
 static cf_sanitizer *builtin, *with_user;
 static cf_sanitize_scratch *sc;

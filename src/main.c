@@ -6,7 +6,7 @@
 #include <lauxlib.h>
 #include <stdio.h>
 
-#include "crucible/cf_runtime.h"
+#include "crucible/lua/cf_runtime.h"
 
 static int pmain(lua_State *L)
 {

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "crucible/cf_store.h"
+#include "crucible/store/cf_store.h"
 
 static inline void cf_test_store_remove(const char *path)
 {

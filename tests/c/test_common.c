@@ -1,7 +1,7 @@
 /* cf_common: errors and UTC time formatting/parsing. */
 #include "cf_test.h"
 
-#include "crucible/cf_common.h"
+#include "crucible/core/cf_common.h"
 
 static void test_fail(void)
 {

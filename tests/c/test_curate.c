@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "crucible/cf_diverse.h"
-#include "crucible/cf_simhash.h"
-#include "crucible/cf_topk.h"
+#include "crucible/curate/cf_diverse.h"
+#include "crucible/curate/cf_simhash.h"
+#include "crucible/curate/cf_topk.h"
 
 /* ---- top-k ------------------------------------------------------------------------ */
 

@@ -8,13 +8,13 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "crucible/cf_drift.h"
-#include "crucible/cf_drift_window.h"
-#include "crucible/cf_embed.h"
-#include "crucible/cf_graphemes.h"
-#include "crucible/cf_kolmogorov.h"
-#include "crucible/cf_mmd.h"
-#include "crucible/cf_store.h"
+#include "crucible/drift/cf_drift.h"
+#include "crucible/drift/cf_drift_window.h"
+#include "crucible/embed/cf_embed.h"
+#include "crucible/quality/cf_graphemes.h"
+#include "crucible/drift/cf_kolmogorov.h"
+#include "crucible/drift/cf_mmd.h"
+#include "crucible/store/cf_store.h"
 
 static int cmp(const void *a, const void *b)
 {

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "crucible/cf_embed_http.h"
+#include "crucible/embed/cf_embed_http.h"
 
 /* What the server does next; guarded by mu. */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;

@@ -15,9 +15,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cf_parquet_int.h"
-#include "crucible/cf_export.h"
-#include "crucible/cf_thrift.h"
+#include "export/parquet/cf_parquet_int.h"
+#include "crucible/export/cf_export.h"
+#include "crucible/export/cf_thrift.h"
 
 
 /* cf_utf8_check as "offset of the first bad byte, or -1". */

@@ -1,7 +1,7 @@
 /* HMAC-SHA256 against RFC 4231 vectors, and the user id hash. */
 #include "cf_test.h"
 
-#include "crucible/cf_hmac.h"
+#include "crucible/ingest/cf_hmac.h"
 
 static void hexify(const unsigned char *m, size_t n, char *out)
 {

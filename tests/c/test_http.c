@@ -10,7 +10,7 @@
 
 #include "cf_test.h"
 #include "cf_test_http.h"
-#include "crucible/cf_http.h"
+#include "crucible/http/cf_http.h"
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int requests;

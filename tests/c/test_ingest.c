@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "crucible/cf_ingest.h"
-#include "crucible/cf_store.h"
+#include "crucible/ingest/cf_ingest.h"
+#include "crucible/store/cf_store.h"
 
 #define DB "test_ingest.db"
 #define DEAD "test_ingest.dead.jsonl"

@@ -4,8 +4,8 @@
 
 #include <math.h>
 
-#include "crucible/cf_buf.h"
-#include "crucible/cf_jsonl.h"
+#include "crucible/core/cf_buf.h"
+#include "crucible/ingest/cf_jsonl.h"
 
 static int parse(const char *line, int to_meta, cf_jsonl_doc *doc, cf_event_in *in, cf_err *err)
 {

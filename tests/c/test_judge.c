@@ -10,8 +10,8 @@
 
 #include "cf_test.h"
 #include "cf_test_http.h"
-#include "crucible/cf_judge.h"
-#include "crucible/cf_quality.h"
+#include "crucible/quality/cf_judge.h"
+#include "crucible/quality/cf_quality.h"
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int requests;         /* since the last reset */

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "cf_test.h"
-#include "crucible/cf_quality.h"
+#include "crucible/quality/cf_quality.h"
 
 static char *repeat(const char *unit, size_t times)
 {

@@ -7,8 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "crucible/cf_embedded.h"
-#include "crucible/cf_runtime.h"
+#include "crucible/lua/cf_embedded.h"
+#include "crucible/lua/cf_runtime.h"
 
 /* Runs code; returns its first result as a string (static buffer) or the error. */
 static const char *eval(lua_State *L, const char *code)

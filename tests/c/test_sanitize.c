@@ -5,8 +5,8 @@
 
 #include <stdlib.h>
 
-#include "crucible/cf_pii_check.h"
-#include "crucible/cf_sanitize.h"
+#include "crucible/sanitize/cf_pii_check.h"
+#include "crucible/sanitize/cf_sanitize.h"
 
 static cf_sanitizer *san_all;
 static cf_sanitize_scratch *sc;

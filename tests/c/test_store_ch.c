@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cf_store_ch_int.h"
+#include "store/ch/cf_store_ch_int.h"
 #include "cf_test.h"
 
 static const char *quoted(const char *s, size_t n, cf_buf *b)

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "crucible/cf_store.h"
+#include "crucible/store/cf_store.h"
 
 #define DB "test_store_curation.db"
 

@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include "cf_test.h"
-#include "crucible/cf_sched.h"
-#include "crucible/cf_store.h"
+#include "crucible/core/cf_sched.h"
+#include "crucible/store/cf_store.h"
 
 #define DB "runs_test.db"
 

@@ -7,9 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "crucible/cf_store.h"
-#include "cf_store_sqlite_int.h"
-#include "crucible/cf_uuid.h"
+#include "crucible/store/cf_store.h"
+#include "store/sqlite/cf_store_sqlite_int.h"
+#include "crucible/core/cf_uuid.h"
 
 #define DB "test_store.db"
 

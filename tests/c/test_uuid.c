@@ -4,7 +4,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "crucible/cf_uuid.h"
+#include "crucible/core/cf_uuid.h"
 
 static int hexval(char c)
 {

@@ -1,0 +1,63 @@
+/*
+ * Text embedders behind embedding drift and diverse curation.
+ *
+ * An embedder turns a batch of texts into vectors of one fixed dimension.
+ * Providers: the built-in local embedder (deterministic feature hashing,
+ * the default), the reference's Noop client (always fails with
+ * "embedding_client_not_configured"), an OpenAI-compatible HTTP provider
+ * (cf_embed_http.h) and, from Lua, a function provider (l_embed.c).
+ */
+#ifndef CRUCIBLE_CF_EMBED_H
+#define CRUCIBLE_CF_EMBED_H
+
+#include <stddef.h>
+
+#include "crucible/core/cf_common.h"
+
+typedef struct cf_embedder cf_embedder;
+
+typedef struct cf_embedder_vt {
+    /* Embeds n texts. *out receives n * *dim floats owned by the embedder,
+     * valid until its next call. Returns 0, or -1 with err set. */
+    int (*embed)(cf_embedder *, const cf_str *texts, size_t n, const float **out, size_t *dim,
+                 cf_err *err);
+    void (*destroy)(cf_embedder *);
+} cf_embedder_vt;
+
+struct cf_embedder {
+    const cf_embedder_vt *vt;
+    const char *name;   /* "builtin", "noop", "http", "lua" */
+    size_t batch;       /* texts per call the provider prefers */
+};
+
+static inline int cf_embed_batch(cf_embedder *e, const cf_str *texts, size_t n, const float **out,
+                                 size_t *dim, cf_err *err)
+{
+    return e->vt->embed(e, texts, n, out, dim, err);
+}
+
+static inline void cf_embedder_free(cf_embedder *e)
+{
+    if (e)
+        e->vt->destroy(e);
+}
+
+/* The reference's error when no provider is configured. */
+#define CF_EMBED_NOT_CONFIGURED "embedding_client_not_configured"
+
+/* Built-in embedder dimensions allowed. */
+#define CF_EMBED_MIN_DIM 8
+#define CF_EMBED_MAX_DIM 8192
+#define CF_EMBED_DEFAULT_DIM 256
+
+/* The built-in embedder as a pure function: lower-cased words (runs of
+ * ASCII letters and digits, and of non-ASCII UTF-8) and the byte 3-, 4- and
+ * 5-grams of "<word>" are hashed (FNV-1a, signed) into `dim` buckets, then
+ * the vector is L2-normalised. Words are hashed independently, so word
+ * order does not change the vector. An empty text gives the zero vector. */
+void cf_embed_builtin(const char *s, size_t n, float *out, size_t dim);
+
+int cf_embedder_builtin_new(size_t dim, cf_embedder **out, cf_err *err);
+int cf_embedder_noop_new(cf_embedder **out, cf_err *err);
+
+#endif

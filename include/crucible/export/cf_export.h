@@ -1,0 +1,145 @@
+/*
+ * Exporters: curated examples to JSONL, CSV, Parquet or a HuggingFace
+ * dataset directory; preference pairs (DPO, KTO, OpenAI chat) from user
+ * signals. Everything streams: a store cursor feeds a row writer, one row
+ * in memory at a time (Parquet: one row group).
+ *
+ * An export writes under a temporary name, fsyncs and renames into place
+ * (cf_out), and only then marks the rows exported, in one transaction; if
+ * marking fails the published file is taken back. So a reader never sees
+ * half a file, and a crash or a full disk leaves no file at the final path
+ * and no row marked.
+ */
+#ifndef CRUCIBLE_CF_EXPORT_H
+#define CRUCIBLE_CF_EXPORT_H
+
+#include <stdint.h>
+
+#include "crucible/core/cf_buf.h"
+#include "crucible/core/cf_out.h"
+#include "crucible/export/cf_parquet.h"
+#include "crucible/store/cf_store.h"
+
+/* ---- rows and writers ------------------------------------------------------ */
+
+/* A curated example as exporters see it. */
+typedef struct cf_export_row {
+    cf_str id;                 /* the curated example's id */
+    cf_str prompt;
+    cf_str response;
+    cf_str source;             /* curation_source */
+    double score;              /* curation_score; NaN: absent */
+    cf_str inference_event_id;
+    cf_str deployment_id;
+} cf_export_row;
+
+typedef struct cf_row_writer cf_row_writer;
+struct cf_row_writer {
+    int (*row)(cf_row_writer *, const cf_export_row *, cf_err *);
+    int (*finish)(cf_row_writer *, cf_err *);  /* trailer (Parquet footer, dataset card) */
+    void (*destroy)(cf_row_writer *);
+};
+
+/* JSONL: {"prompt":...,"response":...,"source":...,"score":...} per line. */
+int cf_jsonl_writer(cf_row_writer **w, cf_out *out, cf_err *err);
+/* CSV (RFC 4180): header prompt,response,source,score; CRLF line ends;
+ * fields with quotes, commas, CR or LF quoted (quotes doubled); an empty
+ * string is "" and NULL an empty field. */
+int cf_csv_writer(cf_row_writer **w, cf_out *out, cf_err *err);
+/* Parquet: columns prompt, response, source (UTF-8), score (double),
+ * inference_event_id, deployment_id (UTF-8); with features_only, the
+ * first four (the dataset features of a HuggingFace export). */
+int cf_parquet_row_writer(cf_row_writer **w, cf_out *out, const cf_pq_opts *opts,
+                          int features_only, cf_err *err);
+
+/* HuggingFace dataset directory inside dir (a temporary directory being
+ * built): data/train-00000-of-00001.parquet and .jsonl, dataset_info.json,
+ * README.md (dataset card: counts per source, export time, deployment,
+ * filters). */
+typedef struct cf_hf_info {
+    cf_str deployment_id;
+    int64_t export_time_us;
+    const char *filters;       /* human-readable, e.g. "not yet exported; limit 100" */
+    cf_str batch_id;
+} cf_hf_info;
+int cf_hf_writer(cf_row_writer **w, const char *dir, const cf_pq_opts *opts,
+                 const cf_hf_info *info, cf_err *err);
+/* Bytes written so far by a HuggingFace writer (both data files). */
+uint64_t cf_hf_bytes(cf_row_writer *w);
+
+/* ---- exports ------------------------------------------------------------------- */
+
+typedef enum cf_export_format {
+    CF_EXPORT_JSONL,
+    CF_EXPORT_CSV,
+    CF_EXPORT_PARQUET,
+    CF_EXPORT_HF
+} cf_export_format;
+
+/* Called every few thousand rows and at the end. */
+typedef void (*cf_progress_fn)(void *ud, int64_t done, int64_t total, uint64_t bytes);
+
+typedef struct cf_export_opts {
+    cf_export_format format;
+    const char *path;          /* final path (a directory for CF_EXPORT_HF) */
+    int unique;                /* 1: never replace an existing path, pick PATH_2.EXT ... */
+    cf_str deployment_id;      /* required */
+    int include_exported;      /* 1: every curated example, 0: those not exported yet */
+    int64_t limit;             /* < 0: no limit */
+    cf_str batch_id;           /* required: recorded on the exported rows */
+    cf_pq_opts parquet;        /* Parquet and HuggingFace */
+    int64_t export_time_us;    /* the dataset card's export time; 0: now */
+    cf_progress_fn progress;   /* optional */
+    void *progress_ud;
+} cf_export_opts;
+
+void cf_export_opts_init(cf_export_opts *o);
+
+typedef struct cf_export_result {
+    int64_t count;             /* rows written */
+    int64_t marked;            /* rows marked exported */
+    uint64_t bytes;            /* bytes written */
+    char *path;                /* the final path (malloc'd) */
+} cf_export_result;
+
+void cf_export_result_free(cf_export_result *r);
+
+/* Exports the deployment's curated examples, oldest first. */
+int cf_export_curated(cf_store *s, const cf_export_opts *o, cf_export_result *res, cf_err *err);
+
+typedef enum cf_pairs_format {
+    CF_PAIRS_DPO,     /* {"prompt","chosen","rejected"} from edit signals */
+    CF_PAIRS_KTO,     /* {"prompt","completion","label"} from thumbs signals */
+    CF_PAIRS_OPENAI   /* {"messages":[user, assistant]} from edit signals */
+} cf_pairs_format;
+
+typedef struct cf_pairs_opts {
+    cf_pairs_format format;
+    const char *path;
+    int unique;
+    cf_str deployment_id;      /* required */
+    int64_t limit;             /* events (< 0: no limit) */
+    int64_t since, until;      /* events' inserted_at window (CF_NO_TIME: unbounded) */
+    cf_progress_fn progress;
+    void *progress_ud;
+} cf_pairs_opts;
+
+void cf_pairs_opts_init(cf_pairs_opts *o);
+
+/* Writes training pairs from the deployment's events that have the
+ * signals the format needs, oldest event first. Marks nothing. */
+int cf_export_pairs(cf_store *s, const cf_pairs_opts *o, cf_export_result *res, cf_err *err);
+
+/* Draws a progress bar on f ("\r[#####.....]  45%  450000/1000000 rows
+ * 120.3 MB"); final = 1 ends the line. At most ten redraws a second
+ * unless final. */
+typedef struct cf_progress_bar {
+    void *f;                   /* FILE * */
+    int64_t last_us;
+    int64_t start_us;
+    int drawn;
+} cf_progress_bar;
+void cf_progress_draw(cf_progress_bar *bar, int64_t done, int64_t total, uint64_t bytes,
+                      int final);
+
+#endif

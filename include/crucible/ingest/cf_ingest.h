@@ -1,0 +1,130 @@
+/*
+ * The ingestion pipeline in C: producers submit raw events (validated,
+ * sanitized and hashed on their own thread by cf_record_prepare), the
+ * ring buffer holds them, and a background flusher thread with its own
+ * storage connection writes them in batches: when max_batch records
+ * wait, every flush_interval, on cf_ingest_flush, and when closing or
+ * terminating (SIGTERM, exit) -- nothing accepted is dropped.
+ *
+ * Write failures: a row the database refuses (CF_EINVAL from the store:
+ * a duplicate id, a constraint) is isolated by bisecting the batch, so the
+ * rest of the batch is written; the refused row goes to the dead-letter
+ * file (when set) and is reported. Backends must report row-specific
+ * refusals as CF_EINVAL: every other failure means the database is
+ * unavailable, and the batch stays owned by the flusher and is retried
+ * with exponential backoff (retry_initial_ms doubling up to retry_max_ms),
+ * reported each time. When closing, retries continue until
+ * shutdown_timeout_ms; what still cannot be written then goes to the
+ * dead-letter file.
+ *
+ * The flusher never touches Lua: what Lua should hear about (flushes,
+ * retries, refused rows) queues as reports for the owner's thread
+ * (cf_ingest_take_reports).
+ */
+#ifndef CRUCIBLE_CF_INGEST_H
+#define CRUCIBLE_CF_INGEST_H
+
+#include <signal.h>
+
+#include "crucible/ingest/cf_record.h"
+#include "crucible/ingest/cf_ring.h"
+#include "crucible/store/cf_store.h"
+
+/* Error codes beyond cf_common.h's, for cf_ingest_submit. */
+enum {
+    CF_EFULL = 100,  /* the buffer is full (policy reject, or block timed out) */
+    CF_ECLOSED       /* the pipeline is closing or terminating */
+};
+
+enum { CF_FULL_BLOCK, CF_FULL_REJECT };
+
+typedef struct cf_ingest_opts {
+    const char *store_url;          /* the flusher's own connection */
+    cf_store_opts store_opts;
+    size_t capacity;                /* events in the buffer */
+    size_t max_bytes;               /* and their bytes (0: no bound) */
+    size_t max_batch;
+    int64_t flush_interval_ms;
+    int full_policy;                /* CF_FULL_BLOCK or CF_FULL_REJECT */
+    int64_t block_timeout_ms;
+    int64_t retry_initial_ms, retry_max_ms;
+    int64_t shutdown_timeout_ms;
+    const char *dead_letter_path;   /* NULL: refused rows are only reported */
+    const void *user_id_key;        /* HMAC key (NULL: events with user_id are invalid) */
+    size_t user_id_key_len;
+    const cf_sanitizer *sanitizer;  /* must outlive the pipeline */
+    int sanitize_metadata;
+    size_t max_event_bytes;
+    int quiet;                      /* no retry notices on stderr */
+} cf_ingest_opts;
+
+typedef struct cf_ingest cf_ingest;
+
+/* Opens the flusher's connection (the schema must exist), starts the
+ * flusher, registers the SIGTERM/exit drain. */
+int cf_ingest_new(const cf_ingest_opts *o, cf_ingest **out, cf_err *err);
+
+/*
+ * Accepts one event: prepares it (see cf_record_prepare) and pushes it.
+ * id_out (CF_MAX_ID_BYTES + 1 bytes) receives its id. -1 with CF_EINVAL
+ * (and v) for an invalid event, CF_EFULL, CF_ECLOSED, or another code.
+ * With full_policy "block" a full buffer is waited for up to
+ * block_timeout_ms. patient (bulk ingestion; NULL: not patient) waits on,
+ * block_timeout_ms at a time, while the database's writes are not failing
+ * and until *patient is set (SIGINT): a database slower than the reader is
+ * waited for, one that is failing gets CF_EFULL after block_timeout_ms.
+ * Thread-safe; each producer thread passes its own scratch.
+ */
+int cf_ingest_submit(cf_ingest *g, const cf_event_in *in, cf_prepare_scratch *ps, uint64_t tag,
+                     volatile sig_atomic_t *patient, char *id_out, cf_verrors *v,
+                     cf_err *err);
+
+/* Waits until every event accepted before the call is written (or
+ * dead-lettered). -1 with the database's message when writes are failing
+ * (they keep being retried in the background). */
+int cf_ingest_flush(cf_ingest *g, int64_t timeout_ms, cf_err *err);
+
+/* The quality hook (see cf_record.h); NULL score turns it off. */
+void cf_ingest_set_scorer(cf_ingest *g, cf_ingest_scorer scorer);
+
+/* Stops accepting, writes everything, stops the flusher, frees. Signals
+ * are held off while it flushes. NULL is fine. */
+void cf_ingest_close(cf_ingest *g);
+
+typedef struct cf_ingest_stats {
+    uint64_t accepted, invalid, rejected_full;
+    uint64_t flushed, batches, retried, refused, dead_lettered, lost;
+    uint64_t scored, score_errors;
+    size_t depth, bytes, inflight, capacity;
+    double last_flush_ms;          /* write time of the last batch */
+    char last_error[256];          /* "" when none */
+    int failing;                   /* the last write attempt failed */
+} cf_ingest_stats;
+void cf_ingest_stats_get(cf_ingest *g, cf_ingest_stats *out);
+/* Redactions per sanitizer kind since the start (nkinds slots). */
+void cf_ingest_redactions(cf_ingest *g, uint64_t *out, size_t nkinds);
+
+enum { CF_REPORT_FLUSH, CF_REPORT_RETRY, CF_REPORT_REFUSED, CF_REPORT_LOST };
+
+typedef struct cf_ingest_report {
+    int kind;
+    uint64_t count;        /* flush: events written; retry: events waiting */
+    double duration_ms;    /* flush: write time */
+    int attempt;           /* retry */
+    int64_t retry_in_ms;   /* retry */
+    uint64_t tag;          /* refused: the producer's tag */
+    char *id;              /* refused */
+    char *message;         /* retry, refused, lost */
+    char *line;            /* refused: the event as a JSON line */
+    int dead_lettered;     /* refused: written to the dead-letter file */
+    struct cf_ingest_report *next;
+} cf_ingest_report;
+
+/* 1 when reports wait (a cheap check for the hot path). */
+int cf_ingest_reports_pending(cf_ingest *g);
+/* Takes every waiting report, oldest first (free with
+ * cf_ingest_reports_free). */
+cf_ingest_report *cf_ingest_take_reports(cf_ingest *g);
+void cf_ingest_reports_free(cf_ingest_report *r);
+
+#endif

@@ -1,0 +1,509 @@
+/*
+ * The storage interface: one vtable, one logical schema, several backends.
+ *
+ * Nothing above this header knows which database is underneath. Backends
+ * (cf_store_sqlite.c now; PostgreSQL and ClickHouse later) fill a
+ * cf_store_vt; callers use the cf_store_* functions below.
+ *
+ * Rules every backend keeps:
+ *  - values are bound parameters, never spliced into SQL text;
+ *  - a batch is one transaction: all rows or none;
+ *  - lists are cursors that stream rows, never whole tables in memory;
+ *  - ids are UUIDv7 text generated here unless the caller gave one;
+ *  - times are int64 microseconds since the Unix epoch, UTC.
+ */
+#ifndef CRUCIBLE_CF_STORE_H
+#define CRUCIBLE_CF_STORE_H
+
+#include "crucible/core/cf_common.h"
+
+typedef struct cf_store cf_store;
+typedef struct cf_cursor cf_cursor;
+
+/* ---- rows --------------------------------------------------------------
+ * Strings in rows returned by a cursor stay valid until the next
+ * cf_cursor_next or cf_cursor_close. Absent values: p == NULL for strings,
+ * CF_NULL_INT for integers, NAN for doubles. JSON columns (metadata,
+ * details) hold JSON object text. */
+
+typedef struct cf_signal {
+    cf_str id;
+    cf_str inference_event_id;
+    cf_str deployment_id;     /* filled by the store from the event */
+    cf_str signal_type;
+    cf_str edited_response;   /* edit signals only */
+    cf_str metadata;          /* JSON */
+    int64_t inserted_at;
+} cf_signal;
+
+typedef struct cf_event {
+    cf_str id;
+    cf_str deployment_id;
+    cf_str model_version_id;
+    cf_str user_id_hash;
+    cf_str prompt;
+    cf_str response;
+    cf_str metadata;          /* JSON; absent means {} */
+    int64_t latency_ms;       /* CF_NULL_INT when absent */
+    int64_t token_count;      /* CF_NULL_INT when absent */
+    double quality_score;     /* NAN when absent */
+    int64_t inserted_at;      /* 0 on insert: now */
+    const cf_signal *signals; /* cursors with include_signals */
+    size_t nsignals;
+} cf_event;
+
+typedef struct cf_curated {
+    cf_str id;
+    cf_str inference_event_id;
+    cf_str deployment_id;
+    cf_str curation_source;
+    double curation_score;    /* NAN when absent */
+    cf_str prompt;
+    cf_str response;
+    int exported;
+    cf_str export_batch_id;
+    int64_t inserted_at;
+    int64_t updated_at;
+} cf_curated;
+
+typedef struct cf_drift_result {
+    cf_str id;
+    cf_str deployment_id;
+    cf_str drift_type;        /* statistical | embedding | output | ... */
+    double score;
+    int drifted;
+    cf_str details;           /* JSON */
+    int64_t inserted_at;
+} cf_drift_result;
+
+typedef struct cf_trigger_event {
+    cf_str id;
+    cf_str deployment_id;
+    cf_str trigger_type;
+    cf_str details;           /* JSON: the measurements behind the firing */
+    int64_t inserted_at;
+} cf_trigger_event;
+
+typedef union cf_row {
+    cf_event event;
+    cf_signal signal;
+    cf_curated curated;
+    cf_drift_result drift;
+    cf_trigger_event trigger;
+} cf_row;
+
+/* ---- queries ------------------------------------------------------------ */
+
+typedef enum cf_kind {
+    CF_KIND_EVENTS,
+    CF_KIND_SIGNALS,
+    CF_KIND_CURATED,
+    CF_KIND_DRIFT,
+    CF_KIND_TRIGGERS,
+    CF_KIND_COUNT_
+} cf_kind;
+
+typedef struct cf_query {
+    cf_str deployment_id;   /* NULL: every deployment */
+    cf_str id;              /* one row by its id */
+    cf_str event_id;        /* signals: those of one inference event */
+    cf_str type;            /* signal_type, drift_type or trigger_type */
+    int exported;           /* curated: -1 any, 0 not exported, 1 exported */
+    int64_t limit;          /* < 0: no limit */
+    int64_t offset;
+    int descending;         /* 1: newest first */
+    int64_t since;          /* inserted_at >= since (CF_NO_TIME: unbounded) */
+    int64_t until;          /* inserted_at <  until (CF_NO_TIME: unbounded) */
+    int include_signals;    /* events: attach each event's signals */
+    /* events: only those with at least one signal whose type is one of
+     * these (n_with_signal_types of them, at most CF_QUERY_MAX_SIGNAL_TYPES);
+     * 0: no such filter. */
+    const cf_str *with_signal_types;
+    size_t n_with_signal_types;
+} cf_query;
+
+#define CF_QUERY_MAX_SIGNAL_TYPES 8
+
+/* Everything unbounded, oldest first, exported = -1. */
+void cf_query_init(cf_query *q);
+/* CF_EINVAL (naming what) when q filters by more than deployment_id, since
+ * and until (count_by_type, the unscored cursor). */
+int cf_query_check_window(const cf_query *q, const char *what, cf_err *err);
+/* Checks that q's filters apply to rows of `kind` (event_id: signals and
+ * curated examples; type: all but events; exported: curated examples; with
+ * signal types: events, at most CF_QUERY_MAX_SIGNAL_TYPES, none missing).
+ * Every backend calls it before building its query, so the rules and the
+ * messages are the same on each. */
+int cf_query_check(cf_kind kind, const cf_query *q, cf_err *err);
+/* The id a backend writes: the caller's (*use = given; gen receives a copy
+ * cut to 36 characters, for callers that report ids back) or a fresh
+ * UUIDv7 in gen. */
+int cf_store_take_id(cf_str given, char gen[37], cf_str *use, cf_err *err);
+
+/* Fields an update may change. */
+enum {
+    CF_UPD_QUALITY = 1 << 0,
+    CF_UPD_METADATA = 1 << 1,
+    CF_UPD_MODEL_VERSION = 1 << 2,
+    CF_UPD_LATENCY = 1 << 3,
+    CF_UPD_TOKENS = 1 << 4
+};
+
+typedef struct cf_event_update {
+    unsigned fields;          /* CF_UPD_* bits */
+    double quality_score;     /* NAN sets NULL */
+    cf_str metadata;
+    cf_str model_version_id;
+    int64_t latency_ms;
+    int64_t token_count;
+} cf_event_update;
+
+/* count_by_type's callback: one type and how many rows have it. */
+typedef int (*cf_type_count_fn)(void *ud, cf_str type, int64_t n);
+/* ---- column scans ----------------------------------------------------------
+ * A projection of inference events that streams only the fields asked for
+ * (drift reads windows this way). Values stay valid until the next
+ * cf_colscan_next or cf_colscan_close. */
+
+typedef enum cf_column_kind {
+    CF_COL_PROMPT,          /* text */
+    CF_COL_RESPONSE,        /* text */
+    CF_COL_MODEL_VERSION,   /* text or null */
+    CF_COL_LATENCY,         /* integer or null */
+    CF_COL_TOKENS,          /* integer or null */
+    CF_COL_QUALITY,         /* real or null */
+    CF_COL_INSERTED_AT,     /* integer */
+    CF_COL_METADATA_KEY     /* metadata[key]: integer, real, text (strings; "true"/"false";
+                               objects and arrays as JSON text) or null when absent */
+} cf_column_kind;
+
+typedef struct cf_column {
+    cf_column_kind kind;
+    cf_str key;             /* CF_COL_METADATA_KEY: the top-level key (any string) */
+} cf_column;
+
+typedef enum cf_colval_type { CF_COLVAL_NULL, CF_COLVAL_INT, CF_COLVAL_REAL, CF_COLVAL_TEXT } cf_colval_type;
+
+typedef struct cf_colval {
+    cf_colval_type type;
+    int64_t i;
+    double d;
+    cf_str s;
+} cf_colval;
+
+typedef struct cf_colscan cf_colscan;
+
+typedef struct cf_colscan_vt {
+    /* Fills vals[0..ncols): 1 row, 0 end, -1 error. */
+    int (*next)(cf_colscan *, cf_colval *vals, cf_err *);
+    void (*close)(cf_colscan *);
+} cf_colscan_vt;
+
+struct cf_colscan {
+    const cf_colscan_vt *vt;
+    size_t ncols;
+};
+
+/* ---- light event scans -------------------------------------------------------
+ * What curation strategies look at: per event its id, scores, a few numbers
+ * and how many signals of each type it has, without prompt and response
+ * unless asked for. Rows stream like a cursor's; strings stay valid until
+ * the next call. */
+
+/* The signal types, in this order (cf_signal_type_name). */
+typedef enum cf_signal_kind {
+    CF_SIG_THUMBS_UP,
+    CF_SIG_THUMBS_DOWN,
+    CF_SIG_REGENERATE,
+    CF_SIG_EDIT,
+    CF_SIG_COPY,
+    CF_SIG_SHARE,
+    CF_SIG_REPORT,
+    CF_SIG_OTHER,       /* any other stored type */
+    CF_SIG_COUNT_
+} cf_signal_kind;
+
+/* What a light scan reads besides the fixed fields. */
+enum {
+    CF_LIGHT_SIGNALS = 1 << 0,   /* signal counts per type */
+    CF_LIGHT_PROMPT = 1 << 1,    /* the prompt text */
+    CF_LIGHT_RESPONSE = 1 << 2   /* the response text */
+};
+
+typedef struct cf_light_event {
+    cf_str id;
+    cf_str model_version_id;
+    int64_t inserted_at;
+    double quality_score;            /* NAN when absent */
+    int64_t latency_ms;              /* CF_NULL_INT when absent */
+    int64_t token_count;             /* CF_NULL_INT when absent */
+    uint32_t signals[CF_SIG_COUNT_]; /* CF_LIGHT_SIGNALS; zeros otherwise */
+    cf_str prompt;                   /* CF_LIGHT_PROMPT; NULL otherwise */
+    cf_str response;                 /* CF_LIGHT_RESPONSE; NULL otherwise */
+} cf_light_event;
+
+typedef struct cf_light_scan cf_light_scan;
+
+typedef struct cf_light_scan_vt {
+    int (*next)(cf_light_scan *, cf_light_event *, cf_err *);  /* 1 row, 0 end, -1 error */
+    void (*close)(cf_light_scan *);
+} cf_light_scan_vt;
+
+struct cf_light_scan {
+    const cf_light_scan_vt *vt;
+};
+
+/* "thumbs_up", ..., "report", "other"; and the kind of a type name
+ * (CF_SIG_OTHER for any other name). */
+const char *cf_signal_kind_name(cf_signal_kind k);
+cf_signal_kind cf_signal_kind_of(cf_str type);
+/* ---- workflow runs ----------------------------------------------------------
+ * The scheduler's record of each run of a scheduled workflow. A "running"
+ * run doubles as a lease: one run of a workflow at a time, across
+ * processes sharing the database. */
+
+typedef struct cf_workflow_run {
+    cf_str id;               /* generated (UUIDv7) unless given */
+    cf_str name;             /* the schedule's name */
+    cf_str script;
+    cf_str status;           /* running, ok, halted, failed, stopped, skipped, abandoned */
+    int64_t scheduled_for;   /* the firing it is for; CF_NULL_INT: a manual run */
+    int64_t started_at;      /* 0 on insert: now */
+    int64_t finished_at;     /* CF_NULL_INT while running */
+    int64_t lease_until;     /* running: another process may take over after this */
+    cf_str error;
+    cf_str details;          /* JSON: metrics, stage durations, artifacts */
+} cf_workflow_run;
+
+/* list_runs' callback: one run (strings valid during the call); a non-zero
+ * return stops the listing and is returned. */
+typedef int (*cf_run_fn)(void *ud, const cf_workflow_run *run);
+
+/* Checks what every backend requires of a run: a name (on insert) or an id
+ * (on update), and a known status. */
+int cf_workflow_run_check(const cf_workflow_run *r, int need_id, cf_err *err);
+
+/* ---- the vtable ----------------------------------------------------------
+ * Every function returns 0 (or a count) on success and -1 with err set on
+ * failure. */
+
+typedef struct cf_store_vt {
+    const char *name;  /* "sqlite" */
+    /* Applies pending migrations; *applied receives how many. */
+    int (*migrate)(cf_store *, int *applied, cf_err *);
+    /* Current schema version (0: none). */
+    int (*schema_version)(cf_store *, int *version, cf_err *);
+    /* One transaction. ids: when an event's id is absent, the generated id
+     * is written to ids[i] (37 bytes each) if ids is not NULL. */
+    int (*insert_events)(cf_store *, const cf_event *, size_t n,
+                         char (*ids)[37], cf_err *);
+    /* Fails with CF_ENOTFOUND when the event does not exist. */
+    int (*insert_signal)(cf_store *, const cf_signal *, char id_out[37], cf_err *);
+    /* One transaction; CF_ENOTFOUND (and nothing changed) when an id is missing. */
+    int (*update_events)(cf_store *, const cf_str *ids, const cf_event_update *,
+                         size_t n, cf_err *);
+    int (*insert_curated)(cf_store *, const cf_curated *, size_t n, cf_err *);
+    int (*mark_curated_exported)(cf_store *, const cf_str *ids, size_t n,
+                                 cf_str batch_id, cf_err *);
+    int (*insert_drift)(cf_store *, const cf_drift_result *, char id_out[37], cf_err *);
+    int (*insert_trigger)(cf_store *, const cf_trigger_event *, char id_out[37], cf_err *);
+    int (*open_cursor)(cf_store *, cf_kind, const cf_query *, cf_cursor **, cf_err *);
+    int (*count)(cf_store *, cf_kind, const cf_query *, int64_t *out, cf_err *);
+    /* Settings: get (*out NULL when absent, else malloc'd), and an atomic
+     * "set unless present" that returns the value that won (malloc'd). */
+    int (*kv_get)(cf_store *, const char *key, char **out, cf_err *);
+    int (*kv_set)(cf_store *, const char *key, cf_str value, cf_err *);
+    int (*kv_get_or_set)(cf_store *, const char *key, cf_str value, char **out, cf_err *);
+    void (*close)(cf_store *);
+    /* Counts rows of a kind grouped by its type column (signal_type,
+     * curation_source, drift_type, trigger_type) among those matching q
+     * (deployment_id, since, until). cb runs once per type, in type order;
+     * a non-zero return from cb stops and is returned. */
+    int (*count_by_type)(cf_store *, cf_kind, const cf_query *, cf_type_count_fn cb, void *ud,
+                         cf_err *);
+    /* A cursor over the events matching q (deployment_id, since, until,
+     * limit; oldest first) that have no quality_score. */
+    int (*open_unscored_cursor)(cf_store *, const cf_query *, cf_cursor **, cf_err *);
+    /* Streams the given columns of the inference events matching q (its
+     * deployment_id, since, until, order, limit, offset). */
+    int (*open_columns)(cf_store *, const cf_query *, const cf_column *cols, size_t ncols,
+                        cf_colscan **out, cf_err *);
+    /* Marks as exported with batch_id the curated examples whose ids
+     * next(ctx, &id, err) yields (1: an id, 0: the end, -1: failed), in
+     * one transaction: all of them or, on any failure, none. *marked
+     * receives how many of the ids exist. For exports of any size: the ids
+     * stream from the caller (a spill file), never a list in memory. */
+    int (*mark_curated_exported_stream)(cf_store *,
+                                        int (*next)(void *ctx, cf_str *id, cf_err *),
+                                        void *ctx, cf_str batch_id, int64_t *marked,
+                                        cf_err *);
+    /* Curation. A light scan over the inference events matching q
+     * (deployment_id, since, until, order, limit, offset); `want` is a set
+     * of CF_LIGHT_* bits. */
+    int (*open_light_events)(cf_store *, const cf_query *q, unsigned want, cf_light_scan **out,
+                             cf_err *);
+    /* A cursor (kind events, no signals) over the events with these ids,
+     * in the order given; ids that do not exist are skipped. */
+    int (*open_events_by_ids)(cf_store *, const cf_str *ids, size_t n, cf_cursor **out,
+                              cf_err *);
+    /* Inserts the curated examples whose inference event has no curated
+     * example yet (stored before, or earlier in this batch), in one
+     * transaction: all of those or, on failure, none. inserted[i] (when
+     * not NULL) is set to 1 for rows written, 0 for rows skipped;
+     * *count receives how many were written. */
+    int (*insert_curated_new)(cf_store *, const cf_curated *, size_t n, unsigned char *inserted,
+                              int64_t *count, cf_err *);
+    /* When the deployment's curated examples were last exported (the
+     * latest export mark, or the update time of a row inserted as
+     * exported); CF_NO_TIME when never. */
+    int (*last_export_at)(cf_store *, cf_str deployment_id, int64_t *at, cf_err *);
+    /* Records a workflow run. A "running" run is a lease: it is inserted
+     * only when no other run of the same name is running with a lease that
+     * has not expired (*acquired = 1; else 0 and nothing is inserted);
+     * running runs of that name whose lease expired are first marked
+     * "abandoned" (finished at their lease's end). A run of any other
+     * status is inserted as given (*acquired = 1). One transaction. */
+    int (*insert_run)(cf_store *, const cf_workflow_run *, char id_out[37], int *acquired,
+                      cf_err *);
+    /* Updates a run by id: status, finished_at, lease_until, error, details
+     * (all of them, as given). CF_ENOTFOUND when the id is unknown. */
+    int (*update_run)(cf_store *, const cf_workflow_run *, cf_err *);
+    /* The runs of one schedule (name.p NULL: of every schedule), newest
+     * first (by started_at), at most limit (< 0: all). */
+    int (*list_runs)(cf_store *, cf_str name, int64_t limit, cf_run_fn cb, void *ud, cf_err *);
+} cf_store_vt;
+
+struct cf_store {
+    const cf_store_vt *vt;
+};
+
+typedef struct cf_cursor_vt {
+    int (*next)(cf_cursor *, cf_row *, cf_err *);  /* 1 row, 0 end, -1 error */
+    void (*close)(cf_cursor *);
+} cf_cursor_vt;
+
+struct cf_cursor {
+    const cf_cursor_vt *vt;
+    cf_kind kind;
+};
+
+/* ---- opening -------------------------------------------------------------- */
+
+typedef enum cf_backend { CF_BACKEND_SQLITE, CF_BACKEND_POSTGRES, CF_BACKEND_CLICKHOUSE } cf_backend;
+
+typedef struct cf_store_url {
+    cf_backend backend;
+    char target[4096];  /* sqlite: the file path (or ":memory:"); clickhouse: the URL */
+} cf_store_url;
+
+/* Parses "sqlite:PATH" (also "sqlite://PATH"); postgres:// (postgresql://)
+ * sets CF_BACKEND_POSTGRES with the whole URL as target (the backend parses
+ * it); clickhouse:// likewise sets CF_BACKEND_CLICKHOUSE. */
+int cf_store_parse_url(const char *url, cf_store_url *out, cf_err *err);
+/* The URL for messages: a password (scheme://user:PASSWORD@...) becomes ***. */
+void cf_store_redact_url(const char *url, char *out, size_t cap);
+
+typedef struct cf_store_opts {
+    int busy_timeout_ms;  /* how long a writer waits for a lock; 0: 5000 */
+} cf_store_opts;
+
+int cf_store_open(const char *url, const cf_store_opts *opts, cf_store **out, cf_err *err);
+int cf_store_sqlite_open(const char *path, const cf_store_opts *opts, cf_store **out, cf_err *err);
+/* postgres://user:password@host:port/database[?libpq parameters] (also
+ * postgresql://); cf_store_pg.c. */
+int cf_store_pg_open(const char *url, const cf_store_opts *opts, cf_store **out, cf_err *err);
+/* clickhouse://[user[:password]@]host[:port][/database] (HTTP interface;
+ * port 8123, user default, database default when absent). */
+int cf_store_clickhouse_open(const char *url, const cf_store_opts *opts, cf_store **out,
+                             cf_err *err);
+
+/* ---- calls (thin dispatch through the vtable) ------------------------------ */
+
+static inline int cf_store_migrate(cf_store *s, int *applied, cf_err *e)
+{ return s->vt->migrate(s, applied, e); }
+static inline int cf_store_schema_version(cf_store *s, int *v, cf_err *e)
+{ return s->vt->schema_version(s, v, e); }
+static inline int cf_store_insert_events(cf_store *s, const cf_event *ev, size_t n,
+                                         char (*ids)[37], cf_err *e)
+{ return s->vt->insert_events(s, ev, n, ids, e); }
+/* The single-row inserts check the required fields here, for every
+ * backend (CF_EINVAL naming them), then dispatch. */
+int cf_store_insert_signal(cf_store *s, const cf_signal *sig, char id[37], cf_err *e);
+static inline int cf_store_update_events(cf_store *s, const cf_str *ids,
+                                         const cf_event_update *u, size_t n, cf_err *e)
+{ return s->vt->update_events(s, ids, u, n, e); }
+static inline int cf_store_insert_curated(cf_store *s, const cf_curated *c, size_t n, cf_err *e)
+{ return s->vt->insert_curated(s, c, n, e); }
+static inline int cf_store_mark_curated_exported(cf_store *s, const cf_str *ids, size_t n,
+                                                 cf_str batch, cf_err *e)
+{ return s->vt->mark_curated_exported(s, ids, n, batch, e); }
+int cf_store_insert_drift(cf_store *s, const cf_drift_result *d, char id[37], cf_err *e);
+int cf_store_insert_trigger(cf_store *s, const cf_trigger_event *t, char id[37], cf_err *e);
+static inline int cf_store_open_cursor(cf_store *s, cf_kind k, const cf_query *q,
+                                       cf_cursor **c, cf_err *e)
+{ return s->vt->open_cursor(s, k, q, c, e); }
+static inline int cf_store_count(cf_store *s, cf_kind k, const cf_query *q, int64_t *n, cf_err *e)
+{ return s->vt->count(s, k, q, n, e); }
+static inline int cf_store_kv_get(cf_store *s, const char *k, char **out, cf_err *e)
+{ return s->vt->kv_get(s, k, out, e); }
+static inline int cf_store_kv_set(cf_store *s, const char *k, cf_str v, cf_err *e)
+{ return s->vt->kv_set(s, k, v, e); }
+static inline int cf_store_kv_get_or_set(cf_store *s, const char *k, cf_str v, char **out, cf_err *e)
+{ return s->vt->kv_get_or_set(s, k, v, out, e); }
+static inline int cf_store_count_by_type(cf_store *s, cf_kind k, const cf_query *q,
+                                         cf_type_count_fn cb, void *ud, cf_err *e)
+{ return s->vt->count_by_type(s, k, q, cb, ud, e); }
+static inline int cf_store_open_unscored_cursor(cf_store *s, const cf_query *q, cf_cursor **c,
+                                                cf_err *e)
+{ return s->vt->open_unscored_cursor(s, q, c, e); }
+static inline void cf_store_close(cf_store *s)
+{ if (s) s->vt->close(s); }
+static inline int cf_store_mark_curated_exported_stream(
+    cf_store *s, int (*next)(void *, cf_str *, cf_err *), void *ctx, cf_str batch,
+    int64_t *marked, cf_err *e)
+{ return s->vt->mark_curated_exported_stream(s, next, ctx, batch, marked, e); }
+
+static inline int cf_store_insert_run(cf_store *s, const cf_workflow_run *r, char id[37],
+                                      int *acquired, cf_err *e)
+{ return s->vt->insert_run(s, r, id, acquired, e); }
+static inline int cf_store_update_run(cf_store *s, const cf_workflow_run *r, cf_err *e)
+{ return s->vt->update_run(s, r, e); }
+static inline int cf_store_list_runs(cf_store *s, cf_str name, int64_t limit, cf_run_fn cb,
+                                     void *ud, cf_err *e)
+{ return s->vt->list_runs(s, name, limit, cb, ud, e); }
+
+static inline int cf_cursor_next(cf_cursor *c, cf_row *row, cf_err *e)
+{ return c->vt->next(c, row, e); }
+static inline void cf_cursor_close(cf_cursor *c)
+{ if (c) c->vt->close(c); }
+static inline int cf_store_open_columns(cf_store *s, const cf_query *q, const cf_column *cols,
+                                        size_t n, cf_colscan **out, cf_err *e)
+{ return s->vt->open_columns(s, q, cols, n, out, e); }
+static inline int cf_colscan_next(cf_colscan *c, cf_colval *vals, cf_err *e)
+{ return c->vt->next(c, vals, e); }
+static inline void cf_colscan_close(cf_colscan *c)
+{ if (c) c->vt->close(c); }
+
+static inline int cf_store_open_light_events(cf_store *s, const cf_query *q, unsigned want,
+                                             cf_light_scan **out, cf_err *e)
+{ return s->vt->open_light_events(s, q, want, out, e); }
+static inline int cf_light_scan_next(cf_light_scan *c, cf_light_event *row, cf_err *e)
+{ return c->vt->next(c, row, e); }
+static inline void cf_light_scan_close(cf_light_scan *c)
+{ if (c) c->vt->close(c); }
+static inline int cf_store_open_events_by_ids(cf_store *s, const cf_str *ids, size_t n,
+                                              cf_cursor **out, cf_err *e)
+{ return s->vt->open_events_by_ids(s, ids, n, out, e); }
+static inline int cf_store_insert_curated_new(cf_store *s, const cf_curated *c, size_t n,
+                                              unsigned char *inserted, int64_t *count, cf_err *e)
+{ return s->vt->insert_curated_new(s, c, n, inserted, count, e); }
+static inline int cf_store_last_export_at(cf_store *s, cf_str deployment_id, int64_t *at,
+                                          cf_err *e)
+{ return s->vt->last_export_at(s, deployment_id, at, e); }
+
+/* Name of a kind as used from Lua: "events", "signals", "curated",
+ * "drift", "triggers". */
+const char *cf_kind_name(cf_kind k);
+int cf_kind_from_name(const char *name, cf_kind *out);
+
+#endif

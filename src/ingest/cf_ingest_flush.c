@@ -1,0 +1,229 @@
+/* The flusher thread: takes batches from the ring and writes them through
+ * its own store connection; isolates rows the database refuses, retries
+ * when it is unavailable, dead-letters at the shutdown deadline. */
+#include "cf_ingest_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "crucible/ingest/cf_jsonl.h"
+
+enum { ST_PENDING, ST_WRITTEN, ST_REFUSED };
+
+static void set_error(cf_ingest *g, const char *msg)
+{
+    pthread_mutex_lock(&g->mu);
+    snprintf(g->last_error, sizeof g->last_error, "%.*s", (int)sizeof g->last_error - 1, msg);
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* Appends rec to the dead-letter file. 0, or -1 when there is none or it
+ * cannot be written. */
+static int dead_letter(cf_ingest *g, const cf_record *rec, cf_buf *line)
+{
+    if (!g->dead_letter_path)
+        return -1;
+    if (!g->dead_letter) {
+        g->dead_letter = fopen(g->dead_letter_path, "a");
+        if (!g->dead_letter) {
+            fprintf(stderr, "crucible: cannot open the dead-letter file %s: %s\n",
+                    g->dead_letter_path, strerror(errno));
+            return -1;
+        }
+    }
+    if (line->n == 0 && cf_jsonl_write_event(line, &rec->ev))
+        return -1;
+    if (fwrite(line->p, 1, line->n, g->dead_letter) != line->n || fflush(g->dead_letter))
+        return -1;
+    atomic_fetch_add(&g->dead_lettered, 1);
+    return 0;
+}
+
+static void refuse(cf_ingest *g, cf_record *rec, const char *why)
+{
+    cf_buf line = CF_BUF_INIT;
+    cf_jsonl_write_event(&line, &rec->ev);
+    int dl = dead_letter(g, rec, &line);
+    atomic_fetch_add(&g->refused, 1);
+    char id[CF_MAX_ID_BYTES + 1];
+    size_t n = rec->ev.id.n < CF_MAX_ID_BYTES ? rec->ev.id.n : CF_MAX_ID_BYTES;
+    memcpy(id, rec->ev.id.p, n);
+    id[n] = '\0';
+    cf_ingest_report r = {.kind = CF_REPORT_REFUSED, .count = 1, .tag = rec->tag, .id = id,
+                          .message = (char *)why, .line = (char *)cf_buf_cstr(&line),
+                          .dead_lettered = dl == 0};
+    cf_ingest_report_add(g, &r);
+    cf_buf_free(&line);
+}
+
+/*
+ * Writes the pending records among idx[0..k) in one transaction. A row
+ * the database refuses (CF_EINVAL) is found by bisection: the halves are
+ * written separately, down to the single row, which is refused. Returns 0
+ * when none of them is pending any more, -1 with err when the database
+ * failed otherwise (some halves may be written: their state says so).
+ */
+static int write_range(cf_ingest *g, cf_record **recs, size_t *idx, size_t k, int64_t *write_ns,
+                       cf_err *err)
+{
+    if (k == 0)
+        return 0;
+    for (size_t i = 0; i < k; i++)
+        g->evbuf[i] = recs[idx[i]]->ev;
+    int64_t t0 = cf_mono_ns();
+    int rc = cf_store_insert_events(g->store, g->evbuf, k, NULL, err);
+    *write_ns += cf_mono_ns() - t0;
+    if (rc >= 0) {
+        for (size_t i = 0; i < k; i++)
+            g->state[idx[i]] = ST_WRITTEN;
+        return 0;
+    }
+    if (err->code != CF_EINVAL)
+        return -1;
+    if (k == 1) {
+        g->state[idx[0]] = ST_REFUSED;
+        refuse(g, recs[idx[0]], err->msg);
+        return 0;
+    }
+    size_t half = k / 2;
+    if (write_range(g, recs, idx, half, write_ns, err))
+        return -1;
+    return write_range(g, recs, idx + half, k - half, write_ns, err);
+}
+
+static int64_t closing_deadline(cf_ingest *g)
+{
+    return atomic_load(&g->close_deadline_ns);
+}
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* Writes a batch until every record is written or refused, retrying with
+ * backoff; at the shutdown deadline the rest is dead-lettered. Frees the
+ * records and tells the ring they are done. */
+static void write_batch(cf_ingest *g, cf_record **recs, size_t n)
+{
+    size_t *idx = malloc(n * sizeof *idx);
+    memset(g->state, ST_PENDING, n);
+    int attempt = 0;
+    int64_t write_ns = 0;
+    uint64_t written_before = 0;
+    for (;;) {
+        size_t k = 0;
+        if (idx)
+            for (size_t i = 0; i < n; i++)
+                if (g->state[i] == ST_PENDING)
+                    idx[k++] = i;
+        cf_err err = {0};
+        int rc;
+        if (!idx) {
+            rc = -1;
+            cf_fail(&err, CF_ENOMEM, "out of memory writing a batch of %zu events", n);
+        } else {
+            rc = write_range(g, recs, idx, k, &write_ns, &err);
+        }
+        if (rc == 0)
+            break;
+        attempt++;
+        atomic_fetch_add(&g->retried, 1);
+        set_error(g, err.msg);
+        int64_t deadline = closing_deadline(g);
+        int64_t now = cf_mono_ns();
+        int64_t delay = g->o.retry_initial_ms;
+        for (int a = 1; a < attempt && delay < g->o.retry_max_ms; a++)
+            delay *= 2;
+        if (delay > g->o.retry_max_ms)
+            delay = g->o.retry_max_ms;
+        if (deadline && now + delay * 1000000 > deadline)
+            delay = deadline > now ? (deadline - now) / 1000000 : 0;
+        size_t waiting = 0;
+        for (size_t i = 0; i < n; i++)
+            waiting += g->state[i] == ST_PENDING;
+        cf_ingest_report r = {.kind = CF_REPORT_RETRY, .count = waiting, .attempt = attempt,
+                              .retry_in_ms = delay, .message = err.msg};
+        cf_ingest_report_add(g, &r);
+        cf_ring_failed(g->ring, err.msg); /* after the report: flush waiters find it */
+        if (!g->o.quiet && (attempt == 1 || (attempt & (attempt - 1)) == 0))
+            fprintf(stderr, "crucible: writing %zu events failed (attempt %d): %s; retrying in "
+                            "%lld ms\n", waiting, attempt, err.msg, (long long)delay);
+        if (deadline && now >= deadline) {
+            /* out of time: keep what cannot be written in the dead-letter file */
+            for (size_t i = 0; i < n; i++) {
+                if (g->state[i] != ST_PENDING)
+                    continue;
+                cf_buf line = CF_BUF_INIT;
+                if (dead_letter(g, recs[i], &line)) {
+                    atomic_fetch_add(&g->lost, 1);
+                    char msg[700];
+                    snprintf(msg, sizeof msg, "event %.*s was not written: %.500s",
+                             (int)(recs[i]->ev.id.n > 100 ? 100 : recs[i]->ev.id.n),
+                             recs[i]->ev.id.p, err.msg);
+                    fprintf(stderr, "crucible: %s (no dead-letter file could take it)\n", msg);
+                    cf_ingest_report lr = {.kind = CF_REPORT_LOST, .count = 1, .message = msg};
+                    cf_ingest_report_add(g, &lr);
+                }
+                cf_buf_free(&line);
+                g->state[i] = ST_REFUSED;
+            }
+            if (!g->o.quiet)
+                fprintf(stderr, "crucible: the database stayed unavailable for the shutdown "
+                                "timeout; unwritten events went to %s\n",
+                        g->dead_letter_path ? g->dead_letter_path : "(no dead-letter file)");
+            break;
+        }
+        if (deadline)
+            sleep_ms(delay);
+        else
+            cf_ring_backoff(g->ring, delay);
+    }
+    size_t written = 0;
+    for (size_t i = 0; i < n; i++)
+        written += g->state[i] == ST_WRITTEN;
+    (void)written_before;
+    if (attempt)
+        set_error(g, "");
+    atomic_fetch_add(&g->flushed, written);
+    atomic_fetch_add(&g->batches, 1);
+    atomic_store(&g->last_flush_ns, write_ns);
+    cf_record_free_all(recs, n);
+    free(idx);
+    /* report before saying done, so a flush that returns finds the report */
+    if (written) {
+        cf_ingest_report r = {.kind = CF_REPORT_FLUSH, .count = written,
+                              .duration_ms = (double)write_ns / 1e6};
+        cf_ingest_report_add(g, &r);
+    }
+    cf_ring_done(g->ring, n);
+}
+
+void *cf_ingest_flusher(void *arg)
+{
+    cf_ingest *g = arg;
+    int64_t interval = g->o.flush_interval_ms * 1000000;
+    int64_t next_tick = cf_mono_ns() + interval;
+    for (;;) {
+        int finished;
+        size_t n = cf_ring_take(g->ring, g->batch, g->o.max_batch, next_tick, &finished);
+        if (n)
+            write_batch(g, g->batch, n);
+        else if (finished)
+            break;
+        int64_t now = cf_mono_ns();
+        if (now >= next_tick)
+            next_tick = now + interval;
+    }
+    if (g->dead_letter)
+        fflush(g->dead_letter);
+    pthread_mutex_lock(&g->mu);
+    g->finished = 1;
+    pthread_cond_broadcast(&g->finished_cv);
+    pthread_mutex_unlock(&g->mu);
+    return NULL;
+}

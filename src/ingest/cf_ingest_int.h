@@ -1,0 +1,52 @@
+/* Internal to the ingestion pipeline: shared by cf_ingest.c (lifecycle,
+ * producers, stats, reports) and cf_ingest_flush.c (the flusher). */
+#ifndef CRUCIBLE_CF_INGEST_INT_H
+#define CRUCIBLE_CF_INGEST_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+
+#include "crucible/ingest/cf_ingest.h"
+
+#define CF_MAX_KINDS 72 /* built-in entities + user patterns */
+
+struct cf_ingest {
+    cf_ingest_opts o;
+    char *store_url, *dead_letter_path;
+    cf_store *store;               /* the flusher's connection */
+    cf_ring *ring;
+    cf_hmac *hmac;
+    cf_record_pool *pool;
+    pthread_mutex_t cfg_mu;        /* guards prep.scorer */
+    cf_prepare_cfg prep;
+    pthread_t thread;
+    int thread_started;
+    pthread_mutex_t mu;            /* stats strings, reports, finished */
+    pthread_cond_t finished_cv;
+    int finished;                  /* the flusher has left its loop */
+    _Atomic int64_t close_deadline_ns; /* 0 while open */
+    /* counters */
+    _Atomic uint64_t accepted, invalid, rejected_full, scored, score_errors;
+    _Atomic uint64_t flushed, batches, retried, refused, dead_lettered, lost;
+    _Atomic uint64_t redactions[CF_MAX_KINDS];
+    _Atomic int64_t last_flush_ns;
+    char last_error[256];
+    /* reports for the owner's thread */
+    _Atomic int reports_pending;
+    cf_ingest_report *rep_head, *rep_tail;
+    size_t nreports;
+    /* flusher-only state */
+    cf_record **batch;
+    cf_event *evbuf;
+    unsigned char *state;
+    FILE *dead_letter;
+};
+
+/* The flusher thread's body (cf_ingest_flush.c). */
+void *cf_ingest_flusher(void *arg);
+
+/* Queues a report (the message strings are copied). */
+void cf_ingest_report_add(cf_ingest *g, const cf_ingest_report *r);
+
+#endif

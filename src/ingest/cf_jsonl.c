@@ -1,0 +1,493 @@
+/* JSON lines <-> events, with jansson (no Lua state needed). */
+#include "crucible/ingest/cf_jsonl.h"
+
+#include <jansson.h>
+#include <locale.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crucible/core/cf_buf.h"
+
+/*
+ * The top level of a line is parsed here, not by jansson: prompts and
+ * responses are most of the bytes, and a string without escapes is used
+ * where it lies in the line (found with memchr), without a copy. Nested
+ * values (metadata, and anything else that is an object or an array) go
+ * to jansson, which validates them and rejects duplicate keys.
+ */
+
+typedef struct parser {
+    const char *s;
+    size_t n, i;
+    cf_buf arena; /* decoded strings; reserved up front so pointers stay put */
+    cf_err *err;
+} parser;
+
+static int bad(parser *p, const char *what)
+{
+    return cf_fail(p->err, CF_EINVAL, "not valid JSON: %s (column %zu)", what, p->i + 1);
+}
+
+static void skip_ws(parser *p)
+{
+    while (p->i < p->n) {
+        char c = p->s[p->i];
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
+            break;
+        p->i++;
+    }
+}
+
+/* A string at p->i (the opening quote): its decoded text in *out. */
+static int parse_string(parser *p, cf_str *out)
+{
+    size_t start = ++p->i;
+    for (;;) {
+        const char *q = memchr(p->s + p->i, '"', p->n - p->i);
+        if (!q) {
+            p->i = p->n;
+            return bad(p, "unterminated string");
+        }
+        size_t end = (size_t)(q - p->s);
+        /* a quote preceded by an odd number of backslashes is escaped */
+        size_t k = end;
+        while (k > start && p->s[k - 1] == '\\')
+            k--;
+        p->i = end + 1;
+        if ((end - k) % 2 == 0)
+            break;
+    }
+    size_t end = p->i - 1;
+    int escaped = 0;
+    for (size_t k = start; k < end; k++) {
+        unsigned char c = (unsigned char)p->s[k];
+        if (c < 0x20) {
+            p->i = k;
+            return bad(p, "control character in a string");
+        }
+        escaped |= c == '\\';
+    }
+    if (!escaped) {
+        out->p = p->s + start;
+        out->n = end - start;
+        return 0;
+    }
+    size_t at = p->arena.n;
+    int rc = cf_json_unescape(p->s + start, end - start, &p->arena);
+    if (rc == -1)
+        return cf_fail(p->err, CF_ENOMEM, "out of memory reading a line");
+    if (rc) {
+        p->i = start;
+        return bad(p, "invalid escape in a string");
+    }
+    out->p = p->arena.p + at;
+    out->n = p->arena.n - at;
+    return 0;
+}
+
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/* numbers are read in the C locale whatever os.setlocale did */
+static locale_t c_loc;
+static pthread_once_t c_loc_once = PTHREAD_ONCE_INIT;
+
+static void c_loc_init(void)
+{
+    c_loc = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+}
+
+static double to_double(const char *s)
+{
+    pthread_once(&c_loc_once, c_loc_init);
+    if (!c_loc)
+        return strtod(s, NULL);
+    locale_t old = uselocale(c_loc); /* this thread only */
+    double d = strtod(s, NULL);
+    uselocale(old);
+    return d;
+}
+
+/* A number at p->i, exactly: int64 when it has no fraction or exponent. */
+static int parse_number(parser *p, cf_value *x)
+{
+    size_t start = p->i;
+    const char *s = p->s;
+    size_t i = p->i;
+    if (i < p->n && s[i] == '-')
+        i++;
+    if (i >= p->n || !is_digit(s[i]))
+        return bad(p, "invalid number");
+    if (s[i] == '0')
+        i++;
+    else
+        while (i < p->n && is_digit(s[i]))
+            i++;
+    int is_int = 1;
+    if (i < p->n && s[i] == '.') {
+        is_int = 0;
+        i++;
+        if (i >= p->n || !is_digit(s[i]))
+            return bad(p, "invalid number");
+        while (i < p->n && is_digit(s[i]))
+            i++;
+    }
+    if (i < p->n && (s[i] == 'e' || s[i] == 'E')) {
+        is_int = 0;
+        i++;
+        if (i < p->n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        if (i >= p->n || !is_digit(s[i]))
+            return bad(p, "invalid number");
+        while (i < p->n && is_digit(s[i]))
+            i++;
+    }
+    p->i = i;
+    if (is_int) {
+        int neg = s[start] == '-';
+        uint64_t v = 0;
+        for (size_t k = start + (size_t)neg; k < i; k++) {
+            unsigned d = (unsigned)(s[k] - '0');
+            if (v > (UINT64_MAX - d) / 10) {
+                p->i = start;
+                return bad(p, "integer out of range");
+            }
+            v = v * 10 + d;
+        }
+        if ((!neg && v > (uint64_t)INT64_MAX) || (neg && v > (uint64_t)INT64_MAX + 1)) {
+            p->i = start;
+            return bad(p, "integer out of range");
+        }
+        x->type = CF_V_INT;
+        x->i = neg ? (int64_t)(0 - v) : (int64_t)v;
+        x->type_name = "an integer";
+        return 0;
+    }
+    char tmp[64];
+    size_t len = i - start;
+    if (len >= sizeof tmp) {
+        p->i = start;
+        return bad(p, "number too long");
+    }
+    memcpy(tmp, s + start, len);
+    tmp[len] = '\0';
+    x->type = CF_V_FLOAT;
+    x->d = to_double(tmp);
+    if (!isfinite(x->d)) {
+        p->i = start;
+        return bad(p, "number out of range");
+    }
+    x->type_name = "a fractional number";
+    return 0;
+}
+
+/* Skips a nested object or array at p->i; start and end delimit it. The
+ * structure is only followed here (strings honoured); jansson validates. */
+static int skip_nested(parser *p, size_t *start, size_t *end)
+{
+    *start = p->i;
+    int depth = 0;
+    while (p->i < p->n) {
+        char c = p->s[p->i];
+        if (c == '"') {
+            cf_str ignored;
+            size_t arena = p->arena.n;
+            if (parse_string(p, &ignored))
+                return -1;
+            p->arena.n = arena;
+            continue;
+        }
+        if (c == '{' || c == '[') {
+            if (++depth > 512)
+                return bad(p, "nested too deeply");
+        } else if (c == '}' || c == ']') {
+            if (--depth == 0) {
+                *end = ++p->i;
+                return 0;
+            }
+        }
+        p->i++;
+    }
+    return bad(p, "unterminated object or array");
+}
+
+static int parse_literal(parser *p, const char *word, cf_value *x, cf_vtype type, const char *name)
+{
+    size_t len = strlen(word);
+    if (p->n - p->i < len || memcmp(p->s + p->i, word, len) != 0)
+        return bad(p, "unexpected character");
+    p->i += len;
+    x->type = type;
+    x->type_name = name;
+    return 0;
+}
+
+/* A nested value [a, b) through jansson (validation, duplicate keys). */
+static json_t *load_nested(parser *p, size_t a, size_t b)
+{
+    json_error_t je;
+    json_t *v = json_loadb(p->s + a, b - a, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
+    if (!v)
+        cf_fail(p->err, CF_EINVAL, "not valid JSON: %s (column %zu)", je.text,
+                a + (size_t)(je.column > 0 ? je.column : 1));
+    return v;
+}
+
+typedef struct moved_field {
+    cf_str key;
+    size_t a, b;       /* a nested value's text */
+    cf_value scalar;   /* or a scalar */
+    int nested;
+} moved_field;
+
+#define MAX_MOVED 64
+
+void cf_jsonl_doc_free(cf_jsonl_doc *doc)
+{
+    if (doc->root)
+        json_decref((json_t *)doc->root);
+    free(doc->meta);
+    free(doc->arena);
+    doc->root = NULL;
+    doc->meta = NULL;
+    doc->arena = NULL;
+}
+
+static json_t *scalar_json(const cf_value *x)
+{
+    switch (x->type) {
+    case CF_V_STRING: return json_stringn_nocheck(x->s.p, x->s.n);
+    case CF_V_INT: return json_integer(x->i);
+    case CF_V_FLOAT: return json_real(x->d);
+    case CF_V_ABSENT: return json_null();
+    default: return x->i ? json_true() : json_false(); /* booleans: i says which */
+    }
+}
+
+int cf_jsonl_parse(const char *line, size_t n, int unknown_to_metadata, cf_jsonl_doc *doc,
+                   cf_event_in *in, cf_err *err)
+{
+    memset(in, 0, sizeof *in);
+    in->object_name = "an object";
+    doc->root = NULL;
+    doc->meta = NULL;
+    doc->arena = NULL;
+    parser p = {line, n, 0, CF_BUF_INIT, err};
+    /* decoded strings are never longer than their JSON text, plus one
+     * copied field name: the arena never has to move */
+    if (cf_buf_reserve(&p.arena, n + 256))
+        return cf_fail(err, CF_ENOMEM, "out of memory reading a line");
+    doc->arena = p.arena.p; /* freed with the doc; never moves (decoded <= raw) */
+    int seen[CF_F_COUNT] = {0};
+    moved_field moved[MAX_MOVED];
+    size_t nmoved = 0;
+    size_t meta_a = 0, meta_b = 0;
+    skip_ws(&p);
+    if (p.i >= n)
+        return bad(&p, "empty line");
+    if (line[p.i] != '{') {
+        char c = line[p.i];
+        const char *got = c == '[' ? "an array" : c == '"' ? "a string"
+                        : (c == '-' || is_digit(c)) ? "a number" : NULL;
+        if (got)
+            return cf_fail(err, CF_EINVAL, "a line must be a JSON object, got %s", got);
+        return bad(&p, "expected '{'");
+    }
+    p.i++;
+    skip_ws(&p);
+    int first = 1;
+    while (p.i < n && line[p.i] != '}') {
+        if (!first) {
+            if (line[p.i] != ',')
+                return bad(&p, "expected ',' or '}'");
+            p.i++;
+            skip_ws(&p);
+        }
+        first = 0;
+        if (p.i >= n || line[p.i] != '"')
+            return bad(&p, "expected a field name");
+        cf_str key;
+        if (parse_string(&p, &key))
+            return -1;
+        if (cf_utf8_check(key.p, key.n) != key.n)
+            return bad(&p, "a field name is not valid UTF-8");
+        skip_ws(&p);
+        if (p.i >= n || line[p.i] != ':')
+            return bad(&p, "expected ':'");
+        p.i++;
+        skip_ws(&p);
+        if (p.i >= n)
+            return bad(&p, "expected a value");
+        int f = memchr(key.p, '\0', key.n) ? -1 : cf_field_from_name(key.p, key.n);
+        cf_value x;
+        memset(&x, 0, sizeof x);
+        size_t a = 0, b = 0;
+        int nested = 0;
+        char c = line[p.i];
+        int rc;
+        if (c == '"') {
+            rc = parse_string(&p, &x.s);
+            x.type = CF_V_STRING;
+            x.type_name = "a string";
+        } else if (c == '{' || c == '[') {
+            rc = skip_nested(&p, &a, &b);
+            nested = 1;
+            x.type = c == '{' ? CF_V_OBJECT : CF_V_OTHER;
+            x.type_name = c == '{' ? "an object" : "an array";
+        } else if (c == 't') {
+            rc = parse_literal(&p, "true", &x, CF_V_OTHER, "a boolean");
+            x.i = 1;
+        } else if (c == 'f') {
+            rc = parse_literal(&p, "false", &x, CF_V_OTHER, "a boolean");
+        } else if (c == 'n') {
+            rc = parse_literal(&p, "null", &x, CF_V_ABSENT, "null");
+        } else {
+            rc = parse_number(&p, &x);
+        }
+        if (rc)
+            return -1;
+        if (nested && !(f == CF_F_METADATA && x.type == CF_V_OBJECT) && !unknown_to_metadata) {
+            json_t *v = load_nested(&p, a, b); /* still must be valid JSON */
+            if (!v)
+                return -1;
+            json_decref(v);
+        }
+        if (f >= 0) {
+            if (seen[f]) {
+                p.i = a ? a : p.i;
+                return cf_fail(err, CF_EINVAL, "not valid JSON: duplicate field '%s'",
+                               cf_field_name(f));
+            }
+            seen[f] = 1;
+            in->v[f] = x;
+            if (f == CF_F_METADATA && x.type == CF_V_OBJECT) {
+                meta_a = a;
+                meta_b = b;
+            } else if (f == CF_F_METADATA && nested && unknown_to_metadata) {
+                json_t *v = load_nested(&p, a, b);
+                if (!v)
+                    return -1;
+                json_decref(v);
+            }
+        } else if (unknown_to_metadata) {
+            for (size_t k = 0; k < nmoved; k++)
+                if (moved[k].key.n == key.n && memcmp(moved[k].key.p, key.p, key.n) == 0)
+                    return cf_fail(err, CF_EINVAL, "not valid JSON: duplicate field '%.*s'",
+                                   (int)(key.n > 100 ? 100 : key.n), key.p);
+            if (nmoved == MAX_MOVED)
+                return cf_fail(err, CF_EINVAL, "invalid event: more than %d unknown fields",
+                               MAX_MOVED);
+            moved[nmoved++] = (moved_field){key, a, b, x, nested};
+        } else {
+            for (size_t k = 0; k < nmoved; k++)
+                if (moved[k].key.n == key.n && memcmp(moved[k].key.p, key.p, key.n) == 0)
+                    return cf_fail(err, CF_EINVAL, "not valid JSON: duplicate field '%.*s'",
+                                   (int)(key.n > 100 ? 100 : key.n), key.p);
+            if (nmoved < MAX_MOVED) /* remembered for duplicates only */
+                moved[nmoved++] = (moved_field){key, 0, 0, x, 0};
+            if (!in->unknown_field) {
+                /* the name, NUL-terminated, in the arena */
+                size_t at = p.arena.n;
+                size_t kn = key.n > 100 ? 100 : key.n;
+                memcpy(p.arena.p + at, key.p, kn);
+                p.arena.p[at + kn] = '\0';
+                p.arena.n += kn + 1;
+                in->unknown_field = p.arena.p + at;
+            }
+            in->nunknown++;
+        }
+        skip_ws(&p);
+    }
+    if (p.i >= n)
+        return bad(&p, "unterminated object");
+    p.i++;
+    skip_ws(&p);
+    if (p.i < n)
+        return bad(&p, "text after the object");
+    if (!unknown_to_metadata)
+        nmoved = 0; /* only remembered for duplicates */
+    if (!meta_b && !nmoved)
+        return 0;
+    /* metadata (and moved fields) through jansson: validated, compact */
+    json_t *meta = meta_b ? load_nested(&p, meta_a, meta_b) : NULL;
+    if (meta_b && !meta)
+        return -1;
+    if (nmoved) {
+        if (in->v[CF_F_METADATA].type != CF_V_ABSENT && !meta) {
+            return 0; /* metadata is not an object: validation says so */
+        }
+        if (!meta && !(meta = json_object()))
+            return cf_fail(err, CF_ENOMEM, "out of memory reading a line");
+        for (size_t k = 0; k < nmoved; k++) {
+            moved_field *m = &moved[k];
+            char name[256];
+            size_t kn = m->key.n < sizeof name - 1 ? m->key.n : sizeof name - 1;
+            memcpy(name, m->key.p, kn);
+            name[kn] = '\0';
+            if (memchr(m->key.p, '\0', m->key.n) || kn < m->key.n) {
+                json_decref(meta);
+                return cf_fail(err, CF_EINVAL, "invalid event: a field name is too long or has "
+                                               "a NUL character");
+            }
+            if (json_object_get(meta, name)) {
+                json_decref(meta);
+                return cf_fail(err, CF_EINVAL,
+                               "invalid event: %.100s: given both at the top level and in "
+                               "metadata",
+                               name);
+            }
+            if (!m->nested && m->scalar.type == CF_V_STRING
+                && cf_utf8_check(m->scalar.s.p, m->scalar.s.n) != m->scalar.s.n) {
+                json_decref(meta);
+                return cf_fail(err, CF_EINVAL, "invalid event: %.100s: not valid UTF-8", name);
+            }
+            json_t *v = m->nested ? load_nested(&p, m->a, m->b) : scalar_json(&m->scalar);
+            if (!v) {
+                json_decref(meta);
+                return m->nested ? -1 : cf_fail(err, CF_ENOMEM, "out of memory reading a line");
+            }
+            json_object_set_new(meta, name, v);
+        }
+        in->v[CF_F_METADATA].type = CF_V_OBJECT;
+        in->v[CF_F_METADATA].type_name = "an object";
+    }
+    doc->root = meta;
+    doc->meta = json_dumps(meta, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    if (!doc->meta)
+        return cf_fail(err, CF_ENOMEM, "out of memory reading a line");
+    in->metadata_json = cf_cstr(doc->meta);
+    return 0;
+}
+
+int cf_jsonl_write_event(cf_buf *b, const cf_event *ev)
+{
+    int rc = cf_buf_append(b, "{\"id\":", 6) || cf_buf_json_string(b, ev->id.p, ev->id.n)
+             || cf_buf_append(b, ",\"deployment_id\":", 17)
+             || cf_buf_json_string(b, ev->deployment_id.p, ev->deployment_id.n);
+    if (!rc && ev->model_version_id.p)
+        rc = cf_buf_append(b, ",\"model_version_id\":", 20)
+             || cf_buf_json_string(b, ev->model_version_id.p, ev->model_version_id.n);
+    if (!rc && ev->user_id_hash.p)
+        rc = cf_buf_append(b, ",\"user_id_hash\":", 16)
+             || cf_buf_json_string(b, ev->user_id_hash.p, ev->user_id_hash.n);
+    if (!rc)
+        rc = cf_buf_append(b, ",\"prompt\":", 10)
+             || cf_buf_json_string(b, ev->prompt.p, ev->prompt.n)
+             || cf_buf_append(b, ",\"response\":", 12)
+             || cf_buf_json_string(b, ev->response.p, ev->response.n);
+    if (!rc && ev->latency_ms != CF_NULL_INT)
+        rc = cf_buf_append(b, ",\"latency_ms\":", 14) || cf_buf_int(b, ev->latency_ms);
+    if (!rc && ev->token_count != CF_NULL_INT)
+        rc = cf_buf_append(b, ",\"token_count\":", 15) || cf_buf_int(b, ev->token_count);
+    if (!rc && !isnan(ev->quality_score))
+        rc = cf_buf_append(b, ",\"quality_score\":", 17) || cf_buf_double(b, ev->quality_score);
+    if (!rc && ev->metadata.p)
+        rc = cf_buf_append(b, ",\"metadata\":", 12)
+             || cf_buf_append(b, ev->metadata.p, ev->metadata.n);
+    if (!rc && ev->inserted_at)
+        rc = cf_buf_append(b, ",\"inserted_at\":", 15) || cf_buf_int(b, ev->inserted_at);
+    if (!rc)
+        rc = cf_buf_append(b, "}\n", 2);
+    return rc ? -1 : 0;
+}

@@ -1,0 +1,187 @@
+/*
+ * crucible._export: the exporters for Lua.
+ *
+ *   _export.curated(store_handle, {format=, path=, deployment_id=, batch_id=,
+ *                   include_exported=, limit=, unique=, export_time=,
+ *                   progress=, parquet={...}})
+ *   _export.pairs(store_handle, {format="dpo"|"kto"|"openai", path=,
+ *                 deployment_id=, limit=, since=, until=, unique=, progress=})
+ *     --> {count=, marked=, bytes=, path=} | nil, message, kind
+ *
+ * Misuse (a wrong type, an unknown format) raises naming the option;
+ * expected failures (disk full, database locked, invalid text in a row)
+ * return nil, message, kind. crucible.export (Lua) validates options and
+ * fills defaults from the configuration first.
+ */
+#include <lauxlib.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "crucible/lua/cf_lua.h"
+#include "crucible/export/cf_export.h"
+#include "crucible/lua/cf_runtime.h"
+#include "crucible/lua/l_store.h"
+
+/* ---- option readers: the table is at idx; a wrong type raises ---------------- */
+
+static cf_str opt_str(lua_State *L, int idx, const char *field, int required)
+{
+    cf_str r = {NULL, 0};
+    int t = lua_getfield(L, idx, field);
+    if (t == LUA_TSTRING)
+        r.p = lua_tolstring(L, -1, &r.n); /* anchored by the table */
+    else if (t != LUA_TNIL || required)
+        luaL_error(L, "option '%s' must be a string, got %s", field, lua_typename(L, t));
+    lua_pop(L, 1);
+    return r;
+}
+
+static int opt_bool(lua_State *L, int idx, const char *field, int dflt)
+{
+    int v = dflt;
+    int t = lua_getfield(L, idx, field);
+    if (t == LUA_TBOOLEAN)
+        v = lua_toboolean(L, -1);
+    else if (t != LUA_TNIL)
+        luaL_error(L, "option '%s' must be a boolean, got %s", field, lua_typename(L, t));
+    lua_pop(L, 1);
+    return v;
+}
+
+static int opt_enum(lua_State *L, int idx, const char *field, const char *const *names,
+                    int dflt)
+{
+    cf_str s = opt_str(L, idx, field, 0);
+    if (!s.p)
+        return dflt;
+    for (int i = 0; names[i]; i++)
+        if (strlen(names[i]) == s.n && memcmp(names[i], s.p, s.n) == 0)
+            return i;
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 0; names[i]; i++) {
+        if (i)
+            luaL_addstring(&b, ", ");
+        luaL_addstring(&b, names[i]);
+    }
+    luaL_pushresult(&b);
+    return luaL_error(L, "option '%s' must be one of %s, got '%s'", field, lua_tostring(L, -1),
+                      s.p);
+}
+
+static void read_parquet(lua_State *L, int idx, cf_pq_opts *p)
+{
+    static const char *const codecs[] = {"zstd", "none", NULL};
+    cf_pq_opts_init(p);
+    int t = lua_getfield(L, idx, "parquet");
+    if (t == LUA_TTABLE) {
+        int pi = lua_gettop(L);
+        p->codec = opt_enum(L, pi, "compression", codecs, 0) == 0 ? CF_PQ_ZSTD
+                                                                 : CF_PQ_UNCOMPRESSED;
+        p->zstd_level = (int)cf_lua_option_int(L, pi, "zstd_level", p->zstd_level, 1, 22);
+        p->row_group_size =
+            cf_lua_option_int(L, pi, "row_group_size", p->row_group_size, 1, INT32_MAX);
+        p->row_group_bytes = (size_t)cf_lua_option_int(L, pi, "row_group_bytes",
+                                                       (int64_t)p->row_group_bytes, 1 << 16,
+                                                       INT64_MAX);
+        p->page_size = (size_t)cf_lua_option_int(L, pi, "page_size", (int64_t)p->page_size,
+                                                 1024, 1 << 30);
+        p->dictionary = opt_bool(L, pi, "dictionary", p->dictionary);
+        p->dictionary_limit = (size_t)cf_lua_option_int(L, pi, "dictionary_limit",
+                                                        (int64_t)p->dictionary_limit, 1024,
+                                                        1 << 30);
+    } else if (t != LUA_TNIL) {
+        luaL_error(L, "option 'parquet' must be a table, got %s", lua_typename(L, t));
+    }
+    lua_pop(L, 1);
+}
+
+static void draw_progress(void *ud, int64_t done, int64_t total, uint64_t bytes)
+{
+    cf_progress_draw(ud, done, total, bytes, total >= 0 && done >= total);
+}
+
+static void push_result(lua_State *L, const cf_export_result *r)
+{
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, (lua_Integer)r->count);
+    lua_setfield(L, -2, "count");
+    lua_pushinteger(L, (lua_Integer)r->marked);
+    lua_setfield(L, -2, "marked");
+    lua_pushinteger(L, (lua_Integer)r->bytes);
+    lua_setfield(L, -2, "bytes");
+    lua_pushstring(L, r->path);
+    lua_setfield(L, -2, "path");
+}
+
+/* ---- functions ----------------------------------------------------------------- */
+
+static int l_curated(lua_State *L)
+{
+    static const char *const formats[] = {"jsonl", "csv", "parquet", "huggingface", NULL};
+    cf_store *s = l_store_checkstore(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    cf_export_opts o;
+    cf_export_opts_init(&o);
+    o.format = (cf_export_format)opt_enum(L, 2, "format", formats, 0);
+    o.path = opt_str(L, 2, "path", 1).p;
+    o.unique = opt_bool(L, 2, "unique", 0);
+    o.deployment_id = opt_str(L, 2, "deployment_id", 1);
+    o.batch_id = opt_str(L, 2, "batch_id", 1);
+    o.include_exported = opt_bool(L, 2, "include_exported", 0);
+    o.limit = cf_lua_option_int(L, 2, "limit", -1, 0, INT64_MAX);
+    o.export_time_us = cf_lua_option_int(L, 2, "export_time", 0, 0, INT64_MAX);
+    read_parquet(L, 2, &o.parquet);
+    cf_progress_bar bar = {stderr, 0, 0, 0};
+    if (opt_bool(L, 2, "progress", 0)) {
+        o.progress = draw_progress;
+        o.progress_ud = &bar;
+    }
+    cf_export_result r;
+    cf_err err;
+    if (cf_export_curated(s, &o, &r, &err))
+        return cf_lua_pushfail(L, &err);
+    push_result(L, &r);
+    cf_export_result_free(&r);
+    return 1;
+}
+
+static int l_pairs(lua_State *L)
+{
+    static const char *const formats[] = {"dpo", "kto", "openai", NULL};
+    cf_store *s = l_store_checkstore(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    cf_pairs_opts o;
+    cf_pairs_opts_init(&o);
+    o.format = (cf_pairs_format)opt_enum(L, 2, "format", formats, 0);
+    o.path = opt_str(L, 2, "path", 1).p;
+    o.unique = opt_bool(L, 2, "unique", 0);
+    o.deployment_id = opt_str(L, 2, "deployment_id", 1);
+    o.limit = cf_lua_option_int(L, 2, "limit", -1, 0, INT64_MAX);
+    o.since = cf_lua_option_int(L, 2, "since", CF_NO_TIME, INT64_MIN, INT64_MAX);
+    o.until = cf_lua_option_int(L, 2, "until", CF_NO_TIME, INT64_MIN, INT64_MAX);
+    cf_progress_bar bar = {stderr, 0, 0, 0};
+    if (opt_bool(L, 2, "progress", 0)) {
+        o.progress = draw_progress;
+        o.progress_ud = &bar;
+    }
+    cf_export_result r;
+    cf_err err;
+    if (cf_export_pairs(s, &o, &r, &err))
+        return cf_lua_pushfail(L, &err);
+    push_result(L, &r);
+    cf_export_result_free(&r);
+    return 1;
+}
+
+static const luaL_Reg funcs[] = {
+    {"curated", l_curated},
+    {"pairs", l_pairs},
+    {NULL, NULL},
+};
+
+int luaopen_crucible_export(lua_State *L)
+{
+    luaL_newlib(L, funcs);
+    return 1;
+}

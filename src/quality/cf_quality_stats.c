@@ -1,0 +1,182 @@
+/*
+ * Quality and signal statistics for a deployment: one streaming pass over
+ * the latest window of events, one grouped count of signals, one count of
+ * events. See cf_quality_stats.h.
+ */
+#include "crucible/quality/cf_quality_stats.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct {
+    const char *type;
+    int weight;
+} weights[] = {
+    {"thumbs_up", 3}, {"copy", 2},         {"share", 2},  {"edit", 5},
+    {"regenerate", -1}, {"thumbs_down", -2}, {"report", -3},
+};
+
+int cf_signal_weight(cf_str type, int *known)
+{
+    *known = 0;
+    if (!type.p)
+        return 0;
+    for (size_t i = 0; i < sizeof weights / sizeof weights[0]; i++) {
+        size_t n = strlen(weights[i].type);
+        if (type.n == n && memcmp(type.p, weights[i].type, n) == 0) {
+            *known = 1;
+            return weights[i].weight;
+        }
+    }
+    return 0;
+}
+
+double cf_percentile_sorted(const double *v, size_t n, double p)
+{
+    if (n == 0)
+        return NAN;
+    double h = (double)(n - 1) * p;
+    size_t lo = (size_t)floor(h);
+    if (lo >= n - 1)
+        return v[n - 1];
+    return v[lo] + (h - (double)lo) * (v[lo + 1] - v[lo]);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+void cf_quality_stats_free(cf_quality_stats *st)
+{
+    for (size_t i = 0; i < st->nsignals; i++)
+        free(st->signals[i].type);
+    free(st->signals);
+    st->signals = NULL;
+    st->nsignals = 0;
+}
+
+typedef struct sig_acc {
+    cf_quality_stats *st;
+    size_t cap;
+} sig_acc;
+
+static int add_signal(void *ud, cf_str type, int64_t n)
+{
+    sig_acc *a = ud;
+    cf_quality_stats *st = a->st;
+    if (st->nsignals == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 8;
+        cf_signal_count *v = realloc(st->signals, cap * sizeof *v);
+        if (!v)
+            return 1;
+        st->signals = v;
+        a->cap = cap;
+    }
+    cf_signal_count *c = &st->signals[st->nsignals];
+    c->type = malloc(type.n + 1);
+    if (!c->type)
+        return 1;
+    if (type.n)
+        memcpy(c->type, type.p, type.n);
+    c->type[type.n] = '\0';
+    c->count = n;
+    c->weight = cf_signal_weight(type, &c->known);
+    st->nsignals++;
+    st->signal_count += n;
+    st->signal_score += (int64_t)c->weight * n;
+    return 0;
+}
+
+int cf_quality_stats_compute(cf_store *store, const cf_quality_cfg *cfg, cf_str deployment,
+                             int64_t window, cf_quality_stats *out, cf_err *err)
+{
+    memset(out, 0, sizeof *out);
+    out->p50 = out->p90 = out->min = out->max = out->scored_average = NAN;
+    out->window_size = window;
+    if (!deployment.p)
+        return cf_fail(err, CF_EINVAL, "deployment_id: missing required value");
+    if (window <= 0)
+        return cf_fail(err, CF_EINVAL, "window_size must be positive, got %lld",
+                       (long long)window);
+    cf_query q;
+    cf_query_init(&q);
+    q.deployment_id = deployment;
+    if (cf_store_count(store, CF_KIND_EVENTS, &q, &out->event_count, err))
+        return -1;
+    sig_acc acc = {out, 0};
+    int rc = cf_store_count_by_type(store, CF_KIND_SIGNALS, &q, add_signal, &acc, err);
+    if (rc < 0)
+        goto fail;
+    if (rc > 0) {
+        cf_fail(err, CF_ENOMEM, "out of memory counting signals");
+        goto fail;
+    }
+
+    /* The window: the latest `window` events, newest first. */
+    size_t cap = (size_t)(window < out->event_count ? window : out->event_count);
+    double *scores = malloc((cap ? cap : 1) * sizeof *scores);
+    if (!scores) {
+        cf_fail(err, CF_ENOMEM, "out of memory for %zu scores", cap);
+        goto fail;
+    }
+    q.descending = 1;
+    q.limit = window;
+    cf_cursor *cur = NULL;
+    if (cf_store_open_cursor(store, CF_KIND_EVENTS, &q, &cur, err)) {
+        free(scores);
+        goto fail;
+    }
+    out->with_checks = cfg != NULL;
+    double sum = 0.0;
+    size_t ns = 0;
+    cf_row row;
+    int r;
+    while ((r = cf_cursor_next(cur, &row, err)) == 1) {
+        const cf_event *e = &row.event;
+        out->window_count++;
+        if (!isnan(e->quality_score)) {
+            sum += e->quality_score;
+            if (ns == cap) { /* events inserted since the count */
+                size_t ncap = cap ? cap * 2 : 16;
+                double *v = realloc(scores, ncap * sizeof *v);
+                if (!v) {
+                    cf_fail(err, CF_ENOMEM, "out of memory for %zu scores", ncap);
+                    r = -1;
+                    break;
+                }
+                scores = v;
+                cap = ncap;
+            }
+            scores[ns++] = e->quality_score;
+        }
+        if (cfg) {
+            cf_check_result res[CF_CHECK_COUNT_];
+            cf_quality_assess(cfg, e->response.p, e->response.n, res);
+            for (int i = 0; i < CF_CHECK_COUNT_; i++)
+                out->passed[i] += res[i].passed;
+        }
+    }
+    cf_cursor_close(cur);
+    if (r < 0) {
+        free(scores);
+        goto fail;
+    }
+    out->scored_count = (int64_t)ns;
+    out->rolling_average = out->window_count ? sum / (double)out->window_count : 1.0;
+    if (ns) {
+        qsort(scores, ns, sizeof *scores, cmp_double);
+        out->scored_average = sum / (double)ns;
+        out->p50 = cf_percentile_sorted(scores, ns, 0.5);
+        out->p90 = cf_percentile_sorted(scores, ns, 0.9);
+        out->min = scores[0];
+        out->max = scores[ns - 1];
+    }
+    free(scores);
+    return 0;
+fail:
+    cf_quality_stats_free(out);
+    return -1;
+}

@@ -1,0 +1,224 @@
+/* Backend-independent part of the storage interface: URLs, queries, names. */
+#include "crucible/store/cf_store.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "crucible/core/cf_uuid.h"
+
+void cf_query_init(cf_query *q)
+{
+    memset(q, 0, sizeof *q);
+    q->exported = -1;
+    q->limit = -1;
+    q->since = CF_NO_TIME;
+    q->until = CF_NO_TIME;
+}
+
+int cf_query_check_window(const cf_query *q, const char *what, cf_err *err)
+{
+    if (q->id.p || q->event_id.p || q->type.p || q->exported >= 0 || q->include_signals)
+        return cf_fail(err, CF_EINVAL, "%s filters by deployment_id, since and until only", what);
+    return 0;
+}
+
+int cf_store_insert_signal(cf_store *s, const cf_signal *sig, char id[37], cf_err *err)
+{
+    if (!sig->inference_event_id.p)
+        return cf_fail(err, CF_EINVAL, "signal.inference_event_id: missing required field");
+    if (!sig->signal_type.p)
+        return cf_fail(err, CF_EINVAL, "signal.signal_type: missing required field");
+    return s->vt->insert_signal(s, sig, id, err);
+}
+
+int cf_store_insert_drift(cf_store *s, const cf_drift_result *d, char id[37], cf_err *err)
+{
+    if (!d->deployment_id.p || !d->drift_type.p)
+        return cf_fail(err, CF_EINVAL, "drift result: deployment_id and drift_type are required");
+    return s->vt->insert_drift(s, d, id, err);
+}
+
+int cf_store_insert_trigger(cf_store *s, const cf_trigger_event *t, char id[37], cf_err *err)
+{
+    if (!t->deployment_id.p || !t->trigger_type.p)
+        return cf_fail(err, CF_EINVAL,
+                       "trigger event: deployment_id and trigger_type are required");
+    return s->vt->insert_trigger(s, t, id, err);
+}
+
+int cf_query_check(cf_kind kind, const cf_query *q, cf_err *err)
+{
+    if (kind < 0 || kind >= CF_KIND_COUNT_)
+        return cf_fail(err, CF_EINVAL, "unknown row kind");
+    if (q->event_id.p && kind != CF_KIND_SIGNALS && kind != CF_KIND_CURATED)
+        return cf_fail(err, CF_EINVAL, "%s cannot be filtered by event_id", cf_kind_name(kind));
+    if (q->type.p && kind == CF_KIND_EVENTS)
+        return cf_fail(err, CF_EINVAL, "%s cannot be filtered by type", cf_kind_name(kind));
+    if (q->exported >= 0 && kind != CF_KIND_CURATED)
+        return cf_fail(err, CF_EINVAL, "only curated examples have an exported flag");
+    if (q->n_with_signal_types && kind != CF_KIND_EVENTS)
+        return cf_fail(err, CF_EINVAL, "only events can be filtered by their signals");
+    if (q->n_with_signal_types > CF_QUERY_MAX_SIGNAL_TYPES)
+        return cf_fail(err, CF_EINVAL, "at most %d signal types in one query",
+                       CF_QUERY_MAX_SIGNAL_TYPES);
+    for (size_t i = 0; i < q->n_with_signal_types; i++)
+        if (!q->with_signal_types[i].p)
+            return cf_fail(err, CF_EINVAL, "signal type %zu is missing", i + 1);
+    return 0;
+}
+
+int cf_store_take_id(cf_str given, char gen[37], cf_str *use, cf_err *err)
+{
+    if (given.p) {
+        size_t n = given.n < 36 ? given.n : 36;
+        memcpy(gen, given.p, n);
+        gen[n] = '\0';
+        *use = given;
+        return 0;
+    }
+    if (cf_uuid7(gen))
+        return cf_fail(err, CF_EIO, "cannot generate an id: the system random source failed");
+    *use = (cf_str){gen, 36};
+    return 0;
+}
+
+static const char *const kind_names[CF_KIND_COUNT_] = {
+    "events", "signals", "curated", "drift", "triggers"};
+
+const char *cf_kind_name(cf_kind k)
+{
+    return (k >= 0 && k < CF_KIND_COUNT_) ? kind_names[k] : "?";
+}
+
+int cf_kind_from_name(const char *name, cf_kind *out)
+{
+    for (int k = 0; k < CF_KIND_COUNT_; k++)
+        if (strcmp(name, kind_names[k]) == 0) {
+            *out = (cf_kind)k;
+            return 0;
+        }
+    return -1;
+}
+
+static const char *const signal_kind_names[CF_SIG_COUNT_] = {
+    "thumbs_up", "thumbs_down", "regenerate", "edit", "copy", "share", "report", "other"};
+
+const char *cf_signal_kind_name(cf_signal_kind k)
+{
+    return (k >= 0 && k < CF_SIG_COUNT_) ? signal_kind_names[k] : "?";
+}
+
+cf_signal_kind cf_signal_kind_of(cf_str type)
+{
+    for (int k = 0; k < CF_SIG_OTHER; k++)
+        if (type.p && strlen(signal_kind_names[k]) == type.n
+            && memcmp(signal_kind_names[k], type.p, type.n) == 0)
+            return (cf_signal_kind)k;
+    return CF_SIG_OTHER;
+}
+
+static int has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+void cf_store_redact_url(const char *url, char *out, size_t cap)
+{
+    if (!cap)
+        return;
+    const char *p = strstr(url, "://");
+    const char *colon = NULL, *at = NULL;
+    if (p) {
+        p += 3;
+        const char *stop = p + strcspn(p, "/?#");
+        for (const char *q = p; q < stop; q++)
+            if (*q == '@')
+                at = q;
+        if (at)
+            colon = memchr(p, ':', (size_t)(at - p));
+    }
+    if (colon)
+        snprintf(out, cap, "%.*s***%s", (int)(colon + 1 - url), url, at);
+    else
+        snprintf(out, cap, "%s", url);
+}
+
+int cf_store_parse_url(const char *url, cf_store_url *out, cf_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!url || !*url)
+        return cf_fail(err, CF_EINVAL, "database URL is empty: expected sqlite:PATH");
+    if (has_prefix(url, "sqlite:")) {
+        const char *path = url + strlen("sqlite:");
+        if (has_prefix(path, "//"))
+            path += 2;
+        if (!*path)
+            return cf_fail(err, CF_EINVAL,
+                           "database URL '%s' has no file path: expected sqlite:PATH", url);
+        if (strlen(path) >= sizeof out->target)
+            return cf_fail(err, CF_EINVAL, "database URL is too long (%zu bytes)", strlen(url));
+        out->backend = CF_BACKEND_SQLITE;
+        memcpy(out->target, path, strlen(path) + 1);
+        return 0;
+    }
+    if (has_prefix(url, "postgres://") || has_prefix(url, "postgresql://")) {
+        /* the PostgreSQL backend parses (and reports) the rest itself */
+        if (strlen(url) >= sizeof out->target)
+            return cf_fail(err, CF_EINVAL, "database URL is too long (%zu bytes)", strlen(url));
+        out->backend = CF_BACKEND_POSTGRES;
+        memcpy(out->target, url, strlen(url) + 1);
+        return 0;
+    }
+    if (has_prefix(url, "clickhouse://")) {
+        if (strlen(url) >= sizeof out->target)
+            return cf_fail(err, CF_EINVAL, "database URL is too long (%zu bytes)", strlen(url));
+        out->backend = CF_BACKEND_CLICKHOUSE;
+        memcpy(out->target, url, strlen(url) + 1);
+        return 0;
+    }
+    char shown[256];
+    cf_store_redact_url(url, shown, sizeof shown);
+    return cf_fail(err, CF_EINVAL,
+                   "unsupported database URL '%s': expected sqlite:PATH, "
+                   "postgres://user:password@host:port/database or "
+                   "clickhouse://user:password@host:port/database", shown);
+}
+
+int cf_store_open(const char *url, const cf_store_opts *opts, cf_store **out, cf_err *err)
+{
+    cf_store_url u;
+    *out = NULL;
+    if (cf_store_parse_url(url, &u, err))
+        return -1;
+    switch (u.backend) {
+    case CF_BACKEND_SQLITE:
+        return cf_store_sqlite_open(u.target, opts, out, err);
+    case CF_BACKEND_POSTGRES:
+        return cf_store_pg_open(u.target, opts, out, err);
+    case CF_BACKEND_CLICKHOUSE:
+        return cf_store_clickhouse_open(u.target, opts, out, err);
+    default:
+        return cf_fail(err, CF_EUNSUPPORTED, "backend not available");
+    }
+}
+
+static const char *const STATUSES[] = {"running", "ok",      "halted",    "failed",
+                                       "stopped", "skipped", "abandoned", NULL};
+
+int cf_workflow_run_check(const cf_workflow_run *r, int need_id, cf_err *err)
+{
+    if (need_id && (!r->id.p || r->id.n == 0))
+        return cf_fail(err, CF_EINVAL, "workflow run: id is required");
+    if (!need_id && (!r->name.p || r->name.n == 0))
+        return cf_fail(err, CF_EINVAL, "workflow run: name is required");
+    if (!r->status.p)
+        return cf_fail(err, CF_EINVAL, "workflow run: status is required");
+    for (int i = 0; STATUSES[i]; i++) {
+        if (strlen(STATUSES[i]) == r->status.n && memcmp(STATUSES[i], r->status.p, r->status.n) == 0)
+            return 0;
+    }
+    return cf_fail(err, CF_EINVAL,
+                   "workflow run: status '%.*s' is not one of running, ok, halted, failed, "
+                   "stopped, skipped, abandoned",
+                   (int)(r->status.n > 64 ? 64 : r->status.n), r->status.p);
+}
