@@ -1,10 +1,10 @@
 --- A workflow with user policies: curates with a user strategy and checks a
 -- user trigger, both loaded by name from a user directory.
 --
---   crucible-feedback --lua-path scripts/policies run scripts/custom_policies.lua --deployment d
+--   crucible-feedback --lua-path examples/policies run examples/custom_policies.lua --deployment d
 --
--- scripts/policies/crucible/curation/slow_but_liked.lua and
--- scripts/policies/crucible/triggers/slow_answers.lua are the two policies;
+-- examples/policies/crucible/curation/slow_but_liked.lua and
+-- examples/policies/crucible/triggers/slow_answers.lua are the two policies;
 -- copy the directory, change them, point --lua-path (or CRUCIBLE_PATH, or
 -- lua_path in the config) at your copy.
 local pipeline = require "crucible.pipeline"

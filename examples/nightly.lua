@@ -2,11 +2,11 @@
 -- training examples, check the retraining triggers, and export a training
 -- set (curated examples and DPO preference pairs) when a trigger fired.
 --
---   crucible-feedback run scripts/nightly.lua --deployment deploy-1
---   crucible-feedback run scripts/nightly.lua --deployment deploy-1 --format jsonl --always-export
+--   crucible-feedback run examples/nightly.lua --deployment deploy-1
+--   crucible-feedback run examples/nightly.lua --deployment deploy-1 --format jsonl --always-export
 --
 -- Schedule it from the config:
---   schedules = {{ name = "nightly", cron = "0 3 * * *", script = "scripts/nightly.lua",
+--   schedules = {{ name = "nightly", cron = "0 3 * * *", script = "examples/nightly.lua",
 --                  args = { "--deployment", "deploy-1" }, catch_up = true }}
 --
 -- Copy it and change the steps: each is a stage (lua/crucible/stages/) and

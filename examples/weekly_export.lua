@@ -3,11 +3,11 @@
 -- seven days of preference data as DPO pairs (from edits) and KTO examples
 -- (from thumbs), all in one directory per run.
 --
---   crucible-feedback run scripts/weekly_export.lua --deployment deploy-1 [--dir exports]
+--   crucible-feedback run examples/weekly_export.lua --deployment deploy-1 [--dir exports]
 --
 -- Schedule it from the config:
 --   schedules = {{ name = "weekly-export", cron = "0 4 * * mon",
---                  script = "scripts/weekly_export.lua", args = { "--deployment", "deploy-1" } }}
+--                  script = "examples/weekly_export.lua", args = { "--deployment", "deploy-1" } }}
 local pipeline = require "crucible.pipeline"
 local workflow = require "crucible.workflow"
 

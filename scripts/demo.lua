@@ -7,7 +7,7 @@
 --    some prompts, refusals, repetitive and short answers, JSON answers,
 --    signals of every type, and a topic and length shift in the last 30%)
 --    and ingests it through cf.log_inference;
--- 2. runs the nightly workflow (scripts/nightly.lua) the way the scheduler
+-- 2. runs the nightly workflow (examples/nightly.lua) the way the scheduler
 --    does, so the run is recorded;
 -- 3. prints what the loop found: quality, drift, curated examples,
 --    triggers, and the files exported.
@@ -80,7 +80,7 @@ print(("   PII redacted before storage: %s"):format(kv(stats.redactions)))
 
 -- ---- 2. the nightly workflow, as the scheduler runs it ---------------------------------
 local entries = assert(scheduler.check {
-  { name = "nightly", cron = "0 3 * * *", script = script_dir .. "/nightly.lua",
+  { name = "nightly", cron = "0 3 * * *", script = script_dir .. "/../examples/nightly.lua",
     args = { "--deployment", dep, "--window-size", tostring(window), "--quiet" } },
 })
 local cf = crucible.default()
@@ -88,7 +88,7 @@ local runner = scheduler.new { cf = cf, schedules = entries, log = function() en
 local out = runner:run(entries[1], nil)
 local ctx = out.context
 
-heading(2, "Nightly workflow (scripts/nightly.lua, recorded as run " .. tostring(out.id) .. ")")
+heading(2, "Nightly workflow (examples/nightly.lua, recorded as run " .. tostring(out.id) .. ")")
 if ctx then
   for _, s in ipairs(ctx.stages) do
     print(("   %-20s %-7s %6.2f s%s"):format(s.stage, s.status, s.duration_ms / 1000,
@@ -158,4 +158,4 @@ end
 print(("\nDone in %.1f s. Explore: cd demo && crucible-feedback repl   (cf.get_quality_stats(%q), ...)")
   :format((core.now_us() - t_start) / 1e6, dep))
 print("Schedule it: add schedules = {{ name = \"nightly\", cron = \"0 3 * * *\", script = "
-  .. "\"scripts/nightly.lua\", args = {\"--deployment\", \"" .. dep .. "\"} }} to crucible.config.lua")
+  .. "\"examples/nightly.lua\", args = {\"--deployment\", \"" .. dep .. "\"} }} to crucible.config.lua")

@@ -2,9 +2,9 @@
 -- `schedules`, records every run in the store, and stops cleanly on SIGTERM.
 --
 --   schedules = {
---     { name = "nightly", cron = "0 3 * * *", script = "scripts/nightly.lua",
+--     { name = "nightly", cron = "0 3 * * *", script = "examples/nightly.lua",
 --       args = { "--deployment", "deploy-1" }, catch_up = true },
---     { name = "heartbeat", every = 300, script = "scripts/weekly_export.lua" },
+--     { name = "heartbeat", every = 300, script = "examples/weekly_export.lua" },
 --   }
 --
 -- Workflows run in this process, one at a time (a second process sharing

@@ -1,4 +1,4 @@
---- crucible.workflow: helpers for workflow scripts (scripts/nightly.lua and
+--- crucible.workflow: helpers for workflow scripts (examples/nightly.lua and
 -- the others people copy): command-line options and a readable report of a
 -- pipeline run.
 --

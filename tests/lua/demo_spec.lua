@@ -38,7 +38,7 @@ describe("the demo", function()
     for _, want in ipairs {
       "1. Traffic", "800 inference events for deployment support-bot",
       "PII redacted before storage: ", "email ", "credit_card ",
-      "2. Nightly workflow (scripts/nightly.lua, recorded as run ",
+      "2. Nightly workflow (examples/nightly.lua, recorded as run ",
       "assess_quality", "detect_drift", "curate", "check_triggers", "export_curated",
       "3. Quality", "800 events scored by the nightly backfill", "checks passed: format",
       "4. Drift", "statistical", "embedding", "output",

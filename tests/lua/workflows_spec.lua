@@ -5,7 +5,7 @@ local support = require "support"
 local duck = require "duckdb"
 local core = require "crucible._core"
 
-local SCRIPTS = support.SOURCE_DIR .. "/scripts"
+local SCRIPTS = support.SOURCE_DIR .. "/examples"
 
 local dir, cf
 
@@ -35,7 +35,7 @@ local function run(args)
   return out
 end
 
-describe("scripts/custom_policies.lua", function()
+describe("examples/custom_policies.lua", function()
   before_each(traffic)
   after_each(function() support.rm_rf(dir) end)
 
@@ -74,7 +74,7 @@ describe("scripts/custom_policies.lua", function()
   end)
 end)
 
-describe("scripts/weekly_export.lua", function()
+describe("examples/weekly_export.lua", function()
   before_each(traffic)
   after_each(function() support.rm_rf(dir) end)
 

@@ -1,8 +1,8 @@
 --- A user curation strategy (copy it): answers users liked although they
 -- were slow, which a latency-tuned model must keep answering well.
 --
--- Found by name when scripts/policies is a user directory:
---   crucible-feedback --lua-path scripts/policies run scripts/custom_policies.lua --deployment d
+-- Found by name when examples/policies is a user directory:
+--   crucible-feedback --lua-path examples/policies run examples/custom_policies.lua --deployment d
 --   cf.curate("d", { strategies = { "user_edit", "slow_but_liked" }, min_latency_ms = 1500 })
 local curation = require "crucible.curation"
 
