@@ -2,7 +2,10 @@
 -- API feature (cf.detect_drift, cf.get_drift_history, cf.set_drift_baseline).
 --
 --   local drift = require "crucible.drift"
---   drift.ks(recent, baseline)            --> {statistic=, pvalue=, location=, sign=, method=}
+--   drift.ks(recent, baseline[, method[, alternative]])
+--                                         --> {statistic=, pvalue=, location=, sign=, method=}
+--     method "auto" (default), "exact", "asymp"; alternative "two-sided" (default),
+--     "less", "greater", as SciPy's ks_2samp
 --   drift.psi(recent, baseline)           --> the reference's population stability index
 --   drift.wasserstein(recent, baseline)   --> distance, distance / std(baseline)
 --   drift.jensen_shannon(p, q[, base])    --> distance between two weight vectors

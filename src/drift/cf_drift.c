@@ -107,18 +107,17 @@ static long gcd_long(long a, long b)
     return a;
 }
 
-int cf_ks_sorted(const double *a, size_t na, const double *b, size_t nb, int method,
-                 cf_ks_result *out, cf_err *err)
+/* The ECDF difference F_a - F_b at every distinct value: its largest value
+ * and its most negative one, with where each occurs. SciPy evaluates it at
+ * each element of [sorted a, sorted b] and takes the first arg-extreme, so
+ * among equal extremes a value from a wins, then the smallest. */
+typedef struct ks_extremes {
+    double maxs, lmax; /* max(F_a - F_b) and its location */
+    double mins, lmin; /* max(F_b - F_a) clipped to [0, 1] and its location */
+} ks_extremes;
+
+static void ks_scan(const double *a, size_t na, const double *b, size_t nb, ks_extremes *x)
 {
-    memset(out, 0, sizeof *out);
-    if (na == 0 || nb == 0)
-        return cf_fail(err, CF_EINVAL, "ks: both samples must be non-empty (got %zu and %zu values)",
-                       na, nb);
-    if (na > 2147483647u || nb > 2147483647u)
-        return cf_fail(err, CF_EINVAL, "ks: samples over 2^31 values are not supported");
-    /* The ECDF difference at every distinct value; SciPy evaluates it at
-     * each element of [sorted a, sorted b] and takes the first arg-extreme,
-     * so among equal extremes a value from a wins, then the smallest. */
     double max_a = -INFINITY, max_b = -INFINITY, min_a = INFINITY, min_b = INFINITY;
     double lmax_a = 0, lmax_b = 0, lmin_a = 0, lmin_b = 0;
     double fa = (double)na, fb = (double)nb;
@@ -140,49 +139,80 @@ int cf_ks_sorted(const double *a, size_t na, const double *b, size_t nb, int met
             if (diff < min_b) { min_b = diff; lmin_b = v; }
         }
     }
-    double maxs = max_a >= max_b ? max_a : max_b;
-    double lmax = max_a >= max_b ? lmax_a : lmax_b;
-    double mins = min_a <= min_b ? min_a : min_b;
-    double lmin = min_a <= min_b ? lmin_a : lmin_b;
-    mins = -mins;
-    mins = mins < 0 ? 0 : (mins > 1 ? 1 : mins);
-    double d;
-    if (mins > maxs) {
-        d = mins;
-        out->location = lmin;
-        out->sign = -1;
-    } else {
-        d = maxs;
-        out->location = lmax;
-        out->sign = 1;
-    }
-    long n1 = (long)na, n2 = (long)nb, g = gcd_long(n1, n2);
-    int exact;
+    x->maxs = max_a >= max_b ? max_a : max_b;
+    x->lmax = max_a >= max_b ? lmax_a : lmax_b;
+    double mins = -(min_a <= min_b ? min_a : min_b);
+    x->mins = mins < 0 ? 0 : (mins > 1 ? 1 : mins);
+    x->lmin = min_a <= min_b ? lmin_a : lmin_b;
+}
+
+/* The p-value of statistic *d (rounded to h/lcm when the exact method runs,
+ * as SciPy does); sets out->exact. */
+static double ks_pvalue(long n1, long n2, int method, int alternative, double *d, int *exact)
+{
+    long g = gcd_long(n1, n2);
     if (method == CF_KS_AUTO)
-        exact = (n1 > n2 ? n1 : n2) <= 10000;
+        *exact = (n1 > n2 ? n1 : n2) <= 10000;
     else if (method == CF_KS_EXACT)
-        exact = !((double)(n1 / g) >= 2147483647.0 / (double)(n2 / g));
+        *exact = !((double)(n1 / g) >= 2147483647.0 / (double)(n2 / g));
     else
-        exact = 0;
+        *exact = 0;
     double p = NAN;
-    if (exact) {
+    if (*exact) {
         long lcm = (n1 / g) * n2;
-        long h = (long)nearbyint(d * (double)lcm);
-        d = (double)h / (double)lcm;
-        if (h == 0)
-            p = 1.0;
-        else if (cf_ks2_exact_sf(n1, n2, g, h, &p))
-            exact = 0;
+        long h = (long)nearbyint(*d * (double)lcm);
+        *d = (double)h / (double)lcm;
+        int rc = alternative == CF_KS_TWO_SIDED ? cf_ks2_exact_sf(n1, n2, g, h, &p)
+                                                : cf_ks2_exact_one_sided_sf(n1, n2, g, h, &p);
+        if (rc) /* numerically impossible: the asymptotic value, as SciPy */
+            *exact = 0;
     }
-    if (!exact) {
+    if (!*exact) {
+        double fa = (double)n1, fb = (double)n2;
         double m = fa > fb ? fa : fb, n = fa > fb ? fb : fa;
         double en = m * n / (m + n);
-        p = cf_kstwo_sf((int)nearbyint(en), d);
+        if (alternative == CF_KS_TWO_SIDED) {
+            p = cf_kstwo_sf((int)nearbyint(en), *d);
+        } else { /* Hodges' approximation (his eq. 5.3), m the larger size */
+            double z = sqrt(en) * *d;
+            p = exp(-2 * z * z - 2 * z * (m + 2 * n) / sqrt(m * n * (m + n)) / 3.0);
+        }
     }
+    return p < 0 ? 0 : (p > 1 ? 1 : p);
+}
+
+int cf_ks_sorted_alt(const double *a, size_t na, const double *b, size_t nb, int method,
+                     int alternative, cf_ks_result *out, cf_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (na == 0 || nb == 0)
+        return cf_fail(err, CF_EINVAL, "ks: both samples must be non-empty (got %zu and %zu values)",
+                       na, nb);
+    if (na > 2147483647u || nb > 2147483647u)
+        return cf_fail(err, CF_EINVAL, "ks: samples over 2^31 values are not supported");
+    if (alternative != CF_KS_TWO_SIDED && alternative != CF_KS_LESS && alternative != CF_KS_GREATER)
+        return cf_fail(err, CF_EINVAL, "ks: unknown alternative %d", alternative);
+    ks_extremes x;
+    ks_scan(a, na, b, nb, &x);
+    double d;
+    if (alternative == CF_KS_LESS || (alternative == CF_KS_TWO_SIDED && x.mins > x.maxs)) {
+        d = x.mins;
+        out->location = x.lmin;
+        out->sign = -1;
+    } else {
+        d = x.maxs;
+        out->location = x.lmax;
+        out->sign = 1;
+    }
+    out->pvalue = ks_pvalue((long)na, (long)nb, method, alternative, &d, &out->exact);
     out->statistic = d;
-    out->pvalue = p < 0 ? 0 : (p > 1 ? 1 : p);
-    out->exact = exact;
     return 0;
+}
+
+int cf_ks_sorted(const double *a, size_t na, const double *b, size_t nb, int method,
+                 cf_ks_result *out, cf_err *err)
+{
+    return cf_ks_sorted_alt(a, na, b, nb, method, CF_KS_TWO_SIDED, out, err);
 }
 
 static int sorted_copy(const double *v, size_t n, const char *what, double **out, cf_err *err)
@@ -410,6 +440,8 @@ double cf_js_distance(const double *p, const double *q, size_t k, double base)
         right += rel_entr(qi, m);
     }
     double js = left + right;
+    if (base != 0 && !(base > 1)) /* log(base) <= 0: no distance (SciPy gives inf or NaN) */
+        return NAN;
     if (base > 0)
         js /= log(base);
     js /= 2.0;

@@ -435,10 +435,13 @@ static long ceil_div(long a, long b) /* b > 0 */
     return -floor_div(-a, b);
 }
 
-/* Proportion of lattice paths (0,0) -> (m,n) that touch |i*ng - j*mg| >= h,
- * kept directly (not as 1 - inside) so small p-values keep their digits:
+/* Proportion of lattice paths (0,0) -> (m,n) that touch the boundary: both
+ * sides, |i*ng - j*mg| >= h (two_sided), or the low side only,
+ * i*ng - j*mg >= h (one-sided, after ordering m >= n as SciPy does: the
+ * one-sided probability is symmetric in m and n). Kept directly (not as
+ * 1 - inside) so small p-values keep their digits:
  * q(i,j) = (i q(i-1,j) + j q(i,j-1)) / (i+j) inside, 1 outside. */
-static int outside_lattice(long m, long n, long g, long h, double *out)
+static int outside_lattice(long m, long n, long g, long h, int two_sided, double *out)
 {
     if (m < n) {
         long t = m;
@@ -449,7 +452,7 @@ static int outside_lattice(long m, long n, long g, long h, double *out)
     double *q = malloc((size_t)(n + 1) * sizeof *q);
     if (!q)
         return -1;
-    long maxj = ceil_div(h, mg);
+    long maxj = two_sided ? ceil_div(h, mg) : n + 1;
     if (maxj > n + 1)
         maxj = n + 1;
     for (long j = 0; j <= n; j++)
@@ -458,12 +461,12 @@ static int outside_lattice(long m, long n, long g, long h, double *out)
         long minj = floor_div(ng * i - h, mg) + 1;
         if (minj < 0)
             minj = 0;
-        if (minj > n)
-            minj = n;
-        maxj = ceil_div(ng * i + h, mg);
-        if (maxj > n + 1)
-            maxj = n + 1;
-        if (maxj <= minj) {
+        if (two_sided) {
+            maxj = ceil_div(ng * i + h, mg);
+            if (maxj > n + 1)
+                maxj = n + 1;
+        }
+        if (minj > n || maxj <= minj) { /* the whole column is outside */
             free(q);
             *out = 1.0;
             return 0;
@@ -488,11 +491,34 @@ int cf_ks2_exact_sf(long n1, long n2, long g, long h, double *p)
     }
     if (n1 == n2)
         prob = outside_square(n1, h);
-    else if (outside_lattice(n1, n2, g, h, &prob))
+    else if (outside_lattice(n1, n2, g, h, 1, &prob))
         return -1;
     if (!(prob >= 0.0 && prob <= 1.0))
         return -1;
     *p = prob;
+    return 0;
+}
+
+int cf_ks2_exact_one_sided_sf(long n1, long n2, long g, long h, double *p)
+{
+    double prob = 1.0;
+    if (h <= 0) {
+        *p = 1.0;
+        return 0;
+    }
+    if (n1 == n2) {
+        /* C(2n, n-h) / C(2n, n) as a product, SciPy's form */
+        for (long j = 0; j < h; j++)
+            prob *= (double)(n1 - j) / ((double)n1 + (double)j + 1.0);
+    } else {
+        /* SciPy counts the paths and divides by C(n1 + n2, n1) in doubles,
+         * and falls back to the asymptotic formula when that overflows: so
+         * do we, so the two agree on which method ran. */
+        double lc = lgamma((double)(n1 + n2) + 1) - lgamma((double)n1 + 1) - lgamma((double)n2 + 1);
+        if (lc > log(DBL_MAX) || outside_lattice(n1, n2, g, h, 0, &prob))
+            return -1;
+    }
+    *p = clip01(prob);
     return 0;
 }
 

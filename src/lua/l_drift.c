@@ -1,7 +1,9 @@
 /*
  * crucible._drift: the drift statistics for Lua (policies, the REPL, tests).
  *
- *   _drift.ks(a, b[, method])          --> {statistic=, pvalue=, location=, sign=, method=}
+ *   _drift.ks(a, b[, method[, alternative]])
+ *                                      --> {statistic=, pvalue=, location=, sign=, method=}
+ *        method "auto" | "exact" | "asymp"; alternative "two-sided" | "less" | "greater"
  *   _drift.psi(a, b[, bins])           --> number (the reference's PSI)
  *   _drift.wasserstein(a, b)           --> distance, distance / std(b) (nil when std(b) == 0)
  *   _drift.histogram(a, b[, bins])     --> counts_a, counts_b (shared equal-width bins)
@@ -65,12 +67,15 @@ static void set_num(lua_State *L, const char *k, double v)
 
 static int l_ks(lua_State *L)
 {
-    lua_settop(L, 3);
+    lua_settop(L, 4);
     size_t na, nb;
     double *a = check_sample(L, 1, "a", &na);
     double *b = check_sample(L, 2, "b", &nb);
     static const char *const methods[] = {"auto", "exact", "asymp", NULL};
+    static const char *const alternatives[] = {"two-sided", "less", "greater", NULL};
     int method = luaL_checkoption(L, 3, "auto", methods);
+    /* the order of alternatives[] is CF_KS_TWO_SIDED, CF_KS_LESS, CF_KS_GREATER */
+    int alternative = luaL_checkoption(L, 4, "two-sided", alternatives);
     if (na == 0 || nb == 0)
         return luaL_error(L, "ks: both samples must be non-empty (got %d and %d values)", (int)na,
                           (int)nb);
@@ -78,7 +83,7 @@ static int l_ks(lua_State *L)
     sort_or_raise(L, b, nb);
     cf_ks_result r;
     cf_err err;
-    if (cf_ks_sorted(a, na, b, nb, method, &r, &err))
+    if (cf_ks_sorted_alt(a, na, b, nb, method, alternative, &r, &err))
         return luaL_error(L, "%s", err.msg);
     lua_createtable(L, 0, 5);
     set_num(L, "statistic", r.statistic);
@@ -101,7 +106,7 @@ static int check_bins(lua_State *L, int idx)
 
 static int l_psi(lua_State *L)
 {
-    lua_settop(L, 3);
+    lua_settop(L, 4);
     size_t na, nb;
     double *a = check_sample(L, 1, "a", &na);
     double *b = check_sample(L, 2, "b", &nb);
@@ -141,7 +146,7 @@ static void push_vector(lua_State *L, const double *v, size_t n)
 
 static int l_histogram(lua_State *L)
 {
-    lua_settop(L, 3);
+    lua_settop(L, 4);
     size_t na, nb;
     double *a = check_sample(L, 1, "a", &na);
     double *b = check_sample(L, 2, "b", &nb);
@@ -166,8 +171,8 @@ static int l_jensen_shannon(lua_State *L)
     for (size_t i = 0; i < np; i++)
         if (p[i] < 0 || q[i] < 0)
             return luaL_error(L, "jensen_shannon: weights must not be negative");
-    if (base != 0 && !(base > 0 && base != 1))
-        return luaL_error(L, "jensen_shannon: base must be positive and not 1");
+    if (!lua_isnoneornil(L, 3) && !(base > 1))
+        return luaL_error(L, "jensen_shannon: base must be greater than 1 (got %f)", base);
     double d = cf_js_distance(p, q, np, base);
     if (isnan(d))
         return luaL_error(L, "jensen_shannon: p and q must each have a positive sum");
@@ -238,7 +243,7 @@ static int l_mean_std(lua_State *L)
 
 static int l_compare(lua_State *L)
 {
-    lua_settop(L, 3);
+    lua_settop(L, 4);
     size_t na, nb;
     double *a = check_sample(L, 1, "a", &na);
     double *b = check_sample(L, 2, "b", &nb);

@@ -56,6 +56,13 @@ static void test_ks_small(void)
     CHECK(fabs(r.pvalue - 0.1) < 1e-15);
     CHECK(r.exact == 1);
     CHECK(r.location == 3.0 && r.sign == 1);
+    /* one-sided: F_a - F_b reaches 1 (greater), F_b - F_a never rises above
+     * 0 (less); exact p = C(6,0) / C(6,3) = 0.05 */
+    CHECK(cf_ks_sorted_alt(a, 3, b, 3, CF_KS_AUTO, CF_KS_GREATER, &r, &err) == 0);
+    CHECK(r.statistic == 1.0 && fabs(r.pvalue - 0.05) < 1e-15 && r.sign == 1 && r.exact);
+    CHECK(cf_ks_sorted_alt(a, 3, b, 3, CF_KS_AUTO, CF_KS_LESS, &r, &err) == 0);
+    CHECK(r.statistic == 0.0 && r.pvalue == 1.0 && r.sign == -1);
+    CHECK(cf_ks_sorted_alt(a, 3, b, 3, CF_KS_AUTO, 7, &r, &err) == -1);
     /* identical samples */
     CHECK(cf_ks_2samp(a, 3, a, 3, CF_KS_AUTO, &r, &err) == 0);
     CHECK(r.statistic == 0 && r.pvalue == 1.0);
@@ -95,6 +102,11 @@ static void test_chi2_and_js(void)
     double p[] = {1, 0, 0}, q[] = {0, 1, 0};
     CHECK(fabs(cf_js_distance(p, q, 3, 2) - 1.0) < 1e-15);
     CHECK(cf_js_distance(p, p, 3, 2) == 0.0);
+    /* a base at or below 1 has no distance (it used to read as identical) */
+    CHECK(isnan(cf_js_distance(p, q, 3, 0.5)));
+    CHECK(isnan(cf_js_distance(p, q, 3, 1)));
+    CHECK(isnan(cf_js_distance(p, q, 3, -2)));
+    CHECK(fabs(cf_js_distance(p, q, 3, 0) - sqrt(log(2.0))) < 1e-15);
     CHECK(fabs(cf_chi2_sf(3.841458820694124, 1) - 0.05) < 1e-12);
 }
 

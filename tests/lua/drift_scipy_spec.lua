@@ -89,6 +89,8 @@ describe("drift statistics against SciPy", function()
     for _, k in ipairs(kinds) do
       local a, b = sample(s[1], k[1]), sample(s[2], k[2])
       cases[#cases + 1] = { op = "ks", a = a, b = b }
+      cases[#cases + 1] = { op = "ks", a = a, b = b, alternative = "less" }
+      cases[#cases + 1] = { op = "ks", a = a, b = b, alternative = "greater" }
       cases[#cases + 1] = { op = "wasserstein", a = a, b = b }
       cases[#cases + 1] = { op = "psi", a = a, b = b }
       cases[#cases + 1] = { op = "js", a = a, b = b, bins = 10 }
@@ -109,6 +111,19 @@ describe("drift statistics against SciPy", function()
   cases[#cases + 1] = { op = "ks", a = big_a, b = big_b }
   cases[#cases + 1] = { op = "ks", a = sample(3000, "normal"), b = sample(3000, "normal"),
                         method = "exact" }
+  -- one-sided, every method, both directions of a shift
+  for _, alt in ipairs { "less", "greater" } do
+    cases[#cases + 1] = { op = "ks", a = sample(300, "normal"), b = sample(200, "shifted"),
+                          method = "asymp", alternative = alt }
+    cases[#cases + 1] = { op = "ks", a = sample(200, "shifted"), b = sample(300, "normal"),
+                          method = "asymp", alternative = alt }
+    cases[#cases + 1] = { op = "ks", a = big_a, b = big_b, alternative = alt }
+    cases[#cases + 1] = { op = "ks", a = sample(2500, "normal"), b = sample(2500, "shifted"),
+                          method = "exact", alternative = alt }
+    cases[#cases + 1] = { op = "ks", a = sample(700, "shifted"), b = sample(1100, "normal"),
+                          method = "exact", alternative = alt }
+    cases[#cases + 1] = { op = "ks", a = same, b = same, alternative = alt }
+  end
 
   local ref = scipy(cases)
 
@@ -116,9 +131,10 @@ describe("drift statistics against SciPy", function()
     local counted = { ks = 0, wasserstein = 0, js = 0, psi = 0 }
     for i, c in ipairs(cases) do
       local want = ref[i]
-      local what = ("case %d (%s, %d vs %d)"):format(i, c.op, #c.a, #c.b)
+      local what = ("case %d (%s%s, %d vs %d)"):format(i, c.op,
+        c.alternative and " " .. c.alternative or "", #c.a, #c.b)
       if c.op == "ks" then
-        local r = drift.ks(c.a, c.b, c.method)
+        local r = drift.ks(c.a, c.b, c.method, c.alternative)
         close(r.statistic, want.statistic, 1e-9, what .. " statistic")
         close(r.pvalue, want.pvalue, 1e-6, what .. " pvalue")
         assert.equal(want.location, r.location, what .. " location")

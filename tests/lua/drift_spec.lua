@@ -383,3 +383,23 @@ describe("embedders", function()
     support.rm_rf(d2)
   end)
 end)
+
+describe("statistics: misuse", function()
+  it("refuses a Jensen-Shannon base at or below 1 instead of reading it as identical", function()
+    local p, q = { 1, 0, 0 }, { 0, 1, 0 }
+    for _, base in ipairs { 0.5, 1, 0, -2 } do
+      local ok, err = pcall(drift.jensen_shannon, p, q, base)
+      assert.is_false(ok, "base " .. base)
+      assert.matches("base must be greater than 1", err)
+    end
+    assert.near(1.0, drift.jensen_shannon(p, q, 2), 1e-15)
+    assert.near(math.sqrt(math.log(2)), drift.jensen_shannon(p, q), 1e-15)
+  end)
+
+  it("names a KS alternative it does not know, and the ones it does", function()
+    local ok, err = pcall(drift.ks, { 1, 2 }, { 3, 4 }, "auto", "two_sided")
+    assert.is_false(ok)
+    assert.matches("invalid option 'two_sided'", err, 1, true)
+    assert.equal(1, drift.ks({ 1, 2, 3 }, { 4, 5, 6 }, "auto", "greater").statistic)
+  end)
+end)

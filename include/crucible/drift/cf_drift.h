@@ -24,6 +24,10 @@ int cf_drift_check_finite(const double *v, size_t n, const char *what, cf_err *e
 int cf_drift_sort(double *v, size_t n, cf_err *err);
 
 enum { CF_KS_AUTO, CF_KS_EXACT, CF_KS_ASYMP };
+/* The alternative hypothesis, as SciPy's ks_2samp names it: two-sided;
+ * less (the statistic is max(F_b - F_a), clipped at 0); greater
+ * (max(F_a - F_b)). */
+enum { CF_KS_TWO_SIDED, CF_KS_LESS, CF_KS_GREATER };
 
 typedef struct cf_ks_result {
     double statistic;  /* D (rounded to h/lcm when the exact method ran, as SciPy) */
@@ -33,9 +37,16 @@ typedef struct cf_ks_result {
     int exact;         /* 1: exact distribution used; 0: asymptotic */
 } cf_ks_result;
 
-/* Two-sample Kolmogorov-Smirnov on sorted samples (both non-empty). */
+/* Two-sample Kolmogorov-Smirnov on sorted samples (both non-empty),
+ * two-sided. */
 int cf_ks_sorted(const double *a, size_t na, const double *b, size_t nb, int method,
                  cf_ks_result *out, cf_err *err);
+
+/* Same with an alternative (CF_KS_TWO_SIDED, CF_KS_LESS, CF_KS_GREATER):
+ * one-sided p-values are exact (lattice paths) or Hodges' asymptotic
+ * approximation, as SciPy's ks_2samp computes them. */
+int cf_ks_sorted_alt(const double *a, size_t na, const double *b, size_t nb, int method,
+                     int alternative, cf_ks_result *out, cf_err *err);
 
 /* Same on unsorted finite samples (sorted copies are made). */
 int cf_ks_2samp(const double *a, size_t na, const double *b, size_t nb, int method,
@@ -66,8 +77,9 @@ double cf_wasserstein_sorted(const double *a, size_t na, const double *b, size_t
 void cf_mean_std(const double *v, size_t n, double *mean, double *std);
 
 /* Jensen-Shannon distance between two non-negative weight vectors of k
- * entries (each normalised to sum 1). base <= 0: natural logarithm.
- * Returns NaN when a vector sums to 0. */
+ * entries (each normalised to sum 1). base 0: natural logarithm; any other
+ * base must be greater than 1. Returns NaN when a vector sums to 0 or the
+ * base is not 0 and not above 1. */
 double cf_js_distance(const double *p, const double *q, size_t k, double base);
 
 typedef struct cf_chi2_result {

@@ -23,6 +23,11 @@ double cf_smirnov_sf(int n, double x);
  * computation is numerically impossible (callers fall back to asymp). */
 int cf_ks2_exact_sf(long n1, long n2, long g, long h, double *p);
 
+/* The one-sided counterpart: Pr(D+_{n1,n2} >= h/lcm(n1, n2)) (symmetric in
+ * n1 and n2). Returns -1, as SciPy fails, when n1 != n2 and C(n1 + n2, n1)
+ * is beyond a double, or when memory runs out. */
+int cf_ks2_exact_one_sided_sf(long n1, long n2, long g, long h, double *p);
+
 /* Pr(X >= x) for X ~ chi-square with df degrees of freedom (df > 0). */
 double cf_chi2_sf(double x, double df);
 
