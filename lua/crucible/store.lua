@@ -16,9 +16,7 @@ local cstore = require "crucible._store"
 local core = require "crucible._core"
 local json = require("cjson").new()
 
-json.encode_invalid_numbers(false)
 json.decode_invalid_numbers(false)
-json.encode_sparse_array(false)
 
 local M = {}
 
@@ -36,14 +34,14 @@ M.parse_url = cstore.parse_url
 --- The URL with its password (scheme://user:PASSWORD@...) shown as ***.
 M.redact_url = cstore.redact_url
 
---- Encodes a Lua table as JSON text (strings pass through).
+--- Encodes a Lua table as JSON text (strings pass through), in C: floats
+-- keep every digit (the shortest text that reads back exactly), integers
+-- stay integers.
 function M.encode_json(v, field)
   if v == nil then return nil end
   if type(v) == "string" then return v end
-  local ok, s = pcall(json.encode, v)
-  if not ok then
-    error(("%s: cannot encode as JSON: %s"):format(field or "value", s), 3)
-  end
+  local s, err = core.to_json(v, field or "value")
+  if not s then error(err, 3) end
   return s
 end
 

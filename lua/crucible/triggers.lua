@@ -218,7 +218,7 @@ function M.attach(client, ctx)
       if entry.fired then
         fired[#fired + 1] = name
         if not opts.dry_run then
-          local details, jerr = http.to_json(entry.measurements)
+          local details, jerr = core.to_json(entry.measurements)
           if not details then
             return nil, ("trigger '%s': measurements cannot be stored: %s"):format(name, jerr),
               "invalid"

@@ -159,8 +159,11 @@ static int check_count(const cf_value *x, const char *name, int64_t *out, cf_ver
         }
         if (isnan(d))
             cf_verr_add(v, "%s: must be a non-negative integer, got NaN", name);
-        else
-            cf_verr_add(v, "%s: must be a non-negative integer, got %.17g", name, d);
+        else {
+            char num[32];
+            cf_format_double(d, num);
+            cf_verr_add(v, "%s: must be a non-negative integer, got %s", name, num);
+        }
         return -1;
     }
     cf_verr_add(v, "%s: must be a non-negative integer, got %s", name, got(x));
@@ -186,7 +189,12 @@ static int check_score(const cf_value *x, double *out, cf_verrors *v)
         return -1;
     }
     if (!(d >= 0.0 && d <= 1.0)) {
-        cf_verr_add(v, "quality_score: must be a number in [0, 1], got %.17g", d);
+        char num[32];
+        if (x->type == CF_V_INT)
+            snprintf(num, sizeof num, "%lld", (long long)x->i);
+        else
+            cf_format_double(d, num);
+        cf_verr_add(v, "quality_score: must be a number in [0, 1], got %s", num);
         return -1;
     }
     *out = d;

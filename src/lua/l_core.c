@@ -1,6 +1,11 @@
 /*
  * crucible._core: small process-level helpers for the Lua side
- * (ids, time, terminals, the user module path, build information).
+ * (ids, time, terminals, the user module path, build information, JSON).
+ *
+ *   _core.to_json(value[, name])  --> JSON text | nil, message, "invalid"
+ *     (the message names the path from `name`: "metadata.tags[2]: ...")
+ *     integers exact, floats as the shortest text that reads back exactly
+ *     (cjson keeps 14 digits), strings valid UTF-8 (see l_tojson.h)
  */
 #include <lauxlib.h>
 #include <sqlite3.h>
@@ -11,6 +16,7 @@
 #include "crucible/lua/cf_embedded.h"
 #include "crucible/lua/cf_runtime.h"
 #include "crucible/core/cf_uuid.h"
+#include "l_tojson.h"
 
 static int l_uuid7(lua_State *L)
 {
@@ -115,7 +121,27 @@ static int l_build_info(lua_State *L)
     return 1;
 }
 
+static int l_to_json(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    const char *name = luaL_optstring(L, 2, "value");
+    lua_settop(L, 1);
+    cf_buf b = CF_BUF_INIT;
+    char msg[256];
+    if (l_tojson(L, 1, name, 0, &b, msg, sizeof msg)) {
+        cf_buf_free(&b);
+        luaL_pushfail(L);
+        lua_pushstring(L, msg);
+        lua_pushliteral(L, "invalid");
+        return 3;
+    }
+    lua_pushlstring(L, cf_buf_cstr(&b), b.n);
+    cf_buf_free(&b);
+    return 1;
+}
+
 static const luaL_Reg funcs[] = {
+    {"to_json", l_to_json},
     {"uuid7", l_uuid7},
     {"uuid_valid", l_uuid_valid},
     {"now_us", l_now_us},

@@ -5,7 +5,6 @@
  *                                         timeout_ms = 10000, retries = 3, backoff_ms = 500})
  *   --> {ok = true|false, status = 200, attempts = 1, body = "...", error = "...",
  *        elapsed_ms = 12.5}
- *   _http.to_json(value)  --> JSON text | nil, message
  *
  * body is JSON text or a Lua value encoded like metadata (integers exact,
  * floats as the shortest text that reads back exactly). A request that
@@ -161,24 +160,7 @@ static int l_post_json(lua_State *L)
     return 1;
 }
 
-static int l_to_json(lua_State *L)
-{
-    luaL_checkany(L, 1);
-    cf_buf b = CF_BUF_INIT;
-    char msg[256];
-    if (l_tojson(L, 1, "value", 0, &b, msg, sizeof msg)) {
-        cf_buf_free(&b);
-        luaL_pushfail(L);
-        lua_pushstring(L, msg);
-        lua_pushliteral(L, "invalid");
-        return 3;
-    }
-    lua_pushlstring(L, cf_buf_cstr(&b), b.n);
-    cf_buf_free(&b);
-    return 1;
-}
-
-static const luaL_Reg funcs[] = {{"post_json", l_post_json}, {"to_json", l_to_json}, {NULL, NULL}};
+static const luaL_Reg funcs[] = {{"post_json", l_post_json}, {NULL, NULL}};
 
 int luaopen_crucible_http(lua_State *L)
 {

@@ -99,7 +99,7 @@ static int key_out(enc *e, int kidx)
             double d = (double)lua_tonumber(L, kidx);
             if (!isfinite(d))
                 return fail(e, "a key is not a finite number");
-            k = snprintf(tmp, sizeof tmp, "%.17g", d);
+            k = (int)cf_format_double(d, tmp);
         }
         return cf_buf_json_string(e->b, tmp, (size_t)k) ? nomem(e) : 0;
     }

@@ -268,8 +268,8 @@ int cf_judge_parse_content(const char *s, size_t n, double *score, char **reason
     double x = json_number_value(num);
     json_decref(v);
     if (!isfinite(x) || x < 0.0 || x > 1.0) {
-        char num_s[64];
-        snprintf(num_s, sizeof num_s, "%.17g", x);
+        char num_s[32];
+        cf_format_double(x, num_s);
         if (reason) {
             free(*reason);
             *reason = NULL;

@@ -129,6 +129,13 @@ describe("cf.log_inference", function()
     assert.equal(1, cf.stats().invalid)
   end)
 
+  it("writes numbers in messages as their shortest exact text", function()
+    local _, err = cf.log_inference(event { quality_score = 1 + 0.1, token_count = 2.5e-7 })
+    assert.truthy(err:find("quality_score: must be a number in [0, 1], got 1.1", 1, true), err)
+    assert.falsy(err:find("1.1000", 1, true), err) -- not %.17g's 1.1000000000000001
+    assert.truthy(err:find("token_count: must be a non-negative integer, got 2.5e-07", 1, true), err)
+  end)
+
   it("rejects bad values with clear messages", function()
     local cases = {
       { { prompt = "bad \xff utf8" }, "prompt: not valid UTF-8 (bad byte 0xff at offset 4)" },

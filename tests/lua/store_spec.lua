@@ -172,7 +172,19 @@ describe("crucible.store", function()
     it("names a metadata value that cannot become JSON", function()
       local ok, err = pcall(db.insert_events, db, { ev("d", "p", { metadata = { f = print } }) })
       assert.is_false(ok)
-      assert.truthy(err:find("events[1].metadata: cannot encode as JSON", 1, true))
+      assert.truthy(err:find("events[1].metadata.f: cannot encode a function as JSON", 1, true))
+    end)
+
+    it("stores floats in JSON columns with every digit (shortest round-trip text)", function()
+      local x, third = 0.1 + 0.2, 1 / 3
+      assert(db:insert_events { ev("round", "p", { metadata = { x = x, third = third, n = 7,
+                                                                  tiny = 5e-324 } }) })
+      local got
+      for r in db:events { deployment_id = "round" } do got = r.metadata end
+      assert.equal(x, got.x)           -- cjson's 14 digits would read 0.3
+      assert.equal(third, got.third)
+      assert.equal(5e-324, got.tiny)
+      assert.equal(7, got.n)
     end)
 
     it("returns nil, message, kind for missing required fields, and writes nothing", function()
