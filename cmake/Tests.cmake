@@ -61,6 +61,16 @@ add_test(NAME lint.luacheck
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 add_test(NAME lint.c_rules
          COMMAND sh ${PROJECT_SOURCE_DIR}/tests/lint/c_rules.sh ${PROJECT_SOURCE_DIR})
+# Every relative link (and #anchor) of README.md and docs/**/*.md resolves
+# inside the repository; the self-check proves the checker finds the broken
+# links of a fixture.
+add_test(NAME lint.links
+         COMMAND crucible-feedback ${PROJECT_SOURCE_DIR}/tests/lint/links.lua ${PROJECT_SOURCE_DIR})
+add_test(NAME lint.links.selfcheck
+         COMMAND crucible-feedback ${PROJECT_SOURCE_DIR}/tests/lint/links.lua
+                 --expect ${PROJECT_SOURCE_DIR}/tests/lint/links_fixture/expected.txt
+                 ${PROJECT_SOURCE_DIR}/tests/lint/links_fixture)
+set_tests_properties(lint.links lint.links.selfcheck PROPERTIES ENVIRONMENT "${CF_TEST_ENV}")
 
 # Memory bound (not a timing): streaming 200,000 stored 1 KB events through
 # the cursor keeps peak RSS under 64 MB.
