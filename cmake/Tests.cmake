@@ -57,7 +57,7 @@ if(NOT CF_LUACHECK)
   message(FATAL_ERROR "luacheck not found: install the Debian package 'lua-check'")
 endif()
 add_test(NAME lint.luacheck
-         COMMAND ${CF_LUACHECK} --no-color -q lua scripts examples tests/lua tests/cli bench
+         COMMAND ${CF_LUACHECK} --no-color -q lua scripts examples tests/lua tests/cli tests/lint bench
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 add_test(NAME lint.c_rules
          COMMAND sh ${PROJECT_SOURCE_DIR}/tests/lint/c_rules.sh ${PROJECT_SOURCE_DIR})
