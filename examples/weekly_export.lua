@@ -18,9 +18,12 @@ local opts = workflow.args(arg, {
 })
 
 -- exports/<deployment>/<ISO week>-<time>/: a new directory each run, so a
--- second run in the same week never replaces the first one's files
+-- second run in the same week never replaces the first one's files. The
+-- deployment id is one path component ("../x" becomes "..%2Fx"): the run
+-- never writes outside --dir.
 local now = os.time()
-local out = ("%s/%s/%s"):format(opts.dir, opts.deployment, os.date("!%G-W%V-%Y%m%dT%H%M%SZ", now))
+local out = ("%s/%s/%s"):format(opts.dir, workflow.path_component(opts.deployment),
+                                os.date("!%G-W%V-%Y%m%dT%H%M%SZ", now))
 local week_ago = os.date("!%Y-%m-%dT%H:%M:%SZ", now - 7 * 86400)
 
 local ctx = assert(pipeline.run({ deployment_id = opts.deployment }, {

@@ -136,4 +136,15 @@ function M.report(ctx, out)
   end
 end
 
+--- A name (a deployment id, say) as one safe path component: letters,
+-- digits, '.', '_' and '-' stay; every other byte becomes %XX, so "/" can
+-- never start a new directory; "." and ".." become "%2E" and "%2E%2E".
+-- Distinct names stay distinct.
+function M.path_component(name)
+  if name == nil or name == "" then error("path_component: the name is empty", 2) end
+  local s = tostring(name):gsub("[^%w._-]", function(c) return ("%%%02X"):format(c:byte()) end)
+  if s == "." or s == ".." then s = s:gsub("%.", "%%2E") end
+  return s
+end
+
 return M

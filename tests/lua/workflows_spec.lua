@@ -91,4 +91,24 @@ describe("examples/weekly_export.lua", function()
     assert.are.equal("an edited answer", pairs_rows[1].chosen)
     assert.are.equal("answer 30", pairs_rows[1].rejected)
   end)
+
+  it("never writes outside --dir, whatever the deployment id", function()
+    local nested = dir .. "/a/b"
+    assert(os.execute("mkdir -p " .. support.q(nested)))
+    for _, dep in ipairs { "../../x", "..", "/tmp/abs", "a/../../y" } do
+      local _, err, code = support.run(("--db sqlite:%s/t.db run %s/weekly_export.lua --deployment %s --dir out --quiet")
+        :format(support.q(dir), support.q(SCRIPTS), support.q(dep)), { cwd = nested })
+      assert.are.equal(0, code, err)
+    end
+    local outside = io.popen(("find %s -mindepth 1 -not -path '%s/a/b/out*' -not -path '%s/a/b'"
+      .. " -not -path '%s/a' -not -name 't.db*'"):format(support.q(dir), dir, dir, dir)):read("a")
+    assert.are.equal("", outside)
+    local workflow = require "crucible.workflow"
+    assert.are.equal("..%2F..%2Fx", workflow.path_component("../../x"))
+    assert.are.equal("%2E%2E", workflow.path_component(".."))
+    assert.are.equal("%2E", workflow.path_component("."))
+    assert.are.equal("support-bot_v1.2", workflow.path_component("support-bot_v1.2"))
+    assert.are_not.equal(workflow.path_component("a/b"), workflow.path_component("a%2Fb"))
+    assert.has_error(function() workflow.path_component("") end)
+  end)
 end)
