@@ -96,8 +96,9 @@ describe("examples/weekly_export.lua", function()
     local nested = dir .. "/a/b"
     assert(os.execute("mkdir -p " .. support.q(nested)))
     for _, dep in ipairs { "../../x", "..", "/tmp/abs", "a/../../y" } do
-      local _, err, code = support.run(("--db sqlite:%s/t.db run %s/weekly_export.lua --deployment %s --dir out --quiet")
-        :format(support.q(dir), support.q(SCRIPTS), support.q(dep)), { cwd = nested })
+      local cmd = ("--db sqlite:%s/t.db run %s/weekly_export.lua --deployment %s --dir out --quiet")
+        :format(support.q(dir), support.q(SCRIPTS), support.q(dep))
+      local _, err, code = support.run(cmd, { cwd = nested })
       assert.are.equal(0, code, err)
     end
     local outside = io.popen(("find %s -mindepth 1 -not -path '%s/a/b/out*' -not -path '%s/a/b'"
