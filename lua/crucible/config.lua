@@ -309,10 +309,23 @@ function M.merge(base, over, node)
   return r
 end
 
+-- The environment a config file runs in: globals read through to _G, and
+-- written into the file's own table; os.exit raises instead of ending the
+-- process without a word.
+local function file_env()
+  local os_ = setmetatable({
+    exit = function(code)
+      error(("called os.exit(%s): a config file must return a table"):format(
+        tostring(code == nil and "" or code)), 2)
+    end,
+  }, { __index = os })
+  return setmetatable({ os = os_ }, { __index = _G })
+end
+
 --- Loads a config file (Lua returning a table, text mode only). Returns
 -- the table or nil, message.
 function M.load_file(path)
-  local chunk, err = loadfile(path, "t")
+  local chunk, err = loadfile(path, "t", file_env())
   if not chunk then return nil, "config: " .. err end
   local ok, t = pcall(chunk)
   if not ok then return nil, "config: " .. tostring(t) end

@@ -124,6 +124,22 @@ describe("crucible.config", function()
       assert.truthy(err:find("must return a table, got nil", 1, true))
     end)
 
+    it("says so when a config calls os.exit, and keeps its globals to itself", function()
+      support.write_file(dir .. "/exit.lua", "os.exit(3)")
+      local ok, err = config.load_file(dir .. "/exit.lua")
+      assert.is_nil(ok)
+      assert.truthy(err:find("exit.lua:1: called os.exit(3): a config file must return a table", 1, true), err)
+      -- the command line too: one message, a failure exit, not a silent 3
+      local out, stderr, code = support.run(("--config %s migrate"):format(support.q(dir .. "/exit.lua")),
+                                            { cwd = dir })
+      assert.are_not.equal(0, code)
+      assert.are_not.equal(3, code)
+      assert.truthy((stderr or ""):find("called os.exit(3)", 1, true), (out or "") .. (stderr or ""))
+      support.write_file(dir .. "/g.lua", "leaked_by_config = 1 return { curation = { limit = leaked_by_config } }")
+      assert.equal(1, assert(config.load_file(dir .. "/g.lua")).curation.limit)
+      assert.is_nil(rawget(_G, "leaked_by_config"))
+    end)
+
     it("loads text only", function()
       support.write_file(dir .. "/bin.lua", string.dump(function() return {} end))
       local ok, err = config.load_file(dir .. "/bin.lua")
