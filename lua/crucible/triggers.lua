@@ -23,17 +23,102 @@ local M = {}
 
 local registry = policy.registry {
   what = "trigger policy", api = "triggers.register", prefix = "crucible.triggers.",
-  run = "check",
+  run = "check", fields = { stage = "table?" },
 }
+
+--- The reference's trigger type names, which the check_triggers pipeline
+-- stage's trigger_types lists; a policy answers to one with stage.type.
+M.TYPE_NAMES = { "drift", "accuracy", "volume", "feedback" }
+
+local STAGE_FIELDS = { type = "string", threshold = "string", window = "function",
+                       metrics = "function" }
+
+-- Checks spec.stage (see register); raises at `level` naming the bad field.
+local function check_stage(spec, level)
+  local st = spec.stage
+  if type(st) ~= "table" then return end -- absent, or the registry names the wrong type
+  level = level + 1
+  local at = ("triggers.register{name = %q}"):format(tostring(spec.name))
+  for k, v in pairs(st) do
+    local want = STAGE_FIELDS[k]
+    if not want then
+      error(("%s: unknown field 'stage.%s' (did you mean '%s'?)"):format(at, tostring(k),
+        config.closest(tostring(k), STAGE_FIELDS)), level)
+    end
+    if type(v) ~= want then
+      error(("%s: field 'stage.%s' must be a %s, got %s"):format(at, k, want, type(v)), level)
+    end
+  end
+  if st.type ~= nil then
+    local known = false
+    for _, t in ipairs(M.TYPE_NAMES) do known = known or t == st.type end
+    if not known then
+      error(("%s: field 'stage.type' must be one of %s, got %q"):format(at,
+        table.concat(M.TYPE_NAMES, ", "), st.type), level)
+    end
+    for _, n in ipairs(registry:names()) do
+      local other = registry.entries[n]
+      if n ~= spec.name and other.stage and other.stage.type == st.type then
+        error(("%s: the trigger type '%s' is answered already by the policy '%s' (at %s);"
+          .. " unregister it first"):format(at, st.type, n, other.origin), level)
+      end
+    end
+  end
+  if st.threshold ~= nil and not (type(spec.options) == "table" and spec.options[st.threshold]) then
+    error(("%s: field 'stage.threshold' names the option '%s', which 'options' does not declare")
+      :format(at, st.threshold), level)
+  end
+end
 
 --- triggers.register(spec) registers a policy. spec:
 --   name        letters, digits, underscores (what triggers.policies lists)
 --   check       function(ctx, opts) -> fired, measurements
 --   options     the check_triggers() options it reads, with their types
+--   stage       how the check_triggers pipeline stage drives it (all optional):
+--               type      the reference trigger type it answers to in the
+--                         stage's trigger_types (one of M.TYPE_NAMES; one
+--                         policy per type)
+--               threshold the option (declared in options) the stage's
+--                         generic threshold sets
+--               window    function(w) -> options measuring only the stage's
+--                         window_hours: w = {hours =, since =, ["until"] =, now =}
+--               metrics   function(metrics) -> options taken from earlier
+--                         stages' metrics when there is no window
 --   description a sentence for listings
 --   replace     true to replace a policy registered elsewhere under this name
 -- triggers.get(name), triggers.names(), triggers.unregister(name) as for curation.
 registry:expose(M)
+
+function M.register(spec)
+  if type(spec) == "table" then check_stage(spec, 2) end
+  local entry = registry:register(spec, 2) -- not a tail call: level 2 is the caller
+  return entry
+end
+
+-- The registered policy that answers to the trigger type t, or nil.
+local function answering(t)
+  for _, n in ipairs(registry:names()) do
+    local st = registry.entries[n].stage
+    if st and st.type == t then return n end
+  end
+end
+
+--- The name of the policy that answers to the reference trigger type t
+-- (see register's stage.type): a registered one, else the first that does
+-- among the policies named in `also`, then the bundled ones, loaded in
+-- that order until one answers. Raises when none does.
+function M.for_type(t, also)
+  local found = answering(t)
+  for _, list in ipairs { also or {}, config.defaults().triggers.policies } do
+    for _, n in ipairs(list) do
+      if found then return found end
+      registry:get(n, 2)
+      found = answering(t)
+    end
+  end
+  if found then return found end
+  error(("no trigger policy answers to the trigger type '%s'"):format(tostring(t)), 2)
+end
 
 -- Options of check_triggers() every policy may read.
 local OPTIONS = {
@@ -222,14 +307,16 @@ local function record_firing(run, name, entry)
   return true
 end
 
--- The options the policies receive: opts with now and last_triggered_at
--- in microseconds; now defaults to the clock. Raises at `level` on a bad
--- time.
-local function run_options(opts, level)
+-- The options the policies receive: opts with every time option (a
+-- declared "time", e.g. now) in microseconds; now defaults to the clock.
+-- Raises at `level` on a bad time.
+local function run_options(opts, allowed, level)
   local out = {}
   for k, v in pairs(opts) do out[k] = v end
-  out.now = time_of(opts.now, "now", level + 1) or core.now_us()
-  out.last_triggered_at = time_of(opts.last_triggered_at, "last_triggered_at", level + 1)
+  for k, t in pairs(allowed) do
+    if t == "time" then out[k] = time_of(opts[k], k, level + 1) end
+  end
+  out.now = out.now or core.now_us()
   return out
 end
 
@@ -280,7 +367,7 @@ function M.attach(client, ctx)
     local specs, allowed = registry:resolve(opts and opts.triggers or cfg.policies, OPTIONS,
       "check_triggers", "triggers", 2)
     opts = policy.check_options("check_triggers", opts, allowed)
-    local run_opts = run_options(opts, 2)
+    local run_opts = run_options(opts, allowed, 2)
     local db, err, kind = ctx.store()
     if not db then return nil, err, kind end
     return evaluate_all({ deployment_id = deployment_id, opts = run_opts, cfg = cfg, on = on,
