@@ -484,6 +484,21 @@ describe("stage check_triggers", function()
     assert.is_table(triggers.get "negative_feedback")
   end)
 
+  it("reports a failing store call in the window as that policy's error", function()
+    events(20, 0.2, 1)
+    db.last_export_at = function() return nil, "boom" end -- shadows the store's method
+    local ok, ctx = pcall(run, { { stage = "check_triggers",
+      opts = { trigger_types = { "volume", "accuracy" }, window_hours = 24, dry_run = true,
+               options = { count_since = "last_export" } } } })
+    db.last_export_at = nil
+    assert(ok, ctx)
+    local report = ctx:get_artifact("trigger_report")
+    assert.matches("trigger policy 'data_count' failed: .*cannot read the last export: boom",
+      report.data_count.error)
+    assert.is_true(report.quality_drop.fired) -- the others still run
+    assert.are.same({ "quality_drop" }, ctx:get_artifact("retrain_triggers"))
+  end)
+
   it("checks its options before anything runs", function()
     local ok, err = pcall(run, { { stage = "check_triggers", opts = { trigger_types = { "volumes" } } } })
     assert.is_false(ok)

@@ -4,7 +4,19 @@
 -- examples count, which is what a retraining loop wants: enough new data.
 -- opts.since counts only the events inserted from then on (the
 -- check_triggers stage's window_hours); opts.event_count skips the count.
+-- A database failure (reading the last export or counting) is this
+-- policy's error, never "no export yet".
 local triggers = require "crucible.triggers"
+
+-- When the deployment's curated examples were last exported, or nil when
+-- never; raises when the store cannot say.
+local function last_export(ctx)
+  local at, err = ctx.store:last_export_at(ctx.deployment_id)
+  if at == nil and err ~= nil then
+    error(("cannot read the last export: %s"):format(tostring(err)), 2)
+  end
+  return at
+end
 
 -- The events to count from (inclusive): the later of opts.since and the
 -- microsecond after the last export (with count_since = "last_export").
@@ -30,7 +42,7 @@ return triggers.register {
     end
     local count, last = opts.event_count, nil
     if count == nil then
-      if since_what == "last_export" then last = ctx.store:last_export_at(ctx.deployment_id) end
+      if since_what == "last_export" then last = last_export(ctx) end
       count = assert(ctx.store:count_events { deployment_id = ctx.deployment_id,
                                               since = count_from(opts.since, last) })
     end
