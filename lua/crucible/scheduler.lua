@@ -213,25 +213,32 @@ end
 
 local ExitMT = {}
 
--- Runs the script in this process with `arg` and `...` set; os.exit ends
--- the script, not the scheduler. Returns ok, result_or_error, traceback.
-local function run_script(path, args)
-  local chunk, lerr = loadfile(path, "t")
-  if not chunk then return false, lerr end
-  local saved_arg, saved_exit = _G.arg, os.exit
+-- The environment a workflow script runs in: globals of its own (reads
+-- fall through to the process's, writes stay in the script), its own
+-- `arg`, and an `os` whose exit ends the script rather than the process
+-- (the rest of os is the process's). The process's globals are never
+-- swapped.
+local function script_env(path, args)
   local a = { [0] = path }
   for i, v in ipairs(args) do a[i] = v end
-  _G.arg = a
-  os.exit = function(code) -- luacheck: ignore 122
-    error(setmetatable({ code = code }, ExitMT), 0)
-  end
+  local script_os = setmetatable({
+    exit = function(code) error(setmetatable({ code = code }, ExitMT), 0) end,
+  }, { __index = os })
+  return setmetatable({ arg = a, os = script_os }, { __index = _G })
+end
+
+-- Runs the script in this process, in an environment of its own, with
+-- `...` set to args; os.exit ends the script, not the scheduler. Returns
+-- ok, result_or_error, traceback.
+local function run_script(path, args)
+  local chunk, lerr = loadfile(path, "t", script_env(path, args))
+  if not chunk then return false, lerr end
   local tb
   local ok, res = xpcall(chunk, function(e)
     if getmetatable(e) == ExitMT then return e end
     tb = debug.traceback(tostring(e), 2)
     return e
   end, table.unpack(args))
-  _G.arg, os.exit = saved_arg, saved_exit -- luacheck: ignore 122
   if not ok and getmetatable(res) == ExitMT then
     local code = res.code
     if code == nil or code == true or code == 0 then return true, nil end
