@@ -84,14 +84,210 @@ local function check_picks(picks)
   return picks
 end
 
+-- The context a strategy's select(ctx, opts) receives. run: the call's
+-- state (ctx, cfg, db, deployment_id, opts, warnings, get_embedder).
+local function strategy_context(run)
+  local db, deployment_id, opts = run.db, run.deployment_id, run.opts
+  local scope = { deployment_id = deployment_id, since = opts.since, ["until"] = opts["until"],
+                  order = "desc" }
+  local sctx = { deployment_id = deployment_id, config = run.cfg, store = db }
+  --- Notes something the caller should know (summary.warnings, and the
+  -- curation.warning telemetry event).
+  function sctx.warn(message)
+    run.warnings[#run.warnings + 1] = tostring(message)
+    run.ctx.emit("curation.warning", { deployment_id = deployment_id, message = tostring(message) })
+  end
+  --- Light records of the deployment's events, newest first (the
+  -- reference's order, so ties keep it): id, inserted_at, quality_score,
+  -- latency_ms, token_count, model_version_id, signals = {thumbs_up=,
+  -- ...}, signal_count; with want.lengths also prompt_length and
+  -- response_length (characters; want.prompt_length or
+  -- want.response_length for one of them).
+  function sctx.records(want)
+    want = want or {}
+    return db:light_events(scope, { signals = true, lengths = want.lengths,
+                                    prompt_length = want.prompt_length,
+                                    response_length = want.response_length })
+  end
+  --- Full events of the deployment, newest first; q adds with_signal,
+  -- include_signals, limit.
+  function sctx.events(q)
+    local full = {}
+    for k, v in pairs(scope) do full[k] = v end
+    for k, v in pairs(q or {}) do full[k] = v end
+    return db:events(full)
+  end
+  sctx.topk = C.topk
+  --- The k events whose prompt embeddings lie farthest from the mean, as
+  -- picks scored by that distance; nil, message, kind when embedding (or,
+  -- kind "db", reading the events) fails.
+  function sctx.farthest(k)
+    return C.farthest(db.h, scope, run.get_embedder(), k)
+  end
+  --- Greedy farthest-point (k-center) picks over a seeded sample of at
+  -- most pool_size events; nil, message, kind as for farthest.
+  function sctx.k_center(k, o)
+    return C.k_center(db.h, scope, run.get_embedder(), k, o)
+  end
+  return sctx
+end
+
+-- Runs one strategy; returns its checked picks, or nil and the failure.
+local function run_strategy(run, spec, limit)
+  local sopts = {}
+  for k, v in pairs(run.opts) do sopts[k] = v end
+  sopts.limit = spec.limited ~= false and limit // 3 or nil
+  local ok, picks = policy.call(spec.select, strategy_context(run), sopts)
+  if not ok then
+    return nil, ("curation strategy '%s' failed: %s"):format(spec.name, picks)
+  end
+  local checked, why = check_picks(picks)
+  if not checked then
+    return nil, ("curation strategy '%s' (%s) %s"):format(spec.name, policy.where(spec.select), why)
+  end
+  if sopts.limit and #checked > sopts.limit then
+    checked = table.move(checked, 1, sopts.limit, 1, {})
+  end
+  return checked
+end
+
+-- 1. Each strategy picks ids (and scores), in order; the first pick of an
+-- id wins. Returns the merged picks {pick =, spec =} and the count per
+-- strategy, or nil and the failure.
+local function pick_all(run, specs, limit)
+  local merged, seen, per = {}, {}, {}
+  for _, spec in ipairs(specs) do
+    local picks, failure = run_strategy(run, spec, limit)
+    if not picks then return nil, failure end
+    per[spec.name] = #picks
+    for _, p in ipairs(picks) do
+      if not seen[p.id] then
+        seen[p.id] = true
+        merged[#merged + 1] = { pick = p, spec = spec }
+      end
+    end
+  end
+  return merged, per
+end
+
+-- 2. The examples of the merged picks, with the text of their events
+-- fetched by id. Returns examples, missing (picks of no event of this
+-- deployment) or nil, message, kind.
+local function fetch_examples(db, deployment_id, merged)
+  local ids = {}
+  for i, m in ipairs(merged) do ids[i] = m.pick.id end
+  local rows, ferr, fkind = db:events_by_ids(ids)
+  if not rows then return nil, ferr, fkind end
+  local by_id = {}
+  for _, r in ipairs(rows) do by_id[r.id] = r end
+  local examples, missing = {}, 0
+  for _, m in ipairs(merged) do
+    local ev = by_id[m.pick.id]
+    if ev and ev.deployment_id == deployment_id then
+      examples[#examples + 1] = {
+        inference_event_id = ev.id, deployment_id = deployment_id,
+        curation_source = m.spec.source or m.spec.name, curation_score = m.pick.score + 0.0,
+        prompt = m.pick.prompt or ev.prompt, response = m.pick.response or ev.response,
+      }
+    else
+      missing = missing + 1
+    end
+  end
+  return examples, missing
+end
+
+-- 3. Drops near-duplicate prompts (the first in merge order stays).
+-- Returns the kept examples and how many were dropped.
+local function drop_near_duplicates(examples, distance)
+  if #examples <= 1 then return examples, 0 end
+  local prompts = {}
+  for i, ex in ipairs(examples) do prompts[i] = ex.prompt end
+  local dup = C.near_duplicates(prompts, distance)
+  local kept, dropped = {}, 0
+  for i, ex in ipairs(examples) do
+    if dup[i] == 0 then kept[#kept + 1] = ex else dropped = dropped + 1 end
+  end
+  return kept, dropped
+end
+
+-- The limit and the near-duplicate distance of a call; raises at the
+-- caller of curate on a bad one.
+local function limits(cfg, opts)
+  local limit = opts.limit or cfg.limit
+  if limit < 0 then error("curate: option 'limit' must not be negative", 3) end
+  local distance = opts.near_duplicate_distance or cfg.near_duplicate_distance
+  if distance < 0 or distance > C.MAX_NEAR_DUPLICATE_DISTANCE then
+    error(("curate: near_duplicate_distance must be 0 to %d, got %d")
+      :format(C.MAX_NEAR_DUPLICATE_DISTANCE, distance), 3)
+  end
+  return limit, distance
+end
+
+-- Picks, fetches, de-duplicates and (with persist) stores the examples.
+-- Returns examples, summary or nil, message, kind.
+local function curate(run, specs, limit, distance)
+  local merged, per = pick_all(run, specs, limit)
+  run.close_embedder()
+  if not merged then
+    run.ctx.emit("curation.failed", { deployment_id = run.deployment_id, error = per })
+    return nil, per, "strategy"
+  end
+  local examples, missing, fkind = fetch_examples(run.db, run.deployment_id, merged)
+  if not examples then return nil, missing, fkind end
+  local near, dropped = run.opts.near_duplicates, 0
+  if near == nil then near = run.cfg.near_duplicates end
+  if near then examples, dropped = drop_near_duplicates(examples, distance) end
+  -- 4. persist the ones not curated before, in one transaction
+  local persisted = 0
+  if run.opts.persist then
+    local count, perr, pkind = run.db:insert_curated_new(examples)
+    if not count then return nil, perr, pkind end
+    persisted = count
+  end
+  local by_source = {}
+  for _, ex in ipairs(examples) do
+    by_source[ex.curation_source] = (by_source[ex.curation_source] or 0) + 1
+  end
+  return examples, { deployment_id = run.deployment_id, count = #examples, persisted = persisted,
+                     already_curated = run.opts.persist and #examples - persisted or 0,
+                     near_duplicates = dropped, missing = missing, by_source = by_source,
+                     picked = per, warnings = run.warnings }
+end
+
+-- The embedders of one call: get() builds on first use (opts.embedding_client,
+-- else the instance's configured one, kept for the instance); close()
+-- closes one built for this call only.
+local function call_embedder(instance_embedder, opts)
+  local own
+  local function get()
+    if own then return own end
+    if opts.embedding_client ~= nil then
+      own = drift.embedder(opts.embedding_client)
+    else
+      own = instance_embedder()
+    end
+    return own
+  end
+  local function close()
+    if own and opts.embedding_client ~= nil then own:close() end
+    own = nil
+  end
+  return get, close
+end
+
+local function check_deployment_id(fname, deployment_id)
+  if type(deployment_id) ~= "string" then
+    error(("bad argument #1 to '%s' (deployment id string expected, got %s)")
+      :format(fname, type(deployment_id)), 3)
+  end
+end
+
 function M.attach(client, ctx)
   local cfg = ctx.config.curation
   local cached_embedder
 
-  -- The configured embedder (kept for the instance), or one built from
-  -- opts.embedding_client (closed after the call by the caller).
-  local function embedder(opts)
-    if opts.embedding_client ~= nil then return drift.embedder(opts.embedding_client) end
+  -- The configured embedder, built on first use and kept for the instance.
+  local function instance_embedder()
     if not cached_embedder then
       cached_embedder = drift.embedder(ctx.config.embedding_client)
       ctx.on_close(function()
@@ -102,59 +298,11 @@ function M.attach(client, ctx)
     return cached_embedder
   end
 
-  -- The context a strategy's select(ctx, opts) receives.
-  local function strategy_context(db, deployment_id, opts, get_embedder, warnings)
-    local scope = { deployment_id = deployment_id, since = opts.since, ["until"] = opts["until"],
-                    order = "desc" }
-    local sctx = { deployment_id = deployment_id, config = cfg, store = db }
-    --- Notes something the caller should know (summary.warnings, and the
-    -- curation.warning telemetry event).
-    function sctx.warn(message)
-      warnings[#warnings + 1] = tostring(message)
-      ctx.emit("curation.warning", { deployment_id = deployment_id, message = tostring(message) })
-    end
-    --- Light records of the deployment's events, newest first (the
-    -- reference's order, so ties keep it): id, inserted_at, quality_score,
-    -- latency_ms, token_count, model_version_id, signals = {thumbs_up=,
-    -- ...}, signal_count; with want.lengths also prompt_length and
-    -- response_length (characters; want.prompt_length or
-    -- want.response_length for one of them).
-    function sctx.records(want)
-      want = want or {}
-      return db:light_events(scope, { signals = true, lengths = want.lengths,
-                                      prompt_length = want.prompt_length,
-                                      response_length = want.response_length })
-    end
-    --- Full events of the deployment, newest first; q adds with_signal,
-    -- include_signals, limit.
-    function sctx.events(q)
-      local full = {}
-      for k, v in pairs(scope) do full[k] = v end
-      for k, v in pairs(q or {}) do full[k] = v end
-      return db:events(full)
-    end
-    sctx.topk = C.topk
-    --- The k events whose prompt embeddings lie farthest from the mean, as
-    -- picks scored by that distance; nil, message when embedding fails.
-    function sctx.farthest(k)
-      return C.farthest(db.h, scope, get_embedder(), k)
-    end
-    --- Greedy farthest-point (k-center) picks over a seeded sample of at
-    -- most pool_size events; nil, message when embedding fails.
-    function sctx.k_center(k, o)
-      return C.k_center(db.h, scope, get_embedder(), k, o)
-    end
-    return sctx
-  end
-
   --- Curates examples from a deployment's events (see README, "Curation").
   -- Returns the examples and a summary, or nil, message, kind ("strategy"
   -- when a strategy failed: nothing is persisted then).
   function client.curate(deployment_id, opts)
-    if type(deployment_id) ~= "string" then
-      error(("bad argument #1 to 'curate' (deployment id string expected, got %s)")
-        :format(type(deployment_id)), 2)
-    end
+    check_deployment_id("curate", deployment_id)
     if opts ~= nil and type(opts) ~= "table" then
       error(("bad argument #2 to 'curate' (table expected, got %s)"):format(type(opts)), 2)
     end
@@ -163,112 +311,18 @@ function M.attach(client, ctx)
       "curate", "strategies", 2)
     opts = policy.check_options("curate", opts, allowed)
     local t0 = core.now_us()
-    local limit = opts.limit or cfg.limit
-    if limit < 0 then error("curate: option 'limit' must not be negative", 2) end
-    local distance = opts.near_duplicate_distance or cfg.near_duplicate_distance
-    if distance < 0 or distance > C.MAX_NEAR_DUPLICATE_DISTANCE then
-      error(("curate: near_duplicate_distance must be 0 to %d, got %d")
-        :format(C.MAX_NEAR_DUPLICATE_DISTANCE, distance), 2)
-    end
-    local run = {}
-    for k, v in pairs(opts) do run[k] = v end
-    run.since, run["until"] = time_of(opts.since), time_of(opts["until"])
+    local limit, distance = limits(cfg, opts)
+    local run_opts = {}
+    for k, v in pairs(opts) do run_opts[k] = v end
+    run_opts.since, run_opts["until"] = time_of(opts.since), time_of(opts["until"])
     local db, err, kind = ctx.store()
     if not db then return nil, err, kind end
-
-    -- 1. each strategy picks ids (and scores), in order
-    local own_embedder
-    local function get_embedder()
-      if not own_embedder then own_embedder = embedder(run) end
-      return own_embedder
-    end
-    local merged, seen, per, warnings = {}, {}, {}, {}
-    local failure
-    for _, spec in ipairs(specs) do
-      local sopts = {}
-      for k, v in pairs(run) do sopts[k] = v end
-      sopts.limit = spec.limited ~= false and limit // 3 or nil
-      local ok, picks = policy.call(spec.select,
-        strategy_context(db, deployment_id, run, get_embedder, warnings), sopts)
-      if not ok then
-        failure = ("curation strategy '%s' failed: %s"):format(spec.name, picks)
-        break
-      end
-      local checked, why = check_picks(picks)
-      if not checked then
-        failure = ("curation strategy '%s' (%s) %s"):format(spec.name, policy.where(spec.select),
-          why)
-        break
-      end
-      local n = #checked
-      if sopts.limit and n > sopts.limit then n = sopts.limit end
-      per[spec.name] = n
-      for i = 1, n do
-        local p = checked[i]
-        if not seen[p.id] then
-          seen[p.id] = true
-          merged[#merged + 1] = { pick = p, spec = spec }
-        end
-      end
-    end
-    if own_embedder and own_embedder ~= cached_embedder then own_embedder:close() end
-    if failure then
-      ctx.emit("curation.failed", { deployment_id = deployment_id, error = failure })
-      return nil, failure, "strategy"
-    end
-
-    -- 2. the text of the picked events, fetched by id
-    local ids = {}
-    for i, m in ipairs(merged) do ids[i] = m.pick.id end
-    local rows, ferr, fkind = db:events_by_ids(ids)
-    if not rows then return nil, ferr, fkind end
-    local by_id = {}
-    for _, r in ipairs(rows) do by_id[r.id] = r end
-    local examples, missing = {}, 0
-    for _, m in ipairs(merged) do
-      local ev = by_id[m.pick.id]
-      if ev and ev.deployment_id == deployment_id then
-        examples[#examples + 1] = {
-          inference_event_id = ev.id, deployment_id = deployment_id,
-          curation_source = m.spec.source or m.spec.name, curation_score = m.pick.score + 0.0,
-          prompt = m.pick.prompt or ev.prompt, response = m.pick.response or ev.response,
-        }
-      else
-        missing = missing + 1
-      end
-    end
-
-    -- 3. near-duplicate prompts: the first in merge order stays
-    local dropped = 0
-    local near = opts.near_duplicates
-    if near == nil then near = cfg.near_duplicates end
-    if near and #examples > 1 then
-      local prompts = {}
-      for i, ex in ipairs(examples) do prompts[i] = ex.prompt end
-      local dup = C.near_duplicates(prompts, distance)
-      local kept = {}
-      for i, ex in ipairs(examples) do
-        if dup[i] == 0 then kept[#kept + 1] = ex else dropped = dropped + 1 end
-      end
-      examples = kept
-    end
-
-    -- 4. persist the ones not curated before, in one transaction
-    local persisted, already = 0, 0
-    if opts.persist then
-      local count, perr, pkind = db:insert_curated_new(examples)
-      if not count then return nil, perr, pkind end
-      persisted = count
-      already = #examples - count
-    end
-    local by_source = {}
-    for _, ex in ipairs(examples) do
-      by_source[ex.curation_source] = (by_source[ex.curation_source] or 0) + 1
-    end
-    local summary = { deployment_id = deployment_id, count = #examples, persisted = persisted,
-                      already_curated = already, near_duplicates = dropped, missing = missing,
-                      by_source = by_source, picked = per, warnings = warnings,
-                      duration_ms = (core.now_us() - t0) / 1000 }
+    local get, close = call_embedder(instance_embedder, run_opts)
+    local examples, summary, skind = curate({ ctx = ctx, cfg = cfg, db = db, opts = run_opts,
+      deployment_id = deployment_id, warnings = {}, get_embedder = get, close_embedder = close },
+      specs, limit, distance)
+    if not examples then return nil, summary, skind end
+    summary.duration_ms = (core.now_us() - t0) / 1000
     ctx.emit("curation.run", summary)
     return examples, summary
   end
@@ -276,10 +330,7 @@ function M.attach(client, ctx)
   --- How many curated examples a deployment has (opts.exported: true or
   -- false to count only those).
   function client.get_curated_count(deployment_id, opts)
-    if type(deployment_id) ~= "string" then
-      error(("bad argument #1 to 'get_curated_count' (deployment id string expected, got %s)")
-        :format(type(deployment_id)), 2)
-    end
+    check_deployment_id("get_curated_count", deployment_id)
     opts = policy.check_options("get_curated_count", opts, { exported = "boolean" })
     local db, err, kind = ctx.store()
     if not db then return nil, err, kind end
@@ -288,7 +339,6 @@ function M.attach(client, ctx)
 
   client.curation = M
 end
-
 
 --- nil when curate{strategies = names, ...opts} would accept its options (names:
 -- default the configured defaults), else the message; for stages' validate.

@@ -37,6 +37,75 @@ local function join_path(dir, path)
   return dir .. "/" .. path
 end
 
+-- Reads the rule of schedule entry s (cron or every) into e; bad(msg)
+-- notes a problem.
+local function check_rule(s, e, bad)
+  if s.cron ~= nil and s.every ~= nil then
+    bad("give cron or every, not both")
+  elseif s.cron ~= nil then
+    local spec, err = cron.parse(s.cron)
+    if not spec then bad(err) else e.cron, e.rule = spec, ("cron %q"):format(s.cron) end
+  elseif s.every ~= nil then
+    if math.type(s.every) ~= "integer" or s.every < 1 then
+      bad("every must be a whole number of seconds (at least 1)")
+    else
+      e.every, e.rule = s.every, ("every %d s"):format(s.every)
+    end
+  else
+    bad("needs cron = \"m h dom mon dow\" (UTC) or every = SECONDS")
+  end
+end
+
+-- Reads the arguments of schedule entry s into e.args; bad(msg) notes a
+-- problem.
+local function check_args(s, e, bad)
+  if s.args == nil then return end
+  if type(s.args) ~= "table" or not is_list(s.args) then
+    bad("args must be a list of strings")
+    return
+  end
+  for j, a in ipairs(s.args) do
+    if type(a) == "number" then a = tostring(a) end
+    if type(a) ~= "string" then bad(("args[%d] must be a string"):format(j)) end
+    e.args[j] = a
+  end
+end
+
+-- Checks schedule entry s (the i-th, a table) and returns it normalized;
+-- names: the names seen so far; bad(msg) notes a problem.
+local function check_entry(i, s, base_dir, names, bad)
+  local keys = {}
+  for k in pairs(s) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  for _, k in ipairs(keys) do
+    if not ENTRY_KEYS[k] then
+      bad(("unknown key '%s' (did you mean '%s'?)"):format(k, config.closest(k, ENTRY_KEYS)))
+    end
+  end
+  local e = { index = i, catch_up = s.catch_up == true, args = {},
+              lease_seconds = s.lease_seconds or M.DEFAULT_LEASE_SECONDS }
+  if type(s.name) ~= "string" or s.name == "" then
+    bad("name must be a non-empty string")
+  elseif names[s.name] then
+    bad(("name '%s' is used twice"):format(s.name))
+  else
+    names[s.name] = true
+    e.name = s.name
+  end
+  check_rule(s, e, bad)
+  if type(s.script) ~= "string" or s.script == "" then
+    bad("script must be the path of a Lua workflow script")
+  else
+    e.script = join_path(base_dir, s.script)
+  end
+  check_args(s, e, bad)
+  if s.catch_up ~= nil and type(s.catch_up) ~= "boolean" then bad("catch_up must be a boolean") end
+  if s.lease_seconds ~= nil and (math.type(s.lease_seconds) ~= "integer" or s.lease_seconds < 1) then
+    bad("lease_seconds must be a whole number of seconds (at least 1)")
+  end
+  return e
+end
+
 --- Checks and normalizes the configuration's schedules. base_dir resolves
 -- relative script paths (the config file's directory). Returns the list
 -- of entries or nil and a message listing every problem.
@@ -45,68 +114,13 @@ function M.check(list, base_dir)
     return nil, "config: 'schedules' must be a list of tables"
   end
   local out, problems, names = {}, {}, {}
-  local function bad(i, msg) problems[#problems + 1] = ("config: schedules[%d]: %s"):format(i, msg) end
   for i, s in ipairs(list) do
+    local function bad(msg) problems[#problems + 1] = ("config: schedules[%d]: %s"):format(i, msg) end
     if type(s) ~= "table" then
-      bad(i, "must be a table {name=, cron= | every=, script=, args=}")
-      goto continue
+      bad("must be a table {name=, cron= | every=, script=, args=}")
+    else
+      out[#out + 1] = check_entry(i, s, base_dir, names, bad)
     end
-    do
-      local keys = {}
-      for k in pairs(s) do keys[#keys + 1] = tostring(k) end
-      table.sort(keys)
-      for _, k in ipairs(keys) do
-        if not ENTRY_KEYS[k] then
-          bad(i, ("unknown key '%s' (did you mean '%s'?)"):format(k, config.closest(k, ENTRY_KEYS)))
-        end
-      end
-      local e = { index = i, catch_up = s.catch_up == true, args = {},
-                  lease_seconds = s.lease_seconds or M.DEFAULT_LEASE_SECONDS }
-      if type(s.name) ~= "string" or s.name == "" then
-        bad(i, "name must be a non-empty string")
-      elseif names[s.name] then
-        bad(i, ("name '%s' is used twice"):format(s.name))
-      else
-        names[s.name] = true
-        e.name = s.name
-      end
-      if s.cron ~= nil and s.every ~= nil then
-        bad(i, "give cron or every, not both")
-      elseif s.cron ~= nil then
-        local spec, err = cron.parse(s.cron)
-        if not spec then bad(i, err) else e.cron, e.rule = spec, ("cron %q"):format(s.cron) end
-      elseif s.every ~= nil then
-        if math.type(s.every) ~= "integer" or s.every < 1 then
-          bad(i, "every must be a whole number of seconds (at least 1)")
-        else
-          e.every, e.rule = s.every, ("every %d s"):format(s.every)
-        end
-      else
-        bad(i, "needs cron = \"m h dom mon dow\" (UTC) or every = SECONDS")
-      end
-      if type(s.script) ~= "string" or s.script == "" then
-        bad(i, "script must be the path of a Lua workflow script")
-      else
-        e.script = join_path(base_dir, s.script)
-      end
-      if s.args ~= nil then
-        if type(s.args) ~= "table" or not is_list(s.args) then
-          bad(i, "args must be a list of strings")
-        else
-          for j, a in ipairs(s.args) do
-            if type(a) == "number" then a = tostring(a) end
-            if type(a) ~= "string" then bad(i, ("args[%d] must be a string"):format(j)) end
-            e.args[j] = a
-          end
-        end
-      end
-      if s.catch_up ~= nil and type(s.catch_up) ~= "boolean" then bad(i, "catch_up must be a boolean") end
-      if s.lease_seconds ~= nil and (math.type(s.lease_seconds) ~= "integer" or s.lease_seconds < 1) then
-        bad(i, "lease_seconds must be a whole number of seconds (at least 1)")
-      end
-      out[#out + 1] = e
-    end
-    ::continue::
   end
   if #problems > 0 then return nil, table.concat(problems, "\n") end
   return out
@@ -213,31 +227,72 @@ end
 
 local ExitMT = {}
 
--- Runs the script in this process with `arg` and `...` set; os.exit ends
--- the script, not the scheduler. Returns ok, result_or_error, traceback.
-local function run_script(path, args)
-  local chunk, lerr = loadfile(path, "t")
-  if not chunk then return false, lerr end
-  local saved_arg, saved_exit = _G.arg, os.exit
+-- The environment a workflow script runs in: globals of its own (reads
+-- fall through to the process's, writes stay in the script), its own
+-- `arg`, and an `os` whose exit ends the script rather than the process
+-- (the rest of os is the process's). The process's globals are never
+-- swapped.
+local function script_env(path, args)
   local a = { [0] = path }
   for i, v in ipairs(args) do a[i] = v end
-  _G.arg = a
-  os.exit = function(code) -- luacheck: ignore 122
-    error(setmetatable({ code = code }, ExitMT), 0)
-  end
+  local script_os = setmetatable({
+    exit = function(code) error(setmetatable({ code = code }, ExitMT), 0) end,
+  }, { __index = os })
+  return setmetatable({ arg = a, os = script_os }, { __index = _G })
+end
+
+-- Runs the script in this process, in an environment of its own, with
+-- `...` set to args; os.exit ends the script, not the scheduler. Returns
+-- ok, result_or_error, traceback.
+local function run_script(path, args)
+  local chunk, lerr = loadfile(path, "t", script_env(path, args))
+  if not chunk then return false, lerr end
   local tb
   local ok, res = xpcall(chunk, function(e)
     if getmetatable(e) == ExitMT then return e end
     tb = debug.traceback(tostring(e), 2)
     return e
   end, table.unpack(args))
-  _G.arg, os.exit = saved_arg, saved_exit -- luacheck: ignore 122
   if not ok and getmetatable(res) == ExitMT then
     local code = res.code
     if code == nil or code == true or code == 0 then return true, nil end
     return false, ("the script called os.exit(%s)"):format(tostring(code))
   end
   return ok, res, tb
+end
+
+-- The status and error of a finished script: ok and res as run_script
+-- returns them, ctx the pipeline context it ran (or nil). SIGINT in the
+-- script also stops the scheduler.
+function Scheduler:outcome(ok, res, ctx)
+  if ok then
+    if ctx and (ctx.status == "failed" or ctx.status == "stopped" or ctx.status == "halted") then
+      return ctx.status, ctx.error
+    end
+    return "ok", nil
+  end
+  local status = sched.stop_requested() and "stopped" or "failed"
+  local err = type(res) == "string" and res or tostring(res)
+  if err:match("interrupted!$") then
+    -- SIGINT (Ctrl-C) in the script: record it, then stop the scheduler
+    status, err, self.interrupted = "stopped", "interrupted (SIGINT)", true
+    sched.request_stop()
+  end
+  if ctx and ctx.status == "stopped" then status, err = "stopped", ctx.error end
+  return status, err
+end
+
+-- The details stored with a run: its duration and arguments, and what
+-- its pipeline context says.
+local function run_details(e, ctx, duration_us)
+  local details = { duration_ms = duration_us / 1000, args = e.args }
+  if ctx then
+    details.metrics = ctx.metrics
+    details.stages = ctx.stages
+    details.artifacts = summary_artifacts(ctx)
+    details.halted = ctx.halted
+  end
+  return details
 end
 
 --- Runs one workflow now. scheduled_for: the firing it is for (nil: a
@@ -282,27 +337,9 @@ function Scheduler:run(e, scheduled_for)
   if not (type(ctx) == "table" and ctx.status and ctx.metrics) then
     ctx = last_pipeline and last_pipeline.context
   end
-  local status, err = "ok", nil
-  if not ok then
-    status = sched.stop_requested() and "stopped" or "failed"
-    err = type(res) == "string" and res or tostring(res)
-    if err:match("interrupted!$") then
-      -- SIGINT (Ctrl-C) in the script: record it, then stop the scheduler
-      status, err, self.interrupted = "stopped", "interrupted (SIGINT)", true
-      sched.request_stop()
-    end
-    if ctx and ctx.status == "stopped" then status, err = "stopped", ctx.error end
-  elseif ctx and (ctx.status == "failed" or ctx.status == "stopped" or ctx.status == "halted") then
-    status, err = ctx.status, ctx.error
-  end
+  local status, err = self:outcome(ok, res, ctx)
   local t1 = core.now_us()
-  local details = { duration_ms = (t1 - t0) / 1000, args = e.args }
-  if ctx then
-    details.metrics = ctx.metrics
-    details.stages = ctx.stages
-    details.artifacts = summary_artifacts(ctx)
-    details.halted = ctx.halted
-  end
+  local details = run_details(e, ctx, t1 - t0)
   if tb and status == "failed" then details.traceback = tb end
   local uok, uerr = db:update_run { id = id, status = status, finished_at = t1,
                                     error = err and first_line(err) or nil, details = details }

@@ -38,16 +38,38 @@ function M.usage(argv, spec)
   return table.concat(lines, "\n")
 end
 
-local function fail(argv, spec, msg)
+local function fail(argv, spec, msg, exit)
   io.stderr:write(("%s: %s\n%s\n"):format(script_name(argv), msg, M.usage(argv, spec)))
   io.stderr:flush()
-  os.exit(2)
+  exit(2)
+end
+
+-- The os.exit of the script that called the function `level` levels up:
+-- its environment's, so that a script the scheduler runs (whose os.exit
+-- ends that run, not the process) ends only itself; else the process's.
+local function script_exit(level)
+  local info = debug.getinfo(level + 1, "f")
+  local fn = info and info.func
+  local i = 1
+  while fn do
+    local name, env = debug.getupvalue(fn, i)
+    if name == nil then break end
+    if name == "_ENV" then
+      local o = type(env) == "table" and rawget(env, "os")
+      if type(o) == "table" and type(o.exit) == "function" then return o.exit end
+      break
+    end
+    i = i + 1
+  end
+  return os.exit
 end
 
 --- Parses argv (the script's `arg`) by spec: {key = {required=, default=,
 -- flag=, integer=, help=}}; option --some-key sets key some_key. On a
 -- usage error it prints the problem and the usage on stderr and exits 2.
 function M.args(argv, spec)
+  local exit = script_exit(2)
+  local function fail_usage(msg) fail(argv, spec, msg, exit) end
   local out, known = {}, {}
   for k, o in pairs(spec) do
     known[flag_name(k)] = k
@@ -59,18 +81,18 @@ function M.args(argv, spec)
     local a = argv[i]
     if a == "--help" or a == "-h" then
       print(M.usage(argv, spec))
-      os.exit(0)
+      exit(0)
     end
     local name, inline = a:match("^(%-%-[^=]+)=(.*)$")
     name = name or a
     local key = known[name]
     if not key then
-      if name:sub(1, 2) ~= "--" then fail(argv, spec, ("unexpected argument '%s'"):format(a)) end
-      fail(argv, spec, ("unknown option '%s' (did you mean '%s'?)"):format(name, config.closest(name, known)))
+      if name:sub(1, 2) ~= "--" then fail_usage(("unexpected argument '%s'"):format(a)) end
+      fail_usage(("unknown option '%s' (did you mean '%s'?)"):format(name, config.closest(name, known)))
     end
     local o = spec[key]
     if o.flag then
-      if inline then fail(argv, spec, ("option '%s' takes no value"):format(name)) end
+      if inline then fail_usage(("option '%s' takes no value"):format(name)) end
       out[key] = true
     else
       local v = inline
@@ -78,10 +100,10 @@ function M.args(argv, spec)
         i = i + 1
         v = argv[i]
       end
-      if v == nil then fail(argv, spec, ("option '%s' needs a value"):format(name)) end
+      if v == nil then fail_usage(("option '%s' needs a value"):format(name)) end
       if o.integer then
         local n = math.tointeger(tonumber(v))
-        if not n then fail(argv, spec, ("option '%s' must be a whole number, got '%s'"):format(name, v)) end
+        if not n then fail_usage(("option '%s' must be a whole number, got '%s'"):format(name, v)) end
         v = n
       end
       out[key] = v
@@ -90,7 +112,7 @@ function M.args(argv, spec)
   end
   for k, o in pairs(spec) do
     if o.required and out[k] == nil then
-      fail(argv, spec, ("missing required option '%s'"):format(flag_name(k)))
+      fail_usage(("missing required option '%s'"):format(flag_name(k)))
     end
   end
   return out

@@ -307,6 +307,35 @@ describe("diverse", function()
     support.rm_rf(dir)
   end)
 
+  it("fails when reading the events fails, rather than falling back to the longest prompts", function()
+    local cf, dir = support.client()
+    abc(cf)
+    local db = assert(cf.store())
+    local warned = {}
+    -- the context curate gives a strategy, with a database that fails
+    -- under the embedding search: nil, message, "db"
+    local ctx = { deployment_id = "div", config = cf.config.curation, store = db,
+                  topk = require("crucible._curate").topk,
+                  warn = function(m) warned[#warned + 1] = m end,
+                  records = function(want) return db:light_events({ deployment_id = "div" }, want) end }
+    ctx.farthest = function() return nil, "boom", "db" end
+    ctx.k_center = ctx.farthest
+    local select = curation.get("diverse").select
+    for _, method in ipairs { "centroid", "k_center" } do
+      local ok, err = pcall(select, ctx, { limit = 2, method = method })
+      assert.is_false(ok, method)
+      assert.matches("diverse: reading the events failed: boom", err, 1, true)
+    end
+    assert.same({}, warned)
+    -- an embedding failure still falls back, with a warning
+    ctx.farthest = function() return nil, "no provider", "unsupported" end
+    local picks = select(ctx, { limit = 2, method = "centroid" })
+    assert.equal(2, #picks)
+    assert.equal(1, #warned)
+    cf.close()
+    support.rm_rf(dir)
+  end)
+
   it("runs with the built-in embedder by default", function()
     local cf, dir = scenario()
     local ex, s = assert(cf.curate(DEP, { strategies = { "diverse" }, limit = 9 }))

@@ -153,6 +153,34 @@ describe("the scheduler", function()
     assert.matches("schedule 'halt': run [%x%-]+ halted %(nothing to export%)", joined)
   end)
 
+  it("runs each script in an environment of its own, never touching the process's globals", function()
+    support.write_file(dir .. "/env.lua", [[
+local log, mode = ...
+runs_seen = (runs_seen or 0) + 1 -- a global of this run only
+local f = assert(io.open(log, "a"))
+f:write(("%d %s %s %s %s\n"):format(runs_seen, arg[0]:match("[^/]+$"), tostring(arg[1] == log),
+  tostring(arg[2]), tostring(rawequal(_G.arg, arg))))
+f:close()
+if mode == "exit5" then os.exit(5) end
+]])
+    local saved_arg, saved_exit, saved_os = _G.arg, os.exit, os
+    local s, entries = new {
+      { name = "first", every = 60, script = "env.lua", args = { dir .. "/envlog", "a" } },
+      { name = "second", every = 60, script = "env.lua", args = { dir .. "/envlog", "exit5" } },
+    }
+    assert.are.equal("ok", s:run(entries[1]).status)
+    local out = s:run(entries[2])
+    assert.are.equal("failed", out.status)
+    assert.are.equal("the script called os.exit(5)", out.error)
+    -- each run starts with fresh globals and its own arg; the process's arg is another table
+    assert.are.same({ "1 env.lua true a false", "1 env.lua true exit5 false" },
+      lines(dir .. "/envlog"))
+    assert.is_nil(rawget(_G, "runs_seen"))
+    assert.is_true(rawequal(saved_arg, _G.arg))
+    assert.is_true(rawequal(saved_exit, os.exit))
+    assert.is_true(rawequal(saved_os, _G.os))
+  end)
+
   it("reports a script that cannot be loaded", function()
     local s, entries = new { { name = "missing", every = 60, script = "nope.lua" } }
     local out = s:run(entries[1])

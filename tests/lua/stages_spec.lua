@@ -408,6 +408,97 @@ describe("stage check_triggers", function()
     assert.is_nil(ctx:get_artifact("feedback_data_path"))
   end)
 
+  it("maps threshold and window_hours onto a user policy as its registration declares", function()
+    local triggers = require "crucible.triggers"
+    local seen = {}
+    triggers.register {
+      name = "slow_share",
+      options = { slow_share_max = "number", slow_since = "time" },
+      stage = { threshold = "slow_share_max",
+                window = function(w) return { slow_since = w.since } end },
+      check = function(ctx, opts)
+        seen[#seen + 1] = opts
+        local slow, total = 0, 0
+        for r in ctx.store:light_events { deployment_id = ctx.deployment_id, since = opts.slow_since } do
+          total = total + 1
+          if (r.latency_ms or 0) > 1000 then slow = slow + 1 end
+        end
+        local share = total > 0 and slow / total or 0.0
+        return share > (opts.slow_share_max or 0.5), { share = share, total = total }
+      end,
+    }
+    local now = core.now_us()
+    assert(db:insert_events {
+      { deployment_id = "d", prompt = "p1", response = "r", latency_ms = 1500, inserted_at = now - HOUR },
+      { deployment_id = "d", prompt = "p2", response = "r", latency_ms = 10, inserted_at = now - HOUR },
+      { deployment_id = "d", prompt = "p3", response = "r", latency_ms = 10, inserted_at = now - 48 * HOUR },
+      { deployment_id = "d", prompt = "p4", response = "r", latency_ms = 10, inserted_at = now - 48 * HOUR },
+    })
+    local ok, ctx = pcall(run, { { stage = "check_triggers",
+      opts = { policies = { "slow_share" }, threshold = 0.4, window_hours = 24, dry_run = true } } })
+    local ctx2 = ok and run { { stage = "check_triggers",
+      opts = { policies = { "slow_share" }, threshold = 0.4, dry_run = true } } }
+    triggers.unregister "slow_share"
+    assert(ok, ctx)
+    -- the window: the two recent events, one slow; 0.5 > 0.4 fires
+    assert.are.same({ "slow_share" }, ctx:get_artifact("retrain_triggers"))
+    assert.are.same({ share = 0.5, total = 2 },
+      ctx:get_artifact("trigger_report").slow_share.measurements)
+    assert.are.equal(0.4, seen[1].slow_share_max)
+    assert.are.equal(seen[1].now - 24 * HOUR, seen[1].slow_since)
+    -- no window: all four, one slow; 0.25 does not fire, the threshold still applies
+    assert.are.same({}, ctx2:get_artifact("retrain_triggers"))
+    assert.is_nil(seen[2].slow_since)
+    assert.are.equal(0.4, seen[2].slow_share_max)
+  end)
+
+  it("trigger_types names whichever policy answers to the type", function()
+    local triggers = require "crucible.triggers"
+    triggers.get "negative_feedback" -- loaded, so that its type is taken
+    local ok, err = pcall(triggers.register, { name = "complaints", stage = { type = "feedback" },
+                                               check = function() return true, {} end })
+    assert.is_false(ok)
+    assert.matches("the trigger type 'feedback' is answered already by the policy"
+      .. " 'negative_feedback'", err, 1, true)
+    ok, err = pcall(triggers.register, { name = "complaints", stage = { threshold = "max" },
+                                         check = function() return true, {} end })
+    assert.is_false(ok)
+    assert.matches("field 'stage.threshold' names the option 'max', which 'options' does not"
+      .. " declare", err, 1, true)
+    ok, err = pcall(triggers.register, { name = "complaints", stage = { type = "speed" },
+                                         check = function() return true, {} end })
+    assert.is_false(ok)
+    assert.matches("field 'stage.type' must be one of drift, accuracy, volume, feedback", err, 1, true)
+    -- replace the bundled feedback policy by one of the user's
+    triggers.unregister "negative_feedback"
+    triggers.register { name = "complaints", options = { complaint_max = "number" },
+                        stage = { type = "feedback", threshold = "complaint_max" },
+                        check = function(_, opts) return true, { max = opts.complaint_max } end }
+    local rok, ctx = pcall(run, { { stage = "check_triggers",
+      opts = { trigger_types = { "feedback" }, threshold = 0.25, dry_run = true } } })
+    triggers.unregister "complaints"
+    package.loaded["crucible.triggers.negative_feedback"] = nil -- registers again when next named
+    assert(rok, ctx)
+    assert.are.same({ "complaints" }, ctx:get_artifact("retrain_triggers"))
+    assert.are.same({ max = 0.25 }, ctx:get_artifact("trigger_report").complaints.measurements)
+    assert.is_table(triggers.get "negative_feedback")
+  end)
+
+  it("reports a failing store call in the window as that policy's error", function()
+    events(20, 0.2, 1)
+    db.last_export_at = function() return nil, "boom" end -- shadows the store's method
+    local ok, ctx = pcall(run, { { stage = "check_triggers",
+      opts = { trigger_types = { "volume", "accuracy" }, window_hours = 24, dry_run = true,
+               options = { count_since = "last_export" } } } })
+    db.last_export_at = nil
+    assert(ok, ctx)
+    local report = ctx:get_artifact("trigger_report")
+    assert.matches("trigger policy 'data_count' failed: .*cannot read the last export: boom",
+      report.data_count.error)
+    assert.is_true(report.quality_drop.fired) -- the others still run
+    assert.are.same({ "quality_drop" }, ctx:get_artifact("retrain_triggers"))
+  end)
+
   it("checks its options before anything runs", function()
     local ok, err = pcall(run, { { stage = "check_triggers", opts = { trigger_types = { "volumes" } } } })
     assert.is_false(ok)

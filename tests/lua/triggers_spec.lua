@@ -469,3 +469,55 @@ return triggers.register {
     assert.matches("triggers.register{name = \"x\"}: unknown field 'chek' %(did you mean 'check'%?%)", err)
   end)
 end)
+
+describe("a failing store call", function()
+  local cf, dir
+  before_each(function() cf, dir = support.client() end)
+  after_each(function()
+    cf.close()
+    support.rm_rf(dir)
+  end)
+
+  -- A store that delegates to `db` except last_export_at, which fails as a
+  -- database does: nil, message.
+  local function failing_store(db)
+    return setmetatable({ last_export_at = function() return nil, "boom" end }, {
+      __index = function(_, k)
+        local v = db[k]
+        if type(v) ~= "function" then return v end
+        return function(_, ...) return v(db, ...) end
+      end,
+    })
+  end
+
+  it("is data_count's error, not \"never exported\"", function()
+    local db = assert(cf.store())
+    seed(cf, "f", { { q = 0.9 }, { q = 0.9 } })
+    local pctx = { deployment_id = "f", now = core.now_us(), config = cf.config.triggers,
+                   client = cf, store = failing_store(db) }
+    pctx.last_fired = function() return nil end
+    local check = triggers.get("data_count").check
+    local ok, err = pcall(check, pctx, { count_since = "last_export", data_count_threshold = 1 })
+    assert.is_false(ok)
+    assert.matches("cannot read the last export: boom", err, 1, true)
+    -- count_since = "all" does not ask
+    assert.is_true((check(pctx, { count_since = "all", data_count_threshold = 1 })))
+  end)
+
+  it("is reported as that policy's error while the others still run", function()
+    local db = assert(cf.store())
+    seed(cf, "f", { { q = 0.1 }, { q = 0.1 } })
+    db.last_export_at = failing_store(db).last_export_at -- shadows the store's method
+    local errors = {}
+    cf.on("triggers.error", function(p) errors[#errors + 1] = p.trigger end)
+    local fired, report = cf.check_triggers("f", { triggers = { "data_count", "quality_drop" },
+                                                  count_since = "last_export",
+                                                  data_count_threshold = 1 })
+    db.last_export_at = nil
+    assert.same({ "quality_drop" }, names(assert(fired)))
+    assert.is_false(report.data_count.fired)
+    assert.matches("trigger policy 'data_count' failed: .*data_count.lua:%d+: cannot read the last"
+      .. " export: boom", report.data_count.error)
+    assert.same({ "data_count" }, errors)
+  end)
+end)

@@ -5,7 +5,8 @@
 -- selection over a sample of pool_size events, which spreads the picks
 -- instead of taking the outliers of one direction. Without embeddings
 -- (embedding_client = "noop", or the provider failed) it takes the
--- longest prompts. Every pick scores 1.0, as in the reference.
+-- longest prompts. Every pick scores 1.0, as in the reference. A database
+-- failure is this strategy's error (no fallback).
 --
 -- The embedding work is C (ctx.farthest, ctx.k_center): a strategy never
 -- holds a deployment's prompts or vectors in Lua.
@@ -23,16 +24,18 @@ return curation.register {
   select = function(ctx, opts)
     if opts.limit == 0 then return {} end
     local method = opts.method or ctx.config.diverse_method
-    local picks, err
+    local picks, err, kind
     if method == "centroid" then
-      picks, err = ctx.farthest(opts.limit)
+      picks, err, kind = ctx.farthest(opts.limit)
     elseif method == "k_center" then
-      picks, err = ctx.k_center(opts.limit, { pool_size = opts.pool_size or ctx.config.k_center_pool,
-                                             seed = opts.seed or ctx.config.seed })
+      picks, err, kind = ctx.k_center(opts.limit, {
+        pool_size = opts.pool_size or ctx.config.k_center_pool, seed = opts.seed or ctx.config.seed })
     else
       error(("diverse: method must be \"centroid\" or \"k_center\", got %q"):format(tostring(method)))
     end
     if picks then return score_one(picks) end
+    -- the database failing is this strategy's error, not "no embeddings"
+    if kind == "db" then error(("diverse: reading the events failed: %s"):format(err)) end
     ctx.warn(("diverse: no embeddings (%s); took the longest prompts instead"):format(err))
     local top = ctx.topk(opts.limit)
     for r in ctx.records { prompt_length = true } do top:push(r.id, r.prompt_length) end

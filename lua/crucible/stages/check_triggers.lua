@@ -2,16 +2,18 @@
 -- retraining triggers for the deployment (cf.check_triggers), which stores
 -- every firing and runs its actions.
 --
--- trigger_types picks policies by the reference's names: drift ->
--- drift_threshold, accuracy -> quality_drop, volume -> data_count,
--- feedback -> negative_feedback; policies adds policies by name (bundled or
--- a user's, e.g. crucible/triggers/<name>.lua in a user directory); with
--- neither, triggers.policies from the config. threshold
--- replaces the threshold of the drift, accuracy and feedback policies (all
--- fractions); volume keeps its count (data_count_threshold). window_hours
--- limits what is measured to the events and signals of the last N hours.
--- When an earlier detect_drift stage measured drift (metric drift_score)
--- and no window is given, that score is used rather than measuring again.
+-- trigger_types picks policies by the reference's type names (drift,
+-- accuracy, volume, feedback): each names the policy that answers to it
+-- (its registration's stage.type; bundled: drift_threshold, quality_drop,
+-- data_count, negative_feedback); policies adds policies by name (bundled
+-- or a user's, e.g. crucible/triggers/<name>.lua in a user directory);
+-- with neither, triggers.policies from the config. The generic options
+-- reach each chosen policy as its registration's stage field declares:
+-- threshold sets the option stage.threshold names (the bundled fraction
+-- thresholds; volume keeps its count), window_hours limits what is measured
+-- to the last N hours through stage.window, and without a window
+-- stage.metrics reads earlier stages' metrics (drift_threshold uses the
+-- drift_score a detect_drift stage measured rather than measuring again).
 --
 -- Puts the artifacts retrain_triggers (the names that fired, in order) and
 -- trigger_report (check_triggers' report); merges the metric trigger_count.
@@ -20,12 +22,10 @@
 -- declare (checked before anything runs), e.g. a user policy's.
 local core = require "crucible._core"
 local pipeline = require "crucible.pipeline"
+local policy = require "crucible.policy"
 local triggers = require "crucible.triggers"
 
 local M = {}
-
-M.TYPES = { drift = "drift_threshold", accuracy = "quality_drop", volume = "data_count",
-            feedback = "negative_feedback" }
 
 function M.describe(_opts)
   return {
@@ -37,7 +37,7 @@ function M.describe(_opts)
     types = {
       threshold = "float",
       window_hours = "integer",
-      trigger_types = { list = { enum = { "drift", "accuracy", "volume", "feedback" } } },
+      trigger_types = { list = { enum = triggers.TYPE_NAMES } },
       policies = { list = "string" }, -- trigger policies by name, after trigger_types'
       options = "map",                -- more options the policies declare (a user's too)
       halt_if_none = "boolean", -- end the pipeline (status halted) when no trigger fired
@@ -46,20 +46,19 @@ function M.describe(_opts)
   }
 end
 
--- The policies the options choose, in order (nil: the configured ones) and
--- a set of them.
+-- The policies the options choose, in order (nil: the configured ones).
 local function selection(opts, configured)
   if not (opts.trigger_types or opts.policies) then
-    if not configured then return nil, {} end
+    if not configured then return nil end
     opts = { policies = configured }
   end
   local names, selected = {}, {}
   local function add(n)
     if not selected[n] then names[#names + 1], selected[n] = n, true end
   end
-  for _, t in ipairs(opts.trigger_types or {}) do add(M.TYPES[t]) end
+  for _, t in ipairs(opts.trigger_types or {}) do add(triggers.for_type(t, configured)) end
   for _, n in ipairs(opts.policies or {}) do add(n) end
-  return names, selected
+  return names
 end
 
 function M.validate(opts)
@@ -78,46 +77,49 @@ function M.validate(opts)
   return nil
 end
 
--- The mean quality score of the events inserted since `since` (a missing
--- score counts 0, as in the rolling average; 1.0 when there are none).
-local function window_quality(cf, dep, since)
-  local db = assert(cf.store())
-  local sum, n = 0.0, 0
-  for row in db:columns({ deployment_id = dep, since = since }, { "quality_score" }) do
-    sum, n = sum + (row[1] or 0.0), n + 1
+-- Calls a policy's stage.window or stage.metrics; returns the options it
+-- maps the stage's onto (raises naming the policy when it fails).
+local function mapped(name, what, fn, arg)
+  local ok, out = policy.call(fn, arg)
+  if not ok then error(("trigger policy '%s': stage.%s failed: %s"):format(name, what, out), 0) end
+  if out ~= nil and type(out) ~= "table" then
+    error(("trigger policy '%s': stage.%s returned %s, expected a table of options")
+      :format(name, what, type(out)), 0)
   end
-  return n > 0 and sum / n or 1.0
+  return out or {}
 end
 
-M.run = pipeline.for_deployment(function(ctx, opts, dep, cf)
-  local names, selected = selection(opts, cf.config.triggers.policies)
+-- The options for cf.check_triggers: `options`, then for each chosen
+-- policy the generic threshold and window_hours (or earlier metrics) as
+-- its registration's stage field maps them.
+local function trigger_options(ctx, opts, names)
   local o = {}
   for k, v in pairs(opts.options or {}) do o[k] = v end
   o.triggers, o.dry_run = names, opts.dry_run
-  if opts.threshold then
-    if selected.drift_threshold then o.drift_threshold = opts.threshold end
-    if selected.quality_drop then o.quality_threshold = opts.threshold end
-    if selected.negative_feedback then o.negative_feedback_threshold = opts.threshold end
-  end
+  local w
   if opts.window_hours then
     local now = core.now_us()
-    local span = opts.window_hours * 3600 * 1000000
+    w = { hours = opts.window_hours, now = now, ["until"] = now,
+          since = now - opts.window_hours * 3600 * 1000000 }
     o.now = now
-    if selected.drift_threshold then o.drift = { since = now - span, ["until"] = now } end
-    if selected.quality_drop then o.quality_average = window_quality(cf, dep, now - span) end
-    if selected.data_count then
-      local db = assert(cf.store())
-      local since = now - span
-      local last = (o.count_since or cf.config.triggers.count_since) == "last_export"
-        and db:last_export_at(dep)
-      if last and last + 1 > since then since = last + 1 end
-      o.event_count = assert(db:count_events { deployment_id = dep, since = since })
-    end
-    if selected.negative_feedback then o.negative_feedback_window_seconds = opts.window_hours * 3600 end
-  elseif selected.drift_threshold and ctx.metrics.drift_score ~= nil then
-    o.drift_score = ctx.metrics.drift_score
   end
-  local fired, report = cf.check_triggers(dep, o)
+  for _, name in ipairs(names or {}) do
+    local st = triggers.get(name).stage or {}
+    if opts.threshold and st.threshold then o[st.threshold] = opts.threshold end
+    local extra = {}
+    if w and st.window then
+      extra = mapped(name, "window", st.window, w)
+    elseif not w and st.metrics then
+      extra = mapped(name, "metrics", st.metrics, ctx.metrics)
+    end
+    for k, v in pairs(extra) do o[k] = v end
+  end
+  return o
+end
+
+M.run = pipeline.for_deployment(function(ctx, opts, dep, cf)
+  local names = selection(opts, cf.config.triggers.policies)
+  local fired, report = cf.check_triggers(dep, trigger_options(ctx, opts, names))
   if not fired then return nil, report end
   ctx:put_artifact("retrain_triggers", fired)
   ctx:put_artifact("trigger_report", report)

@@ -10,6 +10,13 @@ return triggers.register {
   description = "the largest current drift score > drift_threshold",
   options = { drift_score = "number", drift_threshold = "number", drift = "table",
               window_size = "integer" },
+  stage = {
+    type = "drift",
+    threshold = "drift_threshold",
+    window = function(w) return { drift = { since = w.since, ["until"] = w["until"] } } end,
+    -- a score an earlier detect_drift stage measured is not measured again
+    metrics = function(m) return { drift_score = m.drift_score } end,
+  },
   check = function(ctx, opts)
     local threshold = opts.drift_threshold or ctx.config.drift_threshold
     local score = opts.drift_score

@@ -12,6 +12,11 @@ return triggers.register {
   description = "share of negative signals in the recent window > negative_feedback_threshold",
   options = { negative_feedback_threshold = "number", negative_feedback_window_seconds = "integer",
               negative_feedback_min_signals = "integer" },
+  stage = {
+    type = "feedback",
+    threshold = "negative_feedback_threshold",
+    window = function(w) return { negative_feedback_window_seconds = w.hours * 3600 } end,
+  },
   check = function(ctx, opts)
     local cfg = ctx.config
     local threshold = opts.negative_feedback_threshold or cfg.negative_feedback_threshold
