@@ -11,7 +11,7 @@
 -- Misuse (a wrong type, an unknown option or format) raises; an expected
 -- failure (disk full, database locked, a row holding invalid UTF-8) returns
 -- nil, message, kind.
-local config = require "crucible.config"
+local schema = require "crucible.schema"
 local cexport = require "crucible._export"
 local core = require "crucible._core"
 
@@ -59,8 +59,8 @@ local function check_options(fname, opts, allowed)
   for _, k in ipairs(sorted_keys(opts)) do
     local want = type(k) == "string" and allowed[k]
     if not want then
-      error(("%s: unknown option '%s' (did you mean '%s'?)"):format(fname, tostring(k),
-        config.closest(tostring(k), allowed)), 3)
+      error(("%s: unknown option '%s'%s"):format(fname, tostring(k),
+        schema.did_you_mean(tostring(k), allowed)), 3)
     end
     if not type_ok(opts[k], want) then
       error(("%s: option '%s' must be %s, got %s"):format(fname, k, TYPE_NAMES[want],

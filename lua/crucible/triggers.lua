@@ -16,7 +16,7 @@
 -- POST with retries), a workflow script, or a Lua function.
 local core = require "crucible._core"
 local http = require "crucible._http"
-local config = require "crucible.config"
+local schema = require "crucible.schema"
 local policy = require "crucible.policy"
 
 local M = {}
@@ -63,8 +63,8 @@ local function check_on(on)
     end
     for k in pairs(conf) do
       if k ~= "cooldown_seconds" and k ~= "actions" then
-        error(("%s: unknown key '%s' (did you mean '%s'?)"):format(at, tostring(k),
-          config.closest(tostring(k), { cooldown_seconds = true, actions = true })), 0)
+        error(("%s: unknown key '%s'%s"):format(at, tostring(k),
+          schema.did_you_mean(tostring(k), { cooldown_seconds = true, actions = true })), 0)
       end
     end
     local cd = conf.cooldown_seconds
@@ -80,8 +80,8 @@ local function check_on(on)
       for k, v in pairs(a) do
         local want = ACTION_FIELDS[k]
         if not want then
-          error(("%s: unknown key '%s' (did you mean '%s'?)"):format(aat, tostring(k),
-            config.closest(tostring(k), ACTION_FIELDS)), 0)
+          error(("%s: unknown key '%s'%s"):format(aat, tostring(k),
+            schema.did_you_mean(tostring(k), ACTION_FIELDS)), 0)
         end
         local ok = want == "integer" and math.type(v) == "integer" and v >= 0
           or want == "list" and type(v) == "table" or want ~= "integer" and type(v) == want

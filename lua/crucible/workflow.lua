@@ -11,7 +11,7 @@
 --   })
 --   ...
 --   workflow.report(ctx)
-local config = require "crucible.config"
+local schema = require "crucible.schema"
 
 local M = {}
 
@@ -66,7 +66,7 @@ function M.args(argv, spec)
     local key = known[name]
     if not key then
       if name:sub(1, 2) ~= "--" then fail(argv, spec, ("unexpected argument '%s'"):format(a)) end
-      fail(argv, spec, ("unknown option '%s' (did you mean '%s'?)"):format(name, config.closest(name, known)))
+      fail(argv, spec, ("unknown option '%s'%s"):format(name, schema.did_you_mean(name, known)))
     end
     local o = spec[key]
     if o.flag then
