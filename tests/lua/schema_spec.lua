@@ -213,3 +213,34 @@ describe("schema.suggest", function()
     assert.are.equal("", schema.did_you_mean("zzzz", { "limit" }))
   end)
 end)
+
+describe("policy.check_options (through crucible.schema)", function()
+  local policy = require "crucible.policy"
+  local function err_of(opts, allowed)
+    local ok, err = pcall(function() policy.check_options("f", opts, allowed) end)
+    assert.is_false(ok)
+    return (err:gsub("^[^\n]-:%d+: ", ""))
+  end
+
+  it("takes every schema type, a bare list being a list of strings", function()
+    local allowed = { mode = { enum = { "a", "b" } }, names = "list", weights = { map = "number" } }
+    local given = { mode = "a", names = { "x" } }
+    assert.are.equal(given, policy.check_options("f", given, allowed))
+    assert.are.equal([[f: option 'mode' must be one of "a", "b", got 'c']], err_of({ mode = "c" }, allowed))
+    assert.are.equal("f: option 'names'[1] must be a string, got an integer", err_of({ names = { 1 } }, allowed))
+    assert.are.equal("f: option 'weights'.x must be a number, got nan", err_of({ weights = { x = 0 / 0 } }, allowed))
+    assert.are.equal("f: unknown option 'mdoe' (did you mean 'mode'?)", err_of({ mdoe = "a" }, allowed))
+  end)
+
+  it("refuses a registration declaring an option of no known type", function()
+    local reg = policy.registry { what = "thing", api = "things.register", prefix = "crucible.things.",
+                                  run = "run" }
+    local ok, err = pcall(reg.register, reg, { name = "t", run = print, options = { n = { list = "nope" } } })
+    assert.is_false(ok)
+    assert.matches('things.register{name = "t"}: options.n: list: unknown type "nope"', err, 1, true)
+    ok, err = pcall(reg.register, reg, { name = "t", run = print, options = { n = "int" } })
+    assert.is_false(ok)
+    assert.matches("options.n must be one of the type names any, boolean, float,", err, 1, true)
+    assert.is_table(reg:register { name = "t", run = print, options = { n = { enum = { "x" } } } })
+  end)
+end)
