@@ -6,14 +6,17 @@
 --
 -- Adding a setting: add a leaf to SCHEMA below (type, default, optional
 -- min/max or enum) and document it in README.md.
+local schema = require "crucible.schema"
+
 local M = {}
 
 local function leaf(t) t.leaf = true return t end
 local function section(fields) return { section = true, fields = fields } end
 
---- The schema. Leaves: type is "string", "number", "integer", "boolean",
--- "function", "table", "list" (a sequence), or a list of those; `enum`
--- restricts strings; `min` bounds numbers.
+--- The schema. Leaves: type is a type of crucible.schema ("string",
+-- "number", "integer", "boolean", "function", "table", "list" (a
+-- sequence), {list = T}, ..., or a list of those); `enum` restricts
+-- strings; `min` bounds numbers.
 M.SCHEMA = section {
   lua_path = leaf { type = { "string", "list" }, default = {},
                     doc = "directories searched for user Lua modules before the bundled ones" },
@@ -178,78 +181,10 @@ function M.defaults()
   return defaults_of(M.SCHEMA)
 end
 
-local function is_list(t)
-  local n = 0
-  for _ in pairs(t) do n = n + 1 end
-  return n == #t
-end
-
---- Levenshtein distance, for "did you mean".
-local function distance(a, b)
-  local prev = {}
-  for j = 0, #b do prev[j] = j end
-  for i = 1, #a do
-    local cur = { [0] = i }
-    for j = 1, #b do
-      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
-      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-    end
-    prev = cur
-  end
-  return prev[#b]
-end
-
---- The name in `fields` (a table keyed by names) closest to `key`, for
--- "did you mean" messages; ties go to the alphabetically first.
-function M.closest(key, fields)
-  local best, best_d
-  for name in pairs(fields) do
-    local d = distance(key, name)
-    if not best_d or d < best_d or (d == best_d and name < best) then best, best_d = name, d end
-  end
-  return best
-end
-
-local function type_ok(v, t)
-  local tv = type(v)
-  if t == "integer" then return math.type(v) == "integer" end
-  if t == "list" then return tv == "table" and is_list(v) end
-  return tv == t
-end
-
-local function type_name(t)
-  if type(t) == "table" then
-    local names = {}
-    for i, x in ipairs(t) do names[i] = type_name(x) end
-    return table.concat(names, " or ")
-  end
-  return ({ integer = "an integer", list = "a list", string = "a string", number = "a number",
-            boolean = "a boolean", table = "a table", ["function"] = "a function" })[t] or t
-end
-
-local function describe(v)
-  if math.type(v) == "float" then return "a fractional number" end
-  if type(v) == "table" and not is_list(v) then return "a table" end
-  if type(v) == "table" then return "a list" end
-  return type_name(type(v))
-end
-
 local function check_leaf(path, f, v)
-  local types = type(f.type) == "table" and f.type or { f.type }
-  local ok = false
-  for _, t in ipairs(types) do
-    if type_ok(v, t) then ok = true break end
-  end
-  if not ok then
-    return ("config: '%s' must be %s, got %s"):format(path, type_name(f.type), describe(v))
-  end
-  if f.enum then
-    for _, e in ipairs(f.enum) do
-      if v == e then return nil end
-    end
-    return ("config: '%s' must be one of %s, got '%s'"):format(path,
-      '"' .. table.concat(f.enum, '", "') .. '"', tostring(v))
-  end
+  local quoted = "'" .. path .. "'"
+  local err = schema.check(v, f.type, quoted) or (f.enum and schema.check(v, { enum = f.enum }, quoted))
+  if err then return "config: " .. err end
   if f.min and type(v) == "number" and v < f.min then
     return ("config: '%s' must be at least %s, got %s"):format(path, f.min, v)
   end
@@ -265,12 +200,11 @@ local function validate_node(node, t, prefix, errors)
     local path = prefix and (prefix .. "." .. tostring(k)) or tostring(k)
     local f = type(k) == "string" and node.fields[k] or nil
     if not f then
-      local hint = M.closest(tostring(k), node.fields)
-      local where = prefix and ("'" .. prefix .. "." .. hint .. "'") or ("'" .. hint .. "'")
-      errors[#errors + 1] = ("config: unknown key '%s' (did you mean %s?)"):format(path, where)
+      errors[#errors + 1] = ("config: unknown key '%s'%s"):format(path,
+        schema.did_you_mean(tostring(k), node.fields, prefix and prefix .. "."))
     elseif f.section then
       if type(v) ~= "table" then
-        errors[#errors + 1] = ("config: '%s' must be a table, got %s"):format(path, describe(v))
+        errors[#errors + 1] = ("config: '%s' must be a table, got %s"):format(path, schema.describe(v))
       else
         validate_node(f, v, path, errors)
       end
@@ -285,7 +219,7 @@ end
 -- and a message listing every problem, one per line.
 function M.validate(t)
   if type(t) ~= "table" then
-    return nil, "config: must be a table, got " .. describe(t)
+    return nil, "config: must be a table, got " .. schema.describe(t)
   end
   local errors = {}
   validate_node(M.SCHEMA, t, nil, errors)

@@ -11,7 +11,7 @@
 -- Misuse (a wrong type, an unknown option or format) raises; an expected
 -- failure (disk full, database locked, a row holding invalid UTF-8) returns
 -- nil, message, kind.
-local config = require "crucible.config"
+local schema = require "crucible.schema"
 local cexport = require "crucible._export"
 local core = require "crucible._core"
 
@@ -34,46 +34,21 @@ local PARQUET_OPTIONS = {
   row_group_bytes = "integer", page_size = "integer", dictionary = "boolean",
 }
 
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  table.sort(keys)
-  return keys
-end
-
-local function type_ok(v, want)
-  if want == "integer" then return math.type(v) == "integer" end
-  if want == "time" then return math.type(v) == "integer" or type(v) == "string" end
-  return type(v) == want
-end
-
-local TYPE_NAMES = { integer = "an integer", string = "a string", boolean = "a boolean",
-                     table = "a table", time = "an integer (microseconds) or an ISO 8601 string" }
-
 -- Raises (level 3: the caller of cf.export) on an unknown option or a wrong type.
 local function check_options(fname, opts, allowed)
   if opts == nil then return {} end
   if type(opts) ~= "table" then
     error(("%s: options must be a table, got %s"):format(fname, type(opts)), 3)
   end
-  for _, k in ipairs(sorted_keys(opts)) do
-    local want = type(k) == "string" and allowed[k]
-    if not want then
-      error(("%s: unknown option '%s' (did you mean '%s'?)"):format(fname, tostring(k),
-        config.closest(tostring(k), allowed)), 3)
-    end
-    if not type_ok(opts[k], want) then
-      error(("%s: option '%s' must be %s, got %s"):format(fname, k, TYPE_NAMES[want],
-        math.type(opts[k]) == "float" and "a fractional number" or type(opts[k])), 3)
-    end
-  end
+  local problems = schema.check_fields(opts, allowed, { noun = "option" })
+  if problems[1] then error(("%s: %s"):format(fname, problems[1]), 3) end
   return opts
 end
 
 local function check_enum(fname, what, v, set)
   if set[v] == nil then
     error(("%s: unknown %s '%s' (one of: %s)"):format(fname, what, tostring(v),
-      table.concat(sorted_keys(set), ", ")), 3)
+      table.concat(schema.sorted_keys(set), ", ")), 3)
   end
 end
 

@@ -12,8 +12,8 @@
 -- A stage is a module with describe(opts) -> {name=, description=,
 -- required={...}, optional={...}, types={...}} and run(ctx, opts) -> ctx |
 -- nil, message (and optionally validate(opts) -> nil | message for checks
--- beyond types). Type forms: "float", "integer", "string", "boolean",
--- "map", "function", {enum = {...}}, {list = TYPE}.
+-- beyond types). Types are crucible.schema's: "float", "integer",
+-- "string", "boolean", "map", "function", {enum = {...}}, {list = TYPE}, ...
 --
 -- run() validates every step against its stage's describe before anything
 -- runs (a problem raises, naming the step, stage and option), then runs
@@ -23,9 +23,9 @@
 -- ctx:halt(reason). Each stage's duration lands in
 -- ctx.metrics.stage_duration_ms; telemetry: pipeline.start,
 -- pipeline.stage.start, pipeline.stage.stop, pipeline.stop.
-local config = require "crucible.config"
 local core = require "crucible._core"
 local sched = require "crucible._sched"
+local schema = require "crucible.schema"
 
 local M = {}
 
@@ -132,102 +132,24 @@ function M.check_min(opts, keys, min)
   return nil
 end
 
--- ---- types -------------------------------------------------------------------
+-- ---- stage schemas ------------------------------------------------------------
 
-local SCALARS = { float = "a number", integer = "an integer", string = "a string",
-                  boolean = "a boolean", map = "a map (a table with named keys)",
-                  ["function"] = "a function" }
-
---- Whether t (a table) is a sequence: keys 1..n and nothing else.
-function M.is_list(t)
-  local n = 0
-  for _ in pairs(t) do n = n + 1 end
-  return n == #t
-end
-local is_list = M.is_list
-
-local function show(v)
-  if type(v) == "string" then return ("'%s'"):format(v) end
-  if math.type(v) == "float" then return "a fractional number" end
-  if math.type(v) == "integer" then return "an integer" end
-  if type(v) == "table" then return is_list(v) and next(v) ~= nil and "a list" or "a table" end
-  return SCALARS[type(v)] or ("a " .. type(v))
-end
-
-local function quote_all(list)
-  local out = {}
-  for i, v in ipairs(list) do out[i] = ("%q"):format(tostring(v)) end
-  return table.concat(out, ", ")
-end
-
---- Whether t is a valid type form; nil, or a message saying what is wrong.
-function M.check_type_form(t)
-  if type(t) == "string" then
-    if SCALARS[t] then return nil end
-    return ("unknown type %q (float, integer, string, boolean, map, function, {enum=}, {list=})")
-      :format(t)
-  end
-  if type(t) ~= "table" then return "a type must be a string or a table, got " .. type(t) end
-  if t.enum ~= nil then
-    if next(t, next(t)) ~= nil then return "an enum type holds only enum = {...}" end
-    if type(t.enum) ~= "table" or #t.enum == 0 or not is_list(t.enum) then
-      return "enum must be a non-empty list"
-    end
-    for i, e in ipairs(t.enum) do
-      if type(e) ~= "string" then return ("enum[%d] must be a string, got %s"):format(i, type(e)) end
-    end
-    return nil
-  end
-  if t.list ~= nil then
-    if next(t, next(t)) ~= nil then return "a list type holds only list = TYPE" end
-    local err = M.check_type_form(t.list)
-    if err then return "list: " .. err end
-    return nil
-  end
-  return "a table type must be {enum = {...}} or {list = TYPE}"
-end
-
---- Checks value v against type t. Returns nil, or a message naming `path`.
-function M.check_value(v, t, path)
-  if type(t) == "table" and t.enum then
-    for _, e in ipairs(t.enum) do
-      if v == e then return nil end
-    end
-    return ("%s must be one of %s, got %s"):format(path, quote_all(t.enum), show(v))
-  end
-  if type(t) == "table" and t.list then
-    if type(v) ~= "table" or not is_list(v) then
-      return ("%s must be a list, got %s"):format(path, show(v))
-    end
-    for i, x in ipairs(v) do
-      local err = M.check_value(x, t.list, ("%s[%d]"):format(path, i))
-      if err then return err end
-    end
-    return nil
-  end
-  local ok
-  if t == "float" then ok = type(v) == "number" and v == v
-  elseif t == "integer" then ok = math.type(v) == "integer"
-  elseif t == "map" then ok = type(v) == "table" and (next(v) == nil or not is_list(v))
-  else ok = type(v) == t end
-  if ok then return nil end
-  return ("%s must be %s, got %s"):format(path, SCALARS[t] or tostring(t), show(v))
-end
+local is_list, show = schema.is_list, schema.describe
 
 --- Checks a describe() result (the conformance rules): name and
 -- description strings, required and optional lists of strings, a valid
 -- type for every field, no field both required and optional. Returns nil
 -- or a message.
-function M.check_schema(schema)
-  if type(schema) ~= "table" then return "describe() must return a table, got " .. type(schema) end
-  if type(schema.name) ~= "string" or schema.name == "" then
+function M.check_schema(desc)
+  if type(desc) ~= "table" then return "describe() must return a table, got " .. type(desc) end
+  if type(desc.name) ~= "string" or desc.name == "" then
     return "describe().name must be a non-empty string"
   end
-  if type(schema.description) ~= "string" then return "describe().description must be a string" end
-  if type(schema.types) ~= "table" then return "describe().types must be a table" end
+  if type(desc.description) ~= "string" then return "describe().description must be a string" end
+  if type(desc.types) ~= "table" then return "describe().types must be a table" end
   local seen = {}
   for _, field in ipairs { "required", "optional" } do
-    local list = schema[field]
+    local list = desc[field]
     if type(list) ~= "table" or not is_list(list) then
       return ("describe().%s must be a list"):format(field)
     end
@@ -239,14 +161,14 @@ function M.check_schema(schema)
         return ("describe(): option '%s' is listed twice (required and optional?)"):format(k)
       end
       seen[k] = true
-      if schema.types[k] == nil then
+      if desc.types[k] == nil then
         return ("describe().types has no type for option '%s'"):format(k)
       end
-      local err = M.check_type_form(schema.types[k])
+      local err = schema.check_type(desc.types[k])
       if err then return ("describe().types.%s: %s"):format(k, err) end
     end
   end
-  for k in pairs(schema.types) do
+  for k in pairs(desc.types) do
     if not seen[k] then
       return ("describe().types.%s: '%s' is neither required nor optional"):format(tostring(k), tostring(k))
     end
@@ -266,9 +188,9 @@ function M.register_stage(name, mod)
     error(("register_stage('%s'): a stage is a table with describe(opts) and run(ctx, opts)")
       :format(name), 2)
   end
-  local ok, schema = pcall(mod.describe, {})
-  if not ok then error(("register_stage('%s'): describe failed: %s"):format(name, schema), 2) end
-  local err = M.check_schema(schema)
+  local ok, desc = pcall(mod.describe, {})
+  if not ok then error(("register_stage('%s'): describe failed: %s"):format(name, desc), 2) end
+  local err = M.check_schema(desc)
   if err then error(("register_stage('%s'): %s"):format(name, err), 2) end
   registry[name] = mod
 end
@@ -300,7 +222,7 @@ function M.stage(name)
     if tostring(mod):find("module '" .. modname .. "' not found", 1, true) then
       local names = {}
       for _, n in ipairs(M.stage_names()) do names[n] = true end
-      return nil, ("unknown stage '%s' (did you mean '%s'?)"):format(name, config.closest(name, names))
+      return nil, ("unknown stage '%s'%s"):format(name, schema.did_you_mean(name, names))
     end
     return nil, ("stage '%s' failed to load: %s"):format(name, tostring(mod))
   end
@@ -314,11 +236,47 @@ end
 
 local STEP_KEYS = { stage = true, opts = true, name = true }
 
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
-  return keys
+-- The stage module of a step (a table), or nil and its problems.
+local function step_module(step, where)
+  for _, k in ipairs(schema.sorted_keys(step)) do
+    if not STEP_KEYS[k] then
+      local hint = schema.suggest(tostring(k), STEP_KEYS)
+      return nil, { ("%s: unknown field '%s' (%sa step is {stage=, opts=, name=})")
+        :format(where, tostring(k), hint and ("did you mean '%s'?; "):format(hint) or "") }
+    end
+  end
+  if type(step.stage) == "table" then
+    local mod = step.stage
+    if type(mod.run) ~= "function" or type(mod.describe) ~= "function" then
+      return nil, { where .. ": stage must be a stage name or a module with describe and run" }
+    end
+    return mod
+  elseif type(step.stage) == "string" then
+    local mod, err = M.stage(step.stage)
+    if not mod then return nil, { ("%s: %s"):format(where, err) } end
+    return mod
+  end
+  return nil, { ("%s: stage must be a stage name or a module, got %s"):format(where, show(step.stage)) }
+end
+
+-- The problems of a step's opts against its stage's describe() result
+-- `desc` (types first, then the stage's own validate), each after `where`.
+local function option_problems(mod, desc, opts, where)
+  local fields = {}
+  for _, k in ipairs(desc.required) do fields[k] = desc.types[k] end
+  for _, k in ipairs(desc.optional) do fields[k] = desc.types[k] end
+  local problems = schema.check_fields(opts, fields, { noun = "option", required = desc.required,
+                                                       none = " (the stage takes no options)" })
+  if #problems == 0 and mod.validate then
+    local vok, verr = pcall(mod.validate, opts)
+    if not vok then
+      problems[1] = "validate failed: " .. tostring(verr)
+    elseif verr then
+      problems[1] = verr
+    end
+  end
+  for n, p in ipairs(problems) do problems[n] = ("%s: %s"):format(where, p) end
+  return problems
 end
 
 -- One step -> plan entry, or nil and the problems (a list).
@@ -328,67 +286,24 @@ local function plan_step(step, i)
   if type(step) ~= "table" then
     return nil, { ("%s: must be a table {stage=, opts=}, got %s"):format(where, show(step)) }
   end
-  for k in pairs(step) do
-    if not STEP_KEYS[k] then
-      return nil, { ("%s: unknown field '%s' (did you mean '%s'?; a step is {stage=, opts=, name=})")
-        :format(where, tostring(k), config.closest(tostring(k), STEP_KEYS)) }
-    end
-  end
-  local mod, err
-  if type(step.stage) == "table" then
-    mod = step.stage
-    if type(mod.run) ~= "function" or type(mod.describe) ~= "function" then
-      return nil, { where .. ": stage must be a stage name or a module with describe and run" }
-    end
-  elseif type(step.stage) == "string" then
-    mod, err = M.stage(step.stage)
-    if not mod then return nil, { ("%s: %s"):format(where, err) } end
-  else
-    return nil, { ("%s: stage must be a stage name or a module, got %s"):format(where, show(step.stage)) }
-  end
+  local mod, errs = step_module(step, where)
+  if not mod then return nil, errs end
   local opts = step.opts
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then
     return nil, { ("%s: opts must be a table, got %s"):format(where, show(opts)) }
   end
-  local ok, schema = pcall(mod.describe, opts)
-  if not ok then return nil, { ("%s: describe failed: %s"):format(where, tostring(schema)) } end
-  local serr = M.check_schema(schema)
+  local ok, desc = pcall(mod.describe, opts)
+  if not ok then return nil, { ("%s: describe failed: %s"):format(where, tostring(desc)) } end
+  local serr = M.check_schema(desc)
   if serr then return nil, { ("%s: %s"):format(where, serr) } end
   if step.name ~= nil and (type(step.name) ~= "string" or step.name == "") then
     return nil, { where .. ": name must be a non-empty string" }
   end
-  where = ("step %d (%s)"):format(i, schema.name)
-  local problems = {}
-  local known = {}
-  for _, k in ipairs(schema.required) do known[k] = true end
-  for _, k in ipairs(schema.optional) do known[k] = true end
-  for _, k in ipairs(sorted_keys(opts)) do
-    if type(k) ~= "string" or not known[k] then
-      local hint = next(known) and (" (did you mean '%s'?)"):format(config.closest(tostring(k), known))
-        or " (the stage takes no options)"
-      problems[#problems + 1] = ("%s: unknown option '%s'%s"):format(where, tostring(k), hint)
-    else
-      local e = M.check_value(opts[k], schema.types[k], ("option '%s'"):format(k))
-      if e then problems[#problems + 1] = ("%s: %s"):format(where, e) end
-    end
-  end
-  for _, k in ipairs(schema.required) do
-    if opts[k] == nil then
-      problems[#problems + 1] = ("%s: missing required option '%s'"):format(where, k)
-    end
-  end
-  if #problems == 0 and mod.validate then
-    local vok, verr = pcall(mod.validate, opts)
-    if not vok then
-      problems[#problems + 1] = ("%s: validate failed: %s"):format(where, tostring(verr))
-    elseif verr then
-      problems[#problems + 1] = ("%s: %s"):format(where, verr)
-    end
-  end
+  local problems = option_problems(mod, desc, opts, ("step %d (%s)"):format(i, desc.name))
   if #problems > 0 then return nil, problems end
-  return { index = i, mod = mod, schema = schema, opts = opts, name = schema.name,
-           label = step.name or schema.name }
+  return { index = i, mod = mod, schema = desc, opts = opts, name = desc.name,
+           label = step.name or desc.name }
 end
 
 --- Checks every step against its stage's describe. Returns the plan (a

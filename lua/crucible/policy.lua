@@ -10,23 +10,12 @@
 --   reg:register { name = "mine", select = function(ctx, opts) ... end }
 --   local spec = reg:get("mine")             -- loads crucible.curation.mine if needed
 --   local ok, a, b = policy.call(spec.select, ctx, opts)   -- ok false: a is "file:line: msg"
-local config = require "crucible.config"
+local schema = require "crucible.schema"
 
 local M = {}
 
 local NAME_PATTERN = "^[%a][%w_]*$"
-
-local TYPE_NAMES = {
-  ["string"] = "a string", ["function"] = "a function", ["boolean"] = "a boolean",
-  ["list"] = "a list of strings", ["table"] = "a table",
-}
-
-local function describe(v)
-  if math.type(v) == "float" then return "a fractional number" end
-  if math.type(v) == "integer" then return "an integer" end
-  if v == nil then return "nil" end
-  return "a " .. type(v)
-end
+local describe = schema.describe
 
 --- "file:line" where a function is defined.
 function M.where(fn)
@@ -35,23 +24,30 @@ function M.where(fn)
   return ("%s:%d"):format(info.short_src, info.linedefined)
 end
 
-local function is_list_of_strings(v)
-  if type(v) ~= "table" then return false end
-  local n = 0
-  for _ in pairs(v) do n = n + 1 end
-  if n ~= #v then return false end
-  for _, x in ipairs(v) do
-    if type(x) ~= "string" then return false end
+local LIST_OF_STRINGS = { list = "string" }
+
+-- A policy's type in the schema vocabulary: the same, but a bare "list"
+-- is a list of strings.
+local function as_schema(t)
+  if t == "list" then return LIST_OF_STRINGS end
+  if type(t) == "table" and t.enum == nil and t.list == nil and t.map == nil then
+    local out = {}
+    for i, x in ipairs(t) do out[i] = as_schema(x) end
+    return out
   end
-  return true
+  return t
 end
 
---- The option types a policy may declare, with their descriptions.
-M.OPTION_NAMES = {
-  integer = "an integer", number = "a number", string = "a string", boolean = "a boolean",
-  table = "a table", list = "a list of strings", time = "microseconds (an integer) or an ISO 8601 time",
-  any = "any value", ["function"] = "a function",
-}
+local function as_schema_fields(fields)
+  local out = {}
+  for k, t in pairs(fields) do out[k] = as_schema(t) end
+  return out
+end
+
+--- The option types a policy may declare (crucible.schema's, "list" being
+-- a list of strings), with their descriptions.
+M.OPTION_NAMES = {}
+for _, n in ipairs(schema.type_names()) do M.OPTION_NAMES[n] = schema.type_name(as_schema(n)) end
 
 local Registry = {}
 Registry.__index = Registry
@@ -59,14 +55,57 @@ Registry.__index = Registry
 --- A registry. spec: what (for messages), api (the registration call's
 -- name), prefix (module prefix for lookup by name), run (the name of the
 -- required function field), fields (extra fields: name -> type, "?" =
--- optional; types "string", "function", "boolean", "list", "table").
+-- optional; types as for options: "string", "function", "boolean",
+-- "list" (of strings), "table", ...).
 function M.registry(spec)
   local fields = { name = "string", description = "string?", options = "table?",
                    replace = "boolean?" }
   fields[spec.run] = "function"
   for k, v in pairs(spec.fields or {}) do fields[k] = v end
+  local types, required = {}, {}
+  for k, want in pairs(fields) do
+    local optional = want:sub(-1) == "?"
+    types[k] = as_schema(optional and want:sub(1, -2) or want)
+    required[k] = not optional or nil
+  end
   return setmetatable({ what = spec.what, api = spec.api, prefix = spec.prefix, run = spec.run,
-                        fields = fields, entries = {} }, Registry)
+                        types = types, required = required, entries = {} }, Registry)
+end
+
+local function quoted_or_described(v)
+  return type(v) == "string" and ("%q"):format(v) or describe(v)
+end
+
+-- The name of a spec given to register: a message when it is not valid.
+local function name_problem(api, run, name)
+  if name == nil then
+    return ("%s: field 'name' is required (a string like \"my_%s\")")
+      :format(api, run == "select" and "strategy" or "policy")
+  end
+  if type(name) ~= "string" or not name:match(NAME_PATTERN) then
+    return ("%s: field 'name' must be letters, digits and underscores starting with a letter,"
+      .. " got %s"):format(api, quoted_or_described(name))
+  end
+  return nil
+end
+
+-- A problem with the declared options (name -> type) of a spec, or nil.
+local function options_problem(at, options)
+  for _, k in ipairs(schema.sorted_keys(options or {})) do
+    local t = options[k]
+    if type(k) ~= "string" or not k:match(NAME_PATTERN) then
+      return ("%s: field 'options' maps option names to types (options = {min_score = \"number\"}),"
+        .. " got the key %s"):format(at, quoted_or_described(k))
+    end
+    if type(t) ~= "table" and not M.OPTION_NAMES[t] then
+      return ("%s: options.%s must be one of the type names %s (or {enum = {...}}, {list = TYPE},"
+        .. " {map = TYPE}, a list of types), got %s")
+        :format(at, k, table.concat(schema.type_names(), ", "), quoted_or_described(t))
+    end
+    local err = type(t) == "table" and schema.check_type(as_schema(t))
+    if err then return ("%s: options.%s: %s"):format(at, k, err) end
+  end
+  return nil
 end
 
 --- Validates and registers a policy; returns the stored spec. Raises a
@@ -74,62 +113,18 @@ end
 -- caller of register).
 function Registry:register(spec, level)
   level = (level or 1) + 1
-  local api = self.api
   if type(spec) ~= "table" then
     error(("%s: expected a table {name = ..., %s = function ... end}, got %s")
-      :format(api, self.run, describe(spec)), level)
+      :format(self.api, self.run, describe(spec)), level)
   end
   local name = spec.name
-  if name == nil then
-    error(("%s: field 'name' is required (a string like \"my_%s\")")
-      :format(api, self.run == "select" and "strategy" or "policy"), level)
-  end
-  if type(name) ~= "string" or not name:match(NAME_PATTERN) then
-    error(("%s: field 'name' must be letters, digits and underscores starting with a letter,"
-      .. " got %s"):format(api, type(name) == "string" and ("%q"):format(name) or describe(name)),
-      level)
-  end
-  local at = ("%s{name = %q}"):format(api, name)
-  local keys = {}
-  for k in pairs(spec) do keys[#keys + 1] = tostring(k) end
-  table.sort(keys)
-  for _, k in ipairs(keys) do
-    if not self.fields[k] then
-      error(("%s: unknown field '%s' (did you mean '%s'?)")
-        :format(at, k, config.closest(k, self.fields)), level)
-    end
-  end
-  local names = {}
-  for k in pairs(self.fields) do names[#names + 1] = k end
-  table.sort(names)
-  for _, k in ipairs(names) do
-    local want = self.fields[k]
-    local optional = want:sub(-1) == "?"
-    local t = optional and want:sub(1, -2) or want
-    local v = spec[k]
-    if v == nil then
-      if not optional then
-        error(("%s: field '%s' is required (%s)"):format(at, k, TYPE_NAMES[t]), level)
-      end
-    elseif (t == "list" and not is_list_of_strings(v)) or (t ~= "list" and type(v) ~= t) then
-      error(("%s: field '%s' must be %s, got %s"):format(at, k, TYPE_NAMES[t], describe(v)),
-        level)
-    end
-  end
-  for k, t in pairs(spec.options or {}) do
-    if type(k) ~= "string" or not k:match(NAME_PATTERN) then
-      error(("%s: field 'options' maps option names to types (options = {min_score = \"number\"}),"
-        .. " got the key %s"):format(at, type(k) == "string" and ("%q"):format(k) or describe(k)),
-        level)
-    end
-    if not M.OPTION_NAMES[t] then
-      local valid = {}
-      for n in pairs(M.OPTION_NAMES) do valid[#valid + 1] = n end
-      table.sort(valid)
-      error(("%s: options.%s must be one of the type names %s, got %s"):format(at, k,
-        table.concat(valid, ", "), type(t) == "string" and ("%q"):format(t) or describe(t)), level)
-    end
-  end
+  local bad = name_problem(self.api, self.run, name)
+  if bad then error(bad, level) end
+  local at = ("%s{name = %q}"):format(self.api, name)
+  local problems = schema.check_fields(spec, self.types, { noun = "field", required = self.required })
+  if problems[1] then error(("%s: %s"):format(at, problems[1]), level) end
+  bad = options_problem(at, spec.options)
+  if bad then error(bad, level) end
   local origin = M.where(spec[self.run]) -- where its function is defined
   local old = self.entries[name]
   if old and not spec.replace and old.origin ~= origin then
@@ -174,10 +169,9 @@ function Registry:get(name, level)
   local ok, err = pcall(require, module)
   if not ok then
     if type(err) == "string" and err:find("module '" .. module .. "' not found", 1, true) then
-      local hint = config.closest(name, self.entries)
       error(("unknown %s '%s'%s: register one with %s, or put a module %s.lua in a user"
         .. " directory (--lua-path, CRUCIBLE_PATH or lua_path)")
-        :format(self.what, name, hint and (" (did you mean '" .. hint .. "'?)") or "", self.api,
+        :format(self.what, name, schema.did_you_mean(name, self.entries), self.api,
           module:gsub("%.", "/")), level)
     end
     error(("%s '%s': loading %s failed: %s"):format(self.what, name, module, tostring(err)), level)
@@ -249,47 +243,16 @@ function M.call(fn, ...)
   return xpcall(fn, message_of(fn), ...)
 end
 
-local OPTION_TYPES = {
-  integer = function(v) return math.type(v) == "integer" end,
-  number = function(v) return type(v) == "number" and v == v end,
-  time = function(v) return math.type(v) == "integer" or type(v) == "string" end,
-}
-
 --- Checks the options of a public call: every key must be in `allowed`
--- (name -> type: "integer", "number", "string", "boolean", "table",
--- "list", "time", "function", "any", or a list of those). Raises at the
--- caller of the public function.
+-- (name -> a type of crucible.schema, "list" being a list of strings).
+-- Raises at the caller of the public function.
 function M.check_options(fname, opts, allowed)
   if opts == nil then return {} end
   if type(opts) ~= "table" then
     error(("bad argument #2 to '%s' (table expected, got %s)"):format(fname, type(opts)), 3)
   end
-  local keys = {}
-  for k in pairs(opts) do keys[#keys + 1] = k end
-  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
-  for _, k in ipairs(keys) do
-    local want = type(k) == "string" and allowed[k]
-    if not want then
-      error(("%s: unknown option '%s' (did you mean '%s'?)"):format(fname, tostring(k),
-        config.closest(tostring(k), allowed)), 3)
-    end
-    local types = type(want) == "table" and want or { want }
-    local ok = false
-    for _, t in ipairs(types) do
-      local check = OPTION_TYPES[t]
-      if t == "any" or (check and check(opts[k])) or (t == "list" and is_list_of_strings(opts[k]))
-        or (not check and t ~= "list" and type(opts[k]) == t) then
-        ok = true
-        break
-      end
-    end
-    if not ok then
-      local names = {}
-      for i, t in ipairs(types) do names[i] = M.OPTION_NAMES[t] or t end
-      error(("%s: option '%s' must be %s, got %s"):format(fname, k, table.concat(names, " or "),
-        opts[k] ~= opts[k] and "nan" or describe(opts[k])), 3)
-    end
-  end
+  local problems = schema.check_fields(opts, as_schema_fields(allowed), { noun = "option" })
+  if problems[1] then error(("%s: %s"):format(fname, problems[1]), 3) end
   return opts
 end
 

@@ -14,7 +14,7 @@
 local core = require "crucible._core"
 local cron = require "crucible.cron"
 local sched = require "crucible._sched"
-local config = require "crucible.config"
+local schema = require "crucible.schema"
 
 local M = {}
 
@@ -30,7 +30,7 @@ function M.time_text(us)
   return core.format_time(us):sub(1, 19) .. "Z"
 end
 
-local is_list = require("crucible.pipeline").is_list
+local is_list = schema.is_list
 
 local function join_path(dir, path)
   if path:sub(1, 1) == "/" or not dir or dir == "" or dir == "." then return path end
@@ -79,7 +79,7 @@ local function check_entry(i, s, base_dir, names, bad)
   table.sort(keys)
   for _, k in ipairs(keys) do
     if not ENTRY_KEYS[k] then
-      bad(("unknown key '%s' (did you mean '%s'?)"):format(k, config.closest(k, ENTRY_KEYS)))
+      bad(("unknown key '%s'%s"):format(k, schema.did_you_mean(k, ENTRY_KEYS)))
     end
   end
   local e = { index = i, catch_up = s.catch_up == true, args = {},

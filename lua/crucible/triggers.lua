@@ -17,6 +17,7 @@
 local core = require "crucible._core"
 local http = require "crucible._http"
 local config = require "crucible.config"
+local schema = require "crucible.schema"
 local policy = require "crucible.policy"
 
 local M = {}
@@ -42,8 +43,8 @@ local function check_stage(spec, level)
   for k, v in pairs(st) do
     local want = STAGE_FIELDS[k]
     if not want then
-      error(("%s: unknown field 'stage.%s' (did you mean '%s'?)"):format(at, tostring(k),
-        config.closest(tostring(k), STAGE_FIELDS)), level)
+      error(("%s: unknown field 'stage.%s'%s"):format(at, tostring(k),
+        schema.did_you_mean(tostring(k), STAGE_FIELDS)), level)
     end
     if type(v) ~= want then
       error(("%s: field 'stage.%s' must be a %s, got %s"):format(at, k, want, type(v)), level)
@@ -145,8 +146,8 @@ local function check_action(a, aat)
   for k, v in pairs(a) do
     local want = ACTION_FIELDS[k]
     if not want then
-      error(("%s: unknown key '%s' (did you mean '%s'?)"):format(aat, tostring(k),
-        config.closest(tostring(k), ACTION_FIELDS)), 0)
+      error(("%s: unknown key '%s'%s"):format(aat, tostring(k),
+        schema.did_you_mean(tostring(k), ACTION_FIELDS)), 0)
     end
     local ok = want == "integer" and math.type(v) == "integer" and v >= 0
       or want == "list" and type(v) == "table" or want ~= "integer" and type(v) == want
@@ -184,8 +185,8 @@ local function check_on(on)
     end
     for k in pairs(conf) do
       if k ~= "cooldown_seconds" and k ~= "actions" then
-        error(("%s: unknown key '%s' (did you mean '%s'?)"):format(at, tostring(k),
-          config.closest(tostring(k), { cooldown_seconds = true, actions = true })), 0)
+        error(("%s: unknown key '%s'%s"):format(at, tostring(k),
+          schema.did_you_mean(tostring(k), { cooldown_seconds = true, actions = true })), 0)
       end
     end
     local cd = conf.cooldown_seconds

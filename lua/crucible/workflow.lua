@@ -11,7 +11,7 @@
 --   })
 --   ...
 --   workflow.report(ctx)
-local config = require "crucible.config"
+local schema = require "crucible.schema"
 
 local M = {}
 
@@ -88,7 +88,7 @@ function M.args(argv, spec)
     local key = known[name]
     if not key then
       if name:sub(1, 2) ~= "--" then fail_usage(("unexpected argument '%s'"):format(a)) end
-      fail_usage(("unknown option '%s' (did you mean '%s'?)"):format(name, config.closest(name, known)))
+      fail_usage(("unknown option '%s'%s"):format(name, schema.did_you_mean(name, known)))
     end
     local o = spec[key]
     if o.flag then

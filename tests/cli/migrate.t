@@ -51,7 +51,7 @@ A bad config names the key and the closest valid one, or the expected type:
   [1]
   $ printf 'return { ingestion = { max_batch_size = "big" } }\n' > crucible.config.lua
   $ crucible-feedback migrate
-  crucible-feedback: config (crucible.config.lua): 'ingestion.max_batch_size' must be an integer, got a string
+  crucible-feedback: config (crucible.config.lua): 'ingestion.max_batch_size' must be an integer, got 'big'
   [1]
   $ printf 'return 42\n' > crucible.config.lua
   $ crucible-feedback migrate

@@ -14,7 +14,7 @@ A bad schedule names the entry and the problem:
   [1]
   $ printf 'return { schedules = "nightly" }\n' > crucible.config.lua
   $ crucible-feedback schedule
-  crucible-feedback: config (crucible.config.lua): 'schedules' must be a list, got a string
+  crucible-feedback: config (crucible.config.lua): 'schedules' must be a list, got 'nightly'
   [1]
 
 A workflow is a script; its arguments come from `args`:

@@ -64,16 +64,18 @@ describe("crucible.config", function()
     end)
 
     it("names a wrong type and the expected one", function()
-      assert.equal("config: 'ingestion.max_batch_size' must be an integer, got a string",
+      assert.equal("config: 'ingestion.max_batch_size' must be an integer, got '1000'",
         err_of { ingestion = { max_batch_size = "1000" } })
       assert.equal("config: 'ingestion.max_batch_size' must be an integer, got a fractional number",
         err_of { ingestion = { max_batch_size = 10.5 } })
       assert.equal("config: 'triggers.drift_threshold' must be a number, got a boolean",
         err_of { triggers = { drift_threshold = true } })
-      assert.equal("config: 'storage' must be a table, got a string", err_of { storage = "sqlite:x" })
+      assert.equal("config: 'triggers.drift_threshold' must be a number, got nan",
+        err_of { triggers = { drift_threshold = 0 / 0 } })
+      assert.equal("config: 'storage' must be a table, got 'sqlite:x'", err_of { storage = "sqlite:x" })
       assert.equal("config: 'sanitizer.pii_patterns' must be a list, got a table",
         err_of { sanitizer = { pii_patterns = { a = 1 } } })
-      assert.equal("config: 'embedding_client' must be a string or a table or a function, got a number",
+      assert.equal("config: 'embedding_client' must be a string or a table or a function, got an integer",
         err_of { embedding_client = 3 })
     end)
 
@@ -92,7 +94,7 @@ describe("crucible.config", function()
 
     it("rejects non-string keys and non-tables", function()
       assert.truthy(err_of { [1] = "x" }:find("unknown key '1'", 1, true))
-      assert.equal("config: must be a table, got a string", err_of "x")
+      assert.equal("config: must be a table, got 'x'", err_of "x")
     end)
   end)
 

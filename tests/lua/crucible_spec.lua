@@ -94,7 +94,7 @@ describe("crucible (public module)", function()
     local _, e2, c2 = support.run("-e " .. support.q("print(require('crucible').config)"),
       { cwd = dir, env = { CRUCIBLE_CONFIG = "bad.lua" } })
     assert.equal(1, c2)
-    assert.truthy(e2:find("'curation.limit' must be an integer, got a string", 1, true))
+    assert.truthy(e2:find("'curation.limit' must be an integer, got 'x'", 1, true))
     support.rm_rf(dir)
   end)
 

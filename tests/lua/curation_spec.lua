@@ -214,11 +214,11 @@ describe("cf.curate", function()
     assert.has_error(function() cf.curate(DEP, { limit = -1 }) end,
       "curate: option 'limit' must not be negative")
     assert.has_error(function() cf.curate(DEP, { persist = "yes" }) end,
-      "curate: option 'persist' must be a boolean, got a string")
+      "curate: option 'persist' must be a boolean, got 'yes'")
     -- a strategy's own option is valid only when it runs
     local ok0, err0 = pcall(cf.curate, DEP, { strategies = { "user_edit" }, method = "k_center" })
     assert.is_false(ok0)
-    assert.matches("curate: unknown option 'method' %(did you mean", err0)
+    assert.matches("curate: unknown option 'method'$", err0) -- nothing near enough to suggest
     assert.has_error(function() cf.curate(DEP, { strategies = { "diverse" }, method = 3 }) end,
       "curate: option 'method' must be a string, got an integer")
     assert.has_error(function() cf.curate(DEP, { strategies = { "high_quailty" } }) end)
@@ -434,20 +434,20 @@ return curation.register {
     end
     curation.get "high_quality"
     local select = function() return {} end
-    assert.matches("curation.register: expected a table {name = ..., select = function ... end}, got a string",
+    assert.matches("curation.register: expected a table {name = ..., select = function ... end}, got 'x'",
       reg_err "x")
     assert.matches("curation.register: field 'name' is required", reg_err { select = select })
     assert.matches("field 'name' must be letters, digits and underscores starting with a letter,"
       .. " got \"My Strategy\"", reg_err { name = "My Strategy", select = select })
     assert.matches("curation.register{name = \"x1\"}: field 'select' is required %(a function%)",
       reg_err { name = "x1" })
-    assert.matches("curation.register{name = \"x1\"}: field 'select' must be a function, got a string",
+    assert.matches("curation.register{name = \"x1\"}: field 'select' must be a function, got 'f'",
       reg_err { name = "x1", select = "f" })
     assert.matches("curation.register{name = \"x1\"}: unknown field 'selct' %(did you mean 'select'%?%)",
       reg_err { name = "x1", selct = select })
     assert.matches("field 'source' must be a string, got an integer",
       reg_err { name = "x1", select = select, source = 3 })
-    assert.matches("field 'limited' must be a boolean, got a string",
+    assert.matches("field 'limited' must be a boolean, got 'no'",
       reg_err { name = "x1", select = select, limited = "no" })
     assert.matches("options.n must be one of the type names any, boolean, ",
       reg_err { name = "x1", select = select, options = { n = "int" } })

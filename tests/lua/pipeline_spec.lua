@@ -62,7 +62,7 @@ describe("pipeline.run validation", function()
       { { n = 1.5 }, "option 'n' must be an integer, got a fractional number" },
       { { mode = "medium" }, [[option 'mode' must be one of "fast", "slow", got 'medium']] },
       { { mode = 1 }, [[option 'mode' must be one of "fast", "slow", got an integer]] },
-      { { tags = "a" }, "option 'tags' must be a list, got 'a'" },
+      { { tags = "a" }, "option 'tags' must be a list of strings, got 'a'" },
       { { tags = { "a", 2 } }, "option 'tags'[2] must be a string, got an integer" },
       { { flag = "yes" }, "option 'flag' must be a boolean, got 'yes'" },
       { { map = { 1, 2 } }, "option 'map' must be a map (a table with named keys), got a list" },
@@ -85,9 +85,11 @@ describe("pipeline.run validation", function()
     local s = stage("needs", log, nil, { name = "needs", description = "d", required = { "target" },
                                          optional = {}, types = { target = "string" } })
     local err = invalid { { stage = s } }
-    assert.matches("step 1 (needs): missing required option 'target'", err, 1, true)
+    assert.matches("step 1 (needs): option 'target' is required (a string)", err, 1, true)
     err = invalid { { stage = s, opts = { target = "x", other = 1 } } }
-    assert.matches("unknown option 'other' (did you mean 'target'?)", err, 1, true)
+    assert.matches("unknown option 'other'$", err) -- nothing near enough to suggest
+    err = invalid { { stage = s, opts = { target = "x", targte = 1 } } }
+    assert.matches("unknown option 'targte' (did you mean 'target'?)", err, 1, true)
   end)
 
   it("lists every problem of every step, one a line", function()
@@ -116,8 +118,8 @@ describe("pipeline.run validation", function()
         "option 'a' is listed twice" },
       { { name = 1, description = "d", required = {}, optional = {}, types = {} },
         "describe().name must be a non-empty string" },
-      { { name = "x", description = "d", required = {}, optional = { "a" }, types = { a = "number" } },
-        "unknown type \"number\"" },
+      { { name = "x", description = "d", required = {}, optional = { "a" }, types = { a = "int" } },
+        "unknown type \"int\"" },
       { { name = "x", description = "d", required = {}, optional = { "a" }, types = { a = { enum = {} } } },
         "enum must be a non-empty list" },
       { { name = "x", description = "d", required = {}, optional = {}, types = { a = "string" } },

@@ -233,6 +233,9 @@ describe("stage export_feedback", function()
       assert.is_false(ok)
       assert.matches(c[2], err, 1, true)
     end
+    -- since and until are times, as for cf.export_preference_pairs: microseconds too
+    assert.is_table(pipeline.validate { { stage = "export_feedback",
+                                          opts = { format = "kto", filters = { since = 0 } } } })
   end)
 
   it("fails naming the stage when the export fails", function()

@@ -282,7 +282,7 @@ describe("cf.check_triggers", function()
     assert.has_error(function() cf.check_triggers("d", { drift_scor = 1 }) end,
       "check_triggers: unknown option 'drift_scor' (did you mean 'drift_score'?)")
     assert.has_error(function() cf.check_triggers("d", { drift_score = "high" }) end,
-      "check_triggers: option 'drift_score' must be a number, got a string")
+      "check_triggers: option 'drift_score' must be a number, got 'high'")
     assert.has_error(function() cf.check_triggers("d", { now = "noon" }) end)
     assert.has_error(function() cf.check_triggers("d", { triggers = { "nope" } }) end)
     local bad = {

@@ -106,8 +106,8 @@ function M.main(opts)
     end
     local names = {}
     for _, e in ipairs(entries) do names[e.name] = true end
-    return cli.usage_error(("no schedule named '%s' (did you mean '%s'?)"):format(opts.run,
-      require("crucible.config").closest(opts.run, names)), "schedule")
+    return cli.usage_error(("no schedule named '%s'%s"):format(opts.run,
+      require("crucible.schema").did_you_mean(opts.run, names)), "schedule")
   end
   local until_us = duration and core.now_us() + math.floor(duration * 1e6) or nil
   s:log("scheduler started: %d workflow%s%s", #entries, #entries == 1 and "" or "s",

@@ -11,6 +11,7 @@
 -- in one pipeline sum up).
 local core = require "crucible._core"
 local pipeline = require "crucible.pipeline"
+local schema = require "crucible.schema"
 
 local M = {}
 
@@ -18,7 +19,7 @@ local PAIRS = { dpo = true, kto = true, openai = true }
 
 -- filters keys per kind of format, with their types
 local CURATED_FILTERS = { include_exported = "boolean", limit = "integer" }
-local PAIR_FILTERS = { limit = "integer", since = "string", ["until"] = "string" }
+local PAIR_FILTERS = { limit = "integer", since = "time", ["until"] = "time" }
 
 function M.describe(_opts)
   return {
@@ -34,32 +35,34 @@ function M.describe(_opts)
   }
 end
 
+-- A problem with one filter (its type checked already), or nil.
+local function filter_problem(k, v)
+  if math.type(v) == "integer" and v < 0 then
+    return ("option 'filters.%s' must be a non-negative integer"):format(k)
+  end
+  if (k == "since" or k == "until") and type(v) == "string" then
+    local ok, terr = core.parse_time(v)
+    if not ok then return ("option 'filters.%s': %s"):format(k, terr) end
+  end
+  return nil
+end
+
 function M.validate(opts)
   if opts.output_path == "" then return "option 'output_path' must not be empty" end
   local pairs_format = PAIRS[opts.format or ""]
   local allowed = pairs_format and PAIR_FILTERS or CURATED_FILTERS
-  local keys = {}
-  for k in pairs(opts.filters or {}) do keys[#keys + 1] = tostring(k) end
-  table.sort(keys)
-  for _, k in ipairs(keys) do
-    local want = allowed[k]
-    local v = opts.filters[k]
-    if not want then
-      local names = {}
-      for n in pairs(allowed) do names[#names + 1] = n end
-      table.sort(names)
-      return ("option 'filters': unknown filter '%s' for %s (%s)"):format(k,
-        pairs_format and "preference pairs" or "curated formats", table.concat(names, ", "))
+  local filters = opts.filters or {}
+  for _, k in ipairs(schema.sorted_keys(filters)) do
+    if allowed[k] == nil then
+      return ("option 'filters': unknown filter '%s' for %s (%s)"):format(tostring(k),
+        pairs_format and "preference pairs" or "curated formats",
+        table.concat(schema.sorted_keys(allowed), ", "))
     end
-    if want == "integer" and (math.type(v) ~= "integer" or v < 0) then
-      return ("option 'filters.%s' must be a non-negative integer"):format(k)
-    elseif want == "boolean" and type(v) ~= "boolean" then
-      return ("option 'filters.%s' must be a boolean"):format(k)
-    elseif want == "string" then
-      if type(v) ~= "string" then return ("option 'filters.%s' must be an ISO 8601 time"):format(k) end
-      local ok, terr = core.parse_time(v)
-      if not ok then return ("option 'filters.%s': %s"):format(k, terr) end
-    end
+  end
+  for _, k in ipairs(schema.sorted_keys(filters)) do
+    local err = schema.check(filters[k], allowed[k], ("option 'filters.%s'"):format(k))
+      or filter_problem(k, filters[k])
+    if err then return err end
   end
   return nil
 end
