@@ -92,7 +92,7 @@ M.SCHEMA = section {
   },
   export = section {
     output_dir = leaf { type = "string", default = "exports" },
-    format = leaf { type = "string", enum = { "jsonl", "csv", "parquet", "huggingface" },
+    format = leaf { type = "string", enum = require("crucible.export_formats").names("curated"),
                     default = "jsonl" },
     parquet = section {
       compression = leaf { type = "string", enum = { "zstd", "none" }, default = "zstd" },

@@ -14,12 +14,15 @@
 local schema = require "crucible.schema"
 local cexport = require "crucible._export"
 local core = require "crucible._core"
+local formats = require "crucible.export_formats"
 
 local M = {}
 
---- File name endings of the default paths.
-M.FORMATS = { jsonl = ".jsonl", csv = ".csv", parquet = ".parquet", huggingface = "" }
-M.PAIR_FORMATS = { dpo = "_preferences.jsonl", kto = "_kto.jsonl", openai = "_openai.jsonl" }
+--- File name endings of the default paths, per format (the registry's).
+M.FORMATS, M.PAIR_FORMATS = {}, {}
+for _, f in ipairs(formats.list) do
+  (f.kind == "pairs" and M.PAIR_FORMATS or M.FORMATS)[f.name] = f.extension
+end
 
 local EXPORT_OPTIONS = {
   format = "string", output_path = "string", include_exported = "boolean",
@@ -45,10 +48,10 @@ local function check_options(fname, opts, allowed)
   return opts
 end
 
-local function check_enum(fname, what, v, set)
-  if set[v] == nil then
-    error(("%s: unknown %s '%s' (one of: %s)"):format(fname, what, tostring(v),
-      table.concat(schema.sorted_keys(set), ", ")), 3)
+local function check_format(fname, v, kind)
+  if formats.set(kind)[v] == nil then
+    error(("%s: unknown format '%s' (one of: %s)"):format(fname, tostring(v),
+      table.concat(formats.names(kind), ", ")), 3)
   end
 end
 
@@ -96,7 +99,7 @@ function M.attach(client, ctx)
     opts = check_options("export", opts, EXPORT_OPTIONS)
     local cfg = ctx.config.export
     local format = opts.format or cfg.format
-    check_enum("export", "format", format, M.FORMATS)
+    check_format("export", format, "curated")
     if opts.limit and opts.limit < 0 then
       error(("export: option 'limit' must not be negative, got %d"):format(opts.limit), 2)
     end
@@ -138,7 +141,7 @@ function M.attach(client, ctx)
     end
     opts = check_options("export_preference_pairs", opts, PAIR_OPTIONS)
     local format = opts.format or "dpo"
-    check_enum("export_preference_pairs", "format", format, M.PAIR_FORMATS)
+    check_format("export_preference_pairs", format, "pairs")
     if opts.limit and opts.limit < 0 then
       error(("export_preference_pairs: option 'limit' must not be negative, got %d"):format(
         opts.limit), 2)

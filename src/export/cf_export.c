@@ -18,6 +18,7 @@
 void cf_export_opts_init(cf_export_opts *o)
 {
     memset(o, 0, sizeof *o);
+    o->format = cf_exporter_first(CF_EXPORT_CURATED);
     o->limit = -1;
     cf_pq_opts_init(&o->parquet);
 }
@@ -99,13 +100,9 @@ static int to_row(const cf_curated *c, cf_export_row *r, cf_err *err)
     return 0;
 }
 
-static void describe_filters(const cf_export_opts *o, char *buf, size_t cap)
+static uint64_t writer_bytes(cf_row_writer *w, const cf_out *out)
 {
-    int n = snprintf(buf, cap, "%s",
-                     o->include_exported ? "every curated example, exported before or not"
-                                         : "curated examples not exported before");
-    if (o->limit >= 0 && n > 0 && (size_t)n < cap)
-        snprintf(buf + n, cap - (size_t)n, "; at most %lld", (long long)o->limit);
+    return w->bytes ? w->bytes(w) : cf_out_bytes(out);
 }
 
 /* Writes every row of cursor c through w; ids to the spill. */
@@ -119,117 +116,127 @@ static int pump(const cf_export_opts *o, cf_cursor *cur, cf_row_writer *w, spill
         if (to_row(&row.curated, &x, err) || w->row(w, &x, err) || spill_put(sp, x.id, err))
             return -1;
         if (o->progress && sp->n % PROGRESS_EVERY == 0 && sp->n != total)
-            o->progress(o->progress_ud, sp->n, total,
-                        o->format == CF_EXPORT_HF ? cf_hf_bytes(w) : cf_out_bytes(out));
+            o->progress(o->progress_ud, sp->n, total, writer_bytes(w, out));
     }
     return r;
 }
 
-int cf_export_curated(cf_store *s, const cf_export_opts *o, cf_export_result *res, cf_err *err)
+/* ---- the export ------------------------------------------------------------- */
+
+static int check_opts(const cf_export_opts *o, cf_err *err)
 {
-    memset(res, 0, sizeof *res);
     if (!o->deployment_id.p)
         return cf_fail(err, CF_EINVAL, "deployment_id is required");
     if (!o->batch_id.p || o->batch_id.n == 0)
         return cf_fail(err, CF_EINVAL, "export_batch_id is required");
     if (!o->path || !*o->path)
         return cf_fail(err, CF_EINVAL, "output_path is required");
-    cf_query q;
-    cf_query_init(&q);
-    q.deployment_id = o->deployment_id;
-    q.exported = o->include_exported ? -1 : 0;
-    q.limit = o->limit;
-    int64_t total = -1;
-    if (o->progress) {
-        if (cf_store_count(s, CF_KIND_CURATED, &q, &total, err))
-            return -1;
-        if (o->limit >= 0 && total > o->limit)
-            total = o->limit;
-    }
+    const cf_exporter *f = o->format;
+    if (!f || f->kind != CF_EXPORT_CURATED || !f->open_writer)
+        return cf_fail(err, CF_EINVAL, "format '%s' is not a format of curated examples",
+                       f ? f->name : "(none)");
+    return 0;
+}
 
-    int is_dir = o->format == CF_EXPORT_HF;
-    cf_out out;
+/* The curated rows to export; with a progress callback, *total is how
+ * many (else -1). */
+static int curated_query(cf_store *s, const cf_export_opts *o, cf_query *q, int64_t *total,
+                         cf_err *err)
+{
+    cf_query_init(q);
+    q->deployment_id = o->deployment_id;
+    q->exported = o->include_exported ? -1 : 0;
+    q->limit = o->limit;
+    *total = -1;
+    if (!o->progress)
+        return 0;
+    if (cf_store_count(s, CF_KIND_CURATED, q, total, err))
+        return -1;
+    if (o->limit >= 0 && *total > o->limit)
+        *total = o->limit;
+    return 0;
+}
+
+/* Writes the rows of q into out (opened, not published) with the
+ * format's writer, their ids into sp; res->bytes. */
+static int write_rows(cf_store *s, const cf_export_opts *o, const cf_query *q, int64_t total,
+                      cf_out *out, spill *sp, cf_export_result *res, cf_err *err)
+{
     cf_row_writer *w = NULL;
     cf_cursor *cur = NULL;
-    spill sp = {NULL, NULL, 0, 0};
-    int rc = -1, published = 0;
-    if (is_dir ? cf_out_open_dir(&out, o->path, err) : cf_out_open(&out, o->path, err))
-        goto done;
-    switch (o->format) {
-    case CF_EXPORT_JSONL:
-        rc = cf_jsonl_writer(&w, &out, err);
-        break;
-    case CF_EXPORT_CSV:
-        rc = cf_csv_writer(&w, &out, err);
-        break;
-    case CF_EXPORT_PARQUET:
-        rc = cf_parquet_row_writer(&w, &out, &o->parquet, 0, err);
-        break;
-    case CF_EXPORT_HF: {
-        char filters[160];
-        describe_filters(o, filters, sizeof filters);
-        cf_hf_info info = {o->deployment_id, o->export_time_us ? o->export_time_us : cf_now_us(),
-                           filters, o->batch_id};
-        rc = cf_hf_writer(&w, out.tmp, &o->parquet, &info, err);
-        break;
-    }
-    default:
-        rc = cf_fail(err, CF_EINVAL, "unknown export format %d", (int)o->format);
-    }
-    if (rc)
-        goto done;
-    rc = -1;
-    if (!(sp.f = tmpfile())) {
+    int rc = -1;
+    if (o->format->open_writer(&w, out, o, err))
+        return -1;
+    if (!(sp->f = tmpfile()))
         cf_fail(err, CF_EIO, "cannot create a temporary file for the exported ids");
-        goto done;
-    }
-    if (cf_store_open_cursor(s, CF_KIND_CURATED, &q, &cur, err) ||
-        pump(o, cur, w, &sp, &out, total, err))
-        goto done;
-    cf_cursor_close(cur);
-    cur = NULL;
-    if (w->finish(w, err))
-        goto done;
-    res->bytes = is_dir ? cf_hf_bytes(w) : cf_out_bytes(&out);
-    w->destroy(w);
-    w = NULL;
-    if (cf_out_publish(&out, o->unique ? CF_OUT_UNIQUE : CF_OUT_REPLACE, err))
-        goto done;
-    published = 1;
-    res->count = sp.n;
-    if (!(res->path = strdup(out.path))) {
-        cf_fail(err, CF_ENOMEM, "out of memory");
-        goto done;
-    }
-    if (sp.n > 0) {
-        if (fflush(sp.f) != 0 || fseek(sp.f, 0, SEEK_SET) != 0) {
-            cf_fail(err, CF_EIO, "cannot read back the list of exported ids");
-            goto done;
+    else if (cf_store_open_cursor(s, CF_KIND_CURATED, q, &cur, err) == 0 &&
+             pump(o, cur, w, sp, out, total, err) == 0) {
+        cf_cursor_close(cur);
+        cur = NULL;
+        if (w->finish(w, err) == 0) {
+            res->bytes = writer_bytes(w, out);
+            rc = 0;
         }
-        if (cf_store_mark_curated_exported_stream(s, spill_next, &sp, o->batch_id, &res->marked,
-                                                  err))
-            goto done;
+    }
+    if (cur)
+        cf_cursor_close(cur);
+    w->destroy(w);
+    return rc;
+}
+
+/* Marks the rows whose ids are in sp exported with the batch id. */
+static int mark_rows(cf_store *s, const cf_export_opts *o, spill *sp, cf_export_result *res,
+                     cf_err *err)
+{
+    if (sp->n == 0)
+        return 0;
+    if (fflush(sp->f) != 0 || fseek(sp->f, 0, SEEK_SET) != 0)
+        return cf_fail(err, CF_EIO, "cannot read back the list of exported ids");
+    return cf_store_mark_curated_exported_stream(s, spill_next, sp, o->batch_id, &res->marked,
+                                                 err);
+}
+
+/* Takes the published file back after marking failed (nothing was marked),
+ * so that the final path does not hold rows the database still calls
+ * unexported; a failure to do so joins err's message. */
+static void retract(cf_out *out, cf_err *err)
+{
+    cf_err e2;
+    if (cf_out_retract(out, &e2) && err) {
+        size_t n = strlen(err->msg);
+        snprintf(err->msg + n, sizeof err->msg - n, " (and %s)", e2.msg);
+    }
+}
+
+int cf_export_curated(cf_store *s, const cf_export_opts *o, cf_export_result *res, cf_err *err)
+{
+    memset(res, 0, sizeof *res);
+    cf_query q;
+    int64_t total;
+    if (check_opts(o, err) || curated_query(s, o, &q, &total, err))
+        return -1;
+    cf_out out;
+    spill sp = {NULL, NULL, 0, 0};
+    int rc = -1;
+    if (o->format->directory ? cf_out_open_dir(&out, o->path, err)
+                             : cf_out_open(&out, o->path, err))
+        goto done;
+    if (write_rows(s, o, &q, total, &out, &sp, res, err) ||
+        cf_out_publish(&out, o->unique ? CF_OUT_UNIQUE : CF_OUT_REPLACE, err))
+        goto done;
+    res->count = sp.n;
+    if (!(res->path = strdup(out.path)))
+        cf_fail(err, CF_ENOMEM, "out of memory");
+    if (!res->path || mark_rows(s, o, &sp, res, err)) {
+        retract(&out, err);
+        goto done;
     }
     /* Marked: from here on the export stands. */
     cf_out_settle(&out);
     if (o->progress)
         o->progress(o->progress_ud, sp.n, sp.n, res->bytes); /* final: done == total */
-    published = 0;
     rc = 0;
 done:
-    if (rc && published) {
-        /* Nothing was marked: take the file back so that the final path
-         * does not hold rows the database still calls unexported. */
-        cf_err e2;
-        if (cf_out_retract(&out, &e2) && err) {
-            size_t n = strlen(err->msg);
-            snprintf(err->msg + n, sizeof err->msg - n, " (and %s)", e2.msg);
-        }
-    }
-    if (cur)
-        cf_cursor_close(cur);
-    if (w)
-        w->destroy(w);
     cf_out_abort(&out);
     if (sp.f)
         fclose(sp.f);

@@ -97,3 +97,9 @@ int cf_csv_writer(cf_row_writer **out_w, cf_out *out, cf_err *err)
     *out_w = &w->base;
     return 0;
 }
+
+int cf_csv_open(cf_row_writer **w, cf_out *out, const cf_export_opts *o, cf_err *err)
+{
+    (void)o;
+    return cf_csv_writer(w, out, err);
+}

@@ -261,7 +261,7 @@ static void hf_destroy(cf_row_writer *base)
     free(w);
 }
 
-uint64_t cf_hf_bytes(cf_row_writer *base)
+static uint64_t hf_bytes(cf_row_writer *base)
 {
     hf_writer *w = (hf_writer *)base;
     return cf_out_bytes(&w->pq_out) + cf_out_bytes(&w->jsonl_out);
@@ -277,6 +277,7 @@ int cf_hf_writer(cf_row_writer **out_w, const char *dir, const cf_pq_opts *opts,
     w->base.row = hf_row;
     w->base.finish = hf_finish;
     w->base.destroy = hf_destroy;
+    w->base.bytes = hf_bytes;
     w->info = *info;
     if (opts)
         w->popts = *opts;
@@ -306,4 +307,22 @@ int cf_hf_writer(cf_row_writer **out_w, const char *dir, const cf_pq_opts *opts,
     }
     *out_w = &w->base;
     return 0;
+}
+
+static void describe_filters(const cf_export_opts *o, char *buf, size_t cap)
+{
+    int n = snprintf(buf, cap, "%s",
+                     o->include_exported ? "every curated example, exported before or not"
+                                         : "curated examples not exported before");
+    if (o->limit >= 0 && n > 0 && (size_t)n < cap)
+        snprintf(buf + n, cap - (size_t)n, "; at most %lld", (long long)o->limit);
+}
+
+int cf_hf_open(cf_row_writer **w, cf_out *out, const cf_export_opts *o, cf_err *err)
+{
+    char filters[160];
+    describe_filters(o, filters, sizeof filters);
+    cf_hf_info info = {o->deployment_id, o->export_time_us ? o->export_time_us : cf_now_us(),
+                       filters, o->batch_id};
+    return cf_hf_writer(w, out->tmp, &o->parquet, &info, err);
 }

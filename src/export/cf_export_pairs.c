@@ -1,13 +1,8 @@
 /*
- * Training pairs from user signals, one JSON object per line:
- *   dpo     {"prompt", "chosen": edited response, "rejected": original}
- *           (TRL's DPO trainer), from each event's first edit signal
- *   openai  {"messages": [{"role":"user",...}, {"role":"assistant",...}]}
- *           with the edited response (supervised fine-tuning)
- *   kto     {"prompt", "completion": response, "label": true|false} from
- *           the event's latest thumbs_up / thumbs_down signal
- * Events stream oldest first with their signals; an edit identical to the
- * original response is no preference and is skipped.
+ * The driver of training pairs from user signals: the deployment's events
+ * that have a signal the format needs stream oldest first with their
+ * signals; the format's pair_line (cf_export_pairs_lines.c) makes each
+ * event's line, if any.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -19,74 +14,64 @@
 void cf_pairs_opts_init(cf_pairs_opts *o)
 {
     memset(o, 0, sizeof *o);
+    o->format = cf_exporter_first(CF_EXPORT_PAIRS);
     o->limit = -1;
     o->since = CF_NO_TIME;
     o->until = CF_NO_TIME;
 }
 
-static int is(cf_str s, const char *lit)
+/* Writes the line of every event of cur to out; counts lines and events. */
+static int pump(const cf_pairs_opts *o, cf_cursor *cur, cf_out *out, int64_t total,
+                int64_t *lines, int64_t *events, cf_err *err)
 {
-    size_t n = strlen(lit);
-    return s.p && s.n == n && memcmp(s.p, lit, n) == 0;
-}
-
-static int check(const cf_event *e, const char *field, cf_str v, cf_err *err)
-{
-    size_t at = cf_utf8_check(v.p, v.n);
-    if (at == v.n)
-        return 0;
-    return cf_fail(err, CF_EINVAL, "inference event '%.*s': %s is not valid UTF-8 (byte %lld)",
-                   (int)(e->id.n > 100 ? 100 : e->id.n), e->id.p, field, (long long)at);
-}
-
-/* The line for one event into b (left empty when the event gives none). */
-static int pair_line(cf_pairs_format f, const cf_event *e, cf_buf *b, cf_err *err)
-{
-    b->n = 0;
-    const cf_signal *pick = NULL;
-    for (size_t i = 0; i < e->nsignals; i++) {
-        const cf_signal *g = &e->signals[i];
-        if (f == CF_PAIRS_KTO) {
-            if (is(g->signal_type, "thumbs_up") || is(g->signal_type, "thumbs_down"))
-                pick = g; /* the latest one wins */
-        } else if (is(g->signal_type, "edit") && g->edited_response.p) {
-            pick = g;
+    cf_buf line = CF_BUF_INIT;
+    cf_row row;
+    int r;
+    while ((r = cf_cursor_next(cur, &row, err)) == 1) {
+        line.n = 0;
+        if (o->format->pair_line(&row.event, &line, err)) {
+            r = -1;
             break;
         }
+        if (cf_buf_failed(&line)) {
+            r = cf_fail(err, CF_ENOMEM, "out of memory");
+            break;
+        }
+        if (line.n) {
+            if ((r = cf_out_write(out, line.p, line.n, err)) != 0)
+                break;
+            (*lines)++;
+        }
+        (*events)++;
+        if (o->progress && *events % PROGRESS_EVERY == 0 && *events != total)
+            o->progress(o->progress_ud, *events, total, cf_out_bytes(out));
     }
-    if (!pick)
+    cf_buf_free(&line);
+    return r < 0 ? -1 : 0;
+}
+
+/* The events of the deployment with a signal the format needs; with a
+ * progress callback, *total is how many (else -1). */
+static int pairs_query(cf_store *s, const cf_pairs_opts *o, cf_query *q, int64_t *total,
+                       cf_err *err)
+{
+    cf_query_init(q);
+    q->deployment_id = o->deployment_id;
+    q->limit = o->limit;
+    q->since = o->since;
+    q->until = o->until;
+    q->include_signals = 1;
+    q->with_signal_types = o->format->signal_types;
+    q->n_with_signal_types = o->format->n_signal_types;
+    *total = -1;
+    if (!o->progress)
         return 0;
-    if (check(e, "prompt", e->prompt, err) || check(e, "response", e->response, err))
+    cf_query cq = *q;
+    cq.include_signals = 0;
+    if (cf_store_count(s, CF_KIND_EVENTS, &cq, total, err))
         return -1;
-    if (f == CF_PAIRS_KTO) {
-        cf_buf_str(b, "{\"prompt\":");
-        cf_buf_json_string(b, e->prompt.p, e->prompt.n);
-        cf_buf_str(b, ",\"completion\":");
-        cf_buf_json_string(b, e->response.p, e->response.n);
-        cf_buf_str(b, is(pick->signal_type, "thumbs_up") ? ",\"label\":true}\n"
-                                                          : ",\"label\":false}\n");
-        return 0;
-    }
-    cf_str edited = pick->edited_response;
-    if (edited.n == e->response.n && memcmp(edited.p, e->response.p, edited.n) == 0)
-        return 0;
-    if (check(e, "edited_response", edited, err))
-        return -1;
-    if (f == CF_PAIRS_DPO) {
-        cf_buf_str(b, "{\"prompt\":");
-        cf_buf_json_string(b, e->prompt.p, e->prompt.n);
-        cf_buf_str(b, ",\"chosen\":");
-        cf_buf_json_string(b, edited.p, edited.n);
-        cf_buf_str(b, ",\"rejected\":");
-        cf_buf_json_string(b, e->response.p, e->response.n);
-        cf_buf_str(b, "}\n");
-    } else {
-        cf_buf_str(b, "{\"messages\":[{\"role\":\"user\",\"content\":");
-        cf_buf_json_string(b, e->prompt.p, e->prompt.n);
-        cf_buf_str(b, "},{\"role\":\"assistant\",\"content\":");
-        cf_buf_json_string(b, edited.p, edited.n);
-        cf_buf_str(b, "}]}\n");
-    }
+    if (o->limit >= 0 && *total > o->limit)
+        *total = o->limit;
     return 0;
 }
 
@@ -97,54 +82,19 @@ int cf_export_pairs(cf_store *s, const cf_pairs_opts *o, cf_export_result *res, 
         return cf_fail(err, CF_EINVAL, "deployment_id is required");
     if (!o->path || !*o->path)
         return cf_fail(err, CF_EINVAL, "output_path is required");
-    if (o->format != CF_PAIRS_DPO && o->format != CF_PAIRS_KTO && o->format != CF_PAIRS_OPENAI)
-        return cf_fail(err, CF_EINVAL, "unknown preference pair format %d", (int)o->format);
-    static const cf_str edit[] = {{"edit", 4}};
-    static const cf_str thumbs[] = {{"thumbs_up", 9}, {"thumbs_down", 11}};
+    const cf_exporter *f = o->format;
+    if (!f || f->kind != CF_EXPORT_PAIRS || !f->pair_line)
+        return cf_fail(err, CF_EINVAL, "format '%s' is not a preference pair format",
+                       f ? f->name : "(none)");
     cf_query q;
-    cf_query_init(&q);
-    q.deployment_id = o->deployment_id;
-    q.limit = o->limit;
-    q.since = o->since;
-    q.until = o->until;
-    q.include_signals = 1;
-    q.with_signal_types = o->format == CF_PAIRS_KTO ? thumbs : edit;
-    q.n_with_signal_types = o->format == CF_PAIRS_KTO ? 2 : 1;
-    int64_t total = -1;
-    if (o->progress) {
-        cf_query cq = q;
-        cq.include_signals = 0;
-        if (cf_store_count(s, CF_KIND_EVENTS, &cq, &total, err))
-            return -1;
-        if (o->limit >= 0 && total > o->limit)
-            total = o->limit;
-    }
+    int64_t total, events = 0;
+    if (pairs_query(s, o, &q, &total, err))
+        return -1;
     cf_out out;
     cf_cursor *cur = NULL;
-    cf_buf line = CF_BUF_INIT;
     int rc = -1;
-    int64_t events = 0;
-    if (cf_out_open(&out, o->path, err) || cf_store_open_cursor(s, CF_KIND_EVENTS, &q, &cur, err))
-        goto done;
-    cf_row row;
-    int r;
-    while ((r = cf_cursor_next(cur, &row, err)) == 1) {
-        if (pair_line(o->format, &row.event, &line, err))
-            goto done;
-        if (cf_buf_failed(&line)) {
-            cf_fail(err, CF_ENOMEM, "out of memory");
-            goto done;
-        }
-        if (line.n) {
-            if (cf_out_write(&out, line.p, line.n, err))
-                goto done;
-            res->count++;
-        }
-        events++;
-        if (o->progress && events % PROGRESS_EVERY == 0 && events != total)
-            o->progress(o->progress_ud, events, total, cf_out_bytes(&out));
-    }
-    if (r < 0)
+    if (cf_out_open(&out, o->path, err) || cf_store_open_cursor(s, CF_KIND_EVENTS, &q, &cur, err) ||
+        pump(o, cur, &out, total, &res->count, &events, err))
         goto done;
     cf_cursor_close(cur);
     cur = NULL;
@@ -163,7 +113,6 @@ done:
     if (cur)
         cf_cursor_close(cur);
     cf_out_abort(&out);
-    cf_buf_free(&line);
     if (rc) {
         res->count = 0;
         cf_export_result_free(res);

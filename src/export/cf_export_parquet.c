@@ -60,3 +60,8 @@ int cf_parquet_row_writer(cf_row_writer **out_w, cf_out *out, const cf_pq_opts *
     *out_w = &w->base;
     return 0;
 }
+
+int cf_parquet_open(cf_row_writer **w, cf_out *out, const cf_export_opts *o, cf_err *err)
+{
+    return cf_parquet_row_writer(w, out, &o->parquet, 0, err);
+}

@@ -7,6 +7,12 @@
  *   _export.pairs(store_handle, {format="dpo"|"kto"|"openai", path=,
  *                 deployment_id=, limit=, since=, until=, unique=, progress=})
  *     --> {count=, marked=, bytes=, path=} | nil, message, kind
+ *   _export.formats()
+ *     --> {{name=, extension=, description=, kind="curated"|"pairs",
+ *           directory=, signal_types={...}}, ...}: the registry
+ *         (cf_export_registry.c) in order; signal_types: the signals a
+ *         pairs format reads (empty for curated formats). The formats
+ *         curated() and pairs() take are its names.
  *
  * Misuse (a wrong type, an unknown format) raises naming the option;
  * expected failures (disk full, database locked, invalid text in a row)
@@ -69,6 +75,40 @@ static int opt_enum(lua_State *L, int idx, const char *field, const char *const 
                       s.p);
 }
 
+static const char *const KIND_NAMES[] = {"curated", "pairs"};
+
+/* The registry's names of that kind, ", "-separated, pushed. */
+static void push_format_names(lua_State *L, cf_export_kind kind)
+{
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    int first = 1;
+    for (size_t i = 0; i < cf_exporter_count(); i++) {
+        const cf_exporter *f = cf_exporter_at(i);
+        if (f->kind != kind)
+            continue;
+        if (!first)
+            luaL_addstring(&b, ", ");
+        luaL_addstring(&b, f->name);
+        first = 0;
+    }
+    luaL_pushresult(&b);
+}
+
+/* Option 'format': a registered format of that kind (default: the first). */
+static const cf_exporter *opt_format(lua_State *L, int idx, cf_export_kind kind)
+{
+    cf_str s = opt_str(L, idx, "format", 0);
+    if (!s.p)
+        return cf_exporter_first(kind);
+    const cf_exporter *f = cf_exporter_find(s.p, s.n);
+    if (f && f->kind == kind)
+        return f;
+    push_format_names(L, kind);
+    luaL_error(L, "option 'format' must be one of %s, got '%s'", lua_tostring(L, -1), s.p);
+    return NULL;
+}
+
 static void read_parquet(lua_State *L, int idx, cf_pq_opts *p)
 {
     static const char *const codecs[] = {"zstd", "none", NULL};
@@ -118,12 +158,11 @@ static void push_result(lua_State *L, const cf_export_result *r)
 
 static int l_curated(lua_State *L)
 {
-    static const char *const formats[] = {"jsonl", "csv", "parquet", "huggingface", NULL};
     cf_store *s = l_store_checkstore(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
     cf_export_opts o;
     cf_export_opts_init(&o);
-    o.format = (cf_export_format)opt_enum(L, 2, "format", formats, 0);
+    o.format = opt_format(L, 2, CF_EXPORT_CURATED);
     o.path = opt_str(L, 2, "path", 1).p;
     o.unique = opt_bool(L, 2, "unique", 0);
     o.deployment_id = opt_str(L, 2, "deployment_id", 1);
@@ -148,12 +187,11 @@ static int l_curated(lua_State *L)
 
 static int l_pairs(lua_State *L)
 {
-    static const char *const formats[] = {"dpo", "kto", "openai", NULL};
     cf_store *s = l_store_checkstore(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
     cf_pairs_opts o;
     cf_pairs_opts_init(&o);
-    o.format = (cf_pairs_format)opt_enum(L, 2, "format", formats, 0);
+    o.format = opt_format(L, 2, CF_EXPORT_PAIRS);
     o.path = opt_str(L, 2, "path", 1).p;
     o.unique = opt_bool(L, 2, "unique", 0);
     o.deployment_id = opt_str(L, 2, "deployment_id", 1);
@@ -174,9 +212,38 @@ static int l_pairs(lua_State *L)
     return 1;
 }
 
+static int l_formats(lua_State *L)
+{
+    size_t n = cf_exporter_count();
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        const cf_exporter *f = cf_exporter_at(i);
+        lua_createtable(L, 0, 6);
+        lua_pushstring(L, f->name);
+        lua_setfield(L, -2, "name");
+        lua_pushstring(L, f->extension);
+        lua_setfield(L, -2, "extension");
+        lua_pushstring(L, f->description);
+        lua_setfield(L, -2, "description");
+        lua_pushstring(L, KIND_NAMES[f->kind]);
+        lua_setfield(L, -2, "kind");
+        lua_pushboolean(L, f->directory);
+        lua_setfield(L, -2, "directory");
+        lua_createtable(L, (int)f->n_signal_types, 0);
+        for (size_t k = 0; k < f->n_signal_types; k++) {
+            lua_pushlstring(L, f->signal_types[k].p, f->signal_types[k].n);
+            lua_rawseti(L, -2, (lua_Integer)k + 1);
+        }
+        lua_setfield(L, -2, "signal_types");
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
 static const luaL_Reg funcs[] = {
     {"curated", l_curated},
     {"pairs", l_pairs},
+    {"formats", l_formats},
     {NULL, NULL},
 };
 

@@ -592,7 +592,7 @@ static void test_driver_locked_database(void)
     CHECK(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
     cf_export_opts o;
     cf_export_opts_init(&o);
-    o.format = CF_EXPORT_JSONL;
+    o.format = cf_exporter_find("jsonl", 5);
     o.path = "prev.jsonl";
     o.deployment_id = cf_cstr("d");
     o.batch_id = cf_cstr("b1");
@@ -627,7 +627,10 @@ static void test_driver_disk_full(void)
     cf_store_close(s);
     unlink("full.out");
     cf_remove_tree("full_dir");
-    for (int f = 0; f < 4; f++) {
+    for (size_t f = 0; f < cf_exporter_count(); f++) {
+        const cf_exporter *x = cf_exporter_at(f);
+        if (x->kind != CF_EXPORT_CURATED)
+            continue;
         pid_t pid = fork();
         if (pid == 0) {
             signal(SIGXFSZ, SIG_IGN);
@@ -639,8 +642,8 @@ static void test_driver_disk_full(void)
                 _exit(3);
             cf_export_opts o;
             cf_export_opts_init(&o);
-            o.format = (cf_export_format)f;
-            o.path = f == CF_EXPORT_HF ? "full_dir" : "full.out";
+            o.format = x;
+            o.path = x->directory ? "full_dir" : "full.out";
             o.deployment_id = cf_cstr("d");
             o.batch_id = cf_cstr("b");
             o.parquet.codec = CF_PQ_UNCOMPRESSED;
@@ -650,18 +653,73 @@ static void test_driver_disk_full(void)
             if (rc == 0)
                 _exit(4);
             if (!strstr(err.msg, "File too large"))
-                fprintf(stderr, "format %d: %s\n", f, err.msg);
+                fprintf(stderr, "format %s: %s\n", x->name, err.msg);
             _exit(strstr(err.msg, "File too large") ? 0 : 5);
         }
         int status = 0;
         waitpid(pid, &status, 0);
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-            fprintf(stderr, "format %d: status %d\n", f, status);
+            fprintf(stderr, "format %s: status %d\n", x->name, status);
         CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
         CHECK(!exists("full.out") && !exists("full_dir"));
     }
     s = fresh_store(1000); /* reopened: nothing was marked */
     CHECK(count_exported(s, 1) == 0);
+    cf_store_close(s);
+}
+
+/* ---- the registry of formats ----------------------------------------------------------------- */
+
+/* Every row is complete for its kind, names are unique and found, and each
+ * driver refuses a format of the other kind. */
+static void test_registry(void)
+{
+    size_t n = cf_exporter_count();
+    CHECK(n > 0 && cf_exporter_at(n) == NULL);
+    int kinds[2] = {0, 0};
+    for (size_t i = 0; i < n; i++) {
+        const cf_exporter *f = cf_exporter_at(i);
+        CHECK(f->name && *f->name && f->extension && f->description && *f->description);
+        if (!f->name)
+            continue;
+        for (size_t j = 0; j < i; j++)
+            CHECK(strcmp(cf_exporter_at(j)->name, f->name) != 0); /* no duplicate name */
+        CHECK(cf_exporter_find(f->name, strlen(f->name)) == f);
+        CHECK(f->kind == CF_EXPORT_CURATED || f->kind == CF_EXPORT_PAIRS);
+        if (f->kind == CF_EXPORT_CURATED) {
+            CHECK(f->open_writer && !f->pair_line && f->n_signal_types == 0);
+        } else {
+            CHECK(f->pair_line && !f->open_writer && !f->directory);
+            CHECK(f->signal_types && f->n_signal_types > 0 &&
+                  f->n_signal_types <= CF_QUERY_MAX_SIGNAL_TYPES);
+        }
+        kinds[f->kind == CF_EXPORT_PAIRS]++;
+    }
+    CHECK(kinds[0] > 0 && kinds[1] > 0);
+    CHECK(cf_exporter_find("xml", 3) == NULL && cf_exporter_find("json", 4) == NULL);
+    CHECK(cf_exporter_first(CF_EXPORT_CURATED)->kind == CF_EXPORT_CURATED);
+    CHECK(cf_exporter_first(CF_EXPORT_PAIRS)->kind == CF_EXPORT_PAIRS);
+
+    cf_store *s = fresh_store(10);
+    cf_err err;
+    cf_export_result r;
+    cf_export_opts o;
+    cf_export_opts_init(&o);
+    CHECK(o.format == cf_exporter_first(CF_EXPORT_CURATED));
+    o.format = cf_exporter_first(CF_EXPORT_PAIRS);
+    o.path = "kind.out";
+    o.deployment_id = cf_cstr("d");
+    o.batch_id = cf_cstr("b");
+    CHECK(cf_export_curated(s, &o, &r, &err) == -1 && err.code == CF_EINVAL);
+    CHECK(strstr(err.msg, "not a format of curated examples") != NULL);
+    cf_pairs_opts po;
+    cf_pairs_opts_init(&po);
+    CHECK(po.format == cf_exporter_first(CF_EXPORT_PAIRS));
+    po.format = cf_exporter_first(CF_EXPORT_CURATED);
+    po.path = "kind.out";
+    po.deployment_id = cf_cstr("d");
+    CHECK(cf_export_pairs(s, &po, &r, &err) == -1 && err.code == CF_EINVAL);
+    CHECK(!exists("kind.out"));
     cf_store_close(s);
 }
 
@@ -758,5 +816,6 @@ int main(void)
     RUN(test_driver_locked_database);
     RUN(test_driver_disk_full);
     RUN(test_mark_stream_and_signal_filter);
+    RUN(test_registry);
     return cf_test_done();
 }

@@ -78,7 +78,7 @@ Usage errors exit 2; failures exit 1 with the reason:
   crucible-feedback: missing argument DEPLOYMENT (see 'crucible-feedback export --help')
   [2]
   $ crucible-feedback export d -f xml
-  crucible-feedback: unknown format 'xml' (jsonl, csv, parquet, huggingface, dpo, kto, openai) (see 'crucible-feedback export --help')
+  crucible-feedback: unknown format 'xml' (jsonl, parquet, csv, huggingface; dpo, kto, openai) (see 'crucible-feedback export --help')
   [2]
   $ crucible-feedback export d --limit ten
   crucible-feedback: --limit must be a whole number, got 'ten' (see 'crucible-feedback export --help')

@@ -354,7 +354,7 @@ describe("cf.export", function()
     assert.has_error(function() cf.export("d", { fromat = "csv" }) end,
       "export: unknown option 'fromat' (did you mean 'format'?)")
     assert.has_error(function() cf.export("d", { format = "xml" }) end,
-      "export: unknown format 'xml' (one of: csv, huggingface, jsonl, parquet)")
+      "export: unknown format 'xml' (one of: jsonl, parquet, csv, huggingface)")
     assert.has_error(function() cf.export("d", { limit = 1.5 }) end,
       "export: option 'limit' must be an integer, got a fractional number")
     assert.has_error(function() cf.export("d", { limit = -1 }) end,

@@ -38,6 +38,10 @@ struct cf_row_writer {
     int (*row)(cf_row_writer *, const cf_export_row *, cf_err *);
     int (*finish)(cf_row_writer *, cf_err *);  /* trailer (Parquet footer, dataset card) */
     void (*destroy)(cf_row_writer *);
+    /* Optional: bytes written so far, for a writer whose bytes do not all
+     * go through the cf_out it was opened on (a directory); NULL:
+     * cf_out_bytes of that cf_out. */
+    uint64_t (*bytes)(cf_row_writer *);
 };
 
 /* JSONL: {"prompt":...,"response":...,"source":...,"score":...} per line. */
@@ -64,24 +68,17 @@ typedef struct cf_hf_info {
 } cf_hf_info;
 int cf_hf_writer(cf_row_writer **w, const char *dir, const cf_pq_opts *opts,
                  const cf_hf_info *info, cf_err *err);
-/* Bytes written so far by a HuggingFace writer (both data files). */
-uint64_t cf_hf_bytes(cf_row_writer *w);
 
 /* ---- exports ------------------------------------------------------------------- */
 
-typedef enum cf_export_format {
-    CF_EXPORT_JSONL,
-    CF_EXPORT_CSV,
-    CF_EXPORT_PARQUET,
-    CF_EXPORT_HF
-} cf_export_format;
+typedef struct cf_exporter cf_exporter;
 
 /* Called every few thousand rows and at the end. */
 typedef void (*cf_progress_fn)(void *ud, int64_t done, int64_t total, uint64_t bytes);
 
 typedef struct cf_export_opts {
-    cf_export_format format;
-    const char *path;          /* final path (a directory for CF_EXPORT_HF) */
+    const cf_exporter *format; /* a curated row of the registry (cf_exporter_find) */
+    const char *path;          /* final path (a directory when format->directory) */
     int unique;                /* 1: never replace an existing path, pick PATH_2.EXT ... */
     cf_str deployment_id;      /* required */
     int include_exported;      /* 1: every curated example, 0: those not exported yet */
@@ -107,14 +104,8 @@ void cf_export_result_free(cf_export_result *r);
 /* Exports the deployment's curated examples, oldest first. */
 int cf_export_curated(cf_store *s, const cf_export_opts *o, cf_export_result *res, cf_err *err);
 
-typedef enum cf_pairs_format {
-    CF_PAIRS_DPO,     /* {"prompt","chosen","rejected"} from edit signals */
-    CF_PAIRS_KTO,     /* {"prompt","completion","label"} from thumbs signals */
-    CF_PAIRS_OPENAI   /* {"messages":[user, assistant]} from edit signals */
-} cf_pairs_format;
-
 typedef struct cf_pairs_opts {
-    cf_pairs_format format;
+    const cf_exporter *format; /* a pairs row of the registry (cf_exporter_find) */
     const char *path;
     int unique;
     cf_str deployment_id;      /* required */
@@ -129,6 +120,52 @@ void cf_pairs_opts_init(cf_pairs_opts *o);
 /* Writes training pairs from the deployment's events that have the
  * signals the format needs, oldest event first. Marks nothing. */
 int cf_export_pairs(cf_store *s, const cf_pairs_opts *o, cf_export_result *res, cf_err *err);
+
+/* ---- the registry of formats ------------------------------------------------ */
+
+typedef enum cf_export_kind {
+    CF_EXPORT_CURATED, /* curated examples through a row writer; cf_export_curated */
+    CF_EXPORT_PAIRS    /* one line per event with signals; cf_export_pairs */
+} cf_export_kind;
+
+/* One export format: a row of the table in cf_export_registry.c. Lua's
+ * crucible._export.formats() lists the rows, and the configuration, the
+ * pipeline stage, cf.export and the CLI take their formats from it. */
+struct cf_exporter {
+    const char *name;        /* as given in options, the config and --format */
+    const char *extension;   /* ending of the default path ("" for a directory) */
+    const char *description; /* one line, for help texts */
+    cf_export_kind kind;
+    int directory;           /* curated: 1 writes a directory (cf_out_open_dir) */
+    /* curated: opens the row writer on out, the temporary file (or
+     * directory, out->tmp) that the driver publishes. */
+    int (*open_writer)(cf_row_writer **w, cf_out *out, const cf_export_opts *o, cf_err *err);
+    /* pairs: the events must have a signal of one of these types */
+    const cf_str *signal_types;
+    size_t n_signal_types;
+    /* pairs: the line (with its newline) for event e into b, left empty
+     * when the event gives no pair; b is empty on entry. */
+    int (*pair_line)(const cf_event *e, cf_buf *b, cf_err *err);
+};
+
+/* The table, in order (the order of listings and help texts). */
+const cf_exporter *cf_exporter_at(size_t i); /* NULL past the end */
+size_t cf_exporter_count(void);
+/* The row named name (n bytes), NULL if none. */
+const cf_exporter *cf_exporter_find(const char *name, size_t n);
+/* The first row of that kind: the default format of the *_opts_init. */
+const cf_exporter *cf_exporter_first(cf_export_kind kind);
+
+/* The open_writer of each curated format, the pair_line of each pairs one. */
+int cf_jsonl_open(cf_row_writer **w, cf_out *out, const cf_export_opts *o, cf_err *err);
+int cf_csv_open(cf_row_writer **w, cf_out *out, const cf_export_opts *o, cf_err *err);
+int cf_parquet_open(cf_row_writer **w, cf_out *out, const cf_export_opts *o, cf_err *err);
+int cf_hf_open(cf_row_writer **w, cf_out *out, const cf_export_opts *o, cf_err *err);
+int cf_pairs_dpo_line(const cf_event *e, cf_buf *b, cf_err *err);
+int cf_pairs_kto_line(const cf_event *e, cf_buf *b, cf_err *err);
+int cf_pairs_openai_line(const cf_event *e, cf_buf *b, cf_err *err);
+/* For pair_line functions: fails naming the event when v is not UTF-8. */
+int cf_pairs_check_utf8(const cf_event *e, const char *field, cf_str v, cf_err *err);
 
 /* Draws a progress bar on f ("\r[#####.....]  45%  450000/1000000 rows
  * 120.3 MB"); final = 1 ends the line. At most ten redraws a second

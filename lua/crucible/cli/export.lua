@@ -3,10 +3,22 @@
 -- directory (cf.export), or preference pairs from user signals
 -- (cf.export_preference_pairs). Prints the path written on standard output
 -- and a summary on standard error.
+local formats = require "crucible.export_formats"
+
 local M = {}
 
-local CURATED = { jsonl = true, csv = true, parquet = true, huggingface = true }
-local PAIRS = { dpo = true, kto = true, openai = true }
+local CURATED, PAIRS = formats.set("curated"), formats.set("pairs")
+local CURATED_NAMES = table.concat(formats.names("curated"), ", ")
+local PAIR_NAMES = table.concat(formats.names("pairs"), ", ")
+
+-- "Formats:" and a line per registered format, for --help.
+local function format_lines()
+  local lines = { "Formats:" }
+  for _, f in ipairs(formats.list) do
+    lines[#lines + 1] = ("  %-18s %s"):format(f.name, f.description)
+  end
+  return table.concat(lines, "\n")
+end
 
 M.spec = {
   command = "export",
@@ -14,12 +26,13 @@ M.spec = {
   description = "Writes the deployment's curated examples that were not exported yet (all of\n"
     .. "them with --include-exported) and marks them exported; or, with --format dpo,\n"
     .. "kto or openai, preference pairs from user signals. The file appears complete or\n"
-    .. "not at all. Default path: exports/feedback_<unix time>.<ext> under export.output_dir.",
+    .. "not at all. Default path: exports/feedback_<unix time>.<ext> under export.output_dir.\n\n"
+    .. format_lines(),
   positionals = { { name = "DEPLOYMENT", key = "deployment", required = true,
                     help = "the deployment id" } },
   options = {
     { name = "--format", short = "-f", value = "FORMAT", key = "format",
-      help = "jsonl, csv, parquet, huggingface (default: export.format); dpo, kto, openai" },
+      help = CURATED_NAMES .. " (default: export.format); " .. PAIR_NAMES },
     { name = "--output", short = "-o", value = "PATH", key = "output",
       help = "where to write (a directory for huggingface)" },
     { name = "--include-exported", key = "include_exported",
@@ -48,8 +61,8 @@ function M.main(opts)
   local core = require "crucible._core"
   local format = opts.format
   if format and not CURATED[format] and not PAIRS[format] then
-    return cli.usage_error(("unknown format '%s' (jsonl, csv, parquet, huggingface, dpo, kto, "
-      .. "openai)"):format(format), "export")
+    return cli.usage_error(("unknown format '%s' (%s; %s)"):format(format, CURATED_NAMES,
+      PAIR_NAMES), "export")
   end
   local limit
   if opts.limit then

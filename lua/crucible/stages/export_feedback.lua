@@ -2,20 +2,22 @@
 -- deployment's feedback data for retraining and puts the file's path in
 -- the context.
 --
--- Curated formats (jsonl, parquet, csv, huggingface) run cf.export: the
--- curated examples not exported yet, then marked exported. Preference
--- formats (dpo, kto, openai) run cf.export_preference_pairs. Puts the
+-- Curated formats (jsonl, parquet, csv, huggingface, ...: those of kind
+-- "curated" in crucible.export_formats) run cf.export: the curated examples
+-- not exported yet, then marked exported. Preference formats (dpo, kto,
+-- openai, ...: kind "pairs") run cf.export_preference_pairs. Puts the
 -- artifacts feedback_data_path and export (count, bytes, format, ...), and
 -- appends {path=, format=, count=, bytes=} to the artifact exports; adds
 -- the rows written to the metric exported_count (so several export stages
 -- in one pipeline sum up).
 local core = require "crucible._core"
+local formats = require "crucible.export_formats"
 local pipeline = require "crucible.pipeline"
 local schema = require "crucible.schema"
 
 local M = {}
 
-local PAIRS = { dpo = true, kto = true, openai = true }
+local PAIRS = formats.set("pairs")
 
 -- filters keys per kind of format, with their types
 local CURATED_FILTERS = { include_exported = "boolean", limit = "integer" }
@@ -28,7 +30,7 @@ function M.describe(_opts)
     required = {},
     optional = { "format", "output_path", "filters" },
     types = {
-      format = { enum = { "jsonl", "parquet", "csv", "huggingface", "dpo", "kto", "openai" } },
+      format = { enum = formats.names() },
       output_path = "string",
       filters = "map",
     },
