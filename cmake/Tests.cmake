@@ -2,7 +2,7 @@
 #   tests/c/test_*.c        one executable per C module
 #   tests/lua/*_spec.lua    busted specs, run inside the real runtime
 #   tests/cli/*.t           CLI transcripts (commands, output, exit status)
-#   lint                    luacheck, banned C functions, file sizes
+#   lint                    luacheck, banned C functions, file sizes, function lengths
 set(CF_TEST_WORK ${PROJECT_BINARY_DIR}/testwork)
 set(CF_TEST_ENV
   "CF_SOURCE_DIR=${PROJECT_SOURCE_DIR}"
@@ -71,6 +71,12 @@ add_test(NAME lint.links.selfcheck
                  --expect ${PROJECT_SOURCE_DIR}/tests/lint/links_fixture/expected.txt
                  ${PROJECT_SOURCE_DIR}/tests/lint/links_fixture)
 set_tests_properties(lint.links lint.links.selfcheck PROPERTIES ENVIRONMENT "${CF_TEST_ENV}")
+# No function over 80 lines, C or Lua (known offenders: tests/lint/fn_length.allow);
+# the self-test checks the checker on generated 80- and 81-line functions.
+add_test(NAME lint.fn_length
+         COMMAND sh ${PROJECT_SOURCE_DIR}/tests/lint/fn_length.sh ${PROJECT_SOURCE_DIR})
+add_test(NAME lint.fn_length.selftest
+         COMMAND sh ${PROJECT_SOURCE_DIR}/tests/lint/fn_length_selftest.sh ${PROJECT_SOURCE_DIR})
 
 # Memory bound (not a timing): streaming 200,000 stored 1 KB events through
 # the cursor keeps peak RSS under 64 MB.

@@ -10,8 +10,9 @@ CF_BUILD_DEBS=(gcc make cmake pkg-config
   libcurl4-openssl-dev libssl-dev libzstd-dev libjansson-dev libmicrohttpd-dev
   libedit-dev libicu-dev lua-busted lua-check)
 
-# What the test suite adds: reference implementations and peers.
-CF_TEST_DEBS=(sqlite3 python3 python3-scipy clang postgresql clickhouse-server)
+# What the test suite adds: reference implementations and peers (lua5.4
+# brings luac5.4, which the function-length lint reads Lua functions with).
+CF_TEST_DEBS=(sqlite3 python3 python3-scipy clang postgresql clickhouse-server lua5.4)
 
 cf_missing_debs() {
   local p

@@ -66,100 +66,106 @@ static int one_line(cf_ingest *g, cf_prepare_scratch *ps, const cf_bulk_opts *o,
     return 0;
 }
 
-int cf_ingest_fd(cf_ingest *g, int fd, const cf_bulk_opts *o, cf_bulk_result *res, cf_err *err)
+/* One pass over an input: the buffer and where its current line starts. */
+typedef struct reader {
+    cf_ingest *g;
+    cf_prepare_scratch *ps;
+    const cf_bulk_opts *o;
+    cf_bulk_result *res;
+    cf_err *err;
+    cf_buf buf;
+    size_t max_line;
+    size_t start;   /* first byte of the current line in buf */
+    size_t scanned; /* bytes of it already searched for '\n' */
+    int skipping;   /* inside an over-long line */
+    int eof;
+} reader;
+
+/* A line over max_line: rejected, with its first 200 bytes shown. */
+static void reject_long(reader *r, size_t len)
 {
-    memset(res, 0, sizeof *res);
-    cf_prepare_scratch *ps = cf_prepare_scratch_new();
-    cf_buf buf = CF_BUF_INIT;
-    if (!ps || cf_buf_reserve(&buf, CHUNK)) {
-        cf_prepare_scratch_free(ps);
-        cf_buf_free(&buf);
-        return cf_fail(err, CF_ENOMEM, "out of memory reading input");
+    r->res->rejected++;
+    if (r->o->on_reject) {
+        char why[120];
+        snprintf(why, sizeof why, "line longer than %zu bytes", r->max_line);
+        r->o->on_reject(r->o->ud, r->res->lines, r->buf.p + r->start, len < 200 ? len : 200, why);
     }
-    size_t max_line = o->max_line ? o->max_line : (size_t)64 << 20;
-    size_t start = 0;     /* first byte of the current line in buf */
-    size_t scanned = 0;   /* bytes of it already searched for '\n' */
-    int skipping = 0;     /* inside an over-long line */
-    int rc = 0, eof = 0;
-    while (!eof) {
-        if (o->stop && *o->stop) {
-            res->interrupted = 1;
-            break;
-        }
-        /* keep the unfinished line at the front, then read more */
-        if (start > 0) {
-            memmove(buf.p, buf.p + start, buf.n - start);
-            buf.n -= start;
-            start = 0;
-        }
-        if (cf_buf_reserve(&buf, CHUNK)) {
-            rc = cf_fail(err, CF_ENOMEM, "out of memory reading input");
-            break;
-        }
-        ssize_t got = read(fd, buf.p + buf.n, CHUNK);
-        if (got < 0) {
-            if (errno == EINTR)
-                continue;
-            rc = cf_fail(err, CF_EIO, "reading input: %s", strerror(errno));
-            break;
-        }
-        if (got == 0)
-            eof = 1;
-        buf.n += (size_t)got;
-        res->bytes += (uint64_t)got;
-        for (;;) {
-            char *nl = memchr(buf.p + start + scanned, '\n', buf.n - start - scanned);
-            size_t len;
-            if (nl) {
-                len = (size_t)(nl - (buf.p + start));
-            } else if (eof && buf.n > start) {
-                len = buf.n - start; /* the last line has no newline */
-            } else {
-                scanned = buf.n - start;
-                if (!skipping && scanned > max_line) {
-                    skipping = 1;
-                    res->lines++;
-                    res->rejected++;
-                    if (o->on_reject) {
-                        char why[120];
-                        snprintf(why, sizeof why, "line longer than %zu bytes", max_line);
-                        o->on_reject(o->ud, res->lines, buf.p + start,
-                                     scanned < 200 ? scanned : 200, why);
-                    }
-                }
-                if (skipping) {
-                    start = buf.n;
-                    scanned = 0;
-                }
-                break;
-            }
-            if (skipping) {
-                skipping = 0;
-            } else {
-                res->lines++;
-                if (len > max_line) {
-                    res->rejected++;
-                    if (o->on_reject) {
-                        char why[120];
-                        snprintf(why, sizeof why, "line longer than %zu bytes", max_line);
-                        o->on_reject(o->ud, res->lines, buf.p + start, len < 200 ? len : 200, why);
-                    }
-                } else if (one_line(g, ps, o, res, buf.p + start, len, err)) {
-                    rc = -1;
-                    break;
-                }
-            }
-            start += len + (nl ? 1 : 0);
-            scanned = 0;
-            if (!nl)
-                break;
-        }
-        if (rc)
-            break;
-        pass_reports(g, o);
+}
+
+/* Keeps the unfinished line at the front, then reads more: 0 when read
+ * (or at the end), 1 when interrupted by a signal, -1 on an error. */
+static int fill(reader *r, int fd)
+{
+    if (r->start > 0) {
+        memmove(r->buf.p, r->buf.p + r->start, r->buf.n - r->start);
+        r->buf.n -= r->start;
+        r->start = 0;
     }
-    cf_prepare_scratch_free(ps);
-    cf_buf_free(&buf);
+    if (cf_buf_reserve(&r->buf, CHUNK))
+        return cf_fail(r->err, CF_ENOMEM, "out of memory reading input");
+    ssize_t got = read(fd, r->buf.p + r->buf.n, CHUNK);
+    if (got < 0) {
+        if (errno == EINTR)
+            return 1;
+        return cf_fail(r->err, CF_EIO, "reading input: %s", strerror(errno));
+    }
+    if (got == 0)
+        r->eof = 1;
+    r->buf.n += (size_t)got;
+    r->res->bytes += (uint64_t)got;
+    return 0;
+}
+
+/* No newline in what is buffered: remember how far was searched, and
+ * drop the text of a line that is already too long. */
+static void partial_line(reader *r)
+{
+    r->scanned = r->buf.n - r->start;
+    if (!r->skipping && r->scanned > r->max_line) {
+        r->skipping = 1;
+        r->res->lines++;
+        reject_long(r, r->scanned);
+    }
+    if (r->skipping) {
+        r->start = r->buf.n;
+        r->scanned = 0;
+    }
+}
+
+/* Every complete line in the buffer (and the last one at the end). */
+static int scan_lines(reader *r)
+{
+    for (;;) {
+        char *nl = memchr(r->buf.p + r->start + r->scanned, '\n',
+                          r->buf.n - r->start - r->scanned);
+        size_t len;
+        if (nl) {
+            len = (size_t)(nl - (r->buf.p + r->start));
+        } else if (r->eof && r->buf.n > r->start) {
+            len = r->buf.n - r->start; /* the last line has no newline */
+        } else {
+            partial_line(r);
+            return 0;
+        }
+        if (r->skipping) {
+            r->skipping = 0;
+        } else {
+            r->res->lines++;
+            if (len > r->max_line)
+                reject_long(r, len);
+            else if (one_line(r->g, r->ps, r->o, r->res, r->buf.p + r->start, len, r->err))
+                return -1;
+        }
+        r->start += len + (nl ? 1 : 0);
+        r->scanned = 0;
+        if (!nl)
+            return 0;
+    }
+}
+
+/* Waits for everything submitted to be written, passing reports on. */
+static int drain(cf_ingest *g, const cf_bulk_opts *o, int rc, cf_err *err)
+{
     cf_err ferr;
     int frc = cf_ingest_flush(g, -1, &ferr);
     /* writes failing: keep waiting while they are retried, so the summary
@@ -175,4 +181,34 @@ int cf_ingest_fd(cf_ingest *g, int fd, const cf_bulk_opts *o, cf_bulk_result *re
         rc = -1;
     }
     return rc;
+}
+
+int cf_ingest_fd(cf_ingest *g, int fd, const cf_bulk_opts *o, cf_bulk_result *res, cf_err *err)
+{
+    memset(res, 0, sizeof *res);
+    reader r = {g, cf_prepare_scratch_new(), o, res, err, CF_BUF_INIT, 0, 0, 0, 0, 0};
+    if (!r.ps || cf_buf_reserve(&r.buf, CHUNK)) {
+        cf_prepare_scratch_free(r.ps);
+        cf_buf_free(&r.buf);
+        return cf_fail(err, CF_ENOMEM, "out of memory reading input");
+    }
+    r.max_line = o->max_line ? o->max_line : (size_t)64 << 20;
+    int rc = 0;
+    while (!r.eof) {
+        if (o->stop && *o->stop) {
+            res->interrupted = 1;
+            break;
+        }
+        int frc = fill(&r, fd);
+        if (frc == 1)
+            continue;
+        if (frc || scan_lines(&r)) {
+            rc = -1;
+            break;
+        }
+        pass_reports(g, o);
+    }
+    cf_prepare_scratch_free(r.ps);
+    cf_buf_free(&r.buf);
+    return drain(g, o, rc, err);
 }

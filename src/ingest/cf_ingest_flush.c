@@ -105,6 +105,97 @@ static void sleep_ms(int64_t ms)
     }
 }
 
+static size_t count_state(const cf_ingest *g, size_t n, unsigned char st)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += g->state[i] == st;
+    return k;
+}
+
+/* One attempt at the records still pending (idx is scratch for n). */
+static int write_pending(cf_ingest *g, cf_record **recs, size_t *idx, size_t n,
+                         int64_t *write_ns, cf_err *err)
+{
+    if (!idx)
+        return cf_fail(err, CF_ENOMEM, "out of memory writing a batch of %zu events", n);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (g->state[i] == ST_PENDING)
+            idx[k++] = i;
+    return write_range(g, recs, idx, k, write_ns, err);
+}
+
+/* Exponential backoff from retry_initial_ms, capped by retry_max_ms and by
+ * the time left before the shutdown deadline (0: none). */
+static int64_t retry_delay(const cf_ingest *g, int attempt, int64_t deadline, int64_t now)
+{
+    int64_t delay = g->o.retry_initial_ms;
+    for (int a = 1; a < attempt && delay < g->o.retry_max_ms; a++)
+        delay *= 2;
+    if (delay > g->o.retry_max_ms)
+        delay = g->o.retry_max_ms;
+    if (deadline && now + delay * 1000000 > deadline)
+        delay = deadline > now ? (deadline - now) / 1000000 : 0;
+    return delay;
+}
+
+static void report_retry(cf_ingest *g, size_t waiting, int attempt, int64_t delay, char *msg)
+{
+    cf_ingest_report r = {.kind = CF_REPORT_RETRY, .count = waiting, .attempt = attempt,
+                          .retry_in_ms = delay, .message = msg};
+    cf_ingest_report_add(g, &r);
+    cf_ring_failed(g->ring, msg); /* after the report: flush waiters find it */
+    if (!g->o.quiet && (attempt == 1 || (attempt & (attempt - 1)) == 0))
+        fprintf(stderr, "crucible: writing %zu events failed (attempt %d): %s; retrying in "
+                        "%lld ms\n", waiting, attempt, msg, (long long)delay);
+}
+
+/* Out of time: keeps what cannot be written in the dead-letter file. */
+static void dead_letter_pending(cf_ingest *g, cf_record **recs, size_t n, const char *why)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (g->state[i] != ST_PENDING)
+            continue;
+        cf_buf line = CF_BUF_INIT;
+        if (dead_letter(g, recs[i], &line)) {
+            atomic_fetch_add(&g->lost, 1);
+            char msg[700];
+            snprintf(msg, sizeof msg, "event %.*s was not written: %.500s",
+                     (int)(recs[i]->ev.id.n > 100 ? 100 : recs[i]->ev.id.n),
+                     recs[i]->ev.id.p, why);
+            fprintf(stderr, "crucible: %s (no dead-letter file could take it)\n", msg);
+            cf_ingest_report lr = {.kind = CF_REPORT_LOST, .count = 1, .message = msg};
+            cf_ingest_report_add(g, &lr);
+        }
+        cf_buf_free(&line);
+        g->state[i] = ST_REFUSED;
+    }
+    if (!g->o.quiet)
+        fprintf(stderr, "crucible: the database stayed unavailable for the shutdown "
+                        "timeout; unwritten events went to %s\n",
+                g->dead_letter_path ? g->dead_letter_path : "(no dead-letter file)");
+}
+
+/* Counts, frees the records, reports, and tells the ring they are done. */
+static void finish_batch(cf_ingest *g, cf_record **recs, size_t n, int attempt, int64_t write_ns)
+{
+    size_t written = count_state(g, n, ST_WRITTEN);
+    if (attempt)
+        set_error(g, "");
+    atomic_fetch_add(&g->flushed, written);
+    atomic_fetch_add(&g->batches, 1);
+    atomic_store(&g->last_flush_ns, write_ns);
+    cf_record_free_all(recs, n);
+    /* report before saying done, so a flush that returns finds the report */
+    if (written) {
+        cf_ingest_report r = {.kind = CF_REPORT_FLUSH, .count = written,
+                              .duration_ms = (double)write_ns / 1e6};
+        cf_ingest_report_add(g, &r);
+    }
+    cf_ring_done(g->ring, n);
+}
+
 /* Writes a batch until every record is written or refused, retrying with
  * backoff; at the shutdown deadline the rest is dead-lettered. Frees the
  * records and tells the ring they are done. */
@@ -114,68 +205,19 @@ static void write_batch(cf_ingest *g, cf_record **recs, size_t n)
     memset(g->state, ST_PENDING, n);
     int attempt = 0;
     int64_t write_ns = 0;
-    uint64_t written_before = 0;
     for (;;) {
-        size_t k = 0;
-        if (idx)
-            for (size_t i = 0; i < n; i++)
-                if (g->state[i] == ST_PENDING)
-                    idx[k++] = i;
         cf_err err = {0};
-        int rc;
-        if (!idx) {
-            rc = -1;
-            cf_fail(&err, CF_ENOMEM, "out of memory writing a batch of %zu events", n);
-        } else {
-            rc = write_range(g, recs, idx, k, &write_ns, &err);
-        }
-        if (rc == 0)
+        if (write_pending(g, recs, idx, n, &write_ns, &err) == 0)
             break;
         attempt++;
         atomic_fetch_add(&g->retried, 1);
         set_error(g, err.msg);
         int64_t deadline = closing_deadline(g);
         int64_t now = cf_mono_ns();
-        int64_t delay = g->o.retry_initial_ms;
-        for (int a = 1; a < attempt && delay < g->o.retry_max_ms; a++)
-            delay *= 2;
-        if (delay > g->o.retry_max_ms)
-            delay = g->o.retry_max_ms;
-        if (deadline && now + delay * 1000000 > deadline)
-            delay = deadline > now ? (deadline - now) / 1000000 : 0;
-        size_t waiting = 0;
-        for (size_t i = 0; i < n; i++)
-            waiting += g->state[i] == ST_PENDING;
-        cf_ingest_report r = {.kind = CF_REPORT_RETRY, .count = waiting, .attempt = attempt,
-                              .retry_in_ms = delay, .message = err.msg};
-        cf_ingest_report_add(g, &r);
-        cf_ring_failed(g->ring, err.msg); /* after the report: flush waiters find it */
-        if (!g->o.quiet && (attempt == 1 || (attempt & (attempt - 1)) == 0))
-            fprintf(stderr, "crucible: writing %zu events failed (attempt %d): %s; retrying in "
-                            "%lld ms\n", waiting, attempt, err.msg, (long long)delay);
+        int64_t delay = retry_delay(g, attempt, deadline, now);
+        report_retry(g, count_state(g, n, ST_PENDING), attempt, delay, err.msg);
         if (deadline && now >= deadline) {
-            /* out of time: keep what cannot be written in the dead-letter file */
-            for (size_t i = 0; i < n; i++) {
-                if (g->state[i] != ST_PENDING)
-                    continue;
-                cf_buf line = CF_BUF_INIT;
-                if (dead_letter(g, recs[i], &line)) {
-                    atomic_fetch_add(&g->lost, 1);
-                    char msg[700];
-                    snprintf(msg, sizeof msg, "event %.*s was not written: %.500s",
-                             (int)(recs[i]->ev.id.n > 100 ? 100 : recs[i]->ev.id.n),
-                             recs[i]->ev.id.p, err.msg);
-                    fprintf(stderr, "crucible: %s (no dead-letter file could take it)\n", msg);
-                    cf_ingest_report lr = {.kind = CF_REPORT_LOST, .count = 1, .message = msg};
-                    cf_ingest_report_add(g, &lr);
-                }
-                cf_buf_free(&line);
-                g->state[i] = ST_REFUSED;
-            }
-            if (!g->o.quiet)
-                fprintf(stderr, "crucible: the database stayed unavailable for the shutdown "
-                                "timeout; unwritten events went to %s\n",
-                        g->dead_letter_path ? g->dead_letter_path : "(no dead-letter file)");
+            dead_letter_pending(g, recs, n, err.msg);
             break;
         }
         if (deadline)
@@ -183,24 +225,8 @@ static void write_batch(cf_ingest *g, cf_record **recs, size_t n)
         else
             cf_ring_backoff(g->ring, delay);
     }
-    size_t written = 0;
-    for (size_t i = 0; i < n; i++)
-        written += g->state[i] == ST_WRITTEN;
-    (void)written_before;
-    if (attempt)
-        set_error(g, "");
-    atomic_fetch_add(&g->flushed, written);
-    atomic_fetch_add(&g->batches, 1);
-    atomic_store(&g->last_flush_ns, write_ns);
-    cf_record_free_all(recs, n);
     free(idx);
-    /* report before saying done, so a flush that returns finds the report */
-    if (written) {
-        cf_ingest_report r = {.kind = CF_REPORT_FLUSH, .count = written,
-                              .duration_ms = (double)write_ns / 1e6};
-        cf_ingest_report_add(g, &r);
-    }
-    cf_ring_done(g->ring, n);
+    finish_batch(g, recs, n, attempt, write_ns);
 }
 
 void *cf_ingest_flusher(void *arg)

@@ -265,6 +265,250 @@ static json_t *scalar_json(const cf_value *x)
     }
 }
 
+/* One line's state while its top-level object is read. */
+typedef struct line_state {
+    parser p;
+    int unknown_to_metadata;
+    cf_event_in *in;
+    int seen[CF_F_COUNT];
+    moved_field moved[MAX_MOVED];
+    size_t nmoved;
+    size_t meta_a, meta_b; /* the metadata object's text, when it is one */
+} line_state;
+
+/* Not an object: says what the line is when that is plain. */
+static int expect_object(parser *p)
+{
+    skip_ws(p);
+    if (p->i >= p->n)
+        return bad(p, "empty line");
+    char c = p->s[p->i];
+    if (c != '{') {
+        const char *got = c == '[' ? "an array" : c == '"' ? "a string"
+                        : (c == '-' || is_digit(c)) ? "a number" : NULL;
+        if (got)
+            return cf_fail(p->err, CF_EINVAL, "a line must be a JSON object, got %s", got);
+        return bad(p, "expected '{'");
+    }
+    p->i++;
+    skip_ws(p);
+    return 0;
+}
+
+/* A field name and its ':' at p->i. */
+static int parse_key(parser *p, cf_str *key)
+{
+    if (p->i >= p->n || p->s[p->i] != '"')
+        return bad(p, "expected a field name");
+    if (parse_string(p, key))
+        return -1;
+    if (cf_utf8_check(key->p, key->n) != key->n)
+        return bad(p, "a field name is not valid UTF-8");
+    skip_ws(p);
+    if (p->i >= p->n || p->s[p->i] != ':')
+        return bad(p, "expected ':'");
+    p->i++;
+    skip_ws(p);
+    if (p->i >= p->n)
+        return bad(p, "expected a value");
+    return 0;
+}
+
+/* A value at p->i: a scalar in *x, or a nested value's text [*a, *b). */
+static int parse_value(parser *p, cf_value *x, size_t *a, size_t *b, int *nested)
+{
+    char c = p->s[p->i];
+    memset(x, 0, sizeof *x);
+    *a = *b = 0;
+    *nested = 0;
+    if (c == '"') {
+        x->type = CF_V_STRING;
+        x->type_name = "a string";
+        return parse_string(p, &x->s);
+    }
+    if (c == '{' || c == '[') {
+        *nested = 1;
+        x->type = c == '{' ? CF_V_OBJECT : CF_V_OTHER;
+        x->type_name = c == '{' ? "an object" : "an array";
+        return skip_nested(p, a, b);
+    }
+    if (c == 't') {
+        x->i = 1;
+        return parse_literal(p, "true", x, CF_V_OTHER, "a boolean");
+    }
+    if (c == 'f')
+        return parse_literal(p, "false", x, CF_V_OTHER, "a boolean");
+    if (c == 'n')
+        return parse_literal(p, "null", x, CF_V_ABSENT, "null");
+    return parse_number(p, x);
+}
+
+/* A nested value that is kept as text only: still must be valid JSON. */
+static int validate_nested(parser *p, size_t a, size_t b)
+{
+    json_t *v = load_nested(p, a, b);
+    if (!v)
+        return -1;
+    json_decref(v);
+    return 0;
+}
+
+static int dup_unknown(line_state *st, cf_str key)
+{
+    for (size_t k = 0; k < st->nmoved; k++)
+        if (st->moved[k].key.n == key.n && memcmp(st->moved[k].key.p, key.p, key.n) == 0)
+            return cf_fail(st->p.err, CF_EINVAL, "not valid JSON: duplicate field '%.*s'",
+                           (int)(key.n > 100 ? 100 : key.n), key.p);
+    return 0;
+}
+
+/* A known field f: into the event, at most once. */
+static int keep_known(line_state *st, int f, const cf_value *x, size_t a, size_t b, int nested)
+{
+    if (st->seen[f]) {
+        st->p.i = a ? a : st->p.i;
+        return cf_fail(st->p.err, CF_EINVAL, "not valid JSON: duplicate field '%s'",
+                       cf_field_name(f));
+    }
+    st->seen[f] = 1;
+    st->in->v[f] = *x;
+    if (f == CF_F_METADATA && x->type == CF_V_OBJECT) {
+        st->meta_a = a;
+        st->meta_b = b;
+    } else if (f == CF_F_METADATA && nested && st->unknown_to_metadata) {
+        return validate_nested(&st->p, a, b);
+    }
+    return 0;
+}
+
+/* An unknown field when they are not moved: counted, the first one named. */
+static void note_unknown(line_state *st, cf_str key, const cf_value *x)
+{
+    if (st->nmoved < MAX_MOVED) /* remembered for duplicates only */
+        st->moved[st->nmoved++] = (moved_field){key, 0, 0, *x, 0};
+    if (!st->in->unknown_field) {
+        /* the name, NUL-terminated, in the arena */
+        cf_buf *arena = &st->p.arena;
+        size_t at = arena->n;
+        size_t kn = key.n > 100 ? 100 : key.n;
+        memcpy(arena->p + at, key.p, kn);
+        arena->p[at + kn] = '\0';
+        arena->n += kn + 1;
+        st->in->unknown_field = arena->p + at;
+    }
+    st->in->nunknown++;
+}
+
+/* One "key": value member at p->i. */
+static int parse_member(line_state *st)
+{
+    parser *p = &st->p;
+    cf_str key;
+    if (parse_key(p, &key))
+        return -1;
+    int f = memchr(key.p, '\0', key.n) ? -1 : cf_field_from_name(key.p, key.n);
+    cf_value x;
+    size_t a, b;
+    int nested;
+    if (parse_value(p, &x, &a, &b, &nested))
+        return -1;
+    if (nested && !(f == CF_F_METADATA && x.type == CF_V_OBJECT) && !st->unknown_to_metadata
+        && validate_nested(p, a, b))
+        return -1;
+    if (f >= 0)
+        return keep_known(st, f, &x, a, b, nested);
+    if (dup_unknown(st, key))
+        return -1;
+    if (!st->unknown_to_metadata) {
+        note_unknown(st, key, &x);
+        return 0;
+    }
+    if (st->nmoved == MAX_MOVED)
+        return cf_fail(p->err, CF_EINVAL, "invalid event: more than %d unknown fields",
+                       MAX_MOVED);
+    st->moved[st->nmoved++] = (moved_field){key, a, b, x, nested};
+    return 0;
+}
+
+/* The members up to the closing '}', and nothing after it. */
+static int parse_members(line_state *st)
+{
+    parser *p = &st->p;
+    int first = 1;
+    while (p->i < p->n && p->s[p->i] != '}') {
+        if (!first) {
+            if (p->s[p->i] != ',')
+                return bad(p, "expected ',' or '}'");
+            p->i++;
+            skip_ws(p);
+        }
+        first = 0;
+        if (parse_member(st))
+            return -1;
+        skip_ws(p);
+    }
+    if (p->i >= p->n)
+        return bad(p, "unterminated object");
+    p->i++;
+    skip_ws(p);
+    if (p->i < p->n)
+        return bad(p, "text after the object");
+    return 0;
+}
+
+/* One moved top-level field into meta (which the caller frees on error). */
+static int move_field(parser *p, json_t *meta, const moved_field *m)
+{
+    char name[256];
+    size_t kn = m->key.n < sizeof name - 1 ? m->key.n : sizeof name - 1;
+    memcpy(name, m->key.p, kn);
+    name[kn] = '\0';
+    if (memchr(m->key.p, '\0', m->key.n) || kn < m->key.n)
+        return cf_fail(p->err, CF_EINVAL, "invalid event: a field name is too long or has "
+                                          "a NUL character");
+    if (json_object_get(meta, name))
+        return cf_fail(p->err, CF_EINVAL,
+                       "invalid event: %.100s: given both at the top level and in metadata",
+                       name);
+    if (!m->nested && m->scalar.type == CF_V_STRING
+        && cf_utf8_check(m->scalar.s.p, m->scalar.s.n) != m->scalar.s.n)
+        return cf_fail(p->err, CF_EINVAL, "invalid event: %.100s: not valid UTF-8", name);
+    json_t *v = m->nested ? load_nested(p, m->a, m->b) : scalar_json(&m->scalar);
+    if (!v)
+        return m->nested ? -1 : cf_fail(p->err, CF_ENOMEM, "out of memory reading a line");
+    json_object_set_new(meta, name, v);
+    return 0;
+}
+
+/* metadata (and moved fields) through jansson: validated, compact */
+static int build_metadata(line_state *st, cf_jsonl_doc *doc)
+{
+    parser *p = &st->p;
+    cf_event_in *in = st->in;
+    json_t *meta = st->meta_b ? load_nested(p, st->meta_a, st->meta_b) : NULL;
+    if (st->meta_b && !meta)
+        return -1;
+    if (st->nmoved) {
+        if (in->v[CF_F_METADATA].type != CF_V_ABSENT && !meta)
+            return 0; /* metadata is not an object: validation says so */
+        if (!meta && !(meta = json_object()))
+            return cf_fail(p->err, CF_ENOMEM, "out of memory reading a line");
+        for (size_t k = 0; k < st->nmoved; k++)
+            if (move_field(p, meta, &st->moved[k])) {
+                json_decref(meta);
+                return -1;
+            }
+        in->v[CF_F_METADATA].type = CF_V_OBJECT;
+        in->v[CF_F_METADATA].type_name = "an object";
+    }
+    doc->root = meta;
+    doc->meta = json_dumps(meta, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    if (!doc->meta)
+        return cf_fail(p->err, CF_ENOMEM, "out of memory reading a line");
+    in->metadata_json = cf_cstr(doc->meta);
+    return 0;
+}
+
 int cf_jsonl_parse(const char *line, size_t n, int unknown_to_metadata, cf_jsonl_doc *doc,
                    cf_event_in *in, cf_err *err)
 {
@@ -273,191 +517,25 @@ int cf_jsonl_parse(const char *line, size_t n, int unknown_to_metadata, cf_jsonl
     doc->root = NULL;
     doc->meta = NULL;
     doc->arena = NULL;
-    parser p = {line, n, 0, CF_BUF_INIT, err};
+    line_state st; /* moved[] is filled as it is used: not cleared */
+    st.p = (parser){line, n, 0, CF_BUF_INIT, err};
+    st.unknown_to_metadata = unknown_to_metadata;
+    st.in = in;
+    memset(st.seen, 0, sizeof st.seen);
+    st.nmoved = 0;
+    st.meta_a = st.meta_b = 0;
     /* decoded strings are never longer than their JSON text, plus one
      * copied field name: the arena never has to move */
-    if (cf_buf_reserve(&p.arena, n + 256))
+    if (cf_buf_reserve(&st.p.arena, n + 256))
         return cf_fail(err, CF_ENOMEM, "out of memory reading a line");
-    doc->arena = p.arena.p; /* freed with the doc; never moves (decoded <= raw) */
-    int seen[CF_F_COUNT] = {0};
-    moved_field moved[MAX_MOVED];
-    size_t nmoved = 0;
-    size_t meta_a = 0, meta_b = 0;
-    skip_ws(&p);
-    if (p.i >= n)
-        return bad(&p, "empty line");
-    if (line[p.i] != '{') {
-        char c = line[p.i];
-        const char *got = c == '[' ? "an array" : c == '"' ? "a string"
-                        : (c == '-' || is_digit(c)) ? "a number" : NULL;
-        if (got)
-            return cf_fail(err, CF_EINVAL, "a line must be a JSON object, got %s", got);
-        return bad(&p, "expected '{'");
-    }
-    p.i++;
-    skip_ws(&p);
-    int first = 1;
-    while (p.i < n && line[p.i] != '}') {
-        if (!first) {
-            if (line[p.i] != ',')
-                return bad(&p, "expected ',' or '}'");
-            p.i++;
-            skip_ws(&p);
-        }
-        first = 0;
-        if (p.i >= n || line[p.i] != '"')
-            return bad(&p, "expected a field name");
-        cf_str key;
-        if (parse_string(&p, &key))
-            return -1;
-        if (cf_utf8_check(key.p, key.n) != key.n)
-            return bad(&p, "a field name is not valid UTF-8");
-        skip_ws(&p);
-        if (p.i >= n || line[p.i] != ':')
-            return bad(&p, "expected ':'");
-        p.i++;
-        skip_ws(&p);
-        if (p.i >= n)
-            return bad(&p, "expected a value");
-        int f = memchr(key.p, '\0', key.n) ? -1 : cf_field_from_name(key.p, key.n);
-        cf_value x;
-        memset(&x, 0, sizeof x);
-        size_t a = 0, b = 0;
-        int nested = 0;
-        char c = line[p.i];
-        int rc;
-        if (c == '"') {
-            rc = parse_string(&p, &x.s);
-            x.type = CF_V_STRING;
-            x.type_name = "a string";
-        } else if (c == '{' || c == '[') {
-            rc = skip_nested(&p, &a, &b);
-            nested = 1;
-            x.type = c == '{' ? CF_V_OBJECT : CF_V_OTHER;
-            x.type_name = c == '{' ? "an object" : "an array";
-        } else if (c == 't') {
-            rc = parse_literal(&p, "true", &x, CF_V_OTHER, "a boolean");
-            x.i = 1;
-        } else if (c == 'f') {
-            rc = parse_literal(&p, "false", &x, CF_V_OTHER, "a boolean");
-        } else if (c == 'n') {
-            rc = parse_literal(&p, "null", &x, CF_V_ABSENT, "null");
-        } else {
-            rc = parse_number(&p, &x);
-        }
-        if (rc)
-            return -1;
-        if (nested && !(f == CF_F_METADATA && x.type == CF_V_OBJECT) && !unknown_to_metadata) {
-            json_t *v = load_nested(&p, a, b); /* still must be valid JSON */
-            if (!v)
-                return -1;
-            json_decref(v);
-        }
-        if (f >= 0) {
-            if (seen[f]) {
-                p.i = a ? a : p.i;
-                return cf_fail(err, CF_EINVAL, "not valid JSON: duplicate field '%s'",
-                               cf_field_name(f));
-            }
-            seen[f] = 1;
-            in->v[f] = x;
-            if (f == CF_F_METADATA && x.type == CF_V_OBJECT) {
-                meta_a = a;
-                meta_b = b;
-            } else if (f == CF_F_METADATA && nested && unknown_to_metadata) {
-                json_t *v = load_nested(&p, a, b);
-                if (!v)
-                    return -1;
-                json_decref(v);
-            }
-        } else if (unknown_to_metadata) {
-            for (size_t k = 0; k < nmoved; k++)
-                if (moved[k].key.n == key.n && memcmp(moved[k].key.p, key.p, key.n) == 0)
-                    return cf_fail(err, CF_EINVAL, "not valid JSON: duplicate field '%.*s'",
-                                   (int)(key.n > 100 ? 100 : key.n), key.p);
-            if (nmoved == MAX_MOVED)
-                return cf_fail(err, CF_EINVAL, "invalid event: more than %d unknown fields",
-                               MAX_MOVED);
-            moved[nmoved++] = (moved_field){key, a, b, x, nested};
-        } else {
-            for (size_t k = 0; k < nmoved; k++)
-                if (moved[k].key.n == key.n && memcmp(moved[k].key.p, key.p, key.n) == 0)
-                    return cf_fail(err, CF_EINVAL, "not valid JSON: duplicate field '%.*s'",
-                                   (int)(key.n > 100 ? 100 : key.n), key.p);
-            if (nmoved < MAX_MOVED) /* remembered for duplicates only */
-                moved[nmoved++] = (moved_field){key, 0, 0, x, 0};
-            if (!in->unknown_field) {
-                /* the name, NUL-terminated, in the arena */
-                size_t at = p.arena.n;
-                size_t kn = key.n > 100 ? 100 : key.n;
-                memcpy(p.arena.p + at, key.p, kn);
-                p.arena.p[at + kn] = '\0';
-                p.arena.n += kn + 1;
-                in->unknown_field = p.arena.p + at;
-            }
-            in->nunknown++;
-        }
-        skip_ws(&p);
-    }
-    if (p.i >= n)
-        return bad(&p, "unterminated object");
-    p.i++;
-    skip_ws(&p);
-    if (p.i < n)
-        return bad(&p, "text after the object");
-    if (!unknown_to_metadata)
-        nmoved = 0; /* only remembered for duplicates */
-    if (!meta_b && !nmoved)
-        return 0;
-    /* metadata (and moved fields) through jansson: validated, compact */
-    json_t *meta = meta_b ? load_nested(&p, meta_a, meta_b) : NULL;
-    if (meta_b && !meta)
+    doc->arena = st.p.arena.p; /* freed with the doc; never moves (decoded <= raw) */
+    if (expect_object(&st.p) || parse_members(&st))
         return -1;
-    if (nmoved) {
-        if (in->v[CF_F_METADATA].type != CF_V_ABSENT && !meta) {
-            return 0; /* metadata is not an object: validation says so */
-        }
-        if (!meta && !(meta = json_object()))
-            return cf_fail(err, CF_ENOMEM, "out of memory reading a line");
-        for (size_t k = 0; k < nmoved; k++) {
-            moved_field *m = &moved[k];
-            char name[256];
-            size_t kn = m->key.n < sizeof name - 1 ? m->key.n : sizeof name - 1;
-            memcpy(name, m->key.p, kn);
-            name[kn] = '\0';
-            if (memchr(m->key.p, '\0', m->key.n) || kn < m->key.n) {
-                json_decref(meta);
-                return cf_fail(err, CF_EINVAL, "invalid event: a field name is too long or has "
-                                               "a NUL character");
-            }
-            if (json_object_get(meta, name)) {
-                json_decref(meta);
-                return cf_fail(err, CF_EINVAL,
-                               "invalid event: %.100s: given both at the top level and in "
-                               "metadata",
-                               name);
-            }
-            if (!m->nested && m->scalar.type == CF_V_STRING
-                && cf_utf8_check(m->scalar.s.p, m->scalar.s.n) != m->scalar.s.n) {
-                json_decref(meta);
-                return cf_fail(err, CF_EINVAL, "invalid event: %.100s: not valid UTF-8", name);
-            }
-            json_t *v = m->nested ? load_nested(&p, m->a, m->b) : scalar_json(&m->scalar);
-            if (!v) {
-                json_decref(meta);
-                return m->nested ? -1 : cf_fail(err, CF_ENOMEM, "out of memory reading a line");
-            }
-            json_object_set_new(meta, name, v);
-        }
-        in->v[CF_F_METADATA].type = CF_V_OBJECT;
-        in->v[CF_F_METADATA].type_name = "an object";
-    }
-    doc->root = meta;
-    doc->meta = json_dumps(meta, JSON_COMPACT | JSON_REAL_PRECISION(17));
-    if (!doc->meta)
-        return cf_fail(err, CF_ENOMEM, "out of memory reading a line");
-    in->metadata_json = cf_cstr(doc->meta);
-    return 0;
+    if (!unknown_to_metadata)
+        st.nmoved = 0; /* only remembered for duplicates */
+    if (!st.meta_b && !st.nmoved)
+        return 0;
+    return build_metadata(&st, doc);
 }
 
 int cf_jsonl_write_event(cf_buf *b, const cf_event *ev)

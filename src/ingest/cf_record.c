@@ -166,6 +166,106 @@ static cf_str at(const char *base, const slot *s)
     return (cf_str){base + s->off, s->n};
 }
 
+/* Where each string of an event lies in the stage. */
+typedef struct staged {
+    slot id, dep, mv, hash, prompt, resp, meta;
+} staged;
+
+/* The user id's keyed hash into hash (CF_USER_HASH_LEN + 1 bytes). */
+static int hash_user(const cf_prepare_cfg *cfg, cf_prepare_scratch *ps, cf_str user_id,
+                     char *hash, cf_err *err)
+{
+    if (!cfg->hmac)
+        return cf_fail(err, CF_EINVAL, "user_id: no key to hash user ids with");
+    if (!ps->hw || cf_hmac_worker_key(ps->hw) != cfg->hmac) {
+        cf_hmac_worker_free(ps->hw);
+        ps->hw = cf_hmac_worker_new(cfg->hmac);
+        if (!ps->hw)
+            return cf_fail(err, CF_ENOMEM, "out of memory hashing a user id");
+    }
+    return cf_hmac_worker_user_id(ps->hw, user_id.p, user_id.n, hash, err) ? -1 : 0;
+}
+
+/* Metadata JSON, sanitized unless the configuration says not to. */
+static int stage_metadata(const cf_prepare_cfg *cfg, cf_prepare_scratch *ps, cf_str meta,
+                          slot *s, uint32_t *counts, cf_err *err)
+{
+    cf_buf *b = &ps->stage;
+    s->off = b->n;
+    s->present = 1;
+    if (cfg->sanitize_metadata) {
+        if (cf_sanitize_json(cfg->san, ps->sc, meta.p, meta.n, b, counts, err) < 0)
+            return -1;
+    } else if (cf_buf_append(b, meta.p, meta.n)) {
+        return cf_fail(err, CF_ENOMEM, "out of memory preparing an event");
+    }
+    s->n = b->n - s->off;
+    if (cf_buf_putc(b, '\0'))
+        return cf_fail(err, CF_ENOMEM, "out of memory preparing an event");
+    return 0;
+}
+
+/* Every string of e into the stage, the free text sanitized. */
+static int stage_event(const cf_prepare_cfg *cfg, cf_prepare_scratch *ps, const cf_event *e,
+                       staged *s, uint32_t *counts, cf_err *err)
+{
+    cf_buf *b = &ps->stage;
+    b->n = 0;
+    if (stage_str(b, e->id.p, e->id.n, &s->id)
+        || stage_str(b, e->deployment_id.p, e->deployment_id.n, &s->dep)
+        || (e->model_version_id.p
+            && stage_str(b, e->model_version_id.p, e->model_version_id.n, &s->mv))
+        || (e->user_id_hash.p && stage_str(b, e->user_id_hash.p, e->user_id_hash.n, &s->hash)))
+        return cf_fail(err, CF_ENOMEM, "out of memory preparing an event");
+    if (stage_sanitized(cfg, ps, e->prompt, &s->prompt, counts, err)
+        || stage_sanitized(cfg, ps, e->response, &s->resp, counts, err))
+        return -1;
+    if (e->metadata.p)
+        return stage_metadata(cfg, ps, e->metadata, &s->meta, counts, err);
+    return 0;
+}
+
+/* The record: one allocation holding the event and its staged strings. */
+static cf_record *build_record(const cf_prepare_cfg *cfg, const cf_buf *b, const cf_event *e,
+                               const staged *s, uint64_t tag)
+{
+    cf_record *r = record_alloc(cfg->pool, sizeof(cf_record) + b->n);
+    if (!r)
+        return NULL;
+    memcpy(r->data, b->p, b->n);
+    r->next_free = NULL;
+    r->tag = tag;
+    r->scored = 0;
+    r->score_error = 0;
+    r->ev = *e;
+    r->ev.id = at(r->data, &s->id);
+    r->ev.deployment_id = at(r->data, &s->dep);
+    r->ev.model_version_id = at(r->data, &s->mv);
+    r->ev.user_id_hash = at(r->data, &s->hash);
+    r->ev.prompt = at(r->data, &s->prompt);
+    r->ev.response = at(r->data, &s->resp);
+    r->ev.metadata = at(r->data, &s->meta);
+    r->ev.signals = NULL;
+    r->ev.nsignals = 0;
+    if (!r->ev.inserted_at)
+        r->ev.inserted_at = cf_now_us();
+    return r;
+}
+
+/* An event without a quality score gets the configured scorer's. */
+static void score_record(const cf_prepare_cfg *cfg, cf_record *r)
+{
+    if (!isnan(r->ev.quality_score) || !cfg->scorer.score)
+        return;
+    double q = cfg->scorer.score(cfg->scorer.ud, &r->ev);
+    if (q >= 0.0 && q <= 1.0) {
+        r->ev.quality_score = q;
+        r->scored = 1;
+    } else {
+        r->score_error = 1;
+    }
+}
+
 int cf_record_prepare(const cf_prepare_cfg *cfg, const cf_event_in *in, cf_prepare_scratch *ps,
                       uint64_t tag, cf_record **out, uint32_t *counts, cf_verrors *v,
                       cf_err *err)
@@ -175,10 +275,6 @@ int cf_record_prepare(const cf_prepare_cfg *cfg, const cf_event_in *in, cf_prepa
     cf_str user_id;
     if (cf_validate_event(in, cfg->max_event_bytes, &e, &user_id, v))
         return cf_verr_fail(v, err);
-    cf_buf *b = &ps->stage;
-    b->n = 0;
-    slot s_id = {0}, s_dep = {0}, s_mv = {0}, s_hash = {0}, s_prompt = {0}, s_resp = {0},
-         s_meta = {0};
     char gen[CF_UUID_LEN + 1];
     if (!e.id.p) {
         if (cf_uuid7(gen))
@@ -187,69 +283,19 @@ int cf_record_prepare(const cf_prepare_cfg *cfg, const cf_event_in *in, cf_prepa
     }
     char hash[CF_USER_HASH_LEN + 1];
     if (user_id.p) {
-        if (!cfg->hmac)
-            return cf_fail(err, CF_EINVAL, "user_id: no key to hash user ids with");
-        if (!ps->hw || cf_hmac_worker_key(ps->hw) != cfg->hmac) {
-            cf_hmac_worker_free(ps->hw);
-            ps->hw = cf_hmac_worker_new(cfg->hmac);
-            if (!ps->hw)
-                return cf_fail(err, CF_ENOMEM, "out of memory hashing a user id");
-        }
-        if (cf_hmac_worker_user_id(ps->hw, user_id.p, user_id.n, hash, err))
+        if (hash_user(cfg, ps, user_id, hash, err))
             return -1;
         e.user_id_hash = (cf_str){hash, CF_USER_HASH_LEN};
     }
-    if (stage_str(b, e.id.p, e.id.n, &s_id)
-        || stage_str(b, e.deployment_id.p, e.deployment_id.n, &s_dep)
-        || (e.model_version_id.p && stage_str(b, e.model_version_id.p, e.model_version_id.n, &s_mv))
-        || (e.user_id_hash.p && stage_str(b, e.user_id_hash.p, e.user_id_hash.n, &s_hash)))
-        return cf_fail(err, CF_ENOMEM, "out of memory preparing an event");
-    if (stage_sanitized(cfg, ps, e.prompt, &s_prompt, counts, err)
-        || stage_sanitized(cfg, ps, e.response, &s_resp, counts, err))
+    staged s;
+    memset(&s, 0, sizeof s);
+    if (stage_event(cfg, ps, &e, &s, counts, err))
         return -1;
-    if (e.metadata.p) {
-        s_meta.off = b->n;
-        s_meta.present = 1;
-        if (cfg->sanitize_metadata) {
-            if (cf_sanitize_json(cfg->san, ps->sc, e.metadata.p, e.metadata.n, b, counts, err) < 0)
-                return -1;
-        } else if (cf_buf_append(b, e.metadata.p, e.metadata.n)) {
-            return cf_fail(err, CF_ENOMEM, "out of memory preparing an event");
-        }
-        s_meta.n = b->n - s_meta.off;
-        if (cf_buf_putc(b, '\0'))
-            return cf_fail(err, CF_ENOMEM, "out of memory preparing an event");
-    }
-    size_t size = sizeof(cf_record) + b->n;
-    cf_record *r = record_alloc(cfg->pool, size);
+    cf_record *r = build_record(cfg, &ps->stage, &e, &s, tag);
     if (!r)
-        return cf_fail(err, CF_ENOMEM, "out of memory: an event of %zu bytes", size);
-    memcpy(r->data, b->p, b->n);
-    r->next_free = NULL;
-    r->tag = tag;
-    r->scored = 0;
-    r->score_error = 0;
-    r->ev = e;
-    r->ev.id = at(r->data, &s_id);
-    r->ev.deployment_id = at(r->data, &s_dep);
-    r->ev.model_version_id = at(r->data, &s_mv);
-    r->ev.user_id_hash = at(r->data, &s_hash);
-    r->ev.prompt = at(r->data, &s_prompt);
-    r->ev.response = at(r->data, &s_resp);
-    r->ev.metadata = at(r->data, &s_meta);
-    r->ev.signals = NULL;
-    r->ev.nsignals = 0;
-    if (!r->ev.inserted_at)
-        r->ev.inserted_at = cf_now_us();
-    if (isnan(r->ev.quality_score) && cfg->scorer.score) {
-        double q = cfg->scorer.score(cfg->scorer.ud, &r->ev);
-        if (q >= 0.0 && q <= 1.0) {
-            r->ev.quality_score = q;
-            r->scored = 1;
-        } else {
-            r->score_error = 1;
-        }
-    }
+        return cf_fail(err, CF_ENOMEM, "out of memory: an event of %zu bytes",
+                       sizeof(cf_record) + ps->stage.n);
+    score_record(cfg, r);
     *out = r;
     return 0;
 }

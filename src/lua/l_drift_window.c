@@ -167,17 +167,13 @@ static void push_measures(lua_State *L, const cf_drift_measures *m, const cf_dri
     }
 }
 
-static int l_measure(lua_State *L)
+/* spec.features (at most 32) into features; returns how many. */
+static size_t read_features(lua_State *L, cf_drift_feature *features)
 {
-    lua_settop(L, 2);
-    cf_store *st = l_store_checkstore(L, 1);
-    luaL_checktype(L, 2, LUA_TTABLE);
-    cf_drift_feature features[32];
-    memset(features, 0, sizeof features);
     lua_getfield(L, 2, "features");
     size_t nf = lua_istable(L, -1) ? (size_t)luaL_len(L, -1) : 0;
     if (nf > 32)
-        return luaL_error(L, "measure: at most 32 features");
+        return (size_t)luaL_error(L, "measure: at most 32 features");
     for (size_t i = 0; i < nf; i++) {
         lua_rawgeti(L, -1, (lua_Integer)i + 1);
         int t = lua_gettop(L), col = 0, meas = 0;
@@ -188,39 +184,39 @@ static int l_measure(lua_State *L)
         features[i].measure = meas;
         if (features[i].col.kind == CF_COL_METADATA_KEY) {
             if (lua_getfield(L, t, "key") != LUA_TSTRING)
-                return luaL_error(L, "measure: a metadata feature needs a string key");
+                return (size_t)luaL_error(L, "measure: a metadata feature needs a string key");
             features[i].col.key.p = lua_tolstring(L, -1, &features[i].col.key.n);
             lua_pop(L, 1); /* still anchored by the feature table */
         }
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
-    cf_drift_spec spec = {
-        .features = features,
-        .nfeatures = nf,
-        .mmd_samples = (size_t)int_field(L, 2, "mmd_samples", 0),
-        .mmd_permutations = (int)int_field(L, 2, "mmd_permutations", 200),
-        .seed = (uint64_t)int_field(L, 2, "seed", 42),
-        .psi_bins = (int)int_field(L, 2, "psi_bins", 10),
-        .hist_bins = (int)int_field(L, 2, "hist_bins", 10),
-    };
+    return nf;
+}
+
+/* The rest of the spec table at 2: sample sizes, bins, output, embedder. */
+static void read_spec(lua_State *L, cf_drift_spec *spec)
+{
+    spec->mmd_samples = (size_t)int_field(L, 2, "mmd_samples", 0);
+    spec->mmd_permutations = (int)int_field(L, 2, "mmd_permutations", 200);
+    spec->seed = (uint64_t)int_field(L, 2, "seed", 42);
+    spec->psi_bins = (int)int_field(L, 2, "psi_bins", 10);
+    spec->hist_bins = (int)int_field(L, 2, "hist_bins", 10);
     lua_getfield(L, 2, "output");
-    spec.output = lua_toboolean(L, -1);
+    spec->output = lua_toboolean(L, -1);
     lua_pop(L, 1);
     if (lua_getfield(L, 2, "embedder") != LUA_TNIL)
-        spec.embedder = l_embed_check(L, lua_gettop(L));
+        spec->embedder = l_embed_check(L, lua_gettop(L));
     lua_pop(L, 1); /* the spec table keeps the embedder alive */
-    if (spec.mmd_samples > 5000 || spec.mmd_permutations < 0 || spec.mmd_permutations > 100000)
-        return luaL_error(L, "measure: mmd_samples must be at most 5000 and mmd_permutations"
-                             " 0 to 100000");
-    lua_getfield(L, 2, "deployment_id");
-    size_t dl = 0;
-    const char *dep = luaL_checklstring(L, -1, &dl);
-    lua_pop(L, 1); /* anchored by the spec */
-    cf_drift_run *run = NULL;
-    cf_err err;
-    if (cf_drift_run_new(&spec, &run, &err))
-        return cf_lua_pushfail(L, &err);
+    if (spec->mmd_samples > 5000 || spec->mmd_permutations < 0
+        || spec->mmd_permutations > 100000)
+        luaL_error(L, "measure: mmd_samples must be at most 5000 and mmd_permutations"
+                      " 0 to 100000");
+}
+
+/* Each of spec.scans read from the store into the run's sides. */
+static int collect_scans(lua_State *L, cf_drift_run *run, cf_store *st, cf_str dep, cf_err *err)
+{
     lua_getfield(L, 2, "scans");
     int scans = lua_gettop(L);
     size_t ns = lua_istable(L, scans) ? (size_t)luaL_len(L, scans) : 0;
@@ -229,7 +225,7 @@ static int l_measure(lua_State *L)
         int t = lua_gettop(L);
         cf_query q;
         cf_query_init(&q);
-        q.deployment_id = (cf_str){dep, dl};
+        q.deployment_id = dep;
         q.limit = int_field(L, t, "limit", -1);
         q.since = int_field(L, t, "since", CF_NO_TIME);
         q.until = int_field(L, t, "until", CF_NO_TIME);
@@ -239,18 +235,38 @@ static int l_measure(lua_State *L)
         int side = (int)int_field(L, t, "side", 0);
         int64_t split = int_field(L, t, "split", -1);
         lua_pop(L, 1);
-        if (cf_drift_run_collect(run, st, &q, side, split < 0 ? SIZE_MAX : (size_t)split, &err)) {
-            cf_drift_run_free(run);
-            return cf_lua_pushfail(L, &err);
-        }
+        if (cf_drift_run_collect(run, st, &q, side, split < 0 ? SIZE_MAX : (size_t)split, err))
+            return -1;
     }
     lua_pop(L, 1);
+    return 0;
+}
+
+static int l_measure(lua_State *L)
+{
+    lua_settop(L, 2);
+    cf_store *st = l_store_checkstore(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    cf_drift_feature features[32];
+    memset(features, 0, sizeof features);
+    cf_drift_spec spec = {.features = features};
+    spec.nfeatures = read_features(L, features);
+    read_spec(L, &spec);
+    lua_getfield(L, 2, "deployment_id");
+    size_t dl = 0;
+    const char *dep = luaL_checklstring(L, -1, &dl);
+    lua_pop(L, 1); /* anchored by the spec */
+    cf_drift_run *run = NULL;
+    cf_err err;
+    if (cf_drift_run_new(&spec, &run, &err))
+        return cf_lua_pushfail(L, &err);
     cf_drift_measures m;
-    if (cf_drift_run_measure(run, &m, &err)) {
+    if (collect_scans(L, run, st, (cf_str){dep, dl}, &err)
+        || cf_drift_run_measure(run, &m, &err)) {
         cf_drift_run_free(run);
         return cf_lua_pushfail(L, &err);
     }
-    push_measures(L, &m, features, nf, spec.output, spec.embedder != NULL);
+    push_measures(L, &m, features, spec.nfeatures, spec.output, spec.embedder != NULL);
     cf_drift_run_free(run);
     return 1;
 }

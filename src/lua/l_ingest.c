@@ -169,15 +169,24 @@ static void set_value(lua_State *L, int idx, cf_value *x)
     }
 }
 
-/* Reads the event at idx into in. Unknown fields: counted (or, with
- * unknown_to_metadata, gathered into a table left at the stack top).
- * Returns how many values it left on the stack. */
-static int read_event(lua_State *L, l_ingest *u, int t, cf_event_in *in, char *keybuf,
-                      size_t keycap)
+/* The name of a key that is not a string, for the unknown-field message
+ * (never lua_tostring the key: it would change it under lua_next). */
+static const char *key_name(lua_State *L, int k, char *keybuf, size_t keycap)
 {
-    memset(in, 0, sizeof *in);
-    in->object_name = "a table";
-    int meta_idx = 0, extra = 0;
+    if (lua_type(L, k) == LUA_TNUMBER && lua_isinteger(L, k))
+        snprintf(keybuf, keycap, "[%lld]", (long long)lua_tointeger(L, k));
+    else if (lua_type(L, k) == LUA_TNUMBER)
+        snprintf(keybuf, keycap, "[%g]", (double)lua_tonumber(L, k));
+    else
+        snprintf(keybuf, keycap, "[%s]", luaL_typename(L, k));
+    return keybuf;
+}
+
+/* The known fields of table t into in; unknown ones counted, the first
+ * one named. Returns 1 when metadata is a table. */
+static int read_fields(lua_State *L, int t, cf_event_in *in, char *keybuf, size_t keycap)
+{
+    int meta_table = 0;
     lua_pushnil(L);
     while (lua_next(L, t)) {
         int f = -1;
@@ -188,80 +197,101 @@ static int read_event(lua_State *L, l_ingest *u, int t, cf_event_in *in, char *k
             if (f < 0 && !in->unknown_field)
                 in->unknown_field = k;
         } else if (!in->unknown_field) {
-            /* never lua_tostring the key: it would change it under lua_next */
-            if (lua_type(L, -2) == LUA_TNUMBER && lua_isinteger(L, -2))
-                snprintf(keybuf, keycap, "[%lld]", (long long)lua_tointeger(L, -2));
-            else if (lua_type(L, -2) == LUA_TNUMBER)
-                snprintf(keybuf, keycap, "[%g]", (double)lua_tonumber(L, -2));
-            else
-                snprintf(keybuf, keycap, "[%s]", luaL_typename(L, -2));
-            in->unknown_field = keybuf;
+            in->unknown_field = key_name(L, -2, keybuf, keycap);
         }
         if (f >= 0) {
             set_value(L, -1, &in->v[f]);
             if (f == CF_F_METADATA && in->v[f].type == CF_V_OBJECT)
-                meta_idx = 1;
+                meta_table = 1;
         } else {
             in->nunknown++;
         }
         lua_pop(L, 1);
     }
-    int moved = u->unknown_to_metadata && in->nunknown;
-    if (moved && (in->v[CF_F_METADATA].type == CF_V_OBJECT
-                  || in->v[CF_F_METADATA].type == CF_V_ABSENT)) {
-        /* a new table: metadata's members, then the unknown fields */
-        lua_newtable(L);
-        extra = 1;
-        int nt = lua_gettop(L);
-        if (meta_idx) {
-            lua_getfield(L, t, "metadata");
-            lua_pushnil(L);
-            while (lua_next(L, -2)) {
-                lua_pushvalue(L, -2);
-                lua_insert(L, -2);
-                lua_rawset(L, nt);
-            }
-            lua_pop(L, 1);
-        }
-        lua_pushnil(L);
-        while (lua_next(L, t)) {
-            int known = lua_type(L, -2) == LUA_TSTRING
-                        && cf_field_from_name(lua_tostring(L, -2), lua_rawlen(L, -2)) >= 0;
-            if (!known) {
-                lua_pushvalue(L, -2);
-                if (lua_rawget(L, nt) != LUA_TNIL) {
-                    snprintf(keybuf, keycap, "%.60s: given both at the top level and in metadata",
-                             lua_type(L, -3) == LUA_TSTRING ? lua_tostring(L, -3) : "?");
-                    in->metadata_error = keybuf;
-                }
-                lua_pop(L, 1);
-                lua_pushvalue(L, -2);
-                lua_insert(L, -2);
-                lua_rawset(L, nt);
-            } else {
-                lua_pop(L, 1);
-            }
-        }
-        in->nunknown = 0;
-        in->unknown_field = NULL;
-        in->v[CF_F_METADATA].type = CF_V_OBJECT;
-        in->v[CF_F_METADATA].type_name = "a table";
-        meta_idx = nt;
-    } else if (meta_idx) {
+    return meta_table;
+}
+
+/* Every member of the table at the stack top into table nt; pops it. */
+static void copy_members(lua_State *L, int nt)
+{
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, nt);
+    }
+    lua_pop(L, 1);
+}
+
+/* A new table at the stack top: metadata's members, then the unknown
+ * fields of t (one also in metadata is an error). Returns its index. */
+static int merge_unknown(lua_State *L, int t, int meta_table, cf_event_in *in, char *keybuf,
+                         size_t keycap)
+{
+    lua_newtable(L);
+    int nt = lua_gettop(L);
+    if (meta_table) {
         lua_getfield(L, t, "metadata");
-        extra = 1;
+        copy_members(L, nt);
+    }
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        int known = lua_type(L, -2) == LUA_TSTRING
+                    && cf_field_from_name(lua_tostring(L, -2), lua_rawlen(L, -2)) >= 0;
+        if (known) {
+            lua_pop(L, 1);
+            continue;
+        }
+        lua_pushvalue(L, -2);
+        if (lua_rawget(L, nt) != LUA_TNIL) {
+            snprintf(keybuf, keycap, "%.60s: given both at the top level and in metadata",
+                     lua_type(L, -3) == LUA_TSTRING ? lua_tostring(L, -3) : "?");
+            in->metadata_error = keybuf;
+        }
+        lua_pop(L, 1);
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, nt);
+    }
+    in->nunknown = 0;
+    in->unknown_field = NULL;
+    in->v[CF_F_METADATA].type = CF_V_OBJECT;
+    in->v[CF_F_METADATA].type_name = "a table";
+    return nt;
+}
+
+/* The metadata table at meta_idx as JSON, in u->meta. */
+static void encode_metadata(lua_State *L, l_ingest *u, int meta_idx, cf_event_in *in)
+{
+    u->meta.n = 0;
+    if (l_tojson(L, meta_idx, "metadata", 1, &u->meta, u->meta_error, sizeof u->meta_error)) {
+        in->metadata_error = u->meta_error;
+    } else {
+        in->metadata_json.p = cf_buf_cstr(&u->meta);
+        in->metadata_json.n = u->meta.n;
+    }
+}
+
+/* Reads the event at idx into in. Unknown fields: counted (or, with
+ * unknown_to_metadata, gathered into a table left at the stack top).
+ * Returns how many values it left on the stack. */
+static int read_event(lua_State *L, l_ingest *u, int t, cf_event_in *in, char *keybuf,
+                      size_t keycap)
+{
+    memset(in, 0, sizeof *in);
+    in->object_name = "a table";
+    int meta_table = read_fields(L, t, in, keybuf, keycap);
+    int meta_idx = 0;
+    cf_vtype mt = in->v[CF_F_METADATA].type;
+    if (u->unknown_to_metadata && in->nunknown && (mt == CF_V_OBJECT || mt == CF_V_ABSENT)) {
+        meta_idx = merge_unknown(L, t, meta_table, in, keybuf, keycap);
+    } else if (meta_table) {
+        lua_getfield(L, t, "metadata");
         meta_idx = lua_gettop(L);
     }
-    if (meta_idx && !in->metadata_error) {
-        u->meta.n = 0;
-        if (l_tojson(L, meta_idx, "metadata", 1, &u->meta, u->meta_error, sizeof u->meta_error)) {
-            in->metadata_error = u->meta_error;
-        } else {
-            in->metadata_json.p = cf_buf_cstr(&u->meta);
-            in->metadata_json.n = u->meta.n;
-        }
-    }
-    return extra;
+    if (meta_idx && !in->metadata_error)
+        encode_metadata(L, u, meta_idx, in);
+    return meta_idx ? 1 : 0;
 }
 
 /* ---- reports ----------------------------------------------------------------------- */

@@ -90,6 +90,82 @@ static int add_signal(void *ud, cf_str type, int64_t n)
     return 0;
 }
 
+/* The quality scores seen in the window. */
+typedef struct score_list {
+    double *v;
+    size_t n, cap;
+    double sum;
+} score_list;
+
+static int add_score(score_list *sc, double x, cf_err *err)
+{
+    sc->sum += x;
+    if (sc->n == sc->cap) { /* events inserted since the count */
+        size_t ncap = sc->cap ? sc->cap * 2 : 16;
+        double *v = realloc(sc->v, ncap * sizeof *v);
+        if (!v)
+            return cf_fail(err, CF_ENOMEM, "out of memory for %zu scores", ncap);
+        sc->v = v;
+        sc->cap = ncap;
+    }
+    sc->v[sc->n++] = x;
+    return 0;
+}
+
+static int count_signals(cf_store *store, const cf_query *q, cf_quality_stats *out, cf_err *err)
+{
+    sig_acc acc = {out, 0};
+    int rc = cf_store_count_by_type(store, CF_KIND_SIGNALS, q, add_signal, &acc, err);
+    if (rc > 0)
+        return cf_fail(err, CF_ENOMEM, "out of memory counting signals");
+    return rc < 0 ? -1 : 0;
+}
+
+/* The window: the latest `window` events, newest first: their scores, and
+ * with cfg how many pass each check. */
+static int read_window(cf_store *store, const cf_quality_cfg *cfg, cf_query *q,
+                       cf_quality_stats *out, score_list *sc, cf_err *err)
+{
+    q->descending = 1;
+    q->limit = out->window_size;
+    cf_cursor *cur = NULL;
+    if (cf_store_open_cursor(store, CF_KIND_EVENTS, q, &cur, err))
+        return -1;
+    cf_row row;
+    int r;
+    while ((r = cf_cursor_next(cur, &row, err)) == 1) {
+        const cf_event *e = &row.event;
+        out->window_count++;
+        if (!isnan(e->quality_score) && add_score(sc, e->quality_score, err)) {
+            r = -1;
+            break;
+        }
+        if (cfg) {
+            cf_check_result res[CF_CHECK_COUNT_];
+            cf_quality_assess(cfg, e->response.p, e->response.n, res);
+            for (int i = 0; i < CF_CHECK_COUNT_; i++)
+                out->passed[i] += res[i].passed;
+        }
+    }
+    cf_cursor_close(cur);
+    return r < 0 ? -1 : 0;
+}
+
+static void summarize(cf_quality_stats *out, score_list *sc)
+{
+    size_t ns = sc->n;
+    out->scored_count = (int64_t)ns;
+    out->rolling_average = out->window_count ? sc->sum / (double)out->window_count : 1.0;
+    if (ns) {
+        qsort(sc->v, ns, sizeof *sc->v, cmp_double);
+        out->scored_average = sc->sum / (double)ns;
+        out->p50 = cf_percentile_sorted(sc->v, ns, 0.5);
+        out->p90 = cf_percentile_sorted(sc->v, ns, 0.9);
+        out->min = sc->v[0];
+        out->max = sc->v[ns - 1];
+    }
+}
+
 int cf_quality_stats_compute(cf_store *store, const cf_quality_cfg *cfg, cf_str deployment,
                              int64_t window, cf_quality_stats *out, cf_err *err)
 {
@@ -106,75 +182,21 @@ int cf_quality_stats_compute(cf_store *store, const cf_quality_cfg *cfg, cf_str 
     q.deployment_id = deployment;
     if (cf_store_count(store, CF_KIND_EVENTS, &q, &out->event_count, err))
         return -1;
-    sig_acc acc = {out, 0};
-    int rc = cf_store_count_by_type(store, CF_KIND_SIGNALS, &q, add_signal, &acc, err);
-    if (rc < 0)
+    if (count_signals(store, &q, out, err))
         goto fail;
-    if (rc > 0) {
-        cf_fail(err, CF_ENOMEM, "out of memory counting signals");
-        goto fail;
-    }
-
-    /* The window: the latest `window` events, newest first. */
-    size_t cap = (size_t)(window < out->event_count ? window : out->event_count);
-    double *scores = malloc((cap ? cap : 1) * sizeof *scores);
-    if (!scores) {
-        cf_fail(err, CF_ENOMEM, "out of memory for %zu scores", cap);
-        goto fail;
-    }
-    q.descending = 1;
-    q.limit = window;
-    cf_cursor *cur = NULL;
-    if (cf_store_open_cursor(store, CF_KIND_EVENTS, &q, &cur, err)) {
-        free(scores);
+    score_list sc = {.cap = (size_t)(window < out->event_count ? window : out->event_count)};
+    sc.v = malloc((sc.cap ? sc.cap : 1) * sizeof *sc.v);
+    if (!sc.v) {
+        cf_fail(err, CF_ENOMEM, "out of memory for %zu scores", sc.cap);
         goto fail;
     }
     out->with_checks = cfg != NULL;
-    double sum = 0.0;
-    size_t ns = 0;
-    cf_row row;
-    int r;
-    while ((r = cf_cursor_next(cur, &row, err)) == 1) {
-        const cf_event *e = &row.event;
-        out->window_count++;
-        if (!isnan(e->quality_score)) {
-            sum += e->quality_score;
-            if (ns == cap) { /* events inserted since the count */
-                size_t ncap = cap ? cap * 2 : 16;
-                double *v = realloc(scores, ncap * sizeof *v);
-                if (!v) {
-                    cf_fail(err, CF_ENOMEM, "out of memory for %zu scores", ncap);
-                    r = -1;
-                    break;
-                }
-                scores = v;
-                cap = ncap;
-            }
-            scores[ns++] = e->quality_score;
-        }
-        if (cfg) {
-            cf_check_result res[CF_CHECK_COUNT_];
-            cf_quality_assess(cfg, e->response.p, e->response.n, res);
-            for (int i = 0; i < CF_CHECK_COUNT_; i++)
-                out->passed[i] += res[i].passed;
-        }
-    }
-    cf_cursor_close(cur);
-    if (r < 0) {
-        free(scores);
+    if (read_window(store, cfg, &q, out, &sc, err)) {
+        free(sc.v);
         goto fail;
     }
-    out->scored_count = (int64_t)ns;
-    out->rolling_average = out->window_count ? sum / (double)out->window_count : 1.0;
-    if (ns) {
-        qsort(scores, ns, sizeof *scores, cmp_double);
-        out->scored_average = sum / (double)ns;
-        out->p50 = cf_percentile_sorted(scores, ns, 0.5);
-        out->p90 = cf_percentile_sorted(scores, ns, 0.9);
-        out->min = scores[0];
-        out->max = scores[ns - 1];
-    }
-    free(scores);
+    summarize(out, &sc);
+    free(sc.v);
     return 0;
 fail:
     cf_quality_stats_free(out);

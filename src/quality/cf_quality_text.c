@@ -497,6 +497,108 @@ static void repetition_fail(cf_check_result *r, const char *msg)
     memcpy(r->error, msg, n + 1);
 }
 
+/* Fast path: a short ASCII word at p[i] ended by ASCII white space, found
+ * and hashed from one 8-byte load (same hash as hash_bytes). Returns the
+ * bytes it covers (the word and that white space byte), or 0 when the
+ * word is not one of those. */
+static inline size_t short_ascii_word(const unsigned char *p, size_t i, size_t n, word *out)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (i + 8 > n)
+        return 0;
+    uint64_t x;
+    memcpy(&x, p + i, 8);
+    uint64_t m = ((x - 0x2121212121212121ull) | x) & 0x8080808080808080ull;
+    if (!m)
+        return 0;
+    size_t len = (size_t)__builtin_ctzll(m) >> 3;
+    if (byte_class[p[i + len]] != 1)
+        return 0;
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ (len * 0xff51afd7ed558ccdull);
+    out->hash = (h ^ (x & (~0ull >> (64 - 8 * len)))) * 0x100000001b3ull;
+    out->off = (uint32_t)i;
+    out->len = (uint32_t)len;
+    return len + 1;
+#else
+    (void)p, (void)i, (void)n, (void)out;
+    return 0;
+#endif
+}
+
+/* The end of the word that starts at p[i]. */
+static inline size_t word_end(const unsigned char *p, size_t i, size_t n)
+{
+    for (;;) {
+        while (i < n && !byte_class[p[i]])
+            i++;
+        if (i >= n || byte_class[p[i]] == 1 || space_at(p + i, n - i))
+            return i;
+        i++;
+    }
+}
+
+/* The words of p[0, n) into *w (wbuf, or the heap when it grows past
+ * it), *nw of them. -1 when out of memory; *w may still need freeing. */
+static int split_words(const unsigned char *p, size_t n, word **w, word *wbuf, size_t *nw)
+{
+    size_t wcap = INLINE_WORDS, i = 0;
+    *nw = 0;
+    while (i < n) {
+        size_t k;
+        while (i < n && (k = space_len(p, i, n)) > 0)
+            i += k;
+        if (i >= n)
+            break;
+        if (*nw == wcap && grow_words(w, wbuf, &wcap))
+            return -1;
+        word *x = &(*w)[(*nw)++];
+        size_t used = short_ascii_word(p, i, n, x);
+        if (used) {
+            i += used;
+            continue;
+        }
+        size_t start = i;
+        i = word_end(p, i, n);
+        x->hash = hash_bytes(p + start, i - start, p + n);
+        x->off = (uint32_t)start;
+        x->len = (uint32_t)(i - start);
+    }
+    return 0;
+}
+
+/* How many distinct word trigrams the nw (>= 3) words have, in an open
+ * addressing table of trigram starts; -1 when out of memory. */
+static int unique_trigrams(const char *s, const word *w, size_t nw, size_t *unique)
+{
+    uint32_t sbuf[INLINE_SLOTS];
+    uint32_t *slot = sbuf;
+    size_t ntri = nw - 2, cap = 16;
+    while (cap < ntri * 2)
+        cap *= 2;
+    if (cap > INLINE_SLOTS && !(slot = malloc(cap * sizeof *slot)))
+        return -1;
+    memset(slot, 0, cap * sizeof *slot);
+    *unique = 0;
+    for (size_t t = 0; t < ntri; t++) {
+        size_t j = (size_t)trigram_hash(&w[t]) & (cap - 1);
+        for (;;) {
+            if (!slot[j]) {
+                slot[j] = (uint32_t)(t + 1);
+                (*unique)++;
+                break;
+            }
+            size_t o = slot[j] - 1;
+            if (same_word(s, &w[o], &w[t]) && same_word(s, &w[o + 1], &w[t + 1])
+                && same_word(s, &w[o + 2], &w[t + 2]))
+                break;
+            j = (j + 1) & (cap - 1);
+        }
+    }
+    if (slot != sbuf)
+        free(slot);
+    return 0;
+}
+
 void cf_check_repetition(const char *s, size_t n, cf_check_result *r)
 {
     memset(r, 0, sizeof *r);
@@ -505,97 +607,21 @@ void cf_check_repetition(const char *s, size_t n, cf_check_result *r)
         repetition_fail(r, "response too large for the repetition check (over 4 GiB)");
         return;
     }
-    const unsigned char *p = (const unsigned char *)s;
     word wbuf[INLINE_WORDS];
-    uint32_t sbuf[INLINE_SLOTS];
     word *w = wbuf;
-    uint32_t *slot = sbuf;
-    size_t nw = 0, wcap = INLINE_WORDS, i = 0;
-
-    while (i < n) {
-        size_t k;
-        while (i < n && (k = space_len(p, i, n)) > 0)
-            i += k;
-        if (i >= n)
-            break;
-        size_t start = i;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        /* Fast path: a short ASCII word ended by ASCII white space, found
-         * and hashed from one 8-byte load (same hash as hash_bytes). */
-        if (i + 8 <= n) {
-            uint64_t x;
-            memcpy(&x, p + i, 8);
-            uint64_t m = ((x - 0x2121212121212121ull) | x) & 0x8080808080808080ull;
-            if (m) {
-                size_t len = (size_t)__builtin_ctzll(m) >> 3;
-                if (byte_class[p[i + len]] == 1) {
-                    if (nw == wcap && grow_words(&w, wbuf, &wcap))
-                        goto nomem;
-                    uint64_t h = 0x9E3779B97F4A7C15ull ^ (len * 0xff51afd7ed558ccdull);
-                    w[nw].hash = (h ^ (x & (~0ull >> (64 - 8 * len)))) * 0x100000001b3ull;
-                    w[nw].off = (uint32_t)i;
-                    w[nw].len = (uint32_t)len;
-                    nw++;
-                    i += len + 1; /* the white space byte */
-                    continue;
-                }
-            }
-        }
-#endif
-        for (;;) {
-            while (i < n && !byte_class[p[i]])
-                i++;
-            if (i >= n || byte_class[p[i]] == 1 || space_at(p + i, n - i))
-                break;
-            i++;
-        }
-        if (nw == wcap && grow_words(&w, wbuf, &wcap))
-            goto nomem;
-        w[nw].hash = hash_bytes(p + start, i - start, p + n);
-        w[nw].off = (uint32_t)start;
-        w[nw].len = (uint32_t)(i - start);
-        nw++;
+    size_t nw = 0, unique = 0;
+    int rc = split_words((const unsigned char *)s, n, &w, wbuf, &nw);
+    if (rc == 0 && nw >= 10)
+        rc = unique_trigrams(s, w, nw, &unique);
+    if (w != wbuf)
+        free(w);
+    if (rc) {
+        repetition_fail(r, "out of memory splitting the response into words");
+        return;
     }
-
-    if (nw < 10) {
-        r->repetition_ratio = 0.0;
-    } else {
-        size_t ntri = nw - 2, cap = 16, unique = 0;
-        while (cap < ntri * 2)
-            cap *= 2;
-        if (cap > INLINE_SLOTS) {
-            slot = malloc(cap * sizeof *slot);
-            if (!slot)
-                goto nomem;
-        }
-        memset(slot, 0, cap * sizeof *slot);
-        for (size_t t = 0; t < ntri; t++) {
-            size_t j = (size_t)trigram_hash(&w[t]) & (cap - 1);
-            for (;;) {
-                if (!slot[j]) {
-                    slot[j] = (uint32_t)(t + 1);
-                    unique++;
-                    break;
-                }
-                size_t o = slot[j] - 1;
-                if (same_word(s, &w[o], &w[t]) && same_word(s, &w[o + 1], &w[t + 1])
-                    && same_word(s, &w[o + 2], &w[t + 2]))
-                    break;
-                j = (j + 1) & (cap - 1);
-            }
-        }
-        r->repetition_ratio = 1.0 - (double)unique / (double)ntri;
-    }
+    r->repetition_ratio = nw < 10 ? 0.0 : 1.0 - (double)unique / (double)(nw - 2);
     r->score = 1.0 - r->repetition_ratio;
     if (r->score < 0.0)
         r->score = 0.0;
     r->passed = r->score >= 0.7;
-    goto out;
-nomem:
-    repetition_fail(r, "out of memory splitting the response into words");
-out:
-    if (w != wbuf)
-        free(w);
-    if (slot != sbuf)
-        free(slot);
 }
