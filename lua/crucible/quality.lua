@@ -95,7 +95,7 @@ end
 -- sections, the registered checks (by name, and their order), the
 -- compiled configurations, the HTTP judge and the failure count.
 local function new_state(ctx)
-  return { ctx = ctx, qcfg = ctx.config.quality, jcfg = ctx.config.llm_judge,
+  return { ctx = ctx, bus = ctx.bus, qcfg = ctx.config.quality, jcfg = ctx.config.llm_judge,
            registered = {}, order = {}, cfgs = {}, ncfgs = 0, failures = 0,
            http_judge = nil, judge_err = nil, default_cfg = nil, default_assess = nil }
 end
@@ -180,7 +180,7 @@ end
 
 -- An assessment, told to quality.assess listeners (when there are any).
 local function assessed(st, result)
-  if st.ctx.bus:listening("quality.assess") then
+  if st.bus:listening("quality.assess") then
     st.ctx.emit("quality.assess", { score = result.score, check_count = #result.checks })
   end
   return result
