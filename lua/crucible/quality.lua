@@ -244,13 +244,16 @@ end
 -- opts.custom == false).
 local function make_assess(st)
   local jcfg, order = st.jcfg, st.order
+  local default_cfg, default_assess -- st's, copied once compiled (upvalues: the hot path)
   return function(event, opts)
     -- the common case first: default options, nothing registered, a
     -- response string, the default configuration compiled
-    local da = st.default_assess
-    if opts == nil and da and type(event) == "table" and not jcfg.enabled and #order == 0 then
+    if opts == nil and default_assess and type(event) == "table" and not jcfg.enabled
+        and #order == 0 then
       local response = event.response
-      if type(response) == "string" then return assessed(st, da(st.default_cfg, response)) end
+      if type(response) == "string" then
+        return assessed(st, default_assess(default_cfg, response))
+      end
     end
     if type(event) ~= "table" then
       error("bad argument #1 to 'assess_quality' (table expected, got " .. type(event) .. ")", 2)
@@ -261,7 +264,9 @@ local function make_assess(st)
     local response, rerr, rkind = response_of(event)
     if not response then return nil, rerr, rkind end
     if opts == nil and not jcfg.enabled and #order == 0 then
-      return assess_default(st, response)
+      local r, err, kind = assess_default(st, response)
+      default_cfg, default_assess = st.default_cfg, st.default_assess
+      return r, err, kind
     end
     local min, max = bounds(st, opts)
     return assess_with(st, event, response, opts, min, max)
