@@ -252,16 +252,20 @@ local OPTS = { window_size = true, ks_threshold = true, psi_threshold = true,
                mmd_samples = true, mmd_permutations = true, seed = true,
                embedding_client = true, since = true, ["until"] = true, baseline = true }
 
-local function time_of(v, field)
+-- A time option as microseconds: an integer, or an ISO 8601 string.
+-- Raises at level (4 unless given: two calls above the public function
+-- that calls it, as it always has).
+local function time_of(v, field, level)
   if v == nil then return nil end
+  level = level or 4
   if type(v) == "string" then
     local us, err = core.parse_time(v)
-    if not us then error(("%s: %s"):format(field, err), 4) end
+    if not us then error(("%s: %s"):format(field, err), level) end
     return us
   end
   if math.type(v) ~= "integer" then
     error(("%s must be microseconds (an integer) or an ISO 8601 time, got %s")
-      :format(field, math.type(v) or type(v)), 4)
+      :format(field, math.type(v) or type(v)), level)
   end
   return v
 end
@@ -296,30 +300,115 @@ local function settings(cfg, opts)
   return s
 end
 
-function M.attach(client, ctx)
-  local cached -- the embedder built from the configuration, on first use
+-- The pinned baseline window of a detection: the stored one when
+-- baseline is nil, none when false, else the table's {from=, to=}. Returns
+-- the window or nil, and nil, message, kind when the store fails. Raises
+-- for the caller of detect_drift (which calls it).
+local function pinned_window(db, deployment_id, baseline)
+  if baseline == nil then
+    local v, gerr, gkind = db:setting(baseline_key(deployment_id))
+    if gerr then return nil, gerr, gkind end
+    return parse_baseline(v)
+  elseif baseline == false then
+    return nil
+  end
+  if type(baseline) ~= "table" then error("detect_drift: baseline must be a table or false", 3) end
+  local pinned = { from = time_of(baseline.from, "baseline.from", 5),
+                   to = time_of(baseline.to, "baseline.to", 5) }
+  if not pinned.from or not pinned.to or pinned.from >= pinned.to then
+    error("detect_drift: baseline needs from < to", 3)
+  end
+  return pinned
+end
 
-  local function config_embedder()
-    if not cached then
-      cached = M.embedder(ctx.config.embedding_client)
-      ctx.on_close(function()
-        if cached then cached:close() end
-        cached = nil
-      end)
+-- The scans crucible._drift.measure runs (side 0 recent, side 1 baseline)
+-- and the window the statistical result describes: [since, till) against
+-- the window as long before it, or the newest window_size events against
+-- the window_size before them; a pinned window replaces the baseline.
+local function plan_scans(window_size, since, till, pinned)
+  local scans
+  local window = { kind = "count", size = window_size }
+  if since then
+    window = { kind = "time", since = since, ["until"] = till }
+    scans = { { side = 0, since = since, ["until"] = till } }
+    if not pinned then
+      scans[2] = { side = 1, since = since - (till - since), ["until"] = since }
+      window.baseline_since, window.baseline_until = since - (till - since), since
     end
-    return cached
+  elseif pinned then
+    scans = { { side = 0, order = "desc", limit = window_size } }
+  else
+    scans = { { side = 0, order = "desc", limit = 2 * window_size, split = window_size } }
   end
-
-  local function store()
-    local db, err, kind = ctx.store()
-    if not db then return nil, err, kind end
-    return db
+  if pinned then
+    scans[#scans + 1] = { side = 1, since = pinned.from, ["until"] = pinned.to }
+    window.baseline_since, window.baseline_until = pinned.from, pinned.to
   end
+  return scans, window
+end
 
+-- The three results (statistical, embedding, output) of a measurement;
+-- the statistical one's details.window describes window.
+local function verdicts(m, names, s, provider, window)
+  local results = { statistical(m, names, s), embedding(m, s, provider), output(m, s) }
+  local w = results[1].details.window
+  w.kind, w.size, w.since, w["until"] = window.kind, window.size, window.since, window["until"]
+  w.baseline_since, w.baseline_until = window.baseline_since, window.baseline_until
+  return results
+end
+
+-- Stores the results in the drift history, each getting its id. true or
+-- nil, message, kind.
+local function store_results(db, deployment_id, results)
+  local now = core.now_us()
+  for _, r in ipairs(results) do
+    local id, ierr, ikind = db:insert_drift { deployment_id = deployment_id,
+      drift_type = r.type, score = r.score, drifted = r.drifted, details = r.details,
+      inserted_at = now }
+    if not id then return nil, ierr, ikind end
+    r.id = id
+  end
+  return true
+end
+
+-- Measures the scans with the embedder and turns the measurement into
+-- results. own: the embedder is the call's (closed here).
+local function measure(db, deployment_id, job, emb, own)
+  local s = job.settings
+  local m, merr, mkind = cdrift.measure(db.h, {
+    deployment_id = deployment_id, scans = job.scans, features = job.features, output = true,
+    embedder = emb, mmd_samples = s.mmd_samples, mmd_permutations = s.mmd_permutations,
+    seed = s.seed, psi_bins = s.psi_bins, hist_bins = s.hist_bins,
+  })
+  local provider = emb:name()
+  if own then emb:close() end
+  if not m then return nil, merr, mkind end
+  return verdicts(m, job.names, s, provider, job.window)
+end
+
+-- The state one instance's drift feature keeps: the embedder built from
+-- the configuration (on first use).
+local function new_state(ctx)
+  return { ctx = ctx, cached = nil }
+end
+
+local function config_embedder(st)
+  if not st.cached then
+    st.cached = M.embedder(st.ctx.config.embedding_client)
+    st.ctx.on_close(function()
+      if st.cached then st.cached:close() end
+      st.cached = nil
+    end)
+  end
+  return st.cached
+end
+
+-- get_drift_baseline and set_drift_baseline.
+local function attach_baseline(client, st)
   --- The pinned baseline of a deployment ({from=, to=} in microseconds) or nil.
   function client.get_drift_baseline(deployment_id)
     if type(deployment_id) ~= "string" then error("deployment_id must be a string", 2) end
-    local db, err, kind = store()
+    local db, err, kind = st.ctx.store()
     if not db then return nil, err, kind end
     local v, gerr, gkind = db:setting(baseline_key(deployment_id))
     if gerr then return nil, gerr, gkind end
@@ -340,88 +429,43 @@ function M.attach(client, ctx)
       if from >= to then error("set_drift_baseline: from must be before to", 2) end
       value = ("%d:%d"):format(from, to)
     end
-    local db, err, kind = store()
+    local db, err, kind = st.ctx.store()
     if not db then return nil, err, kind end
     local ok, serr, skind = db:set_setting(baseline_key(deployment_id), value)
     if not ok then return nil, serr, skind end
     return true
   end
+end
 
+-- detect_drift and current_drift_score.
+local function attach_detect(client, st)
   --- Compares the newest window of a deployment's events with the one
   -- before it (or a time window, or the pinned baseline) and stores the
   -- three results in the drift history.
   function client.detect_drift(deployment_id, opts)
     if type(deployment_id) ~= "string" then error("deployment_id must be a string", 2) end
     if opts ~= nil and type(opts) ~= "table" then error("opts must be a table", 2) end
-    local s = settings(ctx.config, opts or {})
+    local s = settings(st.ctx.config, opts or {})
     local feats, names = M.resolve_features(s.features)
-    local db, err, kind = store()
+    local db, err, kind = st.ctx.store()
     if not db then return nil, err, kind end
     local since, till = time_of(s.since, "since"), time_of(s["until"], "until")
     if till and not since then error("detect_drift: until needs since", 2) end
-    local pinned
-    if s.baseline == nil then
-      local v, gerr, gkind = db:setting(baseline_key(deployment_id))
-      if gerr then return nil, gerr, gkind end
-      pinned = parse_baseline(v)
-    elseif s.baseline ~= false then
-      if type(s.baseline) ~= "table" then error("detect_drift: baseline must be a table or false", 2) end
-      pinned = { from = time_of(s.baseline.from, "baseline.from"),
-                 to = time_of(s.baseline.to, "baseline.to") }
-      if not pinned.from or not pinned.to or pinned.from >= pinned.to then
-        error("detect_drift: baseline needs from < to", 2)
-      end
-    end
-    local scans
-    local window = { kind = "count", size = s.window_size }
+    local pinned, perr, pkind = pinned_window(db, deployment_id, s.baseline)
+    if perr then return nil, perr, pkind end
     if since then
       till = till or core.now_us()
       if since >= till then error("detect_drift: since must be before until", 2) end
-      window = { kind = "time", since = since, ["until"] = till }
-      scans = { { side = 0, since = since, ["until"] = till } }
-      if not pinned then
-        scans[2] = { side = 1, since = since - (till - since), ["until"] = since }
-        window.baseline_since, window.baseline_until = since - (till - since), since
-      end
-    elseif pinned then
-      scans = { { side = 0, order = "desc", limit = s.window_size } }
-    else
-      scans = { { side = 0, order = "desc", limit = 2 * s.window_size, split = s.window_size } }
     end
-    if pinned then
-      scans[#scans + 1] = { side = 1, since = pinned.from, ["until"] = pinned.to }
-      window.baseline_since, window.baseline_until = pinned.from, pinned.to
-    end
-    local emb
-    if opts and opts.embedding_client ~= nil then
-      emb = M.embedder(opts.embedding_client)
-    else
-      emb = config_embedder()
-    end
-    local m, merr, mkind = cdrift.measure(db.h, {
-      deployment_id = deployment_id, scans = scans, features = feats, output = true,
-      embedder = emb, mmd_samples = s.mmd_samples, mmd_permutations = s.mmd_permutations,
-      seed = s.seed, psi_bins = s.psi_bins, hist_bins = s.hist_bins,
-    })
-    local provider = emb:name()
-    if opts and opts.embedding_client ~= nil then emb:close() end
-    if not m then return nil, merr, mkind end
-    local results = { statistical(m, names, s), embedding(m, s, provider), output(m, s) }
-    results[1].details.window.kind = window.kind
-    results[1].details.window.size = window.size
-    results[1].details.window.since = window.since
-    results[1].details.window["until"] = window["until"]
-    results[1].details.window.baseline_since = window.baseline_since
-    results[1].details.window.baseline_until = window.baseline_until
-    local now = core.now_us()
-    for _, r in ipairs(results) do
-      local id, ierr, ikind = db:insert_drift { deployment_id = deployment_id,
-        drift_type = r.type, score = r.score, drifted = r.drifted, details = r.details,
-        inserted_at = now }
-      if not id then return nil, ierr, ikind end
-      r.id = id
-    end
-    ctx.emit("drift.detected", { deployment_id = deployment_id, results = results })
+    local job = { settings = s, features = feats, names = names }
+    job.scans, job.window = plan_scans(s.window_size, since, till, pinned)
+    local own = opts ~= nil and opts.embedding_client ~= nil
+    local emb = own and M.embedder(opts.embedding_client) or config_embedder(st)
+    local results, merr, mkind = measure(db, deployment_id, job, emb, own)
+    if not results then return nil, merr, mkind end
+    local ok, ierr, ikind = store_results(db, deployment_id, results)
+    if not ok then return nil, ierr, ikind end
+    st.ctx.emit("drift.detected", { deployment_id = deployment_id, results = results })
     return results
   end
 
@@ -433,7 +477,17 @@ function M.attach(client, ctx)
     for _, r in ipairs(results) do best = math.max(best, r.score) end
     return best
   end
+end
 
+-- A stored drift row as get_drift_history returns it.
+local function history_row(row)
+  return { id = row.id, deployment_id = row.deployment_id, type = row.drift_type,
+           score = row.score, drifted = row.drifted, details = row.details,
+           inserted_at = row.inserted_at }
+end
+
+-- get_drift_history and embed.
+local function attach_history(client, st)
   --- Stored drift results, newest first. opts: limit, since, type.
   function client.get_drift_history(deployment_id, opts)
     if type(deployment_id) ~= "string" then error("deployment_id must be a string", 2) end
@@ -444,15 +498,13 @@ function M.attach(client, ctx)
         error(("get_drift_history: unknown option '%s' (limit, since, type)"):format(tostring(k)), 2)
       end
     end
-    local db, err, kind = store()
+    local db, err, kind = st.ctx.store()
     if not db then return nil, err, kind end
     local out = {}
     local ok, lerr = pcall(function()
       for row in db:drift_results { deployment_id = deployment_id, order = "desc",
                                     limit = opts.limit, since = opts.since, type = opts.type } do
-        out[#out + 1] = { id = row.id, deployment_id = row.deployment_id, type = row.drift_type,
-                          score = row.score, drifted = row.drifted, details = row.details,
-                          inserted_at = row.inserted_at }
+        out[#out + 1] = history_row(row)
       end
     end)
     if not ok then return nil, tostring(lerr), "db" end
@@ -463,8 +515,25 @@ function M.attach(client, ctx)
   -- or nil and a message (issue 6's diverse curation uses this).
   function client.embed(texts)
     if type(texts) ~= "table" then error("texts must be a list of strings", 2) end
-    return config_embedder():embed(texts)
+    return config_embedder(st):embed(texts)
   end
 end
+
+--- Adds detect_drift, current_drift_score, get_drift_history,
+-- get/set_drift_baseline and embed to a client.
+function M.attach(client, ctx)
+  local st = new_state(ctx)
+  attach_baseline(client, st)
+  attach_detect(client, st)
+  attach_history(client, st)
+end
+
+--- The pieces of the feature, for tests (not a public API).
+M._internal = {
+  settings = settings, time_of = time_of, parse_baseline = parse_baseline,
+  baseline_key = baseline_key, pinned_window = pinned_window, plan_scans = plan_scans,
+  statistical = statistical, embedding = embedding, output = output, verdicts = verdicts,
+  store_results = store_results, history_row = history_row,
+}
 
 return M

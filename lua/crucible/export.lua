@@ -87,7 +87,39 @@ local function time_of(fname, v, name)
   return v
 end
 
-function M.attach(client, ctx)
+-- The request crucible._export.curated takes: the call's options over
+-- the export configuration cfg, into a new batch.
+local function curated_request(cfg, opts, deployment_id, format, batch, parquet)
+  return {
+    format = format,
+    path = opts.output_path or default_path(cfg.output_dir, M.FORMATS[format]),
+    unique = opts.output_path == nil,
+    deployment_id = deployment_id,
+    batch_id = batch,
+    include_exported = opts.include_exported or false,
+    limit = opts.limit,
+    parquet = parquet,
+    progress = opts.progress or false,
+  }
+end
+
+-- The request crucible._export.pairs takes: the call's options, the
+-- default path under output_dir, [since, till).
+local function pairs_request(output_dir, opts, deployment_id, format, since, till)
+  return {
+    format = format,
+    path = opts.output_path or default_path(output_dir, M.PAIR_FORMATS[format]),
+    unique = opts.output_path == nil,
+    deployment_id = deployment_id,
+    limit = opts.limit,
+    since = since,
+    ["until"] = till,
+    progress = opts.progress or false,
+  }
+end
+
+-- client.export.
+local function attach_curated(client, ctx)
   --- Writes the deployment's curated examples that were not exported yet
   -- (every one with include_exported) and marks them exported with the
   -- batch id. Returns the path and {count=, marked=, bytes=, path=,
@@ -111,24 +143,18 @@ function M.attach(client, ctx)
     local store, err, kind = ctx.store()
     if not store then return nil, err, kind end
     local batch = opts.export_batch_id or core.uuid7()
-    local r, msg, mkind = cexport.curated(store.h, {
-      format = format,
-      path = opts.output_path or default_path(cfg.output_dir, M.FORMATS[format]),
-      unique = opts.output_path == nil,
-      deployment_id = deployment_id,
-      batch_id = batch,
-      include_exported = opts.include_exported or false,
-      limit = opts.limit,
-      parquet = parquet,
-      progress = opts.progress or false,
-    })
+    local r, msg, mkind = cexport.curated(store.h,
+      curated_request(cfg, opts, deployment_id, format, batch, parquet))
     if not r then return nil, msg, mkind end
     r.format, r.export_batch_id = format, batch
     ctx.emit("export.complete", { count = r.count, format = format, path = r.path,
                                   export_batch_id = batch, deployment_id = deployment_id })
     return r.path, r
   end
+end
 
+-- client.export_preference_pairs.
+local function attach_pairs(client, ctx)
   --- Writes training pairs from the deployment's user signals: "dpo"
   -- (default) {"prompt","chosen","rejected"} and "openai" {"messages"} from
   -- edit signals, "kto" {"prompt","completion","label"} from thumbs
@@ -153,20 +179,25 @@ function M.attach(client, ctx)
     local till = time_of("export_preference_pairs", opts["until"], "until")
     local store, err, kind = ctx.store()
     if not store then return nil, err, kind end
-    local r, msg, mkind = cexport.pairs(store.h, {
-      format = format,
-      path = opts.output_path or default_path(ctx.config.export.output_dir, M.PAIR_FORMATS[format]),
-      unique = opts.output_path == nil,
-      deployment_id = deployment_id,
-      limit = opts.limit,
-      since = since,
-      ["until"] = till,
-      progress = opts.progress or false,
-    })
+    local r, msg, mkind = cexport.pairs(store.h, pairs_request(ctx.config.export.output_dir,
+      opts, deployment_id, format, since, till))
     if not r then return nil, msg, mkind end
     r.format = format
     return r.path, r
   end
 end
+
+--- Adds export and export_preference_pairs to a client.
+function M.attach(client, ctx)
+  attach_curated(client, ctx)
+  attach_pairs(client, ctx)
+end
+
+--- The pieces of the feature, for tests (not a public API).
+M._internal = {
+  check_options = check_options, check_enum = check_enum, parquet_options = parquet_options,
+  default_path = default_path, time_of = time_of, curated_request = curated_request,
+  pairs_request = pairs_request,
+}
 
 return M

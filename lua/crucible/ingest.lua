@@ -42,111 +42,201 @@ local function check_arg(fname, n, v, want, optional)
   error(("bad argument #%d to '%s' (%s expected, got %s)"):format(n, fname, want, type(v)), 3)
 end
 
-function M.attach(client, ctx)
-  local cfg = ctx.config
-  local sanitizer, ing, scorer
-  local scorer_chosen = false -- set_ingest_scorer was called (nil included)
-  local closed = false
-  local dead_letter = cfg.ingestion.dead_letter_file
-  if dead_letter == true then dead_letter = M.DEFAULT_DEAD_LETTER end
-  if dead_letter == false then dead_letter = nil end
+-- ingestion.dead_letter_file as a path: true is the default file, false none.
+local function dead_letter_path(setting)
+  if setting == true then return M.DEFAULT_DEAD_LETTER end
+  if setting == false then return nil end
+  return setting
+end
 
-  local function get_sanitizer()
-    if sanitizer then return sanitizer end
-    local ok, s, err, kind = pcall(csanitize.new, {
-      entities = cfg.sanitizer.entities, pii_patterns = cfg.sanitizer.pii_patterns })
-    if not ok then return nil, "config: sanitizer." .. tostring(s), "invalid" end
-    if not s then return nil, "config: sanitizer." .. err, kind end
-    sanitizer = s
-    return s
-  end
+-- The state one instance's ingestion keeps: the sanitizer and the
+-- pipeline (each built on first use), the scorer and whether it was
+-- chosen by set_ingest_scorer, and whether the instance is closed.
+local function new_state(client, ctx)
+  return { client = client, ctx = ctx, cfg = ctx.config, sanitizer = nil, ing = nil,
+           scorer = nil, scorer_chosen = false, closed = false,
+           dead_letter = dead_letter_path(ctx.config.ingestion.dead_letter_file) }
+end
 
-  --- The HMAC key: the config's, else $CRUCIBLE_USER_ID_KEY, else a random
-  -- key kept in the database (the first process to need one sets it).
-  local function user_key(store)
-    local k = cfg.sanitizer.user_id_key
-    if k and k ~= "" then return k end
-    k = os.getenv("CRUCIBLE_USER_ID_KEY")
-    if k and k ~= "" then return k end
-    return store:setting_or_set(M.KEY_SETTING, hex(core.random_bytes(32)))
-  end
+-- The sanitizer from the configuration (built once), or nil, message, kind.
+local function get_sanitizer(st)
+  if st.sanitizer then return st.sanitizer end
+  local san = st.cfg.sanitizer
+  local ok, s, err, kind = pcall(csanitize.new, {
+    entities = san.entities, pii_patterns = san.pii_patterns })
+  if not ok then return nil, "config: sanitizer." .. tostring(s), "invalid" end
+  if not s then return nil, "config: sanitizer." .. err, kind end
+  st.sanitizer = s
+  return s
+end
 
-  local function emit_reports(list)
-    for _, r in ipairs(list) do
-      local p = r.payload
-      if r.event == "ingestion.refused" then
-        io.stderr:write(("crucible: event %s refused by the database: %s%s\n"):format(
-          p.id, p.error, p.dead_lettered and (" (kept in " .. dead_letter .. ")") or ""))
-      end
-      ctx.emit(r.event, p)
+-- The HMAC key: the config's, else $CRUCIBLE_USER_ID_KEY, else a random
+-- key kept in the database (the first process to need one sets it).
+local function user_key(cfg, store)
+  local k = cfg.sanitizer.user_id_key
+  if k and k ~= "" then return k end
+  k = os.getenv("CRUCIBLE_USER_ID_KEY")
+  if k and k ~= "" then return k end
+  return store:setting_or_set(M.KEY_SETTING, hex(core.random_bytes(32)))
+end
+
+-- Delivers the flusher's reports as telemetry; refused events are also
+-- told on stderr.
+local function emit_reports(st, list)
+  for _, r in ipairs(list) do
+    local p = r.payload
+    if r.event == "ingestion.refused" then
+      io.stderr:write(("crucible: event %s refused by the database: %s%s\n"):format(
+        p.id, p.error, p.dead_lettered and (" (kept in " .. st.dead_letter .. ")") or ""))
     end
+    st.ctx.emit(r.event, p)
   end
+end
 
-  local function open()
-    if ing then return ing end
-    if closed then return nil, "this crucible instance is closed", "closed" end
-    local s, err, kind = get_sanitizer()
-    if not s then return nil, err, kind end
-    local store
-    store, err, kind = ctx.store()
-    if not store then return nil, err, kind end
-    local key
-    key, err, kind = user_key(store)
-    if not key then return nil, err, kind end
-    local ic = cfg.ingestion
-    local h
-    h, err, kind = cingest.open(s, {
-      url = cfg.storage.url, busy_timeout_ms = cfg.storage.busy_timeout_ms,
-      buffer_capacity = ic.buffer_capacity, buffer_max_bytes = ic.buffer_max_bytes,
-      max_batch_size = ic.max_batch_size, flush_interval = ic.flush_interval,
-      full_policy = ic.full_policy, block_timeout_ms = ic.block_timeout_ms,
-      retry_initial_ms = ic.retry_initial_ms, retry_max_ms = ic.retry_max_ms,
-      shutdown_timeout_ms = ic.shutdown_timeout_ms, dead_letter_file = dead_letter,
-      max_event_bytes = ic.max_event_bytes, unknown_fields = ic.unknown_fields,
-      sanitize_metadata = cfg.sanitizer.metadata, user_id_key = key,
-    })
-    if not h then return nil, err, kind end
-    h:set_report_hook(emit_reports)
-    if not scorer_chosen and client.quality and client.quality.ingest_scorer then
-      -- quality on ingest (quality.assess_on_ingest): the C checks score
-      -- events that arrive without a quality_score, before buffering
-      local q, qerr, qkind = client.quality.ingest_scorer()
-      if qerr then
-        h:close()
-        return nil, qerr, qkind
-      end
-      scorer = q and q:ingest_hook()
+-- The options crucible._ingest.open takes, from the configuration.
+local function pipeline_options(cfg, key, dead_letter)
+  local ic = cfg.ingestion
+  return {
+    url = cfg.storage.url, busy_timeout_ms = cfg.storage.busy_timeout_ms,
+    buffer_capacity = ic.buffer_capacity, buffer_max_bytes = ic.buffer_max_bytes,
+    max_batch_size = ic.max_batch_size, flush_interval = ic.flush_interval,
+    full_policy = ic.full_policy, block_timeout_ms = ic.block_timeout_ms,
+    retry_initial_ms = ic.retry_initial_ms, retry_max_ms = ic.retry_max_ms,
+    shutdown_timeout_ms = ic.shutdown_timeout_ms, dead_letter_file = dead_letter,
+    max_event_bytes = ic.max_event_bytes, unknown_fields = ic.unknown_fields,
+    sanitize_metadata = cfg.sanitizer.metadata, user_id_key = key,
+  }
+end
+
+-- Sets the scorer on a new pipeline: the one set_ingest_scorer chose,
+-- else quality on ingest (quality.assess_on_ingest: the C checks score
+-- events that arrive without a quality_score, before buffering). true, or
+-- nil, message, kind (the pipeline is closed then).
+local function set_scorer(st, h)
+  local quality = st.client.quality
+  if not st.scorer_chosen and quality and quality.ingest_scorer then
+    local q, qerr, qkind = quality.ingest_scorer()
+    if qerr then
+      h:close()
+      return nil, qerr, qkind
     end
-    if scorer then h:set_scorer(scorer) end
-    ing = h
-    return h
+    st.scorer = q and q:ingest_hook()
   end
+  if st.scorer then h:set_scorer(st.scorer) end
+  return true
+end
 
-  ctx.on_close(function()
-    closed = true
-    if ing then
-      ing:flush()
-      emit_reports(ing:reports())
-      ing:close()
-      ing = nil
+-- The pipeline, started on first use, or nil, message, kind.
+local function open(st)
+  if st.ing then return st.ing end
+  if st.closed then return nil, "this crucible instance is closed", "closed" end
+  local s, err, kind = get_sanitizer(st)
+  if not s then return nil, err, kind end
+  local store
+  store, err, kind = st.ctx.store()
+  if not store then return nil, err, kind end
+  local key
+  key, err, kind = user_key(st.cfg, store)
+  if not key then return nil, err, kind end
+  local h
+  h, err, kind = cingest.open(s, pipeline_options(st.cfg, key, st.dead_letter))
+  if not h then return nil, err, kind end
+  h:set_report_hook(function(list) emit_reports(st, list) end)
+  local ok
+  ok, err, kind = set_scorer(st, h)
+  if not ok then return nil, err, kind end
+  st.ing = h
+  return h
+end
+
+-- On close: flush, deliver the last reports and stop the pipeline.
+local function close(st)
+  st.closed = true
+  local ing = st.ing
+  if ing then
+    ing:flush()
+    emit_reports(st, ing:reports())
+    ing:close()
+    st.ing = nil
+  end
+end
+
+-- The counters before the pipeline starts: zeros, and a zero per
+-- redaction kind.
+local function idle_stats(st)
+  local s = {}
+  for _, k in ipairs(STAT_KEYS) do s[k] = 0 end
+  s.buffer_capacity = st.cfg.ingestion.buffer_capacity
+  s.redactions = {}
+  local san = get_sanitizer(st)
+  for _, k in ipairs(san and san:kinds() or {}) do s.redactions[k] = 0 end
+  return s
+end
+
+-- Inserts a signal; an event that is not in the database yet may still be
+-- in the buffer: flush, then look again (so a buffered event and a
+-- written one behave the same).
+local function insert_signal(st, id, sig)
+  local store, err, kind = st.ctx.store()
+  if not store then return nil, err, kind end
+  local sid
+  sid, err, kind = store:insert_signal(sig)
+  if not sid and kind == "not_found" and st.ing then
+    local ok, ferr, fkind = st.ing:flush()
+    if not ok then
+      return nil, ("event '%s' may be waiting in the buffer, which cannot be written now: %s")
+        :format(id, ferr), fkind
     end
-  end)
+    sid, err, kind = store:insert_signal(sig)
+  end
+  if not sid then return nil, err, kind end
+  return store:list("signals", { id = sid, limit = 1 })[1]
+end
 
+-- The signal row for record_signal, or nil, message, kind.
+local function signal_row(st, id, signal_type, metadata)
+  if not VALID_SIGNAL[signal_type] then
+    return nil, ("invalid signal type '%s': expected one of %s"):format(
+      signal_type, table.concat(M.SIGNAL_TYPES, ", ")), "invalid"
+  end
+  local s, err, kind = get_sanitizer(st)
+  if not s then return nil, err, kind end
+  local meta, merr = s:encode_json(metadata or {}, "metadata", st.cfg.sanitizer.metadata)
+  if not meta then return nil, merr, "invalid" end
+  return { inference_event_id = id, signal_type = signal_type, metadata = meta,
+           inserted_at = core.now_us() }
+end
+
+-- The edit signal row for record_user_edit (the edited response
+-- sanitized), or nil, message, kind.
+local function edit_row(st, id, edited_response, metadata)
+  local s, err, kind = get_sanitizer(st)
+  if not s then return nil, err, kind end
+  local clean, cerr = s:sanitize(edited_response)
+  if not clean then return nil, "edited_response: " .. cerr, "invalid" end
+  local meta, merr = s:encode_json(metadata or {}, "metadata", st.cfg.sanitizer.metadata)
+  if not meta then return nil, merr, "invalid" end
+  return { inference_event_id = id, signal_type = "edit", edited_response = clean,
+           metadata = meta, inserted_at = core.now_us() }
+end
+
+-- log_inference, flush, stats, sanitize and ingest_file.
+local function attach_logging(client, st)
   --- Logs one inference event. Returns its id (the caller's `id`, else a
   -- new UUIDv7) or nil, message, kind (and the list of problems when the
   -- event is invalid).
   function client.log_inference(event)
     check_arg("log_inference", 1, event, "table")
-    local h = ing
+    local h = st.ing
     if not h then
       local err, kind
-      h, err, kind = open()
+      h, err, kind = open(st)
       if not h then return nil, err, kind end
     end
     local id, err, kind, errors = h:log(event)
     if id then return id end
     if kind == "invalid" then
-      ctx.emit("ingestion.invalid", { errors = errors, count = 1 })
+      st.ctx.emit("ingestion.invalid", { errors = errors, count = 1 })
       return nil, err, kind, errors
     end
     return nil, err, kind
@@ -155,21 +245,15 @@ function M.attach(client, ctx)
   --- Writes everything buffered now. true, or nil, message, kind when the
   -- database fails (the events stay buffered and are retried).
   function client.flush()
-    if not ing then return true end
-    return ing:flush()
+    if not st.ing then return true end
+    return st.ing:flush()
   end
 
   --- Counters: accepted, invalid, flushed, retried, refused, buffer_depth,
   -- last_flush_latency_ms, ... and redactions per entity.
   function client.stats()
-    if ing then return ing:stats() end
-    local s = {}
-    for _, k in ipairs(STAT_KEYS) do s[k] = 0 end
-    s.buffer_capacity = cfg.ingestion.buffer_capacity
-    s.redactions = {}
-    local san = get_sanitizer()
-    for _, k in ipairs(san and san:kinds() or {}) do s.redactions[k] = 0 end
-    return s
+    if st.ing then return st.ing:stats() end
+    return idle_stats(st)
   end
 
   --- The sanitizer on any text: clean text and a count per entity, or
@@ -178,64 +262,9 @@ function M.attach(client, ctx)
   function client.sanitize(text, counts)
     check_arg("sanitize", 1, text, "string")
     check_arg("sanitize", 2, counts, "table", true)
-    local s, err, kind = get_sanitizer()
+    local s, err, kind = get_sanitizer(st)
     if not s then return nil, err, kind end
     return s:sanitize(text, counts)
-  end
-
-  -- Inserts a signal; an event that is not in the database yet may still be
-  -- in the buffer: flush, then look again (so a buffered event and a
-  -- written one behave the same).
-  local function insert_signal(id, sig)
-    local store, err, kind = ctx.store()
-    if not store then return nil, err, kind end
-    local sid
-    sid, err, kind = store:insert_signal(sig)
-    if not sid and kind == "not_found" and ing then
-      local ok, ferr, fkind = ing:flush()
-      if not ok then
-        return nil, ("event '%s' may be waiting in the buffer, which cannot be written now: %s")
-          :format(id, ferr), fkind
-      end
-      sid, err, kind = store:insert_signal(sig)
-    end
-    if not sid then return nil, err, kind end
-    return store:list("signals", { id = sid, limit = 1 })[1]
-  end
-
-  --- Records a user signal (thumbs_up, thumbs_down, regenerate, edit, copy,
-  -- share, report) for an event. Returns the stored signal, or nil,
-  -- message, kind ("invalid" type, "not_found" event).
-  function client.record_signal(id, signal_type, metadata)
-    check_arg("record_signal", 1, id, "string")
-    check_arg("record_signal", 2, signal_type, "string")
-    check_arg("record_signal", 3, metadata, "table", true)
-    if not VALID_SIGNAL[signal_type] then
-      return nil, ("invalid signal type '%s': expected one of %s"):format(
-        signal_type, table.concat(M.SIGNAL_TYPES, ", ")), "invalid"
-    end
-    local s, err, kind = get_sanitizer()
-    if not s then return nil, err, kind end
-    local meta, merr = s:encode_json(metadata or {}, "metadata", cfg.sanitizer.metadata)
-    if not meta then return nil, merr, "invalid" end
-    return insert_signal(id, { inference_event_id = id, signal_type = signal_type,
-                               metadata = meta, inserted_at = core.now_us() })
-  end
-
-  --- Records an edit signal with the user's edited response (sanitized).
-  function client.record_user_edit(id, edited_response, metadata)
-    check_arg("record_user_edit", 1, id, "string")
-    check_arg("record_user_edit", 2, edited_response, "string")
-    check_arg("record_user_edit", 3, metadata, "table", true)
-    local s, err, kind = get_sanitizer()
-    if not s then return nil, err, kind end
-    local clean, cerr = s:sanitize(edited_response)
-    if not clean then return nil, "edited_response: " .. cerr, "invalid" end
-    local meta, merr = s:encode_json(metadata or {}, "metadata", cfg.sanitizer.metadata)
-    if not meta then return nil, merr, "invalid" end
-    return insert_signal(id, { inference_event_id = id, signal_type = "edit",
-                               edited_response = clean, metadata = meta,
-                               inserted_at = core.now_us() })
   end
 
   --- Bulk ingestion of a JSON-lines file ("-": standard input). opts:
@@ -245,27 +274,70 @@ function M.attach(client, ctx)
   function client.ingest_file(path, opts)
     check_arg("ingest_file", 1, path, "string")
     check_arg("ingest_file", 2, opts, "table", true)
-    local h, err, kind = open()
+    local h, err, kind = open(st)
     if not h then return nil, err, kind end
     opts = opts or {}
     return h:ingest_file(path, { rejects = opts.rejects, quiet = opts.quiet,
-                                 max_line = cfg.ingestion.max_event_bytes * 2 + 65536 })
+                                 max_line = st.cfg.ingestion.max_event_bytes * 2 + 65536 })
   end
+end
+
+-- record_signal and record_user_edit.
+local function attach_signals(client, st)
+  --- Records a user signal (thumbs_up, thumbs_down, regenerate, edit, copy,
+  -- share, report) for an event. Returns the stored signal, or nil,
+  -- message, kind ("invalid" type, "not_found" event).
+  function client.record_signal(id, signal_type, metadata)
+    check_arg("record_signal", 1, id, "string")
+    check_arg("record_signal", 2, signal_type, "string")
+    check_arg("record_signal", 3, metadata, "table", true)
+    local sig, err, kind = signal_row(st, id, signal_type, metadata)
+    if not sig then return nil, err, kind end
+    return insert_signal(st, id, sig)
+  end
+
+  --- Records an edit signal with the user's edited response (sanitized).
+  function client.record_user_edit(id, edited_response, metadata)
+    check_arg("record_user_edit", 1, id, "string")
+    check_arg("record_user_edit", 2, edited_response, "string")
+    check_arg("record_user_edit", 3, metadata, "table", true)
+    local sig, err, kind = edit_row(st, id, edited_response, metadata)
+    if not sig then return nil, err, kind end
+    return insert_signal(st, id, sig)
+  end
+end
+
+--- Adds the ingestion functions to a client; ctx gets set_ingest_scorer,
+-- ingestion (the open pipeline) and sanitizer for other features.
+function M.attach(client, ctx)
+  local st = new_state(client, ctx)
+  ctx.on_close(function() close(st) end)
+  attach_logging(client, st)
+  attach_signals(client, st)
 
   --- The quality hook (issue 4): a userdata with the metatable
   -- "crucible.IngestScorer" whose memory starts with a cf_ingest_scorer
   -- (see include/crucible/cf_record.h); nil turns it off. It scores
   -- events that arrive without a quality_score, before they are buffered.
   function client.set_ingest_scorer(s)
-    scorer, scorer_chosen = s, true
-    if ing then ing:set_scorer(s) end
+    st.scorer, st.scorer_chosen = s, true
+    if st.ing then st.ing:set_scorer(s) end
   end
   ctx.set_ingest_scorer = client.set_ingest_scorer
 
   --- For other features (the ingest server): the open pipeline and the
   -- sanitizer, each or nil, message, kind.
-  ctx.ingestion = open
-  ctx.sanitizer = get_sanitizer
+  ctx.ingestion = function() return open(st) end
+  ctx.sanitizer = function() return get_sanitizer(st) end
 end
+
+--- The pieces of the feature, for tests (not a public API): they take the
+-- state new_state(client, ctx) builds from a ctx with config, store and emit.
+M._internal = {
+  dead_letter_path = dead_letter_path, new_state = new_state, get_sanitizer = get_sanitizer,
+  user_key = user_key, emit_reports = emit_reports, pipeline_options = pipeline_options,
+  idle_stats = idle_stats, signal_row = signal_row, edit_row = edit_row,
+  insert_signal = insert_signal,
+}
 
 return M

@@ -36,15 +36,12 @@ local function add_config_paths(cfg)
   end
 end
 
---- Builds an instance. opts:
---   config: a file path, or a table of settings over the defaults (no file
---           is read then); when absent, the command line's --config,
---           $CRUCIBLE_CONFIG or ./crucible.config.lua, in that order.
---   db:     a database URL overriding storage.url (else the command line's --db).
---   auto_migrate: false to leave the schema alone (the `migrate` command).
--- Returns the instance, or nil and a message.
-function M.new(opts)
-  opts = opts or {}
+-- The configuration of a new instance: opts.config (a table over the
+-- defaults, or a file), else the command line's --config, then
+-- $CRUCIBLE_CONFIG, ./crucible.config.lua; the database URL from opts.db,
+-- --db, storage.url or $DATABASE_URL, in that order. Returns the
+-- configuration and the file it came from, or nil and a message.
+local function resolve_config(opts)
   local path, overrides
   if type(opts.config) == "table" then
     overrides = opts.config
@@ -61,29 +58,31 @@ function M.new(opts)
     if not cfg then return nil, src end
   end
   local db = opts.db or runtime.options.db
-  if db and not (overrides and overrides.storage and overrides.storage.url) then
+  local url_given = overrides and overrides.storage and overrides.storage.url
+  if db and not url_given then
     cfg.storage.url = db
   end
   -- DATABASE_URL: after --db and a configured storage.url, before the default.
   local env_url = os.getenv("DATABASE_URL")
-  if not db and env_url and env_url ~= "" and not (overrides and overrides.storage and overrides.storage.url)
+  if not db and env_url and env_url ~= "" and not url_given
      and cfg.storage.url == config.defaults().storage.url then
     local ok, perr = store_mod.parse_url(env_url)
     if not ok then return nil, "DATABASE_URL: " .. perr end
     cfg.storage.url = env_url
   end
-  add_config_paths(cfg)
+  return cfg, src
+end
 
+-- What features share (config, bus, store(), emit(), on_close()) and
+-- the instance's state behind it (the close handlers, the open store).
+local function new_ctx(cfg, src, auto_migrate)
   local bus = telemetry.new()
-  local closers = {}
-  local store_handle
-  local auto_migrate = cfg.storage.auto_migrate and opts.auto_migrate ~= false
-
+  local state = { closers = {}, store = nil }
   local ctx = { config = cfg, config_path = src, bus = bus }
 
   --- The open store (opened, and migrated when auto_migrate, on first use).
   function ctx.store()
-    if store_handle then return store_handle end
+    if state.store then return state.store end
     local s, err, kind = store_mod.open(cfg.storage.url,
       { busy_timeout_ms = cfg.storage.busy_timeout_ms })
     if not s then return nil, err, kind end
@@ -94,16 +93,22 @@ function M.new(opts)
         return nil, merr, mkind
       end
     end
-    store_handle = s
+    state.store = s
     return s
   end
 
   function ctx.emit(event, payload) bus:emit(event, payload) end
 
   --- Registers fn to run when the instance closes (before the store closes).
-  function ctx.on_close(fn) closers[#closers + 1] = fn end
+  function ctx.on_close(fn) state.closers[#state.closers + 1] = fn end
+  return ctx, state
+end
 
-  local client = { config = cfg, config_path = src, VERSION = M.VERSION }
+-- The instance before the features attach: config, store, on, off,
+-- migrate, close.
+local function new_client(ctx, state)
+  local bus = ctx.bus
+  local client = { config = ctx.config, config_path = ctx.config_path, VERSION = M.VERSION }
   client.store = ctx.store
   function client.on(event, fn) return bus:on(event, fn) end
   function client.off(handle) return bus:off(handle) end
@@ -114,19 +119,39 @@ function M.new(opts)
   end
   --- Runs the close handlers (newest first) and closes the store.
   function client.close()
+    local closers = state.closers
     for i = #closers, 1, -1 do closers[i]() end
-    closers = {}
-    if store_handle then
-      store_handle:close()
-      store_handle = nil
+    state.closers = {}
+    if state.store then
+      state.store:close()
+      state.store = nil
     end
   end
+  return client
+end
 
+--- Builds an instance. opts:
+--   config: a file path, or a table of settings over the defaults (no file
+--           is read then); when absent, the command line's --config,
+--           $CRUCIBLE_CONFIG or ./crucible.config.lua, in that order.
+--   db:     a database URL overriding storage.url (else the command line's --db).
+--   auto_migrate: false to leave the schema alone (the `migrate` command).
+-- Returns the instance, or nil and a message.
+function M.new(opts)
+  opts = opts or {}
+  local cfg, src = resolve_config(opts)
+  if not cfg then return nil, src end
+  add_config_paths(cfg)
+  local ctx, state = new_ctx(cfg, src, cfg.storage.auto_migrate and opts.auto_migrate ~= false)
+  local client = new_client(ctx, state)
   for _, name in ipairs(M.FEATURES) do
     require(name).attach(client, ctx)
   end
   return client
 end
+
+--- The pieces of new, for tests (not a public API).
+M._internal = { resolve_config = resolve_config, new_ctx = new_ctx, new_client = new_client }
 
 local default
 

@@ -112,3 +112,62 @@ describe("crucible (public module)", function()
     support.rm_rf(dir)
   end)
 end)
+
+-- crucible.new, piece by piece (crucible._internal).
+describe("crucible internals", function()
+  local I = crucible._internal
+  local config = require "crucible.config"
+
+  it("resolve_config puts opts.db over the defaults but not over a configured url", function()
+    local cfg, src = I.resolve_config { config = {}, db = "sqlite:/tmp/b.db" }
+    assert.equal("sqlite:/tmp/b.db", cfg.storage.url)
+    assert.is_nil(src)
+    cfg = I.resolve_config { config = { storage = { url = "sqlite:/tmp/a.db" } }, db = "sqlite:/tmp/b.db" }
+    assert.equal("sqlite:/tmp/a.db", cfg.storage.url)
+    local none, err = I.resolve_config { config = { storage = { urll = "x" } } }
+    assert.is_nil(none)
+    assert.matches("unknown key 'storage.urll'", err)
+  end)
+
+  it("new_ctx opens the store once, migrating only when asked", function()
+    local dir = support.tmpdir()
+    local cfg = config.defaults()
+    cfg.storage.url = "sqlite:" .. dir .. "/a.db"
+    local ctx, state = I.new_ctx(cfg, nil, false)
+    local db = assert(ctx.store())
+    assert.equal(db, ctx.store())
+    assert.equal(db, state.store)
+    assert.equal(0, db:schema_version())
+    db:close()
+    cfg.storage.url = "sqlite:" .. dir .. "/b.db"
+    ctx = I.new_ctx(cfg, nil, true)
+    db = assert(ctx.store())
+    assert.equal(4, db:schema_version())
+    db:close()
+    support.rm_rf(dir)
+  end)
+
+  it("new_client's close runs the close handlers newest first, then closes the store", function()
+    local dir = support.tmpdir()
+    local cfg = config.defaults()
+    cfg.storage.url = "sqlite:" .. dir .. "/c.db"
+    local ctx, state = I.new_ctx(cfg, "c.lua", true)
+    local client = I.new_client(ctx, state)
+    assert.equal("c.lua", client.config_path)
+    local order = {}
+    ctx.on_close(function() order[#order + 1] = "first" end)
+    ctx.on_close(function() order[#order + 1] = "second" end)
+    local seen
+    client.on("x", function(p) seen = p end)
+    ctx.emit("x", 42)
+    assert.equal(42, seen)
+    local db = assert(client.store())
+    client.close()
+    assert.same({ "second", "first" }, order)
+    assert.is_nil(state.store)
+    assert.are_not.equal(db, assert(client.store()))
+    client.close()
+    assert.same({ "second", "first" }, order)
+    support.rm_rf(dir)
+  end)
+end)

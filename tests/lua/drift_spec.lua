@@ -403,3 +403,79 @@ describe("statistics: misuse", function()
     assert.equal(1, drift.ks({ 1, 2, 3 }, { 4, 5, 6 }, "auto", "greater").statistic)
   end)
 end)
+
+-- The pieces of the feature, alone (crucible.drift._internal).
+describe("drift internals", function()
+  local I = drift._internal
+  local config = require "crucible.config"
+
+  it("plan_scans: count windows, time windows and a pinned baseline", function()
+    local scans, w = I.plan_scans(10)
+    assert.same({ { side = 0, order = "desc", limit = 20, split = 10 } }, scans)
+    assert.same({ kind = "count", size = 10 }, w)
+    scans, w = I.plan_scans(10, nil, nil, { from = 1, to = 5 })
+    assert.same({ { side = 0, order = "desc", limit = 10 }, { side = 1, since = 1, ["until"] = 5 } }, scans)
+    assert.same({ kind = "count", size = 10, baseline_since = 1, baseline_until = 5 }, w)
+    scans, w = I.plan_scans(10, 100, 160)
+    assert.same({ { side = 0, since = 100, ["until"] = 160 }, { side = 1, since = 40, ["until"] = 100 } },
+      scans)
+    assert.same({ kind = "time", since = 100, ["until"] = 160, baseline_since = 40,
+                  baseline_until = 100 }, w)
+    scans = I.plan_scans(10, 100, 160, { from = 1, to = 5 })
+    assert.same({ { side = 0, since = 100, ["until"] = 160 }, { side = 1, since = 1, ["until"] = 5 } },
+      scans)
+  end)
+
+  it("pinned_window reads the stored baseline, takes a table, and refuses a bad one", function()
+    local db = { setting = function(_, k) return k == I.baseline_key("d") and "10:20" or nil end }
+    assert.same({ from = 10, to = 20 }, I.pinned_window(db, "d", nil))
+    assert.is_nil(I.pinned_window(db, "other", nil))
+    assert.is_nil(I.pinned_window(db, "d", false))
+    assert.same({ from = 1, to = 2 }, I.pinned_window(db, "d", { from = 1, to = 2 }))
+    assert.has_error(function() I.pinned_window(db, "d", { from = 2, to = 2 }) end,
+      "detect_drift: baseline needs from < to")
+    assert.has_error(function() I.pinned_window(db, "d", "yesterday") end,
+      "detect_drift: baseline must be a table or false")
+    local failing = { setting = function() return nil, "locked", "busy" end }
+    assert.same({ nil, "locked", "busy" }, { I.pinned_window(failing, "d", nil) })
+  end)
+
+  it("output and verdicts apply the reference's thresholds", function()
+    local s = config.defaults().drift
+    local m = { events = { 3, 4 }, features = {},
+                embedding = { error = "empty_window" },
+                output = { avg_length_a = 100, avg_length_b = 50, avg_quality_a = 0.9,
+                           avg_quality_b = 0.8 } }
+    local o = I.output(m, s)
+    assert.equal(0.5, o.score)
+    assert.near(0.1, o.details.quality_change, 1e-12)
+    assert.equal(0.5 > s.length_threshold, o.drifted)
+    local rs = I.verdicts(m, {}, s, "noop", { kind = "count", size = 4, baseline_since = 7 })
+    assert.same({ "statistical", "embedding", "output" }, { rs[1].type, rs[2].type, rs[3].type })
+    assert.same({ recent = 3, baseline = 4, kind = "count", size = 4, baseline_since = 7 },
+      rs[1].details.window)
+    assert.same({ error = "empty_window" }, rs[2].details)
+  end)
+
+  it("settings merges options over drift config and names bad ones", function()
+    local cfg = config.defaults()
+    local s = I.settings(cfg, { window_size = 7 })
+    assert.equal(7, s.window_size)
+    assert.equal(cfg.drift.ks_threshold, s.ks_threshold)
+    assert.has_error(function() I.settings(cfg, { windw = 1 }) end, "detect_drift: unknown option 'windw'")
+    assert.has_error(function() I.settings(cfg, { seed = 1.5 }) end, "detect_drift: seed must be an integer")
+  end)
+
+  it("store_results gives each result its id, or passes the store's error on", function()
+    local rows = {}
+    local db = { insert_drift = function(_, r) rows[#rows + 1] = r return #rows end }
+    local results = { { type = "statistical", score = 0.1, drifted = false, details = {} },
+                      { type = "output", score = 0.7, drifted = true, details = {} } }
+    assert.is_true(I.store_results(db, "d", results))
+    assert.same({ 1, 2 }, { results[1].id, results[2].id })
+    assert.equal("output", rows[2].drift_type)
+    assert.equal(rows[1].inserted_at, rows[2].inserted_at)
+    db.insert_drift = function() return nil, "disk full", "db" end
+    assert.same({ nil, "disk full", "db" }, { I.store_results(db, "d", results) })
+  end)
+end)

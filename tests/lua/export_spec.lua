@@ -646,3 +646,60 @@ describe("cf.export_preference_pairs", function()
       "export_preference_pairs: unknown option 'include_exported'") -- nothing near enough to suggest
   end)
 end)
+
+-- The pieces of the feature, alone (crucible.export._internal).
+describe("export internals", function()
+  local export = require "crucible.export"
+  local I = export._internal
+  local config = require "crucible.config"
+
+  it("curated_request writes a unique default path unless output_path is given", function()
+    local cfg = config.defaults().export
+    cfg.output_dir = "/data/out"
+    local r = I.curated_request(cfg, {}, "d1", "csv", "b-1", { compression = "zstd" })
+    assert.matches("^/data/out/feedback_%d+%.csv$", r.path)
+    assert.is_true(r.unique)
+    assert.equal("b-1", r.batch_id)
+    assert.is_false(r.include_exported)
+    assert.is_false(r.progress)
+    assert.same({ compression = "zstd" }, r.parquet)
+    r = I.curated_request(cfg, { output_path = "x/y", include_exported = true, limit = 3 },
+      "d1", "huggingface", "b-2")
+    assert.equal("x/y", r.path)
+    assert.is_false(r.unique)
+    assert.is_true(r.include_exported)
+    assert.equal(3, r.limit)
+  end)
+
+  it("pairs_request names the default file after the pair format", function()
+    local r = I.pairs_request("/o", { limit = 2, progress = true }, "d", "kto", 5, 9)
+    assert.matches("^/o/feedback_%d+_kto%.jsonl$", r.path)
+    assert.is_true(r.unique)
+    assert.same({ 2, 5, 9, true }, { r.limit, r.since, r["until"], r.progress })
+    assert.equal("p.jsonl", I.pairs_request("/o", { output_path = "p.jsonl" }, "d", "dpo").path)
+  end)
+
+  it("check_options refuses unknown options and wrong types", function()
+    local allowed = { format = "string", limit = "integer", since = "time" }
+    assert.same({}, I.check_options("f", nil, allowed))
+    local o = { format = "csv", since = "2024-01-01T00:00:00Z" }
+    assert.equal(o, I.check_options("f", o, allowed))
+    assert.has_error(function() I.check_options("f", { formt = "csv" }, allowed) end,
+      "f: unknown option 'formt' (did you mean 'format'?)")
+    assert.has_error(function() I.check_options("f", { limit = 1.5 }, allowed) end,
+      "f: option 'limit' must be an integer, got a fractional number")
+    assert.has_error(function() I.check_options("f", "x", allowed) end,
+      "f: options must be a table, got string")
+  end)
+
+  it("parquet_options puts the call's settings over the configuration's and checks them", function()
+    local cfg = { compression = "zstd", zstd_level = 3, row_group_size = 100 }
+    assert.same({ compression = "none", zstd_level = 3, row_group_size = 100 },
+      I.parquet_options("export", cfg, { compression = "none" }))
+    assert.same(cfg, I.parquet_options("export", cfg))
+    assert.has_error(function() I.parquet_options("export", cfg, { zstd_level = 30 }) end,
+      "export: parquet.zstd_level must be between 1 and 22, got 30")
+    assert.has_error(function() I.parquet_options("export", cfg, { compression = "gzip" }) end,
+      "export: parquet.compression must be \"zstd\" or \"none\", got 'gzip'")
+  end)
+end)

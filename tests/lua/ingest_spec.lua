@@ -449,3 +449,119 @@ describe("ingestion setup", function()
     support.rm_rf(dir)
   end)
 end)
+
+-- The pieces of the feature, alone (crucible.ingest._internal), on a
+-- state built from a hand-made ctx.
+describe("ingest internals", function()
+  local I = require("crucible.ingest")._internal
+  local ingest = require "crucible.ingest"
+  local config = require "crucible.config"
+
+  local function state(settings, store)
+    local emitted = {}
+    local ctx = { config = config.merge(config.defaults(), settings or {}),
+                  store = function() return store end,
+                  emit = function(ev, p) emitted[#emitted + 1] = { ev, p } end }
+    return I.new_state({}, ctx), emitted
+  end
+
+  it("dead_letter_path turns true into the default file and false into none", function()
+    assert.equal(ingest.DEFAULT_DEAD_LETTER, I.dead_letter_path(true))
+    assert.is_nil(I.dead_letter_path(false))
+    assert.equal("x.jsonl", I.dead_letter_path("x.jsonl"))
+    local st = state { ingestion = { dead_letter_file = true } }
+    assert.equal(ingest.DEFAULT_DEAD_LETTER, st.dead_letter)
+  end)
+
+  it("pipeline_options carries the storage, ingestion and sanitizer settings", function()
+    local cfg = config.merge(config.defaults(), {
+      storage = { url = "sqlite:/tmp/x.db" },
+      ingestion = { buffer_capacity = 77, full_policy = "block", max_event_bytes = 4096 },
+      sanitizer = { metadata = false } })
+    local o = I.pipeline_options(cfg, "k3y", "dead.jsonl")
+    assert.equal("sqlite:/tmp/x.db", o.url)
+    assert.equal(77, o.buffer_capacity)
+    assert.equal("block", o.full_policy)
+    assert.equal(4096, o.max_event_bytes)
+    assert.is_false(o.sanitize_metadata)
+    assert.equal("k3y", o.user_id_key)
+    assert.equal("dead.jsonl", o.dead_letter_file)
+    assert.equal(cfg.ingestion.flush_interval, o.flush_interval)
+  end)
+
+  it("user_key prefers the config, then the store's setting", function()
+    local asked
+    local store = { setting_or_set = function(_, k, v) asked = { k, v } return "stored" end }
+    local cfg = config.defaults()
+    cfg.sanitizer.user_id_key = "from-config"
+    assert.equal("from-config", I.user_key(cfg, store))
+    assert.is_nil(asked)
+    cfg.sanitizer.user_id_key = nil
+    if os.getenv("CRUCIBLE_USER_ID_KEY") then return end
+    assert.equal("stored", I.user_key(cfg, store))
+    assert.equal(ingest.KEY_SETTING, asked[1])
+    assert.matches("^%x+$", asked[2])
+    assert.equal(64, #asked[2])
+  end)
+
+  it("signal_row and edit_row validate, sanitize and encode the metadata", function()
+    local st = state()
+    local row, err, kind = I.signal_row(st, "e1", "thumbs_sideways")
+    assert.is_nil(row)
+    assert.equal("invalid", kind)
+    assert.matches("invalid signal type 'thumbs_sideways': expected one of thumbs_up", err)
+    row = assert(I.signal_row(st, "e1", "copy", { where = "ui" }))
+    assert.equal("e1", row.inference_event_id)
+    assert.equal("copy", row.signal_type)
+    assert.equal('{"where":"ui"}', row.metadata)
+    assert.equal("integer", math.type(row.inserted_at))
+    row = assert(I.edit_row(st, "e2", "write to a@b.com"))
+    assert.equal("edit", row.signal_type)
+    assert.equal("write to [EMAIL]", row.edited_response)
+    assert.equal("{}", row.metadata)
+    row, err, kind = I.edit_row(st, "e2", "bad \255 utf8")
+    assert.is_nil(row)
+    assert.equal("invalid", kind)
+    assert.matches("^edited_response: ", err)
+  end)
+
+  it("insert_signal flushes the buffer and looks again when the event is not found", function()
+    local inserts, flushed = 0, 0
+    local store = {
+      insert_signal = function(_, sig)
+        inserts = inserts + 1
+        if flushed == 0 then return nil, "no event " .. sig.inference_event_id, "not_found" end
+        return 9
+      end,
+      list = function(_, what, q) return { { table = what, id = q.id } } end,
+    }
+    local st = state({}, store)
+    assert.same({ nil, "no event e1", "not_found" }, { I.insert_signal(st, "e1", { inference_event_id = "e1" }) })
+    st.ing = { flush = function() flushed = flushed + 1 return true end }
+    assert.same({ table = "signals", id = 9 }, I.insert_signal(st, "e1", { inference_event_id = "e1" }))
+    assert.equal(3, inserts)
+    assert.equal(1, flushed)
+    st.ing = { flush = function() return nil, "locked", "busy" end }
+    flushed = 0
+    local ok, err, kind = I.insert_signal(st, "e1", { inference_event_id = "e1" })
+    assert.is_nil(ok)
+    assert.equal("busy", kind)
+    assert.equal("event 'e1' may be waiting in the buffer, which cannot be written now: locked", err)
+  end)
+
+  it("idle_stats are zeros with the capacity and a zero per redaction kind", function()
+    local st = state { ingestion = { buffer_capacity = 123 } }
+    local s = I.idle_stats(st)
+    assert.equal(0, s.accepted)
+    assert.equal(0, s.buffer_depth)
+    assert.equal(123, s.buffer_capacity)
+    assert.equal(0, s.redactions.email)
+  end)
+
+  it("emit_reports emits every report in order", function()
+    local st, emitted = state()
+    I.emit_reports(st, { { event = "ingestion.flush", payload = { count = 2 } },
+                         { event = "ingestion.lost", payload = { count = 1 } } })
+    assert.same({ { "ingestion.flush", { count = 2 } }, { "ingestion.lost", { count = 1 } } }, emitted)
+  end)
+end)

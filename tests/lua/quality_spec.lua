@@ -491,3 +491,138 @@ describe("quality", function()
     end)
   end)
 end)
+
+-- The pieces of the feature, alone (crucible.quality._internal), on a
+-- state built from a hand-made ctx.
+describe("quality internals", function()
+  local I = require("crucible.quality")._internal
+  local telemetry = require "crucible.telemetry"
+
+  local function state(settings)
+    local emitted = {}
+    local cfg = config.merge(config.defaults(), settings or {})
+    local bus = telemetry.new()
+    local ctx = { config = cfg, bus = bus,
+                  emit = function(ev, p) emitted[#emitted + 1] = { ev, p } end }
+    return I.new_state(ctx), emitted
+  end
+
+  it("normalize accepts a score, a table or nil, reason and names bad returns", function()
+    local fn = function() end
+    local r = I.normalize("c", fn, true, 0.5, "why")
+    assert.same({ check = "c", score = 0.5, passed = false, details = { value = "why" } }, r)
+    r = I.normalize("c", fn, true, { score = 1, details = { k = 1 } })
+    assert.same({ check = "c", score = 1.0, passed = true, details = { k = 1 } }, r)
+    assert.equal("float", math.type(r.score))
+    local bad, msg = I.normalize("c", fn, true, nil, "no answer")
+    assert.is_false(bad.passed)
+    assert.matches("quality_spec.lua:%d+: check 'c' failed: no answer", msg)
+    assert.equal(msg, bad.details.error)
+    bad, msg = I.normalize("c", fn, true, 1.5)
+    assert.equal(0.0, bad.score)
+    assert.matches("returned 1.5, outside %[0, 1%]", msg)
+    bad, msg = I.normalize("c", fn, true, 0 / 0)
+    assert.is_false(bad.passed)
+    assert.matches("returned nan, expected a score", msg)
+    bad, msg = I.normalize("c", fn, false, "x.lua:3: boom")
+    assert.equal("x.lua:3: boom", msg)
+    assert.equal("x.lua:3: boom", bad.details.error)
+  end)
+
+  it("cfg_for compiles once per (min, max, judge) and keeps at most 16", function()
+    local st = state()
+    local c = assert(I.cfg_for(st, 1, 100))
+    assert.equal(c, I.cfg_for(st, 1, 100))
+    assert.are_not.equal(c, I.cfg_for(st, 1, 101))
+    for max = 102, 115 do assert(I.cfg_for(st, 1, max)) end
+    assert.equal(16, st.ncfgs)
+    assert.equal(c, I.cfg_for(st, 1, 100))
+    assert(I.cfg_for(st, 1, 116)) -- the 17th: the cache starts over
+    assert.equal(1, st.ncfgs)
+    assert.are_not.equal(c, I.cfg_for(st, 1, 100))
+  end)
+
+  it("bounds takes the options over the config and raises on non-integers", function()
+    local st = state { quality = { min_length = 5, max_length = 50 } }
+    assert.same({ 5, 50 }, { I.bounds(st) })
+    assert.same({ 2, 50 }, { I.bounds(st, { min_length = 2 }) })
+    assert.has_error(function() I.bounds(st, { max_length = 1.5 }) end,
+      "min_length and max_length must be integers")
+  end)
+
+  it("add_checks appends the judge and the registered checks and averages", function()
+    local st, emitted = state()
+    I.register(st, "half", function() return 0.5 end)
+    I.register(st, "broken", function() error("nope") end)
+    local result = { score = 1.0, checks = { { check = "format", score = 1.0, passed = true } } }
+    I.add_checks(st, result, { response = "r" }, nil, function() return 0.9 end)
+    assert.same({ "format", "llm_judge", "half", "broken" }, names(result))
+    assert.near((1.0 + 0.9 + 0.5 + 0.0) / 4, result.score, 1e-12)
+    assert.equal(1, st.failures)
+    assert.equal("quality.check_failed", emitted[1][1])
+    assert.equal("broken", emitted[1][2].check)
+    result = { score = 1.0, checks = { { check = "format", score = 1.0, passed = true } } }
+    I.add_checks(st, result, { response = "r" }, { custom = false }, false)
+    assert.equal(1, #result.checks)
+  end)
+
+  it("check_names follows llm_judge.enabled, the options and the registration order", function()
+    local st = state { llm_judge = { enabled = true } }
+    I.register(st, "b", function() return 1 end)
+    I.register(st, "a", function() return 1 end)
+    assert.same({ "format", "length", "refusal", "repetition", "llm_judge", "b", "a" },
+      I.check_names(st))
+    assert.same({ "format", "length", "refusal", "repetition", "b", "a" },
+      I.check_names(st, { llm_judge = false }))
+    local checks = { a = true }
+    assert.is_true(I.unregister(st, checks, "a"))
+    assert.is_nil(checks.a)
+    assert.is_false(I.unregister(st, checks, "a"))
+    assert.same({ "b" }, st.order)
+  end)
+
+  it("backfill_batches scores batches until none are left and stops a loop", function()
+    -- a store double: unscored_events yields the rows not updated yet,
+    -- inserted after since (all of them again when ignore_since)
+    local rows, updated = {}, {}
+    for i = 1, 5 do rows[i] = { id = "e" .. i, inserted_at = i, response = "x" } end
+    local db = { updates = 0, ignore_since = false }
+    function db.unscored_events(self, q)
+      local i, n = 0, 0
+      local since = self.ignore_since and 0 or (q.since or 0)
+      return function()
+        repeat i = i + 1 until not rows[i] or (not updated[rows[i].id] and rows[i].inserted_at > since)
+        n = n + 1
+        if n > q.limit then return nil end
+        return rows[i]
+      end
+    end
+    function db.update_events(self, list)
+      self.updates = self.updates + 1
+      for _, u in ipairs(list) do updated[u.id] = u.quality_score end
+      return true
+    end
+    local scores = { score = function(_, text) return #text / 10 end }
+    local r = assert(I.backfill_batches(db, { batch = 2, limit = math.maxinteger, cfg = scores }))
+    assert.same({ scored = 5, batches = 3 }, r)
+    assert.equal(3, db.updates)
+    assert.equal(0.1, updated.e5)
+    r = assert(I.backfill_batches(db, { batch = 2, limit = 10, cfg = scores }))
+    assert.same({ scored = 0, batches = 0 }, r)
+    -- an update that does not take: the same first row comes back
+    updated, db.ignore_since = {}, true
+    db.update_events = function() return true end
+    local ok, err, kind = I.backfill_batches(db, { batch = 2, limit = 10, cfg = scores })
+    assert.is_nil(ok)
+    assert.equal("db", kind)
+    assert.matches("stayed unscored after an update %(id e1%)", err)
+  end)
+
+  it("score_rows uses assess when given and passes its failure on", function()
+    local job = { aopts = { custom = true },
+                  assess = function(ev, o) assert.is_true(o.custom) return { score = #ev.response / 4 } end }
+    assert.same({ { id = "a", quality_score = 0.5 } }, I.score_rows(job, { { id = "a", response = "ab" } }))
+    job.assess = function() return nil, "judge down", "http" end
+    assert.same({ nil, "judge down", "http" }, { I.score_rows(job, { { id = "a", response = "ab" } }) })
+  end)
+end)

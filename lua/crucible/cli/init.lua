@@ -174,104 +174,135 @@ local function looks_like_script(name)
   return false
 end
 
---- Entry point: argv[0] is the program, argv[1..] the arguments. Returns
--- the exit status.
-function M.main(argv)
+-- The global option argv[i] names (--name or --name=value): --help,
+-- --version or one of args.GLOBAL, applied at once. Returns the index of
+-- the last argument it used, or nil and a usage error.
+local function parse_long(argv, i, st)
+  local a = argv[i]
+  local name, inline = a:match("^(%-%-[^=]+)=(.*)$")
+  name = name or a
+  if name == "--help" then
+    st.help = true
+    return i
+  elseif name == "--version" then
+    st.version = true
+    return i
+  end
+  local opt
+  for _, o in ipairs(args.GLOBAL) do
+    if o.name == name and o.value then opt = o end
+  end
+  if not opt then return nil, ("unknown option '%s'"):format(a) end
+  local value = inline
+  if value == nil then
+    i = i + 1
+    value = argv[i]
+  end
+  if value == nil then
+    return nil, ("option '%s' needs a value (%s)"):format(name, opt.value)
+  end
+  local ok, err = M.apply_global(opt, value)
+  if not ok then return nil, err end
+  return i
+end
+
+-- The interpreter's option argv[i] (-e CODE, -l NAME, -i, -v, -W, -h).
+-- Returns the index of the last argument it used, or nil and a usage error.
+local function parse_short(argv, i, st)
+  local a = argv[i]
+  local flag = a:sub(1, 2)
+  if flag == "-e" or flag == "-l" then
+    local value = a:sub(3)
+    if value == "" then
+      i = i + 1
+      value = argv[i]
+    end
+    if value == nil then return nil, ("'%s' needs an argument"):format(flag) end
+    st.actions[#st.actions + 1] = { flag:sub(2), value }
+  elseif a == "-i" then
+    st.interactive, st.version = true, true
+  elseif a == "-v" then
+    st.version = true
+  elseif a == "-W" then
+    warn("@on")
+  elseif a == "-h" then
+    st.help = true
+  else
+    return nil, ("unknown option '%s'"):format(a)
+  end
+  return i
+end
+
+--- Parses the options before the script or command, as lua.c's
+-- collectargs does, applying global options as they are seen. Returns
+-- {actions = {{"e"|"l", value}, ...}, interactive =, version =, help =,
+-- script_index = index of the script or command (nil: none)}, or nil and
+-- a usage error. Parsing stops at --help or -h (help = true).
+function M.parse_options(argv)
+  local st = { actions = {}, interactive = false, version = false, help = false }
   local i = 1
-  local actions, interactive, version = {}, false, false
-  local script_index
   while argv[i] ~= nil do
     local a = argv[i]
+    local err
     if a == "--" then
-      if argv[i + 1] ~= nil then script_index = i + 1 end
+      if argv[i + 1] ~= nil then st.script_index = i + 1 end
       break
-    elseif a == "-" then
-      script_index = i
+    elseif a == "-" or a:sub(1, 1) ~= "-" then
+      st.script_index = i
       break
     elseif a:sub(1, 2) == "--" then
-      local name, inline = a:match("^(%-%-[^=]+)=(.*)$")
-      name = name or a
-      if name == "--help" then
-        print(M.usage_text())
-        return 0
-      elseif name == "--version" then
-        version = true
-      else
-        local opt
-        for _, o in ipairs(args.GLOBAL) do
-          if o.name == name and o.value then opt = o end
-        end
-        if not opt then return M.usage_error(("unknown option '%s'"):format(a)) end
-        local value = inline
-        if value == nil then
-          i = i + 1
-          value = argv[i]
-        end
-        if value == nil then
-          return M.usage_error(("option '%s' needs a value (%s)"):format(name, opt.value))
-        end
-        local ok, err = M.apply_global(opt, value)
-        if not ok then return M.usage_error(err) end
-      end
-    elseif a:sub(1, 1) == "-" then
-      local flag = a:sub(1, 2)
-      if flag == "-e" or flag == "-l" then
-        local value = a:sub(3)
-        if value == "" then
-          i = i + 1
-          value = argv[i]
-        end
-        if value == nil then
-          return M.usage_error(("'%s' needs an argument"):format(flag))
-        end
-        actions[#actions + 1] = { flag:sub(2), value }
-      elseif a == "-i" then
-        interactive, version = true, true
-      elseif a == "-v" then
-        version = true
-      elseif a == "-W" then
-        warn("@on")
-      elseif a == "-h" then
-        print(M.usage_text())
-        return 0
-      else
-        return M.usage_error(("unknown option '%s'"):format(a))
-      end
+      i, err = parse_long(argv, i, st)
     else
-      script_index = i
-      break
+      i, err = parse_short(argv, i, st)
     end
+    if not i then return nil, err end
+    if st.help then return st end
     i = i + 1
   end
-  add_env_path()
+  return st
+end
 
-  if script_index and #actions == 0 and not interactive and not version
-     and is_command(argv[script_index]) then
-    local name = argv[script_index]
-    local mod = command_module(name)
-    local opts, err = args.parse(mod.spec, argv, script_index + 1, M.apply_global)
-    if not opts then return M.usage_error(err, name) end
-    if opts.help then
-      print(args.help(M.PROGNAME, mod.spec))
-      return 0
-    end
-    return mod.main(opts, argv) or 0
+--- The subcommand the parsed options run: argv[script_index] when it names
+-- one and no -e, -l, -i or -v came before it; else nil.
+function M.command_of(argv, st)
+  local name = st.script_index and argv[st.script_index]
+  if name and #st.actions == 0 and not st.interactive and not st.version
+     and is_command(name) then
+    return name
   end
-  if script_index and argv[script_index] ~= "-" and not looks_like_script(argv[script_index]) then
-    return M.usage_error(("unknown command '%s'"):format(argv[script_index]))
-  end
+  return nil
+end
 
-  if version and not interactive then print(M.version_line()) end
-  local status = run_actions(actions)
+--- Runs subcommand name with the arguments after argv[index]: parses its
+-- options (usage errors exit 2, --help prints its help) and calls its
+-- main. Returns the exit status.
+function M.run_command(name, argv, index)
+  local mod = command_module(name)
+  local opts, err = args.parse(mod.spec, argv, index + 1, M.apply_global)
+  if not opts then return M.usage_error(err, name) end
+  if opts.help then
+    print(args.help(M.PROGNAME, mod.spec))
+    return 0
+  end
+  return mod.main(opts, argv) or 0
+end
+
+-- The interpreter, as lua.c's pmain after collectargs: the version line,
+-- the -e and -l actions, the script, then the REPL (with -i, or when
+-- nothing else was asked and stdin is a terminal; else stdin is run).
+local function run_interpreter(argv, st)
+  local script_index = st.script_index
+  if st.version and not st.interactive then print(M.version_line()) end
+  local status = run_actions(st.actions)
   if status ~= 0 then return status end
   if script_index then
     status = M.run_script(argv, script_index)
     if status ~= 0 then return status end
   end
-  if interactive then
+  if st.interactive then
     return repl()
   end
-  if not script_index and #actions == 0 and not version then
+  if not script_index and #st.actions == 0 and not st.version then
     if core.isatty(0) then
       print(M.version_line())
       return repl()
@@ -280,6 +311,25 @@ function M.main(argv)
     return M.run_script(argv, 1)
   end
   return 0
+end
+
+--- Entry point: argv[0] is the program, argv[1..] the arguments. Returns
+-- the exit status.
+function M.main(argv)
+  local st, err = M.parse_options(argv)
+  if not st then return M.usage_error(err) end
+  if st.help then
+    print(M.usage_text())
+    return 0
+  end
+  add_env_path()
+  local command = M.command_of(argv, st)
+  if command then return M.run_command(command, argv, st.script_index) end
+  local index = st.script_index
+  if index and argv[index] ~= "-" and not looks_like_script(argv[index]) then
+    return M.usage_error(("unknown command '%s'"):format(argv[index]))
+  end
+  return run_interpreter(argv, st)
 end
 
 return M
