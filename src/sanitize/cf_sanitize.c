@@ -388,7 +388,7 @@ static int try_at(run *r, int e, size_t at)
 }
 
 size_t cf_entity_match_at(const cf_sanitizer *s, cf_sanitize_scratch *sc, int e, const char *text,
-                          size_t n, size_t at)
+                          size_t n, size_t at, size_t *start)
 {
     if (e < 0 || e >= CF_ENT_COUNT || !s->re[e] || at >= n)
         return 0;
@@ -396,8 +396,9 @@ size_t cf_entity_match_at(const cf_sanitizer *s, cf_sanitize_scratch *sc, int e,
     size_t before = sc->nspans;
     if (!try_at(&r, e, at) || sc->nspans == before)
         return 0;
-    size_t end = sc->spans[--sc->nspans].end;
-    return end;
+    sc->nspans--;
+    *start = sc->spans[sc->nspans].start;
+    return sc->spans[sc->nspans].end;
 }
 
 int cf_sanitize_covered(const cf_sanitize_scratch *sc, size_t start, size_t end)
@@ -520,10 +521,10 @@ static int ipv6_token(run *r, size_t ts, size_t te)
 /* A ':' at i: the surrounding token of hex digits, colons and dots. A
  * label glued before it ("ip:2001:db8::1", "ad:fe80::1") is not part of
  * the address: then the address starts after the label's colon. Returns
- * where the scan continues: after the address, or right after this colon
- * (what follows may be another entity, as in "ssn:123-45-6789"); *tok_end
- * is the end of the token, so its other colons are not looked at again. */
-static size_t ipv6_at(run *r, size_t i, size_t *tok_end)
+ * the end of the token, so that its other colons are not looked at again;
+ * the scan goes on right after this colon all the same, since what
+ * follows may be another entity ("ssn:123-45-6789", "fe80::1 DE89 ..."). */
+static size_t ipv6_at(run *r, size_t i)
 {
     const unsigned char *u = r->u;
     size_t ts = i, te = i;
@@ -531,18 +532,16 @@ static size_t ipv6_at(run *r, size_t i, size_t *tok_end)
         ts--;
     while (te < r->n && is_v6(u[te]) && te - ts < 64)
         te++;
-    *tok_end = te;
     if (te < r->n && is_word(u[te]))
-        return i + 1;
+        return te;
     if (!(ts > 0 && (is_word(u[ts - 1]) || u[ts - 1] == ':')) && ipv6_token(r, ts, te))
         return te;
     size_t c = ts;
     while (c < te && u[c] != ':')
         c++;
-    int labelled = c > 0 && is_word(u[c - 1]) && c + 1 < te;
-    if (labelled && ipv6_token(r, c + 1, te))
-        return te;
-    return i + 1;
+    if (c > 0 && is_word(u[c - 1]) && c + 1 < te)
+        ipv6_token(r, c + 1, te);
+    return te;
 }
 
 static int has(const run *r, size_t at, const char *lit, size_t len)
@@ -622,8 +621,7 @@ static void scan(run *r)
             email_at(r, i, email_floor);
             email_floor = i + 1;
         } else if ((k & K_COLON) && i >= v6_end) {
-            i = ipv6_at(r, i, &v6_end);
-            continue;
+            v6_end = ipv6_at(r, i);
         }
         if ((k & K_UPPER) && i + 3 < n && is_upper(u[i + 1]) && is_digit(u[i + 2])
             && is_digit(u[i + 3]) && (i == 0 || !is_alnum(u[i - 1])))
