@@ -1,5 +1,7 @@
 # libFuzzer targets (fuzz/fuzz_*.c), built with clang when it is installed:
-#   fuzz_sanitize   the PII sanitizer on arbitrary bytes (text and JSON)
+#   fuzz_sanitize   the PII sanitizer on arbitrary bytes (text and JSON), with an
+#                   oracle: no entity its own pattern matches at a boundary
+#                   survives; fuzz/sanitize.dict holds its tokens
 #   fuzz_jsonl      a JSON line -> validated, sanitized event -> back
 # Each links the C sources it needs directly, compiled with
 # -fsanitize=fuzzer,address,undefined. Tests:
@@ -41,6 +43,11 @@ foreach(name sanitize jsonl)
     VERBATIM)
   list(APPEND CF_FUZZ_BINARIES ${bin})
   set(seeds ${PROJECT_SOURCE_DIR}/fuzz/seeds/${name})
+  # a dictionary of the input's tokens, when the target has one
+  set(dict)
+  if(EXISTS ${PROJECT_SOURCE_DIR}/fuzz/${name}.dict)
+    set(dict -dict=${PROJECT_SOURCE_DIR}/fuzz/${name}.dict)
+  endif()
   add_test(NAME fuzz.${name}.seeds COMMAND ${bin} -runs=0 ${seeds})
   set_tests_properties(fuzz.${name}.seeds PROPERTIES LABELS fuzz)
   if(CF_SANITIZE)
@@ -48,7 +55,7 @@ foreach(name sanitize jsonl)
     file(MAKE_DIRECTORY ${CF_FUZZ_DIR}/corpus_${name})
     add_test(NAME fuzz.${name}
              COMMAND ${bin} -max_total_time=${CF_FUZZ_SECONDS} -timeout=10 -rss_limit_mb=2048
-                     -print_final_stats=1 ${CF_FUZZ_DIR}/corpus_${name} ${seeds})
+                     -print_final_stats=1 ${dict} ${CF_FUZZ_DIR}/corpus_${name} ${seeds})
     set_tests_properties(fuzz.${name} PROPERTIES LABELS fuzz TIMEOUT 600)
   endif()
 endforeach()

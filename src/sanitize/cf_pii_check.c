@@ -74,7 +74,7 @@ int cf_iban_valid(const char *s, size_t n)
     char c[40];
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        if (s[i] == ' ')
+        if (s[i] == ' ' || s[i] == '-')
             continue;
         if (m == sizeof c)
             return 0;
@@ -127,4 +127,41 @@ int cf_ipv6_valid(const char *s, size_t n)
         }
     }
     return groups >= 2 && hex >= 4;
+}
+
+static int lower(int c)
+{
+    return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
+
+static int word_byte(int c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+/* Whether the lowercase word w occurs in s[a..b) as a whole word. */
+static int has_word(const char *s, size_t a, size_t b, const char *w, size_t wn)
+{
+    for (size_t i = a; i + wn <= b; i++) {
+        size_t k = 0;
+        while (k < wn && lower((unsigned char)s[i + k]) == w[k])
+            k++;
+        if (k == wn && (i == 0 || !word_byte((unsigned char)s[i - 1]))
+            && (i + wn == b || !word_byte((unsigned char)s[i + wn])))
+            return 1;
+    }
+    return 0;
+}
+
+int cf_ssn_context(const char *s, size_t n, size_t start, size_t end)
+{
+    size_t a = start > CF_SSN_CONTEXT_BEFORE ? start - CF_SSN_CONTEXT_BEFORE : 0;
+    size_t b = n - end > CF_SSN_CONTEXT_AFTER ? end + CF_SSN_CONTEXT_AFTER : n;
+    static const char *const words[] = {"ssn", "ssns", "social security"};
+    for (size_t k = 0; k < sizeof words / sizeof words[0]; k++) {
+        size_t wn = strlen(words[k]);
+        if (has_word(s, a, start, words[k], wn) || has_word(s, end, b, words[k], wn))
+            return 1;
+    }
+    return 0;
 }

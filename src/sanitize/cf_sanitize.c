@@ -35,29 +35,37 @@ static const char *const ent_pattern[CF_ENT_COUNT] = {
         "|gh[pousr]_[A-Za-z0-9]{36,}"
         "|github_pat_[A-Za-z0-9_]{22,}"
         "|xox[baprs]-[A-Za-z0-9-]{10,}"
-        "|eyJ[A-Za-z0-9_-]{8,}\\.eyJ[A-Za-z0-9_-]{8,}\\.[A-Za-z0-9_-]{8,}"
+        "|eyJ[A-Za-z0-9_-]{8,}\\.eyJ[A-Za-z0-9_-]{8,}(?:\\.[A-Za-z0-9_-]{8,})?"
         "|[Bb]earer[ \\t]+\\K[A-Za-z0-9._~+/-]{16,}=*"
-        "|-----BEGIN[A-Z ]{0,20}PRIVATE KEY-----[\\s\\S]{1,8192}?"
-        "-----END[A-Z ]{0,20}PRIVATE KEY-----"
-        ")(?![A-Za-z0-9_-])",
+        ")(?![A-Za-z0-9_-])"
+        /* a key block; without its END line, the body up to the first
+         * byte that is not base64, whitespace or an escaped newline */
+        "|-----BEGIN[A-Z ]{0,20}PRIVATE KEY-----"
+        "(?:[\\s\\S]{1,8192}?-----END[A-Z ]{0,20}PRIVATE KEY-----"
+        "|(?:[A-Za-z0-9+/=\\s]|\\\\[nrt])*+)",
     [CF_ENT_CREDIT_CARD] =
-        "(?:\\d{13,19}"
+        "(?=[2-6])(?:\\d{13,19}"
         "|\\d{4}([ -])\\d{4}\\1\\d{4}\\1\\d{4}(?:\\1\\d{3})?"
         "|\\d{4}([ -])\\d{6}\\2\\d{4,5})"
         "(?![0-9]|[.,][0-9])(?C1)",
-    [CF_ENT_IBAN] = "[A-Z]{2}\\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?"
+    /* grouped by spaces (or not at all), or by dashes */
+    [CF_ENT_IBAN] = "[A-Z]{2}\\d{2}(?:(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?"
+                    "|(?:-[A-Z0-9]{4}){2,7}(?:-[A-Z0-9]{1,3})?)"
                     "(?![A-Za-z0-9])(?C2)",
     /* the reference's pattern, also with UTF-8 (bytes >= 0x80) in the
      * address: internationalized mailboxes and domains */
     [CF_ENT_EMAIL] = "[a-zA-Z0-9._%+\\x80-\\xff-]+@[a-zA-Z0-9.\\x80-\\xff-]+"
-                     "\\.(?:[a-zA-Z]{2,}|[\\x80-\\xff]{2,})",
-    [CF_ENT_SSN] = "\\d{3}-\\d{2}-\\d{4}(?![\\w-]|[.,]\\d)(?C3)",
+                     "\\.(?:xn--[a-zA-Z0-9-]{2,}|[a-zA-Z]{2,}|[\\x80-\\xff]{2,})",
+    /* dots or spaces only with a context word near (callout 3) */
+    [CF_ENT_SSN] = "\\d{3}([-. ])\\d{2}\\1\\d{4}(?![\\w-]|[.,]\\d)(?C3)",
     [CF_ENT_IPV6] = NULL,
     [CF_ENT_IPV4] = "(?:(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.){3}"
                     "(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(?!\\w|\\.\\w)",
     [CF_ENT_PHONE] =
         "(?:(?:\\+?1[-. ]?)?(?:\\([2-9]\\d{2}\\)|[2-9]\\d{2})[-. ]?\\d{3}[-. ]?\\d{4}"
-        "|\\+[2-9]\\d{0,2}(?:[-. ]?\\d){6,12})"
+        "|\\+[2-9]\\d{0,2}(?:[-. ]?\\d){6,12}"
+        /* a bracketed area code or trunk prefix: +44 (20) ..., +44 (0)20 ... */
+        "|\\+[2-9]\\d{0,2}[-. ]?\\(\\d{1,4}\\)(?:[-. ]?\\d){6,12})"
         "(?!\\w|[.,]\\d)",
 };
 
@@ -132,7 +140,12 @@ static int check_callout(pcre2_callout_block *cb, void *data)
     switch (cb->callout_number) {
     case 1: ok = cf_luhn_valid(s, n); break;
     case 2: ok = cf_iban_valid(s, n); break;
-    case 3: ok = n == 11 && ssn_rules(s); break;
+    case 3:
+        ok = n == 11 && ssn_rules(s)
+             && (s[3] == '-'
+                 || cf_ssn_context((const char *)cb->subject, cb->subject_length, cb->start_match,
+                                   cb->current_position));
+        break;
     default: break;
     }
     return ok ? 0 : 1; /* nonzero: fail here and backtrack */
@@ -374,6 +387,30 @@ static int try_at(run *r, int e, size_t at)
     return 1;
 }
 
+size_t cf_entity_match_at(const cf_sanitizer *s, cf_sanitize_scratch *sc, int e, const char *text,
+                          size_t n, size_t at, size_t *start)
+{
+    if (e < 0 || e >= CF_ENT_COUNT || !s->re[e] || at >= n)
+        return 0;
+    run r = {s, sc, (const unsigned char *)text, n, 0};
+    size_t before = sc->nspans;
+    if (!try_at(&r, e, at) || sc->nspans == before)
+        return 0;
+    sc->nspans--;
+    *start = sc->spans[sc->nspans].start;
+    return sc->spans[sc->nspans].end;
+}
+
+int cf_sanitize_covered(const cf_sanitize_scratch *sc, size_t start, size_t end)
+{
+    /* the spans of the last cf_sanitize, sorted by start by redact() */
+    size_t reach = start;
+    for (size_t k = 0; k < sc->nspans && reach < end; k++)
+        if (sc->spans[k].start <= reach && sc->spans[k].end > reach)
+            reach = sc->spans[k].end;
+    return reach >= end;
+}
+
 static inline int is_digit(unsigned c) { return c - '0' < 10; }
 static inline int is_upper(unsigned c) { return c - 'A' < 26; }
 static inline int is_alnum(unsigned c)
@@ -387,6 +424,40 @@ static inline int is_hex(unsigned c)
 }
 
 static inline int on(const run *r, int e) { return (r->s->entities >> e) & 1; }
+
+static inline int is_sep(unsigned c) { return c == '-' || c == '.' || c == ' '; }
+
+/* Whether a digit run of length L, first digit d, followed by c, can start
+ * a North American number: [1][sep](NXX)[sep]NXX[sep]XXXX, where the runs
+ * before the last are 1, 3 or 6 digits, with or without the leading 1. */
+static int nanp_shape(size_t L, unsigned d, unsigned c)
+{
+    if (d == '1' && L != 3 && L != 6 && L != 10) {
+        if (L == 1)
+            return is_sep(c) || c == '(';
+        L--; /* the country code glued to the number */
+    } else if (d < '2') {
+        return 0;
+    }
+    if (L == 10)
+        return 1;
+    return (L == 3 || L == 6) && is_sep(c);
+}
+
+static void phone_run(run *r, size_t i, size_t L, unsigned p, unsigned pp, unsigned c)
+{
+    if (p == '+' && L <= 15 && !is_word(pp)) {
+        try_at(r, CF_ENT_PHONE, i - 1);
+        return;
+    }
+    if (p == '(' && !is_word(pp) && L == 3 && c == ')' && try_at(r, CF_ENT_PHONE, i - 1))
+        return;
+    /* "#5551234567" is an id; "#555-234-5678" is a number */
+    if (p == '#' && (L == 10 || L == 11))
+        return;
+    if (nanp_shape(L, r->u[i], c))
+        try_at(r, CF_ENT_PHONE, i);
+}
 
 /* A run of L digits starts at i. */
 static void digit_run(run *r, size_t i, size_t L)
@@ -403,19 +474,12 @@ static void digit_run(run *r, size_t i, size_t L)
     if (on(r, CF_ENT_CREDIT_CARD) && u[i] >= '2' && u[i] <= '6'
         && ((L >= 13 && L <= 19) || (L == 4 && (c == ' ' || c == '-'))))
         try_at(r, CF_ENT_CREDIT_CARD, i);
-    if (on(r, CF_ENT_SSN) && L == 3 && c == '-' && p != '-')
+    if (on(r, CF_ENT_SSN) && L == 3 && is_sep(c) && (p != c || c == ' '))
         try_at(r, CF_ENT_SSN, i);
     if (on(r, CF_ENT_IPV4) && L <= 3 && c == '.' && p != '.')
         try_at(r, CF_ENT_IPV4, i);
-    if (on(r, CF_ENT_PHONE) && p != '.' && p != '#') { /* "#5551234567" is an id */
-        if (p == '+' && L <= 15 && !is_word(pp))
-            try_at(r, CF_ENT_PHONE, i - 1);
-        else if (L == 3 && (c == '-' || c == '.' || c == ' ' || c == ')'))
-            try_at(r, CF_ENT_PHONE, p == '(' && !is_word(pp) ? i - 1 : i);
-        else if (L == 10 || (L == 11 && u[i] == '1')
-                 || (L == 1 && u[i] == '1' && (c == '-' || c == '.' || c == ' ' || c == '(')))
-            try_at(r, CF_ENT_PHONE, i);
-    }
+    if (on(r, CF_ENT_PHONE) && p != '.')
+        phone_run(r, i, L, p, pp, c);
 }
 
 static int is_local(unsigned c)
@@ -435,8 +499,31 @@ static void email_at(run *r, size_t i, size_t floor)
 
 static int is_v6(unsigned c) { return is_hex(c) || c == ':' || c == '.'; }
 
-/* A ':' at i: the surrounding token of hex digits, colons and dots.
- * Returns where the scan continues. */
+/* Redacts [ts, te) when it is an address (dots around it trimmed, or a
+ * trailing colon: "fe80::1: down"). */
+static int ipv6_token(run *r, size_t ts, size_t te)
+{
+    const unsigned char *u = r->u;
+    while (ts < te && u[ts] == '.')
+        ts++;
+    size_t end = te;
+    while (end > ts && u[end - 1] == '.')
+        end--;
+    if (end - ts < 3)
+        return 0;
+    if (cf_ipv6_valid((const char *)u + ts, end - ts))
+        return add_span(r, ts, end, CF_ENT_IPV6) == 0;
+    if (u[end - 1] == ':' && cf_ipv6_valid((const char *)u + ts, end - ts - 1))
+        return add_span(r, ts, end - 1, CF_ENT_IPV6) == 0;
+    return 0;
+}
+
+/* A ':' at i: the surrounding token of hex digits, colons and dots. A
+ * label glued before it ("ip:2001:db8::1", "ad:fe80::1") is not part of
+ * the address: then the address starts after the label's colon. Returns
+ * the end of the token, so that its other colons are not looked at again;
+ * the scan goes on right after this colon all the same, since what
+ * follows may be another entity ("ssn:123-45-6789", "fe80::1 DE89 ..."). */
 static size_t ipv6_at(run *r, size_t i)
 {
     const unsigned char *u = r->u;
@@ -445,19 +532,15 @@ static size_t ipv6_at(run *r, size_t i)
         ts--;
     while (te < r->n && is_v6(u[te]) && te - ts < 64)
         te++;
-    if ((ts > 0 && (is_word(u[ts - 1]) || u[ts - 1] == ':')) || (te < r->n && is_word(u[te])))
+    if (te < r->n && is_word(u[te]))
         return te;
-    while (ts < te && u[ts] == '.')
-        ts++;
-    size_t end = te;
-    while (end > ts && u[end - 1] == '.')
-        end--;
-    if (end - ts >= 3) {
-        if (cf_ipv6_valid((const char *)u + ts, end - ts))
-            add_span(r, ts, end, CF_ENT_IPV6);
-        else if (u[end - 1] == ':' && cf_ipv6_valid((const char *)u + ts, end - ts - 1))
-            add_span(r, ts, end - 1, CF_ENT_IPV6);
-    }
+    if (!(ts > 0 && (is_word(u[ts - 1]) || u[ts - 1] == ':')) && ipv6_token(r, ts, te))
+        return te;
+    size_t c = ts;
+    while (c < te && u[c] != ':')
+        c++;
+    if (c > 0 && is_word(u[c - 1]) && c + 1 < te)
+        ipv6_token(r, c + 1, te);
     return te;
 }
 
@@ -519,7 +602,7 @@ static void scan(run *r)
 {
     const unsigned char *u = r->u;
     const unsigned char *cls = r->s->cls;
-    size_t n = r->n, i = 0, email_floor = 0;
+    size_t n = r->n, i = 0, email_floor = 0, v6_end = 0;
     while (i < n) {
         while (i < n && !cls[u[i]])
             i++;
@@ -537,10 +620,8 @@ static void scan(run *r)
         if (k & K_AT) {
             email_at(r, i, email_floor);
             email_floor = i + 1;
-        } else if (k & K_COLON) {
-            size_t next = ipv6_at(r, i);
-            i = next > i ? next : i + 1;
-            continue;
+        } else if ((k & K_COLON) && i >= v6_end) {
+            v6_end = ipv6_at(r, i);
         }
         if ((k & K_UPPER) && i + 3 < n && is_upper(u[i + 1]) && is_digit(u[i + 2])
             && is_digit(u[i + 3]) && (i == 0 || !is_alnum(u[i - 1])))

@@ -66,6 +66,21 @@ describe("cf.sanitize", function()
     cf2.close()
   end)
 
+  it("redacts label:value forms in prompts, responses and metadata values", function()
+    local raw = "SSN:123-45-6789 card:4111111111111111 phone:555-234-5678 ip:10.0.0.1"
+    local want = "SSN:[SSN] card:[CREDIT_CARD] phone:[PHONE] ip:[IP_ADDRESS]"
+    local id = assert(cf.log_inference { deployment_id = "d", prompt = raw, response = "ok " .. raw,
+                                         metadata = { note = raw, list = { "key:AKIAIOSFODNN7EXAMPLE" } } })
+    assert(cf.flush())
+    local ev = cf.store():get_event(id)
+    assert.equal(want, ev.prompt)
+    assert.equal("ok " .. want, ev.response)
+    assert.equal(want, ev.metadata.note)
+    assert.equal("key:[SECRET]", ev.metadata.list[1])
+    local r = cf.stats().redactions
+    assert.same({ 3, 3, 3, 3, 1 }, { r.ssn, r.credit_card, r.phone, r.ipv4, r.secret })
+  end)
+
   it("rejects an unknown entity name in config", function()
     local cf2 = require("crucible").new { config = { sanitizer = { entities = { emails = false } } } }
     assert.is_nil(cf2)

@@ -101,4 +101,17 @@ int cf_sanitize(const cf_sanitizer *s, cf_sanitize_scratch *sc, const char *text
 int cf_sanitize_json(const cf_sanitizer *s, cf_sanitize_scratch *sc, const char *json, size_t n,
                      cf_buf *out, uint32_t *counts, cf_err *err);
 
+/*
+ * For tests and the fuzz oracle. cf_entity_match_at runs entity e's own
+ * anchored pattern (with its checksums) at text[at] and returns where the
+ * match ends, setting *start where it begins (after at for "Bearer "), or
+ * 0 when it does not match there or e has no pattern (ipv6).
+ * It leaves the scratch's last result alone. cf_sanitize_covered tells
+ * whether the built-in redactions of the last cf_sanitize on sc covered
+ * every byte of the input's [start, end).
+ */
+size_t cf_entity_match_at(const cf_sanitizer *s, cf_sanitize_scratch *sc, int e, const char *text,
+                          size_t n, size_t at, size_t *start);
+int cf_sanitize_covered(const cf_sanitize_scratch *sc, size_t start, size_t end);
+
 #endif
