@@ -195,7 +195,7 @@ end
 
 --- The pieces of the feature, for tests (not a public API).
 M._internal = {
-  check_options = check_options, check_enum = check_enum, parquet_options = parquet_options,
+  check_options = check_options, check_format = check_format, parquet_options = parquet_options,
   default_path = default_path, time_of = time_of, curated_request = curated_request,
   pairs_request = pairs_request,
 }
