@@ -117,11 +117,6 @@ cf_signal_kind cf_signal_kind_of(cf_str type)
     return CF_SIG_OTHER;
 }
 
-static int has_prefix(const char *s, const char *prefix)
-{
-    return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
 void cf_store_redact_url(const char *url, char *out, size_t cap)
 {
     if (!cap)
@@ -143,45 +138,45 @@ void cf_store_redact_url(const char *url, char *out, size_t cap)
         snprintf(out, cap, "%s", url);
 }
 
+/* "expected A, B or C": the usage of every listed scheme row. */
+static void expected_forms(char *out, size_t cap)
+{
+    size_t len = 0, total = 0, seen = 0;
+    for (const cf_store_scheme *r = cf_store_schemes; r->prefix; r++)
+        total += r->usage != NULL;
+    for (const cf_store_scheme *r = cf_store_schemes; r->prefix && len < cap; r++) {
+        if (!r->usage)
+            continue;
+        const char *sep = seen == 0 ? "" : seen + 1 == total ? " or " : ", ";
+        int w = snprintf(out + len, cap - len, "%s%s", sep, r->usage);
+        if (w < 0)
+            break;
+        len += (size_t)w;
+        seen++;
+    }
+}
+
 int cf_store_parse_url(const char *url, cf_store_url *out, cf_err *err)
 {
+    char forms[512] = "";
     memset(out, 0, sizeof *out);
+    expected_forms(forms, sizeof forms);
     if (!url || !*url)
-        return cf_fail(err, CF_EINVAL, "database URL is empty: expected sqlite:PATH");
-    if (has_prefix(url, "sqlite:")) {
-        const char *path = url + strlen("sqlite:");
-        if (has_prefix(path, "//"))
-            path += 2;
-        if (!*path)
-            return cf_fail(err, CF_EINVAL,
-                           "database URL '%s' has no file path: expected sqlite:PATH", url);
-        if (strlen(path) >= sizeof out->target)
-            return cf_fail(err, CF_EINVAL, "database URL is too long (%zu bytes)", strlen(url));
-        out->backend = CF_BACKEND_SQLITE;
-        memcpy(out->target, path, strlen(path) + 1);
-        return 0;
-    }
-    if (has_prefix(url, "postgres://") || has_prefix(url, "postgresql://")) {
-        /* the PostgreSQL backend parses (and reports) the rest itself */
+        return cf_fail(err, CF_EINVAL, "database URL is empty: expected %s", forms);
+    for (const cf_store_scheme *r = cf_store_schemes; r->prefix; r++) {
+        if (strncmp(url, r->prefix, strlen(r->prefix)) != 0)
+            continue;
+        out->scheme = r;
+        if (r->target)
+            return r->target(url, out->target, sizeof out->target, err);
         if (strlen(url) >= sizeof out->target)
             return cf_fail(err, CF_EINVAL, "database URL is too long (%zu bytes)", strlen(url));
-        out->backend = CF_BACKEND_POSTGRES;
-        memcpy(out->target, url, strlen(url) + 1);
-        return 0;
-    }
-    if (has_prefix(url, "clickhouse://")) {
-        if (strlen(url) >= sizeof out->target)
-            return cf_fail(err, CF_EINVAL, "database URL is too long (%zu bytes)", strlen(url));
-        out->backend = CF_BACKEND_CLICKHOUSE;
         memcpy(out->target, url, strlen(url) + 1);
         return 0;
     }
     char shown[256];
     cf_store_redact_url(url, shown, sizeof shown);
-    return cf_fail(err, CF_EINVAL,
-                   "unsupported database URL '%s': expected sqlite:PATH, "
-                   "postgres://user:password@host:port/database or "
-                   "clickhouse://user:password@host:port/database", shown);
+    return cf_fail(err, CF_EINVAL, "unsupported database URL '%s': expected %s", shown, forms);
 }
 
 int cf_store_open(const char *url, const cf_store_opts *opts, cf_store **out, cf_err *err)
@@ -190,16 +185,7 @@ int cf_store_open(const char *url, const cf_store_opts *opts, cf_store **out, cf
     *out = NULL;
     if (cf_store_parse_url(url, &u, err))
         return -1;
-    switch (u.backend) {
-    case CF_BACKEND_SQLITE:
-        return cf_store_sqlite_open(u.target, opts, out, err);
-    case CF_BACKEND_POSTGRES:
-        return cf_store_pg_open(u.target, opts, out, err);
-    case CF_BACKEND_CLICKHOUSE:
-        return cf_store_clickhouse_open(u.target, opts, out, err);
-    default:
-        return cf_fail(err, CF_EUNSUPPORTED, "backend not available");
-    }
+    return u.scheme->open(u.target, opts, out, err);
 }
 
 static const char *const STATUSES[] = {"running", "ok",      "halted",    "failed",

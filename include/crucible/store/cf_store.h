@@ -389,25 +389,42 @@ struct cf_cursor {
 
 /* ---- opening -------------------------------------------------------------- */
 
-typedef enum cf_backend { CF_BACKEND_SQLITE, CF_BACKEND_POSTGRES, CF_BACKEND_CLICKHOUSE } cf_backend;
-
-typedef struct cf_store_url {
-    cf_backend backend;
-    char target[4096];  /* sqlite: the file path (or ":memory:"); clickhouse: the URL */
-} cf_store_url;
-
-/* Parses "sqlite:PATH" (also "sqlite://PATH"); postgres:// (postgresql://)
- * sets CF_BACKEND_POSTGRES with the whole URL as target (the backend parses
- * it); clickhouse:// likewise sets CF_BACKEND_CLICKHOUSE. */
-int cf_store_parse_url(const char *url, cf_store_url *out, cf_err *err);
-/* The URL for messages: a password (scheme://user:PASSWORD@...) becomes ***. */
-void cf_store_redact_url(const char *url, char *out, size_t cap);
-
 typedef struct cf_store_opts {
     int busy_timeout_ms;  /* how long a writer waits for a lock; 0: 5000 */
 } cf_store_opts;
 
+/* The storage schemes: one row per URL prefix a backend answers to, like
+ * SQLite's VFS list or curl's backend table. Adding a backend is its own
+ * files plus one row in cf_store_schemes (cf_store_schemes.c). */
+typedef struct cf_store_scheme {
+    const char *prefix;   /* "sqlite:", "postgres://", ...: how its URLs start */
+    const char *backend;  /* the backend's name ("sqlite", "postgres", "clickhouse") */
+    const char *usage;    /* the URL form for messages; NULL: an alias, not listed */
+    /* The target the backend opens, from the whole URL (NULL: the URL itself,
+     * which the backend parses and reports on). */
+    int (*target)(const char *url, char *out, size_t cap, cf_err *err);
+    int (*open)(const char *target, const cf_store_opts *opts, cf_store **out,
+                cf_err *err);
+} cf_store_scheme;
+
+/* The registered schemes, ending with a row whose prefix is NULL. */
+extern const cf_store_scheme cf_store_schemes[];
+
+typedef struct cf_store_url {
+    const cf_store_scheme *scheme;  /* the row whose prefix the URL starts with */
+    char target[4096];  /* sqlite: the file path (or ":memory:"); others: the URL */
+} cf_store_url;
+
+/* Finds the scheme row whose prefix starts the URL and fills its target;
+ * CF_EINVAL listing the registered URL forms when no row matches. */
+int cf_store_parse_url(const char *url, cf_store_url *out, cf_err *err);
+/* The URL for messages: a password (scheme://user:PASSWORD@...) becomes ***. */
+void cf_store_redact_url(const char *url, char *out, size_t cap);
+
+
 int cf_store_open(const char *url, const cf_store_opts *opts, cf_store **out, cf_err *err);
+/* sqlite:PATH (also sqlite://PATH): the path, or CF_EINVAL when empty. */
+int cf_store_sqlite_target(const char *url, char *out, size_t cap, cf_err *err);
 int cf_store_sqlite_open(const char *path, const cf_store_opts *opts, cf_store **out, cf_err *err);
 /* postgres://user:password@host:port/database[?libpq parameters] (also
  * postgresql://); cf_store_pg.c. */

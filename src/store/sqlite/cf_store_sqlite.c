@@ -846,3 +846,18 @@ int cf_store_sqlite_open(const char *path, const cf_store_opts *opts, cf_store *
     *out = &s->base;
     return 0;
 }
+
+int cf_store_sqlite_target(const char *url, char *out, size_t cap, cf_err *err)
+{
+    const char *path = url + strlen("sqlite:");
+    if (strncmp(path, "//", 2) == 0)
+        path += 2;
+    if (!*path)
+        return cf_fail(err, CF_EINVAL, "database URL '%s' has no file path: expected sqlite:PATH",
+                       url);
+    size_t n = strlen(path);
+    if (n >= cap)
+        return cf_fail(err, CF_EINVAL, "database URL is too long (%zu bytes)", strlen(url));
+    memcpy(out, path, n + 1);
+    return 0;
+}
