@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "crucible/store/cf_store.h"
-#include "store/sqlite/cf_store_sqlite_int.h"
+#include "store/sqlite/sqlite_int.h"
 #include "crucible/core/cf_uuid.h"
 
 #define DB "test_store.db"

@@ -2,8 +2,8 @@
  * The storage interface: one vtable, one logical schema, several backends.
  *
  * Nothing above this header knows which database is underneath. Backends
- * (cf_store_sqlite.c now; PostgreSQL and ClickHouse later) fill a
- * cf_store_vt; callers use the cf_store_* functions below.
+ * (src/store/sqlite, src/store/pg, src/store/ch) fill a cf_store_vt and
+ * have a row in cf_store_schemes; callers use the cf_store_* functions below.
  *
  * Rules every backend keeps:
  *  - values are bound parameters, never spliced into SQL text;
@@ -427,7 +427,7 @@ int cf_store_open(const char *url, const cf_store_opts *opts, cf_store **out, cf
 int cf_store_sqlite_target(const char *url, char *out, size_t cap, cf_err *err);
 int cf_store_sqlite_open(const char *path, const cf_store_opts *opts, cf_store **out, cf_err *err);
 /* postgres://user:password@host:port/database[?libpq parameters] (also
- * postgresql://); cf_store_pg.c. */
+ * postgresql://); pg_open.c. */
 int cf_store_pg_open(const char *url, const cf_store_opts *opts, cf_store **out, cf_err *err);
 /* clickhouse://[user[:password]@]host[:port][/database] (HTTP interface;
  * port 8123, user default, database default when absent). */

@@ -29,7 +29,7 @@
  * A claim whose lease is not live when written (lease_until unset or
  * past) blocks nobody and is inserted without the wait, as on SQLite.
  */
-#include "cf_store_ch_int.h"
+#include "ch_int.h"
 
 #include <stdlib.h>
 #include <string.h>

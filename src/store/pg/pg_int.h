@@ -79,7 +79,7 @@ int pg_col_bool(const PGresult *r, int row, int col);
  * (PostgreSQL text can hold neither); field names it. */
 int pg_check_text(cf_str v, const char *what, size_t i, const char *field, cf_err *err);
 
-/* A paged query (cf_store_pg_read.c): head is "SELECT ..., <inserted_at
+/* A paged query (pg_read.c): head is "SELECT ..., <inserted_at
  * in microseconds>, t.seq FROM ... [WHERE ...]" over a table aliased t;
  * each page continues after the last row by (t.inserted_at, t.seq). */
 typedef struct pg_pager {
@@ -106,7 +106,7 @@ void pg_pager_time(pg_pager *g, const char *column, const char *op, int64_t us);
 int pg_pager_next(pg_pager *g, cf_err *err);
 void pg_pager_free(pg_pager *g);
 
-/* cf_store_pg_write.c */
+/* pg_write.c */
 int pg_insert_events(cf_store *, const cf_event *, size_t, char (*)[37], cf_err *);
 int pg_insert_signal(cf_store *, const cf_signal *, char[37], cf_err *);
 int pg_update_events(cf_store *, const cf_str *, const cf_event_update *, size_t, cf_err *);
@@ -118,18 +118,18 @@ int pg_insert_drift(cf_store *, const cf_drift_result *, char[37], cf_err *);
 int pg_insert_trigger(cf_store *, const cf_trigger_event *, char[37], cf_err *);
 int pg_insert_curated_new(cf_store *, const cf_curated *, size_t, unsigned char *, int64_t *,
                           cf_err *);
-/* cf_store_pg_read.c */
+/* pg_read.c */
 int pg_open_cursor(cf_store *, cf_kind, const cf_query *, cf_cursor **, cf_err *);
 int pg_count(cf_store *, cf_kind, const cf_query *, int64_t *, cf_err *);
 int pg_count_by_type(cf_store *, cf_kind, const cf_query *, cf_type_count_fn, void *, cf_err *);
 int pg_open_unscored_cursor(cf_store *, const cf_query *, cf_cursor **, cf_err *);
 int pg_last_export_at(cf_store *, cf_str, int64_t *, cf_err *);
 int pg_open_events_by_ids(cf_store *, const cf_str *, size_t, cf_cursor **, cf_err *);
-/* cf_store_pg_scan.c */
+/* pg_scan.c */
 int pg_open_columns(cf_store *, const cf_query *, const cf_column *, size_t, cf_colscan **,
                     cf_err *);
 int pg_open_light_events(cf_store *, const cf_query *, unsigned, cf_light_scan **, cf_err *);
-/* cf_store_pg_runs.c */
+/* pg_runs.c */
 int pg_insert_run(cf_store *, const cf_workflow_run *, char[37], int *, cf_err *);
 int pg_update_run(cf_store *, const cf_workflow_run *, cf_err *);
 int pg_list_runs(cf_store *, cf_str, int64_t, cf_run_fn, void *, cf_err *);

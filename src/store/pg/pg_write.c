@@ -9,7 +9,7 @@
  * parameterised statements; single inserts add ON CONFLICT (id) DO NOTHING
  * when they run again after a lost connection.
  */
-#include "cf_store_pg_int.h"
+#include "pg_int.h"
 
 #include <math.h>
 #include <stdlib.h>

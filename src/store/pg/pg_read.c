@@ -8,7 +8,7 @@
  * simply runs again once the server is back. Rows inserted while a cursor
  * runs may appear in it if they sort after its position (no snapshot).
  */
-#include "cf_store_pg_int.h"
+#include "pg_int.h"
 
 #include <math.h>
 #include <stdio.h>

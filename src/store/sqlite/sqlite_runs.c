@@ -4,7 +4,7 @@
  * become "abandoned", a live one refuses, else the row goes in), so two
  * processes sharing the database never run the same workflow at once.
  */
-#include "cf_store_sqlite_int.h"
+#include "sqlite_int.h"
 
 #include <string.h>
 

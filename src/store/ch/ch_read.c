@@ -5,7 +5,7 @@
  * FINAL (the latest version of each). Values enter the SQL text only
  * through ch_quote; numbers are printed by this code.
  */
-#include "cf_store_ch_int.h"
+#include "ch_int.h"
 
 #include <math.h>
 #include <stdlib.h>

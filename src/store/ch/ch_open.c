@@ -13,7 +13,7 @@
  * FINAL. A materialized view keyed by id (inference_event_ids) finds an
  * event by id without scanning.
  */
-#include "cf_store_ch_int.h"
+#include "ch_int.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -336,7 +336,7 @@ static char *dup_printf(const char *fmt, const char *a, const char *b, const cha
 }
 
 /* The URL's query (after '?', up to '#'): lease_settle_ms=N, the only
- * parameter (the wait of the workflow lease protocol, cf_store_ch_runs.c),
+ * parameter (the wait of the workflow lease protocol, ch_runs.c),
  * 1 to 60000 ms. */
 static int url_params(const char *q, long *settle_ms, cf_err *err)
 {

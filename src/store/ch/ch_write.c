@@ -7,7 +7,7 @@
  * refused as a duplicate, so a retried batch never doubles. Updates write
  * a new version of each row (ReplacingMergeTree, read with FINAL).
  */
-#include "cf_store_ch_int.h"
+#include "ch_int.h"
 
 #include <math.h>
 #include <stdlib.h>

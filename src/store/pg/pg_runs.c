@@ -7,7 +7,7 @@
  * does not take the run (another node is taking it at that moment).
  * Expired running rows become "abandoned" first, as in SQLite.
  */
-#include "cf_store_pg_int.h"
+#include "pg_int.h"
 
 #include <stdlib.h>
 #include <string.h>
