@@ -22,30 +22,6 @@ int cf_query_check_window(const cf_query *q, const char *what, cf_err *err)
     return 0;
 }
 
-int cf_store_insert_signal(cf_store *s, const cf_signal *sig, char id[37], cf_err *err)
-{
-    if (!sig->inference_event_id.p)
-        return cf_fail(err, CF_EINVAL, "signal.inference_event_id: missing required field");
-    if (!sig->signal_type.p)
-        return cf_fail(err, CF_EINVAL, "signal.signal_type: missing required field");
-    return s->vt->insert_signal(s, sig, id, err);
-}
-
-int cf_store_insert_drift(cf_store *s, const cf_drift_result *d, char id[37], cf_err *err)
-{
-    if (!d->deployment_id.p || !d->drift_type.p)
-        return cf_fail(err, CF_EINVAL, "drift result: deployment_id and drift_type are required");
-    return s->vt->insert_drift(s, d, id, err);
-}
-
-int cf_store_insert_trigger(cf_store *s, const cf_trigger_event *t, char id[37], cf_err *err)
-{
-    if (!t->deployment_id.p || !t->trigger_type.p)
-        return cf_fail(err, CF_EINVAL,
-                       "trigger event: deployment_id and trigger_type are required");
-    return s->vt->insert_trigger(s, t, id, err);
-}
-
 int cf_query_check(cf_kind kind, const cf_query *q, cf_err *err)
 {
     if (kind < 0 || kind >= CF_KIND_COUNT_)

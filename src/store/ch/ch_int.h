@@ -83,8 +83,8 @@ int ch_fail(ch_store *s, cf_err *err, const char *what, const char *problem);
 uint64_t ch_next_seq(void);
 
 /* ch_write.c */
-int ch_insert_events(cf_store *, const cf_event *, size_t, char (*)[37], cf_err *);
-int ch_insert_signal(cf_store *, const cf_signal *, char[37], cf_err *);
+int ch_insert_events(cf_store *, const cf_event *, size_t, cf_err *);
+int ch_insert_signal(cf_store *, const cf_signal *, cf_err *);
 int ch_update_events(cf_store *, const cf_str *, const cf_event_update *, size_t, cf_err *);
 int ch_insert_curated(cf_store *, const cf_curated *, size_t, cf_err *);
 int ch_insert_curated_new(cf_store *, const cf_curated *, size_t, unsigned char *, int64_t *,
@@ -92,8 +92,8 @@ int ch_insert_curated_new(cf_store *, const cf_curated *, size_t, unsigned char 
 int ch_mark_curated_exported(cf_store *, const cf_str *, size_t, cf_str, cf_err *);
 int ch_mark_curated_exported_stream(cf_store *, int (*)(void *, cf_str *, cf_err *), void *,
                                     cf_str, int64_t *, cf_err *);
-int ch_insert_drift(cf_store *, const cf_drift_result *, char[37], cf_err *);
-int ch_insert_trigger(cf_store *, const cf_trigger_event *, char[37], cf_err *);
+int ch_insert_drift(cf_store *, const cf_drift_result *, cf_err *);
+int ch_insert_trigger(cf_store *, const cf_trigger_event *, cf_err *);
 /* ch_read.c */
 int ch_open_cursor(cf_store *, cf_kind, const cf_query *, cf_cursor **, cf_err *);
 int ch_count(cf_store *, cf_kind, const cf_query *, int64_t *, cf_err *);
@@ -109,7 +109,7 @@ int ch_open_columns(cf_store *, const cf_query *, const cf_column *, size_t, cf_
                     cf_err *);
 int ch_open_light_events(cf_store *, const cf_query *, unsigned, cf_light_scan **, cf_err *);
 /* ch_runs.c */
-int ch_insert_run(cf_store *, const cf_workflow_run *, char[37], int *, cf_err *);
+int ch_insert_run(cf_store *, const cf_workflow_run *, int *, cf_err *);
 int ch_update_run(cf_store *, const cf_workflow_run *, cf_err *);
 int ch_list_runs(cf_store *, cf_str, int64_t, cf_run_fn, void *, cf_err *);
 /* The lease protocol's two decisions, pure. ch_lease_slow: 1 when the

@@ -14,7 +14,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "crucible/core/cf_uuid.h"
 
 /* ---- ids, sorted for lookups ----------------------------------------------------- */
 
@@ -111,11 +110,11 @@ static int same_prefix(cf_str a, cf_str b)
     return a.n >= RANGE_PREFIX && b.n >= RANGE_PREFIX && memcmp(a.p, b.p, RANGE_PREFIX) == 0;
 }
 
-/* Looks the given ids up: skip[i] = 1 for the batch's rows already stored
+/* Looks the batch's ids up: skip[i] = 1 for the batch's rows already stored
  * with the same deployment and time; CF_EINVAL for an id stored otherwise.
  * k: the batch's ids sorted (sort_ids). */
-static int check_existing(ch_store *s, const cf_event *ev, const keyed *k,
-                          const unsigned char *given, size_t n, unsigned char *skip, cf_err *err)
+static int check_existing(ch_store *s, const cf_event *ev, const keyed *k, size_t n,
+                          unsigned char *skip, cf_err *err)
 {
     memset(skip, 0, n);
     cf_buf q = CF_BUF_INIT;
@@ -123,14 +122,9 @@ static int check_existing(ch_store *s, const cf_event *ev, const keyed *k,
                    " WHERE 0");
     size_t m = 0;
     for (size_t j = 0; j < n;) {
-        if (!given[k[j].i]) {
-            j++;
-            continue;
-        }
         size_t e = j;
-        for (size_t t = j + 1; t < n && same_prefix(k[j].s, k[t].s); t++)
-            if (given[k[t].i])
-                e = t;
+        while (e + 1 < n && same_prefix(k[j].s, k[e + 1].s))
+            e++;
         cf_buf_str(&q, " OR id ");
         if (e == j) {
             cf_buf_str(&q, "= ");
@@ -155,8 +149,6 @@ static int check_existing(ch_store *s, const cf_event *ev, const keyed *k,
         rc = 0;
         for (size_t j = find(k, n, r.f[0]); j < n && cmp_str(k[j].s, r.f[0]) == 0; j++) {
             const cf_event *e = &ev[k[j].i];
-            if (!given[k[j].i])
-                continue;
             if (cmp_str(e->deployment_id, r.f[1]) == 0 && e->inserted_at == ch_int(r.f[2])) {
                 skip[k[j].i] = 1;
                 continue;
@@ -172,8 +164,7 @@ static int check_existing(ch_store *s, const cf_event *ev, const keyed *k,
     return rc < 0 ? -1 : 0;
 }
 
-int ch_insert_events(cf_store *base, const cf_event *in, size_t n, char (*ids_out)[37],
-                     cf_err *err)
+int ch_insert_events(cf_store *base, const cf_event *in, size_t n, cf_err *err)
 {
     ch_store *s = (ch_store *)base;
     static const char *const req[] = {"events.deployment_id", "events.prompt", "events.response"};
@@ -188,12 +179,11 @@ int ch_insert_events(cf_store *base, const cf_event *in, size_t n, char (*ids_ou
     int rc = -1;
     cf_event *ev = malloc(n * sizeof *ev);
     cf_str *ids = malloc(n * sizeof *ids);
-    char (*gen)[37] = malloc(n * sizeof *gen);
-    unsigned char *given = calloc(n, 1), *skip = calloc(n, 1);
+    unsigned char *skip = calloc(n, 1);
     size_t *off = malloc((n + 1) * sizeof *off);
     keyed *k = NULL;
     cf_buf body = CF_BUF_INIT, part = CF_BUF_INIT;
-    if (!ev || !ids || !gen || !given || !skip || !off) {
+    if (!ev || !ids || !skip || !off) {
         oom(err, "writing events");
         goto done;
     }
@@ -203,9 +193,7 @@ int ch_insert_events(cf_store *base, const cf_event *in, size_t n, char (*ids_ou
         ev[i] = in[i];
         if (!ev[i].inserted_at)
             ev[i].inserted_at = now;
-        given[i] = in[i].id.p != NULL;
-        if (cf_store_take_id(in[i].id, gen[i], &ids[i], err))
-            goto done;
+        ids[i] = in[i].id;
         off[i] = body.n;
         event_row(&body, &ev[i], ids[i], ev[i].inserted_at, ch_next_seq(), version);
     }
@@ -231,7 +219,7 @@ int ch_insert_events(cf_store *base, const cf_event *in, size_t n, char (*ids_ou
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
-        if (check_existing(s, ev, k, given, n, skip, err))
+        if (check_existing(s, ev, k, n, skip, err))
             goto done;
         const cf_buf *send = &body;
         size_t todo = 0;
@@ -261,14 +249,10 @@ int ch_insert_events(cf_store *base, const cf_event *in, size_t n, char (*ids_ou
         sleep_ms(wait);
         wait = wait * 2 > 1000 ? 1000 : wait * 2;
     }
-    if (ids_out)
-        memcpy(ids_out, gen, n * sizeof *gen);
     rc = (int)n;
 done:
     free(ev);
     free(ids);
-    free(gen);
-    free(given);
     free(skip);
     free(off);
     free(k);
@@ -322,22 +306,17 @@ static int refuse_taken(ch_store *s, const char *table, cf_str dep, cf_str id, c
     return 0;
 }
 
-int ch_insert_signal(cf_store *base, const cf_signal *sig, char id_out[37], cf_err *err)
+int ch_insert_signal(cf_store *base, const cf_signal *sig, cf_err *err)
 {
     ch_store *s = (ch_store *)base;
-    char gen[37];
-    cf_str id;
-    if (cf_store_take_id(sig->id, gen, &id, err))
-        return -1;
-    if (id_out)
-        memcpy(id_out, gen, 37);
+    cf_str id = sig->id;
     char *dep = NULL;
     if (event_deployment(s, sig->inference_event_id, &dep, err))
         return -1;
     if (!dep)
         return cf_fail(err, CF_ENOTFOUND, "inference event '%.*s' not found",
                        show_len(sig->inference_event_id), sig->inference_event_id.p);
-    int rc = sig->id.p ? refuse_taken(s, "user_signals", cf_cstr(dep), id, "signals", err) : 0;
+    int rc = refuse_taken(s, "user_signals", cf_cstr(dep), id, "signals", err);
     if (rc == 0) {
         cf_buf b = CF_BUF_INIT;
         ch_json_key(&b, "id", 1);
@@ -527,21 +506,17 @@ int ch_insert_curated(cf_store *base, const cf_curated *c, size_t n, cf_err *err
     if (n == 0)
         return 0;
     cf_str *ids = malloc(n * sizeof *ids);
-    char (*gen)[37] = malloc(n * sizeof *gen);
     unsigned char *hit = calloc(n, 1);
     keyed *k = NULL;
     cf_buf q = CF_BUF_INIT, body = CF_BUF_INIT;
     int rc = -1;
-    if (!ids || !gen || !hit) {
+    if (!ids || !hit) {
         oom(err, "writing curated examples");
         goto done;
     }
     int64_t now = cf_now_us();
-    size_t given = 0;
     for (size_t i = 0; i < n; i++) {
-        if (cf_store_take_id(c[i].id, gen[i], &ids[i], err))
-            goto done;
-        given += c[i].id.p != NULL;
+        ids[i] = c[i].id;
         curated_row(&body, &c[i], ids[i], now);
     }
     if (!(k = sort_ids(ids, n))) {
@@ -554,18 +529,16 @@ int ch_insert_curated(cf_store *base, const cf_curated *c, size_t n, cf_err *err
                     show_len(k[j].s), k[j].s.p);
             goto done;
         }
-    if (given) {
-        cf_buf_str(&q, "SELECT id FROM curated_examples WHERE id IN ");
-        ch_quote_list(&q, ids, n);
-        if (mark_hits(s, &q, k, n, hit, "writing curated examples", err))
+    cf_buf_str(&q, "SELECT id FROM curated_examples WHERE id IN ");
+    ch_quote_list(&q, ids, n);
+    if (mark_hits(s, &q, k, n, hit, "writing curated examples", err))
+        goto done;
+    for (size_t i = 0; i < n; i++)
+        if (hit[i]) {
+            cf_fail(err, CF_EINVAL, "curated[%zu]: id '%.*s' already exists", i,
+                    show_len(ids[i]), ids[i].p);
             goto done;
-        for (size_t i = 0; i < n; i++)
-            if (hit[i]) {
-                cf_fail(err, CF_EINVAL, "curated[%zu]: id '%.*s' already exists", i,
-                        show_len(ids[i]), ids[i].p);
-                goto done;
-            }
-    }
+        }
     if (cf_buf_failed(&body)) {
         oom(err, "writing curated examples");
         goto done;
@@ -575,7 +548,6 @@ int ch_insert_curated(cf_store *base, const cf_curated *c, size_t n, cf_err *err
     rc = (int)n;
 done:
     free(ids);
-    free(gen);
     free(hit);
     free(k);
     cf_buf_free(&q);
@@ -623,11 +595,7 @@ int ch_insert_curated_new(cf_store *base, const cf_curated *c, size_t n, unsigne
     for (size_t i = 0; i < n; i++) {
         if (hit[i])
             continue;
-        char gen[37];
-        cf_str id;
-        if (cf_store_take_id(c[i].id, gen, &id, err))
-            goto done;
-        curated_row(&body, &c[i], id, now);
+        curated_row(&body, &c[i], c[i].id, now);
         written++;
     }
     if (cf_buf_failed(&body)) {
@@ -761,16 +729,11 @@ done:
 
 /* ---- history -------------------------------------------------------------------------------- */
 
-int ch_insert_drift(cf_store *base, const cf_drift_result *d, char id_out[37], cf_err *err)
+int ch_insert_drift(cf_store *base, const cf_drift_result *d, cf_err *err)
 {
     ch_store *s = (ch_store *)base;
-    char gen[37];
-    cf_str id;
-    if (cf_store_take_id(d->id, gen, &id, err))
-        return -1;
-    if (id_out)
-        memcpy(id_out, gen, 37);
-    if (d->id.p && refuse_taken(s, "drift_results", d->deployment_id, id, "drift", err))
+    cf_str id = d->id;
+    if (refuse_taken(s, "drift_results", d->deployment_id, id, "drift", err))
         return -1;
     cf_buf b = CF_BUF_INIT;
     ch_json_key(&b, "id", 1);
@@ -789,16 +752,11 @@ int ch_insert_drift(cf_store *base, const cf_drift_result *d, char id_out[37], c
     return rc;
 }
 
-int ch_insert_trigger(cf_store *base, const cf_trigger_event *t, char id_out[37], cf_err *err)
+int ch_insert_trigger(cf_store *base, const cf_trigger_event *t, cf_err *err)
 {
     ch_store *s = (ch_store *)base;
-    char gen[37];
-    cf_str id;
-    if (cf_store_take_id(t->id, gen, &id, err))
-        return -1;
-    if (id_out)
-        memcpy(id_out, gen, 37);
-    if (t->id.p && refuse_taken(s, "trigger_events", t->deployment_id, id, "triggers", err))
+    cf_str id = t->id;
+    if (refuse_taken(s, "trigger_events", t->deployment_id, id, "triggers", err))
         return -1;
     cf_buf b = CF_BUF_INIT;
     ch_json_key(&b, "id", 1);

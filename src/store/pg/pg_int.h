@@ -107,15 +107,15 @@ int pg_pager_next(pg_pager *g, cf_err *err);
 void pg_pager_free(pg_pager *g);
 
 /* pg_write.c */
-int pg_insert_events(cf_store *, const cf_event *, size_t, char (*)[37], cf_err *);
-int pg_insert_signal(cf_store *, const cf_signal *, char[37], cf_err *);
+int pg_insert_events(cf_store *, const cf_event *, size_t, cf_err *);
+int pg_insert_signal(cf_store *, const cf_signal *, cf_err *);
 int pg_update_events(cf_store *, const cf_str *, const cf_event_update *, size_t, cf_err *);
 int pg_insert_curated(cf_store *, const cf_curated *, size_t, cf_err *);
 int pg_mark_curated_exported(cf_store *, const cf_str *, size_t, cf_str, cf_err *);
 int pg_mark_curated_exported_stream(cf_store *, int (*)(void *, cf_str *, cf_err *), void *,
                                     cf_str, int64_t *, cf_err *);
-int pg_insert_drift(cf_store *, const cf_drift_result *, char[37], cf_err *);
-int pg_insert_trigger(cf_store *, const cf_trigger_event *, char[37], cf_err *);
+int pg_insert_drift(cf_store *, const cf_drift_result *, cf_err *);
+int pg_insert_trigger(cf_store *, const cf_trigger_event *, cf_err *);
 int pg_insert_curated_new(cf_store *, const cf_curated *, size_t, unsigned char *, int64_t *,
                           cf_err *);
 /* pg_read.c */
@@ -130,7 +130,7 @@ int pg_open_columns(cf_store *, const cf_query *, const cf_column *, size_t, cf_
                     cf_err *);
 int pg_open_light_events(cf_store *, const cf_query *, unsigned, cf_light_scan **, cf_err *);
 /* pg_runs.c */
-int pg_insert_run(cf_store *, const cf_workflow_run *, char[37], int *, cf_err *);
+int pg_insert_run(cf_store *, const cf_workflow_run *, int *, cf_err *);
 int pg_update_run(cf_store *, const cf_workflow_run *, cf_err *);
 int pg_list_runs(cf_store *, cf_str, int64_t, cf_run_fn, void *, cf_err *);
 

@@ -21,7 +21,6 @@
 #include <time.h>
 
 #include "crucible/core/cf_buf.h"
-#include "crucible/core/cf_uuid.h"
 
 #define RECONNECT_MS 60000
 

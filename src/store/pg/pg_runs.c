@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "crucible/core/cf_uuid.h"
 
 typedef struct run_arg {
     const cf_workflow_run *r;
@@ -120,8 +119,7 @@ fail:
     return -1;
 }
 
-int pg_insert_run(cf_store *base, const cf_workflow_run *r, char id_out[37], int *acquired,
-                  cf_err *err)
+int pg_insert_run(cf_store *base, const cf_workflow_run *r, int *acquired, cf_err *err)
 {
     *acquired = 0;
     if (cf_workflow_run_check(r, 0, err)
@@ -131,16 +129,11 @@ int pg_insert_run(cf_store *base, const cf_workflow_run *r, char id_out[37], int
         || pg_check_text(r->error, "run", 0, "error", err)
         || pg_check_text(r->details, "run", 0, "details", err))
         return -1;
-    char gen[37];
-    run_arg a = {r, CF_NULL_STR, cf_now_us(), 0, 0, 0};
-    if (cf_store_take_id(r->id, gen, &a.id, err))
-        return -1;
+    run_arg a = {r, r->id, cf_now_us(), 0, 0, 0};
     a.started = r->started_at ? r->started_at : a.now;
     a.running = r->status.n == 7 && memcmp(r->status.p, "running", 7) == 0;
     if (pg_retry((pg_store *)base, insert_run_op, &a, err))
         return -1;
-    if (a.acquired && id_out)
-        memcpy(id_out, gen, 37);
     *acquired = a.acquired;
     return 0;
 }

@@ -52,8 +52,8 @@ int sq_commit(sq_store *s, cf_err *err);
 void sq_rollback(sq_store *s);
 
 /* sqlite_write.c */
-int sq_insert_events(cf_store *, const cf_event *, size_t, char (*ids)[37], cf_err *);
-int sq_insert_signal(cf_store *, const cf_signal *, char id_out[37], cf_err *);
+int sq_insert_events(cf_store *, const cf_event *, size_t, cf_err *);
+int sq_insert_signal(cf_store *, const cf_signal *, cf_err *);
 int sq_update_events(cf_store *, const cf_str *ids, const cf_event_update *, size_t, cf_err *);
 int sq_insert_curated(cf_store *, const cf_curated *, size_t, cf_err *);
 int sq_insert_curated_new(cf_store *, const cf_curated *, size_t, unsigned char *, int64_t *,
@@ -61,8 +61,8 @@ int sq_insert_curated_new(cf_store *, const cf_curated *, size_t, unsigned char 
 int sq_mark_curated_exported(cf_store *, const cf_str *ids, size_t, cf_str batch, cf_err *);
 int sq_mark_curated_exported_stream(cf_store *, int (*next)(void *, cf_str *, cf_err *), void *,
                                     cf_str batch, int64_t *marked, cf_err *);
-int sq_insert_drift(cf_store *, const cf_drift_result *, char id_out[37], cf_err *);
-int sq_insert_trigger(cf_store *, const cf_trigger_event *, char id_out[37], cf_err *);
+int sq_insert_drift(cf_store *, const cf_drift_result *, cf_err *);
+int sq_insert_trigger(cf_store *, const cf_trigger_event *, cf_err *);
 
 /* sqlite_read.c */
 int sq_open_cursor(cf_store *, cf_kind, const cf_query *, cf_cursor **, cf_err *);
@@ -78,7 +78,7 @@ int sq_open_columns(cf_store *, const cf_query *, const cf_column *, size_t, cf_
 int sq_open_light_events(cf_store *, const cf_query *, unsigned, cf_light_scan **, cf_err *);
 
 /* sqlite_runs.c */
-int sq_insert_run(cf_store *, const cf_workflow_run *, char id_out[37], int *acquired, cf_err *);
+int sq_insert_run(cf_store *, const cf_workflow_run *, int *acquired, cf_err *);
 int sq_update_run(cf_store *, const cf_workflow_run *, cf_err *);
 int sq_list_runs(cf_store *, cf_str name, int64_t limit, cf_run_fn cb, void *ud, cf_err *);
 

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "crucible/core/cf_uuid.h"
 
 static int bind_int_or_null(sqlite3_stmt *st, int i, int64_t v)
 {
@@ -38,8 +37,7 @@ static int step_fail(sq_store *s, int rc, const char *what, size_t i, cf_str id,
     return sq_fail(s, err, what);
 }
 
-int sq_insert_events(cf_store *base, const cf_event *ev, size_t n, char (*ids)[37],
-                            cf_err *err)
+int sq_insert_events(cf_store *base, const cf_event *ev, size_t n, cf_err *err)
 {
     sq_store *s = (sq_store *)base;
     int64_t now = cf_now_us();
@@ -52,12 +50,7 @@ int sq_insert_events(cf_store *base, const cf_event *ev, size_t n, char (*ids)[3
         return -1;
     for (size_t i = 0; i < n; i++) {
         const cf_event *e = &ev[i];
-        char gen[37];
-        cf_str id;
-        if (cf_store_take_id(e->id, gen, &id, err))
-            goto fail;
-        if (ids)
-            memcpy(ids[i], gen, 37);
+        cf_str id = e->id;
         sqlite3_stmt *st = sq_stmt(s, SQ_INSERT_EVENT, err);
         if (!st)
             goto fail;
@@ -87,15 +80,10 @@ fail:
     return -1;
 }
 
-int sq_insert_signal(cf_store *base, const cf_signal *sig, char id_out[37], cf_err *err)
+int sq_insert_signal(cf_store *base, const cf_signal *sig, cf_err *err)
 {
     sq_store *s = (sq_store *)base;
-    char gen[37];
-    cf_str id;
-    if (cf_store_take_id(sig->id, gen, &id, err))
-        return -1;
-    if (id_out)
-        memcpy(id_out, gen, 37);
+    cf_str id = sig->id;
     sqlite3_stmt *st = sq_stmt(s, SQ_INSERT_SIGNAL, err);
     if (!st)
         return -1;
@@ -184,10 +172,7 @@ int sq_insert_curated(cf_store *base, const cf_curated *c, size_t n, cf_err *err
     if (sq_begin(s, err))
         return -1;
     for (size_t i = 0; i < n; i++) {
-        char gen[37];
-        cf_str id;
-        if (cf_store_take_id(c[i].id, gen, &id, err))
-            goto fail;
+        cf_str id = c[i].id;
         sqlite3_stmt *st = sq_stmt(s, SQ_INSERT_CURATED, err);
         if (!st)
             goto fail;
@@ -326,15 +311,10 @@ fail:
     return -1;
 }
 
-int sq_insert_drift(cf_store *base, const cf_drift_result *d, char id_out[37], cf_err *err)
+int sq_insert_drift(cf_store *base, const cf_drift_result *d, cf_err *err)
 {
     sq_store *s = (sq_store *)base;
-    char gen[37];
-    cf_str id;
-    if (cf_store_take_id(d->id, gen, &id, err))
-        return -1;
-    if (id_out)
-        memcpy(id_out, gen, 37);
+    cf_str id = d->id;
     sqlite3_stmt *st = sq_stmt(s, SQ_INSERT_DRIFT, err);
     if (!st)
         return -1;
@@ -349,16 +329,10 @@ int sq_insert_drift(cf_store *base, const cf_drift_result *d, char id_out[37], c
     return rc == SQLITE_DONE ? 0 : step_fail(s, rc, "drift", 0, id, err);
 }
 
-int sq_insert_trigger(cf_store *base, const cf_trigger_event *t, char id_out[37],
-                             cf_err *err)
+int sq_insert_trigger(cf_store *base, const cf_trigger_event *t, cf_err *err)
 {
     sq_store *s = (sq_store *)base;
-    char gen[37];
-    cf_str id;
-    if (cf_store_take_id(t->id, gen, &id, err))
-        return -1;
-    if (id_out)
-        memcpy(id_out, gen, 37);
+    cf_str id = t->id;
     sqlite3_stmt *st = sq_stmt(s, SQ_INSERT_TRIGGER, err);
     if (!st)
         return -1;
@@ -411,17 +385,8 @@ int sq_insert_curated_new(cf_store *base, const cf_curated *c, size_t n, unsigne
     }
     int64_t now = cf_now_us(), written = 0;
     for (size_t i = 0; i < n; i++) {
-        char gen[37];
-        cf_str id = c[i].id;
-        if (!id.p) {
-            if (cf_uuid7(gen)) {
-                cf_fail(err, CF_EIO, "cannot generate an id: the system random source failed");
-                goto fail;
-            }
-            id = (cf_str){gen, 36};
-        }
         sqlite3_reset(st);
-        bind_curated(st, &c[i], id, now);
+        bind_curated(st, &c[i], c[i].id, now);
         if (sqlite3_step(st) != SQLITE_DONE) {
             cf_fail(err, CF_EDB, "curated[%zu] (event '%.64s'): %s (sqlite %s)", i,
                     c[i].inference_event_id.p, sqlite3_errmsg(s->db), s->path);
