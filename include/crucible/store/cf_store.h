@@ -342,10 +342,14 @@ typedef struct cf_store_vt {
      * of CF_LIGHT_* bits. */
     int (*open_light_events)(cf_store *, const cf_query *q, unsigned want, cf_light_scan **out,
                              cf_err *);
-    /* A cursor (kind events, no signals) over the events with these ids,
-     * in the order given; ids that do not exist are skipped. */
-    int (*open_events_by_ids)(cf_store *, const cf_str *ids, size_t n, cf_cursor **out,
-                              cf_err *);
+    /* Events by id, for the one cursor above the vtable
+     * (cf_store_open_events_by_ids): a cursor (kind events, no signals) over
+     * the stored events among ids[0..n) (all present, n at most
+     * events_page), in the order given. NULL: that cursor reads each id
+     * through open_cursor (q.id, limit 1). */
+    int (*open_events_page)(cf_store *, const cf_str *ids, size_t n, cf_cursor **out,
+                            cf_err *);
+    size_t events_page;  /* ids per open_events_page call (0: 1) */
     /* Inserts the curated examples whose inference event has no curated
      * example yet (stored before, or earlier in this batch), in one
      * transaction: all of those or, on failure, none. inserted[i] (when
@@ -508,9 +512,11 @@ static inline int cf_light_scan_next(cf_light_scan *c, cf_light_event *row, cf_e
 { return c->vt->next(c, row, e); }
 static inline void cf_light_scan_close(cf_light_scan *c)
 { if (c) c->vt->close(c); }
-static inline int cf_store_open_events_by_ids(cf_store *s, const cf_str *ids, size_t n,
-                                              cf_cursor **out, cf_err *e)
-{ return s->vt->open_events_by_ids(s, ids, n, out, e); }
+/* A cursor (kind events, no signals) over the events with these ids, in
+ * the order given; ids that do not exist are skipped, a missing one
+ * (p NULL) is CF_EINVAL (cf_store_byids.c). */
+int cf_store_open_events_by_ids(cf_store *s, const cf_str *ids, size_t n, cf_cursor **out,
+                                cf_err *e);
 int cf_store_insert_curated_new(cf_store *s, const cf_curated *c, size_t n,
                                 unsigned char *inserted, int64_t *count, cf_err *e);
 static inline int cf_store_last_export_at(cf_store *s, cf_str deployment_id, int64_t *at,

@@ -99,7 +99,7 @@ int ch_open_cursor(cf_store *, cf_kind, const cf_query *, cf_cursor **, cf_err *
 int ch_count(cf_store *, cf_kind, const cf_query *, int64_t *, cf_err *);
 int ch_count_by_type(cf_store *, cf_kind, const cf_query *, cf_type_count_fn, void *, cf_err *);
 int ch_open_unscored_cursor(cf_store *, const cf_query *, cf_cursor **, cf_err *);
-int ch_open_events_by_ids(cf_store *, const cf_str *, size_t, cf_cursor **, cf_err *);
+int ch_open_events_page(cf_store *, const cf_str *, size_t, cf_cursor **, cf_err *);
 int ch_last_export_at(cf_store *, cf_str, int64_t *, cf_err *);
 /* ch_scan.c. ch_window_bound: for a query over events with a
  * limit (deployment_id, since, until only), appends " AND inserted_at >=

@@ -69,7 +69,6 @@ int sq_open_cursor(cf_store *, cf_kind, const cf_query *, cf_cursor **, cf_err *
 int sq_count(cf_store *, cf_kind, const cf_query *, int64_t *, cf_err *);
 int sq_count_by_type(cf_store *, cf_kind, const cf_query *, cf_type_count_fn, void *, cf_err *);
 int sq_open_unscored_cursor(cf_store *, const cf_query *, cf_cursor **, cf_err *);
-int sq_open_events_by_ids(cf_store *, const cf_str *, size_t, cf_cursor **, cf_err *);
 int sq_last_export_at(cf_store *, cf_str, int64_t *, cf_err *);
 
 /* sqlite_scan.c */

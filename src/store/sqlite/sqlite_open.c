@@ -443,7 +443,6 @@ static const cf_store_vt sq_vt = {
     .open_columns = sq_open_columns,
     .mark_curated_exported_stream = sq_mark_curated_exported_stream,
     .open_light_events = sq_open_light_events,
-    .open_events_by_ids = sq_open_events_by_ids,
     .insert_curated_new = sq_insert_curated_new,
     .last_export_at = sq_last_export_at,
     .insert_run = sq_insert_run,

@@ -1,7 +1,8 @@
 /*
  * SQLite backend, reads: cursors that stream rows, counts (also grouped by
- * type), unscored events (quality backfill), events by id and the time of
- * the last export.
+ * type), unscored events (quality backfill) and the time of the last
+ * export. Events by id need nothing more: the generic cursor
+ * (cf_store_byids.c) reads each through sq_open_cursor.
  * The SQL text is assembled from constant fragments only; every value is a
  * bound parameter.
  */
@@ -587,89 +588,6 @@ int sq_open_unscored_cursor(cf_store *base, const cf_query *q, cf_cursor **out, 
     }
     sqlite3_bind_int64(c->st, i, q->limit < 0 ? -1 : q->limit);
     sqlite3_bind_int64(c->st, i + 1, q->offset > 0 ? q->offset : 0);
-    *out = &c->base;
-    return 0;
-}
-
-/* ---- events by id ---------------------------------------------------------------------- */
-
-typedef struct sq_byids {
-    cf_cursor base;
-    sq_store *s;
-    char **ids;
-    size_t *lens;
-    size_t n, next;
-    cf_cursor *cur; /* the current id's cursor */
-} sq_byids;
-
-static int byids_next(cf_cursor *base, cf_row *row, cf_err *err)
-{
-    sq_byids *c = (sq_byids *)base;
-    for (;;) {
-        if (c->cur) {
-            int r = cf_cursor_next(c->cur, row, err);
-            if (r != 0)
-                return r;
-            cf_cursor_close(c->cur);
-            c->cur = NULL;
-        }
-        if (c->next == c->n)
-            return 0;
-        cf_query q;
-        cf_query_init(&q);
-        q.id.p = c->ids[c->next];
-        q.id.n = c->lens[c->next];
-        q.limit = 1;
-        c->next++;
-        if (sq_open_cursor(&c->s->base, CF_KIND_EVENTS, &q, &c->cur, err))
-            return -1;
-    }
-}
-
-static void byids_close(cf_cursor *base)
-{
-    sq_byids *c = (sq_byids *)base;
-    cf_cursor_close(c->cur);
-    for (size_t i = 0; i < c->n; i++)
-        free(c->ids[i]);
-    free(c->ids);
-    free(c->lens);
-    free(c);
-}
-
-static const cf_cursor_vt byids_vt = {byids_next, byids_close};
-
-int sq_open_events_by_ids(cf_store *base, const cf_str *ids, size_t n, cf_cursor **out,
-                          cf_err *err)
-{
-    *out = NULL;
-    sq_byids *c = calloc(1, sizeof *c);
-    if (!c)
-        return cf_fail(err, CF_ENOMEM, "out of memory opening a cursor");
-    c->base.vt = &byids_vt;
-    c->base.kind = CF_KIND_EVENTS;
-    c->s = (sq_store *)base;
-    c->ids = calloc(n ? n : 1, sizeof *c->ids);
-    c->lens = calloc(n ? n : 1, sizeof *c->lens);
-    if (!c->ids || !c->lens) {
-        byids_close(&c->base);
-        return cf_fail(err, CF_ENOMEM, "out of memory opening a cursor");
-    }
-    c->n = n;
-    for (size_t i = 0; i < n; i++) {
-        if (!ids[i].p) {
-            byids_close(&c->base);
-            return cf_fail(err, CF_EINVAL, "ids[%zu]: missing", i + 1);
-        }
-        c->ids[i] = malloc(ids[i].n + 1);
-        if (!c->ids[i]) {
-            byids_close(&c->base);
-            return cf_fail(err, CF_ENOMEM, "out of memory opening a cursor");
-        }
-        memcpy(c->ids[i], ids[i].p, ids[i].n);
-        c->ids[i][ids[i].n] = '\0';
-        c->lens[i] = ids[i].n;
-    }
     *out = &c->base;
     return 0;
 }
