@@ -164,6 +164,57 @@ static int check_existing(ch_store *s, const cf_event *ev, const keyed *k, size_
     return rc < 0 ? -1 : 0;
 }
 
+/* Sends the batch's rows (body; row i is body[off[i]..off[i + 1])): the
+ * server may go away mid-request, so the ids are looked up again before
+ * each try and only the rows not stored yet are sent, until the reconnect
+ * window ends. skip: n bytes of scratch. */
+static int send_missing(ch_store *s, const cf_event *ev, const keyed *k, size_t n,
+                        unsigned char *skip, const cf_buf *body, const size_t *off, cf_err *err)
+{
+    cf_buf part = CF_BUF_INIT;
+    int rc = -1;
+    long wait = 200;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        if (check_existing(s, ev, k, n, skip, err))
+            break;
+        const cf_buf *send = body;
+        size_t todo = 0;
+        for (size_t i = 0; i < n; i++)
+            todo += !skip[i];
+        if (todo == 0) {
+            rc = 0;
+            break;
+        }
+        if (todo < n) {
+            part.n = 0;
+            for (size_t i = 0; i < n; i++)
+                if (!skip[i])
+                    cf_buf_append(&part, body->p + off[i], off[i + 1] - off[i]);
+            if (cf_buf_failed(&part)) {
+                oom(err, "writing events");
+                break;
+            }
+            send = &part;
+        }
+        s->transport_failed = 0;
+        if (ch_insert(s, "inference_events", send, "writing events", err) == 0) {
+            rc = 0;
+            break;
+        }
+        struct timespec t1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        long spent = (long)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+        if (!s->transport_failed || spent + wait > s->retry_ms)
+            break;
+        sleep_ms(wait);
+        wait = wait * 2 > 1000 ? 1000 : wait * 2;
+    }
+    cf_buf_free(&part);
+    return rc;
+}
+
 int ch_insert_events(cf_store *base, const cf_event *in, size_t n, cf_err *err)
 {
     ch_store *s = (ch_store *)base;
@@ -182,7 +233,7 @@ int ch_insert_events(cf_store *base, const cf_event *in, size_t n, cf_err *err)
     unsigned char *skip = calloc(n, 1);
     size_t *off = malloc((n + 1) * sizeof *off);
     keyed *k = NULL;
-    cf_buf body = CF_BUF_INIT, part = CF_BUF_INIT;
+    cf_buf body = CF_BUF_INIT;
     if (!ev || !ids || !skip || !off) {
         oom(err, "writing events");
         goto done;
@@ -213,42 +264,8 @@ int ch_insert_events(cf_store *base, const cf_event *in, size_t n, cf_err *err)
                     show_len(k[j].s), k[j].s.p);
             goto done;
         }
-    /* The server may go away mid-request: look the ids up again and send
-     * what is missing, until the reconnect window ends. */
-    long wait = 200;
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (;;) {
-        if (check_existing(s, ev, k, n, skip, err))
-            goto done;
-        const cf_buf *send = &body;
-        size_t todo = 0;
-        for (size_t i = 0; i < n; i++)
-            todo += !skip[i];
-        if (todo == 0)
-            break;
-        if (todo < n) {
-            part.n = 0;
-            for (size_t i = 0; i < n; i++)
-                if (!skip[i])
-                    cf_buf_append(&part, body.p + off[i], off[i + 1] - off[i]);
-            if (cf_buf_failed(&part)) {
-                oom(err, "writing events");
-                goto done;
-            }
-            send = &part;
-        }
-        s->transport_failed = 0;
-        if (ch_insert(s, "inference_events", send, "writing events", err) == 0)
-            break;
-        struct timespec t1;
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        long spent = (long)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
-        if (!s->transport_failed || spent + wait > s->retry_ms)
-            goto done;
-        sleep_ms(wait);
-        wait = wait * 2 > 1000 ? 1000 : wait * 2;
-    }
+    if (send_missing(s, ev, k, n, skip, &body, off, err))
+        goto done;
     rc = (int)n;
 done:
     free(ev);
@@ -257,7 +274,6 @@ done:
     free(off);
     free(k);
     cf_buf_free(&body);
-    cf_buf_free(&part);
     return rc;
 }
 
@@ -343,6 +359,77 @@ int ch_insert_signal(cf_store *base, const cf_signal *sig, cf_err *err)
     "id, deployment_id, model_version_id, user_id_hash, prompt, response, latency_ms,"     \
     " token_count, quality_bits, metadata, inserted_at, seq, version"
 
+/* Where each event is: deps and times receive the lists "(...)" of the
+ * deployments and times of the ids' rows (their sort keys);
+ * CF_ENOTFOUND for an id that does not exist. */
+static int locate_events(ch_store *s, const cf_str *ids, const keyed *k, size_t n, cf_buf *deps,
+                         cf_buf *times, cf_err *err)
+{
+    unsigned char *found = calloc(n, 1);
+    cf_buf q = CF_BUF_INIT;
+    ch_rows r;
+    int got = -1;
+    if (!found) {
+        oom(err, "updating events");
+        goto done;
+    }
+    cf_buf_str(&q, "SELECT DISTINCT id, deployment_id, inserted_at FROM inference_event_ids"
+                   " WHERE id IN ");
+    ch_quote_list(&q, ids, n);
+    if (ch_query(s, &q, "updating events", &r, err))
+        goto done;
+    while ((got = ch_rows_next(&r, 3, err)) == 1) {
+        for (size_t j = find(k, n, r.f[0]); j < n && cmp_str(k[j].s, r.f[0]) == 0; j++)
+            found[k[j].i] = 1;
+        cf_buf_putc(deps, deps->n ? ',' : '(');
+        ch_quote(deps, r.f[1]);
+        cf_buf_str(times, times->n ? "," : "(");
+        cf_buf_append(times, r.f[2].p, r.f[2].n);
+    }
+    for (size_t i = 0; got == 0 && i < n; i++)
+        if (!found[i])
+            got = cf_fail(err, CF_ENOTFOUND, "inference event '%.*s' not found",
+                          show_len(ids[i]), ids[i].p);
+    cf_buf_putc(deps, ')');
+    cf_buf_putc(times, ')');
+    if (got == 0 && (cf_buf_failed(deps) || cf_buf_failed(times)))
+        got = oom(err, "updating events");
+done:
+    free(found);
+    cf_buf_free(&q);
+    return got < 0 ? -1 : 0;
+}
+
+/* The stored event in row f (EVENT_COLUMNS) with every update of its id
+ * applied, in the order given. */
+static void updated_event(const cf_str *f, const keyed *k, size_t n, const cf_event_update *u,
+                          cf_event *e)
+{
+    memset(e, 0, sizeof *e);
+    e->deployment_id = f[1];
+    e->model_version_id = f[2];
+    e->user_id_hash = f[3];
+    e->prompt = f[4];
+    e->response = f[5];
+    e->latency_ms = ch_int(f[6]);
+    e->token_count = ch_int(f[7]);
+    e->quality_score = ch_bits_double(f[8]);
+    e->metadata = f[9];
+    for (size_t j = find(k, n, f[0]); j < n && cmp_str(k[j].s, f[0]) == 0; j++) {
+        const cf_event_update *x = &u[k[j].i];
+        if (x->fields & CF_UPD_QUALITY)
+            e->quality_score = x->quality_score;
+        if (x->fields & CF_UPD_METADATA)
+            e->metadata = x->metadata.p ? x->metadata : cf_cstr("{}");
+        if (x->fields & CF_UPD_MODEL_VERSION)
+            e->model_version_id = x->model_version_id;
+        if (x->fields & CF_UPD_LATENCY)
+            e->latency_ms = x->latency_ms;
+        if (x->fields & CF_UPD_TOKENS)
+            e->token_count = x->token_count;
+    }
+}
+
 int ch_update_events(cf_store *base, const cf_str *ids, const cf_event_update *u, size_t n,
                      cf_err *err)
 {
@@ -353,78 +440,27 @@ int ch_update_events(cf_store *base, const cf_str *ids, const cf_event_update *u
         if (!ids[i].p)
             return cf_fail(err, CF_EINVAL, "updates[%zu].id: missing required field", i);
     keyed *k = sort_ids(ids, n);
-    unsigned char *found = calloc(n, 1);
     cf_buf q = CF_BUF_INIT, deps = CF_BUF_INIT, times = CF_BUF_INIT, out = CF_BUF_INIT;
-    int rc = -1;
+    int rc = -1, got;
     ch_rows r;
-    if (!k || !found) {
+    if (!k) {
         oom(err, "updating events");
         goto done;
     }
-    /* Where each event is (its sort key), and whether every one exists. */
-    cf_buf_str(&q, "SELECT DISTINCT id, deployment_id, inserted_at FROM inference_event_ids"
-                   " WHERE id IN ");
-    ch_quote_list(&q, ids, n);
-    if (ch_query(s, &q, "updating events", &r, err))
+    if (locate_events(s, ids, k, n, &deps, &times, err))
         goto done;
-    int got;
-    while ((got = ch_rows_next(&r, 3, err)) == 1) {
-        for (size_t j = find(k, n, r.f[0]); j < n && cmp_str(k[j].s, r.f[0]) == 0; j++)
-            found[k[j].i] = 1;
-        cf_buf_putc(&deps, deps.n ? ',' : '(');
-        ch_quote(&deps, r.f[1]);
-        cf_buf_str(&times, times.n ? "," : "(");
-        cf_buf_append(&times, r.f[2].p, r.f[2].n);
-    }
-    if (got < 0)
-        goto done;
-    for (size_t i = 0; i < n; i++)
-        if (!found[i]) {
-            cf_fail(err, CF_ENOTFOUND, "inference event '%.*s' not found", show_len(ids[i]),
-                    ids[i].p);
-            goto done;
-        }
-    cf_buf_putc(&deps, ')');
-    cf_buf_putc(&times, ')');
-    q.n = 0;
     cf_buf_str(&q, "SELECT " EVENT_COLUMNS " FROM inference_events FINAL WHERE deployment_id IN ");
     cf_buf_append(&q, deps.p, deps.n);
     cf_buf_str(&q, " AND inserted_at IN ");
     cf_buf_append(&q, times.p, times.n);
     cf_buf_str(&q, " AND id IN ");
     ch_quote_list(&q, ids, n);
-    if (cf_buf_failed(&deps) || cf_buf_failed(&times)) {
-        oom(err, "updating events");
-        goto done;
-    }
     if (ch_query(s, &q, "updating events", &r, err))
         goto done;
     uint64_t seq_version = ch_next_seq();
     while ((got = ch_rows_next(&r, 13, err)) == 1) {
-        cf_event e = {0};
-        e.deployment_id = r.f[1];
-        e.model_version_id = r.f[2];
-        e.user_id_hash = r.f[3];
-        e.prompt = r.f[4];
-        e.response = r.f[5];
-        e.latency_ms = ch_int(r.f[6]);
-        e.token_count = ch_int(r.f[7]);
-        e.quality_score = ch_bits_double(r.f[8]);
-        e.metadata = r.f[9];
-        /* Every update of this id, in the order given. */
-        for (size_t j = find(k, n, r.f[0]); j < n && cmp_str(k[j].s, r.f[0]) == 0; j++) {
-            const cf_event_update *x = &u[k[j].i];
-            if (x->fields & CF_UPD_QUALITY)
-                e.quality_score = x->quality_score;
-            if (x->fields & CF_UPD_METADATA)
-                e.metadata = x->metadata.p ? x->metadata : cf_cstr("{}");
-            if (x->fields & CF_UPD_MODEL_VERSION)
-                e.model_version_id = x->model_version_id;
-            if (x->fields & CF_UPD_LATENCY)
-                e.latency_ms = x->latency_ms;
-            if (x->fields & CF_UPD_TOKENS)
-                e.token_count = x->token_count;
-        }
+        cf_event e;
+        updated_event(r.f, k, n, u, &e);
         uint64_t old = (uint64_t)ch_int(r.f[12]);
         event_row(&out, &e, r.f[0], ch_int(r.f[10]), (uint64_t)ch_int(r.f[11]),
                   old + 1 > seq_version ? old + 1 : seq_version);
@@ -440,7 +476,6 @@ int ch_update_events(cf_store *base, const cf_str *ids, const cf_event_update *u
     rc = (int)n;
 done:
     free(k);
-    free(found);
     cf_buf_free(&q);
     cf_buf_free(&deps);
     cf_buf_free(&times);

@@ -35,6 +35,43 @@ static int exists(pg_store *s, cf_str id, int *found, cf_err *err)
     return 0;
 }
 
+/* Inside the run's transaction: marks the name's running runs whose lease
+ * expired "abandoned", then *busy = 1 when another live one holds the
+ * lease (or another process holds the workflow's lock meanwhile). */
+static int settle_lease(pg_store *s, cf_str name, int64_t now, int *busy, cf_err *err)
+{
+    pg_params p;
+    pg_params_init(&p);
+    pg_p_str(&p, name);
+    PGresult *res = pg_exec(s, "SELECT pg_try_advisory_xact_lock(7280321, hashtext($1::text))",
+                            &p, "locking the workflow", err);
+    if (!res)
+        return -1;
+    *busy = !pg_col_bool(res, 0, 0);
+    PQclear(res);
+    if (*busy)
+        return 0;
+    pg_p_time(&p, now);
+    if (pg_run(s,
+               "UPDATE workflow_runs SET status = 'abandoned',"
+               " finished_at = coalesce(lease_until, $2::timestamptz),"
+               " error = coalesce(error, 'the process running it stopped renewing"
+               " its lease (it ended or was killed)')"
+               " WHERE name = $1::text AND status = 'running'"
+               " AND coalesce(lease_until, 'epoch'::timestamptz) <= $2::timestamptz",
+               &p, "abandoning expired workflow runs", err))
+        return -1;
+    p.n = 1;
+    res = pg_exec(s, "SELECT count(*) FROM workflow_runs WHERE name = $1::text"
+                     " AND status = 'running'",
+                  &p, "checking the workflow lease", err);
+    if (!res)
+        return -1;
+    *busy = pg_col_int(res, 0, 0) > 0;
+    PQclear(res);
+    return 0;
+}
+
 static int insert_run_op(pg_store *s, void *arg, int attempt, cf_err *err)
 {
     run_arg *a = arg;
@@ -54,36 +91,9 @@ static int insert_run_op(pg_store *s, void *arg, int attempt, cf_err *err)
     if (pg_run(s, "BEGIN", NULL, "recording a workflow run", err))
         return -1;
     if (a->running) {
-        pg_params_init(&p);
-        pg_p_str(&p, r->name);
-        PGresult *res = pg_exec(s, "SELECT pg_try_advisory_xact_lock(7280321, hashtext($1::text))",
-                                &p, "locking the workflow", err);
-        if (!res)
+        int busy = 0;
+        if (settle_lease(s, r->name, a->now, &busy, err))
             goto fail;
-        int locked = pg_col_bool(res, 0, 0);
-        PQclear(res);
-        if (!locked) {
-            pg_rollback(s);
-            return 0;
-        }
-        pg_p_time(&p, a->now);
-        if (pg_run(s,
-                   "UPDATE workflow_runs SET status = 'abandoned',"
-                   " finished_at = coalesce(lease_until, $2::timestamptz),"
-                   " error = coalesce(error, 'the process running it stopped renewing"
-                   " its lease (it ended or was killed)')"
-                   " WHERE name = $1::text AND status = 'running'"
-                   " AND coalesce(lease_until, 'epoch'::timestamptz) <= $2::timestamptz",
-                   &p, "abandoning expired workflow runs", err))
-            goto fail;
-        p.n = 1;
-        res = pg_exec(s, "SELECT count(*) FROM workflow_runs WHERE name = $1::text"
-                         " AND status = 'running'",
-                      &p, "checking the workflow lease", err);
-        if (!res)
-            goto fail;
-        int busy = pg_col_int(res, 0, 0) > 0;
-        PQclear(res);
         if (busy) {
             pg_rollback(s);
             return 0;
