@@ -97,6 +97,14 @@ int cf_store_insert_curated_new(cf_store *s, const cf_curated *c, size_t n,
     return rc;
 }
 
+/* A single row's insert: its id reported (when id is not NULL) on success. */
+static int reported(int rc, const char gen[37], char id[37])
+{
+    if (rc == 0 && id)
+        memcpy(id, gen, 37);
+    return rc ? -1 : 0;
+}
+
 int cf_store_insert_signal(cf_store *s, const cf_signal *sig, char id[37], cf_err *err)
 {
     if (!sig->inference_event_id.p)
@@ -105,11 +113,9 @@ int cf_store_insert_signal(cf_store *s, const cf_signal *sig, char id[37], cf_er
         return cf_fail(err, CF_EINVAL, "signal.signal_type: missing required field");
     cf_signal row = *sig;
     char gen[37];
-    if (cf_store_take_id(sig->id, gen, &row.id, err) || s->vt->insert_signal(s, &row, err))
+    if (cf_store_take_id(sig->id, gen, &row.id, err))
         return -1;
-    if (id)
-        memcpy(id, gen, 37);
-    return 0;
+    return reported(s->vt->insert_signal(s, &row, err), gen, id);
 }
 
 int cf_store_insert_drift(cf_store *s, const cf_drift_result *d, char id[37], cf_err *err)
@@ -118,11 +124,9 @@ int cf_store_insert_drift(cf_store *s, const cf_drift_result *d, char id[37], cf
         return cf_fail(err, CF_EINVAL, "drift result: deployment_id and drift_type are required");
     cf_drift_result row = *d;
     char gen[37];
-    if (cf_store_take_id(d->id, gen, &row.id, err) || s->vt->insert_drift(s, &row, err))
+    if (cf_store_take_id(d->id, gen, &row.id, err))
         return -1;
-    if (id)
-        memcpy(id, gen, 37);
-    return 0;
+    return reported(s->vt->insert_drift(s, &row, err), gen, id);
 }
 
 int cf_store_insert_trigger(cf_store *s, const cf_trigger_event *t, char id[37], cf_err *err)
@@ -132,11 +136,9 @@ int cf_store_insert_trigger(cf_store *s, const cf_trigger_event *t, char id[37],
                        "trigger event: deployment_id and trigger_type are required");
     cf_trigger_event row = *t;
     char gen[37];
-    if (cf_store_take_id(t->id, gen, &row.id, err) || s->vt->insert_trigger(s, &row, err))
+    if (cf_store_take_id(t->id, gen, &row.id, err))
         return -1;
-    if (id)
-        memcpy(id, gen, 37);
-    return 0;
+    return reported(s->vt->insert_trigger(s, &row, err), gen, id);
 }
 
 int cf_store_insert_run(cf_store *s, const cf_workflow_run *r, char id[37], int *acquired,

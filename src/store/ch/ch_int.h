@@ -99,6 +99,8 @@ int ch_open_cursor(cf_store *, cf_kind, const cf_query *, cf_cursor **, cf_err *
 int ch_count(cf_store *, cf_kind, const cf_query *, int64_t *, cf_err *);
 int ch_count_by_type(cf_store *, cf_kind, const cf_query *, cf_type_count_fn, void *, cf_err *);
 int ch_open_unscored_cursor(cf_store *, const cf_query *, cf_cursor **, cf_err *);
+/* Row f of an event read (EVENT_READ; unscored: without quality_bits). */
+void ch_read_event(const cf_str *f, cf_event *e, int unscored);
 int ch_open_events_page(cf_store *, const cf_str *, size_t, cf_cursor **, cf_err *);
 int ch_last_export_at(cf_store *, cf_str, int64_t *, cf_err *);
 /* ch_scan.c. ch_window_bound: for a query over events with a

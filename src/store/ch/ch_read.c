@@ -220,7 +220,7 @@ static int load_signals(ch_cursor *c, cf_event *e, cf_err *err)
     return 0;
 }
 
-static void read_event(const cf_str *f, cf_event *e, int unscored)
+void ch_read_event(const cf_str *f, cf_event *e, int unscored)
 {
     e->id = f[0];
     e->deployment_id = f[1];
@@ -246,7 +246,7 @@ static int chc_next(cf_cursor *base, cf_row *row, cf_err *err)
     memset(row, 0, sizeof *row);
     switch (base->kind) {
     case CF_KIND_EVENTS:
-        read_event(f, &row->event, c->unscored);
+        ch_read_event(f, &row->event, c->unscored);
         if (c->include_signals && load_signals(c, &row->event, err))
             return -1;
         return 1;

@@ -406,15 +406,7 @@ static void updated_event(const cf_str *f, const keyed *k, size_t n, const cf_ev
                           cf_event *e)
 {
     memset(e, 0, sizeof *e);
-    e->deployment_id = f[1];
-    e->model_version_id = f[2];
-    e->user_id_hash = f[3];
-    e->prompt = f[4];
-    e->response = f[5];
-    e->latency_ms = ch_int(f[6]);
-    e->token_count = ch_int(f[7]);
-    e->quality_score = ch_bits_double(f[8]);
-    e->metadata = f[9];
+    ch_read_event(f, e, 0);
     for (size_t j = find(k, n, f[0]); j < n && cmp_str(k[j].s, f[0]) == 0; j++) {
         const cf_event_update *x = &u[k[j].i];
         if (x->fields & CF_UPD_QUALITY)

@@ -233,6 +233,22 @@ typedef struct pg_cursor {
     size_t sig_cap;
 } pg_cursor;
 
+/* Row i of r as an event (EVENT_COLUMNS). */
+static void read_event(const PGresult *r, int i, cf_event *e)
+{
+    e->id = pg_col_str(r, i, 0);
+    e->deployment_id = pg_col_str(r, i, 1);
+    e->model_version_id = pg_col_str(r, i, 2);
+    e->user_id_hash = pg_col_str(r, i, 3);
+    e->prompt = pg_col_str(r, i, 4);
+    e->response = pg_col_str(r, i, 5);
+    e->latency_ms = pg_col_int(r, i, 6);
+    e->token_count = pg_col_int(r, i, 7);
+    e->quality_score = pg_col_double(r, i, 8);
+    e->metadata = pg_col_str(r, i, 9);
+    e->inserted_at = pg_col_int(r, i, 10);
+}
+
 static void read_signal(const PGresult *r, int i, cf_signal *g)
 {
     g->id = pg_col_str(r, i, 0);
@@ -297,17 +313,7 @@ static int pgc_next(cf_cursor *base, cf_row *row, cf_err *err)
     switch (base->kind) {
     case CF_KIND_EVENTS: {
         cf_event *e = &row->event;
-        e->id = pg_col_str(r, i, 0);
-        e->deployment_id = pg_col_str(r, i, 1);
-        e->model_version_id = pg_col_str(r, i, 2);
-        e->user_id_hash = pg_col_str(r, i, 3);
-        e->prompt = pg_col_str(r, i, 4);
-        e->response = pg_col_str(r, i, 5);
-        e->latency_ms = pg_col_int(r, i, 6);
-        e->token_count = pg_col_int(r, i, 7);
-        e->quality_score = pg_col_double(r, i, 8);
-        e->metadata = pg_col_str(r, i, 9);
-        e->inserted_at = pg_col_int(r, i, 10);
+        read_event(r, i, e);
         if (c->include_signals && load_signals(c, e, err))
             return -1;
         return 1;
@@ -554,17 +560,7 @@ static int page_next(cf_cursor *base, cf_row *row, cf_err *err)
     int i = c->row++;
     memset(row, 0, sizeof *row);
     cf_event *e = &row->event;
-    e->id = pg_col_str(r, i, 0);
-    e->deployment_id = pg_col_str(r, i, 1);
-    e->model_version_id = pg_col_str(r, i, 2);
-    e->user_id_hash = pg_col_str(r, i, 3);
-    e->prompt = pg_col_str(r, i, 4);
-    e->response = pg_col_str(r, i, 5);
-    e->latency_ms = pg_col_int(r, i, 6);
-    e->token_count = pg_col_int(r, i, 7);
-    e->quality_score = pg_col_double(r, i, 8);
-    e->metadata = pg_col_str(r, i, 9);
-    e->inserted_at = pg_col_int(r, i, 10);
+    read_event(r, i, e);
     return 1;
 }
 
