@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "crucible/core/cf_uuid.h"
 
 void cf_query_init(cf_query *q)
 {
@@ -40,21 +39,6 @@ int cf_query_check(cf_kind kind, const cf_query *q, cf_err *err)
     for (size_t i = 0; i < q->n_with_signal_types; i++)
         if (!q->with_signal_types[i].p)
             return cf_fail(err, CF_EINVAL, "signal type %zu is missing", i + 1);
-    return 0;
-}
-
-int cf_store_take_id(cf_str given, char gen[37], cf_str *use, cf_err *err)
-{
-    if (given.p) {
-        size_t n = given.n < 36 ? given.n : 36;
-        memcpy(gen, given.p, n);
-        gen[n] = '\0';
-        *use = given;
-        return 0;
-    }
-    if (cf_uuid7(gen))
-        return cf_fail(err, CF_EIO, "cannot generate an id: the system random source failed");
-    *use = (cf_str){gen, 36};
     return 0;
 }
 

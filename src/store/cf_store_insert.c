@@ -10,12 +10,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crucible/core/cf_uuid.h"
+
 /* The id reported back for a row: at most 36 characters. */
 static void report_id(cf_str id, char out[37])
 {
     size_t n = id.n < 36 ? id.n : 36;
     memcpy(out, id.p, n);
     out[n] = '\0';
+}
+
+/* The id a row is written with: the caller's (*use = given; gen receives a
+ * copy cut to 36 characters, to report back) or a fresh UUIDv7 in gen. */
+static int take_id(cf_str given, char gen[37], cf_str *use, cf_err *err)
+{
+    if (given.p) {
+        report_id(given, gen);
+        *use = given;
+        return 0;
+    }
+    if (cf_uuid7(gen))
+        return cf_fail(err, CF_EIO, "cannot generate an id: the system random source failed");
+    *use = (cf_str){gen, 36};
+    return 0;
 }
 
 /* When some of the n rows (size bytes each, their id a cf_str at offset
@@ -44,7 +61,7 @@ static int fill_ids(const void *rows, size_t n, size_t size, size_t off, void **
     memcpy(*copy, rows, n * size);
     for (; i < n; i++) {
         cf_str *id = (cf_str *)((char *)*copy + i * size + off);
-        if (!id->p && cf_store_take_id(*id, (*gen)[i], id, err)) {
+        if (!id->p && take_id(*id, (*gen)[i], id, err)) {
             free(*copy);
             free(*gen);
             *copy = NULL;
@@ -113,7 +130,7 @@ int cf_store_insert_signal(cf_store *s, const cf_signal *sig, char id[37], cf_er
         return cf_fail(err, CF_EINVAL, "signal.signal_type: missing required field");
     cf_signal row = *sig;
     char gen[37];
-    if (cf_store_take_id(sig->id, gen, &row.id, err))
+    if (take_id(sig->id, gen, &row.id, err))
         return -1;
     return reported(s->vt->insert_signal(s, &row, err), gen, id);
 }
@@ -124,7 +141,7 @@ int cf_store_insert_drift(cf_store *s, const cf_drift_result *d, char id[37], cf
         return cf_fail(err, CF_EINVAL, "drift result: deployment_id and drift_type are required");
     cf_drift_result row = *d;
     char gen[37];
-    if (cf_store_take_id(d->id, gen, &row.id, err))
+    if (take_id(d->id, gen, &row.id, err))
         return -1;
     return reported(s->vt->insert_drift(s, &row, err), gen, id);
 }
@@ -136,7 +153,7 @@ int cf_store_insert_trigger(cf_store *s, const cf_trigger_event *t, char id[37],
                        "trigger event: deployment_id and trigger_type are required");
     cf_trigger_event row = *t;
     char gen[37];
-    if (cf_store_take_id(t->id, gen, &row.id, err))
+    if (take_id(t->id, gen, &row.id, err))
         return -1;
     return reported(s->vt->insert_trigger(s, &row, err), gen, id);
 }
@@ -149,7 +166,7 @@ int cf_store_insert_run(cf_store *s, const cf_workflow_run *r, char id[37], int 
         return -1;
     cf_workflow_run row = *r;
     char gen[37];
-    if (cf_store_take_id(r->id, gen, &row.id, err) || s->vt->insert_run(s, &row, acquired, err))
+    if (take_id(r->id, gen, &row.id, err) || s->vt->insert_run(s, &row, acquired, err))
         return -1;
     if (id && *acquired)
         memcpy(id, gen, 37);

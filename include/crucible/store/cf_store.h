@@ -136,10 +136,6 @@ int cf_query_check_window(const cf_query *q, const char *what, cf_err *err);
  * Every backend calls it before building its query, so the rules and the
  * messages are the same on each. */
 int cf_query_check(cf_kind kind, const cf_query *q, cf_err *err);
-/* The id a row is written with: the caller's (*use = given; gen receives a
- * copy cut to 36 characters, for callers that report ids back) or a fresh
- * UUIDv7 in gen. The insert calls use it, so backends never do. */
-int cf_store_take_id(cf_str given, char gen[37], cf_str *use, cf_err *err);
 
 /* Fields an update may change. */
 enum {

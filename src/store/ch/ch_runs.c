@@ -270,8 +270,6 @@ int ch_insert_run(cf_store *base, const cf_workflow_run *in, int *acquired, cf_e
 {
     ch_store *s = (ch_store *)base;
     *acquired = 0;
-    if (cf_workflow_run_check(in, 0, err))
-        return -1;
     cf_workflow_run r = *in;
     uint64_t floor = 0;
     if (check_id_free(s, r.id, &floor, err))

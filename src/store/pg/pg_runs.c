@@ -132,8 +132,7 @@ fail:
 int pg_insert_run(cf_store *base, const cf_workflow_run *r, int *acquired, cf_err *err)
 {
     *acquired = 0;
-    if (cf_workflow_run_check(r, 0, err)
-        || pg_check_text(r->id, "run", 0, "id", err)
+    if (pg_check_text(r->id, "run", 0, "id", err)
         || pg_check_text(r->name, "run", 0, "name", err)
         || pg_check_text(r->script, "run", 0, "script", err)
         || pg_check_text(r->error, "run", 0, "error", err)
