@@ -6,6 +6,14 @@
  * usage is an alias left out of the "expected ..." list in messages. */
 #include "crucible/store/cf_store.h"
 
+/* Each backend's entry points, defined in its open file (declared there
+ * too, in its private header). */
+int cf_store_sqlite_target(const char *url, char *out, size_t cap, cf_err *err);
+int cf_store_sqlite_open(const char *path, const cf_store_opts *opts, cf_store **out, cf_err *err);
+int cf_store_pg_open(const char *url, const cf_store_opts *opts, cf_store **out, cf_err *err);
+int cf_store_clickhouse_open(const char *url, const cf_store_opts *opts, cf_store **out,
+                             cf_err *err);
+
 const cf_store_scheme cf_store_schemes[] = {
     {"sqlite:", "sqlite", "sqlite:PATH", cf_store_sqlite_target, cf_store_sqlite_open},
     {"postgres://", "postgres", "postgres://user:password@host:port/database", NULL,

@@ -420,18 +420,8 @@ int cf_store_parse_url(const char *url, cf_store_url *out, cf_err *err);
 /* The URL for messages: a password (scheme://user:PASSWORD@...) becomes ***. */
 void cf_store_redact_url(const char *url, char *out, size_t cap);
 
-
+/* Opens the store a URL names, through its scheme row. */
 int cf_store_open(const char *url, const cf_store_opts *opts, cf_store **out, cf_err *err);
-/* sqlite:PATH (also sqlite://PATH): the path, or CF_EINVAL when empty. */
-int cf_store_sqlite_target(const char *url, char *out, size_t cap, cf_err *err);
-int cf_store_sqlite_open(const char *path, const cf_store_opts *opts, cf_store **out, cf_err *err);
-/* postgres://user:password@host:port/database[?libpq parameters] (also
- * postgresql://); pg_open.c. */
-int cf_store_pg_open(const char *url, const cf_store_opts *opts, cf_store **out, cf_err *err);
-/* clickhouse://[user[:password]@]host[:port][/database] (HTTP interface;
- * port 8123, user default, database default when absent). */
-int cf_store_clickhouse_open(const char *url, const cf_store_opts *opts, cf_store **out,
-                             cf_err *err);
 
 /* ---- calls (thin dispatch through the vtable) ------------------------------ */
 

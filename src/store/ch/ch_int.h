@@ -10,6 +10,12 @@
 #define CH_MAX_IDLE 4
 #define CH_MAX_FIELDS 32
 
+/* clickhouse://[user[:password]@]host[:port][/database] (HTTP interface;
+ * port 8123, user default, database default when absent): the scheme row's
+ * open. */
+int cf_store_clickhouse_open(const char *url, const cf_store_opts *opts, cf_store **out,
+                             cf_err *err);
+
 typedef struct ch_store {
     cf_store base;
     char *url;          /* http://host:port/?database=...&settings (no credentials) */

@@ -8,6 +8,10 @@
 #include "crucible/core/cf_buf.h"
 #include "crucible/store/cf_store.h"
 
+/* postgres://user:password@host:port/database[?libpq parameters] (also
+ * postgresql://): the scheme rows' open. */
+int cf_store_pg_open(const char *url, const cf_store_opts *opts, cf_store **out, cf_err *err);
+
 typedef struct pg_store {
     cf_store base;
     PGconn *conn;

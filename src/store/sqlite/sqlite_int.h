@@ -33,6 +33,11 @@ typedef struct sq_store {
     sqlite3_stmt *st[SQ_COUNT_];
 } sq_store;
 
+/* sqlite:PATH (also sqlite://PATH): the path, or CF_EINVAL when empty; and
+ * the store on that path (or ":memory:"). The scheme row's target and open. */
+int cf_store_sqlite_target(const char *url, char *out, size_t cap, cf_err *err);
+int cf_store_sqlite_open(const char *path, const cf_store_opts *opts, cf_store **out, cf_err *err);
+
 /* Fails with CF_EDB and the connection's message, prefixed by what. */
 int sq_fail(sq_store *s, cf_err *err, const char *what);
 /* The cached statement for id, reset and with bindings cleared; NULL on error. */
