@@ -316,8 +316,7 @@ static int l_parse_url(lua_State *L)
     if (cf_store_parse_url(luaL_checkstring(L, 1), &u, &err))
         return cf_lua_pushfail(L, &err);
     lua_createtable(L, 0, 2);
-    lua_pushstring(L, u.backend == CF_BACKEND_SQLITE ? "sqlite"
-                      : u.backend == CF_BACKEND_POSTGRES ? "postgres" : "clickhouse");
+    lua_pushstring(L, u.scheme->backend);
     lua_setfield(L, -2, "backend");
     lua_pushstring(L, u.target);
     lua_setfield(L, -2, "target");

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "crucible/core/cf_uuid.h"
 
 void cf_query_init(cf_query *q)
 {
@@ -20,30 +19,6 @@ int cf_query_check_window(const cf_query *q, const char *what, cf_err *err)
     if (q->id.p || q->event_id.p || q->type.p || q->exported >= 0 || q->include_signals)
         return cf_fail(err, CF_EINVAL, "%s filters by deployment_id, since and until only", what);
     return 0;
-}
-
-int cf_store_insert_signal(cf_store *s, const cf_signal *sig, char id[37], cf_err *err)
-{
-    if (!sig->inference_event_id.p)
-        return cf_fail(err, CF_EINVAL, "signal.inference_event_id: missing required field");
-    if (!sig->signal_type.p)
-        return cf_fail(err, CF_EINVAL, "signal.signal_type: missing required field");
-    return s->vt->insert_signal(s, sig, id, err);
-}
-
-int cf_store_insert_drift(cf_store *s, const cf_drift_result *d, char id[37], cf_err *err)
-{
-    if (!d->deployment_id.p || !d->drift_type.p)
-        return cf_fail(err, CF_EINVAL, "drift result: deployment_id and drift_type are required");
-    return s->vt->insert_drift(s, d, id, err);
-}
-
-int cf_store_insert_trigger(cf_store *s, const cf_trigger_event *t, char id[37], cf_err *err)
-{
-    if (!t->deployment_id.p || !t->trigger_type.p)
-        return cf_fail(err, CF_EINVAL,
-                       "trigger event: deployment_id and trigger_type are required");
-    return s->vt->insert_trigger(s, t, id, err);
 }
 
 int cf_query_check(cf_kind kind, const cf_query *q, cf_err *err)
@@ -64,21 +39,6 @@ int cf_query_check(cf_kind kind, const cf_query *q, cf_err *err)
     for (size_t i = 0; i < q->n_with_signal_types; i++)
         if (!q->with_signal_types[i].p)
             return cf_fail(err, CF_EINVAL, "signal type %zu is missing", i + 1);
-    return 0;
-}
-
-int cf_store_take_id(cf_str given, char gen[37], cf_str *use, cf_err *err)
-{
-    if (given.p) {
-        size_t n = given.n < 36 ? given.n : 36;
-        memcpy(gen, given.p, n);
-        gen[n] = '\0';
-        *use = given;
-        return 0;
-    }
-    if (cf_uuid7(gen))
-        return cf_fail(err, CF_EIO, "cannot generate an id: the system random source failed");
-    *use = (cf_str){gen, 36};
     return 0;
 }
 
@@ -117,11 +77,6 @@ cf_signal_kind cf_signal_kind_of(cf_str type)
     return CF_SIG_OTHER;
 }
 
-static int has_prefix(const char *s, const char *prefix)
-{
-    return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
 void cf_store_redact_url(const char *url, char *out, size_t cap)
 {
     if (!cap)
@@ -143,45 +98,45 @@ void cf_store_redact_url(const char *url, char *out, size_t cap)
         snprintf(out, cap, "%s", url);
 }
 
+/* "expected A, B or C": the usage of every listed scheme row. */
+static void expected_forms(char *out, size_t cap)
+{
+    size_t len = 0, total = 0, seen = 0;
+    for (const cf_store_scheme *r = cf_store_schemes; r->prefix; r++)
+        total += r->usage != NULL;
+    for (const cf_store_scheme *r = cf_store_schemes; r->prefix && len < cap; r++) {
+        if (!r->usage)
+            continue;
+        const char *sep = seen == 0 ? "" : seen + 1 == total ? " or " : ", ";
+        int w = snprintf(out + len, cap - len, "%s%s", sep, r->usage);
+        if (w < 0)
+            break;
+        len += (size_t)w;
+        seen++;
+    }
+}
+
 int cf_store_parse_url(const char *url, cf_store_url *out, cf_err *err)
 {
+    char forms[512] = "";
     memset(out, 0, sizeof *out);
+    expected_forms(forms, sizeof forms);
     if (!url || !*url)
-        return cf_fail(err, CF_EINVAL, "database URL is empty: expected sqlite:PATH");
-    if (has_prefix(url, "sqlite:")) {
-        const char *path = url + strlen("sqlite:");
-        if (has_prefix(path, "//"))
-            path += 2;
-        if (!*path)
-            return cf_fail(err, CF_EINVAL,
-                           "database URL '%s' has no file path: expected sqlite:PATH", url);
-        if (strlen(path) >= sizeof out->target)
-            return cf_fail(err, CF_EINVAL, "database URL is too long (%zu bytes)", strlen(url));
-        out->backend = CF_BACKEND_SQLITE;
-        memcpy(out->target, path, strlen(path) + 1);
-        return 0;
-    }
-    if (has_prefix(url, "postgres://") || has_prefix(url, "postgresql://")) {
-        /* the PostgreSQL backend parses (and reports) the rest itself */
+        return cf_fail(err, CF_EINVAL, "database URL is empty: expected %s", forms);
+    for (const cf_store_scheme *r = cf_store_schemes; r->prefix; r++) {
+        if (strncmp(url, r->prefix, strlen(r->prefix)) != 0)
+            continue;
+        out->scheme = r;
+        if (r->target)
+            return r->target(url, out->target, sizeof out->target, err);
         if (strlen(url) >= sizeof out->target)
             return cf_fail(err, CF_EINVAL, "database URL is too long (%zu bytes)", strlen(url));
-        out->backend = CF_BACKEND_POSTGRES;
-        memcpy(out->target, url, strlen(url) + 1);
-        return 0;
-    }
-    if (has_prefix(url, "clickhouse://")) {
-        if (strlen(url) >= sizeof out->target)
-            return cf_fail(err, CF_EINVAL, "database URL is too long (%zu bytes)", strlen(url));
-        out->backend = CF_BACKEND_CLICKHOUSE;
         memcpy(out->target, url, strlen(url) + 1);
         return 0;
     }
     char shown[256];
     cf_store_redact_url(url, shown, sizeof shown);
-    return cf_fail(err, CF_EINVAL,
-                   "unsupported database URL '%s': expected sqlite:PATH, "
-                   "postgres://user:password@host:port/database or "
-                   "clickhouse://user:password@host:port/database", shown);
+    return cf_fail(err, CF_EINVAL, "unsupported database URL '%s': expected %s", shown, forms);
 }
 
 int cf_store_open(const char *url, const cf_store_opts *opts, cf_store **out, cf_err *err)
@@ -190,16 +145,7 @@ int cf_store_open(const char *url, const cf_store_opts *opts, cf_store **out, cf
     *out = NULL;
     if (cf_store_parse_url(url, &u, err))
         return -1;
-    switch (u.backend) {
-    case CF_BACKEND_SQLITE:
-        return cf_store_sqlite_open(u.target, opts, out, err);
-    case CF_BACKEND_POSTGRES:
-        return cf_store_pg_open(u.target, opts, out, err);
-    case CF_BACKEND_CLICKHOUSE:
-        return cf_store_clickhouse_open(u.target, opts, out, err);
-    default:
-        return cf_fail(err, CF_EUNSUPPORTED, "backend not available");
-    }
+    return u.scheme->open(u.target, opts, out, err);
 }
 
 static const char *const STATUSES[] = {"running", "ok",      "halted",    "failed",

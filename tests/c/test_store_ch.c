@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/ch/cf_store_ch_int.h"
+#include "store/ch/ch_int.h"
 #include "cf_test.h"
 
 static const char *quoted(const char *s, size_t n, cf_buf *b)
@@ -146,7 +146,7 @@ static void urls(void)
                "(clickhouse 127.0.0.1:1)", CF_EDB);
 }
 
-/* The lease protocol's decisions (cf_store_ch_runs.c). */
+/* The lease protocol's decisions (ch_runs.c). */
 static void lease_decisions(void)
 {
     const int64_t ms = 1000000;

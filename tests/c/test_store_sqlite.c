@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "crucible/store/cf_store.h"
-#include "store/sqlite/cf_store_sqlite_int.h"
+#include "store/sqlite/sqlite_int.h"
 #include "crucible/core/cf_uuid.h"
 
 #define DB "test_store.db"
@@ -76,7 +76,7 @@ static void test_urls(void)
     CHECK(cf_store_parse_url("mysql://h/db", &u, &err) == -1 && err.code == CF_EINVAL);
     CHECK(strstr(err.msg, "mysql://h/db") != NULL);
     CHECK(cf_store_parse_url("postgres://u:pw@h:5433/db", &u, &err) == 0);
-    CHECK(u.backend == CF_BACKEND_POSTGRES);
+    CHECK(strcmp(u.scheme->backend, "postgres") == 0);
     CHECK_STR(u.target, "postgres://u:pw@h:5433/db");
     CHECK(cf_store_parse_url("postgresx://u:secret@h/db", &u, &err) == -1 && err.code == CF_EINVAL);
     CHECK(strstr(err.msg, "secret") == NULL && strstr(err.msg, "u:***@h/db") != NULL);
@@ -85,7 +85,7 @@ static void test_urls(void)
     CHECK_STR(shown, "postgres://me:***@host/db?x=1");
     cf_store_redact_url("postgres://host/db", shown, sizeof shown);
     CHECK_STR(shown, "postgres://host/db");
-    CHECK(cf_store_parse_url("clickhouse://h", &u, &err) == 0 && u.backend == CF_BACKEND_CLICKHOUSE);
+    CHECK(cf_store_parse_url("clickhouse://h", &u, &err) == 0 && strcmp(u.scheme->backend, "clickhouse") == 0);
     CHECK_STR(u.target, "clickhouse://h");
 }
 

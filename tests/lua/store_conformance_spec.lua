@@ -357,6 +357,23 @@ describe("store conformance (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", functio
     assert.same({ "p3", "p1" }, prompts(by))
   end)
 
+  it("reads events by id across pages, in the order given, skipping unknown ids", function()
+    local dep, rows = uid(), {}
+    for i = 1, 300 do rows[i] = ev(dep, "p" .. i, { inserted_at = i }) end
+    local ids = assert(db:insert_events(rows))
+    -- newest first, each stored id followed by one that is not: 600 ids,
+    -- more than one page wherever a backend reads them in pages
+    local ask, want = {}, {}
+    for i = 300, 1, -1 do
+      ask[#ask + 1] = ids[i]
+      ask[#ask + 1] = uid("absent")
+      want[#want + 1] = "p" .. i
+    end
+    local by = assert(db:events_by_ids(ask))
+    assert.same(want, prompts(by))
+    assert.same({}, assert(db:events_by_ids {}))
+  end)
+
   it("stores curated examples, marks exports and knows the last export", function()
     local dep = uid()
     local c1, c2, c3 = uid("c1"), uid("c2"), uid("c3")

@@ -2,7 +2,7 @@
 -- conformance suite (CF_TEST_DB_URL; unset: a temporary SQLite file):
 -- separate crucible-feedback processes claim the same run at the same
 -- moment and exactly one gets it. On ClickHouse the lease is a timed
--- protocol (src/cf_store_ch_runs.c); its withdrawal paths and the
+-- protocol (src/store/ch/ch_runs.c); its withdrawal paths and the
 -- lease_settle_ms URL parameter are tested here too.
 local store = require "crucible.store"
 local core = require "crucible._core"

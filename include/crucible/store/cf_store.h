@@ -2,14 +2,15 @@
  * The storage interface: one vtable, one logical schema, several backends.
  *
  * Nothing above this header knows which database is underneath. Backends
- * (cf_store_sqlite.c now; PostgreSQL and ClickHouse later) fill a
- * cf_store_vt; callers use the cf_store_* functions below.
+ * (src/store/sqlite, src/store/pg, src/store/ch) fill a cf_store_vt and
+ * have a row in cf_store_schemes; callers use the cf_store_* functions below.
  *
  * Rules every backend keeps:
  *  - values are bound parameters, never spliced into SQL text;
  *  - a batch is one transaction: all rows or none;
  *  - lists are cursors that stream rows, never whole tables in memory;
- *  - ids are UUIDv7 text generated here unless the caller gave one;
+ *  - ids are UUIDv7 text generated above the vtable (cf_store_insert.c)
+ *    unless the caller gave one: every row reaches a backend with its id;
  *  - times are int64 microseconds since the Unix epoch, UTC.
  */
 #ifndef CRUCIBLE_CF_STORE_H
@@ -135,10 +136,6 @@ int cf_query_check_window(const cf_query *q, const char *what, cf_err *err);
  * Every backend calls it before building its query, so the rules and the
  * messages are the same on each. */
 int cf_query_check(cf_kind kind, const cf_query *q, cf_err *err);
-/* The id a backend writes: the caller's (*use = given; gen receives a copy
- * cut to 36 characters, for callers that report ids back) or a fresh
- * UUIDv7 in gen. */
-int cf_store_take_id(cf_str given, char gen[37], cf_str *use, cf_err *err);
 
 /* Fields an update may change. */
 enum {
@@ -293,20 +290,19 @@ typedef struct cf_store_vt {
     int (*migrate)(cf_store *, int *applied, cf_err *);
     /* Current schema version (0: none). */
     int (*schema_version)(cf_store *, int *version, cf_err *);
-    /* One transaction. ids: when an event's id is absent, the generated id
-     * is written to ids[i] (37 bytes each) if ids is not NULL. */
-    int (*insert_events)(cf_store *, const cf_event *, size_t n,
-                         char (*ids)[37], cf_err *);
+    /* The inserts get rows whose id is always set (cf_store_insert.c).
+     * One transaction. */
+    int (*insert_events)(cf_store *, const cf_event *, size_t n, cf_err *);
     /* Fails with CF_ENOTFOUND when the event does not exist. */
-    int (*insert_signal)(cf_store *, const cf_signal *, char id_out[37], cf_err *);
+    int (*insert_signal)(cf_store *, const cf_signal *, cf_err *);
     /* One transaction; CF_ENOTFOUND (and nothing changed) when an id is missing. */
     int (*update_events)(cf_store *, const cf_str *ids, const cf_event_update *,
                          size_t n, cf_err *);
     int (*insert_curated)(cf_store *, const cf_curated *, size_t n, cf_err *);
     int (*mark_curated_exported)(cf_store *, const cf_str *ids, size_t n,
                                  cf_str batch_id, cf_err *);
-    int (*insert_drift)(cf_store *, const cf_drift_result *, char id_out[37], cf_err *);
-    int (*insert_trigger)(cf_store *, const cf_trigger_event *, char id_out[37], cf_err *);
+    int (*insert_drift)(cf_store *, const cf_drift_result *, cf_err *);
+    int (*insert_trigger)(cf_store *, const cf_trigger_event *, cf_err *);
     int (*open_cursor)(cf_store *, cf_kind, const cf_query *, cf_cursor **, cf_err *);
     int (*count)(cf_store *, cf_kind, const cf_query *, int64_t *out, cf_err *);
     /* Settings: get (*out NULL when absent, else malloc'd), and an atomic
@@ -342,10 +338,14 @@ typedef struct cf_store_vt {
      * of CF_LIGHT_* bits. */
     int (*open_light_events)(cf_store *, const cf_query *q, unsigned want, cf_light_scan **out,
                              cf_err *);
-    /* A cursor (kind events, no signals) over the events with these ids,
-     * in the order given; ids that do not exist are skipped. */
-    int (*open_events_by_ids)(cf_store *, const cf_str *ids, size_t n, cf_cursor **out,
-                              cf_err *);
+    /* Events by id, for the one cursor above the vtable
+     * (cf_store_open_events_by_ids): a cursor (kind events, no signals) over
+     * the stored events among ids[0..n) (all present, n at most
+     * events_page), in the order given. NULL: that cursor reads each id
+     * through open_cursor (q.id, limit 1). */
+    int (*open_events_page)(cf_store *, const cf_str *ids, size_t n, cf_cursor **out,
+                            cf_err *);
+    size_t events_page;  /* ids per open_events_page call (0: 1) */
     /* Inserts the curated examples whose inference event has no curated
      * example yet (stored before, or earlier in this batch), in one
      * transaction: all of those or, on failure, none. inserted[i] (when
@@ -363,8 +363,7 @@ typedef struct cf_store_vt {
      * running runs of that name whose lease expired are first marked
      * "abandoned" (finished at their lease's end). A run of any other
      * status is inserted as given (*acquired = 1). One transaction. */
-    int (*insert_run)(cf_store *, const cf_workflow_run *, char id_out[37], int *acquired,
-                      cf_err *);
+    int (*insert_run)(cf_store *, const cf_workflow_run *, int *acquired, cf_err *);
     /* Updates a run by id: status, finished_at, lease_until, error, details
      * (all of them, as given). CF_ENOTFOUND when the id is unknown. */
     int (*update_run)(cf_store *, const cf_workflow_run *, cf_err *);
@@ -389,33 +388,40 @@ struct cf_cursor {
 
 /* ---- opening -------------------------------------------------------------- */
 
-typedef enum cf_backend { CF_BACKEND_SQLITE, CF_BACKEND_POSTGRES, CF_BACKEND_CLICKHOUSE } cf_backend;
-
-typedef struct cf_store_url {
-    cf_backend backend;
-    char target[4096];  /* sqlite: the file path (or ":memory:"); clickhouse: the URL */
-} cf_store_url;
-
-/* Parses "sqlite:PATH" (also "sqlite://PATH"); postgres:// (postgresql://)
- * sets CF_BACKEND_POSTGRES with the whole URL as target (the backend parses
- * it); clickhouse:// likewise sets CF_BACKEND_CLICKHOUSE. */
-int cf_store_parse_url(const char *url, cf_store_url *out, cf_err *err);
-/* The URL for messages: a password (scheme://user:PASSWORD@...) becomes ***. */
-void cf_store_redact_url(const char *url, char *out, size_t cap);
-
 typedef struct cf_store_opts {
     int busy_timeout_ms;  /* how long a writer waits for a lock; 0: 5000 */
 } cf_store_opts;
 
+/* The storage schemes: one row per URL prefix a backend answers to, like
+ * SQLite's VFS list or curl's backend table. Adding a backend is its own
+ * files plus one row in cf_store_schemes (cf_store_schemes.c). */
+typedef struct cf_store_scheme {
+    const char *prefix;   /* "sqlite:", "postgres://", ...: how its URLs start */
+    const char *backend;  /* the backend's name ("sqlite", "postgres", "clickhouse") */
+    const char *usage;    /* the URL form for messages; NULL: an alias, not listed */
+    /* The target the backend opens, from the whole URL (NULL: the URL itself,
+     * which the backend parses and reports on). */
+    int (*target)(const char *url, char *out, size_t cap, cf_err *err);
+    int (*open)(const char *target, const cf_store_opts *opts, cf_store **out,
+                cf_err *err);
+} cf_store_scheme;
+
+/* The registered schemes, ending with a row whose prefix is NULL. */
+extern const cf_store_scheme cf_store_schemes[];
+
+typedef struct cf_store_url {
+    const cf_store_scheme *scheme;  /* the row whose prefix the URL starts with */
+    char target[4096];  /* sqlite: the file path (or ":memory:"); others: the URL */
+} cf_store_url;
+
+/* Finds the scheme row whose prefix starts the URL and fills its target;
+ * CF_EINVAL listing the registered URL forms when no row matches. */
+int cf_store_parse_url(const char *url, cf_store_url *out, cf_err *err);
+/* The URL for messages: a password (scheme://user:PASSWORD@...) becomes ***. */
+void cf_store_redact_url(const char *url, char *out, size_t cap);
+
+/* Opens the store a URL names, through its scheme row. */
 int cf_store_open(const char *url, const cf_store_opts *opts, cf_store **out, cf_err *err);
-int cf_store_sqlite_open(const char *path, const cf_store_opts *opts, cf_store **out, cf_err *err);
-/* postgres://user:password@host:port/database[?libpq parameters] (also
- * postgresql://); cf_store_pg.c. */
-int cf_store_pg_open(const char *url, const cf_store_opts *opts, cf_store **out, cf_err *err);
-/* clickhouse://[user[:password]@]host[:port][/database] (HTTP interface;
- * port 8123, user default, database default when absent). */
-int cf_store_clickhouse_open(const char *url, const cf_store_opts *opts, cf_store **out,
-                             cf_err *err);
 
 /* ---- calls (thin dispatch through the vtable) ------------------------------ */
 
@@ -423,17 +429,18 @@ static inline int cf_store_migrate(cf_store *s, int *applied, cf_err *e)
 { return s->vt->migrate(s, applied, e); }
 static inline int cf_store_schema_version(cf_store *s, int *v, cf_err *e)
 { return s->vt->schema_version(s, v, e); }
-static inline int cf_store_insert_events(cf_store *s, const cf_event *ev, size_t n,
-                                         char (*ids)[37], cf_err *e)
-{ return s->vt->insert_events(s, ev, n, ids, e); }
+/* The inserts (cf_store_insert.c) give every row without an id a fresh
+ * UUIDv7, then dispatch. ids (when not NULL) receives each event's id
+ * (37 bytes each). */
+int cf_store_insert_events(cf_store *s, const cf_event *ev, size_t n, char (*ids)[37],
+                           cf_err *e);
 /* The single-row inserts check the required fields here, for every
- * backend (CF_EINVAL naming them), then dispatch. */
+ * backend (CF_EINVAL naming them); id (when not NULL) receives the row's. */
 int cf_store_insert_signal(cf_store *s, const cf_signal *sig, char id[37], cf_err *e);
 static inline int cf_store_update_events(cf_store *s, const cf_str *ids,
                                          const cf_event_update *u, size_t n, cf_err *e)
 { return s->vt->update_events(s, ids, u, n, e); }
-static inline int cf_store_insert_curated(cf_store *s, const cf_curated *c, size_t n, cf_err *e)
-{ return s->vt->insert_curated(s, c, n, e); }
+int cf_store_insert_curated(cf_store *s, const cf_curated *c, size_t n, cf_err *e);
 static inline int cf_store_mark_curated_exported(cf_store *s, const cf_str *ids, size_t n,
                                                  cf_str batch, cf_err *e)
 { return s->vt->mark_curated_exported(s, ids, n, batch, e); }
@@ -463,9 +470,9 @@ static inline int cf_store_mark_curated_exported_stream(
     int64_t *marked, cf_err *e)
 { return s->vt->mark_curated_exported_stream(s, next, ctx, batch, marked, e); }
 
-static inline int cf_store_insert_run(cf_store *s, const cf_workflow_run *r, char id[37],
-                                      int *acquired, cf_err *e)
-{ return s->vt->insert_run(s, r, id, acquired, e); }
+/* id (when not NULL) receives the run's id when *acquired. */
+int cf_store_insert_run(cf_store *s, const cf_workflow_run *r, char id[37], int *acquired,
+                        cf_err *e);
 static inline int cf_store_update_run(cf_store *s, const cf_workflow_run *r, cf_err *e)
 { return s->vt->update_run(s, r, e); }
 static inline int cf_store_list_runs(cf_store *s, cf_str name, int64_t limit, cf_run_fn cb,
@@ -491,12 +498,13 @@ static inline int cf_light_scan_next(cf_light_scan *c, cf_light_event *row, cf_e
 { return c->vt->next(c, row, e); }
 static inline void cf_light_scan_close(cf_light_scan *c)
 { if (c) c->vt->close(c); }
-static inline int cf_store_open_events_by_ids(cf_store *s, const cf_str *ids, size_t n,
-                                              cf_cursor **out, cf_err *e)
-{ return s->vt->open_events_by_ids(s, ids, n, out, e); }
-static inline int cf_store_insert_curated_new(cf_store *s, const cf_curated *c, size_t n,
-                                              unsigned char *inserted, int64_t *count, cf_err *e)
-{ return s->vt->insert_curated_new(s, c, n, inserted, count, e); }
+/* A cursor (kind events, no signals) over the events with these ids, in
+ * the order given; ids that do not exist are skipped, a missing one
+ * (p NULL) is CF_EINVAL (cf_store_byids.c). */
+int cf_store_open_events_by_ids(cf_store *s, const cf_str *ids, size_t n, cf_cursor **out,
+                                cf_err *e);
+int cf_store_insert_curated_new(cf_store *s, const cf_curated *c, size_t n,
+                                unsigned char *inserted, int64_t *count, cf_err *e);
 static inline int cf_store_last_export_at(cf_store *s, cf_str deployment_id, int64_t *at,
                                           cf_err *e)
 { return s->vt->last_export_at(s, deployment_id, at, e); }

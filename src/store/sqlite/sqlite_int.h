@@ -1,4 +1,5 @@
-/* Internal to the SQLite backend: shared between its write and read halves. */
+/* Internal to the SQLite backend: shared between its files (sqlite_open.c,
+ * sqlite_write.c, sqlite_read.c, sqlite_scan.c, sqlite_runs.c). */
 #ifndef CRUCIBLE_CF_STORE_SQLITE_INT_H
 #define CRUCIBLE_CF_STORE_SQLITE_INT_H
 
@@ -32,6 +33,11 @@ typedef struct sq_store {
     sqlite3_stmt *st[SQ_COUNT_];
 } sq_store;
 
+/* sqlite:PATH (also sqlite://PATH): the path, or CF_EINVAL when empty; and
+ * the store on that path (or ":memory:"). The scheme row's target and open. */
+int cf_store_sqlite_target(const char *url, char *out, size_t cap, cf_err *err);
+int cf_store_sqlite_open(const char *path, const cf_store_opts *opts, cf_store **out, cf_err *err);
+
 /* Fails with CF_EDB and the connection's message, prefixed by what. */
 int sq_fail(sq_store *s, cf_err *err, const char *what);
 /* The cached statement for id, reset and with bindings cleared; NULL on error. */
@@ -42,29 +48,41 @@ int sq_bind_str(sqlite3_stmt *st, int i, cf_str v);
  * finalized and *st NULL, so later calls return 0 too), -1 an error
  * (prefixed by what). */
 int sq_step_row(sq_store *s, sqlite3_stmt **st, const char *what, cf_err *err);
-/* Binds a curated example to ?1..?10 of an insert (id, inference_event_id,
- * deployment_id, curation_source, curation_score, prompt, response,
- * exported, export_batch_id, inserted_at or now). */
-void sq_bind_curated(sqlite3_stmt *st, const cf_curated *c, cf_str id, int64_t now);
 /* Reads a TEXT column into a cf_str (p NULL for SQL NULL). */
 cf_str sq_col_str(sqlite3_stmt *st, int i);
 
-int sq_open_cursor(cf_store *, cf_kind, const cf_query *, cf_cursor **, cf_err *);
-int sq_count(cf_store *, cf_kind, const cf_query *, int64_t *, cf_err *);
-/* cf_store_sqlite_quality.c */
-int sq_count_by_type(cf_store *, cf_kind, const cf_query *, cf_type_count_fn, void *, cf_err *);
-int sq_open_unscored_cursor(cf_store *, const cf_query *, cf_cursor **, cf_err *);
-int sq_open_columns(cf_store *, const cf_query *, const cf_column *, size_t, cf_colscan **,
-                    cf_err *);
-/* cf_store_sqlite_curation.c */
-int sq_open_light_events(cf_store *, const cf_query *, unsigned, cf_light_scan **, cf_err *);
-int sq_open_events_by_ids(cf_store *, const cf_str *, size_t, cf_cursor **, cf_err *);
+/* The cached BEGIN IMMEDIATE, COMMIT; ROLLBACK when a transaction is open. */
+int sq_begin(sq_store *s, cf_err *err);
+int sq_commit(sq_store *s, cf_err *err);
+void sq_rollback(sq_store *s);
+
+/* sqlite_write.c */
+int sq_insert_events(cf_store *, const cf_event *, size_t, cf_err *);
+int sq_insert_signal(cf_store *, const cf_signal *, cf_err *);
+int sq_update_events(cf_store *, const cf_str *ids, const cf_event_update *, size_t, cf_err *);
+int sq_insert_curated(cf_store *, const cf_curated *, size_t, cf_err *);
 int sq_insert_curated_new(cf_store *, const cf_curated *, size_t, unsigned char *, int64_t *,
                           cf_err *);
+int sq_mark_curated_exported(cf_store *, const cf_str *ids, size_t, cf_str batch, cf_err *);
+int sq_mark_curated_exported_stream(cf_store *, int (*next)(void *, cf_str *, cf_err *), void *,
+                                    cf_str batch, int64_t *marked, cf_err *);
+int sq_insert_drift(cf_store *, const cf_drift_result *, cf_err *);
+int sq_insert_trigger(cf_store *, const cf_trigger_event *, cf_err *);
+
+/* sqlite_read.c */
+int sq_open_cursor(cf_store *, cf_kind, const cf_query *, cf_cursor **, cf_err *);
+int sq_count(cf_store *, cf_kind, const cf_query *, int64_t *, cf_err *);
+int sq_count_by_type(cf_store *, cf_kind, const cf_query *, cf_type_count_fn, void *, cf_err *);
+int sq_open_unscored_cursor(cf_store *, const cf_query *, cf_cursor **, cf_err *);
 int sq_last_export_at(cf_store *, cf_str, int64_t *, cf_err *);
 
-/* cf_store_sqlite_runs.c */
-int sq_insert_run(cf_store *, const cf_workflow_run *, char id_out[37], int *acquired, cf_err *);
+/* sqlite_scan.c */
+int sq_open_columns(cf_store *, const cf_query *, const cf_column *, size_t, cf_colscan **,
+                    cf_err *);
+int sq_open_light_events(cf_store *, const cf_query *, unsigned, cf_light_scan **, cf_err *);
+
+/* sqlite_runs.c */
+int sq_insert_run(cf_store *, const cf_workflow_run *, int *acquired, cf_err *);
 int sq_update_run(cf_store *, const cf_workflow_run *, cf_err *);
 int sq_list_runs(cf_store *, cf_str name, int64_t limit, cf_run_fn cb, void *ud, cf_err *);
 

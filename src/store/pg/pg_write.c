@@ -9,7 +9,7 @@
  * parameterised statements; single inserts add ON CONFLICT (id) DO NOTHING
  * when they run again after a lost connection.
  */
-#include "cf_store_pg_int.h"
+#include "pg_int.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -89,7 +89,6 @@ static void copy_double(cf_buf *b, double v)
 typedef struct events_arg {
     const cf_event *ev;
     size_t n;
-    const cf_str *ids;
     int64_t now;
 } events_arg;
 
@@ -123,7 +122,7 @@ static int copy_rows(pg_store *s, const events_arg *a, int staged, cf_err *err)
             cf_buf_int(&b, (int64_t)i);
             cf_buf_putc(&b, '\t');
         }
-        copy_str(&b, a->ids[i]);
+        copy_str(&b, a->ev[i].id);
         cf_buf_putc(&b, '\t');
         copy_str(&b, e->deployment_id);
         cf_buf_putc(&b, '\t');
@@ -221,7 +220,7 @@ static int events_op(pg_store *s, void *arg, int attempt, cf_err *err)
         if (PQntuples(r) > 0) {
             size_t i = (size_t)pg_col_int(r, 0, 0);
             PQclear(r);
-            cf_str id = a->ids[i];
+            cf_str id = a->ev[i].id;
             cf_fail(err, CF_EINVAL, "events[%zu]: id '%.*s' already exists", i,
                     (int)(id.n > 100 ? 100 : id.n), id.p);
             goto fail;
@@ -236,7 +235,7 @@ fail:
     return -1;
 }
 
-int pg_insert_events(cf_store *base, const cf_event *ev, size_t n, char (*ids)[37], cf_err *err)
+int pg_insert_events(cf_store *base, const cf_event *ev, size_t n, cf_err *err)
 {
     static const char *const what = "events";
     for (size_t i = 0; i < n; i++) {
@@ -252,24 +251,8 @@ int pg_insert_events(cf_store *base, const cf_event *ev, size_t n, char (*ids)[3
     }
     if (n == 0)
         return 0;
-    char (*gen)[37] = ids ? ids : malloc(n * sizeof *gen);
-    cf_str *use = malloc(n * sizeof *use);
-    if (!gen || !use) {
-        if (!ids)
-            free(gen);
-        free(use);
-        return cf_fail(err, CF_ENOMEM, "out of memory writing %zu events", n);
-    }
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++)
-        rc = cf_store_take_id(ev[i].id, gen[i], &use[i], err);
-    events_arg a = {ev, n, use, cf_now_us()};
-    if (rc == 0)
-        rc = pg_retry((pg_store *)base, events_op, &a, err);
-    if (!ids)
-        free(gen);
-    free(use);
-    return rc ? -1 : (int)n;
+    events_arg a = {ev, n, cf_now_us()};
+    return pg_retry((pg_store *)base, events_op, &a, err) ? -1 : (int)n;
 }
 
 /* ---- single rows ---------------------------------------------------------------- */
@@ -311,7 +294,7 @@ static int one_op(pg_store *s, void *arg, int attempt, cf_err *err)
     " SELECT $1::text, e.id, e.deployment_id, $2::text, $3::text, $4::text::jsonb,"       \
     " $5::timestamptz FROM inference_events e WHERE e.id = $6::text"
 
-int pg_insert_signal(cf_store *base, const cf_signal *sig, char id_out[37], cf_err *err)
+int pg_insert_signal(cf_store *base, const cf_signal *sig, cf_err *err)
 {
     if (pg_check_text(sig->id, "signal", 0, "id", err)
         || pg_check_text(sig->inference_event_id, "signal", 0, "inference_event_id", err)
@@ -319,13 +302,9 @@ int pg_insert_signal(cf_store *base, const cf_signal *sig, char id_out[37], cf_e
         || pg_check_text(sig->edited_response, "signal", 0, "edited_response", err)
         || pg_check_text(sig->metadata, "signal", 0, "metadata", err))
         return -1;
-    char gen[37];
     one_arg a = {SIGNAL_SQL, SIGNAL_SQL " ON CONFLICT (id) DO NOTHING",
-                 "SELECT 1 FROM user_signals WHERE id = $1", {0}, {0}, "recording a signal", 0};
-    if (cf_store_take_id(sig->id, gen, &a.id, err))
-        return -1;
-    if (id_out)
-        memcpy(id_out, gen, 37);
+                 "SELECT 1 FROM user_signals WHERE id = $1", {0}, sig->id, "recording a signal",
+                 0};
     pg_params_init(&a.p);
     pg_p_str(&a.p, a.id);
     pg_p_str(&a.p, sig->signal_type);
@@ -347,20 +326,15 @@ int pg_insert_signal(cf_store *base, const cf_signal *sig, char id_out[37], cf_e
     " inserted_at) VALUES ($1::text, $2::text, $3::text, $4::float8, $5::boolean,"        \
     " $6::text::jsonb, $7::timestamptz)"
 
-int pg_insert_drift(cf_store *base, const cf_drift_result *d, char id_out[37], cf_err *err)
+int pg_insert_drift(cf_store *base, const cf_drift_result *d, cf_err *err)
 {
     if (pg_check_text(d->id, "drift", 0, "id", err)
         || pg_check_text(d->deployment_id, "drift", 0, "deployment_id", err)
         || pg_check_text(d->drift_type, "drift", 0, "drift_type", err)
         || pg_check_text(d->details, "drift", 0, "details", err))
         return -1;
-    char gen[37];
-    one_arg a = {DRIFT_SQL, DRIFT_SQL " ON CONFLICT (id) DO NOTHING", NULL, {0}, {0},
+    one_arg a = {DRIFT_SQL, DRIFT_SQL " ON CONFLICT (id) DO NOTHING", NULL, {0}, d->id,
                  "recording a drift result", 0};
-    if (cf_store_take_id(d->id, gen, &a.id, err))
-        return -1;
-    if (id_out)
-        memcpy(id_out, gen, 37);
     pg_params_init(&a.p);
     pg_p_str(&a.p, a.id);
     pg_p_str(&a.p, d->deployment_id);
@@ -376,20 +350,15 @@ int pg_insert_drift(cf_store *base, const cf_drift_result *d, char id_out[37], c
     "INSERT INTO trigger_events (id, deployment_id, trigger_type, details, inserted_at)"  \
     " VALUES ($1::text, $2::text, $3::text, $4::text::jsonb, $5::timestamptz)"
 
-int pg_insert_trigger(cf_store *base, const cf_trigger_event *t, char id_out[37], cf_err *err)
+int pg_insert_trigger(cf_store *base, const cf_trigger_event *t, cf_err *err)
 {
     if (pg_check_text(t->id, "triggers", 0, "id", err)
         || pg_check_text(t->deployment_id, "triggers", 0, "deployment_id", err)
         || pg_check_text(t->trigger_type, "triggers", 0, "trigger_type", err)
         || pg_check_text(t->details, "triggers", 0, "details", err))
         return -1;
-    char gen[37];
-    one_arg a = {TRIGGER_SQL, TRIGGER_SQL " ON CONFLICT (id) DO NOTHING", NULL, {0}, {0},
+    one_arg a = {TRIGGER_SQL, TRIGGER_SQL " ON CONFLICT (id) DO NOTHING", NULL, {0}, t->id,
                  "recording a trigger event", 0};
-    if (cf_store_take_id(t->id, gen, &a.id, err))
-        return -1;
-    if (id_out)
-        memcpy(id_out, gen, 37);
     pg_params_init(&a.p);
     pg_p_str(&a.p, a.id);
     pg_p_str(&a.p, t->deployment_id);
@@ -496,7 +465,6 @@ static void curated_params(pg_params *p, const cf_curated *c, cf_str id, int64_t
 typedef struct curated_arg {
     const cf_curated *c;
     size_t n;
-    const cf_str *ids;
     int64_t now;
     int only_new;
     unsigned char *inserted;
@@ -524,7 +492,7 @@ static int curated_op(pg_store *s, void *arg, int attempt, cf_err *err)
         goto fail;
     for (size_t i = 0; i < a->n; i++) {
         pg_params p;
-        curated_params(&p, &a->c[i], a->ids[i], a->now);
+        curated_params(&p, &a->c[i], a->c[i].id, a->now);
         char what[96];
         snprintf(what, sizeof what, "curated[%zu]", i);
         PGresult *r = pg_exec(s, sql, &p, what, err);
@@ -562,18 +530,8 @@ static int write_curated(pg_store *s, const cf_curated *c, size_t n, int only_ne
             || pg_check_text(c[i].export_batch_id, "curated", i, "export_batch_id", err))
             return -1;
     }
-    char (*gen)[37] = malloc((n ? n : 1) * sizeof *gen);
-    cf_str *ids = malloc((n ? n : 1) * sizeof *ids);
-    int rc = 0;
-    if (!gen || !ids)
-        rc = cf_fail(err, CF_ENOMEM, "out of memory writing curated examples");
-    for (size_t i = 0; i < n && rc == 0; i++)
-        rc = cf_store_take_id(c[i].id, gen[i], &ids[i], err);
-    curated_arg a = {c, n, ids, cf_now_us(), only_new, inserted, 0};
-    if (rc == 0)
-        rc = pg_retry(s, curated_op, &a, err);
-    free(gen);
-    free(ids);
+    curated_arg a = {c, n, cf_now_us(), only_new, inserted, 0};
+    int rc = pg_retry(s, curated_op, &a, err);
     if (count)
         *count = rc ? 0 : a.written;
     return rc;

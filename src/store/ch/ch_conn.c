@@ -1,12 +1,12 @@
 /*
  * ClickHouse backend: the HTTP interface through the one HTTP client
  * (cf_http_conn: kept-alive connections, replies read as they arrive).
- * This file: the URL, requests and their retries, value escaping (18.16
- * has no query parameters), the TabSeparated reader, migrations and
- * settings. Writes are in cf_store_ch_write.c, reads in cf_store_ch_read.c
- * and cf_store_ch_scan.c, workflow runs in cf_store_ch_runs.c.
+ * This file is the request plumbing: requests and their retries, value
+ * escaping (18.16 has no query parameters), the TabSeparated reader.
+ * Opening, the schema and settings are in ch_open.c, writes in ch_write.c,
+ * reads in ch_read.c, scans in ch_scan.c, workflow runs in ch_runs.c.
  */
-#include "cf_store_ch_int.h"
+#include "ch_int.h"
 
 #include <ctype.h>
 #include <math.h>

@@ -29,14 +29,13 @@
  * A claim whose lease is not live when written (lease_until unset or
  * past) blocks nobody and is inserted without the wait, as on SQLite.
  */
-#include "cf_store_ch_int.h"
+#include "ch_int.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "crucible/ingest/cf_ring.h"
-#include "crucible/core/cf_uuid.h"
 
 /* The status of a withdrawn claim: never shown, never a lease. */
 #define WITHDRAWN "withdrawn"
@@ -267,23 +266,14 @@ static int claim(ch_store *s, const cf_workflow_run *r, uint64_t ver, int64_t ch
     return rc || wrc ? -1 : 0;
 }
 
-int ch_insert_run(cf_store *base, const cf_workflow_run *in, char id_out[37], int *acquired,
-                  cf_err *err)
+int ch_insert_run(cf_store *base, const cf_workflow_run *in, int *acquired, cf_err *err)
 {
     ch_store *s = (ch_store *)base;
     *acquired = 0;
-    if (cf_workflow_run_check(in, 0, err))
-        return -1;
     cf_workflow_run r = *in;
-    char gen[37];
     uint64_t floor = 0;
-    if (!r.id.p) {
-        if (cf_uuid7(gen))
-            return cf_fail(err, CF_EIO, "cannot generate an id: the system random source failed");
-        r.id = (cf_str){gen, CF_UUID_LEN};
-    } else if (check_id_free(s, r.id, &floor, err)) {
+    if (check_id_free(s, r.id, &floor, err))
         return -1;
-    }
     int64_t check_ns = cf_mono_ns(), now = cf_now_us();
     if (!r.started_at)
         r.started_at = now;
@@ -302,11 +292,6 @@ int ch_insert_run(cf_store *base, const cf_workflow_run *in, char id_out[37], in
         rc = write_rows(s, &b, "recording a workflow run", err);
         cf_buf_free(&b);
         *acquired = rc == 0;
-    }
-    if (rc == 0 && *acquired && id_out) {
-        size_t n = r.id.n < 36 ? r.id.n : 36;
-        memcpy(id_out, r.id.p, n);
-        id_out[n] = '\0';
     }
     return rc;
 }

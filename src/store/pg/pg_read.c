@@ -8,7 +8,7 @@
  * simply runs again once the server is back. Rows inserted while a cursor
  * runs may appear in it if they sort after its position (no snapshot).
  */
-#include "cf_store_pg_int.h"
+#include "pg_int.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -162,12 +162,12 @@ typedef struct kind_info {
     const char *event_column;
 } kind_info;
 
+#define EVENT_COLUMNS                                                                    \
+    "t.id, t.deployment_id, t.model_version_id, t.user_id_hash, t.prompt, t.response,"   \
+    " t.latency_ms, t.token_count, t.quality_score, t.metadata::text, " PG_US("t.inserted_at")
+
 static const kind_info kinds[CF_KIND_COUNT_] = {
-    [CF_KIND_EVENTS] = {"inference_events t",
-                        "t.id, t.deployment_id, t.model_version_id, t.user_id_hash, t.prompt,"
-                        " t.response, t.latency_ms, t.token_count, t.quality_score,"
-                        " t.metadata::text, " PG_US("t.inserted_at"),
-                        NULL, NULL},
+    [CF_KIND_EVENTS] = {"inference_events t", EVENT_COLUMNS, NULL, NULL},
     [CF_KIND_SIGNALS] = {"user_signals t",
                          "t.id, t.inference_event_id, t.deployment_id, t.signal_type,"
                          " t.edited_response, t.metadata::text, " PG_US("t.inserted_at"),
@@ -233,6 +233,22 @@ typedef struct pg_cursor {
     size_t sig_cap;
 } pg_cursor;
 
+/* Row i of r as an event (EVENT_COLUMNS). */
+static void read_event(const PGresult *r, int i, cf_event *e)
+{
+    e->id = pg_col_str(r, i, 0);
+    e->deployment_id = pg_col_str(r, i, 1);
+    e->model_version_id = pg_col_str(r, i, 2);
+    e->user_id_hash = pg_col_str(r, i, 3);
+    e->prompt = pg_col_str(r, i, 4);
+    e->response = pg_col_str(r, i, 5);
+    e->latency_ms = pg_col_int(r, i, 6);
+    e->token_count = pg_col_int(r, i, 7);
+    e->quality_score = pg_col_double(r, i, 8);
+    e->metadata = pg_col_str(r, i, 9);
+    e->inserted_at = pg_col_int(r, i, 10);
+}
+
 static void read_signal(const PGresult *r, int i, cf_signal *g)
 {
     g->id = pg_col_str(r, i, 0);
@@ -297,17 +313,7 @@ static int pgc_next(cf_cursor *base, cf_row *row, cf_err *err)
     switch (base->kind) {
     case CF_KIND_EVENTS: {
         cf_event *e = &row->event;
-        e->id = pg_col_str(r, i, 0);
-        e->deployment_id = pg_col_str(r, i, 1);
-        e->model_version_id = pg_col_str(r, i, 2);
-        e->user_id_hash = pg_col_str(r, i, 3);
-        e->prompt = pg_col_str(r, i, 4);
-        e->response = pg_col_str(r, i, 5);
-        e->latency_ms = pg_col_int(r, i, 6);
-        e->token_count = pg_col_int(r, i, 7);
-        e->quality_score = pg_col_double(r, i, 8);
-        e->metadata = pg_col_str(r, i, 9);
-        e->inserted_at = pg_col_int(r, i, 10);
+        read_event(r, i, e);
         if (c->include_signals && load_signals(c, e, err))
             return -1;
         return 1;
@@ -522,119 +528,82 @@ int pg_last_export_at(cf_store *base, cf_str deployment_id, int64_t *at, cf_err 
 
 /* ---- events by id ---------------------------------------------------------------------------- */
 
-#define IDS_PAGE 500
+/* A page of ids in one query (cf_store_byids.c keeps the ids and pages
+ * them): the rows come in the ids' order, read from one result. */
 
-typedef struct pg_byids {
+typedef struct pg_page {
     cf_cursor base;
-    pg_store *s;
-    cf_buf ids;      /* the ids, back to back */
-    size_t *ends;    /* ids[i] ends at ends[i] */
-    size_t n, next;
-    cf_buf arr, sql;
+    const char *sql;
+    cf_buf arr;      /* the ids as a text[] literal */
     PGresult *res;
-    int row, nrows;
-} pg_byids;
+    int row;
+} pg_page;
 
-static int byids_op(pg_store *s, void *arg, int attempt, cf_err *err)
+static int page_ids_op(pg_store *s, void *arg, int attempt, cf_err *err)
 {
     (void)attempt;
-    pg_byids *c = arg;
+    pg_page *c = arg;
     pg_params p;
     pg_params_init(&p);
     pg_p_cstr(&p, cf_buf_cstr(&c->arr));
-    c->res = pg_exec(s, cf_buf_cstr(&c->sql), &p, "reading events by id", err);
+    c->res = pg_exec(s, c->sql, &p, "reading events by id", err);
     return c->res ? 0 : -1;
 }
 
-static int byids_next(cf_cursor *base, cf_row *row, cf_err *err)
+static int page_next(cf_cursor *base, cf_row *row, cf_err *err)
 {
-    pg_byids *c = (pg_byids *)base;
-    while (!c->res || c->row + 1 >= c->nrows) {
-        PQclear(c->res);
-        c->res = NULL;
-        if (c->next == c->n)
-            return 0;
-        c->arr.n = 0;
-        cf_buf_putc(&c->arr, '{');
-        for (size_t k = 0; k < IDS_PAGE && c->next < c->n; k++, c->next++) {
-            size_t from = c->next ? c->ends[c->next - 1] : 0;
-            if (k)
-                cf_buf_putc(&c->arr, ',');
-            pg_array_elem(&c->arr, (cf_str){c->ids.p + from, c->ends[c->next] - from});
-        }
-        cf_buf_putc(&c->arr, '}');
-        if (cf_buf_failed(&c->arr))
-            return cf_fail(err, CF_ENOMEM, "out of memory reading events by id");
-        if (pg_retry(c->s, byids_op, c, err))
-            return -1;
-        c->nrows = PQntuples(c->res);
-        c->row = -1;
-    }
-    c->row++;
+    (void)err;
+    pg_page *c = (pg_page *)base;
+    if (c->row >= PQntuples(c->res))
+        return 0;
     const PGresult *r = c->res;
-    int i = c->row;
+    int i = c->row++;
     memset(row, 0, sizeof *row);
     cf_event *e = &row->event;
-    e->id = pg_col_str(r, i, 0);
-    e->deployment_id = pg_col_str(r, i, 1);
-    e->model_version_id = pg_col_str(r, i, 2);
-    e->user_id_hash = pg_col_str(r, i, 3);
-    e->prompt = pg_col_str(r, i, 4);
-    e->response = pg_col_str(r, i, 5);
-    e->latency_ms = pg_col_int(r, i, 6);
-    e->token_count = pg_col_int(r, i, 7);
-    e->quality_score = pg_col_double(r, i, 8);
-    e->metadata = pg_col_str(r, i, 9);
-    e->inserted_at = pg_col_int(r, i, 10);
+    read_event(r, i, e);
     return 1;
 }
 
-static void byids_close(cf_cursor *base)
+static void page_close(cf_cursor *base)
 {
-    pg_byids *c = (pg_byids *)base;
+    pg_page *c = (pg_page *)base;
     PQclear(c->res);
-    cf_buf_free(&c->ids);
     cf_buf_free(&c->arr);
-    cf_buf_free(&c->sql);
-    free(c->ends);
     free(c);
 }
 
-static const cf_cursor_vt byids_vt = {byids_next, byids_close};
+static const cf_cursor_vt page_vt = {page_next, page_close};
 
-int pg_open_events_by_ids(cf_store *base, const cf_str *ids, size_t n, cf_cursor **out,
-                          cf_err *err)
+int pg_open_events_page(cf_store *base, const cf_str *ids, size_t n, cf_cursor **out,
+                        cf_err *err)
 {
+    static const char sql[] = "SELECT " EVENT_COLUMNS
+                              " FROM unnest($1::text[]) WITH ORDINALITY AS u(id, ord)"
+                              " JOIN inference_events t ON t.id = u.id ORDER BY u.ord";
     *out = NULL;
-    pg_byids *c = calloc(1, sizeof *c);
+    pg_page *c = calloc(1, sizeof *c);
     if (!c)
         return cf_fail(err, CF_ENOMEM, "out of memory opening a cursor");
-    c->base.vt = &byids_vt;
+    c->base.vt = &page_vt;
     c->base.kind = CF_KIND_EVENTS;
-    c->s = (pg_store *)base;
-    c->ends = malloc((n ? n : 1) * sizeof *c->ends);
-    if (!c->ends) {
-        byids_close(&c->base);
-        return cf_fail(err, CF_ENOMEM, "out of memory opening a cursor");
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (!ids[i].p) {
-            byids_close(&c->base);
-            return cf_fail(err, CF_EINVAL, "ids[%zu]: missing", i + 1);
-        }
+    c->sql = sql;
+    cf_buf_putc(&c->arr, '{');
+    for (size_t i = 0, k = 0; i < n; i++) {
         /* an id PostgreSQL text cannot hold is not stored: skip it */
         if (pg_check_text(ids[i], "ids", i, "id", NULL))
             continue;
-        cf_buf_append(&c->ids, ids[i].p, ids[i].n);
-        c->ends[c->n++] = c->ids.n;
+        if (k++)
+            cf_buf_putc(&c->arr, ',');
+        pg_array_elem(&c->arr, ids[i]);
     }
-    cf_buf_str(&c->sql, "SELECT ");
-    cf_buf_str(&c->sql, kinds[CF_KIND_EVENTS].columns);
-    cf_buf_str(&c->sql, " FROM unnest($1::text[]) WITH ORDINALITY AS u(id, ord)"
-                        " JOIN inference_events t ON t.id = u.id ORDER BY u.ord");
-    if (cf_buf_failed(&c->ids) || cf_buf_failed(&c->sql)) {
-        byids_close(&c->base);
-        return cf_fail(err, CF_ENOMEM, "out of memory opening a cursor");
+    cf_buf_putc(&c->arr, '}');
+    if (cf_buf_failed(&c->arr)) {
+        page_close(&c->base);
+        return cf_fail(err, CF_ENOMEM, "out of memory reading events by id");
+    }
+    if (pg_retry((pg_store *)base, page_ids_op, c, err)) {
+        page_close(&c->base);
+        return -1;
     }
     *out = &c->base;
     return 0;

@@ -7,14 +7,13 @@
  * refused as a duplicate, so a retried batch never doubles. Updates write
  * a new version of each row (ReplacingMergeTree, read with FINAL).
  */
-#include "cf_store_ch_int.h"
+#include "ch_int.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "crucible/core/cf_uuid.h"
 
 /* ---- ids, sorted for lookups ----------------------------------------------------- */
 
@@ -111,11 +110,11 @@ static int same_prefix(cf_str a, cf_str b)
     return a.n >= RANGE_PREFIX && b.n >= RANGE_PREFIX && memcmp(a.p, b.p, RANGE_PREFIX) == 0;
 }
 
-/* Looks the given ids up: skip[i] = 1 for the batch's rows already stored
+/* Looks the batch's ids up: skip[i] = 1 for the batch's rows already stored
  * with the same deployment and time; CF_EINVAL for an id stored otherwise.
  * k: the batch's ids sorted (sort_ids). */
-static int check_existing(ch_store *s, const cf_event *ev, const keyed *k,
-                          const unsigned char *given, size_t n, unsigned char *skip, cf_err *err)
+static int check_existing(ch_store *s, const cf_event *ev, const keyed *k, size_t n,
+                          unsigned char *skip, cf_err *err)
 {
     memset(skip, 0, n);
     cf_buf q = CF_BUF_INIT;
@@ -123,14 +122,9 @@ static int check_existing(ch_store *s, const cf_event *ev, const keyed *k,
                    " WHERE 0");
     size_t m = 0;
     for (size_t j = 0; j < n;) {
-        if (!given[k[j].i]) {
-            j++;
-            continue;
-        }
         size_t e = j;
-        for (size_t t = j + 1; t < n && same_prefix(k[j].s, k[t].s); t++)
-            if (given[k[t].i])
-                e = t;
+        while (e + 1 < n && same_prefix(k[j].s, k[e + 1].s))
+            e++;
         cf_buf_str(&q, " OR id ");
         if (e == j) {
             cf_buf_str(&q, "= ");
@@ -155,8 +149,6 @@ static int check_existing(ch_store *s, const cf_event *ev, const keyed *k,
         rc = 0;
         for (size_t j = find(k, n, r.f[0]); j < n && cmp_str(k[j].s, r.f[0]) == 0; j++) {
             const cf_event *e = &ev[k[j].i];
-            if (!given[k[j].i])
-                continue;
             if (cmp_str(e->deployment_id, r.f[1]) == 0 && e->inserted_at == ch_int(r.f[2])) {
                 skip[k[j].i] = 1;
                 continue;
@@ -172,8 +164,58 @@ static int check_existing(ch_store *s, const cf_event *ev, const keyed *k,
     return rc < 0 ? -1 : 0;
 }
 
-int ch_insert_events(cf_store *base, const cf_event *in, size_t n, char (*ids_out)[37],
-                     cf_err *err)
+/* Sends the batch's rows (body; row i is body[off[i]..off[i + 1])): the
+ * server may go away mid-request, so the ids are looked up again before
+ * each try and only the rows not stored yet are sent, until the reconnect
+ * window ends. skip: n bytes of scratch. */
+static int send_missing(ch_store *s, const cf_event *ev, const keyed *k, size_t n,
+                        unsigned char *skip, const cf_buf *body, const size_t *off, cf_err *err)
+{
+    cf_buf part = CF_BUF_INIT;
+    int rc = -1;
+    long wait = 200;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        if (check_existing(s, ev, k, n, skip, err))
+            break;
+        const cf_buf *send = body;
+        size_t todo = 0;
+        for (size_t i = 0; i < n; i++)
+            todo += !skip[i];
+        if (todo == 0) {
+            rc = 0;
+            break;
+        }
+        if (todo < n) {
+            part.n = 0;
+            for (size_t i = 0; i < n; i++)
+                if (!skip[i])
+                    cf_buf_append(&part, body->p + off[i], off[i + 1] - off[i]);
+            if (cf_buf_failed(&part)) {
+                oom(err, "writing events");
+                break;
+            }
+            send = &part;
+        }
+        s->transport_failed = 0;
+        if (ch_insert(s, "inference_events", send, "writing events", err) == 0) {
+            rc = 0;
+            break;
+        }
+        struct timespec t1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        long spent = (long)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+        if (!s->transport_failed || spent + wait > s->retry_ms)
+            break;
+        sleep_ms(wait);
+        wait = wait * 2 > 1000 ? 1000 : wait * 2;
+    }
+    cf_buf_free(&part);
+    return rc;
+}
+
+int ch_insert_events(cf_store *base, const cf_event *in, size_t n, cf_err *err)
 {
     ch_store *s = (ch_store *)base;
     static const char *const req[] = {"events.deployment_id", "events.prompt", "events.response"};
@@ -188,12 +230,11 @@ int ch_insert_events(cf_store *base, const cf_event *in, size_t n, char (*ids_ou
     int rc = -1;
     cf_event *ev = malloc(n * sizeof *ev);
     cf_str *ids = malloc(n * sizeof *ids);
-    char (*gen)[37] = malloc(n * sizeof *gen);
-    unsigned char *given = calloc(n, 1), *skip = calloc(n, 1);
+    unsigned char *skip = calloc(n, 1);
     size_t *off = malloc((n + 1) * sizeof *off);
     keyed *k = NULL;
-    cf_buf body = CF_BUF_INIT, part = CF_BUF_INIT;
-    if (!ev || !ids || !gen || !given || !skip || !off) {
+    cf_buf body = CF_BUF_INIT;
+    if (!ev || !ids || !skip || !off) {
         oom(err, "writing events");
         goto done;
     }
@@ -203,9 +244,7 @@ int ch_insert_events(cf_store *base, const cf_event *in, size_t n, char (*ids_ou
         ev[i] = in[i];
         if (!ev[i].inserted_at)
             ev[i].inserted_at = now;
-        given[i] = in[i].id.p != NULL;
-        if (cf_store_take_id(in[i].id, gen[i], &ids[i], err))
-            goto done;
+        ids[i] = in[i].id;
         off[i] = body.n;
         event_row(&body, &ev[i], ids[i], ev[i].inserted_at, ch_next_seq(), version);
     }
@@ -225,55 +264,16 @@ int ch_insert_events(cf_store *base, const cf_event *in, size_t n, char (*ids_ou
                     show_len(k[j].s), k[j].s.p);
             goto done;
         }
-    /* The server may go away mid-request: look the ids up again and send
-     * what is missing, until the reconnect window ends. */
-    long wait = 200;
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (;;) {
-        if (check_existing(s, ev, k, given, n, skip, err))
-            goto done;
-        const cf_buf *send = &body;
-        size_t todo = 0;
-        for (size_t i = 0; i < n; i++)
-            todo += !skip[i];
-        if (todo == 0)
-            break;
-        if (todo < n) {
-            part.n = 0;
-            for (size_t i = 0; i < n; i++)
-                if (!skip[i])
-                    cf_buf_append(&part, body.p + off[i], off[i + 1] - off[i]);
-            if (cf_buf_failed(&part)) {
-                oom(err, "writing events");
-                goto done;
-            }
-            send = &part;
-        }
-        s->transport_failed = 0;
-        if (ch_insert(s, "inference_events", send, "writing events", err) == 0)
-            break;
-        struct timespec t1;
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        long spent = (long)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
-        if (!s->transport_failed || spent + wait > s->retry_ms)
-            goto done;
-        sleep_ms(wait);
-        wait = wait * 2 > 1000 ? 1000 : wait * 2;
-    }
-    if (ids_out)
-        memcpy(ids_out, gen, n * sizeof *gen);
+    if (send_missing(s, ev, k, n, skip, &body, off, err))
+        goto done;
     rc = (int)n;
 done:
     free(ev);
     free(ids);
-    free(gen);
-    free(given);
     free(skip);
     free(off);
     free(k);
     cf_buf_free(&body);
-    cf_buf_free(&part);
     return rc;
 }
 
@@ -322,22 +322,17 @@ static int refuse_taken(ch_store *s, const char *table, cf_str dep, cf_str id, c
     return 0;
 }
 
-int ch_insert_signal(cf_store *base, const cf_signal *sig, char id_out[37], cf_err *err)
+int ch_insert_signal(cf_store *base, const cf_signal *sig, cf_err *err)
 {
     ch_store *s = (ch_store *)base;
-    char gen[37];
-    cf_str id;
-    if (cf_store_take_id(sig->id, gen, &id, err))
-        return -1;
-    if (id_out)
-        memcpy(id_out, gen, 37);
+    cf_str id = sig->id;
     char *dep = NULL;
     if (event_deployment(s, sig->inference_event_id, &dep, err))
         return -1;
     if (!dep)
         return cf_fail(err, CF_ENOTFOUND, "inference event '%.*s' not found",
                        show_len(sig->inference_event_id), sig->inference_event_id.p);
-    int rc = sig->id.p ? refuse_taken(s, "user_signals", cf_cstr(dep), id, "signals", err) : 0;
+    int rc = refuse_taken(s, "user_signals", cf_cstr(dep), id, "signals", err);
     if (rc == 0) {
         cf_buf b = CF_BUF_INIT;
         ch_json_key(&b, "id", 1);
@@ -364,6 +359,69 @@ int ch_insert_signal(cf_store *base, const cf_signal *sig, char id_out[37], cf_e
     "id, deployment_id, model_version_id, user_id_hash, prompt, response, latency_ms,"     \
     " token_count, quality_bits, metadata, inserted_at, seq, version"
 
+/* Where each event is: deps and times receive the lists "(...)" of the
+ * deployments and times of the ids' rows (their sort keys);
+ * CF_ENOTFOUND for an id that does not exist. */
+static int locate_events(ch_store *s, const cf_str *ids, const keyed *k, size_t n, cf_buf *deps,
+                         cf_buf *times, cf_err *err)
+{
+    unsigned char *found = calloc(n, 1);
+    cf_buf q = CF_BUF_INIT;
+    ch_rows r;
+    int got = -1;
+    if (!found) {
+        oom(err, "updating events");
+        goto done;
+    }
+    cf_buf_str(&q, "SELECT DISTINCT id, deployment_id, inserted_at FROM inference_event_ids"
+                   " WHERE id IN ");
+    ch_quote_list(&q, ids, n);
+    if (ch_query(s, &q, "updating events", &r, err))
+        goto done;
+    while ((got = ch_rows_next(&r, 3, err)) == 1) {
+        for (size_t j = find(k, n, r.f[0]); j < n && cmp_str(k[j].s, r.f[0]) == 0; j++)
+            found[k[j].i] = 1;
+        cf_buf_putc(deps, deps->n ? ',' : '(');
+        ch_quote(deps, r.f[1]);
+        cf_buf_str(times, times->n ? "," : "(");
+        cf_buf_append(times, r.f[2].p, r.f[2].n);
+    }
+    for (size_t i = 0; got == 0 && i < n; i++)
+        if (!found[i])
+            got = cf_fail(err, CF_ENOTFOUND, "inference event '%.*s' not found",
+                          show_len(ids[i]), ids[i].p);
+    cf_buf_putc(deps, ')');
+    cf_buf_putc(times, ')');
+    if (got == 0 && (cf_buf_failed(deps) || cf_buf_failed(times)))
+        got = oom(err, "updating events");
+done:
+    free(found);
+    cf_buf_free(&q);
+    return got < 0 ? -1 : 0;
+}
+
+/* The stored event in row f (EVENT_COLUMNS) with every update of its id
+ * applied, in the order given. */
+static void updated_event(const cf_str *f, const keyed *k, size_t n, const cf_event_update *u,
+                          cf_event *e)
+{
+    memset(e, 0, sizeof *e);
+    ch_read_event(f, e, 0);
+    for (size_t j = find(k, n, f[0]); j < n && cmp_str(k[j].s, f[0]) == 0; j++) {
+        const cf_event_update *x = &u[k[j].i];
+        if (x->fields & CF_UPD_QUALITY)
+            e->quality_score = x->quality_score;
+        if (x->fields & CF_UPD_METADATA)
+            e->metadata = x->metadata.p ? x->metadata : cf_cstr("{}");
+        if (x->fields & CF_UPD_MODEL_VERSION)
+            e->model_version_id = x->model_version_id;
+        if (x->fields & CF_UPD_LATENCY)
+            e->latency_ms = x->latency_ms;
+        if (x->fields & CF_UPD_TOKENS)
+            e->token_count = x->token_count;
+    }
+}
+
 int ch_update_events(cf_store *base, const cf_str *ids, const cf_event_update *u, size_t n,
                      cf_err *err)
 {
@@ -374,78 +432,27 @@ int ch_update_events(cf_store *base, const cf_str *ids, const cf_event_update *u
         if (!ids[i].p)
             return cf_fail(err, CF_EINVAL, "updates[%zu].id: missing required field", i);
     keyed *k = sort_ids(ids, n);
-    unsigned char *found = calloc(n, 1);
     cf_buf q = CF_BUF_INIT, deps = CF_BUF_INIT, times = CF_BUF_INIT, out = CF_BUF_INIT;
-    int rc = -1;
+    int rc = -1, got;
     ch_rows r;
-    if (!k || !found) {
+    if (!k) {
         oom(err, "updating events");
         goto done;
     }
-    /* Where each event is (its sort key), and whether every one exists. */
-    cf_buf_str(&q, "SELECT DISTINCT id, deployment_id, inserted_at FROM inference_event_ids"
-                   " WHERE id IN ");
-    ch_quote_list(&q, ids, n);
-    if (ch_query(s, &q, "updating events", &r, err))
+    if (locate_events(s, ids, k, n, &deps, &times, err))
         goto done;
-    int got;
-    while ((got = ch_rows_next(&r, 3, err)) == 1) {
-        for (size_t j = find(k, n, r.f[0]); j < n && cmp_str(k[j].s, r.f[0]) == 0; j++)
-            found[k[j].i] = 1;
-        cf_buf_putc(&deps, deps.n ? ',' : '(');
-        ch_quote(&deps, r.f[1]);
-        cf_buf_str(&times, times.n ? "," : "(");
-        cf_buf_append(&times, r.f[2].p, r.f[2].n);
-    }
-    if (got < 0)
-        goto done;
-    for (size_t i = 0; i < n; i++)
-        if (!found[i]) {
-            cf_fail(err, CF_ENOTFOUND, "inference event '%.*s' not found", show_len(ids[i]),
-                    ids[i].p);
-            goto done;
-        }
-    cf_buf_putc(&deps, ')');
-    cf_buf_putc(&times, ')');
-    q.n = 0;
     cf_buf_str(&q, "SELECT " EVENT_COLUMNS " FROM inference_events FINAL WHERE deployment_id IN ");
     cf_buf_append(&q, deps.p, deps.n);
     cf_buf_str(&q, " AND inserted_at IN ");
     cf_buf_append(&q, times.p, times.n);
     cf_buf_str(&q, " AND id IN ");
     ch_quote_list(&q, ids, n);
-    if (cf_buf_failed(&deps) || cf_buf_failed(&times)) {
-        oom(err, "updating events");
-        goto done;
-    }
     if (ch_query(s, &q, "updating events", &r, err))
         goto done;
     uint64_t seq_version = ch_next_seq();
     while ((got = ch_rows_next(&r, 13, err)) == 1) {
-        cf_event e = {0};
-        e.deployment_id = r.f[1];
-        e.model_version_id = r.f[2];
-        e.user_id_hash = r.f[3];
-        e.prompt = r.f[4];
-        e.response = r.f[5];
-        e.latency_ms = ch_int(r.f[6]);
-        e.token_count = ch_int(r.f[7]);
-        e.quality_score = ch_bits_double(r.f[8]);
-        e.metadata = r.f[9];
-        /* Every update of this id, in the order given. */
-        for (size_t j = find(k, n, r.f[0]); j < n && cmp_str(k[j].s, r.f[0]) == 0; j++) {
-            const cf_event_update *x = &u[k[j].i];
-            if (x->fields & CF_UPD_QUALITY)
-                e.quality_score = x->quality_score;
-            if (x->fields & CF_UPD_METADATA)
-                e.metadata = x->metadata.p ? x->metadata : cf_cstr("{}");
-            if (x->fields & CF_UPD_MODEL_VERSION)
-                e.model_version_id = x->model_version_id;
-            if (x->fields & CF_UPD_LATENCY)
-                e.latency_ms = x->latency_ms;
-            if (x->fields & CF_UPD_TOKENS)
-                e.token_count = x->token_count;
-        }
+        cf_event e;
+        updated_event(r.f, k, n, u, &e);
         uint64_t old = (uint64_t)ch_int(r.f[12]);
         event_row(&out, &e, r.f[0], ch_int(r.f[10]), (uint64_t)ch_int(r.f[11]),
                   old + 1 > seq_version ? old + 1 : seq_version);
@@ -461,7 +468,6 @@ int ch_update_events(cf_store *base, const cf_str *ids, const cf_event_update *u
     rc = (int)n;
 done:
     free(k);
-    free(found);
     cf_buf_free(&q);
     cf_buf_free(&deps);
     cf_buf_free(&times);
@@ -527,21 +533,17 @@ int ch_insert_curated(cf_store *base, const cf_curated *c, size_t n, cf_err *err
     if (n == 0)
         return 0;
     cf_str *ids = malloc(n * sizeof *ids);
-    char (*gen)[37] = malloc(n * sizeof *gen);
     unsigned char *hit = calloc(n, 1);
     keyed *k = NULL;
     cf_buf q = CF_BUF_INIT, body = CF_BUF_INIT;
     int rc = -1;
-    if (!ids || !gen || !hit) {
+    if (!ids || !hit) {
         oom(err, "writing curated examples");
         goto done;
     }
     int64_t now = cf_now_us();
-    size_t given = 0;
     for (size_t i = 0; i < n; i++) {
-        if (cf_store_take_id(c[i].id, gen[i], &ids[i], err))
-            goto done;
-        given += c[i].id.p != NULL;
+        ids[i] = c[i].id;
         curated_row(&body, &c[i], ids[i], now);
     }
     if (!(k = sort_ids(ids, n))) {
@@ -554,18 +556,16 @@ int ch_insert_curated(cf_store *base, const cf_curated *c, size_t n, cf_err *err
                     show_len(k[j].s), k[j].s.p);
             goto done;
         }
-    if (given) {
-        cf_buf_str(&q, "SELECT id FROM curated_examples WHERE id IN ");
-        ch_quote_list(&q, ids, n);
-        if (mark_hits(s, &q, k, n, hit, "writing curated examples", err))
+    cf_buf_str(&q, "SELECT id FROM curated_examples WHERE id IN ");
+    ch_quote_list(&q, ids, n);
+    if (mark_hits(s, &q, k, n, hit, "writing curated examples", err))
+        goto done;
+    for (size_t i = 0; i < n; i++)
+        if (hit[i]) {
+            cf_fail(err, CF_EINVAL, "curated[%zu]: id '%.*s' already exists", i,
+                    show_len(ids[i]), ids[i].p);
             goto done;
-        for (size_t i = 0; i < n; i++)
-            if (hit[i]) {
-                cf_fail(err, CF_EINVAL, "curated[%zu]: id '%.*s' already exists", i,
-                        show_len(ids[i]), ids[i].p);
-                goto done;
-            }
-    }
+        }
     if (cf_buf_failed(&body)) {
         oom(err, "writing curated examples");
         goto done;
@@ -575,7 +575,6 @@ int ch_insert_curated(cf_store *base, const cf_curated *c, size_t n, cf_err *err
     rc = (int)n;
 done:
     free(ids);
-    free(gen);
     free(hit);
     free(k);
     cf_buf_free(&q);
@@ -623,11 +622,7 @@ int ch_insert_curated_new(cf_store *base, const cf_curated *c, size_t n, unsigne
     for (size_t i = 0; i < n; i++) {
         if (hit[i])
             continue;
-        char gen[37];
-        cf_str id;
-        if (cf_store_take_id(c[i].id, gen, &id, err))
-            goto done;
-        curated_row(&body, &c[i], id, now);
+        curated_row(&body, &c[i], c[i].id, now);
         written++;
     }
     if (cf_buf_failed(&body)) {
@@ -761,16 +756,11 @@ done:
 
 /* ---- history -------------------------------------------------------------------------------- */
 
-int ch_insert_drift(cf_store *base, const cf_drift_result *d, char id_out[37], cf_err *err)
+int ch_insert_drift(cf_store *base, const cf_drift_result *d, cf_err *err)
 {
     ch_store *s = (ch_store *)base;
-    char gen[37];
-    cf_str id;
-    if (cf_store_take_id(d->id, gen, &id, err))
-        return -1;
-    if (id_out)
-        memcpy(id_out, gen, 37);
-    if (d->id.p && refuse_taken(s, "drift_results", d->deployment_id, id, "drift", err))
+    cf_str id = d->id;
+    if (refuse_taken(s, "drift_results", d->deployment_id, id, "drift", err))
         return -1;
     cf_buf b = CF_BUF_INIT;
     ch_json_key(&b, "id", 1);
@@ -789,16 +779,11 @@ int ch_insert_drift(cf_store *base, const cf_drift_result *d, char id_out[37], c
     return rc;
 }
 
-int ch_insert_trigger(cf_store *base, const cf_trigger_event *t, char id_out[37], cf_err *err)
+int ch_insert_trigger(cf_store *base, const cf_trigger_event *t, cf_err *err)
 {
     ch_store *s = (ch_store *)base;
-    char gen[37];
-    cf_str id;
-    if (cf_store_take_id(t->id, gen, &id, err))
-        return -1;
-    if (id_out)
-        memcpy(id_out, gen, 37);
-    if (t->id.p && refuse_taken(s, "trigger_events", t->deployment_id, id, "triggers", err))
+    cf_str id = t->id;
+    if (refuse_taken(s, "trigger_events", t->deployment_id, id, "triggers", err))
         return -1;
     cf_buf b = CF_BUF_INIT;
     ch_json_key(&b, "id", 1);

@@ -4,11 +4,10 @@
  * become "abandoned", a live one refuses, else the row goes in), so two
  * processes sharing the database never run the same workflow at once.
  */
-#include "cf_store_sqlite_int.h"
+#include "sqlite_int.h"
 
 #include <string.h>
 
-#include "crucible/core/cf_uuid.h"
 
 static int exec_sql(sq_store *s, const char *sql, cf_err *err)
 {
@@ -75,20 +74,11 @@ static int settle_leases(sq_store *s, cf_str name, int64_t now, int *busy, cf_er
     return 0;
 }
 
-int sq_insert_run(cf_store *base, const cf_workflow_run *r, char id_out[37], int *acquired,
-                  cf_err *err)
+int sq_insert_run(cf_store *base, const cf_workflow_run *r, int *acquired, cf_err *err)
 {
     sq_store *s = (sq_store *)base;
     *acquired = 0;
-    if (cf_workflow_run_check(r, 0, err))
-        return -1;
-    char gen[37];
     cf_str id = r->id;
-    if (!id.p) {
-        if (cf_uuid7(gen))
-            return cf_fail(err, CF_EIO, "cannot generate an id: the system random source failed");
-        id = (cf_str){gen, CF_UUID_LEN};
-    }
     int64_t now = cf_now_us();
     int64_t started = r->started_at ? r->started_at : now;
     int running = r->status.n == 7 && memcmp(r->status.p, "running", 7) == 0;
@@ -140,11 +130,6 @@ int sq_insert_run(cf_store *base, const cf_workflow_run *r, char id_out[37], int
     if (exec_sql(s, "COMMIT", err)) {
         rollback(s);
         return -1;
-    }
-    if (id_out) {
-        size_t n = id.n < 36 ? id.n : 36;
-        memcpy(id_out, id.p, n);
-        id_out[n] = '\0';
     }
     *acquired = 1;
     return 0;

@@ -1,5 +1,5 @@
-/* Internal to the ClickHouse backend: shared by its connection, write and
- * read halves (cf_store_ch.c, cf_store_ch_write.c, cf_store_ch_read.c). */
+/* Internal to the ClickHouse backend: shared by its files (ch_conn.c the
+ * request plumbing, ch_open.c, ch_write.c, ch_read.c, ch_scan.c, ch_runs.c). */
 #ifndef CRUCIBLE_CF_STORE_CH_INT_H
 #define CRUCIBLE_CF_STORE_CH_INT_H
 
@@ -9,6 +9,12 @@
 
 #define CH_MAX_IDLE 4
 #define CH_MAX_FIELDS 32
+
+/* clickhouse://[user[:password]@]host[:port][/database] (HTTP interface;
+ * port 8123, user default, database default when absent): the scheme row's
+ * open. */
+int cf_store_clickhouse_open(const char *url, const cf_store_opts *opts, cf_store **out,
+                             cf_err *err);
 
 typedef struct ch_store {
     cf_store base;
@@ -82,9 +88,9 @@ int ch_fail(ch_store *s, cf_err *err, const char *what, const char *problem);
  * insertion order among rows with equal inserted_at. */
 uint64_t ch_next_seq(void);
 
-/* cf_store_ch_write.c */
-int ch_insert_events(cf_store *, const cf_event *, size_t, char (*)[37], cf_err *);
-int ch_insert_signal(cf_store *, const cf_signal *, char[37], cf_err *);
+/* ch_write.c */
+int ch_insert_events(cf_store *, const cf_event *, size_t, cf_err *);
+int ch_insert_signal(cf_store *, const cf_signal *, cf_err *);
 int ch_update_events(cf_store *, const cf_str *, const cf_event_update *, size_t, cf_err *);
 int ch_insert_curated(cf_store *, const cf_curated *, size_t, cf_err *);
 int ch_insert_curated_new(cf_store *, const cf_curated *, size_t, unsigned char *, int64_t *,
@@ -92,24 +98,26 @@ int ch_insert_curated_new(cf_store *, const cf_curated *, size_t, unsigned char 
 int ch_mark_curated_exported(cf_store *, const cf_str *, size_t, cf_str, cf_err *);
 int ch_mark_curated_exported_stream(cf_store *, int (*)(void *, cf_str *, cf_err *), void *,
                                     cf_str, int64_t *, cf_err *);
-int ch_insert_drift(cf_store *, const cf_drift_result *, char[37], cf_err *);
-int ch_insert_trigger(cf_store *, const cf_trigger_event *, char[37], cf_err *);
-/* cf_store_ch_read.c */
+int ch_insert_drift(cf_store *, const cf_drift_result *, cf_err *);
+int ch_insert_trigger(cf_store *, const cf_trigger_event *, cf_err *);
+/* ch_read.c */
 int ch_open_cursor(cf_store *, cf_kind, const cf_query *, cf_cursor **, cf_err *);
 int ch_count(cf_store *, cf_kind, const cf_query *, int64_t *, cf_err *);
 int ch_count_by_type(cf_store *, cf_kind, const cf_query *, cf_type_count_fn, void *, cf_err *);
 int ch_open_unscored_cursor(cf_store *, const cf_query *, cf_cursor **, cf_err *);
-int ch_open_events_by_ids(cf_store *, const cf_str *, size_t, cf_cursor **, cf_err *);
+/* Row f of an event read (EVENT_READ; unscored: without quality_bits). */
+void ch_read_event(const cf_str *f, cf_event *e, int unscored);
+int ch_open_events_page(cf_store *, const cf_str *, size_t, cf_cursor **, cf_err *);
 int ch_last_export_at(cf_store *, cf_str, int64_t *, cf_err *);
-/* cf_store_ch_scan.c. ch_window_bound: for a query over events with a
+/* ch_scan.c. ch_window_bound: for a query over events with a
  * limit (deployment_id, since, until only), appends " AND inserted_at >=
  * T" (<= ascending) to b so the server reads only the window's rows. */
 int ch_window_bound(ch_store *s, const cf_query *q, cf_buf *b, cf_err *err);
 int ch_open_columns(cf_store *, const cf_query *, const cf_column *, size_t, cf_colscan **,
                     cf_err *);
 int ch_open_light_events(cf_store *, const cf_query *, unsigned, cf_light_scan **, cf_err *);
-/* cf_store_ch_runs.c */
-int ch_insert_run(cf_store *, const cf_workflow_run *, char[37], int *, cf_err *);
+/* ch_runs.c */
+int ch_insert_run(cf_store *, const cf_workflow_run *, int *, cf_err *);
 int ch_update_run(cf_store *, const cf_workflow_run *, cf_err *);
 int ch_list_runs(cf_store *, cf_str, int64_t, cf_run_fn, void *, cf_err *);
 /* The lease protocol's two decisions, pure. ch_lease_slow: 1 when the

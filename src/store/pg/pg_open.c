@@ -1,8 +1,8 @@
 /*
  * PostgreSQL backend (libpq): the URL, the connection and its recovery,
  * statement plumbing, migrations and settings. Writes are in
- * cf_store_pg_write.c, reads in cf_store_pg_read.c and cf_store_pg_scan.c,
- * workflow runs in cf_store_pg_runs.c.
+ * pg_write.c, reads in pg_read.c and pg_scan.c,
+ * workflow runs in pg_runs.c.
  *
  * Every value is a parameter (PQexecParams), never SQL text. A lost
  * connection (libpq reports it bad, or SQLSTATE class 08 / 57P0x) is
@@ -11,7 +11,7 @@
  * retry after a commit whose reply was lost changes nothing twice.
  * Messages name the server as host:port and never carry the password.
  */
-#include "cf_store_pg_int.h"
+#include "pg_int.h"
 
 #include <errno.h>
 #include <math.h>
@@ -21,7 +21,6 @@
 #include <time.h>
 
 #include "crucible/core/cf_buf.h"
-#include "crucible/core/cf_uuid.h"
 
 #define RECONNECT_MS 60000
 
@@ -410,7 +409,7 @@ typedef struct pg_migration {
     const char *sql;
 } pg_migration;
 
-/* The same versions and logical schema as SQLite's (cf_store_sqlite.c):
+/* The same versions and logical schema as SQLite's (sqlite_open.c):
  * ids are text (callers may give any id; generated ones are UUIDv7),
  * times timestamptz (microseconds, exact), JSON columns jsonb. seq keeps
  * insertion order for ties and is the last key of every time index, so a
@@ -717,7 +716,8 @@ static const cf_store_vt pg_vt = {
     .open_columns = pg_open_columns,
     .mark_curated_exported_stream = pg_mark_curated_exported_stream,
     .open_light_events = pg_open_light_events,
-    .open_events_by_ids = pg_open_events_by_ids,
+    .open_events_page = pg_open_events_page,
+    .events_page = PG_IDS_PAGE,
     .insert_curated_new = pg_insert_curated_new,
     .last_export_at = pg_last_export_at,
     .insert_run = pg_insert_run,

@@ -1,20 +1,152 @@
 /*
- * SQLite backend, the operations curation and triggers use: light event
- * scans with per-event signal counts, events by id, inserting curated
- * examples for events not curated yet, and the time of the last export.
+ * SQLite backend, scans: column scans over inference events
+ * (cf_store_open_columns) and light event scans with per-event signal
+ * counts (curation).
+ *
+ * Column scans read only the requested columns; a metadata key is looked up with
+ * json_each and a bound key, so any key text (quotes, dots, SQL) is plain
+ * data. The SQL text is assembled from constant fragments only.
  *
  * Signal counts: the deployment's signals are read once into a hash table
  * keyed by event id (one pass over user_signals), then the event scan
  * looks each event up; that is one sequential read of each table instead
  * of an index probe per event.
  */
-#include "cf_store_sqlite_int.h"
+#include "sqlite_int.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "crucible/core/cf_uuid.h"
+#define MAX_COLUMNS 64
+
+static const char *const column_sql[] = {
+    [CF_COL_PROMPT] = "prompt",
+    [CF_COL_RESPONSE] = "response",
+    [CF_COL_MODEL_VERSION] = "model_version_id",
+    [CF_COL_LATENCY] = "latency_ms",
+    [CF_COL_TOKENS] = "token_count",
+    [CF_COL_QUALITY] = "quality_score",
+    [CF_COL_INSERTED_AT] = "inserted_at",
+    [CF_COL_METADATA_KEY] =
+        "(SELECT CASE j.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'"
+        " WHEN 'null' THEN NULL WHEN 'object' THEN json(j.value) WHEN 'array' THEN json(j.value)"
+        " ELSE j.value END FROM json_each(CASE WHEN json_valid(metadata) THEN metadata"
+        " ELSE '{}' END) AS j WHERE j.key = ?)",
+};
+
+typedef struct sq_colscan {
+    cf_colscan base;
+    sq_store *s;
+    sqlite3_stmt *st;
+} sq_colscan;
+
+static int cs_next(cf_colscan *base, cf_colval *vals, cf_err *err)
+{
+    sq_colscan *c = (sq_colscan *)base;
+    int rc = sq_step_row(c->s, &c->st, "reading event columns", err);
+    if (rc <= 0)
+        return rc;
+    for (size_t i = 0; i < base->ncols; i++) {
+        cf_colval *v = &vals[i];
+        memset(v, 0, sizeof *v);
+        switch (sqlite3_column_type(c->st, (int)i)) {
+        case SQLITE_INTEGER:
+            v->type = CF_COLVAL_INT;
+            v->i = sqlite3_column_int64(c->st, (int)i);
+            v->d = (double)v->i;
+            break;
+        case SQLITE_FLOAT:
+            v->type = CF_COLVAL_REAL;
+            v->d = sqlite3_column_double(c->st, (int)i);
+            break;
+        case SQLITE_NULL:
+            v->type = CF_COLVAL_NULL;
+            break;
+        default:
+            v->type = CF_COLVAL_TEXT;
+            v->s = sq_col_str(c->st, (int)i);
+            break;
+        }
+    }
+    return 1;
+}
+
+static void cs_close(cf_colscan *base)
+{
+    sq_colscan *c = (sq_colscan *)base;
+    sqlite3_finalize(c->st);
+    free(c);
+}
+
+static const cf_colscan_vt cs_vt = {cs_next, cs_close};
+
+static int append(char *buf, size_t cap, size_t *len, const char *frag)
+{
+    size_t n = strlen(frag);
+    if (*len + n + 1 > cap)
+        return -1;
+    memcpy(buf + *len, frag, n + 1);
+    *len += n;
+    return 0;
+}
+
+int sq_open_columns(cf_store *base, const cf_query *q, const cf_column *cols, size_t ncols,
+                    cf_colscan **out, cf_err *err)
+{
+    sq_store *s = (sq_store *)base;
+    *out = NULL;
+    if (ncols == 0 || ncols > MAX_COLUMNS)
+        return cf_fail(err, CF_EINVAL, "a column scan needs 1 to %d columns, got %zu",
+                       MAX_COLUMNS, ncols);
+    char sql[16384];
+    size_t len = 0;
+    int bad = append(sql, sizeof sql, &len, "SELECT ");
+    for (size_t i = 0; i < ncols; i++) {
+        if ((unsigned)cols[i].kind > CF_COL_METADATA_KEY)
+            return cf_fail(err, CF_EINVAL, "column %zu: unknown column kind", i + 1);
+        if (cols[i].kind == CF_COL_METADATA_KEY && !cols[i].key.p)
+            return cf_fail(err, CF_EINVAL, "column %zu: a metadata column needs a key", i + 1);
+        bad |= append(sql, sizeof sql, &len, i ? ", " : "");
+        bad |= append(sql, sizeof sql, &len, column_sql[cols[i].kind]);
+    }
+    bad |= append(sql, sizeof sql, &len, " FROM inference_events WHERE 1");
+    if (q->deployment_id.p)
+        bad |= append(sql, sizeof sql, &len, " AND deployment_id = ?");
+    if (q->since != CF_NO_TIME)
+        bad |= append(sql, sizeof sql, &len, " AND inserted_at >= ?");
+    if (q->until != CF_NO_TIME)
+        bad |= append(sql, sizeof sql, &len, " AND inserted_at < ?");
+    bad |= append(sql, sizeof sql, &len,
+                  q->descending ? " ORDER BY inserted_at DESC, seq DESC LIMIT ? OFFSET ?"
+                                : " ORDER BY inserted_at, seq LIMIT ? OFFSET ?");
+    if (bad)
+        return cf_fail(err, CF_EINVAL, "column scan query too long");
+    sq_colscan *c = calloc(1, sizeof *c);
+    if (!c)
+        return cf_fail(err, CF_ENOMEM, "out of memory opening a column scan");
+    c->base.vt = &cs_vt;
+    c->base.ncols = ncols;
+    c->s = s;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &c->st, NULL) != SQLITE_OK) {
+        free(c);
+        return sq_fail(s, err, "preparing a column scan");
+    }
+    int k = 1;
+    for (size_t i = 0; i < ncols; i++)
+        if (cols[i].kind == CF_COL_METADATA_KEY)
+            sq_bind_str(c->st, k++, cols[i].key);
+    if (q->deployment_id.p)
+        sq_bind_str(c->st, k++, q->deployment_id);
+    if (q->since != CF_NO_TIME)
+        sqlite3_bind_int64(c->st, k++, q->since);
+    if (q->until != CF_NO_TIME)
+        sqlite3_bind_int64(c->st, k++, q->until);
+    sqlite3_bind_int64(c->st, k++, q->limit < 0 ? -1 : q->limit);
+    sqlite3_bind_int64(c->st, k, q->offset > 0 ? q->offset : 0);
+    *out = &c->base;
+    return 0;
+}
 
 /* ---- signal counts by event id ------------------------------------------------ */
 
@@ -274,187 +406,4 @@ int sq_open_light_events(cf_store *base, const cf_query *q, unsigned want, cf_li
     sqlite3_bind_int64(c->st, 5, q->offset > 0 ? q->offset : 0);
     *out = &c->base;
     return 0;
-}
-
-/* ---- events by id ---------------------------------------------------------------------- */
-
-typedef struct sq_byids {
-    cf_cursor base;
-    sq_store *s;
-    char **ids;
-    size_t *lens;
-    size_t n, next;
-    cf_cursor *cur; /* the current id's cursor */
-} sq_byids;
-
-static int byids_next(cf_cursor *base, cf_row *row, cf_err *err)
-{
-    sq_byids *c = (sq_byids *)base;
-    for (;;) {
-        if (c->cur) {
-            int r = cf_cursor_next(c->cur, row, err);
-            if (r != 0)
-                return r;
-            cf_cursor_close(c->cur);
-            c->cur = NULL;
-        }
-        if (c->next == c->n)
-            return 0;
-        cf_query q;
-        cf_query_init(&q);
-        q.id.p = c->ids[c->next];
-        q.id.n = c->lens[c->next];
-        q.limit = 1;
-        c->next++;
-        if (sq_open_cursor(&c->s->base, CF_KIND_EVENTS, &q, &c->cur, err))
-            return -1;
-    }
-}
-
-static void byids_close(cf_cursor *base)
-{
-    sq_byids *c = (sq_byids *)base;
-    cf_cursor_close(c->cur);
-    for (size_t i = 0; i < c->n; i++)
-        free(c->ids[i]);
-    free(c->ids);
-    free(c->lens);
-    free(c);
-}
-
-static const cf_cursor_vt byids_vt = {byids_next, byids_close};
-
-int sq_open_events_by_ids(cf_store *base, const cf_str *ids, size_t n, cf_cursor **out,
-                          cf_err *err)
-{
-    *out = NULL;
-    sq_byids *c = calloc(1, sizeof *c);
-    if (!c)
-        return cf_fail(err, CF_ENOMEM, "out of memory opening a cursor");
-    c->base.vt = &byids_vt;
-    c->base.kind = CF_KIND_EVENTS;
-    c->s = (sq_store *)base;
-    c->ids = calloc(n ? n : 1, sizeof *c->ids);
-    c->lens = calloc(n ? n : 1, sizeof *c->lens);
-    if (!c->ids || !c->lens) {
-        byids_close(&c->base);
-        return cf_fail(err, CF_ENOMEM, "out of memory opening a cursor");
-    }
-    c->n = n;
-    for (size_t i = 0; i < n; i++) {
-        if (!ids[i].p) {
-            byids_close(&c->base);
-            return cf_fail(err, CF_EINVAL, "ids[%zu]: missing", i + 1);
-        }
-        c->ids[i] = malloc(ids[i].n + 1);
-        if (!c->ids[i]) {
-            byids_close(&c->base);
-            return cf_fail(err, CF_ENOMEM, "out of memory opening a cursor");
-        }
-        memcpy(c->ids[i], ids[i].p, ids[i].n);
-        c->ids[i][ids[i].n] = '\0';
-        c->lens[i] = ids[i].n;
-    }
-    *out = &c->base;
-    return 0;
-}
-
-/* ---- curated examples for events not curated yet ---------------------------------------- */
-
-static const char insert_new_sql[] =
-    "INSERT INTO curated_examples (id, inference_event_id, deployment_id, curation_source,"
-    " curation_score, prompt, response, exported, export_batch_id, inserted_at, updated_at)"
-    " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10"
-    " WHERE NOT EXISTS (SELECT 1 FROM curated_examples WHERE inference_event_id = ?2)";
-
-static int exec(sq_store *s, const char *sql, cf_err *err)
-{
-    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-        return err ? sq_fail(s, err, sql) : -1;
-    return 0;
-}
-
-int sq_insert_curated_new(cf_store *base, const cf_curated *c, size_t n, unsigned char *inserted,
-                          int64_t *count, cf_err *err)
-{
-    sq_store *s = (sq_store *)base;
-    *count = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *missing = !c[i].inference_event_id.p ? "inference_event_id"
-                              : !c[i].deployment_id.p    ? "deployment_id"
-                              : !c[i].curation_source.p  ? "curation_source"
-                                                         : NULL;
-        if (missing)
-            return cf_fail(err, CF_EINVAL, "curated[%zu].%s: missing required field", i,
-                           missing);
-        if (inserted)
-            inserted[i] = 0;
-    }
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, insert_new_sql, -1, &st, NULL) != SQLITE_OK)
-        return sq_fail(s, err, "preparing a curated insert");
-    if (exec(s, "BEGIN IMMEDIATE", err)) {
-        sqlite3_finalize(st);
-        return -1;
-    }
-    int64_t now = cf_now_us(), written = 0;
-    for (size_t i = 0; i < n; i++) {
-        char gen[37];
-        cf_str id = c[i].id;
-        if (!id.p) {
-            if (cf_uuid7(gen)) {
-                cf_fail(err, CF_EIO, "cannot generate an id: the system random source failed");
-                goto fail;
-            }
-            id = (cf_str){gen, 36};
-        }
-        sqlite3_reset(st);
-        sq_bind_curated(st, &c[i], id, now);
-        if (sqlite3_step(st) != SQLITE_DONE) {
-            cf_fail(err, CF_EDB, "curated[%zu] (event '%.64s'): %s (sqlite %s)", i,
-                    c[i].inference_event_id.p, sqlite3_errmsg(s->db), s->path);
-            goto fail;
-        }
-        if (sqlite3_changes(s->db) > 0) {
-            written++;
-            if (inserted)
-                inserted[i] = 1;
-        }
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    if (exec(s, "COMMIT", err))
-        goto fail;
-    *count = written;
-    return 0;
-fail:
-    sqlite3_finalize(st);
-    if (!sqlite3_get_autocommit(s->db))
-        exec(s, "ROLLBACK", NULL);
-    if (inserted)
-        memset(inserted, 0, n);
-    return -1;
-}
-
-/* ---- the last export ------------------------------------------------------------------- */
-
-int sq_last_export_at(cf_store *base, cf_str deployment_id, int64_t *at, cf_err *err)
-{
-    sq_store *s = (sq_store *)base;
-    *at = CF_NO_TIME;
-    if (!deployment_id.p)
-        return cf_fail(err, CF_EINVAL, "deployment_id: missing required value");
-    sqlite3_stmt *st = NULL;
-    const char *sql =
-        "SELECT max(coalesce(m.exported_at, CASE WHEN c.exported <> 0 THEN c.updated_at END))"
-        " FROM curated_examples c LEFT JOIN curated_export_marks m ON m.curated_id = c.id"
-        " WHERE c.deployment_id = ?1";
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-        return sq_fail(s, err, "preparing the last export query");
-    sq_bind_str(st, 1, deployment_id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-        *at = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return rc == SQLITE_ROW ? 0 : sq_fail(s, err, "reading the last export");
 }

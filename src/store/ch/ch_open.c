@@ -13,7 +13,7 @@
  * FINAL. A materialized view keyed by id (inference_event_ids) finds an
  * event by id without scanning.
  */
-#include "cf_store_ch_int.h"
+#include "ch_int.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -288,7 +288,8 @@ static const cf_store_vt ch_vt = {
     .open_columns = ch_open_columns,
     .mark_curated_exported_stream = ch_mark_curated_exported_stream,
     .open_light_events = ch_open_light_events,
-    .open_events_by_ids = ch_open_events_by_ids,
+    .open_events_page = ch_open_events_page,
+    .events_page = 1,
     .insert_curated_new = ch_insert_curated_new,
     .last_export_at = ch_last_export_at,
     .insert_run = ch_insert_run,
@@ -336,7 +337,7 @@ static char *dup_printf(const char *fmt, const char *a, const char *b, const cha
 }
 
 /* The URL's query (after '?', up to '#'): lease_settle_ms=N, the only
- * parameter (the wait of the workflow lease protocol, cf_store_ch_runs.c),
+ * parameter (the wait of the workflow lease protocol, ch_runs.c),
  * 1 to 60000 ms. */
 static int url_params(const char *q, long *settle_ms, cf_err *err)
 {
@@ -371,40 +372,24 @@ static int url_params(const char *q, long *settle_ms, cf_err *err)
     return 0;
 }
 
-int cf_store_clickhouse_open(const char *url, const cf_store_opts *opts, cf_store **out,
-                             cf_err *err)
+/* A ClickHouse URL's parts: user and password decoded (malloc'd; NULL
+ * when absent), host, port and database with their defaults. */
+typedef struct ch_url {
+    char *user, *password;
+    char host[256], port[16], db[128];
+    long settle_ms;
+} ch_url;
+
+static void url_free(ch_url *u)
 {
-    (void)opts;
-    *out = NULL;
-    static const char scheme[] = "clickhouse://";
-    if (strncmp(url, scheme, strlen(scheme)) != 0)
-        return cf_fail(err, CF_EINVAL, "a ClickHouse URL starts with clickhouse://");
-    const char *p = url + strlen(scheme);
-    const char *end = p + strcspn(p, "/?#");
-    const char *query = p + strcspn(p, "?#");
-    long settle_ms = CH_LEASE_SETTLE_MS;
-    if (*query == '?' && url_params(query + 1, &settle_ms, err))
-        return -1;
-    const char *at = memchr(p, '@', (size_t)(end - p));
-    /* user:password@ may hold '/' when percent-encoded only; find the last '@'. */
-    for (const char *q = p; q < end; q++)
-        if (*q == '@')
-            at = q;
-    char *user = NULL, *password = NULL;
-    const char *hostp = p;
-    if (at) {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        user = decode(p, (size_t)((colon ? colon : at) - p));
-        password = colon ? decode(colon + 1, (size_t)(at - colon - 1)) : NULL;
-        if (!user || (colon && !password)) {
-            free(user);
-            free(password);
-            return cf_fail(err, CF_EINVAL,
-                           "ClickHouse URL: the user or password has a control character");
-        }
-        hostp = at + 1;
-    }
-    char host[256] = "", port[16] = "8123", db[128] = "default";
+    free(u->user);
+    free(u->password);
+}
+
+/* host[:port][/database] in hostp..end (the database runs on from end):
+ * NULL, or what was expected instead. */
+static const char *host_port_db(const char *hostp, const char *end, ch_url *u)
+{
     size_t hl = (size_t)(end - hostp);
     const char *colon = NULL;
     if (hl && hostp[0] == '[') {
@@ -416,76 +401,121 @@ int cf_store_clickhouse_open(const char *url, const cf_store_opts *opts, cf_stor
     }
     size_t hostn = colon ? (size_t)(colon - hostp) : hl;
     size_t portn = colon ? (size_t)(end - colon - 1) : 0;
-    const char *bad = NULL;
-    if (hostn == 0 || hostn >= sizeof host)
-        bad = "a host (clickhouse://[user[:password]@]host[:port][/database])";
-    else if (colon && (portn == 0 || portn > 5 || strspn(colon + 1, "0123456789") < portn))
-        bad = "a port of 1 to 5 digits";
-    if (!bad && *end == '/') {
+    if (hostn == 0 || hostn >= sizeof u->host)
+        return "a host (clickhouse://[user[:password]@]host[:port][/database])";
+    if (colon && (portn == 0 || portn > 5 || strspn(colon + 1, "0123456789") < portn))
+        return "a port of 1 to 5 digits";
+    if (*end == '/') {
         const char *d = end + 1;
         size_t dn = strcspn(d, "?#");
+        if (dn && (dn >= sizeof u->db
+                   || strspn(d, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                "0123456789_") < dn))
+            return "a database name of letters, digits and underscores";
         if (dn) {
-            if (dn >= sizeof db || strspn(d, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                              "0123456789_") < dn)
-                bad = "a database name of letters, digits and underscores";
-            else {
-                memcpy(db, d, dn);
-                db[dn] = '\0';
-            }
+            memcpy(u->db, d, dn);
+            u->db[dn] = '\0';
         }
     }
-    if (!bad) {
-        memcpy(host, hostp, hostn);
-        host[hostn] = '\0';
-        if (strpbrk(host, " \t\r\n\"'\\<>{}|^`"))
-            bad = "a host name without spaces or quotes";
-        if (colon) {
-            memcpy(port, colon + 1, portn);
-            port[portn] = '\0';
+    memcpy(u->host, hostp, hostn);
+    u->host[hostn] = '\0';
+    if (strpbrk(u->host, " \t\r\n\"'\\<>{}|^`"))
+        return "a host name without spaces or quotes";
+    if (colon) {
+        memcpy(u->port, colon + 1, portn);
+        u->port[portn] = '\0';
+    }
+    return NULL;
+}
+
+/* clickhouse://[user[:password]@]host[:port][/database][?lease_settle_ms=N] */
+static int parse_url(const char *url, ch_url *u, cf_err *err)
+{
+    static const char scheme[] = "clickhouse://";
+    memset(u, 0, sizeof *u);
+    snprintf(u->port, sizeof u->port, "8123");
+    snprintf(u->db, sizeof u->db, "default");
+    u->settle_ms = CH_LEASE_SETTLE_MS;
+    if (strncmp(url, scheme, strlen(scheme)) != 0)
+        return cf_fail(err, CF_EINVAL, "a ClickHouse URL starts with clickhouse://");
+    const char *p = url + strlen(scheme);
+    const char *end = p + strcspn(p, "/?#");
+    const char *query = p + strcspn(p, "?#");
+    if (*query == '?' && url_params(query + 1, &u->settle_ms, err))
+        return -1;
+    /* user:password@ may hold '/' when percent-encoded only; find the last '@'. */
+    const char *at = NULL;
+    for (const char *q = p; q < end; q++)
+        if (*q == '@')
+            at = q;
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        u->user = decode(p, (size_t)((colon ? colon : at) - p));
+        u->password = colon ? decode(colon + 1, (size_t)(at - colon - 1)) : NULL;
+        if (!u->user || (colon && !u->password)) {
+            url_free(u);
+            return cf_fail(err, CF_EINVAL,
+                           "ClickHouse URL: the user or password has a control character");
         }
     }
+    const char *bad = host_port_db(at ? at + 1 : p, end, u);
     if (bad) {
-        free(user);
-        free(password);
+        url_free(u);
         /* The URL as given, its user:password@ part hidden. */
-        const char *rest = at ? at + 1 : p;
         return cf_fail(err, CF_EINVAL, "ClickHouse URL 'clickhouse://%s%.200s': expected %s",
-                       at ? "***@" : "", rest, bad);
+                       at ? "***@" : "", at ? at + 1 : p, bad);
     }
-    ch_store *s = calloc(1, sizeof *s);
-    if (!s) {
-        free(user);
-        free(password);
-        return cf_fail(err, CF_ENOMEM, "out of memory opening a ClickHouse store");
-    }
-    s->base.vt = &ch_vt;
-    s->retry_ms = 15000;
-    s->lease_settle_ms = settle_ms;
+    return 0;
+}
+
+/* The store's URLs, headers and names for messages, from the parsed URL. */
+static int fill_store(ch_store *s, const ch_url *u)
+{
     char hostport[300];
-    snprintf(hostport, sizeof hostport, "%s:%s", host, port);
+    snprintf(hostport, sizeof hostport, "%s:%s", u->host, u->port);
     s->server = strdup(hostport);
-    s->database = strdup(db);
-    s->url = dup_printf("http://%s/?database=%s%s", hostport, db,
+    s->database = strdup(u->db);
+    s->url = dup_printf("http://%s/?database=%s%s", hostport, u->db,
                         "&max_query_size=67108864&output_format_json_quote_64bit_integers=0"
                         "&max_insert_block_size=16777216&join_use_nulls=0"
                         "&optimize_move_to_prewhere=0");
     char shown[700];
-    snprintf(shown, sizeof shown, "clickhouse://%s%s%s/%s", user ? user : "",
-             user ? (password ? ":***@" : "@") : "", hostport, db);
+    snprintf(shown, sizeof shown, "clickhouse://%s%s%s/%s", u->user ? u->user : "",
+             u->user ? (u->password ? ":***@" : "@") : "", hostport, u->db);
     s->shown = strdup(shown);
     s->url_nodb = dup_printf("http://%s/?%s%s", hostport, "max_query_size=67108864", "");
-    s->user_header = dup_printf("X-ClickHouse-User: %s%s%s", user ? user : "default", "", "");
-    if (password)
-        s->key_header = dup_printf("X-ClickHouse-Key: %s%s%s", password, "", "");
-    free(user);
-    free(password);
-    if (!s->server || !s->database || !s->url || !s->shown || !s->user_header
-        || (password && !s->key_header) || !s->url_nodb) {
-        ch_close(&s->base);
-        return cf_fail(err, CF_ENOMEM, "out of memory opening a ClickHouse store");
-    }
+    s->user_header = dup_printf("X-ClickHouse-User: %s%s%s", u->user ? u->user : "default", "",
+                                "");
+    if (u->password)
+        s->key_header = dup_printf("X-ClickHouse-Key: %s%s%s", u->password, "", "");
     s->headers[0] = s->user_header;
     s->headers[1] = s->key_header;
+    return !s->server || !s->database || !s->url || !s->shown || !s->user_header
+                   || (u->password && !s->key_header) || !s->url_nodb
+               ? -1
+               : 0;
+}
+
+int cf_store_clickhouse_open(const char *url, const cf_store_opts *opts, cf_store **out,
+                             cf_err *err)
+{
+    (void)opts;
+    *out = NULL;
+    ch_url u;
+    if (parse_url(url, &u, err))
+        return -1;
+    ch_store *s = calloc(1, sizeof *s);
+    if (s) {
+        s->base.vt = &ch_vt;
+        s->lease_settle_ms = u.settle_ms;
+    }
+    int filled = s ? fill_store(s, &u) : -1;
+    url_free(&u);
+    if (filled) {
+        if (s)
+            ch_close(&s->base);
+        return cf_fail(err, CF_ENOMEM, "out of memory opening a ClickHouse store");
+    }
     /* A ping says whether the server answers and the credentials are
      * good, naming what to check otherwise. The database itself may not
      * exist yet: migrate creates it. */

@@ -1,15 +1,16 @@
 /*
  * SQLite backend: the embedded default. WAL mode, prepared statements cached
  * per connection, one transaction per batch, every value bound.
- * Reads (cursors and counts) live in cf_store_sqlite_read.c.
+ * This file opens it: the URL's path, the connection and its pragmas, the
+ * schema and its migrations, settings, and the vtable. Writes are in
+ * sqlite_write.c, reads in sqlite_read.c, scans in sqlite_scan.c, workflow
+ * runs in sqlite_runs.c.
  */
-#include "cf_store_sqlite_int.h"
+#include "sqlite_int.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "crucible/core/cf_uuid.h"
 
 /* ---- migrations ---------------------------------------------------------- */
 
@@ -236,16 +237,6 @@ cf_str sq_col_str(sqlite3_stmt *st, int i)
     return r;
 }
 
-static int bind_int_or_null(sqlite3_stmt *st, int i, int64_t v)
-{
-    return v == CF_NULL_INT ? sqlite3_bind_null(st, i) : sqlite3_bind_int64(st, i, v);
-}
-
-static int bind_double_or_null(sqlite3_stmt *st, int i, double v)
-{
-    return isnan(v) ? sqlite3_bind_null(st, i) : sqlite3_bind_double(st, i, v);
-}
-
 /* Runs a one-shot statement (BEGIN, COMMIT, ROLLBACK). */
 static int run_simple(sq_store *s, int id, cf_err *err)
 {
@@ -259,23 +250,16 @@ static int run_simple(sq_store *s, int id, cf_err *err)
     return 0;
 }
 
-static int begin(sq_store *s, cf_err *err) { return run_simple(s, SQ_BEGIN, err); }
-static int commit(sq_store *s, cf_err *err) { return run_simple(s, SQ_COMMIT, err); }
+int sq_begin(sq_store *s, cf_err *err) { return run_simple(s, SQ_BEGIN, err); }
+int sq_commit(sq_store *s, cf_err *err) { return run_simple(s, SQ_COMMIT, err); }
 
-static void rollback(sq_store *s)
+void sq_rollback(sq_store *s)
 {
     if (!sqlite3_get_autocommit(s->db))
         run_simple(s, SQ_ROLLBACK, NULL);
 }
 
-static int require_str(cf_str v, const char *what, size_t i, cf_err *err)
-{
-    if (!v.p)
-        return cf_fail(err, CF_EINVAL, "%s[%zu]: missing required field", what, i);
-    return 0;
-}
-
-/* ---- writes ----------------------------------------------------------------- */
+/* ---- migrations and the schema version ----------------------------------------- */
 
 static int sq_migrate(cf_store *base, int *applied, cf_err *err)
 {
@@ -287,14 +271,14 @@ static int sq_migrate(cf_store *base, int *applied, cf_err *err)
                      " applied_at INTEGER NOT NULL)",
                      NULL, NULL, NULL) != SQLITE_OK)
         return sq_fail(s, err, "creating schema_migrations");
-    if (begin(s, err))
+    if (sq_begin(s, err))
         return -1;
     int current = 0;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->db, "SELECT coalesce(max(version), 0) FROM schema_migrations", -1,
                            &st, NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
         sqlite3_finalize(st);
-        rollback(s);
+        sq_rollback(s);
         return sq_fail(s, err, "reading schema_migrations");
     }
     current = sqlite3_column_int(st, 0);
@@ -308,14 +292,14 @@ static int sq_migrate(cf_store *base, int *applied, cf_err *err)
             cf_fail(err, CF_EDB, "migration %d (%s): %s", m->version, m->name,
                     msg ? msg : "failed");
             sqlite3_free(msg);
-            rollback(s);
+            sq_rollback(s);
             return -1;
         }
         if (sqlite3_prepare_v2(s->db,
                                "INSERT INTO schema_migrations (version, name, applied_at)"
                                " VALUES (?1, ?2, ?3)",
                                -1, &st, NULL) != SQLITE_OK) {
-            rollback(s);
+            sq_rollback(s);
             return sq_fail(s, err, "recording a migration");
         }
         sqlite3_bind_int(st, 1, m->version);
@@ -324,13 +308,13 @@ static int sq_migrate(cf_store *base, int *applied, cf_err *err)
         int rc = sqlite3_step(st);
         sqlite3_finalize(st);
         if (rc != SQLITE_DONE) {
-            rollback(s);
+            sq_rollback(s);
             return sq_fail(s, err, "recording a migration");
         }
         n++;
     }
-    if (commit(s, err)) {
-        rollback(s);
+    if (sq_commit(s, err)) {
+        sq_rollback(s);
         return -1;
     }
     if (applied)
@@ -362,346 +346,6 @@ static int sq_schema_version(cf_store *base, int *version, cf_err *err)
     *version = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
     return 0;
-}
-
-/* Maps a failed step to an error that names the row; constraint failures on
- * the id are the caller's duplicate, anything else is the database's. */
-static int step_fail(sq_store *s, int rc, const char *what, size_t i, cf_str id, cf_err *err)
-{
-    if (rc == SQLITE_CONSTRAINT)
-        return cf_fail(err, CF_EINVAL, "%s[%zu]: id '%.*s' already exists", what, i,
-                       (int)(id.n > 100 ? 100 : id.n), id.p ? id.p : "");
-    return sq_fail(s, err, what);
-}
-
-static int sq_insert_events(cf_store *base, const cf_event *ev, size_t n, char (*ids)[37],
-                            cf_err *err)
-{
-    sq_store *s = (sq_store *)base;
-    int64_t now = cf_now_us();
-    for (size_t i = 0; i < n; i++)
-        if (require_str(ev[i].deployment_id, "events.deployment_id", i, err)
-            || require_str(ev[i].prompt, "events.prompt", i, err)
-            || require_str(ev[i].response, "events.response", i, err))
-            return -1;
-    if (begin(s, err))
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        const cf_event *e = &ev[i];
-        char gen[37];
-        cf_str id;
-        if (cf_store_take_id(e->id, gen, &id, err))
-            goto fail;
-        if (ids)
-            memcpy(ids[i], gen, 37);
-        sqlite3_stmt *st = sq_stmt(s, SQ_INSERT_EVENT, err);
-        if (!st)
-            goto fail;
-        cf_str meta = e->metadata.p ? e->metadata : cf_cstr("{}");
-        sq_bind_str(st, 1, id);
-        sq_bind_str(st, 2, e->deployment_id);
-        sq_bind_str(st, 3, e->model_version_id);
-        sq_bind_str(st, 4, e->user_id_hash);
-        sq_bind_str(st, 5, e->prompt);
-        sq_bind_str(st, 6, e->response);
-        bind_int_or_null(st, 7, e->latency_ms);
-        bind_int_or_null(st, 8, e->token_count);
-        bind_double_or_null(st, 9, e->quality_score);
-        sq_bind_str(st, 10, meta);
-        sqlite3_bind_int64(st, 11, e->inserted_at ? e->inserted_at : now);
-        int rc = sqlite3_step(st);
-        if (rc != SQLITE_DONE) {
-            step_fail(s, rc, "events", i, id, err);
-            goto fail;
-        }
-    }
-    if (commit(s, err))
-        goto fail;
-    return (int)n;
-fail:
-    rollback(s);
-    return -1;
-}
-
-static int sq_insert_signal(cf_store *base, const cf_signal *sig, char id_out[37], cf_err *err)
-{
-    sq_store *s = (sq_store *)base;
-    char gen[37];
-    cf_str id;
-    if (cf_store_take_id(sig->id, gen, &id, err))
-        return -1;
-    if (id_out)
-        memcpy(id_out, gen, 37);
-    sqlite3_stmt *st = sq_stmt(s, SQ_INSERT_SIGNAL, err);
-    if (!st)
-        return -1;
-    sq_bind_str(st, 1, id);
-    sq_bind_str(st, 2, sig->signal_type);
-    sq_bind_str(st, 3, sig->edited_response);
-    sq_bind_str(st, 4, sig->metadata.p ? sig->metadata : cf_cstr("{}"));
-    sqlite3_bind_int64(st, 5, sig->inserted_at ? sig->inserted_at : cf_now_us());
-    sq_bind_str(st, 6, sig->inference_event_id);
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE)
-        return step_fail(s, rc, "signals", 0, id, err);
-    if (sqlite3_changes(s->db) == 0)
-        return cf_fail(err, CF_ENOTFOUND, "inference event '%.*s' not found",
-                       (int)(sig->inference_event_id.n > 100 ? 100 : sig->inference_event_id.n),
-                       sig->inference_event_id.p);
-    return 0;
-}
-
-static int sq_update_events(cf_store *base, const cf_str *ids, const cf_event_update *u, size_t n,
-                            cf_err *err)
-{
-    sq_store *s = (sq_store *)base;
-    if (begin(s, err))
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        sqlite3_stmt *st = sq_stmt(s, SQ_UPDATE_EVENT, err);
-        if (!st)
-            goto fail;
-        unsigned f = u[i].fields;
-        sqlite3_bind_int(st, 1, !!(f & CF_UPD_QUALITY));
-        bind_double_or_null(st, 2, u[i].quality_score);
-        sqlite3_bind_int(st, 3, !!(f & CF_UPD_METADATA));
-        sq_bind_str(st, 4, u[i].metadata.p ? u[i].metadata : cf_cstr("{}"));
-        sqlite3_bind_int(st, 5, !!(f & CF_UPD_MODEL_VERSION));
-        sq_bind_str(st, 6, u[i].model_version_id);
-        sqlite3_bind_int(st, 7, !!(f & CF_UPD_LATENCY));
-        bind_int_or_null(st, 8, u[i].latency_ms);
-        sqlite3_bind_int(st, 9, !!(f & CF_UPD_TOKENS));
-        bind_int_or_null(st, 10, u[i].token_count);
-        sq_bind_str(st, 11, ids[i]);
-        if (sqlite3_step(st) != SQLITE_DONE) {
-            sq_fail(s, err, "updating an inference event");
-            goto fail;
-        }
-        if (sqlite3_changes(s->db) == 0) {
-            cf_fail(err, CF_ENOTFOUND, "inference event '%.*s' not found",
-                    (int)(ids[i].n > 100 ? 100 : ids[i].n), ids[i].p ? ids[i].p : "");
-            goto fail;
-        }
-    }
-    if (commit(s, err))
-        goto fail;
-    return (int)n;
-fail:
-    rollback(s);
-    return -1;
-}
-
-void sq_bind_curated(sqlite3_stmt *st, const cf_curated *c, cf_str id, int64_t now)
-{
-    sq_bind_str(st, 1, id);
-    sq_bind_str(st, 2, c->inference_event_id);
-    sq_bind_str(st, 3, c->deployment_id);
-    sq_bind_str(st, 4, c->curation_source);
-    bind_double_or_null(st, 5, c->curation_score);
-    sq_bind_str(st, 6, c->prompt);
-    sq_bind_str(st, 7, c->response);
-    sqlite3_bind_int(st, 8, c->exported ? 1 : 0);
-    sq_bind_str(st, 9, c->export_batch_id);
-    sqlite3_bind_int64(st, 10, c->inserted_at ? c->inserted_at : now);
-}
-
-static int sq_insert_curated(cf_store *base, const cf_curated *c, size_t n, cf_err *err)
-{
-    sq_store *s = (sq_store *)base;
-    int64_t now = cf_now_us();
-    for (size_t i = 0; i < n; i++)
-        if (require_str(c[i].inference_event_id, "curated.inference_event_id", i, err)
-            || require_str(c[i].deployment_id, "curated.deployment_id", i, err)
-            || require_str(c[i].curation_source, "curated.curation_source", i, err))
-            return -1;
-    if (begin(s, err))
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        char gen[37];
-        cf_str id;
-        if (cf_store_take_id(c[i].id, gen, &id, err))
-            goto fail;
-        sqlite3_stmt *st = sq_stmt(s, SQ_INSERT_CURATED, err);
-        if (!st)
-            goto fail;
-        sq_bind_curated(st, &c[i], id, now);
-        int rc = sqlite3_step(st);
-        if (rc != SQLITE_DONE) {
-            step_fail(s, rc, "curated", i, id, err);
-            goto fail;
-        }
-    }
-    if (commit(s, err))
-        goto fail;
-    return (int)n;
-fail:
-    rollback(s);
-    return -1;
-}
-
-static int sq_mark_curated_exported(cf_store *base, const cf_str *ids, size_t n, cf_str batch,
-                                    cf_err *err)
-{
-    sq_store *s = (sq_store *)base;
-    int64_t now = cf_now_us();
-    int changed = 0;
-    if (!batch.p)
-        return cf_fail(err, CF_EINVAL, "export_batch_id: missing required value");
-    if (begin(s, err))
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        sqlite3_stmt *st = sq_stmt(s, SQ_MARK_EXPORTED, err);
-        if (!st)
-            goto fail;
-        sq_bind_str(st, 1, batch);
-        sqlite3_bind_int64(st, 2, now);
-        sq_bind_str(st, 3, ids[i]);
-        if (sqlite3_step(st) != SQLITE_DONE) {
-            sq_fail(s, err, "marking curated examples exported");
-            goto fail;
-        }
-        changed += sqlite3_changes(s->db);
-    }
-    if (commit(s, err))
-        goto fail;
-    return changed;
-fail:
-    rollback(s);
-    return -1;
-}
-
-/* Marks up to 64 ids (copied into arena, since the iterator's strings
- * last one call) with one statement; fewer than 64 one at a time. */
-#define MARK_BATCH 64
-
-static int mark_batch(sq_store *s, const cf_str *ids, size_t n, cf_str batch, int64_t now,
-                      int64_t *changed, cf_err *err)
-{
-    size_t i = 0;
-    while (i < n) {
-        int full = n - i >= MARK_BATCH;
-        sqlite3_stmt *st = sq_stmt(s, full ? SQ_MARK_EXPORTED_64 : SQ_MARK_EXPORTED, err);
-        if (!st)
-            return -1;
-        sq_bind_str(st, 1, batch);
-        sqlite3_bind_int64(st, 2, now);
-        size_t k = full ? MARK_BATCH : 1;
-        for (size_t j = 0; j < k; j++)
-            sq_bind_str(st, 3 + (int)j, ids[i + j]);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            return sq_fail(s, err, "marking curated examples exported");
-        *changed += sqlite3_changes(s->db);
-        i += k;
-    }
-    return 0;
-}
-
-static int sq_mark_curated_exported_stream(cf_store *base,
-                                           int (*next)(void *, cf_str *, cf_err *), void *ctx,
-                                           cf_str batch, int64_t *marked, cf_err *err)
-{
-    sq_store *s = (sq_store *)base;
-    int64_t now = cf_now_us(), changed = 0;
-    cf_str ids[MARK_BATCH];
-    char *arena = NULL;
-    size_t arena_cap = 0, used = 0, n = 0;
-    size_t offs[MARK_BATCH];
-    if (marked)
-        *marked = 0;
-    if (!batch.p || batch.n == 0)
-        return cf_fail(err, CF_EINVAL, "export_batch_id: missing required value");
-    if (begin(s, err))
-        return -1;
-    for (;;) {
-        cf_str id;
-        int r = next(ctx, &id, err);
-        if (r < 0)
-            goto fail;
-        if (r > 0 && id.p) {
-            if (used + id.n > arena_cap) {
-                size_t cap = arena_cap ? arena_cap : 4096;
-                while (cap < used + id.n)
-                    cap *= 2;
-                char *a = realloc(arena, cap);
-                if (!a) {
-                    cf_fail(err, CF_ENOMEM, "out of memory marking curated examples");
-                    goto fail;
-                }
-                arena = a;
-                arena_cap = cap;
-            }
-            memcpy(arena + used, id.p, id.n);
-            offs[n] = used;
-            ids[n].n = id.n;
-            used += id.n;
-            n++;
-        }
-        if (n == MARK_BATCH || (r == 0 && n > 0)) {
-            for (size_t j = 0; j < n; j++)
-                ids[j].p = arena + offs[j];
-            if (mark_batch(s, ids, n, batch, now, &changed, err))
-                goto fail;
-            n = 0;
-            used = 0;
-        }
-        if (r == 0)
-            break;
-    }
-    if (commit(s, err))
-        goto fail;
-    free(arena);
-    if (marked)
-        *marked = changed;
-    return 0;
-fail:
-    free(arena);
-    rollback(s);
-    return -1;
-}
-
-static int sq_insert_drift(cf_store *base, const cf_drift_result *d, char id_out[37], cf_err *err)
-{
-    sq_store *s = (sq_store *)base;
-    char gen[37];
-    cf_str id;
-    if (cf_store_take_id(d->id, gen, &id, err))
-        return -1;
-    if (id_out)
-        memcpy(id_out, gen, 37);
-    sqlite3_stmt *st = sq_stmt(s, SQ_INSERT_DRIFT, err);
-    if (!st)
-        return -1;
-    sq_bind_str(st, 1, id);
-    sq_bind_str(st, 2, d->deployment_id);
-    sq_bind_str(st, 3, d->drift_type);
-    sqlite3_bind_double(st, 4, isnan(d->score) ? 0.0 : d->score);
-    sqlite3_bind_int(st, 5, d->drifted ? 1 : 0);
-    sq_bind_str(st, 6, d->details.p ? d->details : cf_cstr("{}"));
-    sqlite3_bind_int64(st, 7, d->inserted_at ? d->inserted_at : cf_now_us());
-    int rc = sqlite3_step(st);
-    return rc == SQLITE_DONE ? 0 : step_fail(s, rc, "drift", 0, id, err);
-}
-
-static int sq_insert_trigger(cf_store *base, const cf_trigger_event *t, char id_out[37],
-                             cf_err *err)
-{
-    sq_store *s = (sq_store *)base;
-    char gen[37];
-    cf_str id;
-    if (cf_store_take_id(t->id, gen, &id, err))
-        return -1;
-    if (id_out)
-        memcpy(id_out, gen, 37);
-    sqlite3_stmt *st = sq_stmt(s, SQ_INSERT_TRIGGER, err);
-    if (!st)
-        return -1;
-    sq_bind_str(st, 1, id);
-    sq_bind_str(st, 2, t->deployment_id);
-    sq_bind_str(st, 3, t->trigger_type);
-    sq_bind_str(st, 4, t->details.p ? t->details : cf_cstr("{}"));
-    sqlite3_bind_int64(st, 5, t->inserted_at ? t->inserted_at : cf_now_us());
-    int rc = sqlite3_step(st);
-    return rc == SQLITE_DONE ? 0 : step_fail(s, rc, "triggers", 0, id, err);
 }
 
 /* ---- settings ---------------------------------------------------------------- */
@@ -799,7 +443,6 @@ static const cf_store_vt sq_vt = {
     .open_columns = sq_open_columns,
     .mark_curated_exported_stream = sq_mark_curated_exported_stream,
     .open_light_events = sq_open_light_events,
-    .open_events_by_ids = sq_open_events_by_ids,
     .insert_curated_new = sq_insert_curated_new,
     .last_export_at = sq_last_export_at,
     .insert_run = sq_insert_run,
@@ -844,5 +487,20 @@ int cf_store_sqlite_open(const char *path, const cf_store_opts *opts, cf_store *
         return -1;
     }
     *out = &s->base;
+    return 0;
+}
+
+int cf_store_sqlite_target(const char *url, char *out, size_t cap, cf_err *err)
+{
+    const char *path = url + strlen("sqlite:");
+    if (strncmp(path, "//", 2) == 0)
+        path += 2;
+    if (!*path)
+        return cf_fail(err, CF_EINVAL, "database URL '%s' has no file path: expected sqlite:PATH",
+                       url);
+    size_t n = strlen(path);
+    if (n >= cap)
+        return cf_fail(err, CF_EINVAL, "database URL is too long (%zu bytes)", strlen(url));
+    memcpy(out, path, n + 1);
     return 0;
 }

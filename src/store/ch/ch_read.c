@@ -5,7 +5,7 @@
  * FINAL (the latest version of each). Values enter the SQL text only
  * through ch_quote; numbers are printed by this code.
  */
-#include "cf_store_ch_int.h"
+#include "ch_int.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -220,7 +220,7 @@ static int load_signals(ch_cursor *c, cf_event *e, cf_err *err)
     return 0;
 }
 
-static void read_event(const cf_str *f, cf_event *e, int unscored)
+void ch_read_event(const cf_str *f, cf_event *e, int unscored)
 {
     e->id = f[0];
     e->deployment_id = f[1];
@@ -246,7 +246,7 @@ static int chc_next(cf_cursor *base, cf_row *row, cf_err *err)
     memset(row, 0, sizeof *row);
     switch (base->kind) {
     case CF_KIND_EVENTS:
-        read_event(f, &row->event, c->unscored);
+        ch_read_event(f, &row->event, c->unscored);
         if (c->include_signals && load_signals(c, &row->event, err))
             return -1;
         return 1;
@@ -413,91 +413,29 @@ int ch_open_unscored_cursor(cf_store *base, const cf_query *q, cf_cursor **out, 
     return rc;
 }
 
-/* ---- events by id, in the order given ----------------------------------------------------- */
+/* ---- events by id ------------------------------------------------------------------------- */
 
-typedef struct ch_byids {
-    cf_cursor base;
-    ch_store *s;
-    cf_buf ids;      /* the ids, back to back */
-    size_t *offs;    /* n + 1 offsets into ids */
-    size_t n, next;
-    cf_cursor *cur;
-} ch_byids;
-
-static int byids_next(cf_cursor *base, cf_row *row, cf_err *err)
-{
-    ch_byids *c = (ch_byids *)base;
-    for (;;) {
-        if (c->cur) {
-            int r = cf_cursor_next(c->cur, row, err);
-            if (r != 0)
-                return r;
-            cf_cursor_close(c->cur);
-            c->cur = NULL;
-        }
-        if (c->next == c->n)
-            return 0;
-        cf_str id = {c->ids.p + c->offs[c->next], c->offs[c->next + 1] - c->offs[c->next]};
-        c->next++;
-        /* The id's sort key from the id view, then the row by its key. */
-        cf_buf b = CF_BUF_INIT;
-        cf_buf_str(&b, "SELECT " EVENT_READ " FROM inference_events FINAL WHERE"
-                       " (deployment_id, inserted_at) IN (SELECT deployment_id, inserted_at"
-                       " FROM inference_event_ids WHERE id = ");
-        ch_quote(&b, id);
-        cf_buf_str(&b, ") AND id = ");
-        ch_quote(&b, id);
-        cf_buf_str(&b, " LIMIT 1");
-        int rc = cf_buf_failed(&b)
-                     ? cf_fail(err, CF_ENOMEM, "out of memory building a query")
-                     : open_sql(c->s, CF_KIND_EVENTS, &b, 0, 0, &c->cur, err);
-        cf_buf_free(&b);
-        if (rc)
-            return -1;
-    }
-}
-
-static void byids_close(cf_cursor *base)
-{
-    ch_byids *c = (ch_byids *)base;
-    cf_cursor_close(c->cur);
-    cf_buf_free(&c->ids);
-    free(c->offs);
-    free(c);
-}
-
-static const cf_cursor_vt byids_vt = {byids_next, byids_close};
-
-int ch_open_events_by_ids(cf_store *base, const cf_str *ids, size_t n, cf_cursor **out,
-                          cf_err *err)
+/* One id a page (cf_store_byids.c keeps the ids and their order): the id's
+ * sort key from the id view, then the row by its key, which reads one part
+ * of the table where q.id alone would scan it. */
+int ch_open_events_page(cf_store *base, const cf_str *ids, size_t n, cf_cursor **out,
+                        cf_err *err)
 {
     *out = NULL;
-    for (size_t i = 0; i < n; i++)
-        if (!ids[i].p)
-            return cf_fail(err, CF_EINVAL, "ids[%zu]: missing", i + 1);
-    ch_byids *c = calloc(1, sizeof *c);
-    if (!c)
-        return cf_fail(err, CF_ENOMEM, "out of memory opening a cursor");
-    c->base.vt = &byids_vt;
-    c->base.kind = CF_KIND_EVENTS;
-    c->s = (ch_store *)base;
-    c->offs = malloc((n + 1) * sizeof *c->offs);
-    if (!c->offs) {
-        byids_close(&c->base);
-        return cf_fail(err, CF_ENOMEM, "out of memory opening a cursor");
-    }
-    for (size_t i = 0; i < n; i++) {
-        c->offs[i] = c->ids.n;
-        cf_buf_append(&c->ids, ids[i].p, ids[i].n);
-    }
-    c->offs[n] = c->ids.n;
-    c->n = n;
-    if (cf_buf_failed(&c->ids)) {
-        byids_close(&c->base);
-        return cf_fail(err, CF_ENOMEM, "out of memory opening a cursor");
-    }
-    *out = &c->base;
-    return 0;
+    if (n != 1)
+        return cf_fail(err, CF_EINVAL, "events by id: one id a page, not %zu", n);
+    cf_buf b = CF_BUF_INIT;
+    cf_buf_str(&b, "SELECT " EVENT_READ " FROM inference_events FINAL WHERE"
+                   " (deployment_id, inserted_at) IN (SELECT deployment_id, inserted_at"
+                   " FROM inference_event_ids WHERE id = ");
+    ch_quote(&b, ids[0]);
+    cf_buf_str(&b, ") AND id = ");
+    ch_quote(&b, ids[0]);
+    cf_buf_str(&b, " LIMIT 1");
+    int rc = cf_buf_failed(&b) ? cf_fail(err, CF_ENOMEM, "out of memory building a query")
+                               : open_sql((ch_store *)base, CF_KIND_EVENTS, &b, 0, 0, out, err);
+    cf_buf_free(&b);
+    return rc;
 }
 
 /* ---- the last export ------------------------------------------------------------------------ */

@@ -8,6 +8,10 @@
 #include "crucible/core/cf_buf.h"
 #include "crucible/store/cf_store.h"
 
+/* postgres://user:password@host:port/database[?libpq parameters] (also
+ * postgresql://): the scheme rows' open. */
+int cf_store_pg_open(const char *url, const cf_store_opts *opts, cf_store **out, cf_err *err);
+
 typedef struct pg_store {
     cf_store base;
     PGconn *conn;
@@ -79,7 +83,7 @@ int pg_col_bool(const PGresult *r, int row, int col);
  * (PostgreSQL text can hold neither); field names it. */
 int pg_check_text(cf_str v, const char *what, size_t i, const char *field, cf_err *err);
 
-/* A paged query (cf_store_pg_read.c): head is "SELECT ..., <inserted_at
+/* A paged query (pg_read.c): head is "SELECT ..., <inserted_at
  * in microseconds>, t.seq FROM ... [WHERE ...]" over a table aliased t;
  * each page continues after the last row by (t.inserted_at, t.seq). */
 typedef struct pg_pager {
@@ -106,31 +110,33 @@ void pg_pager_time(pg_pager *g, const char *column, const char *op, int64_t us);
 int pg_pager_next(pg_pager *g, cf_err *err);
 void pg_pager_free(pg_pager *g);
 
-/* cf_store_pg_write.c */
-int pg_insert_events(cf_store *, const cf_event *, size_t, char (*)[37], cf_err *);
-int pg_insert_signal(cf_store *, const cf_signal *, char[37], cf_err *);
+/* pg_write.c */
+int pg_insert_events(cf_store *, const cf_event *, size_t, cf_err *);
+int pg_insert_signal(cf_store *, const cf_signal *, cf_err *);
 int pg_update_events(cf_store *, const cf_str *, const cf_event_update *, size_t, cf_err *);
 int pg_insert_curated(cf_store *, const cf_curated *, size_t, cf_err *);
 int pg_mark_curated_exported(cf_store *, const cf_str *, size_t, cf_str, cf_err *);
 int pg_mark_curated_exported_stream(cf_store *, int (*)(void *, cf_str *, cf_err *), void *,
                                     cf_str, int64_t *, cf_err *);
-int pg_insert_drift(cf_store *, const cf_drift_result *, char[37], cf_err *);
-int pg_insert_trigger(cf_store *, const cf_trigger_event *, char[37], cf_err *);
+int pg_insert_drift(cf_store *, const cf_drift_result *, cf_err *);
+int pg_insert_trigger(cf_store *, const cf_trigger_event *, cf_err *);
 int pg_insert_curated_new(cf_store *, const cf_curated *, size_t, unsigned char *, int64_t *,
                           cf_err *);
-/* cf_store_pg_read.c */
+/* pg_read.c */
 int pg_open_cursor(cf_store *, cf_kind, const cf_query *, cf_cursor **, cf_err *);
 int pg_count(cf_store *, cf_kind, const cf_query *, int64_t *, cf_err *);
 int pg_count_by_type(cf_store *, cf_kind, const cf_query *, cf_type_count_fn, void *, cf_err *);
 int pg_open_unscored_cursor(cf_store *, const cf_query *, cf_cursor **, cf_err *);
 int pg_last_export_at(cf_store *, cf_str, int64_t *, cf_err *);
-int pg_open_events_by_ids(cf_store *, const cf_str *, size_t, cf_cursor **, cf_err *);
-/* cf_store_pg_scan.c */
+/* A page of at most PG_IDS_PAGE ids (the generic events-by-id cursor pages them). */
+#define PG_IDS_PAGE 500
+int pg_open_events_page(cf_store *, const cf_str *, size_t, cf_cursor **, cf_err *);
+/* pg_scan.c */
 int pg_open_columns(cf_store *, const cf_query *, const cf_column *, size_t, cf_colscan **,
                     cf_err *);
 int pg_open_light_events(cf_store *, const cf_query *, unsigned, cf_light_scan **, cf_err *);
-/* cf_store_pg_runs.c */
-int pg_insert_run(cf_store *, const cf_workflow_run *, char[37], int *, cf_err *);
+/* pg_runs.c */
+int pg_insert_run(cf_store *, const cf_workflow_run *, int *, cf_err *);
 int pg_update_run(cf_store *, const cf_workflow_run *, cf_err *);
 int pg_list_runs(cf_store *, cf_str, int64_t, cf_run_fn, void *, cf_err *);
 

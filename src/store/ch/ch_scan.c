@@ -6,7 +6,7 @@
  * never enters the SQL. Signal counts of a light scan are joined on the
  * server (one aggregate over the deployment's signals).
  */
-#include "cf_store_ch_int.h"
+#include "ch_int.h"
 
 #include <jansson.h>
 #include <math.h>

@@ -7,12 +7,11 @@
  * does not take the run (another node is taking it at that moment).
  * Expired running rows become "abandoned" first, as in SQLite.
  */
-#include "cf_store_pg_int.h"
+#include "pg_int.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "crucible/core/cf_uuid.h"
 
 typedef struct run_arg {
     const cf_workflow_run *r;
@@ -36,6 +35,43 @@ static int exists(pg_store *s, cf_str id, int *found, cf_err *err)
     return 0;
 }
 
+/* Inside the run's transaction: marks the name's running runs whose lease
+ * expired "abandoned", then *busy = 1 when another live one holds the
+ * lease (or another process holds the workflow's lock meanwhile). */
+static int settle_lease(pg_store *s, cf_str name, int64_t now, int *busy, cf_err *err)
+{
+    pg_params p;
+    pg_params_init(&p);
+    pg_p_str(&p, name);
+    PGresult *res = pg_exec(s, "SELECT pg_try_advisory_xact_lock(7280321, hashtext($1::text))",
+                            &p, "locking the workflow", err);
+    if (!res)
+        return -1;
+    *busy = !pg_col_bool(res, 0, 0);
+    PQclear(res);
+    if (*busy)
+        return 0;
+    pg_p_time(&p, now);
+    if (pg_run(s,
+               "UPDATE workflow_runs SET status = 'abandoned',"
+               " finished_at = coalesce(lease_until, $2::timestamptz),"
+               " error = coalesce(error, 'the process running it stopped renewing"
+               " its lease (it ended or was killed)')"
+               " WHERE name = $1::text AND status = 'running'"
+               " AND coalesce(lease_until, 'epoch'::timestamptz) <= $2::timestamptz",
+               &p, "abandoning expired workflow runs", err))
+        return -1;
+    p.n = 1;
+    res = pg_exec(s, "SELECT count(*) FROM workflow_runs WHERE name = $1::text"
+                     " AND status = 'running'",
+                  &p, "checking the workflow lease", err);
+    if (!res)
+        return -1;
+    *busy = pg_col_int(res, 0, 0) > 0;
+    PQclear(res);
+    return 0;
+}
+
 static int insert_run_op(pg_store *s, void *arg, int attempt, cf_err *err)
 {
     run_arg *a = arg;
@@ -55,36 +91,9 @@ static int insert_run_op(pg_store *s, void *arg, int attempt, cf_err *err)
     if (pg_run(s, "BEGIN", NULL, "recording a workflow run", err))
         return -1;
     if (a->running) {
-        pg_params_init(&p);
-        pg_p_str(&p, r->name);
-        PGresult *res = pg_exec(s, "SELECT pg_try_advisory_xact_lock(7280321, hashtext($1::text))",
-                                &p, "locking the workflow", err);
-        if (!res)
+        int busy = 0;
+        if (settle_lease(s, r->name, a->now, &busy, err))
             goto fail;
-        int locked = pg_col_bool(res, 0, 0);
-        PQclear(res);
-        if (!locked) {
-            pg_rollback(s);
-            return 0;
-        }
-        pg_p_time(&p, a->now);
-        if (pg_run(s,
-                   "UPDATE workflow_runs SET status = 'abandoned',"
-                   " finished_at = coalesce(lease_until, $2::timestamptz),"
-                   " error = coalesce(error, 'the process running it stopped renewing"
-                   " its lease (it ended or was killed)')"
-                   " WHERE name = $1::text AND status = 'running'"
-                   " AND coalesce(lease_until, 'epoch'::timestamptz) <= $2::timestamptz",
-                   &p, "abandoning expired workflow runs", err))
-            goto fail;
-        p.n = 1;
-        res = pg_exec(s, "SELECT count(*) FROM workflow_runs WHERE name = $1::text"
-                         " AND status = 'running'",
-                      &p, "checking the workflow lease", err);
-        if (!res)
-            goto fail;
-        int busy = pg_col_int(res, 0, 0) > 0;
-        PQclear(res);
         if (busy) {
             pg_rollback(s);
             return 0;
@@ -120,27 +129,20 @@ fail:
     return -1;
 }
 
-int pg_insert_run(cf_store *base, const cf_workflow_run *r, char id_out[37], int *acquired,
-                  cf_err *err)
+int pg_insert_run(cf_store *base, const cf_workflow_run *r, int *acquired, cf_err *err)
 {
     *acquired = 0;
-    if (cf_workflow_run_check(r, 0, err)
-        || pg_check_text(r->id, "run", 0, "id", err)
+    if (pg_check_text(r->id, "run", 0, "id", err)
         || pg_check_text(r->name, "run", 0, "name", err)
         || pg_check_text(r->script, "run", 0, "script", err)
         || pg_check_text(r->error, "run", 0, "error", err)
         || pg_check_text(r->details, "run", 0, "details", err))
         return -1;
-    char gen[37];
-    run_arg a = {r, CF_NULL_STR, cf_now_us(), 0, 0, 0};
-    if (cf_store_take_id(r->id, gen, &a.id, err))
-        return -1;
+    run_arg a = {r, r->id, cf_now_us(), 0, 0, 0};
     a.started = r->started_at ? r->started_at : a.now;
     a.running = r->status.n == 7 && memcmp(r->status.p, "running", 7) == 0;
     if (pg_retry((pg_store *)base, insert_run_op, &a, err))
         return -1;
-    if (a.acquired && id_out)
-        memcpy(id_out, gen, 37);
     *acquired = a.acquired;
     return 0;
 }

@@ -1,0 +1,414 @@
+/*
+ * SQLite backend, writes: batches of events, signals, updates, curated
+ * examples (also those for events not curated yet), export marks, drift
+ * results and trigger events. One transaction per batch, every value bound.
+ */
+#include "sqlite_int.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+static int bind_int_or_null(sqlite3_stmt *st, int i, int64_t v)
+{
+    return v == CF_NULL_INT ? sqlite3_bind_null(st, i) : sqlite3_bind_int64(st, i, v);
+}
+
+static int bind_double_or_null(sqlite3_stmt *st, int i, double v)
+{
+    return isnan(v) ? sqlite3_bind_null(st, i) : sqlite3_bind_double(st, i, v);
+}
+
+static int require_str(cf_str v, const char *what, size_t i, cf_err *err)
+{
+    if (!v.p)
+        return cf_fail(err, CF_EINVAL, "%s[%zu]: missing required field", what, i);
+    return 0;
+}
+
+/* Maps a failed step to an error that names the row; constraint failures on
+ * the id are the caller's duplicate, anything else is the database's. */
+static int step_fail(sq_store *s, int rc, const char *what, size_t i, cf_str id, cf_err *err)
+{
+    if (rc == SQLITE_CONSTRAINT)
+        return cf_fail(err, CF_EINVAL, "%s[%zu]: id '%.*s' already exists", what, i,
+                       (int)(id.n > 100 ? 100 : id.n), id.p ? id.p : "");
+    return sq_fail(s, err, what);
+}
+
+int sq_insert_events(cf_store *base, const cf_event *ev, size_t n, cf_err *err)
+{
+    sq_store *s = (sq_store *)base;
+    int64_t now = cf_now_us();
+    for (size_t i = 0; i < n; i++)
+        if (require_str(ev[i].deployment_id, "events.deployment_id", i, err)
+            || require_str(ev[i].prompt, "events.prompt", i, err)
+            || require_str(ev[i].response, "events.response", i, err))
+            return -1;
+    if (sq_begin(s, err))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        const cf_event *e = &ev[i];
+        cf_str id = e->id;
+        sqlite3_stmt *st = sq_stmt(s, SQ_INSERT_EVENT, err);
+        if (!st)
+            goto fail;
+        cf_str meta = e->metadata.p ? e->metadata : cf_cstr("{}");
+        sq_bind_str(st, 1, id);
+        sq_bind_str(st, 2, e->deployment_id);
+        sq_bind_str(st, 3, e->model_version_id);
+        sq_bind_str(st, 4, e->user_id_hash);
+        sq_bind_str(st, 5, e->prompt);
+        sq_bind_str(st, 6, e->response);
+        bind_int_or_null(st, 7, e->latency_ms);
+        bind_int_or_null(st, 8, e->token_count);
+        bind_double_or_null(st, 9, e->quality_score);
+        sq_bind_str(st, 10, meta);
+        sqlite3_bind_int64(st, 11, e->inserted_at ? e->inserted_at : now);
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE) {
+            step_fail(s, rc, "events", i, id, err);
+            goto fail;
+        }
+    }
+    if (sq_commit(s, err))
+        goto fail;
+    return (int)n;
+fail:
+    sq_rollback(s);
+    return -1;
+}
+
+int sq_insert_signal(cf_store *base, const cf_signal *sig, cf_err *err)
+{
+    sq_store *s = (sq_store *)base;
+    cf_str id = sig->id;
+    sqlite3_stmt *st = sq_stmt(s, SQ_INSERT_SIGNAL, err);
+    if (!st)
+        return -1;
+    sq_bind_str(st, 1, id);
+    sq_bind_str(st, 2, sig->signal_type);
+    sq_bind_str(st, 3, sig->edited_response);
+    sq_bind_str(st, 4, sig->metadata.p ? sig->metadata : cf_cstr("{}"));
+    sqlite3_bind_int64(st, 5, sig->inserted_at ? sig->inserted_at : cf_now_us());
+    sq_bind_str(st, 6, sig->inference_event_id);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        return step_fail(s, rc, "signals", 0, id, err);
+    if (sqlite3_changes(s->db) == 0)
+        return cf_fail(err, CF_ENOTFOUND, "inference event '%.*s' not found",
+                       (int)(sig->inference_event_id.n > 100 ? 100 : sig->inference_event_id.n),
+                       sig->inference_event_id.p);
+    return 0;
+}
+
+int sq_update_events(cf_store *base, const cf_str *ids, const cf_event_update *u, size_t n,
+                            cf_err *err)
+{
+    sq_store *s = (sq_store *)base;
+    if (sq_begin(s, err))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_stmt *st = sq_stmt(s, SQ_UPDATE_EVENT, err);
+        if (!st)
+            goto fail;
+        unsigned f = u[i].fields;
+        sqlite3_bind_int(st, 1, !!(f & CF_UPD_QUALITY));
+        bind_double_or_null(st, 2, u[i].quality_score);
+        sqlite3_bind_int(st, 3, !!(f & CF_UPD_METADATA));
+        sq_bind_str(st, 4, u[i].metadata.p ? u[i].metadata : cf_cstr("{}"));
+        sqlite3_bind_int(st, 5, !!(f & CF_UPD_MODEL_VERSION));
+        sq_bind_str(st, 6, u[i].model_version_id);
+        sqlite3_bind_int(st, 7, !!(f & CF_UPD_LATENCY));
+        bind_int_or_null(st, 8, u[i].latency_ms);
+        sqlite3_bind_int(st, 9, !!(f & CF_UPD_TOKENS));
+        bind_int_or_null(st, 10, u[i].token_count);
+        sq_bind_str(st, 11, ids[i]);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            sq_fail(s, err, "updating an inference event");
+            goto fail;
+        }
+        if (sqlite3_changes(s->db) == 0) {
+            cf_fail(err, CF_ENOTFOUND, "inference event '%.*s' not found",
+                    (int)(ids[i].n > 100 ? 100 : ids[i].n), ids[i].p ? ids[i].p : "");
+            goto fail;
+        }
+    }
+    if (sq_commit(s, err))
+        goto fail;
+    return (int)n;
+fail:
+    sq_rollback(s);
+    return -1;
+}
+
+/* Binds a curated example to ?1..?10 of an insert (id, inference_event_id,
+ * deployment_id, curation_source, curation_score, prompt, response,
+ * exported, export_batch_id, inserted_at or now). */
+static void bind_curated(sqlite3_stmt *st, const cf_curated *c, cf_str id, int64_t now)
+{
+    sq_bind_str(st, 1, id);
+    sq_bind_str(st, 2, c->inference_event_id);
+    sq_bind_str(st, 3, c->deployment_id);
+    sq_bind_str(st, 4, c->curation_source);
+    bind_double_or_null(st, 5, c->curation_score);
+    sq_bind_str(st, 6, c->prompt);
+    sq_bind_str(st, 7, c->response);
+    sqlite3_bind_int(st, 8, c->exported ? 1 : 0);
+    sq_bind_str(st, 9, c->export_batch_id);
+    sqlite3_bind_int64(st, 10, c->inserted_at ? c->inserted_at : now);
+}
+
+int sq_insert_curated(cf_store *base, const cf_curated *c, size_t n, cf_err *err)
+{
+    sq_store *s = (sq_store *)base;
+    int64_t now = cf_now_us();
+    for (size_t i = 0; i < n; i++)
+        if (require_str(c[i].inference_event_id, "curated.inference_event_id", i, err)
+            || require_str(c[i].deployment_id, "curated.deployment_id", i, err)
+            || require_str(c[i].curation_source, "curated.curation_source", i, err))
+            return -1;
+    if (sq_begin(s, err))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        cf_str id = c[i].id;
+        sqlite3_stmt *st = sq_stmt(s, SQ_INSERT_CURATED, err);
+        if (!st)
+            goto fail;
+        bind_curated(st, &c[i], id, now);
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE) {
+            step_fail(s, rc, "curated", i, id, err);
+            goto fail;
+        }
+    }
+    if (sq_commit(s, err))
+        goto fail;
+    return (int)n;
+fail:
+    sq_rollback(s);
+    return -1;
+}
+
+int sq_mark_curated_exported(cf_store *base, const cf_str *ids, size_t n, cf_str batch,
+                                    cf_err *err)
+{
+    sq_store *s = (sq_store *)base;
+    int64_t now = cf_now_us();
+    int changed = 0;
+    if (!batch.p)
+        return cf_fail(err, CF_EINVAL, "export_batch_id: missing required value");
+    if (sq_begin(s, err))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_stmt *st = sq_stmt(s, SQ_MARK_EXPORTED, err);
+        if (!st)
+            goto fail;
+        sq_bind_str(st, 1, batch);
+        sqlite3_bind_int64(st, 2, now);
+        sq_bind_str(st, 3, ids[i]);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            sq_fail(s, err, "marking curated examples exported");
+            goto fail;
+        }
+        changed += sqlite3_changes(s->db);
+    }
+    if (sq_commit(s, err))
+        goto fail;
+    return changed;
+fail:
+    sq_rollback(s);
+    return -1;
+}
+
+/* Marks up to 64 ids (copied into arena, since the iterator's strings
+ * last one call) with one statement; fewer than 64 one at a time. */
+#define MARK_BATCH 64
+
+static int mark_batch(sq_store *s, const cf_str *ids, size_t n, cf_str batch, int64_t now,
+                      int64_t *changed, cf_err *err)
+{
+    size_t i = 0;
+    while (i < n) {
+        int full = n - i >= MARK_BATCH;
+        sqlite3_stmt *st = sq_stmt(s, full ? SQ_MARK_EXPORTED_64 : SQ_MARK_EXPORTED, err);
+        if (!st)
+            return -1;
+        sq_bind_str(st, 1, batch);
+        sqlite3_bind_int64(st, 2, now);
+        size_t k = full ? MARK_BATCH : 1;
+        for (size_t j = 0; j < k; j++)
+            sq_bind_str(st, 3 + (int)j, ids[i + j]);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            return sq_fail(s, err, "marking curated examples exported");
+        *changed += sqlite3_changes(s->db);
+        i += k;
+    }
+    return 0;
+}
+
+int sq_mark_curated_exported_stream(cf_store *base,
+                                           int (*next)(void *, cf_str *, cf_err *), void *ctx,
+                                           cf_str batch, int64_t *marked, cf_err *err)
+{
+    sq_store *s = (sq_store *)base;
+    int64_t now = cf_now_us(), changed = 0;
+    cf_str ids[MARK_BATCH];
+    char *arena = NULL;
+    size_t arena_cap = 0, used = 0, n = 0;
+    size_t offs[MARK_BATCH];
+    if (marked)
+        *marked = 0;
+    if (!batch.p || batch.n == 0)
+        return cf_fail(err, CF_EINVAL, "export_batch_id: missing required value");
+    if (sq_begin(s, err))
+        return -1;
+    for (;;) {
+        cf_str id;
+        int r = next(ctx, &id, err);
+        if (r < 0)
+            goto fail;
+        if (r > 0 && id.p) {
+            if (used + id.n > arena_cap) {
+                size_t cap = arena_cap ? arena_cap : 4096;
+                while (cap < used + id.n)
+                    cap *= 2;
+                char *a = realloc(arena, cap);
+                if (!a) {
+                    cf_fail(err, CF_ENOMEM, "out of memory marking curated examples");
+                    goto fail;
+                }
+                arena = a;
+                arena_cap = cap;
+            }
+            memcpy(arena + used, id.p, id.n);
+            offs[n] = used;
+            ids[n].n = id.n;
+            used += id.n;
+            n++;
+        }
+        if (n == MARK_BATCH || (r == 0 && n > 0)) {
+            for (size_t j = 0; j < n; j++)
+                ids[j].p = arena + offs[j];
+            if (mark_batch(s, ids, n, batch, now, &changed, err))
+                goto fail;
+            n = 0;
+            used = 0;
+        }
+        if (r == 0)
+            break;
+    }
+    if (sq_commit(s, err))
+        goto fail;
+    free(arena);
+    if (marked)
+        *marked = changed;
+    return 0;
+fail:
+    free(arena);
+    sq_rollback(s);
+    return -1;
+}
+
+int sq_insert_drift(cf_store *base, const cf_drift_result *d, cf_err *err)
+{
+    sq_store *s = (sq_store *)base;
+    cf_str id = d->id;
+    sqlite3_stmt *st = sq_stmt(s, SQ_INSERT_DRIFT, err);
+    if (!st)
+        return -1;
+    sq_bind_str(st, 1, id);
+    sq_bind_str(st, 2, d->deployment_id);
+    sq_bind_str(st, 3, d->drift_type);
+    sqlite3_bind_double(st, 4, isnan(d->score) ? 0.0 : d->score);
+    sqlite3_bind_int(st, 5, d->drifted ? 1 : 0);
+    sq_bind_str(st, 6, d->details.p ? d->details : cf_cstr("{}"));
+    sqlite3_bind_int64(st, 7, d->inserted_at ? d->inserted_at : cf_now_us());
+    int rc = sqlite3_step(st);
+    return rc == SQLITE_DONE ? 0 : step_fail(s, rc, "drift", 0, id, err);
+}
+
+int sq_insert_trigger(cf_store *base, const cf_trigger_event *t, cf_err *err)
+{
+    sq_store *s = (sq_store *)base;
+    cf_str id = t->id;
+    sqlite3_stmt *st = sq_stmt(s, SQ_INSERT_TRIGGER, err);
+    if (!st)
+        return -1;
+    sq_bind_str(st, 1, id);
+    sq_bind_str(st, 2, t->deployment_id);
+    sq_bind_str(st, 3, t->trigger_type);
+    sq_bind_str(st, 4, t->details.p ? t->details : cf_cstr("{}"));
+    sqlite3_bind_int64(st, 5, t->inserted_at ? t->inserted_at : cf_now_us());
+    int rc = sqlite3_step(st);
+    return rc == SQLITE_DONE ? 0 : step_fail(s, rc, "triggers", 0, id, err);
+}
+
+/* ---- curated examples for events not curated yet ---------------------------------------- */
+
+static const char insert_new_sql[] =
+    "INSERT INTO curated_examples (id, inference_event_id, deployment_id, curation_source,"
+    " curation_score, prompt, response, exported, export_batch_id, inserted_at, updated_at)"
+    " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10"
+    " WHERE NOT EXISTS (SELECT 1 FROM curated_examples WHERE inference_event_id = ?2)";
+
+static int exec(sq_store *s, const char *sql, cf_err *err)
+{
+    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return err ? sq_fail(s, err, sql) : -1;
+    return 0;
+}
+
+int sq_insert_curated_new(cf_store *base, const cf_curated *c, size_t n, unsigned char *inserted,
+                          int64_t *count, cf_err *err)
+{
+    sq_store *s = (sq_store *)base;
+    *count = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *missing = !c[i].inference_event_id.p ? "inference_event_id"
+                              : !c[i].deployment_id.p    ? "deployment_id"
+                              : !c[i].curation_source.p  ? "curation_source"
+                                                         : NULL;
+        if (missing)
+            return cf_fail(err, CF_EINVAL, "curated[%zu].%s: missing required field", i,
+                           missing);
+        if (inserted)
+            inserted[i] = 0;
+    }
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, insert_new_sql, -1, &st, NULL) != SQLITE_OK)
+        return sq_fail(s, err, "preparing a curated insert");
+    if (exec(s, "BEGIN IMMEDIATE", err)) {
+        sqlite3_finalize(st);
+        return -1;
+    }
+    int64_t now = cf_now_us(), written = 0;
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_reset(st);
+        bind_curated(st, &c[i], c[i].id, now);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            cf_fail(err, CF_EDB, "curated[%zu] (event '%.64s'): %s (sqlite %s)", i,
+                    c[i].inference_event_id.p, sqlite3_errmsg(s->db), s->path);
+            goto fail;
+        }
+        if (sqlite3_changes(s->db) > 0) {
+            written++;
+            if (inserted)
+                inserted[i] = 1;
+        }
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (exec(s, "COMMIT", err))
+        goto fail;
+    *count = written;
+    return 0;
+fail:
+    sqlite3_finalize(st);
+    if (!sqlite3_get_autocommit(s->db))
+        exec(s, "ROLLBACK", NULL);
+    if (inserted)
+        memset(inserted, 0, n);
+    return -1;
+}
