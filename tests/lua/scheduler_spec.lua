@@ -275,6 +275,11 @@ return assert(pipeline.run({ deployment_id = "d" }, { { stage = slow(1) }, { sta
   -- where the test means it to however slow the machine (a sanitizer build);
   -- "next run" is logged once the scheduler handles SIGTERM.
   local function term(command, steps, signal)
+    -- what an earlier run left (its output, its marker files) must not
+    -- satisfy a wait before this run wrote anything: the signal would land
+    -- before the handler exists (a background job starts with SIGINT
+    -- ignored), and the scheduler would never stop
+    local stale = { "out", "status" }
     local kills = {}
     for _, d in ipairs(steps) do
       local wait
@@ -282,14 +287,16 @@ return assert(pipeline.run({ deployment_id = "d" }, { { stage = slow(1) }, { sta
         wait = ("sleep %s"):format(d)
       else
         local kind, what = d:match("^(%a+) (.+)$")
+        if kind == "file" then stale[#stale + 1] = support.q(what) end
         local test = kind == "file" and ("[ -e %s ]"):format(support.q(what))
           or ("grep -qF %s out"):format(support.q(what))
         wait = ("i=0; until %s || [ $i -ge 3000 ]; do sleep 0.01; i=$((i+1)); done"):format(test)
       end
       kills[#kills + 1] = ("%s; kill -%s $pid 2>/dev/null"):format(wait, signal or "TERM")
     end
-    local sh = ("cd %s && (%s %s >out 2>&1 & pid=$!; %s; wait $pid; echo $? >status) 2>/dev/null"):format(
-      support.q(dir), support.q(support.BINARY), command, table.concat(kills, "; "))
+    local sh = ("cd %s && rm -f %s && (%s %s >out 2>&1 & pid=$!; %s; wait $pid; echo $? >status) 2>/dev/null")
+      :format(support.q(dir), table.concat(stale, " "), support.q(support.BINARY), command,
+              table.concat(kills, "; "))
     assert(os.execute(sh))
     return tonumber(support.read_file(dir .. "/status")), support.read_file(dir .. "/out")
   end
