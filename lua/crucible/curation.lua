@@ -17,6 +17,7 @@ local core = require "crucible._core"
 local C = require "crucible._curate"
 local drift = require "crucible.drift"
 local policy = require "crucible.policy"
+local schema = require "crucible.schema"
 
 local M = {}
 
@@ -275,12 +276,7 @@ local function call_embedder(instance_embedder, opts)
   return get, close
 end
 
-local function check_deployment_id(fname, deployment_id)
-  if type(deployment_id) ~= "string" then
-    error(("bad argument #1 to '%s' (deployment id string expected, got %s)")
-      :format(fname, type(deployment_id)), 3)
-  end
-end
+local check_deployment_id = schema.check_deployment_id
 
 function M.attach(client, ctx)
   local cfg = ctx.config.curation

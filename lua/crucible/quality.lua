@@ -13,6 +13,7 @@
 -- computed in C over a store cursor and grouped counts, never by loading a
 -- deployment's events into Lua.
 local cq = require "crucible._quality"
+local schema = require "crucible.schema"
 
 local M = {}
 
@@ -315,13 +316,6 @@ local function ingest_scorer(st)
   return cfg_for(st, qcfg.min_length, qcfg.max_length, judge)
 end
 
-local function check_deployment(dep, fname, allow_nil)
-  if dep == nil and allow_nil then return end
-  if type(dep) ~= "string" then
-    error(("bad argument #1 to '%s' (deployment id string expected, got %s)"):format(
-      fname, type(dep)), 3)
-  end
-end
 
 local function check_opts(opts, fname)
   if opts ~= nil and type(opts) ~= "table" then
@@ -473,7 +467,7 @@ local function attach_stats(client, quality, st)
   -- pass rates per built-in check (opts.checks ~= false), p50/p90, counts
   -- and the signal score. Computed in C.
   function client.get_quality_stats(deployment_id, opts)
-    check_deployment(deployment_id, "get_quality_stats")
+    schema.check_deployment_id("get_quality_stats", deployment_id)
     opts = check_opts(opts, "get_quality_stats")
     local window = positive_int(opts.window_size, "window_size", st.qcfg.window_size)
     local c
@@ -495,7 +489,7 @@ local function attach_stats(client, quality, st)
   -- opts: batch_size (1000), limit (events at most), since, until.
   -- Returns {scored=, batches=} or nil, message, kind.
   function quality.backfill(deployment_id, opts)
-    check_deployment(deployment_id, "backfill", true)
+    schema.check_deployment_id("backfill", deployment_id, true)
     opts = check_opts(opts, "backfill")
     local job = { deployment_id = deployment_id, since = opts.since, ["until"] = opts["until"],
                   batch = positive_int(opts.batch_size, "batch_size", 1000),

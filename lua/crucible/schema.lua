@@ -288,6 +288,17 @@ end
 
 --- " (did you mean 'x'?)" for suggest(name, candidates), or "" when there
 -- is no suggestion; `prefix` goes before the suggested name.
+--- Raises, for the caller of the API function `fname` (level 3 from
+-- here), "bad argument #1 to 'fname' (deployment id string expected, got
+-- TYPE)" unless deployment_id is a string (or nil with allow_nil).
+function M.check_deployment_id(fname, deployment_id, allow_nil)
+  if deployment_id == nil and allow_nil then return end
+  if type(deployment_id) ~= "string" then
+    error(("bad argument #1 to '%s' (deployment id string expected, got %s)")
+      :format(fname, type(deployment_id)), 3)
+  end
+end
+
 function M.did_you_mean(name, candidates, prefix)
   local s = M.suggest(name, candidates)
   if not s then return "" end

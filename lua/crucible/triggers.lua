@@ -340,12 +340,7 @@ local function evaluate_all(run, specs)
   return fired, report
 end
 
-local function check_deployment_id(fname, deployment_id)
-  if type(deployment_id) ~= "string" then
-    error(("bad argument #1 to '%s' (deployment id string expected, got %s)")
-      :format(fname, type(deployment_id)), 3)
-  end
-end
+local check_deployment_id = schema.check_deployment_id
 
 function M.attach(client, ctx)
   local cfg = ctx.config.triggers
