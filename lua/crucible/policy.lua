@@ -10,6 +10,7 @@
 --   reg:register { name = "mine", select = function(ctx, opts) ... end }
 --   local spec = reg:get("mine")             -- loads crucible.curation.mine if needed
 --   local ok, a, b = policy.call(spec.select, ctx, opts)   -- ok false: a is "file:line: msg"
+local core = require "crucible._core"
 local schema = require "crucible.schema"
 
 local M = {}
@@ -157,6 +158,20 @@ end
 
 --- The spec registered as `name`, loading module prefix..name on first
 -- use (the user's directories are searched before the bundled modules).
+-- Every name a user could mean: the registered ones and the bundled
+-- modules under the registry's prefix (loaded or not).
+function Registry:known_names()
+  local names = {}
+  for n in pairs(self.entries) do names[n] = true end
+  local prefix = self.prefix
+  for _, m in ipairs(core.bundled_modules()) do
+    if m:sub(1, #prefix) == prefix and not m:find(".", #prefix + 1, true) then
+      names[m:sub(#prefix + 1)] = true
+    end
+  end
+  return names
+end
+
 -- Raises (at `level`) when there is none.
 function Registry:get(name, level)
   level = (level or 1) + 1
@@ -171,7 +186,7 @@ function Registry:get(name, level)
     if type(err) == "string" and err:find("module '" .. module .. "' not found", 1, true) then
       error(("unknown %s '%s'%s: register one with %s, or put a module %s.lua in a user"
         .. " directory (--lua-path, CRUCIBLE_PATH or lua_path)")
-        :format(self.what, name, schema.did_you_mean(name, self.entries), self.api,
+        :format(self.what, name, schema.did_you_mean(name, self:known_names()), self.api,
           module:gsub("%.", "/")), level)
     end
     error(("%s '%s': loading %s failed: %s"):format(self.what, name, module, tostring(err)), level)

@@ -471,3 +471,17 @@ return curation.register {
       .. " call curation.register{name = \"silent\", ...}", err)
   end)
 end)
+
+describe("names a user may mean", function()
+  it("suggests a bundled strategy or policy before it was ever loaded", function()
+    -- a fresh process: nothing loaded yet, so the suggestion cannot come
+    -- from the registry alone
+    local out, err, code = support.run("-e " .. support.q(
+      "local cf = require 'crucible' print(select(2, pcall(cf.curate, 'd', {strategies = {'high_quailty'}})))"
+      .. " print(select(2, pcall(require('crucible.triggers').get, 'quality_dorp')))"))
+    assert.equal(0, code, err)
+    assert.truthy(out:find("unknown curation strategy 'high_quailty' (did you mean 'high_quality'?)", 1, true),
+      out)
+    assert.truthy(out:find("(did you mean 'quality_drop'?)", 1, true), out)
+  end)
+end)
