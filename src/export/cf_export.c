@@ -204,7 +204,8 @@ static int mark_rows(cf_store *s, const cf_export_opts *o, spill *sp, cf_export_
 static int nothing_new(cf_store *s, const cf_export_opts *o, const cf_query *q,
                        cf_export_result *res, cf_err *err)
 {
-    res->count = 0;
+    res->count = res->marked = 0;
+    res->bytes = 0;
     res->already_exported = 0;
     if (o->include_exported)
         return 0;

@@ -37,8 +37,8 @@ static int check_parent(const char *path, int mkdir, cf_err *err)
         snprintf(parent, sizeof parent, "%.*s", (int)n, path);
     struct stat st;
     if (stat(parent, &st) != 0) {
-        if (errno == ENOENT && mkdir)
-            return 0; /* created when the output is opened */
+        if ((errno == ENOENT || errno == ENOTDIR) && mkdir)
+            return 0; /* created (or refused, naming the file in the way) when opened */
         if (errno == ENOENT)
             return cf_fail(err, CF_EINVAL,
                            "directory %s does not exist: create it first, or ask for it with "
