@@ -131,9 +131,9 @@ local function run(opts, set, progress)
 end
 
 -- Nothing was written: why, on stderr; the exit status 3.
-local function report_nothing(info)
+local function report_nothing(cli, info)
   local hint = info.already_exported > 0 and "; --include-exported to export them again" or ""
-  io.stderr:write(("export: nothing written: %s%s\n"):format(info.reason, hint))
+  io.stderr:write(("%s: export: nothing written: %s%s\n"):format(cli.PROGNAME, info.reason, hint))
   return M.NOTHING_TO_EXPORT
 end
 
@@ -146,7 +146,7 @@ function M.main(opts)
   if opts.progress then progress = true end
   if opts.no_progress then progress = false end
   local path, info, kind = run(opts, set, progress)
-  if path == false then return report_nothing(info) end
+  if path == false then return report_nothing(cli, info) end
   if not path then
     return cli.report(("export: %s%s"):format(info, kind and (" (" .. kind .. ")") or ""))
   end
