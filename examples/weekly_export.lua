@@ -28,11 +28,13 @@ local week_ago = os.date("!%Y-%m-%dT%H:%M:%SZ", now - 7 * 86400)
 
 local ctx = assert(pipeline.run({ deployment_id = opts.deployment }, {
   { stage = "export_feedback", name = "curated",
-    opts = { format = "huggingface", output_path = out .. "/dataset" } },
+    opts = { format = "huggingface", output_path = out .. "/dataset", mkdir = true } },
   { stage = "export_feedback", name = "dpo_pairs",
-    opts = { format = "dpo", output_path = out .. "/dpo.jsonl", filters = { since = week_ago } } },
+    opts = { format = "dpo", output_path = out .. "/dpo.jsonl", mkdir = true,
+             filters = { since = week_ago } } },
   { stage = "export_feedback", name = "kto_examples",
-    opts = { format = "kto", output_path = out .. "/kto.jsonl", filters = { since = week_ago } } },
+    opts = { format = "kto", output_path = out .. "/kto.jsonl", mkdir = true,
+             filters = { since = week_ago } } },
 }))
 
 if not opts.quiet then workflow.report(ctx) end

@@ -9,14 +9,20 @@
 -- the exported rows are marked only once the file is complete.
 --
 -- Misuse (a wrong type, an unknown option or format) raises; an expected
--- failure (disk full, database locked, a row holding invalid UTF-8) returns
--- nil, message, kind.
+-- failure (disk full, database locked, a row holding invalid UTF-8, a path
+-- that is not a regular file or is the database) returns nil, message,
+-- kind. output_path "-" is standard output. A curated export with no row
+-- to write writes nothing and returns false, {count = 0, reason = ...}.
 local schema = require "crucible.schema"
 local cexport = require "crucible._export"
 local core = require "crucible._core"
 local formats = require "crucible.export_formats"
+local store_mod = require "crucible.store"
 
 local M = {}
+
+--- The longest export_batch_id (and --batch-id) accepted, in bytes.
+M.MAX_BATCH_ID = 256
 
 --- File name endings of the default paths, per format (the registry's).
 M.FORMATS, M.PAIR_FORMATS = {}, {}
@@ -27,10 +33,11 @@ end
 local EXPORT_OPTIONS = {
   format = "string", output_path = "string", include_exported = "boolean",
   limit = "integer", export_batch_id = "string", parquet = "table", progress = "boolean",
+  mkdir = "boolean",
 }
 local PAIR_OPTIONS = {
   format = "string", output_path = "string", limit = "integer", since = "time",
-  ["until"] = "time", progress = "boolean",
+  ["until"] = "time", progress = "boolean", mkdir = "boolean",
 }
 local PARQUET_OPTIONS = {
   compression = "string", zstd_level = "integer", row_group_size = "integer",
@@ -53,6 +60,14 @@ local function check_format(fname, v, kind)
     error(("%s: unknown format '%s' (one of: %s)"):format(fname, tostring(v),
       table.concat(formats.names(kind), ", ")), 3)
   end
+end
+
+-- The SQLite database file the store writes (nil for a server or
+-- :memory:): an export never writes over it.
+local function database_file(store)
+  local u = store.url and store_mod.parse_url(store.url)
+  if u and u.backend == "sqlite" and u.target ~= ":memory:" then return u.target end
+  return nil
 end
 
 local function default_path(dir, ending)
@@ -88,12 +103,15 @@ local function time_of(fname, v, name)
 end
 
 -- The request crucible._export.curated takes: the call's options over
--- the export configuration cfg, into a new batch.
+-- the export configuration cfg, into a new batch. Missing directories are
+-- created for the default path (under output_dir), for a given one only
+-- with mkdir.
 local function curated_request(cfg, opts, deployment_id, format, batch, parquet)
   return {
     format = format,
     path = opts.output_path or default_path(cfg.output_dir, M.FORMATS[format]),
     unique = opts.output_path == nil,
+    mkdir = opts.mkdir or opts.output_path == nil,
     deployment_id = deployment_id,
     batch_id = batch,
     include_exported = opts.include_exported or false,
@@ -110,6 +128,7 @@ local function pairs_request(output_dir, opts, deployment_id, format, since, til
     format = format,
     path = opts.output_path or default_path(output_dir, M.PAIR_FORMATS[format]),
     unique = opts.output_path == nil,
+    mkdir = opts.mkdir or opts.output_path == nil,
     deployment_id = deployment_id,
     limit = opts.limit,
     since = since,
@@ -118,12 +137,37 @@ local function pairs_request(output_dir, opts, deployment_id, format, since, til
   }
 end
 
+-- Why a curated export found no row to write (r: crucible._export's result).
+local function nothing_reason(r, opts, deployment_id)
+  if opts.limit == 0 then return "limit 0" end
+  if opts.include_exported or r.already_exported == 0 then
+    return ("no curated examples for deployment %s"):format(deployment_id)
+  end
+  return ("0 new rows; %d already exported"):format(r.already_exported)
+end
+
+-- Checks the call's options that check_options cannot (raises, level 3).
+local function check_curated_values(opts)
+  if opts.limit and opts.limit < 0 then
+    error(("export: option 'limit' must not be negative, got %d"):format(opts.limit), 3)
+  end
+  local batch = opts.export_batch_id
+  if batch == "" then error("export: option 'export_batch_id' must not be empty", 3) end
+  if batch and #batch > M.MAX_BATCH_ID then
+    error(("export: option 'export_batch_id' must be at most %d bytes, got %d"):format(
+      M.MAX_BATCH_ID, #batch), 3)
+  end
+  if opts.output_path == "" then error("export: option 'output_path' must not be empty", 3) end
+end
+
 -- client.export.
 local function attach_curated(client, ctx)
   --- Writes the deployment's curated examples that were not exported yet
   -- (every one with include_exported) and marks them exported with the
   -- batch id. Returns the path and {count=, marked=, bytes=, path=,
-  -- format=, export_batch_id=}, or nil, message, kind.
+  -- format=, export_batch_id=}; with no row to write, writes nothing and
+  -- returns false and {count = 0, marked = 0, bytes = 0, reason=,
+  -- already_exported=, format=, export_batch_id=}; or nil, message, kind.
   function client.export(deployment_id, opts)
     if type(deployment_id) ~= "string" then
       error(("export: deployment_id must be a string, got %s"):format(type(deployment_id)), 2)
@@ -132,21 +176,20 @@ local function attach_curated(client, ctx)
     local cfg = ctx.config.export
     local format = opts.format or cfg.format
     check_format("export", format, "curated")
-    if opts.limit and opts.limit < 0 then
-      error(("export: option 'limit' must not be negative, got %d"):format(opts.limit), 2)
-    end
-    if opts.export_batch_id == "" then
-      error("export: option 'export_batch_id' must not be empty", 2)
-    end
-    if opts.output_path == "" then error("export: option 'output_path' must not be empty", 2) end
+    check_curated_values(opts)
     local parquet = parquet_options("export", cfg.parquet, opts.parquet)
     local store, err, kind = ctx.store()
     if not store then return nil, err, kind end
     local batch = opts.export_batch_id or core.uuid7()
-    local r, msg, mkind = cexport.curated(store.h,
-      curated_request(cfg, opts, deployment_id, format, batch, parquet))
+    local req = curated_request(cfg, opts, deployment_id, format, batch, parquet)
+    req.db_path = database_file(store)
+    local r, msg, mkind = cexport.curated(store.h, req)
     if not r then return nil, msg, mkind end
     r.format, r.export_batch_id = format, batch
+    if r.path == nil then
+      r.reason = nothing_reason(r, opts, deployment_id)
+      return false, r
+    end
     ctx.emit("export.complete", { count = r.count, format = format, path = r.path,
                                   export_batch_id = batch, deployment_id = deployment_id })
     return r.path, r
@@ -179,8 +222,10 @@ local function attach_pairs(client, ctx)
     local till = time_of("export_preference_pairs", opts["until"], "until")
     local store, err, kind = ctx.store()
     if not store then return nil, err, kind end
-    local r, msg, mkind = cexport.pairs(store.h, pairs_request(ctx.config.export.output_dir,
-      opts, deployment_id, format, since, till))
+    local req = pairs_request(ctx.config.export.output_dir, opts, deployment_id, format, since,
+      till)
+    req.db_path = database_file(store)
+    local r, msg, mkind = cexport.pairs(store.h, req)
     if not r then return nil, msg, mkind end
     r.format = format
     return r.path, r

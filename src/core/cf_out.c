@@ -5,6 +5,7 @@
 #define _GNU_SOURCE /* renameat2 */
 #include "crucible/core/cf_out.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -191,6 +192,38 @@ static int sync_parent(const char *path)
 
 /* ---- opening ----------------------------------------------------------------- */
 
+/* What a non-regular file is, for messages. */
+static const char *kind_of(mode_t m)
+{
+    if (S_ISDIR(m))
+        return "a directory";
+    if (S_ISLNK(m))
+        return "a symbolic link";
+    if (S_ISFIFO(m))
+        return "a FIFO";
+    if (S_ISCHR(m))
+        return "a character device";
+    if (S_ISBLK(m))
+        return "a block device";
+    if (S_ISSOCK(m))
+        return "a socket";
+    return "not a regular file";
+}
+
+/* A file is published only over nothing or a regular file (lstat: a
+ * symlink is refused, not followed). */
+static int check_file_target(const char *path, cf_err *err)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0 || S_ISREG(st.st_mode))
+        return 0;
+    if (S_ISDIR(st.st_mode))
+        return cf_fail(err, CF_EINVAL, "output path %s is a directory", path);
+    return cf_fail(err, CF_EINVAL,
+                   "output path %s exists and is %s, not a regular file: refusing to replace it",
+                   path, kind_of(st.st_mode));
+}
+
 static int init(cf_out *o, const char *path, int is_dir, cf_err *err)
 {
     memset(o, 0, sizeof *o);
@@ -228,11 +261,8 @@ static int open_file(cf_out *o, const char *at, cf_err *err)
 
 int cf_out_open(cf_out *o, const char *path, cf_err *err)
 {
-    if (init(o, path, 0, err))
+    if (init(o, path, 0, err) || check_file_target(o->path, err))
         return -1;
-    struct stat st;
-    if (stat(o->path, &st) == 0 && S_ISDIR(st.st_mode))
-        return cf_fail(err, CF_EINVAL, "output path %s is a directory", o->path);
     if (make_parent(o, err))
         return -1;
     o->tmp = temp_name(o->path, "");
@@ -249,10 +279,27 @@ int cf_out_open_direct(cf_out *o, const char *path, cf_err *err)
     return open_file(o, o->path, err);
 }
 
+int cf_out_open_stream(cf_out *o, int fd, const char *name, cf_err *err)
+{
+    if (init(o, name, 0, err))
+        return -1;
+    o->stream = 1;
+    o->fd = fd;
+    o->cap = OUT_BUF_SIZE;
+    o->buf = malloc(o->cap);
+    if (!o->buf)
+        return cf_fail(err, CF_ENOMEM, "out of memory writing %s", o->path);
+    return 0;
+}
+
 int cf_out_open_dir(cf_out *o, const char *path, cf_err *err)
 {
     if (init(o, path, 1, err))
         return -1;
+    struct stat st;
+    if (lstat(o->path, &st) == 0 && !S_ISDIR(st.st_mode))
+        return cf_fail(err, CF_EINVAL, "output path %s exists and is %s, not a directory",
+                       o->path, kind_of(st.st_mode));
     if (make_parent(o, err))
         return -1;
     o->tmp = temp_name(o->path, "");
@@ -323,10 +370,13 @@ int cf_out_close(cf_out *o, cf_err *err)
     if (o->fd < 0)
         return o->error ? write_fail(o, o->error, err) : 0;
     int r = flush(o, err);
-    if (r == 0 && fsync(o->fd) != 0)
-        r = write_fail(o, errno, err);
-    if (close(o->fd) != 0 && r == 0)
-        r = write_fail(o, errno, err);
+    if (o->stream) { /* not ours to sync or close */
+    } else {
+        if (r == 0 && fsync(o->fd) != 0)
+            r = write_fail(o, errno, err);
+        if (close(o->fd) != 0 && r == 0)
+            r = write_fail(o, errno, err);
+    }
     o->fd = -1;
     free(o->buf);
     o->buf = NULL;
@@ -337,19 +387,64 @@ int cf_out_close(cf_out *o, cf_err *err)
 
 static int exchange_supported(int e) { return e != EINVAL && e != ENOSYS && e != ENOTSUP; }
 
-/* An existing directory may be replaced only when empty or an earlier
- * dataset export (holds dataset_info.json). */
-static int dir_replaceable(const char *path)
+static int owned(const char *const *owns, const char *rel)
 {
-    char *marker = cf_path_join(path, "dataset_info.json");
-    if (!marker)
+    for (; owns && *owns; owns++)
+        if (strcmp(*owns, rel) == 0)
+            return 1;
+    return 0;
+}
+
+/* 1 when every entry under dir (rel: its path inside the published
+ * directory, "" at the top) is listed in owns, a regular file or a
+ * directory (walked); else 0, foreign naming the first other entry. */
+static int only_owned(const char *const *owns, const char *dir, const char *rel, char *foreign,
+                      size_t cap)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(foreign, cap, "%s (unreadable: %s)", *rel ? rel : ".", strerror(errno));
         return 0;
-    struct stat st;
-    int ok = stat(marker, &st) == 0;
-    free(marker);
-    if (ok)
+    }
+    int ok = 1;
+    struct dirent *e;
+    while (ok && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char *r = *rel ? cf_path_join(rel, e->d_name) : strdup(e->d_name);
+        char *full = cf_path_join(dir, e->d_name);
+        struct stat st;
+        if (!r || !full) {
+            snprintf(foreign, cap, "%s (out of memory)", e->d_name);
+            ok = 0;
+        } else if (!owned(owns, r) || lstat(full, &st) != 0 ||
+                   !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
+            snprintf(foreign, cap, "%s", r);
+            ok = 0;
+        } else if (S_ISDIR(st.st_mode)) {
+            ok = only_owned(owns, full, r, foreign, cap);
+        }
+        free(r);
+        free(full);
+    }
+    closedir(d);
+    return ok;
+}
+
+/* An existing directory may be replaced only when empty (it is removed,
+ * so the rename creates it) or holding only what o->owns lists. */
+static int dir_replaceable(const cf_out *o, cf_err *err)
+{
+    if (rmdir(o->path) == 0)
         return 1;
-    return rmdir(path) == 0; /* empty: removed, so the rename below creates it */
+    char foreign[512];
+    if (only_owned(o->owns, o->path, "", foreign, sizeof foreign))
+        return 1;
+    cf_fail(err, CF_EINVAL,
+            "output directory %s holds %s, which an export did not write: refusing to replace "
+            "it (write the dataset to an empty or new directory)",
+            o->path, foreign);
+    return 0;
 }
 
 static int publish_replace(cf_out *o, cf_err *err)
@@ -367,11 +462,8 @@ static int publish_replace(cf_out *o, cf_err *err)
         if (!S_ISDIR(st.st_mode))
             return cf_fail(err, CF_EINVAL, "output path %s exists and is not a directory",
                            o->path);
-        if (!dir_replaceable(o->path))
-            return cf_fail(err, CF_EINVAL,
-                           "output directory %s exists and is not a dataset written by an "
-                           "earlier export (no dataset_info.json): refusing to replace it",
-                           o->path);
+        if (!dir_replaceable(o, err))
+            return -1;
         if (lstat(o->path, &st) != 0) { /* was empty and is gone now */
             if (rename(o->tmp, o->path) != 0)
                 return cf_fail(err, CF_EIO, "cannot rename %s to %s: %s", o->tmp, o->path,
@@ -398,8 +490,8 @@ static int publish_replace(cf_out *o, cf_err *err)
         }
         return 0;
     }
-    if (S_ISDIR(st.st_mode))
-        return cf_fail(err, CF_EINVAL, "output path %s is a directory", o->path);
+    if (check_file_target(o->path, err)) /* it may have changed since opening */
+        return -1;
     o->backup = temp_name(o->path, ".old");
     if (!o->backup)
         return cf_fail(err, CF_ENOMEM, "out of memory");
@@ -461,6 +553,12 @@ static int publish_unique(cf_out *o, cf_err *err)
 
 int cf_out_publish(cf_out *o, int mode, cf_err *err)
 {
+    if (o->stream && !o->published) {
+        if (cf_out_close(o, err))
+            return -1;
+        o->published = 1;
+        return 0;
+    }
     if (o->direct || o->published || !o->tmp)
         return cf_fail(err, CF_EINVAL, "nothing to publish");
     if (!o->is_dir && cf_out_close(o, err))
@@ -492,6 +590,8 @@ int cf_out_retract(cf_out *o, cf_err *err)
 {
     if (!o->published)
         return 0;
+    if (o->stream)
+        return cf_fail(err, CF_EIO, "what was written to %s cannot be taken back", o->path);
     int r = 0;
     if (o->backup) {
         if (o->is_dir) {
@@ -520,7 +620,7 @@ int cf_out_retract(cf_out *o, cf_err *err)
 
 void cf_out_abort(cf_out *o)
 {
-    if (o->fd >= 0) {
+    if (o->fd >= 0 && !o->stream) {
         close(o->fd);
         o->fd = -1;
     }

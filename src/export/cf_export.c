@@ -129,6 +129,9 @@ static int check_opts(const cf_export_opts *o, cf_err *err)
         return cf_fail(err, CF_EINVAL, "deployment_id is required");
     if (!o->batch_id.p || o->batch_id.n == 0)
         return cf_fail(err, CF_EINVAL, "export_batch_id is required");
+    if (o->batch_id.n > CF_EXPORT_BATCH_ID_MAX)
+        return cf_fail(err, CF_EINVAL, "export_batch_id is longer than %d bytes",
+                       CF_EXPORT_BATCH_ID_MAX);
     if (!o->path || !*o->path)
         return cf_fail(err, CF_EINVAL, "output_path is required");
     const cf_exporter *f = o->format;
@@ -196,6 +199,22 @@ static int mark_rows(cf_store *s, const cf_export_opts *o, spill *sp, cf_export_
                                                  err);
 }
 
+/* Nothing to write: the path is left alone; res says why (the rows
+ * exported before, unless every row was asked for). */
+static int nothing_new(cf_store *s, const cf_export_opts *o, const cf_query *q,
+                       cf_export_result *res, cf_err *err)
+{
+    res->count = res->marked = 0;
+    res->bytes = 0;
+    res->already_exported = 0;
+    if (o->include_exported)
+        return 0;
+    cf_query done = *q;
+    done.exported = 1;
+    done.limit = -1;
+    return cf_store_count(s, CF_KIND_CURATED, &done, &res->already_exported, err);
+}
+
 /* Takes the published file back after marking failed (nothing was marked),
  * so that the final path does not hold rows the database still calls
  * unexported; a failure to do so joins err's message. */
@@ -213,19 +232,26 @@ int cf_export_curated(cf_store *s, const cf_export_opts *o, cf_export_result *re
     memset(res, 0, sizeof *res);
     cf_query q;
     int64_t total;
-    if (check_opts(o, err) || curated_query(s, o, &q, &total, err))
+    if (check_opts(o, err) ||
+        cf_export_check_target(o->path, o->format->directory, o->mkdir, o->db_path, err) ||
+        curated_query(s, o, &q, &total, err))
         return -1;
     cf_out out;
     spill sp = {NULL, NULL, 0, 0};
     int rc = -1;
-    if (o->format->directory ? cf_out_open_dir(&out, o->path, err)
-                             : cf_out_open(&out, o->path, err))
+    if (cf_export_open_out(&out, o->path, o->format->directory, err))
         goto done;
-    if (write_rows(s, o, &q, total, &out, &sp, res, err) ||
-        cf_out_publish(&out, o->unique ? CF_OUT_UNIQUE : CF_OUT_REPLACE, err))
+    out.owns = o->format->owns;
+    if (write_rows(s, o, &q, total, &out, &sp, res, err))
+        goto done;
+    if (sp.n == 0) { /* not even an empty file: what the path holds stays */
+        rc = nothing_new(s, o, &q, res, err);
+        goto done;
+    }
+    if (cf_out_publish(&out, o->unique ? CF_OUT_UNIQUE : CF_OUT_REPLACE, err))
         goto done;
     res->count = sp.n;
-    if (!(res->path = strdup(out.path)))
+    if (!(res->path = strdup(cf_export_to_stdout(o->path) ? "-" : out.path)))
         cf_fail(err, CF_ENOMEM, "out of memory");
     if (!res->path || mark_rows(s, o, &sp, res, err)) {
         retract(&out, err);

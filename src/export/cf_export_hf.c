@@ -21,6 +21,13 @@
 
 #define MAX_SOURCES 1000
 
+const char *const cf_hf_owns[] = {"README.md",
+                                  "dataset_info.json",
+                                  "data",
+                                  "data/train-00000-of-00001.parquet",
+                                  "data/train-00000-of-00001.jsonl",
+                                  NULL};
+
 typedef struct source_count {
     char *name; /* NULL: examples without a source */
     size_t len;

@@ -80,8 +80,8 @@ int cf_export_pairs(cf_store *s, const cf_pairs_opts *o, cf_export_result *res, 
     memset(res, 0, sizeof *res);
     if (!o->deployment_id.p)
         return cf_fail(err, CF_EINVAL, "deployment_id is required");
-    if (!o->path || !*o->path)
-        return cf_fail(err, CF_EINVAL, "output_path is required");
+    if (cf_export_check_target(o->path, 0, o->mkdir, o->db_path, err))
+        return -1;
     const cf_exporter *f = o->format;
     if (!f || f->kind != CF_EXPORT_PAIRS || !f->pair_line)
         return cf_fail(err, CF_EINVAL, "format '%s' is not a preference pair format",
@@ -93,7 +93,7 @@ int cf_export_pairs(cf_store *s, const cf_pairs_opts *o, cf_export_result *res, 
     cf_out out;
     cf_cursor *cur = NULL;
     int rc = -1;
-    if (cf_out_open(&out, o->path, err) || cf_store_open_cursor(s, CF_KIND_EVENTS, &q, &cur, err) ||
+    if (cf_export_open_out(&out, o->path, 0, err) || cf_store_open_cursor(s, CF_KIND_EVENTS, &q, &cur, err) ||
         pump(o, cur, &out, total, &res->count, &events, err))
         goto done;
     cf_cursor_close(cur);
@@ -102,7 +102,7 @@ int cf_export_pairs(cf_store *s, const cf_pairs_opts *o, cf_export_result *res, 
     if (cf_out_publish(&out, o->unique ? CF_OUT_UNIQUE : CF_OUT_REPLACE, err))
         goto done;
     cf_out_settle(&out);
-    if (!(res->path = strdup(out.path))) {
+    if (!(res->path = strdup(cf_export_to_stdout(o->path) ? "-" : out.path))) {
         cf_fail(err, CF_ENOMEM, "out of memory");
         goto done;
     }

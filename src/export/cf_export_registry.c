@@ -28,7 +28,7 @@ static const cf_exporter TABLE[] = {
     {.name = "csv", .extension = ".csv", .kind = CF_EXPORT_CURATED, .open_writer = cf_csv_open,
      .description = "curated examples as CSV (RFC 4180)"},
     {.name = "huggingface", .extension = "", .kind = CF_EXPORT_CURATED, .directory = 1,
-     .open_writer = cf_hf_open,
+     .open_writer = cf_hf_open, .owns = cf_hf_owns,
      .description = "curated examples as a HuggingFace dataset directory"},
     {.name = "dpo", .extension = "_preferences.jsonl", .kind = CF_EXPORT_PAIRS, SIGNALS(EDIT),
      .pair_line = cf_pairs_dpo_line,

@@ -2,11 +2,15 @@
  * crucible._export: the exporters for Lua.
  *
  *   _export.curated(store_handle, {format=, path=, deployment_id=, batch_id=,
- *                   include_exported=, limit=, unique=, export_time=,
- *                   progress=, parquet={...}})
+ *                   include_exported=, limit=, unique=, mkdir=, db_path=,
+ *                   export_time=, progress=, parquet={...}})
  *   _export.pairs(store_handle, {format="dpo"|"kto"|"openai", path=,
- *                 deployment_id=, limit=, since=, until=, unique=, progress=})
- *     --> {count=, marked=, bytes=, path=} | nil, message, kind
+ *                 deployment_id=, limit=, since=, until=, unique=, mkdir=,
+ *                 db_path=, progress=})
+ *     --> {count=, marked=, bytes=, path=, already_exported=} | nil, message, kind
+ *         path "-" is standard output; curated with no row to write:
+ *         path nil (nothing written), already_exported the rows exported
+ *         before
  *   _export.formats()
  *     --> {{name=, extension=, description=, kind="curated"|"pairs",
  *           directory=, signal_types={...}}, ...}: the registry
@@ -150,8 +154,10 @@ static void push_result(lua_State *L, const cf_export_result *r)
     lua_setfield(L, -2, "marked");
     lua_pushinteger(L, (lua_Integer)r->bytes);
     lua_setfield(L, -2, "bytes");
-    lua_pushstring(L, r->path);
+    lua_pushstring(L, r->path); /* NULL: nil, nothing written */
     lua_setfield(L, -2, "path");
+    lua_pushinteger(L, (lua_Integer)r->already_exported);
+    lua_setfield(L, -2, "already_exported");
 }
 
 /* ---- functions ----------------------------------------------------------------- */
@@ -165,6 +171,8 @@ static int l_curated(lua_State *L)
     o.format = opt_format(L, 2, CF_EXPORT_CURATED);
     o.path = opt_str(L, 2, "path", 1).p;
     o.unique = opt_bool(L, 2, "unique", 0);
+    o.mkdir = opt_bool(L, 2, "mkdir", 0);
+    o.db_path = opt_str(L, 2, "db_path", 0).p;
     o.deployment_id = opt_str(L, 2, "deployment_id", 1);
     o.batch_id = opt_str(L, 2, "batch_id", 1);
     o.include_exported = opt_bool(L, 2, "include_exported", 0);
@@ -194,6 +202,8 @@ static int l_pairs(lua_State *L)
     o.format = opt_format(L, 2, CF_EXPORT_PAIRS);
     o.path = opt_str(L, 2, "path", 1).p;
     o.unique = opt_bool(L, 2, "unique", 0);
+    o.mkdir = opt_bool(L, 2, "mkdir", 0);
+    o.db_path = opt_str(L, 2, "db_path", 0).p;
     o.deployment_id = opt_str(L, 2, "deployment_id", 1);
     o.limit = cf_lua_option_int(L, 2, "limit", -1, 0, INT64_MAX);
     o.since = cf_lua_option_int(L, 2, "since", CF_NO_TIME, INT64_MIN, INT64_MAX);

@@ -443,6 +443,8 @@ static void test_writers(void)
 
 /* ---- atomic publication ------------------------------------------------------------------ */
 
+static const char *const DS_OWNS[] = {"dataset_info.json", NULL};
+
 static void test_out(void)
 {
     cf_err err;
@@ -486,6 +488,7 @@ static void test_out(void)
 
     /* directories: replace an earlier dataset (exchange), retract restores it */
     CHECK(cf_out_open_dir(&o, "o/ds", &err) == 0);
+    o.owns = DS_OWNS;
     char *inner = cf_path_join(o.tmp, "dataset_info.json");
     spit(inner, "first");
     free(inner);
@@ -493,6 +496,7 @@ static void test_out(void)
     cf_out_settle(&o);
     cf_out_abort(&o);
     CHECK(cf_out_open_dir(&o, "o/ds/", &err) == 0);
+    o.owns = DS_OWNS;
     inner = cf_path_join(o.tmp, "dataset_info.json");
     spit(inner, "second");
     free(inner);
@@ -506,6 +510,30 @@ static void test_out(void)
     CHECK(cf_out_publish(&o, CF_OUT_REPLACE, &err) == -1 && err.code == CF_EINVAL);
     cf_out_abort(&o);
     CHECK(file_is("o/home/notes.txt", "keep"));
+    /* nor an earlier dataset that holds anything else besides */
+    spit("o/home/dataset_info.json", "mine");
+    CHECK(cf_out_open_dir(&o, "o/home", &err) == 0);
+    o.owns = DS_OWNS;
+    CHECK(cf_out_publish(&o, CF_OUT_REPLACE, &err) == -1 && err.code == CF_EINVAL);
+    CHECK(strstr(err.msg, "holds notes.txt, which an export did not write") != NULL);
+    cf_out_abort(&o);
+    CHECK(file_is("o/home/notes.txt", "keep") && file_is("o/home/dataset_info.json", "mine"));
+
+    /* a file replaces only a regular file: never a FIFO or a symlink */
+    CHECK(mkfifo("o/fifo", 0666) == 0 && symlink("a.txt", "o/link") == 0);
+    CHECK(cf_out_open(&o, "o/fifo", &err) == -1 && err.code == CF_EINVAL);
+    CHECK_STR(err.msg, "output path o/fifo exists and is a FIFO, not a regular file: "
+                       "refusing to replace it");
+    cf_out_abort(&o);
+    CHECK(cf_out_open(&o, "o/link", &err) == -1 && strstr(err.msg, "a symbolic link") != NULL);
+    cf_out_abort(&o);
+    /* ... also when it appears between opening and publishing */
+    CHECK(cf_out_open(&o, "o/late", &err) == 0 && symlink("a.txt", "o/late") == 0);
+    CHECK(cf_out_publish(&o, CF_OUT_REPLACE, &err) == -1 && err.code == CF_EINVAL);
+    cf_out_abort(&o);
+    struct stat st;
+    CHECK(lstat("o/fifo", &st) == 0 && S_ISFIFO(st.st_mode));
+    CHECK(lstat("o/late", &st) == 0 && S_ISLNK(st.st_mode));
     CHECK(cf_remove_tree("o") == 0 && !exists("o"));
 }
 

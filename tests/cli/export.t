@@ -9,6 +9,9 @@
   >     curation_score = 10.0, prompt = "Say \"hi\", then\nbye", response = "", inserted_at = 2 },
   > })'
   $ crucible-feedback export d --format csv -o out/data.csv --batch-id nightly-1
+  crucible-feedback: export: directory out does not exist: create it first, or ask for it with --mkdir (mkdir = true) (invalid)
+  [1]
+  $ crucible-feedback export d --format csv -o out/data.csv --batch-id nightly-1 --mkdir
   out/data.csv
   exported 2 curated examples from deployment d as csv (105 bytes, batch nightly-1)
   $ cat out/data.csv
@@ -23,11 +26,20 @@
   c1|nightly-1
   c2|nightly-1
 
-Nothing new is left; --include-exported and --limit take them again:
+Nothing new is left: nothing is written (the earlier file keeps its bytes),
+the reason goes to stderr and the exit status is 3; --include-exported and
+--limit take them again:
 
+  $ crucible-feedback export d -f csv -o out/data.csv
+  crucible-feedback: export: nothing written: 0 new rows; 2 already exported; --include-exported to export them again
+  [3]
+  $ wc -c < out/data.csv
+  105
   $ crucible-feedback export d -f jsonl -o out/again.jsonl
-  out/again.jsonl
-  exported 0 curated examples from deployment d as jsonl %(0 bytes, batch .*%) (re)
+  crucible-feedback: export: nothing written: 0 new rows; 2 already exported; --include-exported to export them again
+  [3]
+  $ test -e out/again.jsonl
+  [1]
   $ crucible-feedback export d -f jsonl -o out/again.jsonl --include-exported --limit 1
   out/again.jsonl
   exported 1 curated example from deployment d as jsonl %(.*%) (re)
@@ -92,6 +104,60 @@ Usage errors exit 2; failures exit 1 with the reason:
   $ crucible-feedback export d -o out
   crucible-feedback: export: output path out is a directory (invalid)
   [1]
-  $ printf 'x' > file && crucible-feedback export d -o file/x.jsonl
-  crucible-feedback: export: cannot create directory file: a file of that name exists (io)
+  $ printf 'x' > file && crucible-feedback export d -o file/x.jsonl --include-exported
+  crucible-feedback: export: cannot write file/x.jsonl: file is not a directory (io)
   [1]
+  $ crucible-feedback export d -o file/sub/x.jsonl --include-exported --mkdir
+  crucible-feedback: export: cannot create directory file/sub: Not a directory (io)
+  [1]
+  $ crucible-feedback export d --batch-id "$(printf 'b%.0s' $(seq 257))"
+  crucible-feedback: --batch-id must be at most 256 bytes, got 257 (see 'crucible-feedback export --help')
+  [2]
+
+`-o -` writes the rows to standard output (no path line) and marks them once
+all are written; a dataset directory cannot go there:
+
+  $ crucible-feedback -e '
+  > local db = assert(require("crucible").store())
+  > assert(db:insert_curated{{ id = "c3", inference_event_id = "e3", deployment_id = "d",
+  >   curation_source = "s", prompt = "new", response = "row", inserted_at = 3 }})'
+  $ crucible-feedback export d -o - --batch-id to-stdout
+  {"prompt":"new","response":"row","source":"s","score":null}
+  exported 1 curated example from deployment d as jsonl (60 bytes, batch to-stdout)
+  $ sqlite3 crucible.db "select curated_id from curated_export_marks where export_batch_id = 'to-stdout'"
+  c3
+  $ test -e ./-
+  [1]
+  $ crucible-feedback export d -f huggingface -o - --include-exported
+  crucible-feedback: export: a dataset directory cannot be written to standard output ('-') (invalid)
+  [1]
+
+The path must be nothing yet or a regular file, and never the database:
+
+  $ mkfifo pipe && ln -s out/data.csv link.csv
+  $ crucible-feedback export d -o pipe --include-exported
+  crucible-feedback: export: output path pipe exists and is a FIFO, not a regular file: refusing to replace it (invalid)
+  [1]
+  $ crucible-feedback export d -f csv -o link.csv --include-exported
+  crucible-feedback: export: output path link.csv exists and is a symbolic link, not a regular file: refusing to replace it (invalid)
+  [1]
+  $ test -p pipe && test -L link.csv && wc -c < out/data.csv
+  105
+  $ crucible-feedback export d -o crucible.db --include-exported
+  crucible-feedback: export: output path crucible.db is the database file ./crucible.db: refusing to write over it (invalid)
+  [1]
+  $ crucible-feedback export d -f dpo -o crucible.db
+  crucible-feedback: export: output path crucible.db is the database file ./crucible.db: refusing to write over it (invalid)
+  [1]
+  $ sqlite3 crucible.db 'select count(*) from curated_export_marks'
+  3
+
+A HuggingFace directory is replaced only when it holds nothing but an earlier
+export:
+
+  $ echo mine > hf/notes.txt
+  $ crucible-feedback export d -f huggingface -o hf --include-exported
+  crucible-feedback: export: output directory hf holds notes.txt, which an export did not write: refusing to replace it (write the dataset to an empty or new directory) (invalid)
+  [1]
+  $ cat hf/notes.txt
+  mine

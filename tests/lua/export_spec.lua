@@ -135,7 +135,7 @@ describe("cf.export", function()
       local dep = "dep'); DROP TABLE curated_examples;--"
       assert(db:insert_curated(curated_rows(dep, HOSTILE)))
       local path = dir .. "/out/data." .. format
-      local got_path, info = cf.export(dep, { format = format, output_path = path })
+      local got_path, info = cf.export(dep, { format = format, output_path = path, mkdir = true })
       assert.equal(path, got_path)
       assert.equal(#HOSTILE, info.count)
       assert.equal(#HOSTILE, info.marked)
@@ -145,13 +145,14 @@ describe("cf.export", function()
       assert.equal(#HOSTILE, exported_count(dep))
     end)
 
-    it("writes " .. format .. " files of 0 and 1 rows", function()
+    it("writes " .. format .. " files of 1 row; with no row, nothing at all", function()
       setup()
       local path0 = dir .. "/zero." .. format
       local p, info = cf.export("d", { format = format, output_path = path0 })
-      assert.equal(path0, p)
-      assert.equal(0, info.count)
-      assert.same({}, read_back(format, path0))
+      assert.is_false(p)
+      assert.same({ 0, 0, 0, "no curated examples for deployment d" },
+                  { info.count, info.marked, info.bytes, info.reason })
+      assert.is_nil(io.open(path0, "r"))
       local one = { { prompt = "p", response = "r", source = "s", score = 0.5 } }
       assert(db:insert_curated(curated_rows("d", one)))
       local path1 = dir .. "/one." .. format
@@ -283,10 +284,12 @@ describe("cf.export", function()
     end
     assert.same({ count = 2, format = "jsonl", path = p1, export_batch_id = "batch-1",
                   deployment_id = "d" }, events[1])
-    -- nothing new: an empty file, nothing marked
-    local _, i2 = cf.export("d", { output_path = dir .. "/2.jsonl" })
-    assert.equal(0, i2.count)
-    assert.equal("", support.read_file(dir .. "/2.jsonl"))
+    -- nothing new: no file, nothing marked, and why
+    local p2, i2 = cf.export("d", { output_path = dir .. "/2.jsonl" })
+    assert.is_false(p2)
+    assert.same({ 0, 2, "0 new rows; 2 already exported" },
+                { i2.count, i2.already_exported, i2.reason })
+    assert.is_nil(io.open(dir .. "/2.jsonl", "r"))
     -- a new row, then limit and include_exported
     assert(db:insert_curated { { id = "c-new", inference_event_id = "e", deployment_id = "d",
                                  curation_source = "s", prompt = "c", response = "r" } })
@@ -298,22 +301,23 @@ describe("cf.export", function()
     local prompts = {}
     for _, r in ipairs(read_back("jsonl", dir .. "/4.jsonl")) do prompts[#prompts + 1] = r.prompt end
     assert.same({ "a", "b" }, prompts) -- oldest first
-    assert.equal(4, #events)
+    assert.equal(3, #events) -- none for the export that wrote nothing
     assert.equal(3, exported_count("d"))
   end)
 
   it("picks a default path under export.output_dir and never overwrites one", function()
     setup()
+    assert(db:insert_curated(curated_rows("d", { { prompt = "p", response = "r", source = "s" } })))
     local before = os.time()
-    local p1 = assert(cf.export("d", { format = "parquet" }))
-    local p2 = assert(cf.export("d", { format = "parquet" }))
-    local p3 = assert(cf.export("d", { format = "huggingface" }))
+    local p1 = assert(cf.export("d", { format = "parquet", include_exported = true }))
+    local p2 = assert(cf.export("d", { format = "parquet", include_exported = true }))
+    local p3 = assert(cf.export("d", { format = "huggingface", include_exported = true }))
     local stamp = tonumber(p1:match("/exports/feedback_(%d+)%.parquet$"))
     assert.truthy(stamp and stamp >= before and stamp <= os.time() + 1)
     assert.are_not.equal(p1, p2)
     assert.truthy(p2:match("/exports/feedback_%d+%.parquet$") or p2:match("/exports/feedback_%d+_2%.parquet$"))
     assert.truthy(p3:match("/exports/feedback_%d+$") or p3:match("/exports/feedback_%d+_%d+$"))
-    assert.equal(0, #duck.rows(read_sql("parquet", p2)))
+    assert.equal(1, #duck.rows(read_sql("parquet", p2)))
   end)
 
   it("replaces an explicit output path that exists, whole", function()
@@ -381,6 +385,10 @@ describe("cf.export", function()
     ok, err, kind = cf.export("d", { output_path = dir .. "/file/sub/x.jsonl" })
     assert.is_nil(ok)
     assert.equal("io", kind)
+    assert.equal("cannot write " .. dir .. "/file/sub/x.jsonl: " .. dir .. "/file/sub: Not a directory", err)
+    ok, err, kind = cf.export("d", { output_path = dir .. "/file/sub/x.jsonl", mkdir = true })
+    assert.is_nil(ok)
+    assert.equal("io", kind)
     assert.truthy(err:find("cannot create directory " .. dir .. "/file/sub", 1, true), err)
   end)
 
@@ -426,6 +434,135 @@ describe("cf.export", function()
     assert.truthy(err:find("refusing to replace it", 1, true), err)
     assert.equal("keep me", support.read_file(dir .. "/precious.txt"))
     assert.equal(10, exported_count(dep))
+  end)
+end)
+
+describe("cf.export and its targets", function()
+  after_each(teardown)
+
+  local function sh(cmd) assert(os.execute(cmd), cmd) end
+  local function is(test, path) return os.execute(("test %s %s"):format(test, support.q(path))) == true end
+  local ONE = { { prompt = "p", response = "r", source = "s", score = 1.0 } }
+
+  it("refuses a FIFO or a symlink at the path, leaves it as it was and marks nothing", function()
+    setup()
+    assert(db:insert_curated(curated_rows("d", ONE)))
+    support.write_file(dir .. "/real.jsonl", "mine\n")
+    sh(("mkfifo %s && ln -s real.jsonl %s"):format(support.q(dir .. "/fifo"), support.q(dir .. "/link")))
+    for _, case in ipairs { { "fifo", "a FIFO", "-p" }, { "link", "a symbolic link", "-L" } } do
+      for _, format in ipairs { "jsonl", "parquet" } do
+        local path = dir .. "/" .. case[1]
+        local ok, err, kind = cf.export("d", { format = format, output_path = path })
+        assert.is_nil(ok)
+        assert.equal("invalid", kind)
+        assert.equal(("output path %s exists and is %s, not a regular file: refusing to replace it")
+          :format(path, case[2]), err)
+        assert.is_true(is(case[3], path))
+        local _, _, pkind = cf.export_preference_pairs("d", { output_path = path })
+        assert.equal("invalid", pkind)
+      end
+    end
+    assert.equal("mine\n", support.read_file(dir .. "/real.jsonl"))
+    -- a dataset directory is not written through a symlink either
+    local ok, err = cf.export("d", { format = "huggingface", output_path = dir .. "/link" })
+    assert.is_nil(ok)
+    assert.truthy(err:find("exists and is a symbolic link, not a directory", 1, true), err)
+    assert.equal(0, exported_count("d"))
+  end)
+
+  it("refuses the database file, its WAL and SHM files and a hard link to it", function()
+    setup()
+    assert(db:insert_curated(curated_rows("d", ONE)))
+    sh(("ln %s %s"):format(support.q(dir .. "/t.db"), support.q(dir .. "/alias.db")))
+    for _, name in ipairs { "t.db", "t.db-wal", "t.db-shm", "alias.db" } do
+      local path = dir .. "/" .. name
+      if is("-e", path) then
+        local size = #support.read_file(path)
+        local ok, err, kind = cf.export("d", { output_path = path })
+        assert.is_nil(ok)
+        assert.equal("invalid", kind)
+        assert.truthy(err:find("output path " .. path .. " is the database file", 1, true), err)
+        assert.equal(size, #support.read_file(path))
+        local pok = cf.export_preference_pairs("d", { output_path = path })
+        assert.is_nil(pok)
+      end
+    end
+    assert.is_true(is("-e", dir .. "/t.db-wal"))
+    assert.equal(1, db:count_curated { deployment_id = "d" }) -- the database still works
+    assert.equal(0, exported_count("d"))
+  end)
+
+  it("creates missing directories only with mkdir", function()
+    setup()
+    assert(db:insert_curated(curated_rows("d", ONE)))
+    local path = dir .. "/new/deeper/x.jsonl"
+    local ok, err, kind = cf.export("d", { output_path = path })
+    assert.is_nil(ok)
+    assert.equal("invalid", kind)
+    assert.equal("directory " .. dir .. "/new/deeper does not exist: create it first, or ask for "
+      .. "it with --mkdir (mkdir = true)", err)
+    assert.is_false(is("-e", dir .. "/new"))
+    assert.is_nil(cf.export_preference_pairs("d", { output_path = path }))
+    assert.equal(path, cf.export("d", { output_path = path, mkdir = true }))
+    assert.equal(1, #read_back("jsonl", path))
+  end)
+
+  it("never replaces a dataset directory that holds the user's files besides an export", function()
+    setup()
+    assert(db:insert_curated(curated_rows("d", ONE)))
+    local out = dir .. "/hf"
+    assert(cf.export("d", { format = "huggingface", output_path = out }))
+    local before = support.read_file(out .. "/dataset_info.json")
+    support.write_file(out .. "/notes.txt", "keep me")
+    local ok, err, kind = cf.export("d", { format = "huggingface", output_path = out,
+                                           include_exported = true })
+    assert.is_nil(ok)
+    assert.equal("invalid", kind)
+    assert.equal("output directory " .. out .. " holds notes.txt, which an export did not write: "
+      .. "refusing to replace it (write the dataset to an empty or new directory)", err)
+    assert.equal("keep me", support.read_file(out .. "/notes.txt"))
+    assert.equal(before, support.read_file(out .. "/dataset_info.json"))
+    -- a file of the user's inside data/ counts too; an empty directory is fine
+    os.remove(out .. "/notes.txt")
+    support.write_file(out .. "/data/extra.csv", "x")
+    assert.is_nil(cf.export("d", { format = "huggingface", output_path = out, include_exported = true }))
+    assert.equal("x", support.read_file(out .. "/data/extra.csv"))
+    sh("mkdir " .. support.q(dir .. "/empty"))
+    assert(cf.export("d", { format = "huggingface", output_path = dir .. "/empty", include_exported = true }))
+  end)
+
+  it("leaves the previous file alone when nothing is new, and says why", function()
+    setup()
+    assert(db:insert_curated(curated_rows("d", { ONE[1], ONE[1], ONE[1] })))
+    local path = dir .. "/x.jsonl"
+    assert(cf.export("d", { output_path = path }))
+    local bytes = support.read_file(path)
+    local events = 0
+    cf.on("export.complete", function() events = events + 1 end)
+    for _, format in ipairs { "jsonl", "csv", "parquet" } do
+      local p, info = cf.export("d", { format = format, output_path = path })
+      assert.is_false(p)
+      assert.same({ count = 0, marked = 0, bytes = 0, already_exported = 3, format = format,
+                    reason = "0 new rows; 3 already exported", export_batch_id = info.export_batch_id },
+                  info)
+      assert.equal(bytes, support.read_file(path))
+    end
+    assert.is_false(cf.export("d", { format = "huggingface", output_path = dir .. "/hf" }))
+    assert.is_false(is("-e", dir .. "/hf"))
+    local p, info = cf.export("d", { output_path = path, limit = 0, include_exported = true })
+    assert.same({ false, "limit 0" }, { p, info.reason })
+    assert.equal(bytes, support.read_file(path))
+    assert.equal(0, events)
+  end)
+
+  it("caps export_batch_id at 256 bytes", function()
+    setup()
+    assert(db:insert_curated(curated_rows("d", ONE)))
+    assert.has_error(function() cf.export("d", { export_batch_id = ("b"):rep(257) }) end,
+      "export: option 'export_batch_id' must be at most 256 bytes, got 257")
+    local _, info = assert(cf.export("d", { output_path = dir .. "/b.jsonl",
+                                            export_batch_id = ("b"):rep(256) }))
+    assert.equal(256, #info.export_batch_id)
   end)
 end)
 

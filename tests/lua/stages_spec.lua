@@ -165,7 +165,8 @@ describe("stage export_feedback", function()
   it("exports the curated examples and puts the path (read back by DuckDB)", function()
     curated(5)
     local path = dir .. "/out/train.parquet"
-    local ctx = assert(run { { stage = "export_feedback", opts = { format = "parquet", output_path = path } } })
+    local ctx = assert(run { { stage = "export_feedback",
+                               opts = { format = "parquet", output_path = path, mkdir = true } } })
     assert.are.equal(path, ctx:get_artifact("feedback_data_path"))
     assert.are.equal(5, ctx.metrics.exported_count)
     assert.are.equal("parquet", ctx:get_artifact("export").format)
@@ -173,9 +174,12 @@ describe("stage export_feedback", function()
       :format(duck.lit(path)))
     assert.are.equal(5, #rows)
     assert.are.same({ prompt = "p 2", response = "r, \"quoted\"\n2", source = "user_edit", score = 10 }, rows[2])
-    -- nothing new: an empty export; filters take them again
+    -- nothing new: nothing written, the stage says why and succeeds; filters take them again
     ctx = assert(run { { stage = "export_feedback", opts = { format = "csv", output_path = dir .. "/a.csv" } } })
     assert.are.equal(0, ctx.metrics.exported_count)
+    assert.are.equal("0 new rows; 5 already exported", ctx:get_artifact("export").reason)
+    assert.is_nil(ctx:get_artifact("feedback_data_path"))
+    assert.is_nil(io.open(dir .. "/a.csv", "r"))
     ctx = assert(run {
       { stage = "export_feedback", opts = { format = "csv", output_path = dir .. "/b.csv",
                                             filters = { include_exported = true, limit = 2 } } },

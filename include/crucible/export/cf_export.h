@@ -68,6 +68,8 @@ typedef struct cf_hf_info {
 } cf_hf_info;
 int cf_hf_writer(cf_row_writer **w, const char *dir, const cf_pq_opts *opts,
                  const cf_hf_info *info, cf_err *err);
+/* What cf_hf_writer writes, relative to the directory, NULL-ended. */
+extern const char *const cf_hf_owns[];
 
 /* ---- exports ------------------------------------------------------------------- */
 
@@ -76,10 +78,29 @@ typedef struct cf_exporter cf_exporter;
 /* Called every few thousand rows and at the end. */
 typedef void (*cf_progress_fn)(void *ud, int64_t done, int64_t total, uint64_t bytes);
 
+/* The longest export batch id accepted (bytes). */
+#define CF_EXPORT_BATCH_ID_MAX 256
+
+/* Where an export may write, checked before anything is written
+ * (cf_export_target.c): path "-" is standard output (never for a
+ * directory format); otherwise the path must not be the database file
+ * db_path (when not NULL) or its -wal, -shm or -journal file (same device
+ * and inode), and its parent directory must exist unless mkdir is set.
+ * cf_out refuses the rest (a path that exists and is not a regular file,
+ * or for directories one holding files an export did not write). */
+int cf_export_check_target(const char *path, int is_dir, int mkdir, const char *db_path,
+                           cf_err *err);
+/* 1 when path means standard output ("-"). */
+int cf_export_to_stdout(const char *path);
+/* Opens out for path: standard output, a directory or a file. */
+int cf_export_open_out(cf_out *out, const char *path, int is_dir, cf_err *err);
+
 typedef struct cf_export_opts {
     const cf_exporter *format; /* a curated row of the registry (cf_exporter_find) */
-    const char *path;          /* final path (a directory when format->directory) */
+    const char *path;          /* final path (a directory when format->directory); "-": stdout */
     int unique;                /* 1: never replace an existing path, pick PATH_2.EXT ... */
+    int mkdir;                 /* 1: create missing parent directories */
+    const char *db_path;       /* the database file, never written over (NULL: none) */
     cf_str deployment_id;      /* required */
     int include_exported;      /* 1: every curated example, 0: those not exported yet */
     int64_t limit;             /* < 0: no limit */
@@ -96,18 +117,23 @@ typedef struct cf_export_result {
     int64_t count;             /* rows written */
     int64_t marked;            /* rows marked exported */
     uint64_t bytes;            /* bytes written */
-    char *path;                /* the final path (malloc'd) */
+    char *path;                /* the final path (malloc'd); NULL when nothing was written */
+    int64_t already_exported;  /* curated, nothing to write: the rows exported before */
 } cf_export_result;
 
 void cf_export_result_free(cf_export_result *r);
 
-/* Exports the deployment's curated examples, oldest first. */
+/* Exports the deployment's curated examples, oldest first. With no row
+ * to write, writes nothing at all (the path is left as it was): 0 with
+ * count 0, path NULL and already_exported counted (include_exported: 0). */
 int cf_export_curated(cf_store *s, const cf_export_opts *o, cf_export_result *res, cf_err *err);
 
 typedef struct cf_pairs_opts {
     const cf_exporter *format; /* a pairs row of the registry (cf_exporter_find) */
-    const char *path;
+    const char *path;          /* "-": standard output */
     int unique;
+    int mkdir;                 /* as cf_export_opts */
+    const char *db_path;
     cf_str deployment_id;      /* required */
     int64_t limit;             /* events (< 0: no limit) */
     int64_t since, until;      /* events' inserted_at window (CF_NO_TIME: unbounded) */
@@ -137,6 +163,10 @@ struct cf_exporter {
     const char *description; /* one line, for help texts */
     cf_export_kind kind;
     int directory;           /* curated: 1 writes a directory (cf_out_open_dir) */
+    /* directory: the entries it writes, relative to the directory,
+     * NULL-ended (cf_out.owns): an existing directory holding anything
+     * else is never replaced */
+    const char *const *owns;
     /* curated: opens the row writer on out, the temporary file (or
      * directory, out->tmp) that the driver publishes. */
     int (*open_writer)(cf_row_writer **w, cf_out *out, const cf_export_opts *o, cf_err *err);

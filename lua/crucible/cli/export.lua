@@ -2,10 +2,14 @@
 -- Curated examples as JSONL, CSV, Parquet or a HuggingFace dataset
 -- directory (cf.export), or preference pairs from user signals
 -- (cf.export_preference_pairs). Prints the path written on standard output
--- and a summary on standard error.
+-- (unless the rows went there: -o -) and a summary on standard error.
 local formats = require "crucible.export_formats"
+local export = require "crucible.export"
 
 local M = {}
+
+--- The exit status when there was nothing to export (nothing written).
+M.NOTHING_TO_EXPORT = 3
 
 local CURATED, PAIRS = formats.set("curated"), formats.set("pairs")
 local CURATED_NAMES = table.concat(formats.names("curated"), ", ")
@@ -26,7 +30,10 @@ M.spec = {
   description = "Writes the deployment's curated examples that were not exported yet (all of\n"
     .. "them with --include-exported) and marks them exported; or, with --format dpo,\n"
     .. "kto or openai, preference pairs from user signals. The file appears complete or\n"
-    .. "not at all. Default path: exports/feedback_<unix time>.<ext> under export.output_dir.\n\n"
+    .. "not at all. Default path: exports/feedback_<unix time>.<ext> under export.output_dir.\n"
+    .. "-o - writes the rows to standard output. An existing path is replaced only when it\n"
+    .. "is a regular file (huggingface: a directory holding only an earlier export), never\n"
+    .. "the database. With no new example nothing is written and the exit status is 3.\n\n"
     .. format_lines(),
   positionals = { { name = "DEPLOYMENT", key = "deployment", required = true,
                     help = "the deployment id" } },
@@ -34,12 +41,14 @@ M.spec = {
     { name = "--format", short = "-f", value = "FORMAT", key = "format",
       help = CURATED_NAMES .. " (default: export.format); " .. PAIR_NAMES },
     { name = "--output", short = "-o", value = "PATH", key = "output",
-      help = "where to write (a directory for huggingface)" },
+      help = "where to write (a directory for huggingface; - for standard output)" },
+    { name = "--mkdir", key = "mkdir", help = "create the missing directories of --output" },
     { name = "--include-exported", key = "include_exported",
       help = "also the examples exported before" },
     { name = "--limit", value = "N", key = "limit", help = "at most N examples (events for pairs)" },
     { name = "--batch-id", value = "ID", key = "batch_id",
-      help = "export batch id recorded on the rows (default: a new UUID)" },
+      help = ("export batch id recorded on the rows, at most %d bytes (default: a new UUID)")
+        :format(export.MAX_BATCH_ID) },
     { name = "--compression", value = "CODEC", key = "compression",
       help = "parquet: zstd (default: export.parquet.compression) or none" },
     { name = "--row-group-size", value = "ROWS", key = "row_group_size",
@@ -56,69 +65,98 @@ local function positive_int(s)
   return nil
 end
 
+-- The Parquet settings from --compression and --row-group-size (nil
+-- when neither), or nil, message.
+local function parquet_settings(opts)
+  if not (opts.compression or opts.row_group_size) then return nil end
+  local parquet = {}
+  if opts.compression then
+    if opts.compression ~= "zstd" and opts.compression ~= "none" then
+      return nil, ("--compression must be zstd or none, got '%s'"):format(opts.compression)
+    end
+    parquet.compression = opts.compression
+  end
+  if opts.row_group_size then
+    parquet.row_group_size = positive_int(opts.row_group_size)
+    if not parquet.row_group_size or parquet.row_group_size < 1 then
+      return nil, ("--row-group-size must be a positive whole number, got '%s'"):format(
+        opts.row_group_size)
+    end
+  end
+  return parquet
+end
+
+-- The checked options as {format=, limit=, parquet=, pairs=}, or nil, message.
+local function settings(opts)
+  local format = opts.format
+  if format and not CURATED[format] and not PAIRS[format] then
+    return nil, ("unknown format '%s' (%s; %s)"):format(format, CURATED_NAMES, PAIR_NAMES)
+  end
+  local limit = opts.limit and positive_int(opts.limit)
+  if opts.limit and not limit then
+    return nil, ("--limit must be a whole number, got '%s'"):format(opts.limit)
+  end
+  if opts.batch_id and #opts.batch_id > export.MAX_BATCH_ID then
+    return nil, ("--batch-id must be at most %d bytes, got %d"):format(export.MAX_BATCH_ID,
+      #opts.batch_id)
+  end
+  local parquet, perr = parquet_settings(opts)
+  if perr then return nil, perr end
+  local pairs_format = format and PAIRS[format]
+  if pairs_format and (opts.include_exported or opts.batch_id or parquet) then
+    return nil, "--include-exported, --batch-id, --compression and --row-group-size "
+      .. "apply to curated exports, not to preference pairs"
+  end
+  return { format = format, limit = limit, parquet = parquet, pairs = pairs_format }
+end
+
+-- Runs the export; returns what client.export(_preference_pairs) returns.
+local function run(opts, set, progress)
+  local crucible = require "crucible"
+  local client, err = crucible.new()
+  if not client then return nil, err end
+  local path, info, kind
+  if set.pairs then
+    path, info, kind = client.export_preference_pairs(opts.deployment, {
+      format = set.format, output_path = opts.output, limit = set.limit, progress = progress,
+      mkdir = opts.mkdir })
+  else
+    path, info, kind = client.export(opts.deployment, {
+      format = set.format, output_path = opts.output, include_exported = opts.include_exported,
+      limit = set.limit, export_batch_id = opts.batch_id, parquet = set.parquet,
+      progress = progress, mkdir = opts.mkdir })
+  end
+  client.close()
+  return path, info, kind
+end
+
+-- Nothing was written: why, on stderr; the exit status 3.
+local function report_nothing(cli, info)
+  local hint = info.already_exported > 0 and "; --include-exported to export them again" or ""
+  io.stderr:write(("%s: export: nothing written: %s%s\n"):format(cli.PROGNAME, info.reason, hint))
+  return M.NOTHING_TO_EXPORT
+end
+
 function M.main(opts)
   local cli = require "crucible.cli"
   local core = require "crucible._core"
-  local format = opts.format
-  if format and not CURATED[format] and not PAIRS[format] then
-    return cli.usage_error(("unknown format '%s' (%s; %s)"):format(format, CURATED_NAMES,
-      PAIR_NAMES), "export")
-  end
-  local limit
-  if opts.limit then
-    limit = positive_int(opts.limit)
-    if not limit then
-      return cli.usage_error(("--limit must be a whole number, got '%s'"):format(opts.limit), "export")
-    end
-  end
-  local parquet
-  if opts.compression or opts.row_group_size then
-    parquet = {}
-    if opts.compression then
-      if opts.compression ~= "zstd" and opts.compression ~= "none" then
-        return cli.usage_error(("--compression must be zstd or none, got '%s'"):format(
-          opts.compression), "export")
-      end
-      parquet.compression = opts.compression
-    end
-    if opts.row_group_size then
-      parquet.row_group_size = positive_int(opts.row_group_size)
-      if not parquet.row_group_size or parquet.row_group_size < 1 then
-        return cli.usage_error(("--row-group-size must be a positive whole number, got '%s'"):format(
-          opts.row_group_size), "export")
-      end
-    end
-  end
-  local pairs_format = format and PAIRS[format]
-  if pairs_format and (opts.include_exported or opts.batch_id or parquet) then
-    return cli.usage_error("--include-exported, --batch-id, --compression and --row-group-size "
-      .. "apply to curated exports, not to preference pairs", "export")
-  end
+  local set, uerr = settings(opts)
+  if not set then return cli.usage_error(uerr, "export") end
   local progress = core.isatty(2)
   if opts.progress then progress = true end
   if opts.no_progress then progress = false end
-
-  local crucible = require "crucible"
-  local client, err = crucible.new()
-  if not client then return cli.report(err) end
-  local path, info, kind
-  if pairs_format then
-    path, info, kind = client.export_preference_pairs(opts.deployment, {
-      format = format, output_path = opts.output, limit = limit, progress = progress })
-  else
-    path, info, kind = client.export(opts.deployment, {
-      format = format, output_path = opts.output, include_exported = opts.include_exported,
-      limit = limit, export_batch_id = opts.batch_id, parquet = parquet, progress = progress })
-  end
-  client.close()
+  local path, info, kind = run(opts, set, progress)
+  if path == false then return report_nothing(cli, info) end
   if not path then
     return cli.report(("export: %s%s"):format(info, kind and (" (" .. kind .. ")") or ""))
   end
-  io.stdout:write(path, "\n")
-  io.stdout:flush()
-  if pairs_format then
+  if path ~= "-" then
+    io.stdout:write(path, "\n")
+    io.stdout:flush()
+  end
+  if set.pairs then
     io.stderr:write(("exported %d %s pair%s from deployment %s (%d bytes)\n"):format(
-      info.count, format, info.count == 1 and "" or "s", opts.deployment, info.bytes))
+      info.count, set.format, info.count == 1 and "" or "s", opts.deployment, info.bytes))
   else
     io.stderr:write(("exported %d curated example%s from deployment %s as %s (%d bytes, batch %s)\n")
       :format(info.count, info.count == 1 and "" or "s", opts.deployment, info.format, info.bytes,

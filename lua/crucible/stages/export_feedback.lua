@@ -9,7 +9,10 @@
 -- artifacts feedback_data_path and export (count, bytes, format, ...), and
 -- appends {path=, format=, count=, bytes=} to the artifact exports; adds
 -- the rows written to the metric exported_count (so several export stages
--- in one pipeline sum up).
+-- in one pipeline sum up). With no curated example to export nothing is
+-- written: the stage succeeds, puts export ({count = 0, reason = ...})
+-- and no path. output_path's missing directories are created only with
+-- mkdir = true (as cf.export).
 local core = require "crucible._core"
 local formats = require "crucible.export_formats"
 local pipeline = require "crucible.pipeline"
@@ -28,10 +31,11 @@ function M.describe(_opts)
     name = "export_feedback",
     description = "Exports collected feedback data for model retraining",
     required = {},
-    optional = { "format", "output_path", "filters" },
+    optional = { "format", "output_path", "mkdir", "filters" },
     types = {
       format = { enum = formats.names() },
       output_path = "string",
+      mkdir = "boolean",
       filters = "map",
     },
   }
@@ -74,10 +78,16 @@ M.run = pipeline.for_deployment(function(ctx, opts, dep, cf)
   local path, info
   if PAIRS[opts.format or ""] then
     path, info = cf.export_preference_pairs(dep, { format = opts.format,
-      output_path = opts.output_path, limit = f.limit, since = f.since, ["until"] = f["until"] })
+      output_path = opts.output_path, limit = f.limit, since = f.since, ["until"] = f["until"],
+      mkdir = opts.mkdir })
   else
     path, info = cf.export(dep, { format = opts.format, output_path = opts.output_path,
-      include_exported = f.include_exported, limit = f.limit })
+      include_exported = f.include_exported, limit = f.limit, mkdir = opts.mkdir })
+  end
+  if path == false then -- nothing to export: nothing written, not a failure
+    ctx:put_artifact("export", info)
+    ctx:merge_metrics { exported_count = ctx.metrics.exported_count or 0 }
+    return ctx
   end
   if not path then return nil, info end
   ctx:put_artifact("feedback_data_path", path)
