@@ -6,7 +6,12 @@
 #include <lauxlib.h>
 #include <stdio.h>
 
+#include "crucible/ingest/cf_ingest.h"
 #include "crucible/lua/cf_runtime.h"
+
+/* The exit status of a process that lost accepted events (EX_IOERR):
+ * the database could not take them and no dead-letter file did. */
+#define EXIT_LOST 74
 
 static int pmain(lua_State *L)
 {
@@ -45,5 +50,12 @@ int main(int argc, char **argv)
         code = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : lua_toboolean(L, -1) ? 0 : 1;
     }
     lua_close(L);
+    uint64_t lost = cf_ingest_lost_total();
+    if (lost) {
+        fprintf(stderr, "crucible-feedback: %llu accepted events were lost (not written, not kept "
+                        "in a dead-letter file); exit status %d\n",
+                (unsigned long long)lost, EXIT_LOST);
+        code = EXIT_LOST;
+    }
     return code;
 }

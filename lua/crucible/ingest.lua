@@ -270,13 +270,18 @@ local function attach_logging(client, st)
   --- Bulk ingestion of a JSON-lines file ("-": standard input). opts:
   -- rejects (a file for the rejected lines), quiet (no per-line messages
   -- on stderr). Returns a summary {lines, accepted, rejected, invalid,
-  -- refused, bytes, seconds, interrupted} or nil, message, kind, summary.
+  -- full, refused, dead_lettered, lost, bytes, seconds, interrupted} or
+  -- nil, message, kind, summary; kind "usage" (nothing touched) when the
+  -- input is the rejects file or the dead-letter file.
   function client.ingest_file(path, opts)
     check_arg("ingest_file", 1, path, "string")
     check_arg("ingest_file", 2, opts, "table", true)
+    opts = opts or {}
+    local rejects = type(opts.rejects) == "string" and opts.rejects or nil
+    local ok, cerr, ckind = cingest.check_input(path, rejects, st.dead_letter)
+    if not ok then return nil, cerr, ckind end
     local h, err, kind = open(st)
     if not h then return nil, err, kind end
-    opts = opts or {}
     return h:ingest_file(path, { rejects = opts.rejects, quiet = opts.quiet,
                                  max_line = st.cfg.ingestion.max_event_bytes * 2 + 65536 })
   end

@@ -195,7 +195,8 @@ int cf_ingest_submit(cf_ingest *g, const cf_event_in *in, cf_prepare_scratch *ps
     int rc;
     do
         rc = cf_ring_push(g->ring, rec, wait);
-    while (rc == CF_RING_FULL && patient && !*patient && wait > 0 && !writes_failing(g));
+    while (rc == CF_RING_FULL && patient && !*patient && wait > 0
+           && (!writes_failing(g) || atomic_load(&g->bounded)));
     if (rc != CF_RING_OK) {
         cf_record_free(rec);
         if (rc == CF_RING_CLOSED)
@@ -223,6 +224,28 @@ int cf_ingest_submit(cf_ingest *g, const cf_event_in *in, cf_prepare_scratch *ps
     return 0;
 }
 
+void cf_ingest_set_bounded(cf_ingest *g, int on)
+{
+    atomic_store(&g->bounded, on);
+}
+
+const char *cf_ingest_dead_letter_path(const cf_ingest *g)
+{
+    return g->dead_letter_path;
+}
+
+static _Atomic uint64_t lost_total;
+
+void cf_ingest_note_lost(uint64_t n)
+{
+    atomic_fetch_add(&lost_total, n);
+}
+
+uint64_t cf_ingest_lost_total(void)
+{
+    return atomic_load(&lost_total);
+}
+
 int cf_ingest_flush(cf_ingest *g, int64_t timeout_ms, cf_err *err)
 {
     char msg[300];
@@ -243,6 +266,7 @@ void cf_ingest_stats_get(cf_ingest *g, cf_ingest_stats *s)
     s->refused = atomic_load(&g->refused);
     s->dead_lettered = atomic_load(&g->dead_lettered);
     s->lost = atomic_load(&g->lost);
+    s->timed_out = atomic_load(&g->timed_out);
     s->scored = atomic_load(&g->scored);
     s->score_errors = atomic_load(&g->score_errors);
     s->last_flush_ms = (double)atomic_load(&g->last_flush_ns) / 1e6;

@@ -10,6 +10,7 @@
 #include "crucible/ingest/cf_jsonl.h"
 
 #define CHUNK (1 << 20)
+#define BOM "\xEF\xBB\xBF"
 
 static void pass_reports(cf_ingest *g, const cf_bulk_opts *o)
 {
@@ -41,8 +42,20 @@ static int one_line(cf_ingest *g, cf_prepare_scratch *ps, const cf_bulk_opts *o,
 {
     if (n && s[n - 1] == '\r')
         n--;
+    if (res->lines == 1 && n >= 3 && memcmp(s, BOM, 3) == 0) {
+        s += 3;
+        n -= 3;
+    }
     if (is_blank(s, n))
         return 0;
+    if (n >= 3 && memcmp(s, BOM, 3) == 0) {
+        res->rejected++;
+        if (o->on_reject)
+            o->on_reject(o->ud, res->lines, s, n,
+                         "the line starts with a UTF-8 byte order mark (allowed only at the "
+                         "start of the input)");
+        return 0;
+    }
     cf_jsonl_doc doc = CF_JSONL_DOC_INIT;
     cf_event_in in;
     cf_err e;
@@ -61,6 +74,8 @@ static int one_line(cf_ingest *g, cf_prepare_scratch *ps, const cf_bulk_opts *o,
         return -1;
     }
     res->rejected++;
+    if (e.code == CF_EFULL)
+        res->full++;
     if (o->on_reject)
         o->on_reject(o->ud, res->lines, s, n, e.msg);
     return 0;
@@ -169,7 +184,7 @@ static int drain(cf_ingest *g, const cf_bulk_opts *o, int rc, cf_err *err)
     cf_err ferr;
     int frc = cf_ingest_flush(g, -1, &ferr);
     /* writes failing: keep waiting while they are retried, so the summary
-     * covers every line (interrupting stops the wait) */
+     * covers every line (interrupting stops the wait; the bound ends it) */
     while (frc && !(o->stop && *o->stop)) {
         pass_reports(g, o);
         usleep(50000);
@@ -193,6 +208,9 @@ int cf_ingest_fd(cf_ingest *g, int fd, const cf_bulk_opts *o, cf_bulk_result *re
         return cf_fail(err, CF_ENOMEM, "out of memory reading input");
     }
     r.max_line = o->max_line ? o->max_line : (size_t)64 << 20;
+    cf_ingest_stats before, after;
+    cf_ingest_stats_get(g, &before);
+    cf_ingest_set_bounded(g, 1);
     int rc = 0;
     while (!r.eof) {
         if (o->stop && *o->stop) {
@@ -210,5 +228,10 @@ int cf_ingest_fd(cf_ingest *g, int fd, const cf_bulk_opts *o, cf_bulk_result *re
     }
     cf_prepare_scratch_free(r.ps);
     cf_buf_free(&r.buf);
-    return drain(g, o, rc, err);
+    rc = drain(g, o, rc, err);
+    cf_ingest_set_bounded(g, 0);
+    cf_ingest_stats_get(g, &after);
+    res->unwritten = after.timed_out - before.timed_out;
+    res->lost = after.lost - before.lost;
+    return rc;
 }

@@ -93,11 +93,6 @@ static int write_range(cf_ingest *g, cf_record **recs, size_t *idx, size_t k, in
     return write_range(g, recs, idx + half, k - half, write_ns, err);
 }
 
-static int64_t closing_deadline(cf_ingest *g)
-{
-    return atomic_load(&g->close_deadline_ns);
-}
-
 static void sleep_ms(int64_t ms)
 {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
@@ -151,30 +146,74 @@ static void report_retry(cf_ingest *g, size_t waiting, int attempt, int64_t dela
                         "%lld ms\n", waiting, attempt, msg, (long long)delay);
 }
 
+/* One event out of time that no dead-letter file took: counted, reported
+ * and told on stderr. */
+static void lose(cf_ingest *g, const cf_record *rec, const char *why)
+{
+    atomic_fetch_add(&g->lost, 1);
+    cf_ingest_note_lost(1);
+    char msg[700];
+    snprintf(msg, sizeof msg, "event %.*s was not written: %.500s",
+             (int)(rec->ev.id.n > 100 ? 100 : rec->ev.id.n), rec->ev.id.p, why);
+    fprintf(stderr, "crucible: %s (no dead-letter file could take it)\n", msg);
+    cf_ingest_report lr = {.kind = CF_REPORT_LOST, .count = 1, .message = msg};
+    cf_ingest_report_add(g, &lr);
+}
+
+/* Says where the events given up went: the kept ones once per outage
+ * (unless quiet), the lost ones always. */
+static void tell_unwritten(cf_ingest *g, size_t kept, size_t lost)
+{
+    long long ms = (long long)g->o.shutdown_timeout_ms;
+    if (kept && !g->o.quiet && !g->told_unwritten)
+        fprintf(stderr, "crucible: the database stayed unwritable for %lld ms "
+                        "(ingestion.shutdown_timeout_ms); unwritten events go to %s\n",
+                ms, g->dead_letter_path);
+    if (kept)
+        g->told_unwritten = 1;
+    if (lost && g->dead_letter_path)
+        fprintf(stderr, "crucible: %zu events were lost: the database stayed unwritable for "
+                        "%lld ms and the dead-letter file %s could not take them\n",
+                lost, ms, g->dead_letter_path);
+    else if (lost)
+        fprintf(stderr, "crucible: %zu events were lost: the database stayed unwritable for "
+                        "%lld ms and there is no dead-letter file "
+                        "(ingestion.dead_letter_file = false)\n", lost, ms);
+}
+
 /* Out of time: keeps what cannot be written in the dead-letter file. */
 static void dead_letter_pending(cf_ingest *g, cf_record **recs, size_t n, const char *why)
 {
+    size_t kept = 0, lost = 0;
     for (size_t i = 0; i < n; i++) {
         if (g->state[i] != ST_PENDING)
             continue;
         cf_buf line = CF_BUF_INIT;
         if (dead_letter(g, recs[i], &line)) {
-            atomic_fetch_add(&g->lost, 1);
-            char msg[700];
-            snprintf(msg, sizeof msg, "event %.*s was not written: %.500s",
-                     (int)(recs[i]->ev.id.n > 100 ? 100 : recs[i]->ev.id.n),
-                     recs[i]->ev.id.p, why);
-            fprintf(stderr, "crucible: %s (no dead-letter file could take it)\n", msg);
-            cf_ingest_report lr = {.kind = CF_REPORT_LOST, .count = 1, .message = msg};
-            cf_ingest_report_add(g, &lr);
+            lose(g, recs[i], why);
+            lost++;
+        } else {
+            kept++;
         }
         cf_buf_free(&line);
         g->state[i] = ST_REFUSED;
     }
-    if (!g->o.quiet)
-        fprintf(stderr, "crucible: the database stayed unavailable for the shutdown "
-                        "timeout; unwritten events went to %s\n",
-                g->dead_letter_path ? g->dead_letter_path : "(no dead-letter file)");
+    atomic_fetch_add(&g->timed_out, kept + lost);
+    tell_unwritten(g, kept, lost);
+}
+
+/* When to stop retrying (0: never): the shutdown deadline while closing,
+ * and while bounded, shutdown_timeout_ms after the writes started failing. */
+static int64_t write_deadline(cf_ingest *g)
+{
+    int64_t d = atomic_load(&g->close_deadline_ns);
+    int64_t since = atomic_load(&g->fail_since_ns);
+    if (since && atomic_load(&g->bounded)) {
+        int64_t b = since + g->o.shutdown_timeout_ms * 1000000;
+        if (!d || b < d)
+            d = b;
+    }
+    return d;
 }
 
 /* Counts, frees the records, reports, and tells the ring they are done. */
@@ -207,13 +246,18 @@ static void write_batch(cf_ingest *g, cf_record **recs, size_t n)
     int64_t write_ns = 0;
     for (;;) {
         cf_err err = {0};
-        if (write_pending(g, recs, idx, n, &write_ns, &err) == 0)
+        if (write_pending(g, recs, idx, n, &write_ns, &err) == 0) {
+            atomic_store(&g->fail_since_ns, 0);
+            g->told_unwritten = 0;
             break;
+        }
         attempt++;
         atomic_fetch_add(&g->retried, 1);
         set_error(g, err.msg);
-        int64_t deadline = closing_deadline(g);
         int64_t now = cf_mono_ns();
+        int64_t zero = 0;
+        atomic_compare_exchange_strong(&g->fail_since_ns, &zero, now);
+        int64_t deadline = write_deadline(g);
         int64_t delay = retry_delay(g, attempt, deadline, now);
         report_retry(g, count_state(g, n, ST_PENDING), attempt, delay, err.msg);
         if (deadline && now >= deadline) {

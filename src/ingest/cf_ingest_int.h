@@ -28,7 +28,9 @@ struct cf_ingest {
     _Atomic int64_t close_deadline_ns; /* 0 while open */
     /* counters */
     _Atomic uint64_t accepted, invalid, rejected_full, scored, score_errors;
-    _Atomic uint64_t flushed, batches, retried, refused, dead_lettered, lost;
+    _Atomic uint64_t flushed, batches, retried, refused, dead_lettered, lost, timed_out;
+    _Atomic int64_t fail_since_ns; /* when the writes started failing (0: they are not) */
+    _Atomic int bounded;           /* see cf_ingest_set_bounded */
     _Atomic uint64_t redactions[CF_MAX_KINDS];
     _Atomic int64_t last_flush_ns;
     char last_error[256];
@@ -41,7 +43,11 @@ struct cf_ingest {
     cf_event *evbuf;
     unsigned char *state;
     FILE *dead_letter;
+    int told_unwritten;            /* this outage's dead-lettering was told on stderr */
 };
+
+/* Counts events lost by any pipeline (cf_ingest_lost_total). */
+void cf_ingest_note_lost(uint64_t n);
 
 /* The flusher thread's body (cf_ingest_flush.c). */
 void *cf_ingest_flusher(void *arg);

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "crucible/lua/cf_lua.h"
@@ -440,6 +441,7 @@ static int m_stats(lua_State *L)
     set_i(L, "refused", (lua_Integer)s.refused);
     set_i(L, "dead_lettered", (lua_Integer)s.dead_lettered);
     set_i(L, "lost", (lua_Integer)s.lost);
+    set_i(L, "timed_out", (lua_Integer)s.timed_out);
     set_i(L, "scored", (lua_Integer)s.scored);
     set_i(L, "score_errors", (lua_Integer)s.score_errors);
     set_i(L, "buffer_depth", (lua_Integer)(s.depth + s.inflight));
@@ -542,8 +544,120 @@ static void bulk_report(void *ud, const cf_ingest_report *r)
         fputs(r->line, b->rejects);
 }
 
+/* Whether path names the file st describes (same device and inode; a
+ * missing path is none). */
+static int same_file(const char *path, const struct stat *st)
+{
+    struct stat ps;
+    return path && stat(path, &ps) == 0 && ps.st_dev == st->st_dev && ps.st_ino == st->st_ino;
+}
+
+/* Pushes nil, message, "usage" when the input (open as fd) is the rejects
+ * file or the dead-letter file, which ingesting would write while reading:
+ * 3, else 0. */
+static int push_conflict(lua_State *L, const char *path, int fd, const char *rejects,
+                         const char *dead_letter)
+{
+    struct stat in;
+    if (fstat(fd, &in) != 0)
+        return 0;
+    const char *what, *file;
+    if (same_file(rejects, &in)) {
+        what = "the --rejects file";
+        file = rejects;
+    } else if (same_file(dead_letter, &in)) {
+        what = "the dead-letter file (ingestion.dead_letter_file)";
+        file = dead_letter;
+    } else {
+        return 0;
+    }
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s is %s %s: ingesting it would write the file it reads; "
+                    "choose another file",
+                    strcmp(path, "-") == 0 ? "standard input" : path, what, file);
+    lua_pushliteral(L, "usage");
+    return 3;
+}
+
+/* Opens the input and the rejects file (created, truncated only after the
+ * conflict check). Returns 0, or the number of values pushed (nil,
+ * message, kind) with nothing open. */
+static int open_bulk(lua_State *L, const char *path, const char *rej, const char *dead_letter,
+                     int *fd, FILE **rejects)
+{
+    *fd = strcmp(path, "-") == 0 ? 0 : open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "cannot read %s: %s", path, strerror(errno));
+        lua_pushliteral(L, "io");
+        return 3;
+    }
+    int conflict = push_conflict(L, path, *fd, rej, dead_letter);
+    int rfd = -1;
+    if (!conflict && rej) {
+        rfd = open(rej, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+        *rejects = rfd < 0 ? NULL : fdopen(rfd, "w");
+        if (!*rejects || ftruncate(rfd, 0) != 0) {
+            luaL_pushfail(L);
+            lua_pushfstring(L, "--rejects: cannot write %s: %s", rej, strerror(errno));
+            lua_pushliteral(L, "io");
+            conflict = 3;
+        }
+    }
+    if (conflict) {
+        if (*rejects)
+            fclose(*rejects);
+        else if (rfd >= 0)
+            close(rfd);
+        *rejects = NULL;
+        if (*fd != 0)
+            close(*fd);
+    }
+    return conflict;
+}
+
+/* _ingest.check_input(path, rejects, dead_letter): nil, message, "usage"
+ * when the input is one of the files bulk ingestion writes, else true
+ * (checked before anything is opened for writing; ingest_file checks again
+ * on the file it opened). A missing or unreadable input is left to
+ * ingest_file. */
+static int l_check_input(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    const char *rej = luaL_optstring(L, 2, NULL);
+    const char *dl = luaL_optstring(L, 3, NULL);
+    int fd = strcmp(path, "-") == 0 ? 0 : open(path, O_RDONLY | O_CLOEXEC);
+    int n = fd < 0 ? 0 : push_conflict(L, path, fd, rej, dl);
+    if (fd > 0)
+        close(fd);
+    if (n)
+        return n;
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* Pushes the bulk summary table. */
+static void push_summary(lua_State *L, const cf_bulk_result *res, const bulk_ctx *b, double secs)
+{
+    lua_createtable(L, 0, 12);
+    set_i(L, "lines", (lua_Integer)res->lines);
+    set_i(L, "accepted", (lua_Integer)(res->accepted - b->refused - res->unwritten));
+    set_i(L, "rejected", (lua_Integer)(res->rejected + b->refused));
+    set_i(L, "invalid", (lua_Integer)(res->rejected - res->full));
+    set_i(L, "full", (lua_Integer)res->full);
+    set_i(L, "refused", (lua_Integer)b->refused);
+    set_i(L, "dead_lettered", (lua_Integer)(res->unwritten - res->lost));
+    set_i(L, "lost", (lua_Integer)res->lost);
+    set_i(L, "bytes", (lua_Integer)res->bytes);
+    lua_pushnumber(L, secs);
+    lua_setfield(L, -2, "seconds");
+    lua_pushboolean(L, res->interrupted);
+    lua_setfield(L, -2, "interrupted");
+}
+
 /* g:ingest_file(path | "-", {rejects = path, max_line = bytes, quiet = bool})
- *   -> {lines=, accepted=, rejected=, refused=, bytes=, seconds=, interrupted=}
+ *   -> {lines=, accepted=, rejected=, invalid=, full=, refused=, dead_lettered=,
+ *       lost=, bytes=, seconds=, interrupted=}
  *    | nil, message, kind (with the partial summary as 4th value) */
 static int m_ingest_file(lua_State *L)
 {
@@ -551,30 +665,17 @@ static int m_ingest_file(lua_State *L)
     const char *path = luaL_checkstring(L, 2);
     bulk_ctx b = {NULL, 0, 0, 0};
     size_t max_line = 0;
+    const char *rej = NULL;
     if (!lua_isnoneornil(L, 3)) {
         luaL_checktype(L, 3, LUA_TTABLE);
-        const char *rej = opt_str(L, 3, "rejects");
+        rej = opt_str(L, 3, "rejects");
         max_line = (size_t)cf_lua_option_int(L, 3, "max_line", 0, 0, INT64_MAX);
         b.quiet = opt_bool(L, 3, "quiet", 0);
-        if (rej) {
-            b.rejects = fopen(rej, "w");
-            if (!b.rejects) {
-                luaL_pushfail(L);
-                lua_pushfstring(L, "--rejects: cannot write %s: %s", rej, strerror(errno));
-                lua_pushliteral(L, "io");
-                return 3;
-            }
-        }
     }
-    int fd = strcmp(path, "-") == 0 ? 0 : open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (b.rejects)
-            fclose(b.rejects);
-        luaL_pushfail(L);
-        lua_pushfstring(L, "cannot read %s: %s", path, strerror(errno));
-        lua_pushliteral(L, "io");
-        return 3;
-    }
+    int fd;
+    int n = open_bulk(L, path, rej, cf_ingest_dead_letter_path(u->g), &fd, &b.rejects);
+    if (n)
+        return n;
     bulk_stop = 0;
     struct sigaction sa, old;
     memset(&sa, 0, sizeof sa);
@@ -592,17 +693,7 @@ static int m_ingest_file(lua_State *L)
         close(fd);
     if (b.rejects)
         fclose(b.rejects);
-    lua_createtable(L, 0, 8);
-    set_i(L, "lines", (lua_Integer)res.lines);
-    set_i(L, "accepted", (lua_Integer)(res.accepted - b.refused));
-    set_i(L, "rejected", (lua_Integer)(res.rejected + b.refused));
-    set_i(L, "invalid", (lua_Integer)res.rejected);
-    set_i(L, "refused", (lua_Integer)b.refused);
-    set_i(L, "bytes", (lua_Integer)res.bytes);
-    lua_pushnumber(L, secs);
-    lua_setfield(L, -2, "seconds");
-    lua_pushboolean(L, res.interrupted);
-    lua_setfield(L, -2, "interrupted");
+    push_summary(L, &res, &b, secs);
     if (rc) {
         cf_lua_pushfail(L, &err);
         lua_pushvalue(L, -4);
@@ -697,5 +788,7 @@ int luaopen_crucible_ingest(lua_State *L)
     lua_setfield(L, -2, "fixed_scorer");
     lua_pushcfunction(L, l_clock_ns);
     lua_setfield(L, -2, "clock_ns");
+    lua_pushcfunction(L, l_check_input);
+    lua_setfield(L, -2, "check_input");
     return 1;
 }

@@ -41,6 +41,27 @@ A row the database refuses (here a duplicate id) is counted as rejected too:
   $ grep -c '"id":"e2"' dup.jsonl
   1
 
+An input that is the file ingest writes (--rejects, or the dead-letter
+file) is refused with status 2, and nothing is touched:
+
+  $ cp good.jsonl same.jsonl
+  $ crucible-feedback ingest same.jsonl --rejects same.jsonl --db sqlite:same.db
+  crucible-feedback: same.jsonl is the --rejects file same.jsonl: ingesting it would write the file it reads; choose another file
+  [2]
+  $ rm -f crucible-dead-letter.jsonl && ln -s same.jsonl crucible-dead-letter.jsonl
+  $ crucible-feedback ingest same.jsonl --db sqlite:same.db
+  crucible-feedback: same.jsonl is the dead-letter file (ingestion.dead_letter_file) crucible-dead-letter.jsonl: ingesting it would write the file it reads; choose another file
+  [2]
+  $ rm crucible-dead-letter.jsonl
+  $ cmp good.jsonl same.jsonl && ls same.db
+  ls: cannot access 'same.db': No such file or directory
+  [2]
+
+A UTF-8 byte order mark at the start of the input is skipped:
+
+  $ printf '\357\273\277{"deployment_id":"bom","prompt":"p","response":"r"}\n' | crucible-feedback ingest - --db sqlite:bom.db
+  stdin: 1 event accepted, 0 lines rejected, 1 line read in .* (re)
+
 Standard input, and errors:
 
   $ printf '{"deployment_id":"s","prompt":"p","response":"r"}' | crucible-feedback ingest - --db sqlite:stdin.db
@@ -57,5 +78,7 @@ Standard input, and errors:
   $ crucible-feedback ingest --help
   usage: crucible-feedback ingest [options] FILE
   ...
-  Exit status: 0 all accepted, 1 some rejected or an error, 130 interrupted.
+  Exit status: 0 all accepted, 1 some rejected or an error, 2 the input is the
+  --rejects or dead-letter file, 74 events lost, 75 lines left in the dead-letter
+  file, 130 interrupted.
   ...

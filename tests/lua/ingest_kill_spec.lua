@@ -136,3 +136,45 @@ describe("every accepted event reaches the database", function()
     interrupted("INT", 1)
   end)
 end)
+
+describe("events lost at exit", function()
+  -- The script writes one event, then another process locks the database
+  -- (for 4 s) and the script logs three more and ends: its pipeline gives
+  -- up after shutdown_timeout_ms, with no dead-letter file that works.
+  local LOSER = [[
+local cf = require "crucible"
+assert(cf.log_inference { deployment_id = "d", prompt = "p", response = "r" })
+assert(cf.flush())
+os.execute("(echo 'BEGIN IMMEDIATE; SELECT 1;'; sleep 4; echo 'COMMIT;') | sqlite3 t.db >/dev/null 2>&1 &")
+os.execute("sleep 0.5")
+for i = 1, 3 do assert(cf.log_inference { deployment_id = "d", prompt = "p" .. i, response = "r" }) end
+]]
+
+  local function lose_with(dead_letter)
+    local dir = support.tmpdir()
+    support.write_file(dir .. "/lose.lua", LOSER)
+    support.write_file(dir .. "/c.lua", ("return { storage = { url = 'sqlite:t.db', busy_timeout_ms = 20 }, "
+      .. "ingestion = { shutdown_timeout_ms = 300, retry_initial_ms = 20, retry_max_ms = 50, "
+      .. "dead_letter_file = %s } }"):format(dead_letter))
+    local out, err, code = support.run("--config c.lua lose.lua", { cwd = dir })
+    sleep(4)
+    support.rm_rf(dir)
+    return out, err, code
+  end
+
+  it("exit with status 74 and say how many, when there is no dead-letter file", function()
+    local _, err, code = lose_with("false")
+    assert.equal(74, code, err)
+    assert.truthy(err:find("3 events were lost: the database stayed unwritable for 300 ms and there "
+      .. "is no dead-letter file", 1, true), err)
+    assert.truthy(err:find("3 accepted events were lost", 1, true), err)
+    assert.is_nil(err:find("went to", 1, true))
+  end)
+
+  it("exit with status 74 when the dead-letter file cannot be written", function()
+    local _, err, code = lose_with("'no/such/dir/dead.jsonl'")
+    assert.equal(74, code, err)
+    assert.truthy(err:find("the dead-letter file no/such/dir/dead.jsonl could not take them", 1, true), err)
+    assert.truthy(err:find("3 accepted events were lost", 1, true), err)
+  end)
+end)

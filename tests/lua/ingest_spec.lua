@@ -452,6 +452,187 @@ end)
 
 -- The pieces of the feature, alone (crucible.ingest._internal), on a
 -- state built from a hand-made ctx.
+describe("bulk ingestion's own files", function()
+  local LINES = '{"deployment_id":"d","prompt":"p","response":"r"}\n'
+    .. '{"deployment_id":"d","prompt":"p2","response":"r"}\n'
+
+  local function setup()
+    local dir = support.tmpdir()
+    local cf = support.client { storage = { url = "sqlite:" .. dir .. "/t.db" },
+      ingestion = { dead_letter_file = dir .. "/dead.jsonl" } }
+    support.write_file(dir .. "/in.jsonl", LINES)
+    return cf, dir
+  end
+
+  it("refuses an input that is the rejects file, by path, symlink or hard link", function()
+    local cf, dir = setup()
+    assert(os.execute(("ln -s in.jsonl %s/sym.jsonl && ln %s/in.jsonl %s/hard.jsonl")
+      :format(support.q(dir), support.q(dir), support.q(dir))))
+    for _, rejects in ipairs { "in.jsonl", "sym.jsonl", "hard.jsonl" } do
+      local ok, err, kind = cf.ingest_file(dir .. "/in.jsonl", { rejects = dir .. "/" .. rejects })
+      assert.is_nil(ok)
+      assert.equal("usage", kind)
+      assert.truthy(err:find("is the --rejects file", 1, true), err)
+      assert.equal(LINES, support.read_file(dir .. "/in.jsonl"))
+    end
+    local s = assert(cf.ingest_file(dir .. "/in.jsonl", { rejects = dir .. "/other.jsonl" }))
+    assert.equal(2, s.accepted)
+    cf.close()
+    support.rm_rf(dir)
+  end)
+
+  it("refuses an input that is the dead-letter file", function()
+    local cf, dir = setup()
+    support.write_file(dir .. "/dead.jsonl", LINES)
+    assert(os.execute(("ln -s dead.jsonl %s/sym.jsonl"):format(support.q(dir))))
+    for _, input in ipairs { "dead.jsonl", "sym.jsonl" } do
+      local ok, err, kind = cf.ingest_file(dir .. "/" .. input)
+      assert.is_nil(ok)
+      assert.equal("usage", kind)
+      assert.truthy(err:find("is the dead-letter file", 1, true), err)
+    end
+    assert.equal(LINES, support.read_file(dir .. "/dead.jsonl"))
+    assert.equal(0, cf.store():count_events {})
+    cf.close()
+    support.rm_rf(dir)
+  end)
+end)
+
+describe("bulk ingestion with the database unwritable", function()
+  local function setup(extra)
+    local dir = support.tmpdir()
+    local ingestion = { dead_letter_file = dir .. "/dead.jsonl", shutdown_timeout_ms = 300,
+                        retry_initial_ms = 20, retry_max_ms = 50 }
+    for k, v in pairs(extra or {}) do ingestion[k] = v end
+    local cf = support.client { storage = { url = "sqlite:" .. dir .. "/t.db", busy_timeout_ms = 20 },
+      ingestion = ingestion }
+    assert(cf.log_inference(event())) -- the pipeline is running
+    assert(cf.flush())
+    local lines = {}
+    for i = 1, 5 do lines[i] = ('{"deployment_id":"d","prompt":"p%d","response":"r"}'):format(i) end
+    support.write_file(dir .. "/in.jsonl", table.concat(lines, "\n") .. "\n")
+    return cf, dir
+  end
+
+  it("gives up after shutdown_timeout_ms: the lines go to the dead-letter file", function()
+    local cf, dir = setup()
+    local release = lock_db(dir .. "/t.db")
+    local t0 = cingest.clock_ns()
+    local s = assert(cf.ingest_file(dir .. "/in.jsonl", { quiet = true }))
+    local seconds = (cingest.clock_ns() - t0) / 1e9
+    release()
+    assert.equal(0, s.accepted)
+    assert.equal(5, s.dead_lettered)
+    assert.equal(0, s.lost)
+    assert.equal(0, s.rejected)
+    assert.truthy(seconds >= 0.25 and seconds < 10, tostring(seconds))
+    local _, n = support.read_file(dir .. "/dead.jsonl"):gsub('"prompt":"p%d"', "")
+    assert.equal(5, n)
+    assert.equal(5, cf.stats().timed_out)
+    -- the bound ends with the run: log_inference retries as before
+    assert(cf.log_inference(event()))
+    assert(cf.flush())
+    assert.equal(2, cf.store():count_events {})
+    cf.close()
+    support.rm_rf(dir)
+  end)
+
+  it("counts lines refused for a full buffer apart from invalid ones", function()
+    local cf, dir = setup { full_policy = "reject", buffer_capacity = 2, max_batch_size = 100 }
+    local release = lock_db(dir .. "/t.db")
+    local s = assert(cf.ingest_file(dir .. "/in.jsonl", { quiet = true }))
+    release()
+    assert.equal(0, s.invalid)
+    assert.truthy(s.full >= 3, tostring(s.full))
+    assert.equal(s.full, s.rejected)
+    assert.equal(5, s.full + s.dead_lettered)
+    cf.close()
+    support.rm_rf(dir)
+  end)
+end)
+
+describe("the ingest command with the database unwritable", function()
+  -- How many of pid's open files are path (its connections to a database).
+  local function open_count(pid, path)
+    local p = assert(io.popen(("ls -l /proc/%d/fd 2>/dev/null"):format(pid)))
+    local n = 0
+    for l in p:lines() do
+      if l:sub(-#path - 4) == " -> " .. path then n = n + 1 end
+    end
+    p:close()
+    return n
+  end
+
+  local function read_or_empty(path)
+    local f = io.open(path, "rb")
+    if not f then return "" end
+    local s = f:read("a")
+    f:close()
+    return s
+  end
+
+  it("gives up after shutdown_timeout_ms, keeps the lines, exits with status 75", function()
+    local dir = support.tmpdir()
+    support.write_file(dir .. "/c.lua", "return { storage = { url = 'sqlite:t.db', busy_timeout_ms = 20 }, "
+      .. "ingestion = { shutdown_timeout_ms = 300, retry_initial_ms = 20, retry_max_ms = 50 } }")
+    local _, merr, mcode = support.run("--config c.lua migrate", { cwd = dir })
+    assert.equal(0, mcode, merr)
+    -- A lock holder that takes the write lock when "go" appears and lets
+    -- go when "release" does, started before the FIFO is opened so that it
+    -- does not hold the FIFO's writing end open.
+    assert(os.execute(("cd %s && ({ i=0; until [ -e go ] || [ $i -ge 600 ]; do sleep 0.05; i=$((i+1)); done; "
+      .. "echo 'PRAGMA busy_timeout = 5000; BEGIN IMMEDIATE; SELECT 1;'; "
+      .. "until [ -e release ] || [ $i -ge 1200 ]; do sleep 0.05; i=$((i+1)); done; echo 'COMMIT;'; } "
+      .. "| sqlite3 t.db >locked 2>&1; touch released) >/dev/null 2>&1 &"):format(support.q(dir))))
+    -- ingest reads a FIFO: it opens the database, then waits for lines
+    assert(os.execute("mkfifo " .. support.q(dir .. "/in")))
+    assert(os.execute(("cd %s && (sh -c 'echo $$ > pid; exec \"$0\" --config c.lua ingest - <in >out 2>err' %s;"
+      .. " echo $? > status) >/dev/null 2>&1 &"):format(support.q(dir), support.q(support.BINARY))))
+    local fifo = assert(io.open(dir .. "/in", "w"))
+    assert.is_true(eventually(function() return read_or_empty(dir .. "/pid"):match("%d+\n") end, 10))
+    local pid = tonumber(read_or_empty(dir .. "/pid"):match("%d+"))
+    assert.is_true(eventually(function() return open_count(pid, dir .. "/t.db") >= 2 end, 20))
+    support.write_file(dir .. "/go", "")
+    assert.is_true(eventually(function() return read_or_empty(dir .. "/locked"):match("1\n") end, 10))
+    local function release() support.write_file(dir .. "/release", "") end
+    for i = 1, 5 do fifo:write(('{"deployment_id":"d","prompt":"p%d","response":"r"}\n'):format(i)) end
+    fifo:close()
+    local ended = eventually(function() return read_or_empty(dir .. "/status"):match("%d+\n") end, 30)
+    if not ended then os.execute("kill " .. pid) end
+    release()
+    eventually(function()
+      local f = io.open(dir .. "/released")
+      if f then f:close() end
+      return f ~= nil
+    end, 10)
+    assert.is_true(ended, "ingest did not give up")
+    local out = support.read_file(dir .. "/out")
+    assert.equal("75", support.read_file(dir .. "/status"):match("%d+"), support.read_file(dir .. "/err"))
+    assert.truthy(out:find("0 events accepted, 0 lines rejected, 5 lines read", 1, true), out)
+    assert.truthy(out:find("5 events not written: the database stayed unwritable for 300 ms "
+      .. "(ingestion.shutdown_timeout_ms); 5 kept in crucible-dead-letter.jsonl", 1, true), out)
+    local _, n = support.read_file(dir .. "/crucible-dead-letter.jsonl"):gsub('"prompt":"p%d"', "")
+    assert.equal(5, n)
+    support.rm_rf(dir)
+  end)
+end)
+
+describe("a UTF-8 byte order mark", function()
+  it("is skipped at the start of the input and named anywhere else", function()
+    local cf, dir = support.client {}
+    local line = '{"deployment_id":"d","prompt":"p","response":"r"}'
+    support.write_file(dir .. "/bom.jsonl", "\239\187\191" .. line .. "\n\239\187\191" .. line .. "\n")
+    local rejects = dir .. "/rejects.jsonl"
+    local s = assert(cf.ingest_file(dir .. "/bom.jsonl", { quiet = true, rejects = rejects }))
+    assert.equal(1, s.accepted)
+    assert.equal(1, s.invalid)
+    assert.equal("\239\187\191" .. line .. "\n", support.read_file(rejects))
+    assert.equal(1, cf.store():count_events {})
+    cf.close()
+    support.rm_rf(dir)
+  end)
+end)
+
 describe("ingest internals", function()
   local I = require("crucible.ingest")._internal
   local ingest = require "crucible.ingest"

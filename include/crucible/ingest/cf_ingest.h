@@ -15,7 +15,9 @@
  * with exponential backoff (retry_initial_ms doubling up to retry_max_ms),
  * reported each time. When closing, retries continue until
  * shutdown_timeout_ms; what still cannot be written then goes to the
- * dead-letter file.
+ * dead-letter file (bulk ingestion bounds the wait the same way, see
+ * cf_ingest_set_bounded). An event that no dead-letter file takes is lost:
+ * counted, reported, and told on stderr.
  *
  * The flusher never touches Lua: what Lua should hear about (flushes,
  * retries, refused rows) queues as reports for the owner's thread
@@ -70,9 +72,11 @@ int cf_ingest_new(const cf_ingest_opts *o, cf_ingest **out, cf_err *err);
  * (and v) for an invalid event, CF_EFULL, CF_ECLOSED, or another code.
  * With full_policy "block" a full buffer is waited for up to
  * block_timeout_ms. patient (bulk ingestion; NULL: not patient) waits on,
- * block_timeout_ms at a time, while the database's writes are not failing
- * and until *patient is set (SIGINT): a database slower than the reader is
- * waited for, one that is failing gets CF_EFULL after block_timeout_ms.
+ * block_timeout_ms at a time, until *patient is set (SIGINT) while the
+ * database's writes are not failing, or while they fail and the pipeline is
+ * bounded (cf_ingest_set_bounded: the flusher frees the buffer by the
+ * deadline): a database slower than the reader is waited for; one that is
+ * failing gets CF_EFULL after block_timeout_ms unless bounded.
  * Thread-safe; each producer thread passes its own scratch.
  */
 int cf_ingest_submit(cf_ingest *g, const cf_event_in *in, cf_prepare_scratch *ps, uint64_t tag,
@@ -87,6 +91,21 @@ int cf_ingest_flush(cf_ingest *g, int64_t timeout_ms, cf_err *err);
 /* The quality hook (see cf_record.h); NULL score turns it off. */
 void cf_ingest_set_scorer(cf_ingest *g, cf_ingest_scorer scorer);
 
+/* Bulk ingestion's bound on a database that stays unwritable (on = 1
+ * while a bulk run reads and drains, 0 after): while set, once writes have
+ * failed for shutdown_timeout_ms in a row, the flusher stops retrying;
+ * what it holds, and every later batch whose one write attempt fails,
+ * goes to the dead-letter file (or is lost when there is none). A
+ * successful write starts the count again. */
+void cf_ingest_set_bounded(cf_ingest *g, int on);
+
+/* The dead-letter file's path (NULL: none). */
+const char *cf_ingest_dead_letter_path(const cf_ingest *g);
+
+/* Accepted events that every pipeline of this process lost (neither
+ * written nor kept in a dead-letter file), for the exit status. */
+uint64_t cf_ingest_lost_total(void);
+
 /* Stops accepting, writes everything, stops the flusher, frees. Signals
  * are held off while it flushes. NULL is fine. */
 void cf_ingest_close(cf_ingest *g);
@@ -94,6 +113,7 @@ void cf_ingest_close(cf_ingest *g);
 typedef struct cf_ingest_stats {
     uint64_t accepted, invalid, rejected_full;
     uint64_t flushed, batches, retried, refused, dead_lettered, lost;
+    uint64_t timed_out;            /* given up at a deadline: dead-lettered or lost */
     uint64_t scored, score_errors;
     size_t depth, bytes, inflight, capacity;
     double last_flush_ms;          /* write time of the last batch */

@@ -1,7 +1,9 @@
 /*
  * Bulk ingestion of a JSON-lines stream into a pipeline: one event per
  * line, the same validation as log_inference. Blank lines are skipped; a
- * '\r' before '\n' is ignored. Each rejected line (not JSON, invalid, too
+ * '\r' before '\n' is ignored; a UTF-8 byte order mark (EF BB BF) at the
+ * start of the stream is skipped (anywhere else it is named in the line's
+ * rejection). Each rejected line (not JSON, invalid, too
  * long) goes to on_reject with its line number, its text and the reason;
  * rows the database refuses later come through on_report (kind
  * CF_REPORT_REFUSED, tag = the line number) with every other report.
@@ -26,12 +28,18 @@ typedef struct cf_bulk_result {
     uint64_t lines;      /* read, blank ones included */
     uint64_t accepted;   /* handed to the buffer */
     uint64_t rejected;   /* by validation (the database's refusals come as reports) */
+    uint64_t full;       /* of those, rejected because the buffer was full */
+    uint64_t unwritten;  /* accepted, then given up on (database unwritable too long) */
+    uint64_t lost;       /* of those, not kept in the dead-letter file either */
     uint64_t bytes;
     int interrupted;
 } cf_bulk_result;
 
-/* Reads fd to its end (or until *stop), then flushes. -1 with err when
- * reading fails or the pipeline closes; the result says how far it got. */
+/* Reads fd to its end (or until *stop), then flushes, with the pipeline
+ * bounded (cf_ingest_set_bounded) meanwhile: a database that stays
+ * unwritable for shutdown_timeout_ms gets the rest as dead letters instead
+ * of being waited for forever. -1 with err when reading fails or the
+ * pipeline closes; the result says how far it got. */
 int cf_ingest_fd(cf_ingest *g, int fd, const cf_bulk_opts *o, cf_bulk_result *res, cf_err *err);
 
 #endif

@@ -2,8 +2,16 @@
 -- One event per line with log_inference's fields and validation. Prints
 -- each rejected line's number and reason on stderr, a summary on stdout;
 -- exit status 0 when every line was accepted, 1 when some were rejected
--- (or the input could not be read), 130 when interrupted.
+-- (or the input could not be read), 2 when the input is the file ingest
+-- writes (--rejects, the dead-letter file), 75 when the database stayed
+-- unwritable past ingestion.shutdown_timeout_ms and lines went to the
+-- dead-letter file, 74 when accepted lines were lost, 130 when interrupted.
 local M = {}
+
+--- The exit statuses beyond 0, 1 and 2 (74 and 75 as in sysexits.h).
+M.EXIT_LOST = 74
+M.EXIT_DEAD_LETTERED = 75
+M.EXIT_INTERRUPTED = 130
 
 M.spec = {
   command = "ingest",
@@ -11,7 +19,11 @@ M.spec = {
   description = "Reads one event per line (the fields of cf.log_inference: deployment_id, prompt,\n"
     .. "response, ...), validates and sanitizes each, and writes them in batches. Rejected\n"
     .. "lines are reported with their line number and reason; blank lines are skipped.\n"
-    .. "Exit status: 0 all accepted, 1 some rejected or an error, 130 interrupted.",
+    .. "A database that stays unwritable for ingestion.shutdown_timeout_ms is given up on:\n"
+    .. "the remaining lines go to the dead-letter file.\n"
+    .. "Exit status: 0 all accepted, 1 some rejected or an error, 2 the input is the\n"
+    .. "--rejects or dead-letter file, 74 events lost, 75 lines left in the dead-letter\n"
+    .. "file, 130 interrupted.",
   positionals = { { name = "FILE", key = "file", required = true,
                     help = "a .jsonl file, or - for standard input" } },
   options = {
@@ -25,35 +37,62 @@ local function plural(n, word)
   return ("%d %s%s"):format(n, word, n == 1 and "" or "s")
 end
 
+-- "(2 invalid, 1 buffer full, 0 refused by the database)" when some were rejected.
+local function reject_detail(s)
+  if s.rejected == 0 then return "" end
+  local full = s.full > 0 and (", %d buffer full"):format(s.full) or ""
+  return (" (%d invalid%s, %d refused by the database)"):format(s.invalid, full, s.refused)
+end
+
+-- Says what became of the lines the database never took; their status.
+local function report_unwritten(s, dead_letter, timeout_ms)
+  local unwritten = s.dead_lettered + s.lost
+  if unwritten == 0 then return 0 end
+  local where = {}
+  if s.dead_lettered > 0 then
+    where[#where + 1] = ("%d kept in %s (ingest it again later)"):format(s.dead_lettered, dead_letter)
+  end
+  if s.lost > 0 then where[#where + 1] = ("%d lost"):format(s.lost) end
+  print(("%s not written: the database stayed unwritable for %d ms "
+    .. "(ingestion.shutdown_timeout_ms); %s"):format(plural(unwritten, "event"), timeout_ms,
+    table.concat(where, ", ")))
+  return s.lost > 0 and M.EXIT_LOST or M.EXIT_DEAD_LETTERED
+end
+
+-- Prints the summary; returns the exit status it calls for.
+local function summarize(opts, s, cfg)
+  local rate = s.seconds > 0 and s.accepted / s.seconds or 0
+  print(("%s: %s accepted, %s rejected%s, %s read in %.2f s (%.0f events/s)"):format(
+    opts.file == "-" and "stdin" or opts.file, plural(s.accepted, "event"),
+    plural(s.rejected, "line"), reject_detail(s), plural(s.lines, "line"), s.seconds, rate))
+  if opts.rejects and s.rejected > 0 then
+    print(("rejected lines written to %s"):format(opts.rejects))
+  end
+  local status = s.rejected > 0 and 1 or 0
+  local dead_letter = cfg.ingestion.dead_letter_file
+  if dead_letter == true then dead_letter = require("crucible.ingest").DEFAULT_DEAD_LETTER end
+  local ustatus = report_unwritten(s, dead_letter, cfg.ingestion.shutdown_timeout_ms)
+  if ustatus ~= 0 then status = ustatus end
+  if s.interrupted then
+    io.stderr:write("crucible-feedback: interrupted; the lines read so far were written\n")
+    status = M.EXIT_INTERRUPTED
+  end
+  return status
+end
+
 function M.main(opts)
   local cli = require "crucible.cli"
   local crucible = require "crucible"
   local client, err = crucible.new()
   if not client then return cli.report(err) end
-  local s, ierr, _, partial = client.ingest_file(opts.file, { rejects = opts.rejects, quiet = opts.quiet })
+  local s, ierr, ikind, partial = client.ingest_file(opts.file, { rejects = opts.rejects, quiet = opts.quiet })
   s = s or partial
   local status = 0
-  if s then
-    local rate = s.seconds > 0 and s.accepted / s.seconds or 0
-    local detail = ""
-    if s.rejected > 0 then
-      detail = (" (%d invalid, %d refused by the database)"):format(s.invalid, s.refused)
-    end
-    print(("%s: %s accepted, %s rejected%s, %s read in %.2f s (%.0f events/s)"):format(
-      opts.file == "-" and "stdin" or opts.file, plural(s.accepted, "event"),
-      plural(s.rejected, "line"), detail, plural(s.lines, "line"), s.seconds, rate))
-    if opts.rejects and s.rejected > 0 then
-      print(("rejected lines written to %s"):format(opts.rejects))
-    end
-    if s.rejected > 0 then status = 1 end
-    if s.interrupted then
-      io.stderr:write("crucible-feedback: interrupted; the lines read so far were written\n")
-      status = 130
-    end
-  end
+  if s then status = summarize(opts, s, client.config) end
   client.close()
   if ierr then
     cli.report(ierr)
+    if ikind == "usage" then return 2 end
     if status == 0 then status = 1 end
   end
   return status
