@@ -319,10 +319,10 @@ return assert(pipeline.run({ deployment_id = "d" }, { { stage = slow(1) }, { sta
     local o, e, code = support.run("schedule --history", { cwd = dir })
     assert.are.equal(0, code, e)
     -- the run lasted stage 1 (0.8 s of busy loop) and no more; a loaded
-    -- machine adds its own delay, so only the lower bound is exact
+    -- machine adds its own delay, so only the lower bound is checked
     local secs = tonumber(o:match("slow%s+stopped%s+(%d+%.%d+)"))
     assert.is_number(secs, o)
-    assert.is_true(secs >= 0.8 and secs < 1.6, o)
+    assert.is_true(secs >= 0.8, o) -- stage 2 never ran: checked above
   end)
 
   it("exits at once on SIGTERM while idle", function()
