@@ -329,6 +329,28 @@ assert(cf.check_triggers("d", { triggers = { "data_count" }, event_count = 5000 
     support.rm_rf(hdir)
   end)
 
+  it("workflow.report names the trigger actions that failed", function()
+    local workflow = require "crucible.workflow"
+    local ctx = require("crucible.pipeline").context({}, {})
+    ctx.status, ctx.run_id = "ok", "r1"
+    ctx:put_artifact("trigger_report", {
+      data_count = { fired = true, actions = {
+        { type = "webhook", ok = true, status = 200 },
+        { type = "webhook", ok = false, status = 500, error = "HTTP 500 from hook\nbody" } } },
+      drift_threshold = { fired = true, actions = { { type = "function", ok = false } } },
+    })
+    local lines_out = {}
+    workflow.report(ctx, { write = function(_, ...)
+      lines_out[#lines_out + 1] = table.concat({ ... })
+    end })
+    local text = table.concat(lines_out)
+    assert.matches("FAILED trigger 'data_count': webhook action 2 failed: HTTP 500 from hook\n", text,
+      1, true)
+    assert.matches("FAILED trigger 'drift_threshold': function action 1 failed: no reason given", text,
+      1, true)
+    assert.are.equal(2, #workflow.failed_actions(ctx))
+  end)
+
   it("plans a cron schedule without history from now", function()
     local s = new { { name = "nightly", cron = "0 3 * * *", script = "wf.lua" } }
     local now = core.now_us()
