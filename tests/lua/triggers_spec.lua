@@ -633,4 +633,19 @@ describe("stored error texts", function()
     assert.truthy(utf8.len(err))
     assert.matches(" %[%.%.%. cut: %d+ more bytes%]$", err)
   end)
+
+  it("of an action's result are capped the same way", function()
+    local long = ("ß"):rep(6000)
+    local hooked, hdir = support.client { triggers = { on = { verbose = { actions = {
+      { fn = function() error(long, 0) end } } } } } }
+    triggers.register { name = "verbose", check = function() return true, {} end }
+    local _, report = assert(hooked.check_triggers("v", { triggers = { "verbose" } }))
+    local err = report.verbose.actions[1].error
+    assert.is_false(report.verbose.actions[1].ok)
+    assert.is_true(#err < 4096 + 40, #err)
+    assert.truthy(utf8.len(err))
+    assert.matches(" %[%.%.%. cut: %d+ more bytes%]$", err)
+    hooked.close()
+    support.rm_rf(hdir)
+  end)
 end)
