@@ -16,6 +16,7 @@
 local core = require "crucible._core"
 local C = require "crucible._curate"
 local drift = require "crucible.drift"
+local error_text = require "crucible.error_text"
 local policy = require "crucible.policy"
 local schema = require "crucible.schema"
 
@@ -40,6 +41,8 @@ local registry = policy.registry {
 --   options     the curate() options it reads besides the common ones, with
 --               their types: {min_score = "number"} (see policy.OPTION_NAMES)
 --   description a sentence for listings
+--   time_limit_ms  past this many milliseconds select is stopped and the
+--               call fails as this strategy's error (default: no limit)
 --   replace     true to replace a strategy registered elsewhere under this name
 -- curation.get(name) loads crucible.curation.<name> if needed;
 -- curation.names() lists the strategies loaded so far; curation.unregister(name).
@@ -138,13 +141,15 @@ local function run_strategy(run, spec, limit)
   local sopts = {}
   for k, v in pairs(run.opts) do sopts[k] = v end
   sopts.limit = spec.limited ~= false and limit // 3 or nil
-  local ok, picks = policy.call(spec.select, strategy_context(run), sopts)
+  local ok, picks = policy.call_limited(spec.time_limit_ms, spec.select, strategy_context(run),
+    sopts)
   if not ok then
-    return nil, ("curation strategy '%s' failed: %s"):format(spec.name, picks)
+    return nil, error_text.cap(("curation strategy '%s' failed: %s"):format(spec.name, picks))
   end
   local checked, why = check_picks(picks)
   if not checked then
-    return nil, ("curation strategy '%s' (%s) %s"):format(spec.name, policy.where(spec.select), why)
+    return nil, error_text.cap(("curation strategy '%s' (%s) %s"):format(spec.name,
+      policy.where(spec.select), why))
   end
   if sopts.limit and #checked > sopts.limit then
     checked = table.move(checked, 1, sopts.limit, 1, {})

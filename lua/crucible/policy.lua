@@ -12,6 +12,7 @@
 --   local ok, a, b = policy.call(spec.select, ctx, opts)   -- ok false: a is "file:line: msg"
 local core = require "crucible._core"
 local schema = require "crucible.schema"
+local time_limit = require "crucible.time_limit"
 
 local M = {}
 
@@ -60,7 +61,7 @@ Registry.__index = Registry
 -- "list" (of strings), "table", ...).
 function M.registry(spec)
   local fields = { name = "string", description = "string?", options = "table?",
-                   replace = "boolean?" }
+                   replace = "boolean?", time_limit_ms = "integer?" }
   fields[spec.run] = "function"
   for k, v in pairs(spec.fields or {}) do fields[k] = v end
   local types, required = {}, {}
@@ -126,6 +127,10 @@ function Registry:register(spec, level)
   if problems[1] then error(("%s: %s"):format(at, problems[1]), level) end
   bad = options_problem(at, spec.options)
   if bad then error(bad, level) end
+  if spec.time_limit_ms ~= nil and spec.time_limit_ms < 1 then
+    error(("%s: field 'time_limit_ms' must be at least 1 (milliseconds), got %d")
+      :format(at, spec.time_limit_ms), level)
+  end
   local origin = M.where(spec[self.run]) -- where its function is defined
   local old = self.entries[name]
   if old and not spec.replace and old.origin ~= origin then
@@ -256,6 +261,20 @@ end
 -- that starts with the file and line of the failure.
 function M.call(fn, ...)
   return xpcall(fn, message_of(fn), ...)
+end
+
+local function after_cut(handler, cut, ok, ...)
+  if cut then return false, handler(cut) end
+  return ok, ...
+end
+
+--- As call, with a time limit in milliseconds (nil: none): past it fn is
+-- stopped and the message says "time limit of MS ms exceeded".
+function M.call_limited(limit_ms, fn, ...)
+  if limit_ms == nil then return xpcall(fn, message_of(fn), ...) end
+  local handler = message_of(fn)
+  return after_cut(handler, time_limit.call(time_limit.after_ms(limit_ms, core.now_us), handler,
+    fn, ...))
 end
 
 --- Checks the options of a public call: every key must be in `allowed`

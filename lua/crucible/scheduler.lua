@@ -10,18 +10,32 @@
 -- Workflows run in this process, one at a time (a second process sharing
 -- the database skips a workflow whose run holds a live lease). SIGTERM
 -- lets the running pipeline stage finish, records the run as "stopped"
--- and ends the scheduler; a second SIGTERM ends the process at once.
+-- and ends the scheduler; a workflow still running stop_grace_seconds
+-- after it is stopped there; a second SIGTERM ends the process at once.
+-- A run past its timeout is stopped and recorded as "stopped". Whatever
+-- the script does (closes the instance, returns NaN metrics or a table
+-- that raises, replaces string.format), its run ends recorded as ok,
+-- failed, halted or stopped, and its lease is released.
 local core = require "crucible._core"
 local cron = require "crucible.cron"
 local sched = require "crucible._sched"
+local error_text = require "crucible.error_text"
 local schema = require "crucible.schema"
+local time_limit = require "crucible.time_limit"
+
+-- the process's own, before any script can replace them
+local pairs, ipairs, rawget, rawset, type, tostring = pairs, ipairs, rawget, rawset, type, tostring
+local pcall, getmetatable = pcall, getmetatable
 
 local M = {}
 
 M.DEFAULT_LEASE_SECONDS = 3600
+M.DEFAULT_TIMEOUT_SECONDS = 3600
+M.DEFAULT_STOP_GRACE_SECONDS = 10
 
 local ENTRY_KEYS = { name = true, cron = true, every = true, script = true, args = true,
-                     catch_up = true, lease_seconds = true }
+                     catch_up = true, lease_seconds = true, timeout = true,
+                     stop_grace_seconds = true }
 
 local US = 1000000
 
@@ -83,7 +97,9 @@ local function check_entry(i, s, base_dir, names, bad)
     end
   end
   local e = { index = i, catch_up = s.catch_up == true, args = {},
-              lease_seconds = s.lease_seconds or M.DEFAULT_LEASE_SECONDS }
+              lease_seconds = s.lease_seconds or M.DEFAULT_LEASE_SECONDS,
+              timeout = s.timeout or M.DEFAULT_TIMEOUT_SECONDS,
+              stop_grace_seconds = s.stop_grace_seconds or M.DEFAULT_STOP_GRACE_SECONDS }
   if type(s.name) ~= "string" or s.name == "" then
     bad("name must be a non-empty string")
   elseif names[s.name] then
@@ -102,6 +118,12 @@ local function check_entry(i, s, base_dir, names, bad)
   if s.catch_up ~= nil and type(s.catch_up) ~= "boolean" then bad("catch_up must be a boolean") end
   if s.lease_seconds ~= nil and (math.type(s.lease_seconds) ~= "integer" or s.lease_seconds < 1) then
     bad("lease_seconds must be a whole number of seconds (at least 1)")
+  end
+  for _, k in ipairs { "timeout", "stop_grace_seconds" } do
+    local v = s[k]
+    if v ~= nil and not (type(v) == "number" and v > 0 and v < math.huge) then
+      bad(("%s must be a positive number of seconds"):format(k))
+    end
   end
   return e
 end
@@ -225,6 +247,40 @@ local function first_line(s)
   return (tostring(s):match("^[^\n]*"))
 end
 
+-- The standard libraries a script shares with the process (its own
+-- globals are its own, but `string.format = f` changes the process's).
+local SHARED_LIBS = { "string", "table", "math", "io", "os", "coroutine", "utf8", "debug",
+                      "package" }
+
+-- A shallow copy of the process's globals and shared libraries.
+local function snapshot_globals()
+  local saved = { G = {}, libs = {}, string_mt = getmetatable(""),
+                  string_index = getmetatable("").__index }
+  for k, v in pairs(_G) do saved.G[k] = v end
+  for _, name in ipairs(SHARED_LIBS) do
+    local lib, copy = rawget(_G, name), {}
+    if type(lib) == "table" then
+      for k, v in pairs(lib) do copy[k] = v end
+      saved.libs[lib] = copy
+    end
+  end
+  return saved
+end
+
+-- Puts back what a script changed in the process's globals and shared
+-- libraries (values it replaced or removed; what it added stays).
+local function restore_globals(saved)
+  for k, v in pairs(saved.G) do
+    if rawget(_G, k) ~= v then rawset(_G, k, v) end
+  end
+  for lib, copy in pairs(saved.libs) do
+    for k, v in pairs(copy) do
+      if rawget(lib, k) ~= v then rawset(lib, k, v) end
+    end
+  end
+  rawset(saved.string_mt, "__index", saved.string_index)
+end
+
 local ExitMT = {}
 
 -- The environment a workflow script runs in: globals of its own (reads
@@ -241,20 +297,52 @@ local function script_env(path, args)
   return setmetatable({ arg = a, os = script_os }, { __index = _G })
 end
 
--- Runs the script in this process, in an environment of its own, with
--- `...` set to args; os.exit ends the script, not the scheduler. Returns
--- ok, result_or_error, traceback.
-local function run_script(path, args)
-  local chunk, lerr = loadfile(path, "t", script_env(path, args))
+local function seconds_text(x)
+  return (("%.3f"):format(x):gsub("%.?0+$", ""))
+end
+
+-- What stops a running script (time_limit's check): its timeout, and a
+-- stop request (SIGTERM) it outlives by stop_grace_seconds. The messages
+-- are made now: the script may break string.format.
+local function script_limits(e)
+  local now_us, stop_requested = core.now_us, sched.stop_requested
+  local deadline = now_us() + math.floor(e.timeout * US)
+  local grace = math.floor(e.stop_grace_seconds * US)
+  local timed_out = ("timed out after %s s (the schedule's timeout)"):format(seconds_text(e.timeout))
+  local stopped = ("stopped (SIGTERM): still running %s s after the stop request")
+    :format(seconds_text(e.stop_grace_seconds))
+  local stop_seen
+  return function()
+    local now = now_us()
+    if now >= deadline then return timed_out end
+    if stop_requested() then
+      stop_seen = stop_seen or now
+      if now - stop_seen >= grace then return stopped end
+    end
+    return nil
+  end
+end
+
+-- Runs the script of entry e in this process, in an environment of its
+-- own, with `...` set to its args, under its time limits; os.exit ends the
+-- script, not the scheduler; what it changes in the process's globals is
+-- put back. Returns ok, result_or_error, traceback, and the message it was
+-- stopped with (nil unless a limit stopped it).
+local function run_script(e)
+  local chunk, lerr = loadfile(e.script, "t", script_env(e.script, e.args))
   if not chunk then return false, lerr end
   local tb
-  local ok, res = xpcall(chunk, function(e)
-    if getmetatable(e) == ExitMT then return e end
-    tb = debug.traceback(tostring(e), 2)
-    return e
-  end, table.unpack(args))
+  local saved = snapshot_globals()
+  local cut, ok, res = time_limit.call(script_limits(e), function(err)
+    if getmetatable(err) == ExitMT then return err end
+    local tok, t = pcall(debug.traceback, err, 2)
+    tb = tok and t or nil
+    return err
+  end, chunk, table.unpack(e.args))
+  restore_globals(saved)
+  if cut then return false, cut, nil, cut end
   if not ok and getmetatable(res) == ExitMT then
-    local code = res.code
+    local code = rawget(res, "code")
     if code == nil or code == true or code == 0 then return true, nil end
     return false, ("the script called os.exit(%s)"):format(tostring(code))
   end
@@ -262,9 +350,11 @@ local function run_script(path, args)
 end
 
 -- The status and error of a finished script: ok and res as run_script
--- returns them, ctx the pipeline context it ran (or nil). SIGINT in the
--- script also stops the scheduler.
-function Scheduler:outcome(ok, res, ctx)
+-- returns them, ctx the pipeline context it ran (or nil), cut the message
+-- a time limit stopped it with. SIGINT in the script also stops the
+-- scheduler.
+function Scheduler:outcome(ok, res, ctx, cut)
+  if cut then return "stopped", cut end
   if ok then
     if ctx and (ctx.status == "failed" or ctx.status == "stopped" or ctx.status == "halted") then
       return ctx.status, ctx.error
@@ -282,9 +372,9 @@ function Scheduler:outcome(ok, res, ctx)
   return status, err
 end
 
--- The details stored with a run: its duration and arguments, and what
--- its pipeline context says.
-local function run_details(e, ctx, duration_us)
+-- The details stored with a run: its duration and arguments, what its
+-- pipeline context says, and the trigger actions that failed.
+local function run_details(e, ctx, duration_us, failed_actions)
   local details = { duration_ms = duration_us / 1000, args = e.args }
   if ctx then
     details.metrics = ctx.metrics
@@ -292,17 +382,17 @@ local function run_details(e, ctx, duration_us)
     details.artifacts = summary_artifacts(ctx)
     details.halted = ctx.halted
   end
+  if #failed_actions > 0 then details.failed_actions = failed_actions end
   return details
 end
 
---- Runs one workflow now. scheduled_for: the firing it is for (nil: a
--- manual run). Returns the outcome {status=, error=, id=, duration_ms=}.
-function Scheduler:run(e, scheduled_for)
-  local cf = self.cf
+-- Inserts the run (running, holding its lease). Returns {id=, t0=,
+-- lease=}, or nil and the outcome of a run that did not start.
+function Scheduler:begin(e, scheduled_for)
   local db, derr = self:store()
   if not db then
     self:log("schedule '%s': not run: the database is unavailable: %s", e.name, derr)
-    return { status = "failed", error = derr }
+    return nil, { status = "failed", error = derr }
   end
   local t0 = core.now_us()
   local lease = e.lease_seconds * US
@@ -314,43 +404,128 @@ function Scheduler:run(e, scheduled_for)
     db:insert_run { name = e.name, script = e.script, status = "skipped",
                     scheduled_for = scheduled_for, started_at = t0, finished_at = t0, error = msg }
     self:log("schedule '%s': skipped: %s", e.name, msg)
-    return { status = "skipped", error = msg }
+    return nil, { status = "skipped", error = msg }
   elseif not id then
     self:log("schedule '%s': not run: cannot record the run: %s", e.name, ierr)
-    return { status = "failed", error = ierr }
+    return nil, { status = "failed", error = ierr }
   end
   self:log("schedule '%s': run %s started (%s%s): %s", e.name, id, e.rule,
     scheduled_for and (", due " .. M.time_text(scheduled_for)) or ", by hand",
     table.concat({ e.script, table.unpack(e.args) }, " "))
-  local last_pipeline
-  local h1 = cf.on("pipeline.stop", function(p) last_pipeline = p end)
-  local h2 = cf.on("pipeline.stage.stop", function(p)
-    -- renew the lease between stages; say what finished
-    db:update_run { id = id, status = "running", lease_until = core.now_us() + lease }
-    self:log("schedule '%s': stage %s %s in %.2f s%s", e.name, p.stage, p.status,
-      p.duration_ms / 1000, p.error and (": " .. first_line(p.error)) or "")
-  end)
-  local ok, res, tb = run_script(e.script, e.args)
-  cf.off(h1)
-  cf.off(h2)
-  local ctx = res
-  if not (type(ctx) == "table" and ctx.status and ctx.metrics) then
-    ctx = last_pipeline and last_pipeline.context
+  return { id = id, t0 = t0, lease = lease }
+end
+
+-- Listens to what the run's pipelines and triggers report: renews the
+-- lease between stages and logs each; keeps the last pipeline and the
+-- trigger actions that failed (logged). Returns what it saw and a
+-- function that stops listening.
+function Scheduler:watch(e, run)
+  local cf, seen = self.cf, { failed_actions = {} }
+  local handles = {
+    cf.on("pipeline.stop", function(p) seen.pipeline = p end),
+    cf.on("pipeline.stage.stop", function(p)
+      -- the store afresh: the script may have closed the instance
+      local db = self:store()
+      if db then
+        pcall(db.update_run, db, { id = run.id, status = "running",
+                                   lease_until = core.now_us() + run.lease })
+      end
+      self:log("schedule '%s': stage %s %s in %.2f s%s", e.name, p.stage, p.status,
+        p.duration_ms / 1000, p.error and (": " .. first_line(p.error)) or "")
+    end),
+    cf.on("triggers.action", function(p)
+      local r = p.result or {}
+      if r.ok then return end
+      local what = error_text.cap(("trigger '%s': %s action failed: %s"):format(tostring(p.trigger),
+        tostring(r.type), first_line(r.error or ("HTTP status " .. tostring(r.status)))))
+      seen.failed_actions[#seen.failed_actions + 1] = what
+      self:log("schedule '%s': %s", e.name, what)
+    end),
+  }
+  return seen, function()
+    for _, h in ipairs(handles) do pcall(cf.off, h) end
   end
-  local status, err = self:outcome(ok, res, ctx)
+end
+
+-- Stores the end of a run: status, error (its first line, capped) and
+-- details; when the details cannot be stored (NaN, a cycle, a function)
+-- the run is stored without them, saying why. Returns true, or nil and
+-- the store's message; true and the reason when the details were left out.
+function Scheduler:record(run, status, err, details, t1)
+  local db, derr = self:store() -- afresh: the script may have closed the instance
+  if not db then return nil, derr end
+  local row = { id = run.id, status = status, finished_at = t1, error = err, details = details }
+  local ok, uok, uerr = pcall(db.update_run, db, row)
+  if ok and uok then return true end
+  local why = ok and uerr or uok
+  row.details = { duration_ms = details.duration_ms, args = details.args,
+                  failed_actions = details.failed_actions,
+                  unstored = error_text.cap("the run's details cannot be stored: "
+                    .. first_line(why)) }
+  ok, uok, uerr = pcall(db.update_run, db, row)
+  if ok and uok then return true, row.details.unstored end
+  return nil, ok and uerr or uok
+end
+
+-- Works out, records and logs how a run ended; may raise (the caller
+-- protects it). Returns the outcome.
+function Scheduler:finish(e, run, seen, ok, res, tb, cut)
+  local ctx = res
+  if not (type(ctx) == "table" and rawget(ctx, "status") and rawget(ctx, "metrics")) then
+    ctx = seen.pipeline and seen.pipeline.context
+  end
+  local status, err = self:outcome(ok, res, ctx, cut)
+  if err ~= nil then err = error_text.cap(first_line(err)) end
+  if #seen.failed_actions > 0 and not err then
+    err = error_text.cap(("%d trigger action%s failed; %s"):format(#seen.failed_actions,
+      #seen.failed_actions == 1 and "" or "s", seen.failed_actions[1]))
+  end
   local t1 = core.now_us()
-  local details = run_details(e, ctx, t1 - t0)
-  if tb and status == "failed" then details.traceback = tb end
-  local uok, uerr = db:update_run { id = id, status = status, finished_at = t1,
-                                    error = err and first_line(err) or nil, details = details }
-  if not uok then
-    self:log("schedule '%s': cannot record the outcome of run %s: %s", e.name, id, uerr)
+  local details = run_details(e, ctx, t1 - run.t0, seen.failed_actions)
+  if tb and status == "failed" then details.traceback = error_text.cap(tb) end
+  local rok, rerr = self:record(run, status, err, details, t1)
+  if rok and rerr then
+    self:log("schedule '%s': run %s: %s", e.name, run.id, rerr)
+  elseif not rok then
+    self:log("schedule '%s': cannot record the outcome of run %s: %s", e.name, run.id, rerr)
   end
   local what = status
   if ctx and ctx.halted then what = what .. " (" .. ctx.halted .. ")" end
-  if err then what = what .. ": " .. first_line(err) end
-  self:log("schedule '%s': run %s %s in %.2f s", e.name, id, what, (t1 - t0) / US)
-  return { status = status, error = err, id = id, duration_ms = (t1 - t0) / 1000, context = ctx }
+  if err then what = what .. ": " .. err end
+  self:log("schedule '%s': run %s %s in %.2f s", e.name, run.id, what, (t1 - run.t0) / US)
+  return { status = status, error = err, id = run.id, duration_ms = (t1 - run.t0) / 1000,
+           context = ctx }
+end
+
+-- When finish itself failed: records the run as failed with that error,
+-- and releases its lease. Never raises.
+function Scheduler:finish_failed(e, run, why)
+  local t1 = core.now_us()
+  local err = error_text.cap("the scheduler could not work out the run's outcome: "
+    .. first_line(why))
+  local ok, rok, rerr = pcall(self.record, self, run, "failed", err,
+    { duration_ms = (t1 - run.t0) / 1000, args = e.args }, t1)
+  pcall(self.log, self, "schedule '%s': run %s failed: %s", e.name, run.id, err)
+  if not (ok and rok) then
+    pcall(self.log, self, "schedule '%s': cannot record the outcome of run %s: %s", e.name,
+      run.id, tostring(ok and rerr or rok))
+  end
+  return { status = "failed", error = err, id = run.id, duration_ms = (t1 - run.t0) / 1000 }
+end
+
+--- Runs one workflow now. scheduled_for: the firing it is for (nil: a
+-- manual run). Returns the outcome {status=, error=, id=, duration_ms=}.
+-- Everything after the script runs protected: the run always ends
+-- recorded, its lease released.
+function Scheduler:run(e, scheduled_for)
+  local run, not_run = self:begin(e, scheduled_for)
+  if not run then return not_run end
+  local seen, unwatch = self:watch(e, run)
+  local ok, res, tb, cut = run_script(e)
+  unwatch()
+  local fok, out = pcall(self.finish, self, e, run, seen, ok, res, tb, cut)
+  if fok then return out end
+  return self:finish_failed(e, run, out)
 end
 
 --- Runs until a stop request (SIGTERM), SIGINT, or opts.until_us.

@@ -17,6 +17,7 @@
 local core = require "crucible._core"
 local http = require "crucible._http"
 local config = require "crucible.config"
+local error_text = require "crucible.error_text"
 local schema = require "crucible.schema"
 local policy = require "crucible.policy"
 
@@ -86,6 +87,8 @@ end
 --               metrics   function(metrics) -> options taken from earlier
 --                         stages' metrics when there is no window
 --   description a sentence for listings
+--   time_limit_ms  past this many milliseconds check is stopped: the policy's
+--               error (triggers.on.<name>.time_limit_ms overrides it)
 --   replace     true to replace a policy registered elsewhere under this name
 -- triggers.get(name), triggers.names(), triggers.unregister(name) as for curation.
 registry:expose(M)
@@ -175,6 +178,8 @@ local function check_action(a, aat)
   end
 end
 
+local ON_KEYS = { cooldown_seconds = true, actions = true, time_limit_ms = true }
+
 -- Checks triggers.on (raises naming the bad entry); returns it.
 local function check_on(on)
   local where = "config: triggers.on"
@@ -184,14 +189,18 @@ local function check_on(on)
       error(("%s must be a table {cooldown_seconds =, actions = {...}}"):format(at), 0)
     end
     for k in pairs(conf) do
-      if k ~= "cooldown_seconds" and k ~= "actions" then
+      if not ON_KEYS[k] then
         error(("%s: unknown key '%s'%s"):format(at, tostring(k),
-          schema.did_you_mean(tostring(k), { cooldown_seconds = true, actions = true })), 0)
+          schema.did_you_mean(tostring(k), ON_KEYS)), 0)
       end
     end
     local cd = conf.cooldown_seconds
     if cd ~= nil and (math.type(cd) ~= "integer" or cd < 0) then
       error(("%s.cooldown_seconds must be a non-negative integer"):format(at), 0)
+    end
+    local tl = conf.time_limit_ms
+    if tl ~= nil and (math.type(tl) ~= "integer" or tl < 1) then
+      error(("%s.time_limit_ms must be a whole number of milliseconds (at least 1)"):format(at), 0)
     end
     if conf.actions ~= nil and type(conf.actions) ~= "table" then
       error(("%s.actions must be a list of actions"):format(at), 0)
@@ -202,7 +211,7 @@ local function check_on(on)
 end
 
 -- Runs one action for a firing; returns its result table.
-local function run_action(a, firing, client)
+local function action_result(a, firing, client)
   if a.webhook then
     local headers = {}
     for k, v in pairs(a.headers or {}) do headers[k] = v end
@@ -235,6 +244,14 @@ local function run_action(a, firing, client)
   end
 end
 
+-- Runs one action for a firing; returns its result table, its error text
+-- capped (error_text.MAX_BYTES).
+local function run_action(a, firing, client)
+  local r = action_result(a, firing, client)
+  if r.error ~= nil then r.error = error_text.cap(r.error) end
+  return r
+end
+
 -- The latest firing of a trigger for a deployment (microseconds), or nil.
 local function last_fired(db, deployment_id, name)
   local row = db:list("triggers", { deployment_id = deployment_id, type = name, order = "desc",
@@ -251,7 +268,8 @@ local function run_check(run, spec, entry)
                  client = run.client, store = db }
   --- The latest firing of a trigger (default: this one), or nil.
   function pctx.last_fired(n) return last_fired(db, run.deployment_id, n or name) end
-  local pok, is_fired, measurements = policy.call(spec.check, pctx, run.opts)
+  local limit = (run.on[name] or {}).time_limit_ms or spec.time_limit_ms
+  local pok, is_fired, measurements = policy.call_limited(limit, spec.check, pctx, run.opts)
   if not pok then
     entry.error = ("trigger policy '%s' failed: %s"):format(name, is_fired)
   elseif type(is_fired) ~= "boolean" or (measurements ~= nil and type(measurements) ~= "table") then
@@ -259,9 +277,16 @@ local function run_check(run, spec, entry)
       .. " measurements (a table)"):format(name, policy.where(spec.check), type(is_fired),
       type(measurements))
   else
-    entry.fired, entry.measurements = is_fired, measurements or {}
+    local _, jerr = core.to_json(measurements or {})
+    if jerr then
+      entry.error = ("trigger policy '%s' (%s) returned measurements that cannot be stored: %s")
+        :format(name, policy.where(spec.check), jerr)
+    else
+      entry.fired, entry.measurements = is_fired, measurements or {}
+    end
   end
   if entry.error then
+    entry.error = error_text.cap(entry.error)
     run.emit("triggers.error", { deployment_id = run.deployment_id, trigger = name,
                                  error = entry.error })
   end
@@ -321,20 +346,23 @@ local function run_options(opts, allowed, level)
   return out
 end
 
--- Evaluates the policies in order, storing the firings unless dry_run.
--- Returns the names that fired and the report, or nil, message, kind.
+-- Evaluates every policy in order first (a policy that fails, or whose
+-- measurements cannot be stored, is that policy's error), then stores
+-- the firings and runs their actions unless dry_run: nothing is stored
+-- before every policy has answered. Returns the names that fired and the
+-- report, or nil, message, kind.
 local function evaluate_all(run, specs)
   local fired, report = {}, {}
   for _, spec in ipairs(specs) do
     local entry, err, kind = evaluate(run, spec)
     if not entry then return nil, err, kind end
     report[spec.name] = entry
-    if entry.fired then
-      fired[#fired + 1] = spec.name
-      if not run.opts.dry_run then
-        local ok, rerr, rkind = record_firing(run, spec.name, entry)
-        if not ok then return nil, rerr, rkind end
-      end
+    if entry.fired then fired[#fired + 1] = spec.name end
+  end
+  if not run.opts.dry_run then
+    for _, name in ipairs(fired) do
+      local ok, rerr, rkind = record_firing(run, name, report[name])
+      if not ok then return nil, rerr, rkind end
     end
   end
   return fired, report

@@ -124,9 +124,32 @@ local function fmt_num(v)
   return tostring(v)
 end
 
+--- The trigger actions that failed in a context's trigger_report (the
+-- check_triggers stage's artifact), as lines "trigger 'T': webhook action
+-- 2 failed: ...", by trigger name.
+function M.failed_actions(ctx)
+  local out, report = {}, ctx.artifacts and ctx.artifacts.trigger_report
+  if type(report) ~= "table" then return out end
+  local names = {}
+  for name in pairs(report) do names[#names + 1] = tostring(name) end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    local entry = report[name]
+    for i, a in ipairs(type(entry) == "table" and entry.actions or {}) do
+      if not a.ok then
+        local why = a.error or (a.status and ("HTTP status " .. tostring(a.status)))
+          or "no reason given"
+        out[#out + 1] = ("trigger '%s': %s action %d failed: %s"):format(name, tostring(a.type), i,
+          tostring(why):match("^[^\n]*"))
+      end
+    end
+  end
+  return out
+end
+
 --- Prints a pipeline context readably: each stage with its status and
 -- time, the metrics, the artifacts that are plain values (paths, trigger
--- lists) and the files exported.
+-- lists), the files exported and the trigger actions that failed.
 function M.report(ctx, out)
   out = out or io.stdout
   local w = function(...) out:write(...) out:write("\n") end
@@ -156,6 +179,7 @@ function M.report(ctx, out)
   for _, e in ipairs(ctx.artifacts.exports or {}) do
     w(("  exported %-13s %s (%d rows, %d bytes)"):format(e.format, e.path, e.count, e.bytes or 0))
   end
+  for _, line in ipairs(M.failed_actions(ctx)) do w("  FAILED " .. line) end
 end
 
 --- A name (a deployment id, say) as one safe path component: letters,

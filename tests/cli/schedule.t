@@ -65,3 +65,31 @@ usage error is part of the record:
   $ crucible-feedback schedule --for soon
   crucible-feedback: --for must be a positive number of seconds, got 'soon' (see 'crucible-feedback schedule --help')
   [2]
+
+A run past its `timeout` (seconds) is stopped and recorded, even a busy
+loop; the next run is not blocked by its lease:
+
+  $ printf 'while true do end\n' > spin.lua
+  $ printf 'return { schedules = { { name = "spin", every = 60, script = "spin.lua", timeout = 0.5 }, { name = "bad", every = 60, script = "spin.lua", timeout = 0 } } }\n' > crucible.config.lua
+  $ crucible-feedback schedule --list
+  crucible-feedback: config: schedules[2]: timeout must be a positive number of seconds
+  [1]
+  $ printf 'return { schedules = { { name = "spin", every = 60, script = "spin.lua", timeout = 0.5 } } }\n' > crucible.config.lua
+  $ crucible-feedback schedule --run spin > spin.log; echo $?
+  1
+  $ crucible-feedback schedule --run spin > spin.log; echo $?
+  1
+  $ crucible-feedback schedule --history --limit 2
+  started (UTC)         schedule          status       seconds  error
+  %S+%s+spin%s+stopped%s+0%.%d+%s+timed out after 0%.5 s %(the schedule's timeout%) (re)
+  %S+%s+spin%s+stopped%s+0%.%d+%s+timed out after 0%.5 s %(the schedule's timeout%) (re)
+
+A workflow that closes the instance at its end still has its run recorded:
+
+  $ printf 'local cf = require("crucible").default()\ncf.close()\n' > closes.lua
+  $ printf 'return { schedules = { { name = "closes", every = 60, script = "closes.lua" } } }\n' > crucible.config.lua
+  $ crucible-feedback schedule --run closes > closes.log; echo $?
+  0
+  $ crucible-feedback schedule --history --limit 1
+  started (UTC)         schedule          status       seconds  error
+  %S+%s+closes%s+ok%s+%d+%.%d+%s* (re)

@@ -3,6 +3,7 @@
 -- at every boundary; user strategies; failures; near duplicates; diverse.
 local support = require "support"
 local curation = require "crucible.curation"
+local core = require "crucible._core"
 
 local DEP = "support-bot"
 
@@ -424,6 +425,40 @@ return curation.register {
     assert.matches("returned string, expected a list of {id =, score =}", err)
     curation.unregister "bad_picks"
     curation.unregister "bad_picks2"
+  end)
+
+  it("stops a strategy past its time_limit_ms, as that strategy's error; nothing is persisted", function()
+    curation.register { name = "spins", time_limit_ms = 50, select = function()
+      pcall(function() while true do end end) -- catching the error does not escape the limit
+      while true do end
+    end }
+    local t0 = core.now_us()
+    local ex, err, kind = cf.curate(DEP, { persist = true, strategies = { "user_edit", "spins" } })
+    assert.is_true(core.now_us() - t0 < 5000000)
+    assert.is_nil(ex)
+    assert.equal("strategy", kind)
+    assert.matches("curation strategy 'spins' failed: .*curation_spec.lua:%d+: time limit of 50 ms"
+      .. " exceeded", err)
+    assert.equal(0, cf.get_curated_count(DEP))
+    -- within its limit it runs as before
+    curation.register { name = "spins", time_limit_ms = 5000, replace = true,
+                        select = function() return {} end }
+    assert(cf.curate(DEP, { strategies = { "spins" } }))
+    local ok, rerr = pcall(curation.register, { name = "spins", time_limit_ms = 0, replace = true,
+                                                select = function() end })
+    assert.is_false(ok)
+    assert.matches("field 'time_limit_ms' must be at least 1", rerr, 1, true)
+    curation.unregister "spins"
+  end)
+
+  it("caps the stored text of a strategy's failure at 4 KiB, between characters", function()
+    curation.register { name = "verbose", select = function() error(("ü"):rep(5000), 0) end }
+    local ex, err = cf.curate(DEP, { strategies = { "verbose" } })
+    assert.is_nil(ex)
+    assert.is_true(#err < 4096 + 40, #err)
+    assert.truthy(utf8.len(err))
+    assert.matches(" %[%.%.%. cut: %d+ more bytes%]$", err)
+    curation.unregister "verbose"
   end)
 
   it("validates the registration, one precise error per field", function()

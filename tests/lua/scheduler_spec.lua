@@ -232,6 +232,125 @@ if mode == "exit5" then os.exit(5) end
     assert.matches("schedule 'late': missed the run due", table.concat(logged, "\n"))
   end)
 
+  it("ends every run recorded, its lease released, whatever the script does", function()
+    package.loaded["scheduler_spec.cf"] = cf
+    local pipe = [[
+local pipeline = require "crucible.pipeline"
+local value = ...
+local stage = { describe = function() return { name = "step", description = "d", required = {},
+  optional = {}, types = {} } end, run = function(ctx) ctx.metrics.x = value return ctx end }
+return assert(pipeline.run({ deployment_id = "d" }, { { stage = stage } }))
+]]
+    local scripts = {
+      close = 'require("scheduler_spec.cf").close()',
+      nan = "return loadfile((arg[0]:gsub('[^/]+$', 'pipe.lua')))(0 / 0)",
+      cycle = "local t = {} t.me = t return loadfile((arg[0]:gsub('[^/]+$', 'pipe.lua')))(t)",
+      fn = "return loadfile((arg[0]:gsub('[^/]+$', 'pipe.lua')))(print)",
+      index = 'return setmetatable({}, { __index = function() error("boom") end })',
+      format = 'string.format = function() error("nope") end table.concat = nil _G.print = nil',
+      huge = 'error(("é"):rep(6000), 0)',
+    }
+    support.write_file(dir .. "/pipe.lua", pipe)
+    local list = {}
+    for name, body in pairs(scripts) do
+      support.write_file(dir .. "/" .. name .. ".lua", body)
+      list[#list + 1] = { name = name, every = 60, script = name .. ".lua" }
+    end
+    table.sort(list, function(a, b) return a.name < b.name end)
+    local saved_format, saved_concat, saved_print = string.format, table.concat, print
+    local s, entries = new(list)
+    for _, e in ipairs(entries) do
+      local want = e.name == "huge" and "failed" or "ok"
+      local out = s:run(e)
+      assert.are.equal(want, out.status, e.name)
+      assert.is_true(rawequal(saved_format, string.format), e.name)
+      assert.is_true(rawequal(saved_concat, table.concat), e.name)
+      assert.is_true(rawequal(saved_print, print), e.name)
+      local r = runs(e.name)[1]
+      assert.are.equal(want, r.status, e.name)
+      assert.is_true(r.finished_at >= r.started_at, e.name)
+      -- the lease is released: the next run goes ahead
+      assert.are.equal(want, s:run(e).status, e.name)
+    end
+    package.loaded["scheduler_spec.cf"] = nil
+    for _, name in ipairs { "nan", "cycle", "fn" } do
+      assert.matches("the run's details cannot be stored", runs(name)[1].details.unstored, 1, true)
+    end
+    local err = runs("huge")[1].error
+    assert.is_true(#err <= 4096 + 40, #err)
+    assert.truthy(utf8.len(err))
+    assert.matches(" %[%.%.%. cut: %d+ more bytes%]$", err)
+  end)
+
+  it("stops a run past its timeout, even a busy loop that catches errors", function()
+    support.write_file(dir .. "/busy.lua",
+      "pcall(function() while true do end end)\nwhile true do end\n")
+    local s, entries = new { { name = "busy", every = 60, script = "busy.lua", timeout = 0.3 } }
+    local t0 = core.now_us()
+    local out = s:run(entries[1])
+    assert.is_true(core.now_us() - t0 < 5 * US)
+    assert.are.equal("stopped", out.status)
+    local r = runs("busy")[1]
+    assert.are.equal("stopped", r.status)
+    assert.are.equal("timed out after 0.3 s (the schedule's timeout)", r.error)
+    assert.are.equal(scheduler.DEFAULT_TIMEOUT_SECONDS,
+      assert(scheduler.check({ { name = "n", every = 1, script = "x" } }))[1].timeout)
+    for _, bad in ipairs { 0, -1, "10", 0 / 0, math.huge } do
+      local ok, msg = scheduler.check({ { name = "n", every = 1, script = "x", timeout = bad,
+                                         stop_grace_seconds = bad } })
+      assert.is_nil(ok)
+      assert.matches("timeout must be a positive number of seconds", msg, 1, true)
+      assert.matches("stop_grace_seconds must be a positive number of seconds", msg, 1, true)
+    end
+  end)
+
+  it("marks a run whose trigger action failed, and logs it", function()
+    local hooked, hdir = support.client { triggers = { on = { data_count = { actions = {
+      { webhook = "http://user:pw@127.0.0.1:1/hook", retries = 0, timeout_ms = 2000 } } } } } }
+    package.loaded["scheduler_spec.cf"] = hooked
+    support.write_file(dir .. "/hook.lua", [[
+local cf = require "scheduler_spec.cf"
+assert(cf.check_triggers("d", { triggers = { "data_count" }, event_count = 5000 }))
+]])
+    local entries = assert(scheduler.check({ { name = "hook", every = 60, script = "hook.lua" } }, dir))
+    local s = scheduler.new { cf = hooked, schedules = entries,
+                              log = function(l) logged[#logged + 1] = l end }
+    local out = s:run(entries[1])
+    package.loaded["scheduler_spec.cf"] = nil
+    assert.are.equal("ok", out.status)
+    assert.matches("1 trigger action failed; trigger 'data_count': webhook action failed: ", out.error,
+      1, true)
+    local r = assert(assert(hooked.store()):runs { name = "hook" })[1]
+    assert.are.equal(out.error, r.error)
+    assert.matches("webhook action failed", r.details.failed_actions[1], 1, true)
+    assert.matches("schedule 'hook': trigger 'data_count': webhook action failed",
+      table.concat(logged, "\n"))
+    hooked.close()
+    support.rm_rf(hdir)
+  end)
+
+  it("workflow.report names the trigger actions that failed", function()
+    local workflow = require "crucible.workflow"
+    local ctx = require("crucible.pipeline").context({}, {})
+    ctx.status, ctx.run_id = "ok", "r1"
+    ctx:put_artifact("trigger_report", {
+      data_count = { fired = true, actions = {
+        { type = "webhook", ok = true, status = 200 },
+        { type = "webhook", ok = false, status = 500, error = "HTTP 500 from hook\nbody" } } },
+      drift_threshold = { fired = true, actions = { { type = "function", ok = false } } },
+    })
+    local lines_out = {}
+    workflow.report(ctx, { write = function(_, ...)
+      lines_out[#lines_out + 1] = table.concat({ ... })
+    end })
+    local text = table.concat(lines_out)
+    assert.matches("FAILED trigger 'data_count': webhook action 2 failed: HTTP 500 from hook\n", text,
+      1, true)
+    assert.matches("FAILED trigger 'drift_threshold': function action 1 failed: no reason given", text,
+      1, true)
+    assert.are.equal(2, #workflow.failed_actions(ctx))
+  end)
+
   it("plans a cron schedule without history from now", function()
     local s = new { { name = "nightly", cron = "0 3 * * *", script = "wf.lua" } }
     local now = core.now_us()
@@ -352,6 +471,21 @@ return assert(pipeline.run({ deployment_id = "d" }, { { stage = slow(1) }, { sta
     status, out = term("schedule", { "out next run" }, "INT")
     assert.are.equal(130, status, out)
     assert.matches("scheduler stopped (SIGINT)", out, 1, true)
+  end)
+
+  it("stops a hung workflow stop_grace_seconds after the first SIGTERM and records it", function()
+    support.write_file(dir .. "/hung.lua", [[
+local f = assert(io.open("hung.started", "w")) f:close()
+while true do end
+]])
+    support.write_file(dir .. "/crucible.config.lua", 'return { schedules = { { name = "hung",'
+      .. ' every = 1, script = "hung.lua", stop_grace_seconds = 0.5 } } }\n')
+    local status, out = term("schedule", { "file hung.started" })
+    assert.are.equal(0, status, out)
+    assert.matches("stopped: stopped (SIGTERM): still running 0.5 s after the stop request", out, 1, true)
+    assert.matches("scheduler stopped (SIGTERM)", out, 1, true)
+    local o = support.run("schedule --history", { cwd = dir })
+    assert.matches("hung%s+stopped%s+[%d%.]+%s+stopped %(SIGTERM%)", o)
   end)
 
   it("`run`: SIGTERM lets the stage finish, then the process ends as SIGTERM would", function()

@@ -521,3 +521,131 @@ describe("a failing store call", function()
     assert.same({ "data_count" }, errors)
   end)
 end)
+
+describe("a policy whose result cannot be stored", function()
+  local cf, dir
+  local calls
+  local registered = { "counts_early", "nan_measure", "fn_measure", "cycle_measure", "counts_late" }
+  before_each(function()
+    calls = {}
+    local on = {}
+    for _, n in ipairs(registered) do
+      on[n] = { actions = { { fn = function() calls[#calls + 1] = n end } } }
+    end
+    cf, dir = support.client { triggers = { on = on } }
+    local cycle = {}
+    cycle.self = cycle
+    triggers.register { name = "counts_early", check = function() return true, { n = 1 } end }
+    triggers.register { name = "nan_measure", check = function() return true, { x = 0 / 0 } end }
+    triggers.register { name = "fn_measure", check = function() return true, { f = print } end }
+    triggers.register { name = "cycle_measure", check = function() return true, { c = cycle } end }
+    triggers.register { name = "counts_late", check = function() return true, { n = 2 } end }
+  end)
+  after_each(function()
+    for _, n in ipairs(registered) do triggers.unregister(n) end
+    cf.close()
+    support.rm_rf(dir)
+  end)
+
+  it("is that policy's error; nothing else is lost and nothing fires twice", function()
+    local errors = {}
+    cf.on("triggers.error", function(p) errors[#errors + 1] = p.trigger end)
+    local fired, report = cf.check_triggers("m", { triggers = registered })
+    assert.same({ "counts_early", "counts_late" }, names(assert(fired, report)))
+    for _, n in ipairs { "nan_measure", "fn_measure", "cycle_measure" } do
+      assert.is_false(report[n].fired, n)
+      assert.matches("trigger policy '" .. n .. "' %(.*triggers_spec.lua:%d+%) returned measurements"
+        .. " that cannot be stored: ", report[n].error)
+      assert.is_nil(report[n].trigger_event_id, n)
+    end
+    assert.same({ "nan_measure", "fn_measure", "cycle_measure" }, errors)
+    assert.same({ "counts_early", "counts_late" }, calls)
+    local history = cf.get_trigger_history("m")
+    assert.equal(2, #history)
+  end)
+end)
+
+describe("a policy's time limit", function()
+  local cf, dir
+  after_each(function()
+    for _, n in ipairs { "spins", "spins_swallowing", "fine" } do triggers.unregister(n) end
+    cf.close()
+    support.rm_rf(dir)
+  end)
+
+  it("stops a policy that runs too long, as that policy's error; the others run", function()
+    cf, dir = support.client { triggers = { on = { spins_swallowing = { time_limit_ms = 40 } } } }
+    triggers.register { name = "spins", time_limit_ms = 50, check = function()
+      while true do end
+    end }
+    -- set in the configuration; catching the error does not escape it
+    triggers.register { name = "spins_swallowing", check = function()
+      pcall(function() while true do end end)
+      return true, {}
+    end }
+    triggers.register { name = "fine", time_limit_ms = 5000, check = function() return true, {} end }
+    local t0 = core.now_us()
+    local fired, report = assert(cf.check_triggers("t", {
+      triggers = { "spins", "spins_swallowing", "fine" } }))
+    assert.is_true(core.now_us() - t0 < 5 * S)
+    assert.same({ "fine" }, names(fired))
+    assert.matches("trigger policy 'spins' failed: .*triggers_spec.lua:%d+: time limit of 50 ms"
+      .. " exceeded", report.spins.error)
+    assert.matches("time limit of 40 ms exceeded", report.spins_swallowing.error, 1, true)
+    assert.is_false(report.spins_swallowing.fired)
+  end)
+
+  it("must be a positive whole number of milliseconds", function()
+    cf, dir = support.client()
+    local ok, err = pcall(triggers.register, { name = "spins", time_limit_ms = 0,
+                                               check = function() end })
+    assert.is_false(ok)
+    assert.matches("field 'time_limit_ms' must be at least 1", err, 1, true)
+    ok, err = pcall(triggers.register, { name = "spins", time_limit_ms = 1.5,
+                                         check = function() end })
+    assert.is_false(ok)
+    assert.matches("time_limit_ms", err, 1, true)
+    local bad = support.client { triggers = { on = { fine = { time_limit_ms = -1 } } } }
+    triggers.register { name = "fine", check = function() return false, {} end }
+    ok, err = pcall(bad.check_triggers, "t", { triggers = { "fine" } })
+    assert.is_false(ok)
+    assert.matches("config: triggers.on.fine.time_limit_ms must be a whole number of milliseconds",
+      err, 1, true)
+    bad.close()
+  end)
+end)
+
+describe("stored error texts", function()
+  local cf, dir
+  before_each(function() cf, dir = support.client() end)
+  after_each(function()
+    triggers.unregister "verbose"
+    cf.close()
+    support.rm_rf(dir)
+  end)
+
+  it("of a policy are capped at 4 KiB, cut between characters, with a marker", function()
+    local long = ("é"):rep(6000) -- 12000 bytes, two per character
+    triggers.register { name = "verbose", check = function() error("x" .. long, 0) end }
+    local _, report = assert(cf.check_triggers("v", { triggers = { "verbose" } }))
+    local err = report.verbose.error
+    assert.is_true(#err < 4096 + 40, #err)
+    assert.truthy(utf8.len(err))
+    assert.matches(" %[%.%.%. cut: %d+ more bytes%]$", err)
+  end)
+
+  it("of an action's result are capped the same way", function()
+    local long = ("ß"):rep(6000)
+    local hooked, hdir = support.client { triggers = { on = { verbose = { actions = {
+      { fn = function() error(long, 0) end } } } } } }
+    triggers.register { name = "verbose", check = function() return true, {} end }
+    local _, report = assert(hooked.check_triggers("v", { triggers = { "verbose" } }))
+    local err = report.verbose.actions[1].error
+    assert.is_false(report.verbose.actions[1].ok)
+    assert.is_true(#err < 4096 + 40, #err)
+    assert.truthy(utf8.len(err))
+    assert.matches(" %[%.%.%. cut: %d+ more bytes%]$", err)
+    hooked.close()
+    support.rm_rf(hdir)
+  end)
+end)
