@@ -105,7 +105,7 @@ static void one_attempt(CURL *h, const cf_http_request *q, struct curl_slist *he
                         long timeout, cf_http_result *res)
 {
     reply r = {&res->body, q->max_reply ? q->max_reply : CF_HTTP_DEFAULT_MAX_REPLY, 0};
-    char cerr[CURL_ERROR_SIZE] = "", shown[256];
+    char cerr[CURL_ERROR_SIZE] = "", shown[200];
     cf_store_redact_url(q->url, shown, sizeof shown); /* its messages carry no password */
     res->body.n = 0;
     res->body.oom = 0;

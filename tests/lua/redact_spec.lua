@@ -25,6 +25,13 @@ local function assert_clean(text, what)
   assert(not text:find(SECRET, 1, true), what .. " shows the password:\n" .. text)
 end
 
+-- No crash, and (in a sanitizer build) no memory or undefined-behaviour report.
+local function assert_alive(err, code, what)
+  assert(code ~= 139 and code ~= 134, what .. ": crashed")
+  assert(not err:find("Sanitizer", 1, true) and not err:find("runtime error:", 1, true),
+    what .. ":\n" .. err)
+end
+
 describe("database URLs in output", function()
   it("a store prints its URL without the password", function()
     for _, url in ipairs(db_urls(SECRET)) do
@@ -58,7 +65,7 @@ describe("database URLs in output", function()
         local out, err, code = support.run(r[1], { cwd = dir, stdin = r[2],
                                                    env = { PGPASSWORD = SECRET } })
         assert_clean(out .. err, r[1])
-        assert(code ~= 139 and code ~= 134, r[1] .. ": crashed")
+        assert_alive(err, code, r[1])
       end
       local _, err, code = support.run(db .. "migrate", { cwd = dir })
       assert.equal(1, code)
@@ -74,6 +81,7 @@ describe("database URLs in output", function()
       for _, url in ipairs { ("postgres://u:%s@127.0.0.1:1/db"):format(pw),
                              ("postgres://u@127.0.0.1:1/db?password=%s"):format(pw) } do
         local _, err, code = support.run("--db " .. support.q(url) .. " migrate")
+        assert_alive(err, code, url)
         assert.equal(1, code, url .. ":\n" .. err)
         -- the server's words survive; the URL's password shows as *** (or is empty)
         assert.matches("cannot connect to PostgreSQL at 127.0.0.1:1 (postgres", err, 1, true)
