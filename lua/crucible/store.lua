@@ -31,7 +31,8 @@ function M.open(url, opts)
 end
 
 M.parse_url = cstore.parse_url
---- The URL with its password (scheme://user:PASSWORD@...) shown as ***.
+--- The URL (or a message holding URLs) with every password shown as ***:
+-- scheme://user:PASSWORD@..., ?password=... and libpq's password=....
 M.redact_url = cstore.redact_url
 
 --- Encodes a Lua table as JSON text (strings pass through), in C: floats
@@ -299,7 +300,7 @@ function Store:close() return self.h:close() end
 Store.__close = Store.close
 
 function Store:__tostring()
-  return ("crucible.store (%s)"):format(self.url)
+  return ("crucible.store (%s)"):format(cstore.redact_url(self.url))
 end
 
 M.Store = Store

@@ -20,6 +20,8 @@ local config = require "crucible.config"
 local error_text = require "crucible.error_text"
 local schema = require "crucible.schema"
 local policy = require "crucible.policy"
+-- URLs and messages as shown and stored: passwords as *** (crucible.store.redact_url)
+local redact = require("crucible._store").redact_url
 
 local M = {}
 
@@ -165,7 +167,7 @@ local function check_action(a, aat)
       .. " (a function)"):format(aat), 0)
   end
   if a.webhook and not a.webhook:match("^https?://") then
-    error(("%s.webhook must start with http:// or https://, got '%s'"):format(aat, a.webhook), 0)
+    error(("%s.webhook must start with http:// or https://, got '%s'"):format(aat, redact(a.webhook)), 0)
   end
   if a.retries and a.retries > 10 then error(("%s.retries must be at most 10"):format(aat), 0) end
   for hk, hv in pairs(a.headers or {}) do
@@ -218,7 +220,7 @@ local function action_result(a, firing, client)
     if a.bearer_env then
       local token = os.getenv(a.bearer_env)
       if not token or token == "" then
-        return { type = "webhook", url = a.webhook, ok = false,
+        return { type = "webhook", url = redact(a.webhook), ok = false,
                  error = ("the environment variable %s is not set"):format(a.bearer_env) }
       end
       headers.Authorization = "Bearer " .. token
@@ -229,9 +231,11 @@ local function action_result(a, firing, client)
                    measurements = firing.measurements }
     local ok, r = pcall(http.post_json, a.webhook, body, {
       headers = headers, timeout_ms = a.timeout_ms, retries = a.retries, backoff_ms = a.backoff_ms })
-    if not ok then return { type = "webhook", url = a.webhook, ok = false, error = tostring(r) } end
-    return { type = "webhook", url = a.webhook, ok = r.ok, status = r.status,
-             attempts = r.attempts, error = r.error }
+    if not ok then
+      return { type = "webhook", url = redact(a.webhook), ok = false, error = redact(tostring(r)) }
+    end
+    return { type = "webhook", url = redact(a.webhook), ok = r.ok, status = r.status,
+             attempts = r.attempts, error = r.error and redact(r.error) }
   elseif a.workflow then
     local chunk, err = loadfile(a.workflow, "t")
     if not chunk then return { type = "workflow", path = a.workflow, ok = false, error = err } end

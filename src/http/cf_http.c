@@ -3,6 +3,7 @@
  * retries, backoff and a reply cap.
  */
 #include "crucible/http/cf_http.h"
+#include "crucible/store/cf_store.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -104,7 +105,8 @@ static void one_attempt(CURL *h, const cf_http_request *q, struct curl_slist *he
                         long timeout, cf_http_result *res)
 {
     reply r = {&res->body, q->max_reply ? q->max_reply : CF_HTTP_DEFAULT_MAX_REPLY, 0};
-    char cerr[CURL_ERROR_SIZE] = "";
+    char cerr[CURL_ERROR_SIZE] = "", shown[200];
+    cf_store_redact_url(q->url, shown, sizeof shown); /* its messages carry no password */
     res->body.n = 0;
     res->body.oom = 0;
     curl_easy_reset(h);
@@ -137,13 +139,13 @@ static void one_attempt(CURL *h, const cf_http_request *q, struct curl_slist *he
         snprintf(res->error, sizeof res->error, "timed out after %ld ms", timeout);
     } else if (rc != CURLE_OK) {
         res->outcome = CF_HTTP_TRANSPORT;
-        snprintf(res->error, sizeof res->error, "request to %s failed: %s", q->url,
+        snprintf(res->error, sizeof res->error, "request to %s failed: %s", shown,
                  cerr[0] ? cerr : curl_easy_strerror(rc));
     } else if (status < 200 || status > 299) {
         char what[200];
         cf_http_server_message(res->body.p, res->body.n, what, sizeof what);
         res->outcome = CF_HTTP_STATUS;
-        snprintf(res->error, sizeof res->error, "HTTP %ld from %s%s%s", status, q->url,
+        snprintf(res->error, sizeof res->error, "HTTP %ld from %s%s%s", status, shown,
                  what[0] ? ": " : "", what);
     } else {
         res->outcome = CF_HTTP_OK;

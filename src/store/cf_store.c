@@ -77,27 +77,6 @@ cf_signal_kind cf_signal_kind_of(cf_str type)
     return CF_SIG_OTHER;
 }
 
-void cf_store_redact_url(const char *url, char *out, size_t cap)
-{
-    if (!cap)
-        return;
-    const char *p = strstr(url, "://");
-    const char *colon = NULL, *at = NULL;
-    if (p) {
-        p += 3;
-        const char *stop = p + strcspn(p, "/?#");
-        for (const char *q = p; q < stop; q++)
-            if (*q == '@')
-                at = q;
-        if (at)
-            colon = memchr(p, ':', (size_t)(at - p));
-    }
-    if (colon)
-        snprintf(out, cap, "%.*s***%s", (int)(colon + 1 - url), url, at);
-    else
-        snprintf(out, cap, "%s", url);
-}
-
 /* "expected A, B or C": the usage of every listed scheme row. */
 static void expected_forms(char *out, size_t cap)
 {

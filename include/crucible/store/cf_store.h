@@ -417,8 +417,25 @@ typedef struct cf_store_url {
 /* Finds the scheme row whose prefix starts the URL and fills its target;
  * CF_EINVAL listing the registered URL forms when no row matches. */
 int cf_store_parse_url(const char *url, cf_store_url *out, cf_err *err);
-/* The URL for messages: a password (scheme://user:PASSWORD@...) becomes ***. */
+/* The URL (or a message holding URLs, or a libpq key=value string) for
+ * output: every password becomes ***: a URL's userinfo password
+ * (scheme://user:PASSWORD@host, up to the last '@' before the path), a
+ * password or sslpassword parameter of a URL query (?password=...; the key
+ * may be percent-encoded) and of a key=value string (password=... or
+ * password='...'). Truncated to cap bytes with its terminator. */
 void cf_store_redact_url(const char *url, char *out, size_t cap);
+/* The passwords url carries, in the forms cf_store_redact_url finds, each
+ * as written and percent-decoded when that differs: malloc'd copies in
+ * out[0..*n), at most max. -1 when out of memory (the copies made so far
+ * are in out[0..*n) to free). */
+int cf_store_url_secrets(const char *url, char **out, size_t max, size_t *n);
+/* Replaces, in msg (a buffer of cap bytes), every occurrence of secret
+ * that stands as a token of its own with ***: not next to a letter, a
+ * digit, a non-ASCII byte or a repeat of the secret's edge byte (so "st"
+ * is not found in "PostgreSQL", nor "*" in "***"). The message is read
+ * once from a copy and written within cap, so a replacement is never
+ * matched again and never overruns. Returns the number replaced. */
+size_t cf_store_scrub(char *msg, size_t cap, const char *secret);
 
 /* Opens the store a URL names, through its scheme row. */
 int cf_store_open(const char *url, const cf_store_opts *opts, cf_store **out, cf_err *err);

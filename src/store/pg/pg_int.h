@@ -12,12 +12,16 @@
  * postgresql://): the scheme rows' open. */
 int cf_store_pg_open(const char *url, const cf_store_opts *opts, cf_store **out, cf_err *err);
 
+/* The URL's passwords (as written and decoded) and $PGPASSWORD. */
+#define PG_MAX_SECRETS 8
+
 typedef struct pg_store {
     cf_store base;
     PGconn *conn;
     char *url;          /* as given: what libpq connects with */
     char *redacted;     /* the URL with its password as *** (for messages) */
-    char *secret;       /* the password as written in the URL, scrubbed from messages */
+    char *secrets[PG_MAX_SECRETS]; /* the URL's passwords and $PGPASSWORD, scrubbed from messages */
+    size_t n_secrets;
     char server[300];   /* host:port */
     int lost;           /* the last failure was the connection's (retry) */
     char state[6];      /* the last failure's SQLSTATE ("" when none) */
@@ -63,8 +67,8 @@ int pg_run(pg_store *s, const char *sql, const pg_params *p, const char *what, c
 void pg_rollback(pg_store *s);
 /* Fails with the server's message for a result or the connection. */
 int pg_fail(pg_store *s, PGresult *res, const char *what, cf_err *err);
-/* Removes the password from a message in place. */
-void pg_scrub(const pg_store *s, char *msg);
+/* Removes the passwords from a message (a buffer of cap bytes) in place. */
+void pg_scrub(const pg_store *s, char *msg, size_t cap);
 
 /* Runs op until it succeeds or fails for a reason other than a lost
  * connection; a lost connection is re-established with backoff for up to

@@ -107,16 +107,10 @@ void pg_p_bool(pg_params *p, int v)
 
 /* ---- messages ----------------------------------------------------------------- */
 
-void pg_scrub(const pg_store *s, char *msg)
+void pg_scrub(const pg_store *s, char *msg, size_t cap)
 {
-    if (!s->secret || !*s->secret)
-        return;
-    size_t k = strlen(s->secret);
-    char *at;
-    while ((at = strstr(msg, s->secret)) != NULL) {
-        memcpy(at, "***", 3);
-        memmove(at + 3, at + k, strlen(at + k) + 1);
-    }
+    for (size_t i = 0; i < s->n_secrets; i++)
+        cf_store_scrub(msg, cap, s->secrets[i]);
 }
 
 /* The connection-level SQLSTATE classes that mean "try again later". */
@@ -160,7 +154,7 @@ int pg_fail(pg_store *s, PGresult *res, const char *what, cf_err *err)
         cf_fail(err, code_of(state), "%s: %s (PostgreSQL at %s%s%s)", what, text, s->server,
                 state ? ", SQLSTATE " : "", state ? state : "");
     if (err)
-        pg_scrub(s, err->msg);
+        pg_scrub(s, err->msg, sizeof err->msg);
     return -1;
 }
 
@@ -293,7 +287,8 @@ static int connect_now(pg_store *s, cf_err *err)
                 "cannot connect to PostgreSQL at %s (%s): %s; check that the server is running "
                 "and the URL's host, port, user, password and database",
                 s->server, s->redacted, text);
-        pg_scrub(s, err ? err->msg : text);
+        if (err)
+            pg_scrub(s, err->msg, sizeof err->msg);
         s->lost = 1;
         return -1;
     }
@@ -339,37 +334,48 @@ int pg_retry(pg_store *s, pg_op op, void *arg, cf_err *err)
 
 /* ---- URL ---------------------------------------------------------------------------------- */
 
-/* Finds the password in postgres://user:PASSWORD@host...: [*at, *end). */
-static int find_secret(const char *url, const char **at, const char **end)
+/* The passwords to scrub: the URL's, then $PGPASSWORD (libpq's default). */
+static int collect_secrets(pg_store *s, const char *url, cf_err *err)
+{
+    if (cf_store_url_secrets(url, s->secrets, PG_MAX_SECRETS - 1, &s->n_secrets))
+        return cf_fail(err, CF_ENOMEM, "out of memory opening PostgreSQL");
+    const char *env = getenv("PGPASSWORD");
+    if (env && *env && !(s->secrets[s->n_secrets++] = strdup(env)))
+        return cf_fail(err, CF_ENOMEM, "out of memory opening PostgreSQL");
+    return 0;
+}
+
+/* libpq ends the userinfo at its first '@' and the host list at the last
+ * one, so an unencoded '@' in the password would reach the server's
+ * messages as part of a host name. */
+static int check_userinfo(const pg_store *s, const char *url, cf_err *err)
 {
     const char *p = strstr(url, "://");
     if (!p)
         return 0;
     p += 3;
-    const char *stop = p + strcspn(p, "/?#");
-    const char *amp = NULL;
-    for (const char *q = p; q < stop; q++)
-        if (*q == '@')
-            amp = q;
-    if (!amp)
-        return 0;
-    const char *colon = memchr(p, ':', (size_t)(amp - p));
-    if (!colon)
-        return 0;
-    *at = colon + 1;
-    *end = amp;
-    return 1;
+    size_t ats = 0, stop = strcspn(p, "/?#");
+    for (size_t i = 0; i < stop; i++)
+        ats += p[i] == '@';
+    if (ats > 1)
+        return cf_fail(err, CF_EINVAL,
+                       "invalid PostgreSQL URL '%s': the user or password holds an '@'; write "
+                       "it as %%40",
+                       s->redacted);
+    return 0;
 }
 
 static int parse_url(pg_store *s, const char *url, cf_err *err)
 {
-    const char *a, *b;
-    if (find_secret(url, &a, &b) && !(s->secret = strndup(a, (size_t)(b - a))))
-        return cf_fail(err, CF_ENOMEM, "out of memory opening PostgreSQL");
-    size_t cap = strlen(url) + 8;
+    if (collect_secrets(s, url, err))
+        return -1;
+    /* each password of one byte or more becomes three */
+    size_t cap = 3 * strlen(url) + 8;
     if (!(s->redacted = malloc(cap)))
         return cf_fail(err, CF_ENOMEM, "out of memory opening PostgreSQL");
     cf_store_redact_url(url, s->redacted, cap);
+    if (check_userinfo(s, url, err))
+        return -1;
     char *perr = NULL;
     PQconninfoOption *opts = PQconninfoParse(url, &perr);
     if (!opts) {
@@ -383,7 +389,8 @@ static int parse_url(pg_store *s, const char *url, cf_err *err)
                 "invalid PostgreSQL URL '%s': %s; expected "
                 "postgres://user:password@host:port/database",
                 s->redacted, text);
-        pg_scrub(s, err ? err->msg : text);
+        if (err)
+            pg_scrub(s, err->msg, sizeof err->msg);
         return -1;
     }
     const char *host = NULL, *port = NULL;
@@ -684,11 +691,12 @@ static void pg_close(cf_store *base)
     pg_store *s = (pg_store *)base;
     if (s->conn)
         PQfinish(s->conn);
-    if (s->secret)
-        memset(s->secret, 0, strlen(s->secret));
+    for (size_t i = 0; i < s->n_secrets; i++) {
+        memset(s->secrets[i], 0, strlen(s->secrets[i]));
+        free(s->secrets[i]);
+    }
     if (s->url)
         memset(s->url, 0, strlen(s->url));
-    free(s->secret);
     free(s->url);
     free(s->redacted);
     free(s);
