@@ -16,7 +16,8 @@ void cf_query_init(cf_query *q)
 
 int cf_query_check_window(const cf_query *q, const char *what, cf_err *err)
 {
-    if (q->id.p || q->event_id.p || q->type.p || q->exported >= 0 || q->include_signals)
+    if (q->id.p || q->event_id.p || q->type.p || q->exported >= 0 || q->include_signals ||
+        q->claim.p)
         return cf_fail(err, CF_EINVAL, "%s filters by deployment_id, since and until only", what);
     return 0;
 }
