@@ -3,6 +3,10 @@
  * temporary file, fsync, rename -> rows marked exported (one transaction)
  * -> on failure to mark, the published file is taken back.
  *
+ * The rows are claimed first (cf_store_claim_curated), so that concurrent
+ * exports of a deployment never write the same row, and the claim is
+ * released at the end, whatever happened.
+ *
  * The ids of the written rows go to an unlinked spill file (not a list in
  * memory), so marking a million rows costs no memory either.
  */
@@ -11,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crucible/core/cf_uuid.h"
 #include "crucible/export/cf_export.h"
 
 #define PROGRESS_EVERY 4096
@@ -141,23 +146,36 @@ static int check_opts(const cf_export_opts *o, cf_err *err)
     return 0;
 }
 
-/* The curated rows to export; with a progress callback, *total is how
- * many (else -1). */
-static int curated_query(cf_store *s, const cf_export_opts *o, cf_query *q, int64_t *total,
-                         cf_err *err)
+/* Claims the rows to export for this export alone (concurrent exports of
+ * the deployment share them out, cf_store.h) under a fresh token; q reads
+ * back just those, *total is how many. */
+static int claim_rows(cf_store *s, const cf_export_opts *o, char token[CF_UUID_LEN + 1],
+                      cf_query *q, int64_t *total, cf_err *err)
 {
+    if (cf_uuid7(token))
+        return cf_fail(err, CF_EIO, "cannot generate an export claim id");
+    cf_claim c = {o->deployment_id, cf_cstr(token), o->include_exported, o->limit,
+                  cf_now_us() + CF_EXPORT_CLAIM_US};
+    if (cf_store_claim_curated(s, &c, total, err))
+        return -1;
     cf_query_init(q);
     q->deployment_id = o->deployment_id;
-    q->exported = o->include_exported ? -1 : 0;
-    q->limit = o->limit;
-    *total = -1;
-    if (!o->progress)
-        return 0;
-    if (cf_store_count(s, CF_KIND_CURATED, q, total, err))
-        return -1;
-    if (o->limit >= 0 && *total > o->limit)
-        *total = o->limit;
+    q->claim = c.token;
     return 0;
+}
+
+/* Drops the claim (after marking, or after a failure: the rows are
+ * exportable again). A failure to release leaves the claim to expire
+ * (CF_EXPORT_CLAIM_US); after a failed export it joins err's message. */
+static void release_rows(cf_store *s, const cf_export_opts *o, const char *token, int failed,
+                         cf_err *err)
+{
+    cf_err e2;
+    if (cf_store_release_curated_claim(s, o->deployment_id, cf_cstr(token), &e2) && failed &&
+        err) {
+        size_t n = strlen(err->msg);
+        snprintf(err->msg + n, sizeof err->msg - n, " (and %s)", e2.msg);
+    }
 }
 
 /* Writes the rows of q into out (opened, not published) with the
@@ -212,6 +230,7 @@ static int nothing_new(cf_store *s, const cf_export_opts *o, const cf_query *q,
     cf_query done = *q;
     done.exported = 1;
     done.limit = -1;
+    done.claim = (cf_str){NULL, 0}; /* every exported row, not this export's claim */
     return cf_store_count(s, CF_KIND_CURATED, &done, &res->already_exported, err);
 }
 
@@ -232,9 +251,10 @@ int cf_export_curated(cf_store *s, const cf_export_opts *o, cf_export_result *re
     memset(res, 0, sizeof *res);
     cf_query q;
     int64_t total;
+    char token[CF_UUID_LEN + 1];
     if (check_opts(o, err) ||
         cf_export_check_target(o->path, o->format->directory, o->mkdir, o->db_path, err) ||
-        curated_query(s, o, &q, &total, err))
+        claim_rows(s, o, token, &q, &total, err))
         return -1;
     cf_out out;
     spill sp = {NULL, NULL, 0, 0};
@@ -263,6 +283,7 @@ int cf_export_curated(cf_store *s, const cf_export_opts *o, cf_export_result *re
         o->progress(o->progress_ud, sp.n, sp.n, res->bytes); /* final: done == total */
     rc = 0;
 done:
+    release_rows(s, o, token, rc != 0, err);
     cf_out_abort(&out);
     if (sp.f)
         fclose(sp.f);

@@ -16,7 +16,8 @@ void cf_query_init(cf_query *q)
 
 int cf_query_check_window(const cf_query *q, const char *what, cf_err *err)
 {
-    if (q->id.p || q->event_id.p || q->type.p || q->exported >= 0 || q->include_signals)
+    if (q->id.p || q->event_id.p || q->type.p || q->exported >= 0 || q->include_signals ||
+        q->claim.p)
         return cf_fail(err, CF_EINVAL, "%s filters by deployment_id, since and until only", what);
     return 0;
 }
@@ -31,6 +32,8 @@ int cf_query_check(cf_kind kind, const cf_query *q, cf_err *err)
         return cf_fail(err, CF_EINVAL, "%s cannot be filtered by type", cf_kind_name(kind));
     if (q->exported >= 0 && kind != CF_KIND_CURATED)
         return cf_fail(err, CF_EINVAL, "only curated examples have an exported flag");
+    if (q->claim.p && kind != CF_KIND_CURATED)
+        return cf_fail(err, CF_EINVAL, "only curated examples can be claimed for export");
     if (q->n_with_signal_types && kind != CF_KIND_EVENTS)
         return cf_fail(err, CF_EINVAL, "only events can be filtered by their signals");
     if (q->n_with_signal_types > CF_QUERY_MAX_SIGNAL_TYPES)

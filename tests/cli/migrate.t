@@ -1,25 +1,26 @@
 `migrate` creates the schema; running it again is harmless.
 
   $ crucible-feedback migrate
-  sqlite:./crucible.db: applied 4 migrations (schema version 0 -> 4)
+  sqlite:./crucible.db: applied 5 migrations (schema version 0 -> 5)
   $ crucible-feedback migrate
-  sqlite:./crucible.db: up to date (schema version 4)
+  sqlite:./crucible.db: up to date (schema version 5)
   $ crucible-feedback migrate --status
-  sqlite:./crucible.db: schema version 4
+  sqlite:./crucible.db: schema version 5
   $ crucible-feedback --db sqlite:other.db migrate --status
   sqlite:other.db: schema version 0
   $ crucible-feedback migrate --db sqlite:other.db
-  sqlite:other.db: applied 4 migrations (schema version 0 -> 4)
+  sqlite:other.db: applied 5 migrations (schema version 0 -> 5)
   $ sqlite3 other.db 'select version, name from schema_migrations'
   1|initial schema
   2|quality indexes
   3|curated export marks
   4|workflow runs
+  5|curated export claims
 
 Without --db or a configured URL, DATABASE_URL chooses the database:
 
   $ DATABASE_URL=sqlite:from_env_var.db crucible-feedback migrate
-  sqlite:from_env_var.db: applied 4 migrations (schema version 0 -> 4)
+  sqlite:from_env_var.db: applied 5 migrations (schema version 0 -> 5)
   $ DATABASE_URL=ftp://x crucible-feedback migrate
   crucible-feedback: DATABASE_URL: unsupported database URL 'ftp://x': expected sqlite:PATH, postgres://user:password@host:port/database or clickhouse://user:password@host:port/database
   [1]
@@ -28,19 +29,19 @@ The config file sets the database; --db wins over it (and over DATABASE_URL):
 
   $ printf 'return { storage = { url = "sqlite:from_config.db" } }\n' > crucible.config.lua
   $ crucible-feedback migrate
-  sqlite:from_config.db: applied 4 migrations (schema version 0 -> 4)
+  sqlite:from_config.db: applied 5 migrations (schema version 0 -> 5)
   $ crucible-feedback --db sqlite:cli.db migrate
-  sqlite:cli.db: applied 4 migrations (schema version 0 -> 4)
+  sqlite:cli.db: applied 5 migrations (schema version 0 -> 5)
   $ DATABASE_URL=sqlite:ignored.db crucible-feedback migrate
-  sqlite:from_config.db: up to date (schema version 4)
+  sqlite:from_config.db: up to date (schema version 5)
   $ CRUCIBLE_CONFIG=env.config.lua crucible-feedback migrate
   crucible-feedback: config: cannot open env.config.lua: No such file or directory
   [1]
   $ printf 'return { storage = { url = "sqlite:from_env.db" } }\n' > env.config.lua
   $ CRUCIBLE_CONFIG=env.config.lua crucible-feedback migrate
-  sqlite:from_env.db: applied 4 migrations (schema version 0 -> 4)
+  sqlite:from_env.db: applied 5 migrations (schema version 0 -> 5)
   $ crucible-feedback --config env.config.lua migrate
-  sqlite:from_env.db: up to date (schema version 4)
+  sqlite:from_env.db: up to date (schema version 5)
 
 A bad config names the key and the closest valid one, or the expected type:
 

@@ -121,6 +121,9 @@ typedef struct cf_query {
      * 0: no such filter. */
     const cf_str *with_signal_types;
     size_t n_with_signal_types;
+    /* curated: only the rows held by this export claim (claim_curated);
+     * NULL: no such filter. */
+    cf_str claim;
 } cf_query;
 
 #define CF_QUERY_MAX_SIGNAL_TYPES 8
@@ -131,7 +134,8 @@ void cf_query_init(cf_query *q);
  * and until (count_by_type, the unscored cursor). */
 int cf_query_check_window(const cf_query *q, const char *what, cf_err *err);
 /* Checks that q's filters apply to rows of `kind` (event_id: signals and
- * curated examples; type: all but events; exported: curated examples; with
+ * curated examples; type: all but events; exported and claim: curated
+ * examples; with
  * signal types: events, at most CF_QUERY_MAX_SIGNAL_TYPES, none missing).
  * Every backend calls it before building its query, so the rules and the
  * messages are the same on each. */
@@ -280,6 +284,26 @@ typedef int (*cf_run_fn)(void *ud, const cf_workflow_run *run);
  * (on update), and a known status. */
 int cf_workflow_run_check(const cf_workflow_run *r, int need_id, cf_err *err);
 
+/* ---- export claims ------------------------------------------------------------
+ * Concurrent exports of one deployment share its rows out instead of each
+ * exporting all of them: an export first claims the rows it will write
+ * under a token of its own, reads back only those (cf_query.claim), marks
+ * them exported once its file is published, then releases the claim (also
+ * when the write fails, so the rows are exportable again). A claim not
+ * released (the process was killed) stops counting at `until`. */
+
+typedef struct cf_claim {
+    cf_str deployment_id;
+    cf_str token;            /* the claim's id: unique per export (a UUIDv7) */
+    int include_exported;    /* 1: rows already exported may be claimed too */
+    int64_t limit;           /* at most this many, oldest first (< 0: no limit) */
+    int64_t until;           /* the claim stops counting at this time (us) */
+} cf_claim;
+
+/* How long an export's claim holds when its process dies without
+ * releasing it: after this the rows are exportable again. */
+#define CF_EXPORT_CLAIM_US (INT64_C(3600) * 1000000)
+
 /* ---- the vtable ----------------------------------------------------------
  * Every function returns 0 (or a count) on success and -1 with err set on
  * failure. */
@@ -370,6 +394,14 @@ typedef struct cf_store_vt {
     /* The runs of one schedule (name.p NULL: of every schedule), newest
      * first (by started_at), at most limit (< 0: all). */
     int (*list_runs)(cf_store *, cf_str name, int64_t limit, cf_run_fn cb, void *ud, cf_err *);
+    /* Claims for c->token, atomically with respect to other claims, the
+     * curated examples of c->deployment_id (not exported unless
+     * c->include_exported; oldest first, at most c->limit) that no live
+     * claim holds; *claimed receives how many. Claims whose `until` has
+     * passed do not count. A row is held by at most one live claim. */
+    int (*claim_curated)(cf_store *, const cf_claim *c, int64_t *claimed, cf_err *);
+    /* Drops every claim of the token (those rows are claimable again). */
+    int (*release_curated_claim)(cf_store *, cf_str deployment_id, cf_str token, cf_err *);
 } cf_store_vt;
 
 struct cf_store {
@@ -525,6 +557,13 @@ int cf_store_insert_curated_new(cf_store *s, const cf_curated *c, size_t n,
 static inline int cf_store_last_export_at(cf_store *s, cf_str deployment_id, int64_t *at,
                                           cf_err *e)
 { return s->vt->last_export_at(s, deployment_id, at, e); }
+
+static inline int cf_store_claim_curated(cf_store *s, const cf_claim *c, int64_t *claimed,
+                                         cf_err *e)
+{ return s->vt->claim_curated(s, c, claimed, e); }
+static inline int cf_store_release_curated_claim(cf_store *s, cf_str deployment_id,
+                                                 cf_str token, cf_err *e)
+{ return s->vt->release_curated_claim(s, deployment_id, token, e); }
 
 /* Name of a kind as used from Lua: "events", "signals", "curated",
  * "drift", "triggers". */

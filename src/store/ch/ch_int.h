@@ -1,5 +1,6 @@
 /* Internal to the ClickHouse backend: shared by its files (ch_conn.c the
- * request plumbing, ch_open.c, ch_write.c, ch_read.c, ch_scan.c, ch_runs.c). */
+ * request plumbing, ch_open.c, ch_write.c, ch_read.c, ch_scan.c, ch_runs.c,
+ * ch_claim.c). */
 #ifndef CRUCIBLE_CF_STORE_CH_INT_H
 #define CRUCIBLE_CF_STORE_CH_INT_H
 
@@ -120,6 +121,9 @@ int ch_open_light_events(cf_store *, const cf_query *, unsigned, cf_light_scan *
 int ch_insert_run(cf_store *, const cf_workflow_run *, int *, cf_err *);
 int ch_update_run(cf_store *, const cf_workflow_run *, cf_err *);
 int ch_list_runs(cf_store *, cf_str, int64_t, cf_run_fn, void *, cf_err *);
+/* ch_claim.c */
+int ch_claim_curated(cf_store *, const cf_claim *, int64_t *claimed, cf_err *);
+int ch_release_curated_claim(cf_store *, cf_str deployment_id, cf_str token, cf_err *);
 /* The lease protocol's two decisions, pure. ch_lease_slow: 1 when the
  * claim must be withdrawn because more than settle/2 passed from the
  * check's start to the end of the claim's insert (monotonic ns).

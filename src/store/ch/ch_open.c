@@ -80,11 +80,21 @@ static const char *const m4[] = {
     " ENGINE = ReplacingMergeTree(version) ORDER BY (name, id)",
     NULL};
 
+/* Export claims (ch_claim.c): versions of (deployment, row, claim), the
+ * latest read FINAL; withdrawn 1 ends a claim. */
+static const char *const m5[] = {
+    "CREATE TABLE IF NOT EXISTS curated_export_claims (deployment_id String,"
+    " curated_id String, claim_token String, claimed_until Int64, withdrawn UInt8,"
+    " version UInt64)"
+    " ENGINE = ReplacingMergeTree(version) ORDER BY (deployment_id, curated_id, claim_token)",
+    NULL};
+
 static const ch_migration migrations[] = {
     {1, "initial schema", m1},
     {2, "quality indexes", m2},
     {3, "curated export marks", m3},
     {4, "workflow runs", m4},
+    {5, "curated export claims", m5},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
@@ -295,6 +305,8 @@ static const cf_store_vt ch_vt = {
     .insert_run = ch_insert_run,
     .update_run = ch_update_run,
     .list_runs = ch_list_runs,
+    .claim_curated = ch_claim_curated,
+    .release_curated_claim = ch_release_curated_claim,
 };
 
 /* ---- the URL ---------------------------------------------------------------------------- */

@@ -98,6 +98,16 @@ static int build(ch_store *s, cf_kind kind, const cf_query *q, int counting, cf_
         }
         cf_buf_putc(b, ')');
     }
+    if (q->claim.p) {
+        cond(b, &n, "id IN (SELECT curated_id FROM curated_export_claims FINAL"
+                    " WHERE withdrawn = 0 AND claim_token = ");
+        ch_quote(b, q->claim);
+        if (q->deployment_id.p) {
+            cf_buf_str(b, " AND deployment_id = ");
+            ch_quote(b, q->deployment_id);
+        }
+        cf_buf_putc(b, ')');
+    }
     cond_time(b, &n, q);
     if (kind == CF_KIND_EVENTS && !counting && !q->id.p && !q->n_with_signal_types) {
         cond(b, &n, "1");

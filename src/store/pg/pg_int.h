@@ -122,6 +122,8 @@ int pg_insert_curated(cf_store *, const cf_curated *, size_t, cf_err *);
 int pg_mark_curated_exported(cf_store *, const cf_str *, size_t, cf_str, cf_err *);
 int pg_mark_curated_exported_stream(cf_store *, int (*)(void *, cf_str *, cf_err *), void *,
                                     cf_str, int64_t *, cf_err *);
+int pg_claim_curated(cf_store *, const cf_claim *, int64_t *claimed, cf_err *);
+int pg_release_curated_claim(cf_store *, cf_str deployment_id, cf_str token, cf_err *);
 int pg_insert_drift(cf_store *, const cf_drift_result *, cf_err *);
 int pg_insert_trigger(cf_store *, const cf_trigger_event *, cf_err *);
 int pg_insert_curated_new(cf_store *, const cf_curated *, size_t, unsigned char *, int64_t *,

@@ -518,6 +518,15 @@ static const pg_migration migrations[] = {
      "  details jsonb NOT NULL DEFAULT '{}');"
      "CREATE INDEX workflow_runs_name_time ON workflow_runs (name, started_at);"
      "CREATE INDEX workflow_runs_running ON workflow_runs (name) WHERE status = 'running';"},
+    /* Export claims: the rows an export in progress holds (one claim a
+     * row, by the primary key), so that concurrent exports share them. */
+    {5, "curated export claims",
+     "CREATE TABLE curated_export_claims ("
+     "  curated_id text PRIMARY KEY,"
+     "  deployment_id text NOT NULL,"
+     "  claim_token text NOT NULL,"
+     "  claimed_until timestamptz NOT NULL);"
+     "CREATE INDEX curated_export_claims_token ON curated_export_claims (claim_token);"},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
@@ -731,6 +740,8 @@ static const cf_store_vt pg_vt = {
     .insert_run = pg_insert_run,
     .update_run = pg_update_run,
     .list_runs = pg_list_runs,
+    .claim_curated = pg_claim_curated,
+    .release_curated_claim = pg_release_curated_claim,
 };
 
 int cf_store_pg_open(const char *url, const cf_store_opts *opts, cf_store **out, cf_err *err)

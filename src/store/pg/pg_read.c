@@ -208,6 +208,12 @@ static int conditions(pg_pager *g, cf_kind kind, const cf_query *q, cf_err *err)
     if (q->exported >= 0)
         pg_pager_cond(g, q->exported ? "(t.exported OR m.curated_id IS NOT NULL)"
                                      : "NOT t.exported AND m.curated_id IS NULL");
+    if (q->claim.p) {
+        pg_pager_cond(g, "t.id IN (SELECT curated_id FROM curated_export_claims"
+                         " WHERE claim_token = ");
+        pg_pager_str(g, q->claim);
+        pg_pager_put(g, ")");
+    }
     if (q->n_with_signal_types) {
         pg_pager_cond(g, "EXISTS (SELECT 1 FROM user_signals s WHERE s.inference_event_id ="
                          " t.id AND s.signal_type IN (");

@@ -710,3 +710,84 @@ int pg_mark_curated_exported_stream(cf_store *base, int (*next)(void *, cf_str *
         *marked = a.changed;
     return 0;
 }
+
+/* ---- export claims ------------------------------------------------------------
+ * One statement: the free rows are inserted as claims; curated_export_claims'
+ * primary key holds one claim a row. A concurrent claim of the same row
+ * waits for the first to commit, then finds it live and skips the row (ON
+ * CONFLICT ... WHERE re-checks the committed claim); an expired claim is
+ * taken over in place. */
+
+static const char claim_sql[] =
+    "WITH ins AS (INSERT INTO curated_export_claims"
+    " (curated_id, deployment_id, claim_token, claimed_until)"
+    " SELECT t.id, t.deployment_id, $2::text, $3::timestamptz"
+    " FROM curated_examples t LEFT JOIN curated_export_marks m ON m.curated_id = t.id"
+    " WHERE t.deployment_id = $1::text AND ($4::boolean OR (NOT t.exported AND m.curated_id IS NULL))"
+    " AND NOT EXISTS (SELECT 1 FROM curated_export_claims c WHERE c.curated_id = t.id"
+    " AND c.claimed_until > $5::timestamptz)"
+    " ORDER BY t.inserted_at, t.seq LIMIT $6::int8"
+    " ON CONFLICT (curated_id) DO UPDATE SET deployment_id = excluded.deployment_id,"
+    " claim_token = excluded.claim_token, claimed_until = excluded.claimed_until"
+    " WHERE curated_export_claims.claimed_until <= $5::timestamptz"
+    " RETURNING 1) SELECT count(*) FROM ins";
+
+typedef struct claim_arg {
+    const cf_claim *c;
+    int64_t claimed;
+} claim_arg;
+
+static int claim_op(pg_store *s, void *arg, int attempt, cf_err *err)
+{
+    (void)attempt;
+    claim_arg *a = arg;
+    pg_params p;
+    pg_params_init(&p);
+    pg_p_str(&p, a->c->deployment_id);
+    pg_p_str(&p, a->c->token);
+    pg_p_time(&p, a->c->until);
+    pg_p_bool(&p, a->c->include_exported != 0);
+    pg_p_time(&p, cf_now_us());
+    pg_p_int(&p, a->c->limit < 0 ? CF_NULL_INT : a->c->limit);
+    PGresult *r = pg_exec(s, claim_sql, &p, "claiming rows to export", err);
+    if (!r)
+        return -1;
+    a->claimed = pg_col_int(r, 0, 0);
+    PQclear(r);
+    return 0;
+}
+
+int pg_claim_curated(cf_store *base, const cf_claim *c, int64_t *claimed, cf_err *err)
+{
+    *claimed = 0;
+    if (!c->deployment_id.p || !c->token.p || c->token.n == 0)
+        return cf_fail(err, CF_EINVAL, "an export claim needs a deployment_id and a token");
+    if (pg_check_text(c->deployment_id, "export", 0, "deployment_id", err) ||
+        pg_check_text(c->token, "export", 0, "claim token", err))
+        return -1;
+    claim_arg a = {c, 0};
+    if (pg_retry((pg_store *)base, claim_op, &a, err))
+        return -1;
+    *claimed = a.claimed;
+    return 0;
+}
+
+static int release_op(pg_store *s, void *arg, int attempt, cf_err *err)
+{
+    (void)attempt;
+    pg_params p;
+    pg_params_init(&p);
+    pg_p_str(&p, *(const cf_str *)arg);
+    return pg_run(s, "DELETE FROM curated_export_claims WHERE claim_token = $1::text", &p,
+                  "releasing an export claim", err);
+}
+
+int pg_release_curated_claim(cf_store *base, cf_str deployment_id, cf_str token, cf_err *err)
+{
+    (void)deployment_id;
+    if (!token.p)
+        return cf_fail(err, CF_EINVAL, "an export claim needs a token");
+    if (pg_check_text(token, "export", 0, "claim token", err))
+        return -1;
+    return pg_retry((pg_store *)base, release_op, &token, err);
+}

@@ -66,6 +66,8 @@ int sq_insert_curated_new(cf_store *, const cf_curated *, size_t, unsigned char 
 int sq_mark_curated_exported(cf_store *, const cf_str *ids, size_t, cf_str batch, cf_err *);
 int sq_mark_curated_exported_stream(cf_store *, int (*next)(void *, cf_str *, cf_err *), void *,
                                     cf_str batch, int64_t *marked, cf_err *);
+int sq_claim_curated(cf_store *, const cf_claim *, int64_t *claimed, cf_err *);
+int sq_release_curated_claim(cf_store *, cf_str deployment_id, cf_str token, cf_err *);
 int sq_insert_drift(cf_store *, const cf_drift_result *, cf_err *);
 int sq_insert_trigger(cf_store *, const cf_trigger_event *, cf_err *);
 

@@ -123,6 +123,17 @@ static const sq_migration migrations[] = {
      "  details TEXT NOT NULL DEFAULT '{}');"
      "CREATE INDEX workflow_runs_name_time ON workflow_runs (name, started_at);"
      "CREATE INDEX workflow_runs_running ON workflow_runs (name) WHERE status = 'running';"},
+    /* Export claims: the rows an export in progress holds (one claim a
+     * row, by the primary key), so that concurrent exports share them. */
+    {5, "curated export claims",
+     "CREATE TABLE curated_export_claims ("
+     "  curated_id TEXT PRIMARY KEY,"
+     "  deployment_id TEXT NOT NULL,"
+     "  claim_token TEXT NOT NULL,"
+     "  claimed_until INTEGER NOT NULL) WITHOUT ROWID;"
+     "CREATE INDEX curated_export_claims_token ON curated_export_claims (claim_token);"
+     "CREATE INDEX curated_export_claims_deployment"
+     "  ON curated_export_claims (deployment_id, claimed_until);"},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
@@ -448,6 +459,8 @@ static const cf_store_vt sq_vt = {
     .insert_run = sq_insert_run,
     .update_run = sq_update_run,
     .list_runs = sq_list_runs,
+    .claim_curated = sq_claim_curated,
+    .release_curated_claim = sq_release_curated_claim,
 };
 
 int cf_store_sqlite_open(const char *path, const cf_store_opts *opts, cf_store **out,

@@ -133,6 +133,11 @@ static int build(cf_kind kind, const cf_query *q, int counting, sql_buf *b, cf_e
         cond(b, q->exported ? "(exported <> 0 OR m.curated_id IS NOT NULL)"
                             : "exported = 0 AND m.curated_id IS NULL");
     }
+    if (q->claim.p) {
+        cond(b, "curated_examples.id IN (SELECT curated_id FROM curated_export_claims"
+                " WHERE claim_token = ?)");
+        bind_str(b, q->claim);
+    }
     if (q->n_with_signal_types) {
         cond(b, "EXISTS (SELECT 1 FROM user_signals s WHERE s.inference_event_id ="
                 " inference_events.id AND s.signal_type IN (");

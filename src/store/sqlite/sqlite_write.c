@@ -412,3 +412,78 @@ fail:
         memset(inserted, 0, n);
     return -1;
 }
+
+/* ---- export claims ------------------------------------------------------------
+ * One IMMEDIATE transaction (the database's write lock): expired claims of
+ * the deployment go, then the free rows are claimed in one INSERT ...
+ * SELECT; curated_export_claims' primary key holds one claim a row. */
+
+static const char claim_expire_sql[] =
+    "DELETE FROM curated_export_claims WHERE deployment_id = ?1 AND claimed_until <= ?2";
+
+static const char claim_sql[] =
+    "INSERT INTO curated_export_claims (curated_id, deployment_id, claim_token, claimed_until)"
+    " SELECT t.id, t.deployment_id, ?2, ?3"
+    " FROM curated_examples t LEFT JOIN curated_export_marks m ON m.curated_id = t.id"
+    " WHERE t.deployment_id = ?1 AND (?4 OR (t.exported = 0 AND m.curated_id IS NULL))"
+    " AND NOT EXISTS (SELECT 1 FROM curated_export_claims c WHERE c.curated_id = t.id)"
+    " ORDER BY t.inserted_at, t.seq LIMIT ?5";
+
+static const char release_sql[] = "DELETE FROM curated_export_claims WHERE claim_token = ?1";
+
+/* Runs one claim statement: the expiry (?1 the deployment, ?2 now) or the
+ * claim (?1..?5 from c); *changes receives the rows it changed. */
+static int claim_step(sq_store *s, const char *sql, const cf_claim *c, int64_t now,
+                      int64_t *changes, cf_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return sq_fail(s, err, "preparing an export claim");
+    int np = sqlite3_bind_parameter_count(st);
+    sq_bind_str(st, 1, c->deployment_id);
+    if (np == 2) {
+        sqlite3_bind_int64(st, 2, now);
+    } else {
+        sq_bind_str(st, 2, c->token);
+        sqlite3_bind_int64(st, 3, c->until);
+        sqlite3_bind_int(st, 4, c->include_exported != 0);
+        sqlite3_bind_int64(st, 5, c->limit < 0 ? -1 : c->limit);
+    }
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sq_fail(s, err, "claiming rows to export");
+    *changes = sqlite3_changes(s->db);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int sq_claim_curated(cf_store *base, const cf_claim *c, int64_t *claimed, cf_err *err)
+{
+    sq_store *s = (sq_store *)base;
+    *claimed = 0;
+    if (!c->deployment_id.p || !c->token.p || c->token.n == 0)
+        return cf_fail(err, CF_EINVAL, "an export claim needs a deployment_id and a token");
+    int64_t expired = 0, n = 0;
+    if (sq_begin(s, err))
+        return -1;
+    if (claim_step(s, claim_expire_sql, c, cf_now_us(), &expired, err) ||
+        claim_step(s, claim_sql, c, 0, &n, err) || sq_commit(s, err)) {
+        sq_rollback(s);
+        return -1;
+    }
+    *claimed = n;
+    return 0;
+}
+
+int sq_release_curated_claim(cf_store *base, cf_str deployment_id, cf_str token, cf_err *err)
+{
+    sq_store *s = (sq_store *)base;
+    (void)deployment_id;
+    if (!token.p)
+        return cf_fail(err, CF_EINVAL, "an export claim needs a token");
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, release_sql, -1, &st, NULL) != SQLITE_OK)
+        return sq_fail(s, err, "preparing an export claim release");
+    sq_bind_str(st, 1, token);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sq_fail(s, err, "releasing an export claim");
+    sqlite3_finalize(st);
+    return rc;
+}
