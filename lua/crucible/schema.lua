@@ -37,15 +37,32 @@ local KIND = { boolean = "a boolean", ["function"] = "a function", userdata = "a
                thread = "a thread" }
 local MAX_SHOWN = 40
 
+-- A float as the shortest text that reads back exactly ("inf", "-inf" for
+-- the infinities).
+local function shortest(x)
+  if x == math.huge or x == -math.huge then return x > 0 and "inf" or "-inf" end
+  for p = 1, 16 do
+    local text = ("%." .. p .. "g"):format(x)
+    if tonumber(text) == x then return text end
+  end
+  return ("%.17g"):format(x)
+end
+
 --- A value for messages: "nil", "an integer", "a fractional number", "nan",
--- a string as itself in quotes ('abc', cut after 40 characters), "a
--- boolean", "a function", "a list" (a non-empty sequence) or "a table".
+-- "a number out of the integer range (1e+300)" (a whole float no integer
+-- holds, infinities too), a string as itself in quotes ('abc', cut after 40
+-- characters), "a boolean", "a function", "a list" (a non-empty sequence)
+-- or "a table".
 function M.describe(v)
   local t = type(v)
   if t == "nil" then return "nil" end
   if t == "number" then
     if v ~= v then return "nan" end
-    return math.type(v) == "integer" and "an integer" or "a fractional number"
+    if math.type(v) == "integer" then return "an integer" end
+    if v == math.floor(v) and not math.tointeger(v) then
+      return ("a number out of the integer range (%s)"):format(shortest(v))
+    end
+    return "a fractional number"
   end
   if t == "string" then
     if #v > MAX_SHOWN then v = v:sub(1, MAX_SHOWN - 3) .. "..." end
