@@ -453,14 +453,16 @@ return curation.register {
     assert.matches("curation strategy 'bad_text' %(.*curation_spec.lua:%d+%) pick 1: response:"
       .. " text is not valid UTF%-8 %(bad byte at offset 3%)", err)
     pick.response, pick.prompt = nil, "\xc3("
-    _, err = cf.curate(DEP, { strategies = { "bad_text" }, persist = true })
+    ex, err = cf.curate(DEP, { strategies = { "bad_text" }, persist = true })
+    assert.is_nil(ex)
     assert.matches("pick 1: prompt: text is not valid UTF%-8", err)
     assert.equal(0, cf.get_curated_count(DEP))
     cf.close()
     support.rm_rf(dir)
     cf, dir = scenario { lua_path = udir, ingestion = { max_event_bytes = 10 } }
     pick.prompt, pick.response = "12345", "123456"
-    _, err = cf.curate(DEP, { strategies = { "bad_text" } })
+    ex, err = cf.curate(DEP, { strategies = { "bad_text" } })
+    assert.is_nil(ex)
     assert.matches("pick 1: 11 bytes of prompt and response, over the limit of 10"
       .. " %(ingestion.max_event_bytes%)", err)
     curation.unregister "bad_text"
