@@ -20,6 +20,8 @@
 --   {map = T}                  a map whose values are T
 --   {enum = {"a", "b"}}        one of those strings
 --   {T1, T2, ...}              any one of the types
+local pretty = require "crucible.pretty"
+
 local M = {}
 
 --- Whether t is a table whose keys are exactly 1..n (an empty table is).
@@ -37,17 +39,6 @@ local KIND = { boolean = "a boolean", ["function"] = "a function", userdata = "a
                thread = "a thread" }
 local MAX_SHOWN = 40
 
--- A float as the shortest text that reads back exactly ("inf", "-inf" for
--- the infinities).
-local function shortest(x)
-  if x == math.huge or x == -math.huge then return x > 0 and "inf" or "-inf" end
-  for p = 1, 16 do
-    local text = ("%." .. p .. "g"):format(x)
-    if tonumber(text) == x then return text end
-  end
-  return ("%.17g"):format(x)
-end
-
 --- A value for messages: "nil", "an integer", "a fractional number", "nan",
 -- "a number out of the integer range (1e+300)" (a whole float no integer
 -- holds, infinities too), a string as itself in quotes ('abc', cut after 40
@@ -60,7 +51,7 @@ function M.describe(v)
     if v ~= v then return "nan" end
     if math.type(v) == "integer" then return "an integer" end
     if v == math.floor(v) and not math.tointeger(v) then
-      return ("a number out of the integer range (%s)"):format(shortest(v))
+      return ("a number out of the integer range (%s)"):format(pretty.number(v))
     end
     return "a fractional number"
   end
