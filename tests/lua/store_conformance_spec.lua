@@ -30,6 +30,23 @@ local function open()
   return db
 end
 
+-- Runs one SQL statement on the database with the backend's own client
+-- (sqlite3, psql, the ClickHouse HTTP interface through curl), for states no
+-- store call makes. true when it succeeded.
+local function raw_sql(sql)
+  if SQLITE_FILE then
+    return os.execute(("sqlite3 %s %s"):format(support.q(SQLITE_FILE), support.q(sql)))
+  end
+  local user, pw, host, name = URL:match("^postgres://([^:]*):([^@]*)@([^/]*)/(.*)$")
+  if user then
+    return os.execute(("psql -q -v ON_ERROR_STOP=1 %s -c %s >/dev/null"):format(
+      support.q(("postgresql://%s:%s@%s/%s"):format(user, pw, host, name)), support.q(sql)))
+  end
+  user, pw, host, name = assert(URL:match("^clickhouse://([^:]*):([^@]*)@([^/]*)/(.*)$"))
+  return os.execute(("curl -sf -u %s --data-binary %s %s >/dev/null"):format(
+    support.q(user .. ":" .. pw), support.q(sql), support.q(("http://%s/?database=%s"):format(host, name))))
+end
+
 -- Lets the server come back: the outage command for this backend and what
 -- ends it, as shell commands.
 local function outage_commands(seconds)
@@ -91,6 +108,29 @@ describe("store conformance (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", functio
     local other = open()
     assert.equal(want, assert(other:schema_version()))
     other:close()
+  end)
+
+  it("refuses a database at a newer schema version than it knows, writing nothing", function()
+    local known = assert(db:schema_version())
+    local newer = known + 1000
+    local pg = URL:match("^postgres:")
+    assert(raw_sql(("INSERT INTO schema_migrations (version, name, applied_at) VALUES (%d, 'future', %s)")
+      :format(newer, pg and "now()" or "0")))
+    finally(function()
+      assert(raw_sql(URL:match("^clickhouse:")
+        and ("ALTER TABLE schema_migrations DELETE WHERE version = %d SETTINGS mutations_sync = 1")
+          :format(newer)
+        or ("DELETE FROM schema_migrations WHERE version = %d"):format(newer)))
+    end)
+    local other = assert(store.open(URL))
+    local ok, err, kind = other:migrate()
+    local version = other:schema_version()
+    other:close()
+    assert.is_nil(ok)
+    assert.equal("unsupported", kind)
+    assert.matches(("schema version %d, newer than this binary knows %%(%d%%)"):format(newer, known),
+      err)
+    assert.equal(newer, version)
   end)
 
   it("round-trips every field of an event", function()
