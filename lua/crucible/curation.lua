@@ -88,6 +88,39 @@ local function check_picks(picks)
   return picks
 end
 
+-- The text a strategy gives its picks goes through what ingested text goes
+-- through: the size cap (ingestion.max_event_bytes), the UTF-8 check and the
+-- sanitizer. Returns the picks with their text cleaned (copies: the
+-- strategy's tables stay as they are), or nil, message.
+local function clean_picks(run, picks)
+  local san, max, out = nil, run.ctx.config.ingestion.max_event_bytes, {}
+  for i, p in ipairs(picks) do
+    out[i] = p
+    if p.prompt ~= nil or p.response ~= nil then
+      local size = #(p.prompt or "") + #(p.response or "")
+      if size > max then
+        return nil, ("pick %d: %d bytes of prompt and response, over the limit of %d"
+          .. " (ingestion.max_event_bytes)"):format(i, size, max)
+      end
+      if not san then
+        local serr
+        san, serr = run.ctx.sanitizer()
+        if not san then return nil, serr end
+      end
+      local c = { id = p.id, score = p.score }
+      for _, f in ipairs { "prompt", "response" } do
+        if p[f] ~= nil then
+          local clean, err = san:sanitize(p[f])
+          if not clean then return nil, ("pick %d: %s: %s"):format(i, f, err) end
+          c[f] = clean
+        end
+      end
+      out[i] = c
+    end
+  end
+  return out
+end
+
 -- The context a strategy's select(ctx, opts) receives. run: the call's
 -- state (ctx, cfg, db, deployment_id, opts, warnings, get_embedder).
 local function strategy_context(run)
@@ -147,6 +180,7 @@ local function run_strategy(run, spec, limit)
     return nil, error_text.cap(("curation strategy '%s' failed: %s"):format(spec.name, picks))
   end
   local checked, why = check_picks(picks)
+  if checked then checked, why = clean_picks(run, checked) end
   if not checked then
     return nil, error_text.cap(("curation strategy '%s' (%s) %s"):format(spec.name,
       policy.where(spec.select), why))

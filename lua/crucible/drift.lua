@@ -18,6 +18,7 @@
 local cdrift = require "crucible._drift"
 local cembed = require "crucible._embed"
 local core = require "crucible._core"
+local pretty = require "crucible.pretty"
 
 local M = {}
 
@@ -33,6 +34,12 @@ M.smirnov_sf = cdrift.smirnov_sf
 M.chi2_sf = cdrift.chi2_sf
 M.mean_std = cdrift.mean_std
 
+-- The key of a category value: its type and its exact text (floats that
+-- differ past tostring's 14 digits stay distinct categories).
+local function category_key(v)
+  return type(v) .. ":" .. (type(v) == "number" and pretty.number(v) or tostring(v))
+end
+
 --- Category counts of two samples over the union of their categories.
 -- Values may be strings, numbers or booleans; returns counts_a, counts_b,
 -- categories (sorted by their string form).
@@ -46,7 +53,7 @@ function M.category_counts(a, b)
       if tv ~= "string" and tv ~= "number" and tv ~= "boolean" then
         error(("%s[%d] must be a string, number or boolean, got %s"):format(name, i, tv), 3)
       end
-      local key = tv .. ":" .. tostring(v)
+      local key = category_key(v)
       if not index[key] then
         cats[#cats + 1] = { key = key, value = v }
         index[key] = true
@@ -61,11 +68,11 @@ function M.category_counts(a, b)
     pos[c.key], ca[i], cb[i], values[i] = i, 0, 0, c.value
   end
   for _, v in ipairs(a) do
-    local k = pos[type(v) .. ":" .. tostring(v)]
+    local k = pos[category_key(v)]
     ca[k] = ca[k] + 1
   end
   for _, v in ipairs(b) do
-    local k = pos[type(v) .. ":" .. tostring(v)]
+    local k = pos[category_key(v)]
     cb[k] = cb[k] + 1
   end
   return ca, cb, values

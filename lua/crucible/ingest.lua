@@ -210,6 +210,11 @@ end
 -- The edit signal row for record_user_edit (the edited response
 -- sanitized), or nil, message, kind.
 local function edit_row(st, id, edited_response, metadata)
+  local max = st.cfg.ingestion.max_event_bytes
+  if #edited_response > max then
+    return nil, ("edited_response: too long (%d bytes, at most %d: ingestion.max_event_bytes)")
+      :format(#edited_response, max), "invalid"
+  end
   local s, err, kind = get_sanitizer(st)
   if not s then return nil, err, kind end
   local clean, cerr = s:sanitize(edited_response)

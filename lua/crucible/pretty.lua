@@ -17,10 +17,34 @@ local function key_order(a, b)
   return tostring(a) < tostring(b)
 end
 
+--- A number as text that reads back exactly: integers as they are, floats
+-- with the fewest digits that do, kept a float, in tostring's notation
+-- (positional from 1e-4 to 1e14: "100.0", "0.30000000000000004",
+-- "1e+300", "5e-324"; tostring's 14 digits would print 0.1 + 0.2 as 0.3);
+-- inf, -inf and nan as tostring writes them.
+function M.number(v)
+  if math.type(v) ~= "float" or v ~= v or v == math.huge or v == -math.huge then
+    return tostring(v)
+  end
+  local k = 17
+  for p = 1, 16 do
+    if tonumber(("%." .. p .. "g"):format(v)) == v then
+      k = p
+      break
+    end
+  end
+  local text = ("%." .. (k - 1) .. "e"):format(v)
+  local e = tonumber(text:match("e([-+]%d+)$"))
+  if e >= -4 and e < 14 then text = ("%." .. math.max(k - 1 - e, 0) .. "f"):format(v) end
+  if not text:find("[.e]") then text = text .. ".0" end
+  return text
+end
+
 local function scalar(v)
   local t = type(v)
   if t == "string" then return (("%q"):format(v):gsub("\\\n", "\\n")) end
-  if t == "number" or t == "boolean" or t == "nil" then return tostring(v) end
+  if t == "number" then return M.number(v) end
+  if t == "boolean" or t == "nil" then return tostring(v) end
   return "<" .. tostring(v) .. ">"
 end
 

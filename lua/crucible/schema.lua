@@ -20,6 +20,8 @@
 --   {map = T}                  a map whose values are T
 --   {enum = {"a", "b"}}        one of those strings
 --   {T1, T2, ...}              any one of the types
+local pretty = require "crucible.pretty"
+
 local M = {}
 
 --- Whether t is a table whose keys are exactly 1..n (an empty table is).
@@ -38,14 +40,20 @@ local KIND = { boolean = "a boolean", ["function"] = "a function", userdata = "a
 local MAX_SHOWN = 40
 
 --- A value for messages: "nil", "an integer", "a fractional number", "nan",
--- a string as itself in quotes ('abc', cut after 40 characters), "a
--- boolean", "a function", "a list" (a non-empty sequence) or "a table".
+-- "a number out of the integer range (1e+300)" (a whole float no integer
+-- holds, infinities too), a string as itself in quotes ('abc', cut after 40
+-- characters), "a boolean", "a function", "a list" (a non-empty sequence)
+-- or "a table".
 function M.describe(v)
   local t = type(v)
   if t == "nil" then return "nil" end
   if t == "number" then
     if v ~= v then return "nan" end
-    return math.type(v) == "integer" and "an integer" or "a fractional number"
+    if math.type(v) == "integer" then return "an integer" end
+    if v == math.floor(v) and not math.tointeger(v) then
+      return ("a number out of the integer range (%s)"):format(pretty.number(v))
+    end
+    return "a fractional number"
   end
   if t == "string" then
     if #v > MAX_SHOWN then v = v:sub(1, MAX_SHOWN - 3) .. "..." end

@@ -12,6 +12,7 @@
 --   ...
 --   workflow.report(ctx)
 local schema = require "crucible.schema"
+local pretty = require "crucible.pretty"
 
 local M = {}
 
@@ -118,9 +119,9 @@ function M.args(argv, spec)
   return out
 end
 
+-- A metric for the report: numbers as text that reads back exactly.
 local function fmt_num(v)
-  if math.type(v) == "integer" then return tostring(v) end
-  if type(v) == "number" then return ("%.3f"):format(v) end
+  if type(v) == "number" then return pretty.number(v) end
   return tostring(v)
 end
 

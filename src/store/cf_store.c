@@ -121,6 +121,15 @@ int cf_store_parse_url(const char *url, cf_store_url *out, cf_err *err)
     return cf_fail(err, CF_EINVAL, "unsupported database URL '%s': expected %s", shown, forms);
 }
 
+int cf_store_refuse_newer_schema(int found, int known, cf_err *err)
+{
+    return cf_fail(err, CF_EUNSUPPORTED,
+                   "the database is at schema version %d, newer than this binary knows (%d):"
+                   " it was migrated by a newer crucible-feedback; use that version (nothing"
+                   " was written)",
+                   found, known);
+}
+
 int cf_store_open(const char *url, const cf_store_opts *opts, cf_store **out, cf_err *err)
 {
     cf_store_url u;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crucible/core/cf_buf.h"
 #include "crucible/core/cf_uuid.h"
 
 /* The id reported back for a row: at most 36 characters. */
@@ -88,11 +89,35 @@ int cf_store_insert_events(cf_store *s, const cf_event *ev, size_t n, char (*ids
     return rc;
 }
 
+/* Curated text is exported as it is stored: every text field of the n rows
+ * must be UTF-8, or nothing is written (one row that is not would make every
+ * export of its deployment fail). */
+static int check_curated_utf8(const cf_curated *c, size_t n, cf_err *err)
+{
+    static const char *const names[] = {"id",     "inference_event_id", "deployment_id",
+                                        "curation_source", "prompt", "response",
+                                        "export_batch_id"};
+    for (size_t i = 0; i < n; i++) {
+        const cf_str f[] = {c[i].id,     c[i].inference_event_id, c[i].deployment_id,
+                            c[i].curation_source, c[i].prompt, c[i].response,
+                            c[i].export_batch_id};
+        for (size_t k = 0; k < sizeof f / sizeof f[0]; k++) {
+            size_t bad = f[k].p ? cf_utf8_check(f[k].p, f[k].n) : 0;
+            if (f[k].p && bad != f[k].n)
+                return cf_fail(err, CF_EINVAL,
+                               "curated[%zu].%s: not valid UTF-8 (bad byte 0x%02x at offset %zu)",
+                               i, names[k], (unsigned char)f[k].p[bad], bad);
+        }
+    }
+    return 0;
+}
+
 int cf_store_insert_curated(cf_store *s, const cf_curated *c, size_t n, cf_err *err)
 {
     void *copy;
     char(*gen)[37];
-    if (fill_ids(c, n, sizeof *c, offsetof(cf_curated, id), &copy, &gen, err))
+    if (check_curated_utf8(c, n, err)
+        || fill_ids(c, n, sizeof *c, offsetof(cf_curated, id), &copy, &gen, err))
         return -1;
     int rc = s->vt->insert_curated(s, copy ? copy : c, n, err);
     free(copy);
@@ -106,7 +131,8 @@ int cf_store_insert_curated_new(cf_store *s, const cf_curated *c, size_t n,
     void *copy;
     char(*gen)[37];
     *count = 0;
-    if (fill_ids(c, n, sizeof *c, offsetof(cf_curated, id), &copy, &gen, err))
+    if (check_curated_utf8(c, n, err)
+        || fill_ids(c, n, sizeof *c, offsetof(cf_curated, id), &copy, &gen, err))
         return -1;
     int rc = s->vt->insert_curated_new(s, copy ? copy : c, n, inserted, count, err);
     free(copy);

@@ -165,6 +165,16 @@ static void test_insert_curated_new(void)
     bad[1].curation_source = CF_NULL_STR;
     CHECK(cf_store_insert_curated_new(s, bad, 2, done, &n, &err) == -1 && err.code == CF_EINVAL);
     CHECK(strstr(err.msg, "curated[1].curation_source") != NULL);
+    /* text that is not UTF-8, in any text field: refused, nothing written */
+    bad[1] = curated("e5", "x", 1.0);
+    bad[1].response = cf_cstr("call \xff\xfe me");
+    CHECK(cf_store_insert_curated_new(s, bad, 2, done, &n, &err) == -1 && err.code == CF_EINVAL);
+    CHECK(strstr(err.msg, "curated[1].response: not valid UTF-8 (bad byte 0xff at offset 5)")
+          != NULL);
+    bad[1] = curated("e5", "x\xc3", 1.0);
+    CHECK(cf_store_insert_curated(s, bad, 2, &err) == -1 && err.code == CF_EINVAL);
+    CHECK(strstr(err.msg, "curated[1].curation_source: not valid UTF-8") != NULL);
+    CHECK(cf_store_count(s, CF_KIND_CURATED, &q, &count, &err) == 0 && count == 3);
     /* a failure in the middle (a duplicate id) rolls the batch back */
     cf_curated dupid[2] = {curated("e6", "x", 1.0), curated("e7", "x", 1.0)};
     dupid[0].id = cf_cstr("same-id");

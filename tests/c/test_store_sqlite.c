@@ -110,6 +110,55 @@ static void test_migrate_idempotent(void)
     cf_store_close(s);
 }
 
+static int table_count(sq_store *sq)
+{
+    sqlite3_stmt *st = NULL;
+    int n = -1;
+    if (sqlite3_prepare_v2(sq->db, "SELECT count(*) FROM sqlite_master WHERE type = 'table'", -1,
+                           &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* A database at a schema version above the newest migration this binary
+ * knows is refused, naming both versions, and nothing is written to it. */
+static void test_migrate_refuses_newer(void)
+{
+    cf_store *s = open_fresh();
+    cf_err err;
+    int known = -1, v = -1, applied = -1;
+    CHECK(cf_store_schema_version(s, &known, &err) == 0 && known >= 1);
+    sq_store *sq = (sq_store *)s;
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%d, 'x', 0)",
+             known + 1);
+    CHECK(sqlite3_exec(sq->db, sql, NULL, NULL, NULL) == SQLITE_OK);
+    CHECK(cf_store_migrate(s, &applied, &err) == -1 && err.code == CF_EUNSUPPORTED);
+    char want[160];
+    snprintf(want, sizeof want, "schema version %d, newer than this binary knows (%d)", known + 1,
+             known);
+    CHECK(strstr(err.msg, want) != NULL);
+    CHECK(cf_store_schema_version(s, &v, &err) == 0 && v == known + 1);
+    cf_store_close(s);
+    /* only the version table, from a newer binary: no table is created */
+    remove_db();
+    CHECK(cf_store_open("sqlite:" DB, NULL, &s, &err) == 0);
+    sq = (sq_store *)s;
+    CHECK(sqlite3_exec(sq->db,
+                       "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
+                       " name TEXT NOT NULL, applied_at INTEGER NOT NULL);"
+                       "INSERT INTO schema_migrations VALUES (1000, 'future', 0)",
+                       NULL, NULL, NULL) == SQLITE_OK);
+    int changes = sqlite3_total_changes(sq->db);
+    CHECK(cf_store_migrate(s, &applied, &err) == -1 && err.code == CF_EUNSUPPORTED);
+    CHECK(strstr(err.msg, "schema version 1000") != NULL);
+    CHECK(table_count(sq) == 1 && sqlite3_total_changes(sq->db) == changes);
+    cf_store_close(s);
+    remove_db();
+}
+
 static void test_insert_and_cursor(void)
 {
     cf_store *s = open_fresh();
@@ -473,6 +522,7 @@ int main(void)
 {
     RUN(test_urls);
     RUN(test_migrate_idempotent);
+    RUN(test_migrate_refuses_newer);
     RUN(test_insert_and_cursor);
     RUN(test_batch_is_atomic);
     RUN(test_hostile_strings);

@@ -68,6 +68,8 @@ describe("crucible.config", function()
         err_of { ingestion = { max_batch_size = "1000" } })
       assert.equal("config: 'ingestion.max_batch_size' must be an integer, got a fractional number",
         err_of { ingestion = { max_batch_size = 10.5 } })
+      assert.equal("config: 'ingestion.max_batch_size' must be an integer, got a number out of"
+        .. " the integer range (1e+300)", err_of { ingestion = { max_batch_size = 1e300 } })
       assert.equal("config: 'triggers.drift_threshold' must be a number, got a boolean",
         err_of { triggers = { drift_threshold = true } })
       assert.equal("config: 'triggers.drift_threshold' must be a number, got nan",

@@ -461,6 +461,48 @@ return curation.register {
     curation.unregister "verbose"
   end)
 
+  it("sanitizes the text a strategy returns, in the examples, the store and the export", function()
+    local picked = { id = "e05", score = 1, prompt = "mail bob@example.com",
+                     response = "call bob@example.com 4111111111111111" }
+    curation.register { name = "rewrites", select = function() return { picked } end }
+    local ex, s = assert(cf.curate(DEP, { strategies = { "rewrites" }, persist = true }))
+    assert.equal(1, s.persisted)
+    assert.same({ "mail [EMAIL]", "call [EMAIL] [CREDIT_CARD]" }, { ex[1].prompt, ex[1].response })
+    assert.equal("call bob@example.com 4111111111111111", picked.response) -- the strategy's own
+    local row = cf.store():list("curated", { deployment_id = DEP })[1]
+    assert.same({ "mail [EMAIL]", "call [EMAIL] [CREDIT_CARD]" }, { row.prompt, row.response })
+    assert(cf.export(DEP, { output_path = dir .. "/out.jsonl" }))
+    local out = support.read_file(dir .. "/out.jsonl")
+    assert.matches("call %[EMAIL%] %[CREDIT_CARD%]", out)
+    assert.is_nil(out:find("bob@example.com", 1, true))
+    assert.is_nil(out:find("4111111111111111", 1, true))
+    curation.unregister "rewrites"
+  end)
+
+  it("refuses text a strategy returns that is not UTF-8 or too long; nothing is persisted", function()
+    local pick = { id = "e05", score = 1, response = "ok \xff\xfe" }
+    curation.register { name = "bad_text", select = function() return { pick } end }
+    local ex, err, kind = cf.curate(DEP, { strategies = { "bad_text" }, persist = true })
+    assert.is_nil(ex)
+    assert.equal("strategy", kind)
+    assert.matches("curation strategy 'bad_text' %(.*curation_spec.lua:%d+%) pick 1: response:"
+      .. " text is not valid UTF%-8 %(bad byte at offset 3%)", err)
+    pick.response, pick.prompt = nil, "\xc3("
+    ex, err = cf.curate(DEP, { strategies = { "bad_text" }, persist = true })
+    assert.is_nil(ex)
+    assert.matches("pick 1: prompt: text is not valid UTF%-8", err)
+    assert.equal(0, cf.get_curated_count(DEP))
+    cf.close()
+    support.rm_rf(dir)
+    cf, dir = scenario { lua_path = udir, ingestion = { max_event_bytes = 10 } }
+    pick.prompt, pick.response = "12345", "123456"
+    ex, err = cf.curate(DEP, { strategies = { "bad_text" } })
+    assert.is_nil(ex)
+    assert.matches("pick 1: 11 bytes of prompt and response, over the limit of 10"
+      .. " %(ingestion.max_event_bytes%)", err)
+    curation.unregister "bad_text"
+  end)
+
   it("validates the registration, one precise error per field", function()
     local function reg_err(spec)
       local ok, err = pcall(function() curation.register(spec) end)

@@ -193,6 +193,11 @@ describe("drift statistics against SciPy", function()
     assert.same({ 2, 1, 1 }, ca)
     assert.same({ 1, 2, 2 }, cb)
     assert.equal(drift.chi2_counts(ca, cb).statistic, r.statistic)
+    -- floats that tostring's 14 digits would print alike stay distinct categories
+    local _, _, cats = drift.category_counts({ 0.1 + 0.2, 0.3, 0.3 }, { 0.3 })
+    assert.equal(2, #cats)
+    ca, cb = drift.category_counts({ 0.1 + 0.2, 0.3, 0.3 }, { 0.3 })
+    assert.same({ { 2, 1 }, { 1, 0 } }, { { ca[1], ca[2] }, { cb[1], cb[2] } })
   end)
 
   it("matches kstwo.sf over every region SciPy distinguishes", function()

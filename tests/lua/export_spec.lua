@@ -336,10 +336,20 @@ describe("cf.export", function()
 
   it("refuses an invalid UTF-8 row with a message naming it; nothing written or marked", function()
     setup()
-    assert(db:insert_curated(curated_rows("d", {
+    local rows = curated_rows("d", {
       { prompt = "fine", response = "r", source = "s", score = 1.0 },
       { prompt = "bad \xff\xfe byte", response = "r", source = "s", score = 1.0 },
-    })))
+    })
+    -- the store refuses such a row ...
+    local ok0, err0, kind0 = db:insert_curated(rows)
+    assert.same({ nil, "invalid" }, { ok0, kind0 })
+    assert.matches("curated%[1%]%.prompt: not valid UTF%-8", err0)
+    -- ... so it comes from elsewhere (an older binary, a hand-written SQL)
+    rows[2].prompt = "bad"
+    assert(db:insert_curated(rows))
+    assert(os.execute(("sqlite3 %s %s"):format(support.q(dir .. "/t.db"),
+      support.q("UPDATE curated_examples SET prompt = CAST(X'62616420fffe2062797465' AS TEXT)"
+        .. " WHERE prompt = 'bad'"))))
     for _, format in ipairs { "jsonl", "csv", "parquet", "huggingface" } do
       local path = dir .. "/bad." .. format
       local ok, err, kind = cf.export("d", { format = format, output_path = path })

@@ -66,6 +66,30 @@ describe("cf.log_inference", function()
   before_each(function() cf, dir = support.client { sanitizer = { user_id_key = "test-key" } } end)
   after_each(function() cf.close() support.rm_rf(dir) end)
 
+  it("keeps identifiers as given (keys, validated, not sanitized); sanitizes text and metadata values", function()
+    -- the decision documented in docs/ingestion.md: id, deployment_id and
+    -- model_version_id are keys the caller looks events up by; metadata keys
+    -- are kept; free text and metadata values are sanitized
+    local pii = "bob@example.com 4111111111111111"
+    local id = assert(cf.log_inference(event {
+      id = pii, deployment_id = "dep " .. pii, model_version_id = "m " .. pii,
+      prompt = pii, response = pii, metadata = { [pii] = pii },
+    }))
+    assert.equal(pii, id)
+    assert.is_true(cf.flush())
+    local ev = cf.store():get_event(pii)
+    assert.same({ pii, "dep " .. pii, "m " .. pii },
+      { ev.id, ev.deployment_id, ev.model_version_id })
+    assert.same({ "[EMAIL] [CREDIT_CARD]", "[EMAIL] [CREDIT_CARD]" }, { ev.prompt, ev.response })
+    assert.same({ [pii] = "[EMAIL] [CREDIT_CARD]" }, ev.metadata)
+    assert(cf.record_signal(pii, "thumbs_up")) -- the caller's id still finds its event
+    -- identifiers are validated instead: UTF-8, no control characters
+    local _, err = cf.log_inference(event { model_version_id = "m\xff" })
+    assert.matches("model_version_id: not valid UTF%-8", err)
+    _, err = cf.log_inference(event { id = "a\nb" })
+    assert.matches("id: control character 0x0a at offset 1", err)
+  end)
+
   it("returns a UUIDv7, or the caller's id, and stores the sanitized event", function()
     local id = assert(cf.log_inference(event {
       model_version_id = "m-1", user_id = "alice@example.com",

@@ -7,6 +7,16 @@ describe("crucible.pretty", function()
     assert.equal("1", pretty.format(1))
     assert.equal("1.0", pretty.format(1.0))
     assert.equal("0.1", pretty.format(0.1))
+    -- floats in the shortest text that reads back exactly, still floats
+    assert.equal("0.30000000000000004", pretty.format(0.1 + 0.2))
+    assert.equal("{ 0.30000000000000004, 1e+300, -2.5e-308, 100.0 }",
+      pretty.format({ 0.1 + 0.2, 1e300, -2.5e-308, 100.0 }))
+    for _, x in ipairs { 1 / 3, 2 / 3, 123456789.123456789, 5e-324, 1.7976931348623157e308, -0.0 } do
+      assert.equal(x, tonumber(pretty.number(x)))
+      assert.equal("float", math.type(load("return " .. pretty.number(x))()))
+    end
+    assert.same({ "7", "inf", "-inf" }, { pretty.number(7), pretty.number(math.huge),
+                                          pretty.number(-math.huge) })
     assert.equal("nil", pretty.format(nil))
     assert.equal("true", pretty.format(true))
   end)

@@ -83,6 +83,19 @@ describe("cf.record_signal and cf.record_user_edit", function()
       "bad argument #2 to 'record_user_edit' (string expected, got number)")
   end)
 
+  it("caps the edited text at ingestion.max_event_bytes, naming the field", function()
+    cf.close()
+    cf = support.client { ingestion = { max_event_bytes = 64 },
+                          storage = { url = "sqlite:" .. dir .. "/cap.db" } }
+    local id = assert(cf.log_inference(event()))
+    assert(cf.record_user_edit(id, ("x"):rep(64))) -- at the cap: kept
+    local e, err, kind = cf.record_user_edit(id, ("x"):rep(65))
+    assert.is_nil(e)
+    assert.equal("invalid", kind)
+    assert.equal("edited_response: too long (65 bytes, at most 64: ingestion.max_event_bytes)", err)
+    assert.equal(1, #cf.store():list("signals", {}))
+  end)
+
   it("keeps metadata strings as they are when sanitizer.metadata is off", function()
     cf.close()
     cf = support.client { sanitizer = { metadata = false },

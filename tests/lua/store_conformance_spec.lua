@@ -30,6 +30,25 @@ local function open()
   return db
 end
 
+-- Runs one SQL statement on the database of url (default: the suite's)
+-- with the backend's own client (sqlite3, psql, the ClickHouse HTTP
+-- interface through curl), for states no store call makes. true when it
+-- succeeded.
+local function raw_sql(sql, url)
+  url = url or URL
+  if SQLITE_FILE then
+    return os.execute(("sqlite3 %s %s"):format(support.q(SQLITE_FILE), support.q(sql)))
+  end
+  local user, pw, host, name = url:match("^postgres://([^:]*):([^@]*)@([^/]*)/(.*)$")
+  if user then
+    return os.execute(("psql -q -v ON_ERROR_STOP=1 %s -c %s >/dev/null"):format(
+      support.q(("postgresql://%s:%s@%s/%s"):format(user, pw, host, name)), support.q(sql)))
+  end
+  user, pw, host, name = assert(url:match("^clickhouse://([^:]*):([^@]*)@([^/]*)/(.*)$"))
+  return os.execute(("curl -sf -u %s --data-binary %s %s >/dev/null"):format(
+    support.q(user .. ":" .. pw), support.q(sql), support.q(("http://%s/?database=%s"):format(host, name))))
+end
+
 -- Lets the server come back: the outage command for this backend and what
 -- ends it, as shell commands.
 local function outage_commands(seconds)
@@ -91,6 +110,38 @@ describe("store conformance (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", functio
     local other = open()
     assert.equal(want, assert(other:schema_version()))
     other:close()
+  end)
+
+  it("refuses a database at a newer schema version than it knows, writing nothing", function()
+    -- ClickHouse deletes asynchronously: there the test gets a database of
+    -- its own, dropped afterwards; the others delete the row they added
+    local url, newer = URL, assert(db:schema_version()) + 1000
+    local ch_db = URL:match("^clickhouse:.*/([^/?]+)$")
+    if ch_db then
+      url = URL:gsub("/[^/?]+$", "/" .. ch_db .. "_newer_" .. core.uuid7():sub(-8))
+      local fresh = assert(store.open(url))
+      finally(function()
+        assert(raw_sql("DROP DATABASE IF EXISTS " .. url:match("/([^/?]+)$")))
+      end)
+      assert(fresh:migrate())
+      fresh:close()
+    else
+      finally(function()
+        assert(raw_sql(("DELETE FROM schema_migrations WHERE version = %d"):format(newer)))
+      end)
+    end
+    local known = newer - 1000
+    assert(raw_sql(("INSERT INTO schema_migrations (version, name, applied_at) VALUES (%d, 'future', %s)")
+      :format(newer, URL:match("^postgres:") and "now()" or "0"), url))
+    local other = assert(store.open(url))
+    local ok, err, kind = other:migrate()
+    local version = other:schema_version()
+    other:close()
+    assert.is_nil(ok)
+    assert.equal("unsupported", kind)
+    assert.matches(("schema version %d, newer than this binary knows %%(%d%%)"):format(newer, known),
+      err)
+    assert.equal(newer, version)
   end)
 
   it("round-trips every field of an event", function()

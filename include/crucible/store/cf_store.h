@@ -472,6 +472,11 @@ size_t cf_store_scrub(char *msg, size_t cap, const char *secret);
 /* Opens the store a URL names, through its scheme row. */
 int cf_store_open(const char *url, const cf_store_opts *opts, cf_store **out, cf_err *err);
 
+/* A backend's migrate refuses a database whose recorded schema version
+ * (found) is above the newest migration it knows (known), writing nothing:
+ * this sets err (CF_EUNSUPPORTED, naming both versions) and returns -1. */
+int cf_store_refuse_newer_schema(int found, int known, cf_err *err);
+
 /* ---- calls (thin dispatch through the vtable) ------------------------------ */
 
 static inline int cf_store_migrate(cf_store *s, int *applied, cf_err *e)

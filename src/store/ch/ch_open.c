@@ -162,6 +162,8 @@ static int ch_migrate(cf_store *base, int *applied, cf_err *err)
     int current = 0;
     if (ch_schema_version(base, &current, err))
         return -1;
+    if (current > migrations[N_MIGRATIONS - 1].version)
+        return cf_store_refuse_newer_schema(current, migrations[N_MIGRATIONS - 1].version, err);
     int n = 0;
     for (size_t i = 0; i < N_MIGRATIONS; i++) {
         const ch_migration *m = &migrations[i];

@@ -550,6 +550,10 @@ static int migrate_op(pg_store *s, void *arg, int attempt, cf_err *err)
         goto fail;
     int current = (int)pg_col_int(r, 0, 0);
     PQclear(r);
+    if (current > migrations[N_MIGRATIONS - 1].version) {
+        cf_store_refuse_newer_schema(current, migrations[N_MIGRATIONS - 1].version, err);
+        goto fail;
+    }
     for (size_t i = 0; i < N_MIGRATIONS; i++) {
         const pg_migration *m = &migrations[i];
         if (m->version <= current)

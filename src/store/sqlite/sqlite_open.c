@@ -294,6 +294,10 @@ static int sq_migrate(cf_store *base, int *applied, cf_err *err)
     }
     current = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
+    if (current > migrations[N_MIGRATIONS - 1].version) {
+        sq_rollback(s);
+        return cf_store_refuse_newer_schema(current, migrations[N_MIGRATIONS - 1].version, err);
+    }
     for (size_t i = 0; i < N_MIGRATIONS; i++) {
         const sq_migration *m = &migrations[i];
         if (m->version <= current)
