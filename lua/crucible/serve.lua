@@ -1,0 +1,70 @@
+--- The HTTP server feature: client.serve(opts) runs `crucible-feedback
+-- serve` (crucible._serve, C) over this instance's ingestion pipeline, so
+-- events posted over HTTP are validated, sanitized, hashed, scored and
+-- buffered exactly as cf.log_inference's are.
+--
+--   local cf = require "crucible"
+--   local summary = assert(cf.serve { listen = "127.0.0.1:4318", threads = 4,
+--     on_listening = function(host, port) print("listening on", host, port) end })
+--
+-- It returns when SIGTERM or SIGINT arrives: new requests then get 503,
+-- requests in flight finish (up to server.timeouts.shutdown seconds) and
+-- the buffer is written to the store before it returns.
+local cserve = require "crucible._serve"
+
+local M = {}
+
+--- "HOST:PORT" (IPv6: "[::1]:PORT") -> host, port | nil, message.
+function M.parse_listen(s)
+  local host, port = s:match("^(%[[%x:.]+%]):(%d+)$")
+  if not host then host, port = s:match("^([^:%[%]]+):(%d+)$") end
+  port = port and tonumber(port)
+  if not host or not port or port > 65535 then
+    return nil, ("listen address '%s' must be HOST:PORT (IPv6 as [::1]:PORT), port 0-65535"):format(s)
+  end
+  return host, port
+end
+
+local function check_threads(n)
+  if n == nil then return true end
+  if math.type(n) ~= "integer" or n < 1 or n > 256 then
+    return nil, ("threads must be an integer from 1 to 256, got %s"):format(tostring(n))
+  end
+  return true
+end
+
+function M.attach(client, ctx)
+  --- Serves until SIGTERM or SIGINT. opts: listen ("HOST:PORT"), threads,
+  -- on_listening(host, port) (called once bound). Returns {port =,
+  -- cut_off = requests still running at the shutdown deadline} after the
+  -- buffer is written, or nil, message, kind.
+  function client.serve(opts)
+    opts = opts or {}
+    local sc = ctx.config.server
+    local host, port = M.parse_listen(opts.listen or sc.listen)
+    if not host then return nil, port, "invalid" end
+    local ok, terr = check_threads(opts.threads)
+    if not ok then return nil, terr, "invalid" end
+    local ing, err, kind = ctx.ingestion()
+    if not ing then return nil, err, kind end
+    local srv
+    srv, err, kind = cserve.start(ing, {
+      host = host, port = port, threads = opts.threads or sc.threads, body_limit = sc.body_limit,
+      idle_timeout = sc.timeouts.idle, request_timeout = sc.timeouts.request,
+      cors_origins = sc.cors_origins,
+    })
+    if not srv then return nil, err, kind end
+    local bound = srv:port()
+    local handle = client.on("ingestion.flush", function(p) srv:observe_flush(p.duration) end)
+    if opts.on_listening then opts.on_listening(host, bound) end
+    -- the flusher's reports (flush latency, refused rows) reach Lua here
+    while srv:wait(200) ~= "stop" do client.stats() end
+    client.off(handle)
+    local cut = srv:shutdown(sc.timeouts.shutdown * 1000)
+    local fok, ferr, fkind = client.flush()
+    if not fok then return nil, ferr, fkind end
+    return { port = bound, cut_off = cut }
+  end
+end
+
+return M
