@@ -247,7 +247,7 @@ static enum MHD_Result begin(cf_serve *s, struct MHD_Connection *c, req_state *s
     if (st->route < 0) {
         char allow[64];
         methods_of(s, path, allow, sizeof allow);
-        char msg[300];
+        char msg[400];
         if (!allow[0]) {
             snprintf(msg, sizeof msg, "no such path: %.200s", path);
             return respond_error(s, c, st, 404, NULL, msg);
