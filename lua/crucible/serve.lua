@@ -10,7 +10,10 @@
 -- It returns when SIGTERM or SIGINT arrives: new requests then get 503,
 -- requests in flight finish (up to server.timeouts.shutdown seconds) and
 -- the buffer is written to the store before it returns.
+local cjson = require "cjson"
+local core = require "crucible._core"
 local cserve = require "crucible._serve"
+local signals = require "crucible.serve.signals"
 
 local M = {}
 
@@ -31,6 +34,42 @@ local function check_threads(n)
     return nil, ("threads must be an integer from 1 to 256, got %s"):format(tostring(n))
   end
   return true
+end
+
+-- Answers a request that needs Lua (POST /api/v1/signals); an error
+-- still answers, so the waiting worker is released.
+local function answer(client, srv, job)
+  local _, body, media = srv:job(job)
+  local ok, status, resp, retry = pcall(signals.handle, client, body, media)
+  if not ok then
+    status, resp, retry = 500, cjson.encode { error = "internal error: " .. tostring(status) }, nil
+  end
+  srv:reply(job, status, resp, retry)
+end
+
+-- Serves until a stop request; the flusher's reports (flush latency,
+-- refused rows) reach Lua through client.stats() every 200 ms.
+local function serve_loop(client, srv)
+  local last = core.now_us()
+  while true do
+    local what, job = srv:next(200)
+    if what == "stop" then return end
+    if what == "job" then answer(client, srv, job) end
+    if what == "time" or core.now_us() - last > 200000 then
+      client.stats()
+      last = core.now_us()
+    end
+  end
+end
+
+-- New requests get 503; those in flight finish (up to grace seconds).
+local function drain(client, srv, grace)
+  srv:stop_accepting()
+  local deadline = core.now_us() + grace * 1000000
+  while srv:inflight() > 0 and core.now_us() < deadline do
+    local what, job = srv:next(50, true)
+    if what == "job" then answer(client, srv, job) end
+  end
 end
 
 function M.attach(client, ctx)
@@ -57,10 +96,10 @@ function M.attach(client, ctx)
     local bound = srv:port()
     local handle = client.on("ingestion.flush", function(p) srv:observe_flush(p.duration) end)
     if opts.on_listening then opts.on_listening(host, bound) end
-    -- the flusher's reports (flush latency, refused rows) reach Lua here
-    while srv:wait(200) ~= "stop" do client.stats() end
+    serve_loop(client, srv)
+    drain(client, srv, sc.timeouts.shutdown)
     client.off(handle)
-    local cut = srv:shutdown(sc.timeouts.shutdown * 1000)
+    local cut = srv:shutdown(0)
     local fok, ferr, fkind = client.flush()
     if not fok then return nil, ferr, fkind end
     return { port = bound, cut_off = cut }

@@ -5,10 +5,18 @@
  *                        body_limit = 20971520, idle_timeout = 15, request_timeout = 30,
  *                        cors_origins = { "https://app.example" } }))
  *   srv:port()                 -- the port bound (port 0 picks a free one)
- *   srv:wait(ms)               --> "time" | "stop" (SIGTERM or SIGINT arrived)
+ *   srv:next(ms[, jobs_only])  --> "job", job | "stop" (SIGTERM or SIGINT arrived,
+ *                              -- unless jobs_only) | "time"
+ *   srv:job(job)               --> route name ("signals"), body, media type
+ *   srv:reply(job, status, json_body[, retry_after])
  *   srv:observe_flush(ms)      -- a batch write's latency, for /metrics
- *   srv:shutdown(grace_ms)     -- new requests get 503; waits for those in
+ *   srv:stop_accepting()       -- new requests get 503
+ *   srv:inflight()             --> requests started and not finished
+ *   srv:shutdown(grace_ms)     -- stops accepting; waits for those in
  *                              -- flight (up to grace_ms), stops; --> requests cut off
+ *
+ * Jobs are the requests of routes that need Lua (POST /api/v1/signals):
+ * the worker thread waits while the owner's loop answers them.
  *
  * From start to shutdown SIGTERM and SIGINT only request a stop (seen by
  * wait), so the caller drains the pipeline itself and exits 0.
@@ -23,6 +31,7 @@
 #include "crucible/lua/cf_lua.h"
 #include "crucible/lua/cf_runtime.h"
 #include "crucible/serve/cf_serve.h"
+#include "crucible/serve/cf_serve_defer.h"
 #include "crucible/serve/cf_serve_events.h"
 #include "crucible/serve/cf_serve_metrics.h"
 #include "l_ingest.h"
@@ -30,8 +39,9 @@
 #define SERVE_MT "crucible.Server"
 #define MAX_ORIGINS 32
 
-enum { R_EVENTS, R_HEALTHZ, R_READYZ, R_METRICS, R_COUNT };
-static const char *const ROUTE_NAMES[R_COUNT] = {"events", "healthz", "readyz", "metrics"};
+enum { R_EVENTS, R_SIGNALS, R_HEALTHZ, R_READYZ, R_METRICS, R_COUNT };
+static const char *const ROUTE_NAMES[R_COUNT] = {"events", "signals", "healthz", "readyz",
+                                                 "metrics"};
 
 typedef struct l_serve {
     cf_serve *srv;
@@ -39,6 +49,8 @@ typedef struct l_serve {
     cf_serve_events events;
     int events_ready;
     cf_serve_status status;
+    cf_serve_defer *defer;
+    cf_serve_defer_route signals;
     cf_route routes[R_COUNT];
     const char *origins[MAX_ORIGINS + 1]; /* anchored by the uservalue table */
     int watching;                         /* SIGTERM/SIGINT request a stop */
@@ -80,6 +92,9 @@ static void build_routes(l_serve *u)
 {
     u->routes[R_EVENTS] = (cf_route){"POST", "/api/v1/events", cf_serve_events_media,
                                      cf_serve_events_post, &u->events};
+    u->signals = (cf_serve_defer_route){u->defer, "signals"};
+    u->routes[R_SIGNALS] = (cf_route){"POST", "/api/v1/signals", cf_serve_events_media,
+                                      cf_serve_defer_handle, &u->signals};
     u->routes[R_HEALTHZ] = (cf_route){"GET", "/healthz", NULL, cf_serve_healthz, &u->status};
     u->routes[R_READYZ] = (cf_route){"GET", "/readyz", NULL, cf_serve_readyz, &u->status};
     u->routes[R_METRICS] = (cf_route){"GET", "/metrics", NULL, cf_serve_metrics_get, &u->status};
@@ -116,6 +131,8 @@ static void free_server(l_serve *u)
     u->events_ready = 0;
     cf_serve_metrics_free(u->m);
     u->m = NULL;
+    cf_serve_defer_free(u->defer);
+    u->defer = NULL;
     unwatch_signals(u);
 }
 
@@ -146,7 +163,8 @@ static int l_start(lua_State *L)
     o.cors_origins = read_origins(L, u, 2) ? u->origins : NULL;
     cf_err err;
     u->m = cf_serve_metrics_new(ROUTE_NAMES, R_COUNT);
-    if (!u->m)
+    u->defer = cf_serve_defer_new(o.request_timeout_ms);
+    if (!u->m || !u->defer)
         return luaL_error(L, "not enough memory");
     if (cf_serve_events_init(&u->events, g, unknown, u->m, &err))
         return cf_lua_pushfail(L, &err);
@@ -175,12 +193,69 @@ static int m_port(lua_State *L)
     return 1;
 }
 
-static int m_wait(lua_State *L)
+static int m_next(lua_State *L)
+{
+    l_serve *u = check_open(L);
+    int64_t ms = luaL_checkinteger(L, 2);
+    int jobs_only = lua_toboolean(L, 3);
+    int64_t end = cf_mono_ns() + ms * 1000000;
+    for (;;) {
+        if (!jobs_only && cf_stop_requested()) {
+            lua_pushliteral(L, "stop");
+            return 1;
+        }
+        int64_t left = (end - cf_mono_ns()) / 1000000;
+        /* in slices, so a stop request is seen within 50 ms */
+        cf_serve_job *j = cf_serve_defer_take(u->defer, left < 0 ? 0 : left > 50 ? 50 : left);
+        if (j) {
+            lua_pushliteral(L, "job");
+            lua_pushlightuserdata(L, j);
+            return 2;
+        }
+        if (left <= 0) {
+            lua_pushliteral(L, "time");
+            return 1;
+        }
+    }
+}
+
+static cf_serve_job *check_job(lua_State *L, int idx)
+{
+    luaL_checktype(L, idx, LUA_TLIGHTUSERDATA);
+    return lua_touserdata(L, idx);
+}
+
+static int m_job(lua_State *L)
 {
     check_open(L);
-    int64_t ms = luaL_checkinteger(L, 2);
-    cf_wake w = cf_sleep_until(cf_now_us() + ms * 1000);
-    lua_pushstring(L, w == CF_WAKE_TIME && !cf_stop_requested() ? "time" : "stop");
+    cf_serve_job *j = check_job(L, 2);
+    lua_pushstring(L, j->route);
+    lua_pushlstring(L, j->req->body ? j->req->body : "", j->req->body_len);
+    lua_pushstring(L, j->req->media_type);
+    return 3;
+}
+
+static int m_reply(lua_State *L)
+{
+    l_serve *u = check_open(L);
+    cf_serve_job *j = check_job(L, 2);
+    int status = (int)luaL_checkinteger(L, 3);
+    size_t n;
+    const char *body = luaL_checklstring(L, 4, &n);
+    int retry_after = (int)luaL_optinteger(L, 5, 0);
+    cf_serve_defer_reply(u->defer, j, status, body, n, retry_after);
+    return 0;
+}
+
+static int m_stop_accepting(lua_State *L)
+{
+    cf_serve_stop_accepting(check_open(L)->srv);
+    return 0;
+}
+
+static int m_inflight(lua_State *L)
+{
+    lua_pushinteger(L, cf_serve_inflight(check_open(L)->srv));
     return 1;
 }
 
@@ -213,7 +288,11 @@ static int m_gc(lua_State *L)
 
 static const luaL_Reg methods[] = {
     {"port", m_port},
-    {"wait", m_wait},
+    {"next", m_next},
+    {"job", m_job},
+    {"reply", m_reply},
+    {"stop_accepting", m_stop_accepting},
+    {"inflight", m_inflight},
     {"observe_flush", m_observe_flush},
     {"shutdown", m_shutdown},
     {NULL, NULL},

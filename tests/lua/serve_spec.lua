@@ -288,6 +288,65 @@ describe("serve", function()
     assert.equals(200, (curl(h, "/healthz")))
   end)
 
+  it("records signals with timestamps through POST /api/v1/signals", function()
+    assert.equals(200, (post(h, cjson.encode(event { id = "sig-ev", inserted_at = "2026-11-01T00:00:00Z" }))))
+    local function signal(body, args)
+      local f = os.tmpname()
+      support.write_file(f, body)
+      local code, resp, headers = curl(h, "/api/v1/signals", (args or JSON) .. "--data-binary @" .. q(f))
+      os.remove(f)
+      return code, resp, headers
+    end
+    -- the event may still be in the buffer: it is flushed and found
+    local code, resp = signal(cjson.encode { inference_event_id = "sig-ev", signal_type = "thumbs_down",
+      timestamp = "2026-11-02T00:00:00Z", value = 1, metadata = { note = "mail a@b.com" } })
+    assert.equals(200, code, resp)
+    local sid = cjson.decode(resp).ids[1]
+    assert.equals("thumbs_down|1793577600000000",
+      sql(h, "SELECT signal_type, inserted_at FROM user_signals WHERE id = '" .. sid .. "'"))
+    assert.same({ note = "mail [EMAIL]", value = 1 },
+      cjson.decode(sql(h, "SELECT metadata FROM user_signals WHERE id = '" .. sid .. "'")))
+    code, resp = signal(cjson.encode {
+      { inference_event_id = "sig-ev", signal_type = "edit", edited_response = "better, call 555-123-4567" },
+      { inference_event_id = "sig-ev", signal_type = "thumbs_up", timestamp = "2026-10-01T00:00:00Z" },
+      { inference_event_id = "no-such-event", signal_type = "thumbs_up" },
+      { inference_event_id = "sig-ev", signal_type = "thumbz" },
+      { inference_event_id = "sig-ev", signal_type = "copy", timestamp = "2999-01-01T00:00:00Z" },
+      { inference_event_id = "sig-ev", signal_type = "copy", timestamp = 1.5 },
+      { inference_event_id = "sig-ev", signal_type = "copy", edited_response = "x" },
+      { inference_event_id = "sig-ev\255", signal_type = "copy", colour = "red" },
+    })
+    assert.equals(207, code)
+    local r = cjson.decode(resp)
+    assert.equals(1, r.accepted)
+    local st = {}
+    for i, it in ipairs(r.items) do st[i] = it.status end
+    assert.same({ 200, 400, 404, 400, 400, 400, 400, 400 }, st)
+    assert.matches("before the event it rates", r.items[2].error, 1, true)
+    assert.matches("not found", r.items[3].error, 1, true)
+    assert.matches("invalid signal type 'thumbz'", r.items[4].error, 1, true)
+    assert.matches("in the future", r.items[5].error, 1, true)
+    assert.matches("timestamp: must be an integer", r.items[6].error, 1, true)
+    assert.matches("edited_response: only for signal_type 'edit'", r.items[7].error, 1, true)
+    assert.matches("unknown field 'colour'", r.items[8].error, 1, true)
+    assert.equals("better, call [PHONE]", sql(h, "SELECT edited_response FROM user_signals WHERE id = '"
+      .. r.items[1].id .. "'"))
+    code, resp = signal(cjson.encode { inference_event_id = "no-such-event", signal_type = "copy" })
+    assert.equals(404, code)
+    assert.matches("^item 0: .*not found", cjson.decode(resp).error)
+    code, resp = signal('[{"inference_event_id": "sig-ev",')
+    assert.equals(400, code)
+    assert.matches("not valid JSON", cjson.decode(resp).error, 1, true)
+    code = signal("[]")
+    assert.equals(400, code)
+    code, resp = signal(cjson.encode { inference_event_id = "sig-ev", signal_type = "share" } .. "\n"
+      .. "not json\n", "-H 'Content-Type: application/x-ndjson' ")
+    assert.equals(207, code)
+    assert.matches("not valid JSON", cjson.decode(resp).items[2].error, 1, true)
+    code = signal("x", "-H 'Content-Type: text/csv' ")
+    assert.equals(415, code)
+  end)
+
   it("counts requests, events and flushes in /metrics", function()
     local code, body, headers = curl(h, "/metrics")
     assert.equals(200, code)
@@ -487,5 +546,44 @@ describe("serve command line", function()
     ok, err = config.validate { server = { timeouts = { reqest = 1 } } }
     assert.is_nil(ok)
     assert.matches("request", err, 1, true)
+  end)
+end)
+
+describe("signal timestamps", function()
+  it("backfilled signals feed negative_feedback in their own window", function()
+    local core = require "crucible._core"
+    local cf, dir = support.client { ingestion = { flush_interval = 50 } }
+    local DAY = 86400 * 1000000
+    local then_ = core.now_us() - 10 * DAY
+    local id = assert(cf.log_inference(event { inserted_at = then_ }))
+    for i = 1, 10 do
+      assert(cf.record_signal(id, "thumbs_down", nil, { timestamp = then_ + i * 1000000 }))
+    end
+    assert(cf.record_user_edit(id, "fixed", nil, { timestamp = core.format_time(then_ + 20 * 1000000) }))
+    local function fired(now)
+      local _, report = assert(cf.check_triggers("d1", { triggers = { "negative_feedback" }, now = now }))
+      return report.negative_feedback.fired
+    end
+    -- ten days later, the last day has no signals; back then, it had ten negative ones
+    assert.is_false(fired(core.now_us()))
+    assert.is_true(fired(then_ + DAY // 2))
+    local ok, err, kind = cf.record_signal(id, "thumbs_up", nil, { timestamp = then_ - 1 })
+    assert.is_nil(ok)
+    assert.equals("invalid", kind)
+    assert.matches("before the event it rates", err, 1, true)
+    ok, err = cf.record_signal(id, "thumbs_up", nil, { timestamp = core.now_us() + 600 * 1000000 })
+    assert.is_nil(ok)
+    assert.matches("in the future (more than 300 s", err, 1, true)
+    -- within the allowed skew
+    assert(cf.record_signal(id, "thumbs_up", nil, { timestamp = core.now_us() + 60 * 1000000 }))
+    ok, err = cf.record_signal(id, "thumbs_up", nil, { timestamp = "yesterday" })
+    assert.is_nil(ok)
+    assert.matches("timestamp: invalid time 'yesterday'", err, 1, true)
+    ok, err, kind = cf.record_signal("missing", "thumbs_up", nil, { timestamp = then_ })
+    assert.is_nil(ok)
+    assert.equals("not_found", kind)
+    assert.matches("no inference event with id 'missing'", err, 1, true)
+    cf.close()
+    support.rm_rf(dir)
   end)
 end)
