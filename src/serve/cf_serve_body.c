@@ -43,15 +43,20 @@ static int feed_gzip(cf_body *b, const char *p, size_t n)
             p += chunk;
             n -= chunk;
         }
-        if (cf_buf_reserve(&b->out, STEP))
+        /* never more than one byte past the limit: that byte says "too large" */
+        size_t room = b->limit - b->out.n + 1;
+        uInt step = room < STEP ? (uInt)room : STEP;
+        if (cf_buf_reserve(&b->out, step))
             return CF_BODY_NOMEM;
         z->next_out = (Bytef *)(b->out.p + b->out.n);
-        z->avail_out = STEP;
+        z->avail_out = step;
         int rc = inflate(z, Z_NO_FLUSH);
-        b->out.n += STEP - z->avail_out;
+        b->out.n += step - z->avail_out;
         full = z->avail_out == 0;
-        if (b->out.n > b->limit)
+        if (b->out.n > b->limit) {
+            b->out.n = b->limit;
             return CF_BODY_TOO_LARGE;
+        }
         if (rc == Z_STREAM_END) {
             b->z_done = 1;
             return z->avail_in || n ? CF_BODY_CORRUPT : CF_BODY_OK;
