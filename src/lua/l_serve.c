@@ -169,12 +169,13 @@ static int l_start(lua_State *L)
     if (cf_serve_events_init(&u->events, g, unknown, u->m, &err))
         return cf_lua_pushfail(L, &err);
     u->events_ready = 1;
-    u->status = (cf_serve_status){g, san, u->m};
+    u->status = (cf_serve_status){g, san, u->m, NULL};
     build_routes(u);
     if (cf_serve_new(&o, u->routes, R_COUNT, u->m, &u->srv, &err)) {
         free_server(u);
         return cf_lua_pushfail(L, &err);
     }
+    u->status.srv = u->srv;
     watch_signals(L, u);
     return 1;
 }

@@ -44,6 +44,15 @@ void cf_serve_metrics_get(void *ud, const cf_serve_req *req, cf_serve_resp *r)
     const cf_serve_status *st = ud;
     r->status = 200;
     r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    if (st->srv) {
+        char line[200];
+        snprintf(line, sizeof line,
+                 "# HELP crucible_http_requests_in_flight Requests started and not finished "
+                 "(this one included).\n# TYPE crucible_http_requests_in_flight gauge\n"
+                 "crucible_http_requests_in_flight %u\n",
+                 cf_serve_inflight(st->srv));
+        cf_buf_str(&r->body, line);
+    }
     if (cf_serve_metrics_render(st->m, st->g, st->san, &r->body))
         cf_serve_error(r, 500, "out of memory writing the metrics");
 }

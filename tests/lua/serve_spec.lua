@@ -356,6 +356,7 @@ describe("serve", function()
     assert.matches('crucible_http_requests_total{route="events",status="413"} 1\n', body, 1, true)
     assert.matches('crucible_events_rejected_total{reason="invalid"} %d+\n', body)
     assert.matches("crucible_buffer_capacity 100000\n", body, 1, true)
+    assert.matches("crucible_http_requests_in_flight 1\n", body, 1, true) -- this request
     assert.matches('crucible_sanitizer_redactions_total{entity="email"} 1\n', body, 1, true)
     local accepted = tonumber(body:match("crucible_events_accepted_total (%d+)"))
     assert.is_true(accepted >= 10)
@@ -463,11 +464,16 @@ describe("serve shutdown", function()
     h = start("server = { threads = 2 }, ingestion = { flush_interval = 60000 }")
     local dir = h.dir
     -- a request still sending its body when SIGTERM arrives
-    local slow = ("(printf '['; sleep 1.5; printf %s) | curl -s -o %s -w '%%{http_code}' -X POST -T - "
-      .. "-H 'Content-Type: application/json' %s > %s &"):format(
+    local slow = ("(printf '['; sleep 3; printf %s) | curl -s -o %s -w '%%{http_code}' -X POST -T - "
+      .. "-H 'Expect:' -H 'Content-Type: application/json' %s > %s &"):format(
       q(cjson.encode(event { id = "in-flight" }) .. "]"), q(dir .. "/slow.json"), q(h.url .. "/api/v1/events"),
       q(dir .. "/slow.code"))
     assert(os.execute(slow))
+    -- wait until it is in flight (with the metrics request itself: 2)
+    assert.truthy(wait_until(function()
+      local _, m = curl(h, "/metrics")
+      return tonumber(m:match("crucible_http_requests_in_flight (%d+)")) >= 2
+    end, 10))
     -- four clients posting batches of 50 as fast as they can
     for k = 1, 4 do
       local batch = {}
@@ -477,7 +483,7 @@ describe("serve shutdown", function()
         .. "-H 'Content-Type: application/json' --data-binary @batch%d.json %s >> codes%d || break; done) &")
         :format(q(dir), k, k, q(h.url .. "/api/v1/events"), k)))
     end
-    sleep(0.7)
+    sleep(0.5)
     os.execute("kill -TERM " .. h.pid)
     sleep(0.2)
     local code, body = curl(h, "/healthz")
