@@ -40,11 +40,13 @@ end
 -- still answers, so the waiting worker is released.
 local function answer(client, srv, job)
   local _, body, media = srv:job(job)
-  local ok, status, resp, retry = pcall(signals.handle, client, body, media)
+  local ok, status, resp, retry, counts = pcall(signals.handle, client, body, media)
   if not ok then
     status, resp, retry = 500, cjson.encode { error = "internal error: " .. tostring(status) }, nil
+    counts = { 0, 0, 0, 1 }
   end
   srv:reply(job, status, resp, retry)
+  srv:observe_signals(counts[1], counts[2], counts[3], counts[4])
 end
 
 -- Serves until a stop request; the flusher's reports (flush latency,

@@ -10,6 +10,7 @@
  *   srv:job(job)               --> route name ("signals"), body, media type
  *   srv:reply(job, status, json_body[, retry_after])
  *   srv:observe_flush(ms)      -- a batch write's latency, for /metrics
+ *   srv:observe_signals(accepted, invalid, not_found, failed)  -- for /metrics
  *   srv:stop_accepting()       -- new requests get 503
  *   srv:inflight()             --> requests started and not finished
  *   srv:shutdown(grace_ms)     -- stops accepting; waits for those in
@@ -248,6 +249,16 @@ static int m_reply(lua_State *L)
     return 0;
 }
 
+static int m_observe_signals(lua_State *L)
+{
+    l_serve *u = check_open(L);
+    uint64_t rejected[CF_SIGNAL_REASONS];
+    for (int i = 0; i < CF_SIGNAL_REASONS; i++)
+        rejected[i] = (uint64_t)luaL_checkinteger(L, 3 + i);
+    cf_serve_metrics_signals(u->m, (uint64_t)luaL_checkinteger(L, 2), rejected);
+    return 0;
+}
+
 static int m_stop_accepting(lua_State *L)
 {
     cf_serve_stop_accepting(check_open(L)->srv);
@@ -295,6 +306,7 @@ static const luaL_Reg methods[] = {
     {"stop_accepting", m_stop_accepting},
     {"inflight", m_inflight},
     {"observe_flush", m_observe_flush},
+    {"observe_signals", m_observe_signals},
     {"shutdown", m_shutdown},
     {NULL, NULL},
 };

@@ -17,6 +17,7 @@ static const double BUCKETS_MS[] = {1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500,
 
 static const char *const REASONS[CF_REJECT_COUNT] = {"invalid", "buffer_full", "shutting_down",
                                                      "error"};
+static const char *const SIGNAL_REASONS[CF_SIGNAL_REASONS] = {"invalid", "not_found", "error"};
 
 struct cf_serve_metrics {
     const char *const *names;
@@ -25,6 +26,8 @@ struct cf_serve_metrics {
     atomic_uint_fast64_t rejected[CF_REJECT_COUNT];
     atomic_uint_fast64_t flush_buckets[NBUCKET + 1]; /* the last is +Inf */
     atomic_uint_fast64_t flush_count;
+    atomic_uint_fast64_t signals_accepted;
+    atomic_uint_fast64_t signals_rejected[CF_SIGNAL_REASONS];
     atomic_uint_fast64_t flush_sum_us;
     atomic_uint_fast64_t requests[]; /* (nroutes + 1) x (NSTATUS + 1) */
 };
@@ -81,6 +84,14 @@ void cf_serve_metrics_flush(cf_serve_metrics *m, double ms)
     atomic_fetch_add(&m->flush_sum_us, (uint64_t)(ms > 0 ? ms * 1000.0 : 0));
 }
 
+void cf_serve_metrics_signals(cf_serve_metrics *m, uint64_t accepted,
+                              const uint64_t rejected[CF_SIGNAL_REASONS])
+{
+    atomic_fetch_add(&m->signals_accepted, accepted);
+    for (int i = 0; i < CF_SIGNAL_REASONS; i++)
+        atomic_fetch_add(&m->signals_rejected[i], rejected[i]);
+}
+
 static void line(cf_buf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void line(cf_buf *out, const char *fmt, ...)
 {
@@ -124,6 +135,15 @@ static void render_events(cf_serve_metrics *m, cf_buf *out)
     for (int i = 0; i < CF_REJECT_COUNT; i++)
         line(out, "crucible_events_rejected_total{reason=\"%s\"} %llu\n", REASONS[i],
              (unsigned long long)atomic_load(&m->rejected[i]));
+    line(out, "# HELP crucible_signals_accepted_total Signals recorded.\n"
+              "# TYPE crucible_signals_accepted_total counter\n"
+              "crucible_signals_accepted_total %llu\n",
+         (unsigned long long)atomic_load(&m->signals_accepted));
+    line(out, "# HELP crucible_signals_rejected_total Signals refused, by reason.\n"
+              "# TYPE crucible_signals_rejected_total counter\n");
+    for (int i = 0; i < CF_SIGNAL_REASONS; i++)
+        line(out, "crucible_signals_rejected_total{reason=\"%s\"} %llu\n", SIGNAL_REASONS[i],
+             (unsigned long long)atomic_load(&m->signals_rejected[i]));
 }
 
 static void render_flush(cf_serve_metrics *m, cf_buf *out)

@@ -357,6 +357,11 @@ describe("serve", function()
     assert.matches('crucible_events_rejected_total{reason="invalid"} %d+\n', body)
     assert.matches("crucible_buffer_capacity 100000\n", body, 1, true)
     assert.matches("crucible_http_requests_in_flight 1\n", body, 1, true) -- this request
+    -- the signals test: 1 + 1 + 0 + 1 (NDJSON) accepted; 6 + 1 (NDJSON) invalid, 1 + 1 not found
+    assert.matches("crucible_signals_accepted_total 3\n", body, 1, true)
+    assert.matches('crucible_signals_rejected_total{reason="invalid"} 7\n', body, 1, true)
+    assert.matches('crucible_signals_rejected_total{reason="not_found"} 2\n', body, 1, true)
+    assert.matches('crucible_http_requests_total{route="signals",status="207"} 2\n', body, 1, true)
     assert.matches('crucible_sanitizer_redactions_total{entity="email"} 1\n', body, 1, true)
     local accepted = tonumber(body:match("crucible_events_accepted_total (%d+)"))
     assert.is_true(accepted >= 10)

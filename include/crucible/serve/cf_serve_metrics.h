@@ -36,6 +36,10 @@ void cf_serve_metrics_request(cf_serve_metrics *m, int route, int status);
 void cf_serve_metrics_events(cf_serve_metrics *m, uint64_t accepted);
 void cf_serve_metrics_reject(cf_serve_metrics *m, cf_reject_reason why, uint64_t n);
 void cf_serve_metrics_flush(cf_serve_metrics *m, double ms);
+/* Signals recorded and refused (POST /api/v1/signals). */
+enum { CF_SIGNAL_INVALID, CF_SIGNAL_NOT_FOUND, CF_SIGNAL_FAILED, CF_SIGNAL_REASONS };
+void cf_serve_metrics_signals(cf_serve_metrics *m, uint64_t accepted,
+                              const uint64_t rejected[CF_SIGNAL_REASONS]);
 
 /* The Prometheus text exposition of everything, the pipeline's gauges
  * and counters included (g and san may be NULL). 0, or -1 out of memory. */

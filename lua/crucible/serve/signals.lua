@@ -106,11 +106,13 @@ local function answer(n, ids, items, first_error, worst)
   return worst, cjson.encode(out), worst == 503 and 1 or nil
 end
 
---- Handles one request: status, JSON body, Retry-After seconds (or nil).
+--- Handles one request: status, JSON body, Retry-After seconds (or nil),
+-- and the counts {accepted, invalid, not_found, failed} of its items.
 function M.handle(client, body, media)
   local items, bad = items_of(body, media)
-  if not items then return 400, cjson.encode { error = bad } end
-  if #items == 0 then return 400, cjson.encode { error = "the body holds no signals" } end
+  local counts = { 0, 0, 0, 0 }
+  if not items then return 400, cjson.encode { error = bad }, nil, counts end
+  if #items == 0 then return 400, cjson.encode { error = "the body holds no signals" }, nil, counts end
   local ids, out, first_error, worst = {}, {}, nil, nil
   for i, it in ipairs(items) do
     local a, err = nil, bad[i]
@@ -124,12 +126,16 @@ function M.handle(client, body, media)
     else
       entry.status = a and (STATUS[kind] or 500) or 400
       entry.error = clean(err)
+      local slot = entry.status == 400 and 2 or entry.status == 404 and 3 or 4
+      counts[slot] = counts[slot] + 1
       first_error = first_error or ("item %d: %s"):format(i - 1, entry.error)
       if not worst or RANK[entry.status] > RANK[worst] then worst = entry.status end
     end
     out[i] = entry
   end
-  return answer(#items, ids, out, first_error, worst)
+  counts[1] = #ids
+  local status, json, retry = answer(#items, ids, out, first_error, worst)
+  return status, json, retry, counts
 end
 
 return M
