@@ -45,11 +45,12 @@ local function start(config, args)
   return { dir = dir, pid = read_all(dir .. "/pid"):match("%d+"), url = "http://127.0.0.1:" .. port }
 end
 
---- Ends a server a failed test left running.
+--- Ends a server a failed test left running, and removes its directory.
 local function cleanup(h)
   if h and read_all(h.dir .. "/status") == "" then
     os.execute("kill -KILL " .. h.pid)
   end
+  if h then support.rm_rf(h.dir) end
 end
 
 --- Sends SIGTERM (or sig) and returns the exit status.
