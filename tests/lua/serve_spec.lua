@@ -418,7 +418,7 @@ describe("serve limits", function()
   it("answers 429 with Retry-After while the buffer stays full, then accepts again", function()
     local h
     finally(function() cleanup(h) end)
-    h = start("ingestion = { buffer_capacity = 3, full_policy = 'reject', flush_interval = 2000, "
+    h = start("ingestion = { buffer_capacity = 3, full_policy = 'reject', flush_interval = 6000, "
       .. "max_batch_size = 1000 }")
     local batch = {}
     for i = 1, 5 do batch[i] = event { id = "full-" .. i } end
@@ -438,10 +438,10 @@ describe("serve limits", function()
     assert.equals(503, code)
     assert.matches("buffer is full", cjson.decode(resp).error, 1, true)
     -- the flusher empties it within flush_interval; the retry succeeds
-    assert.truthy(wait_until(function() return (post(h, cjson.encode(event { id = "full-6" }))) == 200 end, 10))
+    assert.truthy(wait_until(function() return (post(h, cjson.encode(event { id = "full-6" }))) == 200 end, 30))
     assert.equals(200, (curl(h, "/readyz")))
     local _, metrics = curl(h, "/metrics")
-    assert.is_true(tonumber(metrics:match('crucible_events_rejected_total{reason="buffer_full"} (%d+)')) >= 4)
+    assert.is_true(tonumber(metrics:match('crucible_events_rejected_total{reason="buffer_full"} (%d+)')) >= 3)
     assert.equals(0, stop(h))
     assert.equals("4", sql(h, "SELECT count(*) FROM inference_events"))
   end)
@@ -470,10 +470,13 @@ describe("serve shutdown", function()
     h = start("server = { threads = 2 }, ingestion = { flush_interval = 60000 }")
     local dir = h.dir
     -- a request still sending its body when SIGTERM arrives
-    local slow = ("(printf '['; sleep 3; printf %s) | curl -s -o %s -w '%%{http_code}' -X POST -T - "
+    -- (it ends its body only once the test has seen the 503: file "go")
+    -- (at most 30 s)
+    local slow = ("(printf '['; i=0; while [ ! -f %s ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; "
+      .. "printf %s) | curl -s -o %s -w '%%{http_code}' -X POST -T - "
       .. "-H 'Expect:' -H 'Content-Type: application/json' %s > %s &"):format(
-      q(cjson.encode(event { id = "in-flight" }) .. "]"), q(dir .. "/slow.json"), q(h.url .. "/api/v1/events"),
-      q(dir .. "/slow.code"))
+      q(dir .. "/go"), q(cjson.encode(event { id = "in-flight" }) .. "]"), q(dir .. "/slow.json"),
+      q(h.url .. "/api/v1/events"), q(dir .. "/slow.code"))
     assert(os.execute(slow))
     -- wait until it is in flight (with the metrics request itself: 2)
     assert.truthy(wait_until(function()
@@ -495,6 +498,7 @@ describe("serve shutdown", function()
     local code, body = curl(h, "/healthz")
     assert.equals(503, code)
     assert.matches("shutting down", cjson.decode(body).error, 1, true)
+    support.write_file(dir .. "/go", "")
     assert.truthy(wait_until(function() return read_all(dir .. "/status") ~= "" end, 60))
     assert.equals("0", read_all(dir .. "/status"):match("%d+"))
     assert.truthy(wait_until(function() return read_all(dir .. "/slow.code") ~= "" end, 10))
