@@ -28,6 +28,7 @@ cf_require_pkg(MHD       libmicrohttpd  libmicrohttpd-dev)
 cf_require_pkg(EDIT      libedit        libedit-dev)
 cf_require_pkg(LUACJSON  lua5.4-cjson   lua-cjson-dev)
 cf_require_pkg(ICU       icu-uc         libicu-dev)
+cf_require_pkg(ZLIB      zlib           zlib1g-dev)
 
 # lua-cjson is linked statically and preloaded as `cjson`, so the binary does
 # not depend on the system's Lua module path.
@@ -42,4 +43,4 @@ find_package(Threads REQUIRED)
 set(CF_DEP_TARGETS
   PkgConfig::LUA PkgConfig::SQLITE PkgConfig::PQ PkgConfig::PCRE2 PkgConfig::CURL
   PkgConfig::OPENSSL PkgConfig::ZSTD PkgConfig::JANSSON PkgConfig::MHD
-  PkgConfig::EDIT PkgConfig::ICU ${CF_CJSON_STATIC} Threads::Threads m)
+  PkgConfig::EDIT PkgConfig::ICU PkgConfig::ZLIB ${CF_CJSON_STATIC} Threads::Threads m)

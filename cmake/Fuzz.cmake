@@ -3,6 +3,8 @@
 #                   oracle: no entity its own pattern matches at a boundary
 #                   survives; fuzz/sanitize.dict holds its tokens
 #   fuzz_jsonl      a JSON line -> validated, sanitized event -> back
+#   fuzz_serve      serve's request bodies: bounded gzip inflate, then the
+#                   split into items (JSON array, one value, NDJSON)
 # Each links the C sources it needs directly, compiled with
 # -fsanitize=fuzzer,address,undefined. Tests:
 #   fuzz.<name>.seeds   every build: replays fuzz/seeds/<name> once
@@ -15,21 +17,22 @@ if(NOT CF_CLANG)
   message(STATUS "clang not found: fuzz targets not built (install the Debian package 'clang')")
   return()
 endif()
-execute_process(COMMAND pkg-config --cflags libpcre2-8 jansson libcrypto
+execute_process(COMMAND pkg-config --cflags libpcre2-8 jansson libcrypto zlib
                 OUTPUT_VARIABLE CF_FUZZ_CFLAGS OUTPUT_STRIP_TRAILING_WHITESPACE)
-execute_process(COMMAND pkg-config --libs libpcre2-8 jansson libcrypto
+execute_process(COMMAND pkg-config --libs libpcre2-8 jansson libcrypto zlib
                 OUTPUT_VARIABLE CF_FUZZ_LIBS OUTPUT_STRIP_TRAILING_WHITESPACE)
 separate_arguments(CF_FUZZ_CFLAGS)
 separate_arguments(CF_FUZZ_LIBS)
 set(CF_FUZZ_SOURCES
   src/core/cf_buf.c src/core/cf_common.c src/core/cf_uuid.c
   src/ingest/cf_hmac.c src/ingest/cf_jsonl.c src/ingest/cf_record.c src/ingest/cf_validate.c
-  src/sanitize/cf_pii_check.c src/sanitize/cf_sanitize.c src/sanitize/cf_sanitize_json.c)
+  src/sanitize/cf_pii_check.c src/sanitize/cf_sanitize.c src/sanitize/cf_sanitize_json.c
+  src/serve/cf_serve_body.c src/serve/cf_serve_split.c)
 list(TRANSFORM CF_FUZZ_SOURCES PREPEND ${PROJECT_SOURCE_DIR}/)
 set(CF_FUZZ_DIR ${PROJECT_BINARY_DIR}/fuzz)
 file(MAKE_DIRECTORY ${CF_FUZZ_DIR})
 set(CF_FUZZ_BINARIES)
-foreach(name sanitize jsonl)
+foreach(name sanitize jsonl serve)
   set(bin ${CF_FUZZ_DIR}/fuzz_${name})
   add_custom_command(
     OUTPUT ${bin}

@@ -42,6 +42,22 @@ M.SCHEMA = section {
     dead_letter_file = leaf { type = { "string", "boolean" }, default = "crucible-dead-letter.jsonl",
                               doc = "events the database refused or that could not be written; false: none" },
   },
+  -- `crucible-feedback serve` (crucible.serve)
+  server = section {
+    listen = leaf { type = "string", default = "127.0.0.1:4318", doc = "HOST:PORT; IPv6 as [::1]:4318" },
+    body_limit = leaf { type = "integer", default = 20971520, min = 1,
+                        doc = "bytes of a request body, after gzip decompression" },
+    threads = leaf { type = "integer", default = 4, min = 1, doc = "worker threads" },
+    timeouts = section {
+      idle = leaf { type = "integer", default = 15, min = 1, doc = "seconds a silent connection stays open" },
+      request = leaf { type = "integer", default = 30, min = 1,
+                       doc = "seconds a request body may take to arrive" },
+      shutdown = leaf { type = "integer", default = 30, min = 0,
+                        doc = "seconds requests in flight get to finish on SIGTERM" },
+    },
+    cors_origins = leaf { type = "list", default = {},
+                          doc = "browser origins allowed to call the API (\"*\": any)" },
+  },
   sanitizer = section {
     pii_patterns = leaf { type = "list", default = {} },
     user_id_key = leaf { type = "string" },

@@ -28,6 +28,8 @@ for _, t in ipairs(M.SIGNAL_TYPES) do VALID_SIGNAL[t] = true end
 --- Where a generated user id key is kept (the store's settings).
 M.KEY_SETTING = "sanitizer.user_id_key"
 M.DEFAULT_DEAD_LETTER = "crucible-dead-letter.jsonl"
+--- How far a signal's timestamp may be ahead of this machine's clock.
+M.MAX_SIGNAL_SKEW_SECONDS = 300
 
 local STAT_KEYS = { "accepted", "invalid", "rejected_full", "flushed", "batches", "retried",
                     "refused", "dead_lettered", "lost", "scored", "score_errors",
@@ -193,8 +195,53 @@ local function insert_signal(st, id, sig)
   return store:list("signals", { id = sid, limit = 1 })[1]
 end
 
+-- The event id, flushing the buffer when it may still wait there.
+local function find_event(st, store, id)
+  local ev = store:list("events", { id = id, limit = 1 })[1]
+  if not ev and st.ing then
+    local ok, ferr, fkind = st.ing:flush()
+    if not ok then
+      return nil, ("event '%s' may be waiting in the buffer, which cannot be written now: %s")
+        :format(id, ferr), fkind
+    end
+    ev = store:list("events", { id = id, limit = 1 })[1]
+  end
+  if not ev then return nil, ("no inference event with id '%s'"):format(id), "not_found" end
+  return ev
+end
+
+-- When a signal happened: opts.timestamp (microseconds since the epoch,
+-- or UTC ISO 8601 text), at most MAX_SIGNAL_SKEW_SECONDS ahead of this
+-- clock and not before the event it rates; now when absent.
+local function signal_time(st, id, opts)
+  local ts = opts and opts.timestamp
+  if ts == nil then return core.now_us() end
+  if type(ts) == "string" then
+    local us, perr = core.parse_time(ts)
+    if not us then return nil, "timestamp: " .. perr, "invalid" end
+    ts = us
+  elseif math.type(ts) ~= "integer" then
+    return nil, ("timestamp: must be microseconds since the epoch (an integer) or UTC ISO 8601"
+      .. " text, got %s"):format(math.type(ts) or type(ts)), "invalid"
+  end
+  if ts > core.now_us() + M.MAX_SIGNAL_SKEW_SECONDS * 1000000 then
+    return nil, ("timestamp: %s is in the future (more than %d s ahead of this clock)"):format(
+      core.format_time(ts), M.MAX_SIGNAL_SKEW_SECONDS), "invalid"
+  end
+  local store, err, kind = st.ctx.store()
+  if not store then return nil, err, kind end
+  local ev
+  ev, err, kind = find_event(st, store, id)
+  if not ev then return nil, err, kind end
+  if ts < ev.inserted_at then
+    return nil, ("timestamp: %s is before the event it rates (%s)"):format(core.format_time(ts),
+      core.format_time(ev.inserted_at)), "invalid"
+  end
+  return ts
+end
+
 -- The signal row for record_signal, or nil, message, kind.
-local function signal_row(st, id, signal_type, metadata)
+local function signal_row(st, id, signal_type, metadata, opts)
   if not VALID_SIGNAL[signal_type] then
     return nil, ("invalid signal type '%s': expected one of %s"):format(
       signal_type, table.concat(M.SIGNAL_TYPES, ", ")), "invalid"
@@ -203,13 +250,14 @@ local function signal_row(st, id, signal_type, metadata)
   if not s then return nil, err, kind end
   local meta, merr = s:encode_json(metadata or {}, "metadata", st.cfg.sanitizer.metadata)
   if not meta then return nil, merr, "invalid" end
-  return { inference_event_id = id, signal_type = signal_type, metadata = meta,
-           inserted_at = core.now_us() }
+  local ts, terr, tkind = signal_time(st, id, opts)
+  if not ts then return nil, terr, tkind end
+  return { inference_event_id = id, signal_type = signal_type, metadata = meta, inserted_at = ts }
 end
 
 -- The edit signal row for record_user_edit (the edited response
 -- sanitized), or nil, message, kind.
-local function edit_row(st, id, edited_response, metadata)
+local function edit_row(st, id, edited_response, metadata, opts)
   local max = st.cfg.ingestion.max_event_bytes
   if #edited_response > max then
     return nil, ("edited_response: too long (%d bytes, at most %d: ingestion.max_event_bytes)")
@@ -221,8 +269,10 @@ local function edit_row(st, id, edited_response, metadata)
   if not clean then return nil, "edited_response: " .. cerr, "invalid" end
   local meta, merr = s:encode_json(metadata or {}, "metadata", st.cfg.sanitizer.metadata)
   if not meta then return nil, merr, "invalid" end
+  local ts, terr, tkind = signal_time(st, id, opts)
+  if not ts then return nil, terr, tkind end
   return { inference_event_id = id, signal_type = "edit", edited_response = clean,
-           metadata = meta, inserted_at = core.now_us() }
+           metadata = meta, inserted_at = ts }
 end
 
 -- log_inference, flush, stats, sanitize and ingest_file.
@@ -295,23 +345,27 @@ end
 -- record_signal and record_user_edit.
 local function attach_signals(client, st)
   --- Records a user signal (thumbs_up, thumbs_down, regenerate, edit, copy,
-  -- share, report) for an event. Returns the stored signal, or nil,
-  -- message, kind ("invalid" type, "not_found" event).
-  function client.record_signal(id, signal_type, metadata)
+  -- share, report) for an event. opts.timestamp: when it happened (see
+  -- signal_time; default now). Returns the stored signal, or nil,
+  -- message, kind ("invalid" type or timestamp, "not_found" event).
+  function client.record_signal(id, signal_type, metadata, opts)
     check_arg("record_signal", 1, id, "string")
     check_arg("record_signal", 2, signal_type, "string")
     check_arg("record_signal", 3, metadata, "table", true)
-    local sig, err, kind = signal_row(st, id, signal_type, metadata)
+    check_arg("record_signal", 4, opts, "table", true)
+    local sig, err, kind = signal_row(st, id, signal_type, metadata, opts)
     if not sig then return nil, err, kind end
     return insert_signal(st, id, sig)
   end
 
-  --- Records an edit signal with the user's edited response (sanitized).
-  function client.record_user_edit(id, edited_response, metadata)
+  --- Records an edit signal with the user's edited response (sanitized);
+  -- opts.timestamp as for record_signal.
+  function client.record_user_edit(id, edited_response, metadata, opts)
     check_arg("record_user_edit", 1, id, "string")
     check_arg("record_user_edit", 2, edited_response, "string")
     check_arg("record_user_edit", 3, metadata, "table", true)
-    local sig, err, kind = edit_row(st, id, edited_response, metadata)
+    check_arg("record_user_edit", 4, opts, "table", true)
+    local sig, err, kind = edit_row(st, id, edited_response, metadata, opts)
     if not sig then return nil, err, kind end
     return insert_signal(st, id, sig)
   end

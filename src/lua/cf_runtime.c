@@ -30,6 +30,7 @@ static const luaL_Reg preloads[] = {
     {"crucible._curate", luaopen_crucible_curate},
     {"crucible._http", luaopen_crucible_http},
     {"crucible._sched", luaopen_crucible_sched},
+    {"crucible._serve", luaopen_crucible_serve},
     {NULL, NULL},
 };
 

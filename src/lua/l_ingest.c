@@ -27,6 +27,7 @@
 #include "crucible/ingest/cf_ingest.h"
 #include "crucible/ingest/cf_ingest_file.h"
 #include "crucible/lua/cf_runtime.h"
+#include "l_ingest.h"
 #include "l_sanitize.h"
 #include "l_tojson.h"
 
@@ -51,6 +52,17 @@ static l_ingest *check_open(lua_State *L)
     if (!u->g)
         luaL_error(L, "attempt to use a closed ingestion pipeline");
     return u;
+}
+
+cf_ingest *l_ingest_check(lua_State *L, int idx, const cf_sanitizer **san,
+                          int *unknown_to_metadata)
+{
+    l_ingest *u = luaL_checkudata(L, idx, INGEST_MT);
+    if (!u->g)
+        luaL_error(L, "attempt to use a closed ingestion pipeline");
+    *san = u->san;
+    *unknown_to_metadata = u->unknown_to_metadata;
+    return u->g;
 }
 
 /* ---- options ------------------------------------------------------------------- */

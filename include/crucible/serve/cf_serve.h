@@ -1,0 +1,89 @@
+/*
+ * The HTTP server of `crucible-feedback serve` (libmicrohttpd, its own
+ * thread pool). A route table maps {method, path} to a handler; the core
+ * does everything routes share:
+ *
+ *   - 404 for an unknown path, 405 (with Allow) for a known path and
+ *     another method, 503 (Retry-After) once the server stops accepting;
+ *   - for POST routes: 415 for a Content-Type the route does not list or
+ *     a Content-Encoding other than gzip/identity, 413 for a body over
+ *     body_limit (counted after decompression; a gzip body is inflated
+ *     in bounded steps and refused as soon as it passes the limit), 400
+ *     for a corrupt gzip stream, 408 when a body is still arriving after
+ *     request_timeout_ms (a client that trickles its body is cut off;
+ *     worker threads poll many connections, so it never holds one);
+ *   - CORS: an Origin listed in cors_origins (or "*") gets
+ *     Access-Control-Allow-Origin, and OPTIONS preflights get 204;
+ *   - counts requests by route and status (cf_serve_metrics).
+ *
+ * Handlers run on a worker thread with the whole (decompressed) body and
+ * fill a response; every error body is JSON {"error": "..."}.
+ */
+#ifndef CRUCIBLE_CF_SERVE_H
+#define CRUCIBLE_CF_SERVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crucible/core/cf_buf.h"
+#include "crucible/core/cf_common.h"
+
+typedef struct cf_serve_metrics cf_serve_metrics;
+
+typedef struct cf_serve_req {
+    const char *method;
+    const char *path;
+    const char *media_type; /* Content-Type without parameters, lowercase ("" when absent) */
+    const char *body;       /* decompressed; NUL-terminated; NULL for GET */
+    size_t body_len;
+} cf_serve_req;
+
+typedef struct cf_serve_resp {
+    int status;
+    const char *content_type; /* NULL: application/json */
+    int retry_after;          /* seconds; 0: no Retry-After header */
+    cf_buf body;
+} cf_serve_resp;
+
+typedef void (*cf_route_fn)(void *ud, const cf_serve_req *req, cf_serve_resp *resp);
+
+typedef struct cf_route {
+    const char *method;                 /* "GET" or "POST" */
+    const char *path;                   /* exact match */
+    const char *const *media_types;     /* POST: accepted Content-Types, NULL-terminated */
+    cf_route_fn fn;
+    void *ud;
+} cf_route;
+
+typedef struct cf_serve_opts {
+    const char *host;          /* numeric IPv4/IPv6 or a name; "[::1]" is fine */
+    unsigned port;             /* 0: any free port (see cf_serve_port) */
+    unsigned threads;          /* worker threads (>= 1) */
+    size_t body_limit;         /* bytes after decompression */
+    unsigned idle_timeout_s;   /* a connection silent this long is closed */
+    int64_t request_timeout_ms;/* a body must arrive within this */
+    const char *const *cors_origins; /* NULL-terminated; NULL: no CORS */
+} cf_serve_opts;
+
+typedef struct cf_serve cf_serve;
+
+/* Starts listening. routes (and what they point to) must outlive the
+ * server; m counts requests (route indexes are positions in routes). */
+int cf_serve_new(const cf_serve_opts *o, const cf_route *routes, size_t nroutes,
+                 cf_serve_metrics *m, cf_serve **out, cf_err *err);
+/* The port bound (useful with port 0). */
+unsigned cf_serve_port(const cf_serve *s);
+/* New requests get 503 from now on; requests in flight finish. */
+void cf_serve_stop_accepting(cf_serve *s);
+/* Requests started and not yet finished. */
+unsigned cf_serve_inflight(const cf_serve *s);
+/* Stops the threads, closes the connections, frees. NULL is fine. */
+void cf_serve_free(cf_serve *s);
+
+/* Response helpers: {"error": msg} with status; JSON-escaped text that
+ * is not valid UTF-8 gets U+FFFD for each bad byte. */
+void cf_serve_error(cf_serve_resp *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int cf_serve_json_str(cf_buf *b, const char *s, size_t n);
+
+#endif

@@ -1,0 +1,330 @@
+/*
+ * crucible._serve: the HTTP server (src/serve) over an ingestion pipeline.
+ *
+ *   local srv = assert(_serve.start(pipeline, { host = "127.0.0.1", port = 4318, threads = 4,
+ *                        body_limit = 20971520, idle_timeout = 15, request_timeout = 30,
+ *                        cors_origins = { "https://app.example" } }))
+ *   srv:port()                 -- the port bound (port 0 picks a free one)
+ *   srv:next(ms[, jobs_only])  --> "job", job | "stop" (SIGTERM or SIGINT arrived,
+ *                              -- unless jobs_only) | "time"
+ *   srv:job(job)               --> route name ("signals"), body, media type
+ *   srv:reply(job, status, json_body[, retry_after])
+ *   srv:observe_flush(ms)      -- a batch write's latency, for /metrics
+ *   srv:observe_signals(accepted, invalid, not_found, failed)  -- for /metrics
+ *   srv:stop_accepting()       -- new requests get 503
+ *   srv:inflight()             --> requests started and not finished
+ *   srv:shutdown(grace_ms)     -- stops accepting; waits for those in
+ *                              -- flight (up to grace_ms), stops; --> requests cut off
+ *
+ * Jobs are the requests of routes that need Lua (POST /api/v1/signals):
+ * the worker thread waits while the owner's loop answers them.
+ *
+ * From start to shutdown SIGTERM and SIGINT only request a stop (seen by
+ * wait), so the caller drains the pipeline itself and exits 0.
+ */
+#include <lauxlib.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "crucible/core/cf_sched.h"
+#include "crucible/lua/cf_lua.h"
+#include "crucible/lua/cf_runtime.h"
+#include "crucible/serve/cf_serve.h"
+#include "crucible/serve/cf_serve_defer.h"
+#include "crucible/serve/cf_serve_events.h"
+#include "crucible/serve/cf_serve_metrics.h"
+#include "l_ingest.h"
+
+#define SERVE_MT "crucible.Server"
+#define MAX_ORIGINS 32
+
+enum { R_EVENTS, R_SIGNALS, R_HEALTHZ, R_READYZ, R_METRICS, R_COUNT };
+static const char *const ROUTE_NAMES[R_COUNT] = {"events", "signals", "healthz", "readyz",
+                                                 "metrics"};
+
+typedef struct l_serve {
+    cf_serve *srv;
+    cf_serve_metrics *m;
+    cf_serve_events events;
+    int events_ready;
+    cf_serve_status status;
+    cf_serve_defer *defer;
+    cf_serve_defer_route signals;
+    cf_route routes[R_COUNT];
+    const char *origins[MAX_ORIGINS + 1]; /* anchored by the uservalue table */
+    int watching;                         /* SIGTERM/SIGINT request a stop */
+    struct sigaction old_int;
+} l_serve;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    cf_stop_request(); /* async-signal-safe: an atomic store and a write */
+}
+
+static void watch_signals(lua_State *L, l_serve *u)
+{
+    int armed = 0;
+    cf_err err;
+    if (cf_stop_watch(&armed, &err))
+        luaL_error(L, "%s", err.msg);
+    cf_stop_reset();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &u->old_int);
+    u->watching = 1;
+}
+
+static void unwatch_signals(l_serve *u)
+{
+    if (!u->watching)
+        return;
+    sigaction(SIGINT, &u->old_int, NULL);
+    cf_stop_unwatch();
+    cf_stop_reset();
+    u->watching = 0;
+}
+
+static void build_routes(l_serve *u)
+{
+    u->routes[R_EVENTS] = (cf_route){"POST", "/api/v1/events", cf_serve_events_media,
+                                     cf_serve_events_post, &u->events};
+    u->signals = (cf_serve_defer_route){u->defer, "signals"};
+    u->routes[R_SIGNALS] = (cf_route){"POST", "/api/v1/signals", cf_serve_events_media,
+                                      cf_serve_defer_handle, &u->signals};
+    u->routes[R_HEALTHZ] = (cf_route){"GET", "/healthz", NULL, cf_serve_healthz, &u->status};
+    u->routes[R_READYZ] = (cf_route){"GET", "/readyz", NULL, cf_serve_readyz, &u->status};
+    u->routes[R_METRICS] = (cf_route){"GET", "/metrics", NULL, cf_serve_metrics_get, &u->status};
+}
+
+/* opts.cors_origins into u->origins; the strings stay in the options
+ * table, which the server keeps as its uservalue. */
+static int read_origins(lua_State *L, l_serve *u, int opts)
+{
+    if (lua_getfield(L, opts, "cors_origins") != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    int n = 0;
+    for (; n < MAX_ORIGINS; n++) {
+        if (lua_rawgeti(L, -1, n + 1) != LUA_TSTRING) {
+            lua_pop(L, 1);
+            break;
+        }
+        u->origins[n] = lua_tostring(L, -1);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    u->origins[n] = NULL;
+    return n;
+}
+
+static void free_server(l_serve *u)
+{
+    cf_serve_free(u->srv); /* stops the worker threads first */
+    u->srv = NULL;
+    if (u->events_ready)
+        cf_serve_events_destroy(&u->events);
+    u->events_ready = 0;
+    cf_serve_metrics_free(u->m);
+    u->m = NULL;
+    cf_serve_defer_free(u->defer);
+    u->defer = NULL;
+    unwatch_signals(u);
+}
+
+/* _serve.start(pipeline, opts) -> server | nil, message, kind */
+static int l_start(lua_State *L)
+{
+    const cf_sanitizer *san;
+    int unknown;
+    cf_ingest *g = l_ingest_check(L, 1, &san, &unknown);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    cf_serve_opts o;
+    memset(&o, 0, sizeof o);
+    lua_getfield(L, 2, "host");
+    o.host = luaL_optstring(L, -1, "127.0.0.1");
+    lua_pop(L, 1); /* anchored by the options table */
+    o.port = (unsigned)cf_lua_option_int(L, 2, "port", 4318, 0, 65535);
+    o.threads = (unsigned)cf_lua_option_int(L, 2, "threads", 4, 1, 256);
+    o.body_limit = (size_t)cf_lua_option_int(L, 2, "body_limit", 20 << 20, 1, INT64_MAX / 2);
+    o.idle_timeout_s = (unsigned)cf_lua_option_int(L, 2, "idle_timeout", 15, 1, 86400);
+    o.request_timeout_ms = cf_lua_option_int(L, 2, "request_timeout", 30, 1, 86400) * 1000;
+    l_serve *u = lua_newuserdatauv(L, sizeof *u, 2);
+    memset(u, 0, sizeof *u);
+    luaL_setmetatable(L, SERVE_MT);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, 1); /* the pipeline outlives the server */
+    lua_pushvalue(L, 2);
+    lua_setiuservalue(L, -2, 2); /* and the option strings */
+    o.cors_origins = read_origins(L, u, 2) ? u->origins : NULL;
+    cf_err err;
+    u->m = cf_serve_metrics_new(ROUTE_NAMES, R_COUNT);
+    u->defer = cf_serve_defer_new(o.request_timeout_ms);
+    if (!u->m || !u->defer)
+        return luaL_error(L, "not enough memory");
+    if (cf_serve_events_init(&u->events, g, unknown, u->m, &err))
+        return cf_lua_pushfail(L, &err);
+    u->events_ready = 1;
+    u->status = (cf_serve_status){g, san, u->m, NULL};
+    build_routes(u);
+    if (cf_serve_new(&o, u->routes, R_COUNT, u->m, &u->srv, &err)) {
+        free_server(u);
+        return cf_lua_pushfail(L, &err);
+    }
+    u->status.srv = u->srv;
+    watch_signals(L, u);
+    return 1;
+}
+
+static l_serve *check_open(lua_State *L)
+{
+    l_serve *u = luaL_checkudata(L, 1, SERVE_MT);
+    if (!u->srv)
+        luaL_error(L, "attempt to use a stopped server");
+    return u;
+}
+
+static int m_port(lua_State *L)
+{
+    lua_pushinteger(L, cf_serve_port(check_open(L)->srv));
+    return 1;
+}
+
+static int m_next(lua_State *L)
+{
+    l_serve *u = check_open(L);
+    int64_t ms = luaL_checkinteger(L, 2);
+    int jobs_only = lua_toboolean(L, 3);
+    int64_t end = cf_mono_ns() + ms * 1000000;
+    for (;;) {
+        if (!jobs_only && cf_stop_requested()) {
+            lua_pushliteral(L, "stop");
+            return 1;
+        }
+        int64_t left = (end - cf_mono_ns()) / 1000000;
+        /* in slices, so a stop request is seen within 50 ms */
+        cf_serve_job *j = cf_serve_defer_take(u->defer, left < 0 ? 0 : left > 50 ? 50 : left);
+        if (j) {
+            lua_pushliteral(L, "job");
+            lua_pushlightuserdata(L, j);
+            return 2;
+        }
+        if (left <= 0) {
+            lua_pushliteral(L, "time");
+            return 1;
+        }
+    }
+}
+
+static cf_serve_job *check_job(lua_State *L, int idx)
+{
+    luaL_checktype(L, idx, LUA_TLIGHTUSERDATA);
+    return lua_touserdata(L, idx);
+}
+
+static int m_job(lua_State *L)
+{
+    check_open(L);
+    cf_serve_job *j = check_job(L, 2);
+    lua_pushstring(L, j->route);
+    lua_pushlstring(L, j->req->body ? j->req->body : "", j->req->body_len);
+    lua_pushstring(L, j->req->media_type);
+    return 3;
+}
+
+static int m_reply(lua_State *L)
+{
+    l_serve *u = check_open(L);
+    cf_serve_job *j = check_job(L, 2);
+    int status = (int)luaL_checkinteger(L, 3);
+    size_t n;
+    const char *body = luaL_checklstring(L, 4, &n);
+    int retry_after = (int)luaL_optinteger(L, 5, 0);
+    cf_serve_defer_reply(u->defer, j, status, body, n, retry_after);
+    return 0;
+}
+
+static int m_observe_signals(lua_State *L)
+{
+    l_serve *u = check_open(L);
+    uint64_t rejected[CF_SIGNAL_REASONS];
+    for (int i = 0; i < CF_SIGNAL_REASONS; i++)
+        rejected[i] = (uint64_t)luaL_checkinteger(L, 3 + i);
+    cf_serve_metrics_signals(u->m, (uint64_t)luaL_checkinteger(L, 2), rejected);
+    return 0;
+}
+
+static int m_stop_accepting(lua_State *L)
+{
+    cf_serve_stop_accepting(check_open(L)->srv);
+    return 0;
+}
+
+static int m_inflight(lua_State *L)
+{
+    lua_pushinteger(L, cf_serve_inflight(check_open(L)->srv));
+    return 1;
+}
+
+static int m_observe_flush(lua_State *L)
+{
+    l_serve *u = check_open(L);
+    cf_serve_metrics_flush(u->m, luaL_checknumber(L, 2));
+    return 0;
+}
+
+static int m_shutdown(lua_State *L)
+{
+    l_serve *u = check_open(L);
+    int64_t grace = luaL_checkinteger(L, 2);
+    cf_serve_stop_accepting(u->srv);
+    int64_t end = cf_mono_ns() + grace * 1000000;
+    while (cf_serve_inflight(u->srv) > 0 && cf_mono_ns() < end)
+        usleep(10000);
+    unsigned left = cf_serve_inflight(u->srv);
+    free_server(u);
+    lua_pushinteger(L, left);
+    return 1;
+}
+
+static int m_gc(lua_State *L)
+{
+    free_server(luaL_checkudata(L, 1, SERVE_MT));
+    return 0;
+}
+
+static const luaL_Reg methods[] = {
+    {"port", m_port},
+    {"next", m_next},
+    {"job", m_job},
+    {"reply", m_reply},
+    {"stop_accepting", m_stop_accepting},
+    {"inflight", m_inflight},
+    {"observe_flush", m_observe_flush},
+    {"observe_signals", m_observe_signals},
+    {"shutdown", m_shutdown},
+    {NULL, NULL},
+};
+
+static const luaL_Reg meta[] = {
+    {"__gc", m_gc},
+    {"__close", m_gc},
+    {NULL, NULL},
+};
+
+static const luaL_Reg funcs[] = {
+    {"start", l_start},
+    {NULL, NULL},
+};
+
+int luaopen_crucible_serve(lua_State *L)
+{
+    cf_lua_newclass(L, SERVE_MT, methods, meta);
+    luaL_newlib(L, funcs);
+    return 1;
+}

@@ -1,0 +1,104 @@
+/* Request bodies: identity or gzip, bounded after decompression
+ * (cf_serve_body.h). */
+#include "crucible/serve/cf_serve_body.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#define STEP 65536 /* bytes inflated at a time */
+
+int cf_body_init(cf_body *b, int gzip, size_t limit)
+{
+    memset(b, 0, sizeof *b);
+    b->limit = limit;
+    b->gzip = gzip;
+    if (!gzip)
+        return CF_BODY_OK;
+    z_stream *z = calloc(1, sizeof *z);
+    if (!z)
+        return CF_BODY_NOMEM;
+    /* 16 + MAX_WBITS: a gzip header and trailer, not raw deflate */
+    if (inflateInit2(z, 16 + MAX_WBITS) != Z_OK) {
+        free(z);
+        return CF_BODY_NOMEM;
+    }
+    b->z = z;
+    b->z_ready = 1;
+    return CF_BODY_OK;
+}
+
+static int feed_gzip(cf_body *b, const char *p, size_t n)
+{
+    z_stream *z = b->z;
+    if (b->z_done)
+        return n ? CF_BODY_CORRUPT : CF_BODY_OK; /* bytes after the stream's end */
+    z->avail_in = 0;
+    int full = 0; /* the last step filled its output: zlib may hold more */
+    while (n > 0 || z->avail_in > 0 || full) {
+        uInt chunk = n > UINT32_MAX ? UINT32_MAX : (uInt)n;
+        if (z->avail_in == 0) {
+            z->next_in = (Bytef *)(uintptr_t)p;
+            z->avail_in = chunk;
+            p += chunk;
+            n -= chunk;
+        }
+        /* never more than one byte past the limit: that byte says "too large" */
+        size_t room = b->limit - b->out.n + 1;
+        uInt step = room < STEP ? (uInt)room : STEP;
+        if (cf_buf_reserve(&b->out, step))
+            return CF_BODY_NOMEM;
+        z->next_out = (Bytef *)(b->out.p + b->out.n);
+        z->avail_out = step;
+        int rc = inflate(z, Z_NO_FLUSH);
+        b->out.n += step - z->avail_out;
+        full = z->avail_out == 0;
+        if (b->out.n > b->limit) {
+            b->out.n = b->limit;
+            return CF_BODY_TOO_LARGE;
+        }
+        if (rc == Z_STREAM_END) {
+            b->z_done = 1;
+            return z->avail_in || n ? CF_BODY_CORRUPT : CF_BODY_OK;
+        }
+        if (rc == Z_BUF_ERROR && z->avail_in == 0)
+            continue; /* needs more input */
+        if (rc != Z_OK)
+            return rc == Z_MEM_ERROR ? CF_BODY_NOMEM : CF_BODY_CORRUPT;
+    }
+    return CF_BODY_OK;
+}
+
+int cf_body_feed(cf_body *b, const char *p, size_t n)
+{
+    /* compressed bytes are bounded too: gzip can encode endless empty
+     * blocks that inflate to nothing */
+    if (n > b->limit - b->raw)
+        return CF_BODY_TOO_LARGE;
+    b->raw += n;
+    if (b->gzip)
+        return feed_gzip(b, p, n);
+    if (n > b->limit - b->out.n)
+        return CF_BODY_TOO_LARGE;
+    return cf_buf_append(&b->out, p, n) ? CF_BODY_NOMEM : CF_BODY_OK;
+}
+
+int cf_body_finish(cf_body *b)
+{
+    if (b->gzip && !b->z_done)
+        return CF_BODY_CORRUPT;
+    if (cf_buf_reserve(&b->out, 1))
+        return CF_BODY_NOMEM;
+    b->out.p[b->out.n] = '\0';
+    return CF_BODY_OK;
+}
+
+void cf_body_free(cf_body *b)
+{
+    if (b->z_ready) {
+        inflateEnd(b->z);
+        free(b->z);
+    }
+    cf_buf_free(&b->out);
+    memset(b, 0, sizeof *b);
+}

@@ -1,0 +1,199 @@
+/* POST /api/v1/events (cf_serve_events.h). */
+#include "crucible/serve/cf_serve_events.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crucible/ingest/cf_jsonl.h"
+
+const char *const cf_serve_events_media[] = {"application/json", "application/x-ndjson", NULL};
+
+static void free_scratch(void *p)
+{
+    cf_prepare_scratch_free(p);
+}
+
+int cf_serve_events_init(cf_serve_events *e, cf_ingest *g, int unknown_to_metadata,
+                         cf_serve_metrics *m, cf_err *err)
+{
+    e->g = g;
+    e->unknown_to_metadata = unknown_to_metadata;
+    e->m = m;
+    if (pthread_key_create(&e->scratch, free_scratch))
+        return cf_fail(err, CF_ENOMEM, "cannot create a thread key");
+    return 0;
+}
+
+void cf_serve_events_destroy(cf_serve_events *e)
+{
+    pthread_key_delete(e->scratch);
+}
+
+static cf_prepare_scratch *scratch(cf_serve_events *e)
+{
+    cf_prepare_scratch *ps = pthread_getspecific(e->scratch);
+    if (!ps) {
+        ps = cf_prepare_scratch_new();
+        if (ps && pthread_setspecific(e->scratch, ps)) {
+            cf_prepare_scratch_free(ps);
+            ps = NULL;
+        }
+    }
+    return ps;
+}
+
+/* What happened to each item, as the response is built. */
+typedef struct batch {
+    cf_buf ids;    /* "id","id",... for the 200 answer */
+    cf_buf items;  /* {"index":..},... for the 207 / 4xx answer */
+    long accepted, rejected;
+    int worst;     /* 503 > 500 > 429 > 400 among the refused */
+    char first_error[400];
+    int gave_up;   /* the buffer stayed full: the rest is not tried */
+} batch;
+
+static int rank(int status)
+{
+    return status == 503 ? 4 : status == 500 ? 3 : status == 429 ? 2 : 1;
+}
+
+static void item_entry(batch *b, long index, const char *id, int status, const char *error)
+{
+    char head[64];
+    snprintf(head, sizeof head, "%s{\"index\":%ld,\"id\":", b->items.n ? "," : "", index);
+    cf_buf_str(&b->items, head);
+    if (id && id[0] && cf_utf8_check(id, strlen(id)) == strlen(id))
+        cf_serve_json_str(&b->items, id, strlen(id));
+    else
+        cf_buf_str(&b->items, "null");
+    snprintf(head, sizeof head, ",\"status\":%d", status);
+    cf_buf_str(&b->items, head);
+    if (error) {
+        cf_buf_str(&b->items, ",\"error\":");
+        cf_serve_json_str(&b->items, error, strlen(error));
+    }
+    cf_buf_putc(&b->items, '}');
+}
+
+static void refuse(cf_serve_events *e, batch *b, long index, const char *id, int status,
+                   const char *error)
+{
+    cf_reject_reason why = status == 400   ? CF_REJECT_INVALID
+                           : status == 429 ? CF_REJECT_FULL
+                           : status == 503 ? CF_REJECT_CLOSED
+                                           : CF_REJECT_ERROR;
+    cf_serve_metrics_reject(e->m, why, 1);
+    if (!b->rejected || rank(status) > rank(b->worst))
+        b->worst = status;
+    if (!b->rejected)
+        snprintf(b->first_error, sizeof b->first_error, "item %ld: %s", index, error);
+    b->rejected++;
+    item_entry(b, index, id, status, error);
+}
+
+static int status_of(int code)
+{
+    return code == CF_EINVAL ? 400 : code == CF_EFULL ? 429 : code == CF_ECLOSED ? 503 : 500;
+}
+
+/* One item: parse, submit, record the outcome. */
+static void one_item(cf_serve_events *e, cf_prepare_scratch *ps, batch *b, long index,
+                     const char *s, size_t n)
+{
+    if (b->gave_up) {
+        refuse(e, b, index, NULL, 429, "not tried: the buffer is full");
+        return;
+    }
+    cf_jsonl_doc doc = CF_JSONL_DOC_INIT;
+    cf_event_in in;
+    cf_err err;
+    cf_verrors v;
+    char id[CF_MAX_ID_BYTES + 1] = "";
+    int rc = cf_jsonl_parse(s, n, e->unknown_to_metadata, &doc, &in, &err);
+    if (rc == 0)
+        rc = cf_ingest_submit(e->g, &in, ps, 0, NULL, id, &v, &err);
+    if (rc == 0) {
+        cf_buf_str(&b->ids, b->accepted ? "," : "");
+        cf_serve_json_str(&b->ids, id, strlen(id));
+        item_entry(b, index, id, 200, NULL);
+        b->accepted++;
+    } else {
+        int status = status_of(err.code);
+        /* the client's own id, when it gave a usable one */
+        if (in.v[CF_F_ID].type == CF_V_STRING && in.v[CF_F_ID].s.n <= CF_MAX_ID_BYTES &&
+            doc.arena != NULL) {
+            memcpy(id, in.v[CF_F_ID].s.p, in.v[CF_F_ID].s.n);
+            id[in.v[CF_F_ID].s.n] = '\0';
+        }
+        refuse(e, b, index, id, status, err.msg);
+        b->gave_up = status == 429 || status == 503;
+    }
+    cf_jsonl_doc_free(&doc);
+}
+
+static void answer(const batch *b, long nitems, cf_serve_resp *r)
+{
+    char head[96];
+    if (b->rejected == 0) {
+        r->status = 200;
+        snprintf(head, sizeof head, "{\"accepted\":%ld,\"ids\":[", b->accepted);
+        cf_buf_str(&r->body, head);
+        cf_buf_append(&r->body, b->ids.p, b->ids.n);
+        cf_buf_str(&r->body, "]}\n");
+        return;
+    }
+    r->status = b->accepted ? 207 : b->worst;
+    if (b->worst == 429 || b->worst == 503)
+        r->retry_after = 1;
+    cf_buf_str(&r->body, "{");
+    if (!b->accepted) {
+        cf_buf_str(&r->body, "\"error\":");
+        char msg[480];
+        snprintf(msg, sizeof msg, "%s%s", nitems > 1 ? "no event accepted; " : "",
+                 b->first_error);
+        cf_serve_json_str(&r->body, msg, strlen(msg));
+        cf_buf_putc(&r->body, ',');
+    }
+    snprintf(head, sizeof head, "\"accepted\":%ld,\"rejected\":%ld,\"items\":[", b->accepted,
+             b->rejected);
+    cf_buf_str(&r->body, head);
+    cf_buf_append(&r->body, b->items.p, b->items.n);
+    cf_buf_str(&r->body, "]}\n");
+}
+
+void cf_serve_events_post(void *ud, const cf_serve_req *req, cf_serve_resp *r)
+{
+    cf_serve_events *e = ud;
+    cf_err err;
+    size_t *spans = NULL;
+    int ndjson = strcmp(req->media_type, "application/x-ndjson") == 0;
+    long n = cf_serve_split(req->body, req->body_len, ndjson, &spans, &err);
+    if (n < 0) {
+        cf_serve_error(r, err.code == CF_EINVAL ? 400 : 500, "%s", err.msg);
+        return;
+    }
+    if (n == 0) {
+        cf_serve_error(r, 400, "the body holds no events");
+        return;
+    }
+    cf_prepare_scratch *ps = scratch(e);
+    if (!ps) {
+        free(spans);
+        cf_serve_error(r, 500, "out of memory");
+        return;
+    }
+    batch b;
+    memset(&b, 0, sizeof b);
+    for (long i = 0; i < n; i++)
+        one_item(e, ps, &b, i, req->body + spans[2 * i], spans[2 * i + 1]);
+    free(spans);
+    cf_serve_metrics_events(e->m, (uint64_t)b.accepted);
+    if (cf_buf_failed(&b.ids) || cf_buf_failed(&b.items))
+        cf_serve_error(r, 500, "out of memory writing the response (%ld events accepted)",
+                       b.accepted);
+    else
+        answer(&b, n, r);
+    cf_buf_free(&b.ids);
+    cf_buf_free(&b.items);
+}
