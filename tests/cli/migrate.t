@@ -82,10 +82,10 @@ schema versions, and nothing is written to it (`--status` still reads it):
 
   $ cp other.db newer.db && sqlite3 newer.db "insert into schema_migrations values (9, 'future', 0)"
   $ crucible-feedback --db sqlite:newer.db migrate
-  crucible-feedback: the database is at schema version 9, newer than this binary knows (4): it was migrated by a newer crucible-feedback; use that version (nothing was written)
+  crucible-feedback: the database is at schema version 9, newer than this binary knows (5): it was migrated by a newer crucible-feedback; use that version (nothing was written)
   [1]
   $ crucible-feedback --db sqlite:newer.db -e 'print(require("crucible").log_inference{deployment_id = "d", prompt = "p", response = "r"})'
-  nil	the database is at schema version 9, newer than this binary knows (4): it was migrated by a newer crucible-feedback; use that version (nothing was written)	unsupported
+  nil	the database is at schema version 9, newer than this binary knows (5): it was migrated by a newer crucible-feedback; use that version (nothing was written)	unsupported
   $ sqlite3 newer.db 'select count(*) from inference_events; select max(version) from schema_migrations'
   0
   9
