@@ -577,20 +577,22 @@ static void secret_candidate(run *r, size_t i)
         if (i >= 2 && u[i - 2] == 'e' && u[i - 1] == 'y')
             secret_at(r, i - 2);
         break;
+    /* each prefix is tried on its own: one that fails (the "xox" of
+     * "xox:-----BEGIN ...") must not hide the next */
     case '-':
         if (i >= 2 && u[i - 2] == 's' && u[i - 1] == 'k')
             secret_at(r, i - 2);
-        else if (i >= 4 && memcmp(u + i - 4, "xox", 3) == 0)
+        if (i >= 4 && memcmp(u + i - 4, "xox", 3) == 0)
             secret_at(r, i - 4);
-        else if ((i == 0 || u[i - 1] != '-') && has(r, i, "-----BEGIN", 10))
+        if ((i == 0 || u[i - 1] != '-') && has(r, i, "-----BEGIN", 10))
             try_at(r, CF_ENT_SECRET, i);
         break;
     case '_':
         if (i >= 2 && (u[i - 2] == 's' || u[i - 2] == 'r') && u[i - 1] == 'k')
             secret_at(r, i - 2);
-        else if (i >= 3 && u[i - 3] == 'g' && u[i - 2] == 'h')
+        if (i >= 3 && u[i - 3] == 'g' && u[i - 2] == 'h')
             secret_at(r, i - 3);
-        else if (i >= 6 && memcmp(u + i - 6, "github", 6) == 0)
+        if (i >= 6 && memcmp(u + i - 6, "github", 6) == 0)
             secret_at(r, i - 6);
         break;
     default:

@@ -219,6 +219,11 @@ static void test_pem_without_end(void)
               "\"[SECRET]\"");
     CHECK_STR(clean("-----BEGIN RSA PRIVATE KEY-----\nMIIEabc\n-----END RSA PRIVATE KEY-----\nok"),
               "[SECRET]\nok");
+    /* a token prefix just before the block that is no token ("xox:", "sk")
+     * does not hide the block (found by the fuzz oracle) */
+    CHECK_STR(clean("xox:-----BEGIN PRIVATE KEY-----,,"), "xox:[SECRET],,");
+    CHECK_STR(clean("sk-----BEGIN PRIVATE KEY-----\nMIIEvQ"), "sk[SECRET]");
+    CHECK_STR(clean("gh_sk_x xoxp-----BEGIN PRIVATE KEY-----"), "gh_sk_x xoxp[SECRET]");
     /* a public key or certificate is not a secret */
     CHECK_STR(clean("-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQ"),
               "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQ");
