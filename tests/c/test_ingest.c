@@ -244,6 +244,10 @@ static sqlite3 *lock_db(void)
 {
     sqlite3 *db;
     sqlite3_open(DB, &db);
+    /* the flusher may be writing right now (a batch it just took): wait for
+     * it rather than fail to take the lock, which a slow (sanitizer) build
+     * hits */
+    sqlite3_busy_timeout(db, 10000);
     if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         fprintf(stderr, "lock: %s\n", sqlite3_errmsg(db));
     return db;
