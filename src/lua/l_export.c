@@ -162,6 +162,17 @@ static void push_result(lua_State *L, const cf_export_result *r)
 
 /* ---- functions ----------------------------------------------------------------- */
 
+/* The binding's answer to an export: its result table, or nil, message,
+ * kind. */
+static int push_outcome(lua_State *L, int rc, cf_export_result *r, cf_err *err)
+{
+    if (rc)
+        return cf_lua_pushfail(L, err);
+    push_result(L, r);
+    cf_export_result_free(r);
+    return 1;
+}
+
 static int l_curated(lua_State *L)
 {
     cf_store *s = l_store_checkstore(L, 1);
@@ -186,11 +197,7 @@ static int l_curated(lua_State *L)
     }
     cf_export_result r;
     cf_err err;
-    if (cf_export_curated(s, &o, &r, &err))
-        return cf_lua_pushfail(L, &err);
-    push_result(L, &r);
-    cf_export_result_free(&r);
-    return 1;
+    return push_outcome(L, cf_export_curated(s, &o, &r, &err), &r, &err);
 }
 
 static int l_pairs(lua_State *L)
@@ -215,11 +222,7 @@ static int l_pairs(lua_State *L)
     }
     cf_export_result r;
     cf_err err;
-    if (cf_export_pairs(s, &o, &r, &err))
-        return cf_lua_pushfail(L, &err);
-    push_result(L, &r);
-    cf_export_result_free(&r);
-    return 1;
+    return push_outcome(L, cf_export_pairs(s, &o, &r, &err), &r, &err);
 }
 
 static int l_formats(lua_State *L)
