@@ -15,6 +15,9 @@ CF_BUILD_DEBS=(gcc make cmake pkg-config
 # curl drives the HTTP server's tests).
 CF_TEST_DEBS=(sqlite3 curl python3 python3-scipy clang postgresql clickhouse-server lua5.4)
 
+# What the benchmarks add (bench/run): wrk drives the HTTP server.
+CF_BENCH_DEBS=(wrk)
+
 cf_missing_debs() {
   local p
   for p in "$@"; do

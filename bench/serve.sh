@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# The HTTP server: `crucible-feedback serve` on SQLite under wrk, client and
+# server on the same machine:
+#   1. batches of 100 events per POST /api/v1/events: events/s counted until
+#      every accepted event is written (the load, then the drain at SIGTERM),
+#      against `crucible-feedback ingest` of the same events in the same run;
+#   2. one event per request: requests/s and latency percentiles;
+#   3. the server's peak RSS over both.
+# Sizes: CRUCIBLE_BENCH_SERVE_MB (corpus size, 200), CRUCIBLE_BENCH_SERVE_SECONDS (20).
+set -euo pipefail
+bin=$1 work=$2
+mb=${CRUCIBLE_BENCH_SERVE_MB:-200}
+secs=${CRUCIBLE_BENCH_SERVE_SECONDS:-20}
+here=$(cd "$(dirname "$0")" && pwd)
+corpus=$work/serve-corpus.jsonl
+/usr/bin/python3 "$here/gen_corpus.py" --bytes $((mb * 1000000)) --out "$corpus" --seed 5
+# request bodies, one per line: JSON arrays of 100 events, and single events
+/usr/bin/python3 - "$corpus" "$work/batches.txt" "$work/singles.txt" <<'PY'
+import sys
+lines = open(sys.argv[1]).read().splitlines()
+with open(sys.argv[2], "w") as b:
+    for i in range(0, len(lines) - 99, 100):
+        b.write("[" + ",".join(lines[i:i + 100]) + "]\n")
+with open(sys.argv[3], "w") as s:
+    s.write("\n".join(lines[:20000]) + "\n")
+PY
+
+# Starts the server on a free port; sets pid and port.
+start_server() {
+  rm -f "$work"/serve.db* "$work/serve.out"
+  "$bin" --db "sqlite:$work/serve.db" serve --listen 127.0.0.1:0 >"$work/serve.out" 2>&1 &
+  pid=$!
+  for _ in $(seq 200); do
+    port=$(sed -n 's#.*listening on http://127.0.0.1:\([0-9]*\).*#\1#p' "$work/serve.out")
+    [ -n "$port" ] && return 0
+    sleep 0.05
+  done
+  echo "serve did not start: $(cat "$work/serve.out")" >&2
+  exit 1
+}
+# The server's peak RSS so far (rss_kb), then SIGTERM and wait for the
+# drain (drain seconds).
+stop_server() {
+  local t0 t1
+  rss_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")
+  t0=$(date +%s.%N)
+  kill -TERM "$pid"
+  wait "$pid"
+  t1=$(date +%s.%N)
+  drain=$(echo "$t0 $t1" | awk '{printf "%.3f", $2 - $1}')
+}
+rows() { sqlite3 "$work/serve.db" 'SELECT count(*) FROM inference_events'; }
+run_wrk() { # BODIES CONNECTIONS
+  CF_BODIES=$1 wrk -t1 -c"$2" -d"${secs}s" --timeout 10s -s "$here/serve_wrk.lua" \
+    "http://127.0.0.1:$port/api/v1/events" | tail -n 1
+}
+
+start_server
+batch=$(run_wrk "$work/batches.txt" 4)
+stop_server
+batch_rss=$rss_kb batch_drain=$drain
+batch_rows=$(rows)
+
+start_server
+single=$(run_wrk "$work/singles.txt" 16)
+stop_server
+single_rss=$rss_kb single_drain=$drain
+single_rows=$(rows)
+
+rm -f "$work"/ing.db* crucible-dead-letter.jsonl
+ingest_out=$("$bin" --db "sqlite:$work/ing.db" ingest "$corpus" --quiet 2>&1)
+rm -f "$work"/ing.db* "$work"/serve.db* "$corpus" "$work/batches.txt" "$work/singles.txt"
+
+/usr/bin/python3 - "$batch" "$batch_drain" "$batch_rows" "$batch_rss" \
+  "$single" "$single_drain" "$single_rows" "$single_rss" "$ingest_out" <<'PY'
+import json, re, sys
+batch, bdrain, brows, brss = json.loads(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+single, sdrain, srows, srss = json.loads(sys.argv[5]), float(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8])
+m = re.search(r"(\d+) events? accepted.* in ([\d.]+) s \((\d+) events/s\)", sys.argv[9])
+ing_events, ing_rate = int(m.group(1)), int(m.group(3))
+b_acc = batch["requests"] * 100 / batch["seconds"]
+b_written = brows / (batch["seconds"] + bdrain)
+s_rps = single["requests"] / single["seconds"]
+rss = max(brss, srss) / 1024
+ratio = b_written / ing_rate
+print("## HTTP server: `serve` under wrk, SQLite")
+print()
+print("Targets: batches of 100 events at least 60,000 events/s and at least 0.6 of "
+      "`crucible-feedback ingest` on the same events; single-event requests at least "
+      "10,000 requests/s with p99 under 10 ms; peak server RSS under 250 MB. wrk "
+      "(1 thread) and the server (4 worker threads) share the machine's cores.")
+print()
+print("| load | requests | seconds | requests/s | events/s accepted | events/s written "
+      "| p50 ms | p90 ms | p99 ms | non-2xx | errors |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+for name, r, written, drain in (("batches of 100, 4 connections", batch, b_written, bdrain),
+                               ("one event per request, 16 connections", single,
+                                srows / (single["seconds"] + sdrain), sdrain)):
+    per = 100 if r is batch else 1
+    print(f"| {name} | {r['requests']} | {r['seconds']:.1f} (+{drain:.1f} drain) "
+          f"| {r['requests'] / r['seconds']:.0f} | {r['requests'] * per / r['seconds']:.0f} "
+          f"| {written:.0f} | {r['p50_us'] / 1000:.2f} | {r['p90_us'] / 1000:.2f} "
+          f"| {r['p99_us'] / 1000:.2f} | {r['non2xx']} | {r['errors']} |")
+print(f"| peer: `crucible-feedback ingest`, the same events from a file | | | | "
+      f"| {ing_rate} | | | | | |")
+print()
+print(f"Events written per second over the load and its drain: {b_written:.0f}, "
+      f"{'meets' if b_written >= 60000 else 'BELOW'} the 60,000 target; "
+      f"{ratio:.2f} of `ingest` ({ing_events} events at {ing_rate}/s): "
+      f"{'meets' if ratio >= 0.6 else 'BELOW'} 0.6. Single events: {s_rps:.0f} requests/s, "
+      f"{'meets' if s_rps >= 10000 else 'BELOW'} 10,000, p99 {single['p99_us'] / 1000:.2f} ms "
+      f"{'under' if single['p99_us'] < 10000 else 'OVER'} 10 ms. Peak server RSS "
+      f"{rss:.0f} MB: {'within' if rss < 250 else 'OVER'} 250 MB. Rows stored: batches {brows}, "
+      f"singles {srows}, for {batch['requests'] * 100} and {single['requests']} events "
+      "acknowledged within wrk's duration (the rows also hold the requests in flight when it "
+      "stopped).")
+PY
