@@ -139,12 +139,30 @@ local function strategy_context(run)
   -- latency_ms, token_count, model_version_id, signals = {thumbs_up=,
   -- ...}, signal_count; with want.lengths also prompt_length and
   -- response_length (characters; want.prompt_length or
-  -- want.response_length for one of them).
-  function sctx.records(want)
+  -- want.response_length for one of them). want.keep lets through only
+  -- the records a clause holds for (see Store:light_events): a filter
+  -- applied before a record becomes a table, so a strategy that wants few
+  -- of the events does not pay for all of them.
+  local function light_want(want)
     want = want or {}
-    return db:light_events(scope, { signals = true, lengths = want.lengths,
-                                    prompt_length = want.prompt_length,
-                                    response_length = want.response_length })
+    return { signals = true, lengths = want.lengths, prompt_length = want.prompt_length,
+             response_length = want.response_length, keep = want.keep }
+  end
+  function sctx.records(want)
+    return db:light_events(scope, light_want(want))
+  end
+  --- The k records ranked highest by key, as picks {{id =, score =}, ...}:
+  -- what pushing every record into ctx.topk(k) gives, without a table per
+  -- record. key: a field (prompt_length, response_length, quality_score,
+  -- latency_ms, token_count, inserted_at, signal_count) or a linear score
+  -- {constant =, quality =, missing_quality =, signals = {type = weight}}
+  -- (see Store:light_top). want as for records (the length fields are read
+  -- when key names one).
+  function sctx.top_records(k, key, want)
+    local w = light_want(want)
+    if key == "prompt_length" then w.prompt_length = true end
+    if key == "response_length" then w.response_length = true end
+    return db:light_top(scope, w, k, key)
   end
   --- Full events of the deployment, newest first; q adds with_signal,
   -- include_signals, limit.

@@ -168,12 +168,33 @@ end
 -- quality_score, latency_ms, token_count, model_version_id; with
 -- want.signals the counts per signal type (`signals`, `signal_count`);
 -- with want.lengths `prompt_length` and `response_length` (grapheme
--- clusters; want.prompt_length or want.response_length for one). q: deployment_id, since, until, order, limit, offset.
+-- clusters; want.prompt_length or want.response_length for one). q:
+-- deployment_id, since, until, order, limit, offset. want.keep, a list of
+-- clauses, lets through only the records one clause holds for (checked in
+-- C before a record becomes a table); a clause's conditions all hold:
+-- quality_min / quality_max (a quality score within; events without one
+-- fail), quality_missing = true (no quality score), signals_any = {types}
+-- (at least one signal of one of them).
 -- Returns iterator, nil, nil, scan (closed by the for loop).
 function Store:light_events(q, want)
   local scan, err = self.h:light_events(query(q), want)
   if not scan then error(err, 2) end
   return function() return scan:next() end, nil, nil, scan
+end
+
+--- The k light records (of those want.keep lets through) ranked highest by
+-- key: a field (prompt_length, response_length, quality_score, latency_ms,
+-- token_count, inserted_at, signal_count) or a linear score {constant =,
+-- quality =, missing_quality =, signals = {type = weight}}, which is
+-- (constant + quality * quality_score) + the sum of weight * count over the
+-- signal types in their fixed order (missing_quality stands for an absent
+-- score; without it such records are skipped). Returns picks
+-- {{id =, score =}, ...}, best first, ties in scan order (what pushing every
+-- record into a top-k gives); records without a value are skipped.
+function Store:light_top(q, want, k, key)
+  local scan, err = self.h:light_events(query(q), want)
+  if not scan then error(err, 2) end
+  return scan:top(k, key)
 end
 
 --- The events with these ids (a list), in that order; missing ids are

@@ -21,6 +21,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "crucible/curate/cf_topk.h"
 #include "crucible/quality/cf_graphemes.h"
 #include "crucible/lua/cf_lua.h"
 #include "crucible/store/cf_store.h"
@@ -30,15 +31,138 @@
 #define LIGHT_MT "crucible.LightScan"
 #define ZERO_KEY "crucible.LightScan.no_signals"
 
+#define MAX_CLAUSES 8
+
+/* One clause of want.keep: every condition set must hold. */
+typedef struct light_clause {
+    double quality_min, quality_max; /* NAN: no condition */
+    int quality_missing;             /* 1: only events without a quality score */
+    unsigned signals_any;            /* bit per cf_signal_kind; 0: no condition */
+} light_clause;
+
 typedef struct l_light {
     cf_light_scan *scan;
     cf_graphemes *g;
     unsigned want;
+    int nclauses;                    /* 0: every record */
+    light_clause clauses[MAX_CLAUSES];
 } l_light;
 
 static int opt_flag(lua_State *L, int idx, const char *field)
 {
     return lua_isnoneornil(L, idx) ? 0 : cf_lua_field_bool(L, idx, field, 0);
+}
+
+/* The signal kind named by the string at idx, or a raised error naming where. */
+static unsigned check_signal_bit(lua_State *L, int idx, int clause, int item)
+{
+    const char *name = lua_tostring(L, idx);
+    for (int k = 0; k < CF_SIG_COUNT_; k++)
+        if (name && k != CF_SIG_OTHER && strcmp(name, cf_signal_kind_name((cf_signal_kind)k)) == 0)
+            return 1u << k;
+    luaL_error(L, "keep[%d].signals_any[%d]: expected a signal type (thumbs_up, thumbs_down,"
+                  " regenerate, edit, copy, share, report), got %s%s%s", clause, item,
+               name ? "'" : "", name ? name : luaL_typename(L, idx), name ? "'" : "");
+    return 0;
+}
+
+static double opt_number(lua_State *L, int idx, const char *field, int clause)
+{
+    double v = NAN;
+    int t = lua_getfield(L, idx, field);
+    if (t == LUA_TNUMBER)
+        v = lua_tonumber(L, -1);
+    else if (t != LUA_TNIL)
+        luaL_error(L, "keep[%d].%s: expected a number, got %s", clause, field,
+                   luaL_typename(L, -1));
+    lua_pop(L, 1);
+    return v;
+}
+
+static void read_clause(lua_State *L, int idx, int i, light_clause *c)
+{
+    static const char *const known[] = {"quality_min", "quality_max", "quality_missing",
+                                        "signals_any", NULL};
+    for (lua_pushnil(L); lua_next(L, idx); lua_pop(L, 1)) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+        int ok = 0;
+        for (int j = 0; k && known[j]; j++)
+            ok |= strcmp(k, known[j]) == 0;
+        if (!ok)
+            luaL_error(L, "keep[%d]: unknown condition '%s' (known: quality_min, quality_max,"
+                          " quality_missing, signals_any)", i, k ? k : luaL_typename(L, -2));
+    }
+    c->quality_min = opt_number(L, idx, "quality_min", i);
+    c->quality_max = opt_number(L, idx, "quality_max", i);
+    c->quality_missing = cf_lua_field_bool(L, idx, "quality_missing", 0);
+    c->signals_any = 0;
+    if (lua_getfield(L, idx, "signals_any") != LUA_TNIL) {
+        if (!lua_istable(L, -1))
+            luaL_error(L, "keep[%d].signals_any: expected a list of signal types", i);
+        int n = (int)luaL_len(L, -1);
+        for (int j = 1; j <= n; j++) {
+            lua_rawgeti(L, -1, j);
+            c->signals_any |= check_signal_bit(L, lua_gettop(L), i, j);
+            lua_pop(L, 1);
+        }
+        if (n == 0)
+            luaL_error(L, "keep[%d].signals_any: must not be empty", i);
+    }
+    lua_pop(L, 1);
+}
+
+/* want.keep: a list of clauses; a record is read into Lua only when one of
+ * them holds (a filter applied before any table is made). */
+static void read_keep(lua_State *L, int want, l_light *u)
+{
+    if (lua_isnoneornil(L, want) || lua_getfield(L, want, "keep") == LUA_TNIL) {
+        if (!lua_isnoneornil(L, want))
+            lua_pop(L, 1);
+        return;
+    }
+    if (!lua_istable(L, -1))
+        luaL_error(L, "keep: expected a list of conditions, got %s", luaL_typename(L, -1));
+    int n = (int)luaL_len(L, -1);
+    if (n < 1 || n > MAX_CLAUSES)
+        luaL_error(L, "keep: expected 1 to %d conditions, got %d", MAX_CLAUSES, n);
+    for (int i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, -1, i) != LUA_TTABLE)
+            luaL_error(L, "keep[%d]: expected a table of conditions, got %s", i,
+                       luaL_typename(L, -1));
+        read_clause(L, lua_gettop(L), i, &u->clauses[i - 1]);
+        lua_pop(L, 1);
+    }
+    u->nclauses = n;
+    lua_pop(L, 1);
+}
+
+static int clause_holds(const light_clause *c, const cf_light_event *r)
+{
+    double q = r->quality_score;
+    if (c->quality_missing && !isnan(q))
+        return 0;
+    if (!isnan(c->quality_min) && (isnan(q) || q < c->quality_min))
+        return 0;
+    if (!isnan(c->quality_max) && (isnan(q) || q > c->quality_max))
+        return 0;
+    if (c->signals_any) {
+        int any = 0;
+        for (int k = 0; k < CF_SIG_COUNT_; k++)
+            any |= (c->signals_any >> k & 1u) && r->signals[k] > 0;
+        if (!any)
+            return 0;
+    }
+    return 1;
+}
+
+static int kept(const l_light *u, const cf_light_event *r)
+{
+    if (u->nclauses == 0)
+        return 1;
+    for (int i = 0; i < u->nclauses; i++)
+        if (clause_holds(&u->clauses[i], r))
+            return 1;
+    return 0;
 }
 
 static int m_light_events(lua_State *L)
@@ -58,6 +182,10 @@ static int m_light_events(lua_State *L)
     u->want = (opt_flag(L, 3, "signals") ? CF_LIGHT_SIGNALS : 0)
               | (both || opt_flag(L, 3, "prompt_length") ? CF_LIGHT_PROMPT : 0)
               | (both || opt_flag(L, 3, "response_length") ? CF_LIGHT_RESPONSE : 0);
+    read_keep(L, 3, u);
+    for (int i = 0; i < u->nclauses; i++)
+        if (u->clauses[i].signals_any)
+            u->want |= CF_LIGHT_SIGNALS;
     cf_err err;
     if ((u->want & (CF_LIGHT_PROMPT | CF_LIGHT_RESPONSE)) && !(u->g = cf_graphemes_new())) {
         cf_fail(&err, CF_ENOMEM, "out of memory counting characters");
@@ -99,7 +227,9 @@ static int ls_next(lua_State *L)
     lua_pop(L, 1);
     cf_light_event r;
     cf_err err;
-    int rc = cf_light_scan_next(u->scan, &r, &err);
+    int rc;
+    while ((rc = cf_light_scan_next(u->scan, &r, &err)) == 1 && !kept(u, &r))
+        ;
     if (rc <= 0) {
         ls_close(L);
         if (rc < 0)
@@ -144,6 +274,172 @@ static int ls_next(lua_State *L)
         lua_setfield(L, -2, "signals");
         set_int(L, "signal_count", total);
     }
+    return 1;
+}
+
+/* What scan:top ranks by: one field of the record, or a linear score. */
+typedef struct top_key {
+    int field;              /* index into TOP_FIELDS, or -1: the linear score */
+    double constant, quality, missing_quality; /* missing_quality NAN: skip */
+    double weights[CF_SIG_COUNT_];
+} top_key;
+
+static const char *const TOP_FIELDS[] = {"prompt_length", "response_length", "quality_score",
+                                         "latency_ms",    "token_count",     "inserted_at",
+                                         "signal_count",  NULL};
+static const unsigned TOP_NEEDS[] = {CF_LIGHT_PROMPT, CF_LIGHT_RESPONSE, 0, 0, 0, 0,
+                                     CF_LIGHT_SIGNALS};
+
+/* The value of field for r, or NAN when the record has none. */
+static double field_of(l_light *u, const cf_light_event *r, int field)
+{
+    int64_t v = CF_NULL_INT;
+    switch (field) {
+    case 0:
+        return r->prompt.p ? (double)cf_graphemes_count(u->g, r->prompt.p, r->prompt.n) : 0.0;
+    case 1:
+        return r->response.p ? (double)cf_graphemes_count(u->g, r->response.p, r->response.n)
+                             : 0.0;
+    case 2:
+        return r->quality_score;
+    case 3:
+        v = r->latency_ms;
+        break;
+    case 4:
+        v = r->token_count;
+        break;
+    case 5:
+        v = r->inserted_at;
+        break;
+    default: {
+        double total = 0;
+        for (int k = 0; k < CF_SIG_COUNT_; k++)
+            total += r->signals[k];
+        return total;
+    }
+    }
+    return v == CF_NULL_INT ? NAN : (double)v;
+}
+
+/* The linear score: (constant + quality * q) + sum of weight * count, the
+ * signal terms added in the order of the signal types. */
+static double score_of(const top_key *key, const cf_light_event *r)
+{
+    double q = isnan(r->quality_score) ? key->missing_quality : r->quality_score;
+    if (isnan(q))
+        return NAN;
+    double sig = 0.0;
+    for (int k = 0; k < CF_SIG_COUNT_; k++)
+        if (key->weights[k] != 0.0)
+            sig += key->weights[k] * (double)r->signals[k];
+    return (key->constant + key->quality * q) + sig;
+}
+
+static double spec_number(lua_State *L, int idx, const char *field, double dflt)
+{
+    double v = dflt;
+    int t = lua_getfield(L, idx, field);
+    if (t == LUA_TNUMBER)
+        v = lua_tonumber(L, -1);
+    else if (t != LUA_TNIL)
+        luaL_error(L, "top: %s: expected a number, got %s", field, luaL_typename(L, -1));
+    lua_pop(L, 1);
+    return v;
+}
+
+static void read_weights(lua_State *L, int idx, top_key *key)
+{
+    if (lua_getfield(L, idx, "signals") == LUA_TNIL) {
+        lua_pop(L, 1);
+        return;
+    }
+    luaL_argcheck(L, lua_istable(L, -1), 3, "signals: expected a table {signal_type = weight}");
+    for (lua_pushnil(L); lua_next(L, -2); lua_pop(L, 1)) {
+        const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+        int k = 0;
+        while (k < CF_SIG_COUNT_ && (k == CF_SIG_OTHER
+                                     || strcmp(name, cf_signal_kind_name((cf_signal_kind)k))))
+            k++;
+        if (k == CF_SIG_COUNT_)
+            luaL_error(L, "top: signals: unknown signal type '%s'", name);
+        if (!lua_isnumber(L, -1))
+            luaL_error(L, "top: signals.%s: expected a number, got %s", name,
+                       luaL_typename(L, -1));
+        key->weights[k] = lua_tonumber(L, -1);
+    }
+    lua_pop(L, 1);
+}
+
+/* Argument 3 of scan:top: a field name, or a table {constant =, quality =,
+ * missing_quality =, signals = {type = weight}} (the linear score). */
+static void read_top_key(lua_State *L, l_light *u, top_key *key)
+{
+    memset(key, 0, sizeof *key);
+    key->field = -1;
+    if (lua_type(L, 3) == LUA_TSTRING) {
+        key->field = luaL_checkoption(L, 3, NULL, TOP_FIELDS);
+        if ((u->want & TOP_NEEDS[key->field]) != TOP_NEEDS[key->field])
+            luaL_error(L, "top: '%s' was not read by this scan (ask for it when opening it)",
+                       TOP_FIELDS[key->field]);
+        return;
+    }
+    luaL_checktype(L, 3, LUA_TTABLE);
+    key->constant = spec_number(L, 3, "constant", 0.0);
+    key->quality = spec_number(L, 3, "quality", 0.0);
+    key->missing_quality = spec_number(L, 3, "missing_quality", NAN);
+    read_weights(L, 3, key);
+    if (!(u->want & CF_LIGHT_SIGNALS))
+        for (int k = 0; k < CF_SIG_COUNT_; k++)
+            if (key->weights[k] != 0.0)
+                luaL_error(L, "top: signal weights need a scan that reads the signals");
+}
+
+/* scan:top(k, key) -> {{id =, score =}, ...}: the k remaining records
+ * (those `keep` lets through) ranked by key, best first, ties in scan
+ * order, as a top-k fed from Lua would give, without a table per record.
+ * Records without a value are skipped. */
+static int ls_top(lua_State *L)
+{
+    l_light *u = luaL_checkudata(L, 1, LIGHT_MT);
+    lua_Integer k = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, k >= 0, 2, "k must not be negative");
+    top_key key;
+    read_top_key(L, u, &key);
+    lua_getiuservalue(L, 1, 1);
+    l_store_checkstore(L, lua_gettop(L));
+    lua_pop(L, 1);
+    cf_topk *t = cf_topk_new((size_t)k);
+    if (!t)
+        return luaL_error(L, "out of memory");
+    cf_light_event r;
+    cf_err err;
+    int rc = 0;
+    while (u->scan && (rc = cf_light_scan_next(u->scan, &r, &err)) == 1) {
+        if (!kept(u, &r))
+            continue;
+        double v = key.field >= 0 ? field_of(u, &r, key.field) : score_of(&key, &r);
+        if (!isnan(v) && cf_topk_push(t, r.id, v) < 0) {
+            rc = -2;
+            break;
+        }
+    }
+    ls_close(L);
+    if (rc < 0) {
+        cf_topk_free(t);
+        return rc == -2 ? luaL_error(L, "out of memory") : luaL_error(L, "%s", err.msg);
+    }
+    size_t n;
+    const cf_topk_item *it = cf_topk_sorted(t, &n);
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_createtable(L, 0, 2);
+        lua_pushlstring(L, it[i].id, it[i].len);
+        lua_setfield(L, -2, "id");
+        lua_pushnumber(L, it[i].score);
+        lua_setfield(L, -2, "score");
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    cf_topk_free(t);
     return 1;
 }
 
@@ -234,7 +530,8 @@ static int m_last_export_at(lua_State *L)
     return 1;
 }
 
-static const luaL_Reg scan_methods[] = {{"next", ls_next}, {"close", ls_close}, {NULL, NULL}};
+static const luaL_Reg scan_methods[] = {
+    {"next", ls_next}, {"top", ls_top}, {"close", ls_close}, {NULL, NULL}};
 static const luaL_Reg scan_meta[] = {
     {"__gc", ls_close}, {"__close", ls_close}, {"__tostring", ls_tostring}, {NULL, NULL}};
 static const luaL_Reg store_methods[] = {{"light_events", m_light_events},

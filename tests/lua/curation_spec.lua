@@ -318,7 +318,10 @@ describe("diverse", function()
     local ctx = { deployment_id = "div", config = cf.config.curation, store = db,
                   topk = require("crucible._curate").topk,
                   warn = function(m) warned[#warned + 1] = m end,
-                  records = function(want) return db:light_events({ deployment_id = "div" }, want) end }
+                  records = function(want) return db:light_events({ deployment_id = "div" }, want) end,
+                  top_records = function(k, key)
+                    return db:light_top({ deployment_id = "div", order = "desc" }, { prompt_length = true }, k, key)
+                  end }
     ctx.farthest = function() return nil, "boom", "db" end
     ctx.k_center = ctx.farthest
     local select = curation.get("diverse").select

@@ -37,8 +37,6 @@ return curation.register {
     -- the database failing is this strategy's error, not "no embeddings"
     if kind == "db" then error(("diverse: reading the events failed: %s"):format(err)) end
     ctx.warn(("diverse: no embeddings (%s); took the longest prompts instead"):format(err))
-    local top = ctx.topk(opts.limit)
-    for r in ctx.records { prompt_length = true } do top:push(r.id, r.prompt_length) end
-    return score_one(top:results())
+    return score_one(ctx.top_records(opts.limit, "prompt_length"))
   end,
 }

@@ -16,15 +16,12 @@ return curation.register {
   options = { max_quality_score = "number" },
   select = function(ctx, opts)
     local max = opts.max_quality_score or ctx.config.max_hard_quality
-    local top = ctx.topk(opts.limit)
-    for r in ctx.records() do
-      local q, s = r.quality_score or 0.0, r.signals
-      if q <= max or s.thumbs_down + s.regenerate + s.report > 0 then
-        local penalty = 0.0
-        for signal, weight in pairs(PENALTY) do penalty = penalty + weight * s[signal] end
-        top:push(r.id, (1.0 - q) + penalty)
-      end
-    end
-    return top:results()
+    -- qualifies: quality_score <= max (none counts as 0.0) or a negative
+    -- signal; a C filter and a linear score, so no event becomes a Lua table
+    local keep = { { quality_max = max }, { signals_any = { "thumbs_down", "regenerate", "report" } } }
+    if max >= 0.0 then keep[#keep + 1] = { quality_missing = true } end
+    -- score: (1 - quality_score) + the penalty of each signal
+    return ctx.top_records(opts.limit,
+      { constant = 1, quality = -1, missing_quality = 0, signals = PENALTY }, { keep = keep })
   end,
 }

@@ -4,12 +4,15 @@
 -- boost per signal (the reference's weights). Highest first; ties keep the
 -- newest first.
 --
--- The pattern to copy: stream light records (no prompt or response in
--- memory), keep the best with a top-k, return {id =, score =} picks. The
--- text of the picked events is fetched afterwards.
+-- Declared rather than looped: the test is a `keep` clause and the score a
+-- linear score, both evaluated in C while the events stream by, so no
+-- event becomes a Lua table. docs/curation.md shows a strategy written as a
+-- Lua loop over ctx.records(), the form to start from; keep and
+-- top_records are how such a loop is made fast once it works.
 local curation = require "crucible.curation"
 
 local BOOST = { thumbs_up = 3, copy = 2, share = 2, edit = 5, thumbs_down = -2 }
+local POSITIVE = { "thumbs_up", "copy", "share", "edit" }
 
 return curation.register {
   name = "high_quality",
@@ -17,15 +20,8 @@ return curation.register {
   options = { min_quality_score = "number" }, -- curate{min_quality_score = 0.9} reaches opts here
   select = function(ctx, opts)
     local min = opts.min_quality_score or ctx.config.min_quality_score
-    local top = ctx.topk(opts.limit) -- opts.limit is curation.limit // 3
-    for r in ctx.records() do
-      local q, s = r.quality_score, r.signals -- q is nil when the event has no score
-      if q and q >= min and s.thumbs_up + s.copy + s.share + s.edit > 0 then
-        local boost = 0
-        for signal, weight in pairs(BOOST) do boost = boost + weight * s[signal] end
-        top:push(r.id, q + boost)
-      end
-    end
-    return top:results() -- {{id =, score =}, ...}, best first
+    -- score: quality_score + the boost of each signal; picks {{id =, score =}, ...}, best first
+    return ctx.top_records(opts.limit, { quality = 1, signals = BOOST }, -- opts.limit is curation.limit // 3
+      { keep = { { quality_min = min, signals_any = POSITIVE } } })
   end,
 }

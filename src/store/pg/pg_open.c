@@ -527,6 +527,14 @@ static const pg_migration migrations[] = {
      "  claim_token text NOT NULL,"
      "  claimed_until timestamptz NOT NULL);"
      "CREATE INDEX curated_export_claims_token ON curated_export_claims (claim_token);"},
+    /* Light scans (curation, quality statistics, triggers) read the narrow
+     * columns of a deployment's events in time order: an index-only scan
+     * of this index serves them without the wide rows. It replaces the
+     * (deployment_id, inserted_at, seq) index, its key. */
+    {6, "light scan covering index",
+     "CREATE INDEX inference_events_light ON inference_events (deployment_id, inserted_at, seq)"
+     "  INCLUDE (id, model_version_id, quality_score, latency_ms, token_count);"
+     "DROP INDEX inference_events_deployment_time;"},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])

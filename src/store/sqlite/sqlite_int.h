@@ -26,12 +26,18 @@ enum {
     SQ_COUNT_
 };
 
+typedef struct sq_sig_cache sq_sig_cache;
+
 typedef struct sq_store {
     cf_store base;
     sqlite3 *db;
     char *path;
     sqlite3_stmt *st[SQ_COUNT_];
+    sq_sig_cache *sigs; /* the last signal counts a light scan built (sqlite_scan.c) */
 } sq_store;
+
+/* Drops a reference to the signal counts (NULL: nothing). */
+void sq_sig_cache_release(sq_sig_cache *c);
 
 /* sqlite:PATH (also sqlite://PATH): the path, or CF_EINVAL when empty; and
  * the store on that path (or ":memory:"). The scheme row's target and open. */

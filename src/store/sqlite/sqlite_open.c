@@ -134,6 +134,16 @@ static const sq_migration migrations[] = {
      "CREATE INDEX curated_export_claims_token ON curated_export_claims (claim_token);"
      "CREATE INDEX curated_export_claims_deployment"
      "  ON curated_export_claims (deployment_id, claimed_until);"},
+    /* Light scans (curation, quality statistics, triggers) read the narrow
+     * columns of a deployment's events in time order: this index holds them
+     * all, in that order (seq breaks ties), so those scans never read the
+     * wide rows with their prompt and response. It replaces the
+     * (deployment_id, inserted_at) index, its prefix. */
+    {6, "light scan covering index",
+     "CREATE INDEX inference_events_light ON inference_events"
+     "  (deployment_id, inserted_at, seq, id, model_version_id, quality_score, latency_ms,"
+     "   token_count);"
+     "DROP INDEX inference_events_deployment_time;"},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
@@ -431,6 +441,8 @@ static void sq_close(cf_store *base)
     sq_store *s = (sq_store *)base;
     for (int i = 0; i < SQ_COUNT_; i++)
         sqlite3_finalize(s->st[i]);
+    sq_sig_cache_release(s->sigs);
+    s->sigs = NULL;
     sqlite3_close_v2(s->db);
     free(s->path);
     free(s);

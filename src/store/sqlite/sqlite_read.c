@@ -109,7 +109,17 @@ static void cond_int(sql_buf *b, const char *column, const char *op, int64_t v)
     b->bind_int[b->nbind++] = v;
 }
 
-static int build(cf_kind kind, const cf_query *q, int counting, sql_buf *b, cf_err *err)
+/* with_signal over few signals: the plan starts from those signals instead
+ * of probing the signals of every event in the window. */
+#define FEW_SIGNALS 20000
+#define FEW_SIGNALS_TEXT "20000"
+
+/* driven: q has with_signal types, a deployment and at most FEW_SIGNALS
+ * matching signals (few_signals): the events are read by the ids of those
+ * signals and sorted, instead of walking every event of the deployment and
+ * probing its signals ("+deployment_id" keeps the planner off that walk). */
+static int build(cf_kind kind, const cf_query *q, int counting, int driven, sql_buf *b,
+                 cf_err *err)
 {
     const kind_info *k = &kinds[kind];
     memset(b, 0, sizeof *b);
@@ -120,7 +130,7 @@ static int build(cf_kind kind, const cf_query *q, int counting, sql_buf *b, cf_e
     put(b, " FROM ");
     put(b, k->table);
     if (q->deployment_id.p)
-        cond_str(b, "deployment_id", q->deployment_id);
+        cond_str(b, driven ? "+deployment_id" : "deployment_id", q->deployment_id);
     if (q->id.p)
         cond_str(b, "id", q->id);
     if (q->event_id.p)
@@ -138,7 +148,16 @@ static int build(cf_kind kind, const cf_query *q, int counting, sql_buf *b, cf_e
                 " WHERE claim_token = ?)");
         bind_str(b, q->claim);
     }
-    if (q->n_with_signal_types) {
+    if (q->n_with_signal_types && driven) {
+        cond(b, "id IN (SELECT s.inference_event_id FROM user_signals s WHERE s.deployment_id = ?"
+                " AND s.signal_type IN (");
+        bind_str(b, q->deployment_id);
+        for (size_t i = 0; i < q->n_with_signal_types; i++) {
+            put(b, i ? ", ?" : "?");
+            bind_str(b, q->with_signal_types[i]);
+        }
+        put(b, "))");
+    } else if (q->n_with_signal_types) {
         cond(b, "EXISTS (SELECT 1 FROM user_signals s WHERE s.inference_event_id ="
                 " inference_events.id AND s.signal_type IN (");
         for (size_t i = 0; i < q->n_with_signal_types; i++) {
@@ -383,6 +402,38 @@ static void sqc_close(cf_cursor *base)
 
 static const cf_cursor_vt sqc_vt = {sqc_next, sqc_close};
 
+/* *few = 1 when q asks for events with signals of some types in one
+ * deployment and at most FEW_SIGNALS such signals exist (counted on the
+ * (deployment_id, signal_type) index). */
+static int few_signals(sq_store *s, const cf_query *q, int *few, cf_err *err)
+{
+    *few = 0;
+    if (!q->n_with_signal_types || !q->deployment_id.p)
+        return 0;
+    char sql[256] = "SELECT count(*) FROM (SELECT 1 FROM user_signals WHERE deployment_id = ?"
+                    " AND signal_type IN (?";
+    size_t len = strlen(sql);
+    const char *tail = ") LIMIT " FEW_SIGNALS_TEXT " + 1)";
+    if (len + 3 * q->n_with_signal_types + strlen(tail) + 1 > sizeof sql)
+        return 0; /* more types than fit: the general plan */
+    for (size_t i = 1; i < q->n_with_signal_types; i++) {
+        memcpy(sql + len, ", ?", 4);
+        len += 3;
+    }
+    memcpy(sql + len, tail, strlen(tail) + 1);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return sq_fail(s, err, "preparing a signal count");
+    sq_bind_str(st, 1, q->deployment_id);
+    for (size_t i = 0; i < q->n_with_signal_types; i++)
+        sq_bind_str(st, (int)i + 2, q->with_signal_types[i]);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *few = sqlite3_column_int64(st, 0) <= FEW_SIGNALS;
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : sq_fail(s, err, "counting signals");
+}
+
 int sq_open_cursor(cf_store *base, cf_kind kind, const cf_query *q, cf_cursor **out, cf_err *err)
 {
     sq_store *s = (sq_store *)base;
@@ -391,8 +442,11 @@ int sq_open_cursor(cf_store *base, cf_kind kind, const cf_query *q, cf_cursor **
         return cf_fail(err, CF_EINVAL, "unknown row kind");
     if (q->include_signals && kind != CF_KIND_EVENTS)
         return cf_fail(err, CF_EINVAL, "include_signals applies to events only");
+    int driven = 0;
+    if (kind == CF_KIND_EVENTS && few_signals(s, q, &driven, err))
+        return -1;
     sql_buf b;
-    if (build(kind, q, 0, &b, err))
+    if (build(kind, q, 0, driven, &b, err))
         return -1;
     sq_cursor *c = calloc(1, sizeof *c);
     if (!c)
@@ -417,7 +471,7 @@ int sq_count(cf_store *base, cf_kind kind, const cf_query *q, int64_t *out, cf_e
         return cf_fail(err, CF_EINVAL, "unknown row kind");
     sql_buf b;
     sqlite3_stmt *st = NULL;
-    if (build(kind, q, 1, &b, err) || prepare(s, &b, q, 1, &st, err))
+    if (build(kind, q, 1, 0, &b, err) || prepare(s, &b, q, 1, &st, err))
         return -1;
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)

@@ -166,6 +166,8 @@ typedef struct sig_entry {
 typedef struct sig_table {
     sig_slot *slots;
     size_t cap;
+    uint64_t *bits;       /* one bit per hash value mod nbits: most probes are */
+    size_t nbits;         /* for events without signals; a clear bit answers them */
     sig_entry *entries;
     size_t used, entries_cap;
     char **chunks;        /* key storage */
@@ -174,12 +176,20 @@ typedef struct sig_table {
 
 #define CHUNK_BYTES (1u << 20)
 
+/* Eight bytes a step: every light record's id is hashed once per scan. */
 static uint64_t hash_bytes(const char *p, size_t n)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)p[i]) * 0x100000001b3ull;
-    h = cf_mix64(h);
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = cf_mix64(h ^ w);
+        p += 8;
+        n -= 8;
+    }
+    uint64_t tail = 0;
+    memcpy(&tail, p, n);
+    h = cf_mix64(h ^ tail);
     return h ? h : 1;
 }
 
@@ -190,6 +200,7 @@ static void sig_free(sig_table *t)
     free(t->chunks);
     free(t->slots);
     free(t->entries);
+    free(t->bits);
     memset(t, 0, sizeof *t);
 }
 
@@ -276,12 +287,43 @@ static int sig_add(sig_table *t, cf_str id, cf_str type)
     return 0;
 }
 
+/* Sets the presence bits once every id is in: 16 bits an entry keep false
+ * positives near 1 in 16 while the bitmap stays within the cache. */
+static int sig_seal(sig_table *t)
+{
+    size_t nbits = 1024;
+    while (nbits < t->used * 16)
+        nbits *= 2;
+    if (!(t->bits = calloc(nbits / 64, sizeof *t->bits)))
+        return -1;
+    t->nbits = nbits;
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->slots[i].hash) {
+            uint64_t b = (t->slots[i].hash >> 20) & (nbits - 1);
+            t->bits[b / 64] |= 1ull << (b % 64);
+        }
+    return 0;
+}
+
+/* The counts of id, or NULL when it has no signals. */
+static const uint32_t *sig_counts(const sig_table *t, const char *p, size_t n)
+{
+    if (!t->used)
+        return NULL;
+    uint64_t h = hash_bytes(p, n);
+    uint64_t b = (h >> 20) & (t->nbits - 1);
+    if (!(t->bits[b / 64] >> (b % 64) & 1))
+        return NULL;
+    const sig_slot *s = sig_find(t, h, p, n);
+    return s->hash ? t->entries[s->entry].counts : NULL;
+}
+
 static int load_signal_counts(sq_store *s, cf_str deployment_id, sig_table *t, cf_err *err)
 {
     sqlite3_stmt *st = NULL;
     const char *sql = deployment_id.p
                           ? "SELECT inference_event_id, signal_type FROM user_signals"
-                            " WHERE deployment_id = ?1 ORDER BY inserted_at"
+                            " WHERE deployment_id = ?1"
                           : "SELECT inference_event_id, signal_type FROM user_signals";
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
         return sq_fail(s, err, "preparing the signal counts");
@@ -298,17 +340,99 @@ static int load_signal_counts(sq_store *s, cf_str deployment_id, sig_table *t, c
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
         return sq_fail(s, err, "reading signal counts");
+    if (t->used && sig_seal(t))
+        return cf_fail(err, CF_ENOMEM, "out of memory counting signals");
     return 0;
 }
 
 /* ---- light scans -------------------------------------------------------------------- */
+
+/* Signal counts shared by the light scans of one deployment while the
+ * database does not change: curation opens a scan per strategy, and each
+ * would otherwise read every signal again. Reference counted: the store
+ * holds one reference, each scan using it another. */
+struct sq_sig_cache {
+    int refs;
+    sig_table t;
+    int has_dep;
+    char *dep;
+    size_t dep_n;
+    int64_t data_version, changes; /* what the database was when it was read */
+};
+
+void sq_sig_cache_release(sq_sig_cache *c)
+{
+    if (!c || --c->refs > 0)
+        return;
+    sig_free(&c->t);
+    free(c->dep);
+    free(c);
+}
+
+/* PRAGMA data_version (changes by other connections) and this connection's
+ * change count: equal readings mean the signals read then are still true. */
+static int db_state(sq_store *s, int64_t *version, int64_t *changes, cf_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA data_version", -1, &st, NULL) != SQLITE_OK
+        || sqlite3_step(st) != SQLITE_ROW) {
+        sqlite3_finalize(st);
+        return sq_fail(s, err, "reading the data version");
+    }
+    *version = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    *changes = sqlite3_total_changes64(s->db);
+    return 0;
+}
+
+static int cache_fits(const sq_sig_cache *c, cf_str dep, int64_t version, int64_t changes)
+{
+    return c && c->data_version == version && c->changes == changes
+           && c->has_dep == (dep.p != NULL)
+           && (!dep.p || (c->dep_n == dep.n && memcmp(c->dep, dep.p, dep.n) == 0));
+}
+
+/* The signal counts of dep, from the store's cache when still true, else
+ * read afresh (and cached); a new reference, or NULL on failure. */
+static sq_sig_cache *signal_counts(sq_store *s, cf_str dep, cf_err *err)
+{
+    int64_t version = 0, changes = 0;
+    if (db_state(s, &version, &changes, err))
+        return NULL;
+    if (cache_fits(s->sigs, dep, version, changes)) {
+        s->sigs->refs++;
+        return s->sigs;
+    }
+    sq_sig_cache *c = calloc(1, sizeof *c);
+    if (!c || (dep.p && !(c->dep = malloc(dep.n ? dep.n : 1)))) {
+        free(c);
+        cf_fail(err, CF_ENOMEM, "out of memory counting signals");
+        return NULL;
+    }
+    c->refs = 1;
+    c->has_dep = dep.p != NULL;
+    if (dep.p) {
+        memcpy(c->dep, dep.p, dep.n);
+        c->dep_n = dep.n;
+    }
+    if (load_signal_counts(s, dep, &c->t, err)) {
+        sq_sig_cache_release(c);
+        return NULL;
+    }
+    c->data_version = version;
+    c->changes = changes;
+    sq_sig_cache_release(s->sigs);
+    s->sigs = c;
+    c->refs++;
+    return c;
+}
 
 typedef struct sq_light {
     cf_light_scan base;
     sq_store *s;
     sqlite3_stmt *st;
     unsigned want;
-    sig_table sigs;
+    sq_sig_cache *sigs; /* CF_LIGHT_SIGNALS */
 } sq_light;
 
 static int light_next(cf_light_scan *base, cf_light_event *row, cf_err *err)
@@ -333,11 +457,10 @@ static int light_next(cf_light_scan *base, cf_light_event *row, cf_err *err)
         row->prompt = sq_col_str(st, col++);
     if (c->want & CF_LIGHT_RESPONSE)
         row->response = sq_col_str(st, col++);
-    if ((c->want & CF_LIGHT_SIGNALS) && c->sigs.used && row->id.p) {
-        sig_slot *e = sig_find(&c->sigs, hash_bytes(row->id.p, row->id.n), row->id.p,
-                               row->id.n);
-        if (e->hash)
-            memcpy(row->signals, c->sigs.entries[e->entry].counts, sizeof row->signals);
+    if ((c->want & CF_LIGHT_SIGNALS) && row->id.p) {
+        const uint32_t *counts = sig_counts(&c->sigs->t, row->id.p, row->id.n);
+        if (counts)
+            memcpy(row->signals, counts, sizeof row->signals);
     }
     return 1;
 }
@@ -346,7 +469,7 @@ static void light_close(cf_light_scan *base)
 {
     sq_light *c = (sq_light *)base;
     sqlite3_finalize(c->st);
-    sig_free(&c->sigs);
+    sq_sig_cache_release(c->sigs);
     free(c);
 }
 
@@ -386,7 +509,7 @@ int sq_open_light_events(cf_store *base, const cf_query *q, unsigned want, cf_li
     c->base.vt = &light_vt;
     c->s = s;
     c->want = want;
-    if ((want & CF_LIGHT_SIGNALS) && load_signal_counts(s, q->deployment_id, &c->sigs, err)) {
+    if ((want & CF_LIGHT_SIGNALS) && !(c->sigs = signal_counts(s, q->deployment_id, err))) {
         light_close(&c->base);
         return -1;
     }
