@@ -73,9 +73,9 @@ end
 local function refresh_keys(ctx, srv, st, final)
   local store = ctx.store()
   if not store then return end
+  record_uses(store, srv, st, final) -- first: a key about to leave the table keeps its uses
   local live, any = keys.live(store)
   if live then srv:set_keys(live, any) end
-  record_uses(store, srv, st, final)
 end
 
 -- The key table to start with, or nil, message, kind: the store must

@@ -33,12 +33,14 @@ static void put_key(lua_State *L, cf_key_set *set, size_t i, int idx)
     const char *deps[MAX_DEPLOYMENTS];
     size_t nd = 0;
     if (lua_getfield(L, idx, "deployments") == LUA_TTABLE) {
-        for (; nd < MAX_DEPLOYMENTS && lua_rawgeti(L, -1, (lua_Integer)nd + 1) == LUA_TSTRING; nd++) {
-            deps[nd] = lua_tostring(L, -1);
+        size_t len = (size_t)lua_rawlen(L, -1);
+        for (size_t d = 0; d < len && nd < MAX_DEPLOYMENTS; d++) {
+            if (lua_rawgeti(L, -1, (lua_Integer)d + 1) == LUA_TSTRING)
+                deps[nd++] = lua_tostring(L, -1); /* anchored by the list */
             lua_pop(L, 1);
         }
-        lua_pop(L, 1);
     }
+    lua_pop(L, 1);
     const char *name = field(L, idx, "name"), *pub = field(L, idx, "public_id");
     const char *hash = field(L, idx, "secret_hash"), *scope = field(L, idx, "scope");
     cf_err err;
