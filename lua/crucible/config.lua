@@ -57,6 +57,8 @@ M.SCHEMA = section {
     },
     cors_origins = leaf { type = "list", default = {},
                           doc = "browser origins allowed to call the API (\"*\": any)" },
+    key_refresh = leaf { type = "number", default = 2, min = 0.1,
+                         doc = "seconds between reloads of the API keys (a revoked key is refused within this)" },
   },
   sanitizer = section {
     pii_patterns = leaf { type = "list", default = {} },

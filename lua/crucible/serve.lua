@@ -10,9 +10,17 @@
 -- It returns when SIGTERM or SIGINT arrives: new requests then get 503,
 -- requests in flight finish (up to server.timeouts.shutdown seconds) and
 -- the buffer is written to the store before it returns.
+--
+-- API keys (crucible.keys): the server reloads them from the store every
+-- server.key_refresh seconds, so a key revoked by another process is
+-- refused within that; once any key exists every data route needs one.
+-- Without any key it refuses to listen on an address other than loopback
+-- unless opts.insecure_no_auth. A key's use is written (last_used_at) at
+-- most once a minute per key and process.
 local cjson = require "cjson"
 local core = require "crucible._core"
 local cserve = require "crucible._serve"
+local keys = require "crucible.keys"
 local signals = require "crucible.serve.signals"
 
 local M = {}
@@ -36,30 +44,87 @@ local function check_threads(n)
   return true
 end
 
+local TOUCH_EVERY_US = 60 * 1000000
+
+--- True for an address only this machine reaches (127.0.0.0/8, ::1, localhost).
+function M.is_loopback(host)
+  host = host:gsub("^%[(.*)%]$", "%1")
+  return host == "localhost" or host == "::1" or host:match("^127%.%d+%.%d+%.%d+$") ~= nil
+end
+
+-- The uses of keys since the last call, written at most once a minute per
+-- key (all pending ones when final).
+local function record_uses(store, srv, st, final)
+  for pid, at in pairs(srv:used_keys()) do
+    if at > (st.pending[pid] or 0) then st.pending[pid] = at end
+  end
+  local now = core.now_us()
+  for pid, at in pairs(st.pending) do
+    if final or now - (st.touched[pid] or 0) >= TOUCH_EVERY_US then
+      if store:touch_key(pid, at) then
+        st.touched[pid], st.pending[pid] = now, nil
+      end
+    end
+  end
+end
+
+-- Reloads the server's key table from the store; when the store does not
+-- answer, the table loaded last stays (and the next refresh tries again).
+local function refresh_keys(ctx, srv, st, final)
+  local store = ctx.store()
+  if not store then return end
+  record_uses(store, srv, st, final) -- first: a key about to leave the table keeps its uses
+  local live, any = keys.live(store)
+  if live then srv:set_keys(live, any) end
+end
+
+-- The key table to start with, or nil, message, kind: the store must
+-- answer, and without keys only a loopback address is served unless
+-- insecure_no_auth.
+local function initial_keys(ctx, host, port, insecure)
+  local store, err, kind = ctx.store()
+  if not store then return nil, err, kind end
+  local live, any, lkind = keys.live(store)
+  if not live then return nil, any, lkind end
+  if not any and not insecure and not M.is_loopback(host) then
+    return nil, ("refusing to serve %s:%d without API keys: anyone who reaches it could write."
+      .. " Create a key (crucible-feedback keys create), listen on 127.0.0.1, or pass"
+      .. " --insecure-no-auth"):format(host, port), "invalid"
+  end
+  return live, any
+end
+
 -- Answers a request that needs Lua (POST /api/v1/signals); an error
 -- still answers, so the waiting worker is released.
 local function answer(client, srv, job)
-  local _, body, media = srv:job(job)
-  local ok, status, resp, retry, counts = pcall(signals.handle, client, body, media)
+  local _, body, media, key = srv:job(job)
+  local ok, status, resp, retry, counts = pcall(signals.handle, client, body, media, key)
   if not ok then
     status, resp, retry = 500, cjson.encode { error = "internal error: " .. tostring(status) }, nil
-    counts = { 0, 0, 0, 1 }
+    counts = { 0, 0, 0, 1, 0 }
   end
   srv:reply(job, status, resp, retry)
-  srv:observe_signals(counts[1], counts[2], counts[3], counts[4])
+  srv:observe_signals(counts[1], counts[2], counts[3], counts[4], counts[5])
 end
 
 -- Serves until a stop request; the flusher's reports (flush latency,
 -- refused rows) reach Lua through client.stats() every 200 ms.
-local function serve_loop(client, srv)
+local function serve_loop(client, srv, ctx, kst)
   local last = core.now_us()
+  local refresh_us = math.floor(ctx.config.server.key_refresh * 1000000)
+  local next_keys = last + refresh_us
   while true do
     local what, job = srv:next(200)
     if what == "stop" then return end
     if what == "job" then answer(client, srv, job) end
-    if what == "time" or core.now_us() - last > 200000 then
+    local now = core.now_us()
+    if what == "time" or now - last > 200000 then
       client.stats()
-      last = core.now_us()
+      last = now
+    end
+    if now >= next_keys then
+      refresh_keys(ctx, srv, kst)
+      next_keys = core.now_us() + refresh_us
     end
   end
 end
@@ -76,6 +141,7 @@ end
 
 function M.attach(client, ctx)
   --- Serves until SIGTERM or SIGINT. opts: listen ("HOST:PORT"), threads,
+  -- insecure_no_auth (serve a non-loopback address without any API key),
   -- on_listening(host, port) (called once bound). Returns {port =,
   -- cut_off = requests still running at the shutdown deadline} after the
   -- buffer is written, or nil, message, kind.
@@ -86,20 +152,24 @@ function M.attach(client, ctx)
     if not host then return nil, port, "invalid" end
     local ok, terr = check_threads(opts.threads)
     if not ok then return nil, terr, "invalid" end
+    local live, any, kkind = initial_keys(ctx, host, port, opts.insecure_no_auth)
+    if not live then return nil, any, kkind end
     local ing, err, kind = ctx.ingestion()
     if not ing then return nil, err, kind end
     local srv
     srv, err, kind = cserve.start(ing, {
       host = host, port = port, threads = opts.threads or sc.threads, body_limit = sc.body_limit,
       idle_timeout = sc.timeouts.idle, request_timeout = sc.timeouts.request,
-      cors_origins = sc.cors_origins,
+      cors_origins = sc.cors_origins, keys = live, keys_required = any,
     })
     if not srv then return nil, err, kind end
+    local kst = { pending = {}, touched = {} }
     local bound = srv:port()
     local handle = client.on("ingestion.flush", function(p) srv:observe_flush(p.duration) end)
     if opts.on_listening then opts.on_listening(host, bound) end
-    serve_loop(client, srv)
+    serve_loop(client, srv, ctx, kst)
     drain(client, srv, sc.timeouts.shutdown)
+    refresh_keys(ctx, srv, kst, true)
     client.off(handle)
     local cut = srv:shutdown(0)
     local fok, ferr, fkind = client.flush()

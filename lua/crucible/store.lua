@@ -312,6 +312,14 @@ function Store:runs(q)
   return list
 end
 
+--- API keys (crucible.keys): only secret hashes, never secrets.
+-- insert_key{name, public_id, secret_hash, scope, deployments = "[...]"};
+-- keys() lists every key by name; revoke_key(name, at_us); touch_key(public_id, at_us).
+function Store:insert_key(k) return self.h:insert_key(k) end
+function Store:keys() return self.h:list_keys() end
+function Store:revoke_key(name, at) return self.h:revoke_key(name, at) end
+function Store:touch_key(public_id, at) return self.h:touch_key(public_id, at) end
+
 function Store:setting(key) return self.h:kv_get(key) end
 function Store:set_setting(key, value) return self.h:kv_set(key, value) end
 function Store:setting_or_set(key, value) return self.h:kv_get_or_set(key, value) end

@@ -3,14 +3,20 @@
  *
  *   local srv = assert(_serve.start(pipeline, { host = "127.0.0.1", port = 4318, threads = 4,
  *                        body_limit = 20971520, idle_timeout = 15, request_timeout = 30,
- *                        cors_origins = { "https://app.example" } }))
+ *                        cors_origins = { "https://app.example" },
+ *                        keys = {...}, keys_required = true }))  -- as srv:set_keys, before
+ *                                                                -- the first request
  *   srv:port()                 -- the port bound (port 0 picks a free one)
  *   srv:next(ms[, jobs_only])  --> "job", job | "stop" (SIGTERM or SIGINT arrived,
  *                              -- unless jobs_only) | "time"
- *   srv:job(job)               --> route name ("signals"), body, media type
+ *   srv:job(job)               --> route name ("signals"), body, media type,
+ *                              -- the request's key ({name, scope, deployments}) or nil
  *   srv:reply(job, status, json_body[, retry_after])
  *   srv:observe_flush(ms)      -- a batch write's latency, for /metrics
- *   srv:observe_signals(accepted, invalid, not_found, failed)  -- for /metrics
+ *   srv:observe_signals(accepted, invalid, not_found, failed, forbidden)  -- for /metrics
+ *   srv:set_keys(list, required)  -- the live API keys (l_serve_keys.c); required:
+ *                              -- a key exists, so data routes need one from now on
+ *   srv:used_keys()            --> {public_id = last use (us)} since the last call
  *   srv:stop_accepting()       -- new requests get 503
  *   srv:inflight()             --> requests started and not finished
  *   srv:shutdown(grace_ms)     -- stops accepting; waits for those in
@@ -36,6 +42,7 @@
 #include "crucible/serve/cf_serve_events.h"
 #include "crucible/serve/cf_serve_metrics.h"
 #include "l_ingest.h"
+#include "l_serve_keys.h"
 
 #define SERVE_MT "crucible.Server"
 #define MAX_ORIGINS 32
@@ -51,6 +58,7 @@ typedef struct l_serve {
     int events_ready;
     cf_serve_status status;
     cf_serve_defer *defer;
+    cf_serve_keys *keys;
     cf_serve_defer_route signals;
     cf_route routes[R_COUNT];
     const char *origins[MAX_ORIGINS + 1]; /* anchored by the uservalue table */
@@ -92,13 +100,17 @@ static void unwatch_signals(l_serve *u)
 static void build_routes(l_serve *u)
 {
     u->routes[R_EVENTS] = (cf_route){"POST", "/api/v1/events", cf_serve_events_media,
-                                     cf_serve_events_post, &u->events};
+                                     cf_serve_events_post, &u->events, CF_ACCESS_INGEST};
     u->signals = (cf_serve_defer_route){u->defer, "signals"};
     u->routes[R_SIGNALS] = (cf_route){"POST", "/api/v1/signals", cf_serve_events_media,
-                                      cf_serve_defer_handle, &u->signals};
-    u->routes[R_HEALTHZ] = (cf_route){"GET", "/healthz", NULL, cf_serve_healthz, &u->status};
-    u->routes[R_READYZ] = (cf_route){"GET", "/readyz", NULL, cf_serve_readyz, &u->status};
-    u->routes[R_METRICS] = (cf_route){"GET", "/metrics", NULL, cf_serve_metrics_get, &u->status};
+                                      cf_serve_defer_handle, &u->signals, CF_ACCESS_FEEDBACK};
+    u->routes[R_HEALTHZ] = (cf_route){"GET", "/healthz", NULL, cf_serve_healthz, &u->status,
+                                      CF_ACCESS_OPEN};
+    u->routes[R_READYZ] = (cf_route){"GET", "/readyz", NULL, cf_serve_readyz, &u->status,
+                                     CF_ACCESS_OPEN};
+    /* counts only, but of every deployment: a read key */
+    u->routes[R_METRICS] = (cf_route){"GET", "/metrics", NULL, cf_serve_metrics_get, &u->status,
+                                      CF_ACCESS_READ};
 }
 
 /* opts.cors_origins into u->origins; the strings stay in the options
@@ -134,6 +146,8 @@ static void free_server(l_serve *u)
     u->m = NULL;
     cf_serve_defer_free(u->defer);
     u->defer = NULL;
+    cf_serve_keys_free(u->keys);
+    u->keys = NULL;
     unwatch_signals(u);
 }
 
@@ -165,8 +179,17 @@ static int l_start(lua_State *L)
     cf_err err;
     u->m = cf_serve_metrics_new(ROUTE_NAMES, R_COUNT);
     u->defer = cf_serve_defer_new(o.request_timeout_ms);
-    if (!u->m || !u->defer)
+    u->keys = cf_serve_keys_new();
+    if (!u->m || !u->defer || !u->keys)
         return luaL_error(L, "not enough memory");
+    o.keys = u->keys;
+    if (lua_getfield(L, 2, "keys") == LUA_TTABLE) {
+        lua_getfield(L, 2, "keys_required");
+        int required = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+        cf_serve_keys_set(u->keys, l_serve_keys_read(L, lua_gettop(L)), required);
+    }
+    lua_pop(L, 1);
     if (cf_serve_events_init(&u->events, g, unknown, u->m, &err))
         return cf_lua_pushfail(L, &err);
     u->events_ready = 1;
@@ -234,7 +257,8 @@ static int m_job(lua_State *L)
     lua_pushstring(L, j->route);
     lua_pushlstring(L, j->req->body ? j->req->body : "", j->req->body_len);
     lua_pushstring(L, j->req->media_type);
-    return 3;
+    l_serve_keys_push_key(L, j->req->key);
+    return 4;
 }
 
 static int m_reply(lua_State *L)
@@ -257,6 +281,20 @@ static int m_observe_signals(lua_State *L)
         rejected[i] = (uint64_t)luaL_checkinteger(L, 3 + i);
     cf_serve_metrics_signals(u->m, (uint64_t)luaL_checkinteger(L, 2), rejected);
     return 0;
+}
+
+static int m_set_keys(lua_State *L)
+{
+    l_serve *u = check_open(L);
+    cf_key_set *set = l_serve_keys_read(L, 2);
+    cf_serve_keys_set(u->keys, set, lua_toboolean(L, 3));
+    return 0;
+}
+
+static int m_used_keys(lua_State *L)
+{
+    l_serve_keys_push_used(L, check_open(L)->keys);
+    return 1;
 }
 
 static int m_stop_accepting(lua_State *L)
@@ -307,6 +345,8 @@ static const luaL_Reg methods[] = {
     {"inflight", m_inflight},
     {"observe_flush", m_observe_flush},
     {"observe_signals", m_observe_signals},
+    {"set_keys", m_set_keys},
+    {"used_keys", m_used_keys},
     {"shutdown", m_shutdown},
     {NULL, NULL},
 };
@@ -326,5 +366,6 @@ int luaopen_crucible_serve(lua_State *L)
 {
     cf_lua_newclass(L, SERVE_MT, methods, meta);
     luaL_newlib(L, funcs);
+    l_serve_keys_register(L);
     return 1;
 }

@@ -37,6 +37,8 @@ typedef struct req_state {
     int64_t deadline_ns;  /* the body must have arrived by then */
     cf_body body;
     char media[64];
+    const cf_serve_key *key; /* the request's key (NULL: none required) */
+    cf_key_set *held;        /* the key table it belongs to, held until completion */
 } req_state;
 
 /* ---- responses ---------------------------------------------------------------- */
@@ -114,6 +116,10 @@ static enum MHD_Result respond(cf_serve *s, struct MHD_Connection *c, const req_
         }
         if (allow)
             MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+        if (r->status == 401)
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                    "Bearer realm=\"crucible-feedback\", "
+                                    "Basic realm=\"crucible-feedback\"");
         const char *origin = origin_allowed(s, c);
         if (origin) {
             MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
@@ -260,6 +266,15 @@ static enum MHD_Result begin(cf_serve *s, struct MHD_Connection *c, req_state *s
                  path, allow);
         return respond_error(s, c, st, 405, allow, msg);
     }
+    const cf_route *rt = &s->routes[st->route];
+    char msg[400], what[120];
+    snprintf(what, sizeof what, "%s %s", rt->method, rt->path);
+    int denied = cf_serve_keys_check(
+        s->o.keys, rt->access, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "x-api-key"), what, &st->key, &st->held,
+        msg, sizeof msg);
+    if (denied)
+        return respond_error(s, c, st, denied, NULL, msg);
     if (strcmp(method, "POST") == 0)
         return start_body(s, c, st);
     return MHD_YES;
@@ -297,7 +312,7 @@ static enum MHD_Result finish(cf_serve *s, struct MHD_Connection *c, req_state *
     if (st->error_status)
         return respond_error(s, c, st, st->error_status, NULL, st->error);
     const cf_route *rt = &s->routes[st->route];
-    cf_serve_req req = {rt->method, rt->path, st->media, NULL, 0};
+    cf_serve_req req = {rt->method, rt->path, st->media, NULL, 0, st->key};
     if (st->has_body) {
         req.body = st->body.out.p;
         req.body_len = st->body.out.n;
@@ -351,6 +366,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (!st)
         return;
     cf_body_free(&st->body);
+    cf_key_set_unref(st->held);
     free(st);
     *con_cls = NULL;
     atomic_fetch_sub(&s->inflight, 1);

@@ -48,14 +48,14 @@ typedef struct batch {
     cf_buf ids;    /* "id","id",... for the 200 answer */
     cf_buf items;  /* {"index":..},... for the 207 / 4xx answer */
     long accepted, rejected;
-    int worst;     /* 503 > 500 > 429 > 400 among the refused */
+    int worst;     /* 503 > 500 > 429 > 403 > 400 among the refused */
     char first_error[400];
     int gave_up;   /* the buffer stayed full: the rest is not tried */
 } batch;
 
 static int rank(int status)
 {
-    return status == 503 ? 4 : status == 500 ? 3 : status == 429 ? 2 : 1;
+    return status == 503 ? 5 : status == 500 ? 4 : status == 429 ? 3 : status == 403 ? 2 : 1;
 }
 
 static void item_entry(batch *b, long index, const char *id, int status, const char *error)
@@ -80,6 +80,7 @@ static void refuse(cf_serve_events *e, batch *b, long index, const char *id, int
                    const char *error)
 {
     cf_reject_reason why = status == 400   ? CF_REJECT_INVALID
+                           : status == 403 ? CF_REJECT_FORBIDDEN
                            : status == 429 ? CF_REJECT_FULL
                            : status == 503 ? CF_REJECT_CLOSED
                                            : CF_REJECT_ERROR;
@@ -97,9 +98,32 @@ static int status_of(int code)
     return code == CF_EINVAL ? 400 : code == CF_EFULL ? 429 : code == CF_ECLOSED ? 503 : 500;
 }
 
-/* One item: parse, submit, record the outcome. */
-static void one_item(cf_serve_events *e, cf_prepare_scratch *ps, batch *b, long index,
-                     const char *s, size_t n)
+/* The client's own id into id, when it gave a usable one. */
+static const char *client_id(const cf_event_in *in, const cf_jsonl_doc *doc, char *id)
+{
+    if (in->v[CF_F_ID].type == CF_V_STRING && in->v[CF_F_ID].s.n <= CF_MAX_ID_BYTES &&
+        doc->arena != NULL) {
+        memcpy(id, in->v[CF_F_ID].s.p, in->v[CF_F_ID].s.n);
+        id[in->v[CF_F_ID].s.n] = '\0';
+    }
+    return id;
+}
+
+/* 0 when the request's key may write the item's deployment; else a
+ * message naming it. */
+static int forbidden(const cf_serve_key *key, const cf_event_in *in, char *msg, size_t cap)
+{
+    const cf_value *d = &in->v[CF_F_DEPLOYMENT_ID];
+    if (!key || d->type != CF_V_STRING || cf_serve_key_allows(key, d->s.p, d->s.n))
+        return 0;
+    snprintf(msg, cap, "deployment_id: the key '%s' may not write deployment '%.*s'", key->name,
+             (int)(d->s.n > 200 ? 200 : d->s.n), d->s.p);
+    return 1;
+}
+
+/* One item: parse, check the key's deployments, submit, record the outcome. */
+static void one_item(cf_serve_events *e, const cf_serve_key *key, cf_prepare_scratch *ps,
+                     batch *b, long index, const char *s, size_t n)
 {
     if (b->gave_up) {
         refuse(e, b, index, NULL, 429, "not tried: the buffer is full");
@@ -111,6 +135,12 @@ static void one_item(cf_serve_events *e, cf_prepare_scratch *ps, batch *b, long 
     cf_verrors v;
     char id[CF_MAX_ID_BYTES + 1] = "";
     int rc = cf_jsonl_parse(s, n, e->unknown_to_metadata, &doc, &in, &err);
+    char denied[300];
+    if (rc == 0 && forbidden(key, &in, denied, sizeof denied)) {
+        refuse(e, b, index, client_id(&in, &doc, id), 403, denied);
+        cf_jsonl_doc_free(&doc);
+        return;
+    }
     if (rc == 0)
         rc = cf_ingest_submit(e->g, &in, ps, 0, NULL, id, &v, &err);
     if (rc == 0) {
@@ -120,13 +150,7 @@ static void one_item(cf_serve_events *e, cf_prepare_scratch *ps, batch *b, long 
         b->accepted++;
     } else {
         int status = status_of(err.code);
-        /* the client's own id, when it gave a usable one */
-        if (in.v[CF_F_ID].type == CF_V_STRING && in.v[CF_F_ID].s.n <= CF_MAX_ID_BYTES &&
-            doc.arena != NULL) {
-            memcpy(id, in.v[CF_F_ID].s.p, in.v[CF_F_ID].s.n);
-            id[in.v[CF_F_ID].s.n] = '\0';
-        }
-        refuse(e, b, index, id, status, err.msg);
+        refuse(e, b, index, client_id(&in, &doc, id), status, err.msg);
         b->gave_up = status == 429 || status == 503;
     }
     cf_jsonl_doc_free(&doc);
@@ -186,7 +210,7 @@ void cf_serve_events_post(void *ud, const cf_serve_req *req, cf_serve_resp *r)
     batch b;
     memset(&b, 0, sizeof b);
     for (long i = 0; i < n; i++)
-        one_item(e, ps, &b, i, req->body + spans[2 * i], spans[2 * i + 1]);
+        one_item(e, req->key, ps, &b, i, req->body + spans[2 * i], spans[2 * i + 1]);
     free(spans);
     cf_serve_metrics_events(e->m, (uint64_t)b.accepted);
     if (cf_buf_failed(&b.ids) || cf_buf_failed(&b.items))

@@ -8,7 +8,7 @@
 #include <string.h>
 
 /* The statuses the server answers with; anything else counts as "other". */
-static const int STATUSES[] = {200, 204, 207, 400, 404, 405, 408, 413, 415, 429, 500, 503};
+static const int STATUSES[] = {200, 204, 207, 400, 401, 403, 404, 405, 408, 413, 415, 429, 500, 503};
 #define NSTATUS (sizeof STATUSES / sizeof STATUSES[0])
 
 /* Flush latency buckets, milliseconds (rendered in seconds). */
@@ -16,8 +16,9 @@ static const double BUCKETS_MS[] = {1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500,
 #define NBUCKET (sizeof BUCKETS_MS / sizeof BUCKETS_MS[0])
 
 static const char *const REASONS[CF_REJECT_COUNT] = {"invalid", "buffer_full", "shutting_down",
-                                                     "error"};
-static const char *const SIGNAL_REASONS[CF_SIGNAL_REASONS] = {"invalid", "not_found", "error"};
+                                                     "error", "forbidden"};
+static const char *const SIGNAL_REASONS[CF_SIGNAL_REASONS] = {"invalid", "not_found", "error",
+                                                               "forbidden"};
 
 struct cf_serve_metrics {
     const char *const *names;

@@ -546,6 +546,56 @@ describe("store conformance (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", functio
     other:close()
   end)
 
+  it("keeps API keys: hashes only, unique names, revocation and last use", function()
+    local name, hash = uid("key"), ("ab"):rep(32)
+    local pid = uid("pk"):sub(1, 40)
+    local deps = '["dep-a","dep-b"]'
+    assert(db:insert_key { name = name, public_id = pid, secret_hash = hash, scope = "feedback",
+                           deployments = deps, created_at = 1000 })
+    local function find(h, n)
+      for _, k in ipairs(assert(h:keys())) do if k.name == n then return k end end
+    end
+    local k = assert(find(db, name))
+    assert.same({ name = name, public_id = pid, secret_hash = hash, scope = "feedback",
+                  created_at = 1000 }, { name = k.name, public_id = k.public_id,
+                  secret_hash = k.secret_hash, scope = k.scope, created_at = k.created_at })
+    assert.same({ "dep-a", "dep-b" }, require("cjson").decode(k.deployments))
+    assert.is_nil(k.last_used_at)
+    assert.is_nil(k.revoked_at)
+    -- a name is taken once, also by another handle; bad fields are named
+    local other = open()
+    local ok, err, kind = other:insert_key { name = name, public_id = uid("pk"):sub(1, 40),
+      secret_hash = hash, scope = "read", deployments = "[]" }
+    assert.is_nil(ok)
+    assert.equals("invalid", kind)
+    assert.matches("already taken", err, 1, true)
+    ok, err = db:insert_key { name = uid("key"), public_id = "p", secret_hash = hash, scope = "admin",
+                              deployments = "[]" }
+    assert.is_nil(ok)
+    assert.matches("scope", err, 1, true)
+    ok, err = db:insert_key { name = uid("key"), public_id = "p", secret_hash = "secret",
+                              scope = "read", deployments = "[]" }
+    assert.is_nil(ok)
+    assert.matches("secret_hash", err, 1, true)
+    -- uses: the latest is kept; an unknown public id changes nothing
+    assert(db:touch_key(pid, 5000))
+    assert(other:touch_key(pid, 4000))
+    assert(db:touch_key(uid("nobody"), 9000))
+    assert.equals(5000, find(other, name).last_used_at)
+    -- revocation: the first time stays, and a later use does not undo it
+    assert(other:revoke_key(name, 6000))
+    assert(db:revoke_key(name, 7000))
+    assert(db:touch_key(pid, 8000))
+    k = find(db, name)
+    assert.equals(6000, k.revoked_at)
+    assert.equals(8000, k.last_used_at)
+    ok, err, kind = db:revoke_key(uid("ghost"), 1)
+    assert.is_nil(ok)
+    assert.equals("not_found", kind)
+    assert.matches("no key named", err, 1, true)
+    other:close()
+  end)
+
   it("records workflow runs; a live lease is taken once across two handles", function()
     local name = uid("nightly")
     local other = open()

@@ -14,6 +14,11 @@
  *     worker threads poll many connections, so it never holds one);
  *   - CORS: an Origin listed in cors_origins (or "*") gets
  *     Access-Control-Allow-Origin, and OPTIONS preflights get 204;
+ *   - API keys (cf_serve_keys.h): once keys exist, a route that is not
+ *     CF_ACCESS_OPEN answers 401 (with WWW-Authenticate) without a valid
+ *     key and 403 when the key's scope does not cover the route, before
+ *     the body is read; the handler gets the key (req->key) to check
+ *     deployments item by item;
  *   - counts requests by route and status (cf_serve_metrics).
  *
  * Handlers run on a worker thread with the whole (decompressed) body and
@@ -27,6 +32,7 @@
 
 #include "crucible/core/cf_buf.h"
 #include "crucible/core/cf_common.h"
+#include "crucible/serve/cf_serve_keys.h"
 
 typedef struct cf_serve_metrics cf_serve_metrics;
 
@@ -36,6 +42,7 @@ typedef struct cf_serve_req {
     const char *media_type; /* Content-Type without parameters, lowercase ("" when absent) */
     const char *body;       /* decompressed; NUL-terminated; NULL for GET */
     size_t body_len;
+    const cf_serve_key *key; /* the request's key; NULL when none is required */
 } cf_serve_req;
 
 typedef struct cf_serve_resp {
@@ -53,6 +60,7 @@ typedef struct cf_route {
     const char *const *media_types;     /* POST: accepted Content-Types, NULL-terminated */
     cf_route_fn fn;
     void *ud;
+    cf_access access;                   /* the key it needs (0: an ingest key) */
 } cf_route;
 
 typedef struct cf_serve_opts {
@@ -63,6 +71,7 @@ typedef struct cf_serve_opts {
     unsigned idle_timeout_s;   /* a connection silent this long is closed */
     int64_t request_timeout_ms;/* a body must arrive within this */
     const char *const *cors_origins; /* NULL-terminated; NULL: no CORS */
+    cf_serve_keys *keys;       /* the key table; NULL: no keys, every route open */
 } cf_serve_opts;
 
 typedef struct cf_serve cf_serve;

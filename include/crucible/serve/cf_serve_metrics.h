@@ -23,6 +23,7 @@ typedef enum cf_reject_reason {
     CF_REJECT_FULL,     /* the buffer stayed full */
     CF_REJECT_CLOSED,   /* the server is shutting down */
     CF_REJECT_ERROR,    /* anything else (out of memory) */
+    CF_REJECT_FORBIDDEN,/* the key may not write the item's deployment */
     CF_REJECT_COUNT
 } cf_reject_reason;
 
@@ -37,7 +38,8 @@ void cf_serve_metrics_events(cf_serve_metrics *m, uint64_t accepted);
 void cf_serve_metrics_reject(cf_serve_metrics *m, cf_reject_reason why, uint64_t n);
 void cf_serve_metrics_flush(cf_serve_metrics *m, double ms);
 /* Signals recorded and refused (POST /api/v1/signals). */
-enum { CF_SIGNAL_INVALID, CF_SIGNAL_NOT_FOUND, CF_SIGNAL_FAILED, CF_SIGNAL_REASONS };
+enum { CF_SIGNAL_INVALID, CF_SIGNAL_NOT_FOUND, CF_SIGNAL_FAILED, CF_SIGNAL_FORBIDDEN,
+       CF_SIGNAL_REASONS };
 void cf_serve_metrics_signals(cf_serve_metrics *m, uint64_t accepted,
                               const uint64_t rejected[CF_SIGNAL_REASONS]);
 

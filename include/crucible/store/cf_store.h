@@ -304,6 +304,31 @@ typedef struct cf_claim {
  * releasing it: after this the rows are exportable again. */
 #define CF_EXPORT_CLAIM_US (INT64_C(3600) * 1000000)
 
+/* ---- API keys ----------------------------------------------------------------
+ * The keys of `crucible-feedback serve` (cf_store_keys.c above the vtable,
+ * <b>_keys.c in each backend). A key is never stored in the clear: only
+ * the hex SHA-256 of its secret. */
+
+typedef struct cf_api_key {
+    cf_str name;             /* unique */
+    cf_str public_id;        /* the user part of Basic auth (public:secret) */
+    cf_str secret_hash;      /* lowercase hex SHA-256 of the secret (64 chars) */
+    cf_str scope;            /* ingest | feedback | read */
+    cf_str deployments;      /* JSON array of deployment ids; "[]": every deployment */
+    int64_t created_at;      /* 0 on insert: now */
+    int64_t last_used_at;    /* CF_NULL_INT: never used */
+    int64_t revoked_at;      /* CF_NULL_INT: live */
+} cf_api_key;
+
+/* list_keys' callback: one key (strings valid during the call); a non-zero
+ * return stops the listing and is returned. */
+typedef int (*cf_key_fn)(void *ud, const cf_api_key *key);
+
+/* Checks what every backend requires of a new key (CF_EINVAL naming the
+ * field): a name of 1-128 bytes, a public id, a 64-hex-digit hash, a
+ * known scope, deployments as JSON array text. */
+int cf_api_key_check(const cf_api_key *k, cf_err *err);
+
 /* ---- the vtable ----------------------------------------------------------
  * Every function returns 0 (or a count) on success and -1 with err set on
  * failure. */
@@ -402,6 +427,16 @@ typedef struct cf_store_vt {
     int (*claim_curated)(cf_store *, const cf_claim *c, int64_t *claimed, cf_err *);
     /* Drops every claim of the token (those rows are claimable again). */
     int (*release_curated_claim)(cf_store *, cf_str deployment_id, cf_str token, cf_err *);
+    /* API keys. insert_key: CF_EINVAL when the name is taken (revoked keys
+     * keep theirs). list_keys: every key, revoked ones too, by name.
+     * revoke_key: sets revoked_at (a key revoked already keeps its first
+     * time); CF_ENOTFOUND for an unknown name. touch_key: last_used_at
+     * becomes at (unless later already) for the key with that public id;
+     * an unknown id changes nothing. */
+    int (*insert_key)(cf_store *, const cf_api_key *, cf_err *);
+    int (*list_keys)(cf_store *, cf_key_fn cb, void *ud, cf_err *);
+    int (*revoke_key)(cf_store *, cf_str name, int64_t at, cf_err *);
+    int (*touch_key)(cf_store *, cf_str public_id, int64_t at, cf_err *);
 } cf_store_vt;
 
 struct cf_store {
@@ -569,6 +604,15 @@ static inline int cf_store_claim_curated(cf_store *s, const cf_claim *c, int64_t
 static inline int cf_store_release_curated_claim(cf_store *s, cf_str deployment_id,
                                                  cf_str token, cf_err *e)
 { return s->vt->release_curated_claim(s, deployment_id, token, e); }
+
+/* Checks the key (cf_api_key_check), then dispatches. */
+int cf_store_insert_key(cf_store *s, const cf_api_key *k, cf_err *e);
+static inline int cf_store_list_keys(cf_store *s, cf_key_fn cb, void *ud, cf_err *e)
+{ return s->vt->list_keys(s, cb, ud, e); }
+static inline int cf_store_revoke_key(cf_store *s, cf_str name, int64_t at, cf_err *e)
+{ return s->vt->revoke_key(s, name, at, e); }
+static inline int cf_store_touch_key(cf_store *s, cf_str public_id, int64_t at, cf_err *e)
+{ return s->vt->touch_key(s, public_id, at, e); }
 
 /* Name of a kind as used from Lua: "events", "signals", "curated",
  * "drift", "triggers". */

@@ -1,5 +1,6 @@
 --- Option parsing shared by every subcommand.
--- A spec lists options ({name=, value=, help=, key=}) and positionals
+-- A spec lists options ({name=, value=, help=, key=, repeatable=}: a
+-- repeatable option's values are collected in a list) and positionals
 -- ({name=, required=, help=}); `rest = true` stops at the first positional
 -- left over and hands everything after it through untouched (`run`).
 -- The global options (--config, --db, --lua-path, --help) are accepted by
@@ -63,6 +64,9 @@ function M.parse(spec, argv, first, apply)
       end
       if o.key == "lua_path" then
         opts.lua_path[#opts.lua_path + 1] = value
+      elseif o.repeatable then
+        opts[o.key] = opts[o.key] or {}
+        table.insert(opts[o.key], value)
       else
         opts[o.key] = value
       end

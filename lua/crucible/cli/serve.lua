@@ -12,12 +12,17 @@ M.spec = {
     .. "cf.log_inference. Configured by the `server` section (listen, threads,\n"
     .. "body_limit, timeouts, cors_origins); the options below override it. Port 0\n"
     .. "picks a free port. SIGTERM or SIGINT: new requests get 503, requests in flight\n"
-    .. "finish, the buffer is written, exit status 0.",
+    .. "finish, the buffer is written, exit status 0.\n"
+    .. "Once an API key exists (crucible-feedback keys create), every route but\n"
+    .. "/healthz and /readyz needs one; without any, only a loopback address is served\n"
+    .. "unless --insecure-no-auth.",
   options = {
     { name = "--listen", value = "HOST:PORT", key = "listen",
       help = "address to listen on (default: server.listen, 127.0.0.1:4318)" },
     { name = "--threads", value = "N", key = "threads",
       help = "worker threads (default: server.threads, 4)" },
+    { name = "--insecure-no-auth", key = "insecure_no_auth",
+      help = "serve a non-loopback address although no API key exists (anyone may write)" },
   },
 }
 
@@ -34,7 +39,7 @@ function M.main(opts)
   local client, err = crucible.new()
   if not client then return cli.report(err) end
   local res, serr = client.serve {
-    listen = opts.listen, threads = threads,
+    listen = opts.listen, threads = threads, insecure_no_auth = opts.insecure_no_auth,
     on_listening = function(host, port)
       print(("crucible-feedback: listening on http://%s:%d"):format(host, port))
       io.stdout:flush()

@@ -9,7 +9,9 @@
 -- edited_response (edit signals), timestamp (microseconds since the epoch
 -- or UTC ISO 8601 text). Answers as the events route does: 200
 -- {accepted, ids}, 207 with per-item {index, id, status, error}, or, when
--- none was accepted, 400 / 404 (no such event) / 503 with an error.
+-- none was accepted, 400 / 404 (no such event) / 503 with an error. A
+-- key limited to some deployments refuses, item by item (403), a signal
+-- on an event of another deployment.
 local cjson = require "cjson"
 
 local M = {}
@@ -18,7 +20,9 @@ local FIELDS = { inference_event_id = true, signal_type = true, value = true, me
                  edited_response = true, timestamp = true }
 
 local STATUS = { invalid = 400, not_found = 404, db = 503, closed = 503 }
-local RANK = { [400] = 1, [404] = 2, [500] = 3, [503] = 4 }
+local RANK = { [400] = 1, [403] = 2, [404] = 3, [500] = 4, [503] = 5 }
+-- Where each refused status is counted: {accepted, invalid, not_found, failed, forbidden}.
+local SLOT = { [400] = 2, [403] = 5, [404] = 3 }
 
 --- Text that is safe in a JSON answer (invalid UTF-8 bytes become '?').
 local function clean(s)
@@ -93,6 +97,23 @@ local function check_item(it)
            meta = meta, opts = { timestamp = ts } }
 end
 
+--- A message when the request's key may not rate the event (its
+-- deployment is not among the key's); nil when it may, or when the event
+-- is unknown (recording it then answers 404).
+local function key_refuses(client, key, id)
+  if not key or #key.deployments == 0 then return nil end
+  local store = client.store()
+  if not store then return nil end -- recording it reports the store's failure
+  local ev = store:list("events", { id = id, limit = 1 })[1]
+  if not ev and client.flush() then ev = store:list("events", { id = id, limit = 1 })[1] end
+  if not ev then return nil end
+  for _, d in ipairs(key.deployments) do
+    if d == ev.deployment_id then return nil end
+  end
+  return ("inference_event_id: the key '%s' may not write deployment '%s'"):format(
+    clean(key.name), clean(ev.deployment_id))
+end
+
 local function record(client, a)
   if a.edit then return client.record_user_edit(a.id, a.edit, a.meta, a.opts) end
   return client.record_signal(a.id, a.type, a.meta, a.opts)
@@ -106,27 +127,33 @@ local function answer(n, ids, items, first_error, worst)
   return worst, cjson.encode(out), worst == 503 and 1 or nil
 end
 
---- Handles one request: status, JSON body, Retry-After seconds (or nil),
--- and the counts {accepted, invalid, not_found, failed} of its items.
-function M.handle(client, body, media)
+--- Handles one request (key: the request's, from srv:job, or nil):
+-- status, JSON body, Retry-After seconds (or nil), and the counts
+-- {accepted, invalid, not_found, failed, forbidden} of its items.
+function M.handle(client, body, media, key)
   local items, bad = items_of(body, media)
-  local counts = { 0, 0, 0, 0 }
+  local counts = { 0, 0, 0, 0, 0 }
   if not items then return 400, cjson.encode { error = bad }, nil, counts end
   if #items == 0 then return 400, cjson.encode { error = "the body holds no signals" }, nil, counts end
   local ids, out, first_error, worst = {}, {}, nil, nil
   for i, it in ipairs(items) do
     local a, err = nil, bad[i]
     if not err then a, err = check_item(it) end
-    local sig, kind
-    if a then sig, err, kind = record(client, a) end
+    local sig, kind, denied
+    if a then denied = key_refuses(client, key, a.id) end
+    if denied then
+      err, kind = denied, "forbidden"
+    elseif a then
+      sig, err, kind = record(client, a)
+    end
     local entry = { index = i - 1 }
     if sig then
       ids[#ids + 1] = sig.id
       entry.id, entry.status = sig.id, 200
     else
-      entry.status = a and (STATUS[kind] or 500) or 400
+      entry.status = denied and 403 or a and (STATUS[kind] or 500) or 400
       entry.error = clean(err)
-      local slot = entry.status == 400 and 2 or entry.status == 404 and 3 or 4
+      local slot = SLOT[entry.status] or 4
       counts[slot] = counts[slot] + 1
       first_error = first_error or ("item %d: %s"):format(i - 1, entry.error)
       if not worst or RANK[entry.status] > RANK[worst] then worst = entry.status end

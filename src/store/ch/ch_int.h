@@ -133,4 +133,11 @@ int ch_release_curated_claim(cf_store *, cf_str deployment_id, cf_str token, cf_
 int ch_lease_slow(int64_t check_ns, int64_t written_ns, int64_t settle_ns);
 int ch_lease_won(cf_str mine, const cf_str *live, size_t n);
 
+/* ch_keys.c: API keys, and their migration's statements */
+extern const char *const ch_keys_migration[];
+int ch_insert_key(cf_store *, const cf_api_key *, cf_err *);
+int ch_list_keys(cf_store *, cf_key_fn cb, void *ud, cf_err *);
+int ch_revoke_key(cf_store *, cf_str name, int64_t at, cf_err *);
+int ch_touch_key(cf_store *, cf_str public_id, int64_t at, cf_err *);
+
 #endif

@@ -102,6 +102,7 @@ static const ch_migration migrations[] = {
     {4, "workflow runs", m4},
     {5, "curated export claims", m5},
     {6, "light scan covering index", m6},
+    {7, "api keys", ch_keys_migration}, /* ch_keys.c */
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
@@ -316,6 +317,10 @@ static const cf_store_vt ch_vt = {
     .list_runs = ch_list_runs,
     .claim_curated = ch_claim_curated,
     .release_curated_claim = ch_release_curated_claim,
+    .insert_key = ch_insert_key,
+    .list_keys = ch_list_keys,
+    .revoke_key = ch_revoke_key,
+    .touch_key = ch_touch_key,
 };
 
 /* ---- the URL ---------------------------------------------------------------------------- */

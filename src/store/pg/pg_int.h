@@ -146,4 +146,11 @@ int pg_insert_run(cf_store *, const cf_workflow_run *, int *, cf_err *);
 int pg_update_run(cf_store *, const cf_workflow_run *, cf_err *);
 int pg_list_runs(cf_store *, cf_str, int64_t, cf_run_fn, void *, cf_err *);
 
+/* pg_keys.c: API keys, and their migration's SQL */
+extern const char pg_keys_migration[];
+int pg_insert_key(cf_store *, const cf_api_key *, cf_err *);
+int pg_list_keys(cf_store *, cf_key_fn cb, void *ud, cf_err *);
+int pg_revoke_key(cf_store *, cf_str name, int64_t at, cf_err *);
+int pg_touch_key(cf_store *, cf_str public_id, int64_t at, cf_err *);
+
 #endif

@@ -535,6 +535,7 @@ static const pg_migration migrations[] = {
      "CREATE INDEX inference_events_light ON inference_events (deployment_id, inserted_at, seq)"
      "  INCLUDE (id, model_version_id, quality_score, latency_ms, token_count);"
      "DROP INDEX inference_events_deployment_time;"},
+    {7, "api keys", pg_keys_migration}, /* pg_keys.c */
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
@@ -754,6 +755,10 @@ static const cf_store_vt pg_vt = {
     .list_runs = pg_list_runs,
     .claim_curated = pg_claim_curated,
     .release_curated_claim = pg_release_curated_claim,
+    .insert_key = pg_insert_key,
+    .list_keys = pg_list_keys,
+    .revoke_key = pg_revoke_key,
+    .touch_key = pg_touch_key,
 };
 
 int cf_store_pg_open(const char *url, const cf_store_opts *opts, cf_store **out, cf_err *err)

@@ -94,4 +94,11 @@ int sq_insert_run(cf_store *, const cf_workflow_run *, int *acquired, cf_err *);
 int sq_update_run(cf_store *, const cf_workflow_run *, cf_err *);
 int sq_list_runs(cf_store *, cf_str name, int64_t limit, cf_run_fn cb, void *ud, cf_err *);
 
+/* sqlite_keys.c: API keys, and their migration's SQL */
+extern const char sq_keys_migration[];
+int sq_insert_key(cf_store *, const cf_api_key *, cf_err *);
+int sq_list_keys(cf_store *, cf_key_fn cb, void *ud, cf_err *);
+int sq_revoke_key(cf_store *, cf_str name, int64_t at, cf_err *);
+int sq_touch_key(cf_store *, cf_str public_id, int64_t at, cf_err *);
+
 #endif

@@ -144,6 +144,7 @@ static const sq_migration migrations[] = {
      "  (deployment_id, inserted_at, seq, id, model_version_id, quality_score, latency_ms,"
      "   token_count);"
      "DROP INDEX inference_events_deployment_time;"},
+    {7, "api keys", sq_keys_migration}, /* sqlite_keys.c */
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
@@ -477,6 +478,10 @@ static const cf_store_vt sq_vt = {
     .list_runs = sq_list_runs,
     .claim_curated = sq_claim_curated,
     .release_curated_claim = sq_release_curated_claim,
+    .insert_key = sq_insert_key,
+    .list_keys = sq_list_keys,
+    .revoke_key = sq_revoke_key,
+    .touch_key = sq_touch_key,
 };
 
 int cf_store_sqlite_open(const char *path, const cf_store_opts *opts, cf_store **out,
