@@ -2,6 +2,8 @@
 --
 --   local path, info = cf.export("deploy-1", { format = "parquet" })
 --   cf.export("deploy-1", { format = "huggingface", output_path = "datasets/d1" })
+--   cf.export("deploy-1", { format = "csv", columns = { "inference_event_id", "prompt" } })
+--   cf.export("deploy-1", { format = "openai-chat" })      -- {"messages": [...]} for SFT
 --   cf.export_preference_pairs("deploy-1", { format = "dpo" })   -- or "kto", "openai"
 --
 -- The work is C (crucible._export): rows stream from the store to the file,
@@ -26,14 +28,14 @@ M.MAX_BATCH_ID = 256
 
 --- File name endings of the default paths, per format (the registry's).
 M.FORMATS, M.PAIR_FORMATS = {}, {}
-for _, f in ipairs(formats.list) do
-  (f.kind == "pairs" and M.PAIR_FORMATS or M.FORMATS)[f.name] = f.extension
+for name, f in pairs(formats.set()) do
+  (f.kind == "pairs" and M.PAIR_FORMATS or M.FORMATS)[name] = f.extension
 end
 
 local EXPORT_OPTIONS = {
   format = "string", output_path = "string", include_exported = "boolean",
   limit = "integer", export_batch_id = "string", parquet = "table", progress = "boolean",
-  mkdir = "boolean",
+  mkdir = "boolean", columns = { list = "string" },
 }
 local PAIR_OPTIONS = {
   format = "string", output_path = "string", limit = "integer", since = "time",
@@ -60,6 +62,44 @@ local function check_format(fname, v, kind)
     error(("%s: unknown format '%s' (one of: %s)"):format(fname, tostring(v),
       table.concat(formats.names(kind), ", ")), 3)
   end
+end
+
+--- What is wrong with a choice of columns for a curated format, or nil:
+-- it must be a non-empty list of known column names, each once, for a
+-- format that writes columns (a suggestion for a misspelt name).
+function M.columns_problem(columns, format)
+  local f = formats.set("curated")[format]
+  if not (f and f.columns) then
+    return ("columns do not apply to format '%s' (they do to: %s)"):format(tostring(format),
+      table.concat(M.column_formats(), ", "))
+  end
+  if #columns == 0 then return "name at least one column" end
+  local known, seen = {}, {}
+  for _, c in ipairs(formats.columns) do known[c.name] = true end
+  for _, name in ipairs(columns) do
+    if not known[name] then
+      return ("unknown column '%s'%s (columns: %s)"):format(name,
+        schema.did_you_mean(name, known), table.concat(formats.column_names(), ", "))
+    end
+    if seen[name] then return ("column '%s' is named twice"):format(name) end
+    seen[name] = true
+  end
+  return nil
+end
+
+-- Raises (level 3, for the caller of fname) on a bad option 'columns'.
+local function check_columns(fname, columns, format)
+  local problem = columns ~= nil and M.columns_problem(columns, format)
+  if problem then error(("%s: option 'columns': %s"):format(fname, problem), 3) end
+end
+
+--- The curated formats that take a choice of columns.
+function M.column_formats()
+  local out = {}
+  for _, f in ipairs(formats.list) do
+    if f.kind == "curated" and f.columns then out[#out + 1] = f.name end
+  end
+  return out
 end
 
 -- The SQLite database file the store writes (nil for a server or
@@ -118,6 +158,7 @@ local function curated_request(cfg, opts, deployment_id, format, batch, parquet)
     limit = opts.limit,
     parquet = parquet,
     progress = opts.progress or false,
+    columns = opts.columns,
   }
 end
 
@@ -176,6 +217,7 @@ local function attach_curated(client, ctx)
     local cfg = ctx.config.export
     local format = opts.format or cfg.format
     check_format("export", format, "curated")
+    check_columns("export", opts.columns, format)
     check_curated_values(opts)
     local parquet = parquet_options("export", cfg.parquet, opts.parquet)
     local store, err, kind = ctx.store()

@@ -11,7 +11,7 @@
   $ crucible-feedback export d --format csv -o out/data.csv --batch-id nightly-1
   crucible-feedback: export: directory out does not exist: create it first, or ask for it with --mkdir (mkdir = true) (invalid)
   [1]
-  $ crucible-feedback export d --format csv -o out/data.csv --batch-id nightly-1 --mkdir
+  $ crucible-feedback export d --format csv -o out/data.csv --batch-id nightly-1 --mkdir --columns prompt,response,source,score
   out/data.csv
   exported 2 curated examples from deployment d as csv (105 bytes, batch nightly-1)
   $ cat out/data.csv
@@ -40,7 +40,7 @@ the reason goes to stderr and the exit status is 3; --include-exported and
   [3]
   $ test -e out/again.jsonl
   [1]
-  $ crucible-feedback export d -f jsonl -o out/again.jsonl --include-exported --limit 1
+  $ crucible-feedback export d -f jsonl -o out/again.jsonl --include-exported --limit 1 --columns prompt,response,source,score
   out/again.jsonl
   exported 1 curated example from deployment d as jsonl %(.*%) (re)
   $ cat out/again.jsonl
@@ -90,7 +90,7 @@ Usage errors exit 2; failures exit 1 with the reason:
   crucible-feedback: missing argument DEPLOYMENT (see 'crucible-feedback export --help')
   [2]
   $ crucible-feedback export d -f xml
-  crucible-feedback: unknown format 'xml' (jsonl, parquet, csv, huggingface; dpo, kto, openai) (see 'crucible-feedback export --help')
+  crucible-feedback: unknown format 'xml' (jsonl, parquet, csv, huggingface, openai-chat; dpo, kto, openai) (see 'crucible-feedback export --help')
   [2]
   $ crucible-feedback export d --limit ten
   crucible-feedback: --limit must be a whole number, got 'ten' (see 'crucible-feedback export --help')
@@ -99,7 +99,7 @@ Usage errors exit 2; failures exit 1 with the reason:
   crucible-feedback: --compression must be zstd or none, got 'lz4' (see 'crucible-feedback export --help')
   [2]
   $ crucible-feedback export d -f kto --include-exported
-  crucible-feedback: --include-exported, --batch-id, --compression and --row-group-size apply to curated exports, not to preference pairs (see 'crucible-feedback export --help')
+  crucible-feedback: --include-exported, --batch-id, --columns, --compression and --row-group-size apply to curated exports, not to preference pairs (see 'crucible-feedback export --help')
   [2]
   $ crucible-feedback export d -o out
   crucible-feedback: export: output path out is a directory (invalid)
@@ -115,15 +115,17 @@ Usage errors exit 2; failures exit 1 with the reason:
   [2]
 
 `-o -` writes the rows to standard output (no path line) and marks them once
-all are written; a dataset directory cannot go there:
+all are written; a dataset directory cannot go there. By default a row has
+every column: what traces it back to its inference event (here the event
+was never stored, so those are null):
 
   $ crucible-feedback -e '
   > local db = assert(require("crucible").store())
   > assert(db:insert_curated{{ id = "c3", inference_event_id = "e3", deployment_id = "d",
   >   curation_source = "s", prompt = "new", response = "row", inserted_at = 3 }})'
   $ crucible-feedback export d -o - --batch-id to-stdout
-  {"prompt":"new","response":"row","source":"s","score":null}
-  exported 1 curated example from deployment d as jsonl (60 bytes, batch to-stdout)
+  {"prompt":"new","response":"row","source":"s","score":null,"inference_event_id":"e3","deployment_id":"d","model_version_id":null,"created_at":null,"quality_score":null,"signals_thumbs_up":null,"signals_thumbs_down":null,"signals_regenerate":null,"signals_edit":null,"signals_copy":null,"signals_share":null,"signals_report":null}
+  exported 1 curated example from deployment d as jsonl (330 bytes, batch to-stdout)
   $ sqlite3 crucible.db "select curated_id from curated_export_marks where export_batch_id = 'to-stdout'"
   c3
   $ test -e ./-

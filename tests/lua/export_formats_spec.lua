@@ -144,7 +144,8 @@ describe("the registry of export formats", function()
         queries[#queries + 1] = ("SELECT count(*)::INT AS n FROM %s"):format(duck.lit(file))
         expect[#expect + 1] = { n, f.name .. " " .. file }
       end
-      assert.truthy(help:find("\n  " .. f.name .. " +" .. f.description:gsub("%p", "%%%0") .. "\n"),
+      assert.truthy(help:find("\n  " .. f.name:gsub("%p", "%%%0") .. " +"
+        .. f.description:gsub("%p", "%%%0") .. "\n"),
         f.name .. " in export --help")
       local out_path = dir .. "/cli_" .. f.name .. f.extension
       local out, err2, code2 = support.run(("export d -f %s -o %s --db %s%s"):format(f.name,

@@ -46,6 +46,9 @@ M.spec = {
     { name = "--include-exported", key = "include_exported",
       help = "also the examples exported before" },
     { name = "--limit", value = "N", key = "limit", help = "at most N examples (events for pairs)" },
+    { name = "--columns", value = "LIST", key = "columns",
+      help = "jsonl, csv, parquet, huggingface: the columns to write, comma-separated, "
+        .. "in order (default: all: " .. table.concat(formats.column_names(), ",") .. ")" },
     { name = "--batch-id", value = "ID", key = "batch_id",
       help = ("export batch id recorded on the rows, at most %d bytes (default: a new UUID)")
         :format(export.MAX_BATCH_ID) },
@@ -86,7 +89,22 @@ local function parquet_settings(opts)
   return parquet
 end
 
--- The checked options as {format=, limit=, parquet=, pairs=}, or nil, message.
+-- The columns of --columns as a list (nil without it), or nil, message. With
+-- no --format the configured format is checked when the export runs.
+local function column_list(opts, format)
+  if not opts.columns then return nil end
+  local list = {}
+  for name in (opts.columns .. ","):gmatch("([^,]*),") do
+    list[#list + 1] = name:match("^%s*(.-)%s*$")
+  end
+  local problem = export.columns_problem(list, format or "jsonl")
+  if problem and format == nil and problem:match("^columns do not apply") then problem = nil end
+  if problem then return nil, "--columns: " .. problem end
+  return list
+end
+
+-- The checked options as {format=, limit=, parquet=, pairs=, columns=}, or
+-- nil, message.
 local function settings(opts)
   local format = opts.format
   if format and not CURATED[format] and not PAIRS[format] then
@@ -103,11 +121,14 @@ local function settings(opts)
   local parquet, perr = parquet_settings(opts)
   if perr then return nil, perr end
   local pairs_format = format and PAIRS[format]
-  if pairs_format and (opts.include_exported or opts.batch_id or parquet) then
-    return nil, "--include-exported, --batch-id, --compression and --row-group-size "
+  if pairs_format and (opts.include_exported or opts.batch_id or parquet or opts.columns) then
+    return nil, "--include-exported, --batch-id, --columns, --compression and --row-group-size "
       .. "apply to curated exports, not to preference pairs"
   end
-  return { format = format, limit = limit, parquet = parquet, pairs = pairs_format }
+  local columns, cerr = column_list(opts, format)
+  if cerr then return nil, cerr end
+  return { format = format, limit = limit, parquet = parquet, pairs = pairs_format,
+           columns = columns }
 end
 
 -- Runs the export; returns what client.export(_preference_pairs) returns.
@@ -124,7 +145,7 @@ local function run(opts, set, progress)
     path, info, kind = client.export(opts.deployment, {
       format = set.format, output_path = opts.output, include_exported = opts.include_exported,
       limit = set.limit, export_batch_id = opts.batch_id, parquet = set.parquet,
-      progress = progress, mkdir = opts.mkdir })
+      progress = progress, mkdir = opts.mkdir, columns = set.columns })
   end
   client.close()
   return path, info, kind
