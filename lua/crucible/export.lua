@@ -39,7 +39,7 @@ local EXPORT_OPTIONS = {
 }
 local PAIR_OPTIONS = {
   format = "string", output_path = "string", limit = "integer", since = "time",
-  ["until"] = "time", progress = "boolean", mkdir = "boolean",
+  ["until"] = "time", progress = "boolean", mkdir = "boolean", include_exported = "boolean",
 }
 local PARQUET_OPTIONS = {
   compression = "string", zstd_level = "integer", row_group_size = "integer",
@@ -175,14 +175,16 @@ local function pairs_request(output_dir, opts, deployment_id, format, since, til
     since = since,
     ["until"] = till,
     progress = opts.progress or false,
+    include_exported = opts.include_exported or false,
   }
 end
 
--- Why a curated export found no row to write (r: crucible._export's result).
-local function nothing_reason(r, opts, deployment_id)
+-- Why an export found no row to write (r: crucible._export's result;
+-- what: "curated examples" or "preference pairs").
+local function nothing_reason(r, opts, deployment_id, what)
   if opts.limit == 0 then return "limit 0" end
   if opts.include_exported or r.already_exported == 0 then
-    return ("no curated examples for deployment %s"):format(deployment_id)
+    return ("no %s for deployment %s"):format(what or "curated examples", deployment_id)
   end
   return ("0 new rows; %d already exported"):format(r.already_exported)
 end
@@ -243,8 +245,11 @@ local function attach_pairs(client, ctx)
   --- Writes training pairs from the deployment's user signals: "dpo"
   -- (default) {"prompt","chosen","rejected"} and "openai" {"messages"} from
   -- edit signals, "kto" {"prompt","completion","label"} from thumbs
-  -- signals. Marks nothing. Returns the path and {count=, bytes=, path=,
-  -- format=}, or nil, message, kind.
+  -- signals; only the pairs not exported before (every one with
+  -- include_exported; an export without limit, since or until marks what it
+  -- wrote). Returns the path and {count=, bytes=, path=, format=}; with no
+  -- pair to write, writes nothing and returns false and {count = 0,
+  -- reason=, already_exported=, format=}; or nil, message, kind.
   function client.export_preference_pairs(deployment_id, opts)
     if type(deployment_id) ~= "string" then
       error(("export_preference_pairs: deployment_id must be a string, got %s"):format(
@@ -270,6 +275,10 @@ local function attach_pairs(client, ctx)
     local r, msg, mkind = cexport.pairs(store.h, req)
     if not r then return nil, msg, mkind end
     r.format = format
+    if r.path == nil then
+      r.reason = nothing_reason(r, opts, deployment_id, "preference pairs")
+      return false, r
+    end
     return r.path, r
   end
 end

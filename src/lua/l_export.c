@@ -5,11 +5,11 @@
  *                   include_exported=, limit=, unique=, mkdir=, db_path=,
  *                   export_time=, progress=, parquet={...}, columns={names}})
  *   _export.pairs(store_handle, {format="dpo"|"kto"|"openai", path=,
- *                 deployment_id=, limit=, since=, until=, unique=, mkdir=,
- *                 db_path=, progress=})
+ *                 deployment_id=, limit=, since=, until=, include_exported=,
+ *                 unique=, mkdir=, db_path=, progress=})
  *     --> {count=, marked=, bytes=, path=, already_exported=} | nil, message, kind
- *         path "-" is standard output; curated with no row to write:
- *         path nil (nothing written), already_exported the rows exported
+ *         path "-" is standard output; with no row to write: path nil
+ *         (nothing written), already_exported the rows (pairs) exported
  *         before
  *   _export.columns()
  *     --> {{name=, type="string"|"double"|"int64"|"timestamp", from_event=}, ...}:
@@ -246,6 +246,7 @@ static int l_pairs(lua_State *L)
     o.limit = cf_lua_option_int(L, 2, "limit", -1, 0, INT64_MAX);
     o.since = cf_lua_option_int(L, 2, "since", CF_NO_TIME, INT64_MIN, INT64_MAX);
     o.until = cf_lua_option_int(L, 2, "until", CF_NO_TIME, INT64_MIN, INT64_MAX);
+    o.include_exported = opt_bool(L, 2, "include_exported", 0);
     cf_progress_bar bar = {stderr, 0, 0, 0};
     if (opt_bool(L, 2, "progress", 0)) {
         o.progress = draw_progress;

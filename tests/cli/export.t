@@ -84,6 +84,28 @@ Preference pairs from user signals:
   $ node "$CF_SOURCE_DIR/tests/lua/duckdb_query.cjs" "$CF_SOURCE_DIR/.cache/npm/node_modules/@duckdb/node-api" --sql "SELECT chosen FROM read_json('pairs.jsonl')"
   [{"chosen":"Paris"}]
 
+Pairs are marked like curated examples: a second (scheduled) run writes only
+the pairs that are new since, and says why when there are none;
+--include-exported writes them all again:
+
+  $ crucible-feedback export d -f dpo -o pairs2.jsonl
+  crucible-feedback: export: nothing written: 0 new rows; 1 already exported; --include-exported to export them again
+  [3]
+  $ test -e pairs2.jsonl
+  [1]
+  $ crucible-feedback -e '
+  > local db = assert(require("crucible").store())
+  > assert(db:insert_events{{ id = "e10", deployment_id = "d", prompt = "2+2?", response = "5" }})
+  > assert(db:insert_signal{ inference_event_id = "e10", signal_type = "edit", edited_response = "4" })'
+  $ crucible-feedback export d -f dpo -o pairs2.jsonl
+  pairs2.jsonl
+  exported 1 dpo pair from deployment d (46 bytes)
+  $ cat pairs2.jsonl
+  {"prompt":"2+2?","chosen":"4","rejected":"5"}
+  $ crucible-feedback export d -f dpo -o pairs3.jsonl --include-exported
+  pairs3.jsonl
+  exported 2 dpo pairs from deployment d (113 bytes)
+
 Usage errors exit 2; failures exit 1 with the reason:
 
   $ crucible-feedback export
@@ -98,8 +120,8 @@ Usage errors exit 2; failures exit 1 with the reason:
   $ crucible-feedback export d --compression lz4
   crucible-feedback: --compression must be zstd or none, got 'lz4' (see 'crucible-feedback export --help')
   [2]
-  $ crucible-feedback export d -f kto --include-exported
-  crucible-feedback: --include-exported, --batch-id, --columns, --compression and --row-group-size apply to curated exports, not to preference pairs (see 'crucible-feedback export --help')
+  $ crucible-feedback export d -f kto --batch-id b1
+  crucible-feedback: --batch-id, --columns, --compression and --row-group-size apply to curated exports, not to preference pairs (see 'crucible-feedback export --help')
   [2]
   $ crucible-feedback export d -o out
   crucible-feedback: export: output path out is a directory (invalid)

@@ -810,8 +810,8 @@ describe("cf.export_preference_pairs", function()
     assert.has_error(function() cf.export_preference_pairs("d", { format = "orpo" }) end,
       "export_preference_pairs: unknown format 'orpo' (one of: dpo, kto, openai)")
     assert.has_error(function() cf.export_preference_pairs("d", { since = "yesterday" }) end)
-    assert.has_error(function() cf.export_preference_pairs("d", { include_exported = true }) end,
-      "export_preference_pairs: unknown option 'include_exported'") -- nothing near enough to suggest
+    assert.has_error(function() cf.export_preference_pairs("d", { export_batch_id = "b" }) end,
+      "export_preference_pairs: unknown option 'export_batch_id'") -- nothing near enough to suggest
   end)
 end)
 

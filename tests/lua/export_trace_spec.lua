@@ -137,4 +137,35 @@ describe("traceable exports", function()
                                        output_path = dir .. "/3.jsonl" }))
     assert.equal(support.read_file(path), support.read_file(p2))
   end)
+
+  it("preference pairs are marked: a second run writes only new or changed pairs", function()
+    setup()
+    local function pairs_of(format, opts)
+      opts = opts or {}
+      opts.format, opts.output_path = format, dir .. "/" .. format .. "_" .. os.clock() .. ".jsonl"
+      local path, info = cf.export_preference_pairs("d", opts)
+      if not path then return {}, info end
+      return lines(path), info
+    end
+    local got = pairs_of("dpo")
+    assert.same({ { prompt = "p1", chosen = "r1!", rejected = "r1" } }, got)
+    local again, info = pairs_of("dpo")
+    assert.same({}, again)
+    assert.same({ 0, 1, "0 new rows; 1 already exported" },
+                { info.count, info.already_exported, info.reason })
+    -- a new edit is new; a limited export writes it but does not move the mark
+    assert(db:insert_signal { inference_event_id = "e2", signal_type = "edit",
+                              edited_response = "r2!" })
+    assert.same({ { prompt = "p2", chosen = "r2!", rejected = "r2" } }, (pairs_of("dpo", { limit = 5 })))
+    assert.same({ { prompt = "p2", chosen = "r2!", rejected = "r2" } }, (pairs_of("dpo")))
+    assert.same({}, (pairs_of("dpo")))
+    assert.equal(2, #pairs_of("dpo", { include_exported = true }))
+    -- kto: a vote flipped after the mark is a changed pair
+    assert.same({ { prompt = "p1", completion = "r1", label = true } }, (pairs_of("kto")))
+    assert.same({}, (pairs_of("kto")))
+    assert(db:insert_signal { inference_event_id = "e1", signal_type = "thumbs_down" })
+    assert.same({ { prompt = "p1", completion = "r1", label = false } }, (pairs_of("kto")))
+    -- each format keeps its own mark
+    assert.equal(2, #pairs_of("openai"))
+  end)
 end)

@@ -187,6 +187,7 @@ typedef struct cf_pairs_opts {
     cf_str deployment_id;      /* required */
     int64_t limit;             /* events (< 0: no limit) */
     int64_t since, until;      /* events' inserted_at window (CF_NO_TIME: unbounded) */
+    int include_exported;      /* 1: every pair, 0: those not exported yet */
     cf_progress_fn progress;
     void *progress_ud;
 } cf_pairs_opts;
@@ -194,8 +195,39 @@ typedef struct cf_pairs_opts {
 void cf_pairs_opts_init(cf_pairs_opts *o);
 
 /* Writes training pairs from the deployment's events that have the
- * signals the format needs, oldest event first. Marks nothing. */
+ * signals the format needs, oldest event first; only the pairs not
+ * exported before unless include_exported (cf_export_pairs_mark.c).
+ * With no pair to write, writes nothing at all: 0 with count 0, path NULL
+ * and already_exported the pairs skipped as exported before. */
 int cf_export_pairs(cf_store *s, const cf_pairs_opts *o, cf_export_result *res, cf_err *err);
+
+/* ---- what pairs exports have written (cf_export_pairs_mark.c) ---------------
+ * A pairs export is marked by its start time T, kept per deployment and
+ * format in the store's settings (key "export.pairs.<format>.<deployment>"):
+ * it wrote every pair as the signals recorded before T make it. The next
+ * export writes an event's pair only when the signals recorded from the
+ * mark on make it appear or change (a first edit; a thumbs vote flipped),
+ * and uses only the signals recorded before its own start; so each pair
+ * is written once. Only an export of every event (no limit, since or
+ * until) moves the mark. */
+typedef struct cf_pairs_mark {
+    int64_t since;             /* the last mark (CF_NO_TIME: none, or include_exported) */
+    int64_t now;               /* this export's start */
+    cf_signal *sigs;           /* scratch: an event's signals before a time */
+    size_t cap;
+    cf_buf old;                /* scratch: the pair as of the last mark */
+} cf_pairs_mark;
+
+/* Reads the mark (unless o->include_exported); now = the current time. */
+int cf_pairs_mark_begin(cf_store *s, const cf_pairs_opts *o, cf_pairs_mark *m, cf_err *err);
+/* The line of event e into b as of m->now, left empty when e gives none
+ * or (*skipped = 1) when it is the one written as of the last mark. */
+int cf_pairs_mark_line(cf_pairs_mark *m, const cf_pairs_opts *o, const cf_event *e, cf_buf *b,
+                       int *skipped, cf_err *err);
+/* Records m->now as the mark when the export covered every event. */
+int cf_pairs_mark_commit(cf_store *s, const cf_pairs_opts *o, const cf_pairs_mark *m,
+                         cf_err *err);
+void cf_pairs_mark_free(cf_pairs_mark *m);
 
 /* ---- the registry of formats ------------------------------------------------ */
 

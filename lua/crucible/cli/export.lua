@@ -29,7 +29,8 @@ M.spec = {
   summary = "export curated examples or preference pairs as a training dataset",
   description = "Writes the deployment's curated examples that were not exported yet (all of\n"
     .. "them with --include-exported) and marks them exported; or, with --format dpo,\n"
-    .. "kto or openai, preference pairs from user signals. The file appears complete or\n"
+    .. "kto or openai, the preference pairs from user signals not exported yet (marked\n"
+    .. "when the export covers every event: no --limit). The file appears complete or\n"
     .. "not at all. Default path: exports/feedback_<unix time>.<ext> under export.output_dir.\n"
     .. "-o - writes the rows to standard output. An existing path is replaced only when it\n"
     .. "is a regular file (huggingface: a directory holding only an earlier export), never\n"
@@ -44,7 +45,7 @@ M.spec = {
       help = "where to write (a directory for huggingface; - for standard output)" },
     { name = "--mkdir", key = "mkdir", help = "create the missing directories of --output" },
     { name = "--include-exported", key = "include_exported",
-      help = "also the examples exported before" },
+      help = "also the examples (pairs) exported before" },
     { name = "--limit", value = "N", key = "limit", help = "at most N examples (events for pairs)" },
     { name = "--columns", value = "LIST", key = "columns",
       help = "jsonl, csv, parquet, huggingface: the columns to write, comma-separated, "
@@ -121,8 +122,8 @@ local function settings(opts)
   local parquet, perr = parquet_settings(opts)
   if perr then return nil, perr end
   local pairs_format = format and PAIRS[format]
-  if pairs_format and (opts.include_exported or opts.batch_id or parquet or opts.columns) then
-    return nil, "--include-exported, --batch-id, --columns, --compression and --row-group-size "
+  if pairs_format and (opts.batch_id or parquet or opts.columns) then
+    return nil, "--batch-id, --columns, --compression and --row-group-size "
       .. "apply to curated exports, not to preference pairs"
   end
   local columns, cerr = column_list(opts, format)
@@ -140,7 +141,7 @@ local function run(opts, set, progress)
   if set.pairs then
     path, info, kind = client.export_preference_pairs(opts.deployment, {
       format = set.format, output_path = opts.output, limit = set.limit, progress = progress,
-      mkdir = opts.mkdir })
+      mkdir = opts.mkdir, include_exported = opts.include_exported })
   else
     path, info, kind = client.export(opts.deployment, {
       format = set.format, output_path = opts.output, include_exported = opts.include_exported,

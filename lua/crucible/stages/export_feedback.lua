@@ -5,15 +5,16 @@
 -- Curated formats (jsonl, parquet, csv, huggingface, ...: those of kind
 -- "curated" in crucible.export_formats) run cf.export: the curated examples
 -- not exported yet, then marked exported. Preference formats (dpo, kto,
--- openai, ...: kind "pairs") run cf.export_preference_pairs. Puts the
+-- openai, ...: kind "pairs") run cf.export_preference_pairs: the pairs not
+-- exported yet (marked when no limit, since or until is given). Puts the
 -- artifact export (count, bytes, format, ...) and the path written: a
 -- curated dataset as feedback_data_path, preference pairs as
 -- preference_data_path (so feedback_data_path always names the curated
 -- dataset, whichever export stage ran last); appends {path=, format=,
 -- count=, bytes=} to the artifact exports; adds the rows written to the
 -- metric exported_count (so several export stages in one pipeline sum
--- up). With no curated example to export nothing is written: the stage
--- succeeds, puts export ({count = 0, reason = ...}), appends {format=,
+-- up). With no curated example (pair) to export nothing is written: the
+-- stage succeeds, puts export ({count = 0, reason = ...}), appends {format=,
 -- count = 0, reason=} to exports (the report says why) and no path.
 -- output_path's missing directories are created only with mkdir = true
 -- (as cf.export).
@@ -28,7 +29,8 @@ local PAIRS = formats.set("pairs")
 
 -- filters keys per kind of format, with their types
 local CURATED_FILTERS = { include_exported = "boolean", limit = "integer" }
-local PAIR_FILTERS = { limit = "integer", since = "time", ["until"] = "time" }
+local PAIR_FILTERS = { limit = "integer", since = "time", ["until"] = "time",
+                       include_exported = "boolean" }
 
 function M.describe(_opts)
   return {
@@ -90,7 +92,7 @@ M.run = pipeline.for_deployment(function(ctx, opts, dep, cf)
   if pairs_format then
     path, info = cf.export_preference_pairs(dep, { format = opts.format,
       output_path = opts.output_path, limit = f.limit, since = f.since, ["until"] = f["until"],
-      mkdir = opts.mkdir })
+      mkdir = opts.mkdir, include_exported = f.include_exported })
   else
     path, info = cf.export(dep, { format = opts.format, output_path = opts.output_path,
       include_exported = f.include_exported, limit = f.limit, mkdir = opts.mkdir })
