@@ -255,17 +255,23 @@ local function fetch_examples(db, deployment_id, merged)
 end
 
 -- 3. Drops near-duplicate prompts (the first in merge order stays).
--- Returns the kept examples and how many were dropped.
+-- Returns the kept examples, how many were dropped and how many of those
+-- each strategy (curation_source) had picked.
 local function drop_near_duplicates(examples, distance)
-  if #examples <= 1 then return examples, 0 end
+  if #examples <= 1 then return examples, 0, {} end
   local prompts = {}
   for i, ex in ipairs(examples) do prompts[i] = ex.prompt end
   local dup = C.near_duplicates(prompts, distance)
-  local kept, dropped = {}, 0
+  local kept, dropped, by_source = {}, 0, {}
   for i, ex in ipairs(examples) do
-    if dup[i] == 0 then kept[#kept + 1] = ex else dropped = dropped + 1 end
+    if dup[i] == 0 then
+      kept[#kept + 1] = ex
+    else
+      dropped = dropped + 1
+      by_source[ex.curation_source] = (by_source[ex.curation_source] or 0) + 1
+    end
   end
-  return kept, dropped
+  return kept, dropped, by_source
 end
 
 -- The limit and the near-duplicate distance of a call; raises at the
@@ -292,9 +298,9 @@ local function curate(run, specs, limit, distance)
   end
   local examples, missing, fkind = fetch_examples(run.db, run.deployment_id, merged)
   if not examples then return nil, missing, fkind end
-  local near, dropped = run.opts.near_duplicates, 0
+  local near, dropped, dropped_by = run.opts.near_duplicates, 0, {}
   if near == nil then near = run.cfg.near_duplicates end
-  if near then examples, dropped = drop_near_duplicates(examples, distance) end
+  if near then examples, dropped, dropped_by = drop_near_duplicates(examples, distance) end
   -- 4. persist the ones not curated before, in one transaction
   local persisted = 0
   if run.opts.persist then
@@ -308,7 +314,8 @@ local function curate(run, specs, limit, distance)
   end
   return examples, { deployment_id = run.deployment_id, count = #examples, persisted = persisted,
                      already_curated = run.opts.persist and #examples - persisted or 0,
-                     near_duplicates = dropped, missing = missing, by_source = by_source,
+                     near_duplicates = dropped, near_duplicates_by_source = dropped_by,
+                     missing = missing, by_source = by_source,
                      picked = per, warnings = run.warnings }
 end
 

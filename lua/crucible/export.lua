@@ -2,6 +2,8 @@
 --
 --   local path, info = cf.export("deploy-1", { format = "parquet" })
 --   cf.export("deploy-1", { format = "huggingface", output_path = "datasets/d1" })
+--   cf.export("deploy-1", { format = "csv", columns = { "inference_event_id", "prompt" } })
+--   cf.export("deploy-1", { format = "openai-chat" })      -- {"messages": [...]} for SFT
 --   cf.export_preference_pairs("deploy-1", { format = "dpo" })   -- or "kto", "openai"
 --
 -- The work is C (crucible._export): rows stream from the store to the file,
@@ -26,18 +28,18 @@ M.MAX_BATCH_ID = 256
 
 --- File name endings of the default paths, per format (the registry's).
 M.FORMATS, M.PAIR_FORMATS = {}, {}
-for _, f in ipairs(formats.list) do
-  (f.kind == "pairs" and M.PAIR_FORMATS or M.FORMATS)[f.name] = f.extension
+for name, f in pairs(formats.set()) do
+  (f.kind == "pairs" and M.PAIR_FORMATS or M.FORMATS)[name] = f.extension
 end
 
 local EXPORT_OPTIONS = {
   format = "string", output_path = "string", include_exported = "boolean",
   limit = "integer", export_batch_id = "string", parquet = "table", progress = "boolean",
-  mkdir = "boolean",
+  mkdir = "boolean", columns = { list = "string" },
 }
 local PAIR_OPTIONS = {
   format = "string", output_path = "string", limit = "integer", since = "time",
-  ["until"] = "time", progress = "boolean", mkdir = "boolean",
+  ["until"] = "time", progress = "boolean", mkdir = "boolean", include_exported = "boolean",
 }
 local PARQUET_OPTIONS = {
   compression = "string", zstd_level = "integer", row_group_size = "integer",
@@ -60,6 +62,44 @@ local function check_format(fname, v, kind)
     error(("%s: unknown format '%s' (one of: %s)"):format(fname, tostring(v),
       table.concat(formats.names(kind), ", ")), 3)
   end
+end
+
+--- What is wrong with a choice of columns for a curated format, or nil:
+-- it must be a non-empty list of known column names, each once, for a
+-- format that writes columns (a suggestion for a misspelt name).
+function M.columns_problem(columns, format)
+  local f = formats.set("curated")[format]
+  if not (f and f.columns) then
+    return ("columns do not apply to format '%s' (they do to: %s)"):format(tostring(format),
+      table.concat(M.column_formats(), ", "))
+  end
+  if #columns == 0 then return "name at least one column" end
+  local known, seen = {}, {}
+  for _, c in ipairs(formats.columns) do known[c.name] = true end
+  for _, name in ipairs(columns) do
+    if not known[name] then
+      return ("unknown column '%s'%s (columns: %s)"):format(name,
+        schema.did_you_mean(name, known), table.concat(formats.column_names(), ", "))
+    end
+    if seen[name] then return ("column '%s' is named twice"):format(name) end
+    seen[name] = true
+  end
+  return nil
+end
+
+-- Raises (level 3, for the caller of fname) on a bad option 'columns'.
+local function check_columns(fname, columns, format)
+  local problem = columns ~= nil and M.columns_problem(columns, format)
+  if problem then error(("%s: option 'columns': %s"):format(fname, problem), 3) end
+end
+
+--- The curated formats that take a choice of columns.
+function M.column_formats()
+  local out = {}
+  for _, f in ipairs(formats.list) do
+    if f.kind == "curated" and f.columns then out[#out + 1] = f.name end
+  end
+  return out
 end
 
 -- The SQLite database file the store writes (nil for a server or
@@ -118,6 +158,7 @@ local function curated_request(cfg, opts, deployment_id, format, batch, parquet)
     limit = opts.limit,
     parquet = parquet,
     progress = opts.progress or false,
+    columns = opts.columns,
   }
 end
 
@@ -134,14 +175,16 @@ local function pairs_request(output_dir, opts, deployment_id, format, since, til
     since = since,
     ["until"] = till,
     progress = opts.progress or false,
+    include_exported = opts.include_exported or false,
   }
 end
 
--- Why a curated export found no row to write (r: crucible._export's result).
-local function nothing_reason(r, opts, deployment_id)
+-- Why an export found no row to write (r: crucible._export's result;
+-- what: "curated examples" or "preference pairs").
+local function nothing_reason(r, opts, deployment_id, what)
   if opts.limit == 0 then return "limit 0" end
   if opts.include_exported or r.already_exported == 0 then
-    return ("no curated examples for deployment %s"):format(deployment_id)
+    return ("no %s for deployment %s"):format(what or "curated examples", deployment_id)
   end
   return ("0 new rows; %d already exported"):format(r.already_exported)
 end
@@ -176,6 +219,7 @@ local function attach_curated(client, ctx)
     local cfg = ctx.config.export
     local format = opts.format or cfg.format
     check_format("export", format, "curated")
+    check_columns("export", opts.columns, format)
     check_curated_values(opts)
     local parquet = parquet_options("export", cfg.parquet, opts.parquet)
     local store, err, kind = ctx.store()
@@ -201,8 +245,11 @@ local function attach_pairs(client, ctx)
   --- Writes training pairs from the deployment's user signals: "dpo"
   -- (default) {"prompt","chosen","rejected"} and "openai" {"messages"} from
   -- edit signals, "kto" {"prompt","completion","label"} from thumbs
-  -- signals. Marks nothing. Returns the path and {count=, bytes=, path=,
-  -- format=}, or nil, message, kind.
+  -- signals; only the pairs not exported before (every one with
+  -- include_exported; an export without limit, since or until marks what it
+  -- wrote). Returns the path and {count=, bytes=, path=, format=}; with no
+  -- pair to write, writes nothing and returns false and {count = 0,
+  -- reason=, already_exported=, format=}; or nil, message, kind.
   function client.export_preference_pairs(deployment_id, opts)
     if type(deployment_id) ~= "string" then
       error(("export_preference_pairs: deployment_id must be a string, got %s"):format(
@@ -228,6 +275,10 @@ local function attach_pairs(client, ctx)
     local r, msg, mkind = cexport.pairs(store.h, req)
     if not r then return nil, msg, mkind end
     r.format = format
+    if r.path == nil then
+      r.reason = nothing_reason(r, opts, deployment_id, "preference pairs")
+      return false, r
+    end
     return r.path, r
   end
 end

@@ -148,9 +148,40 @@ function M.failed_actions(ctx)
   return out
 end
 
+-- "high_quality 3, diverse 1": near duplicates removed per strategy, by
+-- name; nil when none were.
+local function near_duplicate_counts(ctx)
+  local summary = ctx.artifacts.curation_summary
+  local by = type(summary) == "table" and summary.near_duplicates_by_source
+  if type(by) ~= "table" or next(by) == nil then return nil end
+  local parts = {}
+  for _, name in ipairs(schema.sorted_keys(by)) do
+    parts[#parts + 1] = ("%s %d"):format(name, by[name])
+  end
+  return table.concat(parts, ", ")
+end
+
+-- The lines of the export stages' results: a file written, or why not.
+local function export_lines(ctx)
+  local lines = {}
+  for _, e in ipairs(ctx.artifacts.exports or {}) do
+    if e.path then
+      lines[#lines + 1] = ("  exported %-13s %s (%d rows, %d bytes)"):format(e.format, e.path,
+        e.count, e.bytes or 0)
+    else
+      local hint = (e.already_exported or 0) > 0
+        and "; filters.include_exported = true exports them again" or ""
+      lines[#lines + 1] = ("  exported %-13s nothing written: %s%s"):format(e.format,
+        e.reason or "no rows", hint)
+    end
+  end
+  return lines
+end
+
 --- Prints a pipeline context readably: each stage with its status and
 -- time, the metrics, the artifacts that are plain values (paths, trigger
--- lists), the files exported and the trigger actions that failed.
+-- lists), near duplicates removed per strategy, the files exported (or
+-- why nothing was) and the trigger actions that failed.
 function M.report(ctx, out)
   out = out or io.stdout
   local w = function(...) out:write(...) out:write("\n") end
@@ -177,9 +208,9 @@ function M.report(ctx, out)
     local v = ctx.artifacts[k]
     w(("  %-22s %s"):format(k, type(v) == "table" and table.concat(v, ", ") or v))
   end
-  for _, e in ipairs(ctx.artifacts.exports or {}) do
-    w(("  exported %-13s %s (%d rows, %d bytes)"):format(e.format, e.path, e.count, e.bytes or 0))
-  end
+  local near = near_duplicate_counts(ctx)
+  if near then w(("  %-22s %s"):format("near duplicates", near)) end
+  for _, line in ipairs(export_lines(ctx)) do w(line) end
   for _, line in ipairs(M.failed_actions(ctx)) do w("  FAILED " .. line) end
 end
 

@@ -102,7 +102,20 @@ static int to_row(const cf_curated *c, cf_export_row *r, cf_err *err)
     r->score = c->curation_score;
     r->inference_event_id = c->inference_event_id;
     r->deployment_id = c->deployment_id;
+    r->model_version_id = r->metadata = CF_NULL_STR;
+    r->created_at = CF_NULL_INT;
+    r->quality_score = NAN;
+    for (size_t i = 0; i < CF_EXPORT_SIGNAL_TYPES; i++)
+        r->signals[i] = CF_NULL_INT;
     return 0;
+}
+
+/* 1 when the rows need their inference event: a chosen column or the
+ * format reads from it. */
+static int need_event(const cf_export_opts *o)
+{
+    return o->format->needs_event ||
+           (o->format->columns && cf_export_cols_need_event(&o->columns));
 }
 
 static uint64_t writer_bytes(cf_row_writer *w, const cf_out *out)
@@ -110,19 +123,26 @@ static uint64_t writer_bytes(cf_row_writer *w, const cf_out *out)
     return w->bytes ? w->bytes(w) : cf_out_bytes(out);
 }
 
-/* Writes every row of cursor c through w; ids to the spill. */
-static int pump(const cf_export_opts *o, cf_cursor *cur, cf_row_writer *w, spill *sp,
-                cf_out *out, int64_t total, cf_err *err)
+/* Writes every row of cursor c through w (with its inference event when
+ * needed); ids to the spill. */
+static int pump(cf_store *s, const cf_export_opts *o, cf_cursor *cur, cf_row_writer *w,
+                spill *sp, cf_out *out, int64_t total, cf_err *err)
 {
     cf_row row;
-    int r;
+    cf_cursor *ev = NULL;
+    int events = need_event(o), r;
     while ((r = cf_cursor_next(cur, &row, err)) == 1) {
         cf_export_row x;
-        if (to_row(&row.curated, &x, err) || w->row(w, &x, err) || spill_put(sp, x.id, err))
-            return -1;
+        if (to_row(&row.curated, &x, err) || (events && cf_export_trace(s, &ev, &x, err)) ||
+            w->row(w, &x, err) || spill_put(sp, x.id, err)) {
+            r = -1;
+            break;
+        }
         if (o->progress && sp->n % PROGRESS_EVERY == 0 && sp->n != total)
             o->progress(o->progress_ud, sp->n, total, writer_bytes(w, out));
     }
+    if (ev)
+        cf_cursor_close(ev);
     return r;
 }
 
@@ -191,7 +211,7 @@ static int write_rows(cf_store *s, const cf_export_opts *o, const cf_query *q, i
     if (!(sp->f = tmpfile()))
         cf_fail(err, CF_EIO, "cannot create a temporary file for the exported ids");
     else if (cf_store_open_cursor(s, CF_KIND_CURATED, q, &cur, err) == 0 &&
-             pump(o, cur, w, sp, out, total, err) == 0) {
+             pump(s, o, cur, w, sp, out, total, err) == 0) {
         cf_cursor_close(cur);
         cur = NULL;
         if (w->finish(w, err) == 0) {

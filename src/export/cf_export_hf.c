@@ -5,8 +5,8 @@
  *   README.md                           dataset card: YAML (configs, features,
  *                                       split sizes), then counts per source,
  *                                       export time, deployment, filters
- *   dataset_info.json                   the features prompt, response, source
- *                                       (string) and score (float64)
+ *   dataset_info.json                   the features: the chosen export
+ *                                       columns with their dtypes
  *   data/train-00000-of-00001.parquet   the default config
  *   data/train-00000-of-00001.jsonl     config "jsonl": the same rows
  *
@@ -48,6 +48,7 @@ typedef struct hf_writer {
     char *deployment;
     char *filters;
     char *batch;
+    cf_export_cols cols;
 } hf_writer;
 
 static char *dup_str(cf_str s)
@@ -131,18 +132,21 @@ static int write_file(hf_writer *w, const char *name, const cf_buf *content, cf_
     return r;
 }
 
-static const char *const FEATURES[4][2] = {
-    {"prompt", "string"}, {"response", "string"}, {"source", "string"}, {"score", "float64"}};
+static const cf_export_column *feature(const hf_writer *w, size_t i)
+{
+    return cf_export_column_at(w->cols.idx[i]);
+}
 
-static void yaml_config(cf_buf *b, const char *name, uint64_t bytes, int64_t rows)
+static void yaml_config(const hf_writer *w, cf_buf *b, const char *name, uint64_t bytes,
+                        int64_t rows)
 {
     char line[128];
     cf_buf_str(b, "- config_name: ");
     cf_buf_str(b, name);
     cf_buf_str(b, "\n  features:\n");
-    for (int i = 0; i < 4; i++) {
-        snprintf(line, sizeof line, "  - name: %s\n    dtype: %s\n", FEATURES[i][0],
-                 FEATURES[i][1]);
+    for (size_t i = 0; i < w->cols.n; i++) {
+        snprintf(line, sizeof line, "  - name: %s\n    dtype: %s\n", feature(w, i)->name,
+                 feature(w, i)->hf_dtype);
         cf_buf_str(b, line);
     }
     snprintf(line, sizeof line,
@@ -164,8 +168,8 @@ static int write_card(hf_writer *w, cf_err *err)
                    "- config_name: jsonl\n  data_files:\n  - split: train\n"
                    "    path: data/train-*.jsonl\n"
                    "dataset_info:\n");
-    yaml_config(&b, "default", pq_bytes, w->rows);
-    yaml_config(&b, "jsonl", js_bytes, w->rows);
+    yaml_config(w, &b, "default", pq_bytes, w->rows);
+    yaml_config(w, &b, "jsonl", js_bytes, w->rows);
     cf_buf_str(&b, "---\n\n# Curated feedback from deployment ");
     md(&b, w->deployment, strlen(w->deployment));
     cf_buf_str(&b, "\n\nTraining examples curated from production feedback by "
@@ -201,8 +205,14 @@ static int write_card(hf_writer *w, cf_err *err)
              "- `data/train-00000-of-00001.jsonl`: %" PRIu64 " bytes, config `jsonl`\n",
              pq_bytes, w->popts.codec == CF_PQ_ZSTD ? "zstd" : "uncompressed", js_bytes);
     cf_buf_str(&b, line);
-    cf_buf_str(&b, "\nFeatures: `prompt`, `response`, `source` (strings) and `score` (float64; "
-                   "null when the curation gave none).\n\n"
+    cf_buf_str(&b, "\nFeatures:");
+    for (size_t i = 0; i < w->cols.n; i++) {
+        snprintf(line, sizeof line, "%s `%s` (%s)", i ? "," : "", feature(w, i)->name,
+                 feature(w, i)->hf_dtype);
+        cf_buf_str(&b, line);
+    }
+    cf_buf_str(&b, "; null when absent. `inference_event_id` traces an example back to "
+                   "the production event it came from.\n\n"
                    "## Loading\n\n```python\nfrom datasets import load_dataset\n"
                    "ds = load_dataset(\"path/to/this/directory\")           # Parquet\n"
                    "ds = load_dataset(\"path/to/this/directory\", \"jsonl\")  # the same rows\n"
@@ -219,9 +229,9 @@ static int write_info(hf_writer *w, cf_err *err)
     uint64_t bytes = cf_out_bytes(&w->pq_out);
     cf_buf_str(&b, "{\n  \"description\": \"CrucibleFeedback curated dataset\",\n"
                    "  \"features\": {\n");
-    for (int i = 0; i < 4; i++) {
+    for (size_t i = 0; i < w->cols.n; i++) {
         snprintf(line, sizeof line, "    \"%s\": {\"dtype\": \"%s\", \"_type\": \"Value\"}%s\n",
-                 FEATURES[i][0], FEATURES[i][1], i < 3 ? "," : "");
+                 feature(w, i)->name, feature(w, i)->hf_dtype, i + 1 < w->cols.n ? "," : "");
         cf_buf_str(&b, line);
     }
     snprintf(line, sizeof line,
@@ -286,6 +296,8 @@ int cf_hf_writer(cf_row_writer **out_w, const char *dir, const cf_pq_opts *opts,
     w->base.destroy = hf_destroy;
     w->base.bytes = hf_bytes;
     w->info = *info;
+    w->cols = *cf_export_cols_get(info->cols);
+    w->info.cols = &w->cols;
     if (opts)
         w->popts = *opts;
     else
@@ -302,8 +314,8 @@ int cf_hf_writer(cf_row_writer **out_w, const char *dir, const cf_pq_opts *opts,
         r = cf_fail(err, CF_ENOMEM, "out of memory");
     else if (cf_mkdirs(data, err) || cf_out_open_direct(&w->pq_out, pq_path, err) ||
              cf_out_open_direct(&w->jsonl_out, js_path, err) ||
-             cf_parquet_row_writer(&w->pq, &w->pq_out, &w->popts, 1, err) ||
-             cf_jsonl_writer(&w->jsonl, &w->jsonl_out, err))
+             cf_parquet_row_writer(&w->pq, &w->pq_out, &w->popts, &w->cols, err) ||
+             cf_jsonl_writer(&w->jsonl, &w->jsonl_out, &w->cols, err))
         r = -1;
     free(data);
     free(pq_path);
@@ -330,6 +342,6 @@ int cf_hf_open(cf_row_writer **w, cf_out *out, const cf_export_opts *o, cf_err *
     char filters[160];
     describe_filters(o, filters, sizeof filters);
     cf_hf_info info = {o->deployment_id, o->export_time_us ? o->export_time_us : cf_now_us(),
-                       filters, o->batch_id};
+                       filters, o->batch_id, &o->columns};
     return cf_hf_writer(w, out->tmp, &o->parquet, &info, err);
 }

@@ -1,7 +1,11 @@
-/* JSONL writer: one curated example per line, with the reference's fields
- * prompt, response, source and score; exact UTF-8 and exact numbers. */
+/* JSONL writer: one curated example per line, an object of the chosen
+ * columns in their order; exact UTF-8 and exact numbers, times as ISO 8601
+ * UTC strings, absent values null. */
+#include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "crucible/export/cf_export.h"
 
@@ -9,14 +13,46 @@ typedef struct jsonl_writer {
     cf_row_writer base;
     cf_out *out;
     cf_buf line;
+    cf_export_cols cols;
 } jsonl_writer;
 
-static void put_str(cf_buf *b, cf_str s)
+static int put_value(cf_buf *b, const cf_export_row *r, const cf_export_column *c,
+                     const cf_pq_value *v, cf_err *err)
 {
-    if (s.p)
-        cf_buf_json_string(b, s.p, s.n);
-    else
-        cf_buf_append(b, "null", 4);
+    char num[40];
+    size_t n;
+    switch (c->type) {
+    case CF_PQ_STRING:
+        if (!v->s.p)
+            break;
+        cf_buf_json_string(b, v->s.p, v->s.n);
+        return 0;
+    case CF_PQ_DOUBLE:
+        if (isnan(v->d))
+            break;
+        if (isinf(v->d))
+            return cf_fail(err, CF_EINVAL,
+                           "curated example '%.*s': %s is infinite, which JSON cannot hold",
+                           (int)(r->id.n > 100 ? 100 : r->id.n), r->id.p ? r->id.p : "",
+                           c->name);
+        n = cf_format_double(v->d, num);
+        cf_buf_append(b, num, n);
+        return 0;
+    case CF_PQ_INT64:
+        if (v->i == CF_NULL_INT)
+            break;
+        snprintf(num, sizeof num, "%" PRId64, v->i);
+        cf_buf_str(b, num);
+        return 0;
+    case CF_PQ_TIMESTAMP:
+        if (v->i == CF_NULL_INT)
+            break;
+        cf_format_time(v->i, num, sizeof num);
+        cf_buf_json_string(b, num, strlen(num));
+        return 0;
+    }
+    cf_buf_append(b, "null", 4);
+    return 0;
 }
 
 static int jsonl_row(cf_row_writer *base, const cf_export_row *r, cf_err *err)
@@ -24,25 +60,17 @@ static int jsonl_row(cf_row_writer *base, const cf_export_row *r, cf_err *err)
     jsonl_writer *w = (jsonl_writer *)base;
     cf_buf *b = &w->line;
     b->n = 0;
-    cf_buf_str(b, "{\"prompt\":");
-    put_str(b, r->prompt);
-    cf_buf_str(b, ",\"response\":");
-    put_str(b, r->response);
-    cf_buf_str(b, ",\"source\":");
-    put_str(b, r->source);
-    cf_buf_str(b, ",\"score\":");
-    if (isnan(r->score)) {
-        cf_buf_append(b, "null", 4);
-    } else if (isinf(r->score)) {
-        return cf_fail(err, CF_EINVAL,
-                       "curated example '%.*s': score is infinite, which JSON cannot hold",
-                       (int)(r->id.n > 100 ? 100 : r->id.n), r->id.p ? r->id.p : "");
-    } else {
-        char num[32];
-        size_t n = cf_format_double(r->score, num);
-        cf_buf_append(b, num, n);
+    for (size_t i = 0; i < w->cols.n; i++) {
+        const cf_export_column *c = cf_export_column_at(w->cols.idx[i]);
+        cf_pq_value v;
+        cf_export_value(r, w->cols.idx[i], &v);
+        cf_buf_str(b, i ? ",\"" : "{\"");
+        cf_buf_str(b, c->name);
+        cf_buf_str(b, "\":");
+        if (put_value(b, r, c, &v, err))
+            return -1;
     }
-    cf_buf_append(b, "}\n", 2);
+    cf_buf_append(b, w->cols.n ? "}\n" : "{}\n", w->cols.n ? 2 : 3);
     if (cf_buf_failed(b))
         return cf_fail(err, CF_ENOMEM, "out of memory writing JSONL");
     return cf_out_write(w->out, b->p, b->n, err);
@@ -62,7 +90,7 @@ static void jsonl_destroy(cf_row_writer *base)
     free(w);
 }
 
-int cf_jsonl_writer(cf_row_writer **out_w, cf_out *out, cf_err *err)
+int cf_jsonl_writer(cf_row_writer **out_w, cf_out *out, const cf_export_cols *cols, cf_err *err)
 {
     jsonl_writer *w = calloc(1, sizeof *w);
     if (!w)
@@ -71,12 +99,12 @@ int cf_jsonl_writer(cf_row_writer **out_w, cf_out *out, cf_err *err)
     w->base.finish = jsonl_finish;
     w->base.destroy = jsonl_destroy;
     w->out = out;
+    w->cols = *cf_export_cols_get(cols);
     *out_w = &w->base;
     return 0;
 }
 
 int cf_jsonl_open(cf_row_writer **w, cf_out *out, const cf_export_opts *o, cf_err *err)
 {
-    (void)o;
-    return cf_jsonl_writer(w, out, err);
+    return cf_jsonl_writer(w, out, &o->columns, err);
 }

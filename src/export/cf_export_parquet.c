@@ -1,4 +1,5 @@
-/* The Parquet exporter: curated examples as a Parquet file (cf_parquet). */
+/* The Parquet exporter: curated examples as a Parquet file (cf_parquet),
+ * one column per chosen export column, typed (cf_export_columns.c). */
 #include <stdlib.h>
 
 #include "crucible/export/cf_export.h"
@@ -6,28 +7,15 @@
 typedef struct pq_row_writer {
     cf_row_writer base;
     cf_pq_writer *pq;
-    int ncols;
+    cf_export_cols cols;
 } pq_row_writer;
-
-static const cf_pq_column columns[] = {
-    {"prompt", CF_PQ_STRING},
-    {"response", CF_PQ_STRING},
-    {"source", CF_PQ_STRING},
-    {"score", CF_PQ_DOUBLE},
-    {"inference_event_id", CF_PQ_STRING},
-    {"deployment_id", CF_PQ_STRING},
-};
 
 static int pq_row(cf_row_writer *base, const cf_export_row *r, cf_err *err)
 {
     pq_row_writer *w = (pq_row_writer *)base;
-    cf_pq_value v[6];
-    v[0].s = r->prompt;
-    v[1].s = r->response;
-    v[2].s = r->source;
-    v[3].d = r->score;
-    v[4].s = r->inference_event_id;
-    v[5].s = r->deployment_id;
+    cf_pq_value v[CF_EXPORT_MAX_COLUMNS];
+    for (size_t i = 0; i < w->cols.n; i++)
+        cf_export_value(r, w->cols.idx[i], &v[i]);
     return cf_pq_write(w->pq, v, err);
 }
 
@@ -44,13 +32,19 @@ static void pq_destroy(cf_row_writer *base)
 }
 
 int cf_parquet_row_writer(cf_row_writer **out_w, cf_out *out, const cf_pq_opts *opts,
-                          int features_only, cf_err *err)
+                          const cf_export_cols *cols, cf_err *err)
 {
     pq_row_writer *w = calloc(1, sizeof *w);
     if (!w)
         return cf_fail(err, CF_ENOMEM, "out of memory");
-    w->ncols = features_only ? 4 : 6;
-    if (cf_pq_open(&w->pq, out, columns, w->ncols, opts, err)) {
+    w->cols = *cf_export_cols_get(cols);
+    cf_pq_column defs[CF_EXPORT_MAX_COLUMNS];
+    for (size_t i = 0; i < w->cols.n; i++) {
+        const cf_export_column *c = cf_export_column_at(w->cols.idx[i]);
+        defs[i].name = c->name;
+        defs[i].type = c->type;
+    }
+    if (cf_pq_open(&w->pq, out, defs, (int)w->cols.n, opts, err)) {
         free(w);
         return -1;
     }
@@ -63,5 +57,5 @@ int cf_parquet_row_writer(cf_row_writer **out_w, cf_out *out, const cf_pq_opts *
 
 int cf_parquet_open(cf_row_writer **w, cf_out *out, const cf_export_opts *o, cf_err *err)
 {
-    return cf_parquet_row_writer(w, out, &o->parquet, 0, err);
+    return cf_parquet_row_writer(w, out, &o->parquet, &o->columns, err);
 }

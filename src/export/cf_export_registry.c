@@ -21,15 +21,18 @@ static const cf_str THUMBS[] = {{"thumbs_up", 9}, {"thumbs_down", 11}};
 
 /* In the reference's order: jsonl, parquet, csv first. */
 static const cf_exporter TABLE[] = {
-    {.name = "jsonl", .extension = ".jsonl", .kind = CF_EXPORT_CURATED,
+    {.name = "jsonl", .extension = ".jsonl", .kind = CF_EXPORT_CURATED, .columns = 1,
      .open_writer = cf_jsonl_open, .description = "curated examples, one JSON object per line"},
-    {.name = "parquet", .extension = ".parquet", .kind = CF_EXPORT_CURATED,
+    {.name = "parquet", .extension = ".parquet", .kind = CF_EXPORT_CURATED, .columns = 1,
      .open_writer = cf_parquet_open, .description = "curated examples as a Parquet file"},
-    {.name = "csv", .extension = ".csv", .kind = CF_EXPORT_CURATED, .open_writer = cf_csv_open,
-     .description = "curated examples as CSV (RFC 4180)"},
+    {.name = "csv", .extension = ".csv", .kind = CF_EXPORT_CURATED, .columns = 1,
+     .open_writer = cf_csv_open, .description = "curated examples as CSV (RFC 4180)"},
     {.name = "huggingface", .extension = "", .kind = CF_EXPORT_CURATED, .directory = 1,
-     .open_writer = cf_hf_open, .owns = cf_hf_owns,
+     .columns = 1, .open_writer = cf_hf_open, .owns = cf_hf_owns,
      .description = "curated examples as a HuggingFace dataset directory"},
+    {.name = "openai-chat", .alias = "messages", .extension = "_chat.jsonl",
+     .kind = CF_EXPORT_CURATED, .needs_event = 1, .open_writer = cf_chat_open,
+     .description = "curated examples as chat {messages: system?, user, assistant} (SFT)"},
     {.name = "dpo", .extension = "_preferences.jsonl", .kind = CF_EXPORT_PAIRS, SIGNALS(EDIT),
      .pair_line = cf_pairs_dpo_line,
      .description = "DPO pairs {prompt, chosen, rejected} from edit signals"},
@@ -56,7 +59,8 @@ const cf_exporter *cf_exporter_at(size_t i)
 const cf_exporter *cf_exporter_find(const char *name, size_t n)
 {
     for (size_t i = 0; i < NTABLE; i++)
-        if (strlen(TABLE[i].name) == n && memcmp(TABLE[i].name, name, n) == 0)
+        if ((strlen(TABLE[i].name) == n && memcmp(TABLE[i].name, name, n) == 0) ||
+            (TABLE[i].alias && strlen(TABLE[i].alias) == n && memcmp(TABLE[i].alias, name, n) == 0))
             return &TABLE[i];
     return NULL;
 }

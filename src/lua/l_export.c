@@ -3,17 +3,20 @@
  *
  *   _export.curated(store_handle, {format=, path=, deployment_id=, batch_id=,
  *                   include_exported=, limit=, unique=, mkdir=, db_path=,
- *                   export_time=, progress=, parquet={...}})
+ *                   export_time=, progress=, parquet={...}, columns={names}})
  *   _export.pairs(store_handle, {format="dpo"|"kto"|"openai", path=,
- *                 deployment_id=, limit=, since=, until=, unique=, mkdir=,
- *                 db_path=, progress=})
+ *                 deployment_id=, limit=, since=, until=, include_exported=,
+ *                 unique=, mkdir=, db_path=, progress=})
  *     --> {count=, marked=, bytes=, path=, already_exported=} | nil, message, kind
- *         path "-" is standard output; curated with no row to write:
- *         path nil (nothing written), already_exported the rows exported
+ *         path "-" is standard output; with no row to write: path nil
+ *         (nothing written), already_exported the rows (pairs) exported
  *         before
+ *   _export.columns()
+ *     --> {{name=, type="string"|"double"|"int64"|"timestamp", from_event=}, ...}:
+ *         the columns of curated exports in their default order
  *   _export.formats()
- *     --> {{name=, extension=, description=, kind="curated"|"pairs",
- *           directory=, signal_types={...}}, ...}: the registry
+ *     --> {{name=, alias=, extension=, description=, kind="curated"|"pairs",
+ *           directory=, columns=, signal_types={...}}, ...}: the registry
  *         (cf_export_registry.c) in order; signal_types: the signals a
  *         pairs format reads (empty for curated formats). The formats
  *         curated() and pairs() take are its names.
@@ -140,6 +143,33 @@ static void read_parquet(lua_State *L, int idx, cf_pq_opts *p)
     lua_pop(L, 1);
 }
 
+/* Option 'columns': a non-empty list of column names (nil: every column). */
+static void read_columns(lua_State *L, int idx, cf_export_cols *c)
+{
+    c->n = 0;
+    int t = lua_getfield(L, idx, "columns");
+    if (t == LUA_TNIL) {
+        lua_pop(L, 1);
+        return;
+    }
+    if (t != LUA_TTABLE)
+        luaL_error(L, "option 'columns' must be a list of names, got %s", lua_typename(L, t));
+    lua_Integer n = luaL_len(L, -1);
+    if (n < 1 || n > CF_EXPORT_MAX_COLUMNS)
+        luaL_error(L, "option 'columns' must name 1 to %d columns", CF_EXPORT_MAX_COLUMNS);
+    for (lua_Integer i = 1; i <= n; i++) {
+        size_t len;
+        lua_rawgeti(L, -1, i);
+        const char *name = lua_tolstring(L, -1, &len);
+        int col = name && lua_type(L, -1) == LUA_TSTRING ? cf_export_column_find(name, len) : -1;
+        if (col < 0)
+            luaL_error(L, "option 'columns': unknown column '%s'", name ? name : "?");
+        c->idx[c->n++] = (unsigned char)col;
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
 static void draw_progress(void *ud, int64_t done, int64_t total, uint64_t bytes)
 {
     cf_progress_draw(ud, done, total, bytes, total >= 0 && done >= total);
@@ -190,6 +220,7 @@ static int l_curated(lua_State *L)
     o.limit = cf_lua_option_int(L, 2, "limit", -1, 0, INT64_MAX);
     o.export_time_us = cf_lua_option_int(L, 2, "export_time", 0, 0, INT64_MAX);
     read_parquet(L, 2, &o.parquet);
+    read_columns(L, 2, &o.columns);
     cf_progress_bar bar = {stderr, 0, 0, 0};
     if (opt_bool(L, 2, "progress", 0)) {
         o.progress = draw_progress;
@@ -215,6 +246,7 @@ static int l_pairs(lua_State *L)
     o.limit = cf_lua_option_int(L, 2, "limit", -1, 0, INT64_MAX);
     o.since = cf_lua_option_int(L, 2, "since", CF_NO_TIME, INT64_MIN, INT64_MAX);
     o.until = cf_lua_option_int(L, 2, "until", CF_NO_TIME, INT64_MIN, INT64_MAX);
+    o.include_exported = opt_bool(L, 2, "include_exported", 0);
     cf_progress_bar bar = {stderr, 0, 0, 0};
     if (opt_bool(L, 2, "progress", 0)) {
         o.progress = draw_progress;
@@ -242,6 +274,10 @@ static int l_formats(lua_State *L)
         lua_setfield(L, -2, "kind");
         lua_pushboolean(L, f->directory);
         lua_setfield(L, -2, "directory");
+        lua_pushboolean(L, f->columns);
+        lua_setfield(L, -2, "columns");
+        lua_pushstring(L, f->alias); /* NULL: nil */
+        lua_setfield(L, -2, "alias");
         lua_createtable(L, (int)f->n_signal_types, 0);
         for (size_t k = 0; k < f->n_signal_types; k++) {
             lua_pushlstring(L, f->signal_types[k].p, f->signal_types[k].n);
@@ -253,7 +289,27 @@ static int l_formats(lua_State *L)
     return 1;
 }
 
+static int l_columns(lua_State *L)
+{
+    static const char *const TYPES[] = {"string", "double", "int64", "timestamp"};
+    size_t n = cf_export_column_count();
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        const cf_export_column *c = cf_export_column_at(i);
+        lua_createtable(L, 0, 3);
+        lua_pushstring(L, c->name);
+        lua_setfield(L, -2, "name");
+        lua_pushstring(L, TYPES[c->type]);
+        lua_setfield(L, -2, "type");
+        lua_pushboolean(L, c->from_event);
+        lua_setfield(L, -2, "from_event");
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
 static const luaL_Reg funcs[] = {
+    {"columns", l_columns},
     {"curated", l_curated},
     {"pairs", l_pairs},
     {"formats", l_formats},

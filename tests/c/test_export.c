@@ -355,21 +355,50 @@ static void test_utf8_fuzz(void)
     CHECK(invalid > 2000 && invalid < 18000); /* both kinds were tried */
 }
 
+static void row_init(cf_export_row *r, const char *id, cf_str prompt, cf_str response,
+                     cf_str source, double score, const char *event)
+{
+    memset(r, 0, sizeof *r);
+    r->id = cf_cstr(id);
+    r->prompt = prompt;
+    r->response = response;
+    r->source = source;
+    r->score = score;
+    r->inference_event_id = cf_cstr(event);
+    r->deployment_id = cf_cstr("d");
+    r->created_at = CF_NULL_INT;
+    r->quality_score = NAN;
+    for (int i = 0; i < CF_EXPORT_SIGNAL_TYPES; i++)
+        r->signals[i] = CF_NULL_INT;
+}
+
+/* cols from a comma-separated list of column names (all must exist). */
+static void pick_columns(cf_export_cols *cols, const char *list)
+{
+    cols->n = 0;
+    while (*list) {
+        size_t n = strcspn(list, ",");
+        int c = cf_export_column_find(list, n);
+        CHECK(c >= 0);
+        if (c >= 0)
+            cols->idx[cols->n++] = (unsigned char)c;
+        list += n + (list[n] == ',');
+    }
+}
+
 static void test_writers(void)
 {
     cf_err err;
     cf_out o;
     cf_row_writer *w;
     cf_export_row rows[3];
-    memset(rows, 0, sizeof rows);
-    rows[0] = (cf_export_row){cf_cstr("c1"), cf_cstr("say \"hi\""), cf_cstr("a,b"), cf_cstr(""),
-                              1.5, cf_cstr("e1"), cf_cstr("d")};
-    rows[1] = (cf_export_row){cf_cstr("c2"), CF_NULL_STR, cf_cstr("x\r\ny"), cf_cstr("s"), NAN,
-                              cf_cstr("e2"), cf_cstr("d")};
-    rows[2] = (cf_export_row){cf_cstr("c3"), cf_cstr("p"), cf_cstr("r"), cf_cstr("s"), 1e300 * 1e300,
-                              cf_cstr("e3"), cf_cstr("d")};
+    row_init(&rows[0], "c1", cf_cstr("say \"hi\""), cf_cstr("a,b"), cf_cstr(""), 1.5, "e1");
+    row_init(&rows[1], "c2", CF_NULL_STR, cf_cstr("x\r\ny"), cf_cstr("s"), NAN, "e2");
+    row_init(&rows[2], "c3", cf_cstr("p"), cf_cstr("r"), cf_cstr("s"), 1e300 * 1e300, "e3");
+    cf_export_cols four;
+    pick_columns(&four, "prompt,response,source,score");
 
-    CHECK(cf_out_open(&o, "w/out.csv", &err) == 0 && cf_csv_writer(&w, &o, &err) == 0);
+    CHECK(cf_out_open(&o, "w/out.csv", &err) == 0 && cf_csv_writer(&w, &o, &four, &err) == 0);
     for (int i = 0; i < 3; i++)
         CHECK(w->row(w, &rows[i], &err) == 0);
     CHECK(w->finish(w, &err) == 0);
@@ -380,7 +409,7 @@ static void test_writers(void)
     CHECK(file_is("w/out.csv", "prompt,response,source,score\r\n\"say \"\"hi\"\"\",\"a,b\",\"\",1.5\r\n"
                                ",\"x\r\ny\",s,\r\np,r,s,inf\r\n"));
 
-    CHECK(cf_out_open(&o, "w/out.jsonl", &err) == 0 && cf_jsonl_writer(&w, &o, &err) == 0);
+    CHECK(cf_out_open(&o, "w/out.jsonl", &err) == 0 && cf_jsonl_writer(&w, &o, &four, &err) == 0);
     CHECK(w->row(w, &rows[0], &err) == 0 && w->row(w, &rows[1], &err) == 0);
     CHECK(w->row(w, &rows[2], &err) == -1 && err.code == CF_EINVAL);
     CHECK_STR(err.msg, "curated example 'c3': score is infinite, which JSON cannot hold");
@@ -394,7 +423,7 @@ static void test_writers(void)
                   "{\"prompt\":null,\"response\":\"x\\r\\ny\",\"source\":\"s\",\"score\":null}\n"));
 
     /* an empty CSV still has its header */
-    CHECK(cf_out_open(&o, "w/empty.csv", &err) == 0 && cf_csv_writer(&w, &o, &err) == 0);
+    CHECK(cf_out_open(&o, "w/empty.csv", &err) == 0 && cf_csv_writer(&w, &o, &four, &err) == 0);
     CHECK(w->finish(w, &err) == 0);
     w->destroy(w);
     CHECK(cf_out_publish(&o, CF_OUT_REPLACE, &err) == 0);
@@ -404,7 +433,7 @@ static void test_writers(void)
 
     /* a Parquet file starts and ends with PAR1, the footer length before the end */
     CHECK(cf_out_open(&o, "w/x.parquet", &err) == 0 &&
-          cf_parquet_row_writer(&w, &o, NULL, 0, &err) == 0);
+          cf_parquet_row_writer(&w, &o, NULL, NULL, &err) == 0);
     CHECK(w->row(w, &rows[0], &err) == 0 && w->row(w, &rows[1], &err) == 0);
     CHECK(w->finish(w, &err) == 0);
     w->destroy(w);
@@ -439,6 +468,117 @@ static void test_writers(void)
                   "[{\"prompt\":\"say \\\"hi\\\"\",\"response\":\"a,b\",\"source\":\"\","
                   "\"score\":1.5,\"e\":\"e1\"},{\"prompt\":null,\"response\":\"x\\r\\ny\","
                   "\"source\":\"s\",\"score\":null,\"e\":\"e2\"}]\n"));
+}
+
+/* Rows with what traces them to production: typed columns in every format. */
+static void test_trace_columns(void)
+{
+    cf_err err;
+    cf_out o;
+    cf_row_writer *w;
+    cf_export_row r;
+    row_init(&r, "c1", cf_cstr("p"), cf_cstr("r"), cf_cstr("high_quality"), 0.5, "e1");
+    r.model_version_id = cf_cstr("v2");
+    r.created_at = 1796514365000001;  /* 2026-12-05T23:46:05.000001Z */
+    r.quality_score = 0.75;
+    for (int i = 0; i < CF_EXPORT_SIGNAL_TYPES; i++)
+        r.signals[i] = i;
+    cf_export_row gone;  /* its inference event is gone: those columns are absent */
+    row_init(&gone, "c2", cf_cstr("p2"), cf_cstr("r2"), cf_cstr("s"), NAN, "e2");
+
+    CHECK(cf_out_open(&o, "w/t.jsonl", &err) == 0 && cf_jsonl_writer(&w, &o, NULL, &err) == 0);
+    CHECK(w->row(w, &r, &err) == 0 && w->row(w, &gone, &err) == 0 && w->finish(w, &err) == 0);
+    w->destroy(w);
+    CHECK(cf_out_publish(&o, CF_OUT_REPLACE, &err) == 0);
+    cf_out_settle(&o);
+    cf_out_abort(&o);
+    CHECK(file_is("w/t.jsonl",
+                  "{\"prompt\":\"p\",\"response\":\"r\",\"source\":\"high_quality\",\"score\":0.5,"
+                  "\"inference_event_id\":\"e1\",\"deployment_id\":\"d\",\"model_version_id\":\"v2\","
+                  "\"created_at\":\"2026-12-05T23:46:05.000001Z\",\"quality_score\":0.75,"
+                  "\"signals_thumbs_up\":0,\"signals_thumbs_down\":1,\"signals_regenerate\":2,"
+                  "\"signals_edit\":3,\"signals_copy\":4,\"signals_share\":5,\"signals_report\":6}\n"
+                  "{\"prompt\":\"p2\",\"response\":\"r2\",\"source\":\"s\",\"score\":null,"
+                  "\"inference_event_id\":\"e2\",\"deployment_id\":\"d\",\"model_version_id\":null,"
+                  "\"created_at\":null,\"quality_score\":null,\"signals_thumbs_up\":null,"
+                  "\"signals_thumbs_down\":null,\"signals_regenerate\":null,\"signals_edit\":null,"
+                  "\"signals_copy\":null,\"signals_share\":null,\"signals_report\":null}\n"));
+
+    cf_export_cols some;
+    pick_columns(&some, "inference_event_id,created_at,signals_edit,prompt");
+    CHECK(cf_out_open(&o, "w/t.csv", &err) == 0 && cf_csv_writer(&w, &o, &some, &err) == 0);
+    CHECK(w->row(w, &r, &err) == 0 && w->row(w, &gone, &err) == 0 && w->finish(w, &err) == 0);
+    w->destroy(w);
+    CHECK(cf_out_publish(&o, CF_OUT_REPLACE, &err) == 0);
+    cf_out_settle(&o);
+    cf_out_abort(&o);
+    CHECK(file_is("w/t.csv", "inference_event_id,created_at,signals_edit,prompt\r\n"
+                             "e1,2026-12-05T23:46:05.000001Z,3,p\r\ne2,,,p2\r\n"));
+
+    CHECK(cf_out_open(&o, "w/t.parquet", &err) == 0 &&
+          cf_parquet_row_writer(&w, &o, NULL, NULL, &err) == 0);
+    CHECK(w->row(w, &r, &err) == 0 && w->row(w, &gone, &err) == 0 && w->finish(w, &err) == 0);
+    w->destroy(w);
+    CHECK(cf_out_publish(&o, CF_OUT_REPLACE, &err) == 0);
+    cf_out_settle(&o);
+    cf_out_abort(&o);
+    const char *src = getenv("CF_SOURCE_DIR");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "node '%s/tests/lua/duckdb_query.cjs' '%s/.cache/npm/node_modules/@duckdb/node-api' "
+             "--sql \"SELECT model_version_id AS m, typeof(created_at) AS tt, "
+             "epoch_us(created_at) AS us, typeof(quality_score) AS qt, quality_score AS q, "
+             "typeof(signals_edit) AS st, signals_report AS rep FROM 'w/t.parquet' "
+             "ORDER BY inference_event_id\" > w/t.json",
+             src ? src : ".", src ? src : ".");
+    CHECK(system(cmd) == 0);
+    CHECK(file_is("w/t.json",
+                  "[{\"m\":\"v2\",\"tt\":\"TIMESTAMP WITH TIME ZONE\",\"us\":\"1796514365000001\","
+                  "\"qt\":\"DOUBLE\",\"q\":0.75,\"st\":\"BIGINT\",\"rep\":\"6\"},"
+                  "{\"m\":null,\"tt\":\"TIMESTAMP WITH TIME ZONE\",\"us\":null,\"qt\":\"DOUBLE\","
+                  "\"q\":null,\"st\":\"BIGINT\",\"rep\":null}]\n"));
+}
+
+/* The chat format: system prompt and chat turns from the event's metadata. */
+static void test_chat_writer(void)
+{
+    cf_err err;
+    cf_out o;
+    cf_row_writer *w;
+    cf_export_row plain, sys, chat, bad;
+    row_init(&plain, "c1", cf_cstr("hi"), cf_cstr("hello"), cf_cstr("s"), NAN, "e1");
+    row_init(&sys, "c2", cf_cstr("q"), cf_cstr("a"), cf_cstr("s"), NAN, "e2");
+    sys.metadata = cf_cstr("{\"x\":[1,{\"y\":2}],\"system_prompt\":\"Be \\\"brief\\\"\"}");
+    row_init(&chat, "c3",
+             cf_cstr("[{\"role\":\"user\",\"content\":\"one\"},"
+                     " {\"content\":\"two\",\"role\":\"assistant\"}, {\"role\":\"user\",\"content\":\"\\u00e9\"}]"),
+             cf_cstr("three"), cf_cstr("s"), NAN, "e3");
+    chat.metadata = cf_cstr("{\"prompt_format\":\"chat\",\"system_prompt\":\"S\"}");
+    row_init(&bad, "c4", cf_cstr("not json"), cf_cstr("a"), cf_cstr("s"), NAN, "e4");
+    bad.metadata = cf_cstr("{\"prompt_format\":\"chat\"}");
+
+    CHECK(cf_out_open(&o, "w/chat.jsonl", &err) == 0 && cf_chat_writer(&w, &o, &err) == 0);
+    CHECK(w->row(w, &plain, &err) == 0 && w->row(w, &sys, &err) == 0 &&
+          w->row(w, &chat, &err) == 0);
+    CHECK(w->row(w, &bad, &err) == -1 && err.code == CF_EINVAL);
+    CHECK_STR(err.msg, "curated example 'c4': prompt_format is \"chat\" but the prompt is not a "
+                       "JSON array of {\"role\", \"content\"} turns");
+    CHECK(w->finish(w, &err) == 0);
+    w->destroy(w);
+    CHECK(cf_out_publish(&o, CF_OUT_REPLACE, &err) == 0);
+    cf_out_settle(&o);
+    cf_out_abort(&o);
+    CHECK(file_is("w/chat.jsonl",
+                  "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},"
+                  "{\"role\":\"assistant\",\"content\":\"hello\"}]}\n"
+                  "{\"messages\":[{\"role\":\"system\",\"content\":\"Be \\\"brief\\\"\"},"
+                  "{\"role\":\"user\",\"content\":\"q\"},{\"role\":\"assistant\",\"content\":\"a\"}]}\n"
+                  "{\"messages\":[{\"role\":\"system\",\"content\":\"S\"},"
+                  "{\"role\":\"user\",\"content\":\"one\"},{\"role\":\"assistant\",\"content\":\"two\"},"
+                  "{\"role\":\"user\",\"content\":\"\xc3\xa9\"},"
+                  "{\"role\":\"assistant\",\"content\":\"three\"}]}\n"));
+    CHECK(cf_exporter_find("messages", 8) == cf_exporter_find("openai-chat", 11) &&
+          cf_exporter_find("messages", 8) != NULL);
 }
 
 /* ---- atomic publication ------------------------------------------------------------------ */
@@ -847,6 +987,8 @@ int main(void)
     RUN(test_text);
     RUN(test_utf8_fuzz);
     RUN(test_writers);
+    RUN(test_trace_columns);
+    RUN(test_chat_writer);
     RUN(test_out);
     RUN(test_driver_locked_database);
     RUN(test_driver_disk_full);

@@ -11,7 +11,7 @@
   $ crucible-feedback export d --format csv -o out/data.csv --batch-id nightly-1
   crucible-feedback: export: directory out does not exist: create it first, or ask for it with --mkdir (mkdir = true) (invalid)
   [1]
-  $ crucible-feedback export d --format csv -o out/data.csv --batch-id nightly-1 --mkdir
+  $ crucible-feedback export d --format csv -o out/data.csv --batch-id nightly-1 --mkdir --columns prompt,response,source,score
   out/data.csv
   exported 2 curated examples from deployment d as csv (105 bytes, batch nightly-1)
   $ cat out/data.csv
@@ -40,7 +40,7 @@ the reason goes to stderr and the exit status is 3; --include-exported and
   [3]
   $ test -e out/again.jsonl
   [1]
-  $ crucible-feedback export d -f jsonl -o out/again.jsonl --include-exported --limit 1
+  $ crucible-feedback export d -f jsonl -o out/again.jsonl --include-exported --limit 1 --columns prompt,response,source,score
   out/again.jsonl
   exported 1 curated example from deployment d as jsonl %(.*%) (re)
   $ cat out/again.jsonl
@@ -84,13 +84,35 @@ Preference pairs from user signals:
   $ node "$CF_SOURCE_DIR/tests/lua/duckdb_query.cjs" "$CF_SOURCE_DIR/.cache/npm/node_modules/@duckdb/node-api" --sql "SELECT chosen FROM read_json('pairs.jsonl')"
   [{"chosen":"Paris"}]
 
+Pairs are marked like curated examples: a second (scheduled) run writes only
+the pairs that are new since, and says why when there are none;
+--include-exported writes them all again:
+
+  $ crucible-feedback export d -f dpo -o pairs2.jsonl
+  crucible-feedback: export: nothing written: 0 new rows; 1 already exported; --include-exported to export them again
+  [3]
+  $ test -e pairs2.jsonl
+  [1]
+  $ crucible-feedback -e '
+  > local db = assert(require("crucible").store())
+  > assert(db:insert_events{{ id = "e10", deployment_id = "d", prompt = "2+2?", response = "5" }})
+  > assert(db:insert_signal{ inference_event_id = "e10", signal_type = "edit", edited_response = "4" })'
+  $ crucible-feedback export d -f dpo -o pairs2.jsonl
+  pairs2.jsonl
+  exported 1 dpo pair from deployment d (46 bytes)
+  $ cat pairs2.jsonl
+  {"prompt":"2+2?","chosen":"4","rejected":"5"}
+  $ crucible-feedback export d -f dpo -o pairs3.jsonl --include-exported
+  pairs3.jsonl
+  exported 2 dpo pairs from deployment d (113 bytes)
+
 Usage errors exit 2; failures exit 1 with the reason:
 
   $ crucible-feedback export
   crucible-feedback: missing argument DEPLOYMENT (see 'crucible-feedback export --help')
   [2]
   $ crucible-feedback export d -f xml
-  crucible-feedback: unknown format 'xml' (jsonl, parquet, csv, huggingface; dpo, kto, openai) (see 'crucible-feedback export --help')
+  crucible-feedback: unknown format 'xml' (jsonl, parquet, csv, huggingface, openai-chat; dpo, kto, openai) (see 'crucible-feedback export --help')
   [2]
   $ crucible-feedback export d --limit ten
   crucible-feedback: --limit must be a whole number, got 'ten' (see 'crucible-feedback export --help')
@@ -98,8 +120,8 @@ Usage errors exit 2; failures exit 1 with the reason:
   $ crucible-feedback export d --compression lz4
   crucible-feedback: --compression must be zstd or none, got 'lz4' (see 'crucible-feedback export --help')
   [2]
-  $ crucible-feedback export d -f kto --include-exported
-  crucible-feedback: --include-exported, --batch-id, --compression and --row-group-size apply to curated exports, not to preference pairs (see 'crucible-feedback export --help')
+  $ crucible-feedback export d -f kto --batch-id b1
+  crucible-feedback: --batch-id, --columns, --compression and --row-group-size apply to curated exports, not to preference pairs (see 'crucible-feedback export --help')
   [2]
   $ crucible-feedback export d -o out
   crucible-feedback: export: output path out is a directory (invalid)
@@ -115,15 +137,17 @@ Usage errors exit 2; failures exit 1 with the reason:
   [2]
 
 `-o -` writes the rows to standard output (no path line) and marks them once
-all are written; a dataset directory cannot go there:
+all are written; a dataset directory cannot go there. By default a row has
+every column: what traces it back to its inference event (here the event
+was never stored, so those are null):
 
   $ crucible-feedback -e '
   > local db = assert(require("crucible").store())
   > assert(db:insert_curated{{ id = "c3", inference_event_id = "e3", deployment_id = "d",
   >   curation_source = "s", prompt = "new", response = "row", inserted_at = 3 }})'
   $ crucible-feedback export d -o - --batch-id to-stdout
-  {"prompt":"new","response":"row","source":"s","score":null}
-  exported 1 curated example from deployment d as jsonl (60 bytes, batch to-stdout)
+  {"prompt":"new","response":"row","source":"s","score":null,"inference_event_id":"e3","deployment_id":"d","model_version_id":null,"created_at":null,"quality_score":null,"signals_thumbs_up":null,"signals_thumbs_down":null,"signals_regenerate":null,"signals_edit":null,"signals_copy":null,"signals_share":null,"signals_report":null}
+  exported 1 curated example from deployment d as jsonl (330 bytes, batch to-stdout)
   $ sqlite3 crucible.db "select curated_id from curated_export_marks where export_batch_id = 'to-stdout'"
   c3
   $ test -e ./-

@@ -195,6 +195,7 @@ describe("cf.curate", function()
     assert.same({ { "d2", "high_quality", 0.9 + 5 }, { "d4", "high_quality", 0.9 + 3 } },
       summary_of(ex))
     assert.equal(2, s.near_duplicates)
+    assert.same({ high_quality = 1, hard_example = 1 }, s.near_duplicates_by_source)
     ex = assert(cf.curate("dups", { strategies = { "high_quality", "hard_examples" },
                                     near_duplicates = false }))
     assert.equal(4, #ex)

@@ -96,7 +96,8 @@ end
 
 local function export(f, path)
   if f.kind == "pairs" then
-    return cf.export_preference_pairs("d", { format = f.name, output_path = path })
+    return cf.export_preference_pairs("d", { format = f.name, output_path = path,
+                                              include_exported = true })
   end
   return cf.export("d", { format = f.name, output_path = path, include_exported = true })
 end
@@ -144,12 +145,13 @@ describe("the registry of export formats", function()
         queries[#queries + 1] = ("SELECT count(*)::INT AS n FROM %s"):format(duck.lit(file))
         expect[#expect + 1] = { n, f.name .. " " .. file }
       end
-      assert.truthy(help:find("\n  " .. f.name .. " +" .. f.description:gsub("%p", "%%%0") .. "\n"),
+      assert.truthy(help:find("\n  " .. f.name:gsub("%p", "%%%0") .. " +"
+        .. f.description:gsub("%p", "%%%0") .. "\n"),
         f.name .. " in export --help")
       local out_path = dir .. "/cli_" .. f.name .. f.extension
       local out, err2, code2 = support.run(("export d -f %s -o %s --db %s%s"):format(f.name,
-        support.q(out_path), support.q("sqlite:" .. dir .. "/t.db"),
-        f.kind == "curated" and " --include-exported" or ""), { cwd = dir })
+        support.q(out_path), support.q("sqlite:" .. dir .. "/t.db"), " --include-exported"),
+        { cwd = dir })
       assert.equal(0, code2, err2)
       assert.equal(out_path .. "\n", out)
       assert.truthy(err2:find(("exported %d "):format(n), 1, true), err2)

@@ -83,7 +83,19 @@ end
 -- ---- DuckDB readers ----------------------------------------------------------
 
 local SCHEMA = "{'prompt':'VARCHAR','response':'VARCHAR','source':'VARCHAR','score':'DOUBLE'}"
+-- Every column of a curated export, with DuckDB's types (a CSV file's
+-- columns must all be named to read it).
+local DUCK_TYPES = { string = "VARCHAR", double = "DOUBLE", int64 = "BIGINT",
+                     timestamp = "TIMESTAMPTZ" }
+local SCHEMA_ALL = (function()
+  local parts = {}
+  for i, c in ipairs(require("crucible.export_formats").columns) do
+    parts[i] = ("'%s':'%s'"):format(c.name, DUCK_TYPES[c.type])
+  end
+  return "{" .. table.concat(parts, ",") .. "}"
+end)()
 local FOUR = { "prompt", "response", "source", "score" }
+local function schema_keys(t) return require("crucible.schema").sorted_keys(t) end
 local SIX = { "prompt", "response", "source", "score", "inference_event_id", "deployment_id" }
 
 local function read_sql(format, path)
@@ -92,7 +104,8 @@ local function read_sql(format, path)
       lit(path), SCHEMA)
   elseif format == "csv" then
     return ("SELECT * FROM read_csv(%s, header=true, delim=',', quote='\"', escape='\"', "
-      .. "allow_quoted_nulls=false, max_line_size=16777216, columns=%s)"):format(lit(path), SCHEMA)
+      .. "allow_quoted_nulls=false, max_line_size=16777216, columns=%s)"):format(lit(path),
+        SCHEMA_ALL)
   end
   return ("SELECT * FROM read_parquet(%s)"):format(lit(path))
 end
@@ -161,7 +174,7 @@ describe("cf.export", function()
     end)
   end
 
-  it("writes JSONL with exact numbers and the reference's four fields", function()
+  it("writes JSONL with exact numbers (the reference's four fields chosen)", function()
     setup()
     assert(db:insert_curated(curated_rows("d", {
       { prompt = "p", response = "r", source = "s", score = 0.1 + 0.2 },
@@ -169,7 +182,7 @@ describe("cf.export", function()
       { prompt = "p", response = "r", source = "s", score = nil },
     })))
     local path = dir .. "/x.jsonl"
-    assert(cf.export("d", { output_path = path }))
+    assert(cf.export("d", { output_path = path, columns = FOUR }))
     assert.equal('{"prompt":"p","response":"r","source":"s","score":0.30000000000000004}\n'
       .. '{"prompt":"p","response":"r","source":"s","score":10.0}\n'
       .. '{"prompt":"p","response":"r","source":"s","score":null}\n', support.read_file(path))
@@ -182,7 +195,7 @@ describe("cf.export", function()
       { prompt = nil, response = "x\ny", source = "s", score = nil },
     })))
     local path = dir .. "/x.csv"
-    assert(cf.export("d", { format = "csv", output_path = path }))
+    assert(cf.export("d", { format = "csv", output_path = path, columns = FOUR }))
     assert.equal('prompt,response,source,score\r\n"say ""hi""","a,b","",1.5\r\n'
       .. ',"x\ny",s,\r\n', support.read_file(path))
   end)
@@ -197,7 +210,7 @@ describe("cf.export", function()
     end
     assert(db:insert_curated(curated_rows("d", list)))
     local path = dir .. "/rg.parquet"
-    assert(cf.export("d", { format = "parquet", output_path = path,
+    assert(cf.export("d", { format = "parquet", output_path = path, columns = SIX,
                             parquet = { row_group_size = 7 } }))
     same_rows(expected("d", list), read_back("parquet", path), SIX)
     local meta = duck.rows(("SELECT row_group_id, path_in_schema, stats_min_value, stats_max_value, "
@@ -325,7 +338,7 @@ describe("cf.export", function()
     local path = dir .. "/same.jsonl"
     support.write_file(path, "old content\n")
     assert(db:insert_curated(curated_rows("d", { { prompt = "p", response = "r", source = "s", score = 1.0 } })))
-    assert(cf.export("d", { output_path = path }))
+    assert(cf.export("d", { output_path = path, columns = FOUR }))
     assert.equal('{"prompt":"p","response":"r","source":"s","score":1.0}\n', support.read_file(path))
     -- no temporary files left next to it
     local p = io.popen("ls -A " .. support.q(dir))
@@ -368,7 +381,7 @@ describe("cf.export", function()
     assert.has_error(function() cf.export("d", { fromat = "csv" }) end,
       "export: unknown option 'fromat' (did you mean 'format'?)")
     assert.has_error(function() cf.export("d", { format = "xml" }) end,
-      "export: unknown format 'xml' (one of: jsonl, parquet, csv, huggingface)")
+      "export: unknown format 'xml' (one of: jsonl, parquet, csv, huggingface, openai-chat)")
     assert.has_error(function() cf.export("d", { limit = 1.5 }) end,
       "export: option 'limit' must be an integer, got a fractional number")
     assert.has_error(function() cf.export("d", { limit = -1 }) end,
@@ -416,12 +429,15 @@ describe("cf.export", function()
     same_rows(want, read_back("jsonl", out .. "/data/train-00000-of-00001.jsonl"), FOUR)
     local cols = duck.rows(("SELECT name FROM parquet_schema(%s) WHERE name <> 'schema'"):format(
       lit(out .. "/data/train-00000-of-00001.parquet")))
-    assert.same({ { name = "prompt" }, { name = "response" }, { name = "source" }, { name = "score" } }, cols)
+    local names = require("crucible.export_formats").column_names()
+    for i, c in ipairs(cols) do cols[i] = c.name end
+    assert.same(names, cols) -- every column, in the default order
     local ds = json.decode(support.read_file(out .. "/dataset_info.json"))
-    assert.same({ prompt = { dtype = "string", _type = "Value" },
-                  response = { dtype = "string", _type = "Value" },
-                  source = { dtype = "string", _type = "Value" },
-                  score = { dtype = "float64", _type = "Value" } }, ds.features)
+    assert.equal(#names, #schema_keys(ds.features))
+    assert.same({ dtype = "string", _type = "Value" }, ds.features.prompt)
+    assert.same({ dtype = "float64", _type = "Value" }, ds.features.score)
+    assert.same({ dtype = "timestamp[us, tz=UTC]", _type = "Value" }, ds.features.created_at)
+    assert.same({ dtype = "int64", _type = "Value" }, ds.features.signals_edit)
     assert.equal(9, ds.splits.train.num_examples)
     assert.equal(dep, ds.deployment_id)
     local card = support.read_file(out .. "/README.md")
@@ -794,8 +810,8 @@ describe("cf.export_preference_pairs", function()
     assert.has_error(function() cf.export_preference_pairs("d", { format = "orpo" }) end,
       "export_preference_pairs: unknown format 'orpo' (one of: dpo, kto, openai)")
     assert.has_error(function() cf.export_preference_pairs("d", { since = "yesterday" }) end)
-    assert.has_error(function() cf.export_preference_pairs("d", { include_exported = true }) end,
-      "export_preference_pairs: unknown option 'include_exported'") -- nothing near enough to suggest
+    assert.has_error(function() cf.export_preference_pairs("d", { export_batch_id = "b" }) end,
+      "export_preference_pairs: unknown option 'export_batch_id'") -- nothing near enough to suggest
   end)
 end)
 

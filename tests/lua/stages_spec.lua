@@ -197,6 +197,25 @@ describe("stage export_feedback", function()
     assert.are.equal(2, csv[1].n)
   end)
 
+  it("feedback_data_path names the curated dataset; an empty export is listed with its reason",
+    function()
+    curated(2)
+    assert(cf.record_user_edit(assert(db:insert_events {
+      { deployment_id = "d", prompt = "How do refunds work?", response = "Dunno." } })[1],
+      "Within a week."))
+    local ctx = assert(run {
+      { stage = "export_feedback", opts = { format = "jsonl", output_path = dir .. "/c.jsonl" } },
+      { stage = "export_feedback", opts = { format = "dpo", output_path = dir .. "/p.jsonl" } },
+      { stage = "export_feedback", opts = { format = "csv", output_path = dir .. "/e.csv" } },
+    })
+    assert.are.equal(dir .. "/c.jsonl", ctx:get_artifact("feedback_data_path"))
+    assert.are.equal(dir .. "/p.jsonl", ctx:get_artifact("preference_data_path"))
+    local exports = ctx:get_artifact("exports")
+    assert.are.equal(3, #exports)
+    assert.are.same({ format = "csv", count = 0, reason = "0 new rows; 2 already exported",
+                      already_exported = 2 }, exports[3])
+  end)
+
   it("defaults to export.format under export.output_dir", function()
     curated(1)
     local ctx = assert(run { { stage = "export_feedback" } })
@@ -226,8 +245,8 @@ describe("stage export_feedback", function()
       { { filters = { include_exported = "yes" } }, "option 'filters.include_exported' must be a boolean" },
       { { filters = { since = "2026-01-01T00:00:00Z" } },
         "unknown filter 'since' for curated formats (include_exported, limit)" },
-      { { format = "dpo", filters = { include_exported = true } },
-        "unknown filter 'include_exported' for preference pairs" },
+      { { format = "dpo", filters = { columns = 1 } },
+        "unknown filter 'columns' for preference pairs (include_exported, limit, since, until)" },
       { { format = "kto", filters = { since = "yesterday" } }, "option 'filters.since': invalid time 'yesterday'" },
       { { filters = { limit = -1 } }, "option 'filters.limit' must be a non-negative integer" },
       { { output_path = "" }, "option 'output_path' must not be empty" },

@@ -130,4 +130,22 @@ describe("workflow.report", function()
     assert.matches("\n  whole +3%.0\n", text)
     assert.equal(0.1 + 0.2, tonumber(text:match("drift +(%S+)")))
   end)
+
+  it("shows near duplicates removed per strategy and why an export wrote nothing", function()
+    local workflow = require "crucible.workflow"
+    local lines = {}
+    workflow.report({ run_id = "r2", status = "ok", stages = {}, metrics = {}, artifacts = {
+      curation_summary = { near_duplicates = 4,
+                           near_duplicates_by_source = { high_quality = 3, diverse = 1 } },
+      exports = { { format = "parquet", count = 0, reason = "0 new rows; 60 already exported",
+                    already_exported = 60 },
+                  { format = "dpo", path = "out/p.jsonl", count = 2, bytes = 90 } },
+    } }, { write = function(_, ...) for _, x in ipairs { ... } do lines[#lines + 1] = x end end })
+    local text = table.concat(lines)
+    assert.truthy(text:find("\n  near duplicates        diverse 1, high_quality 3\n", 1, true), text)
+    assert.truthy(text:find("\n  exported parquet       nothing written: 0 new rows; 60 already "
+      .. "exported; filters.include_exported = true exports them again\n", 1, true), text)
+    assert.truthy(text:find("\n  exported dpo           out/p.jsonl (2 rows, 90 bytes)\n", 1, true),
+      text)
+  end)
 end)

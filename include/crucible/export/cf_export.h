@@ -22,7 +22,14 @@
 
 /* ---- rows and writers ------------------------------------------------------ */
 
-/* A curated example as exporters see it. */
+/* The signal types counted per row (the columns signals_<type>). */
+#define CF_EXPORT_SIGNAL_TYPES 7
+extern const char *const cf_export_signal_types[CF_EXPORT_SIGNAL_TYPES];
+
+/* A curated example as exporters see it, with what traces it back to
+ * production: its inference event's model version, time, quality score,
+ * metadata and signal counts (filled only when a column or the format
+ * needs them, cf_export_cols_need_event; absent when the event is gone). */
 typedef struct cf_export_row {
     cf_str id;                 /* the curated example's id */
     cf_str prompt;
@@ -31,7 +38,44 @@ typedef struct cf_export_row {
     double score;              /* curation_score; NaN: absent */
     cf_str inference_event_id;
     cf_str deployment_id;
+    cf_str model_version_id;   /* the event's; NULL: absent */
+    int64_t created_at;        /* the event's inserted_at (us); CF_NULL_INT: absent */
+    double quality_score;      /* the event's; NaN: absent */
+    cf_str metadata;           /* the event's metadata JSON; NULL: absent */
+    int64_t signals[CF_EXPORT_SIGNAL_TYPES]; /* CF_NULL_INT: no event */
 } cf_export_row;
+
+/* ---- columns of curated exports (cf_export_columns.c) --------------------- */
+
+typedef struct cf_export_column {
+    const char *name;
+    cf_pq_type type;           /* also how JSONL and CSV write it (times: ISO 8601 UTC) */
+    int from_event;            /* 1: read from the inference event */
+    const char *hf_dtype;      /* the HuggingFace feature dtype */
+} cf_export_column;
+
+#define CF_EXPORT_MAX_COLUMNS 32
+
+/* A choice of columns, in output order: indexes into the column table. */
+typedef struct cf_export_cols {
+    unsigned char idx[CF_EXPORT_MAX_COLUMNS];
+    size_t n;                  /* 0: every column (cf_export_cols_get) */
+} cf_export_cols;
+
+size_t cf_export_column_count(void);
+const cf_export_column *cf_export_column_at(size_t i); /* NULL past the end */
+/* The index of the column named name (n bytes), -1 if none. */
+int cf_export_column_find(const char *name, size_t n);
+/* c itself, or every column in table order when c is NULL or empty. */
+const cf_export_cols *cf_export_cols_get(const cf_export_cols *c);
+/* 1 when a column of c comes from the inference event. */
+int cf_export_cols_need_event(const cf_export_cols *c);
+/* The value of column col of r. */
+void cf_export_value(const cf_export_row *r, size_t col, cf_pq_value *v);
+/* Reads r's inference event (with its signals) into r's event fields;
+ * *cur holds the event's strings until the next call or
+ * cf_cursor_close(*cur). */
+int cf_export_trace(cf_store *s, cf_cursor **cur, cf_export_row *r, cf_err *err);
 
 typedef struct cf_row_writer cf_row_writer;
 struct cf_row_writer {
@@ -44,17 +88,21 @@ struct cf_row_writer {
     uint64_t (*bytes)(cf_row_writer *);
 };
 
-/* JSONL: {"prompt":...,"response":...,"source":...,"score":...} per line. */
-int cf_jsonl_writer(cf_row_writer **w, cf_out *out, cf_err *err);
-/* CSV (RFC 4180): header prompt,response,source,score; CRLF line ends;
- * fields with quotes, commas, CR or LF quoted (quotes doubled); an empty
- * string is "" and NULL an empty field. */
-int cf_csv_writer(cf_row_writer **w, cf_out *out, cf_err *err);
-/* Parquet: columns prompt, response, source (UTF-8), score (double),
- * inference_event_id, deployment_id (UTF-8); with features_only, the
- * first four (the dataset features of a HuggingFace export). */
+/* The writers take the columns to write (cols NULL: every column). */
+/* JSONL: one object per line, {"prompt":...,"response":...,...}; times as
+ * ISO 8601 UTC strings. */
+int cf_jsonl_writer(cf_row_writer **w, cf_out *out, const cf_export_cols *cols, cf_err *err);
+/* CSV (RFC 4180): a header of the column names; CRLF line ends; fields
+ * with quotes, commas, CR or LF quoted (quotes doubled); an empty string
+ * is "" and NULL an empty field. */
+int cf_csv_writer(cf_row_writer **w, cf_out *out, const cf_export_cols *cols, cf_err *err);
+/* Parquet: strings UTF-8, scores double, counts int64, times
+ * TIMESTAMP(MICROS, UTC). */
 int cf_parquet_row_writer(cf_row_writer **w, cf_out *out, const cf_pq_opts *opts,
-                          int features_only, cf_err *err);
+                          const cf_export_cols *cols, cf_err *err);
+/* OpenAI / TRL chat (SFT): {"messages":[system?, user turns..., assistant]}
+ * per line (cf_export_chat.c). */
+int cf_chat_writer(cf_row_writer **w, cf_out *out, cf_err *err);
 
 /* HuggingFace dataset directory inside dir (a temporary directory being
  * built): data/train-00000-of-00001.parquet and .jsonl, dataset_info.json,
@@ -65,6 +113,7 @@ typedef struct cf_hf_info {
     int64_t export_time_us;
     const char *filters;       /* human-readable, e.g. "not yet exported; limit 100" */
     cf_str batch_id;
+    const cf_export_cols *cols; /* NULL: every column */
 } cf_hf_info;
 int cf_hf_writer(cf_row_writer **w, const char *dir, const cf_pq_opts *opts,
                  const cf_hf_info *info, cf_err *err);
@@ -106,6 +155,7 @@ typedef struct cf_export_opts {
     int64_t limit;             /* < 0: no limit */
     cf_str batch_id;           /* required: recorded on the exported rows */
     cf_pq_opts parquet;        /* Parquet and HuggingFace */
+    cf_export_cols columns;    /* n 0: every column */
     int64_t export_time_us;    /* the dataset card's export time; 0: now */
     cf_progress_fn progress;   /* optional */
     void *progress_ud;
@@ -137,6 +187,7 @@ typedef struct cf_pairs_opts {
     cf_str deployment_id;      /* required */
     int64_t limit;             /* events (< 0: no limit) */
     int64_t since, until;      /* events' inserted_at window (CF_NO_TIME: unbounded) */
+    int include_exported;      /* 1: every pair, 0: those not exported yet */
     cf_progress_fn progress;
     void *progress_ud;
 } cf_pairs_opts;
@@ -144,8 +195,39 @@ typedef struct cf_pairs_opts {
 void cf_pairs_opts_init(cf_pairs_opts *o);
 
 /* Writes training pairs from the deployment's events that have the
- * signals the format needs, oldest event first. Marks nothing. */
+ * signals the format needs, oldest event first; only the pairs not
+ * exported before unless include_exported (cf_export_pairs_mark.c).
+ * With no pair to write, writes nothing at all: 0 with count 0, path NULL
+ * and already_exported the pairs skipped as exported before. */
 int cf_export_pairs(cf_store *s, const cf_pairs_opts *o, cf_export_result *res, cf_err *err);
+
+/* ---- what pairs exports have written (cf_export_pairs_mark.c) ---------------
+ * A pairs export is marked by its start time T, kept per deployment and
+ * format in the store's settings (key "export.pairs.<format>.<deployment>"):
+ * it wrote every pair as the signals recorded before T make it. The next
+ * export writes an event's pair only when the signals recorded from the
+ * mark on make it appear or change (a first edit; a thumbs vote flipped),
+ * and uses only the signals recorded before its own start; so each pair
+ * is written once. Only an export of every event (no limit, since or
+ * until) moves the mark. */
+typedef struct cf_pairs_mark {
+    int64_t since;             /* the last mark (CF_NO_TIME: none, or include_exported) */
+    int64_t now;               /* this export's start */
+    cf_signal *sigs;           /* scratch: an event's signals before a time */
+    size_t cap;
+    cf_buf old;                /* scratch: the pair as of the last mark */
+} cf_pairs_mark;
+
+/* Reads the mark (unless o->include_exported); now = the current time. */
+int cf_pairs_mark_begin(cf_store *s, const cf_pairs_opts *o, cf_pairs_mark *m, cf_err *err);
+/* The line of event e into b as of m->now, left empty when e gives none
+ * or (*skipped = 1) when it is the one written as of the last mark. */
+int cf_pairs_mark_line(cf_pairs_mark *m, const cf_pairs_opts *o, const cf_event *e, cf_buf *b,
+                       int *skipped, cf_err *err);
+/* Records m->now as the mark when the export covered every event. */
+int cf_pairs_mark_commit(cf_store *s, const cf_pairs_opts *o, const cf_pairs_mark *m,
+                         cf_err *err);
+void cf_pairs_mark_free(cf_pairs_mark *m);
 
 /* ---- the registry of formats ------------------------------------------------ */
 
@@ -159,10 +241,13 @@ typedef enum cf_export_kind {
  * pipeline stage, cf.export and the CLI take their formats from it. */
 struct cf_exporter {
     const char *name;        /* as given in options, the config and --format */
+    const char *alias;       /* another name that finds this row (NULL: none) */
     const char *extension;   /* ending of the default path ("" for a directory) */
     const char *description; /* one line, for help texts */
     cf_export_kind kind;
     int directory;           /* curated: 1 writes a directory (cf_out_open_dir) */
+    int columns;             /* curated: 1 writes the chosen columns (cf_export_opts.columns) */
+    int needs_event;         /* curated: 1 reads each row's inference event whatever the columns */
     /* directory: the entries it writes, relative to the directory,
      * NULL-ended (cf_out.owns): an existing directory holding anything
      * else is never replaced */
@@ -181,7 +266,7 @@ struct cf_exporter {
 /* The table, in order (the order of listings and help texts). */
 const cf_exporter *cf_exporter_at(size_t i); /* NULL past the end */
 size_t cf_exporter_count(void);
-/* The row named name (n bytes), NULL if none. */
+/* The row named (or aliased) name (n bytes), NULL if none. */
 const cf_exporter *cf_exporter_find(const char *name, size_t n);
 /* The first row of that kind: the default format of the *_opts_init. */
 const cf_exporter *cf_exporter_first(cf_export_kind kind);
@@ -191,6 +276,7 @@ int cf_jsonl_open(cf_row_writer **w, cf_out *out, const cf_export_opts *o, cf_er
 int cf_csv_open(cf_row_writer **w, cf_out *out, const cf_export_opts *o, cf_err *err);
 int cf_parquet_open(cf_row_writer **w, cf_out *out, const cf_export_opts *o, cf_err *err);
 int cf_hf_open(cf_row_writer **w, cf_out *out, const cf_export_opts *o, cf_err *err);
+int cf_chat_open(cf_row_writer **w, cf_out *out, const cf_export_opts *o, cf_err *err);
 int cf_pairs_dpo_line(const cf_event *e, cf_buf *b, cf_err *err);
 int cf_pairs_kto_line(const cf_event *e, cf_buf *b, cf_err *err);
 int cf_pairs_openai_line(const cf_event *e, cf_buf *b, cf_err *err);

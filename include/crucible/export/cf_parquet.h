@@ -1,6 +1,6 @@
 /*
- * A streaming Apache Parquet writer: flat columns of UTF-8 strings or
- * doubles, all OPTIONAL (NULL allowed), written row by row.
+ * A streaming Apache Parquet writer: flat columns of UTF-8 strings,
+ * doubles, int64 or UTC microsecond timestamps, all OPTIONAL (NULL allowed), written row by row.
  *
  * Format: data pages v1; PLAIN, or dictionary (PLAIN dictionary page and
  * RLE_DICTIONARY data pages) for string columns with a fallback to PLAIN
@@ -20,7 +20,9 @@
 #include "crucible/core/cf_common.h"
 #include "crucible/core/cf_out.h"
 
-typedef enum cf_pq_type { CF_PQ_STRING, CF_PQ_DOUBLE } cf_pq_type;
+/* TIMESTAMP: int64 microseconds since the Unix epoch, UTC (logical type
+ * TIMESTAMP(isAdjustedToUTC, MICROS)). */
+typedef enum cf_pq_type { CF_PQ_STRING, CF_PQ_DOUBLE, CF_PQ_INT64, CF_PQ_TIMESTAMP } cf_pq_type;
 
 typedef struct cf_pq_column {
     const char *name;
@@ -43,10 +45,12 @@ typedef struct cf_pq_opts {
 
 void cf_pq_opts_init(cf_pq_opts *o);
 
-/* One cell: a string (p NULL: NULL) or a double (NaN: NULL). */
+/* One cell: a string (p NULL: NULL), a double (NaN: NULL) or an integer
+ * or timestamp (CF_NULL_INT: NULL). */
 typedef struct cf_pq_value {
     cf_str s;
     double d;
+    int64_t i;
 } cf_pq_value;
 
 typedef struct cf_pq_writer cf_pq_writer;

@@ -29,7 +29,8 @@ M.spec = {
   summary = "export curated examples or preference pairs as a training dataset",
   description = "Writes the deployment's curated examples that were not exported yet (all of\n"
     .. "them with --include-exported) and marks them exported; or, with --format dpo,\n"
-    .. "kto or openai, preference pairs from user signals. The file appears complete or\n"
+    .. "kto or openai, the preference pairs from user signals not exported yet (marked\n"
+    .. "when the export covers every event: no --limit). The file appears complete or\n"
     .. "not at all. Default path: exports/feedback_<unix time>.<ext> under export.output_dir.\n"
     .. "-o - writes the rows to standard output. An existing path is replaced only when it\n"
     .. "is a regular file (huggingface: a directory holding only an earlier export), never\n"
@@ -44,8 +45,11 @@ M.spec = {
       help = "where to write (a directory for huggingface; - for standard output)" },
     { name = "--mkdir", key = "mkdir", help = "create the missing directories of --output" },
     { name = "--include-exported", key = "include_exported",
-      help = "also the examples exported before" },
+      help = "also the examples (pairs) exported before" },
     { name = "--limit", value = "N", key = "limit", help = "at most N examples (events for pairs)" },
+    { name = "--columns", value = "LIST", key = "columns",
+      help = "jsonl, csv, parquet, huggingface: the columns to write, comma-separated, "
+        .. "in order (default: all: " .. table.concat(formats.column_names(), ",") .. ")" },
     { name = "--batch-id", value = "ID", key = "batch_id",
       help = ("export batch id recorded on the rows, at most %d bytes (default: a new UUID)")
         :format(export.MAX_BATCH_ID) },
@@ -86,7 +90,22 @@ local function parquet_settings(opts)
   return parquet
 end
 
--- The checked options as {format=, limit=, parquet=, pairs=}, or nil, message.
+-- The columns of --columns as a list (nil without it), or nil, message. With
+-- no --format the configured format is checked when the export runs.
+local function column_list(opts, format)
+  if not opts.columns then return nil end
+  local list = {}
+  for name in (opts.columns .. ","):gmatch("([^,]*),") do
+    list[#list + 1] = name:match("^%s*(.-)%s*$")
+  end
+  local problem = export.columns_problem(list, format or "jsonl")
+  if problem and format == nil and problem:match("^columns do not apply") then problem = nil end
+  if problem then return nil, "--columns: " .. problem end
+  return list
+end
+
+-- The checked options as {format=, limit=, parquet=, pairs=, columns=}, or
+-- nil, message.
 local function settings(opts)
   local format = opts.format
   if format and not CURATED[format] and not PAIRS[format] then
@@ -103,11 +122,14 @@ local function settings(opts)
   local parquet, perr = parquet_settings(opts)
   if perr then return nil, perr end
   local pairs_format = format and PAIRS[format]
-  if pairs_format and (opts.include_exported or opts.batch_id or parquet) then
-    return nil, "--include-exported, --batch-id, --compression and --row-group-size "
+  if pairs_format and (opts.batch_id or parquet or opts.columns) then
+    return nil, "--batch-id, --columns, --compression and --row-group-size "
       .. "apply to curated exports, not to preference pairs"
   end
-  return { format = format, limit = limit, parquet = parquet, pairs = pairs_format }
+  local columns, cerr = column_list(opts, format)
+  if cerr then return nil, cerr end
+  return { format = format, limit = limit, parquet = parquet, pairs = pairs_format,
+           columns = columns }
 end
 
 -- Runs the export; returns what client.export(_preference_pairs) returns.
@@ -119,12 +141,12 @@ local function run(opts, set, progress)
   if set.pairs then
     path, info, kind = client.export_preference_pairs(opts.deployment, {
       format = set.format, output_path = opts.output, limit = set.limit, progress = progress,
-      mkdir = opts.mkdir })
+      mkdir = opts.mkdir, include_exported = opts.include_exported })
   else
     path, info, kind = client.export(opts.deployment, {
       format = set.format, output_path = opts.output, include_exported = opts.include_exported,
       limit = set.limit, export_batch_id = opts.batch_id, parquet = set.parquet,
-      progress = progress, mkdir = opts.mkdir })
+      progress = progress, mkdir = opts.mkdir, columns = set.columns })
   end
   client.close()
   return path, info, kind

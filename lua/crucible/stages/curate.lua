@@ -3,7 +3,7 @@
 --
 -- Puts the artifacts curated_examples (the examples, in merge order) and
 -- curation_summary (count, persisted, already_curated, near_duplicates,
--- by_source, picked, warnings); merges the metrics curated_count (examples
+-- near_duplicates_by_source, by_source, picked, warnings); merges the metrics curated_count (examples
 -- picked now) and curated_persisted (examples stored now: an event curated
 -- by an earlier run is not stored again). `options` passes more options to
 -- cf.curate: those the chosen strategies declare (checked before anything

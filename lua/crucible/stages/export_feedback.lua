@@ -5,14 +5,19 @@
 -- Curated formats (jsonl, parquet, csv, huggingface, ...: those of kind
 -- "curated" in crucible.export_formats) run cf.export: the curated examples
 -- not exported yet, then marked exported. Preference formats (dpo, kto,
--- openai, ...: kind "pairs") run cf.export_preference_pairs. Puts the
--- artifacts feedback_data_path and export (count, bytes, format, ...), and
--- appends {path=, format=, count=, bytes=} to the artifact exports; adds
--- the rows written to the metric exported_count (so several export stages
--- in one pipeline sum up). With no curated example to export nothing is
--- written: the stage succeeds, puts export ({count = 0, reason = ...})
--- and no path. output_path's missing directories are created only with
--- mkdir = true (as cf.export).
+-- openai, ...: kind "pairs") run cf.export_preference_pairs: the pairs not
+-- exported yet (marked when no limit, since or until is given). Puts the
+-- artifact export (count, bytes, format, ...) and the path written: a
+-- curated dataset as feedback_data_path, preference pairs as
+-- preference_data_path (so feedback_data_path always names the curated
+-- dataset, whichever export stage ran last); appends {path=, format=,
+-- count=, bytes=} to the artifact exports; adds the rows written to the
+-- metric exported_count (so several export stages in one pipeline sum
+-- up). With no curated example (pair) to export nothing is written: the
+-- stage succeeds, puts export ({count = 0, reason = ...}), appends {format=,
+-- count = 0, reason=} to exports (the report says why) and no path.
+-- output_path's missing directories are created only with mkdir = true
+-- (as cf.export).
 local core = require "crucible._core"
 local formats = require "crucible.export_formats"
 local pipeline = require "crucible.pipeline"
@@ -24,7 +29,8 @@ local PAIRS = formats.set("pairs")
 
 -- filters keys per kind of format, with their types
 local CURATED_FILTERS = { include_exported = "boolean", limit = "integer" }
-local PAIR_FILTERS = { limit = "integer", since = "time", ["until"] = "time" }
+local PAIR_FILTERS = { limit = "integer", since = "time", ["until"] = "time",
+                       include_exported = "boolean" }
 
 function M.describe(_opts)
   return {
@@ -73,28 +79,35 @@ function M.validate(opts)
   return nil
 end
 
+local function add_export(ctx, entry)
+  local list = ctx:get_artifact("exports") or {}
+  list[#list + 1] = entry
+  ctx:put_artifact("exports", list)
+end
+
 M.run = pipeline.for_deployment(function(ctx, opts, dep, cf)
   local f = opts.filters or {}
   local path, info
-  if PAIRS[opts.format or ""] then
+  local pairs_format = PAIRS[opts.format or ""]
+  if pairs_format then
     path, info = cf.export_preference_pairs(dep, { format = opts.format,
       output_path = opts.output_path, limit = f.limit, since = f.since, ["until"] = f["until"],
-      mkdir = opts.mkdir })
+      mkdir = opts.mkdir, include_exported = f.include_exported })
   else
     path, info = cf.export(dep, { format = opts.format, output_path = opts.output_path,
       include_exported = f.include_exported, limit = f.limit, mkdir = opts.mkdir })
   end
   if path == false then -- nothing to export: nothing written, not a failure
     ctx:put_artifact("export", info)
+    add_export(ctx, { format = info.format, count = 0, reason = info.reason,
+                      already_exported = info.already_exported })
     ctx:merge_metrics { exported_count = ctx.metrics.exported_count or 0 }
     return ctx
   end
   if not path then return nil, info end
-  ctx:put_artifact("feedback_data_path", path)
+  ctx:put_artifact(pairs_format and "preference_data_path" or "feedback_data_path", path)
   ctx:put_artifact("export", info)
-  local list = ctx:get_artifact("exports") or {}
-  list[#list + 1] = { path = path, format = info.format, count = info.count, bytes = info.bytes }
-  ctx:put_artifact("exports", list)
+  add_export(ctx, { path = path, format = info.format, count = info.count, bytes = info.bytes })
   ctx:merge_metrics { exported_count = (ctx.metrics.exported_count or 0) + info.count }
   return ctx
 end)

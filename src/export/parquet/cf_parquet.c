@@ -29,6 +29,7 @@ typedef struct pq_chunk_meta {
     unsigned char min[PQ_STAT_MAX + 4], max[PQ_STAT_MAX + 4];
     size_t min_len, max_len;
     double dmin, dmax;
+    int64_t imin, imax;
 } pq_chunk_meta;
 
 typedef struct pq_rowgroup {
@@ -59,6 +60,7 @@ typedef struct pq_col {
     unsigned char min[PQ_STAT_KEEP], max[PQ_STAT_KEEP];
     size_t min_len, max_len;
     double dmin, dmax;
+    int64_t imin, imax;
 } pq_col;
 
 struct cf_pq_writer {
@@ -313,6 +315,65 @@ static int add_double(pq_col *c, double d, cf_err *err)
     return 0;
 }
 
+static int add_int64(pq_col *c, int64_t v, cf_err *err)
+{
+    uint64_t u = (uint64_t)v;
+    unsigned char x[8];
+    for (int i = 0; i < 8; i++)
+        x[i] = (unsigned char)(u >> (8 * i));
+    cf_buf_append(&c->values, x, 8);
+    if (cf_buf_failed(&c->values))
+        return nomem(err);
+    if (!c->has_minmax) {
+        c->imin = c->imax = v;
+        c->has_minmax = 1;
+    } else {
+        if (v < c->imin)
+            c->imin = v;
+        if (v > c->imax)
+            c->imax = v;
+    }
+    c->page_bytes += 8;
+    return 0;
+}
+
+/* The physical type of a column. */
+static int physical(const pq_col *c)
+{
+    switch (c->def.type) {
+    case CF_PQ_STRING:
+        return PQ_T_BYTE_ARRAY;
+    case CF_PQ_DOUBLE:
+        return PQ_T_DOUBLE;
+    default:
+        return PQ_T_INT64;
+    }
+}
+
+static int is_null(const pq_col *c, const cf_pq_value *v)
+{
+    switch (c->def.type) {
+    case CF_PQ_STRING:
+        return v->s.p == NULL;
+    case CF_PQ_DOUBLE:
+        return isnan(v->d);
+    default:
+        return v->i == CF_NULL_INT;
+    }
+}
+
+static int add_value(cf_pq_writer *w, pq_col *c, const cf_pq_value *v, cf_err *err)
+{
+    switch (c->def.type) {
+    case CF_PQ_STRING:
+        return add_string(w, c, v->s, err);
+    case CF_PQ_DOUBLE:
+        return add_double(c, v->d, err);
+    default:
+        return add_int64(c, v->i, err);
+    }
+}
+
 /* ---- row groups -------------------------------------------------------------- */
 
 static void reset_chunk(cf_pq_writer *w, pq_col *c)
@@ -335,6 +396,12 @@ static void chunk_stats(pq_col *c, pq_chunk_meta *m)
     if (c->def.type == CF_PQ_DOUBLE) {
         m->dmin = c->dmin == 0 ? -0.0 : c->dmin;
         m->dmax = c->dmax == 0 ? 0.0 : c->dmax;
+        m->min_exact = m->max_exact = 1;
+        return;
+    }
+    if (c->def.type != CF_PQ_STRING) {
+        m->imin = c->imin;
+        m->imax = c->imax;
         m->min_exact = m->max_exact = 1;
         return;
     }
@@ -411,14 +478,13 @@ int cf_pq_write(cf_pq_writer *w, const cf_pq_value *row, cf_err *err)
     for (int i = 0; i < w->ncols; i++) {
         pq_col *c = &w->cols[i];
         const cf_pq_value *v = &row[i];
-        int null = c->def.type == CF_PQ_STRING ? v->s.p == NULL : isnan(v->d);
+        int null = is_null(c, v);
         /* The value first: adding it may end the current page (dictionary
          * full), and its definition level belongs to the page it lands in. */
         if (null) {
             c->null_count++;
             c->page_bytes++;
-        } else if (c->def.type == CF_PQ_STRING ? add_string(w, c, v->s, err)
-                                               : add_double(c, v->d, err)) {
+        } else if (add_value(w, c, v, err)) {
             return -1;
         }
         if (push_def(c, null ? 0 : 1, err))
@@ -448,19 +514,34 @@ static void put_double_bytes(cf_thrift *t, int16_t id, double d)
     cft_binary(t, id, x, 8);
 }
 
+static void put_int64_bytes(cf_thrift *t, int16_t id, int64_t v)
+{
+    uint64_t u = (uint64_t)v;
+    unsigned char x[8];
+    for (int i = 0; i < 8; i++)
+        x[i] = (unsigned char)(u >> (8 * i));
+    cft_binary(t, id, x, 8);
+}
+
 static void put_stats(cf_thrift *t, const pq_col *c, const pq_chunk_meta *m)
 {
     cft_struct(t, 12);
-    int dbl = c->def.type == CF_PQ_DOUBLE;
+    int dbl = c->def.type == CF_PQ_DOUBLE, num = c->def.type != CF_PQ_STRING;
     if (dbl && m->has_minmax) { /* the deprecated fields too: doubles order the same way */
         put_double_bytes(t, 1, m->dmax);
         put_double_bytes(t, 2, m->dmin);
+    } else if (num && m->has_minmax) { /* and signed integers */
+        put_int64_bytes(t, 1, m->imax);
+        put_int64_bytes(t, 2, m->imin);
     }
     cft_i64(t, 3, m->null_count);
     if (m->has_minmax) {
         if (dbl) {
             put_double_bytes(t, 5, m->dmax);
             put_double_bytes(t, 6, m->dmin);
+        } else if (num) {
+            put_int64_bytes(t, 5, m->imax);
+            put_int64_bytes(t, 6, m->imin);
         } else {
             cft_binary(t, 5, m->max, m->max_len);
             cft_binary(t, 6, m->min, m->min_len);
@@ -478,7 +559,7 @@ static void put_chunk(cf_thrift *t, const pq_col *c, const pq_chunk_meta *m, int
     cft_elem_struct(t);               /* ColumnChunk */
     cft_i64(t, 2, 0);                 /* file_offset: metadata lives in the footer only */
     cft_struct(t, 3);                 /* ColumnMetaData */
-    cft_i32(t, 1, c->def.type == CF_PQ_STRING ? PQ_T_BYTE_ARRAY : PQ_T_DOUBLE);
+    cft_i32(t, 1, physical(c));
     int encs[3], ne = 0;
     if (m->encodings & ENC_PLAIN)
         encs[ne++] = PQ_E_PLAIN;
@@ -503,6 +584,30 @@ static void put_chunk(cf_thrift *t, const pq_col *c, const pq_chunk_meta *m, int
     cft_end(t);                       /* ColumnChunk */
 }
 
+/* The converted and logical type of a column's schema element, if any:
+ * strings UTF8, timestamps TIMESTAMP_MICROS adjusted to UTC. */
+static void put_logical(cf_thrift *t, const pq_col *c)
+{
+    if (c->def.type == CF_PQ_STRING) {
+        cft_i32(t, 6, 0);     /* ConvertedType UTF8 */
+        cft_struct(t, 10);    /* LogicalType */
+        cft_struct(t, 1);     /* STRING */
+        cft_end(t);
+        cft_end(t);
+    } else if (c->def.type == CF_PQ_TIMESTAMP) {
+        cft_i32(t, 6, 10);    /* ConvertedType TIMESTAMP_MICROS */
+        cft_struct(t, 10);    /* LogicalType */
+        cft_struct(t, 8);     /* TIMESTAMP */
+        cft_bool(t, 1, 1);    /* isAdjustedToUTC */
+        cft_struct(t, 2);     /* unit */
+        cft_struct(t, 2);     /* MICROS */
+        cft_end(t);
+        cft_end(t);
+        cft_end(t);
+        cft_end(t);
+    }
+}
+
 static int write_footer(cf_pq_writer *w, cf_err *err)
 {
     cf_buf f = CF_BUF_INIT;
@@ -517,16 +622,10 @@ static int write_footer(cf_pq_writer *w, cf_err *err)
     for (int i = 0; i < w->ncols; i++) {
         const pq_col *c = &w->cols[i];
         cft_elem_struct(&t);
-        cft_i32(&t, 1, c->def.type == CF_PQ_STRING ? PQ_T_BYTE_ARRAY : PQ_T_DOUBLE);
+        cft_i32(&t, 1, physical(c));
         cft_i32(&t, 3, 1); /* OPTIONAL */
         cft_string(&t, 4, c->name);
-        if (c->def.type == CF_PQ_STRING) {
-            cft_i32(&t, 6, 0);     /* ConvertedType UTF8 */
-            cft_struct(&t, 10);    /* LogicalType */
-            cft_struct(&t, 1);     /* STRING */
-            cft_end(&t);
-            cft_end(&t);
-        }
+        put_logical(&t, c);
         cft_end(&t);
     }
     cft_i64(&t, 3, w->rows);

@@ -52,7 +52,7 @@ size_t pq_stat_min(const unsigned char *p, size_t len, int *exact);
 size_t pq_stat_max(const unsigned char *p, size_t len, unsigned char *out, int *exact);
 
 /* Parquet enums used by the writer. */
-enum { PQ_T_DOUBLE = 5, PQ_T_BYTE_ARRAY = 6 };
+enum { PQ_T_INT64 = 2, PQ_T_DOUBLE = 5, PQ_T_BYTE_ARRAY = 6 };
 enum { PQ_E_PLAIN = 0, PQ_E_RLE = 3, PQ_E_RLE_DICTIONARY = 8 };
 enum { PQ_P_DATA = 0, PQ_P_DICTIONARY = 2 };
 
