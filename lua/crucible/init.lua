@@ -21,7 +21,7 @@ local M = { VERSION = core.VERSION }
 
 --- Feature modules attached to every instance, in order.
 M.FEATURES = { "crucible.quality", "crucible.ingest", "crucible.drift", "crucible.export",
-               "crucible.curation", "crucible.triggers", "crucible.pipeline", "crucible.serve" }
+               "crucible.curation", "crucible.triggers", "crucible.pipeline", "crucible.serve", "crucible.explore" }
 
 local added_paths = {}
 
@@ -172,6 +172,36 @@ function M.reset_default()
   default = nil
 end
 
+-- Every name `cf.NAME` may mean: the module's and the default instance's.
+local function api_names()
+  local names = {}
+  for k in pairs(M) do names[#names + 1] = k end
+  for k in pairs(M.default()) do names[#names + 1] = k end
+  return names
+end
+
+--- The names of the API, sorted (completion and help use them).
+function M.api_names()
+  local names = api_names()
+  table.sort(names)
+  return names
+end
+
 return setmetatable(M, {
-  __index = function(_, key) return M.default()[key] end,
+  __name = "crucible",
+  -- cf.NAME: the default instance's NAME; a name that is none raises
+  -- "cf.NAME: no such function; did you mean ...?"
+  __index = function(_, key)
+    local v = M.default()[key]
+    if v == nil and type(key) == "string" then
+      local hint = require("crucible.schema").suggest(key, api_names())
+      error(("cf.%s: no such function%s (help() lists the API)"):format(key,
+        hint and ("; did you mean %s?"):format(hint) or ""), 2)
+    end
+    return v
+  end,
+  __tostring = function()
+    return "crucible " .. M.VERSION .. ": the API (help(cf.NAME) describes one)\n"
+      .. require("crucible.api_docs").overview()
+  end,
 })

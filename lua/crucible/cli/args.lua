@@ -25,6 +25,20 @@ local function find(options, name)
   return nil
 end
 
+--- "unknown option 'ARG'" with a suggestion among `options` and the
+-- global ones (name: ARG without an inline =value).
+function M.unknown_option(arg, name, options)
+  local names = {}
+  for _, list in ipairs { options, M.GLOBAL } do
+    for _, o in ipairs(list) do
+      if o.name:sub(1, 2) == "--" then names[#names + 1] = o.name:sub(3) end
+    end
+  end
+  local hint = name:sub(1, 2) == "--"
+    and require("crucible.schema").did_you_mean(name:sub(3), names, "--") or ""
+  return ("unknown option '%s'%s"):format(arg, hint)
+end
+
 --- Parses argv[first..]. Returns opts (option values by key, positionals by
 -- name, and `rest_index`, the argv index where pass-through arguments
 -- start) or nil and a one-line message.
@@ -45,9 +59,7 @@ function M.parse(spec, argv, first, apply)
       local name, inline = a:match("^(%-%-[^=]+)=(.*)$")
       name = name or a
       local o = find(spec.options or {}, name)
-      if not o then
-        return nil, ("unknown option '%s'"):format(a)
-      end
+      if not o then return nil, M.unknown_option(a, name, spec.options or {}) end
       local value = true
       if o.value then
         value = inline

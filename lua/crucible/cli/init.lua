@@ -192,7 +192,7 @@ local function parse_long(argv, i, st)
   for _, o in ipairs(args.GLOBAL) do
     if o.name == name and o.value then opt = o end
   end
-  if not opt then return nil, ("unknown option '%s'"):format(a) end
+  if not opt then return nil, args.unknown_option(a, name, {}) end
   local value = inline
   if value == nil then
     i = i + 1
@@ -327,7 +327,8 @@ function M.main(argv)
   if command then return M.run_command(command, argv, st.script_index) end
   local index = st.script_index
   if index and argv[index] ~= "-" and not looks_like_script(argv[index]) then
-    return M.usage_error(("unknown command '%s'"):format(argv[index]))
+    return M.usage_error(("unknown command '%s'%s"):format(argv[index],
+      require("crucible.schema").did_you_mean(argv[index], M.COMMANDS)))
   end
   return run_interpreter(argv, st)
 end
