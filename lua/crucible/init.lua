@@ -142,6 +142,12 @@ function M.new(opts)
   local cfg, src = resolve_config(opts)
   if not cfg then return nil, src end
   add_config_paths(cfg)
+  if src then
+    local problems = require("crucible.config_check").check(cfg, src)
+    if #problems > 0 then
+      return nil, (table.concat(problems, "\n"):gsub("config:", "config (" .. src .. "):"))
+    end
+  end
   local ctx, state = new_ctx(cfg, src, cfg.storage.auto_migrate and opts.auto_migrate ~= false)
   local client = new_client(ctx, state)
   for _, name in ipairs(M.FEATURES) do
@@ -160,7 +166,7 @@ local default
 function M.default()
   if not default then
     local inst, err = M.new()
-    if not inst then error(err, 3) end
+    if not inst then require("crucible.usage").raise(err, 0) end
     default = inst
   end
   return default

@@ -110,6 +110,53 @@ function M.parse(spec, argv, first, apply)
   return opts
 end
 
+--- The width help text is wrapped to, and the widest flag column.
+M.WIDTH = 80
+M.MAX_FLAG = 24
+
+local function wrap(text, width)
+  local lines, cur = {}, ""
+  for word in text:gmatch("%S+") do
+    if cur ~= "" and #cur + 1 + #word > width then
+      lines[#lines + 1] = cur
+      cur = word
+    else
+      cur = cur == "" and word or (cur .. " " .. word)
+    end
+  end
+  if cur ~= "" or #lines == 0 then lines[#lines + 1] = cur end
+  return lines
+end
+
+--- Two-column rows {{flag, description}, ...} laid out for help: each
+-- flag on its own line, descriptions aligned in one column and wrapped;
+-- a flag wider than the column puts its description on the next line.
+function M.columns(rows, out)
+  local col = 0
+  for _, r in ipairs(rows) do
+    if #r[1] <= M.MAX_FLAG and #r[1] > col then col = #r[1] end
+  end
+  local indent = 2 + col + 2
+  for _, r in ipairs(rows) do
+    local desc = wrap(r[2] or "", M.WIDTH - indent)
+    if #r[1] > col then
+      out[#out + 1] = "  " .. r[1]
+      if desc[1] ~= "" then out[#out + 1] = (" "):rep(indent) .. desc[1] end
+    else
+      out[#out + 1] = (("  %-" .. col .. "s  %s"):format(r[1], desc[1])):gsub("%s+$", "")
+    end
+    for i = 2, #desc do out[#out + 1] = (" "):rep(indent) .. desc[i] end
+  end
+  return out
+end
+
+--- The flag text of an option: "-f, --format FORMAT".
+function M.flag(o)
+  local flag = o.name .. (o.value and (" " .. o.value) or "")
+  if o.short then flag = o.short .. ", " .. flag end
+  return flag
+end
+
 --- The help text for a subcommand spec.
 function M.help(progname, spec)
   local lines = {}
@@ -128,20 +175,16 @@ function M.help(progname, spec)
   if spec.positionals and #spec.positionals > 0 then
     lines[#lines + 1] = ""
     lines[#lines + 1] = "Arguments:"
-    for _, p in ipairs(spec.positionals) do
-      lines[#lines + 1] = ("  %-18s %s"):format(p.name, p.help or "")
-    end
+    local rows = {}
+    for i, p in ipairs(spec.positionals) do rows[i] = { p.name, p.help } end
+    M.columns(rows, lines)
   end
   lines[#lines + 1] = ""
   lines[#lines + 1] = "Options:"
-  local all = {}
-  for _, o in ipairs(spec.options or {}) do all[#all + 1] = o end
-  for _, o in ipairs(M.GLOBAL) do all[#all + 1] = o end
-  for _, o in ipairs(all) do
-    local flag = o.name .. (o.value and (" " .. o.value) or "")
-    if o.short then flag = o.short .. ", " .. flag end
-    lines[#lines + 1] = ("  %-18s %s"):format(flag, o.help or "")
-  end
+  local rows = {}
+  for _, o in ipairs(spec.options or {}) do rows[#rows + 1] = { M.flag(o), o.help } end
+  for _, o in ipairs(M.GLOBAL) do rows[#rows + 1] = { M.flag(o), o.help } end
+  M.columns(rows, lines)
   return table.concat(lines, "\n")
 end
 

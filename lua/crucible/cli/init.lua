@@ -8,6 +8,7 @@ local core = require "crucible._core"
 local cstore = require "crucible._store"
 local args = require "crucible.cli.args"
 local runtime = require "crucible.runtime"
+local usage = require "crucible.usage"
 
 local M = {}
 
@@ -77,6 +78,7 @@ function M.report(msg)
 end
 
 function M.traceback(msg)
+  if usage.is(msg) and not usage.debugging() then return msg end
   if type(msg) ~= "string" then
     local mt = getmetatable(msg)
     if mt and mt.__tostring then
@@ -121,7 +123,10 @@ end
 --- Runs a chunk under a traceback handler. Returns an exit status.
 function M.call(chunk, ...)
   local ok, err = xpcall(chunk, M.traceback, ...)
-  if not ok then return M.report(err) end
+  if not ok then
+    local status = M.report(err)
+    return usage.is(err) and 2 or status
+  end
   return 0
 end
 
