@@ -26,6 +26,21 @@ local function check_names(problems, names, module, key)
   end
 end
 
+-- Each schedule's script exists (relative to the config file's directory).
+local function check_scripts(problems, schedules, base_dir)
+  for i, s in ipairs(schedules) do
+    if type(s) == "table" and type(s.script) == "string" and s.script ~= "" then
+      local path = s.script:sub(1, 1) == "/" and s.script or (base_dir .. "/" .. s.script)
+      local f = io.open(path, "r")
+      if f then
+        f:close()
+      else
+        problems[#problems + 1] = ("config: schedules[%d]: script '%s' does not exist"):format(i, path)
+      end
+    end
+  end
+end
+
 --- The problems of configuration cfg (already type-checked; `path` the
 -- file it came from, for relative script paths): a list of messages.
 function M.check(cfg, path)
@@ -35,6 +50,7 @@ function M.check(cfg, path)
     if not ok then
       for line in err:gmatch("[^\n]+") do problems[#problems + 1] = line end
     end
+    check_scripts(problems, cfg.schedules, dirname(path))
   end
   local ok, err = pcall(require("crucible.triggers").check_on, cfg.triggers.on)
   if not ok then problems[#problems + 1] = strip(err) end

@@ -244,7 +244,9 @@ end
 ResultSet.__tostring = function(self)
   local rows = self:head(M.SHOWN)
   local text = tostring(rows)
-  if #rows == M.SHOWN then text = text .. "\n(first " .. M.SHOWN .. "; :count(), :head(n), :by(field), :to_csv(path))" end
+  if #rows == M.SHOWN then
+    text = text .. "\n(first " .. M.SHOWN .. "; :count(), :head(n), :by(field), :to_csv(path))"
+  end
   return text
 end
 

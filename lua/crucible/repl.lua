@@ -3,12 +3,13 @@
 -- records compact, times ISO 8601), help(), dot commands
 -- (crucible.repl_commands). `cf` is the configured crucible API.
 -- An error prints the message of the line typed, without the REPL's own
--- frames; CRUCIBLE_DEBUG=1 adds the traceback.
+-- frames; --verbose or CRUCIBLE_DEBUG=1 adds the traceback.
 local rl = require "crucible._readline"
 local pretty = require "crucible.pretty"
 local commands = require "crucible.repl_commands"
 local complete = require "crucible.repl_complete"
 local history = require "crucible.repl_history"
+local usage = require "crucible.usage"
 
 local M = {}
 
@@ -27,10 +28,6 @@ function M.compile(src, env)
   return nil, err, incomplete(err)
 end
 
-local function debugging()
-  local d = os.getenv("CRUCIBLE_DEBUG")
-  return d ~= nil and d ~= "" and d ~= "0"
-end
 
 --- The error text shown for an error raised by the typed line: the
 -- message (an error object through tostring), and with CRUCIBLE_DEBUG=1
@@ -40,7 +37,7 @@ function M.error_text(msg)
     local mt = getmetatable(msg)
     msg = (mt and mt.__tostring) and tostring(msg) or ("(error object is a %s value)"):format(type(msg))
   end
-  if not debugging() then return msg end
+  if not usage.debugging() then return msg end
   local tb = debug.traceback(msg, 3)
   local cut = tb:find("\n%s*%[C%]: in function 'xpcall'") or tb:find("\n[^\n]*crucible/repl%.lua")
   return cut and tb:sub(1, cut - 1) or tb

@@ -113,8 +113,6 @@ local function check_entry(i, s, base_dir, names, bad)
     bad("script must be the path of a Lua workflow script")
   else
     e.script = join_path(base_dir, s.script)
-    local f = io.open(e.script, "r")
-    if f then f:close() else bad(("script '%s' does not exist"):format(e.script)) end
   end
   check_args(s, e, bad)
   if s.catch_up ~= nil and type(s.catch_up) ~= "boolean" then bad("catch_up must be a boolean") end

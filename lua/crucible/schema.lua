@@ -277,10 +277,10 @@ local function common_prefix(a, b)
 end
 
 --- How many edits apart a name may be from a candidate still suggested:
--- 1 for names of up to 3 characters, else max(2, #name // 3).
+-- a third of its length plus one (1 for 1 or 2 characters, 2 for 3 to 5,
+-- 3 for 6 to 8, ...).
 function M.suggest_limit(name)
-  if #name <= 3 then return 1 end
-  return math.max(2, #name // 3)
+  return #name // 3 + 1
 end
 
 --- The candidate closest to `name` for a "did you mean", or nil when none

@@ -1,7 +1,7 @@
 --- crucible.usage: errors that are the user's to fix (a configuration
 -- typo, a pipeline that does not validate), as opposed to bugs. The
 -- command line prints such an error as its message alone and exits with
--- status 2; the traceback is shown only with CRUCIBLE_DEBUG=1.
+-- status 2; the traceback is shown only with --verbose or CRUCIBLE_DEBUG=1.
 --
 --   usage.raise("config: unknown key 'x'", 2)   -- raises, position of level 2
 --   usage.is(err)                              --> true for such an error
@@ -29,8 +29,10 @@ function M.is(err)
   return (type(err) == "string" and texts[err] == true) or (type(err) == "table" and marked[err] == true)
 end
 
---- Whether tracebacks are asked for (CRUCIBLE_DEBUG set and not 0).
+--- Whether tracebacks are asked for: --verbose, or CRUCIBLE_DEBUG set
+-- and not 0.
 function M.debugging()
+  if require("crucible.runtime").options.verbose then return true end
   local d = os.getenv("CRUCIBLE_DEBUG")
   return d ~= nil and d ~= "" and d ~= "0"
 end

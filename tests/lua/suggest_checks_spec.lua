@@ -41,6 +41,7 @@ describe("suggestions on the command line and in the API", function()
     local c = assert(cf.new { config = { storage = { url = "sqlite::memory:" } } })
     ok, err = pcall(c.detect_drift, "d", { windw_size = 3 })
     assert.truthy(tostring(err):find("unknown option 'windw_size' (did you mean 'window_size'?)", 1, true), err)
+    assert.is_false(ok)
     c.close()
   end)
 
@@ -50,7 +51,8 @@ describe("suggestions on the command line and in the API", function()
       "return require('crucible.curation').register{name = 'angry_regressions',"
       .. " select = function() return {} end}")
     local out, err = support.run("--lua-path " .. q(dir) .. " -e "
-      .. q("local cf = require 'crucible' print(select(2, pcall(cf.curate, 'd', {strategies = {'angry_regresions'}})))"))
+      .. q("local cf = require 'crucible'"
+      .. " print(select(2, pcall(cf.curate, 'd', {strategies = {'angry_regresions'}})))"))
     assert.truthy((out .. err):find("(did you mean 'angry_regressions'?)", 1, true), out .. err)
     support.rm_rf(dir)
   end)
@@ -63,20 +65,25 @@ describe("the configuration, checked at load", function()
 
   local function run_with(config, args)
     support.write_file(dir .. "/c.lua", config)
-    return support.run("--config " .. q(dir .. "/c.lua") .. " " .. (args or "-e 'print(require(\"crucible\").config)'"),
-      { cwd = dir })
+    args = args or "-e 'print(require(\"crucible\").config)'"
+    return support.run("--config " .. q(dir .. "/c.lua") .. " " .. args, { cwd = dir })
   end
 
   local cases = {
     { "schedules = {{name = 'n', every = 60, scirpt = 'w.lua'}}",
       "config (.-): schedules%[1%]: unknown key 'scirpt' %(did you mean 'script'%?%)" },
-    { "schedules = {{name = 'n', cron = '0 25 * * *', script = 'w.lua'}}", "field 2 %(hour%): 25 is out of range" },
-    { "schedules = {{name = 'n', every = 60, script = 'missing.lua'}}", "schedules%[1%]: script '.-missing.lua' does not exist" },
+    { "schedules = {{name = 'n', cron = '0 25 * * *', script = 'w.lua'}}",
+      "field 2 %(hour%): 25 is out of range" },
+    { "schedules = {{name = 'n', every = 60, script = 'missing.lua'}}",
+      "schedules%[1%]: script '.-missing.lua' does not exist" },
     { "triggers = {on = {quality_drop = {actions = {{webhok = 'http://x'}}}}}",
       "triggers.on.quality_drop.actions%[1%]: unknown key 'webhok' %(did you mean 'webhook'%?%)" },
-    { "drift = {features = {'prompt_lenght'}}", "drift.features%[1%]: unknown feature 'prompt_lenght' %(did you mean 'prompt_length'%?%)" },
-    { "curation = {strategies = {'high_quailty'}}", "curation.strategies%[1%]: unknown curation strategy 'high_quailty' %(did you mean 'high_quality'%?%)" },
-    { "triggers = {policies = {'quality_dorp'}}", "triggers.policies%[1%]: unknown trigger policy 'quality_dorp' %(did you mean 'quality_drop'%?%)" },
+    { "drift = {features = {'prompt_lenght'}}",
+      "drift.features%[1%]: unknown feature 'prompt_lenght' %(did you mean 'prompt_length'%?%)" },
+    { "curation = {strategies = {'high_quailty'}}",
+      "curation.strategies%[1%]: unknown curation strategy 'high_quailty' %(did you mean 'high_quality'%?%)" },
+    { "triggers = {policies = {'quality_dorp'}}",
+      "triggers.policies%[1%]: unknown trigger policy 'quality_dorp' %(did you mean 'quality_drop'%?%)" },
   }
   for _, case in ipairs(cases) do
     it("refuses " .. case[1], function()
@@ -92,8 +99,8 @@ describe("the configuration, checked at load", function()
 
   it("shows the traceback with CRUCIBLE_DEBUG=1", function()
     support.write_file(dir .. "/c.lua", "return {drift = {features = {'prompt_lenght'}}}")
-    local _, err = support.run("--config " .. q(dir .. "/c.lua") .. " -e 'local _ = require(\"crucible\").config'",
-      { env = { CRUCIBLE_DEBUG = "1" } })
+    local _, err = support.run("--config " .. q(dir .. "/c.lua")
+      .. " -e 'local _ = require(\"crucible\").config'", { env = { CRUCIBLE_DEBUG = "1" } })
     assert.truthy(err:find("stack traceback", 1, true), err)
   end)
 

@@ -12,6 +12,8 @@ M.GLOBAL = {
   { name = "--db", value = "URL", key = "db", help = "database URL (default: sqlite:./crucible.db)" },
   { name = "--lua-path", value = "DIR", key = "lua_path",
     help = "search DIR for Lua modules before the bundled ones (repeatable)" },
+  { name = "--verbose", key = "verbose",
+    help = "show the Lua traceback of a usage error too (as CRUCIBLE_DEBUG=1 does)" },
   { name = "--help", key = "help", help = "show this help", short = "-h" },
 }
 

@@ -28,6 +28,16 @@ local function command_module(name)
   return require("crucible.cli." .. name)
 end
 
+local INTERPRETER_FLAGS = {
+  { "-e CODE", "execute the string CODE" },
+  { "-l NAME", "require library NAME into global NAME (also -l g=mod)" },
+  { "-i", "enter interactive mode after running the script" },
+  { "-v, --version", "print version information" },
+  { "-W", "turn warnings on" },
+  { "-", "execute standard input and stop handling options" },
+  { "--", "stop handling options" },
+}
+
 function M.usage_text()
   local lines = {
     "usage: " .. M.PROGNAME .. " [options] [script [args]]",
@@ -37,29 +47,17 @@ function M.usage_text()
     "",
     "Commands:",
   }
-  for _, name in ipairs(M.COMMANDS) do
-    lines[#lines + 1] = ("  %-18s %s"):format(name, command_module(name).spec.summary)
-  end
+  local rows = {}
+  for i, name in ipairs(M.COMMANDS) do rows[i] = { name, command_module(name).spec.summary } end
+  args.columns(rows, lines)
   lines[#lines + 1] = ""
   lines[#lines + 1] = "Options:"
-  for _, o in ipairs(args.GLOBAL) do
-    local flag = o.name .. (o.value and (" " .. o.value) or "")
-    if o.short then flag = o.short .. ", " .. flag end
-    lines[#lines + 1] = ("  %-18s %s"):format(flag, o.help)
-  end
-  for _, l in ipairs {
-    "  -e CODE            execute the string CODE",
-    "  -l NAME            require library NAME into global NAME (also -l g=mod)",
-    "  -i                 enter interactive mode after running the script",
-    "  -v, --version      print version information",
-    "  -W                 turn warnings on",
-    "  -                  execute standard input and stop handling options",
-    "  --                 stop handling options",
-    "",
-    "'" .. M.PROGNAME .. " COMMAND --help' describes a command.",
-  } do
-    lines[#lines + 1] = l
-  end
+  rows = {}
+  for _, o in ipairs(args.GLOBAL) do rows[#rows + 1] = { args.flag(o), o.help } end
+  for _, r in ipairs(INTERPRETER_FLAGS) do rows[#rows + 1] = r end
+  args.columns(rows, lines)
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "'" .. M.PROGNAME .. " COMMAND --help' describes a command."
   return table.concat(lines, "\n")
 end
 
@@ -108,6 +106,8 @@ function M.apply_global(opt, value)
     runtime.options.config = value
   elseif opt.key == "lua_path" then
     core.add_lua_path(value)
+  elseif opt.key == "verbose" then
+    runtime.options.verbose = true
   end
   return true
 end
@@ -191,6 +191,9 @@ local function parse_long(argv, i, st)
     return i
   elseif name == "--version" then
     st.version = true
+    return i
+  elseif name == "--verbose" then
+    runtime.options.verbose = true
     return i
   end
   local opt
