@@ -211,7 +211,13 @@ function M.overview()
       area = f.area
       lines[#lines + 1] = area .. ":"
     end
-    lines[#lines + 1] = ("  %-34s %s"):format(M.signature(f), f.summary)
+    local sig = M.signature(f)
+    if #sig > 34 then
+      lines[#lines + 1] = "  " .. sig
+      lines[#lines + 1] = ("  %-34s %s"):format("", f.summary)
+    else
+      lines[#lines + 1] = ("  %-34s %s"):format(sig, f.summary)
+    end
   end
   return table.concat(lines, "\n")
 end

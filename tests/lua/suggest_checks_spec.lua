@@ -45,6 +45,21 @@ describe("suggestions on the command line and in the API", function()
     c.close()
   end)
 
+  it("suggests a schedule name only when one is close", function()
+    local dir = support.tmpdir()
+    support.write_file(dir .. "/w.lua", "")
+    support.write_file(dir .. "/crucible.config.lua", "return {schedules = {"
+      .. "{name = 'nightly', every = 3600, script = 'w.lua'},"
+      .. " {name = 'weekly_export', every = 7200, script = 'w.lua'}}}")
+    local _, err, code = support.run("schedule --run nope", { cwd = dir })
+    assert.are.equal(2, code)
+    assert.truthy(err:find("no schedule named 'nope' (see", 1, true), err)
+    _, err, code = support.run("schedule --run nigthly", { cwd = dir })
+    assert.are.equal(2, code)
+    assert.truthy(err:find("no schedule named 'nigthly' (did you mean 'nightly'?)", 1, true), err)
+    support.rm_rf(dir)
+  end)
+
   it("finds strategies in user modules on the --lua-path", function()
     local dir = support.user_dir("crucible/curation")
     support.write_file(dir .. "/crucible/curation/angry_regressions.lua",

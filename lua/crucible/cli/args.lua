@@ -184,8 +184,14 @@ function M.help(progname, spec)
   lines[#lines + 1] = ""
   lines[#lines + 1] = "Options:"
   local rows = {}
-  for _, o in ipairs(spec.options or {}) do rows[#rows + 1] = { M.flag(o), o.help } end
-  for _, o in ipairs(M.GLOBAL) do rows[#rows + 1] = { M.flag(o), o.help } end
+  local own = {}
+  for _, o in ipairs(spec.options or {}) do
+    rows[#rows + 1] = { M.flag(o), o.help }
+    own[o.name] = true
+  end
+  for _, o in ipairs(M.GLOBAL) do
+    if not own[o.name] then rows[#rows + 1] = { M.flag(o), o.help } end
+  end
   M.columns(rows, lines)
   return table.concat(lines, "\n")
 end
