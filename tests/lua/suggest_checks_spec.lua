@@ -112,10 +112,13 @@ describe("the configuration, checked at load", function()
     end)
   end
 
-  it("shows the traceback with CRUCIBLE_DEBUG=1", function()
+  it("shows the traceback with CRUCIBLE_DEBUG=1 or --verbose", function()
     support.write_file(dir .. "/c.lua", "return {drift = {features = {'prompt_lenght'}}}")
     local _, err = support.run("--config " .. q(dir .. "/c.lua")
       .. " -e 'local _ = require(\"crucible\").config'", { env = { CRUCIBLE_DEBUG = "1" } })
+    assert.truthy(err:find("stack traceback", 1, true), err)
+    _, err = support.run("--verbose --config " .. q(dir .. "/c.lua")
+      .. " -e 'local _ = require(\"crucible\").config'")
     assert.truthy(err:find("stack traceback", 1, true), err)
   end)
 
@@ -135,8 +138,19 @@ describe("every command's --help", function()
       assert.are.equal(0, code)
       local opts = out:match("\nOptions:\n(.*)$")
       assert.truthy(opts, out)
+      local args = require "crucible.cli.args"
+      local flags = {}
+      for _, list in ipairs { require("crucible.cli." .. name).spec.options or {}, args.GLOBAL } do
+        for _, o in ipairs(list) do
+          flags[(o.short and (o.short .. ", ") or "") .. o.name .. (o.value and (" " .. o.value) or "")] = true
+        end
+      end
       local col
       for line in opts:gmatch("[^\n]+") do
+        if line:match("^  %-") then
+          local flag = line:match("^  (.-)%s%s") or line:sub(3)
+          assert.truthy(flags[flag], "not one option alone before its description: " .. line)
+        end
         assert.truthy(#line <= 80, "too long: " .. line)
         local flag, gap = line:match("^  (%-%S.-)(%s%s+)%S")
         if flag then
