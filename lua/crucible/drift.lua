@@ -19,6 +19,7 @@ local cdrift = require "crucible._drift"
 local cembed = require "crucible._embed"
 local core = require "crucible._core"
 local pretty = require "crucible.pretty"
+local schema = require "crucible.schema"
 
 local M = {}
 
@@ -168,9 +169,10 @@ function M.resolve_features(list)
     if type(f) == "string" then
       s = BUILTIN_FEATURES[f]
       if not s then
-        error(("drift.features[%d]: unknown feature '%s' (prompt_length, response_length,"
+        error(("drift.features[%d]: unknown feature '%s'%s (prompt_length, response_length,"
           .. " latency_ms, token_count, quality_score, model_version_id, or"
-          .. " {metadata = \"key\", type = \"numeric\"|\"categorical\"})"):format(i, f), 3)
+          .. " {metadata = \"key\", type = \"numeric\"|\"categorical\"})")
+          :format(i, f, schema.did_you_mean(f, BUILTIN_FEATURES)), 3)
       end
       name = f
     elseif type(f) == "table" then
@@ -290,7 +292,10 @@ local function settings(cfg, opts)
   local s = {}
   for k, v in pairs(cfg.drift) do s[k] = v end
   for k, v in pairs(opts) do
-    if not OPTS[k] then error(("detect_drift: unknown option '%s'"):format(tostring(k)), 3) end
+    if not OPTS[k] then
+      error(("detect_drift: unknown option '%s'%s"):format(tostring(k),
+        schema.did_you_mean(tostring(k), OPTS)), 3)
+    end
     s[k] = v
   end
   for _, k in ipairs { "ks_threshold", "psi_threshold", "drift_threshold", "length_threshold",

@@ -22,7 +22,7 @@ local M = { VERSION = core.VERSION }
 --- Feature modules attached to every instance, in order.
 M.FEATURES = { "crucible.quality", "crucible.ingest", "crucible.drift", "crucible.export",
                "crucible.curation", "crucible.triggers", "crucible.pipeline", "crucible.serve",
-               "crucible.keys" }
+               "crucible.keys", "crucible.explore" }
 
 local added_paths = {}
 
@@ -143,6 +143,12 @@ function M.new(opts)
   local cfg, src = resolve_config(opts)
   if not cfg then return nil, src end
   add_config_paths(cfg)
+  if src then
+    local problems = require("crucible.config_check").check(cfg, src)
+    if #problems > 0 then
+      return nil, (table.concat(problems, "\n"):gsub("config:", "config (" .. src .. "):"))
+    end
+  end
   local ctx, state = new_ctx(cfg, src, cfg.storage.auto_migrate and opts.auto_migrate ~= false)
   local client = new_client(ctx, state)
   for _, name in ipairs(M.FEATURES) do
@@ -161,7 +167,7 @@ local default
 function M.default()
   if not default then
     local inst, err = M.new()
-    if not inst then error(err, 3) end
+    if not inst then require("crucible.usage").raise(err, 0) end
     default = inst
   end
   return default
@@ -173,6 +179,36 @@ function M.reset_default()
   default = nil
 end
 
+-- Every name `cf.NAME` may mean: the module's and the default instance's.
+local function api_names()
+  local names = {}
+  for k in pairs(M) do names[#names + 1] = k end
+  for k in pairs(M.default()) do names[#names + 1] = k end
+  return names
+end
+
+--- The names of the API, sorted (completion and help use them).
+function M.api_names()
+  local names = api_names()
+  table.sort(names)
+  return names
+end
+
 return setmetatable(M, {
-  __index = function(_, key) return M.default()[key] end,
+  __name = "crucible",
+  -- cf.NAME: the default instance's NAME; a name that is none raises
+  -- "cf.NAME: no such function; did you mean ...?"
+  __index = function(_, key)
+    local v = M.default()[key]
+    if v == nil and type(key) == "string" then
+      local hint = require("crucible.schema").suggest(key, api_names())
+      error(("cf.%s: no such function%s (help() lists the API)"):format(key,
+        hint and ("; did you mean %s?"):format(hint) or ""), 2)
+    end
+    return v
+  end,
+  __tostring = function()
+    return "crucible " .. M.VERSION .. ": the API (help(cf.NAME) describes one)\n"
+      .. require("crucible.api_docs").overview()
+  end,
 })

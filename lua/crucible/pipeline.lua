@@ -374,7 +374,7 @@ function M.run(ctx, steps, opts)
     ctx.cf = opts.cf
   end
   local plan, err = M.validate(steps)
-  if not plan then error(err, 2) end
+  if not plan then require("crucible.usage").raise(err, 2) end
   local client = ctx:client()
   local emit = emitter(client)
   local armed = sched.watch() == true -- SIGTERM now lets the running stage finish
@@ -459,7 +459,7 @@ function M.attach(client, ctx)
     end
     c.cf = client
     local ok, err = M.validate(steps)
-    if not ok then error(err, 2) end
+    if not ok then require("crucible.usage").raise(err, 2) end
     return M.run(c, steps)
   end
 end

@@ -161,6 +161,26 @@ function Registry:names()
   return out
 end
 
+--- The names of the modules `prefix`NAME (prefix "crucible.curation.")
+-- found as files in the user's directories (--lua-path, CRUCIBLE_PATH,
+-- lua_path): DIR/crucible/curation/NAME.lua, sorted.
+function M.user_modules(prefix)
+  local sub = prefix:gsub("%.$", ""):gsub("%.", "/")
+  local seen, out = {}, {}
+  for template in (core.lua_path() or ""):gmatch("[^;]+") do
+    local dir = template:match("^(.*)/%?%.lua$")
+    for _, f in ipairs(dir and core.list_dir(dir .. "/" .. sub) or {}) do
+      local n = f:match("^(.+)%.lua$")
+      if n and n:match(NAME_PATTERN) and not seen[n] then
+        seen[n] = true
+        out[#out + 1] = n
+      end
+    end
+  end
+  table.sort(out)
+  return out
+end
+
 --- The spec registered as `name`, loading module prefix..name on first
 -- use (the user's directories are searched before the bundled modules).
 -- Every name a user could mean: the registered ones and the bundled
@@ -174,6 +194,7 @@ function Registry:known_names()
       names[m:sub(#prefix + 1)] = true
     end
   end
+  for _, n in ipairs(M.user_modules(prefix)) do names[n] = true end
   return names
 end
 

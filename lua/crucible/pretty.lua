@@ -48,7 +48,21 @@ local function scalar(v)
   return "<" .. tostring(v) .. ">"
 end
 
-local function format(v, opts, depth, seen, indent)
+local records
+
+-- v in display mode (the REPL): a record or a list of records compactly,
+-- a time field or a whole float readably; nil when v is none of those.
+local function display(v, key)
+  records = records or require "crucible.pretty_records"
+  if type(v) ~= "table" then return records.scalar(key, v) end
+  if getmetatable(v) ~= nil then return nil end
+  if records.kind(v) then return records.format(v) end
+  return records.format_list(v)
+end
+
+local function format(v, opts, depth, seen, indent, key)
+  local shown = opts.display and display(v, key)
+  if shown then return (shown:gsub("\n", "\n" .. indent)) end
   if type(v) ~= "table" then return scalar(v) end
   local mt = getmetatable(v)
   if mt and mt.__tostring then return tostring(v) end
@@ -71,7 +85,7 @@ local function format(v, opts, depth, seen, indent)
     else
       ks = "[" .. scalar(k) .. "]"
     end
-    parts[#parts + 1] = ks .. " = " .. format(v[k], opts, depth + 1, seen, inner)
+    parts[#parts + 1] = ks .. " = " .. format(v[k], opts, depth + 1, seen, inner, k)
   end
   seen[v] = nil
   if #parts == 0 then return "{}" end
@@ -80,18 +94,28 @@ local function format(v, opts, depth, seen, indent)
   return "{\n" .. inner .. table.concat(parts, ",\n" .. inner) .. "\n" .. indent .. "}"
 end
 
---- Formats a value. opts: {depth=8, width=100}.
+--- Formats a value. opts: {depth=8, width=100, display=false}; display
+-- (the REPL's mode) shows events, signals, curated examples and drift
+-- results as compact records, times as ISO 8601 UTC and whole floats as
+-- integers (crucible.pretty_records), so the text no longer reads back.
 function M.format(v, opts)
   opts = opts or {}
-  return format(v, { depth = opts.depth or 8, width = opts.width or 100 }, 0, {}, "")
+  return format(v, { depth = opts.depth or 8, width = opts.width or 100, display = opts.display },
+    0, {}, "")
 end
 
---- Prints each argument formatted, separated by tabs.
+--- Prints each argument formatted, separated by tabs. opts as format's,
+-- when the first argument is M.OPTS: M.print(M.OPTS, {display = true}, ...).
 function M.print(...)
   local n = select("#", ...)
   local out = {}
-  for i = 1, n do out[i] = M.format((select(i, ...))) end
+  local opts, first = nil, 1
+  if n >= 2 and (select(1, ...)) == M.OPTS then opts, first = (select(2, ...)), 3 end
+  for i = first, n do out[#out + 1] = M.format((select(i, ...)), opts) end
   io.write(table.concat(out, "\t"), "\n")
 end
+
+--- The marker of M.print's options argument.
+M.OPTS = setmetatable({}, { __name = "pretty.OPTS" })
 
 return M

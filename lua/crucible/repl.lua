@@ -1,8 +1,15 @@
---- The interactive prompt: line editing and history through libedit,
--- expressions printed, tables printed readably (crucible.pretty).
--- `cf` is the configured crucible API.
+--- The interactive prompt: line editing, history and Tab completion
+-- through libedit, expressions printed (crucible.pretty in display mode:
+-- records compact, times ISO 8601), help(), dot commands
+-- (crucible.repl_commands). `cf` is the configured crucible API.
+-- An error prints the message of the line typed, without the REPL's own
+-- frames; --verbose or CRUCIBLE_DEBUG=1 adds the traceback.
 local rl = require "crucible._readline"
 local pretty = require "crucible.pretty"
+local commands = require "crucible.repl_commands"
+local complete = require "crucible.repl_complete"
+local history = require "crucible.repl_history"
+local usage = require "crucible.usage"
 
 local M = {}
 
@@ -21,9 +28,19 @@ function M.compile(src, env)
   return nil, err, incomplete(err)
 end
 
-local function traceback(msg)
-  if type(msg) ~= "string" then msg = tostring(msg) end
-  return debug.traceback(msg, 2)
+
+--- The error text shown for an error raised by the typed line: the
+-- message (an error object through tostring), and with CRUCIBLE_DEBUG=1
+-- the traceback down to the typed chunk (never the REPL's frames).
+function M.error_text(msg)
+  if type(msg) ~= "string" then
+    local mt = getmetatable(msg)
+    msg = (mt and mt.__tostring) and tostring(msg) or ("(error object is a %s value)"):format(type(msg))
+  end
+  if not usage.debugging() then return msg end
+  local tb = debug.traceback(msg, 3)
+  local cut = tb:find("\n%s*%[C%]: in function 'xpcall'") or tb:find("\n[^\n]*crucible/repl%.lua")
+  return cut and tb:sub(1, cut - 1) or tb
 end
 
 local function results(ok, ...)
@@ -31,42 +48,69 @@ local function results(ok, ...)
     io.stderr:write(tostring((...)), "\n")
     return
   end
-  if select("#", ...) > 0 then pretty.print(...) end
+  if select("#", ...) > 0 then pretty.print(pretty.OPTS, { display = true }, ...) end
 end
 
---- Runs the loop until end of input. opts: {banner=, history=}.
-function M.run(opts)
-  opts = opts or {}
+-- The environment lines run in: globals, cf, help.
+local function make_env()
   local env = _G
   local ok, cf = pcall(require, "crucible")
   if ok then
     env.cf = cf
   else
     io.stderr:write("warning: `cf` is not available: ", tostring(cf), "\n")
+    cf = nil
   end
-  if opts.banner then print(opts.banner .. "  (`cf` is the crucible API; Ctrl-D exits)") end
-  local history = opts.history or ((os.getenv("HOME") or ".") .. "/.crucible_history")
-  rl.read_history(history)
+  env.help = function(what) commands.help(cf, what) end
+  return env, cf
+end
+
+-- Reads one input (continuation lines while it is unfinished); nil at
+-- the end of input. Returns the text, its chunk or nil and the error.
+local function read_input(env)
+  local line = rl.readline("> ")
+  if line == nil then return nil end
+  local src = line
+  if src:match("^%s*%.%a") then return src, "command" end
+  local chunk, err, more = M.compile(src, env)
+  while not chunk and more do
+    local cont = rl.readline(">> ")
+    if cont == nil then break end
+    src = src .. "\n" .. cont
+    chunk, err, more = M.compile(src, env)
+  end
+  return src, chunk, err
+end
+
+--- Runs the loop until end of input or .quit. opts: {banner=, history=}.
+function M.run(opts)
+  opts = opts or {}
+  local env, cf = make_env()
+  if opts.banner then
+    print(opts.banner .. "  (`cf` is the crucible API; help() lists it; .help; Ctrl-D exits)")
+  end
+  local path = opts.history or ((os.getenv("HOME") or ".") .. "/.crucible_history")
+  local tty = rl.isatty()
+  local entries = tty and history.load(path) or {}
+  for _, e in ipairs(entries) do rl.add_history(e) end
+  rl.set_completer(function(word, before) return complete.complete(env, word, before, commands.names()) end)
   while true do
-    local line = rl.readline("> ")
-    if line == nil then break end
-    local src = line
-    local chunk, err, more = M.compile(src, env)
-    while not chunk and more do
-      local cont = rl.readline(">> ")
-      if cont == nil then break end
-      src = src .. "\n" .. cont
-      chunk, err, more = M.compile(src, env)
+    local src, chunk, err = read_input(env)
+    if src == nil then break end
+    if src:match("%S") then
+      rl.add_history(src)
+      entries[#entries + 1] = src
     end
-    if src:match("%S") then rl.add_history(src) end
-    if chunk then
-      results(xpcall(chunk, traceback))
+    if chunk == "command" then
+      if commands.run(src, cf) == "quit" then break end
+    elseif chunk then
+      results(xpcall(chunk, M.error_text))
     elseif src:match("%S") then
       io.stderr:write(err, "\n")
     end
   end
   io.write("\n")
-  rl.write_history(history)
+  if tty then history.save(path, entries) end
   return 0
 end
 

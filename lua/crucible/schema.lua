@@ -270,32 +270,51 @@ function M.distance(a, b)
   return prev[#b]
 end
 
+local function common_prefix(a, b)
+  local n = 0
+  while n < #a and n < #b and a:byte(n + 1) == b:byte(n + 1) do n = n + 1 end
+  return n
+end
+
+--- How many edits apart a name may be from a candidate still suggested:
+-- a third of its length plus one (1 for 1 or 2 characters, 2 for 3 to 5,
+-- 3 for 6 to 8, ...).
+function M.suggest_limit(name)
+  return #name // 3 + 1
+end
+
 --- The candidate closest to `name` for a "did you mean", or nil when none
--- is close: at most #name / 3 + 1 edits apart (case ignored), or starting
--- with name when name has 3 or more characters. Candidates: a list of
--- names or a table keyed by them. Ties go to the fewest edits counting
--- case, then to the alphabetically first.
+-- is close: at most suggest_limit(name) edits apart (optimal string
+-- alignment, case ignored), or starting with name when name has 3 or more
+-- characters. Candidates: a list of names or a table keyed by them. Ties
+-- go to the fewest edits, then the longest common prefix, then the
+-- fewest edits counting case, then the alphabetically first.
+--
+-- This is the one suggester: commands, options, config keys, strategies,
+-- policies, stages, schedules and API functions all go through it.
 function M.suggest(name, candidates)
   if type(name) ~= "string" or name == "" then return nil end
   local lname = name:lower()
-  local limit = #name // 3 + 1
-  local best, best_d, best_exact
+  local limit = M.suggest_limit(name)
+  local best, key
   for cand in pairs(as_set(candidates)) do
     local lc = cand:lower()
     local d = M.distance(lname, lc)
     if d <= limit or (#name >= 3 and lc:sub(1, #lname) == lname) then
-      local exact = M.distance(name, cand)
-      if not best or d < best_d or (d == best_d and (exact < best_exact
-          or (exact == best_exact and cand < best))) then
-        best, best_d, best_exact = cand, d, exact
+      local k = { d, -common_prefix(lname, lc), M.distance(name, cand), cand }
+      local better = not best
+      for x = 1, 4 do
+        if better or k[x] ~= key[x] then
+          better = better or k[x] < key[x]
+          break
+        end
       end
+      if better then best, key = cand, k end
     end
   end
   return best
 end
 
---- " (did you mean 'x'?)" for suggest(name, candidates), or "" when there
--- is no suggestion; `prefix` goes before the suggested name.
 --- Raises, for the caller of the API function `fname` (level 3 from
 -- here), "bad argument #1 to 'fname' (deployment id string expected, got
 -- TYPE)" unless deployment_id is a string (or nil with allow_nil).
@@ -307,6 +326,8 @@ function M.check_deployment_id(fname, deployment_id, allow_nil)
   end
 end
 
+--- " (did you mean 'x'?)" for suggest(name, candidates), or "" when there
+-- is no suggestion; `prefix` goes before the suggested name.
 function M.did_you_mean(name, candidates, prefix)
   local s = M.suggest(name, candidates)
   if not s then return "" end

@@ -212,6 +212,10 @@ local function check_on(on)
   return on
 end
 
+--- Checks the configuration's triggers.on (raises the message, naming
+-- the key path, at level 0).
+M.check_on = check_on
+
 -- Runs one action for a firing; returns its result table.
 local function action_result(a, firing, client)
   if a.webhook then

@@ -7,6 +7,7 @@
  *     integers exact, floats as the shortest text that reads back exactly
  *     (cjson keeps 14 digits), strings valid UTF-8 (see l_tojson.h)
  */
+#include <dirent.h>
 #include <lauxlib.h>
 #include <sqlite3.h>
 #include <string.h>
@@ -92,6 +93,27 @@ static int l_lua_path(lua_State *L)
     return 1;
 }
 
+/* list_dir(path) --> the names of the entries of a directory (no "." or
+ * ".."), unsorted; an empty list when it cannot be read. */
+static int l_list_dir(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    lua_newtable(L);
+    DIR *d = opendir(path);
+    if (!d)
+        return 1;
+    lua_Integer i = 1;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        lua_pushstring(L, e->d_name);
+        lua_rawseti(L, -2, i++);
+    }
+    closedir(d);
+    return 1;
+}
+
 static int l_bundled_modules(lua_State *L)
 {
     lua_newtable(L);
@@ -152,6 +174,7 @@ static const luaL_Reg funcs[] = {
     {"add_lua_path", l_add_lua_path},
     {"lua_path", l_lua_path},
     {"bundled_modules", l_bundled_modules},
+    {"list_dir", l_list_dir},
     {"build_info", l_build_info},
     {NULL, NULL},
 };

@@ -4,18 +4,28 @@
   crucible-feedback: no schedules configured: add schedules = {{ name = ..., cron = "0 3 * * *" (or every = SECONDS), script = ..., args = {...} }} to the configuration
   [1]
 
-A bad schedule names the entry and the problem:
+A bad schedule names the entry and the problem, when the configuration is
+loaded (a usage error: status 2), whatever runs:
 
   $ printf 'return { schedules = { { name = "n", cron = "0 25 * * *", script = "wf.lua" }, { name = "m", every = 0, script = "wf.lua", argz = {} } } }\n' > crucible.config.lua
   $ crucible-feedback schedule --list
-  crucible-feedback: config: schedules[1]: cron '0 25 * * *': field 2 (hour): 25 is out of range 0-23
-  config: schedules[2]: unknown key 'argz' (did you mean 'args'?)
-  config: schedules[2]: every must be a whole number of seconds (at least 1)
-  [1]
+  crucible-feedback: config (crucible.config.lua): schedules[1]: cron '0 25 * * *': field 2 (hour): 25 is out of range 0-23
+  config (crucible.config.lua): schedules[2]: unknown key 'argz' (did you mean 'args'?)
+  config (crucible.config.lua): schedules[2]: every must be a whole number of seconds (at least 1)
+  config (crucible.config.lua): schedules[1]: script './wf.lua' does not exist
+  config (crucible.config.lua): schedules[2]: script './wf.lua' does not exist
+  [2]
+  $ crucible-feedback -e 'print(require("crucible").config)'
+  crucible-feedback: config (crucible.config.lua): schedules[1]: cron '0 25 * * *': field 2 (hour): 25 is out of range 0-23
+  config (crucible.config.lua): schedules[2]: unknown key 'argz' (did you mean 'args'?)
+  config (crucible.config.lua): schedules[2]: every must be a whole number of seconds (at least 1)
+  config (crucible.config.lua): schedules[1]: script './wf.lua' does not exist
+  config (crucible.config.lua): schedules[2]: script './wf.lua' does not exist
+  [2]
   $ printf 'return { schedules = "nightly" }\n' > crucible.config.lua
   $ crucible-feedback schedule
   crucible-feedback: config (crucible.config.lua): 'schedules' must be a list, got 'nightly'
-  [1]
+  [2]
 
 A workflow is a script; its arguments come from `args`:
 
@@ -72,8 +82,8 @@ loop; the next run is not blocked by its lease:
   $ printf 'while true do end\n' > spin.lua
   $ printf 'return { schedules = { { name = "spin", every = 60, script = "spin.lua", timeout = 0.5 }, { name = "bad", every = 60, script = "spin.lua", timeout = 0 } } }\n' > crucible.config.lua
   $ crucible-feedback schedule --list
-  crucible-feedback: config: schedules[2]: timeout must be a positive number of seconds
-  [1]
+  crucible-feedback: config (crucible.config.lua): schedules[2]: timeout must be a positive number of seconds
+  [2]
   $ printf 'return { schedules = { { name = "spin", every = 60, script = "spin.lua", timeout = 0.5 } } }\n' > crucible.config.lua
   $ crucible-feedback schedule --run spin > spin.log; echo $?
   1

@@ -49,16 +49,16 @@ Help for the tool and for every command:
   usage: crucible-feedback [options] [script [args]]
          crucible-feedback [options] COMMAND [command options]
   $ crucible-feedback --help | grep -E '^  (run|repl|migrate|version) '
-    run                run a workflow or policy script
-    repl               explore your data interactively
-    migrate            create or upgrade the database schema
-    version            print version information
+    run       run a workflow or policy script
+    repl      explore your data interactively
+    migrate   create or upgrade the database schema
+    version   print version information
   $ for c in run repl migrate version; do crucible-feedback $c --help | head -1; done
   usage: crucible-feedback run [options] SCRIPT [args...]
   usage: crucible-feedback repl [options]
   usage: crucible-feedback migrate [options]
   usage: crucible-feedback version [options]
   $ crucible-feedback migrate -h | grep -- '--db URL'
-    --db URL           database URL (default: sqlite:./crucible.db)
+    --db URL        database URL (default: sqlite:./crucible.db)
   $ crucible-feedback version
   crucible%-feedback 0%.1%.0 %(Lua 5%.4%.%d+, SQLite 3%.[%d.]+%) (re)

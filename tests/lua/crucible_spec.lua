@@ -93,7 +93,8 @@ describe("crucible (public module)", function()
     support.write_file(dir .. "/bad.lua", "return { curation = { limit = 'x' } }")
     local _, e2, c2 = support.run("-e " .. support.q("print(require('crucible').config)"),
       { cwd = dir, env = { CRUCIBLE_CONFIG = "bad.lua" } })
-    assert.equal(1, c2)
+    assert.equal(2, c2) -- a usage error: one line, status 2
+    assert.is_nil(e2:find("stack traceback", 1, true))
     assert.truthy(e2:find("'curation.limit' must be an integer, got 'x'", 1, true))
     support.rm_rf(dir)
   end)

@@ -304,7 +304,7 @@ describe("detect_drift", function()
   it("raises on misuse with a message naming the problem", function()
     assert.has_error(function() cf.detect_drift(42) end, "deployment_id must be a string")
     assert.has_error(function() cf.detect_drift("d", { windw_size = 3 }) end,
-      "detect_drift: unknown option 'windw_size'")
+      "detect_drift: unknown option 'windw_size' (did you mean 'window_size'?)")
     assert.has_error(function() cf.detect_drift("d", { window_size = 0 }) end,
       "detect_drift: window_size must be at least 1")
     assert.has_error(function() cf.detect_drift("d", { ks_threshold = "high" }) end,

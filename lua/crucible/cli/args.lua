@@ -13,6 +13,8 @@ M.GLOBAL = {
   { name = "--db", value = "URL", key = "db", help = "database URL (default: sqlite:./crucible.db)" },
   { name = "--lua-path", value = "DIR", key = "lua_path",
     help = "search DIR for Lua modules before the bundled ones (repeatable)" },
+  { name = "--verbose", key = "verbose",
+    help = "show the Lua traceback of a usage error too (as CRUCIBLE_DEBUG=1 does)" },
   { name = "--help", key = "help", help = "show this help", short = "-h" },
 }
 
@@ -24,6 +26,20 @@ local function find(options, name)
     if o.name == name or o.short == name then return o end
   end
   return nil
+end
+
+--- "unknown option 'ARG'" with a suggestion among `options` and the
+-- global ones (name: ARG without an inline =value).
+function M.unknown_option(arg, name, options)
+  local names = {}
+  for _, list in ipairs { options, M.GLOBAL } do
+    for _, o in ipairs(list) do
+      if o.name:sub(1, 2) == "--" then names[#names + 1] = o.name:sub(3) end
+    end
+  end
+  local hint = name:sub(1, 2) == "--"
+    and require("crucible.schema").did_you_mean(name:sub(3), names, "--") or ""
+  return ("unknown option '%s'%s"):format(arg, hint)
 end
 
 --- Parses argv[first..]. Returns opts (option values by key, positionals by
@@ -46,9 +62,7 @@ function M.parse(spec, argv, first, apply)
       local name, inline = a:match("^(%-%-[^=]+)=(.*)$")
       name = name or a
       local o = find(spec.options or {}, name)
-      if not o then
-        return nil, ("unknown option '%s'"):format(a)
-      end
+      if not o then return nil, M.unknown_option(a, name, spec.options or {}) end
       local value = true
       if o.value then
         value = inline
@@ -102,6 +116,53 @@ function M.parse(spec, argv, first, apply)
   return opts
 end
 
+--- The width help text is wrapped to, and the widest flag column.
+M.WIDTH = 80
+M.MAX_FLAG = 24
+
+local function wrap(text, width)
+  local lines, cur = {}, ""
+  for word in text:gmatch("%S+") do
+    if cur ~= "" and #cur + 1 + #word > width then
+      lines[#lines + 1] = cur
+      cur = word
+    else
+      cur = cur == "" and word or (cur .. " " .. word)
+    end
+  end
+  if cur ~= "" or #lines == 0 then lines[#lines + 1] = cur end
+  return lines
+end
+
+--- Two-column rows {{flag, description}, ...} laid out for help: each
+-- flag on its own line, descriptions aligned in one column and wrapped;
+-- a flag wider than the column puts its description on the next line.
+function M.columns(rows, out)
+  local col = 0
+  for _, r in ipairs(rows) do
+    if #r[1] <= M.MAX_FLAG and #r[1] > col then col = #r[1] end
+  end
+  local indent = 2 + col + 2
+  for _, r in ipairs(rows) do
+    local desc = wrap(r[2] or "", M.WIDTH - indent)
+    if #r[1] > col then
+      out[#out + 1] = "  " .. r[1]
+      if desc[1] ~= "" then out[#out + 1] = (" "):rep(indent) .. desc[1] end
+    else
+      out[#out + 1] = (("  %-" .. col .. "s  %s"):format(r[1], desc[1])):gsub("%s+$", "")
+    end
+    for i = 2, #desc do out[#out + 1] = (" "):rep(indent) .. desc[i] end
+  end
+  return out
+end
+
+--- The flag text of an option: "-f, --format FORMAT".
+function M.flag(o)
+  local flag = o.name .. (o.value and (" " .. o.value) or "")
+  if o.short then flag = o.short .. ", " .. flag end
+  return flag
+end
+
 --- The help text for a subcommand spec.
 function M.help(progname, spec)
   local lines = {}
@@ -120,20 +181,22 @@ function M.help(progname, spec)
   if spec.positionals and #spec.positionals > 0 then
     lines[#lines + 1] = ""
     lines[#lines + 1] = "Arguments:"
-    for _, p in ipairs(spec.positionals) do
-      lines[#lines + 1] = ("  %-18s %s"):format(p.name, p.help or "")
-    end
+    local rows = {}
+    for i, p in ipairs(spec.positionals) do rows[i] = { p.name, p.help } end
+    M.columns(rows, lines)
   end
   lines[#lines + 1] = ""
   lines[#lines + 1] = "Options:"
-  local all = {}
-  for _, o in ipairs(spec.options or {}) do all[#all + 1] = o end
-  for _, o in ipairs(M.GLOBAL) do all[#all + 1] = o end
-  for _, o in ipairs(all) do
-    local flag = o.name .. (o.value and (" " .. o.value) or "")
-    if o.short then flag = o.short .. ", " .. flag end
-    lines[#lines + 1] = ("  %-18s %s"):format(flag, o.help or "")
+  local rows = {}
+  local own = {}
+  for _, o in ipairs(spec.options or {}) do
+    rows[#rows + 1] = { M.flag(o), o.help }
+    own[o.name] = true
   end
+  for _, o in ipairs(M.GLOBAL) do
+    if not own[o.name] then rows[#rows + 1] = { M.flag(o), o.help } end
+  end
+  M.columns(rows, lines)
   return table.concat(lines, "\n")
 end
 

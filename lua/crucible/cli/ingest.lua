@@ -59,12 +59,22 @@ local function report_unwritten(s, dead_letter, timeout_ms)
   return s.lost > 0 and M.EXIT_LOST or M.EXIT_DEAD_LETTERED
 end
 
+--- The rate of n events in secs seconds: "12345 events/s", "3.5 events/s",
+-- "0.43 events/s" (a slow stream keeps its digits), "-" without time.
+function M.rate_text(n, secs)
+  if not secs or secs <= 0 then return "- events/s" end
+  local r = n / secs
+  local fmt = r >= 100 and "%.0f" or r >= 10 and "%.1f" or r >= 1 and "%.2f" or "%.2g"
+  if r == 0 then fmt = "%.0f" end
+  return (fmt .. " events/s"):format(r)
+end
+
 -- Prints the summary; returns the exit status it calls for.
 local function summarize(opts, s, cfg)
-  local rate = s.seconds > 0 and s.accepted / s.seconds or 0
-  print(("%s: %s accepted, %s rejected%s, %s read in %.2f s (%.0f events/s)"):format(
+  print(("%s: %s accepted, %s rejected%s, %s read in %.2f s (%s)"):format(
     opts.file == "-" and "stdin" or opts.file, plural(s.accepted, "event"),
-    plural(s.rejected, "line"), reject_detail(s), plural(s.lines, "line"), s.seconds, rate))
+    plural(s.rejected, "line"), reject_detail(s), plural(s.lines, "line"), s.seconds,
+    M.rate_text(s.accepted, s.seconds)))
   if opts.rejects and s.rejected > 0 then
     print(("rejected lines written to %s"):format(opts.rejects))
   end

@@ -8,6 +8,7 @@ local core = require "crucible._core"
 local cstore = require "crucible._store"
 local args = require "crucible.cli.args"
 local runtime = require "crucible.runtime"
+local usage = require "crucible.usage"
 
 local M = {}
 
@@ -27,6 +28,16 @@ local function command_module(name)
   return require("crucible.cli." .. name)
 end
 
+local INTERPRETER_FLAGS = {
+  { "-e CODE", "execute the string CODE" },
+  { "-l NAME", "require library NAME into global NAME (also -l g=mod)" },
+  { "-i", "enter interactive mode after running the script" },
+  { "-v, --version", "print version information" },
+  { "-W", "turn warnings on" },
+  { "-", "execute standard input and stop handling options" },
+  { "--", "stop handling options" },
+}
+
 function M.usage_text()
   local lines = {
     "usage: " .. M.PROGNAME .. " [options] [script [args]]",
@@ -36,29 +47,17 @@ function M.usage_text()
     "",
     "Commands:",
   }
-  for _, name in ipairs(M.COMMANDS) do
-    lines[#lines + 1] = ("  %-18s %s"):format(name, command_module(name).spec.summary)
-  end
+  local rows = {}
+  for i, name in ipairs(M.COMMANDS) do rows[i] = { name, command_module(name).spec.summary } end
+  args.columns(rows, lines)
   lines[#lines + 1] = ""
   lines[#lines + 1] = "Options:"
-  for _, o in ipairs(args.GLOBAL) do
-    local flag = o.name .. (o.value and (" " .. o.value) or "")
-    if o.short then flag = o.short .. ", " .. flag end
-    lines[#lines + 1] = ("  %-18s %s"):format(flag, o.help)
-  end
-  for _, l in ipairs {
-    "  -e CODE            execute the string CODE",
-    "  -l NAME            require library NAME into global NAME (also -l g=mod)",
-    "  -i                 enter interactive mode after running the script",
-    "  -v, --version      print version information",
-    "  -W                 turn warnings on",
-    "  -                  execute standard input and stop handling options",
-    "  --                 stop handling options",
-    "",
-    "'" .. M.PROGNAME .. " COMMAND --help' describes a command.",
-  } do
-    lines[#lines + 1] = l
-  end
+  rows = {}
+  for _, o in ipairs(args.GLOBAL) do rows[#rows + 1] = { args.flag(o), o.help } end
+  for _, r in ipairs(INTERPRETER_FLAGS) do rows[#rows + 1] = r end
+  args.columns(rows, lines)
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "'" .. M.PROGNAME .. " COMMAND --help' describes a command."
   return table.concat(lines, "\n")
 end
 
@@ -77,6 +76,7 @@ function M.report(msg)
 end
 
 function M.traceback(msg)
+  if usage.is(msg) and not usage.debugging() then return msg end
   if type(msg) ~= "string" then
     local mt = getmetatable(msg)
     if mt and mt.__tostring then
@@ -106,6 +106,8 @@ function M.apply_global(opt, value)
     runtime.options.config = value
   elseif opt.key == "lua_path" then
     core.add_lua_path(value)
+  elseif opt.key == "verbose" then
+    runtime.options.verbose = true
   end
   return true
 end
@@ -121,7 +123,10 @@ end
 --- Runs a chunk under a traceback handler. Returns an exit status.
 function M.call(chunk, ...)
   local ok, err = xpcall(chunk, M.traceback, ...)
-  if not ok then return M.report(err) end
+  if not ok then
+    local status = M.report(err)
+    return usage.is(err) and 2 or status
+  end
   return 0
 end
 
@@ -187,12 +192,15 @@ local function parse_long(argv, i, st)
   elseif name == "--version" then
     st.version = true
     return i
+  elseif name == "--verbose" then
+    runtime.options.verbose = true
+    return i
   end
   local opt
   for _, o in ipairs(args.GLOBAL) do
     if o.name == name and o.value then opt = o end
   end
-  if not opt then return nil, ("unknown option '%s'"):format(a) end
+  if not opt then return nil, args.unknown_option(a, name, {}) end
   local value = inline
   if value == nil then
     i = i + 1
@@ -327,7 +335,8 @@ function M.main(argv)
   if command then return M.run_command(command, argv, st.script_index) end
   local index = st.script_index
   if index and argv[index] ~= "-" and not looks_like_script(argv[index]) then
-    return M.usage_error(("unknown command '%s'"):format(argv[index]))
+    return M.usage_error(("unknown command '%s'%s"):format(argv[index],
+      require("crucible.schema").did_you_mean(argv[index], M.COMMANDS)))
   end
   return run_interpreter(argv, st)
 end

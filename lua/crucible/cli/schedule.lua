@@ -63,7 +63,10 @@ function M.main(opts)
   -- the workflows use the default instance (require "crucible"); a bad
   -- configuration is reported without a Lua position
   local probe, perr = require("crucible").new()
-  if not probe then return cli.report(perr) end
+  if not probe then
+    cli.report(perr)
+    return 2
+  end
   probe.close()
   local cf = require("crucible").default()
   local limit = 20

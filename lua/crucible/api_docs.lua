@@ -1,0 +1,241 @@
+--- crucible.api_docs: the one description of the public API functions
+-- (`cf.NAME`): signature, what it does, its options and one example.
+-- help() in the REPL prints from it, `cf` lists it, completion offers its
+-- option names, and docs/api.md's function reference is generated from
+-- it (tests/lua/api_docs_spec.lua checks that they agree).
+--
+--   local docs = require "crucible.api_docs"
+--   docs.get("curate")     --> {name =, args =, summary =, options = {{name, text}}, example =}
+--   docs.text("curate")    --> the help text
+--   docs.markdown()        --> the reference section of docs/api.md
+local M = {}
+
+local function o(name, text) return { name = name, text = text } end
+
+--- The entries, in the order help() and the docs list them.
+M.FUNCTIONS = {
+  -- ingestion
+  { name = "log_inference", args = "event", area = "ingestion",
+    summary = "buffers one inference event (sanitized, scored) for the next flush; returns its id",
+    options = { o("deployment_id", "required"), o("prompt", "required"), o("response", "required"),
+                o("model_version_id", ""), o("latency_ms", ""), o("token_count", ""),
+                o("metadata", "a table"), o("timestamp", "when it happened") },
+    example = [[cf.log_inference{deployment_id = "bot", prompt = "hi", response = "hello"}]] },
+  { name = "record_signal", args = "id, signal_type[, metadata[, opts]]", area = "ingestion",
+    summary = "records a user signal (thumbs_up, thumbs_down, regenerate, edit, copy, share, report)",
+    options = { o("timestamp", "when it happened (default now)") },
+    example = [[cf.record_signal(id, "thumbs_down")]] },
+  { name = "record_user_edit", args = "id, edited_response[, metadata[, opts]]", area = "ingestion",
+    summary = "records an edit signal with the user's corrected response",
+    options = { o("timestamp", "when it happened (default now)") },
+    example = [[cf.record_user_edit(id, "the corrected answer")]] },
+  { name = "flush", args = "", area = "ingestion",
+    summary = "writes the buffered events now", options = {}, example = [[cf.flush()]] },
+  { name = "stats", args = "", area = "ingestion",
+    summary = "ingestion counters (accepted, written, rejected, redactions, ...)", options = {},
+    example = [[cf.stats().written]] },
+  { name = "sanitize", args = "text[, counts]", area = "ingestion",
+    summary = "the text with PII replaced as ingestion would store it", options = {},
+    example = [[cf.sanitize("mail me at a@b.example")]] },
+  { name = "ingest_file", args = "path[, opts]", area = "ingestion",
+    summary = "ingests a JSON-lines file (\"-\": standard input); returns a summary",
+    options = { o("rejects", "a file for the rejected lines"), o("quiet", "no per-line messages") },
+    example = [[cf.ingest_file("events.jsonl", {rejects = "bad.jsonl"})]] },
+  { name = "set_ingest_scorer", args = "fn", area = "ingestion",
+    summary = "scores each event as it is ingested with fn(event) -> score", options = {},
+    example = [[cf.set_ingest_scorer(function(ev) return #ev.response > 20 and 1 or 0 end)]] },
+  -- exploration
+  { name = "events", args = "[query]", area = "exploration",
+    summary = "inference events as a printable result set (:head(n), :count(), :by(field), :to_csv(path))",
+    options = { o("deployment", "a deployment id (default: every deployment)"),
+                o("since", "ISO 8601 time, microseconds, or an age: \"30m\", \"12h\", \"1d\", \"2w\""),
+                o("until", "as since"),
+                o("where", "a function(event) -> boolean, or a table: field = value, "
+                  .. "field = {op, value} (op: == ~= < <= > >=), signal = type or {types}"),
+                o("limit", "at most this many events"),
+                o("order", "\"desc\" (newest first, the default) or \"asc\"") },
+    example = [[cf.events{since = "1d", where = {signal = "thumbs_down"}}:head(5)]] },
+  -- quality
+  { name = "assess_quality", args = "event[, opts]", area = "quality",
+    summary = "scores one event {prompt, response}; returns score, checks",
+    options = { o("min_length", ""), o("max_length", ""), o("custom", "extra checks"),
+                o("llm_judge", "a judge function or settings") },
+    example = [[cf.assess_quality{prompt = "hi", response = "hello there"}]] },
+  { name = "get_quality_stats", args = "deployment_id[, opts]", area = "quality",
+    summary = "quality statistics of the deployment's recent events",
+    options = { o("window_size", "how many recent events"), o("checks", "per-check rates") },
+    example = [[cf.get_quality_stats("support-bot", {window_size = 500})]] },
+  { name = "backfill_quality", args = "deployment_id[, opts]", area = "quality",
+    summary = "scores the stored events that have no quality score yet",
+    options = { o("since", ""), o("limit", ""), o("batch_size", ""), o("custom", ""),
+                o("llm_judge", ""), o("min_length", ""), o("max_length", "") },
+    example = [[cf.backfill_quality("support-bot", {limit = 1000})]] },
+  -- drift
+  { name = "detect_drift", args = "deployment_id[, opts]", area = "drift",
+    summary = "compares the recent window with the baseline; returns one result per feature",
+    options = { o("window_size", ""), o("features", ""), o("since", ""), o("until", ""),
+                o("baseline", "{from =, to =}"), o("ks_threshold", ""), o("psi_threshold", ""),
+                o("drift_threshold", ""), o("length_threshold", ""), o("quality_threshold", ""),
+                o("js_threshold", ""), o("psi_bins", ""), o("hist_bins", ""), o("mmd_samples", ""),
+                o("mmd_permutations", ""), o("seed", ""), o("embedding_client", "") },
+    example = [[cf.detect_drift("support-bot", {window_size = 500})]] },
+  { name = "current_drift_score", args = "deployment_id[, opts]", area = "drift",
+    summary = "the largest drift score detect_drift finds now (options as detect_drift)",
+    options = {}, example = [[cf.current_drift_score("support-bot")]] },
+  { name = "get_drift_history", args = "deployment_id[, opts]", area = "drift",
+    summary = "stored drift results, newest first",
+    options = { o("limit", ""), o("since", ""), o("type", "a drift type") },
+    example = [[cf.get_drift_history("support-bot", {limit = 5})]] },
+  { name = "get_drift_baseline", args = "deployment_id", area = "drift",
+    summary = "the pinned baseline window {from =, to =}, or nil", options = {},
+    example = [[cf.get_drift_baseline("support-bot")]] },
+  { name = "set_drift_baseline", args = "deployment_id, range", area = "drift",
+    summary = "pins the baseline window {from =, to =} (times); nil unpins", options = {},
+    example = [[cf.set_drift_baseline("support-bot", {from = "2026-11-01T00:00:00Z", to = "2026-11-08T00:00:00Z"})]] },
+  { name = "embed", args = "texts", area = "drift",
+    summary = "embedding vectors of a list of texts (the configured embedding client)", options = {},
+    example = [[cf.embed{"hello", "world"}]] },
+  -- curation
+  { name = "curate", args = "deployment_id[, opts]", area = "curation",
+    summary = "selects training examples with the configured strategies; returns them and counts",
+    options = { o("strategies", "names, e.g. {\"user_edit\", \"high_quality\"}"), o("limit", ""),
+                o("since", ""), o("until", ""), o("persist", "store them (default true)"),
+                o("near_duplicates", ""), o("near_duplicate_distance", ""),
+                o("embedding_client", "") },
+    example = [[cf.curate("support-bot", {strategies = {"high_quality"}, limit = 100})]] },
+  { name = "get_curated_count", args = "deployment_id[, opts]", area = "curation",
+    summary = "how many curated examples are stored",
+    options = { o("exported", "true: exported ones, false: not yet exported") },
+    example = [[cf.get_curated_count("support-bot", {exported = false})]] },
+  -- triggers
+  { name = "check_triggers", args = "deployment_id[, opts]", area = "triggers",
+    summary = "evaluates the trigger policies; returns the names that fired and a report",
+    options = { o("triggers", "policy names"), o("now", ""), o("dry_run", ""),
+                o("cooldown_seconds", "") },
+    example = [[cf.check_triggers("support-bot", {dry_run = true})]] },
+  { name = "get_trigger_history", args = "deployment_id[, opts]", area = "triggers",
+    summary = "stored firings, newest first",
+    options = { o("limit", ""), o("since", ""), o("type", "a trigger name") },
+    example = [[cf.get_trigger_history("support-bot", {limit = 5})]] },
+  -- export
+  { name = "export", args = "deployment_id[, opts]", area = "export",
+    summary = "writes the curated examples not yet exported to a file",
+    options = { o("format", "jsonl, csv, parquet, huggingface, ..."), o("output_path", ""),
+                o("include_exported", ""), o("limit", ""), o("export_batch_id", ""),
+                o("parquet", "parquet settings"), o("progress", ""), o("mkdir", "") },
+    example = [[cf.export("support-bot", {format = "jsonl", output_path = "out.jsonl"})]] },
+  { name = "export_preference_pairs", args = "deployment_id[, opts]", area = "export",
+    summary = "writes (chosen, rejected) pairs from user edits",
+    options = { o("format", ""), o("output_path", ""), o("limit", ""), o("since", ""),
+                o("until", ""), o("progress", ""), o("mkdir", "") },
+    example = [[cf.export_preference_pairs("support-bot", {output_path = "pairs.jsonl"})]] },
+  -- workflows and serving
+  { name = "run_pipeline", args = "context_or_artifacts, steps", area = "workflows",
+    summary = "runs pipeline stages in order; returns the context", options = {},
+    example = [[cf.run_pipeline({deployment_id = "support-bot"}, {"assess_quality", "curate"})]] },
+  { name = "serve", args = "[opts]", area = "workflows",
+    summary = "serves the HTTP intake until SIGTERM or SIGINT",
+    options = { o("listen", "HOST:PORT"), o("threads", ""), o("on_listening", "fn(host, port)") },
+    example = [[cf.serve{listen = "127.0.0.1:4318"}]] },
+  -- the instance
+  { name = "store", args = "", area = "instance",
+    summary = "the open storage interface (see Storage)", options = {},
+    example = [[cf.store():count_events{deployment_id = "support-bot"}]] },
+  { name = "migrate", args = "", area = "instance",
+    summary = "applies pending schema migrations", options = {}, example = [[cf.migrate()]] },
+  { name = "on", args = "event, fn", area = "instance",
+    summary = "subscribes fn(payload, event) to a telemetry event; returns a handle", options = {},
+    example = [[cf.on("export.complete", function(p) print(p.path) end)]] },
+  { name = "off", args = "handle", area = "instance",
+    summary = "removes a subscription", options = {}, example = [[cf.off(handle)]] },
+  { name = "close", args = "", area = "instance",
+    summary = "flushes what features buffer and closes the store", options = {},
+    example = [[cf.close()]] },
+  { name = "new", args = "[opts]", area = "instance",
+    summary = "a separate instance",
+    options = { o("config", "a file or a table over the defaults"), o("db", "a database URL"),
+                o("auto_migrate", "false: leave the schema alone") },
+    example = [[require("crucible").new{config = {storage = {url = "sqlite:other.db"}}}]] },
+  { name = "default", args = "", area = "instance",
+    summary = "the default instance (what `cf.NAME` calls go to)", options = {},
+    example = [[cf.default()]] },
+  { name = "reset_default", args = "", area = "instance",
+    summary = "closes and forgets the default instance", options = {},
+    example = [[cf.reset_default()]] },
+}
+
+local by_name = {}
+for _, f in ipairs(M.FUNCTIONS) do by_name[f.name] = f end
+
+--- The entry of function `name`, or nil.
+function M.get(name) return by_name[name] end
+
+--- The function names, in order.
+function M.names()
+  local out = {}
+  for i, f in ipairs(M.FUNCTIONS) do out[i] = f.name end
+  return out
+end
+
+--- The option names of function `name` (a list; empty when none or unknown).
+function M.option_names(name)
+  local out = {}
+  for i, opt in ipairs(by_name[name] and by_name[name].options or {}) do out[i] = opt.name end
+  return out
+end
+
+--- "cf.NAME(ARGS)".
+function M.signature(f) return ("cf.%s(%s)"):format(f.name, f.args) end
+
+--- The help text of one function: signature, summary, options, example.
+function M.text(name)
+  local f = by_name[name]
+  if not f then return nil end
+  local lines = { M.signature(f), "  " .. f.summary }
+  if #f.options > 0 then
+    lines[#lines + 1] = "  options:"
+    for _, opt in ipairs(f.options) do
+      lines[#lines + 1] = opt.text ~= "" and ("    %-24s %s"):format(opt.name, opt.text)
+        or ("    %s"):format(opt.name)
+    end
+  end
+  lines[#lines + 1] = "  example: " .. f.example
+  return table.concat(lines, "\n")
+end
+
+--- The overview: one line per function, by area.
+function M.overview()
+  local lines, area = {}, nil
+  for _, f in ipairs(M.FUNCTIONS) do
+    if f.area ~= area then
+      area = f.area
+      lines[#lines + 1] = area .. ":"
+    end
+    local sig = M.signature(f)
+    if #sig > 34 then
+      lines[#lines + 1] = "  " .. sig
+      lines[#lines + 1] = ("  %-34s %s"):format("", f.summary)
+    else
+      lines[#lines + 1] = ("  %-34s %s"):format(sig, f.summary)
+    end
+  end
+  return table.concat(lines, "\n")
+end
+
+--- The function reference of docs/api.md (between its
+-- "<!-- api-reference -->" markers).
+function M.markdown()
+  local out = { "| function | what it does | options | example |", "| --- | --- | --- | --- |" }
+  for _, f in ipairs(M.FUNCTIONS) do
+    local opts = {}
+    for i, opt in ipairs(f.options) do
+      opts[i] = "`" .. opt.name .. "`" .. (opt.text ~= "" and (" " .. opt.text) or "")
+    end
+    local cell = table.concat(opts, "; "):gsub("|", "\\|")
+    out[#out + 1] = ("| `%s` | %s | %s | `%s` |"):format(M.signature(f), f.summary:gsub("|", "\\|"),
+      cell, (f.example:gsub("|", "\\|")))
+  end
+  return table.concat(out, "\n")
+end
+
+return M
