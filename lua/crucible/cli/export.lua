@@ -49,7 +49,7 @@ M.spec = {
     { name = "--limit", value = "N", key = "limit", help = "at most N examples (events for pairs)" },
     { name = "--columns", value = "LIST", key = "columns",
       help = "jsonl, csv, parquet, huggingface: the columns to write, comma-separated, "
-        .. "in order (default: all: " .. table.concat(formats.column_names(), ",") .. ")" },
+        .. "in order (default: all: " .. table.concat(formats.column_names(), ", ") .. ")" },
     { name = "--batch-id", value = "ID", key = "batch_id",
       help = ("export batch id recorded on the rows, at most %d bytes (default: a new UUID)")
         :format(export.MAX_BATCH_ID) },
