@@ -32,7 +32,7 @@ M.DEFAULT_DEAD_LETTER = "crucible-dead-letter.jsonl"
 M.MAX_SIGNAL_SKEW_SECONDS = 300
 
 local STAT_KEYS = { "accepted", "invalid", "rejected_full", "flushed", "batches", "retried",
-                    "refused", "dead_lettered", "lost", "scored", "score_errors",
+                    "refused", "duplicates", "dead_lettered", "lost", "scored", "score_errors",
                     "buffer_depth", "buffer_bytes", "last_flush_latency_ms" }
 
 local function hex(bytes)
@@ -324,10 +324,14 @@ local function attach_logging(client, st)
 
   --- Bulk ingestion of a JSON-lines file ("-": standard input). opts:
   -- rejects (a file for the rejected lines), quiet (no per-line messages
-  -- on stderr). Returns a summary {lines, accepted, rejected, invalid,
-  -- full, refused, dead_lettered, lost, bytes, seconds, interrupted} or
-  -- nil, message, kind, summary; kind "usage" (nothing touched) when the
-  -- input is the rejects file or the dead-letter file.
+  -- on stderr), derived_ids (default true: a line without an id gets one
+  -- derived from the file's absolute path, or source_name when given, its
+  -- line number and its bytes, so a re-run stores each line once; standard
+  -- input only with source_name), source_name. Returns a summary {lines,
+  -- accepted, already_stored, rejected, invalid, full, refused,
+  -- dead_lettered, lost, bytes, seconds, interrupted} or nil, message,
+  -- kind, summary; kind "usage" (nothing touched) when the input is the
+  -- rejects file or the dead-letter file.
   function client.ingest_file(path, opts)
     check_arg("ingest_file", 1, path, "string")
     check_arg("ingest_file", 2, opts, "table", true)
@@ -338,6 +342,8 @@ local function attach_logging(client, st)
     local h, err, kind = open(st)
     if not h then return nil, err, kind end
     return h:ingest_file(path, { rejects = opts.rejects, quiet = opts.quiet,
+                                 derived_ids = opts.derived_ids ~= false,
+                                 source_name = opts.source_name,
                                  max_line = st.cfg.ingestion.max_event_bytes * 2 + 65536 })
   end
 end

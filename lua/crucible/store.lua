@@ -222,8 +222,14 @@ function Store:schema_version() return self.h:schema_version() end
 function Store:backend() return self.h:backend() end
 
 --- Inserts a batch of events in one transaction. metadata may be a table.
--- Returns the list of ids (generated UUIDv7 where none was given).
-function Store:insert_events(events)
+-- Returns the list of ids (generated UUIDv7 where none was given). An id
+-- is one event: by default a row whose id is already stored (or repeated
+-- in the batch) refuses the whole batch (nil, message, "invalid"); with
+-- opts.skip_duplicates such rows are skipped instead (the stored copy
+-- wins, its content is not compared) and a second value lists their
+-- positions in the batch.
+function Store:insert_events(events, opts)
+  if opts ~= nil and type(opts) ~= "table" then error("insert_events: opts must be a table", 2) end
   local rows = {}
   for i, ev in ipairs(events) do
     if type(ev) ~= "table" then error(("events[%d] must be a table"):format(i), 2) end
@@ -233,7 +239,7 @@ function Store:insert_events(events)
     r.inserted_at = time_of(ev.inserted_at, "inserted_at")
     rows[i] = r
   end
-  return self.h:insert_events(rows)
+  return self.h:insert_events(rows, opts ~= nil and opts.skip_duplicates == true)
 end
 
 function Store:insert_signal(sig)

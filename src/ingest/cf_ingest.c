@@ -46,6 +46,7 @@ static void free_pipeline(cf_ingest *g)
     free(g->batch);
     free(g->evbuf);
     free(g->state);
+    free(g->dup);
     free(g->store_url);
     free(g->dead_letter_path);
     pthread_mutex_destroy(&g->mu);
@@ -101,8 +102,9 @@ int cf_ingest_new(const cf_ingest_opts *o, cf_ingest **out, cf_err *err)
     g->batch = calloc(o->max_batch, sizeof *g->batch);
     g->evbuf = calloc(o->max_batch, sizeof *g->evbuf);
     g->state = calloc(o->max_batch, 1);
+    g->dup = calloc(o->max_batch, 1);
     if (!g->store_url || (o->dead_letter_path && !g->dead_letter_path) || !g->batch
-        || !g->evbuf || !g->state) {
+        || !g->evbuf || !g->state || !g->dup) {
         free_pipeline(g);
         return cf_fail(err, CF_ENOMEM, "out of memory starting ingestion");
     }
@@ -264,6 +266,7 @@ void cf_ingest_stats_get(cf_ingest *g, cf_ingest_stats *s)
     s->batches = atomic_load(&g->batches);
     s->retried = atomic_load(&g->retried);
     s->refused = atomic_load(&g->refused);
+    s->duplicates = atomic_load(&g->duplicates);
     s->dead_lettered = atomic_load(&g->dead_lettered);
     s->lost = atomic_load(&g->lost);
     s->timed_out = atomic_load(&g->timed_out);
@@ -299,6 +302,7 @@ void cf_ingest_report_add(cf_ingest *g, const cf_ingest_report *r)
     /* many flushes between two looks: fold them into one */
     if (r->kind == CF_REPORT_FLUSH && t && t->kind == CF_REPORT_FLUSH && g->nreports > 64) {
         t->count += r->count;
+        t->duplicates += r->duplicates;
         t->duration_ms += r->duration_ms;
         pthread_mutex_unlock(&g->mu);
         return;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "crucible/ingest/cf_jsonl.h"
+#include "crucible/ingest/cf_line_id.h"
 
 #define CHUNK (1 << 20)
 #define BOM "\xEF\xBB\xBF"
@@ -35,10 +36,26 @@ static int is_blank(const char *s, size_t n)
  * a stop flag it waits until writes fail. */
 static volatile sig_atomic_t never;
 
+/* A parsed line without an id gets the one derived from the source, its
+ * number and its bytes (lids NULL: none, the pipeline makes a UUIDv7);
+ * id (37 bytes) holds it. */
+static int derive_id(cf_line_ids *lids, uint64_t line, const char *s, size_t n,
+                     cf_event_in *in, char *id, cf_err *err)
+{
+    if (!lids || in->v[CF_F_ID].type != CF_V_ABSENT)
+        return 0;
+    if (cf_line_id(lids, line, s, n, id, err))
+        return -1;
+    in->v[CF_F_ID].type = CF_V_STRING;
+    in->v[CF_F_ID].s = (cf_str){id, 36};
+    return 0;
+}
+
 /* One line: parse, validate, submit. Returns -1 only when the pipeline
  * refuses everything (closing). */
-static int one_line(cf_ingest *g, cf_prepare_scratch *ps, const cf_bulk_opts *o,
-                    cf_bulk_result *res, const char *s, size_t n, cf_err *err)
+static int one_line(cf_ingest *g, cf_prepare_scratch *ps, cf_line_ids *lids,
+                    const cf_bulk_opts *o, cf_bulk_result *res, const char *s, size_t n,
+                    cf_err *err)
 {
     if (n && s[n - 1] == '\r')
         n--;
@@ -59,9 +76,13 @@ static int one_line(cf_ingest *g, cf_prepare_scratch *ps, const cf_bulk_opts *o,
     cf_jsonl_doc doc = CF_JSONL_DOC_INIT;
     cf_event_in in;
     cf_err e;
-    char id[CF_MAX_ID_BYTES + 1];
+    char id[CF_MAX_ID_BYTES + 1], derived[37];
     cf_verrors v;
     int rc = cf_jsonl_parse(s, n, o->unknown_to_metadata, &doc, &in, &e);
+    if (rc == 0 && derive_id(lids, res->lines, s, n, &in, derived, err)) {
+        cf_jsonl_doc_free(&doc);
+        return -1;
+    }
     if (rc == 0)
         rc = cf_ingest_submit(g, &in, ps, res->lines, o->stop ? o->stop : &never, id, &v, &e);
     cf_jsonl_doc_free(&doc);
@@ -85,6 +106,7 @@ static int one_line(cf_ingest *g, cf_prepare_scratch *ps, const cf_bulk_opts *o,
 typedef struct reader {
     cf_ingest *g;
     cf_prepare_scratch *ps;
+    cf_line_ids *lids; /* derived ids (o->source), or NULL */
     const cf_bulk_opts *o;
     cf_bulk_result *res;
     cf_err *err;
@@ -168,7 +190,8 @@ static int scan_lines(reader *r)
             r->res->lines++;
             if (len > r->max_line)
                 reject_long(r, len);
-            else if (one_line(r->g, r->ps, r->o, r->res, r->buf.p + r->start, len, r->err))
+            else if (one_line(r->g, r->ps, r->lids, r->o, r->res, r->buf.p + r->start, len,
+                              r->err))
                 return -1;
         }
         r->start += len + (nl ? 1 : 0);
@@ -201,9 +224,14 @@ static int drain(cf_ingest *g, const cf_bulk_opts *o, int rc, cf_err *err)
 int cf_ingest_fd(cf_ingest *g, int fd, const cf_bulk_opts *o, cf_bulk_result *res, cf_err *err)
 {
     memset(res, 0, sizeof *res);
-    reader r = {g, cf_prepare_scratch_new(), o, res, err, CF_BUF_INIT, 0, 0, 0, 0, 0};
+    reader r = {g, cf_prepare_scratch_new(), NULL, o, res, err, CF_BUF_INIT, 0, 0, 0, 0, 0};
+    if (o->source && !(r.lids = cf_line_ids_new(o->source, o->source_n, err))) {
+        cf_prepare_scratch_free(r.ps);
+        return -1;
+    }
     if (!r.ps || cf_buf_reserve(&r.buf, CHUNK)) {
         cf_prepare_scratch_free(r.ps);
+        cf_line_ids_free(r.lids);
         cf_buf_free(&r.buf);
         return cf_fail(err, CF_ENOMEM, "out of memory reading input");
     }
@@ -227,11 +255,13 @@ int cf_ingest_fd(cf_ingest *g, int fd, const cf_bulk_opts *o, cf_bulk_result *re
         pass_reports(g, o);
     }
     cf_prepare_scratch_free(r.ps);
+    cf_line_ids_free(r.lids);
     cf_buf_free(&r.buf);
     rc = drain(g, o, rc, err);
     cf_ingest_set_bounded(g, 0);
     cf_ingest_stats_get(g, &after);
     res->unwritten = after.timed_out - before.timed_out;
     res->lost = after.lost - before.lost;
+    res->duplicates = after.duplicates - before.duplicates;
     return rc;
 }

@@ -1,6 +1,7 @@
 /* The flusher thread: takes batches from the ring and writes them through
- * its own store connection; isolates rows the database refuses, retries
- * when it is unavailable, dead-letters at the shutdown deadline. */
+ * its own store connection; skips (and counts) events whose id is already
+ * stored, isolates rows the database refuses, retries when it is
+ * unavailable, dead-letters at the shutdown deadline. */
 #include "cf_ingest_int.h"
 
 #include <errno.h>
@@ -10,7 +11,7 @@
 
 #include "crucible/ingest/cf_jsonl.h"
 
-enum { ST_PENDING, ST_WRITTEN, ST_REFUSED };
+enum { ST_PENDING, ST_WRITTEN, ST_DUPLICATE, ST_REFUSED };
 
 static void set_error(cf_ingest *g, const char *msg)
 {
@@ -59,7 +60,10 @@ static void refuse(cf_ingest *g, cf_record *rec, const char *why)
 }
 
 /*
- * Writes the pending records among idx[0..k) in one transaction. A row
+ * Writes the pending records among idx[0..k) in one transaction; those
+ * whose id is already stored (an id is one event: a client's retry, a
+ * re-run of bulk ingestion) are skipped by the store and marked
+ * duplicates, not refused. A row
  * the database refuses (CF_EINVAL) is found by bisection: the halves are
  * written separately, down to the single row, which is refused. Returns 0
  * when none of them is pending any more, -1 with err when the database
@@ -73,11 +77,11 @@ static int write_range(cf_ingest *g, cf_record **recs, size_t *idx, size_t k, in
     for (size_t i = 0; i < k; i++)
         g->evbuf[i] = recs[idx[i]]->ev;
     int64_t t0 = cf_mono_ns();
-    int rc = cf_store_insert_events(g->store, g->evbuf, k, NULL, err);
+    int rc = cf_store_insert_events(g->store, g->evbuf, k, NULL, g->dup, err);
     *write_ns += cf_mono_ns() - t0;
     if (rc >= 0) {
         for (size_t i = 0; i < k; i++)
-            g->state[idx[i]] = ST_WRITTEN;
+            g->state[idx[i]] = g->dup[i] ? ST_DUPLICATE : ST_WRITTEN;
         return 0;
     }
     if (err->code != CF_EINVAL)
@@ -220,15 +224,17 @@ static int64_t write_deadline(cf_ingest *g)
 static void finish_batch(cf_ingest *g, cf_record **recs, size_t n, int attempt, int64_t write_ns)
 {
     size_t written = count_state(g, n, ST_WRITTEN);
+    size_t dups = count_state(g, n, ST_DUPLICATE);
     if (attempt)
         set_error(g, "");
     atomic_fetch_add(&g->flushed, written);
+    atomic_fetch_add(&g->duplicates, dups);
     atomic_fetch_add(&g->batches, 1);
     atomic_store(&g->last_flush_ns, write_ns);
     cf_record_free_all(recs, n);
     /* report before saying done, so a flush that returns finds the report */
-    if (written) {
-        cf_ingest_report r = {.kind = CF_REPORT_FLUSH, .count = written,
+    if (written || dups) {
+        cf_ingest_report r = {.kind = CF_REPORT_FLUSH, .count = written, .duplicates = dups,
                               .duration_ms = (double)write_ns / 1e6};
         cf_ingest_report_add(g, &r);
     }

@@ -29,6 +29,7 @@ struct cf_ingest {
     /* counters */
     _Atomic uint64_t accepted, invalid, rejected_full, scored, score_errors;
     _Atomic uint64_t flushed, batches, retried, refused, dead_lettered, lost, timed_out;
+    _Atomic uint64_t duplicates;   /* skipped: their id was already stored */
     _Atomic int64_t fail_since_ns; /* when the writes started failing (0: they are not) */
     _Atomic int bounded;           /* see cf_ingest_set_bounded */
     _Atomic uint64_t redactions[CF_MAX_KINDS];
@@ -42,6 +43,7 @@ struct cf_ingest {
     cf_record **batch;
     cf_event *evbuf;
     unsigned char *state;
+    unsigned char *dup;            /* the store's duplicate flags for one write */
     FILE *dead_letter;
     int told_unwritten;            /* this outage's dead-lettering was told on stderr */
 };

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lauxlib.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -335,6 +336,8 @@ static void push_reports(lua_State *L, cf_ingest_report *rep)
         switch (r->kind) {
         case CF_REPORT_FLUSH:
             set_i(L, "count", (lua_Integer)r->count);
+            if (r->duplicates)
+                set_i(L, "duplicates", (lua_Integer)r->duplicates);
             lua_pushnumber(L, r->duration_ms);
             lua_setfield(L, -2, "duration");
             break;
@@ -451,6 +454,7 @@ static int m_stats(lua_State *L)
     set_i(L, "batches", (lua_Integer)s.batches);
     set_i(L, "retried", (lua_Integer)s.retried);
     set_i(L, "refused", (lua_Integer)s.refused);
+    set_i(L, "duplicates", (lua_Integer)s.duplicates);
     set_i(L, "dead_lettered", (lua_Integer)s.dead_lettered);
     set_i(L, "lost", (lua_Integer)s.lost);
     set_i(L, "timed_out", (lua_Integer)s.timed_out);
@@ -653,13 +657,15 @@ static void push_summary(lua_State *L, const cf_bulk_result *res, const bulk_ctx
 {
     lua_createtable(L, 0, 12);
     set_i(L, "lines", (lua_Integer)res->lines);
-    set_i(L, "accepted", (lua_Integer)(res->accepted - b->refused - res->unwritten));
+    set_i(L, "accepted",
+          (lua_Integer)(res->accepted - b->refused - res->unwritten - res->duplicates));
     set_i(L, "rejected", (lua_Integer)(res->rejected + b->refused));
     set_i(L, "invalid", (lua_Integer)(res->rejected - res->full));
     set_i(L, "full", (lua_Integer)res->full);
     set_i(L, "refused", (lua_Integer)b->refused);
     set_i(L, "dead_lettered", (lua_Integer)(res->unwritten - res->lost));
     set_i(L, "lost", (lua_Integer)res->lost);
+    set_i(L, "already_stored", (lua_Integer)res->duplicates);
     set_i(L, "bytes", (lua_Integer)res->bytes);
     lua_pushnumber(L, secs);
     lua_setfield(L, -2, "seconds");
@@ -667,9 +673,24 @@ static void push_summary(lua_State *L, const cf_bulk_result *res, const bulk_ctx
     lua_setfield(L, -2, "interrupted");
 }
 
-/* g:ingest_file(path | "-", {rejects = path, max_line = bytes, quiet = bool})
- *   -> {lines=, accepted=, rejected=, invalid=, full=, refused=, dead_lettered=,
- *       lost=, bytes=, seconds=, interrupted=}
+/* The name derived line ids are made from (cf_line_id.h): source_name
+ * when given, else the input's absolute path (none for standard input);
+ * NULL when derived_ids is false or there is no name. abs: PATH_MAX bytes. */
+static const char *bulk_source(const char *path, int derived, const char *name, char *abs)
+{
+    if (!derived)
+        return NULL;
+    if (name)
+        return name;
+    if (strcmp(path, "-") == 0)
+        return NULL;
+    return realpath(path, abs) ? abs : NULL;
+}
+
+/* g:ingest_file(path | "-", {rejects = path, max_line = bytes, quiet = bool,
+ *                           derived_ids = bool (true), source_name = name})
+ *   -> {lines=, accepted=, already_stored=, rejected=, invalid=, full=, refused=,
+ *       dead_lettered=, lost=, bytes=, seconds=, interrupted=}
  *    | nil, message, kind (with the partial summary as 4th value) */
 static int m_ingest_file(lua_State *L)
 {
@@ -677,24 +698,30 @@ static int m_ingest_file(lua_State *L)
     const char *path = luaL_checkstring(L, 2);
     bulk_ctx b = {NULL, 0, 0, 0};
     size_t max_line = 0;
-    const char *rej = NULL;
+    const char *rej = NULL, *name = NULL;
+    int derived = 1;
     if (!lua_isnoneornil(L, 3)) {
         luaL_checktype(L, 3, LUA_TTABLE);
         rej = opt_str(L, 3, "rejects");
+        name = opt_str(L, 3, "source_name");
         max_line = (size_t)cf_lua_option_int(L, 3, "max_line", 0, 0, INT64_MAX);
         b.quiet = opt_bool(L, 3, "quiet", 0);
+        derived = opt_bool(L, 3, "derived_ids", 1);
     }
     int fd;
     int n = open_bulk(L, path, rej, cf_ingest_dead_letter_path(u->g), &fd, &b.rejects);
     if (n)
         return n;
+    char abs[PATH_MAX];
+    const char *source = bulk_source(path, derived, name, abs);
     bulk_stop = 0;
     struct sigaction sa, old;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_bulk_sigint;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old);
-    cf_bulk_opts o = {u->unknown_to_metadata, max_line, &bulk_stop, bulk_reject, bulk_report, &b};
+    cf_bulk_opts o = {u->unknown_to_metadata, max_line, &bulk_stop, bulk_reject, bulk_report, &b,
+                      source, source ? strlen(source) : 0};
     cf_bulk_result res;
     cf_err err;
     int64_t t0 = cf_mono_ns();

@@ -382,19 +382,25 @@ static int m_schema_version(lua_State *L)
     return 1;
 }
 
+/* h:insert_events(rows [, skip_duplicates]) -> ids [, positions skipped]:
+ * by default an id already stored refuses the batch; skip_duplicates
+ * skips those rows (the stored copy wins) and also returns the list of
+ * their positions (1-based). */
 static int m_insert_events(lua_State *L)
 {
     cf_store *s = check_store(L);
     size_t n = check_list(L, 2, "events");
+    int skip = lua_toboolean(L, 3);
     cf_event *ev = alloc_rows(L, n, sizeof *ev);
     char (*ids)[37] = alloc_rows(L, n, 37);
+    unsigned char *dup = skip ? alloc_rows(L, n, 1) : NULL;
     for (size_t i = 0; i < n; i++) {
         lua_rawgeti(L, 2, (lua_Integer)i + 1);
         read_event(L, lua_gettop(L), &ev[i]);
         lua_pop(L, 1); /* still anchored by the list */
     }
     cf_err err;
-    if (cf_store_insert_events(s, ev, n, ids, &err) < 0)
+    if (cf_store_insert_events(s, ev, n, ids, dup, &err) < 0)
         return cf_lua_pushfail(L, &err);
     lua_createtable(L, (int)n, 0);
     for (size_t i = 0; i < n; i++) {
@@ -404,7 +410,15 @@ static int m_insert_events(lua_State *L)
             lua_pushstring(L, ids[i]);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
-    return 1;
+    if (!dup)
+        return 1;
+    lua_newtable(L);
+    for (size_t i = 0, k = 0; i < n; i++)
+        if (dup[i]) {
+            lua_pushinteger(L, (lua_Integer)i + 1);
+            lua_rawseti(L, -2, (lua_Integer)++k);
+        }
+    return 2;
 }
 
 static int m_insert_signal(lua_State *L)

@@ -179,6 +179,10 @@ static void render_pipeline(cf_ingest *g, const cf_sanitizer *san, cf_buf *out)
     line(out, "# HELP crucible_events_written_total Events written to the store.\n"
               "# TYPE crucible_events_written_total counter\ncrucible_events_written_total %llu\n",
          (unsigned long long)s.flushed);
+    line(out, "# HELP crucible_events_duplicate_total Events not written again: their id was "
+              "already stored.\n"
+              "# TYPE crucible_events_duplicate_total counter\ncrucible_events_duplicate_total %llu\n",
+         (unsigned long long)s.duplicates);
     line(out, "# HELP crucible_store_errors_total Store failures, by kind: failed batch writes "
               "(retried), rows refused, events lost.\n"
               "# TYPE crucible_store_errors_total counter\n"

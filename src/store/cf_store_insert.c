@@ -74,14 +74,16 @@ static int fill_ids(const void *rows, size_t n, size_t size, size_t off, void **
 }
 
 int cf_store_insert_events(cf_store *s, const cf_event *ev, size_t n, char (*ids)[37],
-                           cf_err *err)
+                           unsigned char *dup, cf_err *err)
 {
     void *copy;
     char(*gen)[37];
+    if (dup && n)
+        memset(dup, 0, n);
     if (fill_ids(ev, n, sizeof *ev, offsetof(cf_event, id), &copy, &gen, err))
         return -1;
     const cf_event *rows = copy ? copy : ev;
-    int rc = s->vt->insert_events(s, rows, n, err);
+    int rc = s->vt->insert_events(s, rows, n, dup, err);
     for (size_t i = 0; rc >= 0 && ids && i < n; i++)
         report_id(rows[i].id, ids[i]);
     free(copy);

@@ -235,7 +235,7 @@ static cf_store *store_with(const char *const *prompts, size_t n)
         ev[i].quality_score = NAN;
         ev[i].inserted_at = (int64_t)(i + 1) * 1000;
     }
-    if (cf_store_insert_events(s, ev, n, ids, &err) < 0)
+    if (cf_store_insert_events(s, ev, n, ids, NULL, &err) < 0)
         fprintf(stderr, "insert: %s\n", err.msg);
     free(ev);
     free(ids);

@@ -186,7 +186,7 @@ static void test_windows(void)
         ev[i].quality_score = NAN;
         ev[i].inserted_at = 100 + i;
     }
-    CHECK(cf_store_insert_events(s, ev, 6, NULL, &err) == 6);
+    CHECK(cf_store_insert_events(s, ev, 6, NULL, NULL, &err) == 6);
     cf_drift_feature f[2] = {{{CF_COL_PROMPT, CF_NULL_STR}, CF_MEASURE_LENGTH},
                              {{CF_COL_METADATA_KEY, cf_cstr("k'\"); DROP")}, CF_MEASURE_NUMBER}};
     cf_drift_spec spec = {f, 2, 1, NULL, 0, 0, 1, 10, 10};

@@ -944,7 +944,7 @@ static void test_mark_stream_and_signal_filter(void)
         ev[i].latency_ms = ev[i].token_count = CF_NULL_INT;
         ev[i].quality_score = NAN;
     }
-    CHECK(cf_store_insert_events(s, ev, 3, NULL, &err) == 3);
+    CHECK(cf_store_insert_events(s, ev, 3, NULL, NULL, &err) == 3);
     cf_signal g;
     memset(&g, 0, sizeof g);
     g.inference_event_id = cf_cstr("e2");

@@ -29,7 +29,7 @@ static void add_event(cf_store *s, const char *id, const char *dep, const char *
     e.quality_score = q;
     e.inserted_at = at;
     cf_err err;
-    if (cf_store_insert_events(s, &e, 1, NULL, &err) < 0)
+    if (cf_store_insert_events(s, &e, 1, NULL, NULL, &err) < 0)
         fprintf(stderr, "insert: %s\n", err.msg);
 }
 

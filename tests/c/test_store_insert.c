@@ -23,9 +23,10 @@ static void keep(rec_store *s, size_t i, cf_str id)
     }
 }
 
-static int r_events(cf_store *b, const cf_event *ev, size_t n, cf_err *e)
+static int r_events(cf_store *b, const cf_event *ev, size_t n, unsigned char *dup, cf_err *e)
 {
     (void)e;
+    (void)dup;
     rec_store *s = (rec_store *)b;
     s->rows = ev;
     s->n = n;
@@ -101,7 +102,7 @@ static void test_events_get_ids(void)
     cf_event ev[3] = {{.id = {NULL, 0}}, {.id = cf_cstr("mine")}, {.id = {NULL, 0}}};
     char ids[3][37];
     cf_err err;
-    CHECK(cf_store_insert_events(&s.base, ev, 3, ids, &err) == 3);
+    CHECK(cf_store_insert_events(&s.base, ev, 3, ids, NULL, &err) == 3);
     CHECK(s.n == 3 && s.rows != ev);
     CHECK(is_uuid(s.text[0]) && is_uuid(s.text[2]) && strcmp(s.text[0], s.text[2]) != 0);
     CHECK_STR(s.text[1], "mine");
@@ -109,7 +110,7 @@ static void test_events_get_ids(void)
         CHECK_STR(ids[i], s.text[i]);
     /* every id given: the rows go through as they are */
     cf_event all[2] = {{.id = cf_cstr("a")}, {.id = cf_cstr("b")}};
-    CHECK(cf_store_insert_events(&s.base, all, 2, NULL, &err) == 2);
+    CHECK(cf_store_insert_events(&s.base, all, 2, NULL, NULL, &err) == 2);
     CHECK(s.rows == all);
 }
 

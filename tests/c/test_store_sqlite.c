@@ -172,7 +172,7 @@ static void test_insert_and_cursor(void)
     ev[1].metadata = cf_cstr("{\"source\":\"api\"}");
     ev[1].user_id_hash = cf_cstr("abcdef0123456789");
     char ids[3][37];
-    CHECK(cf_store_insert_events(s, ev, 3, ids, &err) == 3);
+    CHECK(cf_store_insert_events(s, ev, 3, ids, NULL, &err) == 3);
     CHECK(cf_uuid_valid(ids[0], 36) && cf_uuid_valid(ids[1], 36));
     CHECK(strcmp(ids[0], ids[1]) < 0);
     CHECK(count(s, CF_KIND_EVENTS, "d1") == 2);
@@ -238,18 +238,18 @@ static void test_batch_is_atomic(void)
     cf_event ev[3] = {event("d", "a", 0), event("d", "b", 0), event("d", "c", 0)};
     ev[0].id = cf_cstr("fixed-id");
     ev[2].id = cf_cstr("fixed-id"); /* duplicate inside the batch */
-    CHECK(cf_store_insert_events(s, ev, 3, NULL, &err) == -1);
+    CHECK(cf_store_insert_events(s, ev, 3, NULL, NULL, &err) == -1);
     CHECK(err.code == CF_EINVAL);
     CHECK(strstr(err.msg, "events[2]") && strstr(err.msg, "fixed-id"));
     CHECK(count(s, CF_KIND_EVENTS, "d") == 0);
     /* a missing required field is named and nothing is written */
     cf_event bad = event("d", "p", 0);
     bad.response = CF_NULL_STR;
-    CHECK(cf_store_insert_events(s, &bad, 1, NULL, &err) == -1);
+    CHECK(cf_store_insert_events(s, &bad, 1, NULL, NULL, &err) == -1);
     CHECK(strstr(err.msg, "events.response[0]") != NULL);
     /* the connection stays usable */
     ev[2].id = CF_NULL_STR;
-    CHECK(cf_store_insert_events(s, ev, 3, NULL, &err) == 3);
+    CHECK(cf_store_insert_events(s, ev, 3, NULL, NULL, &err) == 3);
     CHECK(count(s, CF_KIND_EVENTS, "d") == 3);
     cf_store_close(s);
 }
@@ -264,7 +264,7 @@ static void test_hostile_strings(void)
     e.id = cf_cstr("id' OR '1'='1");
     e.response = (cf_str){text_with_nul, sizeof text_with_nul - 1};
     e.metadata = cf_cstr("{\"k\":\"\\u00e9 \xf0\x9f\x98\x80\"}");
-    CHECK(cf_store_insert_events(s, &e, 1, NULL, &err) == 1);
+    CHECK(cf_store_insert_events(s, &e, 1, NULL, NULL, &err) == 1);
     CHECK(count(s, CF_KIND_EVENTS, evil) == 1);
     cf_query q;
     cf_query_init(&q);
@@ -291,7 +291,7 @@ static void test_signals(void)
     cf_err err;
     cf_event e = event("d", "p", 100);
     char ids[1][37];
-    CHECK(cf_store_insert_events(s, &e, 1, ids, &err) == 1);
+    CHECK(cf_store_insert_events(s, &e, 1, ids, NULL, &err) == 1);
     cf_signal g;
     memset(&g, 0, sizeof g);
     g.inference_event_id = cf_cstr(ids[0]);
@@ -325,7 +325,7 @@ static void test_signals(void)
 
     /* events with their signals attached */
     cf_event more[2] = {event("d", "no signals", 200), event("d", "third", 300)};
-    CHECK(cf_store_insert_events(s, more, 2, NULL, &err) == 2);
+    CHECK(cf_store_insert_events(s, more, 2, NULL, NULL, &err) == 2);
     cf_query_init(&q);
     q.deployment_id = cf_cstr("d");
     q.include_signals = 1;
@@ -360,7 +360,7 @@ static void test_update(void)
     cf_event ev[2] = {event("d", "a", 1), event("d", "b", 2)};
     ev[0].metadata = cf_cstr("{\"keep\":1}");
     char ids[2][37];
-    CHECK(cf_store_insert_events(s, ev, 2, ids, &err) == 2);
+    CHECK(cf_store_insert_events(s, ev, 2, ids, NULL, &err) == 2);
     cf_str uid[2] = {cf_cstr(ids[0]), cf_cstr(ids[1])};
     cf_event_update up[2];
     memset(up, 0, sizeof up);
@@ -510,11 +510,11 @@ static void test_failures(void)
     cf_event many[N];
     for (int i = 0; i < N; i++)
         many[i] = event("d", big, 0);
-    CHECK(cf_store_insert_events(s, many, N, NULL, &err) == -1);
+    CHECK(cf_store_insert_events(s, many, N, NULL, NULL, &err) == -1);
     CHECK(err.code == CF_EDB && strstr(err.msg, "full") != NULL);
     CHECK(count(s, CF_KIND_EVENTS, "d") == before);
     CHECK(sqlite3_exec(sq->db, "PRAGMA max_page_count = 1073741823", NULL, NULL, NULL) == SQLITE_OK);
-    CHECK(cf_store_insert_events(s, many, 3, NULL, &err) == 3);
+    CHECK(cf_store_insert_events(s, many, 3, NULL, NULL, &err) == 3);
     cf_store_close(s);
 }
 

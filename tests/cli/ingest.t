@@ -31,10 +31,61 @@ Rejected lines are reported with their line number and reason, written to
   {"deployment_id":"d","prompt":"p","response":"r","colour":"red"}
   {"deployment_id":"d","prompt":"p","response":"r","latency_ms":1.5,"a":1,"a":2}
 
-A row the database refuses (here a duplicate id) is counted as rejected too:
+Ingesting a file again stores none of its lines twice (after a crash, a
+kill -9, an interrupted run): a line without an "id" gets one derived from
+the file's absolute path, its line number and its bytes, and a line whose id
+is already stored is counted as already stored, not as rejected:
 
   $ crucible-feedback ingest good.jsonl --rejects dup.jsonl 2>&1
-  line 2: refused by the database: events%[0%]: id 'e2' already exists (re)
+  good.jsonl: 0 events accepted, 2 already stored, 0 lines rejected, 2 lines read in .* (re)
+  $ sqlite3 crucible.db "select count(*) from inference_events"
+  2
+  $ wc -c < dup.jsonl
+  0
+
+Lines appended since the last run are the only ones stored; the derived ids
+are UUIDs (version 8), and two identical lines are two events:
+
+  $ cp good.jsonl more.jsonl
+  $ crucible-feedback ingest more.jsonl --db sqlite:more.db
+  more.jsonl: 2 events accepted, 0 lines rejected, 2 lines read in .* (re)
+  $ printf '%s\n' '{"deployment_id":"d","prompt":"same","response":"r"}' '{"deployment_id":"d","prompt":"same","response":"r"}' >> more.jsonl
+  $ crucible-feedback ingest more.jsonl --db sqlite:more.db
+  more.jsonl: 2 events accepted, 2 already stored, 0 lines rejected, 4 lines read in .* (re)
+  $ sqlite3 more.db "select id from inference_events where prompt = 'same'"
+  %x%x%x%x%x%x%x%x%-%x%x%x%x%-8%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x (re)
+  %x%x%x%x%x%x%x%x%-%x%x%x%x%-8%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x (re)
+
+The ids come from the path, so a moved file is new to them; --source-name
+names the input instead (of a file that moves, or of standard input, which
+has derived ids only with it):
+
+  $ crucible-feedback ingest more.jsonl --db sqlite:named.db --source-name events-12-06
+  more.jsonl: 4 events accepted, 0 lines rejected, 4 lines read in .* (re)
+  $ mv more.jsonl moved.jsonl
+  $ crucible-feedback ingest moved.jsonl --db sqlite:named.db --source-name events-12-06
+  moved.jsonl: 0 events accepted, 4 already stored, 0 lines rejected, 4 lines read in .* (re)
+  $ crucible-feedback ingest - --db sqlite:named.db --source-name events-12-06 < moved.jsonl
+  stdin: 0 events accepted, 4 already stored, 0 lines rejected, 4 lines read in .* (re)
+  $ crucible-feedback ingest - --db sqlite:named.db < moved.jsonl
+  stdin: 3 events accepted, 1 already stored, 0 lines rejected, 4 lines read in .* (re)
+
+--no-derived-ids gives lines without an id fresh random ids (a re-run stores
+them again); a line's own id is kept either way:
+
+  $ crucible-feedback ingest moved.jsonl --db sqlite:named.db --no-derived-ids
+  moved.jsonl: 3 events accepted, 1 already stored, 0 lines rejected, 4 lines read in .* (re)
+  $ crucible-feedback ingest moved.jsonl --db sqlite:named.db --no-derived-ids --source-name x
+  crucible-feedback: --source-name names the source of derived ids: it cannot go with --no-derived-ids
+  [2]
+
+A row the database refuses (here by a rule of its own) is counted as
+rejected:
+
+  $ crucible-feedback --db sqlite:rule.db migrate > /dev/null
+  $ sqlite3 rule.db "CREATE TRIGGER refuse BEFORE INSERT ON inference_events WHEN NEW.prompt = 'p' BEGIN SELECT RAISE(ABORT, 'no p here'); END"
+  $ crucible-feedback ingest good.jsonl --rejects dup.jsonl --db sqlite:rule.db 2>&1
+  line 2: refused by the database: events[0]: no p here
   good.jsonl: 1 event accepted, 1 line rejected %(0 invalid, 1 refused by the database%), 2 lines read in .* (re)
   rejected lines written to dup.jsonl
   [1]

@@ -375,27 +375,69 @@ describe("when the database is unavailable", function()
   end)
 end)
 
+describe("an event whose id is already stored", function()
+  it("is skipped and counted as a duplicate, not refused nor dead-lettered", function()
+    local dir = support.tmpdir()
+    local dl = dir .. "/dead.jsonl"
+    local cf = support.client { storage = { url = "sqlite:" .. dir .. "/t.db" },
+      ingestion = { max_batch_size = 10, dead_letter_file = dl } }
+    local refused, dups = {}, 0
+    cf.on("ingestion.refused", function(p) refused[#refused + 1] = p end)
+    cf.on("ingestion.flush", function(p) dups = dups + (p.duplicates or 0) end)
+    -- repeated within one batch, and again in a later one
+    assert(cf.log_inference(event { id = "same", prompt = "first" }))
+    for i = 1, 7 do assert(cf.log_inference(event { id = "ok" .. i })) end
+    assert(cf.log_inference(event { id = "same", prompt = "second, mail x@y.com" }))
+    assert(cf.flush())
+    assert.equal("same", assert(cf.log_inference(event { id = "same", prompt = "third" })))
+    assert(cf.flush())
+    assert.equal(8, cf.store():count_events {})
+    assert.equal("first", cf.store():get_event("same").prompt)
+    assert.same({}, refused)
+    local s = cf.stats()
+    assert.equal(2, s.duplicates)
+    assert.equal(0, s.refused)
+    assert.equal(0, s.dead_lettered)
+    assert.equal(8, s.flushed)
+    assert.equal(2, dups)
+    assert.is_nil(io.open(dl))
+    cf.close()
+    support.rm_rf(dir)
+  end)
+
+  it("is counted from the start: stats().duplicates is 0 before any write", function()
+    local cf, dir = support.client {}
+    assert.equal(0, cf.stats().duplicates)
+    cf.close()
+    support.rm_rf(dir)
+  end)
+end)
+
 describe("rows the database refuses", function()
   it("are isolated and dead-lettered; the rest of the batch is written", function()
     local dir = support.tmpdir()
     local dl = dir .. "/dead.jsonl"
     local cf = support.client { storage = { url = "sqlite:" .. dir .. "/t.db" },
       ingestion = { max_batch_size = 10, dead_letter_file = dl } }
+    assert(cf.store())
+    -- a database rule refuses some rows (here a trigger)
+    assert(os.execute(("sqlite3 %s %s"):format(support.q(dir .. "/t.db"), support.q(
+      "CREATE TRIGGER refuse BEFORE INSERT ON inference_events WHEN NEW.prompt LIKE 'refuse%' "
+      .. "BEGIN SELECT RAISE(ABORT, 'refused by a rule'); END"))))
     local refused = {}
     cf.on("ingestion.refused", function(p) refused[#refused + 1] = p end)
-    assert(cf.log_inference(event { id = "same", prompt = "first" }))
     for i = 1, 7 do assert(cf.log_inference(event { id = "ok" .. i })) end
-    assert(cf.log_inference(event { id = "same", prompt = "second, mail x@y.com" }))
+    assert(cf.log_inference(event { id = "bad", prompt = "refuse, mail x@y.com" }))
     assert(cf.flush())
-    assert.equal(8, cf.store():count_events {})
-    assert.equal("first", cf.store():get_event("same").prompt)
+    assert.equal(7, cf.store():count_events {})
     assert.equal(1, #refused)
-    assert.equal("same", refused[1].id)
-    assert.truthy(refused[1].error:find("already exists", 1, true))
+    assert.equal("bad", refused[1].id)
+    assert.truthy(refused[1].error:find("refused by a rule", 1, true))
     assert.is_true(refused[1].dead_lettered)
     assert.equal(1, cf.stats().refused)
+    assert.equal(0, cf.stats().duplicates)
     local line = support.read_file(dl)
-    assert.truthy(line:find('"prompt":"second, mail [EMAIL]"', 1, true))
+    assert.truthy(line:find('"prompt":"refuse, mail [EMAIL]"', 1, true))
     -- the dead letter is a valid ingest line
     cf.close()
     local out, _, code = support.run("--db sqlite:" .. dir .. "/other.db ingest " .. support.q(dl))

@@ -164,13 +164,22 @@ describe("serve", function()
     assert.equals("1700000000000000", sql(h, "SELECT inserted_at FROM inference_events WHERE id = 'client-a2'"))
   end)
 
-  it("stores one event when the same client id comes twice", function()
+  it("stores one event when the same client id comes twice: the second is a duplicate, not refused", function()
     assert.equals(200, (post(h, cjson.encode(event { id = "twice-1" }))))
     assert.truthy(wait_until(function()
       return sql(h, "SELECT count(*) FROM inference_events WHERE id = 'twice-1'") == "1" end, 10))
     assert.equals(200, (post(h, cjson.encode(event { id = "twice-1", prompt = "again" }))))
-    sleep(0.3)
+    local body
+    assert.truthy(wait_until(function()
+      body = select(2, curl(h, "/metrics"))
+      return body:find("crucible_events_duplicate_total 1\n", 1, true) ~= nil
+    end, 10), body)
+    assert.matches('crucible_store_errors_total{kind="refused"} 0\n', body, 1, true)
     assert.equals("1", sql(h, "SELECT count(*) FROM inference_events WHERE id = 'twice-1'"))
+    assert.equals("what is the capital of France?",
+      sql(h, "SELECT prompt FROM inference_events WHERE id = 'twice-1'"))
+    assert.is_nil(io.open(h.dir .. "/crucible-dead-letter.jsonl"))
+    assert.equals("", read_all(h.dir .. "/err"):match("refused by the database") or "")
   end)
 
   it("answers 207 with per-item results; a refused item never drops its neighbours", function()

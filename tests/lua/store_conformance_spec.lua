@@ -735,6 +735,42 @@ describe("store conformance (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", functio
     assert.equal(0, db:count("triggers", { deployment_id = dep }))
   end)
 
+  it("skips events whose id is already stored when asked to, the stored copy winning", function()
+    local dep, other = uid(), uid()
+    local a, b = uid("a"), uid("b")
+    local skip = { skip_duplicates = true }
+    assert(db:insert_events { ev(dep, "first", { id = a }) })
+    -- stored before, repeated within the batch, new
+    local ids, skipped = assert(db:insert_events({ ev(dep, "again", { id = a }),
+      ev(dep, "new", { id = b }), ev(dep, "repeat", { id = b }), ev(dep, "fresh") }, skip))
+    assert.equal(4, #ids)
+    assert.same({ a, b, b }, { ids[1], ids[2], ids[3] })
+    assert.same({ 1, 3 }, skipped)
+    assert.equal(3, db:count_events { deployment_id = dep })
+    assert.equal("first", db:get_event(a).prompt)
+    assert.equal("new", db:get_event(b).prompt)
+    assert.equal("fresh", db:get_event(ids[4]).prompt)
+    -- an id is the event, whatever the deployment or the content
+    local _, again = assert(db:insert_events({ ev(other, "x", { id = a }), ev(dep, "y", { id = b }) }, skip))
+    assert.same({ 1, 2 }, again)
+    assert.equal(0, db:count_events { deployment_id = other })
+    -- without the option, the batch is refused and nothing of it written
+    local ok, err, kind = db:insert_events { ev(dep, "n1"), ev(dep, "dup", { id = a }) }
+    assert.is_nil(ok)
+    assert.equal("invalid", kind)
+    assert.truthy(err:find(a, 1, true), err)
+    assert.equal(3, db:count_events { deployment_id = dep })
+    -- a large batch, half of it stored by an earlier one
+    local big, rows = uid("big"), {}
+    for i = 1, 600 do rows[i] = ev(dep, "bulk " .. i, { id = big .. "-" .. i }) end
+    assert(db:insert_events({ table.unpack(rows, 1, 300) }, skip))
+    local _, half = assert(db:insert_events(rows, skip))
+    assert.equal(300, #half)
+    assert.equal(300, half[300])
+    assert.equal(603, db:count_events { deployment_id = dep })
+    assert.equal("bulk 600", db:get_event(big .. "-600").prompt)
+  end)
+
   it("refuses filters that do not apply to the kind of rows, with the same message", function()
     local dep = uid()
     local function refused(kind, q, want)

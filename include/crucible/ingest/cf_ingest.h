@@ -6,8 +6,13 @@
  * wait, every flush_interval, on cf_ingest_flush, and when closing or
  * terminating (SIGTERM, exit) -- nothing accepted is dropped.
  *
+ * Duplicates: an id is one event. An event whose id is already stored (a
+ * client sending it again, bulk ingestion run again over the same file)
+ * is skipped by the store and counted (stats.duplicates): the stored copy
+ * wins, it is neither refused nor dead-lettered.
+ *
  * Write failures: a row the database refuses (CF_EINVAL from the store:
- * a duplicate id, a constraint) is isolated by bisecting the batch, so the
+ * a constraint) is isolated by bisecting the batch, so the
  * rest of the batch is written; the refused row goes to the dead-letter
  * file (when set) and is reported. Backends must report row-specific
  * refusals as CF_EINVAL: every other failure means the database is
@@ -113,6 +118,7 @@ void cf_ingest_close(cf_ingest *g);
 typedef struct cf_ingest_stats {
     uint64_t accepted, invalid, rejected_full;
     uint64_t flushed, batches, retried, refused, dead_lettered, lost;
+    uint64_t duplicates;           /* skipped: their id was already stored */
     uint64_t timed_out;            /* given up at a deadline: dead-lettered or lost */
     uint64_t scored, score_errors;
     size_t depth, bytes, inflight, capacity;
@@ -129,6 +135,7 @@ enum { CF_REPORT_FLUSH, CF_REPORT_RETRY, CF_REPORT_REFUSED, CF_REPORT_LOST };
 typedef struct cf_ingest_report {
     int kind;
     uint64_t count;        /* flush: events written; retry: events waiting */
+    uint64_t duplicates;   /* flush: events skipped, their id already stored */
     double duration_ms;    /* flush: write time */
     int attempt;           /* retry */
     int64_t retry_in_ms;   /* retry */

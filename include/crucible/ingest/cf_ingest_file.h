@@ -7,6 +7,12 @@
  * long) goes to on_reject with its line number, its text and the reason;
  * rows the database refuses later come through on_report (kind
  * CF_REPORT_REFUSED, tag = the line number) with every other report.
+ *
+ * Exactly once: with a source name, a line without an id gets one derived
+ * from the name, its line number and its bytes (cf_line_id.h), so a second
+ * run over the same input derives the same ids and the store skips the
+ * lines already stored (counted in duplicates, not rejected). Lines with
+ * their own id keep it.
  */
 #ifndef CRUCIBLE_CF_INGEST_FILE_H
 #define CRUCIBLE_CF_INGEST_FILE_H
@@ -22,6 +28,8 @@ typedef struct cf_bulk_opts {
     void (*on_reject)(void *ud, uint64_t line, const char *text, size_t n, const char *why);
     void (*on_report)(void *ud, const cf_ingest_report *r);
     void *ud;
+    const char *source;                   /* derived ids from this name (NULL: none) */
+    size_t source_n;
 } cf_bulk_opts;
 
 typedef struct cf_bulk_result {
@@ -31,6 +39,7 @@ typedef struct cf_bulk_result {
     uint64_t full;       /* of those, rejected because the buffer was full */
     uint64_t unwritten;  /* accepted, then given up on (database unwritable too long) */
     uint64_t lost;       /* of those, not kept in the dead-letter file either */
+    uint64_t duplicates; /* accepted, then skipped: their id was already stored */
     uint64_t bytes;
     int interrupted;
 } cf_bulk_result;

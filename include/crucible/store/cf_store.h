@@ -340,8 +340,14 @@ typedef struct cf_store_vt {
     /* Current schema version (0: none). */
     int (*schema_version)(cf_store *, int *version, cf_err *);
     /* The inserts get rows whose id is always set (cf_store_insert.c).
-     * One transaction. */
-    int (*insert_events)(cf_store *, const cf_event *, size_t n, cf_err *);
+     * One transaction. Events: an id is one event, so a row whose id is
+     * already stored (or named earlier in the same batch) is that event
+     * again and its content is not compared: with dup NULL such a row
+     * refuses the whole batch (CF_EINVAL naming the id; nothing written);
+     * with dup (n bytes) it is skipped, the stored copy (or the batch's
+     * first) wins, and dup[i] says 1 for skipped rows, 0 for rows written.
+     * Returns the rows written. */
+    int (*insert_events)(cf_store *, const cf_event *, size_t n, unsigned char *dup, cf_err *);
     /* Fails with CF_ENOTFOUND when the event does not exist. */
     int (*insert_signal)(cf_store *, const cf_signal *, cf_err *);
     /* One transaction; CF_ENOTFOUND (and nothing changed) when an id is missing. */
@@ -520,9 +526,11 @@ static inline int cf_store_schema_version(cf_store *s, int *v, cf_err *e)
 { return s->vt->schema_version(s, v, e); }
 /* The inserts (cf_store_insert.c) give every row without an id a fresh
  * UUIDv7, then dispatch. ids (when not NULL) receives each event's id
- * (37 bytes each). */
+ * (37 bytes each). dup: NULL refuses a batch naming an id already stored,
+ * else rows with such ids are skipped and flagged in it (see the vtable's
+ * insert_events); returns the rows written. */
 int cf_store_insert_events(cf_store *s, const cf_event *ev, size_t n, char (*ids)[37],
-                           cf_err *e);
+                           unsigned char *dup, cf_err *e);
 /* The single-row inserts check the required fields here, for every
  * backend (CF_EINVAL naming them); id (when not NULL) receives the row's. */
 int cf_store_insert_signal(cf_store *s, const cf_signal *sig, char id[37], cf_err *e);

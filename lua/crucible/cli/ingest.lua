@@ -21,6 +21,12 @@ M.spec = {
     .. "lines are reported with their line number and reason; blank lines are skipped.\n"
     .. "A database that stays unwritable for ingestion.shutdown_timeout_ms is given up on:\n"
     .. "the remaining lines go to the dead-letter file.\n"
+    .. "Re-running is safe (after a crash, kill -9, Ctrl-C): a line without an \"id\" gets\n"
+    .. "one derived from the file's absolute path, its line number and its bytes, so a\n"
+    .. "line already stored is counted as \"already stored\" and not stored again. Lines\n"
+    .. "with an \"id\" keep it (an id already stored is skipped the same way). Standard\n"
+    .. "input gets derived ids only with --source-name; --source-name also keeps the ids\n"
+    .. "when the file is moved or renamed between runs.\n"
     .. "Exit status: 0 all accepted, 1 some rejected or an error, 2 the input is the\n"
     .. "--rejects or dead-letter file, 74 events lost, 75 lines left in the dead-letter\n"
     .. "file, 130 interrupted.",
@@ -30,6 +36,10 @@ M.spec = {
     { name = "--rejects", value = "FILE", key = "rejects",
       help = "write the rejected lines to FILE (to fix and ingest again)" },
     { name = "--quiet", key = "quiet", help = "no per-line messages, only the summary" },
+    { name = "--source-name", value = "NAME", key = "source_name",
+      help = "derive line ids from NAME instead of the file's path (needed for - to be re-runnable)" },
+    { name = "--no-derived-ids", key = "no_derived_ids",
+      help = "give lines without an id a fresh random id (a re-run stores them again)" },
   },
 }
 
@@ -71,8 +81,9 @@ end
 
 -- Prints the summary; returns the exit status it calls for.
 local function summarize(opts, s, cfg)
-  print(("%s: %s accepted, %s rejected%s, %s read in %.2f s (%s)"):format(
-    opts.file == "-" and "stdin" or opts.file, plural(s.accepted, "event"),
+  local stored = s.already_stored > 0 and (", %d already stored"):format(s.already_stored) or ""
+  print(("%s: %s accepted%s, %s rejected%s, %s read in %.2f s (%s)"):format(
+    opts.file == "-" and "stdin" or opts.file, plural(s.accepted, "event"), stored,
     plural(s.rejected, "line"), reject_detail(s), plural(s.lines, "line"), s.seconds,
     M.rate_text(s.accepted, s.seconds)))
   if opts.rejects and s.rejected > 0 then
@@ -93,9 +104,18 @@ end
 function M.main(opts)
   local cli = require "crucible.cli"
   local crucible = require "crucible"
+  if opts.source_name and opts.no_derived_ids then
+    cli.report("--source-name names the source of derived ids: it cannot go with --no-derived-ids")
+    return 2
+  end
+  if opts.source_name == "" then
+    cli.report("--source-name: the name must not be empty")
+    return 2
+  end
   local client, err = crucible.new()
   if not client then return cli.report(err) end
-  local s, ierr, ikind, partial = client.ingest_file(opts.file, { rejects = opts.rejects, quiet = opts.quiet })
+  local s, ierr, ikind, partial = client.ingest_file(opts.file, { rejects = opts.rejects,
+    quiet = opts.quiet, derived_ids = not opts.no_derived_ids, source_name = opts.source_name })
   s = s or partial
   local status = 0
   if s then status = summarize(opts, s, client.config) end

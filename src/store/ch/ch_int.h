@@ -90,7 +90,7 @@ int ch_fail(ch_store *s, cf_err *err, const char *what, const char *problem);
 uint64_t ch_next_seq(void);
 
 /* ch_write.c */
-int ch_insert_events(cf_store *, const cf_event *, size_t, cf_err *);
+int ch_insert_events(cf_store *, const cf_event *, size_t, unsigned char *dup, cf_err *);
 int ch_insert_signal(cf_store *, const cf_signal *, cf_err *);
 int ch_update_events(cf_store *, const cf_str *, const cf_event_update *, size_t, cf_err *);
 int ch_insert_curated(cf_store *, const cf_curated *, size_t, cf_err *);

@@ -4,8 +4,11 @@
  * key: before a batch of events goes in, the ids it gives are looked up in
  * inference_event_ids; an id stored with the same deployment and time is
  * the same event (a retry after a lost reply) and is skipped, any other is
- * refused as a duplicate, so a retried batch never doubles. Updates write
- * a new version of each row (ReplacingMergeTree, read with FINAL).
+ * refused as a duplicate, so a retried batch never doubles. Asked to skip
+ * duplicates (dup flags), every id found by the first lookup, and every
+ * repeat of an id within the batch, is a duplicate: not sent, flagged;
+ * lookups before later tries only skip what an earlier try stored. Updates
+ * write a new version of each row (ReplacingMergeTree, read with FINAL).
  */
 #include "ch_int.h"
 
@@ -111,10 +114,11 @@ static int same_prefix(cf_str a, cf_str b)
 }
 
 /* Looks the batch's ids up: skip[i] = 1 for the batch's rows already stored
- * with the same deployment and time; CF_EINVAL for an id stored otherwise.
- * k: the batch's ids sorted (sort_ids). */
+ * (any: whatever the stored row holds; else only with the same deployment
+ * and time, and CF_EINVAL for an id stored otherwise). k: the batch's ids
+ * sorted (sort_ids). */
 static int check_existing(ch_store *s, const cf_event *ev, const keyed *k, size_t n,
-                          unsigned char *skip, cf_err *err)
+                          int any, unsigned char *skip, cf_err *err)
 {
     memset(skip, 0, n);
     cf_buf q = CF_BUF_INIT;
@@ -149,7 +153,8 @@ static int check_existing(ch_store *s, const cf_event *ev, const keyed *k, size_
         rc = 0;
         for (size_t j = find(k, n, r.f[0]); j < n && cmp_str(k[j].s, r.f[0]) == 0; j++) {
             const cf_event *e = &ev[k[j].i];
-            if (cmp_str(e->deployment_id, r.f[1]) == 0 && e->inserted_at == ch_int(r.f[2])) {
+            if (any
+                || (cmp_str(e->deployment_id, r.f[1]) == 0 && e->inserted_at == ch_int(r.f[2]))) {
                 skip[k[j].i] = 1;
                 continue;
             }
@@ -167,18 +172,27 @@ static int check_existing(ch_store *s, const cf_event *ev, const keyed *k, size_
 /* Sends the batch's rows (body; row i is body[off[i]..off[i + 1])): the
  * server may go away mid-request, so the ids are looked up again before
  * each try and only the rows not stored yet are sent, until the reconnect
- * window ends. skip: n bytes of scratch. */
+ * window ends. skip: n bytes of scratch. dup (skipping duplicates; the
+ * batch's repeats already flagged): the first lookup's finds are flagged
+ * too, and no flagged row is sent. */
 static int send_missing(ch_store *s, const cf_event *ev, const keyed *k, size_t n,
-                        unsigned char *skip, const cf_buf *body, const size_t *off, cf_err *err)
+                        unsigned char *skip, unsigned char *dup, const cf_buf *body,
+                        const size_t *off, cf_err *err)
 {
     cf_buf part = CF_BUF_INIT;
-    int rc = -1;
+    int rc = -1, first = 1;
     long wait = 200;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
-        if (check_existing(s, ev, k, n, skip, err))
+        if (check_existing(s, ev, k, n, dup != NULL, skip, err))
             break;
+        for (size_t i = 0; dup && i < n; i++) {
+            if (first && skip[i])
+                dup[i] = 1;
+            skip[i] |= dup[i];
+        }
+        first = 0;
         const cf_buf *send = body;
         size_t todo = 0;
         for (size_t i = 0; i < n; i++)
@@ -215,7 +229,8 @@ static int send_missing(ch_store *s, const cf_event *ev, const keyed *k, size_t 
     return rc;
 }
 
-int ch_insert_events(cf_store *base, const cf_event *in, size_t n, cf_err *err)
+int ch_insert_events(cf_store *base, const cf_event *in, size_t n, unsigned char *dup,
+                     cf_err *err)
 {
     ch_store *s = (ch_store *)base;
     static const char *const req[] = {"events.deployment_id", "events.prompt", "events.response"};
@@ -253,21 +268,30 @@ int ch_insert_events(cf_store *base, const cf_event *in, size_t n, cf_err *err)
         oom(err, "writing events");
         goto done;
     }
-    /* A batch that names one id twice is refused like a duplicate. */
+    /* A batch that names one id twice: the repeat is a duplicate (its
+     * first row goes in), or refused like one. */
     if (!(k = sort_ids(ids, n))) {
         oom(err, "writing events");
         goto done;
     }
     for (size_t j = 1; j < n; j++)
         if (cmp_str(k[j - 1].s, k[j].s) == 0) {
+            if (dup) {
+                dup[k[j].i] = 1;
+                continue;
+            }
             cf_fail(err, CF_EINVAL, "events[%zu]: id '%.*s' already exists", k[j].i,
                     show_len(k[j].s), k[j].s.p);
             goto done;
         }
-    if (send_missing(s, ev, k, n, skip, &body, off, err))
+    if (send_missing(s, ev, k, n, skip, dup, &body, off, err))
         goto done;
     rc = (int)n;
+    for (size_t i = 0; dup && i < n; i++)
+        rc -= dup[i];
 done:
+    if (rc < 0 && dup)
+        memset(dup, 0, n);
     free(ev);
     free(ids);
     free(skip);

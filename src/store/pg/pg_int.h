@@ -115,7 +115,7 @@ int pg_pager_next(pg_pager *g, cf_err *err);
 void pg_pager_free(pg_pager *g);
 
 /* pg_write.c */
-int pg_insert_events(cf_store *, const cf_event *, size_t, cf_err *);
+int pg_insert_events(cf_store *, const cf_event *, size_t, unsigned char *dup, cf_err *);
 int pg_insert_signal(cf_store *, const cf_signal *, cf_err *);
 int pg_update_events(cf_store *, const cf_str *, const cf_event_update *, size_t, cf_err *);
 int pg_insert_curated(cf_store *, const cf_curated *, size_t, cf_err *);

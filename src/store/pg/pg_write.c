@@ -3,11 +3,16 @@
  * escaped here), in one transaction: straight into inference_events on a
  * first attempt; when an id is already there, or on a retry, into a
  * per-connection staging table and then one
- * INSERT ... SELECT ... ON CONFLICT (id) DO NOTHING: a batch retried after its commit's reply was lost finds its
- * rows already there and adds nothing, while an id taken by a different
- * event is still refused (CF_EINVAL, nothing written). Everything else is
- * parameterised statements; single inserts add ON CONFLICT (id) DO NOTHING
- * when they run again after a lost connection.
+ * INSERT ... SELECT ... ON CONFLICT (id) DO NOTHING. Refusing duplicates
+ * (no dup flags asked for): a batch retried after its commit's reply was
+ * lost finds its rows already there and adds nothing, while an id taken by
+ * a different event is still refused (CF_EINVAL, nothing written).
+ * Skipping them (dup flags): the insert keeps each id's first row of the
+ * batch and reports which rows it wrote; the others are duplicates (after
+ * a lost commit reply, the rows that commit wrote count as duplicates on
+ * the retry: stored once either way). Everything else is parameterised
+ * statements; single inserts add ON CONFLICT (id) DO NOTHING when they run
+ * again after a lost connection.
  */
 #include "pg_int.h"
 
@@ -90,6 +95,8 @@ typedef struct events_arg {
     const cf_event *ev;
     size_t n;
     int64_t now;
+    unsigned char *dup;  /* NULL: refuse duplicates */
+    size_t written;
 } events_arg;
 
 static const char staging_sql[] =
@@ -175,26 +182,41 @@ static int copy_rows(pg_store *s, const events_arg *a, int staged, cf_err *err)
     return ok ? 0 : -1;
 }
 
-static int events_op(pg_store *s, void *arg, int attempt, cf_err *err)
+/* The staged rows into inference_events, skipping ids already stored:
+ * each id's first row of the batch goes in, and the statement returns the
+ * positions (ord) it wrote; every other row is flagged in a->dup. */
+static int insert_staged_skip(pg_store *s, events_arg *a, cf_err *err)
 {
-    events_arg *a = arg;
-    if (attempt == 0) {
-        /* The common case, a first attempt with new ids: COPY straight into
-         * the table. An id already there sends the batch the staged way. */
-        if (pg_run(s, "BEGIN", NULL, "writing events", err) == 0 && copy_rows(s, a, 0, err) == 0
-            && pg_run(s, "COMMIT", NULL, "committing events", err) == 0)
-            return 0;
-        pg_rollback(s);
-        if (s->lost || strcmp(s->state, "23505") != 0)
-            return -1;
+    PGresult *r = pg_exec(
+        s,
+        "WITH ins AS (INSERT INTO inference_events (id, deployment_id, model_version_id,"
+        " user_id_hash, prompt, response, latency_ms, token_count, quality_score, metadata,"
+        " inserted_at)"
+        " SELECT id, deployment_id, model_version_id, user_id_hash, prompt, response,"
+        " latency_ms, token_count, quality_score, metadata::jsonb, inserted_at"
+        " FROM (SELECT DISTINCT ON (id) * FROM cf_event_batch ORDER BY id, ord) b ORDER BY ord"
+        " ON CONFLICT (id) DO NOTHING RETURNING id)"
+        " SELECT min(b.ord) FROM cf_event_batch b JOIN ins ON ins.id = b.id GROUP BY b.id",
+        NULL, "writing events", err);
+    if (!r)
+        return -1;
+    memset(a->dup, 1, a->n);
+    int rows = PQntuples(r);
+    for (int k = 0; k < rows; k++) {
+        int64_t ord = pg_col_int(r, k, 0);
+        if (ord >= 0 && (size_t)ord < a->n)
+            a->dup[ord] = 0;
     }
-    if (!s->batch_table) {
-        if (pg_run(s, staging_sql, NULL, "creating the event staging table", err))
-            return -1;
-        s->batch_table = 1;
-    }
-    if (pg_run(s, "BEGIN", NULL, "writing events", err) || copy_rows(s, a, 1, err))
-        goto fail;
+    a->written = (size_t)rows;
+    PQclear(r);
+    return 0;
+}
+
+/* The staged rows into inference_events, refusing an id stored for
+ * another event (the same content is this batch's own, written by a
+ * commit whose reply was lost). */
+static int insert_staged_refuse(pg_store *s, events_arg *a, cf_err *err)
+{
     PGresult *r = pg_exec(
         s,
         "INSERT INTO inference_events (id, deployment_id, model_version_id, user_id_hash,"
@@ -204,9 +226,10 @@ static int events_op(pg_store *s, void *arg, int attempt, cf_err *err)
         " FROM cf_event_batch ORDER BY ord ON CONFLICT (id) DO NOTHING",
         NULL, "writing events", err);
     if (!r)
-        goto fail;
+        return -1;
     size_t written = (size_t)strtoull(PQcmdTuples(r), NULL, 10);
     PQclear(r);
+    a->written = a->n;
     if (written < a->n) {
         /* Rows already there are this batch's own (a retry) unless their
          * content differs: then the id belongs to another event. */
@@ -216,26 +239,52 @@ static int events_op(pg_store *s, void *arg, int attempt, cf_err *err)
                     " (b.deployment_id, b.prompt, b.response) ORDER BY b.ord LIMIT 1",
                     NULL, "checking duplicate event ids", err);
         if (!r)
-            goto fail;
+            return -1;
         if (PQntuples(r) > 0) {
             size_t i = (size_t)pg_col_int(r, 0, 0);
             PQclear(r);
             cf_str id = a->ev[i].id;
-            cf_fail(err, CF_EINVAL, "events[%zu]: id '%.*s' already exists", i,
-                    (int)(id.n > 100 ? 100 : id.n), id.p);
-            goto fail;
+            return cf_fail(err, CF_EINVAL, "events[%zu]: id '%.*s' already exists", i,
+                           (int)(id.n > 100 ? 100 : id.n), id.p);
         }
         PQclear(r);
     }
-    if (pg_run(s, "COMMIT", NULL, "committing events", err))
-        goto fail;
     return 0;
-fail:
-    pg_rollback(s);
-    return -1;
 }
 
-int pg_insert_events(cf_store *base, const cf_event *ev, size_t n, cf_err *err)
+static int events_op(pg_store *s, void *arg, int attempt, cf_err *err)
+{
+    events_arg *a = arg;
+    if (attempt == 0) {
+        /* The common case, a first attempt with new ids: COPY straight into
+         * the table. An id already there sends the batch the staged way. */
+        if (pg_run(s, "BEGIN", NULL, "writing events", err) == 0 && copy_rows(s, a, 0, err) == 0
+            && pg_run(s, "COMMIT", NULL, "committing events", err) == 0) {
+            a->written = a->n;
+            return 0;
+        }
+        pg_rollback(s);
+        if (s->lost || strcmp(s->state, "23505") != 0)
+            return -1;
+    }
+    if (!s->batch_table) {
+        if (pg_run(s, staging_sql, NULL, "creating the event staging table", err))
+            return -1;
+        s->batch_table = 1;
+    }
+    if (pg_run(s, "BEGIN", NULL, "writing events", err) || copy_rows(s, a, 1, err)
+        || (a->dup ? insert_staged_skip(s, a, err) : insert_staged_refuse(s, a, err))
+        || pg_run(s, "COMMIT", NULL, "committing events", err)) {
+        pg_rollback(s);
+        if (a->dup)
+            memset(a->dup, 0, a->n);
+        return -1;
+    }
+    return 0;
+}
+
+int pg_insert_events(cf_store *base, const cf_event *ev, size_t n, unsigned char *dup,
+                     cf_err *err)
 {
     static const char *const what = "events";
     for (size_t i = 0; i < n; i++) {
@@ -251,8 +300,8 @@ int pg_insert_events(cf_store *base, const cf_event *ev, size_t n, cf_err *err)
     }
     if (n == 0)
         return 0;
-    events_arg a = {ev, n, cf_now_us()};
-    return pg_retry((pg_store *)base, events_op, &a, err) ? -1 : (int)n;
+    events_arg a = {ev, n, cf_now_us(), dup, 0};
+    return pg_retry((pg_store *)base, events_op, &a, err) ? -1 : (int)a.written;
 }
 
 /* ---- single rows ---------------------------------------------------------------- */

@@ -63,7 +63,7 @@ int sq_commit(sq_store *s, cf_err *err);
 void sq_rollback(sq_store *s);
 
 /* sqlite_write.c */
-int sq_insert_events(cf_store *, const cf_event *, size_t, cf_err *);
+int sq_insert_events(cf_store *, const cf_event *, size_t, unsigned char *dup, cf_err *);
 int sq_insert_signal(cf_store *, const cf_signal *, cf_err *);
 int sq_update_events(cf_store *, const cf_str *ids, const cf_event_update *, size_t, cf_err *);
 int sq_insert_curated(cf_store *, const cf_curated *, size_t, cf_err *);

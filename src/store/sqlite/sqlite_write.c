@@ -27,57 +27,94 @@ static int require_str(cf_str v, const char *what, size_t i, cf_err *err)
     return 0;
 }
 
-/* Maps a failed step to an error that names the row; constraint failures on
- * the id are the caller's duplicate, anything else is the database's. */
+/* Maps a failed step to an error that names the row: a unique constraint
+ * (the id) is the caller's duplicate, another constraint (a CHECK, a
+ * trigger) refuses the row with the database's words (CF_EINVAL both),
+ * anything else is the database's failure. */
 static int step_fail(sq_store *s, int rc, const char *what, size_t i, cf_str id, cf_err *err)
 {
-    if (rc == SQLITE_CONSTRAINT)
+    if ((rc & 0xff) != SQLITE_CONSTRAINT)
+        return sq_fail(s, err, what);
+    int ext = sqlite3_extended_errcode(s->db);
+    if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
         return cf_fail(err, CF_EINVAL, "%s[%zu]: id '%.*s' already exists", what, i,
                        (int)(id.n > 100 ? 100 : id.n), id.p ? id.p : "");
-    return sq_fail(s, err, what);
+    return cf_fail(err, CF_EINVAL, "%s[%zu]: %s", what, i, sqlite3_errmsg(s->db));
 }
 
-int sq_insert_events(cf_store *base, const cf_event *ev, size_t n, cf_err *err)
+/* The skipping insert (dup given): an id already stored, or earlier in
+ * the batch, changes nothing; any other constraint still fails the row.
+ * Prepared per batch so the statement cache stays the backend's own. */
+static const char insert_event_skip_sql[] =
+    "INSERT INTO inference_events (id, deployment_id, model_version_id, user_id_hash,"
+    " prompt, response, latency_ms, token_count, quality_score, metadata, inserted_at)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (id) DO NOTHING";
+
+static void bind_event(sqlite3_stmt *st, const cf_event *e, int64_t now)
+{
+    sq_bind_str(st, 1, e->id);
+    sq_bind_str(st, 2, e->deployment_id);
+    sq_bind_str(st, 3, e->model_version_id);
+    sq_bind_str(st, 4, e->user_id_hash);
+    sq_bind_str(st, 5, e->prompt);
+    sq_bind_str(st, 6, e->response);
+    bind_int_or_null(st, 7, e->latency_ms);
+    bind_int_or_null(st, 8, e->token_count);
+    bind_double_or_null(st, 9, e->quality_score);
+    sq_bind_str(st, 10, e->metadata.p ? e->metadata : cf_cstr("{}"));
+    sqlite3_bind_int64(st, 11, e->inserted_at ? e->inserted_at : now);
+}
+
+/* Writes the rows (skip: with the skipping statement, flagging in dup
+ * what it skipped); *written receives how many went in. */
+static int write_events(sq_store *s, const cf_event *ev, size_t n, sqlite3_stmt *skip,
+                        unsigned char *dup, int *written, cf_err *err)
+{
+    int64_t now = cf_now_us();
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_stmt *st = skip;
+        if (st)
+            sqlite3_reset(st);
+        else if (!(st = sq_stmt(s, SQ_INSERT_EVENT, err)))
+            return -1;
+        bind_event(st, &ev[i], now);
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE)
+            return step_fail(s, rc, "events", i, ev[i].id, err);
+        if (skip && sqlite3_changes(s->db) == 0)
+            dup[i] = 1;
+        else
+            (*written)++;
+    }
+    return 0;
+}
+
+int sq_insert_events(cf_store *base, const cf_event *ev, size_t n, unsigned char *dup,
+                     cf_err *err)
 {
     sq_store *s = (sq_store *)base;
-    int64_t now = cf_now_us();
     for (size_t i = 0; i < n; i++)
         if (require_str(ev[i].deployment_id, "events.deployment_id", i, err)
             || require_str(ev[i].prompt, "events.prompt", i, err)
             || require_str(ev[i].response, "events.response", i, err))
             return -1;
-    if (sq_begin(s, err))
+    sqlite3_stmt *skip = NULL;
+    if (dup && sqlite3_prepare_v2(s->db, insert_event_skip_sql, -1, &skip, NULL) != SQLITE_OK)
+        return sq_fail(s, err, "preparing an event insert");
+    int written = 0;
+    if (sq_begin(s, err)) {
+        sqlite3_finalize(skip);
         return -1;
-    for (size_t i = 0; i < n; i++) {
-        const cf_event *e = &ev[i];
-        cf_str id = e->id;
-        sqlite3_stmt *st = sq_stmt(s, SQ_INSERT_EVENT, err);
-        if (!st)
-            goto fail;
-        cf_str meta = e->metadata.p ? e->metadata : cf_cstr("{}");
-        sq_bind_str(st, 1, id);
-        sq_bind_str(st, 2, e->deployment_id);
-        sq_bind_str(st, 3, e->model_version_id);
-        sq_bind_str(st, 4, e->user_id_hash);
-        sq_bind_str(st, 5, e->prompt);
-        sq_bind_str(st, 6, e->response);
-        bind_int_or_null(st, 7, e->latency_ms);
-        bind_int_or_null(st, 8, e->token_count);
-        bind_double_or_null(st, 9, e->quality_score);
-        sq_bind_str(st, 10, meta);
-        sqlite3_bind_int64(st, 11, e->inserted_at ? e->inserted_at : now);
-        int rc = sqlite3_step(st);
-        if (rc != SQLITE_DONE) {
-            step_fail(s, rc, "events", i, id, err);
-            goto fail;
-        }
     }
-    if (sq_commit(s, err))
-        goto fail;
-    return (int)n;
-fail:
-    sq_rollback(s);
-    return -1;
+    if (write_events(s, ev, n, skip, dup, &written, err) || sq_commit(s, err)) {
+        sqlite3_finalize(skip);
+        sq_rollback(s);
+        if (dup)
+            memset(dup, 0, n);
+        return -1;
+    }
+    sqlite3_finalize(skip);
+    return written;
 }
 
 int sq_insert_signal(cf_store *base, const cf_signal *sig, cf_err *err)
