@@ -2,7 +2,7 @@
  * crucible._report: the report's aggregates (cf_report.h) as a Lua table.
  *
  *   _report.aggregate(store_handle, {deployment_id = "d", since = us|nil,
- *     ["until"] = us|nil, bucket_us = 3600000000, align_us = 0, lowest = 5})
+ *     ["until"] = us|nil, now = us|nil, bucket_us = 0 (automatic) | us, align_us = 0, lowest = 5})
  *   --> {since, until, first_at, last_at, bucket_us, events, scored, ...,
  *        versions = {{name, other, first_at, count}}, sources = {...},
  *        buckets = {{start, events, ..., signals = {type = n}, curated = {n, ...},
@@ -179,7 +179,8 @@ static int l_aggregate(lua_State *L)
     o.deployment.p = luaL_checklstring(L, -1, &o.deployment.n);
     o.since = opt_int(L, "since", CF_NO_TIME);
     o.until = opt_int(L, "until", CF_NO_TIME);
-    o.bucket_us = opt_int(L, "bucket_us", INT64_C(3600000000));
+    o.now = opt_int(L, "now", CF_NO_TIME);
+    o.bucket_us = opt_int(L, "bucket_us", 0);
     o.align_us = opt_int(L, "align_us", 0);
     int64_t lowest = opt_int(L, "lowest", 5);
     o.lowest = lowest > 0 ? (size_t)lowest : 0;

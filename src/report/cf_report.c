@@ -1,7 +1,7 @@
 /*
  * The report's aggregates: the window and its buckets, then one light scan
- * of the events folded into them (see cf_report.h). Signals and curated
- * examples are folded in by cf_report_rows.c.
+ * of the events (with their signal counts) folded into them (see
+ * cf_report.h). Curated examples are folded in by cf_report_rows.c.
  */
 #include "crucible/report/cf_report.h"
 
@@ -49,27 +49,51 @@ static int64_t floor_div(int64_t a, int64_t b)
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
-/* Fixes the window and allocates its buckets. */
+#define HOUR_US INT64_C(3600000000)
+
+/* The automatic bucket for a window of span us: hours up to three days,
+ * days up to 180 days, else weeks starting on Mondays (UTC). */
+static void auto_width(int64_t span, int64_t *width, int64_t *align)
+{
+    *align = 0;
+    if (span <= 72 * HOUR_US) {
+        *width = HOUR_US;
+    } else if (span <= 180 * 24 * HOUR_US) {
+        *width = 24 * HOUR_US;
+    } else {
+        *width = 7 * 24 * HOUR_US;
+        *align = 4 * 24 * HOUR_US; /* 1970-01-05, a Monday */
+    }
+}
+
+/* Fixes the window (and the bucket width when o asks for the automatic
+ * one: 0) and allocates its buckets. */
 static int plan_buckets(cf_store *s, const cf_report_opts *o, cf_report *r, cf_err *err)
 {
-    if (o->bucket_us <= 0)
+    if (o->bucket_us < 0)
         return cf_fail(err, CF_EINVAL, "report: the bucket width must be positive");
     if (o->since != CF_NO_TIME && o->until != CF_NO_TIME && o->since >= o->until)
         return cf_fail(err, CF_EINVAL, "report: since must be before until");
     if (edge_event(s, o, 0, &r->first_at, err) || edge_event(s, o, 1, &r->last_at, err))
         return -1;
-    r->bucket_us = o->bucket_us;
     r->since = o->since != CF_NO_TIME ? o->since : r->first_at;
     r->until = o->until != CF_NO_TIME ? o->until
                : r->last_at != CF_NO_TIME ? r->last_at + 1 : CF_NO_TIME;
+    if (o->until == CF_NO_TIME && r->until != CF_NO_TIME && o->now != CF_NO_TIME &&
+        o->now > r->until)
+        r->until = o->now;
+    int64_t align = o->align_us, width = o->bucket_us;
+    if (width == 0 && r->since != CF_NO_TIME && r->until != CF_NO_TIME)
+        auto_width(r->until - r->since, &width, &align);
+    r->bucket_us = width;
     if (r->since == CF_NO_TIME || r->until == CF_NO_TIME || r->since >= r->until) {
         /* no events and an open window: nothing to bucket */
         if (r->since == CF_NO_TIME || r->until == CF_NO_TIME)
             r->since = r->until = 0;
         return 0;
     }
-    int64_t start = o->align_us + floor_div(r->since - o->align_us, o->bucket_us) * o->bucket_us;
-    int64_t n = floor_div(r->until - 1 - start, o->bucket_us) + 1;
+    int64_t start = align + floor_div(r->since - align, width) * width;
+    int64_t n = floor_div(r->until - 1 - start, width) + 1;
     if (n > CF_REPORT_MAX_BUCKETS)
         return cf_fail(err, CF_EINVAL,
                        "report: the window spans %lld buckets (at most %d): choose a wider "
@@ -80,7 +104,7 @@ static int plan_buckets(cf_store *s, const cf_report_opts *o, cf_report *r, cf_e
         return cf_fail(err, CF_ENOMEM, "out of memory for the report's buckets");
     r->nbuckets = (size_t)n;
     for (size_t b = 0; b < r->nbuckets; b++)
-        r->buckets[b].start = start + (int64_t)b * o->bucket_us;
+        r->buckets[b].start = start + (int64_t)b * width;
     return 0;
 }
 
@@ -183,6 +207,10 @@ static int fold_event(cf_report *r, const cf_report_opts *o, const cf_light_even
     size_t cell = (size_t)b * (CF_REPORT_MAX_NAMES + 1) + (size_t)v;
     k->events++;
     r->events++;
+    for (int j = 0; j < CF_SIG_COUNT_; j++) {
+        k->signals[j] += ev->signals[j];
+        r->signals[j] += ev->signals[j];
+    }
     r->v_events[cell]++;
     if (ev->token_count != CF_NULL_INT) {
         k->tokens_n++;
@@ -212,7 +240,7 @@ static int scan_events(cf_store *s, const cf_report_opts *o, cf_report *r,
     q.since = r->since;
     q.until = r->until;
     cf_light_scan *sc;
-    if (cf_store_open_light_events(s, &q, 0, &sc, err))
+    if (cf_store_open_light_events(s, &q, CF_LIGHT_SIGNALS, &sc, err))
         return -1;
     cf_light_event ev;
     int rc;

@@ -23,7 +23,7 @@ void cf_report_samples_free(cf_report_samples *sm, size_t nbuckets);
  * time t. -1 when out of memory. */
 long cf_report_name_index(cf_report_name *names, size_t *n, cf_str name, int64_t t);
 
-/* Folds the window's signals and curated examples into the buckets. */
+/* Folds the window's curated examples into the buckets. */
 int cf_report_fold_rows(cf_store *s, const cf_report_opts *o, cf_report *r, cf_err *err);
 
 #endif

@@ -1,6 +1,6 @@
 /*
- * The report's signals and curated examples, folded into its buckets as
- * cursors stream them; the names (model versions, curation sources) kept
+ * The report's curated examples, folded into its buckets as a cursor
+ * streams them; the names (model versions, curation sources) kept
  * by the report; freeing.
  */
 #include <stdlib.h>
@@ -56,27 +56,6 @@ static void window_query(cf_query *q, const cf_report_opts *o, const cf_report *
     q->until = r->until;
 }
 
-static int fold_signals(cf_store *s, const cf_report_opts *o, cf_report *r, cf_err *err)
-{
-    cf_query q;
-    window_query(&q, o, r);
-    cf_cursor *c;
-    if (cf_store_open_cursor(s, CF_KIND_SIGNALS, &q, &c, err))
-        return -1;
-    cf_row row;
-    int rc;
-    while ((rc = cf_cursor_next(c, &row, err)) == 1) {
-        long b = cf_report_bucket_of(r, row.signal.inserted_at);
-        if (b < 0)
-            continue;
-        cf_signal_kind k = cf_signal_kind_of(row.signal.signal_type);
-        r->buckets[b].signals[k]++;
-        r->signals[k]++;
-    }
-    cf_cursor_close(c);
-    return rc < 0 ? -1 : 0;
-}
-
 static int fold_curated(cf_store *s, const cf_report_opts *o, cf_report *r, cf_err *err)
 {
     cf_query q;
@@ -114,7 +93,7 @@ int cf_report_fold_rows(cf_store *s, const cf_report_opts *o, cf_report *r, cf_e
         return cf_fail(err, CF_ENOMEM, "out of memory for the report's curation counts");
     for (size_t b = 0; b < r->nbuckets; b++)
         r->buckets[b].curated = cells + b * (CF_REPORT_MAX_NAMES + 1);
-    if (fold_signals(s, o, r, err) || fold_curated(s, o, r, err))
+    if (fold_curated(s, o, r, err))
         return -1;
     return 0;
 }

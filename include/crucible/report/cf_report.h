@@ -1,8 +1,9 @@
 /*
  * The report's aggregates for one deployment, computed in C over the
  * storage interface: one light scan of the events (no prompt, no
- * response), one cursor over the signals and one over the curated
- * examples, each row folded into time buckets as it streams. Memory is a
+ * response; their signal counts, which count in the bucket of the event
+ * they rate) and one cursor over the curated examples (in the bucket of
+ * their curation), each row folded into time buckets as it streams. Memory is a
  * few numbers per bucket plus one double per event that has a latency or
  * a score (for the percentiles); nothing is loaded into Lua.
  *
@@ -23,9 +24,10 @@
 typedef struct cf_report_opts {
     cf_str deployment;
     int64_t since;      /* CF_NO_TIME: from the first event */
-    int64_t until;      /* CF_NO_TIME: just after the last event */
-    int64_t bucket_us;  /* bucket width, > 0 */
-    int64_t align_us;   /* bucket starts are align_us + k * bucket_us */
+    int64_t until;      /* CF_NO_TIME: just after the last event, or now when later */
+    int64_t now;        /* the time the report is made (CF_NO_TIME: the last event's) */
+    int64_t bucket_us;  /* bucket width; 0: hours, days or weeks by the window's span */
+    int64_t align_us;   /* bucket starts are align_us + k * bucket_us (ignored for 0) */
     size_t lowest;      /* lowest-scoring events to name (at most CF_REPORT_MAX_LOWEST) */
 } cf_report_opts;
 
@@ -57,7 +59,7 @@ typedef struct cf_report_low {
 typedef struct cf_report {
     int64_t since, until;        /* the window covered */
     int64_t first_at, last_at;   /* of its events; CF_NO_TIME when none */
-    int64_t bucket_us;
+    int64_t bucket_us;           /* the width used */
     size_t nbuckets;
     cf_report_bucket *buckets;
     /* totals over the window */
