@@ -134,7 +134,7 @@ local function quality(client, db, agg, dep)
   local buckets = {}
   for i, b in ipairs(agg.buckets) do
     local by = {}
-    for k, v in ipairs(b.versions) do by[k] = v.quality_mean or false end
+    for k, v in ipairs(b.versions) do by[k] = { scored = v.scored, mean = v.quality_mean } end
     buckets[i] = { start = b.start, scored = b.scored, mean = b.quality_mean,
                    p10 = b.quality_p10, p90 = b.quality_p90, by_version = by }
   end

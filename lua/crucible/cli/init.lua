@@ -14,7 +14,8 @@ local M = {}
 M.PROGNAME = "crucible-feedback"
 
 --- Subcommands, in the order help lists them.
-M.COMMANDS = { "run", "repl", "migrate", "ingest", "serve", "export", "schedule", "version" }
+M.COMMANDS = { "run", "repl", "migrate", "ingest", "serve", "export", "report", "schedule",
+               "version" }
 
 local function is_command(name)
   for _, c in ipairs(M.COMMANDS) do

@@ -83,7 +83,7 @@ function M.quality(doc, H, svg)
                      band = band, color = "#111827" } }
   for k, v in ipairs(doc.traffic.versions) do
     local values = {}
-    for i, b in ipairs(q.buckets) do values[i] = b.by_version[k] or nil end
+    for i, b in ipairs(q.buckets) do values[i] = b.by_version[k].mean end
     series[#series + 1] = { name = "model " .. v.name, values = values }
   end
   local out = { stats {

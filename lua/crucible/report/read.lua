@@ -125,8 +125,8 @@ end
 function M.curation(doc)
   local c = doc.curation
   return ("%s examples curated in this window (%s exported, %s pending); triggers fired %s"
-    .. " times; %s recorded workflow runs."):format(M.count(c.total), M.count(c.exported), M.count(c.pending), M.count(#c.firings),
-      M.count(#c.runs))
+    .. " times; %s recorded workflow runs."):format(M.count(c.total), M.count(c.exported),
+      M.count(c.pending), M.count(#c.firings), M.count(#c.runs))
 end
 
 function M.actions(doc)
