@@ -222,6 +222,23 @@ function M.attach(client, ctx)
   end
 end
 
-M.now_us = core.now_us
+--- A document (cf.report's data) as text: format "html" or "json".
+function M.render(doc, format)
+  if not M.FORMATS[format] then
+    error(("report: format must be html or json, got '%s'"):format(tostring(format)), 2)
+  end
+  return (collect.deliver(doc, format))
+end
+
+--- Writes a document to path (HTML, or JSON when format is "json" or the
+-- path ends in .json). Returns path, or nil, message, kind.
+function M.write(doc, path, format)
+  if format ~= nil and not M.FORMATS[format] then
+    error(("report: format must be html or json, got '%s'"):format(tostring(format)), 2)
+  end
+  local out, err, kind = collect.deliver(doc, format, path)
+  if not out then return nil, err, kind end
+  return out
+end
 
 return M
