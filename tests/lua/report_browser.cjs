@@ -154,8 +154,13 @@ async function main() {
     if (findings.errors.length) findings.failures.push(`console errors: ${findings.errors.join(" | ")}`);
     cdp.ws.close();
   } finally {
-    proc.kill("SIGKILL");
-    fs.rmSync(profile, { recursive: true, force: true });
+    // the profile goes once Chromium has exited (it writes until then)
+    if (proc.exitCode === null && proc.signalCode === null) {
+      const exited = new Promise((resolve) => proc.once("exit", resolve));
+      proc.kill("SIGKILL");
+      await exited;
+    }
+    fs.rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
   }
   console.log(JSON.stringify(findings));
   process.exit(findings.failures.length ? 1 : 0);
