@@ -14,6 +14,7 @@ local core = require "crucible._core"
 local creport = require "crucible._report"
 local schema = require "crucible.schema"
 local policy = require "crucible.policy"
+local list = require("crucible.report.json").list
 
 local M = {}
 
@@ -92,13 +93,13 @@ local function version_name(v)
 end
 
 local function traffic(agg)
-  local versions = {}
+  local versions = list()
   for i, v in ipairs(agg.versions) do
     versions[i] = { name = version_name(v), first_at = v.first_at, events = v.count }
   end
-  local buckets = {}
+  local buckets = list()
   for i, b in ipairs(agg.buckets) do
-    local by = {}
+    local by = list()
     for k, v in ipairs(b.versions) do by[k] = v.events end
     buckets[i] = { start = b.start, events = b.events, by_version = by, tokens_sum = b.tokens_sum,
                    tokens_n = b.tokens_n, latency_n = b.latency_n, latency_p50 = b.latency_p50,
@@ -119,7 +120,7 @@ local function lowest_examples(db, agg)
   local rows = #ids > 0 and assert(db:events_by_ids(ids)) or {}
   local by_id = {}
   for _, r in ipairs(rows) do by_id[r.id] = r end
-  local out = {}
+  local out = list()
   for _, l in ipairs(agg.lowest) do
     local r = by_id[l.id] or {}
     out[#out + 1] = { id = M.clip(l.id, 64), score = l.score, inserted_at = l.inserted_at,
@@ -131,9 +132,9 @@ local function lowest_examples(db, agg)
 end
 
 local function quality(client, db, agg, dep)
-  local buckets = {}
+  local buckets = list()
   for i, b in ipairs(agg.buckets) do
-    local by = {}
+    local by = list()
     for k, v in ipairs(b.versions) do by[k] = { scored = v.scored, mean = v.quality_mean } end
     buckets[i] = { start = b.start, scored = b.scored, mean = b.quality_mean,
                    p10 = b.quality_p10, p90 = b.quality_p90, by_version = by }
@@ -152,7 +153,7 @@ local function negative_share(counts)
 end
 
 local function signals(agg, cfg)
-  local buckets = {}
+  local buckets = list()
   for i, b in ipairs(agg.buckets) do
     local total, share = negative_share(b.signals)
     buckets[i] = { start = b.start, total = total, by_type = b.signals, negative_share = share }
@@ -164,17 +165,17 @@ local function signals(agg, cfg)
 end
 
 local function curation(db, agg, dep)
-  local sources = {}
+  local sources = list()
   for i, s in ipairs(agg.sources) do sources[i] = version_name(s) end
-  local buckets = {}
-  for i, b in ipairs(agg.buckets) do buckets[i] = { start = b.start, by_source = b.curated } end
-  local firings = {}
+  local buckets = list()
+  for i, b in ipairs(agg.buckets) do buckets[i] = { start = b.start, by_source = list(b.curated) } end
+  local firings = list()
   for row in db:trigger_events { deployment_id = dep, order = "desc", limit = 200,
                                  since = agg.since, ["until"] = agg["until"] } do
     firings[#firings + 1] = { at = row.inserted_at, type = M.clip(row.trigger_type, 80),
                               details = type(row.details) == "table" and row.details or nil }
   end
-  local runs = {}
+  local runs = list()
   for _, r in ipairs(assert(db:runs { limit = 20 })) do
     runs[#runs + 1] = { name = M.clip(r.name, 80), status = r.status, started_at = r.started_at,
                         finished_at = r.finished_at, error = r.error and M.clip(r.error, 200) }

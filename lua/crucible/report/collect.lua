@@ -2,6 +2,8 @@
 -- the assembly of the document (the JSON twin) and its delivery as data,
 -- text or a file. See crucible.report.
 local core = require "crucible._core"
+local json = require "crucible.report.json"
+local list = json.list
 
 local M = {}
 
@@ -18,7 +20,7 @@ end
 
 -- Which measures of a feature row crossed which threshold.
 local function crossed(row, t)
-  local out = {}
+  local out = list()
   local function check(metric, value, limit)
     if value and value > limit then
       out[#out + 1] = { metric = metric, value = value, threshold = limit }
@@ -34,7 +36,7 @@ local function crossed(row, t)
 end
 
 local function feature_rows(statistical, m, t, clip)
-  local out = {}
+  local out = list()
   for i, row in ipairs(statistical.details.features) do
     local f = { feature = clip(row.feature, 80), kind = row.kind, drifted = row.drifted,
                 n_recent = row.n_recent, n_baseline = row.n_baseline, score = row.score,
@@ -46,7 +48,7 @@ local function feature_rows(statistical, m, t, clip)
     local mf = m.features[i] or {}
     f.hist = mf.hist
     if mf.top then
-      f.top = {}
+      f.top = list()
       for k, c in ipairs(mf.top) do
         f.top[k] = { name = clip(c.name, 60), recent = c.recent, baseline = c.baseline }
       end
@@ -57,7 +59,7 @@ local function feature_rows(statistical, m, t, clip)
 end
 
 local function drift_history(db, dep, agg, clip)
-  local rows = {}
+  local rows = list()
   for row in db:drift_results { deployment_id = dep, order = "desc", limit = 300,
                                 ["until"] = agg["until"] } do
     table.insert(rows, 1, { at = row.inserted_at, type = clip(row.drift_type, 40),
@@ -150,18 +152,18 @@ function M.actions(R, client, dep, drift, cfg, now)
     opts.drift_score = drift.score
   end
   local fired, report = client.check_triggers(dep, opts)
-  if not fired then return { error = R.clip(tostring(report), 300), list = {} } end
-  local list = {}
+  if not fired then return { error = R.clip(tostring(report), 300), list = list() } end
+  local entries = list()
   for _, name in ipairs(names) do
     local e = report[name]
     if e then
       local why, todo = in_words(name, e)
-      list[#list + 1] = { trigger = R.clip(name, 80), fires = e.fired == true,
+      entries[#entries + 1] = { trigger = R.clip(name, 80), fires = e.fired == true,
                           why = R.clip(why, 300), todo = todo, measurements = e.measurements,
                           error = e.error and R.clip(e.error, 300) }
     end
   end
-  return { list = list, fired = #fired }
+  return { list = entries, fired = #fired }
 end
 
 -- ---- assembly ------------------------------------------------------------------------------
@@ -181,7 +183,7 @@ function M.document(R, client, db, agg, dep, opts, cfg)
   doc.drift = M.drift(R, client, db, agg, dep, opts, cfg)
   doc.curation = I.curation(db, agg, dep)
   doc.actions = agg.events > 0 and M.actions(R, client, dep, doc.drift, cfg, now)
-    or { list = {}, fired = 0 }
+    or { list = list(), fired = 0 }
   doc.readings = require("crucible.report.read").all(doc)
   return doc
 end
@@ -195,11 +197,7 @@ local function write_file(path, text)
   return true
 end
 
-function M.json(doc)
-  local s, err = core.to_json(doc, "report")
-  if not s then error(err, 2) end
-  return s
-end
+function M.json(doc) return json.encode(doc) end
 
 function M.deliver(doc, format, output)
   if output then
