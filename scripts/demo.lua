@@ -10,7 +10,9 @@
 -- 2. runs the nightly workflow (examples/nightly.lua) the way the scheduler
 --    does, so the run is recorded;
 -- 3. prints what the loop found: quality, drift, curated examples,
---    triggers, and the files exported.
+--    triggers, and the files exported;
+-- 4. writes the report (report.html and its JSON twin report.json) and
+--    prints its path.
 local crucible = require "crucible"
 local scheduler = require "crucible.scheduler"
 local synthetic = require "crucible.synthetic"
@@ -154,6 +156,16 @@ if #(a.exports or {}) == 0 then print("   none (no trigger fired)") end
 for _, e in ipairs(a.exports or {}) do
   print(("   %-8s %-60s %s rows, %s bytes"):format(e.format, here(e.path), count(e.count), count(e.bytes or 0)))
 end
+
+-- ---- 8. the report ------------------------------------------------------------------------
+-- One document, written as the page and as its JSON twin (the same numbers).
+local report = require "crucible.report"
+local doc = assert(cf.report(dep))
+local page = assert(report.write(doc, "report.html"))
+assert(report.write(doc, "report.json"))
+heading(8, "Report")
+print(("   %s  (open it in a browser; report.json holds the same numbers)"):format(here(page)))
+print("   " .. doc.readings.quality)
 
 print(("\nDone in %.1f s. Explore: cd demo && crucible-feedback repl   (cf.get_quality_stats(%q), ...)")
   :format((core.now_us() - t_start) / 1e6, dep))

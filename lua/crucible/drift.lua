@@ -395,7 +395,7 @@ local function measure(db, deployment_id, job, emb, own)
   local provider = emb:name()
   if own then emb:close() end
   if not m then return nil, merr, mkind end
-  return verdicts(m, job.names, s, provider, job.window)
+  return verdicts(m, job.names, s, provider, job.window), m
 end
 
 -- The state one instance's drift feature keeps: the embedder built from
@@ -449,12 +449,11 @@ local function attach_baseline(client, st)
   end
 end
 
--- detect_drift and current_drift_score.
-local function attach_detect(client, st)
-  --- Compares the newest window of a deployment's events with the one
-  -- before it (or a time window, or the pinned baseline) and stores the
-  -- three results in the drift history.
-  function client.detect_drift(deployment_id, opts)
+-- detect_drift (keep: stores the results) and measure_drift (returns them
+-- with the measurements instead): one body, so both raise at their
+-- caller's level.
+local function detector(st, keep)
+  return function(deployment_id, opts)
     if type(deployment_id) ~= "string" then error("deployment_id must be a string", 2) end
     if opts ~= nil and type(opts) ~= "table" then error("opts must be a table", 2) end
     local s = settings(st.ctx.config, opts or {})
@@ -473,13 +472,29 @@ local function attach_detect(client, st)
     job.scans, job.window = plan_scans(s.window_size, since, till, pinned)
     local own = opts ~= nil and opts.embedding_client ~= nil
     local emb = own and M.embedder(opts.embedding_client) or config_embedder(st)
-    local results, merr, mkind = measure(db, deployment_id, job, emb, own)
-    if not results then return nil, merr, mkind end
+    local results, m, mkind = measure(db, deployment_id, job, emb, own)
+    if not results then return nil, m, mkind end
+    if not keep then return results, m end
     local ok, ierr, ikind = store_results(db, deployment_id, results)
     if not ok then return nil, ierr, ikind end
     st.ctx.emit("drift.detected", { deployment_id = deployment_id, results = results })
     return results
   end
+end
+
+-- detect_drift, measure_drift and current_drift_score.
+local function attach_detect(client, st)
+  --- Compares the newest window of a deployment's events with the one
+  -- before it (or a time window, or the pinned baseline) and stores the
+  -- three results in the drift history.
+  client.detect_drift = detector(st, true)
+
+  --- detect_drift's results without storing them, and the measurements
+  -- behind them (crucible._drift.measure's): per feature, in the order of
+  -- results[1].details.features, its histograms (hist = {lo, hi, recent,
+  -- baseline}) or its most frequent categories (top = {{name, recent,
+  -- baseline}}). For reports.
+  client.measure_drift = detector(st, false)
 
   --- The highest score of a fresh detection (the reference's current_score).
   function client.current_drift_score(deployment_id, opts)

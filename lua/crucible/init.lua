@@ -22,7 +22,7 @@ local M = { VERSION = core.VERSION }
 --- Feature modules attached to every instance, in order.
 M.FEATURES = { "crucible.quality", "crucible.ingest", "crucible.drift", "crucible.export",
                "crucible.curation", "crucible.triggers", "crucible.pipeline", "crucible.serve",
-               "crucible.keys", "crucible.explore" }
+               "crucible.keys", "crucible.explore", "crucible.report" }
 
 local added_paths = {}
 

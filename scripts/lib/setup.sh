@@ -12,8 +12,10 @@ CF_BUILD_DEBS=(gcc make cmake pkg-config
 
 # What the test suite adds: reference implementations and peers (lua5.4
 # brings luac5.4, which the function-length lint reads Lua functions with;
-# curl drives the HTTP server's tests).
-CF_TEST_DEBS=(sqlite3 curl python3 python3-scipy clang postgresql clickhouse-server lua5.4 tmux)
+# curl drives the HTTP server's tests; chromium loads the HTML report
+# headless, driven over the DevTools protocol by Node; tmux drives the REPL).
+CF_TEST_DEBS=(sqlite3 curl python3 python3-scipy clang postgresql clickhouse-server lua5.4 tmux
+  chromium)
 
 # What the benchmarks add (bench/run): wrk drives the HTTP server.
 CF_BENCH_DEBS=(wrk)

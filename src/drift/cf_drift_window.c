@@ -168,6 +168,7 @@ struct cf_drift_run {
     cf_str *texts;     /* batch scratch */
     cf_drift_numeric *numeric;
     cf_drift_categorical *categorical;
+    double **hists;    /* per feature: the numeric histograms (cf_drift_numeric.hist) */
 };
 
 static void side_free(side *s, size_t nf)
@@ -200,6 +201,10 @@ void cf_drift_run_free(cf_drift_run *r)
     free(r->texts);
     free(r->numeric);
     free(r->categorical);
+    if (r->hists)
+        for (size_t i = 0; i < nf; i++)
+            free(r->hists[i]);
+    free(r->hists);
     cf_graphemes_free(r->g);
     free(r);
 }
@@ -223,10 +228,12 @@ int cf_drift_run_new(const cf_drift_spec *spec, cf_drift_run **out, cf_err *err)
     r->dicts = calloc(nf ? nf : 1, sizeof *r->dicts);
     r->numeric = calloc(nf ? nf : 1, sizeof *r->numeric);
     r->categorical = calloc(nf ? nf : 1, sizeof *r->categorical);
+    r->hists = calloc(nf ? nf : 1, sizeof *r->hists);
     r->texts = calloc(batch, sizeof *r->texts);
     r->g = cf_graphemes_new();
     r->rng = spec->seed;
-    int bad = !r->features || !r->dicts || !r->numeric || !r->categorical || !r->texts || !r->g;
+    int bad = !r->features || !r->dicts || !r->numeric || !r->categorical || !r->hists ||
+              !r->texts || !r->g;
     if (nf && r->features)
         memcpy(r->features, spec->features, nf * sizeof *r->features);
     for (int k = 0; k < 2 && !bad; k++) {
@@ -481,6 +488,17 @@ fail:
     return -1;
 }
 
+const char *cf_drift_run_category(const cf_drift_run *r, size_t f, size_t id, size_t *len)
+{
+    const dict *d = &r->dicts[f];
+    for (size_t j = 0; f < r->spec.nfeatures && j < d->cap; j++)
+        if (d->keys[j] && d->ids[j] == id) {
+            *len = d->lens[j];
+            return d->keys[j];
+        }
+    return NULL;
+}
+
 /* ---- measuring ------------------------------------------------------------------------ */
 
 static int measure_numeric(cf_drift_run *r, size_t f, cf_drift_numeric *m, cf_err *err)
@@ -514,7 +532,10 @@ static int measure_numeric(cf_drift_run *r, size_t f, cf_drift_numeric *m, cf_er
         return cf_fail(err, CF_ENOMEM, "out of memory binning a drift window");
     cf_histogram2(a->v, a->n, b->v, b->n, bins, h, h + bins);
     m->js_distance = cf_js_distance(h, h + bins, (size_t)bins, 2);
-    free(h);
+    free(r->hists[f]);
+    r->hists[f] = m->hist = h;
+    m->lo = a->v[0] < b->v[0] ? a->v[0] : b->v[0];
+    m->hi = a->v[a->n - 1] > b->v[b->n - 1] ? a->v[a->n - 1] : b->v[b->n - 1];
     return 0;
 }
 
@@ -540,6 +561,8 @@ static int measure_categorical(cf_drift_run *r, size_t f, cf_drift_categorical *
     m->chi2_pvalue = c.pvalue;
     m->dof = c.dof;
     m->js_distance = cf_js_distance(ca, cb, k, 2);
+    m->counts[0] = ca;
+    m->counts[1] = cb;
     return 0;
 }
 

@@ -97,8 +97,67 @@ static void push_pair(lua_State *L, const char *k, double a, double b, int integ
     lua_setfield(L, -2, k);
 }
 
-static void push_measures(lua_State *L, const cf_drift_measures *m, const cf_drift_feature *f,
-                          size_t nf, int output, int embedding)
+/* hist = {lo =, hi =, recent = {counts}, baseline = {counts}} of a numeric feature. */
+static void push_hist(lua_State *L, const cf_drift_numeric *x, int bins)
+{
+    if (!x->hist)
+        return;
+    lua_createtable(L, 0, 4);
+    set_n(L, "lo", x->lo);
+    set_n(L, "hi", x->hi);
+    for (int k = 0; k < 2; k++) {
+        lua_createtable(L, bins, 0);
+        for (int i = 0; i < bins; i++) {
+            lua_pushinteger(L, (lua_Integer)x->hist[k * bins + i]);
+            lua_rawseti(L, -2, i + 1);
+        }
+        lua_setfield(L, -2, k == 0 ? "recent" : "baseline");
+    }
+    lua_setfield(L, -2, "hist");
+}
+
+#define TOP_CATEGORIES 12
+
+/* top = {{name =, recent =, baseline =}, ...}: the most frequent categories
+ * of both windows together (at most TOP_CATEGORIES), most frequent first. */
+static void push_top_categories(lua_State *L, const cf_drift_run *run, size_t f,
+                                const cf_drift_categorical *c)
+{
+    if (!c->counts[0] || !c->counts[1])
+        return;
+    size_t picked[TOP_CATEGORIES], np = 0;
+    while (np < TOP_CATEGORIES && np < c->categories) {
+        size_t best = SIZE_MAX;
+        double bt = -1;
+        for (size_t id = 0; id < c->categories; id++) {
+            double t = c->counts[0][id] + c->counts[1][id];
+            int taken = 0;
+            for (size_t j = 0; j < np; j++)
+                taken |= picked[j] == id;
+            if (!taken && t > bt) {
+                bt = t;
+                best = id;
+            }
+        }
+        picked[np++] = best;
+    }
+    lua_createtable(L, (int)np, 0);
+    for (size_t j = 0; j < np; j++) {
+        size_t len = 0;
+        const char *name = cf_drift_run_category(run, f, picked[j], &len);
+        lua_createtable(L, 0, 3);
+        lua_pushlstring(L, name ? name : "", len);
+        lua_setfield(L, -2, "name");
+        set_i(L, "recent", (lua_Integer)c->counts[0][picked[j]]);
+        set_i(L, "baseline", (lua_Integer)c->counts[1][picked[j]]);
+        lua_rawseti(L, -2, (lua_Integer)j + 1);
+    }
+    lua_setfield(L, -2, "top");
+}
+
+static void push_measures(lua_State *L, const cf_drift_run *run, const cf_drift_measures *m,
+                          const cf_drift_feature *f, size_t nf, int bins, int output,
+                          int embedding)
 {
     lua_createtable(L, 0, 4);
     push_pair(L, "events", (double)m->events[0], (double)m->events[1], 1);
@@ -117,6 +176,7 @@ static void push_measures(lua_State *L, const cf_drift_measures *m, const cf_dri
             if (!isnan(c->chi2))
                 set_i(L, "dof", c->dof);
             set_n(L, "js_distance", c->js_distance);
+            push_top_categories(L, run, i, c);
         } else {
             const cf_drift_numeric *x = &m->numeric[i];
             lua_pushliteral(L, "numeric");
@@ -135,6 +195,7 @@ static void push_measures(lua_State *L, const cf_drift_measures *m, const cf_dri
             set_n(L, "wasserstein", x->wasserstein);
             set_n(L, "wasserstein_normalized", x->wasserstein_normalized);
             set_n(L, "js_distance", x->js_distance);
+            push_hist(L, x, bins);
         }
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
@@ -266,7 +327,8 @@ static int l_measure(lua_State *L)
         cf_drift_run_free(run);
         return cf_lua_pushfail(L, &err);
     }
-    push_measures(L, &m, features, spec.nfeatures, spec.output, spec.embedder != NULL);
+    push_measures(L, run, &m, features, spec.nfeatures, spec.hist_bins, spec.output,
+                  spec.embedder != NULL);
     cf_drift_run_free(run);
     return 1;
 }

@@ -48,12 +48,22 @@ typedef struct cf_drift_numeric {
     double psi;
     double wasserstein, wasserstein_normalized; /* NaN when a window is empty / std is 0 */
     double js_distance;     /* base 2, NaN when a window is empty */
+    /* The histograms behind js_distance (for reports): hist_bins counts of
+     * the recent window then hist_bins of the baseline, over shared bins
+     * spanning lo..hi (NumPy's rules); NULL when a window is empty. Owned
+     * by the run. */
+    double *hist;
+    double lo, hi;
 } cf_drift_numeric;
 
 typedef struct cf_drift_categorical {
     size_t n[2], missing[2], categories;
     double chi2, chi2_pvalue, js_distance; /* NaN when a window is empty */
     long dof;
+    /* counts[side][id]: rows of each category (ids as cf_drift_run_category
+     * names them), categories entries; NULL when there are none. Owned by
+     * the run. */
+    const double *counts[2];
 } cf_drift_categorical;
 
 typedef struct cf_drift_measures {
@@ -82,6 +92,10 @@ void cf_drift_run_free(cf_drift_run *r);
  * failure is recorded (see measures.embed_error), not returned. */
 int cf_drift_run_collect(cf_drift_run *r, cf_store *s, const cf_query *q, int side,
                          size_t split, cf_err *err);
+
+/* The name of category `id` of feature f (its bytes and length); NULL
+ * when there is no such category. */
+const char *cf_drift_run_category(const cf_drift_run *r, size_t f, size_t id, size_t *len);
 
 /* Measures side 0 against side 1. m's arrays are owned by the run. */
 int cf_drift_run_measure(cf_drift_run *r, cf_drift_measures *m, cf_err *err);

@@ -37,5 +37,6 @@ int luaopen_crucible_curate(lua_State *L);    /* crucible._curate */
 int luaopen_crucible_http(lua_State *L);      /* crucible._http */
 int luaopen_crucible_sched(lua_State *L);     /* crucible._sched */
 int luaopen_crucible_serve(lua_State *L);     /* crucible._serve */
+int luaopen_crucible_report(lua_State *L);    /* crucible._report */
 
 #endif

@@ -15,7 +15,8 @@ local M = {}
 M.PROGNAME = "crucible-feedback"
 
 --- Subcommands, in the order help lists them.
-M.COMMANDS = { "run", "repl", "migrate", "ingest", "serve", "keys", "export", "schedule", "version" }
+M.COMMANDS = { "run", "repl", "migrate", "ingest", "serve", "keys", "export", "report", "schedule",
+               "version" }
 
 local function is_command(name)
   for _, c in ipairs(M.COMMANDS) do
