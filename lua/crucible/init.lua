@@ -20,7 +20,8 @@ local telemetry = require "crucible.telemetry"
 local M = { VERSION = core.VERSION }
 
 --- Feature modules attached to every instance, in order.
-M.FEATURES = { "crucible.quality", "crucible.ingest", "crucible.drift", "crucible.export",
+M.FEATURES = { "crucible.quality", "crucible.ingest", "crucible.scores", "crucible.drift",
+               "crucible.export",
                "crucible.curation", "crucible.triggers", "crucible.pipeline", "crucible.serve" }
 
 local added_paths = {}

@@ -133,4 +133,8 @@ int ch_release_curated_claim(cf_store *, cf_str deployment_id, cf_str token, cf_
 int ch_lease_slow(int64_t check_ns, int64_t written_ns, int64_t settle_ns);
 int ch_lease_won(cf_str mine, const cf_str *live, size_t n);
 
+/* ch_scores.c */
+int ch_insert_score(cf_store *, const cf_score *, cf_err *);
+int ch_list_scores(cf_store *, const cf_score_query *, cf_score_list_fn, void *, cf_err *);
+
 #endif

@@ -146,4 +146,8 @@ int pg_insert_run(cf_store *, const cf_workflow_run *, int *, cf_err *);
 int pg_update_run(cf_store *, const cf_workflow_run *, cf_err *);
 int pg_list_runs(cf_store *, cf_str, int64_t, cf_run_fn, void *, cf_err *);
 
+/* pg_scores.c */
+int pg_insert_score(cf_store *, const cf_score *, cf_err *);
+int pg_list_scores(cf_store *, const cf_score_query *, cf_score_list_fn, void *, cf_err *);
+
 #endif

@@ -88,4 +88,8 @@ int sq_insert_run(cf_store *, const cf_workflow_run *, int *acquired, cf_err *);
 int sq_update_run(cf_store *, const cf_workflow_run *, cf_err *);
 int sq_list_runs(cf_store *, cf_str name, int64_t limit, cf_run_fn cb, void *ud, cf_err *);
 
+/* sqlite_scores.c */
+int sq_insert_score(cf_store *, const cf_score *, cf_err *);
+int sq_list_scores(cf_store *, const cf_score_query *, cf_score_list_fn, void *, cf_err *);
+
 #endif
