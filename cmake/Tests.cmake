@@ -33,7 +33,8 @@ file(GLOB CF_LUA_SPECS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/lua/*_spec.
 list(REMOVE_ITEM CF_LUA_SPECS ${PROJECT_SOURCE_DIR}/tests/lua/store_conformance_spec.lua
      ${PROJECT_SOURCE_DIR}/tests/lua/store_lease_spec.lua
      ${PROJECT_SOURCE_DIR}/tests/lua/store_export_race_spec.lua
-     ${PROJECT_SOURCE_DIR}/tests/lua/store_scores_spec.lua)
+     ${PROJECT_SOURCE_DIR}/tests/lua/store_scores_spec.lua
+     ${PROJECT_SOURCE_DIR}/tests/lua/serve_shared_spec.lua)
 foreach(spec ${CF_LUA_SPECS})
   get_filename_component(name ${spec} NAME_WE)
   file(MAKE_DIRECTORY ${CF_TEST_WORK}/lua.${name})
@@ -135,3 +136,18 @@ foreach(backend sqlite postgres clickhouse)
                        TIMEOUT 900 RESOURCE_LOCK store.server.${backend})
 endforeach()
 endforeach()
+
+# Two `serve` processes sharing one PostgreSQL database (serve.shared.postgres):
+# the server is started for the test (or scripts/test's is used); a missing
+# server binary fails the test, it never skips.
+if(EXISTS ${PROJECT_SOURCE_DIR}/scripts/lib/pg.sh)
+  file(MAKE_DIRECTORY ${CF_TEST_WORK}/serve.shared.postgres)
+  add_test(NAME serve.shared.postgres
+           COMMAND bash ${PROJECT_SOURCE_DIR}/tests/servers/with-server.sh postgres
+                   ${CF_BUSTED} --lua=$<TARGET_FILE:crucible-feedback>
+                   --helper=${PROJECT_SOURCE_DIR}/tests/lua/helper.lua
+                   ${PROJECT_SOURCE_DIR}/tests/lua/serve_shared_spec.lua
+           WORKING_DIRECTORY ${CF_TEST_WORK}/serve.shared.postgres)
+  set_tests_properties(serve.shared.postgres PROPERTIES ENVIRONMENT "${CF_TEST_ENV}"
+                       TIMEOUT 600 RESOURCE_LOCK store.server.postgres)
+endif()
