@@ -8,7 +8,7 @@
 #include <string.h>
 
 /* The statuses the server answers with; anything else counts as "other". */
-static const int STATUSES[] = {200, 204, 207, 400, 404, 405, 408, 413, 415, 429, 500, 503};
+static const int STATUSES[] = {200, 204, 207, 400, 404, 405, 408, 409, 413, 415, 429, 500, 503};
 #define NSTATUS (sizeof STATUSES / sizeof STATUSES[0])
 
 /* Flush latency buckets, milliseconds (rendered in seconds). */
