@@ -180,8 +180,11 @@ end
 -- The signal stored under a client's id, when there is one: the same
 -- signal again is reported as already stored; another one under that id
 -- is a conflict.
+-- A lookup the database fails is nil, message, "db".
 local function stored_before(store, sig)
-  local old = store:list("signals", { id = sig.id, limit = 1 })[1]
+  local ok, list = pcall(store.list, store, "signals", { id = sig.id, limit = 1 })
+  if not ok then return nil, tostring(list), "db" end
+  local old = list[1]
   if not old then return nil end
   if old.inference_event_id ~= sig.inference_event_id or old.signal_type ~= sig.signal_type then
     return nil, ("id: '%s' is already the id of another signal (%s on event '%s')"):format(
@@ -214,8 +217,9 @@ local function insert_signal(st, id, sig)
     sid, err, kind = store:insert_signal(sig)
   end
   if not sid and sig.id and kind ~= "not_found" then
+    -- refused: stored meanwhile by another process? (else the insert's error)
     local old, cerr, ckind = stored_before(store, sig)
-    if old or cerr then return old, cerr, ckind end
+    if old or ckind == "conflict" then return old, cerr, ckind end
   end
   if not sid then return nil, err, kind end
   return store:list("signals", { id = sid, limit = 1 })[1]

@@ -130,7 +130,9 @@ end
 -- The score stored under a client's id, when there is one: the same
 -- score again is reported as already stored, another one is a conflict.
 local function stored_before(store, s)
-  local old = store:scores { id = s.id, limit = 1 }[1]
+  local list, err, kind = store:scores { id = s.id, limit = 1 }
+  if not list then return nil, err, kind end
+  local old = list[1]
   if not old then return nil end
   if old.inference_event_id ~= s.inference_event_id or old.name ~= s.name then
     return nil, ("id: '%s' is already the id of another score ('%s' on event '%s')"):format(
@@ -157,13 +159,15 @@ local function insert_score(client, store, s)
     id, err, kind = store:insert_score(s)
   end
   if not id and s.id and kind ~= "not_found" then
+    -- refused: stored meanwhile by another process? (else the insert's error)
     local old, cerr, ckind = stored_before(store, s)
-    if old or cerr then return old, cerr, ckind end
+    if old or ckind == "conflict" then return old, cerr, ckind end
   end
   if not id then return nil, err, kind end
-  local row = assert(store:scores { id = id, limit = 1 })[1]
-  row.stored_as = "score"
-  return row
+  local list, lerr, lkind = store:scores { id = id, limit = 1 }
+  if not list then return nil, lerr, lkind end
+  list[1].stored_as = "score"
+  return list[1]
 end
 
 -- A score that is a thumbs signal, through record_signal.
