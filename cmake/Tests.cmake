@@ -28,12 +28,14 @@ if(NOT CF_BUSTED)
   message(FATAL_ERROR "busted not found: install the Debian package 'lua-busted'")
 endif()
 file(GLOB CF_LUA_SPECS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/lua/*_spec.lua)
-# The storage conformance suite, the lease race, the export race and bulk ingestion's
-# resume after SIGKILL run once per backend (below), not here.
+# The storage conformance suite, the lease race, the export race, bulk ingestion's
+# resume after SIGKILL and the scores suite run once per backend (below), not here.
 list(REMOVE_ITEM CF_LUA_SPECS ${PROJECT_SOURCE_DIR}/tests/lua/store_conformance_spec.lua
      ${PROJECT_SOURCE_DIR}/tests/lua/store_lease_spec.lua
      ${PROJECT_SOURCE_DIR}/tests/lua/store_export_race_spec.lua
-     ${PROJECT_SOURCE_DIR}/tests/lua/store_resume_spec.lua)
+     ${PROJECT_SOURCE_DIR}/tests/lua/store_resume_spec.lua
+     ${PROJECT_SOURCE_DIR}/tests/lua/store_scores_spec.lua
+     ${PROJECT_SOURCE_DIR}/tests/lua/serve_shared_spec.lua)
 foreach(spec ${CF_LUA_SPECS})
   get_filename_component(name ${spec} NAME_WE)
   file(MAKE_DIRECTORY ${CF_TEST_WORK}/lua.${name})
@@ -107,7 +109,7 @@ set_tests_properties(bench.export_rss_bound PROPERTIES ENVIRONMENT "${CF_TEST_EN
 # tests/servers/with-server.sh starts (unless scripts/test already did:
 # CF_PG_URL / CF_CH_URL) and stops. A backend whose server script exists
 # is registered; a missing server binary then fails the test.
-foreach(suite conformance lease export_race resume)
+foreach(suite conformance lease export_race resume scores)
 set(CF_CONFORMANCE_CMD ${CF_BUSTED} --lua=$<TARGET_FILE:crucible-feedback>
     --helper=${PROJECT_SOURCE_DIR}/tests/lua/helper.lua
     ${PROJECT_SOURCE_DIR}/tests/lua/store_${suite}_spec.lua)
@@ -136,3 +138,18 @@ foreach(backend sqlite postgres clickhouse)
                        TIMEOUT 900 RESOURCE_LOCK store.server.${backend})
 endforeach()
 endforeach()
+
+# Two `serve` processes sharing one PostgreSQL database (serve.shared.postgres):
+# the server is started for the test (or scripts/test's is used); a missing
+# server binary fails the test, it never skips.
+if(EXISTS ${PROJECT_SOURCE_DIR}/scripts/lib/pg.sh)
+  file(MAKE_DIRECTORY ${CF_TEST_WORK}/serve.shared.postgres)
+  add_test(NAME serve.shared.postgres
+           COMMAND bash ${PROJECT_SOURCE_DIR}/tests/servers/with-server.sh postgres
+                   ${CF_BUSTED} --lua=$<TARGET_FILE:crucible-feedback>
+                   --helper=${PROJECT_SOURCE_DIR}/tests/lua/helper.lua
+                   ${PROJECT_SOURCE_DIR}/tests/lua/serve_shared_spec.lua
+           WORKING_DIRECTORY ${CF_TEST_WORK}/serve.shared.postgres)
+  set_tests_properties(serve.shared.postgres PROPERTIES ENVIRONMENT "${CF_TEST_ENV}"
+                       TIMEOUT 600 RESOURCE_LOCK store.server.postgres)
+endif()

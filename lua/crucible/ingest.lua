@@ -30,6 +30,8 @@ M.KEY_SETTING = "sanitizer.user_id_key"
 M.DEFAULT_DEAD_LETTER = "crucible-dead-letter.jsonl"
 --- How far a signal's timestamp may be ahead of this machine's clock.
 M.MAX_SIGNAL_SKEW_SECONDS = 300
+--- The longest client-chosen signal or score id, in bytes.
+M.MAX_ID_BYTES = 256
 
 local STAT_KEYS = { "accepted", "invalid", "rejected_full", "flushed", "batches", "retried",
                     "refused", "duplicates", "dead_lettered", "lost", "scored", "score_errors",
@@ -175,12 +177,35 @@ local function idle_stats(st)
   return s
 end
 
+-- The signal stored under a client's id, when there is one: the same
+-- signal again is reported as already stored; another one under that id
+-- is a conflict.
+-- A lookup the database fails is nil, message, "db".
+local function stored_before(store, sig)
+  local ok, list = pcall(store.list, store, "signals", { id = sig.id, limit = 1 })
+  if not ok then return nil, tostring(list), "db" end
+  local old = list[1]
+  if not old then return nil end
+  if old.inference_event_id ~= sig.inference_event_id or old.signal_type ~= sig.signal_type then
+    return nil, ("id: '%s' is already the id of another signal (%s on event '%s')"):format(
+      sig.id, old.signal_type, old.inference_event_id), "conflict"
+  end
+  old.already_stored = true
+  return old
+end
+
 -- Inserts a signal; an event that is not in the database yet may still be
 -- in the buffer: flush, then look again (so a buffered event and a
--- written one behave the same).
+-- written one behave the same). A signal with a client id that is stored
+-- already is not stored again (also when another process stored it
+-- between the look and the insert: the database refuses the second).
 local function insert_signal(st, id, sig)
   local store, err, kind = st.ctx.store()
   if not store then return nil, err, kind end
+  if sig.id then
+    local old, cerr, ckind = stored_before(store, sig)
+    if old or cerr then return old, cerr, ckind end
+  end
   local sid
   sid, err, kind = store:insert_signal(sig)
   if not sid and kind == "not_found" and st.ing then
@@ -190,6 +215,11 @@ local function insert_signal(st, id, sig)
         :format(id, ferr), fkind
     end
     sid, err, kind = store:insert_signal(sig)
+  end
+  if not sid and sig.id and kind ~= "not_found" then
+    -- refused: stored meanwhile by another process? (else the insert's error)
+    local old, cerr, ckind = stored_before(store, sig)
+    if old or ckind == "conflict" then return old, cerr, ckind end
   end
   if not sid then return nil, err, kind end
   return store:list("signals", { id = sid, limit = 1 })[1]
@@ -240,8 +270,22 @@ local function signal_time(st, id, opts)
   return ts
 end
 
+-- opts.id, the caller's own id for a signal: nil when absent, or nil,
+-- message, "invalid".
+local function client_id(opts)
+  local v = opts and opts.id
+  if v == nil then return nil end
+  if type(v) ~= "string" or v == "" or #v > M.MAX_ID_BYTES or not utf8.len(v) or v:find("%c") then
+    return nil, ("id: must be a string of 1 to %d bytes of UTF-8 without control characters")
+      :format(M.MAX_ID_BYTES), "invalid"
+  end
+  return v
+end
+
 -- The signal row for record_signal, or nil, message, kind.
 local function signal_row(st, id, signal_type, metadata, opts)
+  local sid, ierr = client_id(opts)
+  if ierr then return nil, ierr, "invalid" end
   if not VALID_SIGNAL[signal_type] then
     return nil, ("invalid signal type '%s': expected one of %s"):format(
       signal_type, table.concat(M.SIGNAL_TYPES, ", ")), "invalid"
@@ -252,12 +296,15 @@ local function signal_row(st, id, signal_type, metadata, opts)
   if not meta then return nil, merr, "invalid" end
   local ts, terr, tkind = signal_time(st, id, opts)
   if not ts then return nil, terr, tkind end
-  return { inference_event_id = id, signal_type = signal_type, metadata = meta, inserted_at = ts }
+  return { id = sid, inference_event_id = id, signal_type = signal_type, metadata = meta,
+           inserted_at = ts }
 end
 
 -- The edit signal row for record_user_edit (the edited response
 -- sanitized), or nil, message, kind.
 local function edit_row(st, id, edited_response, metadata, opts)
+  local sid, ierr = client_id(opts)
+  if ierr then return nil, ierr, "invalid" end
   local max = st.cfg.ingestion.max_event_bytes
   if #edited_response > max then
     return nil, ("edited_response: too long (%d bytes, at most %d: ingestion.max_event_bytes)")
@@ -271,7 +318,7 @@ local function edit_row(st, id, edited_response, metadata, opts)
   if not meta then return nil, merr, "invalid" end
   local ts, terr, tkind = signal_time(st, id, opts)
   if not ts then return nil, terr, tkind end
-  return { inference_event_id = id, signal_type = "edit", edited_response = clean,
+  return { id = sid, inference_event_id = id, signal_type = "edit", edited_response = clean,
            metadata = meta, inserted_at = ts }
 end
 
@@ -352,8 +399,11 @@ end
 local function attach_signals(client, st)
   --- Records a user signal (thumbs_up, thumbs_down, regenerate, edit, copy,
   -- share, report) for an event. opts.timestamp: when it happened (see
-  -- signal_time; default now). Returns the stored signal, or nil,
-  -- message, kind ("invalid" type or timestamp, "not_found" event).
+  -- signal_time; default now); opts.id: the caller's own id for it (the
+  -- same id again stores nothing and returns the stored signal with
+  -- already_stored = true). Returns the stored signal, or nil, message,
+  -- kind ("invalid" type, id or timestamp, "not_found" event, "conflict":
+  -- the id is another signal's).
   function client.record_signal(id, signal_type, metadata, opts)
     check_arg("record_signal", 1, id, "string")
     check_arg("record_signal", 2, signal_type, "string")
@@ -399,6 +449,11 @@ function M.attach(client, ctx)
   -- sanitizer, each or nil, message, kind.
   ctx.ingestion = function() return open(st) end
   ctx.sanitizer = function() return get_sanitizer(st) end
+  --- For scores: when feedback on event id happened (opts.timestamp within
+  -- the signal limits; now when absent), or nil, message, kind; and the
+  -- client id check.
+  ctx.feedback_time = function(id, opts) return signal_time(st, id, opts) end
+  ctx.feedback_id = client_id
 end
 
 --- The pieces of the feature, for tests (not a public API): they take the

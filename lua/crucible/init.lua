@@ -20,9 +20,9 @@ local telemetry = require "crucible.telemetry"
 local M = { VERSION = core.VERSION }
 
 --- Feature modules attached to every instance, in order.
-M.FEATURES = { "crucible.quality", "crucible.ingest", "crucible.drift", "crucible.export",
-               "crucible.curation", "crucible.triggers", "crucible.pipeline", "crucible.serve",
-               "crucible.keys", "crucible.explore", "crucible.report" }
+M.FEATURES = { "crucible.quality", "crucible.ingest", "crucible.scores", "crucible.drift",
+               "crucible.export", "crucible.curation", "crucible.triggers", "crucible.pipeline",
+               "crucible.serve", "crucible.keys", "crucible.explore", "crucible.report" }
 
 local added_paths = {}
 

@@ -21,6 +21,7 @@ local cjson = require "cjson"
 local core = require "crucible._core"
 local cserve = require "crucible._serve"
 local keys = require "crucible.keys"
+local scores = require "crucible.serve.scores"
 local signals = require "crucible.serve.signals"
 
 local M = {}
@@ -94,17 +95,20 @@ local function initial_keys(ctx, host, port, insecure)
   return live, any
 end
 
--- Answers a request that needs Lua (POST /api/v1/signals); an error
--- still answers, so the waiting worker is released.
+-- Answers a request that needs Lua (POST /api/v1/signals or
+-- /api/v1/scores); an error still answers, so the waiting worker is
+-- released.
 local function answer(client, srv, job)
-  local _, body, media, key = srv:job(job)
-  local ok, status, resp, retry, counts = pcall(signals.handle, client, body, media, key)
+  local route, body, media, key = srv:job(job)
+  local handler = route == "scores" and scores or signals
+  local ok, status, resp, retry, counts = pcall(handler.handle, client, body, media, key)
   if not ok then
     status, resp, retry = 500, cjson.encode { error = "internal error: " .. tostring(status) }, nil
     counts = { 0, 0, 0, 1, 0 }
   end
   srv:reply(job, status, resp, retry)
-  srv:observe_signals(counts[1], counts[2], counts[3], counts[4], counts[5])
+  local observe = route == "scores" and srv.observe_scores or srv.observe_signals
+  observe(srv, counts[1], counts[2], counts[3], counts[4], counts[5])
 end
 
 -- Serves until a stop request; the flusher's reports (flush latency,

@@ -326,6 +326,50 @@ function Store:keys() return self.h:list_keys() end
 function Store:revoke_key(name, at) return self.h:revoke_key(name, at) end
 function Store:touch_key(public_id, at) return self.h:touch_key(public_id, at) end
 
+--- Scores (typed, on events; crucible.scores). insert_score takes
+-- {inference_event_id, name, data_type, value, string_value, comment,
+-- source, id, inserted_at} and returns the id; scores(q) lists those
+-- matching q (deployment_id, event_id, name, id, since, until, limit),
+-- oldest first: a list, or nil, message, kind.
+function Store:insert_score(s)
+  local r = {}
+  for k, v in pairs(s) do r[k] = v end
+  r.inserted_at = time_of(s.inserted_at, "inserted_at")
+  return self.h:insert_score(r)
+end
+
+function Store:scores(q) return self.h:list_scores(query(q)) end
+
+--- What curation strategies and trigger policies read of scores: a
+-- summary of those matching q (as scores(q); usually deployment_id, name
+-- and a time window): {count, numeric = {count, sum, mean, min, max},
+-- boolean = {count, true_count, false_count, true_share}, categories =
+-- {value = count}, events = {event_id = true}}. Or nil, message, kind.
+function Store:score_summary(q)
+  local list, err, kind = self:scores(q)
+  if not list then return nil, err, kind end
+  local num = { count = 0, sum = 0.0 }
+  local bool = { count = 0, true_count = 0, false_count = 0 }
+  local sum = { count = #list, numeric = num, boolean = bool, categories = {}, events = {} }
+  for _, s in ipairs(list) do
+    sum.events[s.inference_event_id] = true
+    if s.data_type == "NUMERIC" then
+      num.count, num.sum = num.count + 1, num.sum + s.value
+      num.min = math.min(num.min or s.value, s.value)
+      num.max = math.max(num.max or s.value, s.value)
+    elseif s.data_type == "BOOLEAN" then
+      bool.count = bool.count + 1
+      if s.value == 1 then bool.true_count = bool.true_count + 1 end
+    elseif s.data_type == "CATEGORICAL" then
+      sum.categories[s.string_value] = (sum.categories[s.string_value] or 0) + 1
+    end
+  end
+  num.mean = num.count > 0 and num.sum / num.count or nil
+  bool.false_count = bool.count - bool.true_count
+  bool.true_share = bool.count > 0 and bool.true_count / bool.count or nil
+  return sum
+end
+
 function Store:setting(key) return self.h:kv_get(key) end
 function Store:set_setting(key, value) return self.h:kv_set(key, value) end
 function Store:setting_or_set(key, value) return self.h:kv_get_or_set(key, value) end

@@ -9,11 +9,12 @@
  *   srv:port()                 -- the port bound (port 0 picks a free one)
  *   srv:next(ms[, jobs_only])  --> "job", job | "stop" (SIGTERM or SIGINT arrived,
  *                              -- unless jobs_only) | "time"
- *   srv:job(job)               --> route name ("signals"), body, media type,
+ *   srv:job(job)               --> route name ("signals", "scores"), body, media type,
  *                              -- the request's key ({name, scope, deployments}) or nil
  *   srv:reply(job, status, json_body[, retry_after])
  *   srv:observe_flush(ms)      -- a batch write's latency, for /metrics
  *   srv:observe_signals(accepted, invalid, not_found, failed, forbidden)  -- for /metrics
+ *   srv:observe_scores(accepted, invalid, not_found, failed, forbidden)   -- the same for scores
  *   srv:set_keys(list, required)  -- the live API keys (l_serve_keys.c); required:
  *                              -- a key exists, so data routes need one from now on
  *   srv:used_keys()            --> {public_id = last use (us)} since the last call
@@ -22,7 +23,8 @@
  *   srv:shutdown(grace_ms)     -- stops accepting; waits for those in
  *                              -- flight (up to grace_ms), stops; --> requests cut off
  *
- * Jobs are the requests of routes that need Lua (POST /api/v1/signals):
+ * Jobs are the requests of routes that need Lua (POST /api/v1/signals and
+ * /api/v1/scores):
  * the worker thread waits while the owner's loop answers them.
  *
  * From start to shutdown SIGTERM and SIGINT only request a stop (seen by
@@ -47,9 +49,9 @@
 #define SERVE_MT "crucible.Server"
 #define MAX_ORIGINS 32
 
-enum { R_EVENTS, R_SIGNALS, R_HEALTHZ, R_READYZ, R_METRICS, R_COUNT };
-static const char *const ROUTE_NAMES[R_COUNT] = {"events", "signals", "healthz", "readyz",
-                                                 "metrics"};
+enum { R_EVENTS, R_SIGNALS, R_SCORES, R_HEALTHZ, R_READYZ, R_METRICS, R_COUNT };
+static const char *const ROUTE_NAMES[R_COUNT] = {"events",  "signals", "scores",
+                                                 "healthz", "readyz",  "metrics"};
 
 typedef struct l_serve {
     cf_serve *srv;
@@ -60,6 +62,7 @@ typedef struct l_serve {
     cf_serve_defer *defer;
     cf_serve_keys *keys;
     cf_serve_defer_route signals;
+    cf_serve_defer_route scores;
     cf_route routes[R_COUNT];
     const char *origins[MAX_ORIGINS + 1]; /* anchored by the uservalue table */
     int watching;                         /* SIGTERM/SIGINT request a stop */
@@ -104,6 +107,9 @@ static void build_routes(l_serve *u)
     u->signals = (cf_serve_defer_route){u->defer, "signals"};
     u->routes[R_SIGNALS] = (cf_route){"POST", "/api/v1/signals", cf_serve_events_media,
                                       cf_serve_defer_handle, &u->signals, CF_ACCESS_FEEDBACK};
+    u->scores = (cf_serve_defer_route){u->defer, "scores"};
+    u->routes[R_SCORES] = (cf_route){"POST", "/api/v1/scores", cf_serve_events_media,
+                                     cf_serve_defer_handle, &u->scores, CF_ACCESS_FEEDBACK};
     u->routes[R_HEALTHZ] = (cf_route){"GET", "/healthz", NULL, cf_serve_healthz, &u->status,
                                       CF_ACCESS_OPEN};
     u->routes[R_READYZ] = (cf_route){"GET", "/readyz", NULL, cf_serve_readyz, &u->status,
@@ -273,15 +279,21 @@ static int m_reply(lua_State *L)
     return 0;
 }
 
-static int m_observe_signals(lua_State *L)
+static int observe_feedback(lua_State *L, int scores)
 {
     l_serve *u = check_open(L);
     uint64_t rejected[CF_SIGNAL_REASONS];
     for (int i = 0; i < CF_SIGNAL_REASONS; i++)
         rejected[i] = (uint64_t)luaL_checkinteger(L, 3 + i);
-    cf_serve_metrics_signals(u->m, (uint64_t)luaL_checkinteger(L, 2), rejected);
+    if (scores)
+        cf_serve_metrics_scores(u->m, (uint64_t)luaL_checkinteger(L, 2), rejected);
+    else
+        cf_serve_metrics_signals(u->m, (uint64_t)luaL_checkinteger(L, 2), rejected);
     return 0;
 }
+
+static int m_observe_signals(lua_State *L) { return observe_feedback(L, 0); }
+static int m_observe_scores(lua_State *L) { return observe_feedback(L, 1); }
 
 static int m_set_keys(lua_State *L)
 {
@@ -345,6 +357,7 @@ static const luaL_Reg methods[] = {
     {"inflight", m_inflight},
     {"observe_flush", m_observe_flush},
     {"observe_signals", m_observe_signals},
+    {"observe_scores", m_observe_scores},
     {"set_keys", m_set_keys},
     {"used_keys", m_used_keys},
     {"shutdown", m_shutdown},

@@ -23,6 +23,7 @@
 #include "l_store_int.h"
 #include "l_store_keys.h"
 #include "l_store_runs.h"
+#include "l_store_scores.h"
 
 #define STORE_MT "crucible.Store"
 #define CURSOR_MT "crucible.Cursor"
@@ -891,6 +892,7 @@ int luaopen_crucible_store(lua_State *L)
     l_store_curation_register(L, STORE_MT);
     l_store_runs_register(L, STORE_MT);
     l_store_keys_register(L, STORE_MT);
+    l_store_scores_register(L, STORE_MT);
     luaL_newlib(L, funcs);
     return 1;
 }

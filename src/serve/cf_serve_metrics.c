@@ -8,7 +8,8 @@
 #include <string.h>
 
 /* The statuses the server answers with; anything else counts as "other". */
-static const int STATUSES[] = {200, 204, 207, 400, 401, 403, 404, 405, 408, 413, 415, 429, 500, 503};
+static const int STATUSES[] = {200, 204, 207, 400, 401, 403, 404, 405,
+                              408, 409, 413, 415, 429, 500, 503};
 #define NSTATUS (sizeof STATUSES / sizeof STATUSES[0])
 
 /* Flush latency buckets, milliseconds (rendered in seconds). */
@@ -29,6 +30,8 @@ struct cf_serve_metrics {
     atomic_uint_fast64_t flush_count;
     atomic_uint_fast64_t signals_accepted;
     atomic_uint_fast64_t signals_rejected[CF_SIGNAL_REASONS];
+    atomic_uint_fast64_t scores_accepted;
+    atomic_uint_fast64_t scores_rejected[CF_SIGNAL_REASONS];
     atomic_uint_fast64_t flush_sum_us;
     atomic_uint_fast64_t requests[]; /* (nroutes + 1) x (NSTATUS + 1) */
 };
@@ -93,6 +96,14 @@ void cf_serve_metrics_signals(cf_serve_metrics *m, uint64_t accepted,
         atomic_fetch_add(&m->signals_rejected[i], rejected[i]);
 }
 
+void cf_serve_metrics_scores(cf_serve_metrics *m, uint64_t accepted,
+                             const uint64_t rejected[CF_SIGNAL_REASONS])
+{
+    atomic_fetch_add(&m->scores_accepted, accepted);
+    for (int i = 0; i < CF_SIGNAL_REASONS; i++)
+        atomic_fetch_add(&m->scores_rejected[i], rejected[i]);
+}
+
 static void line(cf_buf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void line(cf_buf *out, const char *fmt, ...)
 {
@@ -125,6 +136,22 @@ static void render_requests(cf_serve_metrics *m, cf_buf *out)
     }
 }
 
+/* crucible_<what>_accepted_total and crucible_<what>_rejected_total{reason}. */
+static void render_feedback(cf_buf *out, const char *what, const char *title,
+                            atomic_uint_fast64_t *accepted, atomic_uint_fast64_t *rejected)
+{
+    line(out, "# HELP crucible_%s_accepted_total %s recorded.\n"
+              "# TYPE crucible_%s_accepted_total counter\n"
+              "crucible_%s_accepted_total %llu\n",
+         what, title, what, what, (unsigned long long)atomic_load(accepted));
+    line(out, "# HELP crucible_%s_rejected_total %s refused, by reason.\n"
+              "# TYPE crucible_%s_rejected_total counter\n",
+         what, title, what);
+    for (int i = 0; i < CF_SIGNAL_REASONS; i++)
+        line(out, "crucible_%s_rejected_total{reason=\"%s\"} %llu\n", what, SIGNAL_REASONS[i],
+             (unsigned long long)atomic_load(&rejected[i]));
+}
+
 static void render_events(cf_serve_metrics *m, cf_buf *out)
 {
     line(out, "# HELP crucible_events_accepted_total Events accepted into the buffer.\n"
@@ -136,15 +163,8 @@ static void render_events(cf_serve_metrics *m, cf_buf *out)
     for (int i = 0; i < CF_REJECT_COUNT; i++)
         line(out, "crucible_events_rejected_total{reason=\"%s\"} %llu\n", REASONS[i],
              (unsigned long long)atomic_load(&m->rejected[i]));
-    line(out, "# HELP crucible_signals_accepted_total Signals recorded.\n"
-              "# TYPE crucible_signals_accepted_total counter\n"
-              "crucible_signals_accepted_total %llu\n",
-         (unsigned long long)atomic_load(&m->signals_accepted));
-    line(out, "# HELP crucible_signals_rejected_total Signals refused, by reason.\n"
-              "# TYPE crucible_signals_rejected_total counter\n");
-    for (int i = 0; i < CF_SIGNAL_REASONS; i++)
-        line(out, "crucible_signals_rejected_total{reason=\"%s\"} %llu\n", SIGNAL_REASONS[i],
-             (unsigned long long)atomic_load(&m->signals_rejected[i]));
+    render_feedback(out, "signals", "Signals", &m->signals_accepted, m->signals_rejected);
+    render_feedback(out, "scores", "Scores", &m->scores_accepted, m->scores_rejected);
 }
 
 static void render_flush(cf_serve_metrics *m, cf_buf *out)

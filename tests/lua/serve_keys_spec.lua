@@ -1,6 +1,6 @@
 --- API keys of `crucible-feedback serve`: the three ways to present one,
 -- scopes per route (401 / 403 / 200), deployment-scoped keys item by item
--- inside a 207, a key revoked while the server runs, the refusal to serve
+-- inside a 207 (events, signals and scores), a key revoked while the server runs, the refusal to serve
 -- a non-loopback address without keys, and secrets that never reach the
 -- database nor `keys list`.
 local support = require "support"
@@ -126,7 +126,7 @@ describe("serve with API keys", function()
   end)
 
   it("answers 401 with WWW-Authenticate without a valid key, on every data route", function()
-    for _, path in ipairs { "/api/v1/events", "/api/v1/signals" } do
+    for _, path in ipairs { "/api/v1/events", "/api/v1/signals", "/api/v1/scores" } do
       local code, body, headers = post(h, path, ev("dep-a"))
       assert.equals(401, code)
       assert.matches("an API key is required", body, 1, true)
@@ -205,6 +205,36 @@ describe("serve with API keys", function()
     assert.matches("access%-control%-allow%-headers: [^\n]*x%-api%-key", headers)
     local _, mbody = curl(h, "/metrics", bearer(rd))
     assert.matches('crucible_signals_rejected_total{reason="forbidden"} [1-9]', mbody)
+  end)
+
+  it("takes scores with a feedback key, refusing item by item another deployment's events", function()
+    local all = create_key(dir, "--name all-scores")
+    local code, body
+    assert(wait_until(function()
+      code, body = post(h, "/api/v1/events", { ev("dep-a", "sc-a"), ev("dep-b", "sc-b") }, bearer(all))
+      return code == 200
+    end, 5), body)
+    local score = function(id) return { inference_event_id = id, name = "helpfulness", value = 0.5 } end
+    code, body = post(h, "/api/v1/scores", score("sc-a"), bearer(fb))
+    assert.equals(200, code, body)
+    assert.equals(1, cjson.decode(body).accepted)
+    code, body = post(h, "/api/v1/scores", { score("sc-a"), score("sc-b"), score("no-such-event") },
+      bearer(ing))
+    assert.equals(207, code, body)
+    local r = cjson.decode(body)
+    assert.equals(1, r.accepted)
+    assert.same({ 200, 403, 404 }, { r.items[1].status, r.items[2].status, r.items[3].status })
+    assert.matches("inference_event_id: the key 'ing' may not write deployment 'dep-b'", r.items[2].error,
+      1, true)
+    code, body = post(h, "/api/v1/scores", score("sc-b"), bearer(fb))
+    assert.equals(403, code, body)
+    assert.matches("the key 'web' may not write deployment 'dep-b'", body, 1, true)
+    assert.equals(200, (post(h, "/api/v1/scores", score("sc-b"), api_key(other_fb))))
+    assert.equals(403, (post(h, "/api/v1/scores", score("sc-a"), bearer(rd)))) -- a read key
+    local _, mbody = curl(h, "/metrics", bearer(rd))
+    assert.matches('crucible_scores_rejected_total{reason="forbidden"} 2\n', mbody)
+    assert.matches('crucible_scores_accepted_total 3\n', mbody)
+    assert.matches('crucible_http_requests_total{route="scores",status="401"} [1-9]', mbody)
   end)
 
   it("refuses a key revoked by another process within seconds", function()

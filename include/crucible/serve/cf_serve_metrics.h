@@ -42,6 +42,9 @@ enum { CF_SIGNAL_INVALID, CF_SIGNAL_NOT_FOUND, CF_SIGNAL_FAILED, CF_SIGNAL_FORBI
        CF_SIGNAL_REASONS };
 void cf_serve_metrics_signals(cf_serve_metrics *m, uint64_t accepted,
                               const uint64_t rejected[CF_SIGNAL_REASONS]);
+/* Scores recorded and refused (POST /api/v1/scores), by the same reasons. */
+void cf_serve_metrics_scores(cf_serve_metrics *m, uint64_t accepted,
+                             const uint64_t rejected[CF_SIGNAL_REASONS]);
 
 /* The Prometheus text exposition of everything, the pipeline's gauges
  * and counters included (g and san may be NULL). 0, or -1 out of memory. */

@@ -284,6 +284,48 @@ typedef int (*cf_run_fn)(void *ud, const cf_workflow_run *run);
  * (on update), and a known status. */
 int cf_workflow_run_check(const cf_workflow_run *r, int need_id, cf_err *err);
 
+/* ---- scores -------------------------------------------------------------------
+ * Typed scores on an inference event (the shape of Langfuse, LangSmith and
+ * Phoenix scores) that no signal type fits (crucible.scores maps the rest
+ * onto signals). Migration 6. */
+
+typedef struct cf_score {
+    cf_str id;               /* generated (UUIDv7) unless given */
+    cf_str inference_event_id;
+    cf_str deployment_id;    /* filled by the store from the event */
+    cf_str name;
+    cf_str data_type;        /* NUMERIC, BOOLEAN, CATEGORICAL or TEXT */
+    double value;            /* NUMERIC; BOOLEAN as 1 or 0; NAN otherwise */
+    cf_str string_value;     /* CATEGORICAL and TEXT; BOOLEAN "true"/"false" */
+    cf_str comment;
+    cf_str source;           /* human, llm or code */
+    int64_t inserted_at;     /* 0 on insert: now */
+} cf_score;
+
+/* Which scores list_scores reads (absent strings and CF_NO_TIME: no
+ * filter); oldest first (by inserted_at), at most limit (< 0: all). */
+typedef struct cf_score_query {
+    cf_str id;
+    cf_str deployment_id;
+    cf_str event_id;
+    cf_str name;
+    int64_t since;           /* inserted_at >= since */
+    int64_t until;           /* inserted_at <  until */
+    int64_t limit;
+} cf_score_query;
+
+/* list_scores' callback: one score (strings valid during the call); a
+ * non-zero return stops the listing and is returned. */
+typedef int (*cf_score_list_fn)(void *ud, const cf_score *score);
+
+/* Everything unbounded. */
+void cf_score_query_init(cf_score_query *q);
+/* Checks what every backend requires of a score: an event id, a name, a
+ * known data type with its value (a finite number for NUMERIC, 0 or 1 for
+ * BOOLEAN, string_value for CATEGORICAL and TEXT) and a known source;
+ * CF_EINVAL naming the field. */
+int cf_score_check(const cf_score *s, cf_err *err);
+
 /* ---- export claims ------------------------------------------------------------
  * Concurrent exports of one deployment share its rows out instead of each
  * exporting all of them: an export first claims the rows it will write
@@ -443,6 +485,12 @@ typedef struct cf_store_vt {
     int (*list_keys)(cf_store *, cf_key_fn cb, void *ud, cf_err *);
     int (*revoke_key)(cf_store *, cf_str name, int64_t at, cf_err *);
     int (*touch_key)(cf_store *, cf_str public_id, int64_t at, cf_err *);
+    /* Scores (<backend>_scores.c). insert_score gets a checked row with its
+     * id set (cf_store_insert_score); CF_ENOTFOUND when the event does not
+     * exist, CF_EINVAL when a score with that id is already stored. */
+    int (*insert_score)(cf_store *, const cf_score *, cf_err *);
+    /* The scores matching q, to cb. */
+    int (*list_scores)(cf_store *, const cf_score_query *q, cf_score_list_fn cb, void *ud, cf_err *);
 } cf_store_vt;
 
 struct cf_store {
@@ -621,6 +669,12 @@ static inline int cf_store_revoke_key(cf_store *s, cf_str name, int64_t at, cf_e
 { return s->vt->revoke_key(s, name, at, e); }
 static inline int cf_store_touch_key(cf_store *s, cf_str public_id, int64_t at, cf_err *e)
 { return s->vt->touch_key(s, public_id, at, e); }
+/* Checks the score (cf_score_check), gives it a UUIDv7 when it has no id,
+ * and inserts it; id (when not NULL) receives its id. */
+int cf_store_insert_score(cf_store *s, const cf_score *score, char id[37], cf_err *e);
+static inline int cf_store_list_scores(cf_store *s, const cf_score_query *q, cf_score_list_fn cb,
+                                       void *ud, cf_err *e)
+{ return s->vt->list_scores(s, q, cb, ud, e); }
 
 /* Name of a kind as used from Lua: "events", "signals", "curated",
  * "drift", "triggers". */

@@ -1,4 +1,5 @@
---- `crucible-feedback ingest FILE.jsonl|-`: bulk ingestion of JSON lines.
+--- `crucible-feedback ingest [--signals] FILE.jsonl|-`: bulk ingestion of JSON lines
+-- (events; with --signals, feedback signals: crucible.signals_file).
 -- One event per line with log_inference's fields and validation. Prints
 -- each rejected line's number and reason on stderr, a summary on stdout;
 -- exit status 0 when every line was accepted, 1 when some were rejected
@@ -29,7 +30,11 @@ M.spec = {
     .. "when the file is moved or renamed between runs.\n"
     .. "Exit status: 0 all accepted, 1 some rejected or an error, 2 the input is the\n"
     .. "--rejects or dead-letter file, 74 events lost, 75 lines left in the dead-letter\n"
-    .. "file, 130 interrupted.",
+    .. "file, 130 interrupted.\n"
+    .. "With --signals, each line is a signal (inference_event_id, signal_type, value,\n"
+    .. "metadata, edited_response, id, timestamp) recorded as cf.record_signal does;\n"
+    .. "exit status 0 all accepted, 1 some rejected or an error, 2 the input is the\n"
+    .. "--rejects file.",
   positionals = { { name = "FILE", key = "file", required = true,
                     help = "a .jsonl file, or - for standard input" } },
   options = {
@@ -40,6 +45,8 @@ M.spec = {
       help = "derive line ids from NAME instead of the file's path (needed for - to be re-runnable)" },
     { name = "--no-derived-ids", key = "no_derived_ids",
       help = "give lines without an id a fresh random id (a re-run stores them again)" },
+    { name = "--signals", key = "signals",
+      help = "FILE holds feedback signals (the fields of POST /api/v1/signals), not events" },
   },
 }
 
@@ -101,6 +108,32 @@ local function summarize(opts, s, cfg)
   return status
 end
 
+-- ingest --signals: loads the signals, prints the summary; the status.
+local function main_signals(cli, client, opts)
+  if opts.rejects and opts.rejects == opts.file then
+    cli.report("the input is the --rejects file: choose another file for the rejected lines")
+    return 2
+  end
+  local signals_file = require "crucible.signals_file"
+  local s, err = signals_file.load(client, opts.file, {
+    rejects = opts.rejects, quiet = opts.quiet,
+    max_line = client.config.ingestion.max_event_bytes * 2 + 65536 })
+  if not s then
+    cli.report(err)
+    return 1
+  end
+  local already = s.already_stored > 0 and (" (%d already stored)"):format(s.already_stored) or ""
+  local detail = s.rejected > 0 and (" (%d invalid, %d no such event, %d failed)"):format(
+    s.invalid, s.not_found, s.failed) or ""
+  print(("%s: %s accepted%s, %s rejected%s, %s read in %.2f s"):format(
+    opts.file == "-" and "stdin" or opts.file, plural(s.accepted, "signal"), already,
+    plural(s.rejected, "line"), detail, plural(s.lines, "line"), s.seconds))
+  if opts.rejects and s.rejected > 0 then
+    print(("rejected lines written to %s"):format(opts.rejects))
+  end
+  return s.rejected > 0 and 1 or 0
+end
+
 function M.main(opts)
   local cli = require "crucible.cli"
   local crucible = require "crucible"
@@ -114,6 +147,11 @@ function M.main(opts)
   end
   local client, err = crucible.new()
   if not client then return cli.report(err) end
+  if opts.signals then
+    local status = main_signals(cli, client, opts)
+    client.close()
+    return status
+  end
   local s, ierr, ikind, partial = client.ingest_file(opts.file, { rejects = opts.rejects,
     quiet = opts.quiet, derived_ids = not opts.no_derived_ids, source_name = opts.source_name })
   s = s or partial

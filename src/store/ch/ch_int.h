@@ -139,5 +139,8 @@ int ch_insert_key(cf_store *, const cf_api_key *, cf_err *);
 int ch_list_keys(cf_store *, cf_key_fn cb, void *ud, cf_err *);
 int ch_revoke_key(cf_store *, cf_str name, int64_t at, cf_err *);
 int ch_touch_key(cf_store *, cf_str public_id, int64_t at, cf_err *);
+/* ch_scores.c */
+int ch_insert_score(cf_store *, const cf_score *, cf_err *);
+int ch_list_scores(cf_store *, const cf_score_query *, cf_score_list_fn, void *, cf_err *);
 
 #endif

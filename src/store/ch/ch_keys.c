@@ -1,5 +1,5 @@
 /*
- * ClickHouse backend: API keys (migration 6). Only the hash of a secret is
+ * ClickHouse backend: API keys (migration 7). Only the hash of a secret is
  * stored. ClickHouse has no UPDATE and no uniqueness, so the table is a
  * plain MergeTree of facts about keys: the row written at creation, one
  * per revocation and one per recorded use, each carrying the key's fields.

@@ -95,6 +95,15 @@ static const char *const m5[] = {
  * do here and is recorded to keep the versions equal. */
 static const char *const m6[] = {NULL};
 
+/* Typed scores on events that no signal type fits (ch_scores.c). */
+static const char *const m8[] = {
+    "CREATE TABLE IF NOT EXISTS scores (id String, inference_event_id String,"
+    " deployment_id String, name String, data_type String, value_bits Nullable(UInt64),"
+    " value " NULLABLE_FLOAT("value_bits") ", string_value Nullable(String),"
+    " comment Nullable(String), source String, inserted_at Int64, seq UInt64)"
+    " ENGINE = MergeTree ORDER BY (deployment_id, name, inserted_at, id)",
+    NULL};
+
 static const ch_migration migrations[] = {
     {1, "initial schema", m1},
     {2, "quality indexes", m2},
@@ -103,6 +112,7 @@ static const ch_migration migrations[] = {
     {5, "curated export claims", m5},
     {6, "light scan covering index", m6},
     {7, "api keys", ch_keys_migration}, /* ch_keys.c */
+    {8, "scores", m8},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
@@ -315,6 +325,8 @@ static const cf_store_vt ch_vt = {
     .insert_run = ch_insert_run,
     .update_run = ch_update_run,
     .list_runs = ch_list_runs,
+    .insert_score = ch_insert_score,
+    .list_scores = ch_list_scores,
     .claim_curated = ch_claim_curated,
     .release_curated_claim = ch_release_curated_claim,
     .insert_key = ch_insert_key,

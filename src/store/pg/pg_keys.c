@@ -1,5 +1,5 @@
 /*
- * PostgreSQL backend: API keys (migration 6). Only the hash of a secret is
+ * PostgreSQL backend: API keys (migration 7). Only the hash of a secret is
  * stored. The table's migration text lives here so the migration list
  * (pg_open.c) takes one row.
  */

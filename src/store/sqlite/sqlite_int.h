@@ -100,5 +100,8 @@ int sq_insert_key(cf_store *, const cf_api_key *, cf_err *);
 int sq_list_keys(cf_store *, cf_key_fn cb, void *ud, cf_err *);
 int sq_revoke_key(cf_store *, cf_str name, int64_t at, cf_err *);
 int sq_touch_key(cf_store *, cf_str public_id, int64_t at, cf_err *);
+/* sqlite_scores.c */
+int sq_insert_score(cf_store *, const cf_score *, cf_err *);
+int sq_list_scores(cf_store *, const cf_score_query *, cf_score_list_fn, void *, cf_err *);
 
 #endif

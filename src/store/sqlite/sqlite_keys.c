@@ -1,5 +1,5 @@
 /*
- * SQLite backend: API keys (migration 6). Only the hash of a secret is
+ * SQLite backend: API keys (migration 7). Only the hash of a secret is
  * stored; the table's own migration text lives here so the migration list
  * (sqlite_open.c) takes one row.
  */

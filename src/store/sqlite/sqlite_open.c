@@ -145,6 +145,22 @@ static const sq_migration migrations[] = {
      "   token_count);"
      "DROP INDEX inference_events_deployment_time;"},
     {7, "api keys", sq_keys_migration}, /* sqlite_keys.c */
+    /* Typed scores on events that no signal type fits (sqlite_scores.c). */
+    {8, "scores",
+     "CREATE TABLE scores ("
+     "  seq INTEGER PRIMARY KEY,"
+     "  id TEXT NOT NULL UNIQUE,"
+     "  inference_event_id TEXT NOT NULL,"
+     "  deployment_id TEXT NOT NULL,"
+     "  name TEXT NOT NULL,"
+     "  data_type TEXT NOT NULL,"
+     "  value REAL,"
+     "  string_value TEXT,"
+     "  comment TEXT,"
+     "  source TEXT NOT NULL,"
+     "  inserted_at INTEGER NOT NULL);"
+     "CREATE INDEX scores_deployment_name_time ON scores (deployment_id, name, inserted_at);"
+     "CREATE INDEX scores_event ON scores (inference_event_id);"},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
@@ -453,6 +469,8 @@ static const cf_store_vt sq_vt = {
     .name = "sqlite",
     .migrate = sq_migrate,
     .schema_version = sq_schema_version,
+    .insert_score = sq_insert_score,
+    .list_scores = sq_list_scores,
     .insert_events = sq_insert_events,
     .insert_signal = sq_insert_signal,
     .update_events = sq_update_events,
