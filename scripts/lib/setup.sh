@@ -8,7 +8,8 @@ CF_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CF_BUILD_DEBS=(gcc make cmake pkg-config
   liblua5.4-dev lua-cjson-dev libsqlite3-dev libpq-dev libpcre2-dev
   libcurl4-openssl-dev libssl-dev libzstd-dev libjansson-dev libmicrohttpd-dev
-  libedit-dev libicu-dev zlib1g-dev lua-busted lua-check)
+  libedit-dev libicu-dev zlib1g-dev libprotobuf-c-dev protobuf-c-compiler
+  lua-busted lua-check)
 
 # What the test suite adds: reference implementations and peers (lua5.4
 # brings luac5.4, which the function-length lint reads Lua functions with;

@@ -31,6 +31,7 @@
 #include "crucible/core/cf_sched.h"
 #include "crucible/lua/cf_lua.h"
 #include "crucible/lua/cf_runtime.h"
+#include "crucible/otlp/cf_otlp_route.h"
 #include "crucible/serve/cf_serve.h"
 #include "crucible/serve/cf_serve_defer.h"
 #include "crucible/serve/cf_serve_events.h"
@@ -40,9 +41,18 @@
 #define SERVE_MT "crucible.Server"
 #define MAX_ORIGINS 32
 
-enum { R_EVENTS, R_SIGNALS, R_HEALTHZ, R_READYZ, R_METRICS, R_COUNT };
-static const char *const ROUTE_NAMES[R_COUNT] = {"events", "signals", "healthz", "readyz",
-                                                 "metrics"};
+enum {
+    R_EVENTS,
+    R_SIGNALS,
+    R_HEALTHZ,
+    R_READYZ,
+    R_METRICS,
+    R_OTLP_TRACES,
+    R_OTEL_TRACES,
+    R_COUNT
+};
+static const char *const ROUTE_NAMES[R_COUNT] = {
+    "events", "signals", "healthz", "readyz", "metrics", "otlp_traces", "langfuse_otel_traces"};
 
 typedef struct l_serve {
     cf_serve *srv;
@@ -99,6 +109,10 @@ static void build_routes(l_serve *u)
     u->routes[R_HEALTHZ] = (cf_route){"GET", "/healthz", NULL, cf_serve_healthz, &u->status};
     u->routes[R_READYZ] = (cf_route){"GET", "/readyz", NULL, cf_serve_readyz, &u->status};
     u->routes[R_METRICS] = (cf_route){"GET", "/metrics", NULL, cf_serve_metrics_get, &u->status};
+    u->routes[R_OTLP_TRACES] = (cf_route){"POST", "/v1/traces", cf_otlp_media,
+                                          cf_otlp_traces_post, &u->events};
+    u->routes[R_OTEL_TRACES] = (cf_route){"POST", "/api/public/otel/v1/traces", cf_otlp_media,
+                                          cf_otlp_traces_post, &u->events};
 }
 
 /* opts.cors_origins into u->origins; the strings stay in the options

@@ -30,7 +30,7 @@ void cf_serve_events_destroy(cf_serve_events *e)
     pthread_key_delete(e->scratch);
 }
 
-static cf_prepare_scratch *scratch(cf_serve_events *e)
+cf_prepare_scratch *cf_serve_events_scratch(cf_serve_events *e)
 {
     cf_prepare_scratch *ps = pthread_getspecific(e->scratch);
     if (!ps) {
@@ -177,7 +177,7 @@ void cf_serve_events_post(void *ud, const cf_serve_req *req, cf_serve_resp *r)
         cf_serve_error(r, 400, "the body holds no events");
         return;
     }
-    cf_prepare_scratch *ps = scratch(e);
+    cf_prepare_scratch *ps = cf_serve_events_scratch(e);
     if (!ps) {
         free(spans);
         cf_serve_error(r, 500, "out of memory");

@@ -42,6 +42,10 @@ int cf_serve_events_init(cf_serve_events *e, cf_ingest *g, int unknown_to_metada
 /* After the server stopped (its threads freed their scratch). */
 void cf_serve_events_destroy(cf_serve_events *e);
 
+/* The calling worker thread's scratch (made on first use; NULL when out
+ * of memory): other routes that submit events share it. */
+cf_prepare_scratch *cf_serve_events_scratch(cf_serve_events *e);
+
 /* The route handler (ud: a cf_serve_events). */
 void cf_serve_events_post(void *ud, const cf_serve_req *req, cf_serve_resp *resp);
 
