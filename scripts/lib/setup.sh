@@ -40,9 +40,17 @@ cf_ensure_debs() {
   fi
 }
 
-# npm packages the tests use (DuckDB reads back every exported file),
-# installed into .cache/npm under the repository (gitignored).
-CF_NPM_PACKAGES=("@duckdb/node-api@1.5.6-r.1")
+# npm packages the tests use (DuckDB reads back every exported file; the
+# OpenTelemetry JS SDK and the Langfuse SDK are the real clients of serve's
+# OTLP and Langfuse routes), installed into .cache/npm under the repository
+# (gitignored). The OpenTelemetry versions are the last that run on Node 20.
+CF_NPM_PACKAGES=("@duckdb/node-api@1.5.6-r.1"
+  "@opentelemetry/api@1.9.0" "@opentelemetry/api-logs@0.208.0"
+  "@opentelemetry/resources@2.2.0" "@opentelemetry/sdk-trace-base@2.2.0"
+  "@opentelemetry/exporter-trace-otlp-proto@0.208.0"
+  "@opentelemetry/exporter-trace-otlp-http@0.208.0"
+  "@opentelemetry/sdk-logs@0.208.0" "@opentelemetry/exporter-logs-otlp-proto@0.208.0"
+  "langfuse@3.38.6")
 
 # Node.js and npm: the machine's when present (e.g. a NodeSource nodejs,
 # which bundles npm and conflicts with Debian's npm package), else Debian's.
@@ -57,7 +65,7 @@ cf_ensure_npm() {
   cf_ensure_node
   local dir="$CF_ROOT/.cache/npm" want="${CF_NPM_PACKAGES[*]}"
   if [ -f "$dir/.installed" ] && [ "$(cat "$dir/.installed")" = "$want" ] &&
-     [ -d "$dir/node_modules/@duckdb/node-api" ]; then
+     [ -d "$dir/node_modules/@duckdb/node-api" ] && [ -d "$dir/node_modules/langfuse" ]; then
     return 0
   fi
   mkdir -p "$dir"

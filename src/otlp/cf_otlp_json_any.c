@@ -2,6 +2,7 @@
  * ids, attributes and AnyValue (cf_otlp_json_int.h). */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +41,14 @@ static int parse_u64(const json_t *v, uint64_t *out)
     if (json_is_integer(v)) {
         json_int_t i = json_integer_value(v);
         *out = (uint64_t)i; /* int64 values come back as their two's complement */
+        return 0;
+    }
+    if (json_is_real(v)) {
+        /* a large integer a JSON library wrote as a double */
+        double d = json_real_value(v);
+        if (d != floor(d) || !(d >= -9223372036854775808.0 && d < 18446744073709551616.0))
+            return -1;
+        *out = d < 0 ? (uint64_t)(int64_t)d : (uint64_t)d;
         return 0;
     }
     if (!json_is_string(v))

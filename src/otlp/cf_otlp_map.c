@@ -128,6 +128,16 @@ static void fields(cf_buf *b, const cf_otlp_attrs *res, const cf_otlp_attrs *a,
                                           "llm.token_count.completion", NULL};
     static const char *const total[] = {"llm.usage.total_tokens", "llm.token_count.total",
                                         "gen_ai.usage.total_tokens", NULL};
+    if (sp->trace_id.len && sp->span_id.len) {
+        /* the span's own id: an exporter's retry of a request stores nothing twice */
+        char id[80], span[40];
+        cf_otlp_hex(&sp->trace_id, id, 40);
+        cf_otlp_hex(&sp->span_id, span, sizeof span);
+        size_t k = strlen(id);
+        id[k] = '-';
+        memcpy(id + k + 1, span, strlen(span) + 1);
+        field_str(b, "id", id);
+    }
     const char *d = first_str(res, dep);
     field_str(b, "deployment_id", d ? d : "unknown_service");
     const char *m = first_str(a, model);
@@ -139,17 +149,14 @@ static void fields(cf_buf *b, const cf_otlp_attrs *res, const cf_otlp_attrs *a,
     if (sp->end_time_unix_nano >= sp->start_time_unix_nano && sp->start_time_unix_nano)
         field_int(b, "latency_ms",
                   (int64_t)((sp->end_time_unix_nano - sp->start_time_unix_nano) / 1000000));
-    int has_in = first_int(a, in_tok, &tokens[0]), has_out = first_int(a, out_tok, &tokens[1]);
-    int64_t t;
-    if ((has_in || has_out) && tokens[0] >= 0 && tokens[1] >= 0 && tokens[0] < INT64_MAX / 2 &&
-        tokens[1] < INT64_MAX / 2)
-        field_int(b, "token_count", (has_in ? tokens[0] : 0) + (has_out ? tokens[1] : 0));
+    int64_t in = 0, out = 0, t;
+    int has_in = first_int(a, in_tok, &in), has_out = first_int(a, out_tok, &out);
+    tokens[0] = has_in ? in : -1;
+    tokens[1] = has_out ? out : -1;
+    if ((has_in || has_out) && in >= 0 && out >= 0 && in < INT64_MAX / 2 && out < INT64_MAX / 2)
+        field_int(b, "token_count", in + out);
     else if (first_int(a, total, &t) && t >= 0)
         field_int(b, "token_count", t);
-    if (!has_in)
-        tokens[0] = -1;
-    if (!has_out)
-        tokens[1] = -1;
 }
 
 #define PROPS "traceloop.association.properties."

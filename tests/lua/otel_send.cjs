@@ -3,8 +3,10 @@
 //   node otel_send.cjs NODE_MODULES REQUEST.json
 // REQUEST: {url, kind: "traces"|"logs", protocol: "proto"|"json", gzip,
 //           resource: {attr: value}, spans: [{name, attributes, start_ms,
-//           end_ms, error: "message"}], logs: [{eventName, body, attributes,
-//           traceId, spanId}]}
+//           end_ms, error: "message", extra_attributes: n}], logs: [{eventName,
+//           body, attributes, traceId, spanId}]}
+// extra_attributes: n more attributes "x.<i>" = "v<i>" on that span (the
+// SDK's attribute count limit is lifted).
 // Output (stdout): {"results": [{"code": 0|1, "error": "..."}]}
 'use strict';
 const path = require('path');
@@ -41,10 +43,13 @@ async function traces(resource, config) {
   const exporter = recording(new (need(pkg).OTLPTraceExporter)(config));
   const provider = new base.BasicTracerProvider({
     resource, spanProcessors: [new base.BatchSpanProcessor(exporter, { maxExportBatchSize: 1000 })],
+    spanLimits: { attributeCountLimit: 1000000 },
   });
   const tracer = provider.getTracer('crucible-test');
   for (const s of req.spans) {
-    const span = tracer.startSpan(s.name, { attributes: s.attributes || {}, startTime: ms(s.start_ms),
+    const attributes = s.attributes || {};
+    for (let i = 0; i < (s.extra_attributes || 0); i++) attributes['x.' + i] = 'v' + i;
+    const span = tracer.startSpan(s.name, { attributes, startTime: ms(s.start_ms),
       kind: api.SpanKind.CLIENT });
     if (s.error) span.setStatus({ code: api.SpanStatusCode.ERROR, message: s.error });
     span.end(ms(s.end_ms));
