@@ -112,7 +112,8 @@ describe("OTLP traces", function()
       },
     }, { name = "joke.workflow", start_ms = T0, end_ms = T0 + 2000,
       attributes = { ["traceloop.span.kind"] = "workflow", ["traceloop.entity.name"] = "joke" } } },
-      { protocol = "json", gzip = true, resource = { ["service.name"] = "svc-b", ["crucible.deployment_id"] = "dep-1" } }))
+      { protocol = "json", gzip = true,
+        resource = { ["service.name"] = "svc-b", ["crucible.deployment_id"] = "dep-1" } }))
     local ev = wait_events(h, 1)[1]
     S.sleep(0.2)
     assert.equals(1, #S.events(h))
