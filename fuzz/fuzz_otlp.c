@@ -24,7 +24,8 @@ static void map_all(const cf_otlp_traces *t)
         for (size_t j = 0; j < rs->n_scope_spans; j++)
             for (size_t k = 0; k < rs->scope_spans[j]->n_spans; k++) {
                 ev.n = 0;
-                int rc = cf_otlp_map_span(&res, rs->scope_spans[j]->spans[k], &ev);
+                int content;
+                int rc = cf_otlp_map_span(&res, rs->scope_spans[j]->spans[k], &ev, &content);
                 if (rc < 0)
                     abort();
                 if (rc == 0)

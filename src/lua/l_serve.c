@@ -49,10 +49,12 @@ enum {
     R_METRICS,
     R_OTLP_TRACES,
     R_OTEL_TRACES,
+    R_OTLP_LOGS,
     R_COUNT
 };
 static const char *const ROUTE_NAMES[R_COUNT] = {
-    "events", "signals", "healthz", "readyz", "metrics", "otlp_traces", "langfuse_otel_traces"};
+    "events", "signals", "healthz", "readyz", "metrics", "otlp_traces", "langfuse_otel_traces",
+    "otlp_logs"};
 
 typedef struct l_serve {
     cf_serve *srv;
@@ -113,6 +115,8 @@ static void build_routes(l_serve *u)
                                           cf_otlp_traces_post, &u->events};
     u->routes[R_OTEL_TRACES] = (cf_route){"POST", "/api/public/otel/v1/traces", cf_otlp_media,
                                           cf_otlp_traces_post, &u->events};
+    u->routes[R_OTLP_LOGS] = (cf_route){"POST", "/v1/logs", cf_otlp_media, cf_otlp_logs_post,
+                                        &u->events};
 }
 
 /* opts.cors_origins into u->origins; the strings stay in the options

@@ -69,46 +69,25 @@ static void field_int(cf_buf *b, const char *name, int64_t v)
     cf_buf_int(b, v);
 }
 
-/* The prompt: one user message's text, else the chat as JSON. */
-static void prompt(cf_buf *b, const cf_otlp_msgs *in, int *chat)
+static void text_field(cf_buf *b, const char *name, const cf_buf *t)
 {
-    *chat = 0;
-    cf_buf_str(b, "\"prompt\":");
-    if (in->n == 1 && strcmp(in->m[0].role, "user") == 0) {
-        cf_otlp_json_str(b, in->m[0].text.p ? in->m[0].text.p : "", in->m[0].text.n);
+    if (cf_buf_failed(t)) {
+        b->oom = 1;
         return;
     }
-    cf_buf j = CF_BUF_INIT;
-    cf_buf_putc(&j, '[');
-    for (size_t i = 0; i < in->n; i++) {
-        cf_buf_str(&j, i ? ",{\"role\":" : "{\"role\":");
-        cf_otlp_json_str(&j, in->m[i].role, strlen(in->m[i].role));
-        cf_buf_str(&j, ",\"content\":");
-        cf_otlp_json_str(&j, in->m[i].text.p ? in->m[i].text.p : "", in->m[i].text.n);
-        cf_buf_putc(&j, '}');
-    }
-    cf_buf_putc(&j, ']');
-    if (cf_buf_failed(&j))
-        b->oom = 1;
-    else
-        cf_otlp_json_str(b, j.p, j.n);
-    cf_buf_free(&j);
-    *chat = in->n > 0;
+    cf_buf_str(b, name);
+    cf_otlp_json_str(b, t->p ? t->p : "", t->n);
 }
 
-static void response(cf_buf *b, const cf_otlp_msgs *out)
+/* "prompt" and "response"; *chat: the prompt is the chat as JSON */
+static void texts(cf_buf *b, const cf_otlp_msgs *in, const cf_otlp_msgs *out, int *chat)
 {
     cf_buf t = CF_BUF_INIT;
-    for (size_t i = 0; i < out->n; i++) {
-        if (i)
-            cf_buf_putc(&t, '\n');
-        cf_buf_append(&t, out->m[i].text.p ? out->m[i].text.p : "", out->m[i].text.n);
-    }
-    cf_buf_str(b, ",\"response\":");
-    if (cf_buf_failed(&t))
-        b->oom = 1;
-    else
-        cf_otlp_json_str(b, t.p ? t.p : "", t.n);
+    cf_otlp_prompt_text(in, &t, chat);
+    text_field(b, "\"prompt\":", &t);
+    t.n = 0;
+    cf_otlp_response_text(out, &t);
+    text_field(b, ",\"response\":", &t);
     cf_buf_free(&t);
 }
 
@@ -258,7 +237,8 @@ static void metadata(cf_buf *b, const cf_otlp_attrs *a, const cf_otlp_span *sp,
     cf_buf_putc(b, '}');
 }
 
-int cf_otlp_map_span(const cf_otlp_attrs *res, const cf_otlp_span *sp, cf_buf *out)
+int cf_otlp_map_span(const cf_otlp_attrs *res, const cf_otlp_span *sp, cf_buf *out,
+                     int *content)
 {
     cf_otlp_attrs a;
     if (cf_otlp_attrs_index(&a, sp->attributes, sp->n_attributes))
@@ -273,12 +253,12 @@ int cf_otlp_map_span(const cf_otlp_attrs *res, const cf_otlp_span *sp, cf_buf *o
         int chat;
         int64_t tokens[2] = {-1, -1};
         cf_buf_putc(out, '{');
-        prompt(out, &in, &chat);
-        response(out, &outm);
+        texts(out, &in, &outm, &chat);
         fields(out, res, &a, sp, tokens);
         metadata(out, &a, sp, &outm, tokens, chat);
         cf_buf_putc(out, '}');
         rc = cf_buf_failed(out) ? -1 : 1;
+        *content = in.n > 0 || outm.n > 0;
     }
     cf_otlp_msgs_free(&in);
     cf_otlp_msgs_free(&outm);

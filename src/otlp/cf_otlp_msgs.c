@@ -191,3 +191,33 @@ int cf_otlp_output_msgs(const cf_otlp_attrs *a, cf_otlp_msgs *out)
     any_of(a, keys, "assistant", out);
     return finish(out);
 }
+
+void cf_otlp_prompt_text(const cf_otlp_msgs *in, cf_buf *t, int *chat)
+{
+    *chat = 0;
+    if (in->n == 1 && strcmp(in->m[0].role, "user") == 0) {
+        cf_buf_append(t, in->m[0].text.p ? in->m[0].text.p : "", in->m[0].text.n);
+        return;
+    }
+    if (in->n == 0)
+        return;
+    *chat = 1;
+    cf_buf_putc(t, '[');
+    for (size_t i = 0; i < in->n; i++) {
+        cf_buf_str(t, i ? ",{\"role\":" : "{\"role\":");
+        cf_otlp_json_str(t, in->m[i].role, strlen(in->m[i].role));
+        cf_buf_str(t, ",\"content\":");
+        cf_otlp_json_str(t, in->m[i].text.p ? in->m[i].text.p : "", in->m[i].text.n);
+        cf_buf_putc(t, '}');
+    }
+    cf_buf_putc(t, ']');
+}
+
+void cf_otlp_response_text(const cf_otlp_msgs *out, cf_buf *t)
+{
+    for (size_t i = 0; i < out->n; i++) {
+        if (i)
+            cf_buf_putc(t, '\n');
+        cf_buf_append(t, out->m[i].text.p ? out->m[i].text.p : "", out->m[i].text.n);
+    }
+}

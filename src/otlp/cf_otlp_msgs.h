@@ -22,4 +22,10 @@ int cf_otlp_input_msgs(const cf_otlp_attrs *a, cf_otlp_msgs *out);
 int cf_otlp_output_msgs(const cf_otlp_attrs *a, cf_otlp_msgs *out);
 void cf_otlp_msgs_free(cf_otlp_msgs *ms);
 
+/* The prompt's text: one user message's text, else the messages as a JSON
+ * array of {role, content} (*chat = 1); "" for none. */
+void cf_otlp_prompt_text(const cf_otlp_msgs *in, cf_buf *t, int *chat);
+/* The response's text: the output messages' texts, one per line. */
+void cf_otlp_response_text(const cf_otlp_msgs *out, cf_buf *t);
+
 #endif

@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "crucible/ingest/cf_jsonl.h"
+#include "cf_otlp_submit.h"
 #include "crucible/otlp/cf_otlp_map.h"
 #include "crucible/otlp/cf_otlp_route.h"
 
@@ -12,22 +12,11 @@ const char *const cf_otlp_media[] = {"application/x-protobuf", "application/json
 typedef struct tally {
     long stored, ignored, rejected;
     int gave_up;     /* 429 or 503: the buffer is full or closed */
-    char first_error[300];
+    char first_error[520];
 } tally;
 
-static int status_of(int code)
+static void refuse(tally *t, int status, const char *why)
 {
-    return code == CF_EINVAL ? 400 : code == CF_EFULL ? 429 : code == CF_ECLOSED ? 503 : 500;
-}
-
-static void refuse(cf_serve_events *e, tally *t, int status, const char *why)
-{
-    cf_serve_metrics_reject(e->m,
-                            status == 400   ? CF_REJECT_INVALID
-                            : status == 429 ? CF_REJECT_FULL
-                            : status == 503 ? CF_REJECT_CLOSED
-                                            : CF_REJECT_ERROR,
-                            1);
     if (!t->rejected)
         snprintf(t->first_error, sizeof t->first_error, "%s", why);
     t->rejected++;
@@ -35,44 +24,64 @@ static void refuse(cf_serve_events *e, tally *t, int status, const char *why)
         t->gave_up = status;
 }
 
+/* A model span without content waits for its logs (the join submits it). */
+static int parked(cf_serve_events *e, const cf_otlp_span *sp, cf_buf *ev)
+{
+    if (!sp->trace_id.len || !sp->span_id.len)
+        return 0;
+    cf_otlp_join *j = cf_otlp_join_of(e);
+    if (!j)
+        return 0;
+    char key[80], span[40];
+    cf_otlp_hex(&sp->trace_id, key, 40);
+    cf_otlp_hex(&sp->span_id, span, sizeof span);
+    size_t k = strlen(key);
+    snprintf(key + k, sizeof key - k, "-%s", span);
+    cf_buf merged = CF_BUF_INIT;
+    int rc = cf_otlp_join_span(j, key, ev->p, ev->n, &merged);
+    if (rc == 0) {
+        ev->n = 0;
+        cf_buf_append(ev, merged.p, merged.n);
+    }
+    cf_buf_free(&merged);
+    return rc == 1;
+}
+
 /* One span: map, and when it is a model call, submit its event. */
-static void one_span(cf_serve_events *e, cf_prepare_scratch *ps, const cf_otlp_attrs *res,
+static void one_span(cf_serve_events *e, const cf_otlp_attrs *res,
                      const cf_otlp_span *sp, cf_buf *ev, tally *t)
 {
     ev->n = 0;
-    int m = cf_otlp_map_span(res, sp, ev);
+    int content = 0;
+    int m = cf_otlp_map_span(res, sp, ev, &content);
     if (m == 0) {
         t->ignored++;
         return;
     }
     if (m < 0) {
-        refuse(e, t, 500, "out of memory mapping a span");
+        cf_serve_metrics_reject(e->m, CF_REJECT_ERROR, 1);
+        refuse(t, 500, "out of memory mapping a span");
         return;
     }
     if (t->gave_up) {
-        refuse(e, t, t->gave_up, "not tried: the buffer is full");
+        cf_serve_metrics_reject(e->m, t->gave_up == 429 ? CF_REJECT_FULL : CF_REJECT_CLOSED, 1);
+        refuse(t, t->gave_up, "not tried: the buffer is full");
         return;
     }
-    cf_jsonl_doc doc = CF_JSONL_DOC_INIT;
-    cf_event_in in;
+    if (!content && parked(e, sp, ev)) {
+        t->stored++; /* acknowledged: the join submits it, at the latest when serve stops */
+        return;
+    }
     cf_err err;
-    cf_verrors v;
-    char id[CF_MAX_ID_BYTES + 1];
-    int rc = cf_jsonl_parse(ev->p, ev->n, 0, &doc, &in, &err);
-    if (rc == 0)
-        rc = cf_ingest_submit(e->g, &in, ps, 0, NULL, id, &v, &err);
-    if (rc == 0)
+    int status = cf_otlp_submit(e, ev->p, ev->n, &err);
+    if (status == 0)
         t->stored++;
     else
-        refuse(e, t, status_of(err.code), err.msg);
-    cf_jsonl_doc_free(&doc);
+        refuse(t, status, err.msg);
 }
 
 static int each_span(cf_serve_events *e, const cf_otlp_traces *req, tally *t)
 {
-    cf_prepare_scratch *ps = cf_serve_events_scratch(e);
-    if (!ps)
-        return -1;
     cf_buf ev = CF_BUF_INIT;
     for (size_t i = 0; i < req->n_resource_spans; i++) {
         const cf_otlp_rspans *rs = req->resource_spans[i];
@@ -84,7 +93,7 @@ static int each_span(cf_serve_events *e, const cf_otlp_traces *req, tally *t)
         }
         for (size_t j = 0; j < rs->n_scope_spans; j++)
             for (size_t k = 0; k < rs->scope_spans[j]->n_spans; k++)
-                one_span(e, ps, &res, rs->scope_spans[j]->spans[k], &ev, t);
+                one_span(e, &res, rs->scope_spans[j]->spans[k], &ev, t);
         cf_otlp_attrs_free(&res);
     }
     cf_buf_free(&ev);
@@ -155,6 +164,7 @@ void cf_otlp_traces_post(void *ud, const cf_serve_req *req, cf_serve_resp *r)
         cf_serve_error(r, 500, "out of memory");
     else {
         cf_serve_metrics_events(e->m, (uint64_t)t.stored);
+        cf_serve_metrics_otlp(e->m, CF_OTLP_SPANS_IGNORED, (uint64_t)t.ignored);
         answer(&t, protobuf, r);
     }
     cf_otlp_arena_free(a);

@@ -20,13 +20,24 @@ int cf_serve_events_init(cf_serve_events *e, cf_ingest *g, int unknown_to_metada
     e->g = g;
     e->unknown_to_metadata = unknown_to_metadata;
     e->m = m;
-    if (pthread_key_create(&e->scratch, free_scratch))
+    e->ext = NULL;
+    e->ext_free = NULL;
+    if (pthread_mutex_init(&e->ext_mu, NULL))
+        return cf_fail(err, CF_ENOMEM, "cannot create a mutex");
+    if (pthread_key_create(&e->scratch, free_scratch)) {
+        pthread_mutex_destroy(&e->ext_mu);
         return cf_fail(err, CF_ENOMEM, "cannot create a thread key");
+    }
     return 0;
 }
 
 void cf_serve_events_destroy(cf_serve_events *e)
 {
+    if (e->ext_free)
+        e->ext_free(e->ext);
+    e->ext = NULL;
+    e->ext_free = NULL;
+    pthread_mutex_destroy(&e->ext_mu);
     pthread_key_delete(e->scratch);
 }
 

@@ -5,6 +5,7 @@
 //           resource: {attr: value}, spans: [{name, attributes, start_ms,
 //           end_ms, error: "message", extra_attributes: n}], logs: [{eventName,
 //           body, attributes, traceId, spanId}]}
+// A span's trace_id / span_id (hex), when given, are its ids.
 // extra_attributes: n more attributes "x.<i>" = "v<i>" on that span (the
 // SDK's attribute count limit is lifted).
 // Output (stdout): {"results": [{"code": 0|1, "error": "..."}]}
@@ -41,7 +42,15 @@ async function traces(resource, config) {
   const pkg = req.protocol === 'json' ? '@opentelemetry/exporter-trace-otlp-http'
     : '@opentelemetry/exporter-trace-otlp-proto';
   const exporter = recording(new (need(pkg).OTLPTraceExporter)(config));
+  // the ids a span asks for, else random ones
+  const random = new base.RandomIdGenerator();
+  let next = null;
+  const idGenerator = {
+    generateTraceId: () => (next && next.trace_id) || random.generateTraceId(),
+    generateSpanId: () => (next && next.span_id) || random.generateSpanId(),
+  };
   const provider = new base.BasicTracerProvider({
+    idGenerator,
     resource, spanProcessors: [new base.BatchSpanProcessor(exporter, { maxExportBatchSize: 1000 })],
     spanLimits: { attributeCountLimit: 1000000 },
   });
@@ -49,6 +58,7 @@ async function traces(resource, config) {
   for (const s of req.spans) {
     const attributes = s.attributes || {};
     for (let i = 0; i < (s.extra_attributes || 0); i++) attributes['x.' + i] = 'v' + i;
+    next = s;
     const span = tracer.startSpan(s.name, { attributes, startTime: ms(s.start_ms),
       kind: api.SpanKind.CLIENT });
     if (s.error) span.setStatus({ code: api.SpanStatusCode.ERROR, message: s.error });

@@ -281,3 +281,142 @@ describe("OTLP traces", function()
     assert.equals(200, (S.curl(h, "/healthz")))
   end)
 end)
+
+--- Sends log records with the SDK's OTLP/protobuf log exporter.
+local function send_logs(h, logs)
+  return S.node("otel_send.cjs", { url = h.url .. "/v1/logs", kind = "logs", gzip = true,
+    resource = { ["service.name"] = "svc-a" }, logs = logs }).results
+end
+
+local function metric(h, name)
+  local _, m = S.curl(h, "/metrics")
+  return tonumber(m:match(name:gsub("[%.%-]", "%%%0") .. " (%d+)"))
+end
+
+--- A model span that carries no content (the content comes as logs).
+local function bare_span(trace, span)
+  return { name = "chat m1", start_ms = T0, end_ms = T0 + 40, trace_id = trace, span_id = span,
+    attributes = { ["gen_ai.operation.name"] = "chat", ["gen_ai.request.model"] = "m1",
+      ["gen_ai.usage.input_tokens"] = 3, ["gen_ai.usage.output_tokens"] = 4 } }
+end
+
+describe("OTLP logs", function()
+  local h
+  before_each(function() h = S.start("ingestion = { flush_interval = 50 }") end)
+  after_each(function()
+    if h then
+      local status = S.stop(h)
+      S.cleanup(h)
+      assert.equals(0, status)
+    end
+  end)
+
+  local TRACE, SPAN = "11112222333344445555666677778888", "aaaabbbbccccdddd"
+
+  it("joins content logs sent after their span", function()
+    ok(send(h, { bare_span(TRACE, SPAN) }))
+    S.sleep(0.3)
+    assert.equals("0", S.sql(h, "SELECT count(*) FROM inference_events"))
+    ok(send_logs(h, {
+      { eventName = "gen_ai.user.message", body = { content = "What is 3+4?" }, traceId = TRACE, spanId = SPAN },
+      { eventName = "gen_ai.choice", body = { index = 0, finish_reason = "stop",
+        message = { role = "assistant", content = "7" } }, traceId = TRACE, spanId = SPAN },
+      { eventName = "app.other", body = "not GenAI", traceId = TRACE, spanId = SPAN },
+    }))
+    local ev = wait_events(h, 1)[1]
+    assert.equals(TRACE .. "-" .. SPAN, ev.id)
+    assert.equals("What is 3+4?", ev.prompt)
+    assert.equals("7", ev.response)
+    assert.equals(7, ev.token_count)
+    assert.equals(40, ev.latency_ms)
+    assert.same({ "stop" }, ev.metadata.finish_reasons)
+    assert.equals(2, metric(h, "crucible_otlp_logs_joined_total"))
+    assert.equals(1, metric(h, "crucible_otlp_logs_ignored_total"))
+  end)
+
+  it("joins content logs sent before their span; what never joins is counted", function()
+    ok(send_logs(h, {
+      { eventName = "gen_ai.system.message", body = { content = "Be terse." }, traceId = TRACE, spanId = SPAN },
+      { eventName = "gen_ai.user.message", body = { content = "Hi" }, traceId = TRACE, spanId = SPAN },
+      { eventName = "gen_ai.choice", body = { message = { content = "Hello" } }, traceId = TRACE, spanId = SPAN },
+      { eventName = "gen_ai.user.message", body = { content = "lonely" },
+        traceId = "99999999999999999999999999999999", spanId = "9999999999999999" },
+    }))
+    ok(send(h, { bare_span(TRACE, SPAN) }))
+    local ev = wait_events(h, 1)[1]
+    assert.same({ { role = "system", content = "Be terse." }, { role = "user", content = "Hi" } },
+      cjson.decode(ev.prompt))
+    assert.equals("chat", ev.metadata.prompt_format)
+    assert.equals("Hello", ev.response)
+    -- the lonely record: counted once the window (10 s) ends
+    assert.truthy(S.wait_until(function() return metric(h, "crucible_otlp_logs_unjoined_total") == 1 end, 20))
+    assert.equals(3, metric(h, "crucible_otlp_logs_joined_total"))
+  end)
+
+  it("stores a span whose logs never come once the window ends, and at SIGTERM", function()
+    ok(send(h, { bare_span(TRACE, SPAN) }))
+    assert.truthy(S.wait_until(function()
+      return S.sql(h, "SELECT count(*) FROM inference_events") == "1" end, 20))
+    local ev = S.events(h)[1]
+    assert.equals("", ev.prompt)
+    assert.equals("", ev.response)
+    -- parked when the server stops: written before it exits
+    ok(send(h, { bare_span(TRACE, "0000000000000001") }))
+    assert.equals(0, S.stop(h))
+    assert.equals("2", S.sql(h, "SELECT count(*) FROM inference_events"))
+    S.cleanup(h)
+    h = nil
+  end)
+
+  it("refuses a log body nested deeper than the limit, and keeps serving", function()
+    local body = { leaf = "x" }
+    for _ = 1, 100 do body = { nested = body } end
+    local r = send_logs(h, { { eventName = "gen_ai.user.message", body = body, traceId = TRACE, spanId = SPAN } })
+    assert.equals(1, r[1].code)
+    assert.equals(200, (S.curl(h, "/healthz")))
+    local code, resp = S.post(h, "/v1/logs", "application/json",
+      '{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"eventName":"gen_ai.user.message",'
+        .. '"body":{"stringValue":"x"}}]}]}]}')
+    assert.equals(200, code)
+    assert.equals(1, cjson.decode(resp).partialSuccess.rejectedLogRecords)
+  end)
+end)
+
+describe("OTLP and SIGTERM", function()
+  it("writes every span acknowledged while requests were in flight", function()
+    local h
+    finally(function() S.cleanup(h) end)
+    h = S.start("server = { threads = 2 }, ingestion = { flush_interval = 60000 }")
+    -- four SDK clients, each sending batches of 200 spans until the server stops
+    local spans = {}
+    for i = 1, 200 do
+      spans[i] = { name = "chat", start_ms = T0, end_ms = T0 + i, attributes = {
+        ["gen_ai.operation.name"] = "chat", ["gen_ai.prompt"] = "p" .. i, ["gen_ai.completion"] = "r" } }
+    end
+    local req = cjson.encode { url = h.url .. "/v1/traces", kind = "traces", protocol = "proto", spans = spans }
+    support.write_file(h.dir .. "/req.json", req)
+    for k = 1, 4 do
+      local script = support.q(support.SOURCE_DIR .. "/tests/lua/otel_send.cjs")
+      assert(os.execute(("cd %s && (for i in $(seq 1 200); do node %s %s req.json >> results%d 2>/dev/null "
+        .. "|| break; done) &"):format(support.q(h.dir), script, support.q(S.NODE_MODULES), k)))
+    end
+    assert.truthy(S.wait_until(function()
+      return tonumber(S.sql(h, "SELECT count(*) FROM inference_events") ~= "" and 1) and
+        #S.read_all(h.dir .. "/results1") > 0
+    end, 60))
+    assert.equals(0, S.stop(h))
+    S.sleep(1)
+    local acknowledged = 0
+    for k = 1, 4 do
+      for line in S.read_all(("%s/results%d"):format(h.dir, k)):gmatch("[^\n]+") do
+        for _, r in ipairs(cjson.decode(line).results) do
+          if r.code == 0 then acknowledged = acknowledged + 1 end
+        end
+      end
+    end
+    assert.is_true(acknowledged >= 1)
+    -- every acknowledged batch is stored (ids repeat across batches: the
+    -- SDK makes new span ids each time, so each batch is 200 new events)
+    assert.is_true(tonumber(S.sql(h, "SELECT count(*) FROM inference_events")) >= acknowledged * 200)
+  end)
+end)

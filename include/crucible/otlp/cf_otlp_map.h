@@ -42,8 +42,10 @@ int cf_otlp_json_str(cf_buf *b, const char *s, size_t n);
 /* Lowercase hex of an id ("" when empty). */
 void cf_otlp_hex(const ProtobufCBinaryData *id, char *out, size_t cap);
 
-/* 1: the span's event in out (a JSON object); 0: not a model call
- * (nothing written); -1: out of memory. res: the resource's attributes. */
-int cf_otlp_map_span(const cf_otlp_attrs *res, const cf_otlp_span *span, cf_buf *out);
+/* 1: the span's event in out (a JSON object), *content set when the span
+ * carried a prompt or a response; 0: not a model call (nothing written);
+ * -1: out of memory. res: the resource's attributes. */
+int cf_otlp_map_span(const cf_otlp_attrs *res, const cf_otlp_span *span, cf_buf *out,
+                     int *content);
 
 #endif

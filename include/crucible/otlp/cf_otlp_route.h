@@ -24,5 +24,9 @@ extern const char *const cf_otlp_media[]; /* application/x-protobuf, application
 
 /* ud: the server's cf_serve_events (the pipeline and its scratch). */
 void cf_otlp_traces_post(void *ud, const cf_serve_req *req, cf_serve_resp *resp);
+/* POST /v1/logs: GenAI content records joined to their span's event
+ * (src/otlp/cf_otlp_join.h); partialSuccess.rejectedLogRecords counts
+ * the content records that can join nothing. */
+void cf_otlp_logs_post(void *ud, const cf_serve_req *req, cf_serve_resp *resp);
 
 #endif

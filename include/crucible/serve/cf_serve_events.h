@@ -35,11 +35,17 @@ typedef struct cf_serve_events {
     int unknown_to_metadata;
     cf_serve_metrics *m;
     pthread_key_t scratch; /* each worker thread's cf_prepare_scratch */
+    /* state another route keeps beside the pipeline (the OTLP log join),
+     * made on first use under ext_mu; ext_free runs at destroy */
+    pthread_mutex_t ext_mu;
+    void *ext;
+    void (*ext_free)(void *ext);
 } cf_serve_events;
 
 int cf_serve_events_init(cf_serve_events *e, cf_ingest *g, int unknown_to_metadata,
                          cf_serve_metrics *m, cf_err *err);
-/* After the server stopped (its threads freed their scratch). */
+/* After the server stopped (its threads freed their scratch); ext_free
+ * runs first, while the pipeline is still open. */
 void cf_serve_events_destroy(cf_serve_events *e);
 
 /* The calling worker thread's scratch (made on first use; NULL when out
