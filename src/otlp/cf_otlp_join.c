@@ -63,6 +63,8 @@ static void entry_free(entry *e)
 /* Moves src's messages to the end of dst. */
 static int take(cf_otlp_msgs *dst, cf_otlp_msgs *src)
 {
+    if (src->n == 0)
+        return 0;
     if (dst->n + src->n > dst->cap) {
         size_t cap = dst->n + src->n + 4;
         cf_otlp_msg *m = realloc(dst->m, cap * sizeof *m);
