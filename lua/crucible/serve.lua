@@ -92,7 +92,7 @@ function M.attach(client, ctx)
     srv, err, kind = cserve.start(ing, {
       host = host, port = port, threads = opts.threads or sc.threads, body_limit = sc.body_limit,
       idle_timeout = sc.timeouts.idle, request_timeout = sc.timeouts.request,
-      cors_origins = sc.cors_origins,
+      cors_origins = sc.cors_origins, otlp_join_window = sc.timeouts.otlp_join,
     })
     if not srv then return nil, err, kind end
     local bound = srv:port()

@@ -3,7 +3,8 @@
  *
  *   local srv = assert(_serve.start(pipeline, { host = "127.0.0.1", port = 4318, threads = 4,
  *                        body_limit = 20971520, idle_timeout = 15, request_timeout = 30,
- *                        cors_origins = { "https://app.example" } }))
+ *                        cors_origins = { "https://app.example" },
+ *                        otlp_join_window = 10 }))
  *   srv:port()                 -- the port bound (port 0 picks a free one)
  *   srv:next(ms[, jobs_only])  --> "job", job | "stop" (SIGTERM or SIGINT arrived,
  *                              -- unless jobs_only) | "time"
@@ -188,6 +189,7 @@ static int l_start(lua_State *L)
     if (cf_serve_events_init(&u->events, g, unknown, u->m, &err))
         return cf_lua_pushfail(L, &err);
     u->events_ready = 1;
+    u->events.join_window_ms = cf_lua_option_int(L, 2, "otlp_join_window", 10, 1, 86400) * 1000;
     u->status = (cf_serve_status){g, san, u->m, NULL};
     build_routes(u);
     if (cf_serve_new(&o, u->routes, R_COUNT, u->m, &u->srv, &err)) {

@@ -56,7 +56,7 @@ cf_otlp_join *cf_otlp_join_of(cf_serve_events *e)
 {
     pthread_mutex_lock(&e->ext_mu);
     if (!e->ext) {
-        e->ext = cf_otlp_join_new(CF_OTLP_JOIN_WINDOW_MS, join_submit, e, e->m);
+        e->ext = cf_otlp_join_new(e->join_window_ms, join_submit, e, e->m);
         if (e->ext)
             e->ext_free = join_free;
     }

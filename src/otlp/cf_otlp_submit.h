@@ -5,9 +5,6 @@
 #include "cf_otlp_join.h"
 #include "crucible/serve/cf_serve_events.h"
 
-/* how long a span without content waits for its logs, and logs for their span */
-#define CF_OTLP_JOIN_WINDOW_MS 10000
-
 /* One event's JSON into the pipeline: 0, or the HTTP status of the
  * refusal (400 invalid, 429 full, 503 closed, 500) with err, counted in
  * /metrics. */

@@ -353,10 +353,14 @@ describe("OTLP logs", function()
     assert.equals(3, metric(h, "crucible_otlp_logs_joined_total"))
   end)
 
-  it("stores a span whose logs never come once the window ends, and at SIGTERM", function()
+  it("stores a span whose logs never come when server.timeouts.otlp_join ends, and at SIGTERM", function()
+    S.stop(h)
+    S.cleanup(h)
+    h = S.start("ingestion = { flush_interval = 50 }, server = { timeouts = { otlp_join = 1 } }")
     ok(send(h, { bare_span(TRACE, SPAN) }))
+    -- within the second of the window, not the default ten
     assert.truthy(S.wait_until(function()
-      return S.sql(h, "SELECT count(*) FROM inference_events") == "1" end, 20))
+      return S.sql(h, "SELECT count(*) FROM inference_events") == "1" end, 4))
     local ev = S.events(h)[1]
     assert.equals("", ev.prompt)
     assert.equals("", ev.response)

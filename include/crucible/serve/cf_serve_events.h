@@ -38,6 +38,7 @@ typedef struct cf_serve_events {
     /* state another route keeps beside the pipeline (the OTLP log join),
      * made on first use under ext_mu; ext_free runs at destroy */
     pthread_mutex_t ext_mu;
+    int64_t join_window_ms; /* server.timeouts.otlp_join */
     void *ext;
     void (*ext_free)(void *ext);
 } cf_serve_events;
