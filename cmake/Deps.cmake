@@ -29,6 +29,13 @@ cf_require_pkg(EDIT      libedit        libedit-dev)
 cf_require_pkg(LUACJSON  lua5.4-cjson   lua-cjson-dev)
 cf_require_pkg(ICU       icu-uc         libicu-dev)
 cf_require_pkg(ZLIB      zlib           zlib1g-dev)
+cf_require_pkg(PROTOBUFC libprotobuf-c  libprotobuf-c-dev)
+
+# protoc-c compiles the OTLP .proto files of src/otlp/proto.
+find_program(CF_PROTOC_C NAMES protoc-c)
+if(NOT CF_PROTOC_C)
+  message(FATAL_ERROR "protoc-c not found: install the Debian package 'protobuf-c-compiler'")
+endif()
 
 # lua-cjson is linked statically and preloaded as `cjson`, so the binary does
 # not depend on the system's Lua module path.
@@ -43,4 +50,4 @@ find_package(Threads REQUIRED)
 set(CF_DEP_TARGETS
   PkgConfig::LUA PkgConfig::SQLITE PkgConfig::PQ PkgConfig::PCRE2 PkgConfig::CURL
   PkgConfig::OPENSSL PkgConfig::ZSTD PkgConfig::JANSSON PkgConfig::MHD
-  PkgConfig::EDIT PkgConfig::ICU PkgConfig::ZLIB ${CF_CJSON_STATIC} Threads::Threads m)
+  PkgConfig::EDIT PkgConfig::ICU PkgConfig::ZLIB PkgConfig::PROTOBUFC ${CF_CJSON_STATIC} Threads::Threads m)

@@ -5,6 +5,8 @@
 #   fuzz_jsonl      a JSON line -> validated, sanitized event -> back
 #   fuzz_serve      serve's request bodies: bounded gzip inflate, then the
 #                   split into items (JSON array, one value, NDJSON)
+#   fuzz_otlp       the OTLP decoders (protobuf, JSON) and the GenAI span
+#                   mapping (its events must read back as events)
 # Each links the C sources it needs directly, compiled with
 # -fsanitize=fuzzer,address,undefined. Tests:
 #   fuzz.<name>.seeds   every build: replays fuzz/seeds/<name> once
@@ -17,9 +19,9 @@ if(NOT CF_CLANG)
   message(STATUS "clang not found: fuzz targets not built (install the Debian package 'clang')")
   return()
 endif()
-execute_process(COMMAND pkg-config --cflags libpcre2-8 jansson libcrypto zlib
+execute_process(COMMAND pkg-config --cflags libpcre2-8 jansson libcrypto zlib libprotobuf-c
                 OUTPUT_VARIABLE CF_FUZZ_CFLAGS OUTPUT_STRIP_TRAILING_WHITESPACE)
-execute_process(COMMAND pkg-config --libs libpcre2-8 jansson libcrypto zlib
+execute_process(COMMAND pkg-config --libs libpcre2-8 jansson libcrypto zlib libprotobuf-c
                 OUTPUT_VARIABLE CF_FUZZ_LIBS OUTPUT_STRIP_TRAILING_WHITESPACE)
 separate_arguments(CF_FUZZ_CFLAGS)
 separate_arguments(CF_FUZZ_LIBS)
@@ -29,19 +31,27 @@ set(CF_FUZZ_SOURCES
   src/sanitize/cf_pii_check.c src/sanitize/cf_sanitize.c src/sanitize/cf_sanitize_json.c
   src/serve/cf_serve_body.c src/serve/cf_serve_split.c)
 list(TRANSFORM CF_FUZZ_SOURCES PREPEND ${PROJECT_SOURCE_DIR}/)
+# fuzz_otlp adds the otlp room (less its route) and the protoc-c output
+set(CF_FUZZ_EXTRA_otlp
+  src/otlp/cf_otlp_arena.c src/otlp/cf_otlp_attr.c src/otlp/cf_otlp_decode.c
+  src/otlp/cf_otlp_depth.c src/otlp/cf_otlp_json.c src/otlp/cf_otlp_json_any.c
+  src/otlp/cf_otlp_map.c src/otlp/cf_otlp_msgs.c)
+list(TRANSFORM CF_FUZZ_EXTRA_otlp PREPEND ${PROJECT_SOURCE_DIR}/)
+list(APPEND CF_FUZZ_EXTRA_otlp ${CF_OTLP_PB_SOURCES} -I${CF_OTLP_GEN})
 set(CF_FUZZ_DIR ${PROJECT_BINARY_DIR}/fuzz)
 file(MAKE_DIRECTORY ${CF_FUZZ_DIR})
 set(CF_FUZZ_BINARIES)
-foreach(name sanitize jsonl serve)
+foreach(name sanitize jsonl serve otlp)
   set(bin ${CF_FUZZ_DIR}/fuzz_${name})
   add_custom_command(
     OUTPUT ${bin}
     COMMAND ${CF_CLANG} -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined
             -fno-sanitize-recover=undefined -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
             -DCF_VERSION="${PROJECT_VERSION}" -I${PROJECT_SOURCE_DIR}/include ${CF_FUZZ_CFLAGS}
-            ${PROJECT_SOURCE_DIR}/fuzz/fuzz_${name}.c ${CF_FUZZ_SOURCES} -o ${bin}
+            ${PROJECT_SOURCE_DIR}/fuzz/fuzz_${name}.c ${CF_FUZZ_SOURCES} ${CF_FUZZ_EXTRA_${name}}
+            -o ${bin}
             ${CF_FUZZ_LIBS} -lpthread -lm
-    DEPENDS ${PROJECT_SOURCE_DIR}/fuzz/fuzz_${name}.c ${CF_FUZZ_SOURCES}
+    DEPENDS ${PROJECT_SOURCE_DIR}/fuzz/fuzz_${name}.c ${CF_FUZZ_SOURCES} ${CF_OTLP_PB_SOURCES}
     COMMENT "Building the fuzz target fuzz_${name} with clang"
     VERBATIM)
   list(APPEND CF_FUZZ_BINARIES ${bin})
@@ -63,3 +73,4 @@ foreach(name sanitize jsonl serve)
   endif()
 endforeach()
 add_custom_target(fuzzers ALL DEPENDS ${CF_FUZZ_BINARIES})
+add_dependencies(fuzzers cf_otlp_proto)

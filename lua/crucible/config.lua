@@ -54,6 +54,9 @@ M.SCHEMA = section {
                        doc = "seconds a request body may take to arrive" },
       shutdown = leaf { type = "integer", default = 30, min = 0,
                         doc = "seconds requests in flight get to finish on SIGTERM" },
+      otlp_join = leaf { type = "integer", default = 10, min = 1,
+                         doc = "seconds a GenAI span without content waits for its OTLP log records, "
+                           .. "and they for it" },
     },
     cors_origins = leaf { type = "list", default = {},
                           doc = "browser origins allowed to call the API (\"*\": any)" },

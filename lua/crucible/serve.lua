@@ -165,6 +165,7 @@ function M.attach(client, ctx)
       host = host, port = port, threads = opts.threads or sc.threads, body_limit = sc.body_limit,
       idle_timeout = sc.timeouts.idle, request_timeout = sc.timeouts.request,
       cors_origins = sc.cors_origins, keys = live, keys_required = any,
+      otlp_join_window = sc.timeouts.otlp_join,
     })
     if not srv then return nil, err, kind end
     local kst = { pending = {}, touched = {} }

@@ -8,7 +8,8 @@ CF_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CF_BUILD_DEBS=(gcc make cmake pkg-config
   liblua5.4-dev lua-cjson-dev libsqlite3-dev libpq-dev libpcre2-dev
   libcurl4-openssl-dev libssl-dev libzstd-dev libjansson-dev libmicrohttpd-dev
-  libedit-dev libicu-dev zlib1g-dev lua-busted lua-check)
+  libedit-dev libicu-dev zlib1g-dev libprotobuf-c-dev protobuf-c-compiler
+  lua-busted lua-check)
 
 # What the test suite adds: reference implementations and peers (lua5.4
 # brings luac5.4, which the function-length lint reads Lua functions with;
@@ -44,9 +45,17 @@ cf_ensure_debs() {
   fi
 }
 
-# npm packages the tests use (DuckDB reads back every exported file),
-# installed into .cache/npm under the repository (gitignored).
-CF_NPM_PACKAGES=("@duckdb/node-api@1.5.6-r.1")
+# npm packages the tests use (DuckDB reads back every exported file; the
+# OpenTelemetry JS SDK and the Langfuse SDK are the real clients of serve's
+# OTLP and Langfuse routes), installed into .cache/npm under the repository
+# (gitignored). The OpenTelemetry versions are the last that run on Node 20.
+CF_NPM_PACKAGES=("@duckdb/node-api@1.5.6-r.1"
+  "@opentelemetry/api@1.9.0" "@opentelemetry/api-logs@0.208.0"
+  "@opentelemetry/resources@2.2.0" "@opentelemetry/sdk-trace-base@2.2.0"
+  "@opentelemetry/exporter-trace-otlp-proto@0.208.0"
+  "@opentelemetry/exporter-trace-otlp-http@0.208.0"
+  "@opentelemetry/sdk-logs@0.208.0" "@opentelemetry/exporter-logs-otlp-proto@0.208.0"
+  "langfuse@3.38.6")
 
 # Node.js and npm: the machine's when present (e.g. a NodeSource nodejs,
 # which bundles npm and conflicts with Debian's npm package), else Debian's.
@@ -61,7 +70,7 @@ cf_ensure_npm() {
   cf_ensure_node
   local dir="$CF_ROOT/.cache/npm" want="${CF_NPM_PACKAGES[*]}"
   if [ -f "$dir/.installed" ] && [ "$(cat "$dir/.installed")" = "$want" ] &&
-     [ -d "$dir/node_modules/@duckdb/node-api" ]; then
+     [ -d "$dir/node_modules/@duckdb/node-api" ] && [ -d "$dir/node_modules/langfuse" ]; then
     return 0
   fi
   mkdir -p "$dir"

@@ -4,8 +4,9 @@
  *   local srv = assert(_serve.start(pipeline, { host = "127.0.0.1", port = 4318, threads = 4,
  *                        body_limit = 20971520, idle_timeout = 15, request_timeout = 30,
  *                        cors_origins = { "https://app.example" },
- *                        keys = {...}, keys_required = true }))  -- as srv:set_keys, before
- *                                                                -- the first request
+ *                        keys = {...}, keys_required = true,  -- as srv:set_keys, before
+ *                                                            -- the first request
+ *                        otlp_join_window = 10 }))
  *   srv:port()                 -- the port bound (port 0 picks a free one)
  *   srv:next(ms[, jobs_only])  --> "job", job | "stop" (SIGTERM or SIGINT arrived,
  *                              -- unless jobs_only) | "time"
@@ -39,6 +40,7 @@
 #include "crucible/core/cf_sched.h"
 #include "crucible/lua/cf_lua.h"
 #include "crucible/lua/cf_runtime.h"
+#include "crucible/otlp/cf_otlp_route.h"
 #include "crucible/serve/cf_serve.h"
 #include "crucible/serve/cf_serve_defer.h"
 #include "crucible/serve/cf_serve_events.h"
@@ -49,9 +51,21 @@
 #define SERVE_MT "crucible.Server"
 #define MAX_ORIGINS 32
 
-enum { R_EVENTS, R_SIGNALS, R_SCORES, R_HEALTHZ, R_READYZ, R_METRICS, R_COUNT };
-static const char *const ROUTE_NAMES[R_COUNT] = {"events",  "signals", "scores",
-                                                 "healthz", "readyz",  "metrics"};
+enum {
+    R_EVENTS,
+    R_SIGNALS,
+    R_SCORES,
+    R_HEALTHZ,
+    R_READYZ,
+    R_METRICS,
+    R_OTLP_TRACES,
+    R_OTEL_TRACES,
+    R_OTLP_LOGS,
+    R_COUNT
+};
+static const char *const ROUTE_NAMES[R_COUNT] = {
+    "events",  "signals",     "scores",      "healthz",  "readyz",
+    "metrics", "otlp_traces", "langfuse_otel_traces", "otlp_logs"};
 
 typedef struct l_serve {
     cf_serve *srv;
@@ -117,6 +131,13 @@ static void build_routes(l_serve *u)
     /* counts only, but of every deployment: a read key */
     u->routes[R_METRICS] = (cf_route){"GET", "/metrics", NULL, cf_serve_metrics_get, &u->status,
                                       CF_ACCESS_READ};
+    /* OTLP writes events: an ingest key, each span checked against its deployments */
+    u->routes[R_OTLP_TRACES] = (cf_route){"POST", "/v1/traces", cf_otlp_media,
+                                          cf_otlp_traces_post, &u->events, CF_ACCESS_INGEST};
+    u->routes[R_OTEL_TRACES] = (cf_route){"POST", "/api/public/otel/v1/traces", cf_otlp_media,
+                                          cf_otlp_traces_post, &u->events, CF_ACCESS_INGEST};
+    u->routes[R_OTLP_LOGS] = (cf_route){"POST", "/v1/logs", cf_otlp_media, cf_otlp_logs_post,
+                                        &u->events, CF_ACCESS_INGEST};
 }
 
 /* opts.cors_origins into u->origins; the strings stay in the options
@@ -199,6 +220,7 @@ static int l_start(lua_State *L)
     if (cf_serve_events_init(&u->events, g, unknown, u->m, &err))
         return cf_lua_pushfail(L, &err);
     u->events_ready = 1;
+    u->events.join_window_ms = cf_lua_option_int(L, 2, "otlp_join_window", 10, 1, 86400) * 1000;
     u->status = (cf_serve_status){g, san, u->m, NULL};
     build_routes(u);
     if (cf_serve_new(&o, u->routes, R_COUNT, u->m, &u->srv, &err)) {

@@ -20,17 +20,29 @@ int cf_serve_events_init(cf_serve_events *e, cf_ingest *g, int unknown_to_metada
     e->g = g;
     e->unknown_to_metadata = unknown_to_metadata;
     e->m = m;
-    if (pthread_key_create(&e->scratch, free_scratch))
+    e->ext = NULL;
+    e->ext_free = NULL;
+    e->join_window_ms = 10000;
+    if (pthread_mutex_init(&e->ext_mu, NULL))
+        return cf_fail(err, CF_ENOMEM, "cannot create a mutex");
+    if (pthread_key_create(&e->scratch, free_scratch)) {
+        pthread_mutex_destroy(&e->ext_mu);
         return cf_fail(err, CF_ENOMEM, "cannot create a thread key");
+    }
     return 0;
 }
 
 void cf_serve_events_destroy(cf_serve_events *e)
 {
+    if (e->ext_free)
+        e->ext_free(e->ext);
+    e->ext = NULL;
+    e->ext_free = NULL;
+    pthread_mutex_destroy(&e->ext_mu);
     pthread_key_delete(e->scratch);
 }
 
-static cf_prepare_scratch *scratch(cf_serve_events *e)
+cf_prepare_scratch *cf_serve_events_scratch(cf_serve_events *e)
 {
     cf_prepare_scratch *ps = pthread_getspecific(e->scratch);
     if (!ps) {
@@ -201,7 +213,7 @@ void cf_serve_events_post(void *ud, const cf_serve_req *req, cf_serve_resp *r)
         cf_serve_error(r, 400, "the body holds no events");
         return;
     }
-    cf_prepare_scratch *ps = scratch(e);
+    cf_prepare_scratch *ps = cf_serve_events_scratch(e);
     if (!ps) {
         free(spans);
         cf_serve_error(r, 500, "out of memory");

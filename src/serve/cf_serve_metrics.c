@@ -33,6 +33,7 @@ struct cf_serve_metrics {
     atomic_uint_fast64_t scores_accepted;
     atomic_uint_fast64_t scores_rejected[CF_SIGNAL_REASONS];
     atomic_uint_fast64_t flush_sum_us;
+    atomic_uint_fast64_t otlp[CF_OTLP_COUNTS];
     atomic_uint_fast64_t requests[]; /* (nroutes + 1) x (NSTATUS + 1) */
 };
 
@@ -104,6 +105,11 @@ void cf_serve_metrics_scores(cf_serve_metrics *m, uint64_t accepted,
         atomic_fetch_add(&m->scores_rejected[i], rejected[i]);
 }
 
+void cf_serve_metrics_otlp(cf_serve_metrics *m, int which, uint64_t n)
+{
+    atomic_fetch_add(&m->otlp[which], n);
+}
+
 static void line(cf_buf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void line(cf_buf *out, const char *fmt, ...)
 {
@@ -165,6 +171,28 @@ static void render_events(cf_serve_metrics *m, cf_buf *out)
              (unsigned long long)atomic_load(&m->rejected[i]));
     render_feedback(out, "signals", "Signals", &m->signals_accepted, m->signals_rejected);
     render_feedback(out, "scores", "Scores", &m->scores_accepted, m->scores_rejected);
+}
+
+static void render_otlp(cf_serve_metrics *m, cf_buf *out)
+{
+    line(out, "# HELP crucible_otlp_spans_ignored_total OTLP spans acknowledged and not stored "
+              "(not model calls).\n"
+              "# TYPE crucible_otlp_spans_ignored_total counter\n"
+              "crucible_otlp_spans_ignored_total %llu\n",
+         (unsigned long long)atomic_load(&m->otlp[CF_OTLP_SPANS_IGNORED]));
+    line(out, "# HELP crucible_otlp_logs_joined_total GenAI log records joined to their span's event.\n"
+              "# TYPE crucible_otlp_logs_joined_total counter\n"
+              "crucible_otlp_logs_joined_total %llu\n",
+         (unsigned long long)atomic_load(&m->otlp[CF_OTLP_LOGS_JOINED]));
+    line(out, "# HELP crucible_otlp_logs_unjoined_total GenAI log records whose span never came "
+              "within the join window, or came with its content already.\n"
+              "# TYPE crucible_otlp_logs_unjoined_total counter\n"
+              "crucible_otlp_logs_unjoined_total %llu\n",
+         (unsigned long long)atomic_load(&m->otlp[CF_OTLP_LOGS_UNJOINED]));
+    line(out, "# HELP crucible_otlp_logs_ignored_total OTLP log records that are not GenAI content.\n"
+              "# TYPE crucible_otlp_logs_ignored_total counter\n"
+              "crucible_otlp_logs_ignored_total %llu\n",
+         (unsigned long long)atomic_load(&m->otlp[CF_OTLP_LOGS_IGNORED]));
 }
 
 static void render_flush(cf_serve_metrics *m, cf_buf *out)
@@ -242,6 +270,7 @@ int cf_serve_metrics_render(cf_serve_metrics *m, cf_ingest *g, const cf_sanitize
 {
     render_requests(m, out);
     render_events(m, out);
+    render_otlp(m, out);
     render_flush(m, out);
     if (g)
         render_pipeline(g, san, out);

@@ -181,6 +181,27 @@ describe("serve with API keys", function()
     assert.matches("deployment 'dep-b'", body, 1, true)
   end)
 
+  it("takes OTLP spans with an ingest key, refusing those of deployments it does not list", function()
+    local function rs(service, span_id)
+      return { resource = { attributes = { { key = "service.name", value = { stringValue = service } } } },
+        scopeSpans = { { spans = { { traceId = "0af7651916cd43dd8448eb211c80319c", spanId = span_id,
+          name = "chat", attributes = {
+            { key = "gen_ai.operation.name", value = { stringValue = "chat" } },
+            { key = "gen_ai.prompt", value = { stringValue = "a question" } },
+            { key = "gen_ai.completion", value = { stringValue = "an answer" } } } } } } } }
+    end
+    local body = { resourceSpans = { rs("dep-a", "b7ad6b7169203331"), rs("dep-b", "b7ad6b7169203332") } }
+    local code, resp = post(h, "/v1/traces", body)
+    assert.equals(401, code, resp)
+    code, resp = post(h, "/v1/traces", body, bearer(fb))
+    assert.equals(403, code, resp)
+    code, resp = post(h, "/v1/traces", body, bearer(ing))
+    assert.equals(200, code, resp)
+    local r = cjson.decode(resp)
+    assert.equals(1, r.partialSuccess.rejectedSpans)
+    assert.matches("the key 'ing' may not write deployment 'dep-b'", r.partialSuccess.errorMessage, 1, true)
+  end)
+
   it("lets a feedback key record signals on existing events of its deployments only", function()
     local all = create_key(dir, "--name all-ingest")
     local code, body = post(h, "/api/v1/events", { ev("dep-a", "s-a"), ev("dep-b", "s-b") },

@@ -35,12 +35,23 @@ typedef struct cf_serve_events {
     int unknown_to_metadata;
     cf_serve_metrics *m;
     pthread_key_t scratch; /* each worker thread's cf_prepare_scratch */
+    /* state another route keeps beside the pipeline (the OTLP log join),
+     * made on first use under ext_mu; ext_free runs at destroy */
+    pthread_mutex_t ext_mu;
+    int64_t join_window_ms; /* server.timeouts.otlp_join */
+    void *ext;
+    void (*ext_free)(void *ext);
 } cf_serve_events;
 
 int cf_serve_events_init(cf_serve_events *e, cf_ingest *g, int unknown_to_metadata,
                          cf_serve_metrics *m, cf_err *err);
-/* After the server stopped (its threads freed their scratch). */
+/* After the server stopped (its threads freed their scratch); ext_free
+ * runs first, while the pipeline is still open. */
 void cf_serve_events_destroy(cf_serve_events *e);
+
+/* The calling worker thread's scratch (made on first use; NULL when out
+ * of memory): other routes that submit events share it. */
+cf_prepare_scratch *cf_serve_events_scratch(cf_serve_events *e);
 
 /* The route handler (ud: a cf_serve_events). */
 void cf_serve_events_post(void *ud, const cf_serve_req *req, cf_serve_resp *resp);

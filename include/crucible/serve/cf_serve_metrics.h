@@ -46,6 +46,16 @@ void cf_serve_metrics_signals(cf_serve_metrics *m, uint64_t accepted,
 void cf_serve_metrics_scores(cf_serve_metrics *m, uint64_t accepted,
                              const uint64_t rejected[CF_SIGNAL_REASONS]);
 
+/* OTLP intake (the otlp room's routes). */
+enum {
+    CF_OTLP_SPANS_IGNORED, /* not model calls */
+    CF_OTLP_LOGS_JOINED,   /* GenAI content logs joined to their span */
+    CF_OTLP_LOGS_UNJOINED, /* never joined within the join window */
+    CF_OTLP_LOGS_IGNORED,  /* not GenAI content */
+    CF_OTLP_COUNTS
+};
+void cf_serve_metrics_otlp(cf_serve_metrics *m, int which, uint64_t n);
+
 /* The Prometheus text exposition of everything, the pipeline's gauges
  * and counters included (g and san may be NULL). 0, or -1 out of memory. */
 int cf_serve_metrics_render(cf_serve_metrics *m, cf_ingest *g, const cf_sanitizer *san,

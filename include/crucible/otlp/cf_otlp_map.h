@@ -1,0 +1,55 @@
+/*
+ * GenAI spans to inference events (the table in docs/otlp.md).
+ *
+ * cf_otlp_map_span writes the event of one span as a JSON object with the
+ * fields of cf.log_inference, for cf_jsonl_parse and cf_ingest_submit (the
+ * path of POST /api/v1/events): validation, the sanitizer and the buffer
+ * are the same for every front door. Spans that are not model calls
+ * (HTTP, tool, retrieval, workflow, agent and embedding spans) give no
+ * event. Attribute strings that are not valid UTF-8 get U+FFFD for each
+ * bad byte.
+ */
+#ifndef CRUCIBLE_CF_OTLP_MAP_H
+#define CRUCIBLE_CF_OTLP_MAP_H
+
+#include <stdint.h>
+
+#include "crucible/core/cf_buf.h"
+#include "crucible/otlp/cf_otlp.h"
+
+/* Attributes sorted by key, for lookups by name and by prefix. */
+typedef struct cf_otlp_attrs {
+    const cf_otlp_kv **kv;
+    size_t n;
+} cf_otlp_attrs;
+
+/* 0, or -1 when out of memory. kv may be NULL when n is 0. */
+int cf_otlp_attrs_index(cf_otlp_attrs *ix, cf_otlp_kv *const *kv, size_t n);
+void cf_otlp_attrs_free(cf_otlp_attrs *ix);
+/* The value of key, NULL when absent. */
+const cf_otlp_any *cf_otlp_attr(const cf_otlp_attrs *ix, const char *key);
+/* A string attribute's text, NULL when absent or not a string. */
+const char *cf_otlp_attr_str(const cf_otlp_attrs *ix, const char *key);
+/* An integer attribute (an int, a whole double or a decimal string):
+ * 1 and *out, else 0. */
+int cf_otlp_attr_int(const cf_otlp_attrs *ix, const char *key, int64_t *out);
+/* The position of the first key starting with prefix (ix->n if none). */
+size_t cf_otlp_attrs_prefix(const cf_otlp_attrs *ix, const char *prefix);
+/* A value as JSON (a kvlist as an object, bytes as hex). */
+int cf_otlp_any_json(cf_buf *b, const cf_otlp_any *v);
+/* A JSON string of s[0..n); bytes that are not UTF-8 become U+FFFD. */
+int cf_otlp_json_str(cf_buf *b, const char *s, size_t n);
+/* Lowercase hex of an id ("" when empty). */
+void cf_otlp_hex(const ProtobufCBinaryData *id, char *out, size_t cap);
+
+/* 1: the span's event in out (a JSON object), *content set when the span
+ * carried a prompt or a response; 0: not a model call (nothing written);
+ * -1: out of memory. res: the resource's attributes. */
+/* The deployment a span of this resource is stored under:
+ * crucible.deployment_id, else service.name, else "unknown_service". */
+const char *cf_otlp_deployment_of(const cf_otlp_attrs *res);
+
+int cf_otlp_map_span(const cf_otlp_attrs *res, const cf_otlp_span *span, cf_buf *out,
+                     int *content);
+
+#endif

@@ -1,0 +1,32 @@
+/*
+ * The OTLP/HTTP routes of `serve`: POST /v1/traces (also
+ * /api/public/otel/v1/traces) and POST /v1/logs.
+ *
+ * The body is an Export*ServiceRequest as application/x-protobuf or
+ * application/json (gzip is undone by the server core); the answer is an
+ * Export*ServiceResponse in the same content type. Each GenAI span becomes
+ * one inference event through the path of POST /api/v1/events
+ * (cf_otlp_map_span, then cf_jsonl_parse and cf_ingest_submit); other
+ * spans are counted and acknowledged. A refused span is counted in
+ * partialSuccess.rejectedSpans with the first reason in errorMessage.
+ *
+ *   200  everything taken (partialSuccess when some spans were refused)
+ *   400  the body is not a request of that kind (nothing of it is taken)
+ *   429 / 503 (Retry-After)  the buffer stayed full / the server is
+ *        stopping, and no span of the request was accepted: send it again
+ */
+#ifndef CRUCIBLE_CF_OTLP_ROUTE_H
+#define CRUCIBLE_CF_OTLP_ROUTE_H
+
+#include "crucible/serve/cf_serve_events.h"
+
+extern const char *const cf_otlp_media[]; /* application/x-protobuf, application/json */
+
+/* ud: the server's cf_serve_events (the pipeline and its scratch). */
+void cf_otlp_traces_post(void *ud, const cf_serve_req *req, cf_serve_resp *resp);
+/* POST /v1/logs: GenAI content records joined to their span's event
+ * (src/otlp/cf_otlp_join.h); partialSuccess.rejectedLogRecords counts
+ * the content records that can join nothing. */
+void cf_otlp_logs_post(void *ud, const cf_serve_req *req, cf_serve_resp *resp);
+
+#endif

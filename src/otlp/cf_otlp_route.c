@@ -1,0 +1,182 @@
+/* POST /v1/traces (cf_otlp_route.h). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cf_otlp_submit.h"
+#include "crucible/otlp/cf_otlp_map.h"
+#include "crucible/otlp/cf_otlp_route.h"
+
+const char *const cf_otlp_media[] = {"application/x-protobuf", "application/json", NULL};
+
+/* What happened to the request's spans. */
+typedef struct tally {
+    long stored, ignored, rejected;
+    int gave_up;     /* 429 or 503: the buffer is full or closed */
+    char first_error[520];
+} tally;
+
+static void refuse(tally *t, int status, const char *why)
+{
+    if (!t->rejected)
+        snprintf(t->first_error, sizeof t->first_error, "%s", why);
+    t->rejected++;
+    if (status == 429 || status == 503)
+        t->gave_up = status;
+}
+
+/* A model span without content waits for its logs (the join submits it). */
+static int parked(cf_serve_events *e, const cf_otlp_span *sp, cf_buf *ev)
+{
+    if (!sp->trace_id.len || !sp->span_id.len)
+        return 0;
+    cf_otlp_join *j = cf_otlp_join_of(e);
+    if (!j)
+        return 0;
+    char key[80], span[40];
+    cf_otlp_hex(&sp->trace_id, key, 40);
+    cf_otlp_hex(&sp->span_id, span, sizeof span);
+    size_t k = strlen(key);
+    snprintf(key + k, sizeof key - k, "-%s", span);
+    cf_buf merged = CF_BUF_INIT;
+    int rc = cf_otlp_join_span(j, key, ev->p, ev->n, &merged);
+    if (rc == 0) {
+        ev->n = 0;
+        cf_buf_append(ev, merged.p, merged.n);
+    }
+    cf_buf_free(&merged);
+    return rc == 1;
+}
+
+/* One span: map, and when it is a model call, submit its event (when the
+ * request's key may write the span's deployment). */
+static void one_span(cf_serve_events *e, const cf_serve_key *key, const cf_otlp_attrs *res,
+                     const cf_otlp_span *sp, cf_buf *ev, tally *t)
+{
+    ev->n = 0;
+    int content = 0;
+    int m = cf_otlp_map_span(res, sp, ev, &content);
+    if (m == 0) {
+        t->ignored++;
+        return;
+    }
+    const char *dep = cf_otlp_deployment_of(res);
+    if (m > 0 && key && !cf_serve_key_allows(key, dep, strlen(dep))) {
+        char why[300];
+        snprintf(why, sizeof why, "deployment_id: the key '%s' may not write deployment '%.*s'",
+                 key->name, (int)(strlen(dep) > 200 ? 200 : strlen(dep)), dep);
+        cf_serve_metrics_reject(e->m, CF_REJECT_FORBIDDEN, 1);
+        refuse(t, 403, why);
+        return;
+    }
+    if (m < 0) {
+        cf_serve_metrics_reject(e->m, CF_REJECT_ERROR, 1);
+        refuse(t, 500, "out of memory mapping a span");
+        return;
+    }
+    if (t->gave_up) {
+        cf_serve_metrics_reject(e->m, t->gave_up == 429 ? CF_REJECT_FULL : CF_REJECT_CLOSED, 1);
+        refuse(t, t->gave_up, "not tried: the buffer is full");
+        return;
+    }
+    if (!content && parked(e, sp, ev)) {
+        t->stored++; /* acknowledged: the join submits it, at the latest when serve stops */
+        return;
+    }
+    cf_err err;
+    int status = cf_otlp_submit(e, ev->p, ev->n, &err);
+    if (status == 0)
+        t->stored++;
+    else
+        refuse(t, status, err.msg);
+}
+
+static int each_span(cf_serve_events *e, const cf_serve_key *key, const cf_otlp_traces *req,
+                     tally *t)
+{
+    cf_buf ev = CF_BUF_INIT;
+    for (size_t i = 0; i < req->n_resource_spans; i++) {
+        const cf_otlp_rspans *rs = req->resource_spans[i];
+        cf_otlp_attrs res;
+        if (cf_otlp_attrs_index(&res, rs->resource ? rs->resource->attributes : NULL,
+                                rs->resource ? rs->resource->n_attributes : 0)) {
+            cf_buf_free(&ev);
+            return -1;
+        }
+        for (size_t j = 0; j < rs->n_scope_spans; j++)
+            for (size_t k = 0; k < rs->scope_spans[j]->n_spans; k++)
+                one_span(e, key, &res, rs->scope_spans[j]->spans[k], &ev, t);
+        cf_otlp_attrs_free(&res);
+    }
+    cf_buf_free(&ev);
+    return 0;
+}
+
+static void answer_pb(const tally *t, cf_serve_resp *r)
+{
+    Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceResponse resp =
+        OPENTELEMETRY__PROTO__COLLECTOR__TRACE__V1__EXPORT_TRACE_SERVICE_RESPONSE__INIT;
+    Opentelemetry__Proto__Collector__Trace__V1__ExportTracePartialSuccess ps =
+        OPENTELEMETRY__PROTO__COLLECTOR__TRACE__V1__EXPORT_TRACE_PARTIAL_SUCCESS__INIT;
+    if (t->rejected) {
+        ps.rejected_spans = t->rejected;
+        ps.error_message = (char *)t->first_error;
+        resp.partial_success = &ps;
+    }
+    size_t n = protobuf_c_message_get_packed_size(&resp.base);
+    if (cf_buf_reserve(&r->body, n + 1) == 0) {
+        protobuf_c_message_pack(&resp.base, (uint8_t *)r->body.p);
+        r->body.n = n;
+    }
+    r->content_type = "application/x-protobuf";
+}
+
+static void answer(const tally *t, int protobuf, cf_serve_resp *r)
+{
+    if (t->gave_up && t->stored == 0) {
+        cf_serve_error(r, t->gave_up, "no span accepted: %s", t->first_error);
+        r->retry_after = 1;
+        return;
+    }
+    r->status = 200;
+    if (protobuf) {
+        answer_pb(t, r);
+        return;
+    }
+    if (!t->rejected) {
+        cf_buf_str(&r->body, "{}\n");
+        return;
+    }
+    char head[64];
+    snprintf(head, sizeof head, "{\"partialSuccess\":{\"rejectedSpans\":%ld,", t->rejected);
+    cf_buf_str(&r->body, head);
+    cf_buf_str(&r->body, "\"errorMessage\":");
+    cf_otlp_json_str(&r->body, t->first_error, strlen(t->first_error));
+    cf_buf_str(&r->body, "}}\n");
+}
+
+void cf_otlp_traces_post(void *ud, const cf_serve_req *req, cf_serve_resp *r)
+{
+    cf_serve_events *e = ud;
+    int protobuf = strcmp(req->media_type, "application/x-protobuf") == 0;
+    cf_otlp_arena *a = cf_otlp_arena_new();
+    if (!a) {
+        cf_serve_error(r, 500, "out of memory");
+        return;
+    }
+    cf_otlp_traces *tr;
+    cf_err err;
+    int rc = protobuf ? cf_otlp_traces_pb(req->body, req->body_len, a, &tr, &err)
+                      : cf_otlp_traces_json(req->body, req->body_len, a, &tr, &err);
+    tally t;
+    memset(&t, 0, sizeof t);
+    if (rc)
+        cf_serve_error(r, err.code == CF_EINVAL ? 400 : 500, "%s", err.msg);
+    else if (each_span(e, req->key, tr, &t))
+        cf_serve_error(r, 500, "out of memory");
+    else {
+        cf_serve_metrics_events(e->m, (uint64_t)t.stored);
+        cf_serve_metrics_otlp(e->m, CF_OTLP_SPANS_IGNORED, (uint64_t)t.ignored);
+        answer(&t, protobuf, r);
+    }
+    cf_otlp_arena_free(a);
+}

@@ -1,0 +1,66 @@
+/* Events into the pipeline for the OTLP routes, and the log join they
+ * share (cf_otlp_submit.h). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cf_otlp_submit.h"
+#include "crucible/ingest/cf_jsonl.h"
+
+static int status_of(int code)
+{
+    return code == CF_EINVAL ? 400 : code == CF_EFULL ? 429 : code == CF_ECLOSED ? 503 : 500;
+}
+
+int cf_otlp_submit(cf_serve_events *e, const char *json, size_t n, cf_err *err)
+{
+    cf_prepare_scratch *ps = cf_serve_events_scratch(e);
+    if (!ps)
+        return cf_fail(err, CF_ENOMEM, "out of memory");
+    cf_jsonl_doc doc = CF_JSONL_DOC_INIT;
+    cf_event_in in;
+    cf_verrors v;
+    char id[CF_MAX_ID_BYTES + 1];
+    int rc = cf_jsonl_parse(json, n, 0, &doc, &in, err);
+    if (rc == 0)
+        rc = cf_ingest_submit(e->g, &in, ps, 0, NULL, id, &v, err);
+    cf_jsonl_doc_free(&doc);
+    if (rc == 0)
+        return 0;
+    int status = status_of(err->code);
+    cf_serve_metrics_reject(e->m,
+                            status == 400   ? CF_REJECT_INVALID
+                            : status == 429 ? CF_REJECT_FULL
+                            : status == 503 ? CF_REJECT_CLOSED
+                                            : CF_REJECT_ERROR,
+                            1);
+    return status;
+}
+
+/* the join's submissions (its timer, and the server's end) */
+static void join_submit(void *ud, const char *json, size_t n)
+{
+    cf_serve_events *e = ud;
+    cf_err err;
+    if (cf_otlp_submit(e, json, n, &err) == 0)
+        cf_serve_metrics_events(e->m, 1);
+    else
+        fprintf(stderr, "crucible-feedback: a joined OTLP event was refused: %s\n", err.msg);
+}
+
+static void join_free(void *j)
+{
+    cf_otlp_join_free(j);
+}
+
+cf_otlp_join *cf_otlp_join_of(cf_serve_events *e)
+{
+    pthread_mutex_lock(&e->ext_mu);
+    if (!e->ext) {
+        e->ext = cf_otlp_join_new(e->join_window_ms, join_submit, e, e->m);
+        if (e->ext)
+            e->ext_free = join_free;
+    }
+    cf_otlp_join *j = e->ext;
+    pthread_mutex_unlock(&e->ext_mu);
+    return j;
+}

@@ -1,0 +1,16 @@
+/* Shared by the OTLP routes (cf_otlp_route.c, cf_otlp_logs.c). */
+#ifndef CF_OTLP_SUBMIT_H
+#define CF_OTLP_SUBMIT_H
+
+#include "cf_otlp_join.h"
+#include "crucible/serve/cf_serve_events.h"
+
+/* One event's JSON into the pipeline: 0, or the HTTP status of the
+ * refusal (400 invalid, 429 full, 503 closed, 500) with err, counted in
+ * /metrics. */
+int cf_otlp_submit(cf_serve_events *e, const char *json, size_t n, cf_err *err);
+
+/* The server's log join, made on first use; NULL when out of memory. */
+cf_otlp_join *cf_otlp_join_of(cf_serve_events *e);
+
+#endif

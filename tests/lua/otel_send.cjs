@@ -1,0 +1,98 @@
+// Sends spans (or log records) to an OTLP/HTTP endpoint with the real
+// OpenTelemetry JS SDK and exporter, and prints what the exporter reported.
+//   node otel_send.cjs NODE_MODULES REQUEST.json
+// REQUEST: {url, kind: "traces"|"logs", protocol: "proto"|"json", gzip,
+//           resource: {attr: value}, spans: [{name, attributes, start_ms,
+//           end_ms, error: "message", extra_attributes: n}], logs: [{eventName,
+//           body, attributes, traceId, spanId}]}
+// A span's trace_id / span_id (hex), when given, are its ids.
+// extra_attributes: n more attributes "x.<i>" = "v<i>" on that span (the
+// SDK's attribute count limit is lifted).
+// Output (stdout): {"results": [{"code": 0|1, "error": "..."}]}
+'use strict';
+const path = require('path');
+const fs = require('fs');
+
+const mods = process.argv[2];
+const req = JSON.parse(fs.readFileSync(process.argv[3], 'utf8'));
+const need = (name) => require(path.join(mods, name));
+
+const api = need('@opentelemetry/api');
+const { resourceFromAttributes } = need('@opentelemetry/resources');
+const results = [];
+
+// records what each export call reported
+function recording(inner) {
+  return {
+    export(items, done) {
+      inner.export(items, (r) => {
+        results.push({ code: r.code, error: r.error ? String(r.error.message || r.error) : null });
+        done(r);
+      });
+    },
+    shutdown() { return inner.shutdown(); },
+    forceFlush() { return inner.forceFlush ? inner.forceFlush() : Promise.resolve(); },
+  };
+}
+
+const ms = (t) => [Math.floor(t / 1000), (t % 1000) * 1e6];
+
+async function traces(resource, config) {
+  const base = need('@opentelemetry/sdk-trace-base');
+  const pkg = req.protocol === 'json' ? '@opentelemetry/exporter-trace-otlp-http'
+    : '@opentelemetry/exporter-trace-otlp-proto';
+  const exporter = recording(new (need(pkg).OTLPTraceExporter)(config));
+  // the ids a span asks for, else random ones
+  const random = new base.RandomIdGenerator();
+  let next = null;
+  const idGenerator = {
+    generateTraceId: () => (next && next.trace_id) || random.generateTraceId(),
+    generateSpanId: () => (next && next.span_id) || random.generateSpanId(),
+  };
+  const provider = new base.BasicTracerProvider({
+    idGenerator,
+    resource, spanProcessors: [new base.BatchSpanProcessor(exporter, { maxExportBatchSize: 1000 })],
+    spanLimits: { attributeCountLimit: 1000000 },
+  });
+  const tracer = provider.getTracer('crucible-test');
+  for (const s of req.spans) {
+    const attributes = s.attributes || {};
+    for (let i = 0; i < (s.extra_attributes || 0); i++) attributes['x.' + i] = 'v' + i;
+    next = s;
+    const span = tracer.startSpan(s.name, { attributes, startTime: ms(s.start_ms),
+      kind: api.SpanKind.CLIENT });
+    if (s.error) span.setStatus({ code: api.SpanStatusCode.ERROR, message: s.error });
+    span.end(ms(s.end_ms));
+  }
+  await provider.forceFlush();
+  await provider.shutdown();
+}
+
+async function logs(resource, config) {
+  const sdk = need('@opentelemetry/sdk-logs');
+  const { OTLPLogExporter } = need('@opentelemetry/exporter-logs-otlp-proto');
+  const exporter = recording(new OTLPLogExporter(config));
+  const provider = new sdk.LoggerProvider({
+    resource, processors: [new sdk.BatchLogRecordProcessor(exporter, { maxExportBatchSize: 1000 })],
+  });
+  const logger = provider.getLogger('crucible-test');
+  for (const l of req.logs) {
+    const ctx = api.trace.setSpanContext(api.context.active(),
+      { traceId: l.traceId, spanId: l.spanId, traceFlags: 1 });
+    logger.emit({ eventName: l.eventName, body: l.body, attributes: l.attributes || {},
+      context: ctx });
+  }
+  await provider.forceFlush();
+  await provider.shutdown();
+}
+
+(async () => {
+  const resource = resourceFromAttributes(req.resource || {});
+  const config = { url: req.url, compression: req.gzip ? 'gzip' : 'none', headers: req.headers || {} };
+  if (req.kind === 'logs') await logs(resource, config);
+  else await traces(resource, config);
+  process.stdout.write(JSON.stringify({ results }) + '\n');
+})().catch((e) => {
+  process.stderr.write(String(e && e.stack || e) + '\n');
+  process.exit(1);
+});
