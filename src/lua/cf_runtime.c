@@ -31,6 +31,7 @@ static const luaL_Reg preloads[] = {
     {"crucible._http", luaopen_crucible_http},
     {"crucible._sched", luaopen_crucible_sched},
     {"crucible._serve", luaopen_crucible_serve},
+    {"crucible._lifecycle", luaopen_crucible_lifecycle},
     {NULL, NULL},
 };
 

@@ -1,5 +1,6 @@
 /* Internal to the SQLite backend: shared between its files (sqlite_open.c,
- * sqlite_write.c, sqlite_read.c, sqlite_scan.c, sqlite_runs.c). */
+ * sqlite_write.c, sqlite_read.c, sqlite_scan.c, sqlite_runs.c,
+ * sqlite_lifecycle.c). */
 #ifndef CRUCIBLE_CF_STORE_SQLITE_INT_H
 #define CRUCIBLE_CF_STORE_SQLITE_INT_H
 
@@ -87,5 +88,14 @@ int sq_open_light_events(cf_store *, const cf_query *, unsigned, cf_light_scan *
 int sq_insert_run(cf_store *, const cf_workflow_run *, int *acquired, cf_err *);
 int sq_update_run(cf_store *, const cf_workflow_run *, cf_err *);
 int sq_list_runs(cf_store *, cf_str name, int64_t limit, cf_run_fn cb, void *ud, cf_err *);
+
+/* sqlite_lifecycle.c */
+int sq_purge(cf_store *, const cf_purge *, cf_life_counts *, cf_err *);
+int sq_list_user_exports(cf_store *, const cf_purge *, cf_export_row_fn, void *, cf_err *);
+int sq_count_orphans(cf_store *, cf_life_counts *, cf_err *);
+int sq_put_deletion(cf_store *, const cf_deletion *, cf_err *);
+int sq_list_deletions(cf_store *, int64_t, cf_deletion_fn, void *, cf_err *);
+int sq_backup(cf_store *, const char *path, cf_err *);
+int sq_restore(cf_store *, const char *path, cf_err *);
 
 #endif

@@ -134,6 +134,23 @@ static const sq_migration migrations[] = {
      "CREATE INDEX curated_export_claims_token ON curated_export_claims (claim_token);"
      "CREATE INDEX curated_export_claims_deployment"
      "  ON curated_export_claims (deployment_id, claimed_until);"},
+    /* Version 6 belongs to another change; this step stands alone, so a
+     * merge renumbers it without touching its text. The data lifecycle:
+     * the deletion audit (never a raw user id), and an index that finds
+     * one user's events for forget. */
+    {7, "data lifecycle",
+     "CREATE TABLE deletion_audit ("
+     "  seq INTEGER PRIMARY KEY,"
+     "  id TEXT NOT NULL UNIQUE,"
+     "  action TEXT NOT NULL,"
+     "  subject TEXT,"
+     "  deployment_id TEXT,"
+     "  status TEXT NOT NULL,"
+     "  started_at INTEGER NOT NULL,"
+     "  finished_at INTEGER,"
+     "  details TEXT NOT NULL DEFAULT '{}');"
+     "CREATE INDEX inference_events_user"
+     "  ON inference_events (user_id_hash) WHERE user_id_hash IS NOT NULL;"},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
@@ -465,6 +482,13 @@ static const cf_store_vt sq_vt = {
     .list_runs = sq_list_runs,
     .claim_curated = sq_claim_curated,
     .release_curated_claim = sq_release_curated_claim,
+    .purge = sq_purge,
+    .list_user_exports = sq_list_user_exports,
+    .count_orphans = sq_count_orphans,
+    .put_deletion = sq_put_deletion,
+    .list_deletions = sq_list_deletions,
+    .backup = sq_backup,
+    .restore = sq_restore,
 };
 
 int cf_store_sqlite_open(const char *path, const cf_store_opts *opts, cf_store **out,
