@@ -32,7 +32,8 @@ file(GLOB CF_LUA_SPECS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/lua/*_spec.
 # (below), not here.
 list(REMOVE_ITEM CF_LUA_SPECS ${PROJECT_SOURCE_DIR}/tests/lua/store_conformance_spec.lua
      ${PROJECT_SOURCE_DIR}/tests/lua/store_lease_spec.lua
-     ${PROJECT_SOURCE_DIR}/tests/lua/store_export_race_spec.lua)
+     ${PROJECT_SOURCE_DIR}/tests/lua/store_export_race_spec.lua
+     ${PROJECT_SOURCE_DIR}/tests/lua/store_lifecycle_spec.lua)
 foreach(spec ${CF_LUA_SPECS})
   get_filename_component(name ${spec} NAME_WE)
   file(MAKE_DIRECTORY ${CF_TEST_WORK}/lua.${name})
@@ -105,7 +106,7 @@ set_tests_properties(bench.export_rss_bound PROPERTIES ENVIRONMENT "${CF_TEST_EN
 # tests/servers/with-server.sh starts (unless scripts/test already did:
 # CF_PG_URL / CF_CH_URL) and stops. A backend whose server script exists
 # is registered; a missing server binary then fails the test.
-foreach(suite conformance lease export_race)
+foreach(suite conformance lease export_race lifecycle)
 set(CF_CONFORMANCE_CMD ${CF_BUSTED} --lua=$<TARGET_FILE:crucible-feedback>
     --helper=${PROJECT_SOURCE_DIR}/tests/lua/helper.lua
     ${PROJECT_SOURCE_DIR}/tests/lua/store_${suite}_spec.lua)

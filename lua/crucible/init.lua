@@ -21,7 +21,8 @@ local M = { VERSION = core.VERSION }
 
 --- Feature modules attached to every instance, in order.
 M.FEATURES = { "crucible.quality", "crucible.ingest", "crucible.drift", "crucible.export",
-               "crucible.curation", "crucible.triggers", "crucible.pipeline", "crucible.serve" }
+               "crucible.curation", "crucible.triggers", "crucible.pipeline", "crucible.serve",
+               "crucible.lifecycle" }
 
 local added_paths = {}
 

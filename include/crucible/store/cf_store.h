@@ -365,8 +365,8 @@ void cf_purge_init(cf_purge *p, const char *table);
 int cf_purge_check(const cf_purge *p, cf_err *err);
 
 /* One exported curated example among a purge's events: its export batch,
- * and the prompt and response its export wrote (the example's, else its
- * event's). */
+ * and the prompt and response its export wrote (the example's own; NULL
+ * when it has none). */
 typedef struct cf_exported_row {
     cf_str batch_id;
     cf_str curated_id;

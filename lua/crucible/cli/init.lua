@@ -14,7 +14,8 @@ local M = {}
 M.PROGNAME = "crucible-feedback"
 
 --- Subcommands, in the order help lists them.
-M.COMMANDS = { "run", "repl", "migrate", "ingest", "serve", "export", "schedule", "version" }
+M.COMMANDS = { "run", "repl", "migrate", "ingest", "serve", "export", "schedule", "retention",
+               "forget", "backup", "restore", "rotate-user-hmac", "version" }
 
 local function is_command(name)
   for _, c in ipairs(M.COMMANDS) do
@@ -23,8 +24,9 @@ local function is_command(name)
   return false
 end
 
+-- A command's module: crucible.cli.<name> with '-' as '_'.
 local function command_module(name)
-  return require("crucible.cli." .. name)
+  return require("crucible.cli." .. name:gsub("-", "_"))
 end
 
 function M.usage_text()

@@ -182,9 +182,7 @@ int sq_list_user_exports(cf_store *base, const cf_purge *p, cf_export_row_fn cb,
     cf_life_sql q;
     cf_life_sql_init(&q, '?');
     cf_buf_str(&q.b, "SELECT coalesce(m.export_batch_id, c.export_batch_id, ''), c.id,"
-                     " c.inference_event_id, coalesce(c.prompt, e.prompt),"
-                     " coalesce(c.response, e.response) FROM curated_examples c"
-                     " JOIN inference_events e ON e.id = c.inference_event_id"
+                     " c.inference_event_id, c.prompt, c.response FROM curated_examples c"
                      " LEFT JOIN curated_export_marks m ON m.curated_id = c.id"
                      " WHERE (c.exported OR m.curated_id IS NOT NULL)"
                      " AND c.inference_event_id IN (SELECT id FROM inference_events WHERE ");
