@@ -19,6 +19,7 @@ typedef struct cf_life_sql {
     int (*quote)(cf_buf *, cf_str);  /* style 'q' */
     int np;
     cf_colval p[CF_LIFE_MAX_PARAMS]; /* the values of ?1.. / $1.., INT or TEXT */
+    unsigned char is_time[CF_LIFE_MAX_PARAMS]; /* INT values that are times (us) */
 } cf_life_sql;
 
 /* An empty statement of the style; cf_buf_free(&q->b) when done. */
@@ -34,8 +35,8 @@ int cf_life_sql_time(cf_life_sql *q, int64_t us);
 const char *cf_life_time_column(const char *table);
 /* Appends the condition (no WHERE) selecting the rows p purges from
  * p->table; columns unqualified. Events kept for their exported curated
- * examples are left out through curated_examples c LEFT JOIN
- * curated_export_marks m (c.exported is a truth value on each backend). */
+ * examples are left out through subqueries on curated_examples and
+ * curated_export_marks (exported is a truth value on each backend). */
 int cf_life_where(cf_life_sql *q, const cf_purge *p);
 /* Appends a query for the ids of dependent dep's parent rows among the
  * events whose ids event_ids (a subquery) yields: event_ids itself for a

@@ -191,6 +191,7 @@ static int add_value(cf_life_sql *q, cf_colval v, const char *fmt)
         q->b.oom = 1;
         return -1;
     }
+    q->is_time[q->np] = 0;
     q->p[q->np++] = v;
     return placeholder(q, fmt);
 }
@@ -210,7 +211,10 @@ int cf_life_sql_int(cf_life_sql *q, int64_t i)
 int cf_life_sql_time(cf_life_sql *q, int64_t us)
 {
     cf_colval v = {.type = CF_COLVAL_INT, .i = us};
-    return add_value(q, v, q->time_fmt);
+    int rc = add_value(q, v, q->time_fmt);
+    if (!rc && q->style != 'q')
+        q->is_time[q->np - 1] = 1;
+    return rc;
 }
 
 const char *cf_life_time_column(const char *table)
@@ -230,18 +234,19 @@ static void str_list(cf_life_sql *q, const cf_str *v, size_t n)
 }
 
 /* Events with an exported curated example (exported at or after since,
- * unless since is "any time") are left out. */
+ * unless since is "any time") are left out. Subqueries, no join: the
+ * same text serves every backend. */
 static void keep_exported(cf_life_sql *q, int64_t since)
 {
-    cf_buf_str(&q->b, " AND id NOT IN (SELECT c.inference_event_id FROM curated_examples c"
-                      " LEFT JOIN curated_export_marks m ON m.curated_id = c.id WHERE ");
+    cf_buf_str(&q->b, " AND id NOT IN (SELECT inference_event_id FROM curated_examples WHERE ");
     if (since == INT64_MIN + 1) {
-        cf_buf_str(&q->b, "c.exported OR m.curated_id IS NOT NULL)");
+        cf_buf_str(&q->b, "exported OR id IN (SELECT curated_id FROM curated_export_marks))");
         return;
     }
-    cf_buf_str(&q->b, "m.exported_at >= ");
+    cf_buf_str(&q->b, "(exported AND updated_at >= ");
     cf_life_sql_time(q, since);
-    cf_buf_str(&q->b, " OR (c.exported AND c.updated_at >= ");
+    cf_buf_str(&q->b, ") OR id IN (SELECT curated_id FROM curated_export_marks"
+                      " WHERE exported_at >= ");
     cf_life_sql_time(q, since);
     cf_buf_str(&q->b, "))");
 }
