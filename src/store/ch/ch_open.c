@@ -89,12 +89,23 @@ static const char *const m5[] = {
     " ENGINE = ReplacingMergeTree(version) ORDER BY (deployment_id, curated_id, claim_token)",
     NULL};
 
+/* Version 6 belongs to another change; this step stands alone, so a merge
+ * renumbers it without touching its text. The deletion audit: versions of
+ * a record, the latest read FINAL; never a raw user id. */
+static const char *const m7[] = {
+    "CREATE TABLE IF NOT EXISTS deletion_audit (id String, action String,"
+    " subject Nullable(String), deployment_id Nullable(String), status String,"
+    " started_at Int64, finished_at Nullable(Int64), details String, version UInt64)"
+    " ENGINE = ReplacingMergeTree(version) ORDER BY id",
+    NULL};
+
 static const ch_migration migrations[] = {
     {1, "initial schema", m1},
     {2, "quality indexes", m2},
     {3, "curated export marks", m3},
     {4, "workflow runs", m4},
     {5, "curated export claims", m5},
+    {7, "data lifecycle", m7},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
@@ -309,6 +320,11 @@ static const cf_store_vt ch_vt = {
     .list_runs = ch_list_runs,
     .claim_curated = ch_claim_curated,
     .release_curated_claim = ch_release_curated_claim,
+    .purge = ch_purge,
+    .list_user_exports = ch_list_user_exports,
+    .count_orphans = ch_count_orphans,
+    .put_deletion = ch_put_deletion,
+    .list_deletions = ch_list_deletions,
 };
 
 /* ---- the URL ---------------------------------------------------------------------------- */
