@@ -32,7 +32,11 @@ typedef struct sq_store {
     sqlite3 *db;
     char *path;
     sqlite3_stmt *st[SQ_COUNT_];
+    int busy_timeout_ms;
 } sq_store;
+
+/* The busy handler: retries every millisecond for busy_timeout_ms. */
+int sq_busy(void *ud, int count);
 
 /* sqlite:PATH (also sqlite://PATH): the path, or CF_EINVAL when empty; and
  * the store on that path (or ":memory:"). The scheme row's target and open. */

@@ -1,7 +1,7 @@
 /*
  * SQLite backend: the data lifecycle (migration 7's deletion_audit).
  * A purge deletes in short IMMEDIATE transactions of batch_rows parent
- * rows each, the dependents of a batch's events first (cf_life_deps), so
+ * rows each (adapted to hold the lock about 50 ms), the dependents of a batch's events first (cf_life_deps), so
  * a writer waits at most one batch; the batch's ids sit in a temporary
  * table of this connection. Backups go through the online backup API.
  */
@@ -149,6 +149,21 @@ static int count_all(sq_store *s, const cf_purge *p, cf_life_counts *out, cf_err
     return exec(s, "COMMIT", err);
 }
 
+/* How long one purge transaction aims to hold the write lock: the batch
+ * grows (up to 16x batch_rows) while batches are quicker than half of it
+ * and shrinks when one takes twice as long, so writers wait about this
+ * long at most whatever the rows cost, and few gaps are left to pay for. */
+#define LOCK_TARGET_NS (INT64_C(50) * 1000000)
+
+static int64_t next_size(const cf_purge *p, int64_t rows, int64_t took_ns)
+{
+    if (took_ns < LOCK_TARGET_NS / 2 && rows < p->batch_rows * 16)
+        return rows * 2;
+    if (took_ns > LOCK_TARGET_NS * 2 && rows > 1)
+        return rows / 2;
+    return rows;
+}
+
 int sq_purge(cf_store *base, const cf_purge *p, cf_life_counts *out, cf_err *err)
 {
     sq_store *s = (sq_store *)base;
@@ -156,11 +171,12 @@ int sq_purge(cf_store *base, const cf_purge *p, cf_life_counts *out, cf_err *err
         return -1;
     if (p->dry_run)
         return count_all(s, p, out, err);
+    int64_t rows = p->batch_rows;
     for (int64_t batches = 0; !p->max_batches || batches < p->max_batches; batches++) {
-        int64_t n = 0;
+        int64_t n = 0, t0 = cf_mono_ns();
         if (sq_begin(s, err))
             return -1;
-        if (fill_batch(s, p, p->batch_rows, &n, err) || (n && cascade(s, p, 0, out, err))) {
+        if (fill_batch(s, p, rows, &n, err) || (n && cascade(s, p, 0, out, err))) {
             sq_rollback(s);
             return -1;
         }
@@ -169,8 +185,10 @@ int sq_purge(cf_store *base, const cf_purge *p, cf_life_counts *out, cf_err *err
             return -1;
         }
         add(out, p->table, n);
-        if (n < p->batch_rows)
+        if (n < rows)
             break;
+        rows = next_size(p, rows, cf_mono_ns() - t0);
+        sqlite3_sleep(2); /* a gap: writers waiting (sq_busy) get the lock */
     }
     return 0;
 }

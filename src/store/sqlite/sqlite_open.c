@@ -441,6 +441,21 @@ static int sq_kv_get_or_set(cf_store *base, const char *key, cf_str value, char 
     return kv_read(s, key, out, err);
 }
 
+/* ---- waiting for a lock ------------------------------------------------------------ */
+
+/* A writer that finds the database locked retries every millisecond, up
+ * to the busy timeout. SQLite's own handler backs off to 100 ms between
+ * tries, so a writer could sleep through every short gap a batched purge
+ * leaves between its transactions and wait for the whole purge. */
+int sq_busy(void *ud, int count)
+{
+    sq_store *s = ud;
+    if (count >= s->busy_timeout_ms)
+        return 0;
+    sqlite3_sleep(1);
+    return 1;
+}
+
 /* ---- lifetime ------------------------------------------------------------------- */
 
 static void sq_close(cf_store *base)
@@ -514,8 +529,8 @@ int cf_store_sqlite_open(const char *path, const cf_store_opts *opts, cf_store *
         return -1;
     }
     sqlite3_extended_result_codes(s->db, 0);
-    int timeout = opts && opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : 5000;
-    sqlite3_busy_timeout(s->db, timeout);
+    s->busy_timeout_ms = opts && opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : 5000;
+    sqlite3_busy_handler(s->db, sq_busy, s);
     int memory = strcmp(path, ":memory:") == 0;
     const char *pragmas = memory ? "PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;"
                                  : "PRAGMA page_size = 16384; PRAGMA journal_mode = WAL;"
