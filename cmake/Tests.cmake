@@ -35,6 +35,7 @@ list(REMOVE_ITEM CF_LUA_SPECS ${PROJECT_SOURCE_DIR}/tests/lua/store_conformance_
      ${PROJECT_SOURCE_DIR}/tests/lua/store_export_race_spec.lua
      ${PROJECT_SOURCE_DIR}/tests/lua/store_resume_spec.lua
      ${PROJECT_SOURCE_DIR}/tests/lua/store_scores_spec.lua
+     ${PROJECT_SOURCE_DIR}/tests/lua/store_lifecycle_spec.lua
      ${PROJECT_SOURCE_DIR}/tests/lua/serve_shared_spec.lua)
 foreach(spec ${CF_LUA_SPECS})
   get_filename_component(name ${spec} NAME_WE)
@@ -109,7 +110,7 @@ set_tests_properties(bench.export_rss_bound PROPERTIES ENVIRONMENT "${CF_TEST_EN
 # tests/servers/with-server.sh starts (unless scripts/test already did:
 # CF_PG_URL / CF_CH_URL) and stops. A backend whose server script exists
 # is registered; a missing server binary then fails the test.
-foreach(suite conformance lease export_race resume scores)
+foreach(suite conformance lease export_race resume scores lifecycle)
 set(CF_CONFORMANCE_CMD ${CF_BUSTED} --lua=$<TARGET_FILE:crucible-feedback>
     --helper=${PROJECT_SOURCE_DIR}/tests/lua/helper.lua
     ${PROJECT_SOURCE_DIR}/tests/lua/store_${suite}_spec.lua)

@@ -163,6 +163,25 @@ M.SCHEMA = section {
   -- scheduled workflows (crucible-feedback schedule): {{name=, cron= | every=,
   -- script=, args={...}, catch_up=, lease_seconds=}}, checked by crucible.scheduler
   schedules = leaf { type = "list", default = {} },
+  -- data lifecycle (crucible.lifecycle, `crucible-feedback retention`): how
+  -- long rows are kept; unset: forever
+  retention = section {
+    events = leaf { type = "duration",
+                    doc = "inference events, with their signals and curated examples" },
+    signals = leaf { type = "duration", doc = "user signals, on their own age" },
+    drift = leaf { type = "duration", doc = "drift results" },
+    triggers = leaf { type = "duration", doc = "trigger events" },
+    runs = leaf { type = "duration", doc = "finished workflow runs" },
+    exported = leaf { type = { "duration", { enum = { "forever", "never" } } }, default = "forever",
+                      doc = "events with an exported curated example are kept this long after"
+                        .. " the export (forever: while the batch is; never: no longer than others)" },
+    batch_rows = leaf { type = "integer", default = 1000, min = 1,
+                        doc = "rows deleted per transaction" },
+    deployments = leaf { type = { map = "table" }, default = {},
+                         check = function(v, path) return M.check_retention_overrides(v, path) end,
+                         doc = "per deployment: {events =, signals =, drift =, triggers =,"
+                           .. " exported =} over the global values (\"forever\": keep)" },
+  },
   llm_judge = section {
     enabled = leaf { type = "boolean", default = false },
     judge = leaf { type = "function", doc = "judge(event) -> score[, details]" },
@@ -208,6 +227,27 @@ local function check_leaf(path, f, v)
   if err then return "config: " .. err end
   if f.min and type(v) == "number" and v < f.min then
     return ("config: '%s' must be at least %s, got %s"):format(path, f.min, v)
+  end
+  if f.check then
+    local cerr = f.check(v, path)
+    if cerr then return "config: " .. cerr end
+  end
+  return nil
+end
+
+local KEEP = { "duration", { enum = { "forever" } } }
+
+--- The keys a per-deployment retention override may set, and their types.
+M.RETENTION_OVERRIDE = { events = KEEP, signals = KEEP, drift = KEEP, triggers = KEEP,
+                         exported = { "duration", { enum = { "forever", "never" } } } }
+
+--- nil, or what is wrong with retention.deployments (a map of deployment
+-- id to {events =, signals =, drift =, triggers =, exported =}, each a
+-- duration or "forever"; exported also "never").
+function M.check_retention_overrides(v, path)
+  for _, dep in ipairs(schema.sorted_keys(v)) do
+    local problems = schema.check_fields(v[dep], M.RETENTION_OVERRIDE, { noun = "key" })
+    if problems[1] then return ("'%s[%q]': %s"):format(path, tostring(dep), problems[1]) end
   end
   return nil
 end

@@ -234,6 +234,11 @@ local function attach_curated(client, ctx)
       r.reason = nothing_reason(r, opts, deployment_id)
       return false, r
     end
+    if r.path ~= "-" then
+      -- which file holds the batch, so forgetting a user can name it (crucible.lifecycle)
+      store:set_setting("export.batch." .. batch, store_mod.encode_json({
+        path = r.path, format = format, deployment_id = deployment_id, at = core.now_us() }))
+    end
     ctx.emit("export.complete", { count = r.count, format = format, path = r.path,
                                   export_batch_id = batch, deployment_id = deployment_id })
     return r.path, r

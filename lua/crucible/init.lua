@@ -22,7 +22,8 @@ local M = { VERSION = core.VERSION }
 --- Feature modules attached to every instance, in order.
 M.FEATURES = { "crucible.quality", "crucible.ingest", "crucible.scores", "crucible.drift",
                "crucible.export", "crucible.curation", "crucible.triggers", "crucible.pipeline",
-               "crucible.serve", "crucible.keys", "crucible.explore", "crucible.report" }
+               "crucible.serve", "crucible.keys", "crucible.explore", "crucible.report",
+               "crucible.lifecycle" }
 
 local added_paths = {}
 

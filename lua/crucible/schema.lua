@@ -14,6 +14,7 @@
 --   "integer"                  a Lua integer
 --   "any"                      anything but nil
 --   "time"                     microseconds (an integer) or an ISO 8601 string
+--   "duration"                 "90d", "12h", "30m", "45s", "2w" or whole seconds
 --   "list"                     a sequence (keys 1..n) of anything
 --   "map"                      a table that is not a non-empty sequence
 --   {list = T}                 a sequence whose elements are T
@@ -65,6 +66,18 @@ end
 
 -- ---- types -------------------------------------------------------------------
 
+local DURATION_UNITS = { s = 1, m = 60, h = 3600, d = 86400, w = 7 * 86400 }
+
+--- Seconds in a duration: a whole number and a unit (s, m, h, d, w:
+-- "90d"), or a non-negative integer of seconds; nil for anything else.
+function M.parse_duration(v)
+  if math.type(v) == "integer" then return v >= 0 and v or nil end
+  if type(v) ~= "string" then return nil end
+  local n, unit = v:match("^(%d+)([smhdw])$")
+  if not n or #n > 12 then return nil end
+  return math.tointeger(n) * DURATION_UNITS[unit]
+end
+
 local SCALARS = {
   string = { "a string", "strings", function(v) return type(v) == "string" end },
   boolean = { "a boolean", "booleans", function(v) return type(v) == "boolean" end },
@@ -75,6 +88,8 @@ local SCALARS = {
   any = { "any value", "values", function(v) return v ~= nil end },
   time = { "microseconds (an integer) or an ISO 8601 time", "times",
            function(v) return math.type(v) == "integer" or type(v) == "string" end },
+  duration = { "a duration (\"90d\", \"12h\", \"30m\", \"45s\", \"2w\" or whole seconds)",
+               "durations", function(v) return M.parse_duration(v) ~= nil end },
   list = { "a list", "lists", M.is_list },
   map = { "a map (a table with named keys)", "maps",
           function(v) return type(v) == "table" and (next(v) == nil or not M.is_list(v)) end },

@@ -32,6 +32,7 @@ static const luaL_Reg preloads[] = {
     {"crucible._sched", luaopen_crucible_sched},
     {"crucible._serve", luaopen_crucible_serve},
     {"crucible._report", luaopen_crucible_report},
+    {"crucible._lifecycle", luaopen_crucible_lifecycle},
     {NULL, NULL},
 };
 

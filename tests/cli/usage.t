@@ -49,10 +49,10 @@ Help for the tool and for every command:
   usage: crucible-feedback [options] [script [args]]
          crucible-feedback [options] COMMAND [command options]
   $ crucible-feedback --help | grep -E '^  (run|repl|migrate|version) '
-    run       run a workflow or policy script
-    repl      explore your data interactively
-    migrate   create or upgrade the database schema
-    version   print version information
+    run        run a workflow or policy script
+    repl       explore your data interactively
+    migrate    create or upgrade the database schema
+    version    print version information
   $ for c in run repl migrate version; do crucible-feedback $c --help | head -1; done
   usage: crucible-feedback run [options] SCRIPT [args...]
   usage: crucible-feedback repl [options]

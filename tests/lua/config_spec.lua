@@ -1,4 +1,5 @@
 local config = require "crucible.config"
+local schema = require "crucible.schema"
 local support = require "support"
 
 describe("crucible.config", function()
@@ -158,5 +159,19 @@ describe("crucible.config", function()
       assert.equal("config (" .. dir .. "/c.lua): unknown key 'export.output_dirr' (did you mean 'export.output_dir'?)",
         err)
     end)
+  end)
+  it("checks retention durations and per-deployment overrides", function()
+    assert.is_true(config.validate { retention = { events = "90d", runs = 3600, exported = "never",
+      deployments = { ["support-bot"] = { events = "30d", signals = "forever" } } } })
+    local _, err = config.validate { retention = { events = "90 days" } }
+    assert.matches("'retention.events' must be a duration", err, 1, true)
+    _, err = config.validate { retention = { deployments = { x = { evnts = "1d" } } } }
+    assert.equal([[config: 'retention.deployments["x"]': unknown key 'evnts' (did you mean 'events'?)]], err)
+    _, err = config.validate { retention = { deployments = { x = { events = "never" } } } }
+    assert.matches("key 'events' must be a duration", err, 1, true)
+    assert.equal(90 * 86400, schema.parse_duration("90d"))
+    assert.equal(2 * 7 * 86400, schema.parse_duration("2w"))
+    assert.is_nil(schema.parse_duration("-1s"))
+    assert.is_nil(schema.parse_duration(-1))
   end)
 end)

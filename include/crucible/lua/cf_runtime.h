@@ -36,6 +36,7 @@ int luaopen_crucible_export(lua_State *L);    /* crucible._export */
 int luaopen_crucible_curate(lua_State *L);    /* crucible._curate */
 int luaopen_crucible_http(lua_State *L);      /* crucible._http */
 int luaopen_crucible_sched(lua_State *L);     /* crucible._sched */
+int luaopen_crucible_lifecycle(lua_State *L); /* crucible._lifecycle */
 int luaopen_crucible_serve(lua_State *L);     /* crucible._serve */
 int luaopen_crucible_report(lua_State *L);    /* crucible._report */
 

@@ -370,6 +370,94 @@ typedef int (*cf_key_fn)(void *ud, const cf_api_key *key);
  * field): a name of 1-128 bytes, a public id, a 64-hex-digit hash, a
  * known scope, deployments as JSON array text. */
 int cf_api_key_check(const cf_api_key *k, cf_err *err);
+/* ---- data lifecycle -----------------------------------------------------------
+ * Retention, forgetting one user, the deletion audit and backups
+ * (cf_store_lifecycle.c above the vtable; <b>_lifecycle.c per backend).
+ *
+ * The cascade is one table-driven list: an inference event's dependents,
+ * and theirs, each named with the column that holds its parent's id.
+ * Deleting events deletes their dependents first, deepest first, in the
+ * same batch, so no dependent row is ever left pointing at a deleted
+ * parent. A new table that points at events is one row in cf_life_deps. */
+
+typedef struct cf_life_dep {
+    const char *table;   /* the dependent table */
+    const char *column;  /* its column holding the parent's id */
+    const char *parent;  /* "inference_events" or an earlier row's table */
+} cf_life_dep;
+
+/* The dependents, deepest first (a row's children come before it). */
+extern const cf_life_dep cf_life_deps[];
+extern const size_t cf_life_ndeps;
+
+/* Every table lifecycle counts rows of, in report order: inference_events,
+ * the dependents, then the tables purged on their own age. */
+#define CF_LIFE_MAX_TABLES 16
+extern const char *const cf_life_tables[];
+extern const size_t cf_life_ntables;
+/* The index of a table in cf_life_tables, or -1. */
+int cf_life_table_index(const char *table);
+
+/* Rows removed (or, on a dry run, that would be), per cf_life_tables. */
+typedef struct cf_life_counts {
+    int64_t n[CF_LIFE_MAX_TABLES];
+} cf_life_counts;
+
+/* What one purge deletes: rows of `table` ("inference_events" with its
+ * dependents, or a table purged on its own age: user_signals,
+ * drift_results, trigger_events, workflow_runs) that match all of: */
+typedef struct cf_purge {
+    const char *table;
+    cf_str deployment_id;          /* NULL: every deployment */
+    const cf_str *except;          /* deployments left alone (their own rules) */
+    size_t nexcept;
+    int64_t before;                /* inserted (runs: started) before this; CF_NO_TIME: any age */
+    const cf_str *user_hashes;     /* events: only these users' (user_id_hash) */
+    size_t nusers;
+    /* events: keep those with a curated example exported at or after this
+     * (INT64_MIN + 1: exported at any time; CF_NO_TIME: keep none). */
+    int64_t keep_exported_since;
+    int64_t batch_rows;            /* parent rows per transaction (SQLite: the first;
+                                      later ones adapt to hold the lock ~50 ms) */
+    int64_t max_batches;           /* stop after this many (0: none): a resumable pause */
+    int dry_run;                   /* count, delete nothing */
+} cf_purge;
+
+#define CF_LIFE_MAX_USERS 8
+#define CF_LIFE_MAX_EXCEPT 64
+
+/* Fills a purge with everything unset (no filter, batch 1000). */
+void cf_purge_init(cf_purge *p, const char *table);
+/* CF_EINVAL unless the purge names a known table and its filters fit it. */
+int cf_purge_check(const cf_purge *p, cf_err *err);
+
+/* One exported curated example among a purge's events: its export batch,
+ * and the prompt and response its export wrote (the example's own; NULL
+ * when it has none). */
+typedef struct cf_exported_row {
+    cf_str batch_id;
+    cf_str curated_id;
+    cf_str inference_event_id;
+    cf_str prompt;
+    cf_str response;
+} cf_exported_row;
+
+/* list_user_exports' callback; a non-zero return stops and is returned. */
+typedef int (*cf_export_row_fn)(void *ud, const cf_exported_row *row);
+
+/* One row of the deletion audit: never a raw user id. */
+typedef struct cf_deletion {
+    cf_str id;             /* the record's id (UUIDv7, given) */
+    cf_str action;         /* "forget" | "retention" */
+    cf_str subject;        /* forget: the user_id_hash; retention: NULL */
+    cf_str deployment_id;  /* NULL: every deployment */
+    cf_str status;         /* "running" | "done" */
+    int64_t started_at;
+    int64_t finished_at;   /* CF_NULL_INT while running */
+    cf_str details;        /* JSON: rows per table, export batches */
+} cf_deletion;
+
+typedef int (*cf_deletion_fn)(void *ud, const cf_deletion *d);
 
 /* ---- the vtable ----------------------------------------------------------
  * Every function returns 0 (or a count) on success and -1 with err set on
@@ -491,6 +579,27 @@ typedef struct cf_store_vt {
     int (*insert_score)(cf_store *, const cf_score *, cf_err *);
     /* The scores matching q, to cb. */
     int (*list_scores)(cf_store *, const cf_score_query *q, cf_score_list_fn cb, void *ud, cf_err *);
+    /* Lifecycle (<b>_lifecycle.c). Deletes what p selects in batches of
+     * p->batch_rows parent rows, each batch with its dependents in one
+     * short transaction; adds the rows removed per table to *out. A purge
+     * interrupted (or paused by max_batches) resumes by running it again. */
+    int (*purge)(cf_store *, const cf_purge *p, cf_life_counts *out, cf_err *);
+    /* The exported curated examples of the events p selects (table
+     * inference_events), by export batch. */
+    int (*list_user_exports)(cf_store *, const cf_purge *p, cf_export_row_fn cb, void *ud,
+                             cf_err *);
+    /* Dependent rows whose parent does not exist, per table (a check). */
+    int (*count_orphans)(cf_store *, cf_life_counts *out, cf_err *);
+    /* Inserts the deletion record, or updates status, finished_at and
+     * details of the record with its id. */
+    int (*put_deletion)(cf_store *, const cf_deletion *, cf_err *);
+    /* Deletion records, newest first, at most limit (< 0: all). */
+    int (*list_deletions)(cf_store *, int64_t limit, cf_deletion_fn cb, void *ud, cf_err *);
+    /* A consistent copy of the database at path while writers run, and
+     * the database replaced by such a copy. NULL: the backend has its own
+     * tools (pg_dump, ClickHouse BACKUP). */
+    int (*backup)(cf_store *, const char *path, cf_err *);
+    int (*restore)(cf_store *, const char *path, cf_err *);
 } cf_store_vt;
 
 struct cf_store {
@@ -675,6 +784,16 @@ int cf_store_insert_score(cf_store *s, const cf_score *score, char id[37], cf_er
 static inline int cf_store_list_scores(cf_store *s, const cf_score_query *q, cf_score_list_fn cb,
                                        void *ud, cf_err *e)
 { return s->vt->list_scores(s, q, cb, ud, e); }
+/* Lifecycle calls: check the request, then dispatch; CF_EUNSUPPORTED on
+ * a backend without the entry (backup and restore: pg_dump, BACKUP). */
+int cf_store_purge(cf_store *s, const cf_purge *p, cf_life_counts *out, cf_err *e);
+int cf_store_list_user_exports(cf_store *s, const cf_purge *p, cf_export_row_fn cb, void *ud,
+                               cf_err *e);
+int cf_store_count_orphans(cf_store *s, cf_life_counts *out, cf_err *e);
+int cf_store_put_deletion(cf_store *s, const cf_deletion *d, cf_err *e);
+int cf_store_list_deletions(cf_store *s, int64_t limit, cf_deletion_fn cb, void *ud, cf_err *e);
+int cf_store_backup(cf_store *s, const char *path, cf_err *e);
+int cf_store_restore(cf_store *s, const char *path, cf_err *e);
 
 /* Name of a kind as used from Lua: "events", "signals", "curated",
  * "drift", "triggers". */

@@ -16,7 +16,7 @@ M.PROGNAME = "crucible-feedback"
 
 --- Subcommands, in the order help lists them.
 M.COMMANDS = { "run", "repl", "migrate", "ingest", "serve", "keys", "export", "report", "schedule",
-               "version" }
+               "retention", "forget", "backup", "restore", "version" }
 
 local function is_command(name)
   for _, c in ipairs(M.COMMANDS) do
@@ -25,8 +25,9 @@ local function is_command(name)
   return false
 end
 
+-- A command's module: crucible.cli.<name> with '-' as '_'.
 local function command_module(name)
-  return require("crucible.cli." .. name)
+  return require("crucible.cli." .. name:gsub("-", "_"))
 end
 
 local INTERPRETER_FLAGS = {

@@ -1,6 +1,6 @@
 /* Internal to the ClickHouse backend: shared by its files (ch_conn.c the
  * request plumbing, ch_open.c, ch_write.c, ch_read.c, ch_scan.c, ch_runs.c,
- * ch_claim.c). */
+ * ch_claim.c, ch_lifecycle.c). */
 #ifndef CRUCIBLE_CF_STORE_CH_INT_H
 #define CRUCIBLE_CF_STORE_CH_INT_H
 
@@ -132,6 +132,12 @@ int ch_release_curated_claim(cf_store *, cf_str deployment_id, cf_str token, cf_
  * orders strings). */
 int ch_lease_slow(int64_t check_ns, int64_t written_ns, int64_t settle_ns);
 int ch_lease_won(cf_str mine, const cf_str *live, size_t n);
+/* ch_lifecycle.c */
+int ch_purge(cf_store *, const cf_purge *, cf_life_counts *, cf_err *);
+int ch_list_user_exports(cf_store *, const cf_purge *, cf_export_row_fn, void *, cf_err *);
+int ch_count_orphans(cf_store *, cf_life_counts *, cf_err *);
+int ch_put_deletion(cf_store *, const cf_deletion *, cf_err *);
+int ch_list_deletions(cf_store *, int64_t, cf_deletion_fn, void *, cf_err *);
 
 /* ch_keys.c: API keys, and their migration's statements */
 extern const char *const ch_keys_migration[];

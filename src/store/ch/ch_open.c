@@ -104,6 +104,15 @@ static const char *const m8[] = {
     " ENGINE = MergeTree ORDER BY (deployment_id, name, inserted_at, id)",
     NULL};
 
+/* The data lifecycle's deletion audit: versions of a record, the latest
+ * read FINAL; never a raw user id. */
+static const char *const m9[] = {
+    "CREATE TABLE IF NOT EXISTS deletion_audit (id String, action String,"
+    " subject Nullable(String), deployment_id Nullable(String), status String,"
+    " started_at Int64, finished_at Nullable(Int64), details String, version UInt64)"
+    " ENGINE = ReplacingMergeTree(version) ORDER BY id",
+    NULL};
+
 static const ch_migration migrations[] = {
     {1, "initial schema", m1},
     {2, "quality indexes", m2},
@@ -113,6 +122,7 @@ static const ch_migration migrations[] = {
     {6, "light scan covering index", m6},
     {7, "api keys", ch_keys_migration}, /* ch_keys.c */
     {8, "scores", m8},
+    {9, "data lifecycle", m9},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
@@ -333,6 +343,11 @@ static const cf_store_vt ch_vt = {
     .list_keys = ch_list_keys,
     .revoke_key = ch_revoke_key,
     .touch_key = ch_touch_key,
+    .purge = ch_purge,
+    .list_user_exports = ch_list_user_exports,
+    .count_orphans = ch_count_orphans,
+    .put_deletion = ch_put_deletion,
+    .list_deletions = ch_list_deletions,
 };
 
 /* ---- the URL ---------------------------------------------------------------------------- */

@@ -1,5 +1,5 @@
 /* Internal to the PostgreSQL backend: shared between its files
- * (connection and schema, writes, reads, workflow runs). */
+ * (connection and schema, writes, reads, workflow runs, lifecycle). */
 #ifndef CRUCIBLE_CF_STORE_PG_INT_H
 #define CRUCIBLE_CF_STORE_PG_INT_H
 
@@ -145,6 +145,12 @@ int pg_open_light_events(cf_store *, const cf_query *, unsigned, cf_light_scan *
 int pg_insert_run(cf_store *, const cf_workflow_run *, int *, cf_err *);
 int pg_update_run(cf_store *, const cf_workflow_run *, cf_err *);
 int pg_list_runs(cf_store *, cf_str, int64_t, cf_run_fn, void *, cf_err *);
+/* pg_lifecycle.c */
+int pg_purge(cf_store *, const cf_purge *, cf_life_counts *, cf_err *);
+int pg_list_user_exports(cf_store *, const cf_purge *, cf_export_row_fn, void *, cf_err *);
+int pg_count_orphans(cf_store *, cf_life_counts *, cf_err *);
+int pg_put_deletion(cf_store *, const cf_deletion *, cf_err *);
+int pg_list_deletions(cf_store *, int64_t, cf_deletion_fn, void *, cf_err *);
 
 /* pg_keys.c: API keys, and their migration's SQL */
 extern const char pg_keys_migration[];

@@ -1,5 +1,6 @@
 /* Internal to the SQLite backend: shared between its files (sqlite_open.c,
- * sqlite_write.c, sqlite_read.c, sqlite_scan.c, sqlite_runs.c). */
+ * sqlite_write.c, sqlite_read.c, sqlite_scan.c, sqlite_runs.c,
+ * sqlite_lifecycle.c). */
 #ifndef CRUCIBLE_CF_STORE_SQLITE_INT_H
 #define CRUCIBLE_CF_STORE_SQLITE_INT_H
 
@@ -34,10 +35,14 @@ typedef struct sq_store {
     char *path;
     sqlite3_stmt *st[SQ_COUNT_];
     sq_sig_cache *sigs; /* the last signal counts a light scan built (sqlite_scan.c) */
+    int busy_timeout_ms;
 } sq_store;
 
 /* Drops a reference to the signal counts (NULL: nothing). */
 void sq_sig_cache_release(sq_sig_cache *c);
+
+/* The busy handler: retries every millisecond for busy_timeout_ms. */
+int sq_busy(void *ud, int count);
 
 /* sqlite:PATH (also sqlite://PATH): the path, or CF_EINVAL when empty; and
  * the store on that path (or ":memory:"). The scheme row's target and open. */
@@ -103,5 +108,13 @@ int sq_touch_key(cf_store *, cf_str public_id, int64_t at, cf_err *);
 /* sqlite_scores.c */
 int sq_insert_score(cf_store *, const cf_score *, cf_err *);
 int sq_list_scores(cf_store *, const cf_score_query *, cf_score_list_fn, void *, cf_err *);
+/* sqlite_lifecycle.c */
+int sq_purge(cf_store *, const cf_purge *, cf_life_counts *, cf_err *);
+int sq_list_user_exports(cf_store *, const cf_purge *, cf_export_row_fn, void *, cf_err *);
+int sq_count_orphans(cf_store *, cf_life_counts *, cf_err *);
+int sq_put_deletion(cf_store *, const cf_deletion *, cf_err *);
+int sq_list_deletions(cf_store *, int64_t, cf_deletion_fn, void *, cf_err *);
+int sq_backup(cf_store *, const char *path, cf_err *);
+int sq_restore(cf_store *, const char *path, cf_err *);
 
 #endif

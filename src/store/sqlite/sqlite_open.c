@@ -161,6 +161,21 @@ static const sq_migration migrations[] = {
      "  inserted_at INTEGER NOT NULL);"
      "CREATE INDEX scores_deployment_name_time ON scores (deployment_id, name, inserted_at);"
      "CREATE INDEX scores_event ON scores (inference_event_id);"},
+    /* The data lifecycle: the deletion audit (never a raw user id), and an
+     * index that finds one user's events for forget. */
+    {9, "data lifecycle",
+     "CREATE TABLE deletion_audit ("
+     "  seq INTEGER PRIMARY KEY,"
+     "  id TEXT NOT NULL UNIQUE,"
+     "  action TEXT NOT NULL,"
+     "  subject TEXT,"
+     "  deployment_id TEXT,"
+     "  status TEXT NOT NULL,"
+     "  started_at INTEGER NOT NULL,"
+     "  finished_at INTEGER,"
+     "  details TEXT NOT NULL DEFAULT '{}');"
+     "CREATE INDEX inference_events_user"
+     "  ON inference_events (user_id_hash) WHERE user_id_hash IS NOT NULL;"},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
@@ -451,6 +466,21 @@ static int sq_kv_get_or_set(cf_store *base, const char *key, cf_str value, char 
     return kv_read(s, key, out, err);
 }
 
+/* ---- waiting for a lock ------------------------------------------------------------ */
+
+/* A writer that finds the database locked retries every millisecond, up
+ * to the busy timeout. SQLite's own handler backs off to 100 ms between
+ * tries, so a writer could sleep through every short gap a batched purge
+ * leaves between its transactions and wait for the whole purge. */
+int sq_busy(void *ud, int count)
+{
+    sq_store *s = ud;
+    if (count >= s->busy_timeout_ms)
+        return 0;
+    sqlite3_sleep(1);
+    return 1;
+}
+
 /* ---- lifetime ------------------------------------------------------------------- */
 
 static void sq_close(cf_store *base)
@@ -500,6 +530,13 @@ static const cf_store_vt sq_vt = {
     .list_keys = sq_list_keys,
     .revoke_key = sq_revoke_key,
     .touch_key = sq_touch_key,
+    .purge = sq_purge,
+    .list_user_exports = sq_list_user_exports,
+    .count_orphans = sq_count_orphans,
+    .put_deletion = sq_put_deletion,
+    .list_deletions = sq_list_deletions,
+    .backup = sq_backup,
+    .restore = sq_restore,
 };
 
 int cf_store_sqlite_open(const char *path, const cf_store_opts *opts, cf_store **out,
@@ -525,8 +562,8 @@ int cf_store_sqlite_open(const char *path, const cf_store_opts *opts, cf_store *
         return -1;
     }
     sqlite3_extended_result_codes(s->db, 0);
-    int timeout = opts && opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : 5000;
-    sqlite3_busy_timeout(s->db, timeout);
+    s->busy_timeout_ms = opts && opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : 5000;
+    sqlite3_busy_handler(s->db, sq_busy, s);
     int memory = strcmp(path, ":memory:") == 0;
     const char *pragmas = memory ? "PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;"
                                  : "PRAGMA page_size = 16384; PRAGMA journal_mode = WAL;"

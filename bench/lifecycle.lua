@@ -1,0 +1,182 @@
+-- The lifecycle benchmark (bench/lifecycle.sh): on one database, N events
+-- (each with a signal) in each of four deployments, half of them 100 days
+-- old; one user's events every 10,000th. cf.forget_user and the same
+-- delete written by hand as plain SQL (one transaction, through the
+-- database's own client, timed by it) remove the user from one pair;
+-- our retention (cf.apply_retention) and its hand-written SQL purge the
+-- old half of the same pair; then of the other pair while another process
+-- inserts batches of 10 events as fast as it can, reporting the longest
+-- one of its inserts waited. Each step checks that both sides left the
+-- same rows. Prints one Markdown table row per measurement.
+--   crucible-feedback bench/lifecycle.lua --db URL [--events N]
+local core = require "crucible._core"
+local clife = require "crucible._lifecycle"
+local workflow = require "crucible.workflow"
+
+local opts = workflow.args(arg, {
+  db = { required = true, help = "database URL (sqlite:PATH or postgres://...)" },
+  events = { integer = true, default = 1000000, help = "events per deployment" },
+  work = { default = "/tmp", help = "a directory for scratch files" },
+})
+local KEY, USER = "bench-lifecycle-key", "bench-user"
+local DAY = 86400 * 1000000
+local now = core.now_us()
+local url, n = opts.db, opts.events
+local sqlite_file = url:match("^sqlite:(.*)$")
+local hash = assert(clife.user_hash(KEY, USER))
+
+local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+-- Runs SQL text with the backend's own client; returns the seconds its
+-- statements took, as the client times them (.timer / \timing: the
+-- client's start-up is not counted).
+local function sql(text)
+  local cmd
+  if sqlite_file then
+    local f = assert(io.open(opts.work .. "/lifecycle.sql", "w"))
+    f:write(text, "\n")
+    f:close()
+    cmd = ("sqlite3 -cmd '.timeout 60000' -cmd '.timer on' %s < %s"):format(q(sqlite_file),
+      q(opts.work .. "/lifecycle.sql"))
+  else
+    cmd = ("psql -X -q -v ON_ERROR_STOP=1 %s -c '\\timing on' -c %s"):format(
+      q(url:gsub("^postgres://", "postgresql://")), q(text))
+  end
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  assert(p:close(), cmd .. "\n" .. out)
+  local total = 0
+  for secs in out:gmatch("Run Time: real ([%d.]+)") do total = total + tonumber(secs) end
+  for ms in out:gmatch("Time: ([%d.]+) ms") do total = total + tonumber(ms) / 1000 end
+  return total
+end
+
+local function seed_sql(dep)
+  local old, new = now - 100 * DAY, now - DAY
+  if sqlite_file then
+    return ([[WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < %d)
+INSERT INTO inference_events (id, deployment_id, user_id_hash, prompt, response, metadata,
+  inserted_at)
+SELECT '%s-' || i, '%s', CASE WHEN i %% 10000 = 0 THEN '%s' END,
+  'prompt ' || i || ' ' || hex(randomblob(50)), 'response ' || hex(randomblob(50)), '{}',
+  CASE WHEN i < %d THEN %d + i ELSE %d + i END FROM s;
+INSERT INTO user_signals (id, inference_event_id, deployment_id, signal_type, metadata,
+  inserted_at) SELECT 's-' || id, id, deployment_id, 'thumbs_up', '{}', inserted_at
+  FROM inference_events WHERE deployment_id = '%s';]]):format(n - 1, dep, dep, hash, n // 2,
+      old, new, dep)
+  end
+  return ([[INSERT INTO inference_events (id, deployment_id, user_id_hash, prompt, response,
+  inserted_at)
+SELECT '%s-' || i, '%s', CASE WHEN i %% 10000 = 0 THEN '%s' END,
+  'prompt ' || i || ' ' || md5(i::text) || repeat('x', 70), 'response ' || repeat('y', 100),
+  timestamptz 'epoch' + (CASE WHEN i < %d THEN %d + i ELSE %d + i END) * interval '1 microsecond'
+  FROM generate_series(0, %d) i;
+INSERT INTO user_signals (id, inference_event_id, deployment_id, signal_type, inserted_at)
+  SELECT 's-' || id, id, deployment_id, 'thumbs_up', inserted_at FROM inference_events
+  WHERE deployment_id = '%s';]]):format(dep, dep, hash, n // 2, old, new, n - 1, dep)
+end
+
+-- Starts the writer; returns a function that stops it and returns its
+-- longest wait (ms).
+local function start_writer(tag)
+  local stop = ("%s/lifecycle-writer-%s.stop"):format(opts.work, tag)
+  os.remove(stop)
+  local p = assert(io.popen(("exec %s bench/lifecycle_writer.lua %s %s"):format(
+    q(arg[-1] or "crucible-feedback"), q(url), q(stop))))
+  os.execute("sleep 0.5")
+  return function()
+    io.open(stop, "w"):close()
+    local out = p:read("a")
+    p:close()
+    os.remove(stop)
+    local _, worst = out:match("(%d+) ([%d.]+)")
+    return tonumber(worst)
+  end
+end
+
+-- An instance whose retention purges deployment dep's events older than 30 days.
+local function client(dep)
+  local c = assert(require("crucible").new { config = {
+    storage = { url = url }, sanitizer = { user_id_key = KEY },
+    retention = { deployments = { [dep] = { events = "30d" } } } } })
+  assert(c.store())
+  return c
+end
+
+local cf = client("bench-ours")
+for _, dep in ipairs { "bench-ours", "bench-hand", "bench-ours-w", "bench-hand-w" } do
+  sql(seed_sql(dep))
+end
+if not sqlite_file then sql("ANALYZE") end
+
+local function row(what, ours, hand, w_ours, w_hand)
+  local function ms(v) return v and ("%.0f ms"):format(v) or "-" end
+  print(("| %s | %s | %d | %.3f s | %.3f s | %.2fx | %s | %s |"):format(
+    sqlite_file and "SQLite" or "PostgreSQL", what, n, ours, hand, hand / ours, ms(w_ours),
+    ms(w_hand)))
+end
+
+-- Both deployments hold the same rows after each step (the hand SQL did
+-- what ours did).
+local function same_rows(step, ours_dep, hand_dep)
+  local db = assert(cf.store())
+  local a = assert(db:count("events", { deployment_id = ours_dep }))
+  local b = assert(db:count("events", { deployment_id = hand_dep }))
+  local sa = assert(db:count("signals", { deployment_id = ours_dep }))
+  local sb = assert(db:count("signals", { deployment_id = hand_dep }))
+  assert(a == b and sa == sb, ("%s: ours left %d events, %d signals; hand %d, %d"):format(
+    step, a, sa, b, sb))
+end
+
+-- forget-user among all N events of a deployment
+local t0 = core.now_us()
+local f = assert(cf.forget_user(USER, { deployment = "bench-ours" }))
+local ours = (core.now_us() - t0) / 1e6
+assert(f.complete and f.removed.inference_events > 0)
+local hand = sql(([[BEGIN;
+DELETE FROM user_signals WHERE inference_event_id IN (SELECT id FROM inference_events
+  WHERE deployment_id = 'bench-hand' AND user_id_hash = '%s');
+DELETE FROM curated_examples WHERE inference_event_id IN (SELECT id FROM inference_events
+  WHERE deployment_id = 'bench-hand' AND user_id_hash = '%s');
+DELETE FROM inference_events WHERE deployment_id = 'bench-hand' AND user_id_hash = '%s';
+COMMIT;]]):format(hash, hash, hash))
+same_rows("forget-user", "bench-ours", "bench-hand")
+row(("forget-user (%d of the events)"):format(f.removed.inference_events), ours, hand)
+
+local cut = now - 30 * DAY
+local cut_sql = sqlite_file and tostring(cut)
+  or ("timestamptz 'epoch' + %d * interval '1 microsecond'"):format(cut)
+local function hand_retention(dep)
+  return sql(([[BEGIN;
+DELETE FROM user_signals WHERE inference_event_id IN (SELECT id FROM inference_events
+  WHERE deployment_id = '%s' AND inserted_at < %s);
+DELETE FROM inference_events WHERE deployment_id = '%s' AND inserted_at < %s;
+COMMIT;]]):format(dep, cut_sql, dep, cut_sql))
+end
+local function our_retention(c)
+  t0 = core.now_us()
+  local r = assert(c.apply_retention {})
+  assert(r.removed.inference_events >= n // 2 - n // 10000 - 1,
+    "retention removed " .. r.removed.inference_events)
+  return (core.now_us() - t0) / 1e6
+end
+
+-- retention alone: the old half of a deployment, ours then by hand
+ours = our_retention(cf)
+hand = hand_retention("bench-hand")
+same_rows("retention", "bench-ours", "bench-hand")
+row("retention: 50% of events + signals", ours, hand)
+cf.close()
+
+-- the same with a writer inserting meanwhile: how long it waited
+local cw = client("bench-ours-w")
+local stop = start_writer("ours")
+ours = our_retention(cw)
+local w_ours = stop()
+stop = start_writer("hand")
+hand = hand_retention("bench-hand-w")
+local w_hand = stop()
+cf = cw
+same_rows("retention with a writer", "bench-ours-w", "bench-hand-w")
+row("retention, a writer inserting meanwhile", ours, hand, w_ours, w_hand)
+cw.close()

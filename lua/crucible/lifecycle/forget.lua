@@ -1,0 +1,154 @@
+--- Forgetting one user (crucible.lifecycle): cf.forget_user(id, opts).
+--
+-- The raw id is hashed under every known key (crucible.lifecycle.keys)
+-- and never stored; the user's events go in batches with everything that
+-- points at them (cf_life_deps: signals, curated examples, their export
+-- marks and claims). Before anything is deleted a deletion record
+-- ("running", subject: the user's hash) keeps which export files held the
+-- user's rows; a run that was interrupted is finished by running it again,
+-- which continues that record, and a run after the end finds nothing more
+-- to delete. The record ends "done" with the rows removed per table.
+local clife = require "crucible._lifecycle"
+local core = require "crucible._core"
+local keys = require "crucible.lifecycle.keys"
+local rewrite = require "crucible.lifecycle.rewrite"
+local json = require("cjson").new()
+
+local M = {}
+
+--- Where an export records its file (crucible.export): BATCH_SETTING .. id.
+M.BATCH_SETTING = "export.batch."
+
+-- The export batches holding the user's rows: a list of {batch_id, path,
+-- format, rows (count)}, and the rows per batch id (prompt, response).
+local function affected_batches(store, sel)
+  local rows, err, kind = clife.user_exports(store.h, sel)
+  if not rows then return nil, err, kind end
+  local list, by_id, content = {}, {}, {}
+  for _, r in ipairs(rows) do
+    local b = by_id[r.batch_id]
+    if not b then
+      b = { batch_id = r.batch_id, rows = 0 }
+      local v = store:setting(M.BATCH_SETTING .. r.batch_id)
+      local ok, rec = pcall(json.decode, v or "null")
+      if ok and type(rec) == "table" then b.path, b.format = rec.path, rec.format end
+      by_id[r.batch_id], content[r.batch_id] = b, {}
+      list[#list + 1] = b
+    end
+    b.rows = b.rows + 1
+    table.insert(content[r.batch_id], { prompt = r.prompt, response = r.response })
+  end
+  return list, content
+end
+
+-- The running deletion record of this user and deployment, if any.
+local function running_record(store, subject, deployment_id)
+  local list, err, kind = clife.deletions(store.h, 1000)
+  if not list then return nil, err, kind end
+  for _, d in ipairs(list) do
+    if d.action == "forget" and d.status == "running" and d.subject == subject
+       and d.deployment_id == deployment_id then
+      local ok, details = pcall(json.decode, d.details or "{}")
+      d.details = ok and type(details) == "table" and details or {}
+      return d
+    end
+  end
+  return false
+end
+
+local function add_counts(into, more)
+  for t, n in pairs(more or {}) do into[t] = (into[t] or 0) + n end
+  return into
+end
+
+-- Merges the batches found now into those a record kept (by batch id).
+local function merge_batches(kept, found)
+  local seen = {}
+  for _, b in ipairs(kept) do seen[b.batch_id] = b end
+  for _, b in ipairs(found) do
+    if not seen[b.batch_id] then kept[#kept + 1] = b end
+  end
+  return kept
+end
+
+-- Rewrites the batches' files (content: the user's rows per batch id);
+-- a rerun rewrites again only what is still there.
+local function rewrite_files(batches, content)
+  for _, b in ipairs(batches) do
+    if b.path and content[b.batch_id] and #content[b.batch_id] > 0 then
+      local n, err = rewrite.rewrite(b, content[b.batch_id])
+      if n then
+        b.rewritten, b.rewrite_error = (b.rewritten or 0) + n, nil
+      else
+        b.rewrite_error = err
+      end
+    elseif not b.path then
+      b.rewrite_error = "no file recorded for this batch"
+    end
+  end
+end
+
+local function put(store, rec)
+  return clife.put_deletion(store.h, {
+    id = rec.id, action = "forget", subject = rec.subject, deployment_id = rec.deployment_id,
+    status = rec.status, started_at = rec.started_at, finished_at = rec.finished_at,
+    details = json.encode(rec.details) })
+end
+
+-- Deletes and records; returns the result table or nil, message, kind.
+local function run(store, sel, rec, opts, content)
+  local ok, err, kind = put(store, rec)
+  if not ok then return nil, err, kind end
+  -- the files first: their rows are known only while the store has them
+  if opts.rewrite_exports then rewrite_files(rec.details.exports, content) end
+  local counts, perr, pkind, partial = clife.purge(store.h, sel)
+  rec.details.tables = add_counts(rec.details.tables or {}, counts or partial)
+  if not counts then
+    put(store, rec)
+    return nil, perr, pkind
+  end
+  local left = assert(clife.purge(store.h, { table = "inference_events", users = sel.users,
+    deployment_id = sel.deployment_id, dry_run = true })).inference_events
+  if left == 0 then
+    rec.status, rec.finished_at = "done", core.now_us()
+  end
+  ok, err, kind = put(store, rec)
+  if not ok then return nil, err, kind end
+  return { complete = left == 0, removed = rec.details.tables, exports = rec.details.exports,
+           deletion_id = rec.id }
+end
+
+--- Forgets the user: see the module comment. opts: deployment (only its
+-- rows), dry_run (count, delete nothing), rewrite_exports (rewrite the
+-- JSONL and CSV files that held the user's rows), batch_rows, max_batches
+-- (stop after that many batches: the record stays running). Returns
+-- {complete =, removed = {table = n}, exports = {{batch_id =, path =,
+-- format =, rows =, rewritten = | rewrite_error =}}, deletion_id =} or
+-- nil, message, kind.
+function M.forget_user(cfg, store, user_id, opts)
+  local hashes, herr, hkind = keys.hashes(cfg, store, user_id)
+  if not hashes then return nil, herr, hkind end
+  if #hashes == 0 then
+    return { complete = true, removed = {}, exports = {}, dry_run = opts.dry_run }
+  end
+  local sel = { table = "inference_events", users = hashes, deployment_id = opts.deployment,
+                batch_rows = opts.batch_rows or cfg.retention.batch_rows,
+                max_batches = opts.max_batches }
+  local batches, content, ckind = affected_batches(store, sel)
+  if not batches then return nil, content, ckind end
+  if opts.dry_run then
+    sel.dry_run = true
+    local counts, err, kind = clife.purge(store.h, sel)
+    if not counts then return nil, err, kind end
+    return { complete = false, dry_run = true, removed = counts, exports = batches }
+  end
+  local rec, rerr, rkind = running_record(store, hashes[1], opts.deployment)
+  if rec == nil then return nil, rerr, rkind end
+  rec = rec or { id = core.uuid7(), subject = hashes[1], deployment_id = opts.deployment,
+                 started_at = core.now_us(), details = {} }
+  rec.status = "running"
+  rec.details.exports = merge_batches(rec.details.exports or {}, batches)
+  return run(store, sel, rec, opts, content)
+end
+
+return M

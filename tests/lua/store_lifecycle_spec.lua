@@ -1,0 +1,297 @@
+-- The data lifecycle suite (crucible.lifecycle), run unchanged against
+-- each backend like the conformance suite: CF_TEST_DB_URL (unset: a fresh
+-- temporary SQLite file). Retention cut-offs are placed far in the past
+-- (each test its own window), so a global purge here never touches the
+-- rows other suites write at the current time.
+local core = require "crucible._core"
+local clife = require "crucible._lifecycle"
+local support = require "support"
+local json = require "cjson"
+
+local URL = os.getenv("CF_TEST_DB_URL")
+local tmp = support.tmpdir()
+if not URL or URL == "" then URL = "sqlite:" .. tmp .. "/lifecycle.db" end
+local SQLITE = URL:match("^sqlite:(.*)$")
+
+local DAY = 86400 * 1000000
+local KEY = "lifecycle-test-key"
+local window = 0
+
+-- A fresh "now" for a test: 10,000 days further in the past each time,
+-- so tests never share a retention window.
+local function test_now()
+  window = window + 1
+  return core.now_us() - (20000 + window * 10000) * DAY
+end
+
+local function uid(prefix) return prefix .. "-" .. core.uuid7() end
+
+local function client(retention)
+  return assert(require("crucible").new { config = {
+    storage = { url = URL }, sanitizer = { user_id_key = KEY }, retention = retention or {} } })
+end
+
+local function hash(user) return assert(clife.user_hash(KEY, user)) end
+
+-- Inserts events {dep, at, user} with one signal and one score each;
+-- returns their ids.
+local function seed(s, rows)
+  local evs = {}
+  for i, r in ipairs(rows) do
+    evs[i] = { deployment_id = r[1], inserted_at = r[2], prompt = "p " .. i .. " " .. r[1],
+               response = "r " .. i, user_id_hash = r[3] and hash(r[3]) or nil }
+  end
+  local ids = assert(s:insert_events(evs))
+  for i, id in ipairs(ids) do
+    assert(s:insert_signal { inference_event_id = id, signal_type = "thumbs_up",
+                             inserted_at = rows[i][2] })
+    assert(s:insert_score { inference_event_id = id, name = "helpfulness", data_type = "NUMERIC",
+                            value = i, source = "code", inserted_at = rows[i][2] })
+  end
+  return ids
+end
+
+local function count(s, kind, q) return assert(s:count(kind, q)) end
+
+local function no_orphans(cf)
+  local orphans = assert(cf.lifecycle_orphans())
+  assert.equal(0, orphans.scores, "scores")     -- checked, not merely absent
+  for t, n in pairs(orphans) do assert.equal(0, n, t) end
+end
+
+local function scores_of(s, dep) return #assert(s:scores { deployment_id = dep }) end
+
+local function s_or(cf) return assert(cf.store()) end
+
+local function client_at(url)
+  return assert(require("crucible").new { config = { storage = { url = url } } })
+end
+
+-- Starts another process that inserts `batches` batches of 25 events of
+-- deployment dep at the current time, then creates the file done.
+local function start_writer(dep, batches, done)
+  local script = tmp .. "/" .. dep .. ".lua"
+  support.write_file(script, ([[
+local store = require "crucible.store"
+local db = assert(store.open(%q, { busy_timeout_ms = 30000 }))
+assert(db:migrate())
+for b = 1, %d do
+  local evs = {}
+  for i = 1, 25 do evs[i] = { deployment_id = %q, prompt = "w" .. b .. "/" .. i, response = "r" } end
+  assert(db:insert_events(evs))
+end
+db:close()
+io.open(%q, "w"):close()
+]]):format(URL, batches, dep, done))
+  return assert(io.popen("exec " .. support.q(support.BINARY) .. " " .. support.q(script), "r"))
+end
+
+local function wait_for(path)
+  for _ = 1, 1200 do
+    local f = io.open(path)
+    if f then
+      f:close()
+      return true
+    end
+    os.execute("sleep 0.05")
+  end
+  return false
+end
+
+describe("data lifecycle (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", function()
+  teardown(function() support.rm_rf(tmp) end)
+
+  it("keeps an event exactly at the cut-off and removes the one a microsecond older", function()
+    local now, dep = test_now(), uid("edge")
+    local cf = client { events = "1d" }
+    local s = assert(cf.store())
+    local ids = seed(s, { { dep, now - DAY }, { dep, now - DAY - 1 }, { dep, now } })
+    local dry = assert(cf.apply_retention { now = now, dry_run = true })
+    assert.equal(1, dry.removed.inference_events)
+    assert.equal(1, dry.removed.scores)
+    assert.equal(3, count(s, "events", { deployment_id = dep }))
+    assert.equal(3, scores_of(s, dep))
+    local r = assert(cf.apply_retention { now = now })
+    assert.equal(1, r.removed.inference_events)
+    assert.equal(1, r.removed.user_signals)
+    assert.equal(1, r.removed.scores)
+    assert.equal(2, scores_of(s, dep))
+    assert.is_nil(s:get_event(ids[2]))
+    assert.truthy(s:get_event(ids[1]))
+    assert.truthy(s:get_event(ids[3]))
+    no_orphans(cf)
+    cf.close()
+  end)
+
+  it("applies per-deployment overrides and leaves 'forever' deployments alone", function()
+    local now = test_now()
+    local short, keep, other = uid("short"), uid("keep"), uid("other")
+    local cf = client { events = "3d", deployments = { [short] = { events = "1d" },
+                                                        [keep] = { events = "forever" } } }
+    local s = assert(cf.store())
+    seed(s, { { short, now - 2 * DAY }, { short, now - DAY // 2 }, { keep, now - 30 * DAY },
+              { other, now - 2 * DAY }, { other, now - 4 * DAY } })
+    local r = assert(cf.apply_retention { now = now, batch_rows = 1 })
+    assert.equal(2, r.removed.inference_events)
+    assert.equal(1, count(s, "events", { deployment_id = short }))
+    assert.equal(1, count(s, "events", { deployment_id = keep }))
+    assert.equal(1, count(s, "events", { deployment_id = other }))
+    no_orphans(cf)
+    cf.close()
+  end)
+
+  it("takes curated examples and export marks with their events, or keeps exported ones",
+     function()
+    local now, dep = test_now(), uid("cur")
+    local s0 = client { events = "1d", exported = "forever" }
+    local s = assert(s0.store())
+    local ids = seed(s, { { dep, now - 5 * DAY }, { dep, now - 5 * DAY }, { dep, now - 5 * DAY } })
+    local cur = {}
+    for i, id in ipairs(ids) do
+      cur[i] = { id = uid("c"), inference_event_id = id, deployment_id = dep,
+                 curation_source = "high_quality", prompt = "p", response = "r",
+                 inserted_at = now - 5 * DAY }
+    end
+    assert(s:insert_curated(cur))
+    assert(s:mark_curated_exported({ cur[1].id }, "batch-" .. dep))
+    local r = assert(s0.apply_retention { now = now })
+    assert.equal(2, r.removed.inference_events)
+    assert.equal(2, r.removed.curated_examples)
+    assert.truthy(s:get_event(ids[1]))        -- its example was exported: kept
+    s0.close()
+    local cf = client { events = "1d", exported = "never" }
+    r = assert(cf.apply_retention { now = now })
+    assert.equal(1, r.removed.inference_events)
+    assert.equal(1, r.removed.curated_examples)
+    assert.equal(1, r.removed.curated_export_marks)
+    assert.equal(0, count(assert(cf.store()), "curated", { deployment_id = dep }))
+    no_orphans(cf)
+    cf.close()
+  end)
+
+  it("forgets one user across every table and leaves a second user untouched", function()
+    local now, dep = test_now(), uid("forget")
+    local cf = client()
+    local s = assert(cf.store())
+    local ids = seed(s, { { dep, now, "alice" }, { dep, now, "bob" }, { dep, now, "alice" } })
+    local cur, batch = {}, uid("batch")
+    for i, id in ipairs(ids) do
+      cur[i] = { id = uid("c"), inference_event_id = id, deployment_id = dep,
+                 curation_source = "high_quality", prompt = "prompt " .. i,
+                 response = "answer, \"" .. i .. "\"", inserted_at = now }
+    end
+    assert(s:insert_curated(cur))
+    assert(s:mark_curated_exported({ cur[1].id, cur[2].id, cur[3].id }, batch))
+    local file = tmp .. "/" .. batch .. ".jsonl"
+    local lines = {}
+    for i = 1, 3 do
+      lines[i] = json.encode { prompt = cur[i].prompt, response = cur[i].response } .. "\n"
+    end
+    support.write_file(file, table.concat(lines))
+    assert(s:set_setting("export.batch." .. batch, json.encode { path = file, format = "jsonl" }))
+    local dry = assert(cf.forget_user("alice", { dry_run = true }))
+    assert.equal(2, dry.removed.inference_events)
+    assert.equal(3, count(s, "events", { deployment_id = dep }))
+    local r = assert(cf.forget_user("alice", { rewrite_exports = true }))
+    assert.is_true(r.complete)
+    assert.equal(2, r.removed.inference_events)
+    assert.equal(2, r.removed.user_signals)
+    assert.equal(2, r.removed.scores)
+    assert.equal(2, r.removed.curated_examples)
+    assert.equal(2, r.removed.curated_export_marks)
+    assert.equal(1, #r.exports)
+    assert.same({ batch, file, 2, 2 }, { r.exports[1].batch_id, r.exports[1].path,
+                                          r.exports[1].rows, r.exports[1].rewritten })
+    assert.equal(lines[2], support.read_file(file))
+    assert.is_nil(s:get_event(ids[1]))
+    assert.truthy(s:get_event(ids[2]))
+    assert.equal(1, count(s, "signals", { deployment_id = dep }))
+    local left = assert(s:scores { deployment_id = dep })
+    assert.same({ ids[2] }, { left[1].inference_event_id, left[2] })   -- bob's score only
+    assert.equal(1, count(s, "curated", { deployment_id = dep }))
+    no_orphans(cf)
+    local again = assert(cf.forget_user("alice"))
+    assert.equal(0, again.removed.inference_events)
+    local audit = assert(cf.deletions(10))
+    local found
+    for _, d in ipairs(audit) do
+      assert.is_nil(d.details:find("alice", 1, true))
+      if d.id == r.deletion_id then found = d end
+    end
+    assert.equal("done", found.status)
+    assert.equal(hash("alice"), found.subject)
+    cf.close()
+  end)
+
+  it("finishes an interrupted forget when run again, under one deletion record", function()
+    local now, dep = test_now(), uid("resume")
+    local cf = client()
+    local user = uid("carol")
+    local rows = {}
+    for i = 1, 5 do rows[i] = { dep, now + i, user } end
+    seed(s_or(cf), rows)
+    local first = assert(cf.forget_user(user, { batch_rows = 2, max_batches = 1 }))
+    assert.is_false(first.complete)
+    assert.equal(2, first.removed.inference_events)
+    local second = assert(cf.forget_user(user, { batch_rows = 2 }))
+    assert.is_true(second.complete)
+    assert.equal(first.deletion_id, second.deletion_id)
+    assert.equal(5, second.removed.inference_events)
+    assert.equal(5, second.removed.user_signals)
+    assert.equal(5, second.removed.scores)
+    assert.equal(0, scores_of(assert(cf.store()), dep))
+    assert.equal(0, count(assert(cf.store()), "events", { deployment_id = dep }))
+    cf.close()
+  end)
+
+  it("loses nothing it keeps while another process ingests during a purge", function()
+    local now, old, live = test_now(), uid("old"), uid("live")
+    local cf = client { events = "1d" }
+    local s = assert(cf.store())
+    local rows = {}
+    for i = 1, 600 do rows[i] = { old, now - 2 * DAY - i } end
+    seed(s, rows)
+    local done = tmp .. "/" .. live .. ".done"
+    local writer = start_writer(live, 40, done)
+    local r = assert(cf.apply_retention { now = now, batch_rows = 50 })
+    assert(wait_for(done), "the writer did not finish")
+    writer:close()
+    assert.equal(600, r.removed.inference_events)
+    assert.equal(0, count(s, "events", { deployment_id = old }))
+    assert.equal(40 * 25, count(s, "events", { deployment_id = live }))
+    no_orphans(cf)
+    cf.close()
+  end)
+
+  it("backs up SQLite during ingest into a consistent copy that restores", function()
+    local cf = client()
+    if not SQLITE then
+      local ok, err, kind = cf.backup(tmp .. "/nope")
+      assert.is_nil(ok)
+      assert.equal("unsupported", kind, err)
+      assert.matches("own tools", err)
+      cf.close()
+      return
+    end
+    local live = uid("backup")
+    local done = tmp .. "/" .. live .. ".done"
+    local writer = start_writer(live, 200, done)
+    os.execute("sleep 0.3")
+    local path = tmp .. "/" .. live .. ".db"
+    assert(cf.backup(path))
+    assert(wait_for(done), "the writer did not finish")
+    writer:close()
+    local p = assert(io.popen("sqlite3 " .. support.q(path) .. " 'PRAGMA integrity_check'"))
+    assert.equal("ok", p:read("l"))
+    p:close()
+    local copy = assert(require("crucible.store").open("sqlite:" .. path))
+    local n = count(copy, "events", { deployment_id = live })
+    copy:close()
+    assert.equal(0, n % 25)   -- whole batches only: one moment's database
+    local target = client_at("sqlite:" .. tmp .. "/" .. live .. "-restored.db")
+    assert(target.restore(path))
+    assert.equal(n, count(assert(target.store()), "events", { deployment_id = live }))
+    target.close()
+    cf.close()
+  end)
+end)
