@@ -77,8 +77,8 @@ end
 -- output; nil when neither says.
 function M.tokens(g)
   local found = { g.usageDetails, g.usage } -- usageDetails first
-  for i = 1, 2 do
-    local u = found[i]
+  for k = 1, 2 do
+    local u = found[k]
     if is_object(u) then
       local total = usage_field(u, { "total", "totalTokens", "total_tokens" })
       if total then return total end
