@@ -60,6 +60,9 @@ M.SCHEMA = section {
     },
     cors_origins = leaf { type = "list", default = {},
                           doc = "browser origins allowed to call the API (\"*\": any)" },
+    langfuse_deployment = leaf { type = "string", default = "langfuse",
+                                 doc = "deployment_id of a Langfuse generation when neither its metadata nor its"
+                                   .. " trace's metadata or name gives one" },
     key_refresh = leaf { type = "number", default = 2, min = 0.1,
                          doc = "seconds between reloads of the API keys (a revoked key is refused within this)" },
   },

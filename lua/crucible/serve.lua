@@ -21,6 +21,7 @@ local cjson = require "cjson"
 local core = require "crucible._core"
 local cserve = require "crucible._serve"
 local keys = require "crucible.keys"
+local langfuse = require "crucible.serve.langfuse"
 local scores = require "crucible.serve.scores"
 local signals = require "crucible.serve.signals"
 
@@ -95,11 +96,33 @@ local function initial_keys(ctx, host, port, insecure)
   return live, any
 end
 
--- Answers a request that needs Lua (POST /api/v1/signals or
--- /api/v1/scores); an error still answers, so the waiting worker is
--- released.
-local function answer(client, srv, job)
+-- A Langfuse route's request (crucible.serve.langfuse): status, body;
+-- its counts go to /metrics here.
+local function answer_langfuse(client, srv, lfs, route, body, key)
+  local lf = { client = client, st = lfs.st, key = key, default_deployment = lfs.deployment }
+  local status, resp, counts
+  if route == "langfuse" then
+    status, resp, counts = langfuse.ingestion(lf, body)
+    srv:observe_langfuse(counts.ignored, counts.events)
+    counts = counts.scores
+  else
+    status, resp, counts = langfuse.score(lf, body)
+  end
+  srv:observe_scores(counts[1], counts[2], counts[3], counts[4], counts[5])
+  return status, resp
+end
+
+-- Answers a request that needs Lua (POST /api/v1/signals, /api/v1/scores
+-- and the Langfuse routes); an error still answers, so the waiting worker
+-- is released.
+local function answer(client, srv, job, lfs)
   local route, body, media, key = srv:job(job)
+  if route == "langfuse" or route == "langfuse_scores" then
+    local ok, status, resp = pcall(answer_langfuse, client, srv, lfs, route, body, key)
+    if not ok then status, resp = 500, cjson.encode { message = "internal error: " .. tostring(status) } end
+    srv:reply(job, status, resp)
+    return
+  end
   local handler = route == "scores" and scores or signals
   local ok, status, resp, retry, counts = pcall(handler.handle, client, body, media, key)
   if not ok then
@@ -113,14 +136,14 @@ end
 
 -- Serves until a stop request; the flusher's reports (flush latency,
 -- refused rows) reach Lua through client.stats() every 200 ms.
-local function serve_loop(client, srv, ctx, kst)
+local function serve_loop(client, srv, ctx, kst, lfs)
   local last = core.now_us()
   local refresh_us = math.floor(ctx.config.server.key_refresh * 1000000)
   local next_keys = last + refresh_us
   while true do
     local what, job = srv:next(200)
     if what == "stop" then return end
-    if what == "job" then answer(client, srv, job) end
+    if what == "job" then answer(client, srv, job, lfs) end
     local now = core.now_us()
     if what == "time" or now - last > 200000 then
       client.stats()
@@ -134,12 +157,12 @@ local function serve_loop(client, srv, ctx, kst)
 end
 
 -- New requests get 503; those in flight finish (up to grace seconds).
-local function drain(client, srv, grace)
+local function drain(client, srv, grace, lfs)
   srv:stop_accepting()
   local deadline = core.now_us() + grace * 1000000
   while srv:inflight() > 0 and core.now_us() < deadline do
     local what, job = srv:next(50, true)
-    if what == "job" then answer(client, srv, job) end
+    if what == "job" then answer(client, srv, job, lfs) end
   end
 end
 
@@ -168,12 +191,14 @@ function M.attach(client, ctx)
       otlp_join_window = sc.timeouts.otlp_join,
     })
     if not srv then return nil, err, kind end
+    -- the Langfuse routes' traces, remembered for the batches after theirs
+    local lfs = { st = langfuse.new_state(), deployment = sc.langfuse_deployment }
     local kst = { pending = {}, touched = {} }
     local bound = srv:port()
     local handle = client.on("ingestion.flush", function(p) srv:observe_flush(p.duration) end)
     if opts.on_listening then opts.on_listening(host, bound) end
-    serve_loop(client, srv, ctx, kst)
-    drain(client, srv, sc.timeouts.shutdown)
+    serve_loop(client, srv, ctx, kst, lfs)
+    drain(client, srv, sc.timeouts.shutdown, lfs)
     refresh_keys(ctx, srv, kst, true)
     client.off(handle)
     local cut = srv:shutdown(0)

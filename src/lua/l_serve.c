@@ -16,6 +16,7 @@
  *   srv:observe_flush(ms)      -- a batch write's latency, for /metrics
  *   srv:observe_signals(accepted, invalid, not_found, failed, forbidden)  -- for /metrics
  *   srv:observe_scores(accepted, invalid, not_found, failed, forbidden)   -- the same for scores
+ *   srv:observe_langfuse(ignored, events)  -- Langfuse items not stored, events stored
  *   srv:set_keys(list, required)  -- the live API keys (l_serve_keys.c); required:
  *                              -- a key exists, so data routes need one from now on
  *   srv:used_keys()            --> {public_id = last use (us)} since the last call
@@ -24,8 +25,8 @@
  *   srv:shutdown(grace_ms)     -- stops accepting; waits for those in
  *                              -- flight (up to grace_ms), stops; --> requests cut off
  *
- * Jobs are the requests of routes that need Lua (POST /api/v1/signals and
- * /api/v1/scores):
+ * Jobs are the requests of routes that need Lua (POST /api/v1/signals,
+ * /api/v1/scores, /api/public/ingestion and /api/public/scores):
  * the worker thread waits while the owner's loop answers them.
  *
  * From start to shutdown SIGTERM and SIGINT only request a stop (seen by
@@ -61,11 +62,14 @@ enum {
     R_OTLP_TRACES,
     R_OTEL_TRACES,
     R_OTLP_LOGS,
+    R_LANGFUSE,
+    R_LANGFUSE_SCORES,
     R_COUNT
 };
 static const char *const ROUTE_NAMES[R_COUNT] = {
     "events",  "signals",     "scores",      "healthz",  "readyz",
-    "metrics", "otlp_traces", "langfuse_otel_traces", "otlp_logs"};
+    "metrics", "otlp_traces", "langfuse_otel_traces", "otlp_logs",
+    "langfuse_ingestion", "langfuse_scores"};
 
 typedef struct l_serve {
     cf_serve *srv;
@@ -77,6 +81,8 @@ typedef struct l_serve {
     cf_serve_keys *keys;
     cf_serve_defer_route signals;
     cf_serve_defer_route scores;
+    cf_serve_defer_route langfuse;
+    cf_serve_defer_route langfuse_scores;
     cf_route routes[R_COUNT];
     const char *origins[MAX_ORIGINS + 1]; /* anchored by the uservalue table */
     int watching;                         /* SIGTERM/SIGINT request a stop */
@@ -138,6 +144,15 @@ static void build_routes(l_serve *u)
                                           cf_otlp_traces_post, &u->events, CF_ACCESS_INGEST};
     u->routes[R_OTLP_LOGS] = (cf_route){"POST", "/v1/logs", cf_otlp_media, cf_otlp_logs_post,
                                         &u->events, CF_ACCESS_INGEST};
+    /* Langfuse's batch API writes events (per item: the key's deployments);
+     * its score route only scores existing events, as /api/v1/scores */
+    u->langfuse = (cf_serve_defer_route){u->defer, "langfuse"};
+    u->routes[R_LANGFUSE] = (cf_route){"POST", "/api/public/ingestion", cf_serve_events_media,
+                                       cf_serve_defer_handle, &u->langfuse, CF_ACCESS_INGEST};
+    u->langfuse_scores = (cf_serve_defer_route){u->defer, "langfuse_scores"};
+    u->routes[R_LANGFUSE_SCORES] = (cf_route){"POST", "/api/public/scores", cf_serve_events_media,
+                                              cf_serve_defer_handle, &u->langfuse_scores,
+                                              CF_ACCESS_FEEDBACK};
 }
 
 /* opts.cors_origins into u->origins; the strings stay in the options
@@ -317,6 +332,16 @@ static int observe_feedback(lua_State *L, int scores)
 static int m_observe_signals(lua_State *L) { return observe_feedback(L, 0); }
 static int m_observe_scores(lua_State *L) { return observe_feedback(L, 1); }
 
+/* srv:observe_langfuse(ignored, events): Langfuse items acknowledged and
+ * not stored, and events stored from its generations. */
+static int m_observe_langfuse(lua_State *L)
+{
+    l_serve *u = check_open(L);
+    cf_serve_metrics_otlp(u->m, CF_LANGFUSE_IGNORED, (uint64_t)luaL_checkinteger(L, 2));
+    cf_serve_metrics_events(u->m, (uint64_t)luaL_checkinteger(L, 3));
+    return 0;
+}
+
 static int m_set_keys(lua_State *L)
 {
     l_serve *u = check_open(L);
@@ -380,6 +405,7 @@ static const luaL_Reg methods[] = {
     {"observe_flush", m_observe_flush},
     {"observe_signals", m_observe_signals},
     {"observe_scores", m_observe_scores},
+    {"observe_langfuse", m_observe_langfuse},
     {"set_keys", m_set_keys},
     {"used_keys", m_used_keys},
     {"shutdown", m_shutdown},

@@ -193,6 +193,11 @@ static void render_otlp(cf_serve_metrics *m, cf_buf *out)
               "# TYPE crucible_otlp_logs_ignored_total counter\n"
               "crucible_otlp_logs_ignored_total %llu\n",
          (unsigned long long)atomic_load(&m->otlp[CF_OTLP_LOGS_IGNORED]));
+    line(out, "# HELP crucible_langfuse_items_ignored_total Langfuse ingestion items "
+              "acknowledged and not stored (spans, events, SDK logs, ...).\n"
+              "# TYPE crucible_langfuse_items_ignored_total counter\n"
+              "crucible_langfuse_items_ignored_total %llu\n",
+         (unsigned long long)atomic_load(&m->otlp[CF_LANGFUSE_IGNORED]));
 }
 
 static void render_flush(cf_serve_metrics *m, cf_buf *out)

@@ -52,6 +52,7 @@ enum {
     CF_OTLP_LOGS_JOINED,   /* GenAI content logs joined to their span */
     CF_OTLP_LOGS_UNJOINED, /* never joined within the join window */
     CF_OTLP_LOGS_IGNORED,  /* not GenAI content */
+    CF_LANGFUSE_IGNORED,   /* Langfuse ingestion items acknowledged, not stored */
     CF_OTLP_COUNTS
 };
 void cf_serve_metrics_otlp(cf_serve_metrics *m, int which, uint64_t n);
