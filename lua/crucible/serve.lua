@@ -21,6 +21,7 @@ local cjson = require "cjson"
 local core = require "crucible._core"
 local cserve = require "crucible._serve"
 local keys = require "crucible.keys"
+local report_route = require "crucible.serve.report"
 local scores = require "crucible.serve.scores"
 local signals = require "crucible.serve.signals"
 
@@ -95,11 +96,23 @@ local function initial_keys(ctx, host, port, insecure)
   return live, any
 end
 
+-- Answers GET /report/DEPLOYMENT or GET / (crucible.serve.report).
+local function answer_report(client, srv, job, route, key, req)
+  local ok, status, resp, kind = pcall(report_route.handle, client, route, key, req)
+  if not ok then
+    status, resp, kind = 500, cjson.encode { error = "internal error: " .. tostring(status) }, "json"
+  end
+  srv:reply(job, status, resp, nil, kind)
+end
+
 -- Answers a request that needs Lua (POST /api/v1/signals or
--- /api/v1/scores); an error still answers, so the waiting worker is
--- released.
+-- /api/v1/scores, GET /report/DEPLOYMENT or /); an error still answers, so
+-- the waiting worker is released.
 local function answer(client, srv, job)
-  local route, body, media, key = srv:job(job)
+  local route, body, media, key, req = srv:job(job)
+  if route == "report" or route == "report_index" then
+    return answer_report(client, srv, job, route, key, req)
+  end
   local handler = route == "scores" and scores or signals
   local ok, status, resp, retry, counts = pcall(handler.handle, client, body, media, key)
   if not ok then
