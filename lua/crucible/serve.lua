@@ -22,6 +22,7 @@ local core = require "crucible._core"
 local cserve = require "crucible._serve"
 local keys = require "crucible.keys"
 local langfuse = require "crucible.serve.langfuse"
+local report_route = require "crucible.serve.report"
 local scores = require "crucible.serve.scores"
 local signals = require "crucible.serve.signals"
 
@@ -112,11 +113,23 @@ local function answer_langfuse(client, srv, lfs, route, body, key)
   return status, resp
 end
 
--- Answers a request that needs Lua (POST /api/v1/signals, /api/v1/scores
--- and the Langfuse routes); an error still answers, so the waiting worker
--- is released.
+-- Answers GET /report/DEPLOYMENT or GET / (crucible.serve.report).
+local function answer_report(client, srv, job, route, key, req)
+  local ok, status, resp, kind = pcall(report_route.handle, client, route, key, req)
+  if not ok then
+    status, resp, kind = 500, cjson.encode { error = "internal error: " .. tostring(status) }, "json"
+  end
+  srv:reply(job, status, resp, nil, kind)
+end
+
+-- Answers a request that needs Lua (POST /api/v1/signals, /api/v1/scores,
+-- the Langfuse routes, GET /report/DEPLOYMENT and /); an error still
+-- answers, so the waiting worker is released.
 local function answer(client, srv, job, lfs)
-  local route, body, media, key = srv:job(job)
+  local route, body, media, key, req = srv:job(job)
+  if route == "report" or route == "report_index" then
+    return answer_report(client, srv, job, route, key, req)
+  end
   if route == "langfuse" or route == "langfuse_scores" then
     local ok, status, resp = pcall(answer_langfuse, client, srv, lfs, route, body, key)
     if not ok then status, resp = 500, cjson.encode { message = "internal error: " .. tostring(status) } end

@@ -214,6 +214,10 @@ function Store:insert_curated_new(list) return self.h:insert_curated_new(list) e
 -- (microseconds), or nil when never.
 function Store:last_export_at(deployment_id) return self.h:last_export_at(deployment_id) end
 
+--- The deployments that have events, sorted (from the events' index, one
+-- seek per deployment), or nil, message, kind.
+function Store:deployments() return self.h:deployments() end
+
 function Store:count_events(q) return self:count("events", q) end
 function Store:count_curated(q) return self:count("curated", q) end
 

@@ -10,9 +10,11 @@
  *   srv:port()                 -- the port bound (port 0 picks a free one)
  *   srv:next(ms[, jobs_only])  --> "job", job | "stop" (SIGTERM or SIGINT arrived,
  *                              -- unless jobs_only) | "time"
- *   srv:job(job)               --> route name ("signals", "scores"), body, media type,
- *                              -- the request's key ({name, scope, deployments}) or nil
- *   srv:reply(job, status, json_body[, retry_after])
+ *   srv:job(job)               --> route name ("signals", "scores", "report",
+ *                              -- "report_index"), body, media type, the request's key
+ *                              -- ({name, scope, deployments}) or nil, and the request
+ *                              -- {path = decoded path, query = {name = value}, accept =}
+ *   srv:reply(job, status, body[, retry_after[, "html"]])  -- JSON unless "html"
  *   srv:observe_flush(ms)      -- a batch write's latency, for /metrics
  *   srv:observe_signals(accepted, invalid, not_found, failed, forbidden)  -- for /metrics
  *   srv:observe_scores(accepted, invalid, not_found, failed, forbidden)   -- the same for scores
@@ -26,7 +28,8 @@
  *                              -- flight (up to grace_ms), stops; --> requests cut off
  *
  * Jobs are the requests of routes that need Lua (POST /api/v1/signals,
- * /api/v1/scores, /api/public/ingestion and /api/public/scores):
+ * /api/v1/scores, /api/public/ingestion and /api/public/scores, GET
+ * /report/DEPLOYMENT and GET /):
  * the worker thread waits while the owner's loop answers them.
  *
  * From start to shutdown SIGTERM and SIGINT only request a stop (seen by
@@ -64,12 +67,14 @@ enum {
     R_OTLP_LOGS,
     R_LANGFUSE,
     R_LANGFUSE_SCORES,
+    R_REPORT,
+    R_REPORT_INDEX,
     R_COUNT
 };
 static const char *const ROUTE_NAMES[R_COUNT] = {
     "events",  "signals",     "scores",      "healthz",  "readyz",
     "metrics", "otlp_traces", "langfuse_otel_traces", "otlp_logs",
-    "langfuse_ingestion", "langfuse_scores"};
+    "langfuse_ingestion", "langfuse_scores", "report", "report_index"};
 
 typedef struct l_serve {
     cf_serve *srv;
@@ -83,6 +88,8 @@ typedef struct l_serve {
     cf_serve_defer_route scores;
     cf_serve_defer_route langfuse;
     cf_serve_defer_route langfuse_scores;
+    cf_serve_defer_route report;
+    cf_serve_defer_route report_index;
     cf_route routes[R_COUNT];
     const char *origins[MAX_ORIGINS + 1]; /* anchored by the uservalue table */
     int watching;                         /* SIGTERM/SIGINT request a stop */
@@ -123,36 +130,44 @@ static void unwatch_signals(l_serve *u)
 static void build_routes(l_serve *u)
 {
     u->routes[R_EVENTS] = (cf_route){"POST", "/api/v1/events", cf_serve_events_media,
-                                     cf_serve_events_post, &u->events, CF_ACCESS_INGEST};
+                                     cf_serve_events_post, &u->events, CF_ACCESS_INGEST, 0};
     u->signals = (cf_serve_defer_route){u->defer, "signals"};
     u->routes[R_SIGNALS] = (cf_route){"POST", "/api/v1/signals", cf_serve_events_media,
-                                      cf_serve_defer_handle, &u->signals, CF_ACCESS_FEEDBACK};
+                                      cf_serve_defer_handle, &u->signals, CF_ACCESS_FEEDBACK, 0};
     u->scores = (cf_serve_defer_route){u->defer, "scores"};
     u->routes[R_SCORES] = (cf_route){"POST", "/api/v1/scores", cf_serve_events_media,
-                                     cf_serve_defer_handle, &u->scores, CF_ACCESS_FEEDBACK};
+                                     cf_serve_defer_handle, &u->scores, CF_ACCESS_FEEDBACK, 0};
     u->routes[R_HEALTHZ] = (cf_route){"GET", "/healthz", NULL, cf_serve_healthz, &u->status,
-                                      CF_ACCESS_OPEN};
+                                      CF_ACCESS_OPEN, 0};
     u->routes[R_READYZ] = (cf_route){"GET", "/readyz", NULL, cf_serve_readyz, &u->status,
-                                     CF_ACCESS_OPEN};
+                                     CF_ACCESS_OPEN, 0};
     /* counts only, but of every deployment: a read key */
     u->routes[R_METRICS] = (cf_route){"GET", "/metrics", NULL, cf_serve_metrics_get, &u->status,
-                                      CF_ACCESS_READ};
+                                      CF_ACCESS_READ, 0};
     /* OTLP writes events: an ingest key, each span checked against its deployments */
     u->routes[R_OTLP_TRACES] = (cf_route){"POST", "/v1/traces", cf_otlp_media,
-                                          cf_otlp_traces_post, &u->events, CF_ACCESS_INGEST};
+                                          cf_otlp_traces_post, &u->events, CF_ACCESS_INGEST, 0};
     u->routes[R_OTEL_TRACES] = (cf_route){"POST", "/api/public/otel/v1/traces", cf_otlp_media,
-                                          cf_otlp_traces_post, &u->events, CF_ACCESS_INGEST};
+                                          cf_otlp_traces_post, &u->events, CF_ACCESS_INGEST, 0};
     u->routes[R_OTLP_LOGS] = (cf_route){"POST", "/v1/logs", cf_otlp_media, cf_otlp_logs_post,
-                                        &u->events, CF_ACCESS_INGEST};
+                                        &u->events, CF_ACCESS_INGEST, 0};
     /* Langfuse's batch API writes events (per item: the key's deployments);
      * its score route only scores existing events, as /api/v1/scores */
     u->langfuse = (cf_serve_defer_route){u->defer, "langfuse"};
     u->routes[R_LANGFUSE] = (cf_route){"POST", "/api/public/ingestion", cf_serve_events_media,
-                                       cf_serve_defer_handle, &u->langfuse, CF_ACCESS_INGEST};
+                                       cf_serve_defer_handle, &u->langfuse, CF_ACCESS_INGEST, 0};
     u->langfuse_scores = (cf_serve_defer_route){u->defer, "langfuse_scores"};
     u->routes[R_LANGFUSE_SCORES] = (cf_route){"POST", "/api/public/scores", cf_serve_events_media,
                                               cf_serve_defer_handle, &u->langfuse_scores,
-                                              CF_ACCESS_FEEDBACK};
+                                              CF_ACCESS_FEEDBACK, 0};
+    /* the report (cf.report, Lua) of the deployment named by the rest of
+     * the path, and the page listing the deployments: a read key */
+    u->report = (cf_serve_defer_route){u->defer, "report"};
+    u->routes[R_REPORT] = (cf_route){"GET", "/report/", NULL, cf_serve_defer_handle, &u->report,
+                                     CF_ACCESS_READ, 1};
+    u->report_index = (cf_serve_defer_route){u->defer, "report_index"};
+    u->routes[R_REPORT_INDEX] = (cf_route){"GET", "/", NULL, cf_serve_defer_handle,
+                                           &u->report_index, CF_ACCESS_READ, 0};
 }
 
 /* opts.cors_origins into u->origins; the strings stay in the options
@@ -293,6 +308,29 @@ static cf_serve_job *check_job(lua_State *L, int idx)
     return lua_touserdata(L, idx);
 }
 
+static void set_arg(void *ud, const char *name, const char *value)
+{
+    lua_State *L = ud;
+    lua_pushstring(L, value);
+    lua_setfield(L, -2, name);
+}
+
+/* {path =, query = {name = value}, accept =} of a job's request. */
+static void push_request(lua_State *L, const cf_serve_req *req)
+{
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, req->url ? req->url : req->path);
+    lua_setfield(L, -2, "path");
+    lua_newtable(L);
+    cf_serve_req_query(req, set_arg, L);
+    lua_setfield(L, -2, "query");
+    const char *accept = cf_serve_req_header(req, "Accept");
+    if (accept) {
+        lua_pushstring(L, accept);
+        lua_setfield(L, -2, "accept");
+    }
+}
+
 static int m_job(lua_State *L)
 {
     check_open(L);
@@ -301,7 +339,8 @@ static int m_job(lua_State *L)
     lua_pushlstring(L, j->req->body ? j->req->body : "", j->req->body_len);
     lua_pushstring(L, j->req->media_type);
     l_serve_keys_push_key(L, j->req->key);
-    return 4;
+    push_request(L, j->req);
+    return 5;
 }
 
 static int m_reply(lua_State *L)
@@ -312,7 +351,10 @@ static int m_reply(lua_State *L)
     size_t n;
     const char *body = luaL_checklstring(L, 4, &n);
     int retry_after = (int)luaL_optinteger(L, 5, 0);
-    cf_serve_defer_reply(u->defer, j, status, body, n, retry_after);
+    static const char *const types[] = {"json", "html", NULL};
+    static const char *const media[] = {NULL, "text/html; charset=utf-8"};
+    const char *type = media[luaL_checkoption(L, 6, "json", types)];
+    cf_serve_defer_reply(u->defer, j, status, body, n, retry_after, type);
     return 0;
 }
 

@@ -10,6 +10,7 @@
  *   h:events_by_ids({"id1", "id2"})      --> list of event rows (missing ids skipped)
  *   h:insert_curated_new(list)           --> count, {true|false per row} | nil, msg, kind
  *   h:last_export_at("d")                --> microseconds | nil (never exported)
+ *   h:deployments()                      --> {"a", "b", ...}: those with events, sorted
  *
  * A light record is a fresh table (a strategy may keep it); absent values
  * are nil. Records of events without signals share one read-only
@@ -530,6 +531,24 @@ static int m_last_export_at(lua_State *L)
     return 1;
 }
 
+static int push_name(void *ud, cf_str name)
+{
+    lua_State *L = ud;
+    lua_pushlstring(L, name.p ? name.p : "", name.n);
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    return 0;
+}
+
+static int m_deployments(lua_State *L)
+{
+    cf_store *s = l_store_checkstore(L, 1);
+    cf_err err;
+    lua_newtable(L);
+    if (cf_store_list_deployments(s, push_name, L, &err))
+        return cf_lua_pushfail(L, &err);
+    return 1;
+}
+
 static const luaL_Reg scan_methods[] = {
     {"next", ls_next}, {"top", ls_top}, {"close", ls_close}, {NULL, NULL}};
 static const luaL_Reg scan_meta[] = {
@@ -538,6 +557,7 @@ static const luaL_Reg store_methods[] = {{"light_events", m_light_events},
                                          {"events_by_ids", m_events_by_ids},
                                          {"insert_curated_new", m_insert_curated_new},
                                          {"last_export_at", m_last_export_at},
+                                         {"deployments", m_deployments},
                                          {NULL, NULL}};
 
 static int zero_newindex(lua_State *L)

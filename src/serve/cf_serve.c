@@ -145,13 +145,23 @@ static enum MHD_Result respond_error(cf_serve *s, struct MHD_Connection *c, cons
 
 /* ---- the first call: headers ---------------------------------------------------- */
 
+/* Whether a route answers path: the same path, or for a prefix route
+ * its path and at least one more byte. */
+static int route_matches(const cf_route *rt, const char *path)
+{
+    if (!rt->prefix)
+        return strcmp(rt->path, path) == 0;
+    size_t n = strlen(rt->path);
+    return strncmp(rt->path, path, n) == 0 && path[n] != '\0';
+}
+
 /* "GET, POST" for a path, or "" when no route has it. */
 static void methods_of(const cf_serve *s, const char *path, char *out, size_t cap)
 {
     out[0] = '\0';
     size_t n = 0;
     for (size_t i = 0; i < s->nroutes; i++) {
-        if (strcmp(s->routes[i].path, path) != 0 || strstr(out, s->routes[i].method))
+        if (!route_matches(&s->routes[i], path) || strstr(out, s->routes[i].method))
             continue;
         int w = snprintf(out + n, cap - n, "%s%s", n ? ", " : "", s->routes[i].method);
         if (w < 0 || (size_t)w >= cap - n)
@@ -250,7 +260,7 @@ static enum MHD_Result begin(cf_serve *s, struct MHD_Connection *c, req_state *s
     if (atomic_load(&s->stopping))
         return respond_error(s, c, st, 503, NULL, "the server is shutting down");
     for (size_t i = 0; i < s->nroutes; i++)
-        if (strcmp(s->routes[i].path, path) == 0 && strcmp(s->routes[i].method, method) == 0)
+        if (route_matches(&s->routes[i], path) && strcmp(s->routes[i].method, method) == 0)
             st->route = (int)i;
     if (st->route < 0) {
         char allow[64];
@@ -298,7 +308,8 @@ static void refuse_body(cf_serve *s, req_state *st, int why)
     cf_body_free(&st->body); /* the rest is read and dropped */
 }
 
-static enum MHD_Result finish(cf_serve *s, struct MHD_Connection *c, req_state *st)
+static enum MHD_Result finish(cf_serve *s, struct MHD_Connection *c, req_state *st,
+                             const char *url)
 {
     if (st->has_body && !st->error_status) {
         int why = cf_body_finish(&st->body);
@@ -312,7 +323,7 @@ static enum MHD_Result finish(cf_serve *s, struct MHD_Connection *c, req_state *
     if (st->error_status)
         return respond_error(s, c, st, st->error_status, NULL, st->error);
     const cf_route *rt = &s->routes[st->route];
-    cf_serve_req req = {rt->method, rt->path, st->media, NULL, 0, st->key};
+    cf_serve_req req = {rt->method, rt->path, st->media, NULL, 0, st->key, url, c};
     if (st->has_body) {
         req.body = st->body.out.p;
         req.body_len = st->body.out.n;
@@ -353,7 +364,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         }
         return MHD_YES;
     }
-    return finish(s, c, st);
+    return finish(s, c, st, url);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -370,6 +381,35 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     free(st);
     *con_cls = NULL;
     atomic_fetch_sub(&s->inflight, 1);
+}
+
+/* ---- what handlers read of a request --------------------------------------------------- */
+
+typedef struct arg_walk {
+    cf_serve_arg_fn fn;
+    void *ud;
+} arg_walk;
+
+static enum MHD_Result each_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *value)
+{
+    (void)kind;
+    const arg_walk *w = cls;
+    w->fn(w->ud, key, value ? value : "");
+    return MHD_YES;
+}
+
+void cf_serve_req_query(const cf_serve_req *req, cf_serve_arg_fn fn, void *ud)
+{
+    if (!req->conn)
+        return;
+    arg_walk w = {fn, ud};
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, each_arg, &w);
+}
+
+const char *cf_serve_req_header(const cf_serve_req *req, const char *name)
+{
+    return req->conn ? MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name) : NULL;
 }
 
 /* ---- the daemon ------------------------------------------------------------------------ */
@@ -403,6 +443,20 @@ static int resolve(const cf_serve_opts *o, struct sockaddr_storage *sa, int *v6,
     return 0;
 }
 
+/* The path and query parameters percent-decoded as libmicrohttpd does,
+ * except that one holding %00 becomes the text "%00": a handler sees C
+ * strings, and a NUL would silently cut "/report/a%00b" to "/report/a". */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    size_t n = MHD_http_unescape(s);
+    if (strlen(s) == n)
+        return n;
+    memcpy(s, "%00", 4); /* s held at least "%00" and its NUL */
+    return 3;
+}
+
 int cf_serve_new(const cf_serve_opts *o, const cf_route *routes, size_t nroutes,
                  cf_serve_metrics *m, cf_serve **out, cf_err *err)
 {
@@ -430,7 +484,8 @@ int cf_serve_new(const cf_serve_opts *o, const cf_route *routes, size_t nroutes,
         flags, (uint16_t)o->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &sa,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->threads > 1 ? o->threads : 0),
         MHD_OPTION_CONNECTION_TIMEOUT, o->idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, s, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+        on_completed, s, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_UNESCAPE_CALLBACK,
+        unescape, NULL, MHD_OPTION_END);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!s->d) {
         free(s);

@@ -114,11 +114,12 @@ cf_serve_job *cf_serve_defer_take(cf_serve_defer *q, int64_t ms)
 }
 
 void cf_serve_defer_reply(cf_serve_defer *q, cf_serve_job *j, int status, const char *body,
-                          size_t n, int retry_after)
+                          size_t n, int retry_after, const char *content_type)
 {
     /* the worker reads resp only after done is set, under the lock */
     j->resp->status = status;
     j->resp->retry_after = retry_after;
+    j->resp->content_type = content_type;
     j->resp->body.n = 0;
     cf_buf_append(&j->resp->body, body, n);
     pthread_mutex_lock(&q->mu);

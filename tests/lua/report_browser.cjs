@@ -2,6 +2,7 @@
 // WebSocket: run with --experimental-websocket on Node 20) and checks it as
 // a reader's browser sees it:
 //   node --experimental-websocket report_browser.cjs CHROMIUM REPORT.html TWIN.json EXPECT.json SHOT.png
+// (REPORT.html may be an http:// URL: the page as `serve` answers it.)
 // EXPECT.json: {"key": number, ...} (data-key paths whose shown value must
 // equal the Lua API's). Prints one JSON line of findings; exit status 0
 // when every check passed, 1 otherwise (the failures are listed).
@@ -124,7 +125,8 @@ function check(page, twin, expect, findings) {
 async function main() {
   const twin = JSON.parse(fs.readFileSync(twinPath, "utf8"));
   const expect = JSON.parse(fs.readFileSync(expectPath, "utf8"));
-  const url = pathToFileURL(path.resolve(reportPath)).href;
+  // a file, or a page `serve` answers (http://...)
+  const url = /^https?:\/\//.test(reportPath) ? reportPath : pathToFileURL(path.resolve(reportPath)).href;
   const findings = { failures: [], requests: [], errors: [] };
   const { proc, url: wsUrl, profile } = await launch();
   try {

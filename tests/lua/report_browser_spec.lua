@@ -6,6 +6,7 @@
 -- report-screenshot.png in the build directory.
 local support = require "support"
 local core = require "crucible._core"
+local srv = require "serve_harness"
 
 local DEMO = support.SOURCE_DIR .. "/scripts/demo.lua"
 local DRIVER = support.SOURCE_DIR .. "/tests/lua/report_browser.cjs"
@@ -30,6 +31,19 @@ local function expectations(dir)
   return want
 end
 
+-- Runs the browser driver on page (a file or a URL); its findings.
+local function inspect(page, twin, expect, shot)
+  local cmd = ("node --experimental-websocket --no-warnings %s %s %s %s %s %s"):format(
+    support.q(DRIVER), support.q(CHROMIUM), support.q(page), support.q(twin), support.q(expect),
+    support.q(shot))
+  local p = assert(io.popen(cmd .. " 2>&1"))
+  local findings = p:read("a")
+  local ok = p:close()
+  assert.is_true(ok, findings)
+  return require("cjson").decode(findings:match("[^\n]*$") ~= "" and findings:match("[^\n]*$")
+    or findings:match("([^\n]*)\n$"))
+end
+
 describe("the report in a browser", function()
   local dir
   setup(function() dir = support.tmpdir() end)
@@ -43,15 +57,7 @@ describe("the report in a browser", function()
     local page = out:match("8%. Report\n +(%S+%.html)")
     assert.are.equal(dir .. "/report.html", page, out)
     support.write_file(dir .. "/expect.json", assert(core.to_json(expectations(dir))))
-    local cmd = ("node --experimental-websocket --no-warnings %s %s %s %s %s %s"):format(
-      support.q(DRIVER), support.q(CHROMIUM), support.q(page), support.q(dir .. "/report.json"),
-      support.q(dir .. "/expect.json"), support.q(SHOT))
-    local p = assert(io.popen(cmd .. " 2>&1"))
-    local findings = p:read("a")
-    local ok = p:close()
-    assert.is_true(ok, findings)
-    local f = require("cjson").decode(findings:match("[^\n]*$") ~= "" and findings:match("[^\n]*$")
-      or findings:match("([^\n]*)\n$"))
+    local f = inspect(page, dir .. "/report.json", dir .. "/expect.json", SHOT)
     assert.same({}, f.failures)
     assert.same({}, f.requests)
     assert.is_true(f.charts >= 10, "charts: " .. f.charts)
@@ -59,5 +65,27 @@ describe("the report in a browser", function()
     local shot = assert(io.open(SHOT, "rb"))
     assert.are.equal("\137PNG", shot:read(4))
     shot:close()
+  end)
+
+  it("loads the page `serve` answers at /report/DEPLOYMENT, requesting nothing else", function()
+    local sdir = support.tmpdir()
+    local out, err, code = support.run(support.q(DEMO) .. " --events 300", { cwd = sdir })
+    assert.are.equal(0, code, err .. out)
+    assert(os.rename(sdir .. "/crucible.db", sdir .. "/t.db"))
+    local h = srv.start(nil, nil, sdir)
+    local ok, e = pcall(function()
+      local tcode, twin = srv.curl(h, "/report/support-bot?format=json")
+      assert.are.equal(200, tcode, twin)
+      support.write_file(sdir .. "/twin.json", twin)
+      support.write_file(sdir .. "/expect.json", "{}")
+      local f = inspect(h.url .. "/report/support-bot", sdir .. "/twin.json",
+        sdir .. "/expect.json", sdir .. "/shot.png")
+      assert.same({}, f.failures)
+      assert.same({}, f.requests)
+      assert.same({}, f.errors)
+      assert.are.equal(0, srv.stop(h))
+    end)
+    srv.cleanup(h)
+    assert(ok, e)
   end)
 end)

@@ -29,10 +29,10 @@ function M.wait_until(fn, seconds)
   return fn()
 end
 
---- Starts `serve` in a new directory with a config (Lua text of the
--- table's fields); returns {dir, pid, url}.
-function M.start(config, args)
-  local dir = support.tmpdir()
+--- Starts `serve` in a new directory (or in dir) with a config (Lua text
+-- of the table's fields; the database is t.db there); returns {dir, pid, url}.
+function M.start(config, args, dir)
+  dir = dir or support.tmpdir()
   support.write_file(dir .. "/crucible.config.lua", "return { storage = { url = 'sqlite:"
     .. dir .. "/t.db' }, " .. (config or "") .. " }")
   local cmd = ("cd %s && (sh -c 'echo $$ > pid; exec %s serve --listen 127.0.0.1:0 %s' >out 2>err;"

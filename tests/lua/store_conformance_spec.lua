@@ -475,6 +475,22 @@ describe("store conformance (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", functio
     assert.equal(2, db:count_curated { deployment_id = dep2 })
   end)
 
+  it("lists each deployment that has events once, in order", function()
+    local base = uid("list")
+    local evil = base .. "-c'); DROP TABLE inference_events;--"
+    assert(db:insert_events { ev(base .. "-b", "1"), ev(base .. "-a", "2"), ev(evil, "3"),
+                              ev(base .. "-a", "4"), ev(base .. "-b", "5") })
+    local all = assert(db:deployments())
+    local mine, seen = {}, {}
+    for _, d in ipairs(all) do
+      assert.is_nil(seen[d], "listed twice: " .. d)
+      seen[d] = true
+      if d:sub(1, #base) == base then mine[#mine + 1] = d end
+    end
+    assert.same({ base .. "-a", base .. "-b", evil }, mine)
+    assert.is_nil(seen[uid("never")])
+  end)
+
   it("keeps drift and trigger history with JSON details", function()
     local dep = uid()
     assert(db:insert_drift { deployment_id = dep, drift_type = "statistical", score = 0.3, drifted = true,

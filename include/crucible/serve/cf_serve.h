@@ -43,6 +43,8 @@ typedef struct cf_serve_req {
     const char *body;       /* decompressed; NUL-terminated; NULL for GET */
     size_t body_len;
     const cf_serve_key *key; /* the request's key; NULL when none is required */
+    const char *url;         /* the path requested, percent-decoded (a prefix route's is longer) */
+    void *conn;              /* the connection: for cf_serve_req_query / cf_serve_req_header */
 } cf_serve_req;
 
 typedef struct cf_serve_resp {
@@ -56,11 +58,12 @@ typedef void (*cf_route_fn)(void *ud, const cf_serve_req *req, cf_serve_resp *re
 
 typedef struct cf_route {
     const char *method;                 /* "GET" or "POST" */
-    const char *path;                   /* exact match */
+    const char *path;                   /* exact match (prefix: path and more) */
     const char *const *media_types;     /* POST: accepted Content-Types, NULL-terminated */
     cf_route_fn fn;
     void *ud;
     cf_access access;                   /* the key it needs (0: an ingest key) */
+    int prefix;                         /* 1: any longer path starting with path */
 } cf_route;
 
 typedef struct cf_serve_opts {
@@ -94,5 +97,12 @@ void cf_serve_free(cf_serve *s);
 void cf_serve_error(cf_serve_resp *r, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int cf_serve_json_str(cf_buf *b, const char *s, size_t n);
+
+/* A request's query parameters (percent-decoded), each passed to fn in
+ * order, and one of its headers (NULL when absent). Valid until the
+ * request is answered, from any thread while its handler runs. */
+typedef void (*cf_serve_arg_fn)(void *ud, const char *name, const char *value);
+void cf_serve_req_query(const cf_serve_req *req, cf_serve_arg_fn fn, void *ud);
+const char *cf_serve_req_header(const cf_serve_req *req, const char *name);
 
 #endif

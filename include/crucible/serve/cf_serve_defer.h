@@ -37,8 +37,9 @@ void cf_serve_defer_handle(void *ud, const cf_serve_req *req, cf_serve_resp *res
 /* The owner: the oldest waiting job, waiting up to ms for one; NULL when
  * none came. */
 cf_serve_job *cf_serve_defer_take(cf_serve_defer *q, int64_t ms);
-/* The owner: sends the answer (status, a JSON body of n bytes). */
+/* The owner: sends the answer (status, a body of n bytes; content_type
+ * a static string, NULL for JSON). */
 void cf_serve_defer_reply(cf_serve_defer *q, cf_serve_job *j, int status, const char *body,
-                          size_t n, int retry_after);
+                          size_t n, int retry_after, const char *content_type);
 
 #endif

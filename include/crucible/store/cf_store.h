@@ -161,6 +161,7 @@ typedef struct cf_event_update {
 
 /* count_by_type's callback: one type and how many rows have it. */
 typedef int (*cf_type_count_fn)(void *ud, cf_str type, int64_t n);
+typedef int (*cf_name_fn)(void *ud, cf_str name);
 /* ---- column scans ----------------------------------------------------------
  * A projection of inference events that streams only the fields asked for
  * (drift reads windows this way). Values stay valid until the next
@@ -600,6 +601,10 @@ typedef struct cf_store_vt {
      * tools (pg_dump, ClickHouse BACKUP). */
     int (*backup)(cf_store *, const char *path, cf_err *);
     int (*restore)(cf_store *, const char *path, cf_err *);
+    /* The deployments that have events, each once, in ascending order, to
+     * cb (read from the events' deployment index, not row by row); a
+     * non-zero return from cb stops and is returned. */
+    int (*list_deployments)(cf_store *, cf_name_fn cb, void *ud, cf_err *);
 } cf_store_vt;
 
 struct cf_store {
@@ -794,6 +799,8 @@ int cf_store_put_deletion(cf_store *s, const cf_deletion *d, cf_err *e);
 int cf_store_list_deletions(cf_store *s, int64_t limit, cf_deletion_fn cb, void *ud, cf_err *e);
 int cf_store_backup(cf_store *s, const char *path, cf_err *e);
 int cf_store_restore(cf_store *s, const char *path, cf_err *e);
+static inline int cf_store_list_deployments(cf_store *s, cf_name_fn cb, void *ud, cf_err *e)
+{ return s->vt->list_deployments(s, cb, ud, e); }
 
 /* Name of a kind as used from Lua: "events", "signals", "curated",
  * "drift", "triggers". */

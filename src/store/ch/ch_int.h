@@ -110,6 +110,7 @@ int ch_open_unscored_cursor(cf_store *, const cf_query *, cf_cursor **, cf_err *
 void ch_read_event(const cf_str *f, cf_event *e, int unscored);
 int ch_open_events_page(cf_store *, const cf_str *, size_t, cf_cursor **, cf_err *);
 int ch_last_export_at(cf_store *, cf_str, int64_t *, cf_err *);
+int ch_list_deployments(cf_store *, cf_name_fn, void *, cf_err *);
 /* ch_scan.c. ch_window_bound: for a query over events with a
  * limit (deployment_id, since, until only), appends " AND inserted_at >=
  * T" (<= ascending) to b so the server reads only the window's rows. */

@@ -332,6 +332,7 @@ static const cf_store_vt ch_vt = {
     .events_page = 1,
     .insert_curated_new = ch_insert_curated_new,
     .last_export_at = ch_last_export_at,
+    .list_deployments = ch_list_deployments,
     .insert_run = ch_insert_run,
     .update_run = ch_update_run,
     .list_runs = ch_list_runs,

@@ -476,3 +476,23 @@ int ch_last_export_at(cf_store *base, cf_str deployment_id, int64_t *at, cf_err 
     }
     return rc < 0 ? -1 : 0;
 }
+
+/* ---- the deployments ------------------------------------------------------------------------ */
+
+/* The first column of the events' sort key: read as ranges, not rows. */
+int ch_list_deployments(cf_store *base, cf_name_fn cb, void *ud, cf_err *err)
+{
+    cf_buf b = CF_BUF_INIT;
+    cf_buf_str(&b, "SELECT DISTINCT deployment_id FROM inference_events ORDER BY deployment_id");
+    ch_rows r;
+    int rc = ch_query((ch_store *)base, &b, "reading the deployments", &r, err);
+    cf_buf_free(&b);
+    if (rc)
+        return -1;
+    int stop = 0;
+    while (!stop && (rc = ch_rows_next(&r, 1, err)) == 1)
+        stop = cb(ud, r.f[0]);
+    if (rc == 1 || stop)
+        ch_rows_close(&r);
+    return stop ? stop : rc < 0 ? -1 : 0;
+}

@@ -781,6 +781,7 @@ static const cf_store_vt pg_vt = {
     .events_page = PG_IDS_PAGE,
     .insert_curated_new = pg_insert_curated_new,
     .last_export_at = pg_last_export_at,
+    .list_deployments = pg_list_deployments,
     .insert_run = pg_insert_run,
     .update_run = pg_update_run,
     .list_runs = pg_list_runs,

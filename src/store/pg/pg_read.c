@@ -532,6 +532,27 @@ int pg_last_export_at(cf_store *base, cf_str deployment_id, int64_t *at, cf_err 
     return 0;
 }
 
+/* The deployments: a skip scan of the events' deployment index (one seek
+ * per deployment). */
+int pg_list_deployments(cf_store *base, cf_name_fn cb, void *ud, cf_err *err)
+{
+    pg_pager g;
+    pg_pager_init(&g, (pg_store *)base);
+    pg_pager_put(&g, "WITH RECURSIVE d(id) AS (SELECT min(deployment_id) FROM inference_events"
+                     " UNION ALL SELECT (SELECT min(deployment_id) FROM inference_events"
+                     " WHERE deployment_id > d.id) FROM d WHERE d.id IS NOT NULL)"
+                     " SELECT id FROM d WHERE id IS NOT NULL");
+    PGresult *r = run_head(&g, "reading the deployments", err);
+    pg_pager_free(&g);
+    if (!r)
+        return -1;
+    int stop = 0;
+    for (int i = 0; i < PQntuples(r) && !stop; i++)
+        stop = cb(ud, pg_col_str(r, i, 0));
+    PQclear(r);
+    return stop;
+}
+
 /* ---- events by id ---------------------------------------------------------------------------- */
 
 /* A page of ids in one query (cf_store_byids.c keeps the ids and pages

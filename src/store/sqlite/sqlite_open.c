@@ -521,6 +521,7 @@ static const cf_store_vt sq_vt = {
     .open_light_events = sq_open_light_events,
     .insert_curated_new = sq_insert_curated_new,
     .last_export_at = sq_last_export_at,
+    .list_deployments = sq_list_deployments,
     .insert_run = sq_insert_run,
     .update_run = sq_update_run,
     .list_runs = sq_list_runs,

@@ -673,3 +673,27 @@ int sq_last_export_at(cf_store *base, cf_str deployment_id, int64_t *at, cf_err 
     sqlite3_finalize(st);
     return rc == SQLITE_ROW ? 0 : sq_fail(s, err, "reading the last export");
 }
+
+/* ---- the deployments ------------------------------------------------------------------- */
+
+int sq_list_deployments(cf_store *base, cf_name_fn cb, void *ud, cf_err *err)
+{
+    sq_store *s = (sq_store *)base;
+    sqlite3_stmt *st = NULL;
+    /* a skip scan of the (deployment_id, inserted_at) index: one seek per
+     * deployment, however many events each has */
+    const char *sql =
+        "WITH RECURSIVE d(id) AS (SELECT min(deployment_id) FROM inference_events"
+        " UNION ALL SELECT (SELECT min(deployment_id) FROM inference_events"
+        " WHERE deployment_id > d.id) FROM d WHERE d.id IS NOT NULL)"
+        " SELECT id FROM d WHERE id IS NOT NULL";
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return sq_fail(s, err, "preparing the deployments query");
+    int rc, stop = 0;
+    while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        stop = cb(ud, sq_col_str(st, 0));
+    sqlite3_finalize(st);
+    if (stop)
+        return stop;
+    return rc == SQLITE_DONE ? 0 : sq_fail(s, err, "reading the deployments");
+}
