@@ -5,13 +5,23 @@
 #      every accepted event is written (the load, then the drain at SIGTERM),
 #      against `crucible-feedback ingest` of the same events in the same run;
 #   2. one event per request: requests/s and latency percentiles;
-#   3. the server's peak RSS over both.
-# Sizes: CRUCIBLE_BENCH_SERVE_MB (corpus size, 200), CRUCIBLE_BENCH_SERVE_SECONDS (20).
+#   3. the server's peak RSS over both;
+#   4. OTLP/HTTP protobuf bodies of 100 GenAI spans each, captured from the
+#      OpenTelemetry JS SDK (bench/otlp_capture.cjs) and replayed by wrk to
+#      POST /v1/traces with new trace ids every round: spans/s counted until
+#      written, against `crucible-feedback ingest` of the events they became
+#      (read back from the database) in the same run.
+# Sizes: CRUCIBLE_BENCH_SERVE_MB (corpus size, 200), CRUCIBLE_BENCH_SERVE_SECONDS (20),
+# CRUCIBLE_BENCH_SERVE_OTLP_BODIES (distinct captured bodies, 100).
+# The OpenTelemetry JS SDK: CRUCIBLE_BENCH_NODE_MODULES (.cache/npm/node_modules
+# of the repository, where scripts/lib/setup.sh installs it).
 set -euo pipefail
 bin=$1 work=$2
 mb=${CRUCIBLE_BENCH_SERVE_MB:-200}
 secs=${CRUCIBLE_BENCH_SERVE_SECONDS:-20}
+otlp_bodies=${CRUCIBLE_BENCH_SERVE_OTLP_BODIES:-100}
 here=$(cd "$(dirname "$0")" && pwd)
+node_modules=${CRUCIBLE_BENCH_NODE_MODULES:-$here/../.cache/npm/node_modules}
 corpus=$work/serve-corpus.jsonl
 /usr/bin/python3 "$here/gen_corpus.py" --bytes $((mb * 1000000)) --out "$corpus" --seed 5
 # request bodies, one per line: JSON arrays of 100 events, and single events
@@ -50,9 +60,9 @@ stop_server() {
   drain=$(echo "$t0 $t1" | awk '{printf "%.3f", $2 - $1}')
 }
 rows() { sqlite3 "$work/serve.db" 'SELECT count(*) FROM inference_events'; }
-run_wrk() { # BODIES CONNECTIONS
+run_wrk() { # BODIES CONNECTIONS [PATH]
   CF_BODIES=$1 wrk -t1 -c"$2" -d"${secs}s" --timeout 10s -s "$here/serve_wrk.lua" \
-    "http://127.0.0.1:$port/api/v1/events" | tail -n 1
+    "http://127.0.0.1:$port${3:-/api/v1/events}" | tail -n 1
 }
 
 start_server
@@ -69,7 +79,29 @@ single_rows=$(rows)
 
 rm -f "$work"/ing.db* crucible-dead-letter.jsonl
 ingest_out=$("$bin" --db "sqlite:$work/ing.db" ingest "$corpus" --quiet 2>&1)
-rm -f "$work"/ing.db* "$work"/serve.db* "$corpus" "$work/batches.txt" "$work/singles.txt"
+rm -f "$work"/ing.db* "$work"/serve.db* "$work/batches.txt" "$work/singles.txt"
+
+# OTLP: bodies of 100 spans made from the corpus's first events by the SDK
+head -n $((otlp_bodies * 100)) "$corpus" >"$work/otlp-events.jsonl"
+rm -f "$corpus"
+node "$here/otlp_capture.cjs" "$node_modules" "$work/otlp-events.jsonl" "$work/otlp.bodies" \
+  "$otlp_bodies"
+start_server
+otlp=$(CF_FRAMED=1 CF_ROUND_MARKER=cfb0a7c4 CF_CONTENT_TYPE=application/x-protobuf \
+  run_wrk "$work/otlp.bodies" 4 /v1/traces)
+otlp_load=$(cut -d' ' -f1-3 /proc/loadavg)
+otlp_body_kb=$(( $(stat -c %s "$work/otlp.bodies") / otlp_bodies / 1024 ))
+stop_server
+otlp_rss=$rss_kb otlp_drain=$drain
+otlp_rows=$(rows)
+# the events the spans became, as ingest takes them (no ids)
+sqlite3 "$work/serve.db" "SELECT json_object('deployment_id', deployment_id,
+  'model_version_id', model_version_id, 'user_id', user_id_hash, 'prompt', prompt,
+  'response', response, 'latency_ms', latency_ms, 'token_count', token_count,
+  'metadata', json(metadata)) FROM inference_events" >"$work/otlp-stored.jsonl"
+rm -f "$work"/ing.db* crucible-dead-letter.jsonl
+otlp_ingest=$("$bin" --db "sqlite:$work/ing.db" ingest "$work/otlp-stored.jsonl" --quiet 2>&1)
+rm -f "$work"/ing.db* "$work"/serve.db* "$work"/otlp*
 
 /usr/bin/python3 - "$batch" "$batch_drain" "$batch_rows" "$batch_rss" \
   "$single" "$single_drain" "$single_rows" "$single_rss" "$ingest_out" <<'PY'
@@ -114,4 +146,43 @@ print(f"Events written per second over the load and its drain: {b_written:.0f}, 
       f"singles {srows}, for {batch['requests'] * 100} and {single['requests']} events "
       "acknowledged within wrk's duration (the rows also hold the requests in flight when it "
       "stopped).")
+PY
+
+/usr/bin/python3 - "$otlp" "$otlp_drain" "$otlp_rows" "$otlp_rss" "$otlp_ingest" \
+  "$otlp_load" "$otlp_bodies" "$otlp_body_kb" <<'PY'
+import json, re, sys
+r, drain, rows, rss = json.loads(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+m = re.search(r"(\d+) events? accepted.* in ([\d.]+) s \((\d+) events/s\)", sys.argv[5])
+ing_events, ing_rate = int(m.group(1)), int(m.group(3))
+load, bodies, body_kb = sys.argv[6], int(sys.argv[7]), int(sys.argv[8])
+written = rows / (r["seconds"] + drain)
+ratio = written / ing_rate
+print()
+print("### OTLP/HTTP: protobuf traces from the OpenTelemetry JS SDK")
+print()
+print("Targets: batches of 100 GenAI spans at least 50,000 spans/s into SQLite and at "
+      "least 0.5 of `crucible-feedback ingest` on the same events. "
+      f"`bench/otlp_capture.cjs` captured {bodies} request bodies (about {body_kb} KB each) "
+      "that the SDK's proto exporter sent: 100 chat spans per body, the prompt and completion "
+      "in `gen_ai.input.messages` / `gen_ai.output.messages`, models, token counts, user ids "
+      "and association properties as attributes. wrk (1 thread, 4 connections) replays them to "
+      "`POST /v1/traces` as `application/x-protobuf`, writing the round number into every "
+      "trace id so that each round's spans are new events. The peer ingests the stored events "
+      "themselves, read back from the server's database as JSON lines.")
+print()
+print("| load | requests | seconds | requests/s | spans/s accepted | spans/s written "
+      "| p50 ms | p90 ms | p99 ms | non-2xx | errors |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+print(f"| OTLP protobuf, 100 spans per request, 4 connections | {r['requests']} "
+      f"| {r['seconds']:.1f} (+{drain:.1f} drain) | {r['requests'] / r['seconds']:.0f} "
+      f"| {r['requests'] * 100 / r['seconds']:.0f} | {written:.0f} | {r['p50_us'] / 1000:.2f} "
+      f"| {r['p90_us'] / 1000:.2f} | {r['p99_us'] / 1000:.2f} | {r['non2xx']} | {r['errors']} |")
+print(f"| peer: `crucible-feedback ingest`, the stored events from a file | | | | "
+      f"| {ing_rate} | | | | | |")
+print()
+print(f"Spans written per second over the load and its drain: {written:.0f}, "
+      f"{'meets' if written >= 50000 else 'BELOW'} the 50,000 target; {ratio:.2f} of `ingest` "
+      f"({ing_events} events at {ing_rate}/s): {'meets' if ratio >= 0.5 else 'BELOW'} 0.5. "
+      f"Rows stored: {rows}, for {r['requests'] * 100} spans acknowledged within wrk's "
+      f"duration. Peak server RSS {rss / 1024:.0f} MB. Load average when wrk finished: {load}.")
 PY

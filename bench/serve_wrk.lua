@@ -1,17 +1,67 @@
 -- wrk script for bench/serve.sh: POSTs the bodies of the file named by
--- CF_BODIES (one request body per line), cycling through them, and prints
--- the latency percentiles as JSON when done. Runs inside wrk's LuaJIT.
+-- CF_BODIES, cycling through them, and prints the latency percentiles as
+-- JSON when done. Runs inside wrk's LuaJIT.
+-- The file holds one request body per line, or, with CF_FRAMED=1, binary
+-- bodies as "<length>\n<bytes>" records (bench/otlp_capture.cjs). With
+-- CF_ROUND_MARKER (hex), the four bytes after each occurrence of the marker
+-- in a body are replaced by the round number (how many times the bodies
+-- have been sent before), so every round sends them as new spans.
+-- CF_CONTENT_TYPE: the Content-Type (application/json).
 local path = os.getenv("CF_BODIES")
+local marker_hex = os.getenv("CF_ROUND_MARKER")
 local bodies = {}
-for line in io.lines(path) do bodies[#bodies + 1] = line end
-local i = 0
+
+local function read_framed(file)
+  local f = assert(io.open(file, "rb"))
+  local data = f:read("*a")
+  f:close()
+  local pos = 1
+  while pos <= #data do
+    local nl = assert(data:find("\n", pos, true), "bad record header")
+    local len = assert(tonumber(data:sub(pos, nl - 1)), "bad record length")
+    bodies[#bodies + 1] = data:sub(nl + 1, nl + len)
+    pos = nl + 1 + len
+  end
+end
+
+-- a body as the pieces around its round counters
+local function split(body, marker)
+  local pieces, pos = {}, 1
+  while true do
+    local at = body:find(marker, pos, true)
+    if not at then break end
+    pieces[#pieces + 1] = body:sub(pos, at + #marker - 1)
+    pos = at + #marker + 4
+  end
+  assert(#pieces > 0, "round marker not found in a body")
+  pieces[#pieces + 1] = body:sub(pos)
+  return pieces
+end
+
+if os.getenv("CF_FRAMED") == "1" then
+  read_framed(path)
+else
+  for line in io.lines(path) do bodies[#bodies + 1] = line end
+end
+if marker_hex then
+  local marker = marker_hex:gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end)
+  for k, body in ipairs(bodies) do bodies[k] = split(body, marker) end
+end
+local sent = 0
 
 wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Content-Type"] = os.getenv("CF_CONTENT_TYPE") or "application/json"
 
 function request()
-  i = i % #bodies + 1
-  return wrk.format(nil, nil, nil, bodies[i])
+  local body = bodies[sent % #bodies + 1]
+  if marker_hex then
+    local round = math.floor(sent / #bodies)
+    local counter = string.char(math.floor(round / 16777216) % 256, math.floor(round / 65536) % 256,
+      math.floor(round / 256) % 256, round % 256)
+    body = table.concat(body, counter)
+  end
+  sent = sent + 1
+  return wrk.format(nil, nil, nil, body)
 end
 
 function done(summary, latency)
