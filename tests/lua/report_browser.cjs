@@ -20,7 +20,9 @@ function launch() {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), "cf-chromium-"));
   const proc = spawn(chromium, ["--headless", "--no-sandbox", "--disable-gpu",
     "--disable-dev-shm-usage", "--no-first-run", "--remote-debugging-port=0",
-    `--user-data-dir=${profile}`, "about:blank"], { stdio: ["ignore", "ignore", "pipe"] });
+    `--user-data-dir=${profile}`, "about:blank"],
+    // its own process group: the renderer and helper processes go with it
+    { stdio: ["ignore", "ignore", "pipe"], detached: true });
   return new Promise((resolve, reject) => {
     let err = "";
     const timer = setTimeout(() => reject(new Error("chromium did not start: " + err)), 30000);
@@ -156,13 +158,18 @@ async function main() {
     if (findings.errors.length) findings.failures.push(`console errors: ${findings.errors.join(" | ")}`);
     cdp.ws.close();
   } finally {
-    // the profile goes once Chromium has exited (it writes until then)
-    if (proc.exitCode === null && proc.signalCode === null) {
-      const exited = new Promise((resolve) => proc.once("exit", resolve));
-      proc.kill("SIGKILL");
-      await exited;
+    // the profile goes once Chromium and its helper processes have exited
+    // (they write until then): the whole process group is killed
+    const running = proc.exitCode === null && proc.signalCode === null;
+    const exited = running ? new Promise((resolve) => proc.once("exit", resolve)) : null;
+    try { process.kill(-proc.pid, "SIGKILL"); } catch (e) { if (running) proc.kill("SIGKILL"); }
+    if (exited) await exited;
+    try {
+      fs.rmSync(profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
+    } catch (e) {
+      // a leftover temporary profile is not a finding about the page
+      process.stderr.write(`could not remove ${profile}: ${e.message}\n`);
     }
-    fs.rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
   }
   console.log(JSON.stringify(findings));
   process.exit(findings.failures.length ? 1 : 0);
