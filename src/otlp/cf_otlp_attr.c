@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crucible/serve/cf_serve.h"
 #include "crucible/otlp/cf_otlp_map.h"
 
 static int by_key(const void *a, const void *b)
@@ -113,28 +114,10 @@ void cf_otlp_hex(const ProtobufCBinaryData *id, char *out, size_t cap)
     out[k] = '\0';
 }
 
+/* The server's one writer of JSON strings with bad UTF-8 bytes replaced. */
 int cf_otlp_json_str(cf_buf *b, const char *s, size_t n)
 {
-    size_t ok = cf_utf8_check(s, n);
-    if (ok == n)
-        return cf_buf_json_string(b, s, n);
-    /* each bad byte becomes U+FFFD, so the text stays valid UTF-8 */
-    cf_buf clean = CF_BUF_INIT;
-    while (n > 0) {
-        ok = cf_utf8_check(s, n);
-        cf_buf_append(&clean, s, ok);
-        if (ok < n) {
-            cf_buf_append(&clean, "\xef\xbf\xbd", 3);
-            ok++;
-        }
-        s += ok;
-        n -= ok;
-    }
-    int rc = cf_buf_failed(&clean) ? -1 : cf_buf_json_string(b, clean.p ? clean.p : "", clean.n);
-    cf_buf_free(&clean);
-    if (rc)
-        b->oom = 1;
-    return rc;
+    return cf_serve_json_str(b, s, n);
 }
 
 static int kvlist_json(cf_buf *b, const cf_otlp_kvlist *l)
