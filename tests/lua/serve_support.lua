@@ -2,30 +2,14 @@
 -- free loopback port and drive it with curl (serve_scores_spec,
 -- serve_shared_spec).
 local support = require "support"
-local cingest = require "crucible._ingest"
 
 local M = {}
 
 local q = support.q
 
-function M.sleep(s) os.execute("sleep " .. s) end
-
-function M.read_all(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-function M.wait_until(fn, seconds)
-  local deadline = cingest.clock_ns() + seconds * 1e9
-  while cingest.clock_ns() < deadline do
-    if fn() then return true end
-    M.sleep(0.05)
-  end
-  return fn()
-end
+-- sleep, read_all and wait_until: the OTLP specs' harness has them
+local harness = require "serve_harness"
+M.sleep, M.read_all, M.wait_until = harness.sleep, harness.read_all, harness.wait_until
 
 --- Starts `serve` in a new directory with a config (Lua text of the
 -- table's fields; storage defaults to a SQLite file there); returns
