@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "crucible/serve/cf_serve.h"
 #include "crucible/otlp/cf_otlp_map.h"
 
 static int by_key(const void *a, const void *b)
@@ -114,19 +113,13 @@ void cf_otlp_hex(const ProtobufCBinaryData *id, char *out, size_t cap)
     out[k] = '\0';
 }
 
-/* The server's one writer of JSON strings with bad UTF-8 bytes replaced. */
-int cf_otlp_json_str(cf_buf *b, const char *s, size_t n)
-{
-    return cf_serve_json_str(b, s, n);
-}
-
 static int kvlist_json(cf_buf *b, const cf_otlp_kvlist *l)
 {
     cf_buf_putc(b, '{');
     for (size_t i = 0; l && i < l->n_values; i++) {
         const char *k = l->values[i]->key ? l->values[i]->key : "";
         cf_buf_str(b, i ? "," : "");
-        cf_otlp_json_str(b, k, strlen(k));
+        cf_buf_json_string_lossy(b, k, strlen(k));
         cf_buf_putc(b, ':');
         cf_otlp_any_json(b, l->values[i]->value);
     }
@@ -139,7 +132,7 @@ int cf_otlp_any_json(cf_buf *b, const cf_otlp_any *v)
         return cf_buf_str(b, "null");
     switch (v->value_case) {
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
-        return cf_otlp_json_str(b, v->string_value, strlen(v->string_value));
+        return cf_buf_json_string_lossy(b, v->string_value, strlen(v->string_value));
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE:
         return cf_buf_str(b, v->bool_value ? "true" : "false");
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE:

@@ -163,7 +163,7 @@ static void answer(const tally *t, int protobuf, cf_serve_resp *r)
     snprintf(head, sizeof head, "{\"partialSuccess\":{\"rejectedLogRecords\":%ld,\"errorMessage\":",
              t->rejected);
     cf_buf_str(&r->body, head);
-    cf_otlp_json_str(&r->body, t->first_error, strlen(t->first_error));
+    cf_buf_json_string_lossy(&r->body, t->first_error, strlen(t->first_error));
     cf_buf_str(&r->body, "}}\n");
 }
 

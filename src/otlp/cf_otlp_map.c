@@ -58,7 +58,7 @@ static void field_str(cf_buf *b, const char *name, const char *s)
     cf_buf_str(b, ",\"");
     cf_buf_str(b, name);
     cf_buf_str(b, "\":");
-    cf_otlp_json_str(b, s, strlen(s));
+    cf_buf_json_string_lossy(b, s, strlen(s));
 }
 
 static void field_int(cf_buf *b, const char *name, int64_t v)
@@ -76,7 +76,7 @@ static void text_field(cf_buf *b, const char *name, const cf_buf *t)
         return;
     }
     cf_buf_str(b, name);
-    cf_otlp_json_str(b, t->p ? t->p : "", t->n);
+    cf_buf_json_string_lossy(b, t->p ? t->p : "", t->n);
 }
 
 /* "prompt" and "response"; *chat: the prompt is the chat as JSON */
@@ -157,7 +157,7 @@ static void properties(cf_buf *b, const cf_otlp_attrs *a)
         if (j > i && strcmp(a->kv[j]->key, a->kv[j - 1]->key) == 0)
             continue; /* a repeated key: the first one */
         cf_buf_str(b, j > i ? "," : "");
-        cf_otlp_json_str(b, a->kv[j]->key + k, strlen(a->kv[j]->key + k));
+        cf_buf_json_string_lossy(b, a->kv[j]->key + k, strlen(a->kv[j]->key + k));
         cf_buf_putc(b, ':');
         cf_otlp_any_json(b, a->kv[j]->value);
     }
@@ -176,7 +176,7 @@ static void oi_metadata(cf_buf *b, const cf_otlp_attrs *a)
     if (text)
         cf_buf_str(b, text);
     else
-        cf_otlp_json_str(b, s, strlen(s));
+        cf_buf_json_string_lossy(b, s, strlen(s));
     free(text);
     json_decref(j);
 }
@@ -194,7 +194,7 @@ static void finish_reasons(cf_buf *b, const cf_otlp_attrs *a, const cf_otlp_msgs
         if (!out->m[i].finish[0])
             continue;
         cf_buf_str(b, any ? "," : ",\"finish_reasons\":[");
-        cf_otlp_json_str(b, out->m[i].finish, strlen(out->m[i].finish));
+        cf_buf_json_string_lossy(b, out->m[i].finish, strlen(out->m[i].finish));
         any = 1;
     }
     if (any)

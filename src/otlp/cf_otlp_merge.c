@@ -9,7 +9,7 @@
 static json_t *safe_str(const cf_buf *t)
 {
     cf_buf q = CF_BUF_INIT;
-    cf_otlp_json_str(&q, t->p ? t->p : "", t->n);
+    cf_buf_json_string_lossy(&q, t->p ? t->p : "", t->n);
     json_t *s = cf_buf_failed(&q) ? NULL : json_loadb(q.p, q.n, JSON_DECODE_ANY, NULL);
     cf_buf_free(&q);
     return s;

@@ -205,9 +205,9 @@ void cf_otlp_prompt_text(const cf_otlp_msgs *in, cf_buf *t, int *chat)
     cf_buf_putc(t, '[');
     for (size_t i = 0; i < in->n; i++) {
         cf_buf_str(t, i ? ",{\"role\":" : "{\"role\":");
-        cf_otlp_json_str(t, in->m[i].role, strlen(in->m[i].role));
+        cf_buf_json_string_lossy(t, in->m[i].role, strlen(in->m[i].role));
         cf_buf_str(t, ",\"content\":");
-        cf_otlp_json_str(t, in->m[i].text.p ? in->m[i].text.p : "", in->m[i].text.n);
+        cf_buf_json_string_lossy(t, in->m[i].text.p ? in->m[i].text.p : "", in->m[i].text.n);
         cf_buf_putc(t, '}');
     }
     cf_buf_putc(t, ']');

@@ -43,30 +43,6 @@ typedef struct req_state {
 
 /* ---- responses ---------------------------------------------------------------- */
 
-int cf_serve_json_str(cf_buf *b, const char *s, size_t n)
-{
-    size_t ok = cf_utf8_check(s, n);
-    if (ok == n)
-        return cf_buf_json_string(b, s, n);
-    /* replace each bad byte with U+FFFD so the body stays valid JSON */
-    cf_buf clean = CF_BUF_INIT;
-    while (n > 0) {
-        ok = cf_utf8_check(s, n);
-        cf_buf_append(&clean, s, ok);
-        if (ok < n) {
-            cf_buf_append(&clean, "\xef\xbf\xbd", 3);
-            ok++;
-        }
-        s += ok;
-        n -= ok;
-    }
-    int rc = cf_buf_failed(&clean) ? -1 : cf_buf_json_string(b, clean.p ? clean.p : "", clean.n);
-    cf_buf_free(&clean);
-    if (rc)
-        b->oom = 1;
-    return rc;
-}
-
 void cf_serve_error(cf_serve_resp *r, int status, const char *fmt, ...)
 {
     char msg[1024];
@@ -79,7 +55,7 @@ void cf_serve_error(cf_serve_resp *r, int status, const char *fmt, ...)
     r->status = status;
     r->body.n = 0;
     cf_buf_str(&r->body, "{\"error\":");
-    cf_serve_json_str(&r->body, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
+    cf_buf_json_string_lossy(&r->body, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
     cf_buf_str(&r->body, "}\n");
 }
 

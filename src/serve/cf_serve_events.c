@@ -76,14 +76,14 @@ static void item_entry(batch *b, long index, const char *id, int status, const c
     snprintf(head, sizeof head, "%s{\"index\":%ld,\"id\":", b->items.n ? "," : "", index);
     cf_buf_str(&b->items, head);
     if (id && id[0] && cf_utf8_check(id, strlen(id)) == strlen(id))
-        cf_serve_json_str(&b->items, id, strlen(id));
+        cf_buf_json_string_lossy(&b->items, id, strlen(id));
     else
         cf_buf_str(&b->items, "null");
     snprintf(head, sizeof head, ",\"status\":%d", status);
     cf_buf_str(&b->items, head);
     if (error) {
         cf_buf_str(&b->items, ",\"error\":");
-        cf_serve_json_str(&b->items, error, strlen(error));
+        cf_buf_json_string_lossy(&b->items, error, strlen(error));
     }
     cf_buf_putc(&b->items, '}');
 }
@@ -157,7 +157,7 @@ static void one_item(cf_serve_events *e, const cf_serve_key *key, cf_prepare_scr
         rc = cf_ingest_submit(e->g, &in, ps, 0, NULL, id, &v, &err);
     if (rc == 0) {
         cf_buf_str(&b->ids, b->accepted ? "," : "");
-        cf_serve_json_str(&b->ids, id, strlen(id));
+        cf_buf_json_string_lossy(&b->ids, id, strlen(id));
         item_entry(b, index, id, 200, NULL);
         b->accepted++;
     } else {
@@ -188,7 +188,7 @@ static void answer(const batch *b, long nitems, cf_serve_resp *r)
         char msg[480];
         snprintf(msg, sizeof msg, "%s%s", nitems > 1 ? "no event accepted; " : "",
                  b->first_error);
-        cf_serve_json_str(&r->body, msg, strlen(msg));
+        cf_buf_json_string_lossy(&r->body, msg, strlen(msg));
         cf_buf_putc(&r->body, ',');
     }
     snprintf(head, sizeof head, "\"accepted\":%ld,\"rejected\":%ld,\"items\":[", b->accepted,

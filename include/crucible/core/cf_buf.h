@@ -75,6 +75,9 @@ static inline int cf_buf_failed(const cf_buf *b) { return b->oom; }
 /* Appends s as a JSON string literal (quotes included): UTF-8 kept as is,
  * control characters, DEL, quote and backslash escaped. */
 int cf_buf_json_string(cf_buf *b, const char *s, size_t n);
+/* The same with each byte that is not valid UTF-8 replaced by U+FFFD, so
+ * text from outside always makes a valid JSON document. */
+int cf_buf_json_string_lossy(cf_buf *b, const char *s, size_t n);
 /* Appends an int64 in decimal. */
 int cf_buf_int(cf_buf *b, int64_t v);
 /* Appends a finite double as its shortest text that reads back exactly,

@@ -37,8 +37,6 @@ int cf_otlp_attr_int(const cf_otlp_attrs *ix, const char *key, int64_t *out);
 size_t cf_otlp_attrs_prefix(const cf_otlp_attrs *ix, const char *prefix);
 /* A value as JSON (a kvlist as an object, bytes as hex). */
 int cf_otlp_any_json(cf_buf *b, const cf_otlp_any *v);
-/* A JSON string of s[0..n); bytes that are not UTF-8 become U+FFFD. */
-int cf_otlp_json_str(cf_buf *b, const char *s, size_t n);
 /* Lowercase hex of an id ("" when empty). */
 void cf_otlp_hex(const ProtobufCBinaryData *id, char *out, size_t cap);
 

@@ -92,11 +92,10 @@ unsigned cf_serve_inflight(const cf_serve *s);
 /* Stops the threads, closes the connections, frees. NULL is fine. */
 void cf_serve_free(cf_serve *s);
 
-/* Response helpers: {"error": msg} with status; JSON-escaped text that
- * is not valid UTF-8 gets U+FFFD for each bad byte. */
+/* {"error": msg} with status; bytes of msg that are not valid UTF-8 become
+ * U+FFFD. */
 void cf_serve_error(cf_serve_resp *r, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-int cf_serve_json_str(cf_buf *b, const char *s, size_t n);
 
 /* A request's query parameters (percent-decoded), each passed to fn in
  * order, and one of its headers (NULL when absent). Valid until the
