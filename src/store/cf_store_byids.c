@@ -2,7 +2,8 @@
  * The one cursor over events by id, above the vtable: it keeps the ids,
  * refuses a missing one, and walks them in the order given, a page at a
  * time. A backend that can read a page of ids in one query supplies
- * open_events_page (and its page size); any other reads each id through
+ * open_events_page (and its page size), and gets pages of distinct ids,
+ * to return in the page's order; any other reads each id through
  * its ordinary cursor (open_cursor with q.id). Ids not stored are skipped.
  */
 #include "crucible/store/cf_store.h"
@@ -23,6 +24,14 @@ static int open_page(byids *c, cf_err *err)
 {
     const cf_str *ids = c->ids + c->next;
     size_t k = c->n - c->next < c->page ? c->n - c->next : c->page;
+    /* a page holds distinct ids: it ends before the first repeat (an id
+     * asked for twice is read twice, the second time on the next page) */
+    for (size_t j = 1; j < k; j++)
+        for (size_t i = 0; i < j; i++)
+            if (ids[i].n == ids[j].n && (ids[i].n == 0 || memcmp(ids[i].p, ids[j].p, ids[i].n) == 0)) {
+                k = j;
+                break;
+            }
     c->next += k;
     if (c->s->vt->open_events_page)
         return c->s->vt->open_events_page(c->s, ids, k, &c->cur, err);

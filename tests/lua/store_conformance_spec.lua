@@ -423,6 +423,9 @@ describe("store conformance (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", functio
     local by = assert(db:events_by_ids(ask))
     assert.same(want, prompts(by))
     assert.same({}, assert(db:events_by_ids {}))
+    -- an id asked for twice is read twice, in its places
+    assert.same({ "p1", "p2", "p1", "p1" },
+      prompts(assert(db:events_by_ids { ids[1], ids[2], ids[1], ids[1] })))
   end)
 
   it("stores curated examples, marks exports and knows the last export", function()

@@ -108,6 +108,8 @@ int ch_count_by_type(cf_store *, cf_kind, const cf_query *, cf_type_count_fn, vo
 int ch_open_unscored_cursor(cf_store *, const cf_query *, cf_cursor **, cf_err *);
 /* Row f of an event read (EVENT_READ; unscored: without quality_bits). */
 void ch_read_event(const cf_str *f, cf_event *e, int unscored);
+/* A page of at most CH_IDS_PAGE distinct ids (the generic events-by-id cursor pages them). */
+#define CH_IDS_PAGE 200
 int ch_open_events_page(cf_store *, const cf_str *, size_t, cf_cursor **, cf_err *);
 int ch_last_export_at(cf_store *, cf_str, int64_t *, cf_err *);
 int ch_list_deployments(cf_store *, cf_name_fn, void *, cf_err *);

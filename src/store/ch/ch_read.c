@@ -85,6 +85,14 @@ static int build(ch_store *s, cf_kind kind, const cf_query *q, int counting, cf_
         cond_str(b, &n, "deployment_id", q->deployment_id);
     if (q->id.p)
         cond_str(b, &n, "id", q->id);
+    if (q->id.p && kind == CF_KIND_EVENTS) {
+        /* the row's sort key from the id view: reads one part of the table
+         * where id alone scans all of it */
+        cond(b, &n, "(deployment_id, inserted_at) IN (SELECT deployment_id, inserted_at"
+                    " FROM inference_event_ids WHERE id = ");
+        ch_quote(b, q->id);
+        cf_buf_putc(b, ')');
+    }
     if (q->event_id.p)
         cond_str(b, &n, event_col[kind], q->event_id);
     if (q->type.p)
@@ -425,23 +433,30 @@ int ch_open_unscored_cursor(cf_store *base, const cf_query *q, cf_cursor **out, 
 
 /* ---- events by id ------------------------------------------------------------------------- */
 
-/* One id a page (cf_store_byids.c keeps the ids and their order): the id's
- * sort key from the id view, then the row by its key, which reads one part
- * of the table where q.id alone would scan it. */
+/* A page of distinct ids (cf_store_byids.c cuts pages at a repeated id and
+ * walks them in order): their deployments from the id view, which prunes
+ * the table to those deployments' parts where id alone would scan it all,
+ * then the rows, in the order of the page. */
 int ch_open_events_page(cf_store *base, const cf_str *ids, size_t n, cf_cursor **out,
                         cf_err *err)
 {
     *out = NULL;
-    if (n != 1)
-        return cf_fail(err, CF_EINVAL, "events by id: one id a page, not %zu", n);
+    if (n == 0 || n > CH_IDS_PAGE)
+        return cf_fail(err, CF_EINVAL, "events by id: 1 to %d ids a page, not %zu", CH_IDS_PAGE,
+                       n);
     cf_buf b = CF_BUF_INIT;
-    cf_buf_str(&b, "SELECT " EVENT_READ " FROM inference_events FINAL WHERE"
-                   " (deployment_id, inserted_at) IN (SELECT deployment_id, inserted_at"
-                   " FROM inference_event_ids WHERE id = ");
-    ch_quote(&b, ids[0]);
-    cf_buf_str(&b, ") AND id = ");
-    ch_quote(&b, ids[0]);
-    cf_buf_str(&b, " LIMIT 1");
+    cf_buf_str(&b, "SELECT " EVENT_READ " FROM inference_events FINAL WHERE deployment_id IN"
+                   " (SELECT deployment_id FROM inference_event_ids WHERE id IN ");
+    ch_quote_list(&b, ids, n);
+    cf_buf_str(&b, ") AND id IN ");
+    ch_quote_list(&b, ids, n);
+    cf_buf_str(&b, " ORDER BY indexOf([");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            cf_buf_putc(&b, ',');
+        ch_quote(&b, ids[i]);
+    }
+    cf_buf_str(&b, "], id)");
     int rc = cf_buf_failed(&b) ? cf_fail(err, CF_ENOMEM, "out of memory building a query")
                                : open_sql((ch_store *)base, CF_KIND_EVENTS, &b, 0, 0, out, err);
     cf_buf_free(&b);
