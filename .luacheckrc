@@ -5,5 +5,5 @@ codes = true
 
 files["tests/lua"] = { std = "+busted" }
 files["tests/lua/helper.lua"] = { globals = { "package" } }
--- wrk's scripting API is globals: wrk.*, and the request/done hooks it calls.
-files["bench/serve_wrk.lua"] = { std = "luajit", globals = { "wrk", "request", "done" } }
+-- wrk's scripting API is globals: wrk.*, and the request/delay/done hooks it calls.
+files["bench/serve_wrk.lua"] = { std = "luajit", globals = { "wrk", "request", "delay", "done" } }

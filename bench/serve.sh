@@ -4,7 +4,10 @@
 #   1. batches of 100 events per POST /api/v1/events: events/s counted until
 #      every accepted event is written (the load, then the drain at SIGTERM),
 #      against `crucible-feedback ingest` of the same events in the same run;
-#   2. one event per request: requests/s and latency percentiles;
+#   2. one event per request: requests/s and latency percentiles, flat out
+#      (16 connections) and paced (40 connections, each waiting 2 ms before
+#      each request: about 12,000 requests/s offered), where the p99 target
+#      is read, since flat out the p99 is the queue behind the writer;
 #   3. the server's peak RSS over both;
 #   4. OTLP/HTTP protobuf bodies of 100 GenAI spans each, captured from the
 #      OpenTelemetry JS SDK (bench/otlp_capture.cjs) and replayed by wrk to
@@ -77,6 +80,11 @@ stop_server
 single_rss=$rss_kb single_drain=$drain
 single_rows=$(rows)
 
+start_server
+paced=$(CF_DELAY_MS=2 run_wrk "$work/singles.txt" 40)
+stop_server
+paced_rss=$rss_kb
+
 rm -f "$work"/ing.db* crucible-dead-letter.jsonl
 ingest_out=$("$bin" --db "sqlite:$work/ing.db" ingest "$corpus" --quiet 2>&1)
 rm -f "$work"/ing.db* "$work"/serve.db* "$work/batches.txt" "$work/singles.txt"
@@ -104,8 +112,10 @@ otlp_ingest=$("$bin" --db "sqlite:$work/ing.db" ingest "$work/otlp-stored.jsonl"
 rm -f "$work"/ing.db* "$work"/serve.db* "$work"/otlp*
 
 /usr/bin/python3 - "$batch" "$batch_drain" "$batch_rows" "$batch_rss" \
-  "$single" "$single_drain" "$single_rows" "$single_rss" "$ingest_out" <<'PY'
+  "$single" "$single_drain" "$single_rows" "$single_rss" "$ingest_out" "$paced" "$paced_rss" <<'PY'
 import json, re, sys
+paced, prss = json.loads(sys.argv[10]), int(sys.argv[11])
+p_rps = paced["requests"] / paced["seconds"]
 batch, bdrain, brows, brss = json.loads(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 single, sdrain, srows, srss = json.loads(sys.argv[5]), float(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8])
 m = re.search(r"(\d+) events? accepted.* in ([\d.]+) s \((\d+) events/s\)", sys.argv[9])
@@ -113,14 +123,17 @@ ing_events, ing_rate = int(m.group(1)), int(m.group(3))
 b_acc = batch["requests"] * 100 / batch["seconds"]
 b_written = brows / (batch["seconds"] + bdrain)
 s_rps = single["requests"] / single["seconds"]
-rss = max(brss, srss) / 1024
+rss = max(brss, srss, prss) / 1024
 ratio = b_written / ing_rate
 print("## HTTP server: `serve` under wrk, SQLite")
 print()
 print("Targets: batches of 100 events at least 60,000 events/s and at least 0.6 of "
       "`crucible-feedback ingest` on the same events; single-event requests at least "
       "10,000 requests/s with p99 under 10 ms; peak server RSS under 250 MB. wrk "
-      "(1 thread) and the server (4 worker threads) share the machine's cores.")
+      "(1 thread) and the server (4 worker threads) share the machine's cores. The p99 "
+      "target is read at a paced load above 10,000 requests/s (40 connections, each "
+      "waiting 2 ms before each request); flat out, requests queue behind the writer "
+      "and the p99 measures that queue.")
 print()
 print("| load | requests | seconds | requests/s | events/s accepted | events/s written "
       "| p50 ms | p90 ms | p99 ms | non-2xx | errors |")
@@ -133,15 +146,22 @@ for name, r, written, drain in (("batches of 100, 4 connections", batch, b_writt
           f"| {r['requests'] / r['seconds']:.0f} | {r['requests'] * per / r['seconds']:.0f} "
           f"| {written:.0f} | {r['p50_us'] / 1000:.2f} | {r['p90_us'] / 1000:.2f} "
           f"| {r['p99_us'] / 1000:.2f} | {r['non2xx']} | {r['errors']} |")
+print(f"| one event per request, paced, 40 connections | {paced['requests']} "
+      f"| {paced['seconds']:.1f} | {p_rps:.0f} | {p_rps:.0f} | | {paced['p50_us'] / 1000:.2f} "
+      f"| {paced['p90_us'] / 1000:.2f} | {paced['p99_us'] / 1000:.2f} | {paced['non2xx']} "
+      f"| {paced['errors']} |")
 print(f"| peer: `crucible-feedback ingest`, the same events from a file | | | | "
       f"| {ing_rate} | | | | | |")
 print()
 print(f"Events written per second over the load and its drain: {b_written:.0f}, "
       f"{'meets' if b_written >= 60000 else 'BELOW'} the 60,000 target; "
       f"{ratio:.2f} of `ingest` ({ing_events} events at {ing_rate}/s): "
-      f"{'meets' if ratio >= 0.6 else 'BELOW'} 0.6. Single events: {s_rps:.0f} requests/s, "
-      f"{'meets' if s_rps >= 10000 else 'BELOW'} 10,000, p99 {single['p99_us'] / 1000:.2f} ms "
-      f"{'under' if single['p99_us'] < 10000 else 'OVER'} 10 ms. Peak server RSS "
+      f"{'meets' if ratio >= 0.6 else 'BELOW'} 0.6. Single events: {s_rps:.0f} requests/s "
+      f"flat out, {'meets' if s_rps >= 10000 else 'BELOW'} 10,000 (p99 "
+      f"{single['p99_us'] / 1000:.2f} ms); paced at {p_rps:.0f} requests/s "
+      f"({'at least' if p_rps >= 10000 else 'BELOW'} 10,000), p99 "
+      f"{paced['p99_us'] / 1000:.2f} ms: {'meets' if paced['p99_us'] < 10000 else 'OVER'} "
+      "10 ms. Peak server RSS "
       f"{rss:.0f} MB: {'within' if rss < 250 else 'OVER'} 250 MB. Rows stored: batches {brows}, "
       f"singles {srows}, for {batch['requests'] * 100} and {single['requests']} events "
       "acknowledged within wrk's duration (the rows also hold the requests in flight when it "

@@ -7,6 +7,8 @@
 -- in a body are replaced by the round number (how many times the bodies
 -- have been sent before), so every round sends them as new spans.
 -- CF_CONTENT_TYPE: the Content-Type (application/json).
+-- CF_DELAY_MS: each connection waits this long before each request (paced
+-- load: at most connections / delay requests per second).
 local path = os.getenv("CF_BODIES")
 local marker_hex = os.getenv("CF_ROUND_MARKER")
 local bodies = {}
@@ -48,6 +50,7 @@ if marker_hex then
   for k, body in ipairs(bodies) do bodies[k] = split(body, marker) end
 end
 local sent = 0
+local delay_ms = tonumber(os.getenv("CF_DELAY_MS") or "")
 
 wrk.method = "POST"
 wrk.headers["Content-Type"] = os.getenv("CF_CONTENT_TYPE") or "application/json"
@@ -62,6 +65,10 @@ function request()
   end
   sent = sent + 1
   return wrk.format(nil, nil, nil, body)
+end
+
+if delay_ms then
+  function delay() return delay_ms end
 end
 
 function done(summary, latency)
