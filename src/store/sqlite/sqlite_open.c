@@ -568,8 +568,7 @@ int cf_store_sqlite_open(const char *path, const cf_store_opts *opts, cf_store *
     int memory = strcmp(path, ":memory:") == 0;
     const char *pragmas = memory ? "PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;"
                                  : "PRAGMA page_size = 16384; PRAGMA journal_mode = WAL;"
-                                   " PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;"
-                                   " PRAGMA cache_size = -65536;";
+                                   " PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;";
     char *msg = NULL;
     if (sqlite3_exec(s->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
         cf_fail(err, CF_EDB, "cannot open database %s: %s", path, msg ? msg : "pragma failed");
