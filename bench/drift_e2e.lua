@@ -68,13 +68,13 @@ end
 db:close()
 
 local cf = assert(require("crucible").new { config = { storage = { url = url } } })
--- the best CPU time of reps detections with opts, and the last results
-local function timed(opts)
+-- the best CPU time of reps detections with dopts, and the last results
+local function timed(dopts)
   local best, results
   for _ = 1, reps do
     collectgarbage()
     local t0 = os.clock()
-    results = assert(cf.detect_drift(DEP, opts))
+    results = assert(cf.detect_drift(DEP, dopts))
     local dt = os.clock() - t0
     best = best and math.min(best, dt) or dt
   end

@@ -54,6 +54,16 @@ static void order_limit(cf_buf *b, const cf_query *q)
     cf_buf_int(b, q->limit < 0 ? INT64_MAX : q->limit);
 }
 
+/* An event's sort key from the id view: a lookup by id then reads one part
+ * of the table where id alone scans all of it. */
+static void cond_id_key(cf_buf *b, int *n, cf_str id)
+{
+    cond(b, n, "(deployment_id, inserted_at) IN (SELECT deployment_id, inserted_at"
+               " FROM inference_event_ids WHERE id = ");
+    ch_quote(b, id);
+    cf_buf_putc(b, ')');
+}
+
 /* The SELECT for kind and q (counting: its count()). */
 static int build(ch_store *s, cf_kind kind, const cf_query *q, int counting, cf_buf *b,
                  cf_err *err)
@@ -85,14 +95,8 @@ static int build(ch_store *s, cf_kind kind, const cf_query *q, int counting, cf_
         cond_str(b, &n, "deployment_id", q->deployment_id);
     if (q->id.p)
         cond_str(b, &n, "id", q->id);
-    if (q->id.p && kind == CF_KIND_EVENTS) {
-        /* the row's sort key from the id view: reads one part of the table
-         * where id alone scans all of it */
-        cond(b, &n, "(deployment_id, inserted_at) IN (SELECT deployment_id, inserted_at"
-                    " FROM inference_event_ids WHERE id = ");
-        ch_quote(b, q->id);
-        cf_buf_putc(b, ')');
-    }
+    if (q->id.p && kind == CF_KIND_EVENTS)
+        cond_id_key(b, &n, q->id);
     if (q->event_id.p)
         cond_str(b, &n, event_col[kind], q->event_id);
     if (q->type.p)
