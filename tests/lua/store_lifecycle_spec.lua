@@ -403,6 +403,31 @@ describe("data lifecycle (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", function()
     cf.close()
   end)
 
+  it("regenerates an export once an interrupted forget is finished", function()
+    local now, a, b, dep = test_now(), uid("alice"), uid("bob"), uid("chat")
+    local cf = client()
+    two_users(cf, dep, now, a, b)
+    local path = tmp .. "/" .. dep .. ".jsonl"
+    assert(cf.export(dep, { format = "openai-chat", output_path = path }))
+    local before = support.read_file(path)
+    local first = assert(cf.forget_user(a, { rewrite_exports = true, batch_rows = 1,
+                                             max_batches = 1 }))
+    assert.is_false(first.complete)
+    assert.matches("run forget again", first.exports[1].rewrite_error)
+    assert.equal(before, support.read_file(path))
+    local second = assert(cf.forget_user(a, { rewrite_exports = true }))
+    assert.is_true(second.complete)
+    assert.equal(first.deletion_id, second.deletion_id)
+    assert.is_nil(second.exports[1].rewrite_error)
+    assert.equal(2, second.exports[1].rewritten)
+    local kept = {}
+    for line in support.read_file(path):gmatch("[^\n]+") do
+      kept[#kept + 1] = json.decode(line).messages[1].content
+    end
+    assert.same({ dep .. " prompt 2", dep .. " prompt 4" }, kept)
+    cf.close()
+  end)
+
   it("finishes an interrupted forget when run again, under one deletion record", function()
     local now, dep = test_now(), uid("resume")
     local cf = client()
