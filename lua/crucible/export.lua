@@ -20,11 +20,18 @@ local cexport = require "crucible._export"
 local core = require "crucible._core"
 local formats = require "crucible.export_formats"
 local store_mod = require "crucible.store"
+local json = require("cjson").new()
 
 local M = {}
 
 --- The longest export_batch_id (and --batch-id) accepted, in bytes.
 M.MAX_BATCH_ID = 256
+
+--- The store setting where an export records its batch: BATCH_SETTING .. id
+-- holds JSON {path =, format =, deployment_id =, at =, count = (rows),
+-- options = {columns =, parquet =, export_time =, include_exported =,
+-- limit =}}: what names the file and writes it again (crucible.lifecycle).
+M.BATCH_SETTING = "export.batch."
 
 --- File name endings of the default paths, per format (the registry's).
 M.FORMATS, M.PAIR_FORMATS = {}, {}
@@ -102,11 +109,30 @@ function M.column_formats()
   return out
 end
 
--- The SQLite database file the store writes (nil for a server or
+--- The SQLite database file the store writes (nil for a server or
 -- :memory:): an export never writes over it.
-local function database_file(store)
+function M.database_file(store)
   local u = store.url and store_mod.parse_url(store.url)
   if u and u.backend == "sqlite" and u.target ~= ":memory:" then return u.target end
+  return nil
+end
+local database_file = M.database_file
+
+-- Records which file holds the batch and how it was written (req: the
+-- request crucible._export.curated took; r: its result).
+local function record_batch(store, req, r)
+  return store:set_setting(M.BATCH_SETTING .. req.batch_id, store_mod.encode_json({
+    path = r.path, format = req.format, deployment_id = req.deployment_id, at = core.now_us(),
+    count = r.count,
+    options = { columns = req.columns, parquet = req.parquet, export_time = req.export_time,
+                include_exported = req.include_exported, limit = req.limit } }))
+end
+
+--- The record of an export batch (see BATCH_SETTING), or nil.
+function M.batch_record(store, batch_id)
+  local v = store:setting(M.BATCH_SETTING .. batch_id)
+  local ok, rec = pcall(json.decode, v or "null")
+  if ok and type(rec) == "table" then return rec end
   return nil
 end
 
@@ -226,7 +252,7 @@ local function attach_curated(client, ctx)
     if not store then return nil, err, kind end
     local batch = opts.export_batch_id or core.uuid7()
     local req = curated_request(cfg, opts, deployment_id, format, batch, parquet)
-    req.db_path = database_file(store)
+    req.db_path, req.export_time = database_file(store), core.now_us()
     local r, msg, mkind = cexport.curated(store.h, req)
     if not r then return nil, msg, mkind end
     r.format, r.export_batch_id = format, batch
@@ -236,8 +262,7 @@ local function attach_curated(client, ctx)
     end
     if r.path ~= "-" then
       -- which file holds the batch, so forgetting a user can name it (crucible.lifecycle)
-      store:set_setting("export.batch." .. batch, store_mod.encode_json({
-        path = r.path, format = format, deployment_id = deployment_id, at = core.now_us() }))
+      record_batch(store, req, r)
     end
     ctx.emit("export.complete", { count = r.count, format = format, path = r.path,
                                   export_batch_id = batch, deployment_id = deployment_id })

@@ -7,6 +7,9 @@
  * exports of a deployment never write the same row, and the claim is
  * released at the end, whatever happened.
  *
+ * Regenerating a batch's file (cf_export_opts.regenerate) reads the rows
+ * exported with its batch id instead, and neither claims nor marks.
+ *
  * The ids of the written rows go to an unlinked spill file (not a list in
  * memory), so marking a million rows costs no memory either.
  */
@@ -25,6 +28,7 @@ void cf_export_opts_init(cf_export_opts *o)
     memset(o, 0, sizeof *o);
     o->format = cf_exporter_first(CF_EXPORT_CURATED);
     o->limit = -1;
+    o->expect_rows = -1;
     cf_pq_opts_init(&o->parquet);
 }
 
@@ -73,6 +77,14 @@ static int spill_next(void *ctx, cf_str *id, cf_err *err)
 }
 
 /* ---- rows --------------------------------------------------------------------- */
+
+/* 1 when a and b are the same bytes (NULL equals only NULL). */
+static int same_str(cf_str a, cf_str b)
+{
+    if (!a.p || !b.p)
+        return !a.p && !b.p;
+    return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
+}
 
 static int check_utf8(const cf_curated *c, const char *field, cf_str v, cf_err *err)
 {
@@ -133,6 +145,8 @@ static int pump(cf_store *s, const cf_export_opts *o, cf_cursor *cur, cf_row_wri
     int events = need_event(o), r;
     while ((r = cf_cursor_next(cur, &row, err)) == 1) {
         cf_export_row x;
+        if (o->regenerate && !same_str(row.curated.export_batch_id, o->batch_id))
+            continue; /* another batch's row */
         if (to_row(&row.curated, &x, err) || (events && cf_export_trace(s, &ev, &x, err)) ||
             w->row(w, &x, err) || spill_put(sp, x.id, err)) {
             r = -1;
@@ -163,7 +177,20 @@ static int check_opts(const cf_export_opts *o, cf_err *err)
     if (!f || f->kind != CF_EXPORT_CURATED || !f->open_writer)
         return cf_fail(err, CF_EINVAL, "format '%s' is not a format of curated examples",
                        f ? f->name : "(none)");
+    if (o->regenerate && (o->unique || cf_export_to_stdout(o->path)))
+        return cf_fail(err, CF_EINVAL,
+                       "regenerating an export replaces its file: not standard output, "
+                       "not a unique name");
     return 0;
+}
+
+/* Regenerating: the deployment's exported rows, of which pump writes
+ * those of the batch; nothing is claimed. */
+static void batch_rows(const cf_export_opts *o, cf_query *q)
+{
+    cf_query_init(q);
+    q->deployment_id = o->deployment_id;
+    q->exported = 1;
 }
 
 /* Claims the rows to export for this export alone (concurrent exports of
@@ -266,15 +293,41 @@ static void retract(cf_out *out, cf_err *err)
     }
 }
 
+/* Regenerating: the rows written (sp->n) must be the count expected;
+ * then the new file replaces the old, which is dropped. */
+static int publish_regenerated(const cf_export_opts *o, cf_out *out, const spill *sp,
+                               cf_export_result *res, cf_err *err)
+{
+    if (o->expect_rows >= 0 && sp->n != o->expect_rows)
+        return cf_fail(err, CF_EINVAL,
+                       "batch '%.*s' has %lld rows in the database, %lld expected "
+                       "(rows exported again in a later batch?): %s left as it was",
+                       (int)o->batch_id.n, o->batch_id.p, (long long)sp->n,
+                       (long long)o->expect_rows, o->path);
+    if (cf_out_publish(out, CF_OUT_REPLACE, err))
+        return -1;
+    res->count = sp->n;
+    if (!(res->path = strdup(out->path))) {
+        cf_fail(err, CF_ENOMEM, "out of memory");
+        retract(out, err); /* the old file back */
+        return -1;
+    }
+    cf_out_settle(out);
+    return 0;
+}
+
 int cf_export_curated(cf_store *s, const cf_export_opts *o, cf_export_result *res, cf_err *err)
 {
     memset(res, 0, sizeof *res);
     cf_query q;
-    int64_t total;
+    int64_t total = -1;
     char token[CF_UUID_LEN + 1];
     if (check_opts(o, err) ||
-        cf_export_check_target(o->path, o->format->directory, o->mkdir, o->db_path, err) ||
-        claim_rows(s, o, token, &q, &total, err))
+        cf_export_check_target(o->path, o->format->directory, o->mkdir, o->db_path, err))
+        return -1;
+    if (o->regenerate)
+        batch_rows(o, &q);
+    else if (claim_rows(s, o, token, &q, &total, err))
         return -1;
     cf_out out;
     spill sp = {NULL, NULL, 0, 0};
@@ -284,6 +337,10 @@ int cf_export_curated(cf_store *s, const cf_export_opts *o, cf_export_result *re
     out.owns = o->format->owns;
     if (write_rows(s, o, &q, total, &out, &sp, res, err))
         goto done;
+    if (o->regenerate) {
+        rc = publish_regenerated(o, &out, &sp, res, err);
+        goto done;
+    }
     if (sp.n == 0) { /* not even an empty file: what the path holds stays */
         rc = nothing_new(s, o, &q, res, err);
         goto done;
@@ -303,7 +360,8 @@ int cf_export_curated(cf_store *s, const cf_export_opts *o, cf_export_result *re
         o->progress(o->progress_ud, sp.n, sp.n, res->bytes); /* final: done == total */
     rc = 0;
 done:
-    release_rows(s, o, token, rc != 0, err);
+    if (!o->regenerate)
+        release_rows(s, o, token, rc != 0, err);
     cf_out_abort(&out);
     if (sp.f)
         fclose(sp.f);

@@ -3,7 +3,11 @@
  *
  *   _export.curated(store_handle, {format=, path=, deployment_id=, batch_id=,
  *                   include_exported=, limit=, unique=, mkdir=, db_path=,
- *                   export_time=, progress=, parquet={...}, columns={names}})
+ *                   export_time=, progress=, parquet={...}, columns={names},
+ *                   regenerate=, expect_rows=})
+ *     regenerate: write the file of batch_id again from the rows still
+ *     exported with it, replacing path (cf_export_regenerate in
+ *     cf_export.h); expect_rows: the count it must have
  *   _export.pairs(store_handle, {format="dpo"|"kto"|"openai", path=,
  *                 deployment_id=, limit=, since=, until=, include_exported=,
  *                 unique=, mkdir=, db_path=, progress=})
@@ -219,6 +223,8 @@ static int l_curated(lua_State *L)
     o.include_exported = opt_bool(L, 2, "include_exported", 0);
     o.limit = cf_lua_option_int(L, 2, "limit", -1, 0, INT64_MAX);
     o.export_time_us = cf_lua_option_int(L, 2, "export_time", 0, 0, INT64_MAX);
+    o.regenerate = opt_bool(L, 2, "regenerate", 0);
+    o.expect_rows = cf_lua_option_int(L, 2, "expect_rows", -1, 0, INT64_MAX);
     read_parquet(L, 2, &o.parquet);
     read_columns(L, 2, &o.columns);
     cf_progress_bar bar = {stderr, 0, 0, 0};

@@ -7,6 +7,7 @@ local core = require "crucible._core"
 local clife = require "crucible._lifecycle"
 local support = require "support"
 local json = require "cjson"
+local duck = require "duckdb"
 
 local URL = os.getenv("CF_TEST_DB_URL")
 local tmp = support.tmpdir()
@@ -84,6 +85,79 @@ db:close()
 io.open(%q, "w"):close()
 ]]):format(URL, batches, dep, done))
   return assert(io.popen("exec " .. support.q(support.BINARY) .. " " .. support.q(script), "r"))
+end
+
+-- Inserts a curated example for each event id (prompt and response
+-- "<tag> prompt i" / "<tag> answer i"); returns them.
+local function curate(s, dep, ids, now, tag)
+  local cur = {}
+  for i, id in ipairs(ids) do
+    cur[i] = { id = uid("c"), inference_event_id = id, deployment_id = dep,
+               curation_source = i % 2 == 0 and "edited" or "high_quality", curation_score = i / 10,
+               prompt = tag .. " prompt " .. i, response = tag .. " answer " .. i,
+               inserted_at = now + i }
+  end
+  assert(s:insert_curated(cur))
+  return cur
+end
+
+-- Seeds deployment dep with events (and curated examples) of users a, b,
+-- a, b; returns the curated examples.
+local function two_users(cf, dep, now, a, b)
+  local s = assert(cf.store())
+  local ids = seed(s, { { dep, now + 1, a }, { dep, now + 2, b }, { dep, now + 3, a },
+                        { dep, now + 4, b } })
+  return curate(s, dep, ids, now, dep)
+end
+
+local function parquet_rows(path)
+  return duck.rows(("SELECT * FROM read_parquet(%s) ORDER BY prompt"):format(duck.lit(path)))
+end
+
+-- The Parquet file's columns (name, types) and, unless schema_only, its
+-- column chunks' compression.
+local function parquet_shape(path, schema_only)
+  local out = {}
+  for _, r in ipairs(duck.rows(("SELECT name, type, logical_type FROM parquet_schema(%s)"):format(
+      duck.lit(path)))) do
+    out[#out + 1] = table.concat({ r.name, tostring(r.type), tostring(r.logical_type) }, " ")
+  end
+  if schema_only then return out end
+  for _, r in ipairs(duck.rows(("SELECT DISTINCT compression FROM parquet_metadata(%s)"):format(
+      duck.lit(path)))) do
+    out[#out + 1] = "compression " .. r.compression
+  end
+  return out
+end
+
+-- The rows of a list whose prompt does not name the user's events (2 and 4
+-- are bob's: the even ones).
+local function bobs(rows)
+  local out = {}
+  for _, r in ipairs(rows) do
+    if tonumber(r.prompt:match("(%d+)$")) % 2 == 0 then out[#out + 1] = r end
+  end
+  return out
+end
+
+-- Every file under dir (relative path -> content).
+local function tree(dir)
+  local out = {}
+  local p = assert(io.popen("cd " .. support.q(dir) .. " && find . -type f | sort"))
+  for f in p:lines() do out[f] = support.read_file(dir .. "/" .. f) end
+  p:close()
+  return out
+end
+
+-- The entries of dir whose name holds ".tmp" (what a write left behind).
+local function temporaries(dir)
+  local p = assert(io.popen("ls -A " .. support.q(dir)))
+  local out = {}
+  for f in p:lines() do
+    if f:find(".tmp", 1, true) then out[#out + 1] = f end
+  end
+  p:close()
+  return out
 end
 
 local function wait_for(path)
@@ -220,6 +294,137 @@ describe("data lifecycle (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", function()
     end
     assert.equal("done", found.status)
     assert.equal(hash("alice"), found.subject)
+    cf.close()
+  end)
+
+  it("regenerates Parquet and HuggingFace exports without the user's rows, as written before",
+     function()
+    local now, a, b = test_now(), uid("alice"), uid("bob")
+    local pdep, hdep, edep = uid("pq"), uid("hf"), uid("only")
+    local cf = client()
+    two_users(cf, pdep, now, a, b)
+    two_users(cf, hdep, now, a, b)
+    local s = assert(cf.store())
+    curate(s, edep, seed(s, { { edep, now, a } }), now, edep)
+    local pq, hf, only = tmp .. "/" .. pdep .. ".parquet", tmp .. "/" .. hdep,
+      tmp .. "/" .. edep .. ".parquet"
+    assert(cf.export(pdep, { format = "parquet", output_path = pq, parquet = { compression = "none",
+      row_group_size = 1 }, columns = { "prompt", "inference_event_id", "score", "created_at",
+      "signals_thumbs_up", "response" } }))
+    assert(cf.export(hdep, { format = "huggingface", output_path = hf,
+                             columns = { "prompt", "response", "source", "quality_score" } }))
+    assert(cf.export(edep, { format = "parquet", output_path = only }))
+    local pq_rows, pq_shape, only_shape = parquet_rows(pq), parquet_shape(pq), parquet_shape(only, true)
+    local hf_before = tree(hf)
+    local hf_rows = parquet_rows(hf .. "/data/train-00000-of-00001.parquet")
+    local dry = assert(cf.forget_user(a, { dry_run = true, rewrite_exports = true }))
+    assert.equal(3, #dry.exports)
+    assert.same(hf_before, tree(hf))
+    assert.same(pq_rows, parquet_rows(pq))
+    local r = assert(cf.forget_user(a, { rewrite_exports = true }))
+    assert.is_true(r.complete)
+    for _, e in ipairs(r.exports) do
+      assert.is_nil(e.rewrite_error, e.path)
+      assert.equal(e.path == only and 1 or 2, e.rewritten, e.path)
+    end
+    -- Parquet: bob's rows, the same columns, compression and row groups of one row
+    assert.same(bobs(pq_rows), parquet_rows(pq))
+    assert.same(pq_shape, parquet_shape(pq))
+    assert.equal(2, #duck.rows(("SELECT DISTINCT row_group_id FROM parquet_metadata(%s)"):format(
+      duck.lit(pq))))
+    -- a batch of the user's rows only: an empty file with the same columns
+    assert.equal("0", duck.rows(("SELECT count(*) AS n FROM read_parquet(%s)"):format(
+      duck.lit(only)))[1].n)
+    assert.same(only_shape, parquet_shape(only, true))
+    -- the dataset: both data files, the features and the card's counts
+    local hf_after = tree(hf)
+    assert.same(bobs(hf_rows), parquet_rows(hf .. "/data/train-00000-of-00001.parquet"))
+    local lines = {}
+    for line in hf_after["./data/train-00000-of-00001.jsonl"]:gmatch("[^\n]+") do
+      lines[#lines + 1] = json.decode(line).prompt
+    end
+    assert.same({ hdep .. " prompt 2", hdep .. " prompt 4" }, lines)
+    local info0, info1 = json.decode(hf_before["./dataset_info.json"]),
+      json.decode(hf_after["./dataset_info.json"])
+    assert.same(info0.features, info1.features)
+    assert.equal(2, info1.splits.train.num_examples)
+    local card0, card1 = hf_before["./README.md"], hf_after["./README.md"]
+    for _, key in ipairs { "exported at", "filters", "export batch" } do
+      local pat = "\n%- " .. key .. ": [^\n]*"
+      assert.equal(card0:match(pat), card1:match(pat), key)
+    end
+    assert.matches("- examples: 2 (split `train`)", card1, 1, true)
+    assert.equal(2, select(2, card1:gsub("num_examples: 2\n", "")))
+    assert.same({}, temporaries(tmp))
+    -- run again: nothing more to remove, the files stay as they are
+    local again = assert(cf.forget_user(a, { rewrite_exports = true }))
+    assert.equal(0, again.removed.inference_events)
+    assert.same(hf_after, tree(hf))
+    assert.same(bobs(pq_rows), parquet_rows(pq))
+    cf.close()
+  end)
+
+  it("leaves an export file as it was when it cannot be regenerated", function()
+    local now, a, b = test_now(), uid("alice"), uid("bob")
+    local hdep, pdep, odep = uid("hf"), uid("pq"), uid("old")
+    local cf = client()
+    local s = assert(cf.store())
+    two_users(cf, hdep, now, a, b)
+    local cur = two_users(cf, pdep, now, a, b)
+    two_users(cf, odep, now, a, b)
+    local hf, pq, old = tmp .. "/" .. hdep, tmp .. "/" .. pdep .. ".parquet",
+      tmp .. "/" .. odep .. ".parquet"
+    assert(cf.export(hdep, { format = "huggingface", output_path = hf }))
+    assert(cf.export(pdep, { format = "parquet", output_path = pq }))
+    local _, info = assert(cf.export(odep, { format = "parquet", output_path = old }))
+    -- the dataset directory now holds a file no export wrote: never replaced
+    support.write_file(hf .. "/notes.txt", "mine")
+    -- one of bob's rows went to a later batch: the batch is not what its file holds
+    assert(s:mark_curated_exported({ cur[2].id }, uid("later")))
+    -- an export recorded without its options (as older versions did)
+    assert(s:set_setting("export.batch." .. info.export_batch_id, json.encode {
+      path = old, format = "parquet", deployment_id = odep, at = now }))
+    local before = { hf = tree(hf), pq = support.read_file(pq), old = support.read_file(old) }
+    local r = assert(cf.forget_user(a, { rewrite_exports = true }))
+    assert.is_true(r.complete)
+    assert.equal(6, r.removed.inference_events)
+    local by = {}
+    for _, e in ipairs(r.exports) do by[e.path] = e end
+    for _, path in ipairs { hf, pq, old } do
+      assert.is_nil(by[path].rewritten, path)
+      assert.is_string(by[path].rewrite_error, path)
+    end
+    assert.matches("expected", by[pq].rewrite_error)
+    assert.matches("export the batch again", by[old].rewrite_error)
+    assert.same(before, { hf = tree(hf), pq = support.read_file(pq),
+                          old = support.read_file(old) })
+    assert.same({}, temporaries(tmp))
+    assert.same({}, temporaries(hf))
+    cf.close()
+  end)
+
+  it("regenerates an export once an interrupted forget is finished", function()
+    local now, a, b, dep = test_now(), uid("alice"), uid("bob"), uid("chat")
+    local cf = client()
+    two_users(cf, dep, now, a, b)
+    local path = tmp .. "/" .. dep .. ".jsonl"
+    assert(cf.export(dep, { format = "openai-chat", output_path = path }))
+    local before = support.read_file(path)
+    local first = assert(cf.forget_user(a, { rewrite_exports = true, batch_rows = 1,
+                                             max_batches = 1 }))
+    assert.is_false(first.complete)
+    assert.matches("run forget again", first.exports[1].rewrite_error)
+    assert.equal(before, support.read_file(path))
+    local second = assert(cf.forget_user(a, { rewrite_exports = true }))
+    assert.is_true(second.complete)
+    assert.equal(first.deletion_id, second.deletion_id)
+    assert.is_nil(second.exports[1].rewrite_error)
+    assert.equal(2, second.exports[1].rewritten)
+    local kept = {}
+    for line in support.read_file(path):gmatch("[^\n]+") do
+      kept[#kept + 1] = json.decode(line).messages[1].content
+    end
+    assert.same({ dep .. " prompt 2", dep .. " prompt 4" }, kept)
     cf.close()
   end)
 

@@ -159,6 +159,13 @@ typedef struct cf_export_opts {
     int64_t export_time_us;    /* the dataset card's export time; 0: now */
     cf_progress_fn progress;   /* optional */
     void *progress_ud;
+    /* 1: regenerate the file of batch_id (cf_export_regenerate below):
+     * write the rows already exported with that batch id, claim and mark
+     * nothing, replace the path even with no row left. */
+    int regenerate;
+    /* regenerate: the rows the file must hold (< 0: any number); another
+     * count fails before anything is published */
+    int64_t expect_rows;
 } cf_export_opts;
 
 void cf_export_opts_init(cf_export_opts *o);
@@ -177,6 +184,14 @@ void cf_export_result_free(cf_export_result *r);
  * to write, writes nothing at all (the path is left as it was): 0 with
  * count 0, path NULL and already_exported counted (include_exported: 0). */
 int cf_export_curated(cf_store *s, const cf_export_opts *o, cf_export_result *res, cf_err *err);
+/* With o->regenerate: writes the file of an earlier export again from the
+ * rows the store still holds with o->batch_id (in the deployment, oldest
+ * first), in the same format with the same columns and options, and
+ * replaces o->path with it (never "-", never a unique name). What the path
+ * held stays until the new file or directory is complete, and stays as it
+ * was when anything fails (a write, a count other than o->expect_rows, a
+ * directory holding files an export did not write). An empty batch gives
+ * an empty file (or dataset) with the same columns. */
 
 typedef struct cf_pairs_opts {
     const cf_exporter *format; /* a pairs row of the registry (cf_exporter_find) */

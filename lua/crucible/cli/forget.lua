@@ -11,13 +11,14 @@ M.spec = {
     .. "per table and the export files (batch id and path) that held the user's rows,\n"
     .. "and keeps a deletion record without the raw id. Run it again to finish one\n"
     .. "that was interrupted. --rewrite-exports rewrites JSONL and CSV files without\n"
-    .. "those rows; other formats are listed to be exported again.",
+    .. "those rows, and writes Parquet files and HuggingFace datasets again from the\n"
+    .. "rows their batch still holds, with the same columns and options.",
   options = {
     { name = "--user", value = "ID", key = "user", help = "the user id as the application sent it" },
     { name = "--deployment", value = "D", key = "deployment", help = "only this deployment's rows" },
     { name = "--dry-run", key = "dry_run", help = "count, delete nothing" },
     { name = "--rewrite-exports", key = "rewrite_exports",
-      help = "rewrite the JSONL and CSV export files that held the user's rows" },
+      help = "rewrite (or write again) the export files that held the user's rows" },
   },
 }
 

@@ -8,8 +8,14 @@
 -- user's rows; a run that was interrupted is finished by running it again,
 -- which continues that record, and a run after the end finds nothing more
 -- to delete. The record ends "done" with the rows removed per table.
+--
+-- With rewrite_exports, the JSONL and CSV files are rewritten before the
+-- deletion (their rows are matched with the user's while the store still
+-- has them) and the other formats' files regenerated once the user's rows
+-- are all deleted (crucible.lifecycle.rewrite).
 local clife = require "crucible._lifecycle"
 local core = require "crucible._core"
+local export = require "crucible.export"
 local keys = require "crucible.lifecycle.keys"
 local rewrite = require "crucible.lifecycle.rewrite"
 local json = require("cjson").new()
@@ -17,7 +23,7 @@ local json = require("cjson").new()
 local M = {}
 
 --- Where an export records its file (crucible.export): BATCH_SETTING .. id.
-M.BATCH_SETTING = "export.batch."
+M.BATCH_SETTING = export.BATCH_SETTING
 
 -- The export batches holding the user's rows: a list of {batch_id, path,
 -- format, rows (count)}, and the rows per batch id (prompt, response).
@@ -29,9 +35,8 @@ local function affected_batches(store, sel)
     local b = by_id[r.batch_id]
     if not b then
       b = { batch_id = r.batch_id, rows = 0 }
-      local v = store:setting(M.BATCH_SETTING .. r.batch_id)
-      local ok, rec = pcall(json.decode, v or "null")
-      if ok and type(rec) == "table" then b.path, b.format = rec.path, rec.format end
+      local rec = export.batch_record(store, r.batch_id)
+      if rec then b.path, b.format = rec.path, rec.format end
       by_id[r.batch_id], content[r.batch_id] = b, {}
       list[#list + 1] = b
     end
@@ -71,19 +76,36 @@ local function merge_batches(kept, found)
   return kept
 end
 
--- Rewrites the batches' files (content: the user's rows per batch id);
--- a rerun rewrites again only what is still there.
+-- Rewrites the JSONL and CSV files of the batches (content: the user's
+-- rows per batch id); a rerun rewrites again only what is still there.
 local function rewrite_files(batches, content)
   for _, b in ipairs(batches) do
-    if b.path and content[b.batch_id] and #content[b.batch_id] > 0 then
-      local n, err = rewrite.rewrite(b, content[b.batch_id])
+    local rows = content[b.batch_id]
+    if not b.path then
+      b.rewrite_error = "no file recorded for this batch"
+    elseif rewrite.REWRITTEN[b.format] and rows and #rows > 0 then
+      local n, err = rewrite.rewrite(b, rows)
       if n then
         b.rewritten, b.rewrite_error = (b.rewritten or 0) + n, nil
       else
         b.rewrite_error = err
       end
-    elseif not b.path then
-      b.rewrite_error = "no file recorded for this batch"
+    end
+  end
+end
+
+-- Regenerates the files of the batches in the other formats from what the
+-- store holds once the user's rows are all deleted (complete), each once;
+-- before that, says they wait.
+local function regenerate_files(store, batches, complete)
+  for _, b in ipairs(batches) do
+    if b.path and not rewrite.REWRITTEN[b.format] and not b.rewritten then
+      if complete then
+        local n, err = rewrite.regenerate(store, b, b.rows)
+        b.rewritten, b.rewrite_error = n, err
+      else
+        b.rewrite_error = "regenerated once the user's rows are all deleted: run forget again"
+      end
     end
   end
 end
@@ -109,6 +131,7 @@ local function run(store, sel, rec, opts, content)
   end
   local left = assert(clife.purge(store.h, { table = "inference_events", users = sel.users,
     deployment_id = sel.deployment_id, dry_run = true })).inference_events
+  if opts.rewrite_exports then regenerate_files(store, rec.details.exports, left == 0) end
   if left == 0 then
     rec.status, rec.finished_at = "done", core.now_us()
   end
@@ -120,7 +143,8 @@ end
 
 --- Forgets the user: see the module comment. opts: deployment (only its
 -- rows), dry_run (count, delete nothing), rewrite_exports (rewrite the
--- JSONL and CSV files that held the user's rows), batch_rows, max_batches
+-- JSONL and CSV files that held the user's rows, regenerate the others),
+-- batch_rows, max_batches
 -- (stop after that many batches: the record stays running). Returns
 -- {complete =, removed = {table = n}, exports = {{batch_id =, path =,
 -- format =, rows =, rewritten = | rewrite_error =}}, deletion_id =} or

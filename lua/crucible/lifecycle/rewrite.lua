@@ -1,13 +1,26 @@
 --- Rewriting export files without a forgotten user's rows
--- (crucible.lifecycle): JSONL and CSV files, whose rows are read back,
--- compared by prompt and response with the rows removed, and written
--- again under a temporary name renamed into place. Other formats
--- (parquet, huggingface) are reported for regeneration.
+-- (crucible.lifecycle), two ways:
+--
+--   * JSONL and CSV files are rewritten in place (M.rewrite, before the
+--     user's rows are deleted): their rows are read back, compared by
+--     prompt and response with the user's, and the rest written under a
+--     temporary name renamed into place.
+--   * Every other format (Parquet, HuggingFace dataset directories, chat
+--     JSONL) is regenerated (M.regenerate, once the user's rows are all
+--     deleted): the batch's remaining rows are exported again from the
+--     store by the same C exporter, with the columns and options the
+--     export recorded (crucible.export's batch record), into a temporary
+--     file or sibling directory that replaces the old one only when
+--     complete; a failure leaves the old one as it was. A batch exported
+--     before its options were recorded is not guessed at: it is reported.
+local cexport = require "crucible._export"
+local export = require "crucible.export"
+local store_mod = require "crucible.store"
 local json = require("cjson").new()
 
 local M = {}
 
---- The formats rewritten in place.
+--- The formats rewritten in place; the others are regenerated.
 M.REWRITTEN = { jsonl = true, csv = true }
 
 local function key(prompt, response) return #prompt .. ":" .. prompt .. response end
@@ -123,6 +136,46 @@ function M.rewrite(batch, rows)
   local out, removed = filter(text, drop)
   local ok, werr = write_replace(batch.path, out)
   if not ok then return nil, werr end
+  return removed
+end
+
+-- Why rec (a batch record) cannot regenerate its file, or nil.
+local function unrecorded(rec)
+  if not rec then return "no export record for this batch" end
+  if type(rec.options) ~= "table" or type(rec.count) ~= "number"
+     or type(rec.deployment_id) ~= "string" then
+    return "this export did not record its columns and options (it predates that):"
+      .. " export the batch again"
+  end
+  return nil
+end
+
+--- Writes the file of one export batch again from the rows the store
+-- still holds with its batch id, now that the user's `removed` rows of it
+-- are deleted. batch: {batch_id =, path =, format =}. Returns `removed`,
+-- or nil, message (the file left as it was).
+function M.regenerate(store, batch, removed)
+  local rec = export.batch_record(store, batch.batch_id)
+  local why = unrecorded(rec)
+  if why then return nil, why end
+  local o = rec.options
+  removed = math.tointeger(removed) or 0
+  local expect = (math.tointeger(rec.count) or -1) - removed
+  if expect < 0 then
+    return nil, ("the batch record counts %d rows, fewer than the %d removed: export the"
+      .. " batch again"):format(math.tointeger(rec.count), removed)
+  end
+  local r, err = cexport.curated(store.h, {
+    format = batch.format, path = batch.path, deployment_id = rec.deployment_id,
+    batch_id = batch.batch_id, regenerate = true, expect_rows = expect,
+    columns = o.columns, parquet = o.parquet, export_time = o.export_time,
+    include_exported = o.include_exported, limit = o.limit,
+    db_path = export.database_file(store) })
+  if not r then return nil, err end
+  rec.count = r.count  -- a later forget starts from the file as it is now
+  local ok, serr = store:set_setting(export.BATCH_SETTING .. batch.batch_id,
+    store_mod.encode_json(rec))
+  if not ok then return nil, "file regenerated, but its record not updated: " .. tostring(serr) end
   return removed
 end
 
