@@ -113,6 +113,12 @@ static const char *const m9[] = {
     " ENGINE = ReplacingMergeTree(version) ORDER BY id",
     NULL};
 
+/* Which quality checks ran on an event and which passed (CF_QCHECKS_* bits;
+ * NULL: none, as for every older row). */
+static const char *const m10[] = {
+    "ALTER TABLE inference_events ADD COLUMN IF NOT EXISTS quality_checks Nullable(UInt32)",
+    NULL};
+
 static const ch_migration migrations[] = {
     {1, "initial schema", m1},
     {2, "quality indexes", m2},
@@ -123,6 +129,7 @@ static const ch_migration migrations[] = {
     {7, "api keys", ch_keys_migration}, /* ch_keys.c */
     {8, "scores", m8},
     {9, "data lifecycle", m9},
+    {10, "quality checks", m10},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
