@@ -68,12 +68,15 @@ static int64_t get_time(lua_State *L, int idx, const char *field)
     return v == CF_NULL_INT ? 0 : v;
 }
 
-/* quality_checks (the stored check bits, cf_event.quality_checks): 0 when absent. */
+/* quality_checks (the stored check bits, cf_event.quality_checks: CF_QCHECKS_MAX
+ * "ran" bits, as many "passed" bits above them): 0 when absent. */
 static uint32_t get_checks(lua_State *L, int idx)
 {
     int64_t v = cf_lua_field_int(L, idx, "quality_checks", 0);
-    if (v < 0 || v > (int64_t)UINT32_MAX)
-        luaL_error(L, "quality_checks must be an integer in [0, 2^32), got %I", (lua_Integer)v);
+    int64_t max = (INT64_C(1) << (CF_QCHECKS_PASSED_SHIFT + CF_QCHECKS_MAX)) - 1;
+    if (v < 0 || v > max)
+        luaL_error(L, "quality_checks must be an integer in [0, %I], got %I", (lua_Integer)max,
+                   (lua_Integer)v);
     return (uint32_t)v;
 }
 

@@ -396,6 +396,7 @@ describe("store conformance (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", functio
     -- without asking, a light record has none
     for r in db:light_events({ deployment_id = dep }) do assert.is_nil(r.quality_checks) end
     assert.has_error(function() db:insert_events { ev(dep, "d", { quality_checks = -1 }) } end)
+    assert.has_error(function() db:update_events { { id = ids[1], quality_checks = 0x10000 } } end)
   end)
 
   it("scans columns and metadata keys, light records and events by id", function()
