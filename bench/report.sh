@@ -51,6 +51,8 @@ for p in pb:
             bad.append(f"{name} at {p['start']}: {ours_v} vs {peer_v}")
     if s["by_type"] != p["signals"] and not (s["by_type"] == {} and p["signals"] == {}):
         bad.append(f"signals at {p['start']}")
+    if {k: [c["checked"], c["passed"]] for k, c in q["checks"].items()} != p["checks"]:
+        bad.append(f"checks at {p['start']}")
 if [x["score"] for x in doc["quality"]["lowest"]] != pj["lowest"]:
     bad.append("lowest scores differ")
 print("## Report: `crucible-feedback report` over stored events (issue 18)")
@@ -78,6 +80,7 @@ print(f"Speed-up over the peer: {ratio:.2f}x in CPU time ({wall_ratio:.2f}x in w
       f" {o_cpu:.2f} CPU s, {o_rss:.0f} MB, {size / 1024:.0f} KB: {'meets' if ok else 'MISSES'} the"
       f" speed-up, time, memory and size targets on CPU time. Wall time {o_s:.2f} s:"
       f" {'within' if o_s < 3 else 'OVER'} 3 s at a load average of {load} on {os.cpu_count()} cores.")
-print(f"Per-bucket aggregates (events, tokens, latency p50/p99, quality mean/p10, signals by type)"
+print(f"Per-bucket aggregates (events, tokens, latency p50/p99, quality mean/p10, checks passed,"
+      f" signals by type)"
       f" and the lowest scores: {'equal to the peer' if not bad else 'DIFFER: ' + '; '.join(bad[:5])}.")
 PY

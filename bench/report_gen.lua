@@ -1,6 +1,8 @@
 --- Fills a SQLite database for the report benchmark: --events events of
 -- deployment bench-report over 30 days (two model versions, latency, tokens,
--- a quality score on 95%, a tier in metadata) and a signal on every tenth.
+-- a quality score on 95%, with the checks behind it as ingest stores them:
+-- length failing on every 11th, refusal on every 17th and, under v2, on
+-- every 7th; a tier in metadata) and a signal on every tenth.
 -- Does nothing when the deployment already has them.
 --
 --   crucible-feedback bench/report_gen.lua --events 1000000 --db PATH
@@ -29,6 +31,13 @@ local function rnd(m)
   return seed % m + 1
 end
 local TYPES = { "thumbs_up", "thumbs_down", "regenerate", "copy", "edit", "report", "share" }
+-- The stored check bits of event j (bit i ran, bit 8 + i passed; format,
+-- length, refusal, repetition).
+local function checks(j, late)
+  local length = j % 11 ~= 0
+  local refusal = j % 17 ~= 0 and not (late and j % 7 == 0)
+  return 0x0f | 0x100 | (length and 0x200 or 0) | (refusal and 0x400 or 0) | 0x800
+end
 local batch, signal_at = {}, {}
 for j = 1, n do
   local late = j > n * 0.7
@@ -38,6 +47,7 @@ for j = 1, n do
     quality_score = rnd(20) > 1 and (late and 40 + rnd(50) or 60 + rnd(40)) / 100 or nil,
     metadata = { tier = rnd(3) == 1 and "free" or "pro" },
     inserted_at = T0 + (j - 1) * (SPAN // n) }
+  if batch[#batch].quality_score then batch[#batch].quality_checks = checks(j, late) end
   if #batch == 5000 or j == n then
     local ids = assert(db:insert_events(batch))
     for k = 10, #ids, 10 do signal_at[#signal_at + 1] = ids[k] end

@@ -1,6 +1,7 @@
 """The report's aggregates in Python with sqlite3 (the report benchmark's
 peer): per day, events and quality by model version, latency p50/p90/p99,
-tokens, quality mean/p10/p90 and signals by type (at their event's time);
+tokens, quality mean/p10/p90, each check's checked and passed events (from
+the stored check bits) and signals by type (at their event's time);
 curated examples by source; the five lowest-scoring events. Prints one line
 of JSON (wall seconds, and a few aggregates to compare with ours).
 
@@ -26,15 +27,27 @@ def percentile(v, p):
 
 
 def new_bucket():
-    return {"events": 0, "tokens": 0, "lat": [], "q": [], "versions": {}, "signals": {}}
+    return {"events": 0, "tokens": 0, "lat": [], "q": [], "versions": {}, "signals": {}, "checks": {}}
+
+
+CHECKS = ("format", "length", "refusal", "repetition", "judge")
+
+
+def count_checks(b, bits):
+    for i, name in enumerate(CHECKS):
+        if bits >> i & 1:
+            c = b["checks"].setdefault(name, [0, 0])
+            c[0] += 1
+            c[1] += bits >> (8 + i) & 1
 
 
 def scan_events(con, dep, buckets, since):
     lowest = []
     counts = {}
-    for eid, at, version, lat, tok, q in con.execute(
-            "SELECT id, inserted_at, model_version_id, latency_ms, token_count, quality_score"
-            " FROM inference_events WHERE deployment_id = ? ORDER BY inserted_at, seq", (dep,)):
+    for eid, at, version, lat, tok, q, bits in con.execute(
+            "SELECT id, inserted_at, model_version_id, latency_ms, token_count, quality_score,"
+            " quality_checks FROM inference_events WHERE deployment_id = ? ORDER BY inserted_at, seq",
+            (dep,)):
         b = buckets.setdefault((at - since) // DAY, new_bucket())
         b["events"] += 1
         v = b["versions"].setdefault(version, [0, 0, 0.0])
@@ -43,6 +56,8 @@ def scan_events(con, dep, buckets, since):
             b["tokens"] += tok
         if lat is not None:
             b["lat"].append(lat)
+        if bits:
+            count_checks(b, bits)
         if q is not None:
             b["q"].append(q)
             v[1] += 1
@@ -81,7 +96,7 @@ def main():
                     "latency_p99": percentile(b["lat"], 0.99),
                     "quality_mean": sum(b["q"]) / len(b["q"]) if b["q"] else None,
                     "quality_p10": percentile(b["q"], 0.1), "quality_p90": percentile(b["q"], 0.9),
-                    "signals": b["signals"]})
+                    "signals": b["signals"], "checks": b["checks"]})
     seconds = time.perf_counter() - t0
     print(json.dumps({"seconds": seconds, "buckets": out, "lowest": [x[0] for x in lowest],
                       "curated": curated}))

@@ -343,21 +343,37 @@ local function unscored_rows(db, job, since, n)
   return rows
 end
 
--- The score updates for rows: job.assess (assess_quality with job.aopts)
--- when set, else the built-in checks of job.cfg. nil, message, kind when
--- an assessment fails.
+-- An event's stored check bits (as the C side's cf_event.quality_checks):
+-- bit i when check i ran, bit 8 + i when it passed; the registered checks
+-- have no bit, a skipped judge did not run.
+local CHECK_BIT = { format = 0, length = 1, refusal = 2, repetition = 3, llm_judge = 4 }
+
+local function check_bits(checks)
+  local bits = 0
+  for _, c in ipairs(checks or {}) do
+    local i = CHECK_BIT[c.check]
+    if i and not (c.details and c.details.skipped) then
+      bits = bits | (1 << i) | (c.passed and (1 << (8 + i)) or 0)
+    end
+  end
+  return bits
+end
+
+-- The score updates for rows (their scores and the checks behind them):
+-- job.assess (assess_quality with job.aopts) when set, else the built-in
+-- checks of job.cfg. nil, message, kind when an assessment fails.
 local function score_rows(job, rows)
   local updates = {}
   for i, ev in ipairs(rows) do
-    local score
+    local score, checks
     if job.assess then
       local r, aerr, akind = job.assess(ev, job.aopts)
       if not r then return nil, aerr, akind end
-      score = r.score
+      score, checks = r.score, check_bits(r.checks)
     else
-      score = job.cfg:score(ev.response)
+      score, checks = job.cfg:score_checks(ev.response)
     end
-    updates[i] = { id = ev.id, quality_score = score }
+    updates[i] = { id = ev.id, quality_score = score, quality_checks = checks }
   end
   return updates
 end

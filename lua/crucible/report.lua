@@ -24,6 +24,8 @@ M.FORMATS = { html = true, json = true }
 M.NEGATIVE = { "thumbs_down", "regenerate", "report" }
 M.SIGNAL_TYPES = { "thumbs_up", "thumbs_down", "regenerate", "edit", "copy", "share", "report",
                    "other" }
+-- The quality checks whose pass rates the report shows, in the stored bits' order.
+M.CHECKS = { "format", "length", "refusal", "repetition", "judge" }
 -- How many lowest-scoring examples, and how much of their text, the report shows.
 M.LOWEST, M.TEXT_CHARS = 5, 280
 local MONDAY_US = 4 * 86400 * 1000000
@@ -131,16 +133,28 @@ local function lowest_examples(db, agg)
   return out
 end
 
+-- {name = {checked=, passed=, pass_rate=}} of the checks that ran (the
+-- events stored without check results count as not checked).
+local function check_rates(counts)
+  local out = {}
+  for name, c in pairs(counts) do
+    out[name] = { checked = c.checked, passed = c.passed, pass_rate = c.passed / c.checked }
+  end
+  return out
+end
+
 local function quality(client, db, agg, dep)
   local buckets = list()
   for i, b in ipairs(agg.buckets) do
     local by = list()
     for k, v in ipairs(b.versions) do by[k] = { scored = v.scored, mean = v.quality_mean } end
     buckets[i] = { start = b.start, scored = b.scored, mean = b.quality_mean,
-                   p10 = b.quality_p10, p90 = b.quality_p90, by_version = by }
+                   p10 = b.quality_p10, p90 = b.quality_p90, by_version = by,
+                   checks = check_rates(b.checks) }
   end
   local stats, serr = client.get_quality_stats(dep)
   return { scored = agg.scored, mean = agg.quality_mean, buckets = buckets,
+           checks = check_rates(agg.checks),
            stats = stats, stats_error = not stats and serr or nil,
            lowest = lowest_examples(db, agg) }
 end

@@ -255,11 +255,14 @@ static cf_record *build_record(const cf_prepare_cfg *cfg, const cf_buf *b, const
 /* An event without a quality score gets the configured scorer's. */
 static void score_record(const cf_prepare_cfg *cfg, cf_record *r)
 {
+    r->ev.quality_checks = 0;
     if (!isnan(r->ev.quality_score) || !cfg->scorer.score)
         return;
-    double q = cfg->scorer.score(cfg->scorer.ud, &r->ev);
+    uint32_t checks = 0;
+    double q = cfg->scorer.score(cfg->scorer.ud, &r->ev, &checks);
     if (q >= 0.0 && q <= 1.0) {
         r->ev.quality_score = q;
+        r->ev.quality_checks = checks;
         r->scored = 1;
     } else {
         r->score_error = 1;

@@ -5,6 +5,7 @@
  *                                  refusal_patterns={...}, judge=j})
  *   cfg:assess(response)      --> {score=, checks={{check=,score=,passed=,details=},...}}
  *   cfg:check("length", response)   cfg:score(response)   cfg:score_event{...}
+ *   cfg:score_checks(response)  --> score, the checks' stored bits (cf_event.quality_checks)
  *   local j = assert(_quality.judge{url=, model=, api_key=, timeout_ms=, ...})
  *   j:score(prompt, response) --> {ok=, score=, attempts=, http_status=, error=, ...}
  *
@@ -292,6 +293,17 @@ static int m_assess(lua_State *L)
     return 1;
 }
 
+static int m_score_checks(lua_State *L)
+{
+    cf_quality_cfg *cfg = l_quality_checkcfg(L, 1);
+    size_t n;
+    const char *s = check_response(L, 2, &n);
+    cf_check_result r[CF_CHECK_COUNT_];
+    lua_pushnumber(L, cf_quality_assess(cfg, s, n, r));
+    lua_pushinteger(L, (lua_Integer)cf_qchecks_of(r, 0, 0));
+    return 2;
+}
+
 static int m_score(lua_State *L)
 {
     cf_quality_cfg *cfg = l_quality_checkcfg(L, 1);
@@ -316,7 +328,8 @@ static int m_score_event(lua_State *L)
         ev.prompt.p = lua_tolstring(L, -1, &ev.prompt.n);
     if (lua_getfield(L, 2, "quality_score") == LUA_TNUMBER)
         ev.quality_score = (double)lua_tonumber(L, -1);
-    lua_pushnumber(L, cf_quality_hook(cfg, &ev));
+    uint32_t checks;
+    lua_pushnumber(L, cf_quality_hook(cfg, &ev, &checks));
     return 1;
 }
 
@@ -489,13 +502,18 @@ static int l_stats(lua_State *L)
     set_opt_num(L, "min", st.min);
     set_opt_num(L, "max", st.max);
     if (st.with_checks) {
-        lua_createtable(L, 0, CF_CHECK_COUNT_);
-        for (int i = 0; i < CF_CHECK_COUNT_; i++) {
-            if (st.window_count)
-                set_num(L, cf_check_name((cf_check_id)i),
-                        (double)st.passed[i] / (double)st.window_count);
+        lua_createtable(L, 0, CF_QCHECK_COUNT);
+        for (int i = 0; i < CF_QCHECK_COUNT; i++) {
+            if (st.checked[i])
+                set_num(L, cf_qcheck_name(i), (double)st.passed[i] / (double)st.checked[i]);
         }
         lua_setfield(L, -2, "pass_rates");
+        lua_createtable(L, 0, CF_QCHECK_COUNT);
+        for (int i = 0; i < CF_QCHECK_COUNT; i++) {
+            if (st.checked[i])
+                set_int(L, cf_qcheck_name(i), st.checked[i]);
+        }
+        lua_setfield(L, -2, "checked_counts");
     }
     lua_createtable(L, 0, (int)st.nsignals);
     for (size_t i = 0; i < st.nsignals; i++)
@@ -512,6 +530,7 @@ static int l_stats(lua_State *L)
 static const luaL_Reg cfg_methods[] = {
     {"ingest_hook", m_ingest_hook},
     {"score", m_score}, /* check and assess: closures, in luaopen below */
+    {"score_checks", m_score_checks},
     {"score_event", m_score_event}, {"hook", m_hook}, {"info", m_info},
     {"close", m_close},   {NULL, NULL},
 };

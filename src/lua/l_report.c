@@ -5,7 +5,9 @@
  *     ["until"] = us|nil, now = us|nil, bucket_us = 0 (automatic) | us, align_us = 0, lowest = 5})
  *   --> {since, until, first_at, last_at, bucket_us, events, scored, ...,
  *        versions = {{name, other, first_at, count}}, sources = {...},
+ *        checks = {format = {checked = n, passed = n}, ...},
  *        buckets = {{start, events, ..., signals = {type = n}, curated = {n, ...},
+ *                    checks = {...},
  *                    versions = {{events, scored, quality_mean}}}},
  *        lowest = {{id, score, inserted_at}}}
  *   | nil, message, kind
@@ -61,6 +63,21 @@ static void push_signals(lua_State *L, const int64_t *counts)
             set_i(L, cf_signal_kind_name((cf_signal_kind)k), counts[k]);
 }
 
+/* {name = {checked =, passed =}} for the checks that ran at least once. */
+static void push_checks(lua_State *L, const int64_t *checked, const int64_t *passed)
+{
+    lua_createtable(L, 0, CF_QCHECK_COUNT);
+    for (int i = 0; i < CF_QCHECK_COUNT; i++) {
+        if (!checked[i])
+            continue;
+        lua_createtable(L, 0, 2);
+        set_i(L, "checked", checked[i]);
+        set_i(L, "passed", passed[i]);
+        lua_setfield(L, -2, cf_qcheck_name(i));
+    }
+    lua_setfield(L, -2, "checks");
+}
+
 static void push_names(lua_State *L, const cf_report_name *names, size_t n)
 {
     lua_createtable(L, (int)n, 0);
@@ -112,6 +129,7 @@ static void push_bucket(lua_State *L, const cf_report *r, size_t b)
     set_n(L, "quality_p90", k->quality_p90);
     push_signals(L, k->signals);
     lua_setfield(L, -2, "signals");
+    push_checks(L, k->checked, k->passed);
     lua_createtable(L, (int)r->nsources, 0);
     for (size_t i = 0; i < r->nsources; i++) {
         lua_pushinteger(L, (lua_Integer)k->curated[i]);
@@ -142,6 +160,7 @@ static void push_totals(lua_State *L, const cf_report *r)
     set_i(L, "pending", r->pending);
     push_signals(L, r->signals);
     lua_setfield(L, -2, "signals");
+    push_checks(L, r->checked, r->passed);
 }
 
 static void push_report(lua_State *L, const cf_report *r)

@@ -68,6 +68,18 @@ static int64_t get_time(lua_State *L, int idx, const char *field)
     return v == CF_NULL_INT ? 0 : v;
 }
 
+/* quality_checks (the stored check bits, cf_event.quality_checks: CF_QCHECKS_MAX
+ * "ran" bits, as many "passed" bits above them): 0 when absent. */
+static uint32_t get_checks(lua_State *L, int idx)
+{
+    int64_t v = cf_lua_field_int(L, idx, "quality_checks", 0);
+    int64_t max = (INT64_C(1) << (CF_QCHECKS_PASSED_SHIFT + CF_QCHECKS_MAX)) - 1;
+    if (v < 0 || v > max)
+        luaL_error(L, "quality_checks must be an integer in [0, %I], got %I", (lua_Integer)max,
+                   (lua_Integer)v);
+    return (uint32_t)v;
+}
+
 static void read_event(lua_State *L, int idx, cf_event *e)
 {
     memset(e, 0, sizeof *e);
@@ -81,6 +93,7 @@ static void read_event(lua_State *L, int idx, cf_event *e)
     e->latency_ms = cf_lua_field_int(L, idx, "latency_ms", CF_NULL_INT);
     e->token_count = cf_lua_field_int(L, idx, "token_count", CF_NULL_INT);
     e->quality_score = cf_lua_field_num(L, idx, "quality_score", NAN);
+    e->quality_checks = get_checks(L, idx);
     e->inserted_at = get_time(L, idx, "inserted_at");
 }
 
@@ -477,6 +490,10 @@ static int m_update_events(lua_State *L)
         if (has_field(L, t, "token_count")) {
             up[i].fields |= CF_UPD_TOKENS;
             up[i].token_count = cf_lua_field_int(L, t, "token_count", CF_NULL_INT);
+        }
+        if (has_field(L, t, "quality_checks")) {
+            up[i].fields |= CF_UPD_CHECKS;
+            up[i].quality_checks = get_checks(L, t);
         }
         lua_pop(L, 1);
     }

@@ -3,7 +3,8 @@
  *
  *   local scan = h:light_events({deployment_id = "d", order = "desc"},
  *                               {signals = true, lengths = true})
- *     -- or prompt_length = true / response_length = true for one of the two
+ *     -- or prompt_length = true / response_length = true for one of the two;
+ *     -- checks = true adds quality_checks (the stored check bits, nil when none)
  *   local r = scan:next()  --> {id=, inserted_at=, quality_score=, latency_ms=, token_count=,
  *                          --    model_version_id=, prompt_length=, response_length=,
  *                          --    signals = {thumbs_up = 0, ...}, signal_count=} | nil
@@ -182,7 +183,8 @@ static int m_light_events(lua_State *L)
     int both = opt_flag(L, 3, "lengths");
     u->want = (opt_flag(L, 3, "signals") ? CF_LIGHT_SIGNALS : 0)
               | (both || opt_flag(L, 3, "prompt_length") ? CF_LIGHT_PROMPT : 0)
-              | (both || opt_flag(L, 3, "response_length") ? CF_LIGHT_RESPONSE : 0);
+              | (both || opt_flag(L, 3, "response_length") ? CF_LIGHT_RESPONSE : 0)
+              | (opt_flag(L, 3, "checks") ? CF_LIGHT_CHECKS : 0);
     read_keep(L, 3, u);
     for (int i = 0; i < u->nclauses; i++)
         if (u->clauses[i].signals_any)
@@ -252,6 +254,8 @@ static int ls_next(lua_State *L)
     }
     set_int(L, "latency_ms", r.latency_ms);
     set_int(L, "token_count", r.token_count);
+    if (r.quality_checks)
+        set_int(L, "quality_checks", (int64_t)r.quality_checks);
     if (u->want & CF_LIGHT_PROMPT)
         set_int(L, "prompt_length",
                 (int64_t)(r.prompt.p ? cf_graphemes_count(u->g, r.prompt.p, r.prompt.n) : 0));

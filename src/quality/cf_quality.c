@@ -46,6 +46,22 @@ const char *cf_check_name(cf_check_id id)
     return id >= 0 && id < CF_CHECK_COUNT_ ? check_names[id] : "unknown";
 }
 
+const char *cf_qcheck_name(int i)
+{
+    return i == CF_QCHECK_JUDGE ? "judge" : cf_check_name((cf_check_id)i);
+}
+
+uint32_t cf_qchecks_of(const cf_check_result r[CF_CHECK_COUNT_], int judged, int judge_passed)
+{
+    uint32_t bits = 0;
+    for (int i = 0; i < CF_CHECK_COUNT_; i++)
+        bits |= (1u << i) | (r[i].passed ? 1u << (CF_QCHECKS_PASSED_SHIFT + i) : 0u);
+    if (judged)
+        bits |= (1u << CF_QCHECK_JUDGE) |
+                (judge_passed ? 1u << (CF_QCHECKS_PASSED_SHIFT + CF_QCHECK_JUDGE) : 0u);
+    return bits;
+}
+
 const char *cf_format_name(cf_format f)
 {
     switch (f) {
@@ -429,22 +445,36 @@ double cf_quality_score(const cf_quality_cfg *cfg, const char *response, size_t 
     return cf_quality_assess(cfg, response, len, r);
 }
 
-double cf_quality_score_event(const cf_quality_cfg *cfg, const cf_event *ev)
+/* The judge's threshold, as the Lua side's (quality.lua PASS). */
+#define JUDGE_PASS 0.7
+
+double cf_quality_score_event_checks(const cf_quality_cfg *cfg, const cf_event *ev,
+                                     uint32_t *checks)
 {
     cf_check_result r[CF_CHECK_COUNT_];
     double sum = cf_quality_assess(cfg, ev->response.p, ev->response.n, r) * CF_CHECK_COUNT_;
-    if (!cfg->judge)
+    if (!cfg->judge) {
+        *checks = cf_qchecks_of(r, 0, 0);
         return sum / CF_CHECK_COUNT_;
+    }
     cf_judge_result jr;
     cf_judge_score(cfg->judge, ev->prompt, ev->response, &jr); /* 0 on failure */
     sum += jr.score;
+    *checks = cf_qchecks_of(r, 1, jr.ok && jr.score >= JUDGE_PASS);
     cf_judge_result_free(&jr);
     return sum / (CF_CHECK_COUNT_ + 1);
 }
 
-double cf_quality_hook(void *ud, const cf_event *ev)
+double cf_quality_score_event(const cf_quality_cfg *cfg, const cf_event *ev)
 {
+    uint32_t unused;
+    return cf_quality_score_event_checks(cfg, ev, &unused);
+}
+
+double cf_quality_hook(void *ud, const cf_event *ev, uint32_t *checks)
+{
+    *checks = 0;
     if (!isnan(ev->quality_score))
         return ev->quality_score;
-    return cf_quality_score_event((const cf_quality_cfg *)ud, ev);
+    return cf_quality_score_event_checks((const cf_quality_cfg *)ud, ev, checks);
 }

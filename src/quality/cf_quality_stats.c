@@ -121,33 +121,46 @@ static int count_signals(cf_store *store, const cf_query *q, cf_quality_stats *o
     return rc < 0 ? -1 : 0;
 }
 
+/* Counts one event's checks: its stored bits, else (none stored) the
+ * built-ins of cfg re-run on its response. */
+static void count_checks(const cf_quality_cfg *cfg, const cf_light_event *e,
+                         cf_quality_stats *out)
+{
+    uint32_t bits = e->quality_checks;
+    if (!bits) {
+        cf_check_result res[CF_CHECK_COUNT_];
+        cf_quality_assess(cfg, e->response.p, e->response.n, res);
+        bits = cf_qchecks_of(res, 0, 0);
+    }
+    for (int i = 0; i < CF_QCHECK_COUNT; i++) {
+        out->checked[i] += (bits >> i) & 1u;
+        out->passed[i] += (bits >> i) & (bits >> (CF_QCHECKS_PASSED_SHIFT + i)) & 1u;
+    }
+}
+
 /* The window: the latest `window` events, newest first: their scores, and
- * with cfg how many pass each check. */
+ * with cfg how many each check checked and passed. */
 static int read_window(cf_store *store, const cf_quality_cfg *cfg, cf_query *q,
                        cf_quality_stats *out, score_list *sc, cf_err *err)
 {
     q->descending = 1;
     q->limit = out->window_size;
-    cf_cursor *cur = NULL;
-    if (cf_store_open_cursor(store, CF_KIND_EVENTS, q, &cur, err))
+    cf_light_scan *scan = NULL;
+    if (cf_store_open_light_events(store, q, cfg ? CF_LIGHT_CHECKS | CF_LIGHT_RESPONSE : 0,
+                                   &scan, err))
         return -1;
-    cf_row row;
+    cf_light_event e;
     int r;
-    while ((r = cf_cursor_next(cur, &row, err)) == 1) {
-        const cf_event *e = &row.event;
+    while ((r = cf_light_scan_next(scan, &e, err)) == 1) {
         out->window_count++;
-        if (!isnan(e->quality_score) && add_score(sc, e->quality_score, err)) {
+        if (!isnan(e.quality_score) && add_score(sc, e.quality_score, err)) {
             r = -1;
             break;
         }
-        if (cfg) {
-            cf_check_result res[CF_CHECK_COUNT_];
-            cf_quality_assess(cfg, e->response.p, e->response.n, res);
-            for (int i = 0; i < CF_CHECK_COUNT_; i++)
-                out->passed[i] += res[i].passed;
-        }
+        if (cfg)
+            count_checks(cfg, &e, out);
     }
-    cf_cursor_close(cur);
+    cf_light_scan_close(scan);
     return r < 0 ? -1 : 0;
 }
 

@@ -212,6 +212,10 @@ static int fold_event(cf_report *r, const cf_report_opts *o, const cf_light_even
         r->signals[j] += ev->signals[j];
     }
     r->v_events[cell]++;
+    for (uint32_t bits = ev->quality_checks, i = 0; bits && i < CF_QCHECK_COUNT; i++) {
+        k->checked[i] += (bits >> i) & 1u;
+        k->passed[i] += (bits >> i) & (bits >> (CF_QCHECKS_PASSED_SHIFT + i)) & 1u;
+    }
     if (ev->token_count != CF_NULL_INT) {
         k->tokens_n++;
         k->tokens_sum += ev->token_count;
@@ -240,7 +244,7 @@ static int scan_events(cf_store *s, const cf_report_opts *o, cf_report *r,
     q.since = r->since;
     q.until = r->until;
     cf_light_scan *sc;
-    if (cf_store_open_light_events(s, &q, CF_LIGHT_SIGNALS, &sc, err))
+    if (cf_store_open_light_events(s, &q, CF_LIGHT_SIGNALS | CF_LIGHT_CHECKS, &sc, err))
         return -1;
     cf_light_event ev;
     int rc;
@@ -264,6 +268,10 @@ static void totals(cf_report *r)
         r->tokens_sum += k->tokens_sum;
         r->latency_n += k->latency_n;
         r->scored += k->scored;
+        for (int i = 0; i < CF_QCHECK_COUNT; i++) {
+            r->checked[i] += k->checked[i];
+            r->passed[i] += k->passed[i];
+        }
         for (size_t v = 0; v < nv; v++) {
             r->v_events[b * nv + v] = r->v_events[b * w + v];
             r->v_scored[b * nv + v] = r->v_scored[b * w + v];

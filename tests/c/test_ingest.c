@@ -526,9 +526,10 @@ static void test_patient_submit(void)
     cf_prepare_scratch_free(ps);
 }
 
-static double half_score(void *ud, const cf_event *ev)
+static double half_score(void *ud, const cf_event *ev, uint32_t *checks)
 {
     (void)ud;
+    *checks = 0;
     return strcmp(ev->prompt.p, "bad") == 0 ? NAN : 0.5;
 }
 

@@ -301,7 +301,10 @@ static void *hook_thread(void *arg)
     ev.response = cf_cstr("A response that is long enough to pass the length check.");
     ev.quality_score = NAN;
     double *out = malloc(sizeof *out);
-    *out = cf_quality_hook((void *)cfg, &ev);
+    uint32_t checks = 0;
+    *out = cf_quality_hook((void *)cfg, &ev, &checks);
+    if (checks != 0x1f1fu) /* all five ran and passed (plain text: format 0.7 passes) */
+        *out = -1;
     return out;
 }
 

@@ -353,9 +353,16 @@ static void test_assess_and_hook(void)
     memset(&ev, 0, sizeof ev);
     ev.response = cf_cstr(bad);
     ev.quality_score = NAN;
-    CHECK(cf_quality_hook(cfg, &ev) == s);
-    ev.quality_score = 0.25; /* a caller's score is kept */
-    CHECK(cf_quality_hook(cfg, &ev) == 0.25);
+    uint32_t checks = 0;
+    CHECK(cf_quality_hook(cfg, &ev, &checks) == s);
+    /* all four ran; format (plain: 0.7) and repetition passed */
+    CHECK(checks == (0x0fu | (1u << (CF_QCHECKS_PASSED_SHIFT + CF_CHECK_FORMAT)) |
+                     (1u << (CF_QCHECKS_PASSED_SHIFT + CF_CHECK_REPETITION))));
+    ev.quality_score = 0.25; /* a caller's score is kept, no check ran */
+    CHECK(cf_quality_hook(cfg, &ev, &checks) == 0.25);
+    CHECK(checks == 0);
+    CHECK(strcmp(cf_qcheck_name(CF_QCHECK_JUDGE), "judge") == 0);
+    CHECK(strcmp(cf_qcheck_name(CF_CHECK_LENGTH), "length") == 0);
     cf_quality_cfg_free(cfg);
     cf_quality_cfg_free(NULL);
 }

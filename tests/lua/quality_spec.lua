@@ -599,10 +599,13 @@ describe("quality internals", function()
     end
     function db.update_events(self, list)
       self.updates = self.updates + 1
-      for _, u in ipairs(list) do updated[u.id] = u.quality_score end
+      for _, u in ipairs(list) do
+        updated[u.id] = u.quality_score
+        assert.equal(0x90f, u.quality_checks)
+      end
       return true
     end
-    local scores = { score = function(_, text) return #text / 10 end }
+    local scores = { score_checks = function(_, text) return #text / 10, 0x90f end }
     local r = assert(I.backfill_batches(db, { batch = 2, limit = math.maxinteger, cfg = scores }))
     assert.same({ scored = 5, batches = 3 }, r)
     assert.equal(3, db.updates)
@@ -621,7 +624,16 @@ describe("quality internals", function()
   it("score_rows uses assess when given and passes its failure on", function()
     local job = { aopts = { custom = true },
                   assess = function(ev, o) assert.is_true(o.custom) return { score = #ev.response / 4 } end }
-    assert.same({ { id = "a", quality_score = 0.5 } }, I.score_rows(job, { { id = "a", response = "ab" } }))
+    assert.same({ { id = "a", quality_score = 0.5, quality_checks = 0 } },
+      I.score_rows(job, { { id = "a", response = "ab" } }))
+    -- the checks that ran become the stored bits: format ran and passed,
+    -- length ran and failed; a skipped judge and a registered check have none
+    job.assess = function() return { score = 0.5, checks = {
+      { check = "format", passed = true }, { check = "length", passed = false },
+      { check = "llm_judge", passed = true, details = { skipped = true } },
+      { check = "mine", passed = true } } } end
+    assert.same({ { id = "a", quality_score = 0.5, quality_checks = 0x103 } },
+      I.score_rows(job, { { id = "a", response = "ab" } }))
     job.assess = function() return nil, "judge down", "http" end
     assert.same({ nil, "judge down", "http" }, { I.score_rows(job, { { id = "a", response = "ab" } }) })
   end)

@@ -122,6 +122,21 @@ function check(page, twin, expect, findings) {
     else if (k.value !== want) fail(`${key}: page ${k.value}, Lua API ${want}`);
   }
   if (page.scripts !== 0) fail(`${page.scripts} script elements`);
+  checkChart(page, twin, findings);
+}
+
+// The pass rate of each check per bucket: drawn when the twin has any, one
+// dot (keyed to the twin, compared above) per bucket and check that ran.
+function checkChart(page, twin, findings) {
+  const quality = page.sections.find((x) => x.id === "quality") || { charts: [] };
+  const chart = quality.charts.find((c) => c.id === "quality-checks");
+  const dots = page.keys.filter((k) => /^quality\.buckets\.\d+\.checks\.\w+\.pass_rate$/.test(k.key));
+  let want = 0;
+  for (const b of (twin.quality || {}).buckets || []) want += Object.keys(b.checks || {}).length;
+  findings.check_dots = dots.length;
+  if (want > 0 && !chart) findings.failures.push("chart quality-checks missing");
+  if (chart && chart.marks === 0) findings.failures.push("chart quality-checks is empty");
+  if (dots.length !== want) findings.failures.push(`quality-checks: ${dots.length} dots, JSON twin ${want}`);
 }
 
 async function main() {

@@ -374,6 +374,31 @@ describe("store conformance (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", functio
     assert.equal(0.9, db:get_event(ids[2]).quality_score) -- all or nothing
   end)
 
+  it("keeps each event's quality check bits through inserts and updates", function()
+    local dep = uid()
+    local ids = assert(db:insert_events { ev(dep, "a", { inserted_at = 1, quality_checks = 0x90f }),
+                                          ev(dep, "b", { inserted_at = 2 }),
+                                          ev(dep, "c", { inserted_at = 3, quality_checks = 0x1f1f }) })
+    local function bits()
+      local out = {}
+      for r in db:light_events({ deployment_id = dep }, { checks = true }) do
+        out[#out + 1] = r.quality_checks or 0
+      end
+      return out
+    end
+    assert.same({ 0x90f, 0, 0x1f1f }, bits())
+    -- another field's update leaves them; an update sets and clears them
+    assert(db:update_events { { id = ids[1], metadata = { x = 1 } },
+                              { id = ids[2], quality_score = 0.5, quality_checks = 0x10f } })
+    assert.same({ 0x90f, 0x10f, 0x1f1f }, bits())
+    assert(db:update_events { { id = ids[3], quality_checks = 0 } })
+    assert.same({ 0x90f, 0x10f, 0 }, bits())
+    -- without asking, a light record has none
+    for r in db:light_events({ deployment_id = dep }) do assert.is_nil(r.quality_checks) end
+    assert.has_error(function() db:insert_events { ev(dep, "d", { quality_checks = -1 }) } end)
+    assert.has_error(function() db:update_events { { id = ids[1], quality_checks = 0x10000 } } end)
+  end)
+
   it("scans columns and metadata keys, light records and events by id", function()
     local dep = uid()
     local rows = {}

@@ -6,8 +6,9 @@
  * The quality hook (issue 4): when cf_prepare_cfg.scorer.score is set and
  * an event arrives without a quality_score, it is called on the producer's
  * thread, after sanitizing, with the event as it will be stored; a result
- * in [0, 1] becomes the event's quality_score, anything else (NaN, out of
- * range) leaves it absent and is counted as a scorer error. It must be
+ * in [0, 1] becomes the event's quality_score (and the checks it reports
+ * its quality_checks), anything else (NaN, out of range) leaves it absent
+ * and is counted as a scorer error. It must be
  * thread-safe when several producers push.
  */
 #ifndef CRUCIBLE_CF_RECORD_H
@@ -17,7 +18,9 @@
 #include "crucible/sanitize/cf_sanitize.h"
 #include "crucible/ingest/cf_validate.h"
 
-typedef double (*cf_score_fn)(void *ud, const cf_event *ev);
+/* A score for ev; *checks receives the stored bits of the checks that gave
+ * it (cf_event.quality_checks; 0 when none). */
+typedef double (*cf_score_fn)(void *ud, const cf_event *ev, uint32_t *checks);
 
 typedef struct cf_ingest_scorer {
     cf_score_fn score; /* NULL: off */

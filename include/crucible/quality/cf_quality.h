@@ -28,6 +28,14 @@ typedef enum cf_check_id {
 
 const char *cf_check_name(cf_check_id id); /* "format", "length", ... */
 
+/* The judge's place in an event's stored check bits (cf_event.quality_checks:
+ * the built-ins at their cf_check_id, then the judge), and their count. */
+#define CF_QCHECK_JUDGE CF_CHECK_COUNT_
+#define CF_QCHECK_COUNT (CF_CHECK_COUNT_ + 1)
+
+/* "format", ..., "repetition", "judge": the name of a stored check bit. */
+const char *cf_qcheck_name(int i);
+
 typedef enum cf_format { CF_FORMAT_JSON, CF_FORMAT_MARKDOWN, CF_FORMAT_PLAIN } cf_format;
 
 const char *cf_format_name(cf_format f); /* "json", "markdown", "plain" */
@@ -46,6 +54,10 @@ typedef struct cf_check_result {
     double repetition_ratio; /* repetition */
     char error[160];
 } cf_check_result;
+
+/* The stored bits of the four built-in results r (all ran), plus the judge
+ * when judged (passed: judge_passed). */
+uint32_t cf_qchecks_of(const cf_check_result r[CF_CHECK_COUNT_], int judged, int judge_passed);
 
 /* ---- the pure checks ------------------------------------------------------ */
 
@@ -115,9 +127,13 @@ double cf_quality_score(const cf_quality_cfg *cfg, const char *response, size_t 
  * built with one (quality.judge_on_ingest). */
 double cf_quality_score_event(const cf_quality_cfg *cfg, const cf_event *ev);
 
-/* The ingestion hook: double (*)(void *ud, const cf_event *ev) with ud a
- * cf_quality_cfg. Keeps a score the caller gave (ev->quality_score not NaN),
- * else returns cf_quality_score_event. Thread-safe. */
-double cf_quality_hook(void *ud, const cf_event *ev);
+/* cf_quality_score_event, also giving the checks' stored bits in *checks. */
+double cf_quality_score_event_checks(const cf_quality_cfg *cfg, const cf_event *ev,
+                                     uint32_t *checks);
+
+/* The ingestion hook: cf_score_fn (cf_record.h) with ud a cf_quality_cfg.
+ * Keeps a score the caller gave (ev->quality_score not NaN; *checks 0),
+ * else returns cf_quality_score_event_checks. Thread-safe. */
+double cf_quality_hook(void *ud, const cf_event *ev, uint32_t *checks);
 
 #endif

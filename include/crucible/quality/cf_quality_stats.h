@@ -28,7 +28,12 @@ typedef struct cf_quality_stats {
     double p50, p90;          /* of the scored ones (linear interpolation); NAN when none */
     double min, max;          /* NAN when none */
     int with_checks;          /* pass counts were computed */
-    int64_t passed[CF_CHECK_COUNT_]; /* window events each built-in check passes */
+    /* Per check (the stored bits' order: the built-ins, then the judge),
+     * the window events it checked and those it passed: as stored when
+     * the event was checked on ingest or by the backfill, else (events
+     * stored without check results) the built-ins re-run on the response. */
+    int64_t checked[CF_QCHECK_COUNT];
+    int64_t passed[CF_QCHECK_COUNT];
     cf_signal_count *signals; /* per signal type, in type order */
     size_t nsignals;
     int64_t signal_count;
@@ -44,8 +49,9 @@ int cf_signal_weight(cf_str type, int *known);
  * numpy's default). NAN when n is 0. */
 double cf_percentile_sorted(const double *v, size_t n, double p);
 
-/* cfg: the checks whose pass rates to compute over the window's responses;
- * NULL to skip them. window must be positive. */
+/* cfg: the checks to re-run on the responses of window events stored
+ * without check results; NULL to skip the pass counts. window must be
+ * positive. */
 int cf_quality_stats_compute(cf_store *store, const cf_quality_cfg *cfg, cf_str deployment,
                              int64_t window, cf_quality_stats *out, cf_err *err);
 void cf_quality_stats_free(cf_quality_stats *st);

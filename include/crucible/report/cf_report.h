@@ -5,7 +5,9 @@
  * they rate) and one cursor over the curated examples (in the bucket of
  * their curation), each row folded into time buckets as it streams. Memory is a
  * few numbers per bucket plus one double per event that has a latency or
- * a score (for the percentiles); nothing is loaded into Lua.
+ * a score (for the percentiles); nothing is loaded into Lua. Each event's
+ * stored quality check bits count per check (cf_qcheck_name order): an
+ * event stored without them counts as not checked.
  *
  *   cf_report r;  cf_report_opts o = {...};
  *   if (cf_report_compute(store, &o, &r, &err) == 0) { ...; cf_report_free(&r); }
@@ -13,6 +15,7 @@
 #ifndef CRUCIBLE_CF_REPORT_H
 #define CRUCIBLE_CF_REPORT_H
 
+#include "crucible/quality/cf_quality.h"
 #include "crucible/store/cf_store.h"
 
 #define CF_REPORT_MAX_BUCKETS 2000
@@ -40,6 +43,8 @@ typedef struct cf_report_bucket {
     int64_t scored;
     double quality_mean, quality_p10, quality_p90; /* NAN when scored is 0 */
     int64_t signals[CF_SIG_COUNT_];
+    int64_t checked[CF_QCHECK_COUNT];     /* events each check ran on */
+    int64_t passed[CF_QCHECK_COUNT];      /* of those, the ones it passed */
     int64_t *curated;                     /* per source (nsources entries) */
 } cf_report_bucket;
 
@@ -66,6 +71,7 @@ typedef struct cf_report {
     int64_t events, scored, tokens_n, tokens_sum, latency_n;
     double latency_p50, latency_p90, latency_p99, quality_mean;
     int64_t signals[CF_SIG_COUNT_];
+    int64_t checked[CF_QCHECK_COUNT], passed[CF_QCHECK_COUNT];
     int64_t curated, exported, pending;
     /* model versions: per bucket b and version v, v_events[b * nversions + v]
      * events, v_scored scored ones, v_qsum the sum of their scores */

@@ -48,6 +48,8 @@ typedef struct cf_event {
     int64_t latency_ms;       /* CF_NULL_INT when absent */
     int64_t token_count;      /* CF_NULL_INT when absent */
     double quality_score;     /* NAN when absent */
+    uint32_t quality_checks;  /* CF_QCHECKS_* bits: which checks ran, which passed; 0: none
+                                 (written on insert, never read back by event cursors) */
     int64_t inserted_at;      /* 0 on insert: now */
     const cf_signal *signals; /* cursors with include_signals */
     size_t nsignals;
@@ -147,8 +149,16 @@ enum {
     CF_UPD_METADATA = 1 << 1,
     CF_UPD_MODEL_VERSION = 1 << 2,
     CF_UPD_LATENCY = 1 << 3,
-    CF_UPD_TOKENS = 1 << 4
+    CF_UPD_TOKENS = 1 << 4,
+    CF_UPD_CHECKS = 1 << 5
 };
+
+/* An event's quality checks, one bit each in the quality room's order
+ * (format, length, refusal, repetition, then the judge; see cf_quality.h):
+ * bit i set when check i ran, bit CF_QCHECKS_PASSED_SHIFT + i when it
+ * passed. 0 (stored as NULL): no check ran, or the event predates them. */
+#define CF_QCHECKS_PASSED_SHIFT 8
+#define CF_QCHECKS_MAX 8
 
 typedef struct cf_event_update {
     unsigned fields;          /* CF_UPD_* bits */
@@ -157,6 +167,7 @@ typedef struct cf_event_update {
     cf_str model_version_id;
     int64_t latency_ms;
     int64_t token_count;
+    uint32_t quality_checks;  /* CF_UPD_CHECKS; 0 sets NULL */
 } cf_event_update;
 
 /* count_by_type's callback: one type and how many rows have it. */
@@ -229,7 +240,8 @@ typedef enum cf_signal_kind {
 enum {
     CF_LIGHT_SIGNALS = 1 << 0,   /* signal counts per type */
     CF_LIGHT_PROMPT = 1 << 1,    /* the prompt text */
-    CF_LIGHT_RESPONSE = 1 << 2   /* the response text */
+    CF_LIGHT_RESPONSE = 1 << 2,  /* the response text */
+    CF_LIGHT_CHECKS = 1 << 3     /* quality_checks */
 };
 
 typedef struct cf_light_event {
@@ -240,6 +252,7 @@ typedef struct cf_light_event {
     int64_t latency_ms;              /* CF_NULL_INT when absent */
     int64_t token_count;             /* CF_NULL_INT when absent */
     uint32_t signals[CF_SIG_COUNT_]; /* CF_LIGHT_SIGNALS; zeros otherwise */
+    uint32_t quality_checks;         /* CF_LIGHT_CHECKS; 0 otherwise (and when none) */
     cf_str prompt;                   /* CF_LIGHT_PROMPT; NULL otherwise */
     cf_str response;                 /* CF_LIGHT_RESPONSE; NULL otherwise */
 } cf_light_event;

@@ -59,6 +59,33 @@ local function pass_rates(q, H)
     .. stats(list)
 end
 
+-- The pass rate of each check per bucket: one line per check that ran in
+-- the window, each dot keyed to its number in the JSON twin.
+local function check_chart(doc, H, svg)
+  local q = doc.quality
+  local out = { '<h3>Checks passed per bucket</h3><p class="reading" data-reading="checks">'
+    .. H.esc(doc.readings.checks) .. "</p>" }
+  local series, totals = {}, {}
+  for _, name in ipairs(require("crucible.report").CHECKS) do
+    if q.checks[name] then
+      local values, keys = {}, {}
+      for i, b in ipairs(q.buckets) do
+        local c = b.checks[name]
+        values[i] = c and c.pass_rate
+        keys[i] = c and ("quality.buckets.%d.checks.%s.pass_rate"):format(i, name)
+      end
+      series[#series + 1] = { name = name, values = values, keys = keys }
+      totals[#totals + 1] = H.stat("quality.checks." .. name .. ".pass_rate",
+        q.checks[name].pass_rate, name .. " passes (window)", H.fmt.pct)
+    end
+  end
+  if #series == 0 then return table.concat(out) end
+  out[#out + 1] = stats(totals)
+  out[#out + 1] = svg.lines({ id = "quality-checks", label = "pass rate of each check per bucket",
+    labels = H.labels(doc, q.buckets), series = series, ymin = 0, ymax = 1 }, H.esc)
+  return table.concat(out)
+end
+
 local function lowest_table(q, H)
   if #q.lowest == 0 then return "" end
   local rows = { '<h3>Lowest-scoring examples</h3><div class="scroll"><table><tr><th class="num">score</th>'
@@ -97,6 +124,7 @@ function M.quality(doc, H, svg)
   out[#out + 1] = svg.lines({ id = "quality-mean", label = "mean quality score per bucket",
                               labels = labels, series = series, ymin = 0, ymax = 1 }, H.esc)
   out[#out + 1] = pass_rates(q, H)
+  out[#out + 1] = check_chart(doc, H, svg)
   out[#out + 1] = lowest_table(q, H)
   return table.concat(out)
 end

@@ -87,6 +87,32 @@ function M.quality(doc)
   return ("Mean quality %s over %s scored events."):format(f2(q.mean), M.count(q.scored))
 end
 
+--- The reading above the checks' chart: the check that passed least, over
+-- the window and in the latest bucket where it ran.
+function M.checks(doc)
+  local q = doc.quality
+  local worst
+  for _, name in ipairs(require("crucible.report").CHECKS) do
+    local c = q.checks[name]
+    if c and (not worst or c.pass_rate < q.checks[worst].pass_rate) then worst = name end
+  end
+  if not worst then
+    return "No quality check results are stored for these events (events stored without"
+      .. " them count as not checked)."
+  end
+  local last
+  for i = #q.buckets, 1, -1 do
+    last = q.buckets[i].checks[worst]
+    if last then
+      last = ("%s in the latest bucket (%s)"):format(pct(last.pass_rate),
+        M.date(q.buckets[i].start, doc.window.bucket_us < 86400 * 1000000))
+      break
+    end
+  end
+  return ("The %s check passed least often: %s of %s checked events, %s."):format(worst,
+    pct(q.checks[worst].pass_rate), M.count(q.checks[worst].checked), last)
+end
+
 function M.signals(doc)
   local s = doc.signals
   if s.total == 0 then return "No user signal recorded in this window." end
@@ -145,10 +171,11 @@ end
 function M.all(doc)
   if doc.empty then
     local none = "No data yet."
-    return { traffic = none, quality = none, signals = none, drift = none, curation = none,
-             actions = none }
+    return { traffic = none, quality = none, checks = none, signals = none, drift = none,
+             curation = none, actions = none }
   end
-  return { traffic = M.traffic(doc), quality = M.quality(doc), signals = M.signals(doc),
+  return { traffic = M.traffic(doc), quality = M.quality(doc), checks = M.checks(doc),
+           signals = M.signals(doc),
            drift = M.drift(doc), curation = M.curation(doc), actions = M.actions(doc) }
 end
 

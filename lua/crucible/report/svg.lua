@@ -92,8 +92,16 @@ local function band_path(band, n, ymin, ymax, color)
     :format(color, table.concat(top, " ") .. " " .. table.concat(bottom, " "))
 end
 
+-- A dot's data-key and data-value (its path in the JSON twin and the exact
+-- number) when the series names its points' keys.
+local function point_data(s, i, esc)
+  local key = s.keys and s.keys[i]
+  if not key then return "" end
+  return (' data-key="%s" data-value="%s"'):format(esc(key), ("%.17g"):format(s.values[i]))
+end
+
 -- One series as a polyline (broken where values are missing) with dots.
-local function line_marks(out, s, n, ymin, ymax, color)
+local function line_marks(out, s, n, ymin, ymax, color, esc)
   local run = {}
   local function flush()
     if #run > 1 then
@@ -107,8 +115,8 @@ local function line_marks(out, s, n, ymin, ymax, color)
     if v then
       local p = num(x_of(i, n)) .. "," .. num(y_of(v, ymin, ymax))
       run[#run + 1] = p
-      out[#out + 1] = ('<circle class="mark" cx="%s" cy="%s" r="2.5" fill="%s"/>'):format(
-        num(x_of(i, n)), num(y_of(v, ymin, ymax)), color)
+      out[#out + 1] = ('<circle class="mark" cx="%s" cy="%s" r="2.5" fill="%s"%s/>'):format(
+        num(x_of(i, n)), num(y_of(v, ymin, ymax)), color, point_data(s, i, esc))
     else
       flush()
     end
@@ -124,7 +132,8 @@ local function threshold_line(out, t, ymin, ymax, esc)
 end
 
 --- Lines over buckets. c: {id=, label=, labels={per bucket}, series={{name=,
--- values={[i]=v|nil}, band={[i]={lo,hi}}}}, ymin=, ymax=, threshold={value=, label=}}.
+-- values={[i]=v|nil}, band={[i]={lo,hi}}, keys={[i]=JSON twin path|nil}}},
+-- ymin=, ymax=, threshold={value=, label=}}.
 function M.lines(c, esc)
   local n = #c.labels
   local ymin, ymax = c.ymin or 0, c.ymax
@@ -140,7 +149,7 @@ function M.lines(c, esc)
   for k, s in ipairs(c.series) do
     local color = s.color or M.PALETTE[(k - 1) % #M.PALETTE + 1]
     if s.band then out[#out + 1] = band_path(s.band, n, ymin, ymax, color) end
-    line_marks(out, s, n, ymin, ymax, color)
+    line_marks(out, s, n, ymin, ymax, color, esc)
   end
   if c.threshold then threshold_line(out, c.threshold, ymin, ymax, esc) end
   out[#out + 1] = "</svg>"

@@ -28,6 +28,10 @@ typedef struct ch_migration {
     int version;
     const char *name;
     const char *const *sql; /* NULL-terminated; each idempotent (IF NOT EXISTS) */
+    /* Columns to add: (table, column, type) triples, NULL-terminated; each
+     * added only when missing (the servers we support have no ADD COLUMN IF
+     * NOT EXISTS), so the migration stays idempotent. */
+    const char *const *columns;
 } ch_migration;
 
 static const char *const m1[] = {
@@ -113,16 +117,23 @@ static const char *const m9[] = {
     " ENGINE = ReplacingMergeTree(version) ORDER BY id",
     NULL};
 
+/* Which quality checks ran on an event and which passed (CF_QCHECKS_* bits;
+ * NULL: none, as for every older row). */
+static const char *const m10[] = {NULL};
+static const char *const m10_columns[] = {"inference_events", "quality_checks",
+                                          "Nullable(UInt32)", NULL};
+
 static const ch_migration migrations[] = {
-    {1, "initial schema", m1},
-    {2, "quality indexes", m2},
-    {3, "curated export marks", m3},
-    {4, "workflow runs", m4},
-    {5, "curated export claims", m5},
-    {6, "light scan covering index", m6},
-    {7, "api keys", ch_keys_migration}, /* ch_keys.c */
-    {8, "scores", m8},
-    {9, "data lifecycle", m9},
+    {1, "initial schema", m1, NULL},
+    {2, "quality indexes", m2, NULL},
+    {3, "curated export marks", m3, NULL},
+    {4, "workflow runs", m4, NULL},
+    {5, "curated export claims", m5, NULL},
+    {6, "light scan covering index", m6, NULL},
+    {7, "api keys", ch_keys_migration, NULL}, /* ch_keys.c */
+    {8, "scores", m8, NULL},
+    {9, "data lifecycle", m9, NULL},
+    {10, "quality checks", m10, m10_columns},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
@@ -174,6 +185,36 @@ static int exec_nodb(ch_store *s, const char *sql, const char *what, cf_err *err
     return rc;
 }
 
+/* Adds the (table, column, type) triples of cols that the table lacks. */
+static int add_columns(ch_store *s, const char *const *cols, const char *what, cf_err *err)
+{
+    for (size_t k = 0; cols && cols[k]; k += 3) {
+        cf_buf q = CF_BUF_INIT;
+        cf_buf_str(&q, "SELECT count() FROM system.columns WHERE database = currentDatabase()"
+                       " AND table = ");
+        ch_quote(&q, cf_cstr(cols[k]));
+        cf_buf_str(&q, " AND name = ");
+        ch_quote(&q, cf_cstr(cols[k + 1]));
+        int64_t n = 0;
+        int rc = ch_query_int(s, &q, what, &n, err);
+        q.n = 0;
+        if (rc == 0 && n == 0) {
+            cf_buf_str(&q, "ALTER TABLE ");
+            cf_buf_str(&q, cols[k]);
+            cf_buf_str(&q, " ADD COLUMN ");
+            cf_buf_str(&q, cols[k + 1]);
+            cf_buf_putc(&q, ' ');
+            cf_buf_str(&q, cols[k + 2]);
+            rc = cf_buf_failed(&q) ? cf_fail(err, CF_ENOMEM, "out of memory: %s", what)
+                                   : ch_exec(s, q.p, q.n, what, err);
+        }
+        cf_buf_free(&q);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
 static int ch_migrate(cf_store *base, int *applied, cf_err *err)
 {
     ch_store *s = (ch_store *)base;
@@ -202,6 +243,8 @@ static int ch_migrate(cf_store *base, int *applied, cf_err *err)
         for (size_t k = 0; m->sql[k]; k++)
             if (ch_exec(s, m->sql[k], strlen(m->sql[k]), what, err))
                 return -1;
+        if (add_columns(s, m->columns, what, err))
+            return -1;
         cf_buf row = CF_BUF_INIT;
         ch_json_key(&row, "version", 1);
         cf_buf_int(&row, m->version);

@@ -288,6 +288,10 @@ static int light_next(cf_light_scan *base, cf_light_event *row, cf_err *err)
     row->latency_ms = ch_int(f[4]);
     row->token_count = ch_int(f[5]);
     size_t k = 6;
+    if (c->want & CF_LIGHT_CHECKS) {
+        int64_t bits = ch_int(f[k++]);
+        row->quality_checks = bits == CF_NULL_INT ? 0 : (uint32_t)bits;
+    }
     if (c->want & CF_LIGHT_PROMPT)
         row->prompt = f[k++];
     if (c->want & CF_LIGHT_RESPONSE)
@@ -316,11 +320,14 @@ int ch_open_light_events(cf_store *base, const cf_query *q, unsigned want, cf_li
         return cf_fail(err, CF_ENOMEM, "out of memory opening a scan");
     c->base.vt = &light_vt;
     c->want = want;
-    c->nf = 6 + !!(want & CF_LIGHT_PROMPT) + !!(want & CF_LIGHT_RESPONSE)
+    c->nf = 6 + !!(want & CF_LIGHT_CHECKS) + !!(want & CF_LIGHT_PROMPT)
+            + !!(want & CF_LIGHT_RESPONSE)
             + ((want & CF_LIGHT_SIGNALS) ? CF_SIG_COUNT_ : 0);
     cf_buf b = CF_BUF_INIT;
     cf_buf_str(&b, "SELECT id, model_version_id, inserted_at, quality_bits, latency_ms,"
                    " token_count");
+    if (want & CF_LIGHT_CHECKS)
+        cf_buf_str(&b, ", quality_checks");
     if (want & CF_LIGHT_PROMPT)
         cf_buf_str(&b, ", prompt");
     if (want & CF_LIGHT_RESPONSE)
@@ -332,6 +339,8 @@ int ch_open_light_events(cf_store *base, const cf_query *q, unsigned want, cf_li
         }
     cf_buf_str(&b, " FROM (SELECT id, model_version_id, inserted_at, seq, quality_bits,"
                    " latency_ms, token_count");
+    if (want & CF_LIGHT_CHECKS)
+        cf_buf_str(&b, ", quality_checks");
     if (want & CF_LIGHT_PROMPT)
         cf_buf_str(&b, ", prompt");
     if (want & CF_LIGHT_RESPONSE)

@@ -98,6 +98,7 @@ static void event_row(cf_buf *b, const cf_event *e, cf_str id, int64_t at, uint6
     ch_json_int(b, "inserted_at", at);
     ch_json_int(b, "seq", (int64_t)seq);
     ch_json_int(b, "version", (int64_t)version);
+    ch_json_int(b, "quality_checks", e->quality_checks ? (int64_t)e->quality_checks : CF_NULL_INT);
     cf_buf_str(b, "}\n");
 }
 
@@ -381,7 +382,7 @@ int ch_insert_signal(cf_store *base, const cf_signal *sig, cf_err *err)
 
 #define EVENT_COLUMNS                                                                       \
     "id, deployment_id, model_version_id, user_id_hash, prompt, response, latency_ms,"     \
-    " token_count, quality_bits, metadata, inserted_at, seq, version"
+    " token_count, quality_bits, metadata, inserted_at, seq, version, quality_checks"
 
 /* Where each event is: deps and times receive the lists "(...)" of the
  * deployments and times of the ids' rows (their sort keys);
@@ -431,6 +432,8 @@ static void updated_event(const cf_str *f, const keyed *k, size_t n, const cf_ev
 {
     memset(e, 0, sizeof *e);
     ch_read_event(f, e, 0);
+    int64_t checks = ch_int(f[13]);
+    e->quality_checks = checks == CF_NULL_INT ? 0 : (uint32_t)checks;
     for (size_t j = find(k, n, f[0]); j < n && cmp_str(k[j].s, f[0]) == 0; j++) {
         const cf_event_update *x = &u[k[j].i];
         if (x->fields & CF_UPD_QUALITY)
@@ -443,6 +446,8 @@ static void updated_event(const cf_str *f, const keyed *k, size_t n, const cf_ev
             e->latency_ms = x->latency_ms;
         if (x->fields & CF_UPD_TOKENS)
             e->token_count = x->token_count;
+        if (x->fields & CF_UPD_CHECKS)
+            e->quality_checks = x->quality_checks;
     }
 }
 
@@ -474,7 +479,7 @@ int ch_update_events(cf_store *base, const cf_str *ids, const cf_event_update *u
     if (ch_query(s, &q, "updating events", &r, err))
         goto done;
     uint64_t seq_version = ch_next_seq();
-    while ((got = ch_rows_next(&r, 13, err)) == 1) {
+    while ((got = ch_rows_next(&r, 14, err)) == 1) {
         cf_event e;
         updated_event(r.f, k, n, u, &e);
         uint64_t old = (uint64_t)ch_int(r.f[12]);

@@ -567,6 +567,14 @@ static const pg_migration migrations[] = {
      "  details jsonb NOT NULL DEFAULT '{}');"
      "CREATE INDEX inference_events_user"
      "  ON inference_events (user_id_hash) WHERE user_id_hash IS NOT NULL;"},
+    /* Which quality checks ran on an event and which passed (CF_QCHECKS_*
+     * bits; NULL: none, as for every older row), carried by the light
+     * scans' covering index so the report's pass rates stay index-only. */
+    {10, "quality checks",
+     "ALTER TABLE inference_events ADD COLUMN quality_checks integer;"
+     "DROP INDEX inference_events_light;"
+     "CREATE INDEX inference_events_light ON inference_events (deployment_id, inserted_at, seq)"
+     "  INCLUDE (id, model_version_id, quality_score, latency_ms, token_count, quality_checks);"},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])

@@ -198,6 +198,10 @@ static int light_next(cf_light_scan *base, cf_light_event *row, cf_err *err)
     row->latency_ms = pg_col_int(r, i, 4);
     row->token_count = pg_col_int(r, i, 5);
     int col = 6;
+    if (c->want & CF_LIGHT_CHECKS) {
+        int64_t bits = pg_col_int(r, i, col++);
+        row->quality_checks = bits == CF_NULL_INT ? 0 : (uint32_t)bits;
+    }
     if (c->want & CF_LIGHT_PROMPT)
         row->prompt = pg_col_str(r, i, col++);
     if (c->want & CF_LIGHT_RESPONSE)
@@ -230,6 +234,8 @@ int pg_open_light_events(cf_store *base, const cf_query *q, unsigned want, cf_li
     paging(&c->g, q, 2000);
     pg_pager_put(&c->g, "SELECT t.id, t.model_version_id, " PG_US("t.inserted_at")
                         ", t.quality_score, t.latency_ms, t.token_count");
+    if (want & CF_LIGHT_CHECKS)
+        pg_pager_put(&c->g, ", t.quality_checks");
     if (want & CF_LIGHT_PROMPT)
         pg_pager_put(&c->g, ", t.prompt");
     if (want & CF_LIGHT_RESPONSE)

@@ -103,7 +103,7 @@ static const char staging_sql[] =
     "CREATE TEMP TABLE IF NOT EXISTS cf_event_batch (ord integer, id text, deployment_id text,"
     " model_version_id text, user_id_hash text, prompt text, response text, latency_ms bigint,"
     " token_count bigint, quality_score double precision, metadata text,"
-    " inserted_at timestamptz) ON COMMIT DELETE ROWS";
+    " inserted_at timestamptz, quality_checks integer) ON COMMIT DELETE ROWS";
 
 /* staged: into the staging table (with each row's position), else
  * straight into inference_events. */
@@ -113,7 +113,7 @@ static int copy_rows(pg_store *s, const events_arg *a, int staged, cf_err *err)
                                          : "COPY inference_events (id, deployment_id,"
                                            " model_version_id, user_id_hash, prompt, response,"
                                            " latency_ms, token_count, quality_score, metadata,"
-                                           " inserted_at) FROM STDIN");
+                                           " inserted_at, quality_checks) FROM STDIN");
     if (!r || PQresultStatus(r) != PGRES_COPY_IN) {
         pg_fail(s, r, "writing events (COPY)", err);
         PQclear(r);
@@ -151,6 +151,8 @@ static int copy_rows(pg_store *s, const events_arg *a, int staged, cf_err *err)
         cf_buf_putc(&b, '\t');
         cf_buf_str(&b, cf_format_time(e->inserted_at ? e->inserted_at : a->now, tbuf,
                                       sizeof tbuf));
+        cf_buf_putc(&b, '\t');
+        copy_int(&b, e->quality_checks ? (int64_t)e->quality_checks : CF_NULL_INT);
         cf_buf_putc(&b, '\n');
         if (cf_buf_failed(&b)) {
             ok = 0;
@@ -191,9 +193,9 @@ static int insert_staged_skip(pg_store *s, events_arg *a, cf_err *err)
         s,
         "WITH ins AS (INSERT INTO inference_events (id, deployment_id, model_version_id,"
         " user_id_hash, prompt, response, latency_ms, token_count, quality_score, metadata,"
-        " inserted_at)"
+        " inserted_at, quality_checks)"
         " SELECT id, deployment_id, model_version_id, user_id_hash, prompt, response,"
-        " latency_ms, token_count, quality_score, metadata::jsonb, inserted_at"
+        " latency_ms, token_count, quality_score, metadata::jsonb, inserted_at, quality_checks"
         " FROM (SELECT DISTINCT ON (id) * FROM cf_event_batch ORDER BY id, ord) b ORDER BY ord"
         " ON CONFLICT (id) DO NOTHING RETURNING id)"
         " SELECT min(b.ord) FROM cf_event_batch b JOIN ins ON ins.id = b.id GROUP BY b.id",
@@ -220,9 +222,10 @@ static int insert_staged_refuse(pg_store *s, events_arg *a, cf_err *err)
     PGresult *r = pg_exec(
         s,
         "INSERT INTO inference_events (id, deployment_id, model_version_id, user_id_hash,"
-        " prompt, response, latency_ms, token_count, quality_score, metadata, inserted_at)"
+        " prompt, response, latency_ms, token_count, quality_score, metadata, inserted_at,"
+        " quality_checks)"
         " SELECT id, deployment_id, model_version_id, user_id_hash, prompt, response,"
-        " latency_ms, token_count, quality_score, metadata::jsonb, inserted_at"
+        " latency_ms, token_count, quality_score, metadata::jsonb, inserted_at, quality_checks"
         " FROM cf_event_batch ORDER BY ord ON CONFLICT (id) DO NOTHING",
         NULL, "writing events", err);
     if (!r)
@@ -446,6 +449,8 @@ static int update_op(pg_store *s, void *arg, int attempt, cf_err *err)
         pg_p_bool(&p, !!(u->fields & CF_UPD_TOKENS));
         pg_p_int(&p, u->token_count);
         pg_p_str(&p, a->ids[i]);
+        pg_p_bool(&p, !!(u->fields & CF_UPD_CHECKS));
+        pg_p_int(&p, u->quality_checks ? (int64_t)u->quality_checks : CF_NULL_INT);
         PGresult *r = pg_exec(
             s,
             "UPDATE inference_events SET"
@@ -453,7 +458,8 @@ static int update_op(pg_store *s, void *arg, int attempt, cf_err *err)
             " metadata = CASE WHEN $3::boolean THEN $4::text::jsonb ELSE metadata END,"
             " model_version_id = CASE WHEN $5::boolean THEN $6::text ELSE model_version_id END,"
             " latency_ms = CASE WHEN $7::boolean THEN $8::int8 ELSE latency_ms END,"
-            " token_count = CASE WHEN $9::boolean THEN $10::int8 ELSE token_count END"
+            " token_count = CASE WHEN $9::boolean THEN $10::int8 ELSE token_count END,"
+            " quality_checks = CASE WHEN $12::boolean THEN $13::int4 ELSE quality_checks END"
             " WHERE id = $11::text",
             &p, "updating an inference event", err);
         if (!r)

@@ -176,6 +176,15 @@ static const sq_migration migrations[] = {
      "  details TEXT NOT NULL DEFAULT '{}');"
      "CREATE INDEX inference_events_user"
      "  ON inference_events (user_id_hash) WHERE user_id_hash IS NOT NULL;"},
+    /* Which quality checks ran on an event and which passed (CF_QCHECKS_*
+     * bits; NULL: none, as for every older row), in the light scans'
+     * covering index so the report's per-check pass rates stay index-only. */
+    {10, "quality checks",
+     "ALTER TABLE inference_events ADD COLUMN quality_checks INTEGER;"
+     "DROP INDEX inference_events_light;"
+     "CREATE INDEX inference_events_light ON inference_events"
+     "  (deployment_id, inserted_at, seq, id, model_version_id, quality_score, latency_ms,"
+     "   token_count, quality_checks);"},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
@@ -188,8 +197,8 @@ static const char *const stmt_sql[SQ_COUNT_] = {
     [SQ_ROLLBACK] = "ROLLBACK",
     [SQ_INSERT_EVENT] =
         "INSERT INTO inference_events (id, deployment_id, model_version_id, user_id_hash,"
-        " prompt, response, latency_ms, token_count, quality_score, metadata, inserted_at)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        " prompt, response, latency_ms, token_count, quality_score, metadata, inserted_at,"
+        " quality_checks) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     [SQ_INSERT_SIGNAL] =
         "INSERT INTO user_signals (id, inference_event_id, deployment_id, signal_type,"
         " edited_response, metadata, inserted_at)"
@@ -201,7 +210,8 @@ static const char *const stmt_sql[SQ_COUNT_] = {
         " metadata = CASE WHEN ?3 THEN ?4 ELSE metadata END,"
         " model_version_id = CASE WHEN ?5 THEN ?6 ELSE model_version_id END,"
         " latency_ms = CASE WHEN ?7 THEN ?8 ELSE latency_ms END,"
-        " token_count = CASE WHEN ?9 THEN ?10 ELSE token_count END"
+        " token_count = CASE WHEN ?9 THEN ?10 ELSE token_count END,"
+        " quality_checks = CASE WHEN ?12 THEN ?13 ELSE quality_checks END"
         " WHERE id = ?11",
     [SQ_INSERT_CURATED] =
         "INSERT INTO curated_examples (id, inference_event_id, deployment_id, curation_source,"

@@ -453,6 +453,8 @@ static int light_next(cf_light_scan *base, cf_light_event *row, cf_err *err)
     row->token_count =
         sqlite3_column_type(st, 5) == SQLITE_NULL ? CF_NULL_INT : sqlite3_column_int64(st, 5);
     int col = 6;
+    if (c->want & CF_LIGHT_CHECKS)
+        row->quality_checks = (uint32_t)sqlite3_column_int64(st, col++);
     if (c->want & CF_LIGHT_PROMPT)
         row->prompt = sq_col_str(st, col++);
     if (c->want & CF_LIGHT_RESPONSE)
@@ -489,6 +491,8 @@ int sq_open_light_events(cf_store *base, const cf_query *q, unsigned want, cf_li
         memcpy(sql + len, frag, k_ + 1);                                            \
         len += k_;                                                                  \
     } while (0)
+    if (want & CF_LIGHT_CHECKS)
+        PUT(", quality_checks");
     if (want & CF_LIGHT_PROMPT)
         PUT(", prompt");
     if (want & CF_LIGHT_RESPONSE)

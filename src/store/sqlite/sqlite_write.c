@@ -47,8 +47,9 @@ static int step_fail(sq_store *s, int rc, const char *what, size_t i, cf_str id,
  * Prepared per batch so the statement cache stays the backend's own. */
 static const char insert_event_skip_sql[] =
     "INSERT INTO inference_events (id, deployment_id, model_version_id, user_id_hash,"
-    " prompt, response, latency_ms, token_count, quality_score, metadata, inserted_at)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (id) DO NOTHING";
+    " prompt, response, latency_ms, token_count, quality_score, metadata, inserted_at,"
+    " quality_checks) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+    " ON CONFLICT (id) DO NOTHING";
 
 static void bind_event(sqlite3_stmt *st, const cf_event *e, int64_t now)
 {
@@ -63,6 +64,7 @@ static void bind_event(sqlite3_stmt *st, const cf_event *e, int64_t now)
     bind_double_or_null(st, 9, e->quality_score);
     sq_bind_str(st, 10, e->metadata.p ? e->metadata : cf_cstr("{}"));
     sqlite3_bind_int64(st, 11, e->inserted_at ? e->inserted_at : now);
+    bind_int_or_null(st, 12, e->quality_checks ? (int64_t)e->quality_checks : CF_NULL_INT);
 }
 
 /* Writes the rows (skip: with the skipping statement, flagging in dup
@@ -162,6 +164,9 @@ int sq_update_events(cf_store *base, const cf_str *ids, const cf_event_update *u
         sqlite3_bind_int(st, 9, !!(f & CF_UPD_TOKENS));
         bind_int_or_null(st, 10, u[i].token_count);
         sq_bind_str(st, 11, ids[i]);
+        sqlite3_bind_int(st, 12, !!(f & CF_UPD_CHECKS));
+        bind_int_or_null(st, 13,
+                         u[i].quality_checks ? (int64_t)u[i].quality_checks : CF_NULL_INT);
         if (sqlite3_step(st) != SQLITE_DONE) {
             sq_fail(s, err, "updating an inference event");
             goto fail;
