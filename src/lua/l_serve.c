@@ -130,44 +130,49 @@ static void unwatch_signals(l_serve *u)
 static void build_routes(l_serve *u)
 {
     u->routes[R_EVENTS] = (cf_route){"POST", "/api/v1/events", cf_serve_events_media,
-                                     cf_serve_events_post, &u->events, CF_ACCESS_INGEST, 0};
+                                     cf_serve_events_post, &u->events, CF_ACCESS_INGEST, 0, cf_otlp_error_msg};
     u->signals = (cf_serve_defer_route){u->defer, "signals"};
     u->routes[R_SIGNALS] = (cf_route){"POST", "/api/v1/signals", cf_serve_events_media,
-                                      cf_serve_defer_handle, &u->signals, CF_ACCESS_FEEDBACK, 0};
+                                      cf_serve_defer_handle, &u->signals, CF_ACCESS_FEEDBACK,
+                                      0, NULL};
     u->scores = (cf_serve_defer_route){u->defer, "scores"};
     u->routes[R_SCORES] = (cf_route){"POST", "/api/v1/scores", cf_serve_events_media,
-                                     cf_serve_defer_handle, &u->scores, CF_ACCESS_FEEDBACK, 0};
+                                     cf_serve_defer_handle, &u->scores, CF_ACCESS_FEEDBACK,
+                                     0, NULL};
     u->routes[R_HEALTHZ] = (cf_route){"GET", "/healthz", NULL, cf_serve_healthz, &u->status,
-                                      CF_ACCESS_OPEN, 0};
+                                      CF_ACCESS_OPEN, 0, NULL};
     u->routes[R_READYZ] = (cf_route){"GET", "/readyz", NULL, cf_serve_readyz, &u->status,
-                                     CF_ACCESS_OPEN, 0};
+                                     CF_ACCESS_OPEN, 0, NULL};
     /* counts only, but of every deployment: a read key */
     u->routes[R_METRICS] = (cf_route){"GET", "/metrics", NULL, cf_serve_metrics_get, &u->status,
-                                      CF_ACCESS_READ, 0};
+                                      CF_ACCESS_READ, 0, NULL};
     /* OTLP writes events: an ingest key, each span checked against its deployments */
     u->routes[R_OTLP_TRACES] = (cf_route){"POST", "/v1/traces", cf_otlp_media,
-                                          cf_otlp_traces_post, &u->events, CF_ACCESS_INGEST, 0};
+                                          cf_otlp_traces_post, &u->events, CF_ACCESS_INGEST, 0,
+                                          cf_otlp_error_msg};
     u->routes[R_OTEL_TRACES] = (cf_route){"POST", "/api/public/otel/v1/traces", cf_otlp_media,
-                                          cf_otlp_traces_post, &u->events, CF_ACCESS_INGEST, 0};
+                                          cf_otlp_traces_post, &u->events, CF_ACCESS_INGEST, 0,
+                                          cf_otlp_error_msg};
     u->routes[R_OTLP_LOGS] = (cf_route){"POST", "/v1/logs", cf_otlp_media, cf_otlp_logs_post,
-                                        &u->events, CF_ACCESS_INGEST, 0};
+                                        &u->events, CF_ACCESS_INGEST, 0, cf_otlp_error_msg};
     /* Langfuse's batch API writes events (per item: the key's deployments);
      * its score route only scores existing events, as /api/v1/scores */
     u->langfuse = (cf_serve_defer_route){u->defer, "langfuse"};
     u->routes[R_LANGFUSE] = (cf_route){"POST", "/api/public/ingestion", cf_serve_events_media,
-                                       cf_serve_defer_handle, &u->langfuse, CF_ACCESS_INGEST, 0};
+                                       cf_serve_defer_handle, &u->langfuse, CF_ACCESS_INGEST,
+                                       0, NULL};
     u->langfuse_scores = (cf_serve_defer_route){u->defer, "langfuse_scores"};
     u->routes[R_LANGFUSE_SCORES] = (cf_route){"POST", "/api/public/scores", cf_serve_events_media,
                                               cf_serve_defer_handle, &u->langfuse_scores,
-                                              CF_ACCESS_FEEDBACK, 0};
+                                              CF_ACCESS_FEEDBACK, 0, NULL};
     /* the report (cf.report, Lua) of the deployment named by the rest of
      * the path, and the page listing the deployments: a read key */
     u->report = (cf_serve_defer_route){u->defer, "report"};
     u->routes[R_REPORT] = (cf_route){"GET", "/report/", NULL, cf_serve_defer_handle, &u->report,
-                                     CF_ACCESS_READ, 1};
+                                     CF_ACCESS_READ, 1, NULL};
     u->report_index = (cf_serve_defer_route){u->defer, "report_index"};
     u->routes[R_REPORT_INDEX] = (cf_route){"GET", "/", NULL, cf_serve_defer_handle,
-                                           &u->report_index, CF_ACCESS_READ, 0};
+                                           &u->report_index, CF_ACCESS_READ, 0, NULL};
 }
 
 /* opts.cors_origins into u->origins; the strings stay in the options

@@ -185,7 +185,7 @@ void cf_otlp_logs_post(void *ud, const cf_serve_req *req, cf_serve_resp *r)
     cf_otlp_join *j = cf_otlp_join_of(e);
     if (!a || !j) {
         cf_otlp_arena_free(a);
-        cf_serve_error(r, 500, "out of memory");
+        cf_otlp_error(r, req->media_type, 500, "out of memory");
         return;
     }
     cf_otlp_logs *logs;
@@ -193,7 +193,7 @@ void cf_otlp_logs_post(void *ud, const cf_serve_req *req, cf_serve_resp *r)
     int rc = protobuf ? cf_otlp_logs_pb(req->body, req->body_len, a, &logs, &err)
                       : cf_otlp_logs_json(req->body, req->body_len, a, &logs, &err);
     if (rc) {
-        cf_serve_error(r, err.code == CF_EINVAL ? 400 : 500, "%s", err.msg);
+        cf_otlp_error(r, req->media_type, err.code == CF_EINVAL ? 400 : 500, "%s", err.msg);
     } else {
         tally t;
         memset(&t, 0, sizeof t);

@@ -133,7 +133,8 @@ static void answer_pb(const tally *t, cf_serve_resp *r)
 static void answer(const tally *t, int protobuf, cf_serve_resp *r)
 {
     if (t->gave_up && t->stored == 0) {
-        cf_serve_error(r, t->gave_up, "no span accepted: %s", t->first_error);
+        cf_otlp_error(r, cf_otlp_media[protobuf ? 0 : 1], t->gave_up, "no span accepted: %s",
+                      t->first_error);
         r->retry_after = 1;
         return;
     }
@@ -160,7 +161,7 @@ void cf_otlp_traces_post(void *ud, const cf_serve_req *req, cf_serve_resp *r)
     int protobuf = strcmp(req->media_type, "application/x-protobuf") == 0;
     cf_otlp_arena *a = cf_otlp_arena_new();
     if (!a) {
-        cf_serve_error(r, 500, "out of memory");
+        cf_otlp_error(r, req->media_type, 500, "out of memory");
         return;
     }
     cf_otlp_traces *tr;
@@ -170,9 +171,9 @@ void cf_otlp_traces_post(void *ud, const cf_serve_req *req, cf_serve_resp *r)
     tally t;
     memset(&t, 0, sizeof t);
     if (rc)
-        cf_serve_error(r, err.code == CF_EINVAL ? 400 : 500, "%s", err.msg);
+        cf_otlp_error(r, req->media_type, err.code == CF_EINVAL ? 400 : 500, "%s", err.msg);
     else if (each_span(e, req->key, tr, &t))
-        cf_serve_error(r, 500, "out of memory");
+        cf_otlp_error(r, req->media_type, 500, "out of memory");
     else {
         cf_serve_metrics_events(e->m, (uint64_t)t.stored);
         cf_serve_metrics_otlp(e->m, CF_OTLP_SPANS_IGNORED, (uint64_t)t.ignored);
