@@ -29,9 +29,11 @@ extern const char *const cf_otlp_media[]; /* application/x-protobuf, application
 
 /* ud: the server's cf_serve_events (the pipeline and its scratch). */
 void cf_otlp_traces_post(void *ud, const cf_serve_req *req, cf_serve_resp *resp);
-/* POST /v1/logs: GenAI content records joined to their span's event
- * (src/otlp/cf_otlp_join.h); partialSuccess.rejectedLogRecords counts
- * the content records that can join nothing. */
+/* POST /v1/logs: GenAI content records joined to their span's event, and
+ * gen_ai.evaluation.result records as scores on theirs (src/otlp/
+ * cf_otlp_join.h, cf_otlp_eval.h); partialSuccess.rejectedLogRecords
+ * counts the records that can join nothing and the evaluations that make
+ * no score (errorMessage names the attribute). */
 void cf_otlp_logs_post(void *ud, const cf_serve_req *req, cf_serve_resp *resp);
 
 /* The route's error answer: status, and a google.rpc.Status body in the
