@@ -35,7 +35,7 @@ list(TRANSFORM CF_FUZZ_SOURCES PREPEND ${PROJECT_SOURCE_DIR}/)
 set(CF_FUZZ_EXTRA_otlp
   src/otlp/cf_otlp_arena.c src/otlp/cf_otlp_attr.c src/otlp/cf_otlp_decode.c
   src/otlp/cf_otlp_depth.c src/otlp/cf_otlp_json.c src/otlp/cf_otlp_json_any.c
-  src/otlp/cf_otlp_map.c src/otlp/cf_otlp_msgs.c)
+  src/otlp/cf_otlp_map.c src/otlp/cf_otlp_msgs.c src/otlp/cf_otlp_eval.c)
 list(TRANSFORM CF_FUZZ_EXTRA_otlp PREPEND ${PROJECT_SOURCE_DIR}/)
 list(APPEND CF_FUZZ_EXTRA_otlp ${CF_OTLP_PB_SOURCES} -I${CF_OTLP_GEN})
 set(CF_FUZZ_DIR ${PROJECT_BINARY_DIR}/fuzz)

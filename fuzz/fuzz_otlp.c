@@ -1,12 +1,16 @@
 /* libFuzzer target: the OTLP decoders (protobuf through protobuf-c behind
- * the depth guard, and OTLP/JSON) and the GenAI span mapping. The first
- * byte picks the decoder; the rest is the body. Oracle: every event the
- * mapping writes is a JSON object that cf_jsonl_parse reads (the mapping
- * never hands the validator text it cannot parse), and its string fields
- * are valid UTF-8. */
+ * the depth guard, and OTLP/JSON), the GenAI span mapping and the
+ * evaluation records' scores. The first byte picks the decoder; the rest
+ * is the body. Oracle: every event the mapping writes is a JSON object
+ * that cf_jsonl_parse reads (the mapping never hands the validator text
+ * it cannot parse), and its string fields are valid UTF-8; every score is
+ * a valid UTF-8 JSON object naming its event. */
+#include <jansson.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "../src/otlp/cf_otlp_eval.h"
 
 #include "crucible/ingest/cf_jsonl.h"
 #include "crucible/otlp/cf_otlp.h"
@@ -44,6 +48,29 @@ static void map_all(const cf_otlp_traces *t)
     cf_buf_free(&ev);
 }
 
+static void score_all(const cf_otlp_logs *l)
+{
+    cf_buf json = CF_BUF_INIT;
+    for (size_t i = 0; i < l->n_resource_logs; i++)
+        for (size_t k = 0; k < l->resource_logs[i]->n_scope_logs; k++) {
+            const cf_otlp_slogs *sl = l->resource_logs[i]->scope_logs[k];
+            for (size_t r = 0; r < sl->n_log_records; r++) {
+                json.n = 0;
+                char target[CF_OTLP_KEY_MAX], why[200];
+                int rc = cf_otlp_eval_of(sl->log_records[r], NULL, &json, target, why, sizeof why);
+                if (rc < 0)
+                    abort();
+                if (rc == 0)
+                    continue;
+                json_t *v = json_loadb(json.p, json.n, 0, NULL);
+                if (!json_is_object(v) || !target[0] || cf_utf8_check(json.p, json.n) != json.n)
+                    abort(); /* a score the owner's thread could not read */
+                json_decref(v);
+            }
+        }
+    cf_buf_free(&json);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -66,10 +93,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             map_all(t);
         break;
     case 2:
-        cf_otlp_logs_pb(body, n, a, &l, &err);
+        if (cf_otlp_logs_pb(body, n, a, &l, &err) == 0)
+            score_all(l);
         break;
     default:
-        cf_otlp_logs_json((const char *)body, n, a, &l, &err);
+        if (cf_otlp_logs_json((const char *)body, n, a, &l, &err) == 0)
+            score_all(l);
         break;
     }
     cf_otlp_arena_free(a);

@@ -99,6 +99,12 @@ function M.check(name, value, opts, max_text)
   if not tv then return nil, err end
   local source = opts.source or M.DEFAULT_SOURCE
   if not M.SOURCES[source] then return nil, "source: expected human, llm or code" end
+  if opts.label ~= nil then
+    if dt ~= "NUMERIC" then return nil, "label: only a NUMERIC score takes a label" end
+    local lok, lerr = check_text(opts.label, "label", max_text)
+    if not lok then return nil, lerr end
+    tv.string_value = opts.label
+  end
   local ok
   ok, err = check_text(opts.comment, "comment", max_text)
   if ok then ok, err = check_text(tv.string_value, "value", max_text) end
@@ -184,7 +190,8 @@ function M.attach(client, ctx)
   --- Records a score on an event. value: a number, boolean or string;
   -- opts: data_type (NUMERIC, BOOLEAN, CATEGORICAL, TEXT; inferred from
   -- the value when absent), comment, source (human, llm, code; default
-  -- human), id (the caller's own id: the same id again stores nothing),
+  -- human), label (a NUMERIC score's text form, as an evaluator's "pass":
+  -- its string_value), id (the caller's own id: the same id again stores nothing),
   -- timestamp (as record_signal's). Returns the stored row (a score, or
   -- the signal it became: row.stored_as is "score" or "signal";
   -- row.already_stored when the id was there), or nil, message, kind.

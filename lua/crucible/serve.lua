@@ -22,6 +22,7 @@ local core = require "crucible._core"
 local cserve = require "crucible._serve"
 local keys = require "crucible.keys"
 local langfuse = require "crucible.serve.langfuse"
+local otlp_scores = require "crucible.serve.otlp_scores"
 local report_route = require "crucible.serve.report"
 local scores = require "crucible.serve.scores"
 local signals = require "crucible.serve.signals"
@@ -157,6 +158,7 @@ local function serve_loop(client, srv, ctx, kst, lfs)
     local what, job = srv:next(200)
     if what == "stop" then return end
     if what == "job" then answer(client, srv, job, lfs) end
+    otlp_scores.record(client, srv)
     local now = core.now_us()
     if what == "time" or now - last > 200000 then
       client.stats()
@@ -176,6 +178,7 @@ local function drain(client, srv, grace, lfs)
   while srv:inflight() > 0 and core.now_us() < deadline do
     local what, job = srv:next(50, true)
     if what == "job" then answer(client, srv, job, lfs) end
+    otlp_scores.record(client, srv)
   end
 end
 
@@ -215,6 +218,7 @@ function M.attach(client, ctx)
     refresh_keys(ctx, srv, kst, true)
     client.off(handle)
     local cut = srv:shutdown(0)
+    otlp_scores.record(client, srv) -- the scores of the spans parked until now
     local fok, ferr, fkind = client.flush()
     if not fok then return nil, ferr, fkind end
     return { port = bound, cut_off = cut }

@@ -19,6 +19,9 @@
  *   srv:observe_signals(accepted, invalid, not_found, failed, forbidden)  -- for /metrics
  *   srv:observe_scores(accepted, invalid, not_found, failed, forbidden)   -- the same for scores
  *   srv:observe_langfuse(ignored, events)  -- Langfuse items not stored, events stored
+ *   srv:otlp_scores()          --> {{event_id =, score = JSON text}...}: the OTLP
+ *                              -- evaluation scores joined since the last call
+ *                              -- (cf_otlp_scores.h), also after shutdown
  *   srv:set_keys(list, required)  -- the live API keys (l_serve_keys.c); required:
  *                              -- a key exists, so data routes need one from now on
  *   srv:used_keys()            --> {public_id = last use (us)} since the last call
@@ -45,6 +48,7 @@
 #include "crucible/lua/cf_lua.h"
 #include "crucible/lua/cf_runtime.h"
 #include "crucible/otlp/cf_otlp_route.h"
+#include "crucible/otlp/cf_otlp_scores.h"
 #include "crucible/serve/cf_serve.h"
 #include "crucible/serve/cf_serve_defer.h"
 #include "crucible/serve/cf_serve_events.h"
@@ -84,6 +88,7 @@ typedef struct l_serve {
     cf_serve_status status;
     cf_serve_defer *defer;
     cf_serve_keys *keys;
+    cf_otlp_scoreq *otlp_scores; /* freed at __gc only: read after shutdown */
     cf_serve_defer_route signals;
     cf_serve_defer_route scores;
     cf_serve_defer_route langfuse;
@@ -130,44 +135,49 @@ static void unwatch_signals(l_serve *u)
 static void build_routes(l_serve *u)
 {
     u->routes[R_EVENTS] = (cf_route){"POST", "/api/v1/events", cf_serve_events_media,
-                                     cf_serve_events_post, &u->events, CF_ACCESS_INGEST, 0};
+                                     cf_serve_events_post, &u->events, CF_ACCESS_INGEST, 0, NULL};
     u->signals = (cf_serve_defer_route){u->defer, "signals"};
     u->routes[R_SIGNALS] = (cf_route){"POST", "/api/v1/signals", cf_serve_events_media,
-                                      cf_serve_defer_handle, &u->signals, CF_ACCESS_FEEDBACK, 0};
+                                      cf_serve_defer_handle, &u->signals, CF_ACCESS_FEEDBACK,
+                                      0, NULL};
     u->scores = (cf_serve_defer_route){u->defer, "scores"};
     u->routes[R_SCORES] = (cf_route){"POST", "/api/v1/scores", cf_serve_events_media,
-                                     cf_serve_defer_handle, &u->scores, CF_ACCESS_FEEDBACK, 0};
+                                     cf_serve_defer_handle, &u->scores, CF_ACCESS_FEEDBACK,
+                                     0, NULL};
     u->routes[R_HEALTHZ] = (cf_route){"GET", "/healthz", NULL, cf_serve_healthz, &u->status,
-                                      CF_ACCESS_OPEN, 0};
+                                      CF_ACCESS_OPEN, 0, NULL};
     u->routes[R_READYZ] = (cf_route){"GET", "/readyz", NULL, cf_serve_readyz, &u->status,
-                                     CF_ACCESS_OPEN, 0};
+                                     CF_ACCESS_OPEN, 0, NULL};
     /* counts only, but of every deployment: a read key */
     u->routes[R_METRICS] = (cf_route){"GET", "/metrics", NULL, cf_serve_metrics_get, &u->status,
-                                      CF_ACCESS_READ, 0};
+                                      CF_ACCESS_READ, 0, NULL};
     /* OTLP writes events: an ingest key, each span checked against its deployments */
     u->routes[R_OTLP_TRACES] = (cf_route){"POST", "/v1/traces", cf_otlp_media,
-                                          cf_otlp_traces_post, &u->events, CF_ACCESS_INGEST, 0};
+                                          cf_otlp_traces_post, &u->events, CF_ACCESS_INGEST, 0,
+                                          cf_otlp_error_msg};
     u->routes[R_OTEL_TRACES] = (cf_route){"POST", "/api/public/otel/v1/traces", cf_otlp_media,
-                                          cf_otlp_traces_post, &u->events, CF_ACCESS_INGEST, 0};
+                                          cf_otlp_traces_post, &u->events, CF_ACCESS_INGEST, 0,
+                                          cf_otlp_error_msg};
     u->routes[R_OTLP_LOGS] = (cf_route){"POST", "/v1/logs", cf_otlp_media, cf_otlp_logs_post,
-                                        &u->events, CF_ACCESS_INGEST, 0};
+                                        &u->events, CF_ACCESS_INGEST, 0, cf_otlp_error_msg};
     /* Langfuse's batch API writes events (per item: the key's deployments);
      * its score route only scores existing events, as /api/v1/scores */
     u->langfuse = (cf_serve_defer_route){u->defer, "langfuse"};
     u->routes[R_LANGFUSE] = (cf_route){"POST", "/api/public/ingestion", cf_serve_events_media,
-                                       cf_serve_defer_handle, &u->langfuse, CF_ACCESS_INGEST, 0};
+                                       cf_serve_defer_handle, &u->langfuse, CF_ACCESS_INGEST,
+                                       0, NULL};
     u->langfuse_scores = (cf_serve_defer_route){u->defer, "langfuse_scores"};
     u->routes[R_LANGFUSE_SCORES] = (cf_route){"POST", "/api/public/scores", cf_serve_events_media,
                                               cf_serve_defer_handle, &u->langfuse_scores,
-                                              CF_ACCESS_FEEDBACK, 0};
+                                              CF_ACCESS_FEEDBACK, 0, NULL};
     /* the report (cf.report, Lua) of the deployment named by the rest of
      * the path, and the page listing the deployments: a read key */
     u->report = (cf_serve_defer_route){u->defer, "report"};
     u->routes[R_REPORT] = (cf_route){"GET", "/report/", NULL, cf_serve_defer_handle, &u->report,
-                                     CF_ACCESS_READ, 1};
+                                     CF_ACCESS_READ, 1, NULL};
     u->report_index = (cf_serve_defer_route){u->defer, "report_index"};
     u->routes[R_REPORT_INDEX] = (cf_route){"GET", "/", NULL, cf_serve_defer_handle,
-                                           &u->report_index, CF_ACCESS_READ, 0};
+                                           &u->report_index, CF_ACCESS_READ, 0, NULL};
 }
 
 /* opts.cors_origins into u->origins; the strings stay in the options
@@ -237,7 +247,8 @@ static int l_start(lua_State *L)
     u->m = cf_serve_metrics_new(ROUTE_NAMES, R_COUNT);
     u->defer = cf_serve_defer_new(o.request_timeout_ms);
     u->keys = cf_serve_keys_new();
-    if (!u->m || !u->defer || !u->keys)
+    u->otlp_scores = cf_otlp_scoreq_new();
+    if (!u->m || !u->defer || !u->keys || !u->otlp_scores)
         return luaL_error(L, "not enough memory");
     o.keys = u->keys;
     if (lua_getfield(L, 2, "keys") == LUA_TTABLE) {
@@ -250,6 +261,7 @@ static int l_start(lua_State *L)
     if (cf_serve_events_init(&u->events, g, unknown, u->m, &err))
         return cf_lua_pushfail(L, &err);
     u->events_ready = 1;
+    u->events.otlp_scores = u->otlp_scores;
     u->events.join_window_ms = cf_lua_option_int(L, 2, "otlp_join_window", 10, 1, 86400) * 1000;
     u->status = (cf_serve_status){g, san, u->m, NULL};
     build_routes(u);
@@ -431,9 +443,31 @@ static int m_shutdown(lua_State *L)
     return 1;
 }
 
+/* srv:otlp_scores(): the joined evaluation scores waiting, oldest first. */
+static int m_otlp_scores(lua_State *L)
+{
+    l_serve *u = luaL_checkudata(L, 1, SERVE_MT);
+    cf_otlp_score_item *all = u->otlp_scores ? cf_otlp_scoreq_take(u->otlp_scores) : NULL;
+    lua_newtable(L);
+    lua_Integer i = 0;
+    for (cf_otlp_score_item *it = all; it; it = it->next) {
+        lua_createtable(L, 0, 2);
+        lua_pushstring(L, it->event_id);
+        lua_setfield(L, -2, "event_id");
+        lua_pushlstring(L, it->json, it->n);
+        lua_setfield(L, -2, "score");
+        lua_rawseti(L, -2, ++i);
+    }
+    cf_otlp_score_items_free(all);
+    return 1;
+}
+
 static int m_gc(lua_State *L)
 {
-    free_server(luaL_checkudata(L, 1, SERVE_MT));
+    l_serve *u = luaL_checkudata(L, 1, SERVE_MT);
+    free_server(u);
+    cf_otlp_scoreq_free(u->otlp_scores);
+    u->otlp_scores = NULL;
     return 0;
 }
 
@@ -448,6 +482,7 @@ static const luaL_Reg methods[] = {
     {"observe_signals", m_observe_signals},
     {"observe_scores", m_observe_scores},
     {"observe_langfuse", m_observe_langfuse},
+    {"otlp_scores", m_otlp_scores},
     {"set_keys", m_set_keys},
     {"used_keys", m_used_keys},
     {"shutdown", m_shutdown},

@@ -10,6 +10,11 @@
  *                         gen_ai.input.messages / gen_ai.output.messages /
  *                         gen_ai.system_instructions in its attributes
  *
+ *   gen_ai.evaluation.result
+ *                         a score on the event named by gen_ai.response.id
+ *                         or by the record's trace and span ids
+ *                         (cf_otlp_eval.h), joined as content is
+ *
  * The event name is the record's event_name, else its event.name
  * attribute. Other records are acknowledged and counted as ignored.
  */
@@ -17,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cf_otlp_eval.h"
 #include "cf_otlp_submit.h"
 #include "crucible/otlp/cf_otlp_route.h"
 
@@ -98,12 +104,39 @@ typedef struct tally {
     char first_error[200];
 } tally;
 
-static void one_log(cf_serve_events *e, cf_otlp_join *j, const cf_otlp_log *l, tally *t)
+static void reject(tally *t, const char *why)
+{
+    if (!t->rejected)
+        snprintf(t->first_error, sizeof t->first_error, "%s", why);
+    t->rejected++;
+}
+
+/* An evaluation record: its score joins its event (or is refused). */
+static void one_eval(cf_otlp_join *j, const cf_serve_key *key, const cf_otlp_log *l, tally *t)
+{
+    cf_buf json = CF_BUF_INIT;
+    char target[CF_OTLP_KEY_MAX], why[200];
+    int rc = cf_otlp_eval_of(l, key, &json, target, why, sizeof why);
+    if (rc > 0 && cf_otlp_join_eval(j, target, json.p, json.n) < 0)
+        reject(t, "too many records wait for their event");
+    else if (rc > 0)
+        t->joined++;
+    else
+        reject(t, rc < 0 ? "out of memory" : why);
+    cf_buf_free(&json);
+}
+
+static void one_log(cf_serve_events *e, cf_otlp_join *j, const cf_serve_key *key,
+                    const cf_otlp_log *l, tally *t)
 {
     const char *name = l->event_name && l->event_name[0] ? l->event_name : NULL;
     for (size_t i = 0; !name && i < l->n_attributes; i++)
         if (strcmp(l->attributes[i]->key, "event.name") == 0)
             name = text_of(l->attributes[i]->value);
+    if (name && strcmp(name, CF_OTLP_EVAL_EVENT) == 0) {
+        one_eval(j, key, l, t);
+        return;
+    }
     cf_otlp_msgs in = {0}, out = {0};
     int rc = name ? content_of(name, l, &in, &out) : 0;
     const char *why = NULL;
@@ -114,20 +147,18 @@ static void one_log(cf_serve_events *e, cf_otlp_join *j, const cf_otlp_log *l, t
     else if (!l->trace_id.len || !l->span_id.len)
         why = "a GenAI log record without trace and span ids joins no span";
     else {
-        char key[80], span[40];
-        cf_otlp_hex(&l->trace_id, key, 40);
+        char k[80], span[40];
+        cf_otlp_hex(&l->trace_id, k, 40);
         cf_otlp_hex(&l->span_id, span, sizeof span);
-        size_t k = strlen(key);
-        snprintf(key + k, sizeof key - k, "-%s", span);
-        if (cf_otlp_join_log(j, key, &in, &out) == 0)
+        size_t n = strlen(k);
+        snprintf(k + n, sizeof k - n, "-%s", span);
+        if (cf_otlp_join_log(j, k, &in, &out) == 0)
             t->joined++;
         else
             why = "too many records wait for their span";
     }
     if (why) {
-        if (!t->rejected)
-            snprintf(t->first_error, sizeof t->first_error, "%s", why);
-        t->rejected++;
+        reject(t, why);
         cf_serve_metrics_otlp(e->m, CF_OTLP_LOGS_UNJOINED, 1);
     }
     cf_otlp_msgs_free(&in);
@@ -167,13 +198,14 @@ static void answer(const tally *t, int protobuf, cf_serve_resp *r)
     cf_buf_str(&r->body, "}}\n");
 }
 
-static void each_log(cf_serve_events *e, cf_otlp_join *j, const cf_otlp_logs *req, tally *t)
+static void each_log(cf_serve_events *e, cf_otlp_join *j, const cf_serve_key *key,
+                     const cf_otlp_logs *req, tally *t)
 {
     for (size_t i = 0; i < req->n_resource_logs; i++) {
         const cf_otlp_rlogs *rl = req->resource_logs[i];
         for (size_t k = 0; k < rl->n_scope_logs; k++)
             for (size_t n = 0; n < rl->scope_logs[k]->n_log_records; n++)
-                one_log(e, j, rl->scope_logs[k]->log_records[n], t);
+                one_log(e, j, key, rl->scope_logs[k]->log_records[n], t);
     }
 }
 
@@ -185,7 +217,7 @@ void cf_otlp_logs_post(void *ud, const cf_serve_req *req, cf_serve_resp *r)
     cf_otlp_join *j = cf_otlp_join_of(e);
     if (!a || !j) {
         cf_otlp_arena_free(a);
-        cf_serve_error(r, 500, "out of memory");
+        cf_otlp_error(r, req->media_type, 500, "out of memory");
         return;
     }
     cf_otlp_logs *logs;
@@ -193,11 +225,11 @@ void cf_otlp_logs_post(void *ud, const cf_serve_req *req, cf_serve_resp *r)
     int rc = protobuf ? cf_otlp_logs_pb(req->body, req->body_len, a, &logs, &err)
                       : cf_otlp_logs_json(req->body, req->body_len, a, &logs, &err);
     if (rc) {
-        cf_serve_error(r, err.code == CF_EINVAL ? 400 : 500, "%s", err.msg);
+        cf_otlp_error(r, req->media_type, err.code == CF_EINVAL ? 400 : 500, "%s", err.msg);
     } else {
         tally t;
         memset(&t, 0, sizeof t);
-        each_log(e, j, logs, &t);
+        each_log(e, j, req->key, logs, &t);
         cf_serve_metrics_otlp(e->m, CF_OTLP_LOGS_IGNORED, (uint64_t)t.ignored);
         answer(&t, protobuf, r);
     }

@@ -24,27 +24,59 @@ static void refuse(tally *t, int status, const char *why)
         t->gave_up = status;
 }
 
-/* A model span without content waits for its logs (the join submits it). */
-static int parked(cf_serve_events *e, const cf_otlp_span *sp, cf_buf *ev)
+/* The span's gen_ai.response.id, NULL if none. */
+static const char *response_id(const cf_otlp_span *sp)
+{
+    for (size_t i = 0; i < sp->n_attributes; i++) {
+        const cf_otlp_kv *kv = sp->attributes[i];
+        if (kv->key && strcmp(kv->key, "gen_ai.response.id") == 0 && kv->value &&
+            kv->value->value_case ==
+                OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE &&
+            kv->value->string_value[0])
+            return kv->value->string_value;
+    }
+    return NULL;
+}
+
+/* "<trace>-<span>" hex into key (80 bytes); 0 when the span has no ids. */
+static int span_key(const cf_otlp_span *sp, char *key)
 {
     if (!sp->trace_id.len || !sp->span_id.len)
         return 0;
-    cf_otlp_join *j = cf_otlp_join_of(e);
-    if (!j)
-        return 0;
-    char key[80], span[40];
+    char span[40];
     cf_otlp_hex(&sp->trace_id, key, 40);
     cf_otlp_hex(&sp->span_id, span, sizeof span);
     size_t k = strlen(key);
-    snprintf(key + k, sizeof key - k, "-%s", span);
+    snprintf(key + k, 80 - k, "-%s", span);
+    return 1;
+}
+
+/* A model span without content waits for its logs (the join submits it). */
+static int parked(cf_otlp_join *j, const char *key, const char *resp, cf_buf *ev)
+{
     cf_buf merged = CF_BUF_INIT;
-    int rc = cf_otlp_join_span(j, key, ev->p, ev->n, &merged);
+    int rc = cf_otlp_join_span(j, key, resp, ev->p, ev->n, &merged);
     if (rc == 0) {
         ev->n = 0;
         cf_buf_append(ev, merged.p, merged.n);
     }
     cf_buf_free(&merged);
     return rc == 1;
+}
+
+/* Submits the span's event (or parks it); 0, or the refusal's status. */
+static int store_span(cf_serve_events *e, const cf_otlp_span *sp, int content, cf_buf *ev,
+                      cf_err *err)
+{
+    char key[80];
+    cf_otlp_join *j = span_key(sp, key) ? cf_otlp_join_of(e) : NULL;
+    const char *resp = j ? response_id(sp) : NULL;
+    if (j && !content && parked(j, key, resp, ev))
+        return 0; /* acknowledged: the join submits it, at the latest when serve stops */
+    int status = cf_otlp_submit(e, ev->p, ev->n, err);
+    if (status == 0 && j)
+        cf_otlp_join_stored(j, key, resp); /* its evaluation scores may go out */
+    return status;
 }
 
 /* One span: map, and when it is a model call, submit its event (when the
@@ -78,12 +110,8 @@ static void one_span(cf_serve_events *e, const cf_serve_key *key, const cf_otlp_
         refuse(t, t->gave_up, "not tried: the buffer is full");
         return;
     }
-    if (!content && parked(e, sp, ev)) {
-        t->stored++; /* acknowledged: the join submits it, at the latest when serve stops */
-        return;
-    }
     cf_err err;
-    int status = cf_otlp_submit(e, ev->p, ev->n, &err);
+    int status = store_span(e, sp, content, ev, &err);
     if (status == 0)
         t->stored++;
     else
@@ -133,7 +161,8 @@ static void answer_pb(const tally *t, cf_serve_resp *r)
 static void answer(const tally *t, int protobuf, cf_serve_resp *r)
 {
     if (t->gave_up && t->stored == 0) {
-        cf_serve_error(r, t->gave_up, "no span accepted: %s", t->first_error);
+        cf_otlp_error(r, cf_otlp_media[protobuf ? 0 : 1], t->gave_up, "no span accepted: %s",
+                      t->first_error);
         r->retry_after = 1;
         return;
     }
@@ -160,7 +189,7 @@ void cf_otlp_traces_post(void *ud, const cf_serve_req *req, cf_serve_resp *r)
     int protobuf = strcmp(req->media_type, "application/x-protobuf") == 0;
     cf_otlp_arena *a = cf_otlp_arena_new();
     if (!a) {
-        cf_serve_error(r, 500, "out of memory");
+        cf_otlp_error(r, req->media_type, 500, "out of memory");
         return;
     }
     cf_otlp_traces *tr;
@@ -170,9 +199,9 @@ void cf_otlp_traces_post(void *ud, const cf_serve_req *req, cf_serve_resp *r)
     tally t;
     memset(&t, 0, sizeof t);
     if (rc)
-        cf_serve_error(r, err.code == CF_EINVAL ? 400 : 500, "%s", err.msg);
+        cf_otlp_error(r, req->media_type, err.code == CF_EINVAL ? 400 : 500, "%s", err.msg);
     else if (each_span(e, req->key, tr, &t))
-        cf_serve_error(r, 500, "out of memory");
+        cf_otlp_error(r, req->media_type, 500, "out of memory");
     else {
         cf_serve_metrics_events(e->m, (uint64_t)t.stored);
         cf_serve_metrics_otlp(e->m, CF_OTLP_SPANS_IGNORED, (uint64_t)t.ignored);

@@ -5,6 +5,7 @@
 
 #include "cf_otlp_submit.h"
 #include "crucible/ingest/cf_jsonl.h"
+#include "crucible/otlp/cf_otlp_scores.h"
 
 static int status_of(int code)
 {
@@ -37,14 +38,27 @@ int cf_otlp_submit(cf_serve_events *e, const char *json, size_t n, cf_err *err)
 }
 
 /* the join's submissions (its timer, and the server's end) */
-static void join_submit(void *ud, const char *json, size_t n)
+static int join_submit(void *ud, const char *json, size_t n)
 {
     cf_serve_events *e = ud;
     cf_err err;
-    if (cf_otlp_submit(e, json, n, &err) == 0)
+    if (cf_otlp_submit(e, json, n, &err) == 0) {
         cf_serve_metrics_events(e->m, 1);
-    else
-        fprintf(stderr, "crucible-feedback: a joined OTLP event was refused: %s\n", err.msg);
+        return 0;
+    }
+    fprintf(stderr, "crucible-feedback: a joined OTLP event was refused: %s\n", err.msg);
+    return -1;
+}
+
+/* a joined evaluation's score, for the owner's thread */
+static void join_score(void *ud, const char *event_id, const char *json, size_t n)
+{
+    cf_serve_events *e = ud;
+    if (e->otlp_scores && cf_otlp_scoreq_push(e->otlp_scores, event_id, json, n) == 0)
+        return;
+    fprintf(stderr, "crucible-feedback: an OTLP evaluation score on '%s' was dropped: %s\n",
+            event_id, e->otlp_scores ? "too many scores wait to be stored" : "no score store");
+    cf_serve_metrics_otlp(e->m, CF_OTLP_LOGS_UNJOINED, 1);
 }
 
 static void join_free(void *j)
@@ -56,7 +70,7 @@ cf_otlp_join *cf_otlp_join_of(cf_serve_events *e)
 {
     pthread_mutex_lock(&e->ext_mu);
     if (!e->ext) {
-        e->ext = cf_otlp_join_new(e->join_window_ms, join_submit, e, e->m);
+        e->ext = cf_otlp_join_new(e->join_window_ms, join_submit, join_score, e, e->m);
         if (e->ext)
             e->ext_free = join_free;
     }

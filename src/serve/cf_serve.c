@@ -111,11 +111,29 @@ static enum MHD_Result respond(cf_serve *s, struct MHD_Connection *c, const req_
     return rc;
 }
 
+static void media_type(struct MHD_Connection *c, char *out, size_t cap)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    size_t n = 0;
+    while (v && *v == ' ')
+        v++;
+    for (; v && *v && *v != ';' && *v != ' ' && n + 1 < cap; v++)
+        out[n++] = (char)tolower((unsigned char)*v);
+    out[n] = '\0';
+}
+
 static enum MHD_Result respond_error(cf_serve *s, struct MHD_Connection *c, const req_state *st,
                                      int status, const char *allow, const char *msg)
 {
     cf_serve_resp r = {0, NULL, status == 503 ? 1 : 0, CF_BUF_INIT};
-    cf_serve_error(&r, status, "%s", msg);
+    cf_route_error_fn own = st && st->route >= 0 ? s->routes[st->route].error : NULL;
+    if (own) {
+        char media[64]; /* read here too: a 401 comes before the body's checks */
+        media_type(c, media, sizeof media);
+        own(&r, media, status, msg);
+    } else {
+        cf_serve_error(&r, status, "%s", msg);
+    }
     return respond(s, c, st, &r, allow);
 }
 
@@ -168,17 +186,6 @@ static enum MHD_Result preflight(cf_serve *s, struct MHD_Connection *c, req_stat
     MHD_destroy_response(resp);
     cf_serve_metrics_request(s->m, st->route, 204);
     return rc;
-}
-
-static void media_type(struct MHD_Connection *c, char *out, size_t cap)
-{
-    const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    size_t n = 0;
-    while (v && *v == ' ')
-        v++;
-    for (; v && *v && *v != ';' && *v != ' ' && n + 1 < cap; v++)
-        out[n++] = (char)tolower((unsigned char)*v);
-    out[n] = '\0';
 }
 
 /* 415 unless the route lists the request's media type. */
@@ -306,8 +313,13 @@ static enum MHD_Result finish(cf_serve *s, struct MHD_Connection *c, req_state *
     }
     cf_serve_resp r = {500, NULL, 0, CF_BUF_INIT};
     rt->fn(rt->ud, &req, &r);
-    if (cf_buf_failed(&r.body))
+    if (cf_buf_failed(&r.body) && rt->error) {
+        cf_buf_free(&r.body);
+        r.body = (cf_buf)CF_BUF_INIT;
+        rt->error(&r, st->media, 500, "out of memory writing the response");
+    } else if (cf_buf_failed(&r.body)) {
         cf_serve_error(&r, 500, "out of memory writing the response");
+    }
     return respond(s, c, st, &r, NULL);
 }
 

@@ -22,6 +22,7 @@ int cf_serve_events_init(cf_serve_events *e, cf_ingest *g, int unknown_to_metada
     e->m = m;
     e->ext = NULL;
     e->ext_free = NULL;
+    e->otlp_scores = NULL;
     e->join_window_ms = 10000;
     if (pthread_mutex_init(&e->ext_mu, NULL))
         return cf_fail(err, CF_ENOMEM, "cannot create a mutex");

@@ -1,11 +1,12 @@
 // Sends spans (or log records) to an OTLP/HTTP endpoint with the real
 // OpenTelemetry JS SDK and exporter, and prints what the exporter reported.
 //   node otel_send.cjs NODE_MODULES REQUEST.json
-// REQUEST: {url, kind: "traces"|"logs", protocol: "proto"|"json", gzip,
+// REQUEST: {url, kind: "traces"|"logs", protocol: "proto"|"json" (both kinds), gzip,
 //           resource: {attr: value}, spans: [{name, attributes, start_ms,
 //           end_ms, error: "message", extra_attributes: n}], logs: [{eventName,
 //           body, attributes, traceId, spanId}]}
-// A span's trace_id / span_id (hex), when given, are its ids.
+// A span's trace_id / span_id (hex), when given, are its ids; a log
+// record without traceId is emitted outside any span.
 // extra_attributes: n more attributes "x.<i>" = "v<i>" on that span (the
 // SDK's attribute count limit is lifted).
 // Output (stdout): {"results": [{"code": 0|1, "error": "..."}]}
@@ -68,17 +69,31 @@ async function traces(resource, config) {
   await provider.shutdown();
 }
 
+// The SDK's OTLP/JSON log exporter: what @opentelemetry/exporter-logs-otlp-http
+// builds for node, from the same parts (the export delegate and the SDK's
+// JSON serializer), since that package is not in the test cache.
+function jsonLogExporter(config) {
+  const base = need('@opentelemetry/otlp-exporter-base');
+  // (a subpath export: resolved as the package's exports map says)
+  const http = require(require.resolve('@opentelemetry/otlp-exporter-base/node-http', { paths: [mods] }));
+  const { JsonLogsSerializer } = need('@opentelemetry/otlp-transformer');
+  return new base.OTLPExporterBase(http.createOtlpHttpExportDelegate(
+    http.convertLegacyHttpOptions(config, 'LOGS', 'v1/logs', { 'Content-Type': 'application/json' }),
+    JsonLogsSerializer));
+}
+
 async function logs(resource, config) {
   const sdk = need('@opentelemetry/sdk-logs');
   const { OTLPLogExporter } = need('@opentelemetry/exporter-logs-otlp-proto');
-  const exporter = recording(new OTLPLogExporter(config));
+  const exporter = recording(req.protocol === 'json' ? jsonLogExporter(config)
+    : new OTLPLogExporter(config));
   const provider = new sdk.LoggerProvider({
     resource, processors: [new sdk.BatchLogRecordProcessor(exporter, { maxExportBatchSize: 1000 })],
   });
   const logger = provider.getLogger('crucible-test');
   for (const l of req.logs) {
-    const ctx = api.trace.setSpanContext(api.context.active(),
-      { traceId: l.traceId, spanId: l.spanId, traceFlags: 1 });
+    const ctx = l.traceId ? api.trace.setSpanContext(api.context.active(),
+      { traceId: l.traceId, spanId: l.spanId, traceFlags: 1 }) : api.context.active();
     logger.emit({ eventName: l.eventName, body: l.body, attributes: l.attributes || {},
       context: ctx });
   }

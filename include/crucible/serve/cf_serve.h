@@ -22,7 +22,8 @@
  *   - counts requests by route and status (cf_serve_metrics).
  *
  * Handlers run on a worker thread with the whole (decompressed) body and
- * fill a response; every error body is JSON {"error": "..."}.
+ * fill a response; every error body is JSON {"error": "..."}, unless the
+ * route has its own error function (the OTLP routes: google.rpc.Status).
  */
 #ifndef CRUCIBLE_CF_SERVE_H
 #define CRUCIBLE_CF_SERVE_H
@@ -55,6 +56,10 @@ typedef struct cf_serve_resp {
 } cf_serve_resp;
 
 typedef void (*cf_route_fn)(void *ud, const cf_serve_req *req, cf_serve_resp *resp);
+/* A route's own error body (status and msg into resp, for a request of
+ * that media type; "" when not known); NULL: {"error": msg}. */
+typedef void (*cf_route_error_fn)(cf_serve_resp *resp, const char *media_type, int status,
+                                  const char *msg);
 
 typedef struct cf_route {
     const char *method;                 /* "GET" or "POST" */
@@ -64,6 +69,7 @@ typedef struct cf_route {
     void *ud;
     cf_access access;                   /* the key it needs (0: an ingest key) */
     int prefix;                         /* 1: any longer path starting with path */
+    cf_route_error_fn error;            /* the core's errors on this route (NULL: JSON) */
 } cf_route;
 
 typedef struct cf_serve_opts {

@@ -39,6 +39,7 @@ typedef struct cf_serve_events {
      * made on first use under ext_mu; ext_free runs at destroy */
     pthread_mutex_t ext_mu;
     int64_t join_window_ms; /* server.timeouts.otlp_join */
+    struct cf_otlp_scoreq *otlp_scores; /* the owner's: OTLP evaluation scores (src/otlp) */
     void *ext;
     void (*ext_free)(void *ext);
 } cf_serve_events;
