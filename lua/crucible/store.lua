@@ -254,7 +254,8 @@ function Store:insert_signal(sig)
 end
 
 --- updates: list of {id=, quality_score=, metadata=, model_version_id=,
--- latency_ms=, token_count=}; only the fields present change.
+-- latency_ms=, token_count=, prompt=, response=}; only the fields present
+-- change (as stored: the caller sanitizes text it did not sanitize).
 function Store:update_events(updates)
   local rows = {}
   for i, u in ipairs(updates) do

@@ -147,7 +147,9 @@ enum {
     CF_UPD_METADATA = 1 << 1,
     CF_UPD_MODEL_VERSION = 1 << 2,
     CF_UPD_LATENCY = 1 << 3,
-    CF_UPD_TOKENS = 1 << 4
+    CF_UPD_TOKENS = 1 << 4,
+    CF_UPD_PROMPT = 1 << 5,
+    CF_UPD_RESPONSE = 1 << 6
 };
 
 typedef struct cf_event_update {
@@ -157,6 +159,8 @@ typedef struct cf_event_update {
     cf_str model_version_id;
     int64_t latency_ms;
     int64_t token_count;
+    cf_str prompt;            /* CF_UPD_PROMPT, CF_UPD_RESPONSE: NULL p sets "" */
+    cf_str response;
 } cf_event_update;
 
 /* count_by_type's callback: one type and how many rows have it. */

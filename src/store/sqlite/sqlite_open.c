@@ -201,7 +201,9 @@ static const char *const stmt_sql[SQ_COUNT_] = {
         " metadata = CASE WHEN ?3 THEN ?4 ELSE metadata END,"
         " model_version_id = CASE WHEN ?5 THEN ?6 ELSE model_version_id END,"
         " latency_ms = CASE WHEN ?7 THEN ?8 ELSE latency_ms END,"
-        " token_count = CASE WHEN ?9 THEN ?10 ELSE token_count END"
+        " token_count = CASE WHEN ?9 THEN ?10 ELSE token_count END,"
+        " prompt = CASE WHEN ?12 THEN ?13 ELSE prompt END,"
+        " response = CASE WHEN ?14 THEN ?15 ELSE response END"
         " WHERE id = ?11",
     [SQ_INSERT_CURATED] =
         "INSERT INTO curated_examples (id, inference_event_id, deployment_id, curation_source,"
