@@ -308,6 +308,18 @@ describe("Langfuse ingestion API", function()
       assert.equals("2", S.sql(h, "SELECT count(*) FROM inference_events"))
     end)
 
+  it("stores an input holding numbers JSON cannot write (NaN, Infinity) with them as null", function()
+    -- cjson reads NaN and Infinity; writing them back raised, and the whole batch got a 500
+    local code, r = post(h, "/api/public/ingestion", '{"batch": [{"id": "n1", "type": "generation-create",'
+      .. ' "timestamp": "2026-12-01T10:00:00Z", "body": {"id": "gn", "input": [1, NaN, -Infinity],'
+      .. ' "output": {"answer": Infinity}}}]}', key)
+    assert.equals(207, code)
+    assert.same({ { id = "n1", status = 201 } }, r.successes)
+    wait_count(h, "SELECT count(*) FROM inference_events WHERE id = 'gn'", 1)
+    local ev = S.events(h)[1]
+    assert.same({ "[1,null,null]", '{"answer":null}' }, { ev.prompt, ev.response })
+  end)
+
   it("refuses, item by item, generations of deployments a scoped key does not list", function()
     local scoped = create_key(h, "--name scoped --deployment dep-a")
     S.sleep(0.6)
