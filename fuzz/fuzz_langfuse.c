@@ -74,10 +74,13 @@ static const char HARNESS[] =
     "  function c.flush() return true end\n"
     "  return c\n"
     "end\n"
-    /* the store: get_event and update_events over w.events */
+    /* the store: list (events by id) and update_events over w.events */
     "local function new_store(w)\n"
     "  local s = {}\n"
-    "  function s.get_event(_, id) return copy(w.events[id]) end\n"
+    "  function s.list(_, kind, q)\n"
+    "    check(kind == 'events' and type(q.id) == 'string', 'store:list')\n"
+    "    return { copy(w.events[q.id]) }\n"
+    "  end\n"
     "  function s.update_events(_, list)\n"
     "    for _, u in ipairs(list) do\n"
     "      local row = w.events[u.id]\n"

@@ -119,17 +119,25 @@ local function rescore(lf, u, row)
   return scorer:score_event { prompt = u.prompt or row.prompt, response = u.response or row.response }
 end
 
+-- The stored event of id (without its signals), or nil; or false,
+-- message when the database fails.
+local function find(store, id)
+  local ok, rows = pcall(store.list, store, "events", { id = id, limit = 1 })
+  if not ok then return false, tostring(rows) end
+  return rows[1]
+end
+
 -- The stored event of id, flushing the buffer once when this server
 -- logged it (it may still wait there); nil when not stored; or nil,
 -- message, kind.
 local function stored_event(lf, store, id, entry)
-  local ok, row = pcall(store.get_event, store, id)
-  if not ok then return nil, tostring(row), "db" end
+  local row, err = find(store, id)
+  if row == false then return nil, err, "db" end
   if row or not entry.stored then return row end
   local fok, ferr, fkind = lf.client.flush()
   if not fok then return nil, ferr, fkind end
-  ok, row = pcall(store.get_event, store, id)
-  if not ok then return nil, tostring(row), "db" end
+  row, err = find(store, id)
+  if row == false then return nil, err, "db" end
   return row
 end
 
