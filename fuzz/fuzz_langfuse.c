@@ -3,7 +3,9 @@
  * modules and lua-cjson. The input is a request body. A harness (below, in
  * Lua) gives the decoder an in-memory client, store and sanitizer that check
  * what they are handed, posts the body to POST /api/public/ingestion twice
- * (the second time as the SDK's retry) and to POST /api/public/scores once.
+ * (the second time as the SDK's retry), a third time under new envelope ids
+ * (so each body completes the events the first stored), and to POST
+ * /api/public/scores once.
  * Oracle (abort): a C-level crash; any Lua error (the decoder answers every
  * body, it never raises); an answer that is not 207 or 400 JSON; a 207
  * whose successes and errors do not answer each item of the batch once; a
@@ -131,6 +133,16 @@ static const char HARNESS[] =
     "      and type(e.message) == 'string', 'error entry')\n"
     "  end\n"
     "end\n"
+    /* the batch again under new envelope ids: each body completes the stored events */
+    "local function renamed(body)\n"
+    "  local req = json_object(body)\n"
+    "  if not req or type(req.batch) ~= 'table' then return nil end\n"
+    "  for _, e in ipairs(req.batch) do\n"
+    "    if type(e) == 'table' and type(e.id) == 'string' then e.id = e.id .. '+' end\n"
+    "  end\n"
+    "  local ok, text = pcall(cjson.encode, req)\n"
+    "  return ok and text or nil\n"
+    "end\n"
     "local SCORE_STATUS = { [200] = true, [400] = true, [403] = true, [404] = true,\n"
     "  [409] = true, [429] = true, [500] = true, [503] = true }\n"
     "return function(body)\n"
@@ -145,6 +157,11 @@ static const char HARNESS[] =
     "  status, resp = lf.ingestion(ctx, body)\n"
     "  check_answer(status, resp, body)\n"
     "  check(same(before, w.events), 'the retried batch changed a stored event')\n"
+    "  local again = renamed(body)\n"
+    "  if again then\n"
+    "    status, resp = lf.ingestion(ctx, again)\n"
+    "    check_answer(status, resp, again)\n"
+    "  end\n"
     "  status, resp = lf.score(ctx, body)\n"
     "  check(SCORE_STATUS[status] and json_object(resp), 'scores answer')\n"
     "end\n";
