@@ -97,7 +97,7 @@ local function store_generation(ctx, g)
   local trace = type(entry.body.traceId) == "string" and ctx.st.traces[entry.body.traceId] or nil
   if trace then trace.last_generation = g.id end
   local done, err, kind
-  if entry.stored or (fresh and ctx.store) then
+  if ctx.store and (entry.stored or fresh) then
     done, err, kind = upsert.complete(ctx, g.id, entry, touched, trace, key_refuses)
     if done == nil then return nil, err, kind end
   end
