@@ -7,6 +7,9 @@
 #                   split into items (JSON array, one value, NDJSON)
 #   fuzz_otlp       the OTLP decoders (protobuf, JSON) and the GenAI span
 #                   mapping (its events must read back as events)
+#   fuzz_langfuse   the Langfuse batch decoder (Lua) in a Lua state holding
+#                   only its bundled modules: every body answered (207/400,
+#                   each item once), a retried batch changes nothing
 # Each links the C sources it needs directly, compiled with
 # -fsanitize=fuzzer,address,undefined. Tests:
 #   fuzz.<name>.seeds   every build: replays fuzz/seeds/<name> once
@@ -40,8 +43,30 @@ list(TRANSFORM CF_FUZZ_EXTRA_otlp PREPEND ${PROJECT_SOURCE_DIR}/)
 list(APPEND CF_FUZZ_EXTRA_otlp ${CF_OTLP_PB_SOURCES} -I${CF_OTLP_GEN})
 set(CF_FUZZ_DIR ${PROJECT_BINARY_DIR}/fuzz)
 file(MAKE_DIRECTORY ${CF_FUZZ_DIR})
+# fuzz_langfuse adds its Lua modules (embedded as the binary embeds them),
+# Lua and lua-cjson
+set(CF_FUZZ_LANGFUSE_LUA
+  lua/crucible/serve/items.lua lua/crucible/serve/langfuse.lua
+  lua/crucible/serve/langfuse_map.lua lua/crucible/serve/langfuse_upsert.lua)
+list(TRANSFORM CF_FUZZ_LANGFUSE_LUA PREPEND ${PROJECT_SOURCE_DIR}/)
+set(CF_FUZZ_LANGFUSE_C ${CF_FUZZ_DIR}/fuzz_langfuse_lua.c)
+add_custom_command(
+  OUTPUT ${CF_FUZZ_LANGFUSE_C}
+  COMMAND cf_embed_gen ${CF_FUZZ_LANGFUSE_C} ${PROJECT_SOURCE_DIR}/lua ${CF_FUZZ_LANGFUSE_LUA}
+  DEPENDS cf_embed_gen ${CF_FUZZ_LANGFUSE_LUA}
+  COMMENT "Embedding the Langfuse decoder's Lua modules for fuzz_langfuse"
+  VERBATIM)
+execute_process(COMMAND pkg-config --cflags lua5.4 OUTPUT_VARIABLE CF_FUZZ_LUA_CFLAGS
+                OUTPUT_STRIP_TRAILING_WHITESPACE)
+execute_process(COMMAND pkg-config --libs lua5.4 OUTPUT_VARIABLE CF_FUZZ_LUA_LIBS
+                OUTPUT_STRIP_TRAILING_WHITESPACE)
+separate_arguments(CF_FUZZ_LUA_CFLAGS)
+separate_arguments(CF_FUZZ_LUA_LIBS)
+set(CF_FUZZ_EXTRA_langfuse ${CF_FUZZ_LUA_CFLAGS} ${CF_FUZZ_LANGFUSE_C} ${CF_CJSON_STATIC}
+    ${CF_FUZZ_LUA_LIBS})
+set(CF_FUZZ_DEPS_langfuse ${CF_FUZZ_LANGFUSE_C})
 set(CF_FUZZ_BINARIES)
-foreach(name sanitize jsonl serve otlp)
+foreach(name sanitize jsonl serve otlp langfuse)
   set(bin ${CF_FUZZ_DIR}/fuzz_${name})
   add_custom_command(
     OUTPUT ${bin}
@@ -52,6 +77,7 @@ foreach(name sanitize jsonl serve otlp)
             -o ${bin}
             ${CF_FUZZ_LIBS} -lpthread -lm
     DEPENDS ${PROJECT_SOURCE_DIR}/fuzz/fuzz_${name}.c ${CF_FUZZ_SOURCES} ${CF_OTLP_PB_SOURCES}
+            ${CF_FUZZ_DEPS_${name}}
     COMMENT "Building the fuzz target fuzz_${name} with clang"
     VERBATIM)
   list(APPEND CF_FUZZ_BINARIES ${bin})

@@ -36,7 +36,8 @@ list(REMOVE_ITEM CF_LUA_SPECS ${PROJECT_SOURCE_DIR}/tests/lua/store_conformance_
      ${PROJECT_SOURCE_DIR}/tests/lua/store_resume_spec.lua
      ${PROJECT_SOURCE_DIR}/tests/lua/store_scores_spec.lua
      ${PROJECT_SOURCE_DIR}/tests/lua/store_lifecycle_spec.lua
-     ${PROJECT_SOURCE_DIR}/tests/lua/serve_shared_spec.lua)
+     ${PROJECT_SOURCE_DIR}/tests/lua/serve_shared_spec.lua
+     ${PROJECT_SOURCE_DIR}/tests/lua/serve_langfuse_pg_spec.lua)
 foreach(spec ${CF_LUA_SPECS})
   get_filename_component(name ${spec} NAME_WE)
   file(MAKE_DIRECTORY ${CF_TEST_WORK}/lua.${name})
@@ -152,5 +153,15 @@ if(EXISTS ${PROJECT_SOURCE_DIR}/scripts/lib/pg.sh)
                    ${PROJECT_SOURCE_DIR}/tests/lua/serve_shared_spec.lua
            WORKING_DIRECTORY ${CF_TEST_WORK}/serve.shared.postgres)
   set_tests_properties(serve.shared.postgres PROPERTIES ENVIRONMENT "${CF_TEST_ENV}"
+                       TIMEOUT 600 RESOURCE_LOCK store.server.postgres)
+  # Langfuse updates in a later batch completing the stored event (serve.langfuse.postgres)
+  file(MAKE_DIRECTORY ${CF_TEST_WORK}/serve.langfuse.postgres)
+  add_test(NAME serve.langfuse.postgres
+           COMMAND bash ${PROJECT_SOURCE_DIR}/tests/servers/with-server.sh postgres
+                   ${CF_BUSTED} --lua=$<TARGET_FILE:crucible-feedback>
+                   --helper=${PROJECT_SOURCE_DIR}/tests/lua/helper.lua
+                   ${PROJECT_SOURCE_DIR}/tests/lua/serve_langfuse_pg_spec.lua
+           WORKING_DIRECTORY ${CF_TEST_WORK}/serve.langfuse.postgres)
+  set_tests_properties(serve.langfuse.postgres PROPERTIES ENVIRONMENT "${CF_TEST_ENV}"
                        TIMEOUT 600 RESOURCE_LOCK store.server.postgres)
 endif()

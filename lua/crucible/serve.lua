@@ -101,7 +101,9 @@ end
 -- A Langfuse route's request (crucible.serve.langfuse): status, body;
 -- its counts go to /metrics here.
 local function answer_langfuse(client, srv, lfs, route, body, key)
-  local lf = { client = client, st = lfs.st, key = key, default_deployment = lfs.deployment }
+  local lf = { client = client, st = lfs.st, key = key, default_deployment = lfs.deployment,
+                store = lfs.store, sanitizer = lfs.sanitizer,
+                sanitize_metadata = lfs.sanitize_metadata, max_event_bytes = lfs.max_event_bytes }
   local status, resp, counts
   if route == "langfuse" then
     status, resp, counts = langfuse.ingestion(lf, body)
@@ -208,7 +210,10 @@ function M.attach(client, ctx)
     })
     if not srv then return nil, err, kind end
     -- the Langfuse routes' traces, remembered for the batches after theirs
-    local lfs = { st = langfuse.new_state(), deployment = sc.langfuse_deployment }
+    local lfs = { st = langfuse.new_state(), deployment = sc.langfuse_deployment,
+                  store = ctx.store, sanitizer = ctx.sanitizer,
+                  sanitize_metadata = ctx.config.sanitizer.metadata,
+                  max_event_bytes = ctx.config.ingestion.max_event_bytes }
     local kst = { pending = {}, touched = {} }
     local bound = srv:port()
     local handle = client.on("ingestion.flush", function(p) srv:observe_flush(p.duration) end)

@@ -254,9 +254,10 @@ function Store:insert_signal(sig)
 end
 
 --- updates: list of {id=, quality_score=, metadata=, model_version_id=,
--- latency_ms=, token_count=, quality_checks=}; only the fields present
--- change. quality_checks: the bits of the quality checks that ran (bit i)
--- and passed (bit 8 + i), in the order format, length, refusal,
+-- latency_ms=, token_count=, quality_checks=, prompt=, response=}; only
+-- the fields present change (as stored: the caller sanitizes text it did
+-- not sanitize). quality_checks: the bits of the quality checks that ran
+-- (bit i) and passed (bit 8 + i), in the order format, length, refusal,
 -- repetition, judge; 0 for none (events take it on insert too).
 function Store:update_events(updates)
   local rows = {}

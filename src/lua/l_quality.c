@@ -314,7 +314,8 @@ static int m_score(lua_State *L)
 }
 
 /* The ingest path's score for an event table {prompt=, response=,
- * quality_score=}: the caller's score is kept. */
+ * quality_score=} (the caller's score is kept), and the stored bits of the
+ * checks that ran (cf_event.quality_checks). */
 static int m_score_event(lua_State *L)
 {
     cf_quality_cfg *cfg = l_quality_checkcfg(L, 1);
@@ -328,9 +329,10 @@ static int m_score_event(lua_State *L)
         ev.prompt.p = lua_tolstring(L, -1, &ev.prompt.n);
     if (lua_getfield(L, 2, "quality_score") == LUA_TNUMBER)
         ev.quality_score = (double)lua_tonumber(L, -1);
-    uint32_t checks;
+    uint32_t checks = 0;
     lua_pushnumber(L, cf_quality_hook(cfg, &ev, &checks));
-    return 1;
+    lua_pushinteger(L, (lua_Integer)checks);
+    return 2;
 }
 
 /* The hook for C callers: cf_quality_hook and its ud, as light userdata. */

@@ -458,6 +458,46 @@ static int m_insert_signal(lua_State *L)
     return 1;
 }
 
+/* One update {id=, quality_score=, metadata=, model_version_id=, latency_ms=,
+ * token_count=, quality_checks=, prompt=, response=} at index t: only the
+ * fields present. */
+static void read_update(lua_State *L, int t, cf_event_update *u)
+{
+    memset(u, 0, sizeof *u);
+    if (has_field(L, t, "quality_score")) {
+        u->fields |= CF_UPD_QUALITY;
+        u->quality_score = cf_lua_field_num(L, t, "quality_score", NAN);
+    }
+    if (has_field(L, t, "metadata")) {
+        u->fields |= CF_UPD_METADATA;
+        u->metadata = cf_lua_field_str(L, t, "metadata");
+    }
+    if (has_field(L, t, "model_version_id")) {
+        u->fields |= CF_UPD_MODEL_VERSION;
+        u->model_version_id = cf_lua_field_str(L, t, "model_version_id");
+    }
+    if (has_field(L, t, "latency_ms")) {
+        u->fields |= CF_UPD_LATENCY;
+        u->latency_ms = cf_lua_field_int(L, t, "latency_ms", CF_NULL_INT);
+    }
+    if (has_field(L, t, "token_count")) {
+        u->fields |= CF_UPD_TOKENS;
+        u->token_count = cf_lua_field_int(L, t, "token_count", CF_NULL_INT);
+    }
+    if (has_field(L, t, "quality_checks")) {
+        u->fields |= CF_UPD_CHECKS;
+        u->quality_checks = get_checks(L, t);
+    }
+    if (has_field(L, t, "prompt")) {
+        u->fields |= CF_UPD_PROMPT;
+        u->prompt = cf_lua_field_str(L, t, "prompt");
+    }
+    if (has_field(L, t, "response")) {
+        u->fields |= CF_UPD_RESPONSE;
+        u->response = cf_lua_field_str(L, t, "response");
+    }
+}
+
 static int m_update_events(lua_State *L)
 {
     cf_store *s = check_store(L);
@@ -467,34 +507,10 @@ static int m_update_events(lua_State *L)
     for (size_t i = 0; i < n; i++) {
         lua_rawgeti(L, 2, (lua_Integer)i + 1);
         int t = lua_gettop(L);
-        memset(&up[i], 0, sizeof up[i]);
+        read_update(L, t, &up[i]);
         ids[i] = cf_lua_field_str(L, t, "id");
         if (!ids[i].p)
             return luaL_error(L, "updates[%d]: field 'id' is required", (int)i + 1);
-        if (has_field(L, t, "quality_score")) {
-            up[i].fields |= CF_UPD_QUALITY;
-            up[i].quality_score = cf_lua_field_num(L, t, "quality_score", NAN);
-        }
-        if (has_field(L, t, "metadata")) {
-            up[i].fields |= CF_UPD_METADATA;
-            up[i].metadata = cf_lua_field_str(L, t, "metadata");
-        }
-        if (has_field(L, t, "model_version_id")) {
-            up[i].fields |= CF_UPD_MODEL_VERSION;
-            up[i].model_version_id = cf_lua_field_str(L, t, "model_version_id");
-        }
-        if (has_field(L, t, "latency_ms")) {
-            up[i].fields |= CF_UPD_LATENCY;
-            up[i].latency_ms = cf_lua_field_int(L, t, "latency_ms", CF_NULL_INT);
-        }
-        if (has_field(L, t, "token_count")) {
-            up[i].fields |= CF_UPD_TOKENS;
-            up[i].token_count = cf_lua_field_int(L, t, "token_count", CF_NULL_INT);
-        }
-        if (has_field(L, t, "quality_checks")) {
-            up[i].fields |= CF_UPD_CHECKS;
-            up[i].quality_checks = get_checks(L, t);
-        }
         lua_pop(L, 1);
     }
     cf_err err;

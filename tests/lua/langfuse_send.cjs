@@ -4,7 +4,9 @@
 //   node langfuse_send.cjs NODE_MODULES REQUEST.json
 // REQUEST: {baseUrl, publicKey, secretKey, retries (fetchRetryCount, default 0),
 //           traces: [{trace: {...trace params},
-//                     generations: [{create: {...}, update: {...}, end: {...}}],
+//                     generations: [{create: {...}, flush: true (flush after the
+//                                    create, so the update goes in a later batch),
+//                                    update: {...}, end: {...}}],
 //                     scores: [{...score params; observation: i (the i-th
 //                               generation, from 0) for observationId}]}],
 //           scores: [{...langfuse.score params}]}
@@ -43,6 +45,7 @@ async function main() {
     const gens = [];
     for (const g of t.generations || []) {
       const gen = trace.generation(dates(g.create));
+      if (g.flush) await lf.flushAsync();
       if (g.update) gen.update(dates(g.update)); // keeps the endTime given
       if (g.end) gen.end(dates(g.end)); // endTime: now
       gens.push(gen);

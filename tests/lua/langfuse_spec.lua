@@ -191,6 +191,138 @@ describe("Langfuse ingestion API", function()
       assert.equals(401, (post(h, "/api/public/ingestion", batch)))
     end)
 
+  --- One stored row, every column (metadata decoded).
+  local function row(id)
+    local r = cjson.decode(S.sql(h, "SELECT json_object('id', id, 'deployment_id', deployment_id,"
+      .. " 'model_version_id', model_version_id, 'user_id_hash', user_id_hash, 'prompt', prompt,"
+      .. " 'response', response, 'latency_ms', latency_ms, 'token_count', token_count,"
+      .. " 'quality_score', quality_score, 'quality_checks', quality_checks,"
+      .. " 'inserted_at', inserted_at, 'metadata', json(metadata))"
+      .. " FROM inference_events WHERE id = " .. ("'%s'"):format(id)))
+    return r
+  end
+
+  it("completes a stored generation with the update the SDK sends in a later batch", function()
+    local out = send(h, key, { traces = {
+      { trace = { id = "tu", name = "late-app", userId = "carol" },
+        generations = {
+          -- flushed after its create: the update reaches the server in a second batch
+          { create = { id = "gu", name = "answer", model = "gpt-4o", startTime = T0,
+                       input = { { role = "user", content = "Mail me the plan" } },
+                       metadata = { team = "ops", stage = "draft" } },
+            flush = true,
+            update = { output = { role = "assistant", content = "Sent to bob@example.com, the plan"
+                                  .. " has three steps and a deadline." },
+                       model = "gpt-4o-2024-08-06", endTime = "2026-12-01T10:00:01.500Z",
+                       usage = { input = 9, output = 21 }, metadata = { stage = "final" } } },
+          -- the same generation in one batch: what the completed one must equal
+          { create = { id = "gw", name = "answer", model = "gpt-4o", startTime = T0,
+                       input = { { role = "user", content = "Mail me the plan" } },
+                       metadata = { team = "ops", stage = "draft" } },
+            update = { output = { role = "assistant", content = "Sent to bob@example.com, the plan"
+                                  .. " has three steps and a deadline." },
+                       model = "gpt-4o-2024-08-06", endTime = "2026-12-01T10:00:01.500Z",
+                       usage = { input = 9, output = 21 }, metadata = { stage = "final" } } },
+        } },
+    } })
+    assert.same({}, out.warnings)
+    wait_count(h, "SELECT count(*) FROM inference_events WHERE response <> ''", 2)
+    local gu, gw = row("gu"), row("gw")
+    assert.equals("Sent to [EMAIL], the plan has three steps and a deadline.", gu.response)
+    assert.same({ { role = "user", content = "Mail me the plan" } }, cjson.decode(gu.prompt))
+    assert.equals("gpt-4o-2024-08-06", gu.model_version_id)
+    assert.equals(1500, gu.latency_ms)
+    assert.equals(30, gu.token_count)
+    assert.equals(hash_of(h, key, "carol"), gu.user_id_hash)
+    assert.equals("late-app", gu.deployment_id)
+    assert.equals(1796119200000000, gu.inserted_at)
+    assert.same({ team = "ops", stage = "final", langfuse_trace_id = "tu", langfuse_name = "answer",
+                  langfuse_trace_name = "late-app", prompt_format = "json" }, gu.metadata)
+    -- scored again on its new response: as the one stored whole
+    assert.is_number(gu.quality_score)
+    assert.is_number(gu.quality_checks)
+    for _, k in ipairs { "deployment_id", "model_version_id", "user_id_hash", "prompt", "response",
+                         "latency_ms", "token_count", "quality_score", "quality_checks",
+                         "inserted_at" } do
+      assert.equals(gw[k], gu[k], k)
+    end
+    assert.same(gw.metadata, gu.metadata)
+    assert.equals("2", S.sql(h, "SELECT count(*) FROM inference_events"))
+  end)
+
+  it("merges a create that arrives after its update, once per envelope id, also after a restart",
+    function()
+      local T2 = "2026-12-01T10:00:02.000Z"
+      local update = { id = "u1", type = "generation-update", timestamp = T2,
+        body = { id = "oo", traceId = "to", output = "the late answer, long enough to pass",
+                 endTime = "2026-12-01T10:00:03.000Z", model = "m-final" } }
+      local code, r = post(h, "/api/public/ingestion", { batch = { update } }, key)
+      assert.equals(207, code)
+      assert.equals("u1", r.successes[1].id)
+      wait_count(h, "SELECT count(*) FROM inference_events WHERE id = 'oo'", 1)
+      local first = row("oo")
+      assert.same({ "", cjson.null, "m-final" }, { first.prompt, first.latency_ms, first.model_version_id })
+      -- the create (stamped earlier) fills what the update left out; its older model
+      -- and output lose to the update's
+      local create = { id = "c1", type = "generation-create", timestamp = T0,
+        body = { id = "oo", traceId = "to", input = "the question", startTime = T0, model = "m-draft",
+                 output = "stale", usage = { total = 5 }, metadata = { k = "v" } } }
+      code, r = post(h, "/api/public/ingestion", { batch = { create } }, key)
+      assert.equals(207, code)
+      assert.same({ { id = "c1", status = 201 } }, r.successes)
+      local ev = row("oo")
+      assert.same({ "the question", "the late answer, long enough to pass", "m-final", 3000, 5 },
+        { ev.prompt, ev.response, ev.model_version_id, ev.latency_ms, ev.token_count })
+      assert.equals("v", ev.metadata.k)
+      assert.equals("to", ev.metadata.langfuse_trace_id)
+      -- the same envelope id again changes nothing, whatever it carries now
+      local again = { id = "u1", type = "generation-update", timestamp = "2026-12-01T10:00:09Z",
+        body = { id = "oo", output = "changed" } }
+      code, r = post(h, "/api/public/ingestion", { batch = { again } }, key)
+      assert.equals(207, code)
+      assert.same({ { id = "u1", status = 201 } }, r.successes)
+      assert.equals("the late answer, long enough to pass", row("oo").response)
+      -- a new server (nothing remembered) completes from the stored row: its
+      -- metadata, and its start (inserted_at, the create's startTime) for the latency
+      code = post(h, "/api/public/ingestion", { batch = { { id = "c2", type = "generation-create",
+        timestamp = T0, body = { id = "rs", traceId = "to", input = "asked before", startTime = T0,
+                                 metadata = { k = "v" } } } } }, key)
+      assert.equals(207, code)
+      wait_count(h, "SELECT count(*) FROM inference_events WHERE id = 'rs'", 1)
+      assert.equals(0, S.stop(h))
+      os.remove(h.dir .. "/out")
+      os.remove(h.dir .. "/status")
+      h = S.start("ingestion = { flush_interval = 50 }", nil, h.dir)
+      local late = { id = "u2", type = "generation-update", timestamp = "2026-12-01T10:00:10Z",
+        body = { id = "rs", output = "answered after the restart", metadata = { k2 = "v2" },
+                 endTime = "2026-12-01T10:00:04.000Z", usage = { input = 2, output = 3 } } }
+      code = post(h, "/api/public/ingestion", { batch = { late } }, key)
+      assert.equals(207, code)
+      ev = row("rs")
+      assert.same({ "asked before", "answered after the restart", 4000, 5 },
+        { ev.prompt, ev.response, ev.latency_ms, ev.token_count })
+      assert.same({ "v", "v2", "to" }, { ev.metadata.k, ev.metadata.k2, ev.metadata.langfuse_trace_id })
+      code = post(h, "/api/public/ingestion", { batch = { { id = "u3", type = "generation-update",
+        timestamp = "2026-12-01T10:00:11Z", body = { id = "oo", output = "new output" } } } }, key)
+      assert.equals(207, code)
+      ev = row("oo")
+      assert.same({ "the question", "new output", "m-final", 3000 },
+        { ev.prompt, ev.response, ev.model_version_id, ev.latency_ms })
+      assert.equals("2", S.sql(h, "SELECT count(*) FROM inference_events"))
+    end)
+
+  it("stores an input holding numbers JSON cannot write (NaN, Infinity) with them as null", function()
+    -- cjson reads NaN and Infinity; writing them back raised, and the whole batch got a 500
+    local code, r = post(h, "/api/public/ingestion", '{"batch": [{"id": "n1", "type": "generation-create",'
+      .. ' "timestamp": "2026-12-01T10:00:00Z", "body": {"id": "gn", "input": [1, NaN, -Infinity],'
+      .. ' "output": {"answer": Infinity}}}]}', key)
+    assert.equals(207, code)
+    assert.same({ { id = "n1", status = 201 } }, r.successes)
+    wait_count(h, "SELECT count(*) FROM inference_events WHERE id = 'gn'", 1)
+    local ev = S.events(h)[1]
+    assert.same({ "[1,null,null]", '{"answer":null}' }, { ev.prompt, ev.response })
+  end)
+
   it("refuses, item by item, generations of deployments a scoped key does not list", function()
     local scoped = create_key(h, "--name scoped --deployment dep-a")
     S.sleep(0.6)

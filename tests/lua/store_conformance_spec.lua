@@ -364,6 +364,11 @@ describe("store conformance (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", functio
     assert.equal(7, e.latency_ms)
     assert.equal(8, e.token_count)
     assert.same({ b = "two" }, e.metadata)
+    assert.same({ "c", "resp c" }, { e.prompt, e.response }) -- not given: kept
+    assert.equal(1, db:update_event(ids[3], { prompt = "c2", response = "r2 " .. ("é"):rep(3) }))
+    e = db:get_event(ids[3])
+    assert.same({ "c2", "r2 " .. ("é"):rep(3), "m2", 7 },
+      { e.prompt, e.response, e.model_version_id, e.latency_ms })
     assert.same({}, collect(db:unscored_events { deployment_id = dep }))
     local missing = uid("missing")
     local ok, err, kind = db:update_events { { id = ids[2], quality_score = 0.1 },

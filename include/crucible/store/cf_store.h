@@ -150,7 +150,9 @@ enum {
     CF_UPD_MODEL_VERSION = 1 << 2,
     CF_UPD_LATENCY = 1 << 3,
     CF_UPD_TOKENS = 1 << 4,
-    CF_UPD_CHECKS = 1 << 5
+    CF_UPD_CHECKS = 1 << 5,
+    CF_UPD_PROMPT = 1 << 6,
+    CF_UPD_RESPONSE = 1 << 7
 };
 
 /* An event's quality checks, one bit each in the quality room's order
@@ -168,6 +170,8 @@ typedef struct cf_event_update {
     int64_t latency_ms;
     int64_t token_count;
     uint32_t quality_checks;  /* CF_UPD_CHECKS; 0 sets NULL */
+    cf_str prompt;            /* CF_UPD_PROMPT, CF_UPD_RESPONSE: NULL p sets "" */
+    cf_str response;
 } cf_event_update;
 
 /* count_by_type's callback: one type and how many rows have it. */

@@ -10,15 +10,19 @@
 --
 -- Body: {batch: [{id, type, timestamp, body}], metadata}. Answer: 207
 -- {successes: [{id, status}], errors: [{id, status, message, error}]} per
--- envelope id. generation-create / generation-update of one body id in a
--- batch merge into one event whose id is the body id (so a retried batch
--- stores nothing twice); trace-create feeds the user id, the name and the
--- metadata of its generations (remembered for later batches);
--- score-create becomes a score; other types are acknowledged and counted.
--- The mapping: crucible.serve.langfuse_map.
+-- envelope id. generation-create / generation-update of one body id merge
+-- (by their envelopes' timestamps) into one event whose id is the body id:
+-- in one batch before it is stored; in a later batch the stored event is
+-- completed in place (crucible.serve.langfuse_upsert), and an envelope id
+-- already applied changes nothing, so a retried batch stores nothing twice.
+-- trace-create feeds the user id, the name and the metadata of its
+-- generations (remembered for later batches); score-create becomes a
+-- score; other types are acknowledged and counted. The mapping:
+-- crucible.serve.langfuse_map.
 local cjson = require "cjson"
 local items = require "crucible.serve.items"
 local map = require "crucible.serve.langfuse_map"
+local upsert = require "crucible.serve.langfuse_upsert"
 
 local M = {}
 
@@ -31,8 +35,9 @@ local STATUS = setmetatable({ full = 429 }, { __index = items.STATUS })
 local GENERATION = { ["generation-create"] = true, ["generation-update"] = true }
 
 --- A new per-server state: the traces seen (id -> merged trace body, with
--- .last_generation).
-function M.new_state() return { traces = {}, ntraces = 0 } end
+-- .last_generation) and the generations (id -> crucible.serve.langfuse_upsert
+-- entry).
+function M.new_state() return { traces = {}, ntraces = 0, gens = {}, ngens = 0 } end
 
 local function remember_trace(st, b)
   local t = st.traces[b.id]
@@ -73,23 +78,47 @@ local function key_refuses(key, dep)
   return ("the key '%s' may not write deployment '%s'"):format(key.name, dep)
 end
 
--- Stores the batch's generations (merged by body id, in first-seen order).
+-- Logs a generation's merged event: true, or nil, message, kind.
+local function log_event(ctx, ev)
+  local denied = key_refuses(ctx.key, ev.deployment_id)
+  if denied then return nil, denied, "forbidden" end
+  local id, err, kind = ctx.client.log_inference(ev)
+  if not id then return nil, err, kind end
+  return true
+end
+
+-- Stores one generation group {id, pieces, envelopes}: its bodies merge
+-- into the server's entry; a stored event is completed, else the merged
+-- event is logged. "logged", "completed", or nil, message, kind.
+local function store_generation(ctx, g)
+  local entry, fresh = upsert.entry(ctx.st, g.id)
+  local touched = upsert.apply(entry, g.pieces)
+  if not touched then return "completed" end -- every envelope applied already
+  local trace = type(entry.body.traceId) == "string" and ctx.st.traces[entry.body.traceId] or nil
+  if trace then trace.last_generation = g.id end
+  local done, err, kind
+  if ctx.store and (entry.stored or fresh) then
+    done, err, kind = upsert.complete(ctx, g.id, entry, touched, trace, key_refuses)
+    if done == nil then return nil, err, kind end
+  end
+  local how = "completed"
+  if not done then
+    done, err, kind = log_event(ctx, map.event(entry.body, trace, ctx.default_deployment))
+    if not done then return nil, err, kind end
+    how = "logged"
+  end
+  upsert.done(entry, g.pieces)
+  return how
+end
+
+-- Stores the batch's generations (grouped by body id, in first-seen order).
 local function store_generations(ctx, gens, out, counts)
   for _, g in ipairs(gens) do
-    local trace = type(g.body.traceId) == "string" and ctx.st.traces[g.body.traceId] or nil
-    if trace then trace.last_generation = g.body.id end
-    local ev = map.event(g.body, trace, ctx.default_deployment)
-    local denied = key_refuses(ctx.key, ev.deployment_id)
-    local id, err, kind
-    if denied then
-      err, kind = denied, "forbidden"
-    else
-      id, err, kind = ctx.client.log_inference(ev)
-    end
+    local how, err, kind = store_generation(ctx, g)
     for _, eid in ipairs(g.envelopes) do
-      if id then ok(out, eid) else fail(out, eid, STATUS[kind] or 500, err) end
+      if how then ok(out, eid) else fail(out, eid, STATUS[kind] or 500, err) end
     end
-    if id then counts.events = counts.events + 1 end
+    if how == "logged" then counts.events = counts.events + 1 end
   end
 end
 
@@ -127,6 +156,7 @@ end
 -- Sorts the batch's envelopes: generations (merged), scores, the rest.
 local function sort_batch(ctx, batch, out, counts)
   local gens, by_id, scores = {}, {}, {}
+  local now = os.time() * 1000000 -- the stamp of an envelope without a timestamp
   for i, e in ipairs(batch) do
     local bad = check_envelope(e)
     if bad then
@@ -138,11 +168,14 @@ local function sort_batch(ctx, batch, out, counts)
     elseif GENERATION[e.type] then
       local g = by_id[e.body.id]
       if not g then
-        g = { body = {}, envelopes = {} }
+        g = { id = e.body.id, pieces = {}, envelopes = {} }
         by_id[e.body.id] = g
         gens[#gens + 1] = g
       end
-      map.merge(g.body, e.body)
+      -- stamped by time; at the same time an update wins over a create (the
+      -- SDK may put a generation's update before its create in a batch)
+      local ts = (map.iso_us(e.timestamp) or now) * 2 + (e.type == "generation-update" and 1 or 0)
+      g.pieces[#g.pieces + 1] = { body = e.body, envelope = e.id, ts = ts }
       g.envelopes[#g.envelopes + 1] = e.id
     elseif e.type == "score-create" then
       scores[#scores + 1] = e
@@ -155,7 +188,10 @@ local function sort_batch(ctx, batch, out, counts)
 end
 
 --- Handles one ingestion request. ctx: {client, st (new_state), key (the
--- request's, or nil), default_deployment}. Returns status, JSON body and
+-- request's, or nil), default_deployment; and, to complete stored events
+-- (without them an event is only logged): store and sanitizer (functions
+-- returning them, or nil, message, kind), sanitize_metadata,
+-- max_event_bytes}. Returns status, JSON body and
 -- counts {ignored, events, scores = {accepted, invalid, not_found,
 -- failed, forbidden}}.
 function M.ingestion(ctx, body)

@@ -56,14 +56,55 @@ function M.merge(acc, body)
   return acc
 end
 
+--- Merges a generation body into entry {body, stamps, mstamps} by time:
+-- a field (a metadata key) is set unless a body stamped later than ts set
+-- it already, so bodies merge alike in whichever order they arrive (equal
+-- stamps: the later call wins). touched[field] = true for each field set.
+function M.merge_stamped(entry, body, ts, touched)
+  local acc, stamps, mstamps = entry.body, entry.stamps, entry.mstamps
+  for k, v in pairs(body) do
+    if not absent(v) then
+      if k == "metadata" and is_object(v) then
+        if not is_object(acc.metadata) then acc.metadata = {} end
+        for mk, mv in pairs(v) do
+          if (mstamps[mk] or math.mininteger) <= ts then
+            acc.metadata[mk], mstamps[mk], touched.metadata = mv, ts, true
+          end
+        end
+      elseif (stamps[k] or math.mininteger) <= ts then
+        acc[k], stamps[k], touched[k] = v, ts, true
+      end
+    end
+  end
+  return touched
+end
+
+-- JSON text of a decoded value; numbers JSON cannot hold (NaN, infinities,
+-- which cjson.decode accepts) are written as null.
+local function json_text(v)
+  local ok, text = pcall(cjson.encode, v)
+  if ok then return text end
+  local function fix(x, depth)
+    if type(x) == "number" and (x ~= x or x == math.huge or x == -math.huge) then return cjson.null end
+    if type(x) ~= "table" or depth > 1000 then return x end
+    local out = setmetatable({}, getmetatable(x))
+    for k, y in pairs(x) do out[k] = fix(y, depth + 1) end
+    return out
+  end
+  ok, text = pcall(cjson.encode, fix(v, 0))
+  return ok and text or "null"
+end
+M.json_text = json_text
+
 -- Text of an input or output: a string as is, an OpenAI message's string
 -- content, else JSON text; "" when absent.
 local function text_of(v, message_content)
   if absent(v) then return "" end
   if type(v) == "string" then return v end
   if message_content and is_object(v) and type(v.content) == "string" then return v.content end
-  return cjson.encode(v)
+  return json_text(v)
 end
+M.text_of = text_of
 
 -- The number field of a usage object under the names the SDKs use.
 local function usage_field(u, names)
@@ -90,9 +131,10 @@ function M.tokens(g)
   end
 end
 
---- Milliseconds from startTime to endTime (else to completionStartTime), or nil.
-function M.latency_ms(g)
-  local s = M.iso_us(g.startTime)
+--- Milliseconds from startTime (else start_us, when given) to endTime
+-- (else to completionStartTime), or nil.
+function M.latency_ms(g, start_us)
+  local s = M.iso_us(g.startTime) or start_us
   local e = M.iso_us(g.endTime) or M.iso_us(g.completionStartTime)
   if not s or not e or e < s then return nil end
   return (e - s) // 1000

@@ -448,6 +448,10 @@ static void updated_event(const cf_str *f, const keyed *k, size_t n, const cf_ev
             e->token_count = x->token_count;
         if (x->fields & CF_UPD_CHECKS)
             e->quality_checks = x->quality_checks;
+        if (x->fields & CF_UPD_PROMPT)
+            e->prompt = x->prompt.p ? x->prompt : cf_cstr("");
+        if (x->fields & CF_UPD_RESPONSE)
+            e->response = x->response.p ? x->response : cf_cstr("");
     }
 }
 

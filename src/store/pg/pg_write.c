@@ -451,6 +451,10 @@ static int update_op(pg_store *s, void *arg, int attempt, cf_err *err)
         pg_p_str(&p, a->ids[i]);
         pg_p_bool(&p, !!(u->fields & CF_UPD_CHECKS));
         pg_p_int(&p, u->quality_checks ? (int64_t)u->quality_checks : CF_NULL_INT);
+        pg_p_bool(&p, !!(u->fields & CF_UPD_PROMPT));
+        pg_p_str(&p, u->prompt.p ? u->prompt : cf_cstr(""));
+        pg_p_bool(&p, !!(u->fields & CF_UPD_RESPONSE));
+        pg_p_str(&p, u->response.p ? u->response : cf_cstr(""));
         PGresult *r = pg_exec(
             s,
             "UPDATE inference_events SET"
@@ -459,7 +463,9 @@ static int update_op(pg_store *s, void *arg, int attempt, cf_err *err)
             " model_version_id = CASE WHEN $5::boolean THEN $6::text ELSE model_version_id END,"
             " latency_ms = CASE WHEN $7::boolean THEN $8::int8 ELSE latency_ms END,"
             " token_count = CASE WHEN $9::boolean THEN $10::int8 ELSE token_count END,"
-            " quality_checks = CASE WHEN $12::boolean THEN $13::int4 ELSE quality_checks END"
+            " quality_checks = CASE WHEN $12::boolean THEN $13::int4 ELSE quality_checks END,"
+            " prompt = CASE WHEN $14::boolean THEN $15::text ELSE prompt END,"
+            " response = CASE WHEN $16::boolean THEN $17::text ELSE response END"
             " WHERE id = $11::text",
             &p, "updating an inference event", err);
         if (!r)
@@ -487,7 +493,9 @@ int pg_update_events(cf_store *base, const cf_str *ids, const cf_event_update *u
     for (size_t i = 0; i < n; i++)
         if (require(ids[i], "updates", i, "id", err)
             || pg_check_text(u[i].metadata, "updates", i, "metadata", err)
-            || pg_check_text(u[i].model_version_id, "updates", i, "model_version_id", err))
+            || pg_check_text(u[i].model_version_id, "updates", i, "model_version_id", err)
+            || pg_check_text(u[i].prompt, "updates", i, "prompt", err)
+            || pg_check_text(u[i].response, "updates", i, "response", err))
             return -1;
     update_arg a = {ids, u, n};
     return pg_retry((pg_store *)base, update_op, &a, err) ? -1 : (int)n;

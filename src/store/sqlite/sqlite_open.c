@@ -211,7 +211,9 @@ static const char *const stmt_sql[SQ_COUNT_] = {
         " model_version_id = CASE WHEN ?5 THEN ?6 ELSE model_version_id END,"
         " latency_ms = CASE WHEN ?7 THEN ?8 ELSE latency_ms END,"
         " token_count = CASE WHEN ?9 THEN ?10 ELSE token_count END,"
-        " quality_checks = CASE WHEN ?12 THEN ?13 ELSE quality_checks END"
+        " quality_checks = CASE WHEN ?12 THEN ?13 ELSE quality_checks END,"
+        " prompt = CASE WHEN ?14 THEN ?15 ELSE prompt END,"
+        " response = CASE WHEN ?16 THEN ?17 ELSE response END"
         " WHERE id = ?11",
     [SQ_INSERT_CURATED] =
         "INSERT INTO curated_examples (id, inference_event_id, deployment_id, curation_source,"

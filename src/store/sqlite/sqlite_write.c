@@ -167,6 +167,10 @@ int sq_update_events(cf_store *base, const cf_str *ids, const cf_event_update *u
         sqlite3_bind_int(st, 12, !!(f & CF_UPD_CHECKS));
         bind_int_or_null(st, 13,
                          u[i].quality_checks ? (int64_t)u[i].quality_checks : CF_NULL_INT);
+        sqlite3_bind_int(st, 14, !!(f & CF_UPD_PROMPT));
+        sq_bind_str(st, 15, u[i].prompt.p ? u[i].prompt : cf_cstr(""));
+        sqlite3_bind_int(st, 16, !!(f & CF_UPD_RESPONSE));
+        sq_bind_str(st, 17, u[i].response.p ? u[i].response : cf_cstr(""));
         if (sqlite3_step(st) != SQLITE_DONE) {
             sq_fail(s, err, "updating an inference event");
             goto fail;
