@@ -34,6 +34,7 @@ M.FUNCTIONS = {
       .. " thumbs-like score is stored as a thumbs signal",
     options = { o("data_type", "NUMERIC, BOOLEAN, CATEGORICAL or TEXT (default: from the value)"),
                 o("comment", "text kept with the score"),
+                o("label", "a NUMERIC score's text form (an evaluator's \"pass\"), kept as its string_value"),
                 o("source", "human (default), llm or code"),
                 o("id", "your own id: the same id again stores nothing"),
                 o("timestamp", "when it happened (microseconds or UTC ISO 8601)") },
