@@ -4,13 +4,15 @@
 
 #include <openssl/evp.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Changing it changes every derived id: re-runs would store lines again. */
-static const char TAG[] = "crucible-feedback line id v1";
+static const char TAG[] = "crucible-feedback line id v2";
 
 struct cf_line_ids {
     EVP_MD_CTX *source; /* the tag and the name, hashed */
     EVP_MD_CTX *line;   /* scratch: a copy of source per line */
+    unsigned char prefix[4]; /* the source's own digest, first bytes: every id's */
 };
 
 void cf_line_ids_free(cf_line_ids *ids)
@@ -47,7 +49,42 @@ cf_line_ids *cf_line_ids_new(const char *name, size_t n, cf_err *err)
         cf_fail(err, CF_EIO, "cannot derive line ids: SHA-256 is not available");
         return NULL;
     }
+    /* the prefix: SHA-256 of the same tag and name, finished on a copy */
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdn = 0;
+    if (EVP_MD_CTX_copy_ex(ids->line, ids->source) != 1
+        || EVP_DigestFinal_ex(ids->line, md, &mdn) != 1 || mdn < sizeof ids->prefix) {
+        cf_line_ids_free(ids);
+        cf_fail(err, CF_EIO, "cannot derive line ids: SHA-256 failed");
+        return NULL;
+    }
+    memcpy(ids->prefix, md, sizeof ids->prefix);
     return ids;
+}
+
+/* Writes the low `bits` bits of v (most significant first) at bit *at of
+ * the 16-byte id, stepping over the version (bits 48-51) and variant
+ * (64-65) fields. */
+static void put_bits(unsigned char id[16], unsigned *at, uint64_t v, unsigned bits)
+{
+    while (bits > 0) {
+        if (*at == 48)
+            *at = 52;
+        else if (*at == 64)
+            *at = 66;
+        bits--;
+        if (v >> bits & 1)
+            id[*at / 8] |= (unsigned char)(0x80 >> (*at % 8));
+        (*at)++;
+    }
+}
+
+static uint64_t be_bits(const unsigned char *p, unsigned bytes)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < bytes; i++)
+        v = v << 8 | p[i];
+    return v;
 }
 
 int cf_line_id(cf_line_ids *ids, uint64_t line, const char *text, size_t n, char out[37],
@@ -59,15 +96,20 @@ int cf_line_id(cf_line_ids *ids, uint64_t line, const char *text, size_t n, char
         || put_len(ids->line, n) != 1 || (n && EVP_DigestUpdate(ids->line, text, n) != 1)
         || EVP_DigestFinal_ex(ids->line, md, &mdn) != 1 || mdn < 16)
         return cf_fail(err, CF_EIO, "cannot derive a line id: SHA-256 failed");
-    md[6] = (unsigned char)((md[6] & 0x0f) | 0x80); /* version 8 */
-    md[8] = (unsigned char)((md[8] & 0x3f) | 0x80); /* variant 10 */
+    unsigned char id[16] = {0};
+    unsigned at = 0;
+    put_bits(id, &at, be_bits(ids->prefix, 4), 32);
+    put_bits(id, &at, line & ((UINT64_C(1) << 40) - 1), 40);
+    put_bits(id, &at, be_bits(md, 7) >> 6, 50);
+    id[6] |= 0x80; /* version 8 */
+    id[8] |= 0x80; /* variant 10 */
     static const char hex[] = "0123456789abcdef";
     size_t o = 0;
     for (int i = 0; i < 16; i++) {
         if (i == 4 || i == 6 || i == 8 || i == 10)
             out[o++] = '-';
-        out[o++] = hex[md[i] >> 4];
-        out[o++] = hex[md[i] & 0x0f];
+        out[o++] = hex[id[i] >> 4];
+        out[o++] = hex[id[i] & 0x0f];
     }
     out[o] = '\0';
     return 0;

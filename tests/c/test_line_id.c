@@ -1,6 +1,7 @@
 /* Derived line ids (cf_line_id.h): stable across versions (a change would
  * make every re-run of bulk ingestion store its lines again), distinct for
- * a different source, line number or text, UUIDs of version 8. */
+ * a different source, line number or text, ascending with the line number,
+ * UUIDs of version 8. */
 #include "cf_test.h"
 
 #include <string.h>
@@ -22,15 +23,20 @@ static void id_of(const char *source, uint64_t line, const char *text, char out[
 }
 
 /* Known answers, computed independently with Python's hashlib over the
- * layout described in cf_line_id.c (tag with its NUL, then big-endian
- * 8-byte lengths and numbers). */
+ * layout described in cf_line_id.h (tag with its NUL, then big-endian
+ * 8-byte lengths and numbers; the source's 32 bits, the line's 40, the
+ * line digest's 50, around the version and variant fields). */
 static void test_known_answers(void)
 {
     char id[37];
     id_of("/data/events.jsonl", 1, LINE, id);
-    CHECK_STR(id, "453f723a-d39b-8d23-9169-9056bd406ff9");
+    CHECK_STR(id, "9463cf93-0000-8000-8005-7e562a2d1880");
     id_of("", 0, "", id);
-    CHECK_STR(id, "601d387f-413f-838b-b9ab-600644908225");
+    CHECK_STR(id, "3a4cff16-0000-8000-8000-4a2d07545e5f");
+    id_of("/data/events.jsonl", 2, LINE, id);
+    CHECK_STR(id, "9463cf93-0000-8000-8009-b04ef9192987");
+    id_of("/data/events.jsonl", 1099511627775, LINE, id); /* the largest line number kept whole */
+    CHECK_STR(id, "9463cf93-ffff-8fff-bffe-0a2b3058d057");
 }
 
 static void test_distinct_and_stable(void)
@@ -60,9 +66,31 @@ static void test_distinct_and_stable(void)
     CHECK(a[14] == '8' && strchr("89ab", a[19]) != NULL);
 }
 
+/* One source's ids ascend with its line numbers, whatever the lines hold:
+ * the store's id index takes them at one place. */
+static void test_ascending(void)
+{
+    char prev[37] = "", id[37];
+    cf_err err;
+    cf_line_ids *ids = cf_line_ids_new("/logs/a.jsonl", 13, &err);
+    CHECK(ids != NULL);
+    if (!ids)
+        return;
+    static const uint64_t lines[] = {1, 2, 3, 255, 256, 4095, 4096, 65536, 1u << 24, 1ull << 32};
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+        const char *text = i % 2 ? "zzzz" : "";
+        CHECK(cf_line_id(ids, lines[i], text, strlen(text), id, &err) == 0);
+        CHECK(cf_uuid_valid(id, 36));
+        CHECK(strcmp(prev, id) < 0);
+        memcpy(prev, id, sizeof id);
+    }
+    cf_line_ids_free(ids);
+}
+
 int main(void)
 {
     test_known_answers();
     test_distinct_and_stable();
+    test_ascending();
     return cf_test_done();
 }

@@ -4,10 +4,15 @@
  * run) stores each line once: the second run derives the same ids, and
  * the store skips ids it already has (see cf_ingest.h, duplicates).
  *
- * A line's id is a UUID (version 8, RFC 9562: 122 bits of the hash) made
- * from SHA-256 over a fixed tag, the source's name (the file's absolute
- * path, or a name the user gives), the line's number and the line's bytes
- * (without its '\r' and the stream's byte order mark):
+ * A line's id is a UUID (version 8, RFC 9562) whose 122 free bits are, in
+ * order: 32 bits of the source's digest (SHA-256 over a fixed tag and the
+ * source's name: the file's absolute path, or a name the user gives), the
+ * line's number (40 bits), and 50 bits of the line's digest (SHA-256 over
+ * the tag, the name, the line's number and the line's bytes, without its
+ * '\r' and the stream's byte order mark). The ids of one file thus ascend
+ * with its lines, so the store's id index takes them at one place, as it
+ * does time-ordered UUIDv7, instead of at random places (which made bulk
+ * ingestion a third slower on SQLite). What each part is for:
  *  - the name: the same line of two different files is two events;
  *  - the number: two identical lines of one file are two events (a log
  *    may hold the same exchange twice), not one;
