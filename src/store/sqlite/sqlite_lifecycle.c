@@ -285,11 +285,25 @@ static int wal_frames(void *ud, sqlite3 *db, const char *name, int frames)
     return SQLITE_OK;
 }
 
-/* The batches, sized by how long each held the write lock. The WAL is
- * checkpointed here, between batches, once it holds as many frames as
- * SQLite's automatic checkpoint would let it: that copy runs after the
- * lock is released (writers go on meanwhile) and is not counted as the
- * batch's lock time, which would shrink the batches for nothing. */
+/* A purge checkpoints the WAL itself, between batches, once it holds this
+ * many frames (64 MiB of 16 KiB pages): four times what SQLite's automatic
+ * checkpoint lets it grow to, as each checkpoint syncs the database file
+ * and copies again the pages (index interiors, the free list) that every
+ * batch rewrites; a purge of any size still keeps the WAL bounded. */
+#define PURGE_CHECKPOINT_FRAMES (4 * SQLITE_DEFAULT_WAL_AUTOCHECKPOINT)
+
+static void checkpoint(sq_store *s, int *frames, int at)
+{
+    if (*frames < at)
+        return;
+    sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    *frames = 0;
+}
+
+/* The batches, sized by how long each held the write lock. A checkpoint
+ * runs after the lock is released (writers go on meanwhile) and is not
+ * counted as the batch's lock time, which would shrink the batches for
+ * nothing. */
 static int batches(sq_store *s, const cf_purge *p, int *frames, cf_life_counts *out,
                    cf_err *err)
 {
@@ -300,10 +314,7 @@ static int batches(sq_store *s, const cf_purge *p, int *frames, cf_life_counts *
         if (one_batch(s, p, rows, &last, out, err))
             return -1;
         int64_t took = cf_mono_ns() - t0;
-        if (*frames >= SQLITE_DEFAULT_WAL_AUTOCHECKPOINT) {
-            sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-            *frames = 0;
-        }
+        checkpoint(s, frames, PURGE_CHECKPOINT_FRAMES);
         if (last)
             break;
         rows = next_size(p, rows, took);
@@ -320,6 +331,8 @@ int sq_purge(cf_store *base, const cf_purge *p, cf_life_counts *out, cf_err *err
     int frames = 0;
     sqlite3_wal_hook(s->db, wal_frames, &frames);
     int rc = batches(s, p, &frames, out, err);
+    /* what the automatic checkpoint would do after the last commit */
+    checkpoint(s, &frames, SQLITE_DEFAULT_WAL_AUTOCHECKPOINT);
     sqlite3_wal_autocheckpoint(s->db, SQLITE_DEFAULT_WAL_AUTOCHECKPOINT);
     return rc;
 }
