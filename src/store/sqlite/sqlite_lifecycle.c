@@ -92,85 +92,36 @@ static int exec(sq_store *s, const char *sql, cf_err *err)
     return 0;
 }
 
-/* Batches follow an index: a purge of one deployment's events, signals
- * or drift results walks its (deployment_id, time) index in (time, seq)
- * order; any other purge goes by seq (the rowid, or the rowid the user
- * index ends with). */
-static int time_ordered(const cf_purge *p)
-{
-    return p->deployment_id.p && !p->nusers
-           && (strcmp(p->table, "inference_events") == 0 || strcmp(p->table, "user_signals") == 0
-               || strcmp(p->table, "drift_results") == 0);
-}
-
-/* The last row of a batch in that order: its time (or seq) and seq. */
-typedef struct bound {
-    int set; /* 0: fewer rows left than the batch holds, the batch is all of them */
-    int64_t at, seq;
-} bound;
-
 /* Finds the batch's last row: the rows-th the purge selects, in index order. */
-static int find_bound(sq_store *s, const cf_purge *p, int64_t rows, bound *b, cf_err *err)
+static int find_bound(sq_store *s, const cf_purge *p, int64_t rows, cf_life_bound *b,
+                      cf_err *err)
 {
-    const char *key = time_ordered(p) ? cf_life_time_column(p->table) : "seq";
     cf_life_sql q;
     cf_life_sql_init(&q, '?');
-    strs(&q.b, "SELECT ", key, ", seq FROM ", p->table, " WHERE ", (char *)NULL);
-    int rc = cf_life_where(&q, p);
-    strs(&q.b, " ORDER BY ", key, ", seq LIMIT 1 OFFSET ", (char *)NULL);
-    cf_life_sql_int(&q, rows - 1);
     sqlite3_stmt *st = NULL;
-    if (rc || cf_buf_failed(&q.b))
-        rc = cf_fail(err, CF_ENOMEM, "out of memory building a purge");
-    else
-        rc = prepare(s, &q, &st, err);
+    int rc = cf_life_bound_sql(&q, p, NULL, rows, cf_life_time_column(p->table));
+    rc = rc ? cf_fail(err, CF_ENOMEM, "out of memory building a purge") : prepare(s, &q, &st, err);
     cf_buf_free(&q.b);
     if (!rc && (rc = sq_step_row(s, &st, "finding a purge batch", err)) >= 0) {
         b->set = rc == 1;
         b->at = b->set ? sqlite3_column_int64(st, 0) : 0;
         b->seq = b->set ? sqlite3_column_int64(st, 1) : 0;
+        b->has_lo = 0;
         rc = 0;
     }
     sqlite3_finalize(st);
     return rc;
 }
 
-/* Appends the condition selecting the batch (no WHERE): the purge's own,
- * up to and including its bound. In (time, seq) order the bound's time
- * replaces the cut-off (it is before it), so the index range ends there. */
-static int batch_where(cf_life_sql *q, const cf_purge *p, const bound *b)
-{
-    cf_purge own = *p;
-    if (b && b->set && time_ordered(p))
-        own.before = CF_NO_TIME;
-    int rc = cf_life_where(q, &own);
-    if (!b || !b->set)
-        return rc;
-    if (time_ordered(p)) {
-        const char *tc = cf_life_time_column(p->table);
-        strs(&q->b, " AND ", tc, " <= ", (char *)NULL);
-        cf_life_sql_int(q, b->at);
-        strs(&q->b, " AND (", tc, " < ", (char *)NULL);
-        cf_life_sql_int(q, b->at);
-        cf_buf_str(&q->b, " OR seq <= ");
-        cf_life_sql_int(q, b->seq);
-        cf_buf_putc(&q->b, ')');
-    } else {
-        cf_buf_str(&q->b, " AND seq <= ");
-        cf_life_sql_int(q, b->seq);
-    }
-    return rc || cf_buf_failed(&q->b) ? -1 : 0;
-}
-
 /* q: what head starts, then the ids of dependent dep's parents among the
  * batch's events (the batch's index range, walked again). */
 static int dep_sql(cf_life_sql *q, const char *head, size_t dep, const cf_purge *p,
-                   const bound *b)
+                   const cf_life_bound *b)
 {
     cf_life_sql r;
     cf_life_sql_init(&r, '?');
     strs(&r.b, "SELECT id FROM ", p->table, " WHERE ", (char *)NULL);
-    int rc = batch_where(&r, p, b) || cf_buf_putc(&r.b, '\0');
+    int rc = cf_life_batch_where(&r, p, b) || cf_buf_putc(&r.b, '\0');
     cf_life_sql_reset(q);
     strs(&q->b, head, cf_life_deps[dep].table, " WHERE ", cf_life_deps[dep].column, " IN (",
          (char *)NULL);
@@ -199,7 +150,7 @@ static int has_rows(sq_store *s, const char *table, int64_t *yes, cf_err *err)
 /* Deletes (or counts) the batch's rows (b NULL: every row the purge
  * selects) and, for events, their dependents first, deepest first; *n
  * receives the purged table's rows. */
-static int cascade(sq_store *s, const cf_purge *p, const bound *b, int count_only,
+static int cascade(sq_store *s, const cf_purge *p, const cf_life_bound *b, int count_only,
                    int64_t *n, cf_life_counts *out, cf_err *err)
 {
     cf_life_sql q;
@@ -219,7 +170,7 @@ static int cascade(sq_store *s, const cf_purge *p, const bound *b, int count_onl
         cf_life_sql_reset(&q);
         strs(&q.b, count_only ? "SELECT count(*)" : "DELETE", " FROM ", p->table, " WHERE ",
              (char *)NULL);
-        rc = batch_where(&q, p, b) ? cf_fail(err, CF_ENOMEM, "out of memory building a purge")
+        rc = cf_life_batch_where(&q, p, b) ? cf_fail(err, CF_ENOMEM, "out of memory building a purge")
                                    : run(s, &q, n, err);
     }
     cf_buf_free(&q.b);
@@ -242,19 +193,10 @@ static int count_all(sq_store *s, const cf_purge *p, cf_life_counts *out, cf_err
 }
 
 /* How long one purge transaction aims to hold the write lock: the batch
- * grows (up to 16x batch_rows) while batches are quicker than half of it
- * and shrinks when one takes twice as long, so writers wait about this
+ * grows while batches are quicker than half of it and shrinks when one
+ * takes twice as long (cf_life_next_size), so writers wait about this
  * long at most whatever the rows cost, and few gaps are left to pay for. */
 #define LOCK_TARGET_NS (INT64_C(50) * 1000000)
-
-static int64_t next_size(const cf_purge *p, int64_t rows, int64_t took_ns)
-{
-    if (took_ns < LOCK_TARGET_NS / 2 && rows < p->batch_rows * 16)
-        return rows * 2;
-    if (took_ns > LOCK_TARGET_NS * 2 && rows > 1)
-        return rows / 2;
-    return rows;
-}
 
 /* One batch of at most rows parent rows in its own transaction: its last
  * row found, then the dependents and the rows up to it deleted, each
@@ -262,7 +204,7 @@ static int64_t next_size(const cf_purge *p, int64_t rows, int64_t took_ns)
 static int one_batch(sq_store *s, const cf_purge *p, int64_t rows, int *last,
                      cf_life_counts *out, cf_err *err)
 {
-    bound b;
+    cf_life_bound b;
     int64_t n = 0;
     if (sq_begin(s, err))
         return -1;
@@ -317,7 +259,7 @@ static int batches(sq_store *s, const cf_purge *p, int *frames, cf_life_counts *
         checkpoint(s, frames, PURGE_CHECKPOINT_FRAMES);
         if (last)
             break;
-        rows = next_size(p, rows, took);
+        rows = cf_life_next_size(p, rows, took, LOCK_TARGET_NS);
         sqlite3_sleep(2); /* a gap: writers waiting (sq_busy) get the lock */
     }
     return 0;
