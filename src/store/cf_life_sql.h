@@ -65,7 +65,7 @@ typedef struct cf_life_bound {
 int cf_life_bound_sql(cf_life_sql *q, const cf_purge *p, const cf_life_bound *b, int64_t rows,
                       const char *time_expr);
 /* Appends the condition (no WHERE) selecting the batch up to b (NULL or
- * unset: every row p selects). In (time, seq) order the bound's time
+ * unset: every row p selects, after b's lo when it has one). In (time, seq) order the bound's time
  * replaces the cut-off (it is before it) so the index range ends there;
  * PostgreSQL compares (time, seq) as a row, which its index takes as a
  * range, and starts after lo when b has one. */

@@ -382,13 +382,11 @@ int cf_life_batch_where(cf_life_sql *q, const cf_purge *p, const cf_life_bound *
     if (b && b->set && cf_life_time_ordered(p))
         own.before = CF_NO_TIME;
     int rc = cf_life_where(q, &own);
-    if (!b || !b->set)
-        return rc;
-    if (q->style == '?')
+    if (b && b->set && q->style == '?')
         upto_expanded(q, p, b);
-    else
+    else if (b && b->set)
         row_compare(q, p, "<=", b->at, b->seq);
-    if (b->has_lo)
+    if (b && b->has_lo)
         row_compare(q, p, ">", b->lo_at, b->lo_seq);
     return rc || cf_buf_failed(&q->b) ? -1 : 0;
 }
