@@ -42,6 +42,38 @@ int cf_life_where(cf_life_sql *q, const cf_purge *p);
  * events whose ids event_ids (a subquery) yields: event_ids itself for a
  * child of inference_events. */
 int cf_life_parent_ids(cf_life_sql *q, size_t dep, const char *event_ids);
+/* Batches walk an index range. A purge of one deployment's events,
+ * signals or drift results goes along the (deployment_id, time) index in
+ * (time, seq) order; any other by seq (the rowid on SQLite). A batch is
+ * every selected row up to its last one, its bound. */
+int cf_life_time_ordered(const cf_purge *p);
+typedef struct cf_life_bound {
+    int set;         /* 0: fewer rows left than a batch holds: all of them */
+    int64_t at, seq; /* the last row's time (us; seq order: its seq) and seq */
+    /* PostgreSQL: the batch starts after the previous batch's last row
+     * (lo_at, lo_seq), so its index scan does not walk again the entries
+     * of the rows already deleted (still in the index until vacuumed). A
+     * row inserted during the purge with a time before that is left, as
+     * one inserted just after the purge would be. */
+    int has_lo;
+    int64_t lo_at, lo_seq;
+} cf_life_bound;
+/* Appends the query for a batch's bound: the (rows)th row p selects in
+ * that order (after b's lo when it has one), as (time or seq, seq);
+ * time_expr reads the time column as microseconds (the column itself when
+ * it holds them). */
+int cf_life_bound_sql(cf_life_sql *q, const cf_purge *p, const cf_life_bound *b, int64_t rows,
+                      const char *time_expr);
+/* Appends the condition (no WHERE) selecting the batch up to b (NULL or
+ * unset: every row p selects, after b's lo when it has one). In (time, seq) order the bound's time
+ * replaces the cut-off (it is before it) so the index range ends there;
+ * PostgreSQL compares (time, seq) as a row, which its index takes as a
+ * range, and starts after lo when b has one. */
+int cf_life_batch_where(cf_life_sql *q, const cf_purge *p, const cf_life_bound *b);
+/* The next batch's rows after one of rows took took_ns: twice as many
+ * (up to 16x p->batch_rows) while batches take under half of target_ns,
+ * half as many when one takes over twice as long. */
+int64_t cf_life_next_size(const cf_purge *p, int64_t rows, int64_t took_ns, int64_t target_ns);
 /* The index in cf_life_deps of the row for table, or -1. */
 int cf_life_dep_index(const char *table);
 

@@ -297,3 +297,105 @@ int cf_life_parent_ids(cf_life_sql *q, size_t dep, const char *event_ids)
         return -1;
     return cf_buf_putc(&q->b, ')');
 }
+
+/* ---- batches along an index ------------------------------------------------------ */
+
+int cf_life_time_ordered(const cf_purge *p)
+{
+    return p->deployment_id.p && !p->nusers
+           && (strcmp(p->table, "inference_events") == 0 || strcmp(p->table, "user_signals") == 0
+               || strcmp(p->table, "drift_results") == 0);
+}
+
+/* Appends " AND (time, seq) op (at, seq)" in the purge's order (seq
+ * order: " AND (seq op seq)"), the row comparison after the time's own
+ * (time <= or >= at): PostgreSQL estimates a row comparison's selectivity
+ * as a third of the table and would scan all of it, but sees from the
+ * time's that the range is narrow and walks the index. */
+static void row_compare(cf_life_sql *q, const cf_purge *p, const char *op, int64_t at, int64_t seq)
+{
+    if (cf_life_time_ordered(p)) {
+        cf_buf_str(&q->b, " AND ");
+        cf_buf_str(&q->b, cf_life_time_column(p->table));
+        cf_buf_str(&q->b, op[0] == '>' ? " >= " : " <= ");
+        cf_life_sql_time(q, at);
+        cf_buf_str(&q->b, " AND (");
+        cf_buf_str(&q->b, cf_life_time_column(p->table));
+        cf_buf_str(&q->b, ", seq) ");
+        cf_buf_str(&q->b, op);
+        cf_buf_str(&q->b, " (");
+        cf_life_sql_time(q, at);
+        cf_buf_str(&q->b, ", ");
+    } else {
+        cf_buf_str(&q->b, " AND (seq ");
+        cf_buf_str(&q->b, op);
+        cf_buf_putc(&q->b, ' ');
+    }
+    cf_life_sql_int(q, seq);
+    cf_buf_putc(&q->b, ')');
+}
+
+int cf_life_bound_sql(cf_life_sql *q, const cf_purge *p, const cf_life_bound *b, int64_t rows,
+                      const char *time_expr)
+{
+    const char *key = cf_life_time_ordered(p) ? cf_life_time_column(p->table) : "seq";
+    cf_buf_str(&q->b, "SELECT ");
+    cf_buf_str(&q->b, cf_life_time_ordered(p) ? time_expr : "seq");
+    cf_buf_str(&q->b, ", seq FROM ");
+    cf_buf_str(&q->b, p->table);
+    cf_buf_str(&q->b, " WHERE ");
+    int rc = cf_life_where(q, p);
+    if (b && b->has_lo)
+        row_compare(q, p, ">", b->lo_at, b->lo_seq);
+    cf_buf_str(&q->b, " ORDER BY ");
+    cf_buf_str(&q->b, key);
+    cf_buf_str(&q->b, ", seq LIMIT 1 OFFSET ");
+    cf_life_sql_int(q, rows - 1);
+    return rc || cf_buf_failed(&q->b) ? -1 : 0;
+}
+
+/* SQLite: time <= at AND (time < at OR seq <= seq), which its index takes
+ * as a range where it would not a row value. */
+static void upto_expanded(cf_life_sql *q, const cf_purge *p, const cf_life_bound *b)
+{
+    if (!cf_life_time_ordered(p)) {
+        row_compare(q, p, "<=", 0, b->seq);
+        return;
+    }
+    const char *tc = cf_life_time_column(p->table);
+    cf_buf_str(&q->b, " AND ");
+    cf_buf_str(&q->b, tc);
+    cf_buf_str(&q->b, " <= ");
+    cf_life_sql_time(q, b->at);
+    cf_buf_str(&q->b, " AND (");
+    cf_buf_str(&q->b, tc);
+    cf_buf_str(&q->b, " < ");
+    cf_life_sql_time(q, b->at);
+    cf_buf_str(&q->b, " OR seq <= ");
+    cf_life_sql_int(q, b->seq);
+    cf_buf_putc(&q->b, ')');
+}
+
+int cf_life_batch_where(cf_life_sql *q, const cf_purge *p, const cf_life_bound *b)
+{
+    cf_purge own = *p;
+    if (b && b->set && cf_life_time_ordered(p))
+        own.before = CF_NO_TIME;
+    int rc = cf_life_where(q, &own);
+    if (b && b->set && q->style == '?')
+        upto_expanded(q, p, b);
+    else if (b && b->set)
+        row_compare(q, p, "<=", b->at, b->seq);
+    if (b && b->has_lo)
+        row_compare(q, p, ">", b->lo_at, b->lo_seq);
+    return rc || cf_buf_failed(&q->b) ? -1 : 0;
+}
+
+int64_t cf_life_next_size(const cf_purge *p, int64_t rows, int64_t took_ns, int64_t target_ns)
+{
+    if (took_ns < target_ns / 2 && rows < p->batch_rows * 16)
+        return rows * 2;
+    if (took_ns > target_ns * 2 && rows > 1)
+        return rows / 2;
+    return rows;
+}

@@ -435,8 +435,9 @@ typedef struct cf_purge {
     /* events: keep those with a curated example exported at or after this
      * (INT64_MIN + 1: exported at any time; CF_NO_TIME: keep none). */
     int64_t keep_exported_since;
-    int64_t batch_rows;            /* parent rows per transaction (SQLite: the first;
-                                      later ones adapt to hold the lock ~50 ms) */
+    int64_t batch_rows;            /* parent rows of the first transaction; later ones
+                                      adapt (up to 16x) to hold the lock ~50 ms
+                                      (SQLite) or to take ~200 ms (PostgreSQL) */
     int64_t max_batches;           /* stop after this many (0: none): a resumable pause */
     int dry_run;                   /* count, delete nothing */
 } cf_purge;

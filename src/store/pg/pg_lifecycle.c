@@ -1,10 +1,13 @@
 /*
  * PostgreSQL backend: the data lifecycle (migration 9's deletion_audit).
- * A purge batch is one statement, so one transaction: a CTE picks
- * batch_rows parent ids, data-modifying CTEs delete their dependents
- * (cf_life_deps) and the parents, and the row counts come back in one
- * row. Batches keep each transaction short and the WAL written per
- * statement bounded, so the server is never flooded by one big delete.
+ * A purge batch is a range of an index: a query finds its last row (the
+ * batch_rows-th oldest the purge selects), then one statement, so one
+ * transaction, deletes up to it: data-modifying CTEs delete the
+ * dependents (cf_life_deps) of the range's events and the parents by
+ * walking the range, and the row counts come back in one row. Batches
+ * (sized to take about 200 ms) keep each transaction short and the WAL
+ * written per statement bounded, so the server is never flooded by one
+ * big delete.
  * Backups are pg_dump's (docs/lifecycle.md).
  */
 #include "pg_int.h"
@@ -49,9 +52,11 @@ static PGresult *run(pg_store *s, cf_life_sql *q, const char *what, cf_err *err)
 
 static int events(const cf_purge *p) { return strcmp(p->table, "inference_events") == 0; }
 
-/* Appends one count or delete CTE per dependent, then the parents', and
- * the SELECT of every count: (deps..., parents). */
-static void cascade_sql(cf_life_sql *q, const cf_purge *p, int count_only)
+/* Appends one count or delete CTE per dependent, then the parents' (by
+ * the batch's range, b), and the SELECT of every count: (deps...,
+ * parents). */
+static void cascade_sql(cf_life_sql *q, const cf_purge *p, const cf_life_bound *b,
+                        int count_only)
 {
     size_t n = events(p) ? cf_life_ndeps : 0;
     for (size_t i = 0; i < n; i++) {
@@ -70,7 +75,9 @@ static void cascade_sql(cf_life_sql *q, const cf_purge *p, int count_only)
                                  : ", p AS (DELETE FROM ");
     if (!count_only) {
         cf_buf_str(&q->b, p->table);
-        cf_buf_str(&q->b, " WHERE id IN (SELECT id FROM batch) RETURNING 1)");
+        cf_buf_str(&q->b, " WHERE ");
+        cf_life_batch_where(q, p, b);
+        cf_buf_str(&q->b, " RETURNING 1)");
     }
     cf_buf_str(&q->b, " SELECT ");
     for (size_t i = 0; i < n; i++) {
@@ -81,19 +88,17 @@ static void cascade_sql(cf_life_sql *q, const cf_purge *p, int count_only)
     cf_buf_str(&q->b, "(SELECT count(*) FROM p)");
 }
 
-/* The whole statement: WITH batch AS (the parent ids), then the cascade. */
-static int purge_sql(cf_life_sql *q, const cf_purge *p, int count_only)
+/* The whole statement: WITH batch AS (the batch's ids, for the
+ * dependents), then the cascade, whose last delete walks the batch's
+ * index range itself. b NULL: every row the purge selects. */
+static int purge_sql(cf_life_sql *q, const cf_purge *p, const cf_life_bound *b, int count_only)
 {
     cf_buf_str(&q->b, "WITH batch AS (SELECT id FROM ");
     cf_buf_str(&q->b, p->table);
     cf_buf_str(&q->b, " WHERE ");
-    cf_life_where(q, p);
-    if (!count_only) {
-        cf_buf_str(&q->b, " LIMIT ");
-        cf_life_sql_int(q, p->batch_rows);
-    }
+    cf_life_batch_where(q, p, b);
     cf_buf_putc(&q->b, ')');
-    cascade_sql(q, p, count_only);
+    cascade_sql(q, p, b, count_only);
     return cf_buf_failed(&q->b) ? -1 : 0;
 }
 
@@ -115,29 +120,75 @@ static int64_t add_row(const PGresult *r, const cf_purge *p, cf_life_counts *out
     return parents;
 }
 
+/* The batch's last row: the rows-th the purge selects in index order
+ * after the previous batch's (b's lo, when it has one). */
+static int find_bound(pg_store *s, const cf_purge *p, int64_t rows, cf_life_bound *b,
+                      cf_err *err)
+{
+    cf_life_sql q;
+    init_sql(&q);
+    const char *at = strcmp(cf_life_time_column(p->table), "started_at") == 0
+                         ? PG_US("started_at") : PG_US("inserted_at");
+    PGresult *r = NULL;
+    if (cf_life_bound_sql(&q, p, b, rows, at))
+        cf_fail(err, CF_ENOMEM, "out of memory building a purge");
+    else
+        r = run(s, &q, "finding a purge batch", err);
+    cf_buf_free(&q.b);
+    if (!r)
+        return -1;
+    b->set = PQntuples(r) == 1;
+    b->at = b->set ? pg_col_int(r, 0, 0) : 0;
+    b->seq = b->set ? pg_col_int(r, 0, 1) : 0;
+    PQclear(r);
+    return 0;
+}
+
+/* Runs the statement of one batch (b NULL: a dry run's count of all). */
+static int one_batch(pg_store *s, const cf_purge *p, const cf_life_bound *b,
+                     cf_life_counts *out, cf_err *err)
+{
+    cf_life_sql q;
+    init_sql(&q);
+    PGresult *r = NULL;
+    if (purge_sql(&q, p, b, b == NULL))
+        cf_fail(err, CF_ENOMEM, "out of memory building a purge");
+    else
+        r = run(s, &q, b ? "purging" : "counting rows to purge", err);
+    cf_buf_free(&q.b);
+    if (!r)
+        return -1;
+    add_row(r, p, out);
+    PQclear(r);
+    return 0;
+}
+
+/* How long one purge statement aims to take: the batch grows (up to 16x
+ * batch_rows) while statements are quicker than half of it, so a large
+ * purge is not paid for in per-statement round trips and planning, and
+ * shrinks when one takes twice as long, so no statement writes much WAL
+ * at once. */
+#define STATEMENT_TARGET_NS (INT64_C(200) * 1000000)
+
 int pg_purge(cf_store *base, const cf_purge *p, cf_life_counts *out, cf_err *err)
 {
     pg_store *s = (pg_store *)base;
-    cf_life_sql q;
-    init_sql(&q);
-    if (purge_sql(&q, p, p->dry_run)) {
-        cf_buf_free(&q.b);
-        return cf_fail(err, CF_ENOMEM, "out of memory building a purge");
-    }
-    int rc = 0;
-    for (int64_t b = 0; !p->max_batches || b < p->max_batches; b++) {
-        PGresult *r = run(s, &q, p->dry_run ? "counting rows to purge" : "purging", err);
-        if (!r) {
-            rc = -1;
+    if (p->dry_run)
+        return one_batch(s, p, NULL, out, err);
+    int64_t rows = p->batch_rows;
+    cf_life_bound b = {.has_lo = 0};
+    for (int64_t done = 0; !p->max_batches || done < p->max_batches; done++) {
+        int64_t t0 = cf_mono_ns();
+        if (find_bound(s, p, rows, &b, err) || one_batch(s, p, &b, out, err))
+            return -1;
+        if (!b.set)
             break;
-        }
-        int64_t parents = add_row(r, p, out);
-        PQclear(r);
-        if (p->dry_run || parents < p->batch_rows)
-            break;
+        b.has_lo = 1;
+        b.lo_at = b.at;
+        b.lo_seq = b.seq;
+        rows = cf_life_next_size(p, rows, cf_mono_ns() - t0, STATEMENT_TARGET_NS);
     }
-    cf_buf_free(&q.b);
-    return rc;
+    return 0;
 }
 
 int pg_list_user_exports(cf_store *base, const cf_purge *p, cf_export_row_fn cb, void *ud,

@@ -1,17 +1,25 @@
 /*
  * SQLite backend: the data lifecycle (migration 9's deletion_audit).
  * A purge deletes in short IMMEDIATE transactions of batch_rows parent
- * rows each (adapted to hold the lock about 50 ms), the dependents of a batch's events first (cf_life_deps), so
- * a writer waits at most one batch; the batch's ids sit in a temporary
- * table of this connection. Backups go through the online backup API.
+ * rows each (adapted to hold the lock about 50 ms), the dependents of a
+ * batch's events first (cf_life_deps), so a writer waits at most one
+ * batch. A batch is a range of an index: its last row is found first,
+ * then every statement walks the range up to it, as a hand-written
+ * DELETE would, with no list of ids kept. Backups go through the online
+ * backup API.
  */
 #include "sqlite_int.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../cf_life_sql.h"
+
+#ifndef SQLITE_DEFAULT_WAL_AUTOCHECKPOINT
+#define SQLITE_DEFAULT_WAL_AUTOCHECKPOINT 1000 /* SQLite's own default */
+#endif
 
 /* The statement text (NUL-terminated) or NULL when out of memory. */
 static const char *sql_text(cf_life_sql *q)
@@ -66,7 +74,16 @@ static void add(cf_life_counts *out, const char *table, int64_t n)
         out->n[i] += n;
 }
 
-#define BATCH_IDS "SELECT id FROM temp.cf_life_batch"
+/* Appends the strings up to a NULL. */
+static int strs(cf_buf *b, ...)
+{
+    va_list ap;
+    va_start(ap, b);
+    for (const char *x; (x = va_arg(ap, const char *)) != NULL;)
+        cf_buf_str(b, x);
+    va_end(ap);
+    return cf_buf_failed(b) ? -1 : 0;
+}
 
 static int exec(sq_store *s, const char *sql, cf_err *err)
 {
@@ -75,63 +92,89 @@ static int exec(sq_store *s, const char *sql, cf_err *err)
     return 0;
 }
 
-/* Fills temp.cf_life_batch with the ids of (at most limit, < 0: all) rows
- * the purge selects; *n receives how many. */
-static int fill_batch(sq_store *s, const cf_purge *p, int64_t limit, int64_t *n, cf_err *err)
+/* Finds the batch's last row: the rows-th the purge selects, in index order. */
+static int find_bound(sq_store *s, const cf_purge *p, int64_t rows, cf_life_bound *b,
+                      cf_err *err)
 {
-    if (exec(s, "DELETE FROM temp.cf_life_batch", err))
-        return -1;
     cf_life_sql q;
     cf_life_sql_init(&q, '?');
-    cf_buf_str(&q.b, "INSERT INTO temp.cf_life_batch (id) SELECT id FROM ");
-    cf_buf_str(&q.b, p->table);
-    cf_buf_str(&q.b, " WHERE ");
-    int rc = cf_life_where(&q, p);
-    if (!rc && limit >= 0) {
-        cf_buf_str(&q.b, " LIMIT ");
-        cf_life_sql_int(&q, limit);
+    sqlite3_stmt *st = NULL;
+    int rc = cf_life_bound_sql(&q, p, NULL, rows, cf_life_time_column(p->table));
+    rc = rc ? cf_fail(err, CF_ENOMEM, "out of memory building a purge") : prepare(s, &q, &st, err);
+    cf_buf_free(&q.b);
+    if (!rc && (rc = sq_step_row(s, &st, "finding a purge batch", err)) >= 0) {
+        b->set = rc == 1;
+        b->at = b->set ? sqlite3_column_int64(st, 0) : 0;
+        b->seq = b->set ? sqlite3_column_int64(st, 1) : 0;
+        b->has_lo = 0;
+        rc = 0;
     }
-    rc = rc ? cf_fail(err, CF_ENOMEM, "out of memory building a purge") : run(s, &q, n, err);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* q: what head starts, then the ids of dependent dep's parents among the
+ * batch's events (the batch's index range, walked again). */
+static int dep_sql(cf_life_sql *q, const char *head, size_t dep, const cf_purge *p,
+                   const cf_life_bound *b)
+{
+    cf_life_sql r;
+    cf_life_sql_init(&r, '?');
+    strs(&r.b, "SELECT id FROM ", p->table, " WHERE ", (char *)NULL);
+    int rc = cf_life_batch_where(&r, p, b) || cf_buf_putc(&r.b, '\0');
+    cf_life_sql_reset(q);
+    strs(&q->b, head, cf_life_deps[dep].table, " WHERE ", cf_life_deps[dep].column, " IN (",
+         (char *)NULL);
+    if (!rc)
+        rc = cf_life_parent_ids(q, dep, r.b.p);
+    cf_buf_putc(&q->b, ')');
+    /* the parent ids' text holds r's placeholders, ?1.. as in r */
+    q->np = r.np;
+    memcpy(q->p, r.p, sizeof r.p[0] * (size_t)r.np);
+    cf_buf_free(&r.b);
+    return rc || cf_buf_failed(&q->b) ? -1 : 0;
+}
+
+/* *yes: 1 when table holds a row. A dependent table that holds none is
+ * skipped: nothing of it can point at the batch. */
+static int has_rows(sq_store *s, const char *table, int64_t *yes, cf_err *err)
+{
+    cf_life_sql q;
+    cf_life_sql_init(&q, '?');
+    int rc = strs(&q.b, "SELECT EXISTS (SELECT 1 FROM ", table, ")", (char *)NULL);
+    rc = rc ? cf_fail(err, CF_ENOMEM, "out of memory building a purge") : run(s, &q, yes, err);
     cf_buf_free(&q.b);
     return rc;
 }
 
-/* Deletes (or counts) the batch's rows and, for events, their dependents
- * first, deepest first. */
-static int cascade(sq_store *s, const cf_purge *p, int count_only, cf_life_counts *out,
-                   cf_err *err)
+/* Deletes (or counts) the batch's rows (b NULL: every row the purge
+ * selects) and, for events, their dependents first, deepest first; *n
+ * receives the purged table's rows. */
+static int cascade(sq_store *s, const cf_purge *p, const cf_life_bound *b, int count_only,
+                   int64_t *n, cf_life_counts *out, cf_err *err)
 {
     cf_life_sql q;
     cf_life_sql_init(&q, '?');
     int rc = 0;
     int events = strcmp(p->table, "inference_events") == 0;
     for (size_t i = 0; !rc && events && i < cf_life_ndeps; i++) {
-        cf_life_sql_reset(&q);
-        cf_buf_str(&q.b, count_only ? "SELECT count(*) FROM " : "DELETE FROM ");
-        cf_buf_str(&q.b, cf_life_deps[i].table);
-        cf_buf_str(&q.b, " WHERE ");
-        cf_buf_str(&q.b, cf_life_deps[i].column);
-        cf_buf_str(&q.b, " IN (");
-        cf_life_parent_ids(&q, i, BATCH_IDS);
-        cf_buf_putc(&q.b, ')');
-        int64_t n = 0;
-        rc = run(s, &q, &n, err);
-        add(out, cf_life_deps[i].table, n);
+        int64_t k = 0;
+        rc = has_rows(s, cf_life_deps[i].table, &k, err);
+        if (rc || !k)
+            continue;
+        rc = dep_sql(&q, count_only ? "SELECT count(*) FROM " : "DELETE FROM ", i, p, b);
+        rc = rc ? cf_fail(err, CF_ENOMEM, "out of memory building a purge") : run(s, &q, &k, err);
+        add(out, cf_life_deps[i].table, k);
     }
-    if (!rc && !count_only) {
+    if (!rc) {
         cf_life_sql_reset(&q);
-        cf_buf_str(&q.b, "DELETE FROM ");
-        cf_buf_str(&q.b, p->table);
-        cf_buf_str(&q.b, " WHERE id IN (" BATCH_IDS ")");
-        rc = run(s, &q, NULL, err);
+        strs(&q.b, count_only ? "SELECT count(*)" : "DELETE", " FROM ", p->table, " WHERE ",
+             (char *)NULL);
+        rc = cf_life_batch_where(&q, p, b) ? cf_fail(err, CF_ENOMEM, "out of memory building a purge")
+                                   : run(s, &q, n, err);
     }
     cf_buf_free(&q.b);
     return rc;
-}
-
-static int prepare_batch_table(sq_store *s, cf_err *err)
-{
-    return exec(s, "CREATE TEMP TABLE IF NOT EXISTS cf_life_batch (id TEXT PRIMARY KEY)", err);
 }
 
 /* A dry run: every row the purge selects, counted in one read. */
@@ -140,7 +183,7 @@ static int count_all(sq_store *s, const cf_purge *p, cf_life_counts *out, cf_err
     int64_t n = 0;
     if (exec(s, "BEGIN", err))
         return -1;
-    int rc = fill_batch(s, p, -1, &n, err) || cascade(s, p, 1, out, err);
+    int rc = cascade(s, p, NULL, 1, &n, out, err);
     add(out, p->table, n);
     if (rc) {
         sq_rollback(s);
@@ -150,47 +193,90 @@ static int count_all(sq_store *s, const cf_purge *p, cf_life_counts *out, cf_err
 }
 
 /* How long one purge transaction aims to hold the write lock: the batch
- * grows (up to 16x batch_rows) while batches are quicker than half of it
- * and shrinks when one takes twice as long, so writers wait about this
+ * grows while batches are quicker than half of it and shrinks when one
+ * takes twice as long (cf_life_next_size), so writers wait about this
  * long at most whatever the rows cost, and few gaps are left to pay for. */
 #define LOCK_TARGET_NS (INT64_C(50) * 1000000)
 
-static int64_t next_size(const cf_purge *p, int64_t rows, int64_t took_ns)
+/* One batch of at most rows parent rows in its own transaction: its last
+ * row found, then the dependents and the rows up to it deleted, each
+ * statement walking the same index range. *last: it was the final batch. */
+static int one_batch(sq_store *s, const cf_purge *p, int64_t rows, int *last,
+                     cf_life_counts *out, cf_err *err)
 {
-    if (took_ns < LOCK_TARGET_NS / 2 && rows < p->batch_rows * 16)
-        return rows * 2;
-    if (took_ns > LOCK_TARGET_NS * 2 && rows > 1)
-        return rows / 2;
-    return rows;
+    cf_life_bound b;
+    int64_t n = 0;
+    if (sq_begin(s, err))
+        return -1;
+    if (find_bound(s, p, rows, &b, err) || cascade(s, p, &b, 0, &n, out, err)
+        || sq_commit(s, err)) {
+        sq_rollback(s);
+        return -1;
+    }
+    add(out, p->table, n);
+    *last = !b.set;
+    return 0;
+}
+
+/* The WAL's frames after our last commit (SQLite's WAL hook). */
+static int wal_frames(void *ud, sqlite3 *db, const char *name, int frames)
+{
+    (void)db;
+    (void)name;
+    *(int *)ud = frames;
+    return SQLITE_OK;
+}
+
+/* A purge checkpoints the WAL itself, between batches, once it holds this
+ * many frames (64 MiB of 16 KiB pages): four times what SQLite's automatic
+ * checkpoint lets it grow to, as each checkpoint syncs the database file
+ * and copies again the pages (index interiors, the free list) that every
+ * batch rewrites; a purge of any size still keeps the WAL bounded. */
+#define PURGE_CHECKPOINT_FRAMES (4 * SQLITE_DEFAULT_WAL_AUTOCHECKPOINT)
+
+static void checkpoint(sq_store *s, int *frames, int at)
+{
+    if (*frames < at)
+        return;
+    sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    *frames = 0;
+}
+
+/* The batches, sized by how long each held the write lock. A checkpoint
+ * runs after the lock is released (writers go on meanwhile) and is not
+ * counted as the batch's lock time, which would shrink the batches for
+ * nothing. */
+static int batches(sq_store *s, const cf_purge *p, int *frames, cf_life_counts *out,
+                   cf_err *err)
+{
+    int64_t rows = p->batch_rows;
+    for (int64_t done = 0; !p->max_batches || done < p->max_batches; done++) {
+        int last = 0;
+        int64_t t0 = cf_mono_ns();
+        if (one_batch(s, p, rows, &last, out, err))
+            return -1;
+        int64_t took = cf_mono_ns() - t0;
+        checkpoint(s, frames, PURGE_CHECKPOINT_FRAMES);
+        if (last)
+            break;
+        rows = cf_life_next_size(p, rows, took, LOCK_TARGET_NS);
+        sqlite3_sleep(2); /* a gap: writers waiting (sq_busy) get the lock */
+    }
+    return 0;
 }
 
 int sq_purge(cf_store *base, const cf_purge *p, cf_life_counts *out, cf_err *err)
 {
     sq_store *s = (sq_store *)base;
-    if (prepare_batch_table(s, err))
-        return -1;
     if (p->dry_run)
         return count_all(s, p, out, err);
-    int64_t rows = p->batch_rows;
-    for (int64_t batches = 0; !p->max_batches || batches < p->max_batches; batches++) {
-        int64_t n = 0, t0 = cf_mono_ns();
-        if (sq_begin(s, err))
-            return -1;
-        if (fill_batch(s, p, rows, &n, err) || (n && cascade(s, p, 0, out, err))) {
-            sq_rollback(s);
-            return -1;
-        }
-        if (sq_commit(s, err)) {
-            sq_rollback(s);
-            return -1;
-        }
-        add(out, p->table, n);
-        if (n < rows)
-            break;
-        rows = next_size(p, rows, cf_mono_ns() - t0);
-        sqlite3_sleep(2); /* a gap: writers waiting (sq_busy) get the lock */
-    }
-    return 0;
+    int frames = 0;
+    sqlite3_wal_hook(s->db, wal_frames, &frames);
+    int rc = batches(s, p, &frames, out, err);
+    /* what the automatic checkpoint would do after the last commit */
+    checkpoint(s, &frames, SQLITE_DEFAULT_WAL_AUTOCHECKPOINT);
+    sqlite3_wal_autocheckpoint(s->db, SQLITE_DEFAULT_WAL_AUTOCHECKPOINT);
+    return rc;
 }
 
 int sq_list_user_exports(cf_store *base, const cf_purge *p, cf_export_row_fn cb, void *ud,
