@@ -138,9 +138,63 @@ static void test_retention_batches_walk_the_index(void)
     cf_store_close(s);
 }
 
+/* Forgetting a user: every statement that picks the user's events
+ * searches the user bucket index (migration 11), never a scan of events,
+ * and only that user's events go. */
+static void test_forget_searches_the_user_buckets(void)
+{
+    cf_store *s = seeded();
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    sqlite3 *db = ((sq_store *)s)->db;
+    CHECK(sqlite3_exec(db,
+                       "UPDATE inference_events SET user_id_hash ="
+                       " CASE WHEN inserted_at % 2 = 0 THEN 'a1b2c3d4e5f60718'"
+                       " ELSE 'a1ffffffffffffff' END",
+                       NULL, NULL, NULL) == SQLITE_OK);
+    traced t = {.n = 0};
+    sqlite3_trace_v2(db, SQLITE_TRACE_STMT, on_stmt, &t);
+    static const cf_str users[] = {{"a1b2c3d4e5f60718", 16}};
+    cf_purge p;
+    cf_purge_init(&p, "inference_events");
+    p.user_hashes = users;
+    p.nusers = 1;
+    p.batch_rows = 4;
+    cf_life_counts out = {{0}};
+    cf_err err;
+    CHECK(cf_store_purge(s, &p, &out, &err) == 0);
+    sqlite3_trace_v2(db, 0, NULL, NULL);
+    CHECK(out.n[cf_life_table_index("inference_events")] == 10);
+    int picks = 0;
+    for (int i = 0; i < t.n; i++) {
+        if (!strstr(t.sql[i], "user_id_hash"))
+            continue;
+        char plan[4096];
+        plan_of(db, t.sql[i], plan, sizeof plan);
+        int ok = strstr(plan, "USING INDEX inference_events_user_bucket (user_bucket=?")
+                 && !strstr(plan, "SCAN inference_events");
+        if (!ok)
+            fprintf(stderr, "%s\n-> %s\n", t.sql[i], plan);
+        CHECK(ok);
+        picks++;
+    }
+    CHECK(picks >= 2);
+    /* the other user shares the bucket and keeps every event */
+    sqlite3_stmt *st = NULL;
+    CHECK(sqlite3_prepare_v2(db, "SELECT count(*) FROM inference_events WHERE user_id_hash ="
+                             " 'a1ffffffffffffff'", -1, &st, NULL) == SQLITE_OK);
+    CHECK(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 10);
+    sqlite3_finalize(st);
+    for (int i = 0; i < t.n; i++)
+        free(t.sql[i]);
+    cf_store_close(s);
+}
+
 int main(void)
 {
     RUN(test_retention_batches_walk_the_index);
+    RUN(test_forget_searches_the_user_buckets);
     remove_db();
     return cf_test_done();
 }

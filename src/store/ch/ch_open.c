@@ -123,6 +123,10 @@ static const char *const m10[] = {NULL};
 static const char *const m10_columns[] = {"inference_events", "quality_checks",
                                           "Nullable(UInt32)", NULL};
 
+/* SQLite's user index by bucket: ClickHouse finds a user's events by its
+ * sort key and a scan, as before. */
+static const char *const m11[] = {NULL};
+
 static const ch_migration migrations[] = {
     {1, "initial schema", m1, NULL},
     {2, "quality indexes", m2, NULL},
@@ -134,6 +138,7 @@ static const ch_migration migrations[] = {
     {8, "scores", m8, NULL},
     {9, "data lifecycle", m9, NULL},
     {10, "quality checks", m10, m10_columns},
+    {11, "user index by bucket", m11, NULL},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])

@@ -185,6 +185,21 @@ static const sq_migration migrations[] = {
      "CREATE INDEX inference_events_light ON inference_events"
      "  (deployment_id, inserted_at, seq, id, model_version_id, quality_score, latency_ms,"
      "   token_count, quality_checks);"},
+    /* One user's events by the first character of the user's hash, not the
+     * whole hash: hashes are random, so a full-hash index took each batch's
+     * keys at pages all over it and wrote nearly all of it to the WAL again
+     * (a third of bulk ingestion's time at 100,000 events, more as it
+     * grows); 16 buckets in row order take appends at 16 places. The hash
+     * rides along after seq, so a purge of users compares it in the index
+     * and reads only its own rows. A generated
+     * column, since SQLite searches an index on it where it only scans one
+     * on the expression. */
+    {11, "user index by bucket",
+     "ALTER TABLE inference_events ADD COLUMN user_bucket TEXT"
+     "  GENERATED ALWAYS AS (substr(user_id_hash, 1, 1)) VIRTUAL;"
+     "DROP INDEX inference_events_user;"
+     "CREATE INDEX inference_events_user_bucket ON inference_events"
+     "  (user_bucket, seq, user_id_hash) WHERE user_id_hash IS NOT NULL;"},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
