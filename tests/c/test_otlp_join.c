@@ -41,7 +41,7 @@ static long counter(cf_serve_metrics *m, const char *name)
     CHECK(cf_serve_metrics_render(m, NULL, NULL, &b) == 0);
     char line[128];
     snprintf(line, sizeof line, "\n%s ", name); /* the sample, not its # HELP */
-    char *p = strstr(b.p, line);
+    const char *p = strstr(cf_buf_cstr(&b), line); /* cf_buf is not NUL-terminated */
     long v = p ? strtol(p + strlen(line), NULL, 10) : -1;
     cf_buf_free(&b);
     return v;

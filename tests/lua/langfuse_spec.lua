@@ -66,13 +66,7 @@ describe("Langfuse ingestion API", function()
     key = create_key(h, "--name app")
     S.sleep(0.6) -- the server loads the key within server.key_refresh
   end)
-  after_each(function()
-    if h then
-      local status = S.stop(h)
-      S.cleanup(h)
-      assert.equals(0, status)
-    end
-  end)
+  after_each(function() S.finish(h) end)
 
   it("stores the SDK's generations as events and its scores as scores", function()
     local out = send(h, key, { traces = {

@@ -63,13 +63,7 @@ local TE, SE = "e1e1e1e1e1e1e1e1e1e1e1e1e1e1e1e1", "e2e2e2e2e2e2e2e2"
 describe("OTLP evaluation records", function()
   local h
   before_each(function() h = S.start("ingestion = { flush_interval = 50 }") end)
-  after_each(function()
-    if h then
-      local status = S.stop(h)
-      S.cleanup(h)
-      assert.equals(0, status)
-    end
-  end)
+  after_each(function() S.finish(h) end)
 
   for _, protocol in ipairs { "proto", "json" } do
     it(("scores the event named by response id or by trace and span, sent after it (%s)"):format(

@@ -62,13 +62,7 @@ local CURRENT = {
 describe("OTLP traces", function()
   local h
   before_each(function() h = S.start("ingestion = { flush_interval = 50 }") end)
-  after_each(function()
-    if h then
-      local status = S.stop(h)
-      S.cleanup(h)
-      assert.equals(0, status)
-    end
-  end)
+  after_each(function() S.finish(h) end)
 
   for _, mode in ipairs { { "proto", true }, { "proto", false }, { "json", true }, { "json", false } } do
     it(("stores a GenAI span (current conventions, %s, gzip %s) and ignores an HTTP span"):format(
@@ -305,13 +299,7 @@ end
 describe("OTLP logs", function()
   local h
   before_each(function() h = S.start("ingestion = { flush_interval = 50 }") end)
-  after_each(function()
-    if h then
-      local status = S.stop(h)
-      S.cleanup(h)
-      assert.equals(0, status)
-    end
-  end)
+  after_each(function() S.finish(h) end)
 
   local TRACE, SPAN = "11112222333344445555666677778888", "aaaabbbbccccdddd"
 

@@ -36,13 +36,7 @@ describe("OTLP errors as google.rpc.Status", function()
     secret = create_key(dir)
     h = S.start("ingestion = { flush_interval = 50 }, server = { body_limit = 4096 }", nil, dir)
   end)
-  teardown(function()
-    if h then
-      local status = S.stop(h)
-      S.cleanup(h)
-      assert.equals(0, status)
-    end
-  end)
+  teardown(function() S.finish(h) end)
 
   it("answers a protobuf request without a key with a protobuf Status (401, UNAUTHENTICATED)", function()
     for _, path in ipairs { "/v1/traces", "/v1/logs", "/api/public/otel/v1/traces" } do

@@ -34,23 +34,7 @@ local function expected(n, per_hour)
   return out
 end
 
--- data-key -> data-value of every keyed number (stats and chart dots) on a page.
-local function shown(html)
-  local out = {}
-  for key, value in html:gmatch('data%-key="([^"]*)" data%-value="([^"]*)"') do
-    out[key] = tonumber(value)
-  end
-  return out
-end
-
-local function at(doc, path)
-  local v = doc
-  for part in path:gmatch("[^.]+") do
-    if type(v) ~= "table" then return nil end
-    v = v[math.tointeger(tonumber(part)) or part]
-  end
-  return v
-end
+local shown, at = support.report_shown, support.path_at
 
 describe("report: quality checks per bucket", function()
   local cf, dir

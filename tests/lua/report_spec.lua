@@ -78,24 +78,7 @@ end
 
 local function near(a, b) return a == b or (a and b and math.abs(a - b) < 1e-9) end
 
--- data-key -> data-value of every key number on a page.
-local function shown(html)
-  local out = {}
-  for key, value in html:gmatch('data%-key="([^"]*)" data%-value="([^"]*)"') do
-    out[key] = tonumber(value)
-  end
-  return out
-end
-
--- The value at a dotted path ("drift.features.1.psi") of a decoded document.
-local function at(doc, path)
-  local v = doc
-  for part in path:gmatch("[^.]+") do
-    if type(v) ~= "table" then return nil end
-    v = v[math.tointeger(tonumber(part)) or part]
-  end
-  return v
-end
+local shown, at = support.report_shown, support.path_at
 
 describe("report", function()
   local cf, dir, db

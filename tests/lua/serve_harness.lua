@@ -63,6 +63,15 @@ function M.stop(h, sig)
   return tonumber(M.read_all(h.dir .. "/status"):match("%d+"))
 end
 
+--- An after_each/teardown body: stops h (when a test started one) with
+-- SIGTERM, removes its directory, and asserts a clean exit.
+function M.finish(h)
+  if not h then return end
+  local status = M.stop(h)
+  M.cleanup(h)
+  assert(status == 0, "serve exited with status " .. tostring(status))
+end
+
 --- curl: returns status (number), body, headers (lowercased text).
 function M.curl(h, path, args)
   local out = os.tmpname()

@@ -95,4 +95,25 @@ function M.run(args, opts)
   return o, e, code
 end
 
+--- A report page's keyed numbers (stats and chart dots): data-key ->
+-- data-value.
+function M.report_shown(html)
+  local out = {}
+  for key, value in html:gmatch('data%-key="([^"]*)" data%-value="([^"]*)"') do
+    out[key] = tonumber(value)
+  end
+  return out
+end
+
+--- The value at a dotted path ("drift.features.1.psi") of a decoded
+-- document (numeric parts index lists), or nil.
+function M.path_at(doc, path)
+  local v = doc
+  for part in path:gmatch("[^.]+") do
+    if type(v) ~= "table" then return nil end
+    v = v[math.tointeger(tonumber(part)) or part]
+  end
+  return v
+end
+
 return M
