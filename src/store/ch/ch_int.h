@@ -110,6 +110,9 @@ int ch_open_unscored_cursor(cf_store *, const cf_query *, cf_cursor **, cf_err *
 void ch_read_event(const cf_str *f, cf_event *e, int unscored);
 /* A page of at most CH_IDS_PAGE distinct ids (the generic events-by-id cursor pages them). */
 #define CH_IDS_PAGE 200
+/* The deployment of an event through the id view (*dep malloc'd; NULL when
+ * the event does not exist); what names the operation in errors. */
+int ch_event_deployment(ch_store *s, cf_str id, const char *what, char **dep, cf_err *err);
 int ch_open_events_page(cf_store *, const cf_str *, size_t, cf_cursor **, cf_err *);
 int ch_last_export_at(cf_store *, cf_str, int64_t *, cf_err *);
 int ch_list_deployments(cf_store *, cf_name_fn, void *, cf_err *);

@@ -17,29 +17,6 @@
 
 static int show_len(cf_str s) { return (int)(s.n > 100 ? 100 : s.n); }
 
-/* The deployment of the event (*dep malloc'd), NULL when there is none. */
-static int event_deployment(ch_store *s, cf_str id, char **dep, cf_err *err)
-{
-    *dep = NULL;
-    cf_buf q = CF_BUF_INIT;
-    cf_buf_str(&q, "SELECT deployment_id FROM inference_event_ids WHERE id = ");
-    ch_quote(&q, id);
-    cf_buf_str(&q, " LIMIT 1");
-    ch_rows r;
-    int rc = ch_query(s, &q, "recording a score", &r, err);
-    cf_buf_free(&q);
-    if (rc)
-        return -1;
-    rc = ch_rows_next(&r, 1, err);
-    if (rc == 1) {
-        *dep = strndup(r.f[0].p, r.f[0].n);
-        ch_rows_close(&r);
-        if (!*dep)
-            return cf_fail(err, CF_ENOMEM, "out of memory recording a score");
-    }
-    return rc < 0 ? -1 : 0;
-}
-
 static int refuse_taken(ch_store *s, cf_str dep, cf_str id, cf_err *err)
 {
     cf_buf q = CF_BUF_INIT;
@@ -61,7 +38,7 @@ int ch_insert_score(cf_store *base, const cf_score *sc, cf_err *err)
 {
     ch_store *s = (ch_store *)base;
     char *dep = NULL;
-    if (event_deployment(s, sc->inference_event_id, &dep, err))
+    if (ch_event_deployment(s, sc->inference_event_id, "recording a score", &dep, err))
         return -1;
     if (!dep)
         return cf_fail(err, CF_ENOTFOUND, "inference event '%.*s' not found",

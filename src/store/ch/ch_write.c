@@ -302,8 +302,7 @@ done:
     return rc;
 }
 
-/* The deployment of an event (*dep malloc'd; NULL when it does not exist). */
-static int event_deployment(ch_store *s, cf_str id, char **dep, cf_err *err)
+int ch_event_deployment(ch_store *s, cf_str id, const char *what, char **dep, cf_err *err)
 {
     *dep = NULL;
     cf_buf q = CF_BUF_INIT;
@@ -311,7 +310,7 @@ static int event_deployment(ch_store *s, cf_str id, char **dep, cf_err *err)
     ch_quote(&q, id);
     cf_buf_str(&q, " LIMIT 1");
     ch_rows r;
-    int rc = ch_query(s, &q, "finding an inference event", &r, err);
+    int rc = ch_query(s, &q, what, &r, err);
     cf_buf_free(&q);
     if (rc)
         return -1;
@@ -320,7 +319,7 @@ static int event_deployment(ch_store *s, cf_str id, char **dep, cf_err *err)
         *dep = strndup(r.f[0].p, r.f[0].n);
         ch_rows_close(&r);
         if (!*dep)
-            return oom(err, "finding an inference event");
+            return oom(err, what);
     }
     return rc < 0 ? -1 : 0;
 }
@@ -352,7 +351,7 @@ int ch_insert_signal(cf_store *base, const cf_signal *sig, cf_err *err)
     ch_store *s = (ch_store *)base;
     cf_str id = sig->id;
     char *dep = NULL;
-    if (event_deployment(s, sig->inference_event_id, &dep, err))
+    if (ch_event_deployment(s, sig->inference_event_id, "finding an inference event", &dep, err))
         return -1;
     if (!dep)
         return cf_fail(err, CF_ENOTFOUND, "inference event '%.*s' not found",
