@@ -40,6 +40,8 @@ set(CF_FUZZ_EXTRA_otlp
   src/otlp/cf_otlp_depth.c src/otlp/cf_otlp_json.c src/otlp/cf_otlp_json_any.c
   src/otlp/cf_otlp_map.c src/otlp/cf_otlp_msgs.c src/otlp/cf_otlp_eval.c)
 list(TRANSFORM CF_FUZZ_EXTRA_otlp PREPEND ${PROJECT_SOURCE_DIR}/)
+# rebuilt when one of its own sources changes, not only the shared ones
+set(CF_FUZZ_DEPS_otlp ${CF_FUZZ_EXTRA_otlp})
 list(APPEND CF_FUZZ_EXTRA_otlp ${CF_OTLP_PB_SOURCES} -I${CF_OTLP_GEN})
 set(CF_FUZZ_DIR ${PROJECT_BINARY_DIR}/fuzz)
 file(MAKE_DIRECTORY ${CF_FUZZ_DIR})

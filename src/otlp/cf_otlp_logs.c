@@ -178,12 +178,7 @@ static void answer(const tally *t, int protobuf, cf_serve_resp *r)
             ps.error_message = (char *)t->first_error;
             resp.partial_success = &ps;
         }
-        size_t n = protobuf_c_message_get_packed_size(&resp.base);
-        if (cf_buf_reserve(&r->body, n + 1) == 0) {
-            protobuf_c_message_pack(&resp.base, (uint8_t *)r->body.p);
-            r->body.n = n;
-        }
-        r->content_type = "application/x-protobuf";
+        cf_otlp_pack(r, &resp.base);
         return;
     }
     if (!t->rejected) {

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cf_otlp_submit.h"
 #include "crucible/otlp/cf_otlp_route.h"
 #include "google/rpc/status.pb-c.h"
 
@@ -38,17 +39,22 @@ int cf_otlp_rpc_code(int status)
     }
 }
 
+void cf_otlp_pack(cf_serve_resp *r, const ProtobufCMessage *m)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    if (cf_buf_reserve(&r->body, n + 1) == 0) {
+        protobuf_c_message_pack(m, (uint8_t *)r->body.p);
+        r->body.n = n;
+    }
+    r->content_type = "application/x-protobuf";
+}
+
 static void status_pb(cf_serve_resp *r, int code, char *msg)
 {
     Google__Rpc__Status st = GOOGLE__RPC__STATUS__INIT;
     st.code = code;
     st.message = msg;
-    size_t n = google__rpc__status__get_packed_size(&st);
-    if (cf_buf_reserve(&r->body, n + 1) == 0) {
-        google__rpc__status__pack(&st, (uint8_t *)r->body.p);
-        r->body.n = n;
-    }
-    r->content_type = "application/x-protobuf";
+    cf_otlp_pack(r, &st.base);
 }
 
 void cf_otlp_error_msg(cf_serve_resp *r, const char *media, int status, const char *msg)

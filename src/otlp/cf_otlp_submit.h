@@ -2,8 +2,14 @@
 #ifndef CF_OTLP_SUBMIT_H
 #define CF_OTLP_SUBMIT_H
 
+#include <protobuf-c/protobuf-c.h>
+
 #include "cf_otlp_join.h"
 #include "crucible/serve/cf_serve_events.h"
+
+/* A protobuf message as the response body, application/x-protobuf
+ * (cf_otlp_status.c). */
+void cf_otlp_pack(cf_serve_resp *r, const ProtobufCMessage *m);
 
 /* One event's JSON into the pipeline: 0, or the HTTP status of the
  * refusal (400 invalid, 429 full, 503 closed, 500) with err, counted in
