@@ -122,9 +122,11 @@ describe("serve: the live report", function()
     local ingest = create_key(h, "--name ing")
     local read = create_key(h, "--name dash --scope read")
     local only_a = create_key(h, "--name dash-a --scope read --deployment dep-a")
-    -- the table is reloaded as a whole: once the last key works, all do
-    assert(srv.wait_until(function() return srv.curl(h, "/", bearer(only_a)) == 200 end, 10),
-      "keys not loaded")
+    -- keys are loaded (no key: 401) and the table holds the last one made
+    -- (it is reloaded whole: then it holds them all)
+    assert(srv.wait_until(function()
+      return srv.curl(h, "/") == 401 and srv.curl(h, "/", bearer(only_a)) == 200
+    end, 10), "keys not loaded")
     local code, body, headers = srv.curl(h, "/report/dep-a")
     assert.equals(401, code, body)
     assert.matches("www-authenticate: bearer", headers, 1, true)
