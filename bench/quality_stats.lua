@@ -65,4 +65,5 @@ print(json.encode { bench = "crucible_quality_stats", events = s.event_count,
   signals = s.signal_count, seconds_first = t_first, seconds_default = t_default,
   seconds_all_scores = t_all,
   seconds_all_with_checks = t_all_checks, rolling_average = s.rolling_average,
+  all_rolling_average = s_all.rolling_average,
   p50 = s.p50, p90 = s.p90, all_p50 = s_all.p50, signal_score = s.signal_score })

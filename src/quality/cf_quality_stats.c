@@ -6,6 +6,7 @@
 #include "crucible/quality/cf_quality_stats.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,6 +48,67 @@ static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
+}
+
+static void swap_d(double *v, size_t i, size_t j)
+{
+    double t = v[i];
+    v[i] = v[j];
+    v[j] = t;
+}
+
+/* Moves the k-th smallest of v[0..n) to v[k], the smaller ones before it
+ * and the larger ones after (quickselect, median-of-three pivots; a range
+ * that keeps splitting badly is sorted instead, so the worst case stays
+ * n log n). */
+static void select_kth(double *v, size_t n, size_t kk)
+{
+    ptrdiff_t lo = 0, hi = (ptrdiff_t)n - 1, k = (ptrdiff_t)kk;
+    int budget = 64;
+    while (hi > lo + 16 && --budget > 0) {
+        ptrdiff_t mid = lo + (hi - lo) / 2;
+        if (v[mid] < v[lo])
+            swap_d(v, (size_t)mid, (size_t)lo);
+        if (v[hi] < v[lo])
+            swap_d(v, (size_t)hi, (size_t)lo);
+        if (v[hi] < v[mid])
+            swap_d(v, (size_t)hi, (size_t)mid);
+        double pivot = v[mid];
+        ptrdiff_t i = lo, j = hi;
+        while (i <= j) { /* Hoare: equal keys stop both sides, so runs of one value split evenly */
+            while (v[i] < pivot)
+                i++;
+            while (pivot < v[j])
+                j--;
+            if (i <= j)
+                swap_d(v, (size_t)i++, (size_t)j--);
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            return; /* v[j+1..i-1] all equal the pivot */
+    }
+    qsort(v + lo, (size_t)(hi - lo + 1), sizeof *v, cmp_double);
+}
+
+double cf_percentile_select(double *v, size_t n, double p)
+{
+    if (n == 0)
+        return NAN;
+    double h = (double)(n - 1) * p;
+    size_t lo = (size_t)floor(h);
+    if (lo >= n - 1) {
+        select_kth(v, n, n - 1);
+        return v[n - 1];
+    }
+    select_kth(v, n, lo);
+    double next = v[lo + 1];
+    for (size_t i = lo + 2; i < n; i++)
+        if (v[i] < next)
+            next = v[i];
+    return v[lo] + (h - (double)lo) * (next - v[lo]);
 }
 
 void cf_quality_stats_free(cf_quality_stats *st)
@@ -146,8 +208,8 @@ static int read_window(cf_store *store, const cf_quality_cfg *cfg, cf_query *q,
     q->descending = 1;
     q->limit = out->window_size;
     cf_light_scan *scan = NULL;
-    if (cf_store_open_light_events(store, q, cfg ? CF_LIGHT_CHECKS | CF_LIGHT_RESPONSE : 0,
-                                   &scan, err))
+    unsigned want = CF_LIGHT_SCORE_ONLY | (cfg ? CF_LIGHT_CHECKS | CF_LIGHT_RESPONSE : 0);
+    if (cf_store_open_light_events(store, q, want, &scan, err))
         return -1;
     cf_light_event e;
     int r;
@@ -170,12 +232,16 @@ static void summarize(cf_quality_stats *out, score_list *sc)
     out->scored_count = (int64_t)ns;
     out->rolling_average = out->window_count ? sc->sum / (double)out->window_count : 1.0;
     if (ns) {
-        qsort(sc->v, ns, sizeof *sc->v, cmp_double);
+        double lo = sc->v[0], hi = sc->v[0];
+        for (size_t i = 1; i < ns; i++) {
+            lo = sc->v[i] < lo ? sc->v[i] : lo;
+            hi = sc->v[i] > hi ? sc->v[i] : hi;
+        }
         out->scored_average = sc->sum / (double)ns;
-        out->p50 = cf_percentile_sorted(sc->v, ns, 0.5);
-        out->p90 = cf_percentile_sorted(sc->v, ns, 0.9);
-        out->min = sc->v[0];
-        out->max = sc->v[ns - 1];
+        out->p50 = cf_percentile_select(sc->v, ns, 0.5);
+        out->p90 = cf_percentile_select(sc->v, ns, 0.9);
+        out->min = lo;
+        out->max = hi;
     }
 }
 
@@ -193,18 +259,23 @@ int cf_quality_stats_compute(cf_store *store, const cf_quality_cfg *cfg, cf_str 
     cf_query q;
     cf_query_init(&q);
     q.deployment_id = deployment;
-    if (cf_store_count(store, CF_KIND_EVENTS, &q, &out->event_count, err))
-        return -1;
     if (count_signals(store, &q, out, err))
         goto fail;
-    score_list sc = {.cap = (size_t)(window < out->event_count ? window : out->event_count)};
-    sc.v = malloc((sc.cap ? sc.cap : 1) * sizeof *sc.v);
+    score_list sc = {.cap = (size_t)(window < 4096 ? window : 4096)};
+    sc.v = malloc(sc.cap * sizeof *sc.v);
     if (!sc.v) {
         cf_fail(err, CF_ENOMEM, "out of memory for %zu scores", sc.cap);
         goto fail;
     }
     out->with_checks = cfg != NULL;
-    if (read_window(store, cfg, &q, out, &sc, err)) {
+    cf_query wq = q;
+    int rc = read_window(store, cfg, &wq, out, &sc, err);
+    /* A window that was not filled holds every event: no count needed. */
+    if (rc == 0 && out->window_count < window)
+        out->event_count = out->window_count;
+    else if (rc == 0)
+        rc = cf_store_count(store, CF_KIND_EVENTS, &q, &out->event_count, err);
+    if (rc) {
         free(sc.v);
         goto fail;
     }

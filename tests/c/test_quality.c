@@ -5,6 +5,7 @@
 
 #include "cf_test.h"
 #include "crucible/quality/cf_quality.h"
+#include "crucible/quality/cf_quality_stats.h"
 
 static char *repeat(const char *unit, size_t times)
 {
@@ -367,6 +368,67 @@ static void test_assess_and_hook(void)
     cf_quality_cfg_free(NULL);
 }
 
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* cf_percentile_select gives what sorting then cf_percentile_sorted gives,
+ * for sizes around the small-range cut-off, runs of equal values, sorted
+ * and reversed input, and a few distinct values among many. */
+static void test_percentile_select(void)
+{
+    static const size_t sizes[] = {1, 2, 3, 16, 17, 18, 19, 33, 100, 1001, 65536};
+    static const double ps[] = {0.0, 0.1, 0.5, 0.9, 0.99, 1.0};
+    uint64_t seed = 42;
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        size_t n = sizes[si];
+        for (int shape = 0; shape < 5; shape++) {
+            double *v = malloc(n * sizeof *v), *w = malloc(n * sizeof *w);
+            if (!v || !w)
+                abort();
+            for (size_t i = 0; i < n; i++) {
+                seed = seed * 6364136223846793005u + 1442695040888963407u;
+                double r = (double)(seed >> 11) / 9007199254740992.0;
+                v[i] = shape == 0   ? r
+                       : shape == 1 ? (double)(seed >> 62)      /* 4 distinct values */
+                       : shape == 2 ? 0.5                         /* all equal */
+                       : shape == 3 ? (double)i                   /* sorted */
+                                    : (double)(n - i);            /* reversed */
+            }
+            memcpy(w, v, n * sizeof *v);
+            qsort(w, n, sizeof *w, cmp_d);
+            for (size_t pi = 0; pi < sizeof ps / sizeof ps[0]; pi++) {
+                double want = cf_percentile_sorted(w, n, ps[pi]);
+                CHECK(cf_percentile_select(v, n, ps[pi]) == want);
+            }
+            free(v);
+            free(w);
+        }
+    }
+    /* Every percentile step of many small random arrays: the rank above the
+     * selected one is wherever the partitioning left it. */
+    int wrong = 0;
+    for (int round = 0; round < 200; round++) {
+        double v[257], w[257];
+        size_t n = 20 + (size_t)round;
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 6364136223846793005u + 1442695040888963407u;
+            w[i] = (double)(seed >> 40);
+        }
+        qsort(w, n, sizeof *w, cmp_d);
+        for (int step = 0; step <= 100; step++) {
+            double p = step / 100.0;
+            for (size_t i = 0; i < n; i++)
+                v[i] = w[(i * 7919) % n]; /* a fixed shuffle (7919 is prime) */
+            wrong += cf_percentile_select(v, n, p) != cf_percentile_sorted(w, n, p);
+        }
+    }
+    CHECK(wrong == 0);
+    CHECK(isnan(cf_percentile_select(NULL, 0, 0.5)));
+}
+
 int main(void)
 {
     RUN(test_json);
@@ -376,5 +438,6 @@ int main(void)
     RUN(test_refusal);
     RUN(test_default_refusals_match_pcre2);
     RUN(test_assess_and_hook);
+    RUN(test_percentile_select);
     return cf_test_done();
 }

@@ -163,6 +163,11 @@ describe("light scans", function()
       "SELECT id, model_version_id, inserted_at, quality_score, latency_ms, token_count FROM"
       .. " inference_events WHERE 1 AND deployment_id = 'x' AND inserted_at >= 1 AND inserted_at < 2"
       .. " ORDER BY inserted_at DESC, seq DESC LIMIT -1 OFFSET 0"))
+    -- the scores-only form get_quality_stats reads (CF_LIGHT_SCORE_ONLY, with its checks)
+    local scores = plan("SELECT quality_score, quality_checks FROM inference_events WHERE 1"
+      .. " AND deployment_id = 'x' ORDER BY inserted_at DESC, seq DESC LIMIT -1 OFFSET 0")
+    assert.matches("COVERING INDEX inference_events_light", scores)
+    assert.not_matches("TEMP B%-TREE", scores)
     -- with_signal over few signals (sqlite_read.c's driven form)
     local driven = plan("SELECT id FROM inference_events WHERE +deployment_id = 'x' AND id IN"
       .. " (SELECT s.inference_event_id FROM user_signals s WHERE s.deployment_id = 'x'"

@@ -378,6 +378,12 @@ describe("quality", function()
       assert.is_nil(all.pass_rates)
       assert.equal(40, all.window_count)
       assert.equal(1000, all.window_size)
+      assert.equal(40, all.event_count) -- the window held every event: counted by the scan
+      local exact = assert(cf.get_quality_stats("d", { window_size = 40, checks = false }))
+      assert.equal(40, exact.event_count)
+      assert.equal(40, exact.window_count)
+      assert.equal(math.min(table.unpack(scored)), s.min)
+      assert.equal(math.max(table.unpack(scored)), s.max)
     end)
 
     it("treats hostile ids as data and rejects bad arguments", function()

@@ -49,6 +49,10 @@ int cf_signal_weight(cf_str type, int *known);
  * numpy's default). NAN when n is 0. */
 double cf_percentile_sorted(const double *v, size_t n, double p);
 
+/* The same percentile of unsorted values, in linear time; reorders v.
+ * Values must not be NaN. */
+double cf_percentile_select(double *v, size_t n, double p);
+
 /* cfg: the checks to re-run on the responses of window events stored
  * without check results; NULL to skip the pass counts. window must be
  * positive. */

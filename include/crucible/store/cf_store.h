@@ -245,7 +245,12 @@ enum {
     CF_LIGHT_SIGNALS = 1 << 0,   /* signal counts per type */
     CF_LIGHT_PROMPT = 1 << 1,    /* the prompt text */
     CF_LIGHT_RESPONSE = 1 << 2,  /* the response text */
-    CF_LIGHT_CHECKS = 1 << 3     /* quality_checks */
+    CF_LIGHT_CHECKS = 1 << 3,    /* quality_checks */
+    /* Of the fixed fields only quality_score is needed: a backend may
+     * leave id, model_version_id, inserted_at, latency_ms and token_count
+     * unset (NULL, 0, CF_NULL_INT) and read fewer columns. Not with
+     * CF_LIGHT_SIGNALS, which needs the id. */
+    CF_LIGHT_SCORE_ONLY = 1 << 4
 };
 
 typedef struct cf_light_event {

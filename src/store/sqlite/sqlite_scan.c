@@ -443,16 +443,22 @@ static int light_next(cf_light_scan *base, cf_light_event *row, cf_err *err)
     if (rc <= 0)
         return rc;
     sqlite3_stmt *st = c->st;
-    row->id = sq_col_str(st, 0);
-    row->model_version_id = sq_col_str(st, 1);
-    row->inserted_at = sqlite3_column_int64(st, 2);
+    int col = 0;
+    if (c->want & CF_LIGHT_SCORE_ONLY) {
+        row->latency_ms = row->token_count = CF_NULL_INT;
+    } else {
+        row->id = sq_col_str(st, 0);
+        row->model_version_id = sq_col_str(st, 1);
+        row->inserted_at = sqlite3_column_int64(st, 2);
+        row->latency_ms =
+            sqlite3_column_type(st, 4) == SQLITE_NULL ? CF_NULL_INT : sqlite3_column_int64(st, 4);
+        row->token_count =
+            sqlite3_column_type(st, 5) == SQLITE_NULL ? CF_NULL_INT : sqlite3_column_int64(st, 5);
+        col = 3;
+    }
     row->quality_score =
-        sqlite3_column_type(st, 3) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 3);
-    row->latency_ms =
-        sqlite3_column_type(st, 4) == SQLITE_NULL ? CF_NULL_INT : sqlite3_column_int64(st, 4);
-    row->token_count =
-        sqlite3_column_type(st, 5) == SQLITE_NULL ? CF_NULL_INT : sqlite3_column_int64(st, 5);
-    int col = 6;
+        sqlite3_column_type(st, col) == SQLITE_NULL ? NAN : sqlite3_column_double(st, col);
+    col = col ? 6 : 1;
     if (c->want & CF_LIGHT_CHECKS)
         row->quality_checks = (uint32_t)sqlite3_column_int64(st, col++);
     if (c->want & CF_LIGHT_PROMPT)
@@ -482,8 +488,9 @@ int sq_open_light_events(cf_store *base, const cf_query *q, unsigned want, cf_li
 {
     sq_store *s = (sq_store *)base;
     *out = NULL;
-    char sql[512] = "SELECT id, model_version_id, inserted_at, quality_score, latency_ms,"
-                    " token_count";
+    if (want & CF_LIGHT_SIGNALS)
+        want &= ~(unsigned)CF_LIGHT_SCORE_ONLY;
+    char sql[512] = "SELECT ";
     size_t len = strlen(sql);
 #define PUT(frag)                                                                   \
     do {                                                                            \
@@ -491,6 +498,9 @@ int sq_open_light_events(cf_store *base, const cf_query *q, unsigned want, cf_li
         memcpy(sql + len, frag, k_ + 1);                                            \
         len += k_;                                                                  \
     } while (0)
+    PUT(want & CF_LIGHT_SCORE_ONLY
+            ? "quality_score"
+            : "id, model_version_id, inserted_at, quality_score, latency_ms, token_count");
     if (want & CF_LIGHT_CHECKS)
         PUT(", quality_checks");
     if (want & CF_LIGHT_PROMPT)
