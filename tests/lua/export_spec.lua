@@ -616,6 +616,26 @@ describe("crucible-feedback export", function()
       support.q("sqlite:" .. dir .. "/t.db"), support.q(dir .. "/r.jsonl")))
     assert.truthy(err:find("10000/10000 rows", 1, true), err)
   end)
+
+  it("-o - into a reader that goes away fails, marks nothing and leaves no claim behind", function()
+    setup()
+    local list = {}
+    for i = 1, 400 do list[i] = { prompt = "p" .. i, response = ("r"):rep(1000), source = "s", score = i } end
+    assert(db:insert_curated(curated_rows("d", list)))
+    -- 400 kB: more than a pipe holds, so the export is still writing when
+    -- the reader (sleep, which never reads) exits
+    local cmd = ("%s --db %s export d -o - 2>%s | sleep 0.3; echo \"${PIPESTATUS[0]}\""):format(
+      support.q(support.BINARY), support.q("sqlite:" .. dir .. "/t.db"), support.q(dir .. "/err"))
+    local p = io.popen("bash -c " .. support.q(cmd))
+    local status = p:read("a")
+    p:close()
+    assert.equal("1\n", status, support.read_file(dir .. "/err"))
+    assert.truthy(support.read_file(dir .. "/err"):find("cannot write standard output: Broken pipe", 1, true))
+    assert.equal(0, exported_count("d"))
+    -- the rows are free at once for the next export, not claimed for an hour
+    local _, info = assert(cf.export("d", { output_path = dir .. "/next.jsonl" }))
+    assert.equal(400, info.count)
+  end)
 end)
 
 describe("cf.export under failure", function()
