@@ -581,6 +581,27 @@ describe("cf.export and its targets", function()
     assert.equal(0, events)
   end)
 
+  it("says when another export holds the rows, rather than that there are none", function()
+    setup()
+    assert(db:insert_curated(curated_rows("d", { ONE[1], ONE[1], ONE[1] })))
+    assert(cf.export("d", { output_path = dir .. "/first.jsonl", limit = 1 }))
+    -- another export (a live process) has claimed the two rows left
+    local claim = ("INSERT INTO curated_export_claims VALUES ('c-%06d', 'd', 'other', %d);")
+    local until_us = require("crucible._core").now_us() + 3600 * 1000000
+    sh(("sqlite3 %s %s"):format(support.q(dir .. "/t.db"),
+      support.q(claim:format(2, until_us) .. claim:format(3, until_us))))
+    local p, info = cf.export("d", { output_path = dir .. "/x.jsonl" })
+    assert.is_false(p)
+    assert.equal("0 new rows; 2 being written by another export (its claim ends with it, at most "
+      .. "an hour); 1 already exported", info.reason)
+    sh(("sqlite3 %s %s"):format(support.q(dir .. "/t.db"), support.q(claim:format(1, until_us))))
+    p, info = cf.export("d", { output_path = dir .. "/x.jsonl", include_exported = true })
+    assert.is_false(p)
+    assert.equal("0 rows free; 3 being written by another export (its claim ends with it, at most "
+      .. "an hour)", info.reason)
+    assert.is_false(is("-e", dir .. "/x.jsonl"))
+  end)
+
   it("caps export_batch_id at 256 bytes", function()
     setup()
     assert(db:insert_curated(curated_rows("d", ONE)))
