@@ -74,3 +74,25 @@ of events and their time span:
   $ printf '.deployments\n' | crucible-feedback --db sqlite:dep.db repl 2>&1 | sed 's/^> //' | grep bot
   a-bot                             1 events  2026-12-05T23:46:05.000000Z .. 2026-12-05T23:46:05.000000Z
   support-bot                       2 events  2026-12-05T23:46:05.000000Z .. 2026-12-06T23:46:05.000000Z
+
+A store query typed at the prompt (the dot commands name them: db:signals{...},
+db:curated{...}, ...) prints its rows as records, at most 10 of them:
+
+  $ crucible-feedback --db sqlite:sig.db -e '
+  > local db = assert(require("crucible").store())
+  > local ids = assert(db:insert_events {
+  >   { deployment_id = "d", prompt = "p", response = "r", inserted_at = 1796514365000000 } })
+  > for i = 1, 12 do
+  >   assert(db:insert_signal { id = ("s%02d"):format(i), inference_event_id = ids[1], signal_type = "thumbs_down",
+  >                             inserted_at = 1796514365000000 + i })
+  > end'
+  $ printf 'db = cf.store()\ndb:signals{limit = 2}\ndb:signals{}\n' | crucible-feedback --db sqlite:sig.db repl 2>&1 | sed 's/^\(> \)*//; s/ on [0-9a-f-]*$/ on ID/'
+  crucible%-feedback .* (re)
+  2026-12-05T23:46:05.000001Z  thumbs_down  on ID
+  2026-12-05T23:46:05.000002Z  thumbs_down  on ID
+  (2 records)
+  2026-12-05T23:46:05.000001Z  thumbs_down  on ID
+  ...
+  2026-12-05T23:46:05.000010Z  thumbs_down  on ID
+  (the first 10 records; a for loop over the query reads them all)
+  

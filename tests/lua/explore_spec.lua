@@ -112,6 +112,9 @@ describe("the REPL's display", function()
                                  { feature = "latency_ms", score = 0.01, drifted = false } } } }, display))
     assert.are.equal("output drift  score 0.03  no drift\n(1 record)",
       pretty.format({ { type = "output", score = 0.03, drifted = false } }, display))
+    -- a row as the store returns it (db:drift_results{...}) names its type drift_type
+    assert.are.equal("embedding drift  score 0.5  no drift",
+      pretty.format({ id = "r1", drift_type = "embedding", score = 0.5, drifted = false }, display))
   end)
 end)
 
