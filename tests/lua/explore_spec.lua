@@ -145,6 +145,9 @@ describe("the REPL's completion", function()
     local c = assert(require("crucible").new { config = { storage = { url = "sqlite::memory:" } } })
     env.db = assert(c.store())
     assert.are.same({ "db:count_events" }, complete.complete(env, "db:count_ev", ""))
+    -- after ':' only methods: no fields, no metamethods
+    env.rs = c.events { limit = 1 }
+    assert.are.same({ "rs:by", "rs:count", "rs:each", "rs:head", "rs:to_csv" }, complete.complete(env, "rs:", ""))
     assert.are.same({ ".tables" }, complete.complete(env, ".ta", "", { ".help", ".tables" }))
     assert.are.same({ "print" }, complete.complete(env, "prin", ""))
     c.close()
