@@ -209,6 +209,13 @@ end
 -- what: "curated examples" or "preference pairs").
 local function nothing_reason(r, opts, deployment_id, what)
   if opts.limit == 0 then return "limit 0" end
+  local held = r.claimed_elsewhere
+  if held then
+    held = ("%d being written by another export (its claim ends with it, at most an hour)"):format(held)
+    if opts.include_exported then return "0 rows free; " .. held end
+    if r.already_exported == 0 then return "0 new rows; " .. held end
+    return ("0 new rows; %s; %d already exported"):format(held, r.already_exported)
+  end
   if opts.include_exported or r.already_exported == 0 then
     return ("no %s for deployment %s"):format(what or "curated examples", deployment_id)
   end
@@ -236,7 +243,8 @@ local function attach_curated(client, ctx)
   -- batch id. Returns the path and {count=, marked=, bytes=, path=,
   -- format=, export_batch_id=}; with no row to write, writes nothing and
   -- returns false and {count = 0, marked = 0, bytes = 0, reason=,
-  -- already_exported=, format=, export_batch_id=}; or nil, message, kind.
+  -- already_exported=, claimed_elsewhere= (rows another export holds, when
+  -- any), format=, export_batch_id=}; or nil, message, kind.
   function client.export(deployment_id, opts)
     if type(deployment_id) ~= "string" then
       error(("export: deployment_id must be a string, got %s"):format(type(deployment_id)), 2)

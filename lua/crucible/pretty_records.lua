@@ -51,7 +51,7 @@ function M.kind(t)
   if type(t.signal_type) == "string" and t.inference_event_id then return "signal" end
   if type(t.curation_source) == "string" and t.prompt then return "curated" end
   if type(t.prompt) == "string" and type(t.response) == "string" and t.id then return "event" end
-  if type(t.drifted) == "boolean" and t.score ~= nil and t.type then return "drift" end
+  if type(t.drifted) == "boolean" and t.score ~= nil and (t.type or t.drift_type) then return "drift" end
   return nil
 end
 
@@ -97,7 +97,7 @@ local FORMAT = {
     for _, f in ipairs(t.details and t.details.features or {}) do
       feats[#feats + 1] = ("%s %s%s"):format(f.feature, num(f.score), f.drifted and " (drifted)" or "")
     end
-    local head = ("%s drift  score %s  %s"):format(t.type, num(t.score),
+    local head = ("%s drift  score %s  %s"):format(t.type or t.drift_type, num(t.score),
       t.drifted and "DRIFTED" or "no drift")
     if t.inserted_at then head = time_of(t.inserted_at) .. "  " .. head end
     return { head, #feats > 0 and ("  features: " .. table.concat(feats, ", ")) or nil }

@@ -43,12 +43,47 @@ function M.error_text(msg)
   return cut and tb:sub(1, cut - 1) or tb
 end
 
+--- Rows a typed store query shows (db:signals{...} and the like return
+-- iterator, nil, nil, cursor).
+M.ROWS_SHOWN = 10
+
+-- The rows of a store query's results (iterator, nil, nil, cursor) as
+-- text: the first ROWS_SHOWN, then the cursor is closed; nil for any
+-- other results.
+local function query_rows(n, iter, _, _, cur)
+  local mt = n == 4 and type(iter) == "function" and getmetatable(cur)
+  if type(mt) ~= "table" or mt.__name ~= "crucible.Cursor" then return nil end
+  local rows = {}
+  for row in iter do
+    if #rows == M.ROWS_SHOWN then
+      rows.more = true
+      break
+    end
+    rows[#rows + 1] = row
+  end
+  cur:close()
+  local text = #rows == 0 and "(no rows)" or pretty.format(rows, { display = true })
+  if rows.more then
+    text = text:gsub("\n%(%d+ records%)$", "")
+      .. ("\n(the first %d records; a for loop over the query reads them all)"):format(M.ROWS_SHOWN)
+  end
+  return text
+end
+
 local function results(ok, ...)
   if not ok then
     io.stderr:write(tostring((...)), "\n")
     return
   end
-  if select("#", ...) > 0 then pretty.print(pretty.OPTS, { display = true }, ...) end
+  local n = select("#", ...)
+  local shown, rows = pcall(query_rows, n, ...)
+  if not shown then
+    io.stderr:write(M.error_text(rows), "\n")
+  elseif rows then
+    print(rows)
+  elseif n > 0 then
+    pretty.print(pretty.OPTS, { display = true }, ...)
+  end
 end
 
 -- The environment lines run in: globals, cf, help.

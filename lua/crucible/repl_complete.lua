@@ -46,6 +46,14 @@ local function resolve(env, path)
   return v
 end
 
+-- Whether v:k(...) is a call a user would type: k names a function,
+-- and is no metamethod (__index, __tostring, ...).
+local function is_method_name(v, k)
+  if k:match("^__") then return false end
+  local ok, is_fn = pcall(function() return type(v[k]) == "function" end)
+  return ok and is_fn
+end
+
 local function candidates_of(v, is_method)
   local set = {}
   local crucible = package.loaded.crucible
@@ -56,7 +64,7 @@ local function candidates_of(v, is_method)
   keys_of(v, set, 0)
   local out = {}
   for k in pairs(set) do
-    if not is_method or type(v) == "string" or pcall(function() return type(v[k]) == "function" end) then
+    if not is_method or type(v) == "string" or is_method_name(v, k) then
       out[#out + 1] = k
     end
   end

@@ -9,10 +9,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "crucible/core/cf_uuid.h"
@@ -329,6 +332,34 @@ static int write_all(int fd, const unsigned char *p, size_t n)
     return 0;
 }
 
+/* write_all to a stream (standard output) with SIGPIPE held back in this
+ * thread: a reader that went away (`export -o - | head`) is a write error
+ * (EPIPE) the export handles, releasing its claim, not a signal that kills
+ * the process mid-export. A SIGPIPE this write raised is taken back. */
+static int stream_write_all(int fd, const unsigned char *p, size_t n)
+{
+    sigset_t pipe_set, old, pending;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    sigpending(&pending);
+    int was_pending = sigismember(&pending, SIGPIPE);
+    if (pthread_sigmask(SIG_BLOCK, &pipe_set, &old) != 0)
+        return write_all(fd, p, n);
+    int e = write_all(fd, p, n);
+    if (e == EPIPE && !was_pending) {
+        struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return e;
+}
+
+static int out_write_all(const cf_out *o, const unsigned char *p, size_t n)
+{
+    return o->stream ? stream_write_all(o->fd, p, n) : write_all(o->fd, p, n);
+}
+
 static int write_fail(cf_out *o, int e, cf_err *err)
 {
     if (!o->error)
@@ -339,7 +370,7 @@ static int write_fail(cf_out *o, int e, cf_err *err)
 static int flush(cf_out *o, cf_err *err)
 {
     if (o->n) {
-        int e = write_all(o->fd, o->buf, o->n);
+        int e = out_write_all(o, o->buf, o->n);
         o->n = 0;
         if (e)
             return write_fail(o, e, err);
@@ -355,7 +386,7 @@ int cf_out_write(cf_out *o, const void *p, size_t n, cf_err *err)
     if (n >= o->cap) {
         if (flush(o, err))
             return -1;
-        int e = write_all(o->fd, p, n);
+        int e = out_write_all(o, p, n);
         return e ? write_fail(o, e, err) : 0;
     }
     if (o->cap - o->n < n && flush(o, err))

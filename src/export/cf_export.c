@@ -265,20 +265,24 @@ static int mark_rows(cf_store *s, const cf_export_opts *o, spill *sp, cf_export_
 }
 
 /* Nothing to write: the path is left alone; res says why (the rows
- * exported before, unless every row was asked for). */
+ * exported before, unless every row was asked for; the rows this export
+ * could have claimed, which another export's live claim holds). */
 static int nothing_new(cf_store *s, const cf_export_opts *o, const cf_query *q,
                        cf_export_result *res, cf_err *err)
 {
     res->count = res->marked = 0;
     res->bytes = 0;
-    res->already_exported = 0;
+    res->already_exported = res->claimed_elsewhere = 0;
+    cf_query rows = *q;
+    rows.limit = -1;
+    rows.claim = (cf_str){NULL, 0}; /* every row, not this export's claim */
+    rows.exported = o->include_exported ? -1 : 0;
+    if (o->limit != 0 && cf_store_count(s, CF_KIND_CURATED, &rows, &res->claimed_elsewhere, err))
+        return -1;
     if (o->include_exported)
         return 0;
-    cf_query done = *q;
-    done.exported = 1;
-    done.limit = -1;
-    done.claim = (cf_str){NULL, 0}; /* every exported row, not this export's claim */
-    return cf_store_count(s, CF_KIND_CURATED, &done, &res->already_exported, err);
+    rows.exported = 1;
+    return cf_store_count(s, CF_KIND_CURATED, &rows, &res->already_exported, err);
 }
 
 /* Takes the published file back after marking failed (nothing was marked),

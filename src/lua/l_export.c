@@ -192,6 +192,10 @@ static void push_result(lua_State *L, const cf_export_result *r)
     lua_setfield(L, -2, "path");
     lua_pushinteger(L, (lua_Integer)r->already_exported);
     lua_setfield(L, -2, "already_exported");
+    if (r->claimed_elsewhere > 0) {
+        lua_pushinteger(L, (lua_Integer)r->claimed_elsewhere);
+        lua_setfield(L, -2, "claimed_elsewhere");
+    }
 }
 
 /* ---- functions ----------------------------------------------------------------- */

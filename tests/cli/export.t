@@ -167,6 +167,11 @@ The path must be nothing yet or a regular file, and never the database:
   [1]
   $ test -p pipe && test -L link.csv && wc -c < out/data.csv
   105
+  $ crucible-feedback export d -o /dev/null --include-exported
+  crucible-feedback: export: output path /dev/null exists and is a character device, not a regular file: refusing to replace it (invalid)
+  [1]
+  $ test -c /dev/null && echo still a device
+  still a device
   $ crucible-feedback export d -o crucible.db --include-exported
   crucible-feedback: export: output path crucible.db is the database file ./crucible.db: refusing to write over it (invalid)
   [1]

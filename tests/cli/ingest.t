@@ -133,3 +133,9 @@ Standard input, and errors:
   --rejects or dead-letter file, 74 events lost, 75 lines left in the dead-letter
   file, 130 interrupted.
   ...
+
+A slow stream's rate keeps its digits (2 events over more than a second is
+not "0 events/s"):
+
+  $ (echo '{"deployment_id": "d", "prompt": "p", "response": "r"}'; sleep 1.2; echo '{"deployment_id": "d", "prompt": "q", "response": "r"}') | crucible-feedback ingest - --db sqlite:slow.db
+  stdin: 2 events accepted, 0 lines rejected, 2 lines read in %d+%.%d%d s %(%d%.%d+ events/s%) (re)

@@ -44,3 +44,55 @@ traceback, which stops at the typed chunk (no frames of the REPL itself):
   stack traceback:
   	stdin:1: in main chunk
   > 
+
+`cf` shows the API grouped by area, help() the same and the dot commands,
+.help the dot commands; .deployments lists each deployment with its number
+of events and their time span:
+
+  $ printf 'cf\n' | crucible-feedback --db sqlite:dep.db repl 2>&1 | sed 's/^> //' | grep -E '^crucible [0-9.]+: the API|^(curation|export):$|^  cf\.(curate|export)\('
+  crucible [%d.]+: the API %(help%(cf%.NAME%) describes one%) (re)
+  curation:
+    cf.curate(deployment_id[, opts])   selects training examples with the configured strategies; returns them and counts
+  export:
+    cf.export(deployment_id[, opts])   writes the curated examples not yet exported to a file
+  $ printf 'help()\n' | crucible-feedback --db sqlite:dep.db repl 2>&1 | sed 's/^> //' | grep -c -E '^  cf\.[a-z_]+\(|^\.(help|tables|schema|deployments|quit) '
+  %d%d (re)
+  $ printf '.help\n' | crucible-feedback --db sqlite:dep.db repl 2>&1 | sed 's/^> //' | grep -E '^\.|^help\(\)'
+  .help              this text
+  .tables            the tables and how many rows each holds
+  .schema [TABLE]    the fields of the tables
+  .deployments       the deployments, their events and time span
+  .quit              leave (Ctrl-D too)
+  help()             the API; help(cf.NAME) or help("NAME") describes one function
+  $ crucible-feedback --db sqlite:dep.db -e '
+  > local db = assert(require("crucible").store())
+  > assert(db:insert_events {
+  >   { deployment_id = "support-bot", prompt = "p", response = "r", inserted_at = 1796514365000000 },
+  >   { deployment_id = "support-bot", prompt = "p", response = "r", inserted_at = 1796600765000000 },
+  >   { deployment_id = "a-bot", prompt = "p", response = "r", inserted_at = 1796514365000000 },
+  > })'
+  $ printf '.deployments\n' | crucible-feedback --db sqlite:dep.db repl 2>&1 | sed 's/^> //' | grep bot
+  a-bot                             1 events  2026-12-05T23:46:05.000000Z .. 2026-12-05T23:46:05.000000Z
+  support-bot                       2 events  2026-12-05T23:46:05.000000Z .. 2026-12-06T23:46:05.000000Z
+
+A store query typed at the prompt (the dot commands name them: db:signals{...},
+db:curated{...}, ...) prints its rows as records, at most 10 of them:
+
+  $ crucible-feedback --db sqlite:sig.db -e '
+  > local db = assert(require("crucible").store())
+  > local ids = assert(db:insert_events {
+  >   { deployment_id = "d", prompt = "p", response = "r", inserted_at = 1796514365000000 } })
+  > for i = 1, 12 do
+  >   assert(db:insert_signal { id = ("s%02d"):format(i), inference_event_id = ids[1], signal_type = "thumbs_down",
+  >                             inserted_at = 1796514365000000 + i })
+  > end'
+  $ printf 'db = cf.store()\ndb:signals{limit = 2}\ndb:signals{}\n' | crucible-feedback --db sqlite:sig.db repl 2>&1 | sed 's/^\(> \)*//; s/ on [0-9a-f-]*$/ on ID/'
+  crucible%-feedback .* (re)
+  2026-12-05T23:46:05.000001Z  thumbs_down  on ID
+  2026-12-05T23:46:05.000002Z  thumbs_down  on ID
+  (2 records)
+  2026-12-05T23:46:05.000001Z  thumbs_down  on ID
+  ...
+  2026-12-05T23:46:05.000010Z  thumbs_down  on ID
+  (the first 10 records; a for loop over the query reads them all)
+  

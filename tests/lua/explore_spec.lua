@@ -96,6 +96,26 @@ describe("the REPL's display", function()
     assert.truthy(text:find('prompt:   "word word.-%.%.%." %(200 chars%)'), text)
     assert.truthy(text:find('response: "short"', 1, true), text)
   end)
+
+  it("prints signals, curated examples and drift results as compact records", function()
+    local display = { display = true }
+    assert.are.equal('2026-12-05T23:46:05.000000Z  edit  on e1\n  edited:   "' .. ("x"):rep(77)
+      .. '..." (100 chars)', pretty.format({ id = "s1", inference_event_id = "e1", signal_type = "edit",
+        edited_response = ("x"):rep(100), inserted_at = 1796514365000000 }, display))
+    assert.are.equal('curated user_edit  score 10  event e1\n  prompt:   "p"\n  response: "r"',
+      pretty.format({ id = "c1", inference_event_id = "e1", curation_source = "user_edit",
+        curation_score = 10.0, prompt = "p", response = "r" }, display))
+    assert.are.equal("2026-12-05T23:46:05.000000Z  input drift  score 0.25  DRIFTED\n"
+      .. "  features: prompt_length 0.25 (drifted), latency_ms 0.01",
+      pretty.format({ type = "input", score = 0.25, drifted = true, inserted_at = 1796514365000000,
+        details = { features = { { feature = "prompt_length", score = 0.25, drifted = true },
+                                 { feature = "latency_ms", score = 0.01, drifted = false } } } }, display))
+    assert.are.equal("output drift  score 0.03  no drift\n(1 record)",
+      pretty.format({ { type = "output", score = 0.03, drifted = false } }, display))
+    -- a row as the store returns it (db:drift_results{...}) names its type drift_type
+    assert.are.equal("embedding drift  score 0.5  no drift",
+      pretty.format({ id = "r1", drift_type = "embedding", score = 0.5, drifted = false }, display))
+  end)
 end)
 
 describe("the REPL's history file", function()
@@ -125,6 +145,9 @@ describe("the REPL's completion", function()
     local c = assert(require("crucible").new { config = { storage = { url = "sqlite::memory:" } } })
     env.db = assert(c.store())
     assert.are.same({ "db:count_events" }, complete.complete(env, "db:count_ev", ""))
+    -- after ':' only methods: no fields, no metamethods
+    env.rs = c.events { limit = 1 }
+    assert.are.same({ "rs:by", "rs:count", "rs:each", "rs:head", "rs:to_csv" }, complete.complete(env, "rs:", ""))
     assert.are.same({ ".tables" }, complete.complete(env, ".ta", "", { ".help", ".tables" }))
     assert.are.same({ "print" }, complete.complete(env, "prin", ""))
     c.close()

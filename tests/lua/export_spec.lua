@@ -581,6 +581,27 @@ describe("cf.export and its targets", function()
     assert.equal(0, events)
   end)
 
+  it("says when another export holds the rows, rather than that there are none", function()
+    setup()
+    assert(db:insert_curated(curated_rows("d", { ONE[1], ONE[1], ONE[1] })))
+    assert(cf.export("d", { output_path = dir .. "/first.jsonl", limit = 1 }))
+    -- another export (a live process) has claimed the two rows left
+    local claim = ("INSERT INTO curated_export_claims VALUES ('c-%06d', 'd', 'other', %d);")
+    local until_us = require("crucible._core").now_us() + 3600 * 1000000
+    sh(("sqlite3 %s %s"):format(support.q(dir .. "/t.db"),
+      support.q(claim:format(2, until_us) .. claim:format(3, until_us))))
+    local p, info = cf.export("d", { output_path = dir .. "/x.jsonl" })
+    assert.is_false(p)
+    assert.equal("0 new rows; 2 being written by another export (its claim ends with it, at most "
+      .. "an hour); 1 already exported", info.reason)
+    sh(("sqlite3 %s %s"):format(support.q(dir .. "/t.db"), support.q(claim:format(1, until_us))))
+    p, info = cf.export("d", { output_path = dir .. "/x.jsonl", include_exported = true })
+    assert.is_false(p)
+    assert.equal("0 rows free; 3 being written by another export (its claim ends with it, at most "
+      .. "an hour)", info.reason)
+    assert.is_false(is("-e", dir .. "/x.jsonl"))
+  end)
+
   it("caps export_batch_id at 256 bytes", function()
     setup()
     assert(db:insert_curated(curated_rows("d", ONE)))
@@ -615,6 +636,26 @@ describe("crucible-feedback export", function()
     _, err = support.run(("--db %s export d -o %s --include-exported --progress"):format(
       support.q("sqlite:" .. dir .. "/t.db"), support.q(dir .. "/r.jsonl")))
     assert.truthy(err:find("10000/10000 rows", 1, true), err)
+  end)
+
+  it("-o - into a reader that goes away fails, marks nothing and leaves no claim behind", function()
+    setup()
+    local list = {}
+    for i = 1, 400 do list[i] = { prompt = "p" .. i, response = ("r"):rep(1000), source = "s", score = i } end
+    assert(db:insert_curated(curated_rows("d", list)))
+    -- 400 kB: more than a pipe holds, so the export is still writing when
+    -- the reader (sleep, which never reads) exits
+    local cmd = ("%s --db %s export d -o - 2>%s | sleep 0.3; echo \"${PIPESTATUS[0]}\""):format(
+      support.q(support.BINARY), support.q("sqlite:" .. dir .. "/t.db"), support.q(dir .. "/err"))
+    local p = io.popen("bash -c " .. support.q(cmd))
+    local status = p:read("a")
+    p:close()
+    assert.equal("1\n", status, support.read_file(dir .. "/err"))
+    assert.truthy(support.read_file(dir .. "/err"):find("cannot write standard output: Broken pipe", 1, true))
+    assert.equal(0, exported_count("d"))
+    -- the rows are free at once for the next export, not claimed for an hour
+    local _, info = assert(cf.export("d", { output_path = dir .. "/next.jsonl" }))
+    assert.equal(400, info.count)
   end)
 end)
 

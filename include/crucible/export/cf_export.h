@@ -176,13 +176,16 @@ typedef struct cf_export_result {
     uint64_t bytes;            /* bytes written */
     char *path;                /* the final path (malloc'd); NULL when nothing was written */
     int64_t already_exported;  /* curated, nothing to write: the rows exported before */
+    int64_t claimed_elsewhere; /* curated, nothing to write: the rows another export's
+                                * live claim holds (it is writing them) */
 } cf_export_result;
 
 void cf_export_result_free(cf_export_result *r);
 
 /* Exports the deployment's curated examples, oldest first. With no row
  * to write, writes nothing at all (the path is left as it was): 0 with
- * count 0, path NULL and already_exported counted (include_exported: 0). */
+ * count 0, path NULL, already_exported counted (include_exported: 0) and
+ * claimed_elsewhere the rows other exports hold. */
 int cf_export_curated(cf_store *s, const cf_export_opts *o, cf_export_result *res, cf_err *err);
 /* With o->regenerate: writes the file of an earlier export again from the
  * rows the store still holds with o->batch_id (in the deployment, oldest
