@@ -515,3 +515,43 @@ int ch_list_deployments(cf_store *base, cf_name_fn cb, void *ud, cf_err *err)
         ch_rows_close(&r);
     return stop ? stop : rc < 0 ? -1 : 0;
 }
+
+/* ---- events by response id ------------------------------------------------------------------ */
+
+#define RESP_PAGE 200 /* response ids per query */
+
+static int ch_resp_page(ch_store *s, const cf_str *resp, size_t n, cf_ref_fn cb, void *ud,
+                        cf_err *err)
+{
+    cf_buf b = CF_BUF_INIT;
+    /* position first: only the rows that hold a response id are parsed */
+    cf_buf_str(&b, "SELECT JSONExtractString(metadata, 'response_id') AS r, id"
+                   " FROM inference_events WHERE position(metadata, '\"response_id\"') > 0"
+                   " AND r IN ");
+    ch_quote_list(&b, resp, n);
+    cf_buf_str(&b, " ORDER BY inserted_at, seq");
+    ch_rows r;
+    int rc = cf_buf_failed(&b) ? cf_fail(err, CF_ENOMEM, "out of memory building a query")
+                               : ch_query(s, &b, "reading events by response id", &r, err);
+    cf_buf_free(&b);
+    if (rc)
+        return -1;
+    int stop = 0;
+    while (!stop && (rc = ch_rows_next(&r, 2, err)) == 1)
+        stop = cb(ud, r.f[0], r.f[1]);
+    if (rc == 1 || stop)
+        ch_rows_close(&r);
+    return stop ? stop : rc < 0 ? -1 : 0;
+}
+
+int ch_events_by_response_id(cf_store *base, const cf_str *resp, size_t n, cf_ref_fn cb,
+                             void *ud, cf_err *err)
+{
+    for (size_t i = 0; i < n; i += RESP_PAGE) {
+        int rc = ch_resp_page((ch_store *)base, resp + i, n - i < RESP_PAGE ? n - i : RESP_PAGE,
+                              cb, ud, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
