@@ -638,7 +638,7 @@ int pg_open_events_page(cf_store *base, const cf_str *ids, size_t n, cf_cursor *
 
 /* ---- events by response id ------------------------------------------------------------------ */
 
-#define RESP_PAGE 200 /* response ids per query */
+#define RESP_PAGE 64 /* response ids per query (PG_MAX_PARAMS is 80) */
 
 static int pg_resp_page(pg_store *s, const cf_str *resp, size_t n, cf_ref_fn cb, void *ud,
                         cf_err *err)
