@@ -164,4 +164,14 @@ if(EXISTS ${PROJECT_SOURCE_DIR}/scripts/lib/pg.sh)
            WORKING_DIRECTORY ${CF_TEST_WORK}/serve.langfuse.postgres)
   set_tests_properties(serve.langfuse.postgres PROPERTIES ENVIRONMENT "${CF_TEST_ENV}"
                        TIMEOUT 600 RESOURCE_LOCK store.server.postgres)
+  # OTLP evaluations looked up in the store after a restart or past the join's memory
+  file(MAKE_DIRECTORY ${CF_TEST_WORK}/serve.otlp_eval.postgres)
+  add_test(NAME serve.otlp_eval.postgres
+           COMMAND bash ${PROJECT_SOURCE_DIR}/tests/servers/with-server.sh postgres
+                   ${CF_BUSTED} --lua=$<TARGET_FILE:crucible-feedback>
+                   --helper=${PROJECT_SOURCE_DIR}/tests/lua/helper.lua
+                   ${PROJECT_SOURCE_DIR}/tests/lua/otlp_eval_store_spec.lua
+           WORKING_DIRECTORY ${CF_TEST_WORK}/serve.otlp_eval.postgres)
+  set_tests_properties(serve.otlp_eval.postgres PROPERTIES ENVIRONMENT "${CF_TEST_ENV}"
+                       TIMEOUT 600 RESOURCE_LOCK store.server.postgres)
 endif()

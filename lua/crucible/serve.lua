@@ -160,7 +160,7 @@ local function serve_loop(client, srv, ctx, kst, lfs)
     local what, job = srv:next(200)
     if what == "stop" then return end
     if what == "job" then answer(client, srv, job, lfs) end
-    otlp_scores.record(client, srv)
+    otlp_scores.record(client, srv, ctx.store)
     local now = core.now_us()
     if what == "time" or now - last > 200000 then
       client.stats()
@@ -180,7 +180,7 @@ local function drain(client, srv, grace, lfs)
   while srv:inflight() > 0 and core.now_us() < deadline do
     local what, job = srv:next(50, true)
     if what == "job" then answer(client, srv, job, lfs) end
-    otlp_scores.record(client, srv)
+    otlp_scores.record(client, srv, lfs.store)
   end
 end
 
@@ -223,7 +223,7 @@ function M.attach(client, ctx)
     refresh_keys(ctx, srv, kst, true)
     client.off(handle)
     local cut = srv:shutdown(0)
-    otlp_scores.record(client, srv) -- the scores of the spans parked until now
+    otlp_scores.record(client, srv, ctx.store) -- the scores of the spans parked until now
     local fok, ferr, fkind = client.flush()
     if not fok then return nil, ferr, fkind end
     return { port = bound, cut_off = cut }

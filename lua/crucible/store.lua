@@ -206,6 +206,11 @@ function Store:events_by_ids(ids)
   return rows
 end
 
+--- The events whose metadata.response_id is one of resp_ids (a list):
+-- {response id = event id} (the newest event of each), or nil, message, kind.
+-- A scan: for the OTLP evaluation scores whose event serve no longer remembers.
+function Store:events_by_response_id(resp_ids) return self.h:events_by_response_id(resp_ids) end
+
 --- Inserts the curated examples whose event has none yet, in one
 -- transaction. Returns how many were written and a list of booleans.
 function Store:insert_curated_new(list) return self.h:insert_curated_new(list) end

@@ -19,9 +19,11 @@
  *   srv:observe_signals(accepted, invalid, not_found, failed, forbidden)  -- for /metrics
  *   srv:observe_scores(accepted, invalid, not_found, failed, forbidden)   -- the same for scores
  *   srv:observe_langfuse(ignored, events)  -- Langfuse items not stored, events stored
- *   srv:otlp_scores()          --> {{event_id =, score = JSON text}...}: the OTLP
- *                              -- evaluation scores joined since the last call
- *                              -- (cf_otlp_scores.h), also after shutdown
+ *   srv:otlp_scores()          --> {{event_id =, score = JSON text, lookup = true?}...}:
+ *                              -- the OTLP evaluation scores joined since the last
+ *                              -- call (cf_otlp_scores.h), also after shutdown;
+ *                              -- lookup: event_id is a target to look up in the store
+ *   srv:observe_otlp_lookups(joined, unjoined)  -- those lookups, found or not
  *   srv:set_keys(list, required)  -- the live API keys (l_serve_keys.c); required:
  *                              -- a key exists, so data routes need one from now on
  *   srv:used_keys()            --> {public_id = last use (us)} since the last call
@@ -396,6 +398,16 @@ static int m_observe_langfuse(lua_State *L)
     return 0;
 }
 
+/* srv:observe_otlp_lookups(joined, unjoined): the evaluation scores the
+ * owner looked up in the store, by whether their event was found. */
+static int m_observe_otlp_lookups(lua_State *L)
+{
+    l_serve *u = check_open(L);
+    cf_serve_metrics_otlp(u->m, CF_OTLP_LOGS_JOINED, (uint64_t)luaL_checkinteger(L, 2));
+    cf_serve_metrics_otlp(u->m, CF_OTLP_LOGS_UNJOINED, (uint64_t)luaL_checkinteger(L, 3));
+    return 0;
+}
+
 static int m_set_keys(lua_State *L)
 {
     l_serve *u = check_open(L);
@@ -456,6 +468,10 @@ static int m_otlp_scores(lua_State *L)
         lua_setfield(L, -2, "event_id");
         lua_pushlstring(L, it->json, it->n);
         lua_setfield(L, -2, "score");
+        if (it->lookup) {
+            lua_pushboolean(L, 1);
+            lua_setfield(L, -2, "lookup");
+        }
         lua_rawseti(L, -2, ++i);
     }
     cf_otlp_score_items_free(all);
@@ -482,6 +498,7 @@ static const luaL_Reg methods[] = {
     {"observe_signals", m_observe_signals},
     {"observe_scores", m_observe_scores},
     {"observe_langfuse", m_observe_langfuse},
+    {"observe_otlp_lookups", m_observe_otlp_lookups},
     {"otlp_scores", m_otlp_scores},
     {"set_keys", m_set_keys},
     {"used_keys", m_used_keys},

@@ -9,6 +9,8 @@
  *                          --    model_version_id=, prompt_length=, response_length=,
  *                          --    signals = {thumbs_up = 0, ...}, signal_count=} | nil
  *   h:events_by_ids({"id1", "id2"})      --> list of event rows (missing ids skipped)
+ *   h:events_by_response_id({"r1", "r2"}) --> {r1 = event id, ...}: by metadata.response_id
+ *                                        --    (the newest event of each; absent: none)
  *   h:insert_curated_new(list)           --> count, {true|false per row} | nil, msg, kind
  *   h:last_export_at("d")                --> microseconds | nil (never exported)
  *   h:deployments()                      --> {"a", "b", ...}: those with events, sorted
@@ -519,6 +521,29 @@ static int m_insert_curated_new(lua_State *L)
     return 2;
 }
 
+static int set_ref(void *ud, cf_str resp, cf_str id)
+{
+    lua_State *L = ud;
+    if (!resp.p || !id.p)
+        return 0;
+    lua_pushlstring(L, resp.p, resp.n);
+    lua_pushlstring(L, id.p, id.n);
+    lua_rawset(L, -3); /* oldest first: the newest stays */
+    return 0;
+}
+
+static int m_events_by_response_id(lua_State *L)
+{
+    cf_store *s = l_store_checkstore(L, 1);
+    size_t n;
+    cf_str *ids = check_ids(L, 2, &n);
+    cf_err err;
+    lua_newtable(L);
+    if (cf_store_events_by_response_id(s, ids, n, set_ref, L, &err))
+        return cf_lua_pushfail(L, &err);
+    return 1;
+}
+
 static int m_last_export_at(lua_State *L)
 {
     cf_store *s = l_store_checkstore(L, 1);
@@ -561,6 +586,7 @@ static const luaL_Reg store_methods[] = {{"light_events", m_light_events},
                                          {"events_by_ids", m_events_by_ids},
                                          {"insert_curated_new", m_insert_curated_new},
                                          {"last_export_at", m_last_export_at},
+                                         {"events_by_response_id", m_events_by_response_id},
                                          {"deployments", m_deployments},
                                          {NULL, NULL}};
 

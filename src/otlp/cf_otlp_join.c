@@ -103,8 +103,9 @@ static int take(cf_otlp_msgs *dst, cf_otlp_msgs *src)
     return 0;
 }
 
-/* Sends the scores of list (oldest last) for event_id; outside the lock. */
-static void send_evals(cf_otlp_join *j, const char *event_id, eval *list)
+/* Sends the scores of list (oldest last) for event_id (lookup: for its
+ * target, which the owner looks up); outside the lock. */
+static void send_evals(cf_otlp_join *j, const char *event_id, eval *list, int lookup)
 {
     eval *rev = NULL; /* oldest first */
     for (eval *v = list, *next; v; v = next) {
@@ -115,10 +116,11 @@ static void send_evals(cf_otlp_join *j, const char *event_id, eval *list)
     uint64_t n = 0;
     for (eval *v = rev, *next; v; v = next, n++) {
         next = v->next;
-        j->score(j->ud, event_id, v->json, v->n);
+        j->score(j->ud, event_id, v->json, v->n, lookup);
         free(v);
     }
-    cf_serve_metrics_otlp(j->m, CF_OTLP_LOGS_JOINED, n);
+    if (!lookup) /* a lookup is counted by the owner, found or not */
+        cf_serve_metrics_otlp(j->m, CF_OTLP_LOGS_JOINED, n);
 }
 
 /* Submits (outside the lock) a span entry unlinked by the caller; its
@@ -126,7 +128,10 @@ static void send_evals(cf_otlp_join *j, const char *event_id, eval *list)
 static void submit_entry(cf_otlp_join *j, entry *e)
 {
     if (!e->has_span) {
-        cf_serve_metrics_otlp(j->m, CF_OTLP_LOGS_UNJOINED, e->nlogs + e->nevals);
+        /* content logs never join; scores may name an event stored before */
+        cf_serve_metrics_otlp(j->m, CF_OTLP_LOGS_UNJOINED, e->nlogs);
+        send_evals(j, e->key, e->evals, 1);
+        e->evals = NULL;
         entry_free(e);
         return;
     }
@@ -144,7 +149,7 @@ static void submit_entry(cf_otlp_join *j, entry *e)
     }
     if (rc == 0) {
         cf_otlp_join_stored(j, e->key, e->resp);
-        send_evals(j, e->key, e->evals);
+        send_evals(j, e->key, e->evals, 0);
     } else {
         cf_serve_metrics_otlp(j->m, CF_OTLP_LOGS_UNJOINED, e->nevals);
         evals_free(e->evals);
@@ -385,7 +390,7 @@ void cf_otlp_join_stored(cf_otlp_join *j, const char *key, const char *resp)
         take_evals(j, rk, &list, &n);
     }
     pthread_mutex_unlock(&j->mu);
-    send_evals(j, key, list);
+    send_evals(j, key, list, 0);
 }
 
 int cf_otlp_join_eval(cf_otlp_join *j, const char *target, const char *json, size_t n)
@@ -403,7 +408,7 @@ int cf_otlp_join_eval(cf_otlp_join *j, const char *target, const char *json, siz
         char id[CF_OTLP_KEY_MAX];
         snprintf(id, sizeof id, "%s", event);
         pthread_mutex_unlock(&j->mu);
-        send_evals(j, id, v);
+        send_evals(j, id, v, 0);
         return 1;
     }
     entry *e = *slot(j, target);

@@ -14,9 +14,15 @@
  * span id. The join remembers the events stored lately (their key and
  * response id, CF_OTLP_SEEN_MAX of them), so a score for one of those
  * goes out at once; a score for an event not stored yet waits for it
- * within the window, and goes out once the event was submitted.
+ * within the window, and goes out once the event was submitted. A score
+ * whose event did not come within the window goes out as a lookup: its
+ * event may have been stored before the server started, or before the
+ * CF_OTLP_SEEN_MAX events the join remembers, so the owner looks its
+ * target up in the store (lua/crucible/serve/otlp_scores.lua, a batch
+ * per turn of its loop; never for a score the join answered).
  *
- * What never joins is counted (crucible_otlp_logs_unjoined_total).
+ * What never joins is counted (crucible_otlp_logs_unjoined_total): content
+ * logs here, lookups that find no event by the owner.
  * Freeing the join submits every parked span (and the scores waiting for
  * it), so an acknowledged span is never lost.
  */
@@ -38,8 +44,11 @@ typedef struct cf_otlp_join cf_otlp_join;
  * 0 when it was taken. */
 typedef int (*cf_otlp_submit_fn)(void *ud, const char *json, size_t n);
 /* One score (json: cf_otlp_eval_json's object) on the event event_id,
- * for the owner to store; called from any thread. */
-typedef void (*cf_otlp_score_fn)(void *ud, const char *event_id, const char *json, size_t n);
+ * for the owner to store; called from any thread. lookup: the join does
+ * not know the event, and event_id is the score's target ("r:<response
+ * id>" or "<trace>-<span>") for the owner to look up in the store. */
+typedef void (*cf_otlp_score_fn)(void *ud, const char *event_id, const char *json, size_t n,
+                                 int lookup);
 
 cf_otlp_join *cf_otlp_join_new(int64_t window_ms, cf_otlp_submit_fn submit,
                                cf_otlp_score_fn score, void *ud, cf_serve_metrics *m);

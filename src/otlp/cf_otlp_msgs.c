@@ -1,7 +1,8 @@
 /*
  * A GenAI span's messages (cf_otlp_msgs.h), looked for in this order:
  *   1. gen_ai.input.messages / gen_ai.output.messages (JSON: [{role,
- *      parts: [{type: "text", content}]}]), after gen_ai.system_instructions;
+ *      parts: [{type: "text", content}]}], read by cf_otlp_jmsgs.c), after
+ *      gen_ai.system_instructions;
  *   2. OpenLLMetry's gen_ai.prompt.{i}.role|content and
  *      gen_ai.completion.{i}.role|content|finish_reason;
  *   3. OpenInference's llm.input_messages.{i}.message.role|content and
@@ -11,16 +12,16 @@
  *   5. OpenInference's input.value / output.value (JSON with "messages",
  *      or text).
  */
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cf_otlp_jmsgs.h"
 #include "cf_otlp_msgs.h"
 
 #define MAX_INDEXED 100000
 
-static cf_otlp_msg *add(cf_otlp_msgs *ms, const char *role)
+cf_otlp_msg *cf_otlp_msgs_add(cf_otlp_msgs *ms, const char *role)
 {
     if (ms->n == ms->cap) {
         size_t cap = ms->cap ? 2 * ms->cap : 4;
@@ -46,57 +47,11 @@ void cf_otlp_msgs_free(cf_otlp_msgs *ms)
     memset(ms, 0, sizeof *ms);
 }
 
-static void add_text(cf_otlp_msg *m, const char *s, size_t n)
+void cf_otlp_msg_text(cf_otlp_msg *m, const char *s, size_t n)
 {
     if (m->text.n)
         cf_buf_putc(&m->text, '\n');
     cf_buf_append(&m->text, s, n);
-}
-
-/* content: a string, or parts [{type: "text", content|text}] */
-static void json_content(cf_otlp_msg *m, const json_t *c)
-{
-    if (json_is_string(c)) {
-        add_text(m, json_string_value(c), json_string_length(c));
-        return;
-    }
-    size_t i;
-    const json_t *part;
-    json_array_foreach(c, i, part) {
-        const json_t *type = json_object_get(part, "type");
-        const json_t *t = json_object_get(part, "content");
-        if (!json_is_string(t))
-            t = json_object_get(part, "text");
-        if (json_is_string(t) && (!type || (json_is_string(type) &&
-                                            strcmp(json_string_value(type), "text") == 0)))
-            add_text(m, json_string_value(t), json_string_length(t));
-    }
-}
-
-/* A JSON array of messages (or {"messages": [...]}): 1 when s is one. */
-static int json_msgs(const char *s, const char *role, cf_otlp_msgs *out)
-{
-    json_t *root = json_loads(s, 0, NULL);
-    json_t *arr = json_is_object(root) ? json_object_get(root, "messages") : root;
-    if (!json_is_array(arr)) {
-        json_decref(root);
-        return 0;
-    }
-    size_t i;
-    const json_t *it;
-    json_array_foreach(arr, i, it) {
-        const json_t *r = json_object_get(it, "role");
-        cf_otlp_msg *m = add(out, json_is_string(r) ? json_string_value(r) : role);
-        if (!m)
-            break;
-        const json_t *c = json_object_get(it, "parts");
-        json_content(m, c ? c : json_object_get(it, "content"));
-        const json_t *fr = json_object_get(it, "finish_reason");
-        if (json_is_string(fr))
-            snprintf(m->finish, sizeof m->finish, "%s", json_string_value(fr));
-    }
-    json_decref(root);
-    return 1;
 }
 
 /* prefix.{i}.<role_key>|<content_key>[|finish_reason]: 1 if any */
@@ -112,11 +67,11 @@ static int indexed(const cf_otlp_attrs *a, const char *prefix, const char *role_
         const char *c = cf_otlp_attr_str(a, key);
         if (!r && !c)
             break;
-        cf_otlp_msg *m = add(out, r ? r : role);
+        cf_otlp_msg *m = cf_otlp_msgs_add(out, r ? r : role);
         if (!m)
             break;
         if (c)
-            add_text(m, c, strlen(c));
+            cf_otlp_msg_text(m, c, strlen(c));
         snprintf(key, sizeof key, "%s.%zu.finish_reason", prefix, i);
         const char *f = cf_otlp_attr_str(a, key);
         if (f)
@@ -129,12 +84,12 @@ static int indexed(const cf_otlp_attrs *a, const char *prefix, const char *role_
 static void text_or_json(const char *s, const char *role, cf_otlp_msgs *out)
 {
     if (s[0] == '[' || s[0] == '{') {
-        if (json_msgs(s, role, out))
+        if (cf_otlp_jmsgs(s, role, out))
             return;
     }
-    cf_otlp_msg *m = add(out, role);
+    cf_otlp_msg *m = cf_otlp_msgs_add(out, role);
     if (m)
-        add_text(m, s, strlen(s));
+        cf_otlp_msg_text(m, s, strlen(s));
 }
 
 static void system_instructions(const cf_otlp_attrs *a, cf_otlp_msgs *out)
@@ -142,15 +97,11 @@ static void system_instructions(const cf_otlp_attrs *a, cf_otlp_msgs *out)
     const char *s = cf_otlp_attr_str(a, "gen_ai.system_instructions");
     if (!s)
         return;
-    cf_otlp_msg *m = add(out, "system");
+    cf_otlp_msg *m = cf_otlp_msgs_add(out, "system");
     if (!m)
         return;
-    json_t *j = json_loads(s, 0, NULL);
-    if (json_is_array(j))
-        json_content(m, j);
-    else
-        add_text(m, s, strlen(s));
-    json_decref(j);
+    if (!cf_otlp_jparts(s, m))
+        cf_otlp_msg_text(m, s, strlen(s));
 }
 
 static int finish(cf_otlp_msgs *out)
@@ -165,7 +116,7 @@ static void any_of(const cf_otlp_attrs *a, const char *const keys[5], const char
                    cf_otlp_msgs *out)
 {
     const char *s = cf_otlp_attr_str(a, keys[0]);
-    if (s && json_msgs(s, role, out))
+    if (s && cf_otlp_jmsgs(s, role, out))
         return;
     if (indexed(a, keys[1], "role", "content", role, out) ||
         indexed(a, keys[2], "message.role", "message.content", role, out))

@@ -21,6 +21,11 @@ typedef struct cf_otlp_msgs {
 int cf_otlp_input_msgs(const cf_otlp_attrs *a, cf_otlp_msgs *out);
 int cf_otlp_output_msgs(const cf_otlp_attrs *a, cf_otlp_msgs *out);
 void cf_otlp_msgs_free(cf_otlp_msgs *ms);
+/* A new message of role (truncated to 63 bytes) at the end of ms; NULL
+ * (ms->oom set) when out of memory. */
+cf_otlp_msg *cf_otlp_msgs_add(cf_otlp_msgs *ms, const char *role);
+/* s[0..n) appended to m's text, on a line of its own after earlier text. */
+void cf_otlp_msg_text(cf_otlp_msg *m, const char *s, size_t n);
 
 /* The prompt's text: one user message's text, else the messages as a JSON
  * array of {role, content} (*chat = 1); "" for none. */

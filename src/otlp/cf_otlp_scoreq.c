@@ -53,7 +53,8 @@ static char *copy(const char *s, size_t n)
     return c;
 }
 
-int cf_otlp_scoreq_push(cf_otlp_scoreq *q, const char *event_id, const char *json, size_t n)
+int cf_otlp_scoreq_push(cf_otlp_scoreq *q, const char *event_id, const char *json, size_t n,
+                        int lookup)
 {
     cf_otlp_score_item *it = calloc(1, sizeof *it);
     if (!it)
@@ -61,6 +62,7 @@ int cf_otlp_scoreq_push(cf_otlp_scoreq *q, const char *event_id, const char *jso
     it->event_id = copy(event_id, strlen(event_id));
     it->json = copy(json, n);
     it->n = n;
+    it->lookup = lookup;
     if (!it->event_id || !it->json) {
         cf_otlp_score_items_free(it);
         return -1;

@@ -51,10 +51,10 @@ static int join_submit(void *ud, const char *json, size_t n)
 }
 
 /* a joined evaluation's score, for the owner's thread */
-static void join_score(void *ud, const char *event_id, const char *json, size_t n)
+static void join_score(void *ud, const char *event_id, const char *json, size_t n, int lookup)
 {
     cf_serve_events *e = ud;
-    if (e->otlp_scores && cf_otlp_scoreq_push(e->otlp_scores, event_id, json, n) == 0)
+    if (e->otlp_scores && cf_otlp_scoreq_push(e->otlp_scores, event_id, json, n, lookup) == 0)
         return;
     fprintf(stderr, "crucible-feedback: an OTLP evaluation score on '%s' was dropped: %s\n",
             event_id, e->otlp_scores ? "too many scores wait to be stored" : "no score store");

@@ -458,6 +458,29 @@ describe("store conformance (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", functio
       prompts(assert(db:events_by_ids { ids[1], ids[2], ids[1], ids[1] })))
   end)
 
+  it("finds events by their metadata's response id, the newest of a repeated one", function()
+    local dep, r1, r2, r3 = uid(), uid("r"), uid("r"), uid("r")
+    local rows = {}
+    -- 250 response ids asked for at once: more than one page wherever a backend pages them
+    for i = 1, 250 do
+      rows[i] = ev(dep, "p" .. i, { inserted_at = i, metadata = { source = "otlp",
+        response_id = i == 1 and r1 or (i == 2 or i == 3) and r2 or uid("other") } })
+    end
+    rows[251] = ev(dep, "no response id", { inserted_at = 251, metadata = { note = r3 } })
+    local ids = assert(db:insert_events(rows))
+    local ask = { r1, r2, r3, uid("absent") }
+    for i = 4, 250 do ask[#ask + 1] = rows[i].metadata.response_id end
+    local found = assert(db:events_by_response_id(ask))
+    assert.equals(ids[1], found[r1])
+    assert.equals(ids[3], found[r2]) -- of two events with r2, the newer one
+    assert.is_nil(found[r3])         -- only metadata.response_id counts
+    local n = 0
+    for _ in pairs(found) do n = n + 1 end
+    assert.equals(249, n)
+    assert.equals(ids[250], found[rows[250].metadata.response_id])
+    assert.same({}, assert(db:events_by_response_id {}))
+  end)
+
   it("stores curated examples, marks exports and knows the last export", function()
     local dep = uid()
     local c1, c2, c3 = uid("c1"), uid("c2"), uid("c3")

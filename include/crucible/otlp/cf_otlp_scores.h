@@ -20,6 +20,7 @@ typedef struct cf_otlp_score_item {
     char *event_id;
     char *json; /* {name, value?, label?, comment?, key?} (cf_otlp_logs.c) */
     size_t n;
+    int lookup; /* event_id is the score's target, to look up (cf_otlp_join.h) */
 } cf_otlp_score_item;
 
 /* NULL when out of memory. */
@@ -27,7 +28,8 @@ cf_otlp_scoreq *cf_otlp_scoreq_new(void);
 /* Frees the queue and what still waits in it. NULL is fine. */
 void cf_otlp_scoreq_free(cf_otlp_scoreq *q);
 /* 0, or -1 when the queue is full or out of memory (the score is dropped). */
-int cf_otlp_scoreq_push(cf_otlp_scoreq *q, const char *event_id, const char *json, size_t n);
+int cf_otlp_scoreq_push(cf_otlp_scoreq *q, const char *event_id, const char *json, size_t n,
+                        int lookup);
 /* Everything waiting, oldest first (NULL when none); free with
  * cf_otlp_score_items_free. */
 cf_otlp_score_item *cf_otlp_scoreq_take(cf_otlp_scoreq *q);

@@ -177,6 +177,8 @@ typedef struct cf_event_update {
 /* count_by_type's callback: one type and how many rows have it. */
 typedef int (*cf_type_count_fn)(void *ud, cf_str type, int64_t n);
 typedef int (*cf_name_fn)(void *ud, cf_str name);
+/* events_by_response_id's callback: one response id and an event of it. */
+typedef int (*cf_ref_fn)(void *ud, cf_str response_id, cf_str event_id);
 /* ---- column scans ----------------------------------------------------------
  * A projection of inference events that streams only the fields asked for
  * (drift reads windows this way). Values stay valid until the next
@@ -628,6 +630,14 @@ typedef struct cf_store_vt {
      * cb (read from the events' deployment index, not row by row); a
      * non-zero return from cb stops and is returned. */
     int (*list_deployments)(cf_store *, cf_name_fn cb, void *ud, cf_err *);
+    /* The events whose metadata.response_id (an OTLP span's
+     * gen_ai.response.id) is one of resp[0..n): cb(response id, event id)
+     * for each, oldest first, so the newest of a repeated response id
+     * comes last; a non-zero return from cb stops and is returned. No
+     * index holds the response id: a scan of the events, for the OTLP
+     * evaluation scores whose event the server no longer remembers. */
+    int (*events_by_response_id)(cf_store *, const cf_str *resp, size_t n, cf_ref_fn cb,
+                                 void *ud, cf_err *);
 } cf_store_vt;
 
 struct cf_store {
@@ -824,6 +834,9 @@ int cf_store_backup(cf_store *s, const char *path, cf_err *e);
 int cf_store_restore(cf_store *s, const char *path, cf_err *e);
 static inline int cf_store_list_deployments(cf_store *s, cf_name_fn cb, void *ud, cf_err *e)
 { return s->vt->list_deployments(s, cb, ud, e); }
+static inline int cf_store_events_by_response_id(cf_store *s, const cf_str *resp, size_t n,
+                                                 cf_ref_fn cb, void *ud, cf_err *e)
+{ return s->vt->events_by_response_id(s, resp, n, cb, ud, e); }
 
 /* Name of a kind as used from Lua: "events", "signals", "curated",
  * "drift", "triggers". */

@@ -116,6 +116,7 @@ int ch_event_deployment(ch_store *s, cf_str id, const char *what, char **dep, cf
 int ch_open_events_page(cf_store *, const cf_str *, size_t, cf_cursor **, cf_err *);
 int ch_last_export_at(cf_store *, cf_str, int64_t *, cf_err *);
 int ch_list_deployments(cf_store *, cf_name_fn, void *, cf_err *);
+int ch_events_by_response_id(cf_store *, const cf_str *, size_t, cf_ref_fn, void *, cf_err *);
 /* ch_scan.c. ch_window_bound: for a query over events with a
  * limit (deployment_id, since, until only), appends " AND inserted_at >=
  * T" (<= ascending) to b so the server reads only the window's rows. */

@@ -381,6 +381,7 @@ static const cf_store_vt ch_vt = {
     .insert_curated_new = ch_insert_curated_new,
     .last_export_at = ch_last_export_at,
     .list_deployments = ch_list_deployments,
+    .events_by_response_id = ch_events_by_response_id,
     .insert_run = ch_insert_run,
     .update_run = ch_update_run,
     .list_runs = ch_list_runs,

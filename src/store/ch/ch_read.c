@@ -7,6 +7,7 @@
  */
 #include "ch_int.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -514,4 +515,89 @@ int ch_list_deployments(cf_store *base, cf_name_fn cb, void *ud, cf_err *err)
     if (rc == 1 || stop)
         ch_rows_close(&r);
     return stop ? stop : rc < 0 ? -1 : 0;
+}
+
+/* ---- events by response id ------------------------------------------------------------------ */
+
+/* This ClickHouse has no JSON functions (ch_scan.c): the rows that may
+ * hold one of the ids are read, and their metadata.response_id in C. */
+
+#define RESP_PAGE 200 /* response ids per query */
+
+/* An id that appears as is between quotes in the stored JSON text. */
+static int plain_id(cf_str r)
+{
+    for (size_t i = 0; i < r.n; i++) {
+        unsigned char c = (unsigned char)r.p[i];
+        if (!(c == '-' || c == '_' || c == '.' || c == ':' || (c >= '0' && c <= '9') ||
+              (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
+            return 0;
+    }
+    return 1;
+}
+
+/* The query of one page: candidates, narrowed by the ids' text when
+ * every id is plain. */
+static void resp_sql(cf_buf *b, const cf_str *resp, size_t n)
+{
+    size_t plain = 0;
+    for (size_t i = 0; i < n; i++)
+        plain += plain_id(resp[i]);
+    cf_buf_str(b, "SELECT metadata, id FROM inference_events"
+                  " WHERE position(metadata, '\"response_id\"') > 0");
+    for (size_t i = 0; plain == n && i < n; i++) {
+        cf_buf_str(b, i ? " OR position(metadata, '\"" : " AND (position(metadata, '\"");
+        cf_buf_append(b, resp[i].p, resp[i].n);
+        cf_buf_str(b, "\"') > 0");
+    }
+    cf_buf_str(b, plain == n ? ") ORDER BY inserted_at, seq" : " ORDER BY inserted_at, seq");
+}
+
+/* The row's metadata.response_id when it is one of resp[0..n). */
+static int row_resp(cf_str meta, const cf_str *resp, size_t n, cf_str *out)
+{
+    json_t *root = meta.p ? json_loadb(meta.p, meta.n, 0, NULL) : NULL;
+    json_t *r = json_object_get(root, "response_id");
+    int hit = 0;
+    for (size_t i = 0; json_is_string(r) && i < n && !hit; i++)
+        if (json_string_length(r) == resp[i].n &&
+            memcmp(json_string_value(r), resp[i].p, resp[i].n) == 0) {
+            *out = resp[i];
+            hit = 1;
+        }
+    json_decref(root);
+    return hit;
+}
+
+static int ch_resp_page(ch_store *s, const cf_str *resp, size_t n, cf_ref_fn cb, void *ud,
+                        cf_err *err)
+{
+    cf_buf b = CF_BUF_INIT;
+    resp_sql(&b, resp, n);
+    ch_rows r;
+    int rc = cf_buf_failed(&b) ? cf_fail(err, CF_ENOMEM, "out of memory building a query")
+                               : ch_query(s, &b, "reading events by response id", &r, err);
+    cf_buf_free(&b);
+    if (rc)
+        return -1;
+    int stop = 0;
+    cf_str which;
+    while (!stop && (rc = ch_rows_next(&r, 2, err)) == 1)
+        if (row_resp(r.f[0], resp, n, &which))
+            stop = cb(ud, which, r.f[1]);
+    if (rc == 1 || stop)
+        ch_rows_close(&r);
+    return stop ? stop : rc < 0 ? -1 : 0;
+}
+
+int ch_events_by_response_id(cf_store *base, const cf_str *resp, size_t n, cf_ref_fn cb,
+                             void *ud, cf_err *err)
+{
+    for (size_t i = 0; i < n; i += RESP_PAGE) {
+        int rc = ch_resp_page((ch_store *)base, resp + i, n - i < RESP_PAGE ? n - i : RESP_PAGE,
+                              cb, ud, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }

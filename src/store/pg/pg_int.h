@@ -135,6 +135,7 @@ int pg_count_by_type(cf_store *, cf_kind, const cf_query *, cf_type_count_fn, vo
 int pg_open_unscored_cursor(cf_store *, const cf_query *, cf_cursor **, cf_err *);
 int pg_last_export_at(cf_store *, cf_str, int64_t *, cf_err *);
 int pg_list_deployments(cf_store *, cf_name_fn, void *, cf_err *);
+int pg_events_by_response_id(cf_store *, const cf_str *, size_t, cf_ref_fn, void *, cf_err *);
 /* A page of at most PG_IDS_PAGE ids (the generic events-by-id cursor pages them). */
 #define PG_IDS_PAGE 500
 int pg_open_events_page(cf_store *, const cf_str *, size_t, cf_cursor **, cf_err *);

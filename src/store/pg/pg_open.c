@@ -793,6 +793,7 @@ static const cf_store_vt pg_vt = {
     .insert_curated_new = pg_insert_curated_new,
     .last_export_at = pg_last_export_at,
     .list_deployments = pg_list_deployments,
+    .events_by_response_id = pg_events_by_response_id,
     .insert_run = pg_insert_run,
     .update_run = pg_update_run,
     .list_runs = pg_list_runs,

@@ -635,3 +635,42 @@ int pg_open_events_page(cf_store *base, const cf_str *ids, size_t n, cf_cursor *
     *out = &c->base;
     return 0;
 }
+
+/* ---- events by response id ------------------------------------------------------------------ */
+
+#define RESP_PAGE 64 /* response ids per query (PG_MAX_PARAMS is 80) */
+
+static int pg_resp_page(pg_store *s, const cf_str *resp, size_t n, cf_ref_fn cb, void *ud,
+                        cf_err *err)
+{
+    pg_pager g;
+    pg_pager_init(&g, s);
+    pg_pager_put(&g, "SELECT metadata ->> 'response_id', id FROM inference_events"
+                     " WHERE metadata ? 'response_id' AND metadata ->> 'response_id' IN (");
+    for (size_t i = 0; i < n; i++) {
+        pg_pager_put(&g, i ? "," : "");
+        pg_pager_str(&g, resp[i]);
+    }
+    pg_pager_put(&g, ") ORDER BY inserted_at, seq");
+    PGresult *r = run_head(&g, "reading events by response id", err);
+    pg_pager_free(&g);
+    if (!r)
+        return -1;
+    int stop = 0;
+    for (int i = 0; i < PQntuples(r) && !stop; i++)
+        stop = cb(ud, pg_col_str(r, i, 0), pg_col_str(r, i, 1));
+    PQclear(r);
+    return stop;
+}
+
+int pg_events_by_response_id(cf_store *base, const cf_str *resp, size_t n, cf_ref_fn cb,
+                             void *ud, cf_err *err)
+{
+    for (size_t i = 0; i < n; i += RESP_PAGE) {
+        int rc = pg_resp_page((pg_store *)base, resp + i, n - i < RESP_PAGE ? n - i : RESP_PAGE,
+                              cb, ud, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}

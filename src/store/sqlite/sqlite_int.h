@@ -89,6 +89,7 @@ int sq_count_by_type(cf_store *, cf_kind, const cf_query *, cf_type_count_fn, vo
 int sq_open_unscored_cursor(cf_store *, const cf_query *, cf_cursor **, cf_err *);
 int sq_last_export_at(cf_store *, cf_str, int64_t *, cf_err *);
 int sq_list_deployments(cf_store *, cf_name_fn, void *, cf_err *);
+int sq_events_by_response_id(cf_store *, const cf_str *, size_t, cf_ref_fn, void *, cf_err *);
 
 /* sqlite_scan.c */
 int sq_open_columns(cf_store *, const cf_query *, const cf_column *, size_t, cf_colscan **,

@@ -549,6 +549,7 @@ static const cf_store_vt sq_vt = {
     .insert_curated_new = sq_insert_curated_new,
     .last_export_at = sq_last_export_at,
     .list_deployments = sq_list_deployments,
+    .events_by_response_id = sq_events_by_response_id,
     .insert_run = sq_insert_run,
     .update_run = sq_update_run,
     .list_runs = sq_list_runs,

@@ -6,6 +6,7 @@
  * The SQL text is assembled from constant fragments only; every value is a
  * bound parameter.
  */
+#include "crucible/core/cf_buf.h"
 #include "sqlite_int.h"
 
 #include <math.h>
@@ -696,4 +697,49 @@ int sq_list_deployments(cf_store *base, cf_name_fn cb, void *ud, cf_err *err)
     if (stop)
         return stop;
     return rc == SQLITE_DONE ? 0 : sq_fail(s, err, "reading the deployments");
+}
+
+/* ---- events by response id ------------------------------------------------------------- */
+
+#define RESP_PAGE 200 /* response ids per query */
+
+static int sq_resp_page(sq_store *s, const cf_str *resp, size_t n, cf_ref_fn cb, void *ud,
+                        cf_err *err)
+{
+    cf_buf b = CF_BUF_INIT;
+    /* instr first: only the rows that hold a response id are parsed */
+    cf_buf_str(&b, "SELECT json_extract(metadata, '$.response_id'), id FROM inference_events"
+                   " WHERE instr(metadata, '\"response_id\"') > 0"
+                   " AND json_extract(metadata, '$.response_id') IN (");
+    for (size_t i = 0; i < n; i++)
+        cf_buf_str(&b, i ? ",?" : "?");
+    cf_buf_str(&b, ") ORDER BY seq");
+    if (cf_buf_failed(&b))
+        return cf_fail(err, CF_ENOMEM, "out of memory building a query");
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, cf_buf_cstr(&b), -1, &st, NULL);
+    cf_buf_free(&b);
+    if (rc != SQLITE_OK)
+        return sq_fail(s, err, "preparing the response id query");
+    for (size_t i = 0; i < n; i++)
+        sq_bind_str(st, (int)i + 1, resp[i]);
+    int stop = 0;
+    while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        stop = cb(ud, sq_col_str(st, 0), sq_col_str(st, 1));
+    sqlite3_finalize(st);
+    if (stop)
+        return stop;
+    return rc == SQLITE_DONE ? 0 : sq_fail(s, err, "reading events by response id");
+}
+
+int sq_events_by_response_id(cf_store *base, const cf_str *resp, size_t n, cf_ref_fn cb,
+                             void *ud, cf_err *err)
+{
+    for (size_t i = 0; i < n; i += RESP_PAGE) {
+        int rc = sq_resp_page((sq_store *)base, resp + i, n - i < RESP_PAGE ? n - i : RESP_PAGE,
+                              cb, ud, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }

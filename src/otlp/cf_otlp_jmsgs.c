@@ -1,0 +1,200 @@
+/*
+ * The messages of a GenAI attribute read straight from its JSON text
+ * (cf_otlp_jmsgs.h), without building the document: only the shapes the
+ * conventions allow are looked at -- an array of {role, parts: [{type,
+ * content|text}]} or of the older {role, content}, or {"messages": [...]}
+ * -- and everything else is skipped. The text is first checked whole
+ * (cf_otlp_jvalid.c), so what is taken is what jansson took before: the
+ * last of repeated keys, keys written with escapes, a non-object element
+ * as a message with the default role and no text.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cf_otlp_jmsgs.h"
+#include "cf_otlp_jvalid.h"
+
+typedef const unsigned char *cur;
+
+static cur ws(cur p)
+{
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        p++;
+    return p;
+}
+
+/* p just after the opening quote of a valid string: its closing quote */
+static cur string_end(cur p)
+{
+    for (;;) {
+        cur q = (cur)strpbrk((const char *)p, "\"\\");
+        if (*q == '"')
+            return q;
+        p = q + 2;
+    }
+}
+
+/* Past the value at p (in a valid document). */
+static cur skip(cur p)
+{
+    int depth = 0;
+    do {
+        p = ws(p);
+        if (*p == '"') {
+            p = string_end(p + 1) + 1;
+        } else if (*p == '[' || *p == '{') {
+            depth++;
+            p++;
+        } else if (*p == ']' || *p == '}') {
+            depth--;
+            p++;
+        } else if (*p == ',' || *p == ':') {
+            p++;
+        } else {
+            while (*p && !strchr(" \t\r\n,:]}", *p))
+                p++;
+        }
+    } while (depth > 0);
+    return p;
+}
+
+/* The string value at p decoded into s (emptied first); 0 when p holds
+ * no string. */
+static int string_at(cur p, cf_buf *s)
+{
+    s->n = 0;
+    if (!p || *p != '"')
+        return 0;
+    cur e = string_end(p + 1);
+    return cf_json_unescape((const char *)p + 1, (size_t)(e - p - 1), s) == 0 &&
+           !cf_buf_failed(s);
+}
+
+/* Whether the string at p (its opening quote) decodes to name. */
+static int string_is(cur p, const char *name, cf_buf *scratch)
+{
+    cur e = string_end(p + 1);
+    size_t n = (size_t)(e - p - 1), k = strlen(name);
+    if (!memchr(p + 1, '\\', n))
+        return n == k && memcmp(p + 1, name, k) == 0;
+    return string_at(p, scratch) && scratch->n == k && memcmp(scratch->p, name, k) == 0;
+}
+
+/* The values of the named keys of the object at p (its '{'): at[i] for
+ * names[i], the last one when a key repeats, NULL when absent. */
+static void fields(cur p, const char *const *names, size_t n, cur *at, cf_buf *scratch)
+{
+    memset(at, 0, n * sizeof *at);
+    p = ws(p + 1);
+    while (*p == '"') {
+        cur key = p;
+        p = ws(ws(string_end(p + 1) + 1) + 1); /* past the colon */
+        for (size_t i = 0; i < n; i++)
+            if (string_is(key, names[i], scratch)) {
+                at[i] = p;
+                break;
+            }
+        p = ws(skip(p));
+        if (*p != ',')
+            return;
+        p = ws(p + 1);
+    }
+}
+
+/* The first element of the array at p (its '['), NULL when empty. */
+static cur first(cur p)
+{
+    p = ws(p + 1);
+    return *p == ']' ? NULL : p;
+}
+
+/* The element after the one at p, NULL at the end. */
+static cur next(cur p)
+{
+    p = ws(skip(p));
+    return *p == ',' ? ws(p + 1) : NULL;
+}
+
+/* The string at p appended to m's text (a line of its own). */
+static void text_at(cf_otlp_msg *m, cur p, cf_buf *scratch)
+{
+    if (!string_at(p, scratch)) {
+        m->text.oom |= cf_buf_failed(scratch);
+        return;
+    }
+    cf_otlp_msg_text(m, scratch->p ? scratch->p : "", scratch->n);
+}
+
+/* content: a string, or parts [{type: "text", content|text}] */
+static void content(cf_otlp_msg *m, cur c, cf_buf *scratch)
+{
+    static const char *const names[] = {"type", "content", "text"};
+    if (!c)
+        return;
+    if (*c == '"') {
+        text_at(m, c, scratch);
+        return;
+    }
+    if (*c != '[')
+        return;
+    for (cur e = first(c); e; e = next(e)) {
+        cur at[3];
+        if (*e != '{')
+            continue;
+        fields(e, names, 3, at, scratch);
+        cur t = at[1] && *at[1] == '"' ? at[1] : at[2];
+        if (t && *t == '"' && (!at[0] || (*at[0] == '"' && string_is(at[0], "text", scratch))))
+            text_at(m, t, scratch);
+    }
+}
+
+/* One element of the messages; -1 when out of memory. */
+static int message(cur it, const char *role, cf_otlp_msgs *out, cf_buf *scratch)
+{
+    static const char *const names[] = {"role", "parts", "content", "finish_reason"};
+    cur at[4] = {NULL, NULL, NULL, NULL};
+    if (*it == '{')
+        fields(it, names, 4, at, scratch);
+    cf_otlp_msg *m = cf_otlp_msgs_add(out, string_at(at[0], scratch) ? cf_buf_cstr(scratch)
+                                                                     : role);
+    if (!m)
+        return -1;
+    content(m, at[1] ? at[1] : at[2], scratch);
+    if (string_at(at[3], scratch))
+        snprintf(m->finish, sizeof m->finish, "%s", cf_buf_cstr(scratch));
+    return 0;
+}
+
+int cf_otlp_jmsgs(const char *s, const char *role, cf_otlp_msgs *out)
+{
+    static const char *const names[] = {"messages"};
+    if (!cf_otlp_jvalid(s))
+        return 0;
+    cf_buf scratch = CF_BUF_INIT;
+    cur p = ws((cur)s);
+    if (*p == '{')
+        fields(p, names, 1, &p, &scratch);
+    int rc = p && *p == '[';
+    for (cur e = rc ? first(p) : NULL; e; e = next(e))
+        if (message(e, role, out, &scratch))
+            break;
+    if (cf_buf_failed(&scratch))
+        out->oom = 1;
+    cf_buf_free(&scratch);
+    return rc;
+}
+
+int cf_otlp_jparts(const char *s, cf_otlp_msg *m)
+{
+    if (!cf_otlp_jvalid(s))
+        return 0;
+    cur p = ws((cur)s);
+    if (*p != '[')
+        return 0;
+    cf_buf scratch = CF_BUF_INIT;
+    content(m, p, &scratch);
+    if (cf_buf_failed(&scratch))
+        m->text.oom = 1;
+    cf_buf_free(&scratch);
+    return 1;
+}

@@ -1,0 +1,235 @@
+/*
+ * Whether a text is a JSON document as json_loads(s, 0, NULL) takes it
+ * (cf_otlp_jvalid.h), without building it: an array or an object at the
+ * top, nothing after it but whitespace, strings of valid UTF-8 without
+ * control characters or \u0000 and with paired surrogates, integers that
+ * fit an int64, reals that do not overflow, at most 2048 nested values.
+ */
+#include <errno.h>
+#include <locale.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cf_otlp_jvalid.h"
+#include "crucible/core/cf_buf.h"
+
+#define MAX_DEPTH 2048 /* jansson's JSON_PARSER_MAX_DEPTH */
+
+typedef const unsigned char *cur;
+
+static cur ws(cur p)
+{
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        p++;
+    return p;
+}
+
+static int hex4(cur p)
+{
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        int c = p[i], d;
+        if (c >= '0' && c <= '9')
+            d = c - '0';
+        else if (c >= 'a' && c <= 'f')
+            d = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+            d = c - 'A' + 10;
+        else
+            return -1; /* the terminating NUL included */
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/* p at the 'u' of a \u escape: past the escape (and its pair), or NULL */
+static cur unicode_escape(cur p)
+{
+    int v = hex4(p + 1);
+    p += 5;
+    if (v <= 0)
+        return NULL; /* \u0000 too */
+    if (v >= 0xDC00 && v <= 0xDFFF)
+        return NULL;
+    if (v < 0xD800 || v > 0xDBFF)
+        return p;
+    if (p[0] != '\\' || p[1] != 'u')
+        return NULL;
+    int w = hex4(p + 2);
+    return w >= 0xDC00 && w <= 0xDFFF ? p + 6 : NULL;
+}
+
+/* The length of the valid UTF-8 sequence at p (0 when invalid). */
+static size_t utf8_at(cur p)
+{
+    size_t k = p[0] < 0xE0 ? 2 : p[0] < 0xF0 ? 3 : 4;
+    for (size_t i = 1; i < k; i++)
+        if ((p[i] & 0xC0) != 0x80)
+            return 0; /* the terminating NUL too */
+    return cf_utf8_check((const char *)p, k) == k ? k : 0;
+}
+
+cur cf_otlp_jvalid_string(cur p)
+{
+    for (;;) {
+        unsigned c = *p;
+        if (c == '"')
+            return p + 1;
+        if (c < 0x20)
+            return NULL; /* a control character, or the end of the text */
+        if (c < 0x80 && c != '\\') {
+            p++;
+        } else if (c == '\\') {
+            c = p[1];
+            if (c == 'u')
+                p = unicode_escape(p + 1);
+            else if (c && strchr("\"\\/bfnrt", (int)c))
+                p += 2;
+            else
+                return NULL;
+            if (!p)
+                return NULL;
+        } else {
+            size_t k = utf8_at(p);
+            if (!k)
+                return NULL;
+            p += k;
+        }
+    }
+}
+
+static int is_digit(int c) { return c >= '0' && c <= '9'; }
+
+static locale_t c_loc;
+static pthread_once_t c_loc_once = PTHREAD_ONCE_INIT;
+
+static void c_loc_init(void)
+{
+    c_loc = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+}
+
+/* jansson refuses an integer beyond int64 and a real that overflows */
+static int in_range(cur s, int real)
+{
+    errno = 0;
+    if (!real) {
+        (void)strtoll((const char *)s, NULL, 10);
+        return errno != ERANGE;
+    }
+    pthread_once(&c_loc_once, c_loc_init);
+    locale_t old = c_loc ? uselocale(c_loc) : (locale_t)0; /* this thread only */
+    double d = strtod((const char *)s, NULL);
+    int overflow = (d == HUGE_VAL || d == -HUGE_VAL) && errno == ERANGE;
+    if (c_loc)
+        uselocale(old);
+    return !overflow;
+}
+
+static cur digits(cur p)
+{
+    while (is_digit(*p))
+        p++;
+    return p;
+}
+
+static cur number(cur p)
+{
+    cur s = p;
+    int real = 0;
+    if (*p == '-')
+        p++;
+    if (*p == '0') {
+        if (is_digit(*++p))
+            return NULL;
+    } else if (is_digit(*p)) {
+        p = digits(p);
+    } else {
+        return NULL;
+    }
+    if (*p == '.') {
+        if (!is_digit(*++p))
+            return NULL;
+        p = digits(p);
+        real = 1;
+    }
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '+' || *p == '-')
+            p++;
+        if (!is_digit(*p))
+            return NULL;
+        p = digits(p);
+        real = 1;
+    }
+    return in_range(s, real) ? p : NULL;
+}
+
+/* A value that is not an array or an object. */
+static cur scalar(cur p)
+{
+    if (*p == '"')
+        return cf_otlp_jvalid_string(p + 1);
+    if (*p == '-' || is_digit(*p))
+        return number(p);
+    if (strncmp((const char *)p, "true", 4) == 0 || strncmp((const char *)p, "null", 4) == 0)
+        return p + 4;
+    if (strncmp((const char *)p, "false", 5) == 0)
+        return p + 5;
+    return NULL;
+}
+
+/* An object's key and its colon; p at the key's quote. */
+static cur key(cur p)
+{
+    if (*p != '"' || !(p = cf_otlp_jvalid_string(p + 1)))
+        return NULL;
+    p = ws(p);
+    return *p == ':' ? ws(p + 1) : NULL;
+}
+
+int cf_otlp_jvalid(const char *text)
+{
+    char open[MAX_DEPTH]; /* the containers open, innermost last */
+    size_t depth = 0;
+    cur p = ws((cur)text);
+    if (*p != '[' && *p != '{')
+        return 0;
+    for (;;) {
+        /* p: at a value */
+        if (*p == '[' || *p == '{') {
+            if (depth == MAX_DEPTH)
+                return 0;
+            open[depth++] = (char)*p;
+            p = ws(p + 1);
+            if (*p == (open[depth - 1] == '[' ? ']' : '}')) {
+                depth--;
+                p++;
+            } else {
+                if (open[depth - 1] == '{' && !(p = key(p)))
+                    return 0;
+                continue;
+            }
+        } else if (depth == MAX_DEPTH || !(p = scalar(p))) {
+            return 0;
+        }
+        /* after a value: a comma, or the ends of the containers it closes */
+        for (;;) {
+            p = ws(p);
+            if (depth == 0)
+                return *p == '\0';
+            char o = open[depth - 1];
+            if (*p == ',') {
+                p = ws(p + 1);
+                if (o == '{' && !(p = key(p)))
+                    return 0;
+                break;
+            }
+            if (*p != (o == '[' ? ']' : '}'))
+                return 0;
+            depth--;
+            p++;
+        }
+    }
+}
