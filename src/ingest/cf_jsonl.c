@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "crucible/core/cf_buf.h"
+#include "crucible/ingest/cf_json_compact.h"
 #include "crucible/ingest/cf_json_scan.h"
 
 /*
@@ -496,11 +497,21 @@ static int move_field(parser *p, json_t *meta, const moved_field *m)
     return 0;
 }
 
-/* metadata (and moved fields) through jansson: validated, compact */
+/* metadata (and moved fields) through jansson: validated, compact; a
+ * simple metadata object alone is copied compacted instead (the same text) */
 static int build_metadata(line_state *st, cf_jsonl_doc *doc)
 {
     parser *p = &st->p;
     cf_event_in *in = st->in;
+    if (st->meta_b && !st->nmoved) { /* most metadata: copied without a tree */
+        int rc = cf_json_compact(p->s + st->meta_a, st->meta_b - st->meta_a, &doc->meta);
+        if (rc < 0)
+            return cf_fail(p->err, CF_ENOMEM, "out of memory reading a line");
+        if (rc > 0) {
+            in->metadata_json = cf_cstr(doc->meta);
+            return 0;
+        }
+    }
     json_t *meta = st->meta_b ? load_nested(p, st->meta_a, st->meta_b) : NULL;
     if (st->meta_b && !meta)
         return -1;
