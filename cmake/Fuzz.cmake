@@ -30,7 +30,8 @@ separate_arguments(CF_FUZZ_CFLAGS)
 separate_arguments(CF_FUZZ_LIBS)
 set(CF_FUZZ_SOURCES
   src/core/cf_buf.c src/core/cf_common.c src/core/cf_uuid.c
-  src/ingest/cf_hmac.c src/ingest/cf_jsonl.c src/ingest/cf_record.c src/ingest/cf_validate.c
+  src/ingest/cf_hmac.c src/ingest/cf_json_compact.c src/ingest/cf_jsonl.c src/ingest/cf_record.c
+  src/ingest/cf_validate.c
   src/sanitize/cf_pii_check.c src/sanitize/cf_sanitize.c src/sanitize/cf_sanitize_json.c
   src/serve/cf_serve_body.c src/serve/cf_serve_split.c)
 list(TRANSFORM CF_FUZZ_SOURCES PREPEND ${PROJECT_SOURCE_DIR}/)

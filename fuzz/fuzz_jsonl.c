@@ -1,12 +1,15 @@
 /* libFuzzer target: one JSON line to a validated, sanitized event, and
  * back. Whatever cf_jsonl_parse and cf_record_prepare accept must write
- * out (cf_jsonl_write_event) as a line that reads back to the same event. */
+ * out (cf_jsonl_write_event) as a line that reads back to the same event.
+ * And the input as a metadata object: whatever cf_json_compact copies,
+ * jansson must accept and write back as the very same text. */
 #include <jansson.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "crucible/ingest/cf_json_compact.h"
 #include "crucible/ingest/cf_jsonl.h"
 #include "crucible/ingest/cf_record.h"
 
@@ -47,10 +50,26 @@ static int same_json(cf_str a, cf_str b)
     return eq;
 }
 
+/* cf_json_compact's copy is jansson's compact dump, or it declined. */
+static void check_compact(const char *s, size_t n)
+{
+    char *fast = NULL;
+    if (cf_json_compact(s, n, &fast) <= 0)
+        return;
+    json_t *v = json_loadb(s, n, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
+    char *slow = v ? json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+    if (!slow || strcmp(fast, slow) != 0)
+        abort();
+    free(slow);
+    free(fast);
+    json_decref(v);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!san)
         setup();
+    check_compact((const char *)data, size);
     int to_meta = size & 1; /* either way of treating unknown fields */
     cf_jsonl_doc doc = CF_JSONL_DOC_INIT;
     cf_event_in in;

@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "crucible/core/cf_buf.h"
+#include "crucible/ingest/cf_json_compact.h"
+#include "crucible/ingest/cf_json_scan.h"
 
 /*
  * The top level of a line is parsed here, not by jansson: prompts and
@@ -40,35 +42,50 @@ static void skip_ws(parser *p)
     }
 }
 
+/* Where the string whose text starts at start ends (its closing quote),
+ * in one pass: *escaped says whether it has a backslash, *ctrl where its
+ * first control character is (or (size_t)-1). (size_t)-1 when it is not
+ * closed. */
+static size_t string_close(const parser *p, size_t start, int *escaped, size_t *ctrl)
+{
+    size_t k = start;
+    *escaped = 0;
+    *ctrl = (size_t)-1;
+    for (;;) {
+        k = cf_json_string_stop(p->s, k, p->n);
+        if (k >= p->n)
+            return (size_t)-1;
+        unsigned char c = (unsigned char)p->s[k];
+        if (c == '"')
+            return k;
+        if (c == '\\') {
+            *escaped = 1;
+            k++; /* the escaped byte is never the end; it is checked below */
+            if (k < p->n && (unsigned char)p->s[k] < 0x20 && *ctrl == (size_t)-1)
+                *ctrl = k;
+        } else if (*ctrl == (size_t)-1) {
+            *ctrl = k;
+        }
+        k++;
+    }
+}
+
 /* A string at p->i (the opening quote): its decoded text in *out. */
 static int parse_string(parser *p, cf_str *out)
 {
     size_t start = ++p->i;
-    for (;;) {
-        const char *q = memchr(p->s + p->i, '"', p->n - p->i);
-        if (!q) {
-            p->i = p->n;
-            return bad(p, "unterminated string");
-        }
-        size_t end = (size_t)(q - p->s);
-        /* a quote preceded by an odd number of backslashes is escaped */
-        size_t k = end;
-        while (k > start && p->s[k - 1] == '\\')
-            k--;
-        p->i = end + 1;
-        if ((end - k) % 2 == 0)
-            break;
+    int escaped;
+    size_t ctrl;
+    size_t end = string_close(p, start, &escaped, &ctrl);
+    if (end == (size_t)-1) {
+        p->i = p->n;
+        return bad(p, "unterminated string");
     }
-    size_t end = p->i - 1;
-    int escaped = 0;
-    for (size_t k = start; k < end; k++) {
-        unsigned char c = (unsigned char)p->s[k];
-        if (c < 0x20) {
-            p->i = k;
-            return bad(p, "control character in a string");
-        }
-        escaped |= c == '\\';
+    if (ctrl != (size_t)-1) {
+        p->i = ctrl;
+        return bad(p, "control character in a string");
     }
+    p->i = end + 1;
     if (!escaped) {
         out->p = p->s + start;
         out->n = end - start;
@@ -480,11 +497,21 @@ static int move_field(parser *p, json_t *meta, const moved_field *m)
     return 0;
 }
 
-/* metadata (and moved fields) through jansson: validated, compact */
+/* metadata (and moved fields) through jansson: validated, compact; a
+ * simple metadata object alone is copied compacted instead (the same text) */
 static int build_metadata(line_state *st, cf_jsonl_doc *doc)
 {
     parser *p = &st->p;
     cf_event_in *in = st->in;
+    if (st->meta_b && !st->nmoved) { /* most metadata: copied without a tree */
+        int rc = cf_json_compact(p->s + st->meta_a, st->meta_b - st->meta_a, &doc->meta);
+        if (rc < 0)
+            return cf_fail(p->err, CF_ENOMEM, "out of memory reading a line");
+        if (rc > 0) {
+            in->metadata_json = cf_cstr(doc->meta);
+            return 0;
+        }
+    }
     json_t *meta = st->meta_b ? load_nested(p, st->meta_a, st->meta_b) : NULL;
     if (st->meta_b && !meta)
         return -1;

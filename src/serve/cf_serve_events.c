@@ -56,10 +56,16 @@ cf_prepare_scratch *cf_serve_events_scratch(cf_serve_events *e)
     return ps;
 }
 
+/* Accepted items whose entries wait for a refusal (then they are written
+ * and the rest as they come); a larger batch writes them from here on. */
+#define BACKFILL 256
+
 /* What happened to each item, as the response is built. */
 typedef struct batch {
     cf_buf ids;    /* "id","id",... for the 200 answer */
-    cf_buf items;  /* {"index":..},... for the 207 / 4xx answer */
+    cf_buf items;  /* {"index":..},... for the 207 / 4xx answer, from the first refusal */
+    size_t id_end[BACKFILL]; /* where each id ends in ids, until then */
+    int eager;     /* items is written as the items come (see backfill) */
     long accepted, rejected;
     int worst;     /* 503 > 500 > 429 > 403 > 400 among the refused */
     char first_error[400];
@@ -89,9 +95,29 @@ static void item_entry(batch *b, long index, const char *id, int status, const c
     cf_buf_putc(&b->items, '}');
 }
 
+/* The first refusal (or the BACKFILL-th item): the items accepted before
+ * it (indexes 0 .. accepted-1, their ids in ids) get their entries now, as
+ * item_entry writes them; answers with no refusal never need them. */
+static void backfill(batch *b)
+{
+    char head[64];
+    b->eager = 1;
+    size_t from = 0;
+    for (long k = 0; k < b->accepted; k++) {
+        size_t to = b->id_end[k];
+        snprintf(head, sizeof head, "%s{\"index\":%ld,\"id\":", k ? "," : "", k);
+        cf_buf_str(&b->items, head);
+        cf_buf_append(&b->items, b->ids.p + from + (k ? 1 : 0), to - from - (k ? 1 : 0));
+        cf_buf_str(&b->items, ",\"status\":200}");
+        from = to;
+    }
+}
+
 static void refuse(cf_serve_events *e, batch *b, long index, const char *id, int status,
                    const char *error)
 {
+    if (!b->eager)
+        backfill(b);
     cf_reject_reason why = status == 400   ? CF_REJECT_INVALID
                            : status == 403 ? CF_REJECT_FORBIDDEN
                            : status == 429 ? CF_REJECT_FULL
@@ -159,8 +185,12 @@ static void one_item(cf_serve_events *e, const cf_serve_key *key, cf_prepare_scr
     if (rc == 0) {
         cf_buf_str(&b->ids, b->accepted ? "," : "");
         cf_buf_json_string_lossy(&b->ids, id, strlen(id));
-        item_entry(b, index, id, 200, NULL);
-        b->accepted++;
+        if (b->eager)
+            item_entry(b, index, id, 200, NULL);
+        else
+            b->id_end[b->accepted] = b->ids.n;
+        if (++b->accepted == BACKFILL && !b->eager)
+            backfill(b);
     } else {
         int status = status_of(err.code);
         refuse(e, b, index, client_id(&in, &doc, id), status, err.msg);

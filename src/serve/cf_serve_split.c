@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crucible/ingest/cf_json_scan.h"
 #include "crucible/serve/cf_serve_events.h"
 
 typedef struct spans {
@@ -64,6 +65,11 @@ static size_t value_end(const char *b, size_t n, size_t pos, int *closes_array)
     for (; pos < n; pos++) {
         char c = b[pos];
         if (in_str) {
+            /* runs of plain text are skipped eight bytes at a time */
+            pos = cf_json_string_stop(b, pos, n);
+            if (pos >= n)
+                break;
+            c = b[pos];
             if (c == '\\')
                 pos++;
             else if (c == '"')

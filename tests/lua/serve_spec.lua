@@ -187,6 +187,10 @@ describe("serve", function()
       .. '"a string",' .. cjson.encode(event { id = "mix-3" }) .. ',{"prompt": "no deployment", "response": "r"}]'
     local code, resp = post(h, body)
     assert.equals(207, code)
+    -- the entries of the items accepted before the first refusal, in order
+    local head = '{"accepted":2,"rejected":3,"items":[{"index":0,"id":"mix-0","status":200},'
+      .. '{"index":1,"id":null,"status":400,'
+    assert.equals(head, resp:sub(1, #head))
     local r = cjson.decode(resp)
     assert.equals(2, r.accepted)
     assert.equals(3, r.rejected)
@@ -378,6 +382,21 @@ describe("serve", function()
     local flushes = tonumber(body:match("crucible_flush_duration_seconds_count (%d+)"))
     assert.is_true(flushes >= 1)
     assert.matches('crucible_flush_duration_seconds_bucket{le="+Inf"} ' .. flushes .. "\n", body, 1, true)
+  end)
+
+  it("lists every item in order in a 207 to a batch of more than 256", function()
+    local items = {}
+    for i = 1, 299 do items[i] = cjson.encode(event { id = "big-" .. i }) end
+    items[300] = '{"prompt": "no deployment", "response": "r"}'
+    local code, resp = post(h, "[" .. table.concat(items, ",") .. "]")
+    assert.equals(207, code)
+    local r = cjson.decode(resp)
+    assert.equals(300, #r.items)
+    for i = 1, 299 do
+      assert.same({ index = i - 1, id = "big-" .. i, status = 200 }, r.items[i])
+    end
+    assert.equals(299, r.items[300].index)
+    assert.equals(400, r.items[300].status)
   end)
 end)
 
