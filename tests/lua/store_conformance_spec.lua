@@ -473,6 +473,41 @@ describe("store conformance (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", functio
     assert.same({ "p3", "p1" }, prompts(by))
   end)
 
+  it("counts each light record's signals by type, in short scans and whole ones alike", function()
+    local dep, other = uid(), uid()
+    local events = {}
+    for i = 1, 30 do events[i] = ev(i <= 25 and dep or other, "p" .. i, { inserted_at = i }) end
+    local ids = assert(db:insert_events(events))
+    local types = { "thumbs_up", "thumbs_down", "regenerate", "edit", "copy", "share", "report",
+                    "custom-kind" }
+    local want = {}
+    for i = 1, 30 do
+      local counts = {}
+      for k = 1, (i * 7) % 5 do -- 0 to 4 signals, types cycling per event
+        local t = types[(i + k) % #types + 1]
+        assert(db:insert_signal { inference_event_id = ids[i], signal_type = t })
+        local key = t == "custom-kind" and "other" or t
+        counts[key] = (counts[key] or 0) + 1
+      end
+      want[ids[i]] = counts
+    end
+    local function check(q, n)
+      local seen = 0
+      for r in db:light_events(q, { signals = true }) do
+        seen = seen + 1
+        for _, t in ipairs { "thumbs_up", "thumbs_down", "regenerate", "edit", "copy", "share",
+                             "report", "other" } do
+          assert.equal(want[r.id][t] or 0, r.signals[t], r.id .. " " .. t)
+        end
+      end
+      assert.equal(n, seen)
+    end
+    check({ deployment_id = dep }, 25)                        -- every event: counted up front
+    check({ deployment_id = dep, limit = 10, offset = 3 }, 10) -- a short scan: counted per event
+    check({ deployment_id = dep, since = 5, ["until"] = 12, order = "desc" }, 7)
+    check({ deployment_id = dep, limit = 1000000 }, 25)
+  end)
+
   it("reads events by id across pages, in the order given, skipping unknown ids", function()
     local dep, rows = uid(), {}
     for i = 1, 300 do rows[i] = ev(dep, "p" .. i, { inserted_at = i }) end
