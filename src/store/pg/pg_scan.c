@@ -202,11 +202,12 @@ static int light_next(cf_light_scan *base, cf_light_event *row, cf_err *err)
     int i = c->g.row;
     row->id = pg_col_str(r, i, 0);
     row->model_version_id = pg_col_str(r, i, 1);
-    row->inserted_at = pg_col_int(r, i, 2);
-    row->quality_score = pg_col_double(r, i, 3);
-    row->latency_ms = pg_col_int(r, i, 4);
-    row->token_count = pg_col_int(r, i, 5);
-    int col = 6;
+    row->quality_score = pg_col_double(r, i, 2);
+    row->latency_ms = pg_col_int(r, i, 3);
+    row->token_count = pg_col_int(r, i, 4);
+    /* the time is the pager's key, the last column but one */
+    row->inserted_at = pg_col_int(r, i, PQnfields(r) - 2);
+    int col = 5;
     if (c->want & CF_LIGHT_CHECKS) {
         int64_t bits = pg_col_int(r, i, col++);
         row->quality_checks = bits == CF_NULL_INT ? 0 : (uint32_t)bits;
@@ -308,8 +309,8 @@ int pg_open_light_events(cf_store *base, const cf_query *q, unsigned want, cf_li
     pg_pager_init(&c->g, (pg_store *)base);
     /* pages of short rows are larger: fewer round trips for a long scan */
     paging(&c->g, q, want & (CF_LIGHT_PROMPT | CF_LIGHT_RESPONSE) ? 2000 : 10000);
-    pg_pager_put(&c->g, "SELECT t.id, t.model_version_id, " PG_US("t.inserted_at")
-                        ", t.quality_score, t.latency_ms, t.token_count");
+    pg_pager_put(&c->g, "SELECT t.id, t.model_version_id, t.quality_score, t.latency_ms,"
+                        " t.token_count");
     if (want & CF_LIGHT_CHECKS)
         pg_pager_put(&c->g, ", t.quality_checks");
     if (want & CF_LIGHT_PROMPT)
