@@ -29,7 +29,7 @@ local function peak_rss_mb()
   return tonumber(s:match("VmHWM:%s*(%d+)")) / 1024
 end
 
-local cf = assert(crucible.new { config = { storage = { url = "sqlite:" .. path } } })
+local cf = assert(crucible.new { config = { storage = { url = path:find("^%a+:") and path or "sqlite:" .. path } } })
 local db = assert(cf.store())
 
 if mode == "fill" then

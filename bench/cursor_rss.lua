@@ -26,7 +26,7 @@ local function peak_rss_kb()
   return tonumber(s:match("VmHWM:%s*(%d+)"))
 end
 
-local db = assert(store.open("sqlite:" .. opts.db))
+local db = assert(store.open(opts.db:find("^%a+:") and opts.db or "sqlite:" .. opts.db))
 assert(db:migrate())
 local have = db:count_events { deployment_id = "bench" }
 if have < n then

@@ -16,7 +16,7 @@ local n = math.tointeger(tonumber(arg[2] or "1000000"))
 local nsig = math.tointeger(tonumber(arg[3] or "100000"))
 assert(path and n and nsig, "usage: quality_stats.lua DB [EVENTS] [SIGNALS]")
 
-local cf = assert(crucible.new { config = { storage = { url = "sqlite:" .. path } } })
+local cf = assert(crucible.new { config = { storage = { url = path:find("^%a+:") and path or "sqlite:" .. path } } })
 local db = assert(cf.store())
 local have = db:count_events { deployment_id = "bench" }
 if have < n then

@@ -18,8 +18,9 @@ CF_BUILD_DEBS=(gcc make cmake pkg-config
 CF_TEST_DEBS=(sqlite3 curl python3 python3-scipy clang postgresql clickhouse-server lua5.4 tmux
   chromium)
 
-# What the benchmarks add (bench/run): wrk drives the HTTP server.
-CF_BENCH_DEBS=(wrk)
+# What the benchmarks add (bench/run): wrk drives the HTTP server;
+# psycopg2 is the PostgreSQL peers' driver (bench/pg_read.sh).
+CF_BENCH_DEBS=(wrk python3-psycopg2)
 
 cf_missing_debs() {
   local p

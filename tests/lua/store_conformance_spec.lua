@@ -345,6 +345,41 @@ describe("store conformance (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", functio
     assert.equal(0, counts[3].thumbs_up)
   end)
 
+  it("gives each streamed event its own signals, oldest first, across pages", function()
+    local dep = uid()
+    -- ids that are prefixes of each other, sort apart by byte and by
+    -- locale, or need quoting in a list
+    local specials = { "q\"", "b\\", "{c,d}", "ü", "Z", "1 0" }
+    local events, ids = {}, {}
+    for i = 1, 1003 + #specials do
+      local id = dep .. "-" .. (i <= 1003 and tostring(i) or specials[i - 1003])
+      ids[i] = id
+      events[i] = ev(dep, "p" .. i, { id = id, inserted_at = i })
+    end
+    assert(db:insert_events(events))
+    local want = {}
+    for _, i in ipairs { 1, 2, 10, 100, 999, 1000, 1001, 1003, 1004, 1005, 1006, 1007, 1008, 1009 } do
+      -- inserted newest first: the cursor must give them oldest first
+      want[ids[i]] = { ids[i] .. " second", ids[i] .. " first" }
+      for k, text in ipairs(want[ids[i]]) do
+        assert(db:insert_signal { inference_event_id = ids[i], signal_type = "edit",
+                                  edited_response = text, inserted_at = 10000 - k })
+      end
+      want[ids[i]] = { want[ids[i]][2], want[ids[i]][1] }
+    end
+    local seen = 0
+    for e in db:events { deployment_id = dep, include_signals = true } do
+      seen = seen + 1
+      local got = {}
+      for _, sig in ipairs(e.signals or {}) do
+        assert.equal(e.id, sig.inference_event_id)
+        got[#got + 1] = sig.edited_response
+      end
+      assert.same(want[e.id] or {}, got, e.id)
+    end
+    assert.equal(#ids, seen)
+  end)
+
   it("updates only the fields given, backfills quality, refuses unknown ids", function()
     local dep = uid()
     local ids = assert(db:insert_events { ev(dep, "a", { metadata = { a = 1 }, inserted_at = 1 }),
@@ -436,6 +471,41 @@ describe("store conformance (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", functio
     assert.equal(4, light[1].inserted_at)
     local by = assert(db:events_by_ids { ids[3], uid("nope"), ids[1] })
     assert.same({ "p3", "p1" }, prompts(by))
+  end)
+
+  it("counts each light record's signals by type, in short scans and whole ones alike", function()
+    local dep, other = uid(), uid()
+    local events = {}
+    for i = 1, 30 do events[i] = ev(i <= 25 and dep or other, "p" .. i, { inserted_at = i }) end
+    local ids = assert(db:insert_events(events))
+    local types = { "thumbs_up", "thumbs_down", "regenerate", "edit", "copy", "share", "report",
+                    "custom-kind" }
+    local want = {}
+    for i = 1, 30 do
+      local counts = {}
+      for k = 1, (i * 7) % 5 do -- 0 to 4 signals, types cycling per event
+        local t = types[(i + k) % #types + 1]
+        assert(db:insert_signal { inference_event_id = ids[i], signal_type = t })
+        local key = t == "custom-kind" and "other" or t
+        counts[key] = (counts[key] or 0) + 1
+      end
+      want[ids[i]] = counts
+    end
+    local function check(q, n)
+      local seen = 0
+      for r in db:light_events(q, { signals = true }) do
+        seen = seen + 1
+        for _, t in ipairs { "thumbs_up", "thumbs_down", "regenerate", "edit", "copy", "share",
+                             "report", "other" } do
+          assert.equal(want[r.id][t] or 0, r.signals[t], r.id .. " " .. t)
+        end
+      end
+      assert.equal(n, seen)
+    end
+    check({ deployment_id = dep }, 25)                        -- every event: counted up front
+    check({ deployment_id = dep, limit = 10, offset = 3 }, 10) -- a short scan: counted per event
+    check({ deployment_id = dep, since = 5, ["until"] = 12, order = "desc" }, 7)
+    check({ deployment_id = dep, limit = 1000000 }, 25)
   end)
 
   it("reads events by id across pages, in the order given, skipping unknown ids", function()

@@ -114,6 +114,26 @@ void pg_pager_time(pg_pager *g, const char *column, const char *op, int64_t us);
 int pg_pager_next(pg_pager *g, cf_err *err);
 void pg_pager_free(pg_pager *g);
 
+/* pg_sigcount.c: signal counts by event id (CF_SIG_COUNT_ kinds), for a
+ * light scan that reads every event of a selection. */
+typedef struct pg_sc_slot {
+    uint64_t h;           /* 0: empty */
+    uint32_t off, len;    /* the id in keys */
+    uint32_t c[CF_SIG_COUNT_];
+} pg_sc_slot;
+typedef struct pg_sigcounts {
+    pg_sc_slot *slots;
+    size_t mask, n;
+    cf_buf keys;
+} pg_sigcounts;
+/* Runs sql, whose rows are (event id, signal kind index, count), and keeps
+ * the counts; pg_sigcounts_free when done (also after a failure). */
+int pg_sigcounts_load(pg_store *s, const char *sql, const pg_params *p, pg_sigcounts *m,
+                      cf_err *err);
+/* The counts of event id, or NULL when it has no signals. */
+const uint32_t *pg_sigcounts_get(const pg_sigcounts *m, cf_str id);
+void pg_sigcounts_free(pg_sigcounts *m);
+
 /* pg_write.c */
 int pg_insert_events(cf_store *, const cf_event *, size_t, unsigned char *dup, cf_err *);
 int pg_insert_signal(cf_store *, const cf_signal *, cf_err *);

@@ -1,13 +1,13 @@
 /*
  * PostgreSQL backend: the data lifecycle (migration 9's deletion_audit).
- * A purge batch is a range of an index: a query finds its last row (the
- * batch_rows-th oldest the purge selects), then one statement, so one
- * transaction, deletes up to it: data-modifying CTEs delete the
- * dependents (cf_life_deps) of the range's events and the parents by
- * walking the range, and the row counts come back in one row. Batches
- * (sized to take about 200 ms) keep each transaction short and the WAL
- * written per statement bounded, so the server is never flooded by one
- * big delete.
+ * A purge batch is one statement, so one transaction and one round trip:
+ * a CTE takes the first rows the purge selects in index order (after the
+ * previous batch's last row), data-modifying CTEs delete the dependents
+ * (cf_life_deps) of its events and the parents by walking the index
+ * range up to its last row, and the row counts and that last row come
+ * back in one row. Batches (sized to take about 200 ms) keep each
+ * transaction short and the WAL written per statement bounded, so the
+ * server is never flooded by one big delete.
  * Backups are pg_dump's (docs/lifecycle.md).
  */
 #include "pg_int.h"
@@ -52,11 +52,9 @@ static PGresult *run(pg_store *s, cf_life_sql *q, const char *what, cf_err *err)
 
 static int events(const cf_purge *p) { return strcmp(p->table, "inference_events") == 0; }
 
-/* Appends one count or delete CTE per dependent, then the parents' (by
- * the batch's range, b), and the SELECT of every count: (deps...,
- * parents). */
-static void cascade_sql(cf_life_sql *q, const cf_purge *p, const cf_life_bound *b,
-                        int count_only)
+/* Appends one count or delete CTE per dependent, each over the batch's
+ * event ids: ", d0 AS (...), d1 AS (...)". */
+static void deps_sql(cf_life_sql *q, const cf_purge *p, int count_only)
 {
     size_t n = events(p) ? cf_life_ndeps : 0;
     for (size_t i = 0; i < n; i++) {
@@ -71,14 +69,13 @@ static void cascade_sql(cf_life_sql *q, const cf_purge *p, const cf_life_bound *
         cf_life_parent_ids(q, i, "SELECT id FROM batch");
         cf_buf_str(&q->b, count_only ? "))" : ") RETURNING 1)");
     }
-    cf_buf_str(&q->b, count_only ? ", p AS (SELECT 1 FROM batch)"
-                                 : ", p AS (DELETE FROM ");
-    if (!count_only) {
-        cf_buf_str(&q->b, p->table);
-        cf_buf_str(&q->b, " WHERE ");
-        cf_life_batch_where(q, p, b);
-        cf_buf_str(&q->b, " RETURNING 1)");
-    }
+}
+
+/* Appends " SELECT (count of d0), ..., (count of p)": the counts in
+ * add_row's order. */
+static void counts_sql(cf_life_sql *q, const cf_purge *p)
+{
+    size_t n = events(p) ? cf_life_ndeps : 0;
     cf_buf_str(&q->b, " SELECT ");
     for (size_t i = 0; i < n; i++) {
         char sel[48];
@@ -88,17 +85,73 @@ static void cascade_sql(cf_life_sql *q, const cf_purge *p, const cf_life_bound *
     cf_buf_str(&q->b, "(SELECT count(*) FROM p)");
 }
 
-/* The whole statement: WITH batch AS (the batch's ids, for the
- * dependents), then the cascade, whose last delete walks the batch's
- * index range itself. b NULL: every row the purge selects. */
-static int purge_sql(cf_life_sql *q, const cf_purge *p, const cf_life_bound *b, int count_only)
+/* A dry run's statement: every row the purge selects and its dependents,
+ * counted. */
+static int count_sql(cf_life_sql *q, const cf_purge *p)
 {
     cf_buf_str(&q->b, "WITH batch AS (SELECT id FROM ");
     cf_buf_str(&q->b, p->table);
     cf_buf_str(&q->b, " WHERE ");
-    cf_life_batch_where(q, p, b);
+    cf_life_where(q, p);
     cf_buf_putc(&q->b, ')');
-    cascade_sql(q, p, b, count_only);
+    deps_sql(q, p, 1);
+    cf_buf_str(&q->b, ", p AS (SELECT 1 FROM batch)");
+    counts_sql(q, p);
+    return cf_buf_failed(&q->b) ? -1 : 0;
+}
+
+/* The parents' delete: the rows the purge selects after b's lo up to the
+ * batch's last row (the CTE last), an index range as the hand-written
+ * delete walks it; the time's own bound lets the planner see the range is
+ * narrow (cf_life_sql.h). */
+static void parents_sql(cf_life_sql *q, const cf_purge *p, const cf_life_bound *b)
+{
+    cf_buf_str(&q->b, ", p AS (DELETE FROM ");
+    cf_buf_str(&q->b, p->table);
+    cf_buf_str(&q->b, " WHERE ");
+    cf_life_batch_where(q, p, b);
+    if (cf_life_time_ordered(p)) {
+        const char *tc = cf_life_time_column(p->table);
+        cf_buf_str(&q->b, " AND ");
+        cf_buf_str(&q->b, tc);
+        cf_buf_str(&q->b, " <= (SELECT at FROM last) AND (");
+        cf_buf_str(&q->b, tc);
+        cf_buf_str(&q->b, ", seq) <= (SELECT at, seq FROM last)");
+    } else {
+        cf_buf_str(&q->b, " AND seq <= (SELECT seq FROM last)");
+    }
+    cf_buf_str(&q->b, " RETURNING 1)");
+}
+
+/* One batch, one statement: WITH batch AS (the first rows the purge
+ * selects after b's lo, in index order), last AS (its last row), the
+ * dependents' deletes over the batch's ids, the parents' over the range
+ * up to last; then the counts, the batch's size and last's (time or seq,
+ * seq) for the next batch's lo. */
+static int batch_sql(cf_life_sql *q, const cf_purge *p, const cf_life_bound *b, int64_t rows)
+{
+    int timed = cf_life_time_ordered(p);
+    const char *key = timed ? cf_life_time_column(p->table) : "seq";
+    cf_buf_str(&q->b, "WITH batch AS (SELECT ");
+    cf_buf_str(&q->b, events(p) ? "id, " : "");
+    cf_buf_str(&q->b, key);
+    cf_buf_str(&q->b, " AS at, seq FROM ");
+    cf_buf_str(&q->b, p->table);
+    cf_buf_str(&q->b, " WHERE ");
+    cf_life_batch_where(q, p, b);
+    cf_buf_str(&q->b, " ORDER BY ");
+    cf_buf_str(&q->b, key);
+    cf_buf_str(&q->b, timed ? ", seq" : "");
+    cf_buf_str(&q->b, " LIMIT ");
+    cf_life_sql_int(q, rows);
+    cf_buf_str(&q->b, "), last AS (SELECT at, seq FROM batch ORDER BY at DESC, seq DESC LIMIT 1)");
+    deps_sql(q, p, 0);
+    parents_sql(q, p, b);
+    counts_sql(q, p);
+    cf_buf_str(&q->b, timed ? ", (SELECT count(*) FROM batch), (SELECT " PG_US("at")
+                              " FROM last), (SELECT seq FROM last)"
+                            : ", (SELECT count(*) FROM batch), (SELECT at FROM last),"
+                              " (SELECT seq FROM last)");
     return cf_buf_failed(&q->b) ? -1 : 0;
 }
 
@@ -109,56 +162,56 @@ static void add(cf_life_counts *out, const char *table, int64_t n)
         out->n[i] += n;
 }
 
-/* Adds one result row's counts; returns the parents'. */
-static int64_t add_row(const PGresult *r, const cf_purge *p, cf_life_counts *out)
+/* Adds one result row's counts (deps..., parents). */
+static void add_row(const PGresult *r, const cf_purge *p, cf_life_counts *out)
 {
     size_t n = events(p) ? cf_life_ndeps : 0;
     for (size_t i = 0; i < n; i++)
         add(out, cf_life_deps[i].table, pg_col_int(r, 0, (int)i));
-    int64_t parents = pg_col_int(r, 0, (int)n);
-    add(out, p->table, parents);
-    return parents;
+    add(out, p->table, pg_col_int(r, 0, (int)n));
 }
 
-/* The batch's last row: the rows-th the purge selects in index order
- * after the previous batch's (b's lo, when it has one). */
-static int find_bound(pg_store *s, const cf_purge *p, int64_t rows, cf_life_bound *b,
-                      cf_err *err)
-{
-    cf_life_sql q;
-    init_sql(&q);
-    const char *at = strcmp(cf_life_time_column(p->table), "started_at") == 0
-                         ? PG_US("started_at") : PG_US("inserted_at");
-    PGresult *r = NULL;
-    if (cf_life_bound_sql(&q, p, b, rows, at))
-        cf_fail(err, CF_ENOMEM, "out of memory building a purge");
-    else
-        r = run(s, &q, "finding a purge batch", err);
-    cf_buf_free(&q.b);
-    if (!r)
-        return -1;
-    b->set = PQntuples(r) == 1;
-    b->at = b->set ? pg_col_int(r, 0, 0) : 0;
-    b->seq = b->set ? pg_col_int(r, 0, 1) : 0;
-    PQclear(r);
-    return 0;
-}
-
-/* Runs the statement of one batch (b NULL: a dry run's count of all). */
-static int one_batch(pg_store *s, const cf_purge *p, const cf_life_bound *b,
-                     cf_life_counts *out, cf_err *err)
+/* A dry run: counts every row the purge would delete. */
+static int count_all(pg_store *s, const cf_purge *p, cf_life_counts *out, cf_err *err)
 {
     cf_life_sql q;
     init_sql(&q);
     PGresult *r = NULL;
-    if (purge_sql(&q, p, b, b == NULL))
+    if (count_sql(&q, p))
         cf_fail(err, CF_ENOMEM, "out of memory building a purge");
     else
-        r = run(s, &q, b ? "purging" : "counting rows to purge", err);
+        r = run(s, &q, "counting rows to purge", err);
     cf_buf_free(&q.b);
     if (!r)
         return -1;
     add_row(r, p, out);
+    PQclear(r);
+    return 0;
+}
+
+/* Deletes one batch of at most rows after b's lo; sets *got to its size
+ * and, when it had rows, b's lo to its last row. */
+static int one_batch(pg_store *s, const cf_purge *p, cf_life_bound *b, int64_t rows,
+                     int64_t *got, cf_life_counts *out, cf_err *err)
+{
+    cf_life_sql q;
+    init_sql(&q);
+    PGresult *r = NULL;
+    if (batch_sql(&q, p, b, rows))
+        cf_fail(err, CF_ENOMEM, "out of memory building a purge");
+    else
+        r = run(s, &q, "purging", err);
+    cf_buf_free(&q.b);
+    if (!r)
+        return -1;
+    add_row(r, p, out);
+    int c = (events(p) ? (int)cf_life_ndeps : 0) + 1;
+    *got = pg_col_int(r, 0, c);
+    if (*got > 0) {
+        b->has_lo = 1;
+        b->lo_at = pg_col_int(r, 0, c + 1);
+        b->lo_seq = pg_col_int(r, 0, c + 2);
+    }
     PQclear(r);
     return 0;
 }
@@ -174,18 +227,15 @@ int pg_purge(cf_store *base, const cf_purge *p, cf_life_counts *out, cf_err *err
 {
     pg_store *s = (pg_store *)base;
     if (p->dry_run)
-        return one_batch(s, p, NULL, out, err);
+        return count_all(s, p, out, err);
     int64_t rows = p->batch_rows;
-    cf_life_bound b = {.has_lo = 0};
+    cf_life_bound b = {.set = 0, .has_lo = 0};
     for (int64_t done = 0; !p->max_batches || done < p->max_batches; done++) {
-        int64_t t0 = cf_mono_ns();
-        if (find_bound(s, p, rows, &b, err) || one_batch(s, p, &b, out, err))
+        int64_t t0 = cf_mono_ns(), got = 0;
+        if (one_batch(s, p, &b, rows, &got, out, err))
             return -1;
-        if (!b.set)
+        if (got < rows)
             break;
-        b.has_lo = 1;
-        b.lo_at = b.at;
-        b.lo_seq = b.seq;
         rows = cf_life_next_size(p, rows, cf_mono_ns() - t0, STATEMENT_TARGET_NS);
     }
     return 0;

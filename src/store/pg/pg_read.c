@@ -7,6 +7,8 @@
  * reads), memory holds one page, and a page read after a lost connection
  * simply runs again once the server is back. Rows inserted while a cursor
  * runs may appear in it if they sort after its position (no snapshot).
+ * With include_signals, one more query a page reads the signals of all of
+ * the page's events (as the page is read).
  */
 #include "pg_int.h"
 
@@ -234,8 +236,8 @@ typedef struct pg_cursor {
     cf_cursor base;
     pg_pager g;
     int include_signals;
-    PGresult *sigres;   /* the current event's signals */
-    cf_signal *sigs;
+    PGresult *sigres;   /* the current page's events' signals, by event id */
+    cf_signal *sigs;    /* the current event's */
     size_t sig_cap;
 } pg_cursor;
 
@@ -266,33 +268,75 @@ static void read_signal(const PGresult *r, int i, cf_signal *g)
     g->inserted_at = pg_col_int(r, i, 6);
 }
 
+/* The signals of every event of a page in one query (a[1]: the ids as a
+ * text[] literal, NUL-terminated), by event id in byte order (COLLATE "C", as
+ * event_signals' search compares), each event's oldest first. */
 static int signals_op(pg_store *s, void *arg, int attempt, cf_err *err)
 {
     (void)attempt;
     void **a = arg;
     pg_params p;
     pg_params_init(&p);
-    pg_p_str(&p, *(cf_str *)a[1]);
+    pg_p_cstr(&p, (const char *)a[1]); /* an array literal: text format */
     PGresult *r = pg_exec(s,
                           "SELECT t.id, t.inference_event_id, t.deployment_id, t.signal_type,"
                           " t.edited_response, t.metadata::text, " PG_US("t.inserted_at")
-                          " FROM user_signals t WHERE t.inference_event_id = $1::text"
-                          " ORDER BY t.inserted_at, t.seq",
+                          " FROM user_signals t WHERE t.inference_event_id = ANY($1::text[])"
+                          " ORDER BY t.inference_event_id COLLATE \"C\", t.inserted_at, t.seq",
                           &p, "reading signals", err);
     *(PGresult **)a[0] = r;
     return r ? 0 : -1;
 }
 
-static int load_signals(pg_cursor *c, cf_event *e, cf_err *err)
+/* Reads the signals of the events of the page just fetched: one round
+ * trip a page instead of one an event. */
+static int load_page_signals(pg_cursor *c, cf_err *err)
 {
     PQclear(c->sigres);
     c->sigres = NULL;
+    cf_buf ids = CF_BUF_INIT;
+    cf_buf_putc(&ids, '{');
+    for (int i = 0; i < c->g.nrows; i++) {
+        if (i)
+            cf_buf_putc(&ids, ',');
+        pg_array_elem(&ids, pg_col_str(c->g.res, i, 0));
+    }
+    cf_buf_putc(&ids, '}');
+    if (cf_buf_failed(&ids)) {
+        cf_buf_free(&ids);
+        return cf_fail(err, CF_ENOMEM, "out of memory reading signals");
+    }
+    void *a[2] = {&c->sigres, (void *)cf_buf_cstr(&ids)};
+    int rc = pg_retry(c->g.s, signals_op, a, err);
+    cf_buf_free(&ids);
+    return rc;
+}
+
+/* Byte order of two strings, shorter first on a common prefix (COLLATE "C"). */
+static int bytes_cmp(cf_str a, cf_str b)
+{
+    int d = memcmp(a.p, b.p, a.n < b.n ? a.n : b.n);
+    return d ? d : (a.n > b.n) - (a.n < b.n);
+}
+
+/* Sets e's signals to its rows of the page's signals (a binary search for
+ * the first, then the run of its id). */
+static int event_signals(pg_cursor *c, cf_event *e, cf_err *err)
+{
     e->signals = NULL;
     e->nsignals = 0;
-    void *a[2] = {&c->sigres, &e->id};
-    if (pg_retry(c->g.s, signals_op, a, err))
-        return -1;
-    size_t n = (size_t)PQntuples(c->sigres);
+    int lo = 0, hi = PQntuples(c->sigres);
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (bytes_cmp(pg_col_str(c->sigres, mid, 1), e->id) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t n = 0;
+    for (int i = lo; i < PQntuples(c->sigres) && bytes_cmp(pg_col_str(c->sigres, i, 1), e->id) == 0;
+         i++)
+        n++;
     if (n > c->sig_cap) {
         cf_signal *g = realloc(c->sigs, n * sizeof *g);
         if (!g)
@@ -301,8 +345,8 @@ static int load_signals(pg_cursor *c, cf_event *e, cf_err *err)
         c->sig_cap = n;
     }
     for (size_t i = 0; i < n; i++)
-        read_signal(c->sigres, (int)i, &c->sigs[i]);
-    e->signals = c->sigs;
+        read_signal(c->sigres, lo + (int)i, &c->sigs[i]);
+    e->signals = n ? c->sigs : NULL;
     e->nsignals = n;
     return 0;
 }
@@ -320,7 +364,9 @@ static int pgc_next(cf_cursor *base, cf_row *row, cf_err *err)
     case CF_KIND_EVENTS: {
         cf_event *e = &row->event;
         read_event(r, i, e);
-        if (c->include_signals && load_signals(c, e, err))
+        if (c->include_signals && i == 0 && load_page_signals(c, err))
+            return -1;
+        if (c->include_signals && event_signals(c, e, err))
             return -1;
         return 1;
     }

@@ -3,7 +3,9 @@
  * (curation), both paged like cursors (pg_read.c). A metadata key
  * is a bound parameter read with jsonb operators, so any key text is data;
  * signal counts per event come from one grouped lateral subquery on the
- * user_signals_event index.
+ * user_signals_event index for a short scan, and for a long one (more
+ * than LATERAL_MAX_ROWS events, or all) from one grouped query over the
+ * whole selection read up front (pg_sigcount.c).
  */
 #include "pg_int.h"
 
@@ -180,7 +182,14 @@ typedef struct pg_light {
     cf_light_scan base;
     pg_pager g;
     unsigned want;
+    int counted;           /* signal counts from counts, not a lateral subquery */
+    pg_sigcounts counts;
 } pg_light;
+
+/* A scan of at most this many events counts each one's signals in a
+ * lateral subquery; a longer one (or all of a selection) reads the counts
+ * of the whole selection up front (pg_sigcount.c). */
+#define LATERAL_MAX_ROWS 20000
 
 static int light_next(cf_light_scan *base, cf_light_event *row, cf_err *err)
 {
@@ -193,11 +202,12 @@ static int light_next(cf_light_scan *base, cf_light_event *row, cf_err *err)
     int i = c->g.row;
     row->id = pg_col_str(r, i, 0);
     row->model_version_id = pg_col_str(r, i, 1);
-    row->inserted_at = pg_col_int(r, i, 2);
-    row->quality_score = pg_col_double(r, i, 3);
-    row->latency_ms = pg_col_int(r, i, 4);
-    row->token_count = pg_col_int(r, i, 5);
-    int col = 6;
+    row->quality_score = pg_col_double(r, i, 2);
+    row->latency_ms = pg_col_int(r, i, 3);
+    row->token_count = pg_col_int(r, i, 4);
+    /* the time is the pager's key, the last column but one */
+    row->inserted_at = pg_col_int(r, i, PQnfields(r) - 2);
+    int col = 5;
     if (c->want & CF_LIGHT_CHECKS) {
         int64_t bits = pg_col_int(r, i, col++);
         row->quality_checks = bits == CF_NULL_INT ? 0 : (uint32_t)bits;
@@ -206,9 +216,14 @@ static int light_next(cf_light_scan *base, cf_light_event *row, cf_err *err)
         row->prompt = pg_col_str(r, i, col++);
     if (c->want & CF_LIGHT_RESPONSE)
         row->response = pg_col_str(r, i, col++);
-    if (c->want & CF_LIGHT_SIGNALS)
+    if (c->want & CF_LIGHT_SIGNALS && c->counted) {
+        const uint32_t *n = pg_sigcounts_get(&c->counts, row->id);
+        if (n)
+            memcpy(row->signals, n, sizeof row->signals);
+    } else if (c->want & CF_LIGHT_SIGNALS) {
         for (int k = 0; k < CF_SIG_COUNT_; k++)
             row->signals[k] = (uint32_t)pg_col_int(r, i, col + k);
+    }
     return 1;
 }
 
@@ -216,10 +231,70 @@ static void light_close(cf_light_scan *base)
 {
     pg_light *c = (pg_light *)base;
     pg_pager_free(&c->g);
+    pg_sigcounts_free(&c->counts);
     free(c);
 }
 
 static const cf_light_scan_vt light_vt = {light_next, light_close};
+
+/* Appends " CROSS JOIN LATERAL (...) sc": the event's signals counted by
+ * kind, as columns c0.. (the names are cf_signal_kind_name's, in order;
+ * "other" is the rest). */
+static void lateral_counts(pg_pager *g)
+{
+    pg_pager_put(g, " CROSS JOIN LATERAL (SELECT");
+    cf_buf known = CF_BUF_INIT;
+    for (int k = 0; k < CF_SIG_OTHER; k++) {
+        char tmp[96];
+        snprintf(tmp, sizeof tmp, " count(*) FILTER (WHERE s.signal_type = '%s') AS c%d,",
+                 cf_signal_kind_name((cf_signal_kind)k), k);
+        pg_pager_put(g, tmp);
+        cf_buf_str(&known, k ? ", '" : "'");
+        cf_buf_str(&known, cf_signal_kind_name((cf_signal_kind)k));
+        cf_buf_str(&known, "'");
+    }
+    pg_pager_put(g, " count(*) FILTER (WHERE s.signal_type NOT IN (");
+    pg_pager_put(g, cf_buf_cstr(&known));
+    pg_pager_put(g, ")) AS c7 FROM user_signals s WHERE s.inference_event_id = t.id) sc");
+    cf_buf_free(&known);
+}
+
+/* Reads the signal counts of every event q selects: (event id, kind
+ * index, count) grouped on the server. */
+static int load_counts(pg_light *c, const cf_query *q, cf_err *err)
+{
+    pg_pager sel;
+    pg_pager_init(&sel, c->g.s);
+    pg_pager_put(&sel, "SELECT s.inference_event_id, CASE s.signal_type");
+    for (int k = 0; k < CF_SIG_OTHER; k++) {
+        char tmp[96];
+        snprintf(tmp, sizeof tmp, " WHEN '%s' THEN %d", cf_signal_kind_name((cf_signal_kind)k),
+                 k);
+        pg_pager_put(&sel, tmp);
+    }
+    char other[48];
+    snprintf(other, sizeof other, " ELSE %d END, count(*) FROM user_signals s", CF_SIG_OTHER);
+    pg_pager_put(&sel, other);
+    if (q->deployment_id.p) {
+        /* a signal's deployment is its event's (the insert takes it from
+         * the event; neither changes): the deployment's signals, on its
+         * index, without reading the events; counts of events outside
+         * the time window are never looked up */
+        pg_pager_cond_str(&sel, "s.deployment_id", q->deployment_id);
+    } else {
+        pg_pager_put(&sel, " WHERE s.inference_event_id IN (SELECT t.id FROM inference_events t");
+        scan_conditions(&sel, q);
+        pg_pager_put(&sel, ")");
+    }
+    pg_pager_put(&sel, " GROUP BY 1, 2");
+    int rc;
+    if (sel.oom || cf_buf_failed(&sel.head))
+        rc = cf_fail(err, CF_ENOMEM, "out of memory counting signals");
+    else
+        rc = pg_sigcounts_load(c->g.s, cf_buf_cstr(&sel.head), &sel.base, &c->counts, err);
+    pg_pager_free(&sel);
+    return rc;
+}
 
 int pg_open_light_events(cf_store *base, const cf_query *q, unsigned want, cf_light_scan **out,
                          cf_err *err)
@@ -230,17 +305,19 @@ int pg_open_light_events(cf_store *base, const cf_query *q, unsigned want, cf_li
         return cf_fail(err, CF_ENOMEM, "out of memory opening a scan");
     c->base.vt = &light_vt;
     c->want = want;
+    c->counted = (want & CF_LIGHT_SIGNALS) && (q->limit < 0 || q->limit > LATERAL_MAX_ROWS);
     pg_pager_init(&c->g, (pg_store *)base);
-    paging(&c->g, q, 2000);
-    pg_pager_put(&c->g, "SELECT t.id, t.model_version_id, " PG_US("t.inserted_at")
-                        ", t.quality_score, t.latency_ms, t.token_count");
+    /* pages of short rows are larger: fewer round trips for a long scan */
+    paging(&c->g, q, want & (CF_LIGHT_PROMPT | CF_LIGHT_RESPONSE) ? 2000 : 10000);
+    pg_pager_put(&c->g, "SELECT t.id, t.model_version_id, t.quality_score, t.latency_ms,"
+                        " t.token_count");
     if (want & CF_LIGHT_CHECKS)
         pg_pager_put(&c->g, ", t.quality_checks");
     if (want & CF_LIGHT_PROMPT)
         pg_pager_put(&c->g, ", t.prompt");
     if (want & CF_LIGHT_RESPONSE)
         pg_pager_put(&c->g, ", t.response");
-    if (want & CF_LIGHT_SIGNALS) {
+    if ((want & CF_LIGHT_SIGNALS) && !c->counted) {
         for (int k = 0; k < CF_SIG_COUNT_; k++) {
             char tmp[16];
             snprintf(tmp, sizeof tmp, ", sc.c%d", k);
@@ -248,25 +325,13 @@ int pg_open_light_events(cf_store *base, const cf_query *q, unsigned want, cf_li
         }
     }
     pg_pager_put(&c->g, ", " PG_US("t.inserted_at") ", t.seq FROM inference_events t");
-    if (want & CF_LIGHT_SIGNALS) {
-        /* The names are cf_signal_kind_name's, in order; "other" is the rest. */
-        pg_pager_put(&c->g, " CROSS JOIN LATERAL (SELECT");
-        cf_buf known = CF_BUF_INIT;
-        for (int k = 0; k < CF_SIG_OTHER; k++) {
-            char tmp[96];
-            snprintf(tmp, sizeof tmp, " count(*) FILTER (WHERE s.signal_type = '%s') AS c%d,",
-                     cf_signal_kind_name((cf_signal_kind)k), k);
-            pg_pager_put(&c->g, tmp);
-            cf_buf_str(&known, k ? ", '" : "'");
-            cf_buf_str(&known, cf_signal_kind_name((cf_signal_kind)k));
-            cf_buf_str(&known, "'");
-        }
-        pg_pager_put(&c->g, " count(*) FILTER (WHERE s.signal_type NOT IN (");
-        pg_pager_put(&c->g, cf_buf_cstr(&known));
-        pg_pager_put(&c->g, ")) AS c7 FROM user_signals s WHERE s.inference_event_id = t.id) sc");
-        cf_buf_free(&known);
-    }
+    if ((want & CF_LIGHT_SIGNALS) && !c->counted)
+        lateral_counts(&c->g);
     scan_conditions(&c->g, q);
+    if (c->counted && load_counts(c, q, err)) {
+        light_close(&c->base);
+        return -1;
+    }
     *out = &c->base;
     return 0;
 }
