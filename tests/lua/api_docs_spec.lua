@@ -24,6 +24,29 @@ describe("crucible.api_docs", function()
     assert.truthy(api_docs.text("curate"):find("example: cf.curate", 1, true))
   end)
 
+  it("describes every option of every function, in lines help() can show", function()
+    for _, f in ipairs(api_docs.FUNCTIONS) do
+      for _, o in ipairs(f.options) do
+        assert.truthy(o.text:find("%S"), ("cf.%s: option %s has no description"):format(f.name, o.name))
+      end
+      for line in api_docs.text(f.name):gmatch("[^\n]+") do
+        if line:find("^    ") then
+          assert.truthy(#line <= api_docs.WIDTH, ("cf.%s: %q is too long"):format(f.name, line))
+        end
+      end
+    end
+  end)
+
+  it("wraps a long option description under its text column", function()
+    local text = api_docs.text("curate")
+    local first, second = text:match("\n    limit +([^\n]+)\n( +[^\n]+)")
+    assert.truthy(first, text)
+    assert.are.equal(api_docs.OPTION_COLUMN, #text:match("\n(    limit +)") + 1)
+    assert.are.equal(api_docs.OPTION_COLUMN, #second:match("^ +") + 1)
+    assert.are.equal("each strategy but user_edit keeps at most limit//3 picks (default: config"
+      .. " curation.limit, 1000)", first .. " " .. second:match("^ +(.*)"))
+  end)
+
   it("agrees with docs/api.md's function reference", function()
     local text = assert(support.read_file(support.SOURCE_DIR .. "/docs/api.md"))
     local section = text:match("<!%-%- api%-reference %-%->\n(.-)\n<!%-%- /api%-reference %-%->")
