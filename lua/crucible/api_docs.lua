@@ -18,8 +18,15 @@ M.FUNCTIONS = {
   { name = "log_inference", args = "event", area = "ingestion",
     summary = "buffers one inference event (sanitized, scored) for the next flush; returns its id",
     options = { o("deployment_id", "required"), o("prompt", "required"), o("response", "required"),
-                o("model_version_id", ""), o("latency_ms", ""), o("token_count", ""),
-                o("metadata", "a table"), o("timestamp", "when it happened") },
+                o("model_version_id", "the model that answered (a string)"),
+                o("latency_ms", "how long the answer took, in milliseconds (an integer >= 0)"),
+                o("token_count", "tokens of the exchange (an integer >= 0)"),
+                o("quality_score", "a score in [0, 1] (default: the quality checks' score,"
+                  .. " when config quality.assess_on_ingest)"),
+                o("user_id", "who asked (a string); only its hash is stored"),
+                o("id", "your own event id (default: a new UUIDv7)"),
+                o("metadata", "a table"),
+                o("inserted_at", "when it happened: microseconds or UTC ISO 8601 (default: when accepted)") },
     example = [[cf.log_inference{deployment_id = "bot", prompt = "hi", response = "hello"}]] },
   { name = "record_signal", args = "id, signal_type[, metadata[, opts]]", area = "ingestion",
     summary = "records a user signal (thumbs_up, thumbs_down, regenerate, edit, copy, share, report)",
@@ -41,8 +48,13 @@ M.FUNCTIONS = {
     example = [[cf.record_score(id, "helpfulness", 0.8, {source = "llm"})]] },
   { name = "get_scores", args = "[query]", area = "ingestion",
     summary = "stored scores, oldest first",
-    options = { o("deployment_id", ""), o("event_id", ""), o("name", ""), o("id", ""),
-                o("since", ""), o("until", ""), o("limit", "") },
+    options = { o("deployment_id", "only this deployment's scores"),
+                o("event_id", "only the scores of this inference event"),
+                o("name", "only scores with this name"),
+                o("id", "only the score with this id"),
+                o("since", "only scores recorded at or after this time (ISO 8601 or microseconds)"),
+                o("until", "only scores recorded before this time"),
+                o("limit", "at most this many scores (default: all)") },
     example = [[cf.get_scores({deployment_id = "support-bot", name = "helpfulness"})]] },
   { name = "flush", args = "", area = "ingestion",
     summary = "writes the buffered events now", options = {}, example = [[cf.flush()]] },
@@ -85,26 +97,65 @@ M.FUNCTIONS = {
   -- quality
   { name = "assess_quality", args = "event[, opts]", area = "quality",
     summary = "scores one event {prompt, response}; returns score, checks",
-    options = { o("min_length", ""), o("max_length", ""), o("custom", "extra checks"),
-                o("llm_judge", "a judge function or settings") },
+    options = { o("min_length", "a shorter response fails the length check, in characters"
+                  .. " (default: config quality.min_length, 20)"),
+                o("max_length", "a longer response fails the length check, in characters"
+                  .. " (default: config quality.max_length, 4000)"),
+                o("custom", "false: skip the checks added with cf.quality.register"),
+                o("llm_judge", "true, false or a judge function(event)"
+                  .. " (default: config llm_judge.enabled, false)") },
     example = [[cf.assess_quality{prompt = "hi", response = "hello there"}]] },
   { name = "get_quality_stats", args = "deployment_id[, opts]", area = "quality",
     summary = "quality statistics of the deployment's recent events",
-    options = { o("window_size", "how many recent events"), o("checks", "per-check rates") },
+    options = { o("window_size", "how many recent events (default: config quality.window_size, 1000)"),
+                o("checks", "false: no per-check pass rates") },
     example = [[cf.get_quality_stats("support-bot", {window_size = 500})]] },
   { name = "backfill_quality", args = "deployment_id[, opts]", area = "quality",
     summary = "scores the stored events that have no quality score yet",
-    options = { o("since", ""), o("limit", ""), o("batch_size", ""), o("custom", ""),
-                o("llm_judge", ""), o("min_length", ""), o("max_length", "") },
+    options = { o("since", "only events stored at or after this time (ISO 8601 or microseconds)"),
+                o("until", "only events stored before this time"),
+                o("limit", "score at most this many events (default: all)"),
+                o("batch_size", "events scored per update transaction (default 1000)"),
+                o("custom", "false: skip the checks added with cf.quality.register"),
+                o("llm_judge", "true, false or a judge function(event)"
+                  .. " (default: config quality.judge_on_ingest, false)"),
+                o("min_length", "as assess_quality's"), o("max_length", "as assess_quality's") },
     example = [[cf.backfill_quality("support-bot", {limit = 1000})]] },
   -- drift
   { name = "detect_drift", args = "deployment_id[, opts]", area = "drift",
     summary = "compares the recent window with the baseline; returns one result per feature",
-    options = { o("window_size", ""), o("features", ""), o("since", ""), o("until", ""),
-                o("baseline", "{from =, to =}"), o("ks_threshold", ""), o("psi_threshold", ""),
-                o("drift_threshold", ""), o("length_threshold", ""), o("quality_threshold", ""),
-                o("js_threshold", ""), o("psi_bins", ""), o("hist_bins", ""), o("mmd_samples", ""),
-                o("mmd_permutations", ""), o("seed", ""), o("embedding_client", "") },
+    options = { o("window_size", "events per window: the newest N are compared with the N before them"
+                  .. " (default: config drift.window_size, 1000)"),
+                o("features", "a list of \"prompt_length\", \"response_length\", \"latency_ms\","
+                  .. " \"token_count\", \"quality_score\", \"model_version_id\","
+                  .. " {metadata = \"key\", type = \"numeric\" or \"categorical\"}"
+                  .. " (default: config drift.features, {\"prompt_length\"})"),
+                o("since", "the recent window starts here (ISO 8601 or microseconds);"
+                  .. " the baseline is as long, just before it (default: the newest window_size events)"),
+                o("until", "the recent window ends before this time (default: now; needs since)"),
+                o("baseline", "{from =, to =}: this window is the baseline; false: ignore the pinned one"),
+                o("ks_threshold", "a numeric feature drifted when its KS statistic is above this"
+                  .. " (default: config drift.ks_threshold, 0.1)"),
+                o("psi_threshold", "a numeric feature drifted when its PSI is above this"
+                  .. " (default: config drift.psi_threshold, 0.2)"),
+                o("drift_threshold", "embedding drift: the distance of the mean embeddings above this"
+                  .. " (default: config drift.drift_threshold, 0.5)"),
+                o("length_threshold", "output drift: mean response length changed by more than this"
+                  .. " share (default: config drift.length_threshold, 0.2)"),
+                o("quality_threshold", "output drift: mean quality score changed by more than this"
+                  .. " (default: config drift.quality_threshold, 0.2)"),
+                o("js_threshold", "a categorical feature drifted when its Jensen-Shannon distance"
+                  .. " is above this (default: config drift.js_threshold, 0.1)"),
+                o("psi_bins", "bins of the PSI (default: config drift.psi_bins, 10)"),
+                o("hist_bins", "shared bins of a numeric feature's Jensen-Shannon distance"
+                  .. " (default: config drift.hist_bins, 10)"),
+                o("mmd_samples", "embeddings per window sampled for the MMD test; 0: no MMD"
+                  .. " (default: config drift.mmd_samples, 200)"),
+                o("mmd_permutations", "permutations behind the MMD p-value"
+                  .. " (default: config drift.mmd_permutations, 200)"),
+                o("seed", "seeds the MMD sample and permutations (default: config drift.seed, 42)"),
+                o("embedding_client", "\"builtin\", \"noop\", a function(texts) or {url =, model =, ...}"
+                  .. " (default: config embedding_client, \"builtin\")") },
     example = [[cf.detect_drift("support-bot", {window_size = 500})]] },
   { name = "measure_drift", args = "deployment_id[, opts]", area = "drift",
     summary = "detect_drift without storing the results; each result also carries the"
@@ -115,7 +166,9 @@ M.FUNCTIONS = {
     options = {}, example = [[cf.current_drift_score("support-bot")]] },
   { name = "get_drift_history", args = "deployment_id[, opts]", area = "drift",
     summary = "stored drift results, newest first",
-    options = { o("limit", ""), o("since", ""), o("type", "a drift type") },
+    options = { o("limit", "at most this many results (default: all)"),
+                o("since", "only results stored at or after this time (ISO 8601 or microseconds)"),
+                o("type", "\"statistical\", \"embedding\" or \"output\"") },
     example = [[cf.get_drift_history("support-bot", {limit = 5})]] },
   { name = "get_drift_baseline", args = "deployment_id", area = "drift",
     summary = "the pinned baseline window {from =, to =}, or nil", options = {},
@@ -129,10 +182,19 @@ M.FUNCTIONS = {
   -- curation
   { name = "curate", args = "deployment_id[, opts]", area = "curation",
     summary = "selects training examples with the configured strategies; returns them and counts",
-    options = { o("strategies", "names, e.g. {\"user_edit\", \"high_quality\"}"), o("limit", ""),
-                o("since", ""), o("until", ""), o("persist", "store them (default true)"),
-                o("near_duplicates", ""), o("near_duplicate_distance", ""),
-                o("embedding_client", "") },
+    options = { o("strategies", "names, e.g. {\"user_edit\", \"high_quality\"}"
+                  .. " (default: config curation.strategies)"),
+                o("limit", "each strategy but user_edit keeps at most limit//3 picks"
+                  .. " (default: config curation.limit, 1000)"),
+                o("since", "only events stored at or after this time (ISO 8601 or microseconds)"),
+                o("until", "only events stored before this time"),
+                o("persist", "true: store them, except events curated before (default false)"),
+                o("near_duplicates", "false: keep examples whose prompt nearly repeats an earlier one"
+                  .. " (default: config curation.near_duplicates, true)"),
+                o("near_duplicate_distance", "SimHash bits (of 64) apart still counted as a near"
+                  .. " duplicate, 0 to 16 (default: config curation.near_duplicate_distance, 3)"),
+                o("embedding_client", "for the diverse strategy, as detect_drift's"
+                  .. " (default: config embedding_client)") },
     example = [[cf.curate("support-bot", {strategies = {"high_quality"}, limit = 100})]] },
   { name = "get_curated_count", args = "deployment_id[, opts]", area = "curation",
     summary = "how many curated examples are stored",
@@ -141,24 +203,47 @@ M.FUNCTIONS = {
   -- triggers
   { name = "check_triggers", args = "deployment_id[, opts]", area = "triggers",
     summary = "evaluates the trigger policies; returns the names that fired and a report",
-    options = { o("triggers", "policy names"), o("now", ""), o("dry_run", ""),
-                o("cooldown_seconds", "") },
+    options = { o("triggers", "policy names, in order (default: config triggers.policies)"),
+                o("now", "the time firings are stored with and cooldowns count from:"
+                  .. " ISO 8601 or microseconds (default: the clock)"),
+                o("dry_run", "true: evaluate only; nothing stored, no actions run"),
+                o("cooldown_seconds", "seconds, overriding every configured cooldown (0: none)") },
     example = [[cf.check_triggers("support-bot", {dry_run = true})]] },
   { name = "get_trigger_history", args = "deployment_id[, opts]", area = "triggers",
     summary = "stored firings, newest first",
-    options = { o("limit", ""), o("since", ""), o("type", "a trigger name") },
+    options = { o("limit", "at most this many firings (default: all)"),
+                o("since", "only firings stored at or after this time (ISO 8601 or microseconds)"),
+                o("type", "a trigger name") },
     example = [[cf.get_trigger_history("support-bot", {limit = 5})]] },
   -- export
   { name = "export", args = "deployment_id[, opts]", area = "export",
     summary = "writes the curated examples not yet exported to a file",
-    options = { o("format", "jsonl, csv, parquet, huggingface, ..."), o("output_path", ""),
-                o("include_exported", ""), o("limit", ""), o("export_batch_id", ""),
-                o("parquet", "parquet settings"), o("progress", ""), o("mkdir", "") },
+    options = { o("format", "jsonl, csv, parquet, huggingface, openai-chat"
+                  .. " (default: config export.format, jsonl)"),
+                o("output_path", "a file (huggingface: a directory); \"-\": standard output"
+                  .. " (default: export.output_dir/feedback_<unix time>.<ext>)"),
+                o("columns", "the columns to write, in order, e.g. {\"inference_event_id\","
+                  .. " \"prompt\", \"response\"} (default: all)"),
+                o("include_exported", "true: every curated example, exported before or not"
+                  .. " (default false)"),
+                o("limit", "at most this many examples (default: all)"),
+                o("export_batch_id", "recorded on the exported rows, at most 256 bytes"
+                  .. " (default: a new UUIDv7)"),
+                o("parquet", "parquet settings"),
+                o("progress", "true: draw a progress bar on stderr (default false)"),
+                o("mkdir", "true: create output_path's missing directories (default false)") },
     example = [[cf.export("support-bot", {format = "jsonl", output_path = "out.jsonl"})]] },
   { name = "export_preference_pairs", args = "deployment_id[, opts]", area = "export",
     summary = "writes (chosen, rejected) pairs from user edits",
-    options = { o("format", ""), o("output_path", ""), o("limit", ""), o("since", ""),
-                o("until", ""), o("progress", ""), o("mkdir", "") },
+    options = { o("format", "\"dpo\" (the default) or \"openai\" from edits, \"kto\" from thumbs"),
+                o("output_path", "a file; \"-\": standard output (default: export.output_dir/"
+                  .. "feedback_<unix time>_preferences.jsonl, _kto.jsonl or _openai.jsonl)"),
+                o("include_exported", "true: every pair, exported before or not (default false)"),
+                o("limit", "look at most at this many events (default: all)"),
+                o("since", "only events stored at or after this time (ISO 8601 or microseconds)"),
+                o("until", "only events stored before this time"),
+                o("progress", "true: draw a progress bar on stderr (default false)"),
+                o("mkdir", "true: create output_path's missing directories (default false)") },
     example = [[cf.export_preference_pairs("support-bot", {output_path = "pairs.jsonl"})]] },
   -- workflows and serving
   { name = "run_pipeline", args = "context_or_artifacts, steps", area = "workflows",
@@ -166,7 +251,9 @@ M.FUNCTIONS = {
     example = [[cf.run_pipeline({deployment_id = "support-bot"}, {"assess_quality", "curate"})]] },
   { name = "serve", args = "[opts]", area = "workflows",
     summary = "serves the HTTP intake until SIGTERM or SIGINT",
-    options = { o("listen", "HOST:PORT"), o("threads", ""), o("on_listening", "fn(host, port)") },
+    options = { o("listen", "HOST:PORT"),
+                o("threads", "worker threads, 1 to 256 (default: config server.threads, 4)"),
+                o("on_listening", "fn(host, port)") },
     example = [[cf.serve{listen = "127.0.0.1:4318"}]] },
   -- data lifecycle
   { name = "apply_retention", args = "[opts]", area = "lifecycle",
@@ -252,6 +339,26 @@ end
 --- "cf.NAME(ARGS)".
 function M.signature(f) return ("cf.%s(%s)"):format(f.name, f.args) end
 
+--- How wide help() lays out an option's description (its lines end by
+-- this column) and where each of its lines starts.
+M.WIDTH, M.OPTION_COLUMN = 79, 30
+
+-- Appends the lines of one option to `lines`: its name, then its text
+-- from OPTION_COLUMN on, wrapped at spaces to end by WIDTH (a word longer
+-- than the room stands alone on its line).
+local function option_lines(lines, opt)
+  local indent = (" "):rep(M.OPTION_COLUMN - 2)
+  local line, fresh = ("    %-" .. (M.OPTION_COLUMN - 6) .. "s"):format(opt.name), true
+  for word in opt.text:gmatch("%S+") do
+    if not fresh and #line + 1 + #word > M.WIDTH then
+      lines[#lines + 1] = line
+      line = indent
+    end
+    line, fresh = line .. " " .. word, false
+  end
+  lines[#lines + 1] = fresh and ("    %s"):format(opt.name) or line
+end
+
 --- The help text of one function: signature, summary, options, example.
 function M.text(name)
   local f = by_name[name]
@@ -259,10 +366,7 @@ function M.text(name)
   local lines = { M.signature(f), "  " .. f.summary }
   if #f.options > 0 then
     lines[#lines + 1] = "  options:"
-    for _, opt in ipairs(f.options) do
-      lines[#lines + 1] = opt.text ~= "" and ("    %-24s %s"):format(opt.name, opt.text)
-        or ("    %s"):format(opt.name)
-    end
+    for _, opt in ipairs(f.options) do option_lines(lines, opt) end
   end
   lines[#lines + 1] = "  example: " .. f.example
   return table.concat(lines, "\n")

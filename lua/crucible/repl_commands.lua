@@ -111,27 +111,67 @@ function M.run(line, cf)
   return nil
 end
 
---- help(): the API overview; help(cf.NAME) or help("NAME"): that function.
-function M.help(cf, what)
-  if what == nil then
-    print(api_docs.overview())
-    print("\n" .. M.HELP)
-    return
-  end
-  local name = type(what) == "string" and what:gsub("^cf%.", "") or nil
-  if type(what) == "function" then
-    for _, n in ipairs(api_docs.names()) do
-      local ok, v = pcall(function() return cf[n] end)
-      if ok and v == what then name = n end
-    end
-  end
-  local text = name and api_docs.text(name)
-  if not text then
-    local hint = type(what) == "string" and require("crucible.schema").did_you_mean(name, api_docs.names()) or ""
-    print(("no help for %s%s; help() lists the API"):format(tostring(what), hint))
-    return
-  end
-  print(text)
+-- Lua's own functions by name ("print", "string.format"), taken when this
+-- module loads (before a line typed at the prompt can add globals): help()
+-- points them at the Lua manual.
+local LUA_MANUAL = "https://www.lua.org/manual/5.4/manual.html"
+local LUA_FUNCTIONS = {}
+for name in ([[assert collectgarbage dofile error getmetatable ipairs load loadfile next pairs
+    pcall print rawequal rawget rawlen rawset require select setmetatable tonumber tostring
+    type warn xpcall]]):gmatch("%S+") do
+  if _G[name] then LUA_FUNCTIONS[_G[name]] = name end
 end
+for _, lib in ipairs { "coroutine", "debug", "io", "math", "os", "string", "table", "utf8" } do
+  for k, v in pairs(_G[lib] or {}) do
+    if type(v) == "function" then LUA_FUNCTIONS[v] = lib .. "." .. k end
+  end
+end
+
+-- The API name of function fn (a cf.NAME), or nil.
+local function api_name(cf, fn)
+  for _, n in ipairs(api_docs.names()) do
+    local ok, v = pcall(function() return cf[n] end)
+    if ok and v == fn then return n end
+  end
+  return nil
+end
+
+-- What help(what) says when there is no help for it.
+local function no_help(what, name)
+  if type(what) == "string" then
+    return ("no help for %s%s; help() lists the API"):format(what,
+      require("crucible.schema").did_you_mean(name, api_docs.names()))
+  end
+  local lua_name = LUA_FUNCTIONS[what]
+  if lua_name then
+    return ("no help for %s: it is one of Lua's own functions, see %s#pdf-%s"
+      .. " (help() lists the crucible API)"):format(lua_name, LUA_MANUAL, lua_name)
+  end
+  if type(what) == "function" then
+    return "no help for this function: it is not one of the cf.NAME functions help() lists;"
+      .. " Lua's own are in " .. LUA_MANUAL
+  end
+  return ("no help for a %s: help(cf.NAME) or help(\"NAME\") describes one function of the"
+    .. " crucible API; help() lists them"):format(type(what))
+end
+
+--- The text help(what) prints: the API overview and the dot commands
+-- (what nil, or the API table cf itself), one function's help (cf.NAME or
+-- "NAME"), else why there is none and where to look.
+function M.help_text(cf, what)
+  if what == nil or (what == cf and cf ~= nil) then
+    return api_docs.overview() .. "\n\n" .. M.HELP
+  end
+  local name
+  if type(what) == "string" then
+    name = what:gsub("^cf%.", "")
+  elseif type(what) == "function" then
+    name = api_name(cf, what)
+  end
+  return name and api_docs.text(name) or no_help(what, name)
+end
+
+--- help(): the API overview; help(cf.NAME) or help("NAME"): that function.
+function M.help(cf, what) print(M.help_text(cf, what)) end
 
 return M

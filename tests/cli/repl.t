@@ -35,6 +35,15 @@ with a suggestion for a mistyped one; help("NAME") describes a function;
   events              0 rows   cf.events{...}, db:events{...}
   drift               0 rows   db:drift_results{...}, cf.get_drift_history(dep)
 
+help() of a function that is not part of the API says where to look
+instead of printing its address; help(cf) is help():
+
+  $ printf 'help(print)\nhelp(function() end)\nhelp(cf)\n' | crucible-feedback repl 2>&1 | sed 's/^> //' | grep -E '^no help|^ingestion:$|^help\(\) '
+  no help for print: it is one of Lua's own functions, see https://www.lua.org/manual/5.4/manual.html#pdf-print (help() lists the crucible API)
+  no help for this function: it is not one of the cf.NAME functions help() lists; Lua's own are in https://www.lua.org/manual/5.4/manual.html
+  ingestion:
+  help()             the API; help(cf.NAME) or help("NAME") describes one function
+
 An error prints the message of the line typed; CRUCIBLE_DEBUG=1 adds the
 traceback, which stops at the typed chunk (no frames of the REPL itself):
 

@@ -24,6 +24,51 @@ describe("crucible.api_docs", function()
     assert.truthy(api_docs.text("curate"):find("example: cf.curate", 1, true))
   end)
 
+  it("describes every option of every function, in lines help() can show", function()
+    for _, f in ipairs(api_docs.FUNCTIONS) do
+      for _, o in ipairs(f.options) do
+        assert.truthy(o.text:find("%S"), ("cf.%s: option %s has no description"):format(f.name, o.name))
+      end
+      for line in api_docs.text(f.name):gmatch("[^\n]+") do
+        if line:find("^    ") then
+          assert.truthy(#line <= api_docs.WIDTH, ("cf.%s: %q is too long"):format(f.name, line))
+        end
+      end
+    end
+  end)
+
+  it("wraps a long option description under its text column", function()
+    local text = api_docs.text("curate")
+    local first, second = text:match("\n    limit +([^\n]+)\n( +[^\n]+)")
+    assert.truthy(first, text)
+    assert.are.equal(api_docs.OPTION_COLUMN, #text:match("\n(    limit +)") + 1)
+    assert.are.equal(api_docs.OPTION_COLUMN, #second:match("^ +") + 1)
+    assert.are.equal("each strategy but user_edit keeps at most limit//3 picks (default: config"
+      .. " curation.limit, 1000)", first .. " " .. second:match("^ +(.*)"))
+  end)
+
+  it("says where to look for a function that is not part of the API", function()
+    local commands = require "crucible.repl_commands"
+    local cf = assert(require("crucible").new { config = { storage = { url = "sqlite::memory:" } } })
+    assert.are.equal(api_docs.text("curate"), commands.help_text(cf, cf.curate))
+    assert.are.equal(api_docs.text("curate"), commands.help_text(cf, "cf.curate"))
+    local msg = commands.help_text(cf, print)
+    assert.falsy(msg:find("0x", 1, true), msg)
+    assert.truthy(msg:find("print", 1, true), msg)
+    assert.truthy(msg:find("https://www.lua.org/manual/5.4/manual.html#pdf-print", 1, true), msg)
+    msg = commands.help_text(cf, string.format)
+    assert.truthy(msg:find("manual.html#pdf-string.format", 1, true), msg)
+    msg = commands.help_text(cf, function() end)
+    assert.falsy(msg:find("0x", 1, true), msg)
+    assert.truthy(msg:find("not one of the cf.NAME functions help() lists", 1, true), msg)
+    msg = commands.help_text(cf, {})
+    assert.falsy(msg:find("0x", 1, true), msg)
+    assert.truthy(msg:find("^no help for a table: help%(cf%.NAME%)"), msg)
+    assert.truthy(commands.help_text(cf, "curat"):find("did you mean 'curate'", 1, true))
+    assert.are.equal(commands.help_text(cf, nil), commands.help_text(cf, cf))
+    cf.close()
+  end)
+
   it("agrees with docs/api.md's function reference", function()
     local text = assert(support.read_file(support.SOURCE_DIR .. "/docs/api.md"))
     local section = text:match("<!%-%- api%-reference %-%->\n(.-)\n<!%-%- /api%-reference %-%->")
