@@ -21,10 +21,7 @@ typedef struct kind_info {
 } kind_info;
 
 static const kind_info kinds[CF_KIND_COUNT_] = {
-    [CF_KIND_EVENTS] = {"inference_events",
-                        "id, deployment_id, model_version_id, user_id_hash, prompt, response,"
-                        " latency_ms, token_count, quality_score, metadata, inserted_at",
-                        NULL, NULL},
+    [CF_KIND_EVENTS] = {"inference_events", SQ_EVENT_COLUMNS, NULL, NULL},
     [CF_KIND_SIGNALS] = {"user_signals",
                          "id, inference_event_id, deployment_id, signal_type, edited_response,"
                          " metadata, inserted_at",
@@ -337,28 +334,31 @@ static int load_signals(sq_cursor *c, cf_event *ev, cf_err *err)
     return 0;
 }
 
+void sq_read_event(sqlite3_stmt *st, cf_event *e)
+{
+    e->id = col_text(st, 0);
+    e->deployment_id = col_text(st, 1);
+    e->model_version_id = col_text(st, 2);
+    e->user_id_hash = col_text(st, 3);
+    e->prompt = col_text(st, 4);
+    e->response = col_text(st, 5);
+    e->latency_ms = col_int(st, 6);
+    e->token_count = col_int(st, 7);
+    e->quality_score = col_double(st, 8);
+    e->metadata = col_text(st, 9);
+    e->inserted_at = sqlite3_column_int64(st, 10);
+}
+
 static int read_row(sq_cursor *c, cf_row *row, cf_err *err)
 {
     sqlite3_stmt *st = c->st;
     memset(row, 0, sizeof *row);
     switch (c->base.kind) {
-    case CF_KIND_EVENTS: {
-        cf_event *e = &row->event;
-        e->id = col_text(st, 0);
-        e->deployment_id = col_text(st, 1);
-        e->model_version_id = col_text(st, 2);
-        e->user_id_hash = col_text(st, 3);
-        e->prompt = col_text(st, 4);
-        e->response = col_text(st, 5);
-        e->latency_ms = col_int(st, 6);
-        e->token_count = col_int(st, 7);
-        e->quality_score = col_double(st, 8);
-        e->metadata = col_text(st, 9);
-        e->inserted_at = sqlite3_column_int64(st, 10);
+    case CF_KIND_EVENTS:
+        sq_read_event(st, &row->event);
         if (c->include_signals)
-            return load_signals(c, e, err);
+            return load_signals(c, &row->event, err);
         return 0;
-    }
     case CF_KIND_SIGNALS:
         read_signal(st, &row->signal);
         return 0;
