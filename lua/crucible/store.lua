@@ -211,6 +211,19 @@ function Store:light_top(q, want, k, key)
   return scan:top(k, key)
 end
 
+--- Several light_top answers from one scan: requests is a list of {k =,
+-- key =, keep =}; each gets what light_top(q, want with that keep, k, key)
+-- gives. want (opened once, its keep ignored) must read what every key and
+-- keep needs. Returns a list of picks lists, in the requests' order.
+function Store:light_tops(q, want, requests)
+  local open = {}
+  for k, v in pairs(want or {}) do open[k] = v end
+  open.keep = nil
+  local scan, err = self.h:light_events(query(q), open)
+  if not scan then error(err, 2) end
+  return scan:tops(requests)
+end
+
 --- The events with these ids (a list), in that order; missing ids are
 -- skipped. For a few thousand at most: the result is one list.
 function Store:events_by_ids(ids)
