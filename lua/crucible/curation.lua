@@ -121,18 +121,27 @@ local function clean_picks(run, picks)
   return out
 end
 
+-- What a strategy yields to ask the scheduler for a shared scan (run_all).
+local SHARED = setmetatable({}, { __name = "crucible.curation.shared_scan" })
+
+-- The events every strategy of a call reads: newest first (the reference's
+-- order, so ties keep it).
+local function scope_of(run)
+  return { deployment_id = run.deployment_id, since = run.opts.since,
+           ["until"] = run.opts["until"], order = "desc" }
+end
+
 -- The context a strategy's select(ctx, opts) receives. run: the call's
--- state (ctx, cfg, db, deployment_id, opts, warnings, get_embedder).
-local function strategy_context(run)
-  local db, deployment_id, opts = run.db, run.deployment_id, run.opts
-  local scope = { deployment_id = deployment_id, since = opts.since, ["until"] = opts["until"],
-                  order = "desc" }
+-- state (ctx, cfg, db, deployment_id, opts, warnings, get_embedder); task:
+-- this strategy's (warnings, and co, the coroutine it runs in, if any).
+local function strategy_context(run, task)
+  local db, deployment_id = run.db, run.deployment_id
+  local scope = scope_of(run)
   local sctx = { deployment_id = deployment_id, config = run.cfg, store = db }
   --- Notes something the caller should know (summary.warnings, and the
-  -- curation.warning telemetry event).
+  -- curation.warning telemetry event), in the order of the strategies.
   function sctx.warn(message)
-    run.warnings[#run.warnings + 1] = tostring(message)
-    run.ctx.emit("curation.warning", { deployment_id = deployment_id, message = tostring(message) })
+    task.warnings[#task.warnings + 1] = tostring(message)
   end
   --- Light records of the deployment's events, newest first (the
   -- reference's order, so ties keep it): id, inserted_at, quality_score,
@@ -158,10 +167,16 @@ local function strategy_context(run)
   -- {constant =, quality =, missing_quality =, signals = {type = weight}}
   -- (see Store:light_top). want as for records (the length fields are read
   -- when key names one).
+  -- Run by the scheduler, the request waits for the other strategies'
+  -- and one scan answers them all (what this one scan would give).
   function sctx.top_records(k, key, want)
     local w = light_want(want)
     if key == "prompt_length" then w.prompt_length = true end
     if key == "response_length" then w.response_length = true end
+    if task.co and coroutine.running() == task.co and coroutine.isyieldable() then
+      local picks = coroutine.yield(SHARED, { k = k, key = key, want = w })
+      if picks then return picks end
+    end
     return db:light_top(scope, w, k, key)
   end
   --- Full events of the deployment, newest first; q adds with_signal,
@@ -188,12 +203,12 @@ local function strategy_context(run)
 end
 
 -- Runs one strategy; returns its checked picks, or nil and the failure.
-local function run_strategy(run, spec, limit)
+local function run_strategy(run, spec, limit, task)
   local sopts = {}
   for k, v in pairs(run.opts) do sopts[k] = v end
   sopts.limit = spec.limited ~= false and limit // 3 or nil
-  local ok, picks = policy.call_limited(spec.time_limit_ms, spec.select, strategy_context(run),
-    sopts)
+  local ok, picks = policy.call_limited(spec.time_limit_ms, spec.select,
+    strategy_context(run, task), sopts)
   if not ok then
     return nil, error_text.cap(("curation strategy '%s' failed: %s"):format(spec.name, picks))
   end
@@ -209,13 +224,78 @@ local function run_strategy(run, spec, limit)
   return checked
 end
 
--- 1. Each strategy picks ids (and scores), in order; the first pick of an
--- id wins. Returns the merged picks {pick =, spec =} and the count per
--- strategy, or nil and the failure.
+-- The top_records requests of strategies waiting in the scheduler,
+-- answered by one scan (Store:light_tops); nil when that fails: each
+-- strategy then reads on its own, and fails there as it would have.
+local function shared_tops(run, batch)
+  if #batch > 16 then return nil end
+  local want, requests = {}, {}
+  for j, p in ipairs(batch) do
+    for _, f in ipairs { "signals", "lengths", "prompt_length", "response_length" } do
+      want[f] = want[f] or p.want[f] or nil
+    end
+    requests[j] = { k = p.k, key = p.key, keep = p.want.keep }
+  end
+  local ok, answers = pcall(run.db.light_tops, run.db, scope_of(run), want, requests)
+  return ok and answers or nil
+end
+
+-- Runs every strategy. Those without a time limit run as coroutines, so
+-- that their top_records requests meet: each runs until it asks or ends,
+-- then one scan answers every request asked (shared_tops), and so on
+-- until all have ended; the others run after, one by one. A hook set
+-- around the call (a workflow's time limit) is set in each coroutine too.
+-- Returns outcome[i] = {picks, failure} and task[i] = {warnings =} per spec.
+local function run_all(run, specs, limit)
+  local outcome, tasks, pending = {}, {}, {}
+  local hook, mask, count = debug.gethook()
+  local function resume(i, ...)
+    local co = tasks[i].co
+    local ok, a, b = coroutine.resume(co, ...)
+    if not ok then error(a, 0) end
+    if coroutine.status(co) == "dead" then
+      outcome[i] = { a, b }
+    elseif a == SHARED then
+      pending[#pending + 1] = { i = i, k = b.k, key = b.key, want = b.want }
+    else
+      outcome[i] = { nil, ("curation strategy '%s' failed: it yielded outside a coroutine of"
+        .. " its own"):format(specs[i].name) }
+    end
+  end
+  for i, spec in ipairs(specs) do
+    local task = { warnings = {} }
+    tasks[i] = task
+    if spec.time_limit_ms == nil then
+      task.co = coroutine.create(function() return run_strategy(run, spec, limit, task) end)
+      if type(hook) == "function" then debug.sethook(task.co, hook, mask, count) end
+      resume(i)
+    end
+  end
+  while #pending > 0 do
+    local batch = pending
+    pending = {}
+    local answers = shared_tops(run, batch)
+    for j, p in ipairs(batch) do resume(p.i, answers and answers[j] or false) end
+  end
+  for i, spec in ipairs(specs) do
+    if not tasks[i].co then outcome[i] = { run_strategy(run, spec, limit, tasks[i]) } end
+  end
+  return outcome, tasks
+end
+
+-- 1. Each strategy picks ids (and scores); the first pick of an id, in
+-- the order of the strategies, wins. Returns the merged picks {pick =,
+-- spec =} and the count per strategy, or nil and the first failure.
+-- Warnings are passed on in the same order (up to a failed strategy).
 local function pick_all(run, specs, limit)
+  local outcome, tasks = run_all(run, specs, limit)
   local merged, seen, per = {}, {}, {}
-  for _, spec in ipairs(specs) do
-    local picks, failure = run_strategy(run, spec, limit)
+  for i, spec in ipairs(specs) do
+    for _, message in ipairs(tasks[i].warnings) do
+      run.warnings[#run.warnings + 1] = message
+      run.ctx.emit("curation.warning", { deployment_id = run.deployment_id, message = message })
+    end
+    local picks, failure = outcome[i][1], outcome[i][2]
     if not picks then return nil, failure end
     per[spec.name] = #picks
     for _, p in ipairs(picks) do

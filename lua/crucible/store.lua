@@ -92,20 +92,40 @@ local FIX = {
   triggers = function(row) return with_json(row, "details") end,
 }
 
+-- Rows one C call reads ahead: enough that the call's cost vanishes per
+-- row, few enough that a loop left early has read little it did not use.
+local BATCH = 64
+
+-- The iterator over a cursor's rows, each passed through fix (when not
+-- nil). It reads BATCH rows at a time (cur:fill) and hands them out one
+-- by one; a failure raises when the loop reaches it.
+local function iterate(cur, fix)
+  local buf, i, n, failed = {}, 0, 0, nil
+  return function()
+    while i == n do
+      if failed then
+        local e = failed
+        failed, i, n = nil, 0, 0
+        error(e, 2)
+      end
+      n, failed = cur:fill(buf, BATCH)
+      i = 0
+      if n == 0 and not failed then return nil end
+    end
+    i = i + 1
+    local row = buf[i]
+    if fix then return fix(row) end
+    return row
+  end
+end
+
 --- A generic iterator over rows of a kind ("events", "signals", "curated",
 -- "drift", "triggers"). Returns iterator, nil, nil, cursor (the cursor is
 -- the for loop's closing value). raw=true skips JSON decoding.
 function Store:rows(kind, q, raw)
   local cur, err = self.h:cursor(kind, query(q))
   if not cur then error(err, 2) end
-  local fix = FIX[kind]
-  local function iter()
-    local row, ierr = cur:next()
-    if row == nil and ierr then error(ierr, 2) end
-    if row and not raw then return fix(row) end
-    return row
-  end
-  return iter, nil, nil, cur
+  return iterate(cur, not raw and FIX[kind] or nil), nil, nil, cur
 end
 
 --- Streams only the named columns of events: each row is a list
@@ -155,13 +175,7 @@ end
 function Store:unscored_events(q)
   local cur, err = self.h:unscored_cursor(query(q))
   if not cur then error(err, 2) end
-  local function iter()
-    local row, ierr = cur:next()
-    if row == nil and ierr then error(ierr, 2) end
-    if row then return FIX.events(row) end
-    return row
-  end
-  return iter, nil, nil, cur
+  return iterate(cur, FIX.events), nil, nil, cur
 end
 
 --- Streams light records of events (curation): id, inserted_at,
@@ -195,6 +209,19 @@ function Store:light_top(q, want, k, key)
   local scan, err = self.h:light_events(query(q), want)
   if not scan then error(err, 2) end
   return scan:top(k, key)
+end
+
+--- Several light_top answers from one scan: requests is a list of {k =,
+-- key =, keep =}; each gets what light_top(q, want with that keep, k, key)
+-- gives. want (opened once, its keep ignored) must read what every key and
+-- keep needs. Returns a list of picks lists, in the requests' order.
+function Store:light_tops(q, want, requests)
+  local open = {}
+  for k, v in pairs(want or {}) do open[k] = v end
+  open.keep = nil
+  local scan, err = self.h:light_events(query(q), open)
+  if not scan then error(err, 2) end
+  return scan:tops(requests)
 end
 
 --- The events with these ids (a list), in that order; missing ids are

@@ -26,16 +26,10 @@
 #include "l_store_scores.h"
 
 #define STORE_MT "crucible.Store"
-#define CURSOR_MT "crucible.Cursor"
 
 typedef struct l_store {
     cf_store *s;
 } l_store;
-
-typedef struct l_cursor {
-    cf_cursor *c;
-    int with_signals;
-} l_cursor;
 
 static cf_store *check_store(lua_State *L)
 {
@@ -197,130 +191,9 @@ static void read_query(lua_State *L, int idx, cf_query *q)
     lua_pop(L, 1);
 }
 
-/* ---- pushing rows -------------------------------------------------------- */
-
-static void set_str(lua_State *L, const char *field, cf_str v)
-{
-    if (!v.p)
-        return;
-    lua_pushlstring(L, v.p, v.n);
-    lua_setfield(L, -2, field);
-}
-
-static void set_int(lua_State *L, const char *field, int64_t v)
-{
-    if (v == CF_NULL_INT)
-        return;
-    lua_pushinteger(L, (lua_Integer)v);
-    lua_setfield(L, -2, field);
-}
-
-static void set_num(lua_State *L, const char *field, double v)
-{
-    if (isnan(v))
-        return;
-    lua_pushnumber(L, v);
-    lua_setfield(L, -2, field);
-}
-
-void l_store_set_str(lua_State *L, const char *field, cf_str v) { set_str(L, field, v); }
-void l_store_set_int(lua_State *L, const char *field, int64_t v) { set_int(L, field, v); }
-
-static void set_bool(lua_State *L, const char *field, int v)
-{
-    lua_pushboolean(L, v);
-    lua_setfield(L, -2, field);
-}
-
-static void push_signal(lua_State *L, const cf_signal *g)
-{
-    lua_createtable(L, 0, 7);
-    set_str(L, "id", g->id);
-    set_str(L, "inference_event_id", g->inference_event_id);
-    set_str(L, "deployment_id", g->deployment_id);
-    set_str(L, "signal_type", g->signal_type);
-    set_str(L, "edited_response", g->edited_response);
-    set_str(L, "metadata", g->metadata);
-    set_int(L, "inserted_at", g->inserted_at);
-}
-
-static void push_row(lua_State *L, cf_kind kind, const cf_row *row, int with_signals)
-{
-    switch (kind) {
-    case CF_KIND_EVENTS: {
-        const cf_event *e = &row->event;
-        lua_createtable(L, 0, 12);
-        set_str(L, "id", e->id);
-        set_str(L, "deployment_id", e->deployment_id);
-        set_str(L, "model_version_id", e->model_version_id);
-        set_str(L, "user_id_hash", e->user_id_hash);
-        set_str(L, "prompt", e->prompt);
-        set_str(L, "response", e->response);
-        set_int(L, "latency_ms", e->latency_ms);
-        set_int(L, "token_count", e->token_count);
-        set_num(L, "quality_score", e->quality_score);
-        set_str(L, "metadata", e->metadata);
-        set_int(L, "inserted_at", e->inserted_at);
-        if (with_signals) {
-            lua_createtable(L, (int)e->nsignals, 0);
-            for (size_t i = 0; i < e->nsignals; i++) {
-                push_signal(L, &e->signals[i]);
-                lua_rawseti(L, -2, (lua_Integer)i + 1);
-            }
-            lua_setfield(L, -2, "signals");
-        }
-        break;
-    }
-    case CF_KIND_SIGNALS:
-        push_signal(L, &row->signal);
-        break;
-    case CF_KIND_CURATED: {
-        const cf_curated *c = &row->curated;
-        lua_createtable(L, 0, 11);
-        set_str(L, "id", c->id);
-        set_str(L, "inference_event_id", c->inference_event_id);
-        set_str(L, "deployment_id", c->deployment_id);
-        set_str(L, "curation_source", c->curation_source);
-        set_num(L, "curation_score", c->curation_score);
-        set_str(L, "prompt", c->prompt);
-        set_str(L, "response", c->response);
-        set_bool(L, "exported", c->exported);
-        set_str(L, "export_batch_id", c->export_batch_id);
-        set_int(L, "inserted_at", c->inserted_at);
-        set_int(L, "updated_at", c->updated_at);
-        break;
-    }
-    case CF_KIND_DRIFT: {
-        const cf_drift_result *d = &row->drift;
-        lua_createtable(L, 0, 7);
-        set_str(L, "id", d->id);
-        set_str(L, "deployment_id", d->deployment_id);
-        set_str(L, "drift_type", d->drift_type);
-        set_num(L, "score", d->score);
-        set_bool(L, "drifted", d->drifted);
-        set_str(L, "details", d->details);
-        set_int(L, "inserted_at", d->inserted_at);
-        break;
-    }
-    case CF_KIND_TRIGGERS: {
-        const cf_trigger_event *t = &row->trigger;
-        lua_createtable(L, 0, 5);
-        set_str(L, "id", t->id);
-        set_str(L, "deployment_id", t->deployment_id);
-        set_str(L, "trigger_type", t->trigger_type);
-        set_str(L, "details", t->details);
-        set_int(L, "inserted_at", t->inserted_at);
-        break;
-    }
-    default:
-        lua_pushnil(L);
-    }
-}
-
 /* For the other store bindings (l_store.h). */
 void l_store_read_query(lua_State *L, int idx, cf_query *q) { read_query(L, idx, q); }
 void l_store_read_curated(lua_State *L, int idx, cf_curated *c) { read_curated(L, idx, c); }
-void l_store_push_row(lua_State *L, cf_kind kind, const cf_row *row) { push_row(L, kind, row, 0); }
 
 /* ---- module functions ------------------------------------------------------ */
 
@@ -655,52 +528,6 @@ static cf_kind check_kind(lua_State *L, int idx)
     return k;
 }
 
-static int m_cursor(lua_State *L)
-{
-    cf_store *s = check_store(L);
-    cf_kind kind = check_kind(L, 2);
-    cf_query q;
-    read_query(L, 3, &q);
-    l_cursor *u = lua_newuserdatauv(L, sizeof *u, 1);
-    u->c = NULL;
-    u->with_signals = q.include_signals;
-    luaL_setmetatable(L, CURSOR_MT);
-    lua_pushvalue(L, 1);
-    lua_setiuservalue(L, -2, 1); /* the cursor keeps its store alive */
-    cf_err err;
-    if (cf_store_open_cursor(s, kind, &q, &u->c, &err))
-        return cf_lua_pushfail(L, &err);
-    lua_getiuservalue(L, 1, 1); /* register with the store */
-    lua_pushvalue(L, -2);
-    lua_pushboolean(L, 1);
-    lua_rawset(L, -3);
-    lua_pop(L, 1);
-    return 1;
-}
-
-/* Like m_cursor, over the events that have no quality_score. */
-static int m_unscored_cursor(lua_State *L)
-{
-    cf_store *s = check_store(L);
-    cf_query q;
-    read_query(L, 2, &q);
-    l_cursor *u = lua_newuserdatauv(L, sizeof *u, 1);
-    u->c = NULL;
-    u->with_signals = 0;
-    luaL_setmetatable(L, CURSOR_MT);
-    lua_pushvalue(L, 1);
-    lua_setiuservalue(L, -2, 1);
-    cf_err err;
-    if (cf_store_open_unscored_cursor(s, &q, &u->c, &err))
-        return cf_lua_pushfail(L, &err);
-    lua_getiuservalue(L, 1, 1);
-    lua_pushvalue(L, -2);
-    lua_pushboolean(L, 1);
-    lua_rawset(L, -3);
-    lua_pop(L, 1);
-    return 1;
-}
-
 static int add_type_count(void *ud, cf_str type, int64_t n)
 {
     lua_State *L = ud;
@@ -790,31 +617,13 @@ static int m_backend(lua_State *L)
     return 1;
 }
 
-static void close_cursor(l_cursor *u)
-{
-    if (u->c) {
-        cf_cursor_close(u->c);
-        u->c = NULL;
-    }
-}
-
 static int m_close(lua_State *L)
 {
     l_store *u = luaL_checkudata(L, 1, STORE_MT);
     if (!u->s)
         return 0;
     /* Close this store's cursors first: they use its connection. */
-    lua_getiuservalue(L, 1, 1);
-    if (lua_istable(L, -1)) {
-        lua_pushnil(L);
-        while (lua_next(L, -2)) {
-            lua_pop(L, 1);
-            l_cursor *c = luaL_testudata(L, -1, CURSOR_MT);
-            if (c)
-                close_cursor(c);
-        }
-    }
-    lua_pop(L, 1);
+    l_store_close_cursors(L, 1);
     cf_store_close(u->s);
     u->s = NULL;
     return 0;
@@ -830,43 +639,6 @@ static int m_tostring(lua_State *L)
     return 1;
 }
 
-/* ---- cursor methods -------------------------------------------------------------- */
-
-static int c_next(lua_State *L)
-{
-    l_cursor *u = luaL_checkudata(L, 1, CURSOR_MT);
-    if (!u->c) {
-        lua_pushnil(L);
-        return 1;
-    }
-    cf_row row;
-    cf_err err;
-    int r = cf_cursor_next(u->c, &row, &err);
-    if (r < 0)
-        return cf_lua_pushfail(L, &err);
-    if (r == 0) {
-        close_cursor(u);
-        lua_pushnil(L);
-        return 1;
-    }
-    push_row(L, u->c->kind, &row, u->with_signals);
-    return 1;
-}
-
-static int c_close(lua_State *L)
-{
-    close_cursor(luaL_checkudata(L, 1, CURSOR_MT));
-    return 0;
-}
-
-static int c_tostring(lua_State *L)
-{
-    l_cursor *u = luaL_checkudata(L, 1, CURSOR_MT);
-    lua_pushfstring(L, "crucible.Cursor (%s) (%p)", u->c ? cf_kind_name(u->c->kind) : "closed",
-                    (void *)u);
-    return 1;
-}
-
 static const luaL_Reg store_methods[] = {
     {"migrate", m_migrate},
     {"schema_version", m_schema_version},
@@ -878,9 +650,7 @@ static const luaL_Reg store_methods[] = {
     {"mark_curated_exported_each", m_mark_curated_exported_each},
     {"insert_drift", m_insert_drift},
     {"insert_trigger", m_insert_trigger},
-    {"cursor", m_cursor},
     {"count", m_count},
-    {"unscored_cursor", m_unscored_cursor},
     {"count_by_type", m_count_by_type},
     {"kv_get", m_kv_get},
     {"kv_set", m_kv_set},
@@ -897,19 +667,6 @@ static const luaL_Reg store_meta[] = {
     {NULL, NULL},
 };
 
-static const luaL_Reg cursor_methods[] = {
-    {"next", c_next},
-    {"close", c_close},
-    {NULL, NULL},
-};
-
-static const luaL_Reg cursor_meta[] = {
-    {"__gc", c_close},
-    {"__close", c_close},
-    {"__tostring", c_tostring},
-    {NULL, NULL},
-};
-
 static const luaL_Reg funcs[] = {
     {"open", l_open},
     {"parse_url", l_parse_url},
@@ -920,7 +677,7 @@ static const luaL_Reg funcs[] = {
 int luaopen_crucible_store(lua_State *L)
 {
     cf_lua_newclass(L, STORE_MT, store_methods, store_meta);
-    cf_lua_newclass(L, CURSOR_MT, cursor_methods, cursor_meta);
+    l_store_cursor_register(L, STORE_MT);
     l_store_columns_register(L, STORE_MT);
     l_store_curation_register(L, STORE_MT);
     l_store_runs_register(L, STORE_MT);

@@ -8,6 +8,8 @@
  *   local r = scan:next()  --> {id=, inserted_at=, quality_score=, latency_ms=, token_count=,
  *                          --    model_version_id=, prompt_length=, response_length=,
  *                          --    signals = {thumbs_up = 0, ...}, signal_count=} | nil
+ *   scan:top(k, key)  --> {{id =, score =}, ...}: the k records ranked highest by key
+ *   scan:tops({{k =, key =, keep =}, ...})  --> one such list per request, one scan
  *   h:events_by_ids({"id1", "id2"})      --> list of event rows (missing ids skipped)
  *   h:events_by_response_id({"r1", "r2"}) --> {r1 = event id, ...}: by metadata.response_id
  *                                        --    (the newest event of each; absent: none)
@@ -117,7 +119,7 @@ static void read_clause(lua_State *L, int idx, int i, light_clause *c)
 
 /* want.keep: a list of clauses; a record is read into Lua only when one of
  * them holds (a filter applied before any table is made). */
-static void read_keep(lua_State *L, int want, l_light *u)
+static void read_keep(lua_State *L, int want, light_clause *clauses, int *nclauses)
 {
     if (lua_isnoneornil(L, want) || lua_getfield(L, want, "keep") == LUA_TNIL) {
         if (!lua_isnoneornil(L, want))
@@ -133,10 +135,10 @@ static void read_keep(lua_State *L, int want, l_light *u)
         if (lua_rawgeti(L, -1, i) != LUA_TTABLE)
             luaL_error(L, "keep[%d]: expected a table of conditions, got %s", i,
                        luaL_typename(L, -1));
-        read_clause(L, lua_gettop(L), i, &u->clauses[i - 1]);
+        read_clause(L, lua_gettop(L), i, &clauses[i - 1]);
         lua_pop(L, 1);
     }
-    u->nclauses = n;
+    *nclauses = n;
     lua_pop(L, 1);
 }
 
@@ -159,14 +161,19 @@ static int clause_holds(const light_clause *c, const cf_light_event *r)
     return 1;
 }
 
-static int kept(const l_light *u, const cf_light_event *r)
+static int any_holds(const light_clause *clauses, int n, const cf_light_event *r)
 {
-    if (u->nclauses == 0)
+    if (n == 0)
         return 1;
-    for (int i = 0; i < u->nclauses; i++)
-        if (clause_holds(&u->clauses[i], r))
+    for (int i = 0; i < n; i++)
+        if (clause_holds(&clauses[i], r))
             return 1;
     return 0;
+}
+
+static int kept(const l_light *u, const cf_light_event *r)
+{
+    return any_holds(u->clauses, u->nclauses, r);
 }
 
 static int m_light_events(lua_State *L)
@@ -187,7 +194,7 @@ static int m_light_events(lua_State *L)
               | (both || opt_flag(L, 3, "prompt_length") ? CF_LIGHT_PROMPT : 0)
               | (both || opt_flag(L, 3, "response_length") ? CF_LIGHT_RESPONSE : 0)
               | (opt_flag(L, 3, "checks") ? CF_LIGHT_CHECKS : 0);
-    read_keep(L, 3, u);
+    read_keep(L, 3, u->clauses, &u->nclauses);
     for (int i = 0; i < u->nclauses; i++)
         if (u->clauses[i].signals_any)
             u->want |= CF_LIGHT_SIGNALS;
@@ -379,26 +386,42 @@ static void read_weights(lua_State *L, int idx, top_key *key)
 
 /* Argument 3 of scan:top: a field name, or a table {constant =, quality =,
  * missing_quality =, signals = {type = weight}} (the linear score). */
-static void read_top_key(lua_State *L, l_light *u, top_key *key)
+static void read_top_key(lua_State *L, int idx, l_light *u, top_key *key)
 {
     memset(key, 0, sizeof *key);
     key->field = -1;
-    if (lua_type(L, 3) == LUA_TSTRING) {
-        key->field = luaL_checkoption(L, 3, NULL, TOP_FIELDS);
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        key->field = luaL_checkoption(L, idx, NULL, TOP_FIELDS);
         if ((u->want & TOP_NEEDS[key->field]) != TOP_NEEDS[key->field])
             luaL_error(L, "top: '%s' was not read by this scan (ask for it when opening it)",
                        TOP_FIELDS[key->field]);
         return;
     }
-    luaL_checktype(L, 3, LUA_TTABLE);
-    key->constant = spec_number(L, 3, "constant", 0.0);
-    key->quality = spec_number(L, 3, "quality", 0.0);
-    key->missing_quality = spec_number(L, 3, "missing_quality", NAN);
-    read_weights(L, 3, key);
+    luaL_checktype(L, idx, LUA_TTABLE);
+    key->constant = spec_number(L, idx, "constant", 0.0);
+    key->quality = spec_number(L, idx, "quality", 0.0);
+    key->missing_quality = spec_number(L, idx, "missing_quality", NAN);
+    read_weights(L, idx, key);
     if (!(u->want & CF_LIGHT_SIGNALS))
         for (int k = 0; k < CF_SIG_COUNT_; k++)
             if (key->weights[k] != 0.0)
                 luaL_error(L, "top: signal weights need a scan that reads the signals");
+}
+
+/* The picks of a top-k, best first: {{id =, score =}, ...}. */
+static void push_picks(lua_State *L, cf_topk *t)
+{
+    size_t n;
+    const cf_topk_item *it = cf_topk_sorted(t, &n);
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_createtable(L, 0, 2);
+        lua_pushlstring(L, it[i].id, it[i].len);
+        lua_setfield(L, -2, "id");
+        lua_pushnumber(L, it[i].score);
+        lua_setfield(L, -2, "score");
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
 }
 
 /* scan:top(k, key) -> {{id =, score =}, ...}: the k remaining records
@@ -411,7 +434,7 @@ static int ls_top(lua_State *L)
     lua_Integer k = luaL_checkinteger(L, 2);
     luaL_argcheck(L, k >= 0, 2, "k must not be negative");
     top_key key;
-    read_top_key(L, u, &key);
+    read_top_key(L, 3, u, &key);
     lua_getiuservalue(L, 1, 1);
     l_store_checkstore(L, lua_gettop(L));
     lua_pop(L, 1);
@@ -435,18 +458,99 @@ static int ls_top(lua_State *L)
         cf_topk_free(t);
         return rc == -2 ? luaL_error(L, "out of memory") : luaL_error(L, "%s", err.msg);
     }
-    size_t n;
-    const cf_topk_item *it = cf_topk_sorted(t, &n);
-    lua_createtable(L, (int)n, 0);
-    for (size_t i = 0; i < n; i++) {
-        lua_createtable(L, 0, 2);
-        lua_pushlstring(L, it[i].id, it[i].len);
-        lua_setfield(L, -2, "id");
-        lua_pushnumber(L, it[i].score);
-        lua_setfield(L, -2, "score");
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
+    push_picks(L, t);
     cf_topk_free(t);
+    return 1;
+}
+
+/* ---- several top-k lists from one scan ------------------------------------ */
+
+#define MAX_TOPS 16
+
+/* One request of scan:tops: its own k, key and keep clauses. */
+typedef struct top_req {
+    lua_Integer k;
+    top_key key;
+    int nclauses;
+    light_clause clauses[MAX_CLAUSES];
+    cf_topk *t;
+} top_req;
+
+/* Reads the request {k =, key =, keep =} at idx (number i, for messages). */
+static void read_request(lua_State *L, int idx, l_light *u, top_req *rq, int i)
+{
+    int isnum = 0;
+    lua_getfield(L, idx, "k");
+    rq->k = lua_tointegerx(L, -1, &isnum);
+    if (!isnum || rq->k < 0)
+        luaL_error(L, "tops: requests[%d].k: expected a non-negative integer", i);
+    lua_pop(L, 1);
+    lua_getfield(L, idx, "key");
+    read_top_key(L, lua_gettop(L), u, &rq->key);
+    lua_pop(L, 1);
+    read_keep(L, idx, rq->clauses, &rq->nclauses);
+}
+
+/* Feeds every record the scan lets through to each request its clauses
+ * hold for: 1 done, -1 a read failed (err), -2 out of memory. */
+static int scan_tops(l_light *u, top_req *rq, int n, cf_err *err)
+{
+    cf_light_event r;
+    int rc = 0;
+    while (u->scan && (rc = cf_light_scan_next(u->scan, &r, err)) == 1) {
+        if (!kept(u, &r))
+            continue;
+        for (int i = 0; i < n; i++) {
+            if (!any_holds(rq[i].clauses, rq[i].nclauses, &r))
+                continue;
+            const top_key *key = &rq[i].key;
+            double v = key->field >= 0 ? field_of(u, &r, key->field) : score_of(key, &r);
+            if (!isnan(v) && cf_topk_push(rq[i].t, r.id, v) < 0)
+                return -2;
+        }
+    }
+    return rc < 0 ? -1 : 1;
+}
+
+/* scan:tops(requests) -> {picks, ...}: for each request {k =, key =, keep
+ * =} what scan:top(k, key) gives on a scan opened with that keep, all from
+ * this one scan (opened with what every request reads). Closes the scan. */
+static int ls_tops(lua_State *L)
+{
+    l_light *u = luaL_checkudata(L, 1, LIGHT_MT);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    int n = (int)luaL_len(L, 2);
+    luaL_argcheck(L, n >= 1 && n <= MAX_TOPS, 2, "expected 1 to 16 requests");
+    top_req *rq = lua_newuserdatauv(L, (size_t)n * sizeof *rq, 0);
+    memset(rq, 0, (size_t)n * sizeof *rq);
+    for (int i = 0; i < n; i++) {
+        if (lua_rawgeti(L, 2, i + 1) != LUA_TTABLE)
+            luaL_error(L, "tops: requests[%d]: expected a table", i + 1);
+        read_request(L, lua_gettop(L), u, &rq[i], i + 1);
+        lua_pop(L, 1);
+    }
+    lua_getiuservalue(L, 1, 1);
+    l_store_checkstore(L, lua_gettop(L));
+    lua_pop(L, 1);
+    int rc = 1;
+    for (int i = 0; i < n && rc == 1; i++)
+        if (!(rq[i].t = cf_topk_new((size_t)rq[i].k)))
+            rc = -2;
+    cf_err err;
+    if (rc == 1)
+        rc = scan_tops(u, rq, n, &err);
+    ls_close(L);
+    if (rc == 1) {
+        lua_createtable(L, n, 0);
+        for (int i = 0; i < n; i++) {
+            push_picks(L, rq[i].t);
+            lua_rawseti(L, -2, i + 1);
+        }
+    }
+    for (int i = 0; i < n; i++)
+        cf_topk_free(rq[i].t);
+    if (rc < 0)
+        return rc == -2 ? luaL_error(L, "out of memory") : luaL_error(L, "%s", err.msg);
     return 1;
 }
 
@@ -579,7 +683,7 @@ static int m_deployments(lua_State *L)
 }
 
 static const luaL_Reg scan_methods[] = {
-    {"next", ls_next}, {"top", ls_top}, {"close", ls_close}, {NULL, NULL}};
+    {"next", ls_next}, {"top", ls_top}, {"tops", ls_tops}, {"close", ls_close}, {NULL, NULL}};
 static const luaL_Reg scan_meta[] = {
     {"__gc", ls_close}, {"__close", ls_close}, {"__tostring", ls_tostring}, {NULL, NULL}};
 static const luaL_Reg store_methods[] = {{"light_events", m_light_events},

@@ -431,6 +431,60 @@ return curation.register {
     curation.unregister "bad_picks2"
   end)
 
+  it("answers the strategies' top_records with one shared scan, results and warnings as one by one", function()
+    -- two user strategies ranked in C, one warning after its request
+    curation.register { name = "latest", select = function(ctx, opts)
+      return ctx.top_records(opts.limit, "inserted_at")
+    end }
+    curation.register { name = "slowest_warns", select = function(ctx, opts)
+      ctx.warn "before"
+      local picks = ctx.top_records(opts.limit, "prompt_length")
+      ctx.warn "after"
+      return picks
+    end }
+    curation.register { name = "plain_warns", select = function(ctx)
+      ctx.warn "plain"
+      return {}
+    end }
+    local Store = getmetatable(assert(cf.store()))
+    local calls = { light_top = 0, light_tops = 0 }
+    local orig = { light_top = Store.light_top, light_tops = Store.light_tops }
+    for name in pairs(calls) do
+      Store[name] = function(...) calls[name] = calls[name] + 1 return orig[name](...) end
+    end
+    local names = { "user_edit", "high_quality", "slowest_warns", "hard_examples", "latest", "plain_warns" }
+    local ok, ex, summary = pcall(cf.curate, DEP, { strategies = names, limit = 9 })
+    for name in pairs(calls) do Store[name] = orig[name] end
+    assert.is_true(ok, ex)
+    assert(ex, summary)
+    assert.same({ light_top = 0, light_tops = 1 }, calls)
+    assert.same({ "before", "after", "plain" }, summary.warnings)
+    -- what each strategy gives alone, merged in order
+    local want = {}
+    for _, name in ipairs(names) do
+      for _, e in ipairs(summary_of(assert(cf.curate(DEP, { strategies = { name }, limit = 9 })))) do
+        local dup = false
+        for _, w in ipairs(want) do dup = dup or w[1] == e[1] end
+        if not dup then want[#want + 1] = e end
+      end
+    end
+    assert.same(want, summary_of(ex))
+    -- the first failure in the strategies' order is the call's, even when a later one
+    -- ended first; a strategy yielding on its own fails as that strategy
+    curation.register { name = "fails_late", select = function(ctx, opts)
+      ctx.top_records(opts.limit, "inserted_at")
+      error("late failure", 0)
+    end }
+    curation.register { name = "yields", select = function() coroutine.yield() end }
+    local _, err = cf.curate(DEP, { strategies = { "fails_late", "plain_warns" } })
+    assert.matches("curation strategy 'fails_late' failed: .*late failure", err)
+    _, err = cf.curate(DEP, { strategies = { "plain_warns", "yields" } })
+    assert.matches("curation strategy 'yields' failed", err)
+    for _, n in ipairs { "latest", "slowest_warns", "plain_warns", "fails_late", "yields" } do
+      curation.unregister(n)
+    end
+  end)
+
   it("stops a strategy past its time_limit_ms, as that strategy's error; nothing is persisted", function()
     curation.register { name = "spins", time_limit_ms = 50, select = function()
       pcall(function() while true do end end) -- catching the error does not escape the limit

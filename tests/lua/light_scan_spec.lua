@@ -113,6 +113,32 @@ describe("light scans", function()
     assert.same({}, db:light_top(scope, {}, 0, "latency_ms"))
   end)
 
+  it("tops answers several requests from one scan as separate light_top scans do", function()
+    local PEN = { thumbs_down = 2.0, regenerate = 1.5, report = 2.5 }
+    local hard = { { quality_max = 0.5 }, { signals_any = { "thumbs_down", "regenerate", "report" } } }
+    local good = { { quality_min = 0.8, signals_any = { "thumbs_up", "copy" } } }
+    local requests = {
+      { k = 25, key = { constant = 1, quality = -1, missing_quality = 0, signals = PEN }, keep = hard },
+      { k = 10, key = { quality = 1, signals = { thumbs_up = 3, copy = 2 } }, keep = good },
+      { k = 30, key = "prompt_length" },
+      { k = 0, key = "latency_ms" },
+      { k = 500, key = "signal_count", keep = good },
+    }
+    local got = db:light_tops(scope, { signals = true, prompt_length = true }, requests)
+    assert.equal(#requests, #got)
+    for i, r in ipairs(requests) do
+      local alone = db:light_top(scope, { signals = true, prompt_length = true, keep = r.keep }, r.k, r.key)
+      assert.same(alone, got[i])
+    end
+    assert.is_true(#got[1] == 25 and #got[2] > 0 and #got[3] == 30 and #got[4] == 0)
+    -- a request the scan cannot answer fails as scan:top does
+    assert.has_error(function() db:light_tops(scope, {}, { { k = 3, key = "prompt_length" } }) end,
+      nil)
+    local ok, err = pcall(db.light_tops, db, scope, { signals = true }, { { k = -1, key = "latency_ms" } })
+    assert.is_false(ok)
+    assert.matches("requests%[1%]%.k", err)
+  end)
+
   it("names the field of a bad keep or top", function()
     local function err_of(want, key)
       local ok, err = pcall(function()
@@ -174,6 +200,11 @@ describe("light scans", function()
       .. " AND s.signal_type IN ('edit')) ORDER BY inserted_at DESC, seq DESC LIMIT -1 OFFSET 0")
     assert.matches("SEARCH inference_events USING INDEX sqlite_autoindex_inference_events_1 %(id=%?%)", driven)
     assert.matches("SEARCH s USING INDEX user_signals_deployment_type", driven)
+    -- the signal counts of one deployment: in time order, no sort
+    local counts = plan("SELECT inference_event_id, signal_type FROM user_signals"
+      .. " WHERE deployment_id = 'x' ORDER BY inserted_at")
+    assert.matches("SEARCH user_signals USING INDEX user_signals_deployment_time %(deployment_id=%?%)", counts)
+    assert.not_matches("TEMP B%-TREE", counts)
   end)
 
   it("with_signal finds the same events with few signals and with many", function()

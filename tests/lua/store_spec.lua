@@ -80,6 +80,45 @@ describe("crucible.store", function()
     assert.truthy(tostring(cursor):find("events", 1, true)) -- untouched one stays open
   end)
 
+  it("streams rows read in batches: each once, in order, across batch boundaries", function()
+    local batch = {}
+    for i = 1, 150 do batch[i] = ev("d", ("p%03d"):format(i), { inserted_at = i }) end
+    assert(db:insert_events(batch))
+    local got = {}
+    for e in db:events { deployment_id = "d" } do got[#got + 1] = e.prompt end
+    assert.equal(150, #got)
+    for i = 1, 150 do assert.equal(("p%03d"):format(i), got[i]) end
+    -- left early past the first batch: the loop still closes its cursor
+    local it, s, c, cur = db:events { deployment_id = "d" }
+    local n = 0
+    for _ in it, s, c, cur do
+      n = n + 1
+      if n == 70 then break end
+    end
+    assert.truthy(tostring(cur):find("closed", 1, true))
+  end)
+
+  it("cursor:fill reads up to max rows into a list, as next() would", function()
+    for i = 1, 5 do assert(db:insert_events { ev("d", "p" .. i, { metadata = { i = i } }) }) end
+    local by_next = {}
+    local cur = assert(db.h:cursor("events", { deployment_id = "d" }))
+    for i = 1, 5 do by_next[i] = cur:next() end
+    cur:close()
+    cur = assert(db.h:cursor("events", { deployment_id = "d" }))
+    local buf = { "kept" }
+    assert.equal(3, cur:fill(buf, 3))
+    assert.equal(2, cur:fill(buf, 3))
+    assert.same(by_next[4], buf[1])
+    assert.same(by_next[5], buf[2])
+    assert.same(by_next[3], buf[3]) -- past n: what the list held
+    assert.equal(0, cur:fill(buf, 3))
+    assert.truthy(tostring(cur):find("closed", 1, true))
+    assert.equal(0, cur:fill(buf, 3))
+    assert.has_error(function() cur:fill(buf, 0) end)
+    assert.has_error(function() cur:fill(buf, 5000) end)
+    assert.has_error(function() cur:fill(nil, 3) end)
+  end)
+
   it("records signals, refuses unknown events, attaches signals to events", function()
     local id = assert(db:insert_events { ev("d", "p") })[1]
     assert(db:insert_signal { inference_event_id = id, signal_type = "thumbs_up", metadata = { source = "ui" } })

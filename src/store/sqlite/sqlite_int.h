@@ -83,6 +83,13 @@ int sq_insert_drift(cf_store *, const cf_drift_result *, cf_err *);
 int sq_insert_trigger(cf_store *, const cf_trigger_event *, cf_err *);
 
 /* sqlite_read.c */
+/* The columns of an event row, in the order sq_read_event reads them. */
+#define SQ_EVENT_COLUMNS                                                           \
+    "id, deployment_id, model_version_id, user_id_hash, prompt, response,"         \
+    " latency_ms, token_count, quality_score, metadata, inserted_at"
+/* Reads the current row of a statement selecting SQ_EVENT_COLUMNS (no
+ * signals); the strings point into the statement until its next step. */
+void sq_read_event(sqlite3_stmt *st, cf_event *e);
 int sq_open_cursor(cf_store *, cf_kind, const cf_query *, cf_cursor **, cf_err *);
 int sq_count(cf_store *, cf_kind, const cf_query *, int64_t *, cf_err *);
 int sq_count_by_type(cf_store *, cf_kind, const cf_query *, cf_type_count_fn, void *, cf_err *);
@@ -90,6 +97,10 @@ int sq_open_unscored_cursor(cf_store *, const cf_query *, cf_cursor **, cf_err *
 int sq_last_export_at(cf_store *, cf_str, int64_t *, cf_err *);
 int sq_list_deployments(cf_store *, cf_name_fn, void *, cf_err *);
 int sq_events_by_response_id(cf_store *, const cf_str *, size_t, cf_ref_fn, void *, cf_err *);
+
+/* sqlite_read_ids.c: events by id, a page of ids at a time */
+#define SQ_IDS_PAGE 256
+int sq_open_events_page(cf_store *, const cf_str *ids, size_t n, cf_cursor **, cf_err *);
 
 /* sqlite_scan.c */
 int sq_open_columns(cf_store *, const cf_query *, const cf_column *, size_t, cf_colscan **,

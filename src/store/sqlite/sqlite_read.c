@@ -22,10 +22,7 @@ typedef struct kind_info {
 } kind_info;
 
 static const kind_info kinds[CF_KIND_COUNT_] = {
-    [CF_KIND_EVENTS] = {"inference_events",
-                        "id, deployment_id, model_version_id, user_id_hash, prompt, response,"
-                        " latency_ms, token_count, quality_score, metadata, inserted_at",
-                        NULL, NULL},
+    [CF_KIND_EVENTS] = {"inference_events", SQ_EVENT_COLUMNS, NULL, NULL},
     [CF_KIND_SIGNALS] = {"user_signals",
                          "id, inference_event_id, deployment_id, signal_type, edited_response,"
                          " metadata, inserted_at",
@@ -219,14 +216,34 @@ typedef struct sq_cursor {
     size_t arena_cap;
 } sq_cursor;
 
+/* Columns through their value (sqlite3_column_value): each
+ * sqlite3_column_* call looks the column up and checks the statement
+ * again, a value's accessors do not. The value is unprotected, which only
+ * matters across threads: a store's connection is used by one. */
 static double col_double(sqlite3_stmt *st, int i)
 {
-    return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i);
+    sqlite3_value *v = sqlite3_column_value(st, i);
+    return sqlite3_value_type(v) == SQLITE_NULL ? NAN : sqlite3_value_double(v);
 }
 
 static int64_t col_int(sqlite3_stmt *st, int i)
 {
-    return sqlite3_column_type(st, i) == SQLITE_NULL ? CF_NULL_INT : sqlite3_column_int64(st, i);
+    sqlite3_value *v = sqlite3_column_value(st, i);
+    return sqlite3_value_type(v) == SQLITE_NULL ? CF_NULL_INT : sqlite3_value_int64(v);
+}
+
+/* Text through the column's value (see above); NULL stays {NULL, 0}. */
+static cf_str col_text(sqlite3_stmt *st, int i)
+{
+    sqlite3_value *v = sqlite3_column_value(st, i);
+    cf_str r = {NULL, 0};
+    if (sqlite3_value_type(v) == SQLITE_NULL)
+        return r;
+    r.p = (const char *)sqlite3_value_text(v);
+    r.n = (size_t)sqlite3_value_bytes(v);
+    if (!r.p)
+        r.p = "";
+    return r;
 }
 
 static void read_signal(sqlite3_stmt *st, cf_signal *g)
@@ -318,28 +335,31 @@ static int load_signals(sq_cursor *c, cf_event *ev, cf_err *err)
     return 0;
 }
 
+void sq_read_event(sqlite3_stmt *st, cf_event *e)
+{
+    e->id = col_text(st, 0);
+    e->deployment_id = col_text(st, 1);
+    e->model_version_id = col_text(st, 2);
+    e->user_id_hash = col_text(st, 3);
+    e->prompt = col_text(st, 4);
+    e->response = col_text(st, 5);
+    e->latency_ms = col_int(st, 6);
+    e->token_count = col_int(st, 7);
+    e->quality_score = col_double(st, 8);
+    e->metadata = col_text(st, 9);
+    e->inserted_at = sqlite3_column_int64(st, 10);
+}
+
 static int read_row(sq_cursor *c, cf_row *row, cf_err *err)
 {
     sqlite3_stmt *st = c->st;
     memset(row, 0, sizeof *row);
     switch (c->base.kind) {
-    case CF_KIND_EVENTS: {
-        cf_event *e = &row->event;
-        e->id = sq_col_str(st, 0);
-        e->deployment_id = sq_col_str(st, 1);
-        e->model_version_id = sq_col_str(st, 2);
-        e->user_id_hash = sq_col_str(st, 3);
-        e->prompt = sq_col_str(st, 4);
-        e->response = sq_col_str(st, 5);
-        e->latency_ms = col_int(st, 6);
-        e->token_count = col_int(st, 7);
-        e->quality_score = col_double(st, 8);
-        e->metadata = sq_col_str(st, 9);
-        e->inserted_at = sqlite3_column_int64(st, 10);
+    case CF_KIND_EVENTS:
+        sq_read_event(st, &row->event);
         if (c->include_signals)
-            return load_signals(c, e, err);
+            return load_signals(c, &row->event, err);
         return 0;
-    }
     case CF_KIND_SIGNALS:
         read_signal(st, &row->signal);
         return 0;
