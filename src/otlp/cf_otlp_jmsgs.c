@@ -23,11 +23,13 @@ static cur ws(cur p)
     return p;
 }
 
-/* p just after the opening quote of a valid string: its closing quote */
+/* p just after the opening quote of a valid string: its closing quote.
+ * strcspn, not strpbrk: sanitizers check strpbrk's whole remaining string
+ * on every call, which made a long string with many escapes quadratic. */
 static cur string_end(cur p)
 {
     for (;;) {
-        cur q = (cur)strpbrk((const char *)p, "\"\\");
+        cur q = p + strcspn((const char *)p, "\"\\");
         if (*q == '"')
             return q;
         p = q + 2;
