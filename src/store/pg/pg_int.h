@@ -26,6 +26,7 @@ typedef struct pg_store {
     int lost;           /* the last failure was the connection's (retry) */
     char state[6];      /* the last failure's SQLSTATE ("" when none) */
     int batch_table;    /* the COPY staging table exists on this connection */
+    unsigned count_batches; /* event batches written: a fold every so many (pg_counts.c) */
     int64_t reconnect_ms; /* how long an operation waits for the server to come back */
 } pg_store;
 
@@ -174,6 +175,13 @@ int pg_count_orphans(cf_store *, cf_life_counts *, cf_err *);
 int pg_put_deletion(cf_store *, const cf_deletion *, cf_err *);
 int pg_list_deletions(cf_store *, int64_t, cf_deletion_fn, void *, cf_err *);
 
+/* pg_counts.c: the per-deployment event counts (migration 12): a batch's
+ * rows added in its transaction (dup NULL: every row), a deployment's
+ * count read, and the periodic fold after a committed batch. */
+extern const char pg_counts_migration[];
+int pg_counts_add(pg_store *, const cf_event *, size_t, const unsigned char *dup, cf_err *);
+int pg_counts_read(pg_store *, cf_str deployment, int64_t *, cf_err *);
+void pg_counts_after_batch(pg_store *);
 /* pg_keys.c: API keys, and their migration's SQL */
 extern const char pg_keys_migration[];
 int pg_insert_key(cf_store *, const cf_api_key *, cf_err *);

@@ -120,7 +120,12 @@ static void parents_sql(cf_life_sql *q, const cf_purge *p, const cf_life_bound *
     } else {
         cf_buf_str(&q->b, " AND seq <= (SELECT seq FROM last)");
     }
-    cf_buf_str(&q->b, " RETURNING 1)");
+    /* events: the deleted rows subtracted from their deployments' counts,
+     * in the same statement (pg_counts.c) */
+    cf_buf_str(&q->b, events(p) ? " RETURNING deployment_id), c AS (INSERT INTO"
+                                  " deployment_event_counts (deployment_id, n)"
+                                  " SELECT deployment_id, -count(*) FROM p GROUP BY 1)"
+                                : " RETURNING 1)");
 }
 
 /* One batch, one statement: WITH batch AS (the first rows the purge

@@ -578,6 +578,7 @@ static const pg_migration migrations[] = {
     /* SQLite's user index by bucket; PostgreSQL keeps its full-hash index,
      * whose random inserts its buffer cache absorbs: nothing to do. */
     {11, "user index by bucket", NULL},
+    {12, "deployment event counts", pg_counts_migration}, /* pg_counts.c */
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])

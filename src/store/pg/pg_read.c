@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "crucible/core/cf_buf.h"
+#include "../cf_event_counts.h"
 
 /* ---- the pager ----------------------------------------------------------------- */
 
@@ -502,6 +503,8 @@ int pg_count(cf_store *base, cf_kind kind, const cf_query *q, int64_t *out, cf_e
     *out = 0;
     if (kind < 0 || kind >= CF_KIND_COUNT_)
         return cf_fail(err, CF_EINVAL, "unknown row kind");
+    if (cf_event_counts_apply(kind, q)) /* maintained (pg_counts.c) */
+        return pg_counts_read((pg_store *)base, q->deployment_id, out, err);
     pg_pager g;
     pg_pager_init(&g, (pg_store *)base);
     pg_pager_put(&g, "SELECT count(*) FROM ");

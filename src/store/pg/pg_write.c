@@ -197,7 +197,9 @@ static int insert_staged_skip(pg_store *s, events_arg *a, cf_err *err)
         " SELECT id, deployment_id, model_version_id, user_id_hash, prompt, response,"
         " latency_ms, token_count, quality_score, metadata::jsonb, inserted_at, quality_checks"
         " FROM (SELECT DISTINCT ON (id) * FROM cf_event_batch ORDER BY id, ord) b ORDER BY ord"
-        " ON CONFLICT (id) DO NOTHING RETURNING id)"
+        " ON CONFLICT (id) DO NOTHING RETURNING id, deployment_id),"
+        " c AS (INSERT INTO deployment_event_counts (deployment_id, n)" /* pg_counts.c */
+        " SELECT deployment_id, count(*) FROM ins GROUP BY 1)"
         " SELECT min(b.ord) FROM cf_event_batch b JOIN ins ON ins.id = b.id GROUP BY b.id",
         NULL, "writing events", err);
     if (!r)
@@ -221,16 +223,19 @@ static int insert_staged_refuse(pg_store *s, events_arg *a, cf_err *err)
 {
     PGresult *r = pg_exec(
         s,
-        "INSERT INTO inference_events (id, deployment_id, model_version_id, user_id_hash,"
-        " prompt, response, latency_ms, token_count, quality_score, metadata, inserted_at,"
-        " quality_checks)"
+        "WITH ins AS (INSERT INTO inference_events (id, deployment_id, model_version_id,"
+        " user_id_hash, prompt, response, latency_ms, token_count, quality_score, metadata,"
+        " inserted_at, quality_checks)"
         " SELECT id, deployment_id, model_version_id, user_id_hash, prompt, response,"
         " latency_ms, token_count, quality_score, metadata::jsonb, inserted_at, quality_checks"
-        " FROM cf_event_batch ORDER BY ord ON CONFLICT (id) DO NOTHING",
+        " FROM cf_event_batch ORDER BY ord ON CONFLICT (id) DO NOTHING RETURNING deployment_id),"
+        " c AS (INSERT INTO deployment_event_counts (deployment_id, n)" /* pg_counts.c */
+        " SELECT deployment_id, count(*) FROM ins GROUP BY 1)"
+        " SELECT count(*) FROM ins",
         NULL, "writing events", err);
     if (!r)
         return -1;
-    size_t written = (size_t)strtoull(PQcmdTuples(r), NULL, 10);
+    size_t written = (size_t)pg_col_int(r, 0, 0);
     PQclear(r);
     a->written = a->n;
     if (written < a->n) {
@@ -262,6 +267,7 @@ static int events_op(pg_store *s, void *arg, int attempt, cf_err *err)
         /* The common case, a first attempt with new ids: COPY straight into
          * the table. An id already there sends the batch the staged way. */
         if (pg_run(s, "BEGIN", NULL, "writing events", err) == 0 && copy_rows(s, a, 0, err) == 0
+            && pg_counts_add(s, a->ev, a->n, NULL, err) == 0
             && pg_run(s, "COMMIT", NULL, "committing events", err) == 0) {
             a->written = a->n;
             return 0;
@@ -304,7 +310,10 @@ int pg_insert_events(cf_store *base, const cf_event *ev, size_t n, unsigned char
     if (n == 0)
         return 0;
     events_arg a = {ev, n, cf_now_us(), dup, 0};
-    return pg_retry((pg_store *)base, events_op, &a, err) ? -1 : (int)a.written;
+    if (pg_retry((pg_store *)base, events_op, &a, err))
+        return -1;
+    pg_counts_after_batch((pg_store *)base);
+    return (int)a.written;
 }
 
 /* ---- single rows ---------------------------------------------------------------- */

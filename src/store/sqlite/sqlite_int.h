@@ -121,6 +121,11 @@ int sq_touch_key(cf_store *, cf_str public_id, int64_t at, cf_err *);
 /* sqlite_scores.c */
 int sq_insert_score(cf_store *, const cf_score *, cf_err *);
 int sq_list_scores(cf_store *, const cf_score_query *, cf_score_list_fn, void *, cf_err *);
+/* sqlite_counts.c: the per-deployment event counts (migration 12) */
+extern const char sq_counts_migration[];
+extern const char sq_counts_purge_head[], sq_counts_purge_tail[];
+int sq_counts_add(sq_store *, const cf_event *, size_t, const unsigned char *dup, cf_err *);
+int sq_counts_read(sq_store *, cf_str deployment, int64_t *, cf_err *);
 /* sqlite_lifecycle.c */
 int sq_purge(cf_store *, const cf_purge *, cf_life_counts *, cf_err *);
 int sq_list_user_exports(cf_store *, const cf_purge *, cf_export_row_fn, void *, cf_err *);

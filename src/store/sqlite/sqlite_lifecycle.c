@@ -166,6 +166,13 @@ static int cascade(sq_store *s, const cf_purge *p, const cf_life_bound *b, int c
         rc = rc ? cf_fail(err, CF_ENOMEM, "out of memory building a purge") : run(s, &q, &k, err);
         add(out, cf_life_deps[i].table, k);
     }
+    if (!rc && events && !count_only) { /* the deployments' counts first (sqlite_counts.c) */
+        cf_life_sql_reset(&q);
+        strs(&q.b, sq_counts_purge_head, (char *)NULL);
+        rc = cf_life_batch_where(&q, p, b) || strs(&q.b, sq_counts_purge_tail, (char *)NULL)
+                 ? cf_fail(err, CF_ENOMEM, "out of memory building a purge")
+                 : run(s, &q, NULL, err);
+    }
     if (!rc) {
         cf_life_sql_reset(&q);
         strs(&q.b, count_only ? "SELECT count(*)" : "DELETE", " FROM ", p->table, " WHERE ",

@@ -200,6 +200,7 @@ static const sq_migration migrations[] = {
      "DROP INDEX inference_events_user;"
      "CREATE INDEX inference_events_user_bucket ON inference_events"
      "  (user_bucket, seq, user_id_hash) WHERE user_id_hash IS NOT NULL;"},
+    {12, "deployment event counts", sq_counts_migration}, /* sqlite_counts.c */
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])

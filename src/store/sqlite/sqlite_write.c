@@ -108,7 +108,8 @@ int sq_insert_events(cf_store *base, const cf_event *ev, size_t n, unsigned char
         sqlite3_finalize(skip);
         return -1;
     }
-    if (write_events(s, ev, n, skip, dup, &written, err) || sq_commit(s, err)) {
+    if (write_events(s, ev, n, skip, dup, &written, err) || sq_counts_add(s, ev, n, dup, err)
+        || sq_commit(s, err)) {
         sqlite3_finalize(skip);
         sq_rollback(s);
         if (dup)
