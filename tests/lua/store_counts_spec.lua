@@ -123,6 +123,34 @@ describe("maintained event counts (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", f
     check(s, dep, 3)
   end)
 
+  it("stays exact while two processes write and counts fold meanwhile", function()
+    local dep = uid("conc")
+    local writers = {}
+    for w = 1, 2 do
+      local script = ("%s/writer%d.lua"):format(tmp, w)
+      support.write_file(script, ([[
+local store = require "crucible.store"
+local db = assert(store.open(%q, { busy_timeout_ms = 30000 }))
+for b = 1, 40 do
+  local evs = {}
+  for i = 1, 10 do evs[i] = { deployment_id = %q, prompt = "w%d/" .. b .. "/" .. i, response = "r" } end
+  assert(db:insert_events(evs))
+end
+db:close()
+]]):format(URL, dep, w))
+      writers[w] = assert(io.popen("exec " .. support.q(support.BINARY) .. " " .. support.q(script)))
+    end
+    local seen, deadline = 0, core.now_us() + 120 * 1000000
+    while seen < 800 do        -- counts (and folds) while the batches land
+      assert.is_true(core.now_us() < deadline, "the writers did not finish")
+      local n = assert(s:count("events", { deployment_id = dep }))
+      assert.is_true(n >= seen and n % 10 == 0, "a count between batches: " .. n)
+      seen = n
+    end
+    for _, f in ipairs(writers) do assert(f:close()) end
+    check(s, dep, 800)
+  end)
+
   it("backfills the counts of events stored before the migration", function()
     local dep = uid("backfill")
     assert(s:insert_events(events(dep, 4)))
