@@ -48,6 +48,7 @@ for backend in sqlite postgres; do
   "$bin" bench/curation.lua fill "$cu" "$n"
   for r in $(seq 1 "$rounds"); do
     echo "$backend round $r: load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+    record "$backend" load run "$r" "\"$(cut -d' ' -f1-3 /proc/loadavg)\""
     record "$backend" curate ours "$r" "$("$bin" bench/curation.lua run "$cu" peer "$work/cur_ours.tsv")"
     record "$backend" curate peer "$r" "$(peer bench/peers/py_curation.py "$cu" "$work/cur_peer.tsv")"
     same=false; cmp -s "$work/cur_ours.tsv" "$work/cur_peer.tsv" && same=true

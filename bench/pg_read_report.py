@@ -92,3 +92,10 @@ for key, label, unit, ours_of, peer_of, higher, agree in PATHS:
     print("| " + " | ".join(out) + " |")
 print()
 print("On PostgreSQL, each round's ratio: " + "; ".join(verdicts) + ".")
+# the load averages (1, 5, 15 minutes) as each round began, when recorded
+loads = [f"{b} round {x['round']}: {x['r']}" for b in ("sqlite", "postgres")
+         for x in sorted(rows, key=lambda x: x["round"])
+         if x["backend"] == b and x["path"] == "load"]
+if loads:
+    print()
+    print("Load averages as each round began: " + "; ".join(loads) + ".")

@@ -473,6 +473,35 @@ describe("store conformance (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", functio
     assert.same({ "p3", "p1" }, prompts(by))
   end)
 
+
+  it("streams a long light scan with prompt lengths whole, in order, across page boundaries", function()
+    -- more than 10,000 records (a backend's largest page), three to a
+    -- time, so that ties on inserted_at straddle every page boundary
+    local dep, rows, n = uid(), {}, 10050
+    for i = 1, n do
+      rows[i] = ev(dep, "p" .. ("x"):rep(i % 97) .. (i % 5 == 0 and "\u{E9}\r\n" or ""),
+        { inserted_at = i // 3 + 1, quality_score = (i % 10) / 10 })
+    end
+    local ids = {}
+    for at = 1, n, 2500 do
+      local got = assert(db:insert_events(table.move(rows, at, math.min(at + 2499, n), 1, {})))
+      table.move(got, 1, #got, at, ids)
+    end
+    local seen, i = {}, n
+    for r in db:light_events({ deployment_id = dep, order = "desc" }, { prompt_length = true }) do
+      assert.equal(ids[i], r.id, "record " .. (n - i + 1))
+      assert.equal(1 + i % 97 + (i % 5 == 0 and 2 or 0), r.prompt_length, r.id)
+      assert.is_nil(seen[r.id])
+      seen[r.id], i = true, i - 1
+    end
+    assert.equal(0, i)
+    -- the longest prompts: p, 96 x's, an e acute and CR LF (99 graphemes),
+    -- i = 290, 775, 1260, ...; ties in scan order (oldest first)
+    local top = db:light_top({ deployment_id = dep }, { prompt_length = true }, 3, "prompt_length")
+    assert.same({ ids[290], ids[775], ids[1260] }, { top[1].id, top[2].id, top[3].id })
+    assert.same({ 99, 99, 99 }, { top[1].score, top[2].score, top[3].score })
+  end)
+
   it("counts each light record's signals by type, in short scans and whole ones alike", function()
     local dep, other = uid(), uid()
     local events = {}
