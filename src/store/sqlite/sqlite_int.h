@@ -32,11 +32,11 @@ typedef struct sq_ckpt sq_ckpt;
 
 /* The page size of new databases, and the WAL's checkpoint thresholds in
  * frames (a frame is a page): past SQ_CKPT_FRAMES (16 MB) a commit wakes
- * the checkpointer thread; past SQ_WAL_MAX_FRAMES (64 MB) the writer
+ * the checkpointer thread; past SQ_WAL_MAX_FRAMES (32 MB) the writer
  * checkpoints itself (sqlite_ckpt.c). */
 #define SQ_PAGE_SIZE 16384
 #define SQ_CKPT_FRAMES 1000
-#define SQ_WAL_MAX_FRAMES 4000
+#define SQ_WAL_MAX_FRAMES 2000
 
 typedef struct sq_store {
     cf_store base;
