@@ -28,6 +28,15 @@ enum {
 };
 
 typedef struct sq_sig_cache sq_sig_cache;
+typedef struct sq_ckpt sq_ckpt;
+
+/* The page size of new databases, and the WAL's checkpoint thresholds in
+ * frames (a frame is a page): past SQ_CKPT_FRAMES (16 MB) a commit wakes
+ * the checkpointer thread; past SQ_WAL_MAX_FRAMES (32 MB) the writer
+ * checkpoints itself (sqlite_ckpt.c). */
+#define SQ_PAGE_SIZE 16384
+#define SQ_CKPT_FRAMES 1000
+#define SQ_WAL_MAX_FRAMES 2000
 
 typedef struct sq_store {
     cf_store base;
@@ -35,6 +44,7 @@ typedef struct sq_store {
     char *path;
     sqlite3_stmt *st[SQ_COUNT_];
     sq_sig_cache *sigs; /* the last signal counts a light scan built (sqlite_scan.c) */
+    sq_ckpt *ckpt;      /* the checkpointer of a file's WAL (sqlite_ckpt.c); NULL: none */
     int busy_timeout_ms;
 } sq_store;
 
@@ -66,6 +76,14 @@ cf_str sq_col_str(sqlite3_stmt *st, int i);
 int sq_begin(sq_store *s, cf_err *err);
 int sq_commit(sq_store *s, cf_err *err);
 void sq_rollback(sq_store *s);
+
+/* sqlite_ckpt.c: checkpoints of a file database's WAL off the writing
+ * thread. attach: 0, or -1 when the connection refused a pragma; detach
+ * stops and joins the thread (before the connection closes); runs: how
+ * many checkpoints the thread completed. */
+int sq_ckpt_attach(sq_store *s);
+void sq_ckpt_detach(sq_store *s);
+long sq_ckpt_runs(sq_store *s);
 
 /* sqlite_write.c */
 int sq_insert_events(cf_store *, const cf_event *, size_t, unsigned char *dup, cf_err *);

@@ -2,9 +2,9 @@
  * SQLite backend: the embedded default. WAL mode, prepared statements cached
  * per connection, one transaction per batch, every value bound.
  * This file opens it: the URL's path, the connection and its pragmas, the
- * schema and its migrations, settings, and the vtable. Writes are in
- * sqlite_write.c, reads in sqlite_read.c, scans in sqlite_scan.c, workflow
- * runs in sqlite_runs.c.
+ * schema and its migrations, settings, and the vtable. WAL checkpoints
+ * are in sqlite_ckpt.c, writes in sqlite_write.c, reads in sqlite_read.c,
+ * scans in sqlite_scan.c, workflow runs in sqlite_runs.c.
  */
 #include "sqlite_int.h"
 
@@ -514,6 +514,7 @@ int sq_busy(void *ud, int count)
 static void sq_close(cf_store *base)
 {
     sq_store *s = (sq_store *)base;
+    sq_ckpt_detach(s);
     for (int i = 0; i < SQ_COUNT_; i++)
         sqlite3_finalize(s->st[i]);
     sq_sig_cache_release(s->sigs);
@@ -604,6 +605,11 @@ int cf_store_sqlite_open(const char *path, const cf_store_opts *opts, cf_store *
     if (sqlite3_exec(s->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
         cf_fail(err, CF_EDB, "cannot open database %s: %s", path, msg ? msg : "pragma failed");
         sqlite3_free(msg);
+        sq_close(&s->base);
+        return -1;
+    }
+    if (!memory && sq_ckpt_attach(s)) {
+        sq_fail(s, err, "cannot open database");
         sq_close(&s->base);
         return -1;
     }
