@@ -6,7 +6,8 @@
  *   L.user_hash(key, "alice")                       --> "3f1c..." (16 hex)
  *   L.purge(h, {table = "inference_events", before = us, batch_rows = 1000,
  *               deployment_id = "d", except = {"d2"}, users = {hash},
- *               keep_exported_since = us | "any", max_batches = n, dry_run = false})
+ *               keep_exported_since = us | "any", max_batches = n, dry_run = false,
+ *               record = {a deletion record, as put_deletion's: written with the first batch}})
  *       --> {inference_events = n, user_signals = n, ...}
  *   L.user_exports(h, {users = {hash}, deployment_id = "d"})
  *       --> {{batch_id =, curated_id =, inference_event_id =, prompt =, response =}, ...}
@@ -73,7 +74,22 @@ typedef struct purge_args {
     cf_purge p;
     cf_str users[CF_LIFE_MAX_USERS];
     cf_str except[CF_LIFE_MAX_EXCEPT];
+    cf_deletion record;
 } purge_args;
+
+/* The deletion record of the table at idx (its strings stay anchored by it). */
+static void read_deletion(lua_State *L, int idx, cf_deletion *d)
+{
+    luaL_checktype(L, idx, LUA_TTABLE);
+    *d = (cf_deletion){
+        .id = cf_lua_field_str(L, idx, "id"), .action = cf_lua_field_str(L, idx, "action"),
+        .subject = cf_lua_field_str(L, idx, "subject"),
+        .deployment_id = cf_lua_field_str(L, idx, "deployment_id"),
+        .status = cf_lua_field_str(L, idx, "status"),
+        .started_at = cf_lua_field_int(L, idx, "started_at", 0),
+        .finished_at = cf_lua_field_int(L, idx, "finished_at", CF_NULL_INT),
+        .details = cf_lua_field_str(L, idx, "details")};
+}
 
 static void read_purge(lua_State *L, int idx, purge_args *a, const char *dflt_table)
 {
@@ -99,6 +115,11 @@ static void read_purge(lua_State *L, int idx, purge_args *a, const char *dflt_ta
     read_list(L, idx, "except", a->except, CF_LIFE_MAX_EXCEPT, &a->p.nexcept);
     a->p.user_hashes = a->users;
     a->p.except = a->except;
+    if (lua_getfield(L, idx, "record") != LUA_TNIL) {
+        read_deletion(L, lua_gettop(L), &a->record); /* anchored by the options table */
+        a->p.record = &a->record;
+    }
+    lua_pop(L, 1);
 }
 
 static void push_counts(lua_State *L, const cf_life_counts *c)
@@ -180,15 +201,8 @@ static int l_orphans(lua_State *L)
 static int l_put_deletion(lua_State *L)
 {
     cf_store *s = l_store_checkstore(L, 1);
-    luaL_checktype(L, 2, LUA_TTABLE);
-    cf_deletion d = {
-        .id = cf_lua_field_str(L, 2, "id"), .action = cf_lua_field_str(L, 2, "action"),
-        .subject = cf_lua_field_str(L, 2, "subject"),
-        .deployment_id = cf_lua_field_str(L, 2, "deployment_id"),
-        .status = cf_lua_field_str(L, 2, "status"),
-        .started_at = cf_lua_field_int(L, 2, "started_at", 0),
-        .finished_at = cf_lua_field_int(L, 2, "finished_at", CF_NULL_INT),
-        .details = cf_lua_field_str(L, 2, "details")};
+    cf_deletion d;
+    read_deletion(L, 2, &d);
     cf_err err;
     if (cf_store_put_deletion(s, &d, &err))
         return cf_lua_pushfail(L, &err);

@@ -8,7 +8,8 @@
 #include "crucible/core/cf_buf.h"
 #include "crucible/store/cf_store.h"
 
-#define CF_LIFE_MAX_PARAMS (CF_LIFE_MAX_USERS + CF_LIFE_MAX_EXCEPT + 8)
+/* the purge's filters, a batch's bounds and a deletion record's 8 columns */
+#define CF_LIFE_MAX_PARAMS (CF_LIFE_MAX_USERS + CF_LIFE_MAX_EXCEPT + 16)
 
 typedef struct cf_life_sql {
     cf_buf b;

@@ -88,6 +88,8 @@ int cf_purge_check(const cf_purge *p, cf_err *err)
             return cf_fail(err, CF_EINVAL, "excepted deployment %zu is missing", i + 1);
     if (p->batch_rows < 1)
         return cf_fail(err, CF_EINVAL, "batch_rows must be at least 1");
+    if (p->record && (!p->record->id.p || !p->record->action.p || !p->record->status.p))
+        return cf_fail(err, CF_EINVAL, "a deletion record needs id, action and status");
     return 0;
 }
 

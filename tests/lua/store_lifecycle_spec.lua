@@ -449,6 +449,69 @@ describe("data lifecycle (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", function()
     cf.close()
   end)
 
+  -- The deletion record of id, its details decoded.
+  local function record_of(cf, id)
+    for _, d in ipairs(assert(cf.deletions(1000))) do
+      if d.id == id then
+        d.details = json.decode(d.details)
+        return d
+      end
+    end
+  end
+
+  it("writes a purge's deletion record with its first batch, and none on a dry run", function()
+    local now, dep, user = test_now(), uid("record"), uid("erin")
+    local cf = client()
+    local s = assert(cf.store())
+    seed(s, { { dep, now + 1, user }, { dep, now + 2, user } })
+    local rec = { id = core.uuid7(), action = "forget", subject = hash(user), status = "running",
+                  started_at = now, details = json.encode { note = "first batch" } }
+    local dry = assert(clife.purge(s.h, { table = "inference_events", users = { hash(user) },
+                                         dry_run = true, record = rec }))
+    assert.equal(2, dry.inference_events)
+    assert.is_nil(record_of(cf, rec.id))
+    local one = assert(clife.purge(s.h, { table = "inference_events", users = { hash(user) },
+                                         batch_rows = 1, max_batches = 1,
+                                         record = rec }))
+    assert.equal(1, one.inference_events)
+    local got = record_of(cf, rec.id)
+    assert.same({ "running", hash(user), "first batch" }, { got.status, got.subject, got.details.note })
+    assert.equal(1, count(s, "events", { deployment_id = dep }))
+    cf.close()
+  end)
+
+  it("keeps an interrupted forget's export files in its record for the run that ends it",
+     function()
+    local now, dep, user = test_now(), uid("resume-files"), uid("dave")
+    local cf = client()
+    local s = assert(cf.store())
+    local ids = seed(s, { { dep, now + 1, user }, { dep, now + 2, user }, { dep, now + 3, user } })
+    local cur = curate(s, dep, { ids[1], ids[2] }, now, dep)
+    local batch = uid("batch")
+    assert(s:mark_curated_exported({ cur[1].id, cur[2].id }, batch))
+    local file = tmp .. "/" .. batch .. ".jsonl"
+    support.write_file(file, "{}\n{}\n")
+    assert(s:set_setting("export.batch." .. batch, json.encode { path = file, format = "jsonl" }))
+    local first = assert(cf.forget_user(user, { batch_rows = 2, max_batches = 1 }))
+    assert.is_false(first.complete)
+    assert.same({ batch, file, 2 }, { first.exports[1].batch_id, first.exports[1].path,
+                                      first.exports[1].rows })
+    assert.is_nil(s:get_event(ids[1]))
+    assert.is_nil(s:get_event(ids[2]))
+    local rec = record_of(cf, first.deletion_id)
+    assert.same({ "running", 2 }, { rec.status, rec.details.tables.inference_events })
+    assert.same({ batch, file }, { rec.details.exports[1].batch_id, rec.details.exports[1].path })
+    -- the exported rows are gone: only the record still knows the file
+    local second = assert(cf.forget_user(user))
+    assert.is_true(second.complete)
+    assert.equal(first.deletion_id, second.deletion_id)
+    assert.equal(3, second.removed.inference_events)
+    assert.same({ batch, file }, { second.exports[1].batch_id, second.exports[1].path })
+    assert.equal("done", record_of(cf, first.deletion_id).status)
+    assert.equal(0, count(s, "events", { deployment_id = dep }))
+    cf.close()
+  end)
+
   it("loses nothing it keeps while another process ingests during a purge", function()
     local now, old, live = test_now(), uid("old"), uid("live")
     local cf = client { events = "1d" }

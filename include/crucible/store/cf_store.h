@@ -447,6 +447,11 @@ typedef struct cf_purge {
                                       (SQLite) or to take ~200 ms (PostgreSQL) */
     int64_t max_batches;           /* stop after this many (0: none): a resumable pause */
     int dry_run;                   /* count, delete nothing */
+    /* A deletion audit row (NULL: none) written in the first batch's own
+     * transaction, so it is kept exactly when that batch's deletes are
+     * (ClickHouse, which has no transactions: just before it). Not on a
+     * dry run. */
+    const struct cf_deletion *record;
 } cf_purge;
 
 #define CF_LIFE_MAX_USERS 8

@@ -110,32 +110,47 @@ local function regenerate_files(store, batches, complete)
   end
 end
 
-local function put(store, rec)
-  return clife.put_deletion(store.h, {
-    id = rec.id, action = "forget", subject = rec.subject, deployment_id = rec.deployment_id,
-    status = rec.status, started_at = rec.started_at, finished_at = rec.finished_at,
-    details = json.encode(rec.details) })
+-- The audit row of a record.
+local function row(rec)
+  return { id = rec.id, action = "forget", subject = rec.subject,
+           deployment_id = rec.deployment_id, status = rec.status, started_at = rec.started_at,
+           finished_at = rec.finished_at, details = json.encode(rec.details) }
+end
+
+local function put(store, rec) return clife.put_deletion(store.h, row(rec)) end
+
+-- The user's events still there after a purge: none when it ran to the
+-- end (no max_batches: its last batch found fewer rows than it takes);
+-- after a pause, counted.
+local function left_after(store, sel)
+  if not sel.max_batches then return 0 end
+  local counts, err, kind = clife.purge(store.h, { table = "inference_events",
+    users = sel.users, deployment_id = sel.deployment_id, dry_run = true })
+  if not counts then return nil, err, kind end
+  return counts.inference_events
 end
 
 -- Deletes and records; returns the result table or nil, message, kind.
+-- The running record (with the export files found) is written by the
+-- first batch, in its transaction: it is kept exactly when some of the
+-- user's rows are gone, and a rerun continues it.
 local function run(store, sel, rec, opts, content)
-  local ok, err, kind = put(store, rec)
-  if not ok then return nil, err, kind end
   -- the files first: their rows are known only while the store has them
   if opts.rewrite_exports then rewrite_files(rec.details.exports, content) end
+  sel.record = row(rec)
   local counts, perr, pkind, partial = clife.purge(store.h, sel)
   rec.details.tables = add_counts(rec.details.tables or {}, counts or partial)
   if not counts then
     put(store, rec)
     return nil, perr, pkind
   end
-  local left = assert(clife.purge(store.h, { table = "inference_events", users = sel.users,
-    deployment_id = sel.deployment_id, dry_run = true })).inference_events
+  local left, lerr, lkind = left_after(store, sel)
+  if not left then return nil, lerr, lkind end
   if opts.rewrite_exports then regenerate_files(store, rec.details.exports, left == 0) end
   if left == 0 then
     rec.status, rec.finished_at = "done", core.now_us()
   end
-  ok, err, kind = put(store, rec)
+  local ok, err, kind = put(store, rec)
   if not ok then return nil, err, kind end
   return { complete = left == 0, removed = rec.details.tables, exports = rec.details.exports,
            deletion_id = rec.id }

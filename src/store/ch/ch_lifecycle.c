@@ -209,6 +209,9 @@ int ch_purge(cf_store *base, const cf_purge *p, cf_life_counts *out, cf_err *err
     ch_store *s = (ch_store *)base;
     if (p->dry_run)
         return dry_run(s, p, out, err);
+    /* no transactions: the record goes first, so no delete is unrecorded */
+    if (p->record && ch_put_deletion(base, p->record, err))
+        return -1;
     int64_t limit = p->batch_rows < CH_BATCH ? p->batch_rows : CH_BATCH;
     cf_buf ids = CF_BUF_INIT;
     int rc = 0;

@@ -128,12 +128,40 @@ static void parents_sql(cf_life_sql *q, const cf_purge *p, const cf_life_bound *
                                 : " RETURNING 1)");
 }
 
+/* The deletion record's upsert, around its values. */
+#define AUDIT_INSERT                                                                     \
+    "INSERT INTO deletion_audit (id, action, subject, deployment_id, status, started_at," \
+    " finished_at, details) VALUES ("
+#define AUDIT_CONFLICT                                                                   \
+    "::text::jsonb) ON CONFLICT (id) DO UPDATE SET status = excluded.status,"            \
+    " finished_at = excluded.finished_at, details = excluded.details"
+
+/* Appends ", a AS (the deletion record's upsert)": written by the batch's
+ * own statement, so in its transaction, with no round trip of its own (a
+ * data-modifying CTE runs whether or not the query reads it). */
+static void record_sql(cf_life_sql *q, const cf_deletion *d)
+{
+    cf_buf_str(&q->b, ", a AS (" AUDIT_INSERT);
+    const cf_str text[] = {d->id, d->action, d->subject, d->deployment_id, d->status};
+    for (size_t i = 0; i < sizeof text / sizeof text[0]; i++) {
+        cf_life_sql_str(q, text[i]);
+        cf_buf_str(&q->b, ", ");
+    }
+    cf_life_sql_time(q, d->started_at);
+    cf_buf_str(&q->b, ", ");
+    cf_life_sql_time(q, d->finished_at);
+    cf_buf_str(&q->b, ", ");
+    cf_life_sql_str(q, d->details.p ? d->details : (cf_str){"{}", 2});
+    cf_buf_str(&q->b, AUDIT_CONFLICT " RETURNING 1)");
+}
+
 /* One batch, one statement: WITH batch AS (the first rows the purge
  * selects after b's lo, in index order), last AS (its last row), the
  * dependents' deletes over the batch's ids, the parents' over the range
- * up to last; then the counts, the batch's size and last's (time or seq,
- * seq) for the next batch's lo. */
-static int batch_sql(cf_life_sql *q, const cf_purge *p, const cf_life_bound *b, int64_t rows)
+ * up to last, and rec's upsert when given; then the counts, the batch's
+ * size and last's (time or seq, seq) for the next batch's lo. */
+static int batch_sql(cf_life_sql *q, const cf_purge *p, const cf_life_bound *b, int64_t rows,
+                     const cf_deletion *rec)
 {
     int timed = cf_life_time_ordered(p);
     const char *key = timed ? cf_life_time_column(p->table) : "seq";
@@ -152,6 +180,8 @@ static int batch_sql(cf_life_sql *q, const cf_purge *p, const cf_life_bound *b, 
     cf_buf_str(&q->b, "), last AS (SELECT at, seq FROM batch ORDER BY at DESC, seq DESC LIMIT 1)");
     deps_sql(q, p, 0);
     parents_sql(q, p, b);
+    if (rec)
+        record_sql(q, rec);
     counts_sql(q, p);
     cf_buf_str(&q->b, timed ? ", (SELECT count(*) FROM batch), (SELECT " PG_US("at")
                               " FROM last), (SELECT seq FROM last)"
@@ -194,15 +224,16 @@ static int count_all(pg_store *s, const cf_purge *p, cf_life_counts *out, cf_err
     return 0;
 }
 
-/* Deletes one batch of at most rows after b's lo; sets *got to its size
- * and, when it had rows, b's lo to its last row. */
+/* Deletes one batch of at most rows after b's lo (and writes rec when
+ * given); sets *got to its size and, when it had rows, b's lo to its last
+ * row. */
 static int one_batch(pg_store *s, const cf_purge *p, cf_life_bound *b, int64_t rows,
-                     int64_t *got, cf_life_counts *out, cf_err *err)
+                     const cf_deletion *rec, int64_t *got, cf_life_counts *out, cf_err *err)
 {
     cf_life_sql q;
     init_sql(&q);
     PGresult *r = NULL;
-    if (batch_sql(&q, p, b, rows))
+    if (batch_sql(&q, p, b, rows, rec))
         cf_fail(err, CF_ENOMEM, "out of memory building a purge");
     else
         r = run(s, &q, "purging", err);
@@ -237,7 +268,7 @@ int pg_purge(cf_store *base, const cf_purge *p, cf_life_counts *out, cf_err *err
     cf_life_bound b = {.set = 0, .has_lo = 0};
     for (int64_t done = 0; !p->max_batches || done < p->max_batches; done++) {
         int64_t t0 = cf_mono_ns(), got = 0;
-        if (one_batch(s, p, &b, rows, &got, out, err))
+        if (one_batch(s, p, &b, rows, done ? NULL : p->record, &got, out, err))
             return -1;
         if (got < rows)
             break;
@@ -315,11 +346,7 @@ int pg_put_deletion(cf_store *base, const cf_deletion *d, cf_err *err)
     pg_p_time(&p, d->finished_at);
     pg_p_str(&p, d->details.p ? d->details : (cf_str){"{}", 2});
     return pg_run(s,
-                  "INSERT INTO deletion_audit (id, action, subject, deployment_id, status,"
-                  " started_at, finished_at, details) VALUES ($1, $2, $3, $4, $5,"
-                  " $6::timestamptz, $7::timestamptz, $8::text::jsonb) ON CONFLICT (id) DO UPDATE"
-                  " SET status = excluded.status, finished_at = excluded.finished_at,"
-                  " details = excluded.details",
+                  AUDIT_INSERT "$1, $2, $3, $4, $5, $6::timestamptz, $7::timestamptz, $8" AUDIT_CONFLICT,
                   &p, "writing the deletion record", err);
 }
 

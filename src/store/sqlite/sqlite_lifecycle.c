@@ -205,18 +205,19 @@ static int count_all(sq_store *s, const cf_purge *p, cf_life_counts *out, cf_err
  * long at most whatever the rows cost, and few gaps are left to pay for. */
 #define LOCK_TARGET_NS (INT64_C(50) * 1000000)
 
-/* One batch of at most rows parent rows in its own transaction: its last
- * row found, then the dependents and the rows up to it deleted, each
- * statement walking the same index range. *last: it was the final batch. */
-static int one_batch(sq_store *s, const cf_purge *p, int64_t rows, int *last,
-                     cf_life_counts *out, cf_err *err)
+/* One batch of at most rows parent rows in its own transaction (with rec
+ * written in it when given): its last row found, then the dependents and
+ * the rows up to it deleted, each statement walking the same index range.
+ * *last: it was the final batch. */
+static int one_batch(sq_store *s, const cf_purge *p, int64_t rows, const cf_deletion *rec,
+                     int *last, cf_life_counts *out, cf_err *err)
 {
     cf_life_bound b;
     int64_t n = 0;
     if (sq_begin(s, err))
         return -1;
-    if (find_bound(s, p, rows, &b, err) || cascade(s, p, &b, 0, &n, out, err)
-        || sq_commit(s, err)) {
+    if ((rec && sq_put_deletion(&s->base, rec, err)) || find_bound(s, p, rows, &b, err)
+        || cascade(s, p, &b, 0, &n, out, err) || sq_commit(s, err)) {
         sq_rollback(s);
         return -1;
     }
@@ -260,7 +261,7 @@ static int batches(sq_store *s, const cf_purge *p, int *frames, cf_life_counts *
     for (int64_t done = 0; !p->max_batches || done < p->max_batches; done++) {
         int last = 0;
         int64_t t0 = cf_mono_ns();
-        if (one_batch(s, p, rows, &last, out, err))
+        if (one_batch(s, p, rows, done ? NULL : p->record, &last, out, err))
             return -1;
         int64_t took = cf_mono_ns() - t0;
         checkpoint(s, frames, PURGE_CHECKPOINT_FRAMES);
