@@ -9,7 +9,8 @@
  * to a pipeline each (sanitizer, HMAC of user ids) and the stored rows
  * and the refusals compared. With an argument (a file of "<length>\n
  * <protobuf body>" records, as bench/otlp_capture.cjs writes them), its
- * bodies are compared too. */
+ * bodies are compared too. CF_TEST_OTLP_DUMP=file writes the protobuf
+ * bodies made here to file in that form, to send to two builds' servers. */
 #include "cf_test.h"
 
 #include <sqlite3.h>
@@ -336,6 +337,8 @@ static void pb_body(cf_ingest *g[2], cf_prepare_scratch *ps, const void *p, size
 /* Each body of SPANS under each of RESOURCES, as JSON and as protobuf. */
 static void made_bodies(cf_ingest *g[2], cf_prepare_scratch *ps, cf_otlp_event *ev, tally *t)
 {
+    const char *to = getenv("CF_TEST_OTLP_DUMP");
+    FILE *dump = to ? fopen(to, "wb") : NULL;
     cf_buf b = CF_BUF_INIT;
     for (size_t r = 0; r < NRES; r++) {
         body(&b, r);
@@ -355,11 +358,15 @@ static void made_bodies(cf_ingest *g[2], cf_prepare_scratch *ps, cf_otlp_event *
             CHECK(pb && protobuf_c_message_pack(&tr->base, pb) == n);
             if (pb)
                 pb_body(g, ps, pb, n, ev, t);
+            if (pb && dump) /* for comparing two builds' servers on the same bodies */
+                fprintf(dump, "%zu\n", n), fwrite(pb, 1, n, dump);
             free(pb);
         }
         cf_otlp_arena_free(a);
     }
     cf_buf_free(&b);
+    if (dump)
+        fclose(dump);
 }
 
 /* A bench capture ("<length>\n<bytes>" records), each body once. */
