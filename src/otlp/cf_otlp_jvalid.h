@@ -8,7 +8,8 @@
 /* 1 when text (NUL-terminated) is a document jansson loads, else 0. */
 int cf_otlp_jvalid(const char *text);
 /* p just after a string's opening quote: just after its closing quote
- * when the string is one jansson takes, else NULL. */
-const unsigned char *cf_otlp_jvalid_string(const unsigned char *p);
+ * when the string is one jansson takes, else NULL. end: the text's end
+ * (its NUL). */
+const unsigned char *cf_otlp_jvalid_string(const unsigned char *p, const unsigned char *end);
 
 #endif

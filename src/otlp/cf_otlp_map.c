@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cf_otlp_msgs.h"
+#include "cf_otlp_span.h"
 
 static const char *first_str(const cf_otlp_attrs *a, const char *const *keys)
 {
@@ -100,8 +100,8 @@ const char *cf_otlp_deployment_of(const cf_otlp_attrs *res)
 }
 
 /* The top-level fields other than prompt, response and metadata. */
-static void fields(cf_buf *b, const cf_otlp_attrs *res, const cf_otlp_attrs *a,
-                   const cf_otlp_span *sp, int64_t tokens[2])
+void cf_otlp_fields_of(const cf_otlp_attrs *res, const cf_otlp_attrs *a, const cf_otlp_span *sp,
+                       cf_otlp_fields *f)
 {
     static const char *const model[] = {"gen_ai.response.model", "gen_ai.request.model",
                                         "llm.model_name", "llm.response.model",
@@ -114,34 +114,48 @@ static void fields(cf_buf *b, const cf_otlp_attrs *res, const cf_otlp_attrs *a,
                                           "llm.token_count.completion", NULL};
     static const char *const total[] = {"llm.usage.total_tokens", "llm.token_count.total",
                                         "gen_ai.usage.total_tokens", NULL};
+    f->id[0] = '\0';
     if (sp->trace_id.len && sp->span_id.len) {
         /* the span's own id: an exporter's retry of a request stores nothing twice */
-        char id[80], span[40];
-        cf_otlp_hex(&sp->trace_id, id, 40);
+        char span[40];
+        cf_otlp_hex(&sp->trace_id, f->id, 40);
         cf_otlp_hex(&sp->span_id, span, sizeof span);
-        size_t k = strlen(id);
-        id[k] = '-';
-        memcpy(id + k + 1, span, strlen(span) + 1);
-        field_str(b, "id", id);
+        size_t k = strlen(f->id);
+        f->id[k] = '-';
+        memcpy(f->id + k + 1, span, strlen(span) + 1);
     }
-    field_str(b, "deployment_id", cf_otlp_deployment_of(res));
-    const char *m = first_str(a, model);
-    if (m)
-        field_str(b, "model_version_id", m);
-    const char *u = first_str(a, user);
-    if (u)
-        field_str(b, "user_id", u);
+    f->deployment = cf_otlp_deployment_of(res);
+    f->model = first_str(a, model);
+    f->user = first_str(a, user);
+    f->latency = -1;
     if (sp->end_time_unix_nano >= sp->start_time_unix_nano && sp->start_time_unix_nano)
-        field_int(b, "latency_ms",
-                  (int64_t)((sp->end_time_unix_nano - sp->start_time_unix_nano) / 1000000));
+        f->latency = (int64_t)((sp->end_time_unix_nano - sp->start_time_unix_nano) / 1000000);
     int64_t in = 0, out = 0, t;
     int has_in = first_int(a, in_tok, &in), has_out = first_int(a, out_tok, &out);
-    tokens[0] = has_in ? in : -1;
-    tokens[1] = has_out ? out : -1;
+    f->tokens[0] = has_in ? in : -1;
+    f->tokens[1] = has_out ? out : -1;
+    f->has_token_count = 1;
     if ((has_in || has_out) && in >= 0 && out >= 0 && in < INT64_MAX / 2 && out < INT64_MAX / 2)
-        field_int(b, "token_count", in + out);
+        f->token_count = in + out;
     else if (first_int(a, total, &t) && t >= 0)
-        field_int(b, "token_count", t);
+        f->token_count = t;
+    else
+        f->has_token_count = 0;
+}
+
+static void fields(cf_buf *b, const cf_otlp_fields *f)
+{
+    if (f->id[0])
+        field_str(b, "id", f->id);
+    field_str(b, "deployment_id", f->deployment);
+    if (f->model)
+        field_str(b, "model_version_id", f->model);
+    if (f->user)
+        field_str(b, "user_id", f->user);
+    if (f->latency >= 0)
+        field_int(b, "latency_ms", f->latency);
+    if (f->has_token_count)
+        field_int(b, "token_count", f->token_count);
 }
 
 #define PROPS "traceloop.association.properties."
@@ -201,8 +215,8 @@ static void finish_reasons(cf_buf *b, const cf_otlp_attrs *a, const cf_otlp_msgs
         cf_buf_putc(b, ']');
 }
 
-static void metadata(cf_buf *b, const cf_otlp_attrs *a, const cf_otlp_span *sp,
-                     const cf_otlp_msgs *out, const int64_t tokens[2], int chat)
+void cf_otlp_metadata(cf_buf *b, const cf_otlp_attrs *a, const cf_otlp_span *sp,
+                      const cf_otlp_msgs *out, const int64_t tokens[2], int chat)
 {
     static const char *const op[] = {"gen_ai.operation.name", "llm.request.type", NULL};
     static const char *const prov[] = {"gen_ai.provider.name", "gen_ai.system", "llm.provider",
@@ -210,7 +224,7 @@ static void metadata(cf_buf *b, const cf_otlp_attrs *a, const cf_otlp_span *sp,
     static const char *const conv[] = {"gen_ai.conversation.id", "session.id", NULL};
     char hex[40];
     cf_otlp_hex(&sp->trace_id, hex, sizeof hex);
-    cf_buf_str(b, ",\"metadata\":{\"source\":\"otlp\"");
+    cf_buf_str(b, "{\"source\":\"otlp\"");
     field_str(b, "trace_id", hex);
     cf_otlp_hex(&sp->span_id, hex, sizeof hex);
     field_str(b, "span_id", hex);
@@ -243,29 +257,44 @@ static void metadata(cf_buf *b, const cf_otlp_attrs *a, const cf_otlp_span *sp,
     cf_buf_putc(b, '}');
 }
 
+int cf_otlp_span_parts(const cf_otlp_span *sp, cf_otlp_attrs *a, cf_otlp_msgs *in,
+                       cf_otlp_msgs *out)
+{
+    memset(in, 0, sizeof *in);
+    memset(out, 0, sizeof *out);
+    if (cf_otlp_attrs_index(a, sp->attributes, sp->n_attributes))
+        return -1;
+    if (!model_call(a)) {
+        cf_otlp_attrs_free(a);
+        return 0;
+    }
+    if (cf_otlp_input_msgs(a, in) == 0 && cf_otlp_output_msgs(a, out) == 0)
+        return 1;
+    cf_otlp_msgs_free(in);
+    cf_otlp_msgs_free(out);
+    cf_otlp_attrs_free(a);
+    return -1;
+}
+
 int cf_otlp_map_span(const cf_otlp_attrs *res, const cf_otlp_span *sp, cf_buf *out,
                      int *content)
 {
     cf_otlp_attrs a;
-    if (cf_otlp_attrs_index(&a, sp->attributes, sp->n_attributes))
-        return -1;
-    if (!model_call(&a)) {
-        cf_otlp_attrs_free(&a);
-        return 0;
-    }
-    cf_otlp_msgs in = {0}, outm = {0};
-    int rc = -1;
-    if (cf_otlp_input_msgs(&a, &in) == 0 && cf_otlp_output_msgs(&a, &outm) == 0) {
-        int chat;
-        int64_t tokens[2] = {-1, -1};
-        cf_buf_putc(out, '{');
-        texts(out, &in, &outm, &chat);
-        fields(out, res, &a, sp, tokens);
-        metadata(out, &a, sp, &outm, tokens, chat);
-        cf_buf_putc(out, '}');
-        rc = cf_buf_failed(out) ? -1 : 1;
-        *content = in.n > 0 || outm.n > 0;
-    }
+    cf_otlp_msgs in, outm;
+    int rc = cf_otlp_span_parts(sp, &a, &in, &outm);
+    if (rc <= 0)
+        return rc;
+    int chat;
+    cf_otlp_fields f;
+    cf_otlp_fields_of(res, &a, sp, &f);
+    cf_buf_putc(out, '{');
+    texts(out, &in, &outm, &chat);
+    fields(out, &f);
+    cf_buf_str(out, ",\"metadata\":");
+    cf_otlp_metadata(out, &a, sp, &outm, f.tokens, chat);
+    cf_buf_putc(out, '}');
+    rc = cf_buf_failed(out) ? -1 : 1;
+    *content = in.n > 0 || outm.n > 0;
     cf_otlp_msgs_free(&in);
     cf_otlp_msgs_free(&outm);
     cf_otlp_attrs_free(&a);

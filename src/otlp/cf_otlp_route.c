@@ -24,6 +24,18 @@ static void refuse(tally *t, int status, const char *why)
         t->gave_up = status;
 }
 
+/* What the spans of a request reuse. */
+typedef struct scratch {
+    cf_otlp_event event; /* the pipeline's input */
+    cf_buf json;         /* or the event as JSON */
+} scratch;
+
+static void scratch_free(scratch *s)
+{
+    cf_otlp_event_free(&s->event);
+    cf_buf_free(&s->json);
+}
+
 /* The span's gen_ai.response.id, NULL if none. */
 static const char *response_id(const cf_otlp_span *sp)
 {
@@ -64,17 +76,37 @@ static int parked(cf_otlp_join *j, const char *key, const char *resp, cf_buf *ev
     return rc == 1;
 }
 
-/* Submits the span's event (or parks it); 0, or the refusal's status. */
-static int store_span(cf_serve_events *e, const cf_otlp_span *sp, int content, cf_buf *ev,
-                      cf_err *err)
+/* The span's event as JSON (cf_otlp_map_span): parked when it waits for
+ * its logs (*waits set), else submitted; 0, or the refusal's status. */
+static int store_json(cf_serve_events *e, const cf_otlp_attrs *res, const cf_otlp_span *sp,
+                      cf_otlp_join *j, const char *key, const char *resp, cf_buf *ev,
+                      int *waits, cf_err *err)
+{
+    int content = 0;
+    ev->n = 0;
+    if (cf_otlp_map_span(res, sp, ev, &content) < 0) {
+        cf_fail(err, CF_ENOMEM, "out of memory mapping a span");
+        return 500;
+    }
+    *waits = j && !content && parked(j, key, resp, ev);
+    return *waits ? 0 : cf_otlp_submit(e, ev->p, ev->n, err);
+}
+
+/* Submits the span's event (or parks it: the join submits it, at the
+ * latest when serve stops): 0, or the refusal's status. m: what
+ * cf_otlp_map_event gave; the event itself goes in, unless the join needs
+ * its JSON or its metadata is for the JSON path. */
+static int store_span(cf_serve_events *e, const cf_otlp_attrs *res, const cf_otlp_span *sp,
+                      int m, scratch *s, cf_err *err)
 {
     char key[80];
     cf_otlp_join *j = span_key(sp, key) ? cf_otlp_join_of(e) : NULL;
     const char *resp = j ? response_id(sp) : NULL;
-    if (j && !content && parked(j, key, resp, ev))
-        return 0; /* acknowledged: the join submits it, at the latest when serve stops */
-    int status = cf_otlp_submit(e, ev->p, ev->n, err);
-    if (status == 0 && j)
+    int waits = 0;
+    int status = m == 1 && (s->event.content || !j)
+                     ? cf_otlp_submit_in(e, &s->event.in, err)
+                     : store_json(e, res, sp, j, key, resp, &s->json, &waits, err);
+    if (status == 0 && j && !waits)
         cf_otlp_join_stored(j, key, resp); /* its evaluation scores may go out */
     return status;
 }
@@ -82,11 +114,9 @@ static int store_span(cf_serve_events *e, const cf_otlp_span *sp, int content, c
 /* One span: map, and when it is a model call, submit its event (when the
  * request's key may write the span's deployment). */
 static void one_span(cf_serve_events *e, const cf_serve_key *key, const cf_otlp_attrs *res,
-                     const cf_otlp_span *sp, cf_buf *ev, tally *t)
+                     const cf_otlp_span *sp, scratch *s, tally *t)
 {
-    ev->n = 0;
-    int content = 0;
-    int m = cf_otlp_map_span(res, sp, ev, &content);
+    int m = cf_otlp_map_event(res, sp, &s->event);
     if (m == 0) {
         t->ignored++;
         return;
@@ -111,7 +141,7 @@ static void one_span(cf_serve_events *e, const cf_serve_key *key, const cf_otlp_
         return;
     }
     cf_err err;
-    int status = store_span(e, sp, content, ev, &err);
+    int status = store_span(e, res, sp, m, s, &err);
     if (status == 0)
         t->stored++;
     else
@@ -121,21 +151,22 @@ static void one_span(cf_serve_events *e, const cf_serve_key *key, const cf_otlp_
 static int each_span(cf_serve_events *e, const cf_serve_key *key, const cf_otlp_traces *req,
                      tally *t)
 {
-    cf_buf ev = CF_BUF_INIT;
+    scratch s;
+    memset(&s, 0, sizeof s);
     for (size_t i = 0; i < req->n_resource_spans; i++) {
         const cf_otlp_rspans *rs = req->resource_spans[i];
         cf_otlp_attrs res;
         if (cf_otlp_attrs_index(&res, rs->resource ? rs->resource->attributes : NULL,
                                 rs->resource ? rs->resource->n_attributes : 0)) {
-            cf_buf_free(&ev);
+            scratch_free(&s);
             return -1;
         }
         for (size_t j = 0; j < rs->n_scope_spans; j++)
             for (size_t k = 0; k < rs->scope_spans[j]->n_spans; k++)
-                one_span(e, key, &res, rs->scope_spans[j]->spans[k], &ev, t);
+                one_span(e, key, &res, rs->scope_spans[j]->spans[k], &s, t);
         cf_otlp_attrs_free(&res);
     }
-    cf_buf_free(&ev);
+    scratch_free(&s);
     return 0;
 }
 

@@ -12,21 +12,8 @@ static int status_of(int code)
     return code == CF_EINVAL ? 400 : code == CF_EFULL ? 429 : code == CF_ECLOSED ? 503 : 500;
 }
 
-int cf_otlp_submit(cf_serve_events *e, const char *json, size_t n, cf_err *err)
+static int refused(cf_serve_events *e, const cf_err *err)
 {
-    cf_prepare_scratch *ps = cf_serve_events_scratch(e);
-    if (!ps)
-        return cf_fail(err, CF_ENOMEM, "out of memory");
-    cf_jsonl_doc doc = CF_JSONL_DOC_INIT;
-    cf_event_in in;
-    cf_verrors v;
-    char id[CF_MAX_ID_BYTES + 1];
-    int rc = cf_jsonl_parse(json, n, 0, &doc, &in, err);
-    if (rc == 0)
-        rc = cf_ingest_submit(e->g, &in, ps, 0, NULL, id, &v, err);
-    cf_jsonl_doc_free(&doc);
-    if (rc == 0)
-        return 0;
     int status = status_of(err->code);
     cf_serve_metrics_reject(e->m,
                             status == 400   ? CF_REJECT_INVALID
@@ -35,6 +22,31 @@ int cf_otlp_submit(cf_serve_events *e, const char *json, size_t n, cf_err *err)
                                             : CF_REJECT_ERROR,
                             1);
     return status;
+}
+
+int cf_otlp_submit_in(cf_serve_events *e, const cf_event_in *in, cf_err *err)
+{
+    cf_prepare_scratch *ps = cf_serve_events_scratch(e);
+    if (!ps)
+        return cf_fail(err, CF_ENOMEM, "out of memory");
+    cf_verrors v;
+    char id[CF_MAX_ID_BYTES + 1];
+    if (cf_ingest_submit(e->g, in, ps, 0, NULL, id, &v, err) == 0)
+        return 0;
+    return refused(e, err);
+}
+
+int cf_otlp_submit(cf_serve_events *e, const char *json, size_t n, cf_err *err)
+{
+    cf_jsonl_doc doc = CF_JSONL_DOC_INIT;
+    cf_event_in in;
+    int rc = cf_jsonl_parse(json, n, 0, &doc, &in, err);
+    if (rc == 0)
+        rc = cf_otlp_submit_in(e, &in, err);
+    else
+        rc = refused(e, err);
+    cf_jsonl_doc_free(&doc);
+    return rc;
 }
 
 /* the join's submissions (its timer, and the server's end) */

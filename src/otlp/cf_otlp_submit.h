@@ -15,6 +15,8 @@ void cf_otlp_pack(cf_serve_resp *r, const ProtobufCMessage *m);
  * refusal (400 invalid, 429 full, 503 closed, 500) with err, counted in
  * /metrics. */
 int cf_otlp_submit(cf_serve_events *e, const char *json, size_t n, cf_err *err);
+/* The same for an event already parsed (cf_otlp_map_event). */
+int cf_otlp_submit_in(cf_serve_events *e, const cf_event_in *in, cf_err *err);
 
 /* The server's log join, made on first use; NULL when out of memory. */
 cf_otlp_join *cf_otlp_join_of(cf_serve_events *e);

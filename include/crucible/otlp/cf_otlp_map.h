@@ -1,10 +1,12 @@
 /*
  * GenAI spans to inference events (the table in docs/otlp.md).
  *
- * cf_otlp_map_span writes the event of one span as a JSON object with the
- * fields of cf.log_inference, for cf_jsonl_parse and cf_ingest_submit (the
- * path of POST /api/v1/events): validation, the sanitizer and the buffer
- * are the same for every front door. Spans that are not model calls
+ * cf_otlp_map_event gives the event of one span as the pipeline's own
+ * input (cf_event_in), for cf_ingest_submit: validation, the sanitizer,
+ * HMAC and the buffer are the same for every front door, and the event is
+ * the one cf_jsonl_parse reads from the JSON object that cf_otlp_map_span
+ * writes (the form a span waiting in the log join keeps), without writing
+ * and parsing that text. Spans that are not model calls
  * (HTTP, tool, retrieval, workflow, agent and embedding spans) give no
  * event. Attribute strings that are not valid UTF-8 get U+FFFD for each
  * bad byte.
@@ -15,6 +17,7 @@
 #include <stdint.h>
 
 #include "crucible/core/cf_buf.h"
+#include "crucible/ingest/cf_validate.h"
 #include "crucible/otlp/cf_otlp.h"
 
 /* Attributes sorted by key, for lookups by name and by prefix. */
@@ -49,5 +52,30 @@ const char *cf_otlp_deployment_of(const cf_otlp_attrs *res);
 
 int cf_otlp_map_span(const cf_otlp_attrs *res, const cf_otlp_span *span, cf_buf *out,
                      int *content);
+
+/* A span's event as the pipeline's input, and the storage its strings
+ * point into (besides the span's own attributes). Zero it before the
+ * first use; each cf_otlp_map_event reuses its buffers; free it with
+ * cf_otlp_event_free. */
+typedef struct cf_otlp_event {
+    cf_event_in in;
+    int content;            /* the span carried a prompt or a response */
+    char id[80];
+    cf_buf prompt, response, meta;
+    char *meta_json;        /* metadata as cf_jsonl_parse keeps it (malloc'd) */
+    char *fixed[6];         /* strings with U+FFFD for bad bytes (malloc'd) */
+    int nfixed;
+    struct cf_otlp_msgs *msgs; /* the span's input and output messages (made on first use) */
+} cf_otlp_event;
+
+#define CF_OTLP_MAP_AS_JSON 2
+
+/* 1: the span's event in ev->in (until the next call on ev, and while
+ * the span lives); 0: not a model call; -1: out of memory;
+ * CF_OTLP_MAP_AS_JSON: its metadata holds what only jansson reads as
+ * cf_jsonl_parse would (fractions, \u escapes, repeated keys in a
+ * kvlist): map it with cf_otlp_map_span and parse that. */
+int cf_otlp_map_event(const cf_otlp_attrs *res, const cf_otlp_span *span, cf_otlp_event *ev);
+void cf_otlp_event_free(cf_otlp_event *ev);
 
 #endif

@@ -5,8 +5,8 @@
  * The body is an Export*ServiceRequest as application/x-protobuf or
  * application/json (gzip is undone by the server core); the answer is an
  * Export*ServiceResponse in the same content type. Each GenAI span becomes
- * one inference event through the path of POST /api/v1/events
- * (cf_otlp_map_span, then cf_jsonl_parse and cf_ingest_submit); other
+ * one inference event through the pipeline of POST /api/v1/events
+ * (cf_otlp_map_event, then cf_ingest_submit); other
  * spans are counted and acknowledged. A refused span is counted in
  * partialSuccess.rejectedSpans with the first reason in errorMessage.
  *
