@@ -104,6 +104,14 @@ local function client(dep)
 end
 
 local cf = client("bench-ours")
+-- The event counts' row triggers serve programs that write the tables
+-- with plain SQL (our own connections keep the counts per batch and skip
+-- them): dropped here so the seeding and the hand-written deletes pay no
+-- per-row work ours does not, and the rows are compared by scanning.
+sql(sqlite_file and "DROP TRIGGER inference_events_counted_insert;"
+                    .. " DROP TRIGGER inference_events_counted_delete;"
+    or "DROP TRIGGER inference_events_counted_insert ON inference_events;"
+       .. " DROP TRIGGER inference_events_counted_delete ON inference_events;")
 for _, dep in ipairs { "bench-ours", "bench-hand", "bench-ours-w", "bench-hand-w" } do
   sql(seed_sql(dep))
 end
@@ -120,8 +128,8 @@ end
 -- what ours did).
 local function same_rows(step, ours_dep, hand_dep)
   local db = assert(cf.store())
-  local a = assert(db:count("events", { deployment_id = ours_dep }))
-  local b = assert(db:count("events", { deployment_id = hand_dep }))
+  local a = assert(db:count("events", { deployment_id = ours_dep, since = 1 }))
+  local b = assert(db:count("events", { deployment_id = hand_dep, since = 1 }))
   local sa = assert(db:count("signals", { deployment_id = ours_dep }))
   local sb = assert(db:count("signals", { deployment_id = hand_dep }))
   assert(a == b and sa == sb, ("%s: ours left %d events, %d signals; hand %d, %d"):format(

@@ -151,10 +151,34 @@ db:close()
     check(s, dep, 800)
   end)
 
+  it("counts the rows other programs insert and delete with plain SQL", function()
+    local dep = uid("outside")
+    assert(s:insert_events(events(dep, 3)))
+    local at = SQLITE and "1000000" or "now()"
+    local rows = {}
+    for i = 1, 4 do
+      rows[i] = ("('%s', '%s', 'p', 'r', %s)"):format(uid("raw"), dep, at)
+    end
+    sql("INSERT INTO inference_events (id, deployment_id, prompt, response, inserted_at) VALUES "
+        .. table.concat(rows, ", "))
+    check(s, dep, 7)
+    sql(("DELETE FROM inference_events WHERE deployment_id = '%s' AND prompt = 'p'"):format(dep))
+    check(s, dep, 3)
+    -- and our own writes still count once each, with the triggers there
+    assert(s:insert_events(events(dep, 2)))
+    check(s, dep, 5)
+  end)
+
   it("backfills the counts of events stored before the migration", function()
     local dep = uid("backfill")
     assert(s:insert_events(events(dep, 4)))
-    sql("DROP TABLE deployment_event_counts; DELETE FROM schema_migrations WHERE version = 12")
+    sql((SQLITE and "" or "DROP TRIGGER inference_events_counted_truncate ON inference_events;"
+         .. " DROP TRIGGER inference_events_counted_insert ON inference_events;"
+         .. " DROP TRIGGER inference_events_counted_delete ON inference_events;"
+         .. " DROP FUNCTION crucible_count_event(); DROP FUNCTION crucible_count_truncate();")
+        .. (SQLITE and "DROP TRIGGER inference_events_counted_insert;"
+            .. " DROP TRIGGER inference_events_counted_delete;" or "")
+        .. " DROP TABLE deployment_event_counts; DELETE FROM schema_migrations WHERE version = 12")
     cf.close()
     cf = client()
     s = assert(cf.store())

@@ -15,6 +15,12 @@
  * their sum, never both. Folds run when a count finds many rows, and
  * from a writer every FOLD_EVERY batches; an advisory lock lets one fold
  * run at a time (a second one skips: no waiting, no deadlock).
+ *
+ * Rows other programs write or delete (psql, a script, a restore) are
+ * counted too: row triggers append a delta for each, unless the session
+ * says it keeps the counts itself (crucible.counts_kept, set by every
+ * connection this backend opens), so our own batches pay only the
+ * trigger's WHEN test. TRUNCATE empties the counts.
  */
 #include "pg_int.h"
 
@@ -31,7 +37,26 @@ const char pg_counts_migration[] =
     "CREATE INDEX deployment_event_counts_deployment"
     "  ON deployment_event_counts (deployment_id) INCLUDE (n);"
     "INSERT INTO deployment_event_counts (deployment_id, n)"
-    "  SELECT deployment_id, count(*) FROM inference_events GROUP BY deployment_id;";
+    "  SELECT deployment_id, count(*) FROM inference_events GROUP BY deployment_id;"
+    "CREATE FUNCTION crucible_count_event() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN"
+    "  IF TG_OP = 'INSERT' THEN"
+    "   INSERT INTO deployment_event_counts (deployment_id, n) VALUES (NEW.deployment_id, 1);"
+    "  ELSE"
+    "   INSERT INTO deployment_event_counts (deployment_id, n) VALUES (OLD.deployment_id, -1);"
+    "  END IF;"
+    "  RETURN NULL;"
+    " END $$;"
+    "CREATE FUNCTION crucible_count_truncate() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN DELETE FROM deployment_event_counts; RETURN NULL; END $$;"
+    "CREATE TRIGGER inference_events_counted_insert AFTER INSERT ON inference_events"
+    "  FOR EACH ROW WHEN (current_setting('crucible.counts_kept', true) IS DISTINCT FROM 'on')"
+    "  EXECUTE FUNCTION crucible_count_event();"
+    "CREATE TRIGGER inference_events_counted_delete AFTER DELETE ON inference_events"
+    "  FOR EACH ROW WHEN (current_setting('crucible.counts_kept', true) IS DISTINCT FROM 'on')"
+    "  EXECUTE FUNCTION crucible_count_event();"
+    "CREATE TRIGGER inference_events_counted_truncate AFTER TRUNCATE ON inference_events"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION crucible_count_truncate();";
 
 /* Folds when a count reads more rows than this for its deployment. */
 #define FOLD_AT 32

@@ -295,7 +295,8 @@ static int connect_now(pg_store *s, cf_err *err)
     /* Server notices (a shutdown's warning, say) are not printed: failures
      * reach the caller as errors. */
     PQsetNoticeProcessor(s->conn, quiet_notice, NULL);
-    PGresult *r = PQexec(s->conn, "SET TIME ZONE 'UTC'; SET client_min_messages = warning");
+    PGresult *r = PQexec(s->conn, "SET TIME ZONE 'UTC'; SET client_min_messages = warning;"
+                          " SET crucible.counts_kept = 'on'" /* pg_counts.c */);
     int ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
     PQclear(r);
     if (!ok)

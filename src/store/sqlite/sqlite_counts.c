@@ -6,6 +6,11 @@
  * rows it deletes (one statement over the batch's range, in the purge's
  * transaction, before the delete). SQLite has one writer at a time, so
  * the row is never contended.
+ *
+ * Rows other programs write or delete (the sqlite3 shell, a script) are
+ * counted by row triggers; every connection this backend opens turns
+ * triggers off (SQLITE_DBCONFIG_ENABLE_TRIGGER) and keeps the counts per
+ * batch instead, so its writes pay nothing per row.
  */
 #include "sqlite_int.h"
 
@@ -16,7 +21,14 @@ const char sq_counts_migration[] =
     "  deployment_id TEXT PRIMARY KEY,"
     "  n INTEGER NOT NULL) WITHOUT ROWID;"
     "INSERT INTO deployment_event_counts (deployment_id, n)"
-    "  SELECT deployment_id, count(*) FROM inference_events GROUP BY deployment_id;";
+    "  SELECT deployment_id, count(*) FROM inference_events GROUP BY deployment_id;"
+    "CREATE TRIGGER inference_events_counted_insert AFTER INSERT ON inference_events BEGIN"
+    "  INSERT INTO deployment_event_counts (deployment_id, n) VALUES (NEW.deployment_id, 1)"
+    "   ON CONFLICT (deployment_id) DO UPDATE SET n = n + 1;"
+    " END;"
+    "CREATE TRIGGER inference_events_counted_delete AFTER DELETE ON inference_events BEGIN"
+    "  UPDATE deployment_event_counts SET n = n - 1 WHERE deployment_id = OLD.deployment_id;"
+    " END;";
 
 /* A purge's decrement: SQ_COUNTS_PURGE_HEAD, the batch's condition on
  * inference_events, SQ_COUNTS_PURGE_TAIL. */
