@@ -3,8 +3,8 @@
  * 12, cf_event_counts.h). deployment_event_counts holds one row per
  * deployment; an event batch adds the rows it wrote (one upsert per
  * deployment, in the batch's transaction), a purge batch subtracts the
- * rows it deletes (one statement over the batch's range, in the purge's
- * transaction, before the delete). SQLite has one writer at a time, so
+ * rows its DELETE ... RETURNING deployment_id gave back (one update per
+ * deployment, in the purge's transaction). SQLite has one writer at a time, so
  * the row is never contended.
  *
  * Rows other programs write or delete (the sqlite3 shell, a script) are
@@ -13,6 +13,9 @@
  * batch instead, so its writes pay nothing per row.
  */
 #include "sqlite_int.h"
+
+#include <stdlib.h>
+#include <string.h>
 
 #include "../cf_event_counts.h"
 
@@ -30,14 +33,80 @@ const char sq_counts_migration[] =
     "  UPDATE deployment_event_counts SET n = n - 1 WHERE deployment_id = OLD.deployment_id;"
     " END;";
 
-/* A purge's decrement: SQ_COUNTS_PURGE_HEAD, the batch's condition on
- * inference_events, SQ_COUNTS_PURGE_TAIL. */
-const char sq_counts_purge_head[] =
-    "UPDATE deployment_event_counts SET n = n - d.c FROM"
-    " (SELECT deployment_id, count(*) AS c FROM inference_events WHERE ";
-const char sq_counts_purge_tail[] =
-    " GROUP BY deployment_id) AS d"
-    " WHERE deployment_event_counts.deployment_id = d.deployment_id";
+/* The rows a purge batch deleted, by deployment (a batch holds few). */
+typedef struct purged {
+    struct dep {
+        char *name;
+        int64_t n;
+    } *v;
+    size_t n, cap;
+} purged;
+
+static int purged_add(purged *p, const unsigned char *name, int len)
+{
+    size_t len_ = len > 0 ? (size_t)len : 0;
+    for (size_t i = p->n; i-- > 0;)
+        if (strlen(p->v[i].name) == len_ && memcmp(p->v[i].name, name, len_) == 0) {
+            p->v[i].n++;
+            return 0;
+        }
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 4;
+        struct dep *v = realloc(p->v, cap * sizeof *v);
+        if (!v)
+            return -1;
+        p->v = v;
+        p->cap = cap;
+    }
+    char *copy = malloc(len_ + 1);
+    if (!copy)
+        return -1;
+    memcpy(copy, name, len_);
+    copy[len_] = '\0';
+    p->v[p->n++] = (struct dep){copy, 1};
+    return 0;
+}
+
+static int purged_apply(sq_store *s, const purged *p, cf_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db,
+                           "UPDATE deployment_event_counts SET n = n - ?1 WHERE deployment_id = ?2",
+                           -1, &st, NULL) != SQLITE_OK)
+        return sq_fail(s, err, "preparing an event count");
+    int rc = 0;
+    for (size_t i = 0; !rc && i < p->n; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, p->v[i].n);
+        sqlite3_bind_text(st, 2, p->v[i].name, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = sq_fail(s, err, "counting purged events");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int sq_counts_delete(sq_store *s, sqlite3_stmt *st, int64_t *n, cf_err *err)
+{
+    purged p = {NULL, 0, 0};
+    int64_t rows = 0;
+    int rc, oom = 0;
+    while (!oom && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        rows++;
+        oom = purged_add(&p, sqlite3_column_text(st, 0), sqlite3_column_bytes(st, 0));
+    }
+    int failed = oom ? cf_fail(err, CF_ENOMEM, "out of memory counting purged events")
+                     : rc != SQLITE_DONE ? sq_fail(s, err, "a lifecycle statement") : 0;
+    sqlite3_reset(st);
+    if (!failed)
+        failed = purged_apply(s, &p, err);
+    for (size_t i = 0; i < p.n; i++)
+        free(p.v[i].name);
+    free(p.v);
+    if (!failed && n)
+        *n = rows;
+    return failed;
+}
 
 static int add_one(void *ud, cf_str deployment, int64_t n, cf_err *err)
 {

@@ -67,6 +67,15 @@ static int run(sq_store *s, cf_life_sql *q, int64_t *out, cf_err *err)
     return 0;
 }
 
+/* An events DELETE ... RETURNING deployment_id: *out, the rows deleted. */
+static int run_counted(sq_store *s, cf_life_sql *q, int64_t *out, cf_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prepare(s, q, &st, err) ? -1 : sq_counts_delete(s, st, out, err);
+    sqlite3_finalize(st);
+    return rc;
+}
+
 static void add(cf_life_counts *out, const char *table, int64_t n)
 {
     int i = cf_life_table_index(table);
@@ -166,19 +175,15 @@ static int cascade(sq_store *s, const cf_purge *p, const cf_life_bound *b, int c
         rc = rc ? cf_fail(err, CF_ENOMEM, "out of memory building a purge") : run(s, &q, &k, err);
         add(out, cf_life_deps[i].table, k);
     }
-    if (!rc && events && !count_only) { /* the deployments' counts first (sqlite_counts.c) */
-        cf_life_sql_reset(&q);
-        strs(&q.b, sq_counts_purge_head, (char *)NULL);
-        rc = cf_life_batch_where(&q, p, b) || strs(&q.b, sq_counts_purge_tail, (char *)NULL)
-                 ? cf_fail(err, CF_ENOMEM, "out of memory building a purge")
-                 : run(s, &q, NULL, err);
-    }
-    if (!rc) {
+    if (!rc) { /* events give back their deployments, for the counts (sqlite_counts.c) */
+        int counted = events && !count_only;
         cf_life_sql_reset(&q);
         strs(&q.b, count_only ? "SELECT count(*)" : "DELETE", " FROM ", p->table, " WHERE ",
              (char *)NULL);
-        rc = cf_life_batch_where(&q, p, b) ? cf_fail(err, CF_ENOMEM, "out of memory building a purge")
-                                   : run(s, &q, n, err);
+        rc = cf_life_batch_where(&q, p, b)
+                     || (counted && strs(&q.b, " RETURNING deployment_id", (char *)NULL))
+                 ? cf_fail(err, CF_ENOMEM, "out of memory building a purge")
+                 : counted ? run_counted(s, &q, n, err) : run(s, &q, n, err);
     }
     cf_buf_free(&q.b);
     return rc;
