@@ -170,6 +170,38 @@ static void test_memory(void)
     cf_store_close(s);
 }
 
+/* A purge watches the WAL with its own hook while it runs; afterwards the
+ * writer is back to leaving checkpoints to the thread. */
+static void test_purge_gives_the_hook_back(void)
+{
+    remove_db();
+    cf_store *s = open_db();
+    sq_store *q = (sq_store *)s;
+    for (int i = 0; i < 4; i++)
+        CHECK(write_batch(s) == 0);
+    cf_purge p;
+    cf_purge_init(&p, "inference_events");
+    p.deployment_id = cf_cstr("dep-a");
+    p.before = ((int64_t)time(NULL) + 60) * 1000000; /* every one of its events */
+    cf_life_counts out;
+    memset(&out, 0, sizeof out);
+    cf_err err;
+    int prc = cf_store_purge(s, &p, &out, &err);
+    if (prc)
+        fprintf(stderr, "purge: %s\n", err.msg);
+    CHECK(prc == 0);
+    CHECK(scalar(q->db, "SELECT count(*) FROM inference_events") == 2 * BATCH);
+    CHECK(scalar(q->db, "PRAGMA wal_autocheckpoint") == 0);
+    long before = sq_ckpt_runs(q);
+    for (int i = 0; i < SQ_CKPT_FRAMES / BATCH + 4; i++)
+        CHECK(write_batch(s) == 0);
+    for (int i = 0; i < 500 && sq_ckpt_runs(q) == before; i++)
+        sleep_ms(10);
+    CHECK(sq_ckpt_runs(q) > before);
+    cf_store_close(s);
+    remove_db();
+}
+
 int main(void)
 {
     memset(prompt, 'p', sizeof prompt - 1);
@@ -177,5 +209,6 @@ int main(void)
     RUN(test_wal_stays_bounded);
     RUN(test_two_writers);
     RUN(test_memory);
+    RUN(test_purge_gives_the_hook_back);
     return cf_test_done();
 }

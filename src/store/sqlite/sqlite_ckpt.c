@@ -116,9 +116,14 @@ int sq_ckpt_attach(sq_store *s)
         c->busy_timeout_ms = s->busy_timeout_ms;
     }
     s->ckpt = c; /* none (out of memory): the writer checkpoints itself */
+    sq_ckpt_hook(s);
+    return 0;
+}
+
+void sq_ckpt_hook(sq_store *s)
+{
     sqlite3_wal_autocheckpoint(s->db, 0);
     sqlite3_wal_hook(s->db, wal_hook, s);
-    return 0;
 }
 
 void sq_ckpt_detach(sq_store *s)

@@ -288,7 +288,7 @@ int sq_purge(cf_store *base, const cf_purge *p, cf_life_counts *out, cf_err *err
     int rc = batches(s, p, &frames, out, err);
     /* what the automatic checkpoint would do after the last commit */
     checkpoint(s, &frames, SQLITE_DEFAULT_WAL_AUTOCHECKPOINT);
-    sqlite3_wal_autocheckpoint(s->db, SQLITE_DEFAULT_WAL_AUTOCHECKPOINT);
+    sq_ckpt_hook(s); /* the checkpointer's hook back (sqlite_ckpt.c) */
     return rc;
 }
 
