@@ -151,10 +151,12 @@ db:close()
     check(s, dep, 800)
   end)
 
-  it("counts the rows other programs insert and delete with plain SQL", function()
+  -- PostgreSQL only: SQLite's kept count follows crucible-feedback's own
+  -- writes (docs/backends/sqlite.md)
+  if not SQLITE then it("counts the rows other programs insert and delete with plain SQL", function()
     local dep = uid("outside")
     assert(s:insert_events(events(dep, 3)))
-    local at = SQLITE and "1000000" or "now()"
+    local at = "now()"
     local rows = {}
     for i = 1, 4 do
       rows[i] = ("('%s', '%s', 'p', 'r', %s)"):format(uid("raw"), dep, at)
@@ -167,7 +169,7 @@ db:close()
     -- and our own writes still count once each, with the triggers there
     assert(s:insert_events(events(dep, 2)))
     check(s, dep, 5)
-  end)
+  end) end
 
   it("backfills the counts of events stored before the migration", function()
     local dep = uid("backfill")
@@ -176,8 +178,6 @@ db:close()
          .. " DROP TRIGGER inference_events_counted_insert ON inference_events;"
          .. " DROP TRIGGER inference_events_counted_delete ON inference_events;"
          .. " DROP FUNCTION crucible_count_event(); DROP FUNCTION crucible_count_truncate();")
-        .. (SQLITE and "DROP TRIGGER inference_events_counted_insert;"
-            .. " DROP TRIGGER inference_events_counted_delete;" or "")
         .. " DROP TABLE deployment_event_counts; DELETE FROM schema_migrations WHERE version = 12")
     cf.close()
     cf = client()

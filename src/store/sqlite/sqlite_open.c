@@ -595,8 +595,6 @@ int cf_store_sqlite_open(const char *path, const cf_store_opts *opts, cf_store *
         return -1;
     }
     sqlite3_extended_result_codes(s->db, 0);
-    /* the counts' triggers are for other programs (sqlite_counts.c) */
-    sqlite3_db_config(s->db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, (int *)NULL);
     s->busy_timeout_ms = opts && opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : 5000;
     sqlite3_busy_handler(s->db, sq_busy, s);
     int memory = strcmp(path, ":memory:") == 0;
