@@ -103,23 +103,27 @@ int cf_buf_json_string(cf_buf *b, const char *s, size_t n)
     return 0;
 }
 
-int cf_buf_json_string_lossy(cf_buf *b, const char *s, size_t n)
+void cf_buf_utf8_lossy(cf_buf *b, const char *s, size_t n)
 {
-    size_t ok = cf_utf8_check(s, n);
-    if (ok == n)
-        return cf_buf_json_string(b, s, n);
-    /* replace each bad byte with U+FFFD so the body stays valid JSON */
-    cf_buf clean = CF_BUF_INIT;
     while (n > 0) {
-        ok = cf_utf8_check(s, n);
-        cf_buf_append(&clean, s, ok);
+        size_t ok = cf_utf8_check(s, n);
+        cf_buf_append(b, s, ok);
         if (ok < n) {
-            cf_buf_append(&clean, "\xef\xbf\xbd", 3);
+            cf_buf_append(b, "\xef\xbf\xbd", 3);
             ok++;
         }
         s += ok;
         n -= ok;
     }
+}
+
+int cf_buf_json_string_lossy(cf_buf *b, const char *s, size_t n)
+{
+    if (cf_utf8_check(s, n) == n)
+        return cf_buf_json_string(b, s, n);
+    /* replace each bad byte with U+FFFD so the body stays valid JSON */
+    cf_buf clean = CF_BUF_INIT;
+    cf_buf_utf8_lossy(&clean, s, n);
     int rc = cf_buf_failed(&clean) ? -1 : cf_buf_json_string(b, clean.p ? clean.p : "", clean.n);
     cf_buf_free(&clean);
     if (rc)

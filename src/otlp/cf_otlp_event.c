@@ -53,20 +53,10 @@ static int text(cf_otlp_event *ev, int f, const char *s, size_t n)
     v->type_name = "a string";
     v->s.p = s;
     v->s.n = n;
-    size_t ok = cf_utf8_check(s, n);
-    if (ok == n)
+    if (cf_utf8_check(s, n) == n)
         return 0;
     cf_buf clean = CF_BUF_INIT;
-    while (n > 0) {
-        ok = cf_utf8_check(s, n);
-        cf_buf_append(&clean, s, ok);
-        if (ok < n) {
-            cf_buf_append(&clean, "\xef\xbf\xbd", 3);
-            ok++;
-        }
-        s += ok;
-        n -= ok;
-    }
+    cf_buf_utf8_lossy(&clean, s, n);
     if (cf_buf_failed(&clean) || ev->nfixed == (int)(sizeof ev->fixed / sizeof ev->fixed[0])) {
         cf_buf_free(&clean);
         return -1;

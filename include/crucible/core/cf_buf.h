@@ -72,6 +72,10 @@ static inline int cf_buf_uvarint(cf_buf *b, uint64_t v)
 
 static inline int cf_buf_failed(const cf_buf *b) { return b->oom; }
 
+/* Appends s (n bytes) with each byte that is not valid UTF-8 replaced by
+ * U+FFFD. */
+void cf_buf_utf8_lossy(cf_buf *b, const char *s, size_t n);
+
 /* Appends s as a JSON string literal (quotes included): UTF-8 kept as is,
  * control characters, DEL, quote and backslash escaped. */
 int cf_buf_json_string(cf_buf *b, const char *s, size_t n);
