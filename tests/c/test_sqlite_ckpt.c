@@ -94,7 +94,7 @@ static void test_writer_leaves_checkpoints_to_the_thread(void)
     int batches = SQ_CKPT_FRAMES / BATCH + 4;
     for (int i = 0; i < batches; i++)
         CHECK(write_batch(s) == 0);
-    /* the checkpointer thread ran, from its own connection, soon */
+    /* the checkpointer thread copied frames, from its own connection, soon */
     for (int i = 0; i < 500 && sq_ckpt_runs(q) == 0; i++)
         sleep_ms(10);
     CHECK(sq_ckpt_runs(q) > 0);

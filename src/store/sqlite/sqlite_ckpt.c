@@ -7,11 +7,13 @@
  * time under `serve`'s batch load. Here a connection's commits report the
  * WAL's size to a hook instead; past SQ_CKPT_FRAMES the hook wakes a
  * checkpointer thread (started on first need, with its own connection)
- * that runs PASSIVE checkpoints while the writer goes on. Past
- * SQ_WAL_MAX_FRAMES (a writer faster than the copying, or a checkpoint
- * that could not finish) the writer runs a PASSIVE checkpoint itself, as
- * SQLite would, which bounds the WAL; PRAGMA journal_size_limit truncates
- * the file back when the WAL restarts. A reader that holds an old snapshot
+ * that runs PASSIVE checkpoints while the writer goes on. Those copy the
+ * frames committed when they start, but under a steady load the writer has
+ * always added more by the time one ends, so the WAL never starts over by
+ * itself: past SQ_WAL_MAX_FRAMES the writer waits for the thread's
+ * checkpoint to end and copies the rest itself between two of its
+ * transactions, which lets the next one start the WAL over (PRAGMA
+ * journal_size_limit truncates the file back then). A reader that holds an old snapshot
  * keeps frames un-copied whoever checkpoints. Several processes on one
  * file each checkpoint this way (SQLite locks make that safe); the last
  * connection to close checkpoints the rest and removes the WAL.
@@ -29,20 +31,27 @@ struct sq_ckpt {
     pthread_t th;
     const char *path; /* the store's; outlives the thread */
     int busy_timeout_ms;
+    pthread_cond_t idle; /* the writer waits for the thread's checkpoint */
     int started, wanted, stop;
-    long runs;
+    int running; /* the thread is checkpointing */
+    int held;    /* the writer is: the thread waits */
+    long runs;   /* the thread's checkpoints that copied frames */
 };
 
-/* The checkpointer's own connection: no CREATE (the writer made the file). */
+/* The checkpointer's own connection: no CREATE (the writer made the file).
+ * It reads the schema once: until a connection has read the database
+ * header it does not know the file is in WAL mode, and
+ * sqlite3_wal_checkpoint_v2 then returns SQLITE_OK having copied nothing. */
 static sqlite3 *ckpt_open(const sq_ckpt *c)
 {
     sqlite3 *db = NULL;
     if (sqlite3_open_v2(c->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL)
-        != SQLITE_OK) {
+            != SQLITE_OK
+        || (sqlite3_busy_timeout(db, c->busy_timeout_ms),
+            sqlite3_exec(db, "PRAGMA schema_version", NULL, NULL, NULL) != SQLITE_OK)) {
         sqlite3_close_v2(db);
         return NULL;
     }
-    sqlite3_busy_timeout(db, c->busy_timeout_ms);
     return db;
 }
 
@@ -52,20 +61,24 @@ static void *ckpt_main(void *arg)
     sqlite3 *db = ckpt_open(c);
     pthread_mutex_lock(&c->mu);
     for (;;) {
-        while (!c->wanted && !c->stop)
+        while ((!c->wanted || c->held) && !c->stop)
             pthread_cond_wait(&c->cv, &c->mu);
         if (c->stop)
             break;
         c->wanted = 0;
+        c->running = 1;
         pthread_mutex_unlock(&c->mu);
         if (!db)
             db = ckpt_open(c);
+        int copied = -1; /* the WAL's frames copied so far; -1: no checkpoint */
         int rc = db ? sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, NULL,
-                                                NULL)
+                                                &copied)
                     : SQLITE_CANTOPEN;
         pthread_mutex_lock(&c->mu);
-        if (rc == SQLITE_OK)
+        if (rc == SQLITE_OK && copied > 0)
             c->runs++;
+        c->running = 0;
+        pthread_cond_broadcast(&c->idle);
     }
     pthread_mutex_unlock(&c->mu);
     sqlite3_close_v2(db);
@@ -96,8 +109,28 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int frames)
     sq_store *s = ud;
     if (frames < SQ_CKPT_FRAMES)
         return SQLITE_OK;
-    if (frames >= SQ_WAL_MAX_FRAMES || !s->ckpt || ckpt_wake(s->ckpt))
-        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    sq_ckpt *c = s->ckpt;
+    if (c && frames < SQ_WAL_MAX_FRAMES && ckpt_wake(c) == 0)
+        return SQLITE_OK;
+    /* The bound: the writer copies what is left itself, once the thread's
+     * checkpoint (which holds SQLite's checkpoint lock and would make this
+     * one return SQLITE_BUSY having copied nothing) is over. Between the
+     * writer's transactions every frame can be copied, so the next one
+     * starts the WAL over. */
+    if (c) {
+        pthread_mutex_lock(&c->mu);
+        c->held = 1;
+        while (c->running)
+            pthread_cond_wait(&c->idle, &c->mu);
+        pthread_mutex_unlock(&c->mu);
+    }
+    sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (c) {
+        pthread_mutex_lock(&c->mu);
+        c->held = 0;
+        pthread_cond_signal(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+    }
     return SQLITE_OK;
 }
 
@@ -112,6 +145,7 @@ int sq_ckpt_attach(sq_store *s)
     if (c) {
         pthread_mutex_init(&c->mu, NULL);
         pthread_cond_init(&c->cv, NULL);
+        pthread_cond_init(&c->idle, NULL);
         c->path = s->path;
         c->busy_timeout_ms = s->busy_timeout_ms;
     }
@@ -141,6 +175,7 @@ void sq_ckpt_detach(sq_store *s)
     if (started)
         pthread_join(c->th, NULL);
     pthread_cond_destroy(&c->cv);
+    pthread_cond_destroy(&c->idle);
     pthread_mutex_destroy(&c->mu);
     free(c);
     s->ckpt = NULL;

@@ -80,7 +80,7 @@ void sq_rollback(sq_store *s);
 /* sqlite_ckpt.c: checkpoints of a file database's WAL off the writing
  * thread. attach: 0, or -1 when the connection refused a pragma; detach
  * stops and joins the thread (before the connection closes); runs: how
- * many checkpoints the thread completed. */
+ * many of the thread's checkpoints left frames copied into the database. */
 int sq_ckpt_attach(sq_store *s);
 void sq_ckpt_detach(sq_store *s);
 /* (Re)installs the connection's WAL hook in place of SQLite's automatic
