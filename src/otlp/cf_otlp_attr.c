@@ -24,7 +24,20 @@ int cf_otlp_attrs_index(cf_otlp_attrs *ix, cf_otlp_kv *const *kv, size_t n)
     for (size_t i = 0; i < n; i++)
         if (kv[i] && kv[i]->key)
             ix->kv[ix->n++] = kv[i];
-    qsort(ix->kv, ix->n, sizeof *ix->kv, by_key);
+    if (ix->n > 32) {
+        qsort(ix->kv, ix->n, sizeof *ix->kv, by_key);
+        return 0;
+    }
+    /* a span's few attributes: an insertion sort, stable like glibc's
+     * qsort (the first of two equal keys stays first), without its
+     * allocation and indirect calls */
+    for (size_t i = 1; i < ix->n; i++) {
+        const cf_otlp_kv *k = ix->kv[i];
+        size_t j = i;
+        for (; j > 0 && strcmp(ix->kv[j - 1]->key, k->key) > 0; j--)
+            ix->kv[j] = ix->kv[j - 1];
+        ix->kv[j] = k;
+    }
     return 0;
 }
 

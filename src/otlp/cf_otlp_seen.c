@@ -9,6 +9,7 @@
 
 typedef struct node {
     struct node *next;
+    uint32_t hash;     /* the key's: most mismatches end without strcmp */
     const char *event; /* points into text, after the key's NUL */
     char text[];
 } node;
@@ -28,10 +29,10 @@ static uint32_t hash(const char *key)
     return h;
 }
 
-static node **slot(const cf_otlp_seen *s, const char *key)
+static node **slot(const cf_otlp_seen *s, const char *key, uint32_t h)
 {
-    node **n = &s->buckets[hash(key) & (s->nbuckets - 1)];
-    while (*n && strcmp((*n)->text, key) != 0)
+    node **n = &s->buckets[h & (s->nbuckets - 1)];
+    while (*n && ((*n)->hash != h || strcmp((*n)->text, key) != 0))
         n = &(*n)->next;
     return n;
 }
@@ -69,7 +70,7 @@ void cf_otlp_seen_free(cf_otlp_seen *s)
 static void evict(cf_otlp_seen *s)
 {
     node *old = s->ring[s->head];
-    node **n = slot(s, old->text);
+    node **n = slot(s, old->text, old->hash);
     *n = old->next;
     free(old);
     s->ring[s->head] = NULL;
@@ -78,7 +79,8 @@ static void evict(cf_otlp_seen *s)
 
 int cf_otlp_seen_put(cf_otlp_seen *s, const char *key, const char *event)
 {
-    if (*slot(s, key))
+    uint32_t h = hash(key);
+    if (*slot(s, key, h))
         return 0;
     size_t k = strlen(key), e = strlen(event);
     node *nd = malloc(sizeof *nd + k + e + 2);
@@ -87,9 +89,10 @@ int cf_otlp_seen_put(cf_otlp_seen *s, const char *key, const char *event)
     memcpy(nd->text, key, k + 1);
     memcpy(nd->text + k + 1, event, e + 1);
     nd->event = nd->text + k + 1;
+    nd->hash = h;
     if (s->count == s->cap)
         evict(s);
-    node **n = slot(s, key);
+    node **n = slot(s, key, h);
     nd->next = NULL;
     *n = nd;
     s->ring[s->head] = nd;
@@ -100,6 +103,6 @@ int cf_otlp_seen_put(cf_otlp_seen *s, const char *key, const char *event)
 
 const char *cf_otlp_seen_get(const cf_otlp_seen *s, const char *key)
 {
-    node *n = *slot(s, key);
+    node *n = *slot(s, key, hash(key));
     return n ? n->event : NULL;
 }

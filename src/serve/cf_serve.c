@@ -231,7 +231,8 @@ static enum MHD_Result start_body(cf_serve *s, struct MHD_Connection *c, req_sta
                  s->o.body_limit);
         return respond_error(s, c, st, 413, NULL, msg);
     }
-    if (cf_body_init(&st->body, gzip, s->o.body_limit))
+    if (cf_body_init(&st->body, gzip, s->o.body_limit)
+        || (len && cf_body_expect(&st->body, (size_t)strtoull(len, NULL, 10))))
         return respond_error(s, c, st, 500, NULL, "out of memory");
     st->has_body = 1;
     return MHD_YES;

@@ -69,6 +69,15 @@ static int feed_gzip(cf_body *b, const char *p, size_t n)
     return CF_BODY_OK;
 }
 
+int cf_body_expect(cf_body *b, size_t n)
+{
+    if (b->gzip || n > b->limit)
+        return CF_BODY_OK; /* refused on arrival, or inflated in steps */
+    if (n > CF_BODY_EXPECT_MAX)
+        n = CF_BODY_EXPECT_MAX;
+    return cf_buf_reserve(&b->out, n + 1) ? CF_BODY_NOMEM : CF_BODY_OK; /* + finish's NUL */
+}
+
 int cf_body_feed(cf_body *b, const char *p, size_t n)
 {
     /* compressed bytes are bounded too: gzip can encode endless empty

@@ -26,6 +26,11 @@ typedef struct cf_body {
 
 /* gzip: the body is gzip-compressed. 0 or CF_BODY_NOMEM. */
 int cf_body_init(cf_body *b, int gzip, size_t limit);
+/* The client announced n bytes (Content-Length): an identity body is
+ * given room for them at once (at most CF_BODY_EXPECT_MAX), instead of
+ * growing and copying as the chunks arrive. CF_BODY_OK or CF_BODY_NOMEM. */
+#define CF_BODY_EXPECT_MAX ((size_t)8 << 20)
+int cf_body_expect(cf_body *b, size_t n);
 /* Appends a chunk as received. CF_BODY_OK, or the reason to refuse. */
 int cf_body_feed(cf_body *b, const char *p, size_t n);
 /* The whole body arrived: CF_BODY_OK, or CF_BODY_CORRUPT for a gzip
