@@ -75,7 +75,7 @@ int cf_body_expect(cf_body *b, size_t n)
         return CF_BODY_OK; /* refused on arrival, or inflated in steps */
     if (n > CF_BODY_EXPECT_MAX)
         n = CF_BODY_EXPECT_MAX;
-    return cf_buf_reserve(&b->out, n + 1) ? CF_BODY_NOMEM : CF_BODY_OK; /* + finish's NUL */
+    return cf_buf_reserve(&b->out, n) ? CF_BODY_NOMEM : CF_BODY_OK; /* room for the NUL too */
 }
 
 int cf_body_feed(cf_body *b, const char *p, size_t n)
