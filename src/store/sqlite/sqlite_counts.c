@@ -3,8 +3,8 @@
  * 12, cf_event_counts.h). deployment_event_counts holds one row per
  * deployment; an event batch adds the rows it wrote (one upsert per
  * deployment, in the batch's transaction), a purge batch subtracts the
- * rows its DELETE ... RETURNING deployment_id gave back (one update per
- * deployment, in the purge's transaction). SQLite has one writer at a time, so
+ * rows it deletes, counted by deployment just before its DELETE (one
+ * update per deployment, in the purge's transaction). SQLite has one writer at a time, so
  * the row is never contended.
  *
  * Rows other programs write or delete with plain SQL (the sqlite3 shell)
@@ -36,12 +36,12 @@ typedef struct purged {
     size_t n, cap;
 } purged;
 
-static int purged_add(purged *p, const unsigned char *name, int len)
+static int purged_add(purged *p, const unsigned char *name, int len, int64_t k)
 {
     size_t len_ = len > 0 ? (size_t)len : 0;
     for (size_t i = p->n; i-- > 0;)
         if (strlen(p->v[i].name) == len_ && memcmp(p->v[i].name, name, len_) == 0) {
-            p->v[i].n++;
+            p->v[i].n += k;
             return 0;
         }
     if (p->n == p->cap) {
@@ -57,7 +57,7 @@ static int purged_add(purged *p, const unsigned char *name, int len)
         return -1;
     memcpy(copy, name, len_);
     copy[len_] = '\0';
-    p->v[p->n++] = (struct dep){copy, 1};
+    p->v[p->n++] = (struct dep){copy, k};
     return 0;
 }
 
@@ -80,18 +80,28 @@ static int purged_apply(sq_store *s, const purged *p, cf_err *err)
     return rc;
 }
 
-int sq_counts_delete(sq_store *s, sqlite3_stmt *st, int64_t *n, cf_err *err)
+int sq_counts_delete(sq_store *s, sqlite3_stmt *count, sqlite3_stmt *del, int64_t *n,
+                     cf_err *err)
 {
     purged p = {NULL, 0, 0};
-    int64_t rows = 0;
+    int64_t counted = 0;
     int rc, oom = 0;
-    while (!oom && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        rows++;
-        oom = purged_add(&p, sqlite3_column_text(st, 0), sqlite3_column_bytes(st, 0));
+    while (!oom && (rc = sqlite3_step(count)) == SQLITE_ROW) {
+        int64_t k = sqlite3_column_int64(count, 1);
+        counted += k;
+        oom = purged_add(&p, sqlite3_column_text(count, 0), sqlite3_column_bytes(count, 0), k);
     }
     int failed = oom ? cf_fail(err, CF_ENOMEM, "out of memory counting purged events")
-                     : rc != SQLITE_DONE ? sq_fail(s, err, "a lifecycle statement") : 0;
-    sqlite3_reset(st);
+                 : rc != SQLITE_DONE ? sq_fail(s, err, "counting a purge's events") : 0;
+    int64_t rows = 0;
+    if (!failed) {
+        if (sqlite3_step(del) != SQLITE_DONE)
+            failed = sq_fail(s, err, "a lifecycle statement");
+        else if ((rows = sqlite3_changes64(s->db)) != counted)
+            /* one transaction holds both: only a bug can tell them apart */
+            failed = cf_fail(err, CF_EDB, "a purge deleted %lld events where %lld were counted",
+                             (long long)rows, (long long)counted);
+    }
     if (!failed)
         failed = purged_apply(s, &p, err);
     for (size_t i = 0; i < p.n; i++)

@@ -144,9 +144,10 @@ int sq_insert_score(cf_store *, const cf_score *, cf_err *);
 int sq_list_scores(cf_store *, const cf_score_query *, cf_score_list_fn, void *, cf_err *);
 /* sqlite_counts.c: the per-deployment event counts (migration 12) */
 extern const char sq_counts_migration[];
-/* Steps a DELETE ... RETURNING deployment_id of events to its end and
- * subtracts its rows from their deployments' counts; *n: rows deleted. */
-int sq_counts_delete(sq_store *, sqlite3_stmt *, int64_t *n, cf_err *);
+/* Steps count (SELECT deployment_id, count(*) ... GROUP BY deployment_id
+ * over the rows del deletes), then the DELETE of events del, and
+ * subtracts the rows from their deployments' counts; *n: rows deleted. */
+int sq_counts_delete(sq_store *, sqlite3_stmt *count, sqlite3_stmt *del, int64_t *n, cf_err *);
 int sq_counts_add(sq_store *, const cf_event *, size_t, const unsigned char *dup, cf_err *);
 int sq_counts_read(sq_store *, cf_str deployment, int64_t *, cf_err *);
 /* sqlite_lifecycle.c */

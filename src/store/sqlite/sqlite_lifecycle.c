@@ -67,11 +67,16 @@ static int run(sq_store *s, cf_life_sql *q, int64_t *out, cf_err *err)
     return 0;
 }
 
-/* An events DELETE ... RETURNING deployment_id: *out, the rows deleted. */
-static int run_counted(sq_store *s, cf_life_sql *q, int64_t *out, cf_err *err)
+/* An events DELETE (q) after the query (count) of its rows' deployments
+ * and how many of each: *out, the rows deleted. */
+static int run_counted(sq_store *s, cf_life_sql *count, cf_life_sql *q, int64_t *out,
+                       cf_err *err)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = prepare(s, q, &st, err) ? -1 : sq_counts_delete(s, st, out, err);
+    sqlite3_stmt *cst = NULL, *st = NULL;
+    int rc = prepare(s, count, &cst, err) || prepare(s, q, &st, err)
+                 ? -1
+                 : sq_counts_delete(s, cst, st, out, err);
+    sqlite3_finalize(cst);
     sqlite3_finalize(st);
     return rc;
 }
@@ -175,16 +180,25 @@ static int cascade(sq_store *s, const cf_purge *p, const cf_life_bound *b, int c
         rc = rc ? cf_fail(err, CF_ENOMEM, "out of memory building a purge") : run(s, &q, &k, err);
         add(out, cf_life_deps[i].table, k);
     }
-    if (!rc) { /* events give back their deployments, for the counts (sqlite_counts.c) */
-        int counted = events && !count_only;
+    /* events: their deployments counted first, for the kept counts
+     * (sqlite_counts.c); a RETURNING clause would buffer every deleted row */
+    int counted = events && !count_only;
+    cf_life_sql c;
+    cf_life_sql_init(&c, '?');
+    if (!rc && counted
+        && (strs(&c.b, "SELECT deployment_id, count(*) FROM ", p->table, " WHERE ", (char *)NULL)
+            || cf_life_batch_where(&c, p, b)
+            || strs(&c.b, " GROUP BY deployment_id", (char *)NULL)))
+        rc = cf_fail(err, CF_ENOMEM, "out of memory building a purge");
+    if (!rc) {
         cf_life_sql_reset(&q);
         strs(&q.b, count_only ? "SELECT count(*)" : "DELETE", " FROM ", p->table, " WHERE ",
              (char *)NULL);
         rc = cf_life_batch_where(&q, p, b)
-                     || (counted && strs(&q.b, " RETURNING deployment_id", (char *)NULL))
                  ? cf_fail(err, CF_ENOMEM, "out of memory building a purge")
-                 : counted ? run_counted(s, &q, n, err) : run(s, &q, n, err);
+                 : counted ? run_counted(s, &c, &q, n, err) : run(s, &q, n, err);
     }
+    cf_buf_free(&c.b);
     cf_buf_free(&q.b);
     return rc;
 }
