@@ -1,6 +1,7 @@
 -- The lifecycle benchmark (bench/lifecycle.sh): on one database, N events
 -- (each with a signal) in each of four deployments, half of them 100 days
--- old; one user's events every 10,000th. cf.forget_user and the same
+-- old; one user's events every 10,000th. Event ids sort in insertion
+-- order, as the UUIDv7 ids the pipeline gives events do. cf.forget_user and the same
 -- delete written by hand as plain SQL (one transaction, through the
 -- database's own client, timed by it) remove the user from one pair;
 -- our retention (cf.apply_retention) and its hand-written SQL purge the
@@ -57,7 +58,7 @@ local function seed_sql(dep)
     return ([[WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < %d)
 INSERT INTO inference_events (id, deployment_id, user_id_hash, prompt, response, metadata,
   inserted_at)
-SELECT '%s-' || i, '%s', CASE WHEN i %% 10000 = 0 THEN '%s' END,
+SELECT printf('%s-%%010d', i), '%s', CASE WHEN i %% 10000 = 0 THEN '%s' END,
   'prompt ' || i || ' ' || hex(randomblob(50)), 'response ' || hex(randomblob(50)), '{}',
   CASE WHEN i < %d THEN %d + i ELSE %d + i END FROM s;
 INSERT INTO user_signals (id, inference_event_id, deployment_id, signal_type, metadata,
@@ -67,7 +68,7 @@ INSERT INTO user_signals (id, inference_event_id, deployment_id, signal_type, me
   end
   return ([[INSERT INTO inference_events (id, deployment_id, user_id_hash, prompt, response,
   inserted_at)
-SELECT '%s-' || i, '%s', CASE WHEN i %% 10000 = 0 THEN '%s' END,
+SELECT '%s-' || lpad(i::text, 10, '0'), '%s', CASE WHEN i %% 10000 = 0 THEN '%s' END,
   'prompt ' || i || ' ' || md5(i::text) || repeat('x', 70), 'response ' || repeat('y', 100),
   timestamptz 'epoch' + (CASE WHEN i < %d THEN %d + i ELSE %d + i END) * interval '1 microsecond'
   FROM generate_series(0, %d) i;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Data lifecycle (issue 21): retention removing 50% of N events with their
+# Data lifecycle: retention removing 50% of N events with their
 # signals, and forgetting one user among N events, on SQLite and
 # PostgreSQL; each against the same deletes written by hand as plain SQL
 # (through sqlite3 / psql) in the same run, with another process inserting
@@ -22,7 +22,7 @@ echo "## Data lifecycle: retention and forget-user against hand-written SQL"
 echo
 echo "Four deployments of $n events each (a signal per event; every 10,000th"
 echo "event one user's). Ours: \`cf.forget_user\` / \`cf.apply_retention\` (SQLite:"
-echo "transactions of about 50 ms each; PostgreSQL: statements of about 200 ms,"
+echo "transactions of about 100 ms each; PostgreSQL: statements of about 200 ms,"
 echo "1,000 to 16,000 events; each batch walks an index range). Hand: the same"
 echo "deletes as one plain SQL transaction through"
 echo "sqlite3 / psql, timed by them. The last row repeats retention on the other"
