@@ -172,13 +172,10 @@ static void send_next(pg_pager *g)
     pg_settle(s);
     if (g->p.overflow || !s->conn || PQstatus(s->conn) != CONNECTION_OK)
         return;
+    /* a failed send leaves the connection as it was (nothing pending) */
     if (!PQsendQueryParams(s->conn, cf_buf_cstr(&g->sql), g->p.n, NULL, g->p.v, g->p.len,
-                           g->p.fmt, 0)) {
-        PGresult *r; /* nothing was queued: none is pending, this is in case */
-        while ((r = PQgetResult(s->conn)) != NULL)
-            PQclear(r);
+                           g->p.fmt, 0))
         return;
-    }
     g->sent = 1;
     s->inflight = g;
 }
