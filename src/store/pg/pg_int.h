@@ -28,7 +28,7 @@ typedef struct pg_store {
     int batch_table;    /* the COPY staging table exists on this connection */
     unsigned count_batches; /* event batches written: a fold every so many (pg_counts.c) */
     int64_t reconnect_ms; /* how long an operation waits for the server to come back */
-    struct pg_pager *inflight; /* the pager whose next page is in flight (pg_read.c) */
+    struct pg_pager *inflight; /* the pager whose next page is in flight (pg_pager.c) */
 } pg_store;
 
 /* Statement parameters: strings are sent as binary text (length given, no
@@ -93,7 +93,7 @@ int pg_col_bool(const PGresult *r, int row, int col);
  * (PostgreSQL text can hold neither); field names it. */
 int pg_check_text(cf_str v, const char *what, size_t i, const char *field, cf_err *err);
 
-/* A paged query (pg_read.c): head is "SELECT ..., <inserted_at
+/* A paged query (pg_pager.c): head is "SELECT ..., <inserted_at
  * in microseconds>, t.seq FROM ... [WHERE ...]" over a table aliased t;
  * each page continues after the last row by (t.inserted_at, t.seq).
  * With ahead set, the next page's query is sent as soon as a page has

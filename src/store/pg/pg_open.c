@@ -1,7 +1,7 @@
 /*
  * PostgreSQL backend (libpq): the URL, the connection and its recovery,
  * statement plumbing, migrations and settings. Writes are in
- * pg_write.c, reads in pg_read.c and pg_scan.c,
+ * pg_write.c, reads in pg_read.c and pg_scan.c (paged by pg_pager.c),
  * workflow runs in pg_runs.c.
  *
  * Every value is a parameter (PQexecParams), never SQL text. A lost

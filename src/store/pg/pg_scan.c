@@ -1,6 +1,6 @@
 /*
  * PostgreSQL backend: column scans (drift's windows) and light event scans
- * (curation), both paged like cursors (pg_read.c). A metadata key
+ * (curation), both paged like cursors (pg_pager.c). A metadata key
  * is a bound parameter read with jsonb operators, so any key text is data;
  * signal counts per event come from one grouped lateral subquery on the
  * user_signals_event index for a short scan, and for a long one (more
