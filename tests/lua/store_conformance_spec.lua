@@ -502,6 +502,66 @@ describe("store conformance (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", functio
     assert.same({ 99, 99, 99 }, { top[1].score, top[2].score, top[3].score })
   end)
 
+  -- n events of dep, three to a time, inserted in batches; their ids in order
+  local function insert_many(dep, n)
+    local rows, ids = {}, {}
+    for i = 1, n do rows[i] = ev(dep, "p" .. i, { inserted_at = i // 3 + 1 }) end
+    for at = 1, n, 2500 do
+      local got = assert(db:insert_events(table.move(rows, at, math.min(at + 2499, n), 1, {})))
+      table.move(got, 1, #got, at, ids)
+    end
+    return ids
+  end
+
+  it("keeps a long light scan whole while the caller uses the store between its rows", function()
+    -- more than one page (10,000 records): a backend may read the next
+    -- page while the caller works, and the caller's own store calls
+    -- (writes, counts, cursors, another scan left early) come in between
+    local dep, other, n = uid(), uid(), 10050
+    local ids = insert_many(dep, n)
+    local at = { [1] = true, [2] = true, [9999] = true, [10000] = true, [10001] = true, [n] = true }
+    local i, signals = 0, 0
+    for r in db:light_events({ deployment_id = dep }, { prompt_length = true }) do
+      i = i + 1
+      assert.equal(ids[i], r.id, "record " .. i)
+      assert.equal(#("p" .. i), r.prompt_length, r.id)
+      if at[i] then
+        assert.equal(n, db:count_events { deployment_id = dep })
+        assert(db:insert_signal { inference_event_id = r.id, signal_type = "copy" })
+        signals = signals + 1
+        local first = assert(db:list("events", { deployment_id = dep, limit = 2 }))
+        assert.same({ ids[1], ids[2] }, { first[1].id, first[2].id })
+        local inner = 0
+        for s in db:light_events({ deployment_id = dep, order = "desc" }) do
+          inner = inner + 1
+          assert.equal(ids[n - inner + 1], s.id)
+          if inner == 2 then break end
+        end
+        assert(db:insert_events { ev(other, "during " .. i) })
+      end
+    end
+    assert.equal(n, i)
+    assert.equal(signals, db:count("signals", { deployment_id = dep }))
+    assert.equal(signals, db:count_events { deployment_id = other })
+  end)
+
+  it("finishes a long light scan when the server restarts in the middle of it", function()
+    local dep, n = uid(), 10050
+    local ids = insert_many(dep, n)
+    local stop, start = outage_commands(2)
+    local i = 0
+    for r in db:light_events({ deployment_id = dep, order = "desc" }) do
+      i = i + 1
+      assert.equal(ids[n - i + 1], r.id, "record " .. i)
+      if i == 5000 then -- the next page was asked for when this one arrived
+        assert(os.execute(stop))
+        os.execute("sleep 1.5")
+        assert(os.execute(start))
+      end
+    end
+    assert.equal(n, i)
+  end)
+
   it("counts each light record's signals by type, in short scans and whole ones alike", function()
     local dep, other = uid(), uid()
     local events = {}

@@ -28,6 +28,7 @@ typedef struct pg_store {
     int batch_table;    /* the COPY staging table exists on this connection */
     unsigned count_batches; /* event batches written: a fold every so many (pg_counts.c) */
     int64_t reconnect_ms; /* how long an operation waits for the server to come back */
+    struct pg_pager *inflight; /* the pager whose next page is in flight (pg_pager.c) */
 } pg_store;
 
 /* Statement parameters: strings are sent as binary text (length given, no
@@ -62,6 +63,10 @@ void pg_array_elem(cf_buf *b, cf_str s);
  * s->lost set when the connection was lost. */
 PGresult *pg_exec(pg_store *s, const char *sql, const pg_params *p, const char *what,
                   cf_err *err);
+/* Collects the page in flight on s's connection (if any) into its pager,
+ * so that the connection can run another statement: pg_exec and every
+ * other direct use of s->conn calls it first. */
+void pg_settle(pg_store *s);
 /* pg_exec for statements whose result is not needed. */
 int pg_run(pg_store *s, const char *sql, const pg_params *p, const char *what, cf_err *err);
 /* Rolls back an open transaction (when the connection is still there). */
@@ -88,9 +93,11 @@ int pg_col_bool(const PGresult *r, int row, int col);
  * (PostgreSQL text can hold neither); field names it. */
 int pg_check_text(cf_str v, const char *what, size_t i, const char *field, cf_err *err);
 
-/* A paged query (pg_read.c): head is "SELECT ..., <inserted_at
+/* A paged query (pg_pager.c): head is "SELECT ..., <inserted_at
  * in microseconds>, t.seq FROM ... [WHERE ...]" over a table aliased t;
- * each page continues after the last row by (t.inserted_at, t.seq). */
+ * each page continues after the last row by (t.inserted_at, t.seq).
+ * With ahead set, the next page's query is sent as soon as a page has
+ * arrived, and the server runs it while the caller reads the page. */
 typedef struct pg_pager {
     pg_store *s;
     cf_buf head, sql;
@@ -102,7 +109,11 @@ typedef struct pg_pager {
     int64_t remaining, offset;
     PGresult *res;
     int row, nrows, started, done;
-    int64_t last_t, last_seq;
+    int64_t last_t, last_seq, want;
+    int ahead;          /* send the next page ahead */
+    int sent;           /* the next page is in flight (s->inflight is this pager) */
+    int settled;        /* the next page was collected into next (NULL: none came) */
+    PGresult *next;
 } pg_pager;
 
 void pg_pager_init(pg_pager *g, pg_store *s);

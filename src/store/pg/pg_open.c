@@ -1,7 +1,7 @@
 /*
  * PostgreSQL backend (libpq): the URL, the connection and its recovery,
  * statement plumbing, migrations and settings. Writes are in
- * pg_write.c, reads in pg_read.c and pg_scan.c,
+ * pg_write.c, reads in pg_read.c and pg_scan.c (paged by pg_pager.c),
  * workflow runs in pg_runs.c.
  *
  * Every value is a parameter (PQexecParams), never SQL text. A lost
@@ -167,6 +167,7 @@ PGresult *pg_exec(pg_store *s, const char *sql, const pg_params *p, const char *
         cf_fail(err, CF_EINVAL, "%s: too many parameters", what);
         return NULL;
     }
+    pg_settle(s);
     /* Without parameters the simple protocol: several statements at once. */
     PGresult *r = p ? PQexecParams(s->conn, sql, p->n, NULL, p->v, p->len, p->fmt, 0)
                     : PQexec(s->conn, sql);
@@ -189,6 +190,8 @@ int pg_run(pg_store *s, const char *sql, const pg_params *p, const char *what, c
 
 void pg_rollback(pg_store *s)
 {
+    if (s->conn)
+        pg_settle(s);
     if (s->conn && PQstatus(s->conn) == CONNECTION_OK
         && PQtransactionStatus(s->conn) != PQTRANS_IDLE)
         PQclear(PQexec(s->conn, "ROLLBACK"));
@@ -268,8 +271,10 @@ static void quiet_notice(void *arg, const char *message)
 
 static int connect_now(pg_store *s, cf_err *err)
 {
-    if (s->conn)
+    if (s->conn) {
+        pg_settle(s);
         PQfinish(s->conn);
+    }
     s->batch_table = 0;
     /* Defaults first: the URL's own parameters override them. */
     const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
@@ -755,8 +760,10 @@ static int pg_kv_get_or_set(cf_store *base, const char *key, cf_str value, char 
 static void pg_close(cf_store *base)
 {
     pg_store *s = (pg_store *)base;
-    if (s->conn)
+    if (s->conn) {
+        pg_settle(s);
         PQfinish(s->conn);
+    }
     for (size_t i = 0; i < s->n_secrets; i++) {
         memset(s->secrets[i], 0, strlen(s->secrets[i]));
         free(s->secrets[i]);

@@ -1,6 +1,6 @@
 /*
  * PostgreSQL backend: column scans (drift's windows) and light event scans
- * (curation), both paged like cursors (pg_read.c). A metadata key
+ * (curation), both paged like cursors (pg_pager.c). A metadata key
  * is a bound parameter read with jsonb operators, so any key text is data;
  * signal counts per event come from one grouped lateral subquery on the
  * user_signals_event index for a short scan, and for a long one (more
@@ -312,6 +312,9 @@ int pg_open_light_events(cf_store *base, const cf_query *q, unsigned want, cf_li
      * for its length: 20 pages instead of 100 over 200,000 events, each
      * page about 3 MB) */
     paging(&c->g, q, want & CF_LIGHT_RESPONSE ? 2000 : 10000);
+    /* the server reads the next page while the caller reads this one
+     * (pg_pager.c) */
+    c->g.ahead = 1;
     pg_pager_put(&c->g, "SELECT t.id, t.model_version_id, t.quality_score, t.latency_ms,"
                         " t.token_count");
     if (want & CF_LIGHT_CHECKS)

@@ -109,6 +109,7 @@ static const char staging_sql[] =
  * straight into inference_events. */
 static int copy_rows(pg_store *s, const events_arg *a, int staged, cf_err *err)
 {
+    pg_settle(s);
     PGresult *r = PQexec(s->conn, staged ? "COPY cf_event_batch FROM STDIN"
                                          : "COPY inference_events (id, deployment_id,"
                                            " model_version_id, user_id_hash, prompt, response,"
