@@ -13,7 +13,7 @@
  *       --> {{batch_id =, curated_id =, inference_event_id =, prompt =, response =}, ...}
  *   L.orphans(h)                                    --> {user_signals = 0, ...}
  *   L.put_deletion(h, {id =, action =, subject =, status =, started_at =, ...})
- *   L.deletions(h, limit)                           --> newest first
+ *   L.deletions(h, limit [, status])                --> newest first
  *   L.backup(h, path)   L.restore(h, path)
  *
  * Expected failures return nil, message, kind; misuse raises.
@@ -234,10 +234,11 @@ static int l_deletions(lua_State *L)
 {
     cf_store *s = l_store_checkstore(L, 1);
     lua_Integer limit = luaL_optinteger(L, 2, -1);
-    lua_settop(L, 2);
+    const char *status = luaL_optstring(L, 3, NULL);
+    lua_settop(L, 3);
     lua_newtable(L);
     cf_err err;
-    if (cf_store_list_deletions(s, (int64_t)limit, add_deletion, L, &err))
+    if (cf_store_list_deletions(s, (int64_t)limit, status, add_deletion, L, &err))
         return cf_lua_pushfail(L, &err);
     return 1;
 }

@@ -135,11 +135,12 @@ int cf_store_put_deletion(cf_store *s, const cf_deletion *d, cf_err *e)
     return s->vt->put_deletion(s, d, e);
 }
 
-int cf_store_list_deletions(cf_store *s, int64_t limit, cf_deletion_fn cb, void *ud, cf_err *e)
+int cf_store_list_deletions(cf_store *s, int64_t limit, const char *status, cf_deletion_fn cb,
+                            void *ud, cf_err *e)
 {
     if (!s->vt->list_deletions)
         return unsupported(s, e, "no deletion audit");
-    return s->vt->list_deletions(s, limit < 0 ? INT64_MAX : limit, cb, ud, e);
+    return s->vt->list_deletions(s, limit < 0 ? INT64_MAX : limit, status, cb, ud, e);
 }
 
 int cf_store_backup(cf_store *s, const char *path, cf_err *e)

@@ -449,9 +449,62 @@ describe("data lifecycle (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", function()
     cf.close()
   end)
 
+  -- Done deletion records, each newer than the last, written straight
+  -- to the audit (as other forgets and retention runs would).
+  local function newer_records(cf, n, after)
+    local h = assert(cf.store()).h
+    for i = 1, n do
+      assert(clife.put_deletion(h, { id = core.uuid7(), action = "retention", status = "done",
+        started_at = after + i, finished_at = after + i, details = "{}" }))
+    end
+  end
+
+  it("lists deletion records in one status, newest first, past any number of others",
+    function()
+      local cf = client()
+      local h = assert(cf.store()).h
+      local t = core.now_us() + 1000 * DAY -- after every record of the other tests
+      local running = core.uuid7()
+      assert(clife.put_deletion(h, { id = running, action = "forget", subject = "s",
+        status = "running", started_at = t, details = "{}" }))
+      newer_records(cf, 3, t)
+      local got = assert(clife.deletions(h, 1, "running"))
+      assert.equal(1, #got)
+      assert.equal(running, got[1].id)
+      assert.equal("running", got[1].status)
+      assert.equal("done", assert(clife.deletions(h, 1))[1].status)
+      -- the record once done is no longer among the running ones
+      assert(clife.put_deletion(h, { id = running, action = "forget", subject = "s",
+        status = "done", started_at = t, finished_at = t + 5, details = "{}" }))
+      for _, d in ipairs(assert(clife.deletions(h, -1, "running"))) do
+        assert.are_not.equal(running, d.id)
+      end
+      cf.close()
+    end)
+
+  if SQLITE then -- over a thousand records: quick on SQLite only
+    it("finishes an interrupted forget after more than a thousand newer deletion records",
+      function()
+        local now, dep = test_now(), uid("resume-late")
+        local cf = client()
+        local user = uid("erin")
+        local rows = {}
+        for i = 1, 3 do rows[i] = { dep, now + i, user } end
+        seed(s_or(cf), rows)
+        local first = assert(cf.forget_user(user, { batch_rows = 1, max_batches = 1 }))
+        assert.is_false(first.complete)
+        newer_records(cf, 1001, core.now_us() + 2000 * DAY)
+        local second = assert(cf.forget_user(user, { batch_rows = 1 }))
+        assert.is_true(second.complete)
+        assert.equal(first.deletion_id, second.deletion_id)
+        assert.equal(3, second.removed.inference_events)
+        cf.close()
+      end)
+  end
+
   -- The deletion record of id, its details decoded.
   local function record_of(cf, id)
-    for _, d in ipairs(assert(cf.deletions(1000))) do
+    for _, d in ipairs(assert(cf.deletions())) do
       if d.id == id then
         d.details = json.decode(d.details)
         return d

@@ -624,8 +624,11 @@ typedef struct cf_store_vt {
     /* Inserts the deletion record, or updates status, finished_at and
      * details of the record with its id. */
     int (*put_deletion)(cf_store *, const cf_deletion *, cf_err *);
-    /* Deletion records, newest first, at most limit (< 0: all). */
-    int (*list_deletions)(cf_store *, int64_t limit, cf_deletion_fn cb, void *ud, cf_err *);
+    /* Deletion records, newest first, at most limit (< 0: all); status
+     * not NULL: only the records in that status (a forget looks for its
+     * running record among them however many others were written since). */
+    int (*list_deletions)(cf_store *, int64_t limit, const char *status, cf_deletion_fn cb,
+                          void *ud, cf_err *);
     /* A consistent copy of the database at path while writers run, and
      * the database replaced by such a copy. NULL: the backend has its own
      * tools (pg_dump, ClickHouse BACKUP). */
@@ -834,7 +837,8 @@ int cf_store_list_user_exports(cf_store *s, const cf_purge *p, cf_export_row_fn 
                                cf_err *e);
 int cf_store_count_orphans(cf_store *s, cf_life_counts *out, cf_err *e);
 int cf_store_put_deletion(cf_store *s, const cf_deletion *d, cf_err *e);
-int cf_store_list_deletions(cf_store *s, int64_t limit, cf_deletion_fn cb, void *ud, cf_err *e);
+int cf_store_list_deletions(cf_store *s, int64_t limit, const char *status, cf_deletion_fn cb,
+                            void *ud, cf_err *e);
 int cf_store_backup(cf_store *s, const char *path, cf_err *e);
 int cf_store_restore(cf_store *s, const char *path, cf_err *e);
 static inline int cf_store_list_deployments(cf_store *s, cf_name_fn cb, void *ud, cf_err *e)

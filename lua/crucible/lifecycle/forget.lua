@@ -46,9 +46,10 @@ local function affected_batches(store, sel)
   return list, content
 end
 
--- The running deletion record of this user and deployment, if any.
+-- The running deletion record of this user and deployment, if any,
+-- however many other records were written since it.
 local function running_record(store, subject, deployment_id)
-  local list, err, kind = clife.deletions(store.h, 1000)
+  local list, err, kind = clife.deletions(store.h, -1, "running")
   if not list then return nil, err, kind end
   for _, d in ipairs(list) do
     if d.action == "forget" and d.status == "running" and d.subject == subject

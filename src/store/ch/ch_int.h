@@ -144,7 +144,7 @@ int ch_purge(cf_store *, const cf_purge *, cf_life_counts *, cf_err *);
 int ch_list_user_exports(cf_store *, const cf_purge *, cf_export_row_fn, void *, cf_err *);
 int ch_count_orphans(cf_store *, cf_life_counts *, cf_err *);
 int ch_put_deletion(cf_store *, const cf_deletion *, cf_err *);
-int ch_list_deletions(cf_store *, int64_t, cf_deletion_fn, void *, cf_err *);
+int ch_list_deletions(cf_store *, int64_t, const char *status, cf_deletion_fn, void *, cf_err *);
 
 /* ch_keys.c: API keys, and their migration's statements */
 extern const char *const ch_keys_migration[];

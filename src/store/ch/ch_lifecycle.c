@@ -303,13 +303,20 @@ int ch_put_deletion(cf_store *base, const cf_deletion *d, cf_err *err)
     return rc;
 }
 
-int ch_list_deletions(cf_store *base, int64_t limit, cf_deletion_fn cb, void *ud, cf_err *err)
+int ch_list_deletions(cf_store *base, int64_t limit, const char *status, cf_deletion_fn cb,
+                      void *ud, cf_err *err)
 {
     ch_store *s = (ch_store *)base;
     cf_buf q = CF_BUF_INIT;
+    /* the status is compared after FINAL (in a subquery): each record's
+     * newest version counts, never an older one's status */
     cf_buf_str(&q, "SELECT id, action, subject, deployment_id, status, started_at, finished_at,"
-                   " details FROM deletion_audit FINAL ORDER BY started_at DESC, version DESC"
-                   " LIMIT ");
+                   " details FROM (SELECT * FROM deletion_audit FINAL)");
+    if (status) {
+        cf_buf_str(&q, " WHERE status = ");
+        ch_quote(&q, (cf_str){status, strlen(status)});
+    }
+    cf_buf_str(&q, " ORDER BY started_at DESC, version DESC LIMIT ");
     cf_buf_int(&q, limit);
     ch_rows r;
     int rc = oom(err, &q) || ch_query(s, &q, "reading the deletion records", &r, err);

@@ -184,7 +184,7 @@ int pg_purge(cf_store *, const cf_purge *, cf_life_counts *, cf_err *);
 int pg_list_user_exports(cf_store *, const cf_purge *, cf_export_row_fn, void *, cf_err *);
 int pg_count_orphans(cf_store *, cf_life_counts *, cf_err *);
 int pg_put_deletion(cf_store *, const cf_deletion *, cf_err *);
-int pg_list_deletions(cf_store *, int64_t, cf_deletion_fn, void *, cf_err *);
+int pg_list_deletions(cf_store *, int64_t, const char *status, cf_deletion_fn, void *, cf_err *);
 
 /* pg_counts.c: the per-deployment event counts (migration 12): a batch's
  * rows added in its transaction (dup NULL: every row), a deployment's

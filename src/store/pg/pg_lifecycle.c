@@ -350,16 +350,23 @@ int pg_put_deletion(cf_store *base, const cf_deletion *d, cf_err *err)
                   &p, "writing the deletion record", err);
 }
 
-int pg_list_deletions(cf_store *base, int64_t limit, cf_deletion_fn cb, void *ud, cf_err *err)
+int pg_list_deletions(cf_store *base, int64_t limit, const char *status, cf_deletion_fn cb,
+                      void *ud, cf_err *err)
 {
     pg_store *s = (pg_store *)base;
     pg_params p;
     pg_params_init(&p);
     pg_p_int(&p, limit);
+    if (status)
+        pg_p_str(&p, (cf_str){status, strlen(status)});
     PGresult *r = pg_exec(s,
-                          "SELECT id, action, subject, deployment_id, status, "
-                          PG_US("started_at") ", " PG_US("finished_at") ", details::text"
-                          " FROM deletion_audit ORDER BY started_at DESC, seq DESC LIMIT $1",
+                          status ? "SELECT id, action, subject, deployment_id, status, "
+                                   PG_US("started_at") ", " PG_US("finished_at") ", details::text"
+                                   " FROM deletion_audit WHERE status = $2"
+                                   " ORDER BY started_at DESC, seq DESC LIMIT $1"
+                                 : "SELECT id, action, subject, deployment_id, status, "
+                                   PG_US("started_at") ", " PG_US("finished_at") ", details::text"
+                                   " FROM deletion_audit ORDER BY started_at DESC, seq DESC LIMIT $1",
                           &p, "reading the deletion records", err);
     if (!r)
         return -1;

@@ -155,7 +155,7 @@ int sq_purge(cf_store *, const cf_purge *, cf_life_counts *, cf_err *);
 int sq_list_user_exports(cf_store *, const cf_purge *, cf_export_row_fn, void *, cf_err *);
 int sq_count_orphans(cf_store *, cf_life_counts *, cf_err *);
 int sq_put_deletion(cf_store *, const cf_deletion *, cf_err *);
-int sq_list_deletions(cf_store *, int64_t, cf_deletion_fn, void *, cf_err *);
+int sq_list_deletions(cf_store *, int64_t, const char *status, cf_deletion_fn, void *, cf_err *);
 int sq_backup(cf_store *, const char *path, cf_err *);
 int sq_restore(cf_store *, const char *path, cf_err *);
 

@@ -391,17 +391,21 @@ int sq_put_deletion(cf_store *base, const cf_deletion *d, cf_err *err)
     return rc == SQLITE_DONE ? 0 : sq_fail(s, err, "writing the deletion record");
 }
 
-int sq_list_deletions(cf_store *base, int64_t limit, cf_deletion_fn cb, void *ud, cf_err *err)
+int sq_list_deletions(cf_store *base, int64_t limit, const char *status, cf_deletion_fn cb,
+                      void *ud, cf_err *err)
 {
     sq_store *s = (sq_store *)base;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->db,
                            "SELECT id, action, subject, deployment_id, status, started_at,"
                            " finished_at, details FROM deletion_audit"
+                           " WHERE ?2 IS NULL OR status = ?2"
                            " ORDER BY started_at DESC, seq DESC LIMIT ?1",
                            -1, &st, NULL) != SQLITE_OK)
         return sq_fail(s, err, "preparing the deletion records");
     sqlite3_bind_int64(st, 1, limit);
+    if (status)
+        sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
     int rc;
     while ((rc = sq_step_row(s, &st, "reading the deletion records", err)) == 1) {
         cf_deletion d = {
