@@ -170,9 +170,9 @@ static void test_memory(void)
     cf_store_close(s);
 }
 
-/* A purge watches the WAL with its own hook while it runs; afterwards the
- * writer is back to leaving checkpoints to the thread. */
-static void test_purge_gives_the_hook_back(void)
+/* After a purge the writer still leaves checkpoints to the thread (SQLite's
+ * automatic checkpoint stays off). */
+static void test_purge_keeps_the_hook(void)
 {
     remove_db();
     cf_store *s = open_db();
@@ -209,6 +209,6 @@ int main(void)
     RUN(test_wal_stays_bounded);
     RUN(test_two_writers);
     RUN(test_memory);
-    RUN(test_purge_gives_the_hook_back);
+    RUN(test_purge_keeps_the_hook);
     return cf_test_done();
 }

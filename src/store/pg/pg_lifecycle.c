@@ -357,16 +357,12 @@ int pg_list_deletions(cf_store *base, int64_t limit, const char *status, cf_dele
     pg_params p;
     pg_params_init(&p);
     pg_p_int(&p, limit);
-    if (status)
-        pg_p_str(&p, (cf_str){status, strlen(status)});
+    pg_p_str(&p, (cf_str){status, status ? strlen(status) : 0}); /* NULL: any status */
     PGresult *r = pg_exec(s,
-                          status ? "SELECT id, action, subject, deployment_id, status, "
-                                   PG_US("started_at") ", " PG_US("finished_at") ", details::text"
-                                   " FROM deletion_audit WHERE status = $2"
-                                   " ORDER BY started_at DESC, seq DESC LIMIT $1"
-                                 : "SELECT id, action, subject, deployment_id, status, "
-                                   PG_US("started_at") ", " PG_US("finished_at") ", details::text"
-                                   " FROM deletion_audit ORDER BY started_at DESC, seq DESC LIMIT $1",
+                          "SELECT id, action, subject, deployment_id, status, "
+                          PG_US("started_at") ", " PG_US("finished_at") ", details::text"
+                          " FROM deletion_audit WHERE $2::text IS NULL OR status = $2"
+                          " ORDER BY started_at DESC, seq DESC LIMIT $1",
                           &p, "reading the deletion records", err);
     if (!r)
         return -1;

@@ -46,9 +46,12 @@ static sqlite3 *ckpt_open(const sq_ckpt *c)
 {
     sqlite3 *db = NULL;
     if (sqlite3_open_v2(c->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL)
-            != SQLITE_OK
-        || (sqlite3_busy_timeout(db, c->busy_timeout_ms),
-            sqlite3_exec(db, "PRAGMA schema_version", NULL, NULL, NULL) != SQLITE_OK)) {
+        != SQLITE_OK) {
+        sqlite3_close_v2(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, c->busy_timeout_ms);
+    if (sqlite3_exec(db, "PRAGMA schema_version", NULL, NULL, NULL) != SQLITE_OK) {
         sqlite3_close_v2(db);
         return NULL;
     }
@@ -150,14 +153,10 @@ int sq_ckpt_attach(sq_store *s)
         c->busy_timeout_ms = s->busy_timeout_ms;
     }
     s->ckpt = c; /* none (out of memory): the writer checkpoints itself */
-    sq_ckpt_hook(s);
-    return 0;
-}
-
-void sq_ckpt_hook(sq_store *s)
-{
+    /* the hook in place of SQLite's automatic checkpoint */
     sqlite3_wal_autocheckpoint(s->db, 0);
     sqlite3_wal_hook(s->db, wal_hook, s);
+    return 0;
 }
 
 void sq_ckpt_detach(sq_store *s)

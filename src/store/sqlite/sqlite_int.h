@@ -83,9 +83,6 @@ void sq_rollback(sq_store *s);
  * many of the thread's checkpoints left frames copied into the database. */
 int sq_ckpt_attach(sq_store *s);
 void sq_ckpt_detach(sq_store *s);
-/* (Re)installs the connection's WAL hook in place of SQLite's automatic
- * checkpoint, after code that set its own (a purge). */
-void sq_ckpt_hook(sq_store *s);
 long sq_ckpt_runs(sq_store *s);
 
 /* sqlite_write.c */

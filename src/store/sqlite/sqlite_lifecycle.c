@@ -17,10 +17,6 @@
 
 #include "../cf_life_sql.h"
 
-#ifndef SQLITE_DEFAULT_WAL_AUTOCHECKPOINT
-#define SQLITE_DEFAULT_WAL_AUTOCHECKPOINT 1000 /* SQLite's own default */
-#endif
-
 /* The statement text (NUL-terminated) or NULL when out of memory. */
 static const char *sql_text(cf_life_sql *q)
 {
@@ -245,36 +241,12 @@ static int one_batch(sq_store *s, const cf_purge *p, int64_t rows, const cf_dele
     return 0;
 }
 
-/* The WAL's frames after our last commit (SQLite's WAL hook). */
-static int wal_frames(void *ud, sqlite3 *db, const char *name, int frames)
-{
-    (void)db;
-    (void)name;
-    *(int *)ud = frames;
-    return SQLITE_OK;
-}
-
-/* A purge checkpoints the WAL itself, between batches, once it holds this
- * many frames (64 MiB of 16 KiB pages): four times what SQLite's automatic
- * checkpoint lets it grow to, as each checkpoint syncs the database file
- * and copies again the pages (index interiors, the free list) that every
- * batch rewrites; a purge of any size still keeps the WAL bounded. */
-#define PURGE_CHECKPOINT_FRAMES (4 * SQLITE_DEFAULT_WAL_AUTOCHECKPOINT)
-
-static void checkpoint(sq_store *s, int *frames, int at)
-{
-    if (*frames < at)
-        return;
-    sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-    *frames = 0;
-}
-
-/* The batches, sized by how long each held the write lock. A checkpoint
- * runs after the lock is released (writers go on meanwhile) and is not
- * counted as the batch's lock time, which would shrink the batches for
- * nothing. */
-static int batches(sq_store *s, const cf_purge *p, int *frames, cf_life_counts *out,
-                   cf_err *err)
+/* The batches, sized by how long each held the write lock. WAL
+ * checkpoints are the connection's as for any write (sqlite_ckpt.c): a
+ * checkpointer thread copies the WAL on another core while the batches
+ * go on, which cut a third of a large retention's time against
+ * checkpoints run here between batches. */
+static int batches(sq_store *s, const cf_purge *p, cf_life_counts *out, cf_err *err)
 {
     int64_t rows = p->batch_rows;
     for (int64_t done = 0; !p->max_batches || done < p->max_batches; done++) {
@@ -282,11 +254,9 @@ static int batches(sq_store *s, const cf_purge *p, int *frames, cf_life_counts *
         int64_t t0 = cf_mono_ns();
         if (one_batch(s, p, rows, done ? NULL : p->record, &last, out, err))
             return -1;
-        int64_t took = cf_mono_ns() - t0;
-        checkpoint(s, frames, PURGE_CHECKPOINT_FRAMES);
         if (last)
             break;
-        rows = cf_life_next_size(p, rows, took, LOCK_TARGET_NS);
+        rows = cf_life_next_size(p, rows, cf_mono_ns() - t0, LOCK_TARGET_NS);
         sqlite3_sleep(2); /* a gap: writers waiting (sq_busy) get the lock */
     }
     return 0;
@@ -297,19 +267,7 @@ int sq_purge(cf_store *base, const cf_purge *p, cf_life_counts *out, cf_err *err
     sq_store *s = (sq_store *)base;
     if (p->dry_run)
         return count_all(s, p, out, err);
-    int frames = 0;
-    /* A file database's checkpointer thread copies the WAL while the
-     * batches go on (sqlite_ckpt.c): on another core, that cut a third of a
-     * large retention's time against checkpoints run here between
-     * batches, which remain for a store without the thread. */
-    if (s->ckpt)
-        return batches(s, p, &frames, out, err);
-    sqlite3_wal_hook(s->db, wal_frames, &frames);
-    int rc = batches(s, p, &frames, out, err);
-    /* what the automatic checkpoint would do after the last commit */
-    checkpoint(s, &frames, SQLITE_DEFAULT_WAL_AUTOCHECKPOINT);
-    sq_ckpt_hook(s); /* the checkpointer's hook back (sqlite_ckpt.c) */
-    return rc;
+    return batches(s, p, out, err);
 }
 
 int sq_list_user_exports(cf_store *base, const cf_purge *p, cf_export_row_fn cb, void *ud,
