@@ -39,6 +39,7 @@ typedef struct req_state {
     char media[64];
     const cf_serve_key *key; /* the request's key (NULL: none required) */
     cf_key_set *held;        /* the key table it belongs to, held until completion */
+    int answered;            /* a response was handed to MHD */
 } req_state;
 
 /* ---- responses ---------------------------------------------------------------- */
@@ -75,7 +76,7 @@ static const char *origin_allowed(const cf_serve *s, struct MHD_Connection *c)
     return NULL;
 }
 
-static enum MHD_Result respond(cf_serve *s, struct MHD_Connection *c, const req_state *st,
+static enum MHD_Result respond(cf_serve *s, struct MHD_Connection *c, req_state *st,
                                cf_serve_resp *r, const char *allow)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(
@@ -106,6 +107,8 @@ static enum MHD_Result respond(cf_serve *s, struct MHD_Connection *c, const req_
         rc = MHD_queue_response(c, (unsigned)r->status, resp);
         MHD_destroy_response(resp);
     }
+    if (st)
+        st->answered = 1;
     cf_serve_metrics_request(s->m, st ? st->route : -1, r->status);
     cf_buf_free(&r->body);
     return rc;
@@ -122,7 +125,7 @@ static void media_type(struct MHD_Connection *c, char *out, size_t cap)
     out[n] = '\0';
 }
 
-static enum MHD_Result respond_error(cf_serve *s, struct MHD_Connection *c, const req_state *st,
+static enum MHD_Result respond_error(cf_serve *s, struct MHD_Connection *c, req_state *st,
                                      int status, const char *allow, const char *msg)
 {
     cf_serve_resp r = {0, NULL, status == 503 ? 1 : 0, CF_BUF_INIT};
@@ -340,6 +343,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *con_cls = st;
         atomic_fetch_add(&s->inflight, 1);
         return begin(s, c, st, url, method);
+    }
+    /* Called again after a response: MHD_queue_response answers MHD_YES
+     * without queueing anything once MHD_stop_daemon has begun, so MHD
+     * goes on reading the body and calls again. The request ends here (it
+     * was answered on its first call, with route still -1 when that was
+     * a 503 or 404: finish() must not run). */
+    if (st->answered) {
+        *upload_size = 0;
+        return MHD_NO;
     }
     if (*upload_size) {
         size_t n = *upload_size;

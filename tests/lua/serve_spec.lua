@@ -528,7 +528,7 @@ describe("serve shutdown", function()
     assert.matches("shutting down", cjson.decode(body).error, 1, true)
     support.write_file(dir .. "/go", "")
     assert.truthy(wait_until(function() return read_all(dir .. "/status") ~= "" end, 60))
-    assert.equals("0", read_all(dir .. "/status"):match("%d+"))
+    assert.equals("0", read_all(dir .. "/status"):match("%d+"), read_all(dir .. "/err"))
     assert.truthy(wait_until(function() return read_all(dir .. "/slow.code") ~= "" end, 10))
     assert.equals("200", read_all(dir .. "/slow.code"))
     sleep(0.5) -- the load loops notice the closed port
