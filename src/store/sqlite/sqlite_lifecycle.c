@@ -262,42 +262,12 @@ static int batches(sq_store *s, const cf_purge *p, cf_life_counts *out, cf_err *
     return 0;
 }
 
-/* A purge's page cache, in KiB. Each batch walks its index range four
- * times (its last row, the dependents' parents, the deployments' counts,
- * the delete) over some 4 MB of pages at the sizes LOCK_TARGET_NS gives,
- * which SQLite's default 2 MB cache read from the file again each time.
- * The connection's own size comes back when the purge ends. */
-#define PURGE_CACHE_KIB 65536
-
-static int64_t cache_size(sq_store *s)
-{
-    sqlite3_stmt *st = NULL;
-    int64_t v = 0;
-    if (sqlite3_prepare_v2(s->db, "PRAGMA cache_size", -1, &st, NULL) == SQLITE_OK
-        && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
-
-static void set_cache_size(sq_store *s, int64_t v)
-{
-    char sql[48];
-    snprintf(sql, sizeof sql, "PRAGMA cache_size = %lld", (long long)v);
-    sqlite3_exec(s->db, sql, NULL, NULL, NULL); /* only a speed: failing is harmless */
-}
-
 int sq_purge(cf_store *base, const cf_purge *p, cf_life_counts *out, cf_err *err)
 {
     sq_store *s = (sq_store *)base;
     if (p->dry_run)
         return count_all(s, p, out, err);
-    int64_t was = cache_size(s);
-    set_cache_size(s, -PURGE_CACHE_KIB);
-    int rc = batches(s, p, out, err);
-    if (was)
-        set_cache_size(s, was);
-    return rc;
+    return batches(s, p, out, err);
 }
 
 int sq_list_user_exports(cf_store *base, const cf_purge *p, cf_export_row_fn cb, void *ud,
