@@ -1,9 +1,10 @@
 -- The lifecycle benchmark (bench/lifecycle.sh): on one database, N events
 -- (each with a signal) in each of four deployments, half of them 100 days
--- old; one user's events every 10,000th. Event ids sort in insertion
--- order, as the UUIDv7 ids the pipeline gives events do. cf.forget_user and the same
--- delete written by hand as plain SQL (one transaction, through the
--- database's own client, timed by it) remove the user from one pair;
+-- old; five users, each with every 10,000th event from its own offset.
+-- Event ids sort in insertion order, as the UUIDv7 ids the pipeline gives
+-- events do. cf.forget_user and the same delete written by hand as plain
+-- SQL (one transaction, through the database's own client, timed by it)
+-- remove each user from one pair (the medians compared);
 -- our retention (cf.apply_retention) and its hand-written SQL purge the
 -- old half of the same pair; then of the other pair while another process
 -- inserts batches of 10 events as fast as it can, reporting the longest
