@@ -202,6 +202,37 @@ static void test_purge_keeps_the_hook(void)
     remove_db();
 }
 
+/* A purge leaves the copying to the thread, one batch behind, instead of
+ * checkpointing (with the fsync) between its batches once the WAL passes
+ * SQ_WAL_MAX_FRAMES: its own checkpoints wait for SQ_PURGE_WAL_FRAMES.
+ * Every other event is a page of its own, so deleting half of them writes
+ * more frames than the bound. */
+static void test_purge_leaves_copies_to_the_thread(void)
+{
+    remove_db();
+    cf_store *s = open_db();
+    sq_store *q = (sq_store *)s;
+    int batches = 2 * SQ_WAL_MAX_FRAMES / BATCH + 2;
+    for (int i = 0; i < batches; i++)
+        CHECK(write_batch(s) == 0);
+    long own = sq_ckpt_own(q), runs = sq_ckpt_runs(q);
+    cf_purge p;
+    cf_purge_init(&p, "inference_events");
+    p.deployment_id = cf_cstr("dep-a");
+    p.before = ((int64_t)time(NULL) + 60) * 1000000;
+    cf_life_counts out;
+    memset(&out, 0, sizeof out);
+    cf_err err;
+    CHECK(cf_store_purge(s, &p, &out, &err) == 0);
+    CHECK(out.n[0] == (int64_t)batches * BATCH / 2);
+    CHECK(sq_ckpt_own(q) == own);
+    CHECK(sq_ckpt_runs(q) > runs);
+    CHECK(scalar(q->db, "SELECT count(*) FROM inference_events") == (int64_t)batches * BATCH / 2);
+    cf_store_close(s);
+    CHECK(wal_bytes() == 0);
+    remove_db();
+}
+
 int main(void)
 {
     memset(prompt, 'p', sizeof prompt - 1);
@@ -210,5 +241,6 @@ int main(void)
     RUN(test_two_writers);
     RUN(test_memory);
     RUN(test_purge_keeps_the_hook);
+    RUN(test_purge_leaves_copies_to_the_thread);
     return cf_test_done();
 }

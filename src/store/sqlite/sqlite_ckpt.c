@@ -35,7 +35,12 @@ struct sq_ckpt {
     int started, wanted, stop;
     int running; /* the thread is checkpointing */
     int held;    /* the writer is: the thread waits */
+    /* Touched by the writing connection's thread only: */
+    int purging; /* a purge runs on it (sq_ckpt_purging) */
+    int last;    /* the WAL's frames at its last commit */
+    int rearm;   /* 0, or the frames at which its next own checkpoint runs */
     long runs;   /* the thread's checkpoints that copied frames */
+    long own;    /* the writing connection's own, at its bound */
 };
 
 /* The checkpointer's own connection: no CREATE (the writer made the file).
@@ -106,20 +111,58 @@ static int ckpt_wake(sq_ckpt *c)
     return rc;
 }
 
-/* After every commit of the connection, with the WAL's size in frames. */
+/* Waits for the thread's checkpoint to end, then wakes it again: a purge's
+ * batch is copied while the next one runs, at most one batch behind. */
+static int ckpt_follow(sq_ckpt *c)
+{
+    pthread_mutex_lock(&c->mu);
+    while (c->running || c->wanted)
+        pthread_cond_wait(&c->idle, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+    return ckpt_wake(c);
+}
+
+/* After every commit of the connection, with the WAL's size in frames.
+ *
+ * Past SQ_WAL_MAX_FRAMES the connection copies what is left itself,
+ * between two of its transactions, so that the next one starts the WAL
+ * over: the bound of a single writer. When the WAL went on growing anyway
+ * (a connection of another process writes too, and a WAL cannot start
+ * over between someone else's commits), copying at every commit would
+ * copy the others' frames inside this connection's commit, fsync
+ * included: a writer beside another process's purge waited 170 ms on it.
+ * So after its own copy the connection copies again only once the WAL has
+ * grown by SQ_PURGE_WAL_FRAMES (rearm; reset when the WAL starts over),
+ * its thread copying meanwhile; unless a reader's old snapshot kept
+ * frames from that copy, in which case it tries again at its next commit.
+ *
+ * A purging connection (sq_ckpt_purging) has its thread copy each batch
+ * while the next one runs (ckpt_follow) instead of copying between
+ * batches: beside another process's writer those copies, and their
+ * fsyncs, had been a fifth of the purge's time. Its own copies come at
+ * SQ_PURGE_WAL_FRAMES, which lets a purge alone start the WAL over, and
+ * when that did not start it over, four times as far apart. */
 static int wal_hook(void *ud, sqlite3 *db, const char *name, int frames)
 {
     sq_store *s = ud;
+    sq_ckpt *c = s->ckpt;
+    if (c) {
+        if (frames < c->last)
+            c->rearm = 0; /* the WAL started over */
+        c->last = frames;
+    }
     if (frames < SQ_CKPT_FRAMES)
         return SQLITE_OK;
-    sq_ckpt *c = s->ckpt;
     if (c && frames < SQ_WAL_MAX_FRAMES && ckpt_wake(c) == 0)
         return SQLITE_OK;
-    /* The bound: the writer copies what is left itself, once the thread's
-     * checkpoint (which holds SQLite's checkpoint lock and would make this
-     * one return SQLITE_BUSY having copied nothing) is over. Between the
-     * writer's transactions every frame can be copied, so the next one
-     * starts the WAL over. */
+    int bound = c && c->purging ? SQ_PURGE_WAL_FRAMES : SQ_WAL_MAX_FRAMES;
+    if (c && c->rearm)
+        bound = c->rearm;
+    if (c && frames < bound && (c->purging ? ckpt_follow(c) : ckpt_wake(c)) == 0)
+        return SQLITE_OK;
+    /* The thread's checkpoint holds SQLite's checkpoint lock, and one
+     * started meanwhile would return SQLITE_BUSY having copied nothing:
+     * it ends first. */
     if (c) {
         pthread_mutex_lock(&c->mu);
         c->held = 1;
@@ -127,14 +170,27 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int frames)
             pthread_cond_wait(&c->idle, &c->mu);
         pthread_mutex_unlock(&c->mu);
     }
-    sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    int log = -1, copied = -1;
+    int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
     if (c) {
+        /* every frame copied (or another connection's checkpoint running:
+         * SQLITE_BUSY) and the WAL still growing at the next commit means
+         * another writer; frames a reader kept: try again then */
+        int step = c->purging ? 4 * SQ_PURGE_WAL_FRAMES : SQ_PURGE_WAL_FRAMES;
+        c->rearm = rc == SQLITE_OK && copied < log ? 0 : frames + step;
         pthread_mutex_lock(&c->mu);
+        c->own++;
         c->held = 0;
         pthread_cond_signal(&c->cv);
         pthread_mutex_unlock(&c->mu);
     }
     return SQLITE_OK;
+}
+
+void sq_ckpt_purging(sq_store *s, int on)
+{
+    if (s->ckpt)
+        s->ckpt->purging = on;
 }
 
 int sq_ckpt_attach(sq_store *s)
@@ -178,6 +234,17 @@ void sq_ckpt_detach(sq_store *s)
     pthread_mutex_destroy(&c->mu);
     free(c);
     s->ckpt = NULL;
+}
+
+long sq_ckpt_own(sq_store *s)
+{
+    sq_ckpt *c = s->ckpt;
+    if (!c)
+        return 0;
+    pthread_mutex_lock(&c->mu);
+    long n = c->own;
+    pthread_mutex_unlock(&c->mu);
+    return n;
 }
 
 long sq_ckpt_runs(sq_store *s)

@@ -37,6 +37,10 @@ typedef struct sq_ckpt sq_ckpt;
 #define SQ_PAGE_SIZE 16384
 #define SQ_CKPT_FRAMES 1000
 #define SQ_WAL_MAX_FRAMES 2000
+/* A purging connection's own checkpoints, and those of a connection whose
+ * own checkpoint did not start the WAL over, every this many frames more
+ * (256 MB); its thread copies meanwhile (sqlite_ckpt.c). */
+#define SQ_PURGE_WAL_FRAMES 16384
 
 typedef struct sq_store {
     cf_store base;
@@ -83,7 +87,11 @@ void sq_rollback(sq_store *s);
  * many of the thread's checkpoints left frames copied into the database. */
 int sq_ckpt_attach(sq_store *s);
 void sq_ckpt_detach(sq_store *s);
+/* A purge starts (on 1) or ends (0) on the connection. */
+void sq_ckpt_purging(sq_store *s, int on);
 long sq_ckpt_runs(sq_store *s);
+/* How many checkpoints the writing connection ran itself, at its bound. */
+long sq_ckpt_own(sq_store *s);
 
 /* sqlite_write.c */
 int sq_insert_events(cf_store *, const cf_event *, size_t, unsigned char *dup, cf_err *);

@@ -241,11 +241,12 @@ static int one_batch(sq_store *s, const cf_purge *p, int64_t rows, const cf_dele
     return 0;
 }
 
-/* The batches, sized by how long each held the write lock. WAL
- * checkpoints are the connection's as for any write (sqlite_ckpt.c): a
- * checkpointer thread copies the WAL on another core while the batches
- * go on, which cut a third of a large retention's time against
- * checkpoints run here between batches. */
+/* The batches, sized by how long each held the write lock. The
+ * connection's checkpointer thread copies each batch's WAL frames on
+ * another core while the next batch runs (sq_ckpt_purging,
+ * sqlite_ckpt.c), which cut a third of a large retention's time against
+ * checkpoints run here between batches, and a fifth beside a writer in
+ * another process. */
 static int batches(sq_store *s, const cf_purge *p, cf_life_counts *out, cf_err *err)
 {
     int64_t rows = p->batch_rows;
@@ -257,7 +258,9 @@ static int batches(sq_store *s, const cf_purge *p, cf_life_counts *out, cf_err *
         if (last)
             break;
         rows = cf_life_next_size(p, rows, cf_mono_ns() - t0, LOCK_TARGET_NS);
-        sqlite3_sleep(2); /* a gap: writers waiting (sq_busy) get the lock */
+        /* a gap: writers waiting (sq_busy polls every millisecond) get the
+         * lock; in 2 ms one sometimes missed it and waited two batches */
+        sqlite3_sleep(4);
     }
     return 0;
 }
@@ -267,7 +270,10 @@ int sq_purge(cf_store *base, const cf_purge *p, cf_life_counts *out, cf_err *err
     sq_store *s = (sq_store *)base;
     if (p->dry_run)
         return count_all(s, p, out, err);
-    return batches(s, p, out, err);
+    sq_ckpt_purging(s, 1);
+    int rc = batches(s, p, out, err);
+    sq_ckpt_purging(s, 0);
+    return rc;
 }
 
 int sq_list_user_exports(cf_store *base, const cf_purge *p, cf_export_row_fn cb, void *ud,
