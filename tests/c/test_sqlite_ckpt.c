@@ -202,6 +202,43 @@ static void test_purge_keeps_the_hook(void)
     remove_db();
 }
 
+/* A single writer beside a reader holding an old snapshot (which keeps
+ * frames from every checkpoint): it copies at each commit past the bound,
+ * and once the reader is done the WAL starts over and stays bounded. */
+static void test_reader_keeps_the_bound(void)
+{
+    remove_db();
+    cf_store *s = open_db();
+    sq_store *q = (sq_store *)s;
+    CHECK(write_batch(s) == 0);
+    sqlite3 *r = NULL;
+    CHECK(sqlite3_open_v2(DB, &r, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
+    CHECK(sqlite3_exec(r, "BEGIN", NULL, NULL, NULL) == SQLITE_OK);
+    CHECK(scalar(r, "SELECT count(*) FROM inference_events") == BATCH);
+    int past = 0; /* commits past the bound */
+    long own = sq_ckpt_own(q);
+    for (int i = 0; i < 2 * SQ_WAL_MAX_FRAMES / BATCH + 4; i++) {
+        CHECK(write_batch(s) == 0);
+        past += wal_bytes() > (long long)SQ_WAL_MAX_FRAMES * (SQ_PAGE_SIZE + 24);
+    }
+    CHECK(past > 4);
+    CHECK(sq_ckpt_own(q) - own >= past - 1);
+    CHECK(sqlite3_exec(r, "COMMIT", NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(r);
+    long long frame = SQ_PAGE_SIZE + 24, most = 0;
+    for (int i = 0; i < 8; i++)
+        CHECK(write_batch(s) == 0);
+    for (int i = 0; i < SQ_WAL_MAX_FRAMES / BATCH + 4; i++) {
+        CHECK(write_batch(s) == 0);
+        if (wal_bytes() > most)
+            most = wal_bytes();
+    }
+    /* PRAGMA journal_size_limit truncates the file when the WAL starts over */
+    CHECK(most <= (SQ_WAL_MAX_FRAMES + 4 * BATCH) * frame + 32);
+    cf_store_close(s);
+    remove_db();
+}
+
 /* A purge leaves the copying to the thread, one batch behind, instead of
  * checkpointing (with the fsync) between its batches once the WAL passes
  * SQ_WAL_MAX_FRAMES: its own checkpoints wait for SQ_PURGE_WAL_FRAMES.
@@ -242,5 +279,6 @@ int main(void)
     RUN(test_memory);
     RUN(test_purge_keeps_the_hook);
     RUN(test_purge_leaves_copies_to_the_thread);
+    RUN(test_reader_keeps_the_bound);
     return cf_test_done();
 }

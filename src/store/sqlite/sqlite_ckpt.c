@@ -38,6 +38,7 @@ struct sq_ckpt {
     /* Touched by the writing connection's thread only: */
     int purging; /* a purge runs on it (sq_ckpt_purging) */
     int last;    /* the WAL's frames at its last commit */
+    int written; /* its pages written by then (SQLITE_DBSTATUS_CACHE_WRITE) */
     int rearm;   /* 0, or the frames at which its next own checkpoint runs */
     long runs;   /* the thread's checkpoints that copied frames */
     long own;    /* the writing connection's own, at its bound */
@@ -131,10 +132,12 @@ static int ckpt_follow(sq_ckpt *c)
  * over between someone else's commits), copying at every commit would
  * copy the others' frames inside this connection's commit, fsync
  * included: a writer beside another process's purge waited 170 ms on it.
- * So after its own copy the connection copies again only once the WAL has
- * grown by SQ_PURGE_WAL_FRAMES (rearm; reset when the WAL starts over),
- * its thread copying meanwhile; unless a reader's old snapshot kept
- * frames from that copy, in which case it tries again at its next commit.
+ * So when another connection committed since this one's last commit (the
+ * WAL grew by more frames than it wrote itself), after its own copy the
+ * connection copies again only once the WAL has grown by
+ * SQ_PURGE_WAL_FRAMES (rearm; reset when the WAL starts over), its thread
+ * copying meanwhile; unless a reader's old snapshot kept frames from that
+ * copy, in which case it tries again at its next commit.
  *
  * A purging connection (sq_ckpt_purging) has its thread copy each batch
  * while the next one runs (ckpt_follow) instead of copying between
@@ -146,10 +149,16 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int frames)
 {
     sq_store *s = ud;
     sq_ckpt *c = s->ckpt;
+    int others = 0; /* another connection committed since this one's last commit */
     if (c) {
+        int written = 0, hi = 0;
+        sqlite3_db_status(db, SQLITE_DBSTATUS_CACHE_WRITE, &written, &hi, 0);
         if (frames < c->last)
             c->rearm = 0; /* the WAL started over */
+        else
+            others = frames - c->last > written - c->written;
         c->last = frames;
+        c->written = written;
     }
     if (frames < SQ_CKPT_FRAMES)
         return SQLITE_OK;
@@ -173,11 +182,9 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int frames)
     int log = -1, copied = -1;
     int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
     if (c) {
-        /* every frame copied (or another connection's checkpoint running:
-         * SQLITE_BUSY) and the WAL still growing at the next commit means
-         * another writer; frames a reader kept: try again then */
+        /* frames a reader kept: try again at the next commit */
         int step = c->purging ? 4 * SQ_PURGE_WAL_FRAMES : SQ_PURGE_WAL_FRAMES;
-        c->rearm = rc == SQLITE_OK && copied < log ? 0 : frames + step;
+        c->rearm = others && !(rc == SQLITE_OK && copied < log) ? frames + step : 0;
         pthread_mutex_lock(&c->mu);
         c->own++;
         c->held = 0;
