@@ -196,8 +196,10 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int frames)
 
 void sq_ckpt_purging(sq_store *s, int on)
 {
-    if (s->ckpt)
-        s->ckpt->purging = on;
+    if (!s->ckpt)
+        return;
+    s->ckpt->purging = on;
+    s->ckpt->rearm = 0; /* the purge's wider spacing ends with it */
 }
 
 int sq_ckpt_attach(sq_store *s)
