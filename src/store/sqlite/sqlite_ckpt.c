@@ -113,11 +113,12 @@ static int ckpt_wake(sq_ckpt *c)
 }
 
 /* Waits for the thread's checkpoint to end, then wakes it again: a purge's
- * batch is copied while the next one runs, at most one batch behind. */
+ * batch is copied while the next one runs, at most one batch behind. (No
+ * thread, none could be started: nothing to wait for, and -1.) */
 static int ckpt_follow(sq_ckpt *c)
 {
     pthread_mutex_lock(&c->mu);
-    while (c->running || c->wanted)
+    while (c->started && (c->running || c->wanted))
         pthread_cond_wait(&c->idle, &c->mu);
     pthread_mutex_unlock(&c->mu);
     return ckpt_wake(c);
