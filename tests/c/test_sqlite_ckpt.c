@@ -170,6 +170,24 @@ static void test_memory(void)
     cf_store_close(s);
 }
 
+/* Purges every event of dep-a (write_batch's every other one): the
+ * events removed, or -1. */
+static int64_t purge_dep_a(cf_store *s)
+{
+    cf_purge p;
+    cf_purge_init(&p, "inference_events");
+    p.deployment_id = cf_cstr("dep-a");
+    p.before = ((int64_t)time(NULL) + 60) * 1000000; /* every one of its events */
+    cf_life_counts out;
+    memset(&out, 0, sizeof out);
+    cf_err err;
+    if (cf_store_purge(s, &p, &out, &err)) {
+        fprintf(stderr, "purge: %s\n", err.msg);
+        return -1;
+    }
+    return out.n[0];
+}
+
 /* After a purge the writer still leaves checkpoints to the thread (SQLite's
  * automatic checkpoint stays off). */
 static void test_purge_keeps_the_hook(void)
@@ -179,17 +197,7 @@ static void test_purge_keeps_the_hook(void)
     sq_store *q = (sq_store *)s;
     for (int i = 0; i < 4; i++)
         CHECK(write_batch(s) == 0);
-    cf_purge p;
-    cf_purge_init(&p, "inference_events");
-    p.deployment_id = cf_cstr("dep-a");
-    p.before = ((int64_t)time(NULL) + 60) * 1000000; /* every one of its events */
-    cf_life_counts out;
-    memset(&out, 0, sizeof out);
-    cf_err err;
-    int prc = cf_store_purge(s, &p, &out, &err);
-    if (prc)
-        fprintf(stderr, "purge: %s\n", err.msg);
-    CHECK(prc == 0);
+    CHECK(purge_dep_a(s) == 2 * BATCH);
     CHECK(scalar(q->db, "SELECT count(*) FROM inference_events") == 2 * BATCH);
     CHECK(scalar(q->db, "PRAGMA wal_autocheckpoint") == 0);
     long before = sq_ckpt_runs(q);
@@ -253,15 +261,7 @@ static void test_purge_leaves_copies_to_the_thread(void)
     for (int i = 0; i < batches; i++)
         CHECK(write_batch(s) == 0);
     long own = sq_ckpt_own(q), runs = sq_ckpt_runs(q);
-    cf_purge p;
-    cf_purge_init(&p, "inference_events");
-    p.deployment_id = cf_cstr("dep-a");
-    p.before = ((int64_t)time(NULL) + 60) * 1000000;
-    cf_life_counts out;
-    memset(&out, 0, sizeof out);
-    cf_err err;
-    CHECK(cf_store_purge(s, &p, &out, &err) == 0);
-    CHECK(out.n[0] == (int64_t)batches * BATCH / 2);
+    CHECK(purge_dep_a(s) == (int64_t)batches * BATCH / 2);
     CHECK(sq_ckpt_own(q) == own);
     CHECK(sq_ckpt_runs(q) > runs);
     CHECK(scalar(q->db, "SELECT count(*) FROM inference_events") == (int64_t)batches * BATCH / 2);

@@ -246,24 +246,25 @@ void sq_ckpt_detach(sq_store *s)
     s->ckpt = NULL;
 }
 
-long sq_ckpt_own(sq_store *s)
+/* One of the counts the mutex guards (own: the connection's own
+ * checkpoints; else the thread's); 0 without a checkpointer. */
+static long count(sq_store *s, int own)
 {
     sq_ckpt *c = s->ckpt;
     if (!c)
         return 0;
     pthread_mutex_lock(&c->mu);
-    long n = c->own;
+    long n = own ? c->own : c->runs;
     pthread_mutex_unlock(&c->mu);
     return n;
 }
 
+long sq_ckpt_own(sq_store *s)
+{
+    return count(s, 1);
+}
+
 long sq_ckpt_runs(sq_store *s)
 {
-    sq_ckpt *c = s->ckpt;
-    if (!c)
-        return 0;
-    pthread_mutex_lock(&c->mu);
-    long n = c->runs;
-    pthread_mutex_unlock(&c->mu);
-    return n;
+    return count(s, 0);
 }
