@@ -13,6 +13,7 @@
 #include <lua-cjson.h>
 
 #include "crucible/lua/cf_embedded.h"
+#include "crucible/lua/cf_lalloc.h"
 
 #define USER_PATH_KEY "crucible.user_path"
 
@@ -155,11 +156,65 @@ static int install(lua_State *L)
     return 0;
 }
 
+/* luaL_newstate's panic and warning handlers, which a state made with its
+ * own allocator has to install itself: warnings are off until "@on". */
+static int panic(lua_State *L)
+{
+    const char *msg = lua_tostring(L, -1);
+    fprintf(stderr, "PANIC: unprotected error in call to Lua API (%s)\n",
+            msg ? msg : "error object is not a string");
+    return 0;
+}
+
+static void warn_off(void *ud, const char *msg, int tocont);
+static void warn_on(void *ud, const char *msg, int tocont);
+
+static int warn_control(lua_State *L, const char *msg, int tocont)
+{
+    if (tocont || msg[0] != '@')
+        return 0;
+    if (strcmp(msg + 1, "off") == 0)
+        lua_setwarnf(L, warn_off, L);
+    else if (strcmp(msg + 1, "on") == 0)
+        lua_setwarnf(L, warn_on, L);
+    return 1;
+}
+
+static void warn_off(void *ud, const char *msg, int tocont)
+{
+    warn_control(ud, msg, tocont);
+}
+
+static void warn_cont(void *ud, const char *msg, int tocont)
+{
+    fputs(msg, stderr);
+    if (tocont) {
+        lua_setwarnf(ud, warn_cont, ud);
+    } else {
+        fputs("\n", stderr);
+        lua_setwarnf(ud, warn_on, ud);
+    }
+}
+
+static void warn_on(void *ud, const char *msg, int tocont)
+{
+    if (warn_control(ud, msg, tocont))
+        return;
+    fputs("Lua warning: ", stderr);
+    warn_cont(ud, msg, tocont);
+}
+
 lua_State *cf_runtime_new(void)
 {
-    lua_State *L = luaL_newstate();
+    struct cf_lalloc *pool = cf_lalloc_new();
+    if (!pool)
+        return NULL;
+    lua_State *L = lua_newstate(cf_lalloc_f, pool);
+    cf_lalloc_drop(pool);
     if (!L)
         return NULL;
+    lua_atpanic(L, panic);
+    lua_setwarnf(L, warn_off, L);
     lua_pushcfunction(L, install);
     if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
         fprintf(stderr, "crucible-feedback: cannot start Lua: %s\n", lua_tostring(L, -1));
