@@ -502,6 +502,40 @@ describe("store conformance (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", functio
     assert.same({ 99, 99, 99 }, { top[1].score, top[2].score, top[3].score })
   end)
 
+  it("gives light records text lengths in grapheme clusters, whichever side counts them", function()
+    -- a backend may count a text on the server (PostgreSQL: ASCII without
+    -- CR LF) and send only its length; every other text comes whole
+    local dep = uid()
+    local texts = {
+      { "plain ascii text", 16 },
+      { "", 0 },
+      { "cr\r alone and lf\n alone", 23 },
+      { "crlf\r\nis one", 11 },
+      { "\r\n\r\n", 2 },
+      { "caf\u{E9}", 4 },
+      { "e\u{301} combining", 11 },
+      { "\u{1F469}\u{200D}\u{1F4BB} coder", 7 },
+      { "tab\tand\x7fdel", 11 },
+      { ("a"):rep(3000), 3000 },
+    }
+    local rows = {}
+    for i, t in ipairs(texts) do
+      rows[i] = { deployment_id = dep, prompt = t[1], response = t[1] .. "!", inserted_at = i }
+    end
+    local ids = assert(db:insert_events(rows))
+    local got = {}
+    for r in db:light_events({ deployment_id = dep }, { lengths = true }) do got[r.id] = r end
+    for i, t in ipairs(texts) do
+      local r = assert(got[ids[i]], "record " .. i)
+      assert.equal(t[2], r.prompt_length, "prompt " .. i)
+      assert.equal(t[2] + 1, r.response_length, "response " .. i)
+      assert.is_nil(r.prompt)
+    end
+    local top = db:light_top({ deployment_id = dep }, { prompt_length = true }, 2, "prompt_length")
+    assert.same({ ids[10], ids[3] }, { top[1].id, top[2].id })
+    assert.same({ 3000, 23 }, { top[1].score, top[2].score })
+  end)
+
   -- n events of dep, three to a time, inserted in batches; their ids in order
   local function insert_many(dep, n)
     local rows, ids = {}, {}
