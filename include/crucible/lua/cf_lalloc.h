@@ -20,7 +20,7 @@ void *cf_lalloc_f(void *ud, void *ptr, size_t osize, size_t nsize);
  * not (a state that failed half-way has freed its blocks). */
 void cf_lalloc_drop(struct cf_lalloc *a);
 
-/* Slabs (64 KB each) the pool has taken from the C library. */
+/* Slabs (64 KB each) the pool holds, spares included. */
 size_t cf_lalloc_slabs(const struct cf_lalloc *a);
 
 #endif
