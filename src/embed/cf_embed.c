@@ -15,10 +15,19 @@
 #define GRAM_SEED 0xc2b2ae3d27d4eb4full
 #define GRAM_WEIGHT 0.5f
 
-static void emit(float *out, size_t dim, uint64_t h, float w)
+/* Where features land: a feature's hash modulo dim. dim is a power of two
+ * by default (256), and then the modulo is a mask (the same slot; a
+ * 64-bit division was a third of the embedder's time). */
+typedef struct slots {
+    float *out;
+    size_t dim, mask; /* mask: dim - 1 when dim is a power of two, else 0 */
+} slots;
+
+static inline void emit(const slots *o, uint64_t h, float w)
 {
     h = cf_mix64(h);
-    out[(h >> 1) % dim] += (h & 1) ? w : -w;
+    uint64_t x = h >> 1;
+    o->out[o->mask ? (size_t)(x & o->mask) : (size_t)(x % o->dim)] += (h & 1) ? w : -w;
 }
 
 static int word_byte(unsigned char c)
@@ -31,14 +40,40 @@ static unsigned char lower(unsigned char c)
     return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
 }
 
+/* Words up to this many bytes are lowered once into a buffer for their
+ * grams; longer ones are read in place. */
+#define WORD_BUF 128
+
 /* One word: its own feature and the 3..5-byte grams of "<word>". */
-static void embed_word(const unsigned char *w, size_t len, float *out, size_t dim)
+static void embed_word(const unsigned char *w, size_t len, const slots *o)
 {
     uint64_t h = FNV_OFFSET ^ WORD_SEED;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ lower(w[i])) * FNV_PRIME;
-    emit(out, dim, h, 1.0f);
+    unsigned char buf[WORD_BUF + 2];
     size_t n = len + 2; /* with the '<' and '>' markers */
+    int buffered = len <= WORD_BUF;
+    if (buffered)
+        buf[0] = '<';
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = lower(w[i]);
+        h = (h ^ c) * FNV_PRIME;
+        if (buffered)
+            buf[i + 1] = c;
+    }
+    emit(o, h, 1.0f);
+    if (buffered) {
+        buf[n - 1] = '>';
+        for (size_t i = 0; i + 3 <= n; i++) {
+            uint64_t g = FNV_OFFSET ^ GRAM_SEED;
+            g = (g ^ buf[i]) * FNV_PRIME;
+            g = (g ^ buf[i + 1]) * FNV_PRIME;
+            size_t kmax = n - i < 5 ? n - i : 5;
+            for (size_t k = 2; k < kmax; k++) {
+                g = (g ^ buf[i + k]) * FNV_PRIME;
+                emit(o, g + k, GRAM_WEIGHT);
+            }
+        }
+        return;
+    }
     for (size_t i = 0; i + 3 <= n; i++) {
         uint64_t g = FNV_OFFSET ^ GRAM_SEED;
         for (size_t k = 0; k < 5 && i + k < n; k++) {
@@ -46,7 +81,7 @@ static void embed_word(const unsigned char *w, size_t len, float *out, size_t di
             unsigned char c = pos == 0 ? '<' : (pos == n - 1 ? '>' : lower(w[pos - 1]));
             g = (g ^ c) * FNV_PRIME;
             if (k >= 2)
-                emit(out, dim, g + k, GRAM_WEIGHT);
+                emit(o, g + k, GRAM_WEIGHT);
         }
     }
 }
@@ -54,6 +89,7 @@ static void embed_word(const unsigned char *w, size_t len, float *out, size_t di
 void cf_embed_builtin(const char *s, size_t n, float *out, size_t dim)
 {
     memset(out, 0, dim * sizeof *out);
+    slots o = {out, dim, dim && (dim & (dim - 1)) == 0 ? dim - 1 : 0};
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
     while (i < n) {
@@ -63,7 +99,7 @@ void cf_embed_builtin(const char *s, size_t n, float *out, size_t dim)
         while (i < n && word_byte(p[i]))
             i++;
         if (i > start)
-            embed_word(p + start, i - start, out, dim);
+            embed_word(p + start, i - start, &o);
     }
     double ss = 0;
     for (size_t k = 0; k < dim; k++)
