@@ -36,11 +36,20 @@
 #endif
 #ifdef CF_ASAN
 #include <sanitizer/asan_interface.h>
+#include <sanitizer/lsan_interface.h>
 #define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
 #define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+/* LeakSanitizer scans malloc's heap, not our mappings: a slab is a root
+ * region, so what Lua objects point to (a store's connection, a buffer)
+ * is reachable through them, as it was through malloc'd blocks, when a
+ * process exits without closing its state (os.exit(code, false)). */
+#define ROOT(p, n) __lsan_register_root_region((p), (n))
+#define UNROOT(p, n) __lsan_unregister_root_region((p), (n))
 #else
 #define POISON(p, n) ((void)(p), (void)(n))
 #define UNPOISON(p, n) ((void)(p), (void)(n))
+#define ROOT(p, n) ((void)(p), (void)(n))
+#define UNROOT(p, n) ((void)(p), (void)(n))
 #endif
 
 #define GRAIN 16
@@ -93,11 +102,13 @@ static struct slab *map_slab(void)
 #ifdef MADV_POPULATE_WRITE
     (void)madvise((void *)at, SLAB_BYTES, MADV_POPULATE_WRITE); /* faults on use otherwise */
 #endif
+    ROOT((void *)at, SLAB_BYTES);
     return (struct slab *)at;
 }
 
 static void unmap_slab(struct slab *s)
 {
+    UNROOT(s, SLAB_BYTES);
     UNPOISON(s, SLAB_BYTES);
     munmap(s, SLAB_BYTES);
 }
