@@ -16,8 +16,8 @@
 #define GRAM_WEIGHT 0.5f
 
 /* Where features land: a feature's hash modulo dim. dim is a power of two
- * by default (256), and then the modulo is a mask (the same slot; a
- * 64-bit division was a third of the embedder's time). */
+ * by default (256), and then the modulo is a mask: the same slot without
+ * a 64-bit division for every feature. */
 typedef struct slots {
     float *out;
     size_t dim, mask; /* mask: dim - 1 when dim is a power of two, else 0 */
