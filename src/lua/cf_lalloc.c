@@ -123,22 +123,15 @@ static struct slab *slab_of(void *p)
     return (struct slab *)((uintptr_t)p & ~(uintptr_t)(SLAB_BYTES - 1));
 }
 
+/* Every block is free, so every slab held is a spare (a slab becomes one
+ * when its last block is freed). */
 static void destroy(struct cf_lalloc *a)
 {
-    /* every block is free: the slabs are the spares (and any listed) */
     while (a->spare) {
         UNPOISON(a->spare, SLAB_HEAD);
         struct slab *next = a->spare->next;
         unmap_slab(a->spare);
         a->spare = next;
-    }
-    for (size_t c = 0; c < NCLASS; c++) {
-        struct slab *s = a->room[c];
-        while (s) {
-            struct slab *next = s->next;
-            unmap_slab(s);
-            s = next;
-        }
     }
     free(a);
 }
