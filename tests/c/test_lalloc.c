@@ -11,6 +11,17 @@
 #include "crucible/lua/cf_lalloc.h"
 #include "crucible/lua/cf_runtime.h"
 
+/* Under AddressSanitizer an impossible malloc gives NULL, as the C
+ * library's does, instead of ending the test (test_failure_leaves_blocks);
+ * ASAN_OPTIONS from the environment still applies on top. */
+#if defined(__SANITIZE_ADDRESS__)
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+    return "allocator_may_return_null=1";
+}
+#endif
+
 static void fill(unsigned char *p, size_t n, unsigned char seed)
 {
     for (size_t i = 0; i < n; i++)
@@ -122,6 +133,27 @@ static void test_burst_given_back(void)
     cf_lalloc_drop(a);
 }
 
+/* A request that cannot be met gives NULL and changes nothing: a new
+ * block is not counted (the pool still frees itself), and a block that
+ * could not be resized keeps its place, size and bytes. */
+static void test_failure_leaves_blocks(void)
+{
+    struct cf_lalloc *a = cf_lalloc_new();
+    size_t huge = (size_t)-1 / 2;
+    CHECK(cf_lalloc_f(a, NULL, LUA_TTABLE, huge) == NULL);
+    unsigned char *small = cf_lalloc_f(a, NULL, 0, 300);
+    unsigned char *big = cf_lalloc_f(a, NULL, 0, 4000);
+    fill(small, 300, 1);
+    fill(big, 4000, 2);
+    CHECK(cf_lalloc_f(a, small, 300, huge) == NULL); /* pooled, past the bound */
+    CHECK(cf_lalloc_f(a, big, 4000, huge) == NULL);  /* realloc'd */
+    CHECK(intact(small, 300, 1));
+    CHECK(intact(big, 4000, 2));
+    cf_lalloc_drop(a);
+    cf_lalloc_f(a, big, 4000, 0);
+    cf_lalloc_f(a, small, 300, 0); /* the last block: frees the pool */
+}
+
 /* The pool outlives its creator's hold while blocks are live, and frees
  * itself with the last one (LeakSanitizer checks that it did). */
 static void test_last_block_frees_pool(void)
@@ -172,6 +204,7 @@ int main(void)
     RUN(test_resize_keeps_contents);
     RUN(test_reuse_and_no_overlap);
     RUN(test_burst_given_back);
+    RUN(test_failure_leaves_blocks);
     RUN(test_last_block_frees_pool);
     RUN(test_lua_state);
     RUN(test_warnings_and_panic_installed);
