@@ -244,6 +244,23 @@ describe("Langfuse ingestion API", function()
     assert.equals("2", S.sql(h, "SELECT count(*) FROM inference_events"))
   end)
 
+  it("lets an update win over its create stamped a millisecond later in the same batch", function()
+    -- what the JS SDK sends when a millisecond ticks between its update and its create
+    local code = post(h, "/api/public/ingestion", { batch = {
+      { id = "skew-u", type = "generation-update", timestamp = "2026-12-01T10:00:00.100Z",
+        body = { id = "skew", traceId = "ts", model = "m-final", output = "the final answer text",
+                 metadata = { stage = "final" } } },
+      { id = "skew-c", type = "generation-create", timestamp = "2026-12-01T10:00:00.101Z",
+        body = { id = "skew", traceId = "ts", model = "m-draft", input = "the question",
+                 startTime = T0, metadata = { stage = "draft", team = "ops" } } },
+    } }, key)
+    assert.equals(207, code)
+    wait_count(h, "SELECT count(*) FROM inference_events WHERE id = 'skew'", 1)
+    local ev = row("skew")
+    assert.same({ "m-final", "the final answer text", "the question", "final", "ops" },
+      { ev.model_version_id, ev.response, ev.prompt, ev.metadata.stage, ev.metadata.team })
+  end)
+
   it("merges a create that arrives after its update, once per envelope id, also after a restart",
     function()
       local T2 = "2026-12-01T10:00:02.000Z"

@@ -33,6 +33,8 @@ M.MAX_TRACES = 10000
 local STATUS = setmetatable({ full = 429 }, { __index = items.STATUS })
 
 local GENERATION = { ["generation-create"] = true, ["generation-update"] = true }
+-- Added to an update's stamp (microseconds) so that it ranks above every create.
+local UPDATES = 1 << 60
 
 --- A new per-server state: the traces seen (id -> merged trace body, with
 -- .last_generation) and the generations (id -> crucible.serve.langfuse_upsert
@@ -172,9 +174,10 @@ local function sort_batch(ctx, batch, out, counts)
         by_id[e.body.id] = g
         gens[#gens + 1] = g
       end
-      -- stamped by time; at the same time an update wins over a create (the
-      -- SDK may put a generation's update before its create in a batch)
-      local ts = (map.iso_us(e.timestamp) or now) * 2 + (e.type == "generation-update" and 1 or 0)
+      -- stamped by time, and any update over any create: the JS SDK puts a
+      -- generation's update before its create in a batch, stamped up to a
+      -- millisecond earlier than the create
+      local ts = (map.iso_us(e.timestamp) or now) + (e.type == "generation-update" and UPDATES or 0)
       g.pieces[#g.pieces + 1] = { body = e.body, envelope = e.id, ts = ts }
       g.envelopes[#g.envelopes + 1] = e.id
     elseif e.type == "score-create" then
