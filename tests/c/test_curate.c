@@ -212,7 +212,7 @@ static int xy_embed(cf_embedder *b, const cf_str *t, size_t n, const float **out
 }
 
 static void xy_destroy(cf_embedder *b) { (void)b; }
-static const cf_embedder_vt xy_vt = {xy_embed, xy_destroy};
+static const cf_embedder_vt xy_vt = {xy_embed, NULL, xy_destroy};
 
 #define DB "test_curate.db"
 
@@ -283,6 +283,94 @@ static void test_farthest(void)
     cf_store_close(s);
 }
 
+/* The built-in embedder (lattices in the spill, ranked in parts by
+ * threads) against the definition computed here: every prompt's vector
+ * in scan order, their mean, each distance, a stable sort. Repeated
+ * prompts tie, across the parts too. */
+static void test_farthest_builtin(void)
+{
+    enum { N = 3000, K = 40, DIM = 64 };
+    cf_store *s = cf_test_store_fresh(DB);
+    cf_err err;
+    cf_event *ev = calloc(N, sizeof *ev);
+    char (*ids)[37] = calloc(N, sizeof *ids);
+    char (*idbuf)[16] = calloc(N, sizeof *idbuf);
+    char (*pbuf)[96] = calloc(N, sizeof *pbuf);
+    for (size_t i = 0; i < N; i++) {
+        snprintf(idbuf[i], sizeof idbuf[i], "e%zu", i);
+        size_t r = (i * 7919) % 450; /* 450 distinct prompts, each met several times */
+        snprintf(pbuf[i], sizeof pbuf[i], "word%zu other%zu %s", r, r % 13,
+                 r % 11 == 0 ? "a much longer prompt with many more words in it" : "short");
+        ev[i].id = cf_cstr(idbuf[i]);
+        ev[i].deployment_id = cf_cstr("d");
+        ev[i].prompt = cf_cstr(pbuf[i]);
+        ev[i].response = cf_cstr("r");
+        ev[i].latency_ms = ev[i].token_count = CF_NULL_INT;
+        ev[i].quality_score = NAN;
+        ev[i].inserted_at = (int64_t)(i + 1) * 1000;
+    }
+    CHECK(cf_store_insert_events(s, ev, N, ids, NULL, &err) == N);
+    /* the definition, in the scan's order (newest first) */
+    float (*x)[DIM] = calloc(N, sizeof *x);
+    double sum[DIM] = {0}, *dist = calloc(N, sizeof *dist);
+    for (size_t j = 0; j < N; j++) {
+        size_t i = N - 1 - j;
+        cf_embed_builtin(pbuf[i], strlen(pbuf[i]), x[j], DIM);
+        for (size_t k = 0; k < DIM; k++)
+            sum[k] += x[j][k];
+    }
+    for (size_t k = 0; k < DIM; k++)
+        sum[k] /= (double)N;
+    for (size_t j = 0; j < N; j++) {
+        double ss = 0;
+        for (size_t k = 0; k < DIM; k++) {
+            double d = (double)x[j][k] - sum[k];
+            ss += d * d;
+        }
+        dist[j] = sqrt(ss);
+    }
+    cf_embedder *e;
+    CHECK(cf_embedder_builtin_new(DIM, &e, &err) == 0);
+    cf_query q;
+    cf_query_init(&q);
+    q.deployment_id = cf_cstr("d");
+    q.descending = 1;
+    cf_diverse_opts o = {.k = K, .batch_bytes = 4096}; /* many small batches */
+    cf_topk *top;
+    cf_diverse_info info;
+    CHECK(cf_diverse_farthest(s, &q, e, &o, &top, &info, &err) == 0);
+    CHECK(info.events == N && info.embedded == N && info.dim == DIM);
+    size_t n;
+    const cf_topk_item *it = cf_topk_sorted(top, &n);
+    CHECK(n == K);
+    /* the k best of the definition: a stable selection */
+    unsigned char *taken = calloc(N, 1);
+    int ties = 0;
+    for (size_t r = 0; r < n; r++) {
+        size_t best = N;
+        for (size_t j = 0; j < N; j++)
+            if (!taken[j] && (best == N || dist[j] > dist[best]))
+                best = j;
+        taken[best] = 1;
+        char want[16];
+        snprintf(want, sizeof want, "e%zu", N - 1 - best);
+        CHECK_STR(it[r].id, want);
+        CHECK(it[r].score == dist[best]);
+        ties += r > 0 && it[r].score == it[r - 1].score;
+    }
+    CHECK(ties > 0); /* the repeated prompts did tie */
+    cf_topk_free(top);
+    cf_embedder_free(e);
+    free(taken);
+    free(x);
+    free(dist);
+    free(ev);
+    free(ids);
+    free(idbuf);
+    free(pbuf);
+    cf_store_close(s);
+}
+
 static void test_k_center(void)
 {
     /* a tight cluster of nine points near (0,0), one point at (10,0), one at (0,10):
@@ -346,6 +434,7 @@ int main(void)
     RUN(test_simhash);
     RUN(test_near_duplicates);
     RUN(test_farthest);
+    RUN(test_farthest_builtin);
     RUN(test_k_center);
     cf_test_store_remove(DB);
     return cf_test_done();

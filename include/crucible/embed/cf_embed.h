@@ -11,6 +11,7 @@
 #define CRUCIBLE_CF_EMBED_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "crucible/core/cf_common.h"
 
@@ -21,6 +22,13 @@ typedef struct cf_embedder_vt {
      * valid until its next call. Returns 0, or -1 with err set. */
     int (*embed)(cf_embedder *, const cf_str *texts, size_t n, const float **out, size_t *dim,
                  cf_err *err);
+    /* Optional (NULL when the provider has none): the same vectors as
+     * integer lattices, n * *dim int32 owned by the embedder, valid until
+     * its next call; cf_embed_lattice_normalize of a lattice is the vector
+     * embed gives, bit for bit. A caller that keeps many vectors (a
+     * spill file) keeps these small integers instead of floats. */
+    int (*lattices)(cf_embedder *, const cf_str *texts, size_t n, const int32_t **out,
+                    size_t *dim, cf_err *err);
     void (*destroy)(cf_embedder *);
 } cf_embedder_vt;
 
@@ -57,6 +65,20 @@ static inline void cf_embedder_free(cf_embedder *e)
  * order does not change the vector. An empty text gives the zero vector. */
 void cf_embed_builtin(const char *s, size_t n, float *out, size_t dim);
 
+/* The built-in embedder in two steps. cf_embed_builtin_counts gives each
+ * slot's signed sum in halves (a word weighs 2, a gram 1), an exact
+ * integer; cf_embed_lattice_normalize turns it into the vector, so
+ * normalize(counts(s)) == cf_embed_builtin(s) bit for bit. A text past
+ * CF_EMBED_MAX_TEXT bytes is embedded by its first CF_EMBED_MAX_TEXT bytes,
+ * so no slot can overflow. */
+#define CF_EMBED_MAX_TEXT ((size_t)1 << 28)
+void cf_embed_builtin_counts(const char *s, size_t n, int32_t *m, size_t dim);
+void cf_embed_lattice_normalize(const int32_t *m, float *out, size_t dim);
+
+/* The built-in provider: a batch of 64 KB or more is cut into shares that
+ * up to 4 threads embed at once, each keeping the features of the words
+ * it has met (about 2 MB a thread); the vectors are cf_embed_builtin's,
+ * bit for bit, whatever the threads and the caches. */
 int cf_embedder_builtin_new(size_t dim, cf_embedder **out, cf_err *err);
 int cf_embedder_noop_new(cf_embedder **out, cf_err *err);
 
