@@ -2,11 +2,14 @@
 #include "crucible/curate/cf_diverse.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "crucible/core/cf_buf.h"
+#include "crucible/curate/cf_vspill.h"
 #include "crucible/drift/cf_mmd.h"
 
 #define DEFAULT_POOL 10000
@@ -92,80 +95,181 @@ static void batch_clear(batch *b)
 
 /* ---- farthest from the centroid --------------------------------------------------- */
 
+/* Every vector goes to a spill (cf_vspill.h) while the vectors are summed;
+ * then the parts of the spill are ranked by threads at once, each into a
+ * top-k of its own, and the tops are merged in scan order, so ties go as
+ * one thread would send them. */
+#define MAX_RANKERS 4
+
 typedef struct farthest {
-    FILE *spill;
+    cf_vspill *spill;
     double *sum;
     size_t dim;
-    int64_t n;
+    float *x; /* one vector (dim floats) */
 } farthest;
+
+static int farthest_dim(farthest *f, size_t dim, cf_err *err)
+{
+    if (f->sum)
+        return 0;
+    f->dim = dim;
+    f->sum = calloc(dim, sizeof *f->sum);
+    f->x = malloc(dim * sizeof *f->x);
+    if (!f->sum || !f->x)
+        return cf_fail(err, CF_ENOMEM, "out of memory embedding prompts");
+    return cf_vspill_open(dim, &f->spill, err);
+}
+
+static void add_to_sum(farthest *f, const float *x)
+{
+    for (size_t k = 0; k < f->dim; k++)
+        f->sum[k] += x[k];
+}
+
+static cf_str batch_id(const batch *b, size_t i)
+{
+    return (cf_str){b->arena.p + b->id_off[i], b->id_len[i]};
+}
+
+static void batch_texts(batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        b->texts[i] = (cf_str){b->arena.p + b->tx_off[i], b->tx_len[i]};
+}
 
 static int spill_batch(farthest *f, batch *b, cf_embedder *e, cf_diverse_info *info,
                        cf_err *err)
 {
     if (!b->n)
         return 0;
-    const float *v;
-    if (batch_embed(b, e, &f->dim, &v, err))
-        return -1;
-    if (!f->sum && !(f->sum = calloc(f->dim, sizeof *f->sum)))
-        return cf_fail(err, CF_ENOMEM, "out of memory embedding prompts");
-    for (size_t i = 0; i < b->n; i++) {
-        const float *x = v + i * f->dim;
-        for (size_t k = 0; k < f->dim; k++)
-            f->sum[k] += x[k];
-        uint32_t len = (uint32_t)b->id_len[i];
-        if (fwrite(&len, sizeof len, 1, f->spill) != 1
-            || fwrite(b->arena.p + b->id_off[i], 1, len, f->spill) != len
-            || fwrite(x, sizeof *x, f->dim, f->spill) != f->dim)
-            return cf_fail(err, CF_EIO, "cannot write embeddings to a temporary file");
+    size_t dim = f->dim;
+    if (e->vt->lattices) {
+        const int32_t *m;
+        batch_texts(b);
+        if (e->vt->lattices(e, b->texts, b->n, &m, &dim, err))
+            return -1;
+        if (dim == 0 || (f->dim && dim != f->dim))
+            return cf_fail(err, CF_EINVAL,
+                           "the embedder returned vectors of dimension %zu after %zu", dim, f->dim);
+        if (farthest_dim(f, dim, err))
+            return -1;
+        for (size_t i = 0; i < b->n; i++) {
+            cf_embed_lattice_normalize(m + i * dim, f->x, dim);
+            add_to_sum(f, f->x);
+            if (cf_vspill_put_lattice(f->spill, batch_id(b, i), m + i * dim, err))
+                return -1;
+        }
+    } else {
+        const float *v;
+        if (batch_embed(b, e, &dim, &v, err) || farthest_dim(f, dim, err))
+            return -1;
+        for (size_t i = 0; i < b->n; i++) {
+            add_to_sum(f, v + i * dim);
+            if (cf_vspill_put_floats(f->spill, batch_id(b, i), v + i * dim, err))
+                return -1;
+        }
     }
-    f->n += (int64_t)b->n;
-    info->embedded = f->n;
+    info->embedded = cf_vspill_count(f->spill);
     info->dim = f->dim;
     batch_clear(b);
     return 0;
 }
 
-static int rank_spilled(farthest *f, cf_topk *top, cf_err *err)
+typedef struct ranker {
+    farthest *f;
+    const double *c;
+    cf_topk *top;
+    unsigned part, parts;
+    int rc;
+    cf_err err;
+} ranker;
+
+static int rank_one(void *ud, cf_str id, const float *x, cf_err *err)
 {
-    double *c = f->sum;
-    for (size_t k = 0; k < f->dim; k++)
-        c[k] /= (double)f->n;
-    float *x = malloc(f->dim * sizeof *x);
-    char *id = NULL;
-    size_t id_cap = 0;
-    int rc = x ? 0 : cf_fail(err, CF_ENOMEM, "out of memory ranking embeddings");
-    if (!rc && fseek(f->spill, 0, SEEK_SET))
-        rc = cf_fail(err, CF_EIO, "cannot read embeddings back from a temporary file");
-    for (int64_t i = 0; i < f->n && !rc; i++) {
-        uint32_t len;
-        if (fread(&len, sizeof len, 1, f->spill) != 1) {
-            rc = cf_fail(err, CF_EIO, "cannot read embeddings back from a temporary file");
-            break;
-        }
-        if (len + 1 > id_cap) {
-            char *p = realloc(id, len + 1);
-            if (!p) {
-                rc = cf_fail(err, CF_ENOMEM, "out of memory ranking embeddings");
-                break;
-            }
-            id = p;
-            id_cap = len + 1;
-        }
-        if (fread(id, 1, len, f->spill) != len || fread(x, sizeof *x, f->dim, f->spill) != f->dim) {
-            rc = cf_fail(err, CF_EIO, "cannot read embeddings back from a temporary file");
-            break;
-        }
-        double ss = 0;
-        for (size_t k = 0; k < f->dim; k++) {
-            double d = (double)x[k] - c[k];
-            ss += d * d;
-        }
-        if (cf_topk_push(top, (cf_str){id, len}, sqrt(ss)) < 0)
+    ranker *r = ud;
+    double ss = 0;
+    for (size_t k = 0; k < r->f->dim; k++) {
+        double d = (double)x[k] - r->c[k];
+        ss += d * d;
+    }
+    if (cf_topk_push(r->top, id, sqrt(ss)) < 0)
+        return cf_fail(err, CF_ENOMEM, "out of memory ranking embeddings");
+    return 0;
+}
+
+static void *rank_part(void *arg)
+{
+    ranker *r = arg;
+    r->rc = cf_vspill_read(r->f->spill, r->part, r->parts, rank_one, r, &r->err);
+    return NULL;
+}
+
+static int by_arrival(const void *a, const void *b)
+{
+    uint64_t x = (*(const cf_topk_item *const *)a)->seq, y = (*(const cf_topk_item *const *)b)->seq;
+    return (x > y) - (x < y);
+}
+
+/* Pushes a part's kept items into top in their order of arrival. */
+static int merge_part(cf_topk *top, cf_topk *part, cf_err *err)
+{
+    size_t n;
+    const cf_topk_item *it = cf_topk_sorted(part, &n);
+    if (!n)
+        return 0;
+    const cf_topk_item **order = malloc(n * sizeof *order);
+    if (!order)
+        return cf_fail(err, CF_ENOMEM, "out of memory ranking embeddings");
+    for (size_t i = 0; i < n; i++)
+        order[i] = &it[i];
+    qsort(order, n, sizeof *order, by_arrival);
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++)
+        if (cf_topk_push(top, (cf_str){order[i]->id, order[i]->len}, order[i]->score) < 0)
+            rc = cf_fail(err, CF_ENOMEM, "out of memory ranking embeddings");
+    free(order);
+    return rc;
+}
+
+static int rank_spilled(farthest *f, size_t k, cf_topk *top, cf_err *err)
+{
+    int64_t n = cf_vspill_count(f->spill);
+    for (size_t j = 0; j < f->dim; j++)
+        f->sum[j] /= (double)n;
+    if (cf_vspill_finish(f->spill, err))
+        return -1;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned parts = cpus < 1 ? 1 : cpus > MAX_RANKERS ? MAX_RANKERS : (unsigned)cpus;
+    ranker r[MAX_RANKERS];
+    pthread_t tid[MAX_RANKERS];
+    int started[MAX_RANKERS] = {0};
+    int rc = 0;
+    for (unsigned p = 0; p < parts; p++) {
+        r[p] = (ranker){f, f->sum, cf_topk_new(k), p, parts, 0, {0, ""}};
+        if (!r[p].top)
             rc = cf_fail(err, CF_ENOMEM, "out of memory ranking embeddings");
     }
-    free(id);
-    free(x);
+    /* a thread that cannot start leaves its part to this one */
+    for (unsigned p = 1; p < parts && !rc; p++)
+        started[p] = pthread_create(&tid[p], NULL, rank_part, &r[p]) == 0;
+    if (!rc)
+        rank_part(&r[0]);
+    for (unsigned p = 1; p < parts && !rc; p++) {
+        if (started[p])
+            pthread_join(tid[p], NULL);
+        else
+            rank_part(&r[p]);
+    }
+    for (unsigned p = 0; p < parts && !rc; p++) {
+        if (r[p].rc) {
+            *err = r[p].err;
+            rc = -1;
+        }
+    }
+    for (unsigned p = 0; p < parts && !rc; p++)
+        rc = merge_part(top, r[p].top, err);
+    for (unsigned p = 0; p < parts; p++)
+        cf_topk_free(r[p].top);
     return rc;
 }
 
@@ -185,10 +289,6 @@ int cf_diverse_farthest(cf_store *s, const cf_query *q, cf_embedder *e,
     int rc = -1;
     if (batch_init(&b, e, o, err))
         goto out_nobatch;
-    if (!(f.spill = tmpfile())) {
-        cf_fail(err, CF_EIO, "cannot create a temporary file for embeddings");
-        goto out;
-    }
     if (cf_store_open_light_events(s, q, CF_LIGHT_PROMPT, &scan, err))
         goto out;
     cf_light_event row;
@@ -203,14 +303,14 @@ int cf_diverse_farthest(cf_store *s, const cf_query *q, cf_embedder *e,
         goto out;
     cf_light_scan_close(scan);
     scan = NULL;
-    rc = f.n ? rank_spilled(&f, *out, err) : 0;
+    rc = f.spill && cf_vspill_count(f.spill) ? rank_spilled(&f, o->k, *out, err) : 0;
 out:
     batch_free(&b);
 out_nobatch:
     cf_light_scan_close(scan);
-    if (f.spill)
-        fclose(f.spill);
+    cf_vspill_close(f.spill);
     free(f.sum);
+    free(f.x);
     if (rc) {
         cf_topk_free(*out);
         *out = NULL;

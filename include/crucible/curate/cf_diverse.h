@@ -4,10 +4,12 @@
  * embed prompts in batches with any embedder (cf_embed.h).
  *
  * Farthest from the centroid (the reference's method): every prompt is
- * embedded once; the vectors go to an unlinked temporary file while their
+ * embedded once; the vectors go to a spill file (cf_vspill.h) while their
  * sum is taken, then are read back to rank each event by its Euclidean
- * distance from the mean; a top-k keeps the farthest. Memory stays O(k)
- * whatever the number of events (the file holds n * (dim * 4 + id) bytes).
+ * distance from the mean, the file's parts by threads at once; a top-k
+ * keeps the farthest. Memory stays O(k) whatever the number of events
+ * (the file holds about n * (dim / 2 + id) bytes with the built-in
+ * embedder's lattices, n * (dim * 4 + id) with floats).
  *
  * k-center (greedy farthest-point): a seeded uniform sample of at most
  * pool_size events is embedded (their prompts fetched by id); the first
