@@ -497,10 +497,10 @@ static void repetition_fail(cf_check_result *r, const char *msg)
     memcpy(r->error, msg, n + 1);
 }
 
-/* Fast path: a short ASCII word at p[i] ended by ASCII white space, found
- * and hashed from one 8-byte load (same hash as hash_bytes). Returns the
- * bytes it covers (the word and that white space byte), or 0 when the
- * word is not one of those. */
+/* Fast path: an ASCII word of up to 15 bytes at p[i] ended by ASCII white
+ * space, found and hashed from one or two 8-byte loads (same hash as
+ * hash_bytes). Returns the bytes it covers (the word and that white space
+ * byte), or 0 when the word is not one of those. */
 static inline size_t short_ascii_word(const unsigned char *p, size_t i, size_t n, word *out)
 {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -508,14 +508,35 @@ static inline size_t short_ascii_word(const unsigned char *p, size_t i, size_t n
         return 0;
     uint64_t x;
     memcpy(&x, p + i, 8);
+    /* the bytes below '!' or past ASCII: the first one ends the word */
     uint64_t m = ((x - 0x2121212121212121ull) | x) & 0x8080808080808080ull;
-    if (!m)
-        return 0;
-    size_t len = (size_t)__builtin_ctzll(m) >> 3;
-    if (byte_class[p[i + len]] != 1)
-        return 0;
-    uint64_t h = 0x9E3779B97F4A7C15ull ^ (len * 0xff51afd7ed558ccdull);
-    out->hash = (h ^ (x & (~0ull >> (64 - 8 * len)))) * 0x100000001b3ull;
+    uint64_t h;
+    size_t len;
+    if (m) {
+        len = (size_t)__builtin_ctzll(m) >> 3;
+        if (byte_class[p[i + len]] != 1)
+            return 0;
+        h = 0x9E3779B97F4A7C15ull ^ (len * 0xff51afd7ed558ccdull);
+        h = (h ^ (x & (~0ull >> (64 - 8 * len)))) * 0x100000001b3ull;
+    } else {
+        /* 8 to 15 bytes: hash_bytes's first round, then the rest */
+        if (i + 16 > n)
+            return 0;
+        uint64_t y;
+        memcpy(&y, p + i + 8, 8);
+        m = ((y - 0x2121212121212121ull) | y) & 0x8080808080808080ull;
+        if (!m)
+            return 0;
+        size_t rest = (size_t)__builtin_ctzll(m) >> 3;
+        len = 8 + rest;
+        if (byte_class[p[i + len]] != 1)
+            return 0;
+        h = 0x9E3779B97F4A7C15ull ^ (len * 0xff51afd7ed558ccdull);
+        h = (h ^ x) * 0x100000001b3ull;
+        h ^= h >> 29;
+        h = (h ^ (rest ? y & (~0ull >> (64 - 8 * rest)) : 0)) * 0x100000001b3ull;
+    }
+    out->hash = h;
     out->off = (uint32_t)i;
     out->len = (uint32_t)len;
     return len + 1;

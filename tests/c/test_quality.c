@@ -202,6 +202,24 @@ static void test_repetition(void)
               "\xc2\xa0x\xe2\x80\xafx", &ratio) == 1.0 && ratio == 0.0);
     /* words compared by bytes: case matters */
     CHECK(rep("A a A a A a A a A a A a", &ratio) < 1.0);
+    /* words of 8 to 15 bytes (hashed by two loads mid-text, byte by byte
+     * near the end) are the same words wherever they are: two words
+     * alternating, twelve of them, make 2 distinct trigrams of 10 */
+    for (int len = 7; len <= 17; len++) {
+        char a[20], b[20], text[256];
+        memset(a, 'a', (size_t)len);
+        memset(b, 'b', (size_t)len);
+        a[len] = b[len] = '\0';
+        size_t t = 0;
+        for (int i = 0; i < 12; i++)
+            t += (size_t)snprintf(text + t, sizeof text - t, "%s%s", i ? " " : "", i % 2 ? b : a);
+        CHECK(rep(text, &ratio) < 1.0);
+        CHECK(fabs(ratio - (1.0 - 2.0 / 10.0)) < 1e-12);
+        /* one byte changed in the last word: a third trigram */
+        text[t - 1] = 'c';
+        rep(text, &ratio);
+        CHECK(fabs(ratio - (1.0 - 3.0 / 10.0)) < 1e-12);
+    }
     /* many words (heap path): 3000 distinct words, then the same repeated */
     char *many = malloc(3000 * 8 + 1);
     size_t n = 0;
