@@ -2,13 +2,11 @@
 #include "crucible/curate/cf_diverse.h"
 
 #include <math.h>
-#include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "crucible/core/cf_buf.h"
+#include "crucible/core/cf_parallel.h"
 #include "crucible/curate/cf_vspill.h"
 #include "crucible/drift/cf_mmd.h"
 
@@ -99,8 +97,6 @@ static void batch_clear(batch *b)
  * then the parts of the spill are ranked by threads at once, each into a
  * top-k of its own, and the tops are merged in scan order, so ties go as
  * one thread would send them. */
-#define MAX_RANKERS 4
-
 typedef struct farthest {
     cf_vspill *spill;
     double *sum;
@@ -238,28 +234,16 @@ static int rank_spilled(farthest *f, size_t k, cf_topk *top, cf_err *err)
         f->sum[j] /= (double)n;
     if (cf_vspill_finish(f->spill, err))
         return -1;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    unsigned parts = cpus < 1 ? 1 : cpus > MAX_RANKERS ? MAX_RANKERS : (unsigned)cpus;
-    ranker r[MAX_RANKERS];
-    pthread_t tid[MAX_RANKERS];
-    int started[MAX_RANKERS] = {0};
+    unsigned parts = cf_parallel_threads(CF_PARALLEL_MAX);
+    ranker r[CF_PARALLEL_MAX];
     int rc = 0;
     for (unsigned p = 0; p < parts; p++) {
         r[p] = (ranker){f, f->sum, cf_topk_new(k), p, parts, 0, {0, ""}};
         if (!r[p].top)
             rc = cf_fail(err, CF_ENOMEM, "out of memory ranking embeddings");
     }
-    /* a thread that cannot start leaves its part to this one */
-    for (unsigned p = 1; p < parts && !rc; p++)
-        started[p] = pthread_create(&tid[p], NULL, rank_part, &r[p]) == 0;
     if (!rc)
-        rank_part(&r[0]);
-    for (unsigned p = 1; p < parts && !rc; p++) {
-        if (started[p])
-            pthread_join(tid[p], NULL);
-        else
-            rank_part(&r[p]);
-    }
+        cf_parallel(rank_part, r, sizeof *r, parts);
     for (unsigned p = 0; p < parts && !rc; p++) {
         if (r[p].rc) {
             *err = r[p].err;

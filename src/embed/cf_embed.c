@@ -5,11 +5,11 @@
 #include "crucible/embed/cf_embed.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+
+#include "crucible/core/cf_parallel.h"
 
 #define FNV_OFFSET 0xcbf29ce484222325ull
 #define FNV_PRIME 0x100000001b3ull
@@ -275,7 +275,7 @@ void cf_embed_builtin(const char *s, size_t n, float *out, size_t dim)
 /* A batch is cut into one share per thread, of about equal bytes; the
  * caller's thread takes the first share. Each share has its own word
  * cache, and shares nothing else but the texts they read. */
-#define MAX_THREADS 4
+#define MAX_THREADS CF_PARALLEL_MAX
 #define PARALLEL_MIN_BYTES (64u << 10)
 
 typedef struct builtin {
@@ -320,8 +320,6 @@ static void embed_all(builtin *b, const cf_str *texts, size_t n, float *out, int
         bytes += texts[i].p ? texts[i].n : 0;
     unsigned k = bytes < PARALLEL_MIN_BYTES ? 1 : b->threads;
     share sh[MAX_THREADS];
-    pthread_t tid[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
     size_t i = 0, done = 0;
     for (unsigned t = 0; t < k; t++) {
         wcache *c = &b->cache[t];
@@ -335,16 +333,7 @@ static void embed_all(builtin *b, const cf_str *texts, size_t n, float *out, int
         }
         sh[t].to = i;
     }
-    /* a thread that cannot start leaves its share to the caller's thread */
-    for (unsigned t = 1; t < k; t++)
-        started[t] = pthread_create(&tid[t], NULL, embed_share, &sh[t]) == 0;
-    embed_share(&sh[0]);
-    for (unsigned t = 1; t < k; t++) {
-        if (started[t])
-            pthread_join(tid[t], NULL);
-        else
-            embed_share(&sh[t]);
-    }
+    cf_parallel(embed_share, sh, sizeof *sh, k);
 }
 
 static int builtin_embed(cf_embedder *base, const cf_str *texts, size_t n, const float **out,
@@ -406,8 +395,7 @@ int cf_embedder_builtin_new(size_t dim, cf_embedder **out, cf_err *err)
     b->base.name = "builtin";
     b->base.batch = 1024;
     b->dim = dim;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    b->threads = cpus < 1 ? 1 : cpus > MAX_THREADS ? MAX_THREADS : (unsigned)cpus;
+    b->threads = cf_parallel_threads(MAX_THREADS);
     *out = &b->base;
     return 0;
 }

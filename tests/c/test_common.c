@@ -2,6 +2,9 @@
 #include "cf_test.h"
 
 #include "crucible/core/cf_common.h"
+#include "crucible/core/cf_parallel.h"
+
+#include <pthread.h>
 
 static void test_fail(void)
 {
@@ -43,10 +46,42 @@ static void test_time_rejects(void)
     CHECK(cf_parse_time("x026-11-23T08:23:00Z", &us) == -1);
 }
 
+/* Every job runs once, job 0 on the calling thread; n is clamped. */
+typedef struct job {
+    int runs;
+    pthread_t on;
+} job;
+
+static void *count_run(void *arg)
+{
+    job *j = arg;
+    j->runs++;
+    j->on = pthread_self();
+    return NULL;
+}
+
+static void test_parallel(void)
+{
+    job jobs[CF_PARALLEL_MAX + 2];
+    memset(jobs, 0, sizeof jobs);
+    cf_parallel(count_run, jobs, sizeof *jobs, CF_PARALLEL_MAX + 2);
+    for (int i = 0; i < CF_PARALLEL_MAX; i++)
+        CHECK(jobs[i].runs == 1);
+    CHECK(jobs[CF_PARALLEL_MAX].runs == 0 && jobs[CF_PARALLEL_MAX + 1].runs == 0);
+    CHECK(pthread_equal(jobs[0].on, pthread_self()));
+    memset(jobs, 0, sizeof jobs);
+    cf_parallel(count_run, jobs, sizeof *jobs, 0);
+    CHECK(jobs[0].runs == 0);
+    unsigned t = cf_parallel_threads(64);
+    CHECK(t >= 1 && t <= CF_PARALLEL_MAX);
+    CHECK(cf_parallel_threads(1) == 1 && cf_parallel_threads(0) == 1);
+}
+
 int main(void)
 {
     RUN(test_fail);
     RUN(test_time_roundtrip);
     RUN(test_time_rejects);
+    RUN(test_parallel);
     return cf_test_done();
 }
