@@ -110,10 +110,16 @@ describe("the REPL in a terminal (tmux)", function()
     term:keys("Enter")
     term:type(".quit")
     term:keys("Enter")
+    -- the REPL writes it as it exits: wait for the file (support.read_file
+    -- raises while it is missing)
     local text
     for _ = 1, 100 do
-      text = support.read_file(dir .. "/.crucible_history")
-      if text then break end
+      local f = io.open(dir .. "/.crucible_history", "rb")
+      if f then
+        text = f:read("a")
+        f:close()
+        if text:find("\n", 1, true) then break end
+      end
       os.execute("sleep 0.1")
     end
     assert.truthy(text and text:find('x = "a b"\n', 1, true), text)
