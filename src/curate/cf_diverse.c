@@ -101,7 +101,6 @@ typedef struct farthest {
     cf_vspill *spill;
     double *sum;
     size_t dim;
-    float *x; /* one vector (dim floats) */
 } farthest;
 
 static int farthest_dim(farthest *f, size_t dim, cf_err *err)
@@ -110,8 +109,7 @@ static int farthest_dim(farthest *f, size_t dim, cf_err *err)
         return 0;
     f->dim = dim;
     f->sum = calloc(dim, sizeof *f->sum);
-    f->x = malloc(dim * sizeof *f->x);
-    if (!f->sum || !f->x)
+    if (!f->sum)
         return cf_fail(err, CF_ENOMEM, "out of memory embedding prompts");
     return cf_vspill_open(dim, &f->spill, err);
 }
@@ -141,8 +139,9 @@ static int spill_batch(farthest *f, batch *b, cf_embedder *e, cf_diverse_info *i
     size_t dim = f->dim;
     if (e->vt->lattices) {
         const int32_t *m;
+        const float *v;
         batch_texts(b);
-        if (e->vt->lattices(e, b->texts, b->n, &m, &dim, err))
+        if (e->vt->lattices(e, b->texts, b->n, &m, &v, &dim, err))
             return -1;
         if (dim == 0 || (f->dim && dim != f->dim))
             return cf_fail(err, CF_EINVAL,
@@ -150,8 +149,7 @@ static int spill_batch(farthest *f, batch *b, cf_embedder *e, cf_diverse_info *i
         if (farthest_dim(f, dim, err))
             return -1;
         for (size_t i = 0; i < b->n; i++) {
-            cf_embed_lattice_normalize(m + i * dim, f->x, dim);
-            add_to_sum(f, f->x);
+            add_to_sum(f, v + i * dim);
             if (cf_vspill_put_lattice(f->spill, batch_id(b, i), m + i * dim, err))
                 return -1;
         }
@@ -294,7 +292,6 @@ out_nobatch:
     cf_light_scan_close(scan);
     cf_vspill_close(f.spill);
     free(f.sum);
-    free(f.x);
     if (rc) {
         cf_topk_free(*out);
         *out = NULL;

@@ -291,8 +291,8 @@ typedef struct builtin {
 typedef struct share {
     const cf_str *texts;
     size_t from, to, dim;
-    float *out;     /* vectors, or NULL for lattices */
-    int32_t *m;
+    float *out;     /* vectors, or NULL */
+    int32_t *m;     /* lattices, or NULL */
     wcache *c;      /* NULL: no cache */
 } share;
 
@@ -302,13 +302,11 @@ static void *embed_share(void *arg)
     for (size_t i = sh->from; i < sh->to; i++) {
         const char *p = sh->texts[i].p ? sh->texts[i].p : "";
         size_t n = sh->texts[i].p ? sh->texts[i].n : 0;
-        if (sh->out) {
-            int32_t m[CF_EMBED_MAX_DIM];
-            embed_counts(p, n, m, sh->dim, sh->c);
+        int32_t own[CF_EMBED_MAX_DIM];
+        int32_t *m = sh->m ? sh->m + i * sh->dim : own;
+        embed_counts(p, n, m, sh->dim, sh->c);
+        if (sh->out)
             cf_embed_lattice_normalize(m, sh->out + i * sh->dim, sh->dim);
-        } else {
-            embed_counts(p, n, sh->m + i * sh->dim, sh->dim, sh->c);
-        }
     }
     return NULL;
 }
@@ -336,17 +334,32 @@ static void embed_all(builtin *b, const cf_str *texts, size_t n, float *out, int
     cf_parallel(embed_share, sh, sizeof *sh, k);
 }
 
-static int builtin_embed(cf_embedder *base, const cf_str *texts, size_t n, const float **out,
-                         size_t *dim, cf_err *err)
+/* Room for n texts' vectors (vecs) and lattices (lats) in the buffers. */
+static int reserve(builtin *b, size_t n, int vecs, int lats, cf_err *err)
 {
-    builtin *b = (builtin *)base;
-    if (n > b->cap) {
+    if (vecs && n > b->cap) {
         float *nb = realloc(b->buf, n * b->dim * sizeof *nb);
         if (!nb)
             return cf_fail(err, CF_ENOMEM, "out of memory embedding %zu texts", n);
         b->buf = nb;
         b->cap = n;
     }
+    if (lats && n > b->cnt_cap) {
+        int32_t *nb = realloc(b->cnt, n * b->dim * sizeof *nb);
+        if (!nb)
+            return cf_fail(err, CF_ENOMEM, "out of memory embedding %zu texts", n);
+        b->cnt = nb;
+        b->cnt_cap = n;
+    }
+    return 0;
+}
+
+static int builtin_embed(cf_embedder *base, const cf_str *texts, size_t n, const float **out,
+                         size_t *dim, cf_err *err)
+{
+    builtin *b = (builtin *)base;
+    if (reserve(b, n, 1, 0, err))
+        return -1;
     embed_all(b, texts, n, b->buf, NULL);
     *out = b->buf;
     *dim = b->dim;
@@ -354,18 +367,15 @@ static int builtin_embed(cf_embedder *base, const cf_str *texts, size_t n, const
 }
 
 static int builtin_lattices(cf_embedder *base, const cf_str *texts, size_t n,
-                            const int32_t **out, size_t *dim, cf_err *err)
+                            const int32_t **out, const float **vecs, size_t *dim, cf_err *err)
 {
     builtin *b = (builtin *)base;
-    if (n > b->cnt_cap) {
-        int32_t *nb = realloc(b->cnt, n * b->dim * sizeof *nb);
-        if (!nb)
-            return cf_fail(err, CF_ENOMEM, "out of memory embedding %zu texts", n);
-        b->cnt = nb;
-        b->cnt_cap = n;
-    }
-    embed_all(b, texts, n, NULL, b->cnt);
+    if (reserve(b, n, vecs != NULL, 1, err))
+        return -1;
+    embed_all(b, texts, n, vecs ? b->buf : NULL, b->cnt);
     *out = b->cnt;
+    if (vecs)
+        *vecs = b->buf;
     *dim = b->dim;
     return 0;
 }

@@ -121,7 +121,11 @@ static void test_provider_matches(void)
             bad += memcmp(want, v + i * DIM, DIM * sizeof *want) != 0;
         }
         dim = 0;
-        CHECK(e->vt->lattices(e, batch, N, &m, &dim, &err) == 0 && dim == DIM);
+        const float *lv;
+        CHECK(e->vt->lattices(e, batch, N, &m, &lv, &dim, &err) == 0 && dim == DIM);
+        CHECK(memcmp(lv, v, (size_t)N * DIM * sizeof *v) == 0); /* the vectors alongside */
+        dim = 0;
+        CHECK(e->vt->lattices(e, batch, N, &m, NULL, &dim, &err) == 0 && dim == DIM);
         for (size_t i = 0; i < N; i++) {
             cf_embed_builtin_counts(batch[i].p, batch[i].n, wm, DIM);
             badm += memcmp(wm, m + i * DIM, DIM * sizeof *wm) != 0;

@@ -26,9 +26,11 @@ typedef struct cf_embedder_vt {
      * integer lattices, n * *dim int32 owned by the embedder, valid until
      * its next call; cf_embed_lattice_normalize of a lattice is the vector
      * embed gives, bit for bit. A caller that keeps many vectors (a
-     * spill file) keeps these small integers instead of floats. */
+     * spill file) keeps these small integers instead of floats. With
+     * vecs not NULL, *vecs receives the vectors too (n * *dim floats,
+     * normalised alongside, as embed's). */
     int (*lattices)(cf_embedder *, const cf_str *texts, size_t n, const int32_t **out,
-                    size_t *dim, cf_err *err);
+                    const float **vecs, size_t *dim, cf_err *err);
     void (*destroy)(cf_embedder *);
 } cf_embedder_vt;
 
