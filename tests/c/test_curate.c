@@ -216,15 +216,17 @@ static const cf_embedder_vt xy_vt = {xy_embed, NULL, xy_destroy};
 
 #define DB "test_curate.db"
 
+/* A fresh store with n events e0..e(n-1) of deployment "d", the prompts
+ * given, stored 1 ms apart in that order. */
 static cf_store *store_with(const char *const *prompts, size_t n)
 {
     cf_store *s = cf_test_store_fresh(DB);
     cf_err err;
-    if (n > 64)
-        exit(1);
     cf_event *ev = calloc(n, sizeof *ev);
     char (*ids)[37] = calloc(n, sizeof *ids);
-    char idbuf[64][24];
+    char (*idbuf)[24] = calloc(n, sizeof *idbuf);
+    if (!ev || !ids || !idbuf)
+        exit(1);
     for (size_t i = 0; i < n; i++) {
         snprintf(idbuf[i], sizeof idbuf[i], "e%zu", i);
         ev[i].id = cf_cstr(idbuf[i]);
@@ -235,10 +237,11 @@ static cf_store *store_with(const char *const *prompts, size_t n)
         ev[i].quality_score = NAN;
         ev[i].inserted_at = (int64_t)(i + 1) * 1000;
     }
-    if (cf_store_insert_events(s, ev, n, ids, NULL, &err) < 0)
+    if (cf_store_insert_events(s, ev, n, ids, NULL, &err) != (int)n)
         fprintf(stderr, "insert: %s\n", err.msg);
     free(ev);
     free(ids);
+    free(idbuf);
     return s;
 }
 
@@ -290,26 +293,20 @@ static void test_farthest(void)
 static void test_farthest_builtin(void)
 {
     enum { N = 3000, K = 40, DIM = 64 };
-    cf_store *s = cf_test_store_fresh(DB);
     cf_err err;
-    cf_event *ev = calloc(N, sizeof *ev);
-    char (*ids)[37] = calloc(N, sizeof *ids);
-    char (*idbuf)[16] = calloc(N, sizeof *idbuf);
     char (*pbuf)[96] = calloc(N, sizeof *pbuf);
+    const char **prompts = calloc(N, sizeof *prompts);
     for (size_t i = 0; i < N; i++) {
-        snprintf(idbuf[i], sizeof idbuf[i], "e%zu", i);
         size_t r = (i * 7919) % 450; /* 450 distinct prompts, each met several times */
         snprintf(pbuf[i], sizeof pbuf[i], "word%zu other%zu %s", r, r % 13,
                  r % 11 == 0 ? "a much longer prompt with many more words in it" : "short");
-        ev[i].id = cf_cstr(idbuf[i]);
-        ev[i].deployment_id = cf_cstr("d");
-        ev[i].prompt = cf_cstr(pbuf[i]);
-        ev[i].response = cf_cstr("r");
-        ev[i].latency_ms = ev[i].token_count = CF_NULL_INT;
-        ev[i].quality_score = NAN;
-        ev[i].inserted_at = (int64_t)(i + 1) * 1000;
+        prompts[i] = pbuf[i];
     }
-    CHECK(cf_store_insert_events(s, ev, N, ids, NULL, &err) == N);
+    cf_store *s = store_with(prompts, N);
+    cf_query all;
+    cf_query_init(&all);
+    int64_t stored = 0;
+    CHECK(cf_store_count(s, CF_KIND_EVENTS, &all, &stored, &err) == 0 && stored == N);
     /* the definition, in the scan's order (newest first) */
     float (*x)[DIM] = calloc(N, sizeof *x);
     double sum[DIM] = {0}, *dist = calloc(N, sizeof *dist);
@@ -364,9 +361,7 @@ static void test_farthest_builtin(void)
     free(taken);
     free(x);
     free(dist);
-    free(ev);
-    free(ids);
-    free(idbuf);
+    free(prompts);
     free(pbuf);
     cf_store_close(s);
 }
