@@ -290,11 +290,6 @@ static int flush_batch(cf_drift_run *r, side *s, cf_err *err)
         embed_fail(s, dim == 0 ? "the embedding provider returned no vectors" : msg);
         return 0;
     }
-    for (size_t i = 0; i < n * dim; i++)
-        if (!isfinite(vec[i])) {
-            embed_fail(s, "the embedding provider returned a value that is not a finite number");
-            return 0;
-        }
     if (!r->dim)
         r->dim = dim;
     size_t cap = r->spec.mmd_samples;
@@ -305,10 +300,26 @@ static int flush_batch(cf_drift_run *r, side *s, cf_err *err)
         if (cap && !x->samples && !(x->samples = malloc(cap * dim * sizeof *x->samples)))
             return cf_fail(err, CF_ENOMEM, "out of memory keeping embedding samples");
     }
+    /* The sums and the check for values that are not finite numbers in one
+     * pass the compiler vectorises (infinities and NaNs have every exponent
+     * bit set). Sums that took a bad value are never read: the side's
+     * error is. */
+    uint32_t bad = 0;
     for (size_t i = 0; i < n; i++) {
         const float *v = vec + i * dim;
-        for (size_t k = 0; k < dim; k++)
+        for (size_t k = 0; k < dim; k++) {
+            uint32_t b;
+            memcpy(&b, &v[k], sizeof b);
+            bad |= (uint32_t)((b & 0x7f800000u) == 0x7f800000u);
             s->emb_sum[k] += v[k];
+        }
+    }
+    if (bad) {
+        embed_fail(s, "the embedding provider returned a value that is not a finite number");
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const float *v = vec + i * dim;
         s->emb_count++;
         if (!cap)
             continue;

@@ -121,6 +121,25 @@ static void test_graphemes(void)
     CHECK(cf_graphemes_count(g, flag, strlen(flag)) == 1);
     CHECK(cf_graphemes_count(g, "\xff" "a", 2) == 2);
     CHECK(cf_graphemes_count(g, "", 0) == 0);
+    CHECK(cf_graphemes_count(g, "\r", 1) == 1);
+    CHECK(cf_graphemes_count(g, "\r\r\n\n\r", 5) == 4);
+    /* long texts: CR LF pairs anywhere, against a count by the rule; a
+     * byte past ASCII far from the start still leaves the ASCII path
+     * (then ICU: é + combining acute is one) */
+    char t[301];
+    uint64_t st = 7;
+    for (int round = 0; round < 200; round++) {
+        size_t n = (size_t)(cf_rand_next(&st) % 300), want = 0;
+        for (size_t i = 0; i < n; i++) {
+            uint64_t r = cf_rand_next(&st) % 8;
+            t[i] = r == 0 ? '\r' : r == 1 ? '\n' : (char)('a' + r);
+            want += !(t[i] == '\n' && i && t[i - 1] == '\r');
+        }
+        CHECK(cf_graphemes_count(g, t, n) == want);
+    }
+    memset(t, 'a', 300);
+    memcpy(t + 250, "e\xcc\x81", 3);
+    CHECK(cf_graphemes_count(g, t, 300) == 298);
     cf_graphemes_free(g);
 }
 
@@ -163,6 +182,68 @@ static void test_mmd(void)
     CHECK(cf_mmd_test(x, 20, x + 80, 20, 4, 200, 1, &r, &err) == 0);
     CHECK(r.pvalue > 0.05);
     CHECK(cf_mmd_test(x, 1, y, 40, 4, 10, 1, &r, &err) == -1);
+
+    /* against the definition: the unbiased MMD^2 summed pair by pair, the
+     * median heuristic, the same permutations; a dimension and sample
+     * sizes that are not multiples of the kernel's 8 lanes */
+    enum { D = 13, NX = 23, NY = 17, N = NX + NY };
+    float z[N * D];
+    for (int i = 0; i < N * D; i++)
+        z[i] = (float)(cf_rand_next(&st) % 1000) / 1000.0f + (i >= NX * D && i % 3 == 0 ? 0.3f : 0);
+    static double K[N][N], med[N * (N - 1) / 2];
+    int m = 0;
+    for (int i = 0; i < N; i++)
+        for (int j = i + 1; j < N; j++) {
+            double d2 = 0;
+            for (int k = 0; k < D; k++)
+                d2 += ((double)z[i * D + k] - z[j * D + k]) * ((double)z[i * D + k] - z[j * D + k]);
+            K[i][j] = d2;
+            med[m++] = d2;
+        }
+    for (int a = 1; a < m; a++) /* insertion sort: small */
+        for (int b = a; b > 0 && med[b - 1] > med[b]; b--) {
+            double t = med[b];
+            med[b] = med[b - 1];
+            med[b - 1] = t;
+        }
+    double h = m % 2 ? med[m / 2] : (med[m / 2 - 1] + med[m / 2]) / 2;
+    unsigned char lab[N];
+    for (int i = 0; i < N; i++)
+        lab[i] = i < NX;
+    double want[2] = {0, 0}; /* the observed labelling's, then how many permutations reach it */
+    int ge = 0;
+    uint64_t ps = 9;
+    for (int p = -1; p < 100; p++) {
+        if (p >= 0)
+            for (int i = N - 1; i > 0; i--) {
+                int j = (int)(cf_rand_next(&ps) % (uint64_t)(i + 1));
+                unsigned char t = lab[i];
+                lab[i] = lab[j];
+                lab[j] = t;
+            }
+        double sxx = 0, syy = 0, sxy = 0;
+        for (int i = 0; i < N; i++)
+            for (int j = i + 1; j < N; j++) {
+                double k = exp(-K[i][j] / h);
+                if (lab[i] && lab[j])
+                    sxx += k;
+                else if (!lab[i] && !lab[j])
+                    syy += k;
+                else
+                    sxy += k;
+            }
+        double v = 2 * sxx / (NX * (NX - 1.0)) + 2 * syy / (NY * (NY - 1.0)) - 2 * sxy / (NX * (double)NY);
+        if (p < 0)
+            want[0] = v;
+        else
+            ge += v >= want[0];
+    }
+    want[1] = ge;
+    CHECK(cf_mmd_test(z, NX, z + NX * D, NY, D, 100, 9, &r, &err) == 0);
+    CHECK(fabs(r.mmd2 - want[0]) < 1e-12);
+    CHECK(fabs(r.bandwidth - sqrt(h / 2)) < 1e-15);
+    CHECK(fabs(r.pvalue - (1.0 + want[1]) / 101.0) < 1e-15);
+    CHECK(want[1] > 0 && want[1] < 100); /* the case decides something */
 }
 
 static void test_windows(void)
