@@ -256,8 +256,11 @@ void cf_embed_lattice_normalize(const int32_t *m, float *out, size_t dim)
      * 4 MB); unlike that sum it vectorises. No overflow: the slots' sum
      * of magnitudes is at most 4 * CF_EMBED_MAX_TEXT = 2^30. */
     uint64_t sq = 0;
-    for (size_t k = 0; k < dim; k++)
-        sq += (uint64_t)((int64_t)m[k] * m[k]);
+    for (size_t k = 0; k < dim; k++) {
+        /* |m[k]| <= 2^30: an unsigned 32 x 32 -> 64 product, which SSE2 has */
+        uint32_t a = m[k] < 0 ? 0u - (uint32_t)m[k] : (uint32_t)m[k];
+        sq += (uint64_t)a * a;
+    }
     float inv = sq ? (float)(1.0 / sqrt((double)sq * 0.25)) : 1.0f;
     for (size_t k = 0; k < dim; k++)
         out[k] = (float)m[k] * 0.5f * inv;
