@@ -69,7 +69,8 @@ static void test_unit_and_repeatable(void)
  * size that is cut into shares, repeats words (the cache's hits), has
  * more distinct words than a cache keeps, words of 32 and 33 bytes (the
  * longest kept and the first not), words past 128 bytes, non-ASCII, mixed
- * case and empty texts. */
+ * case, the ASCII bytes next to the letters' and digits' ranges, texts
+ * that end inside a word, and empty texts. */
 static char *batch_text(size_t i)
 {
     char *t = malloc(4096);
@@ -86,6 +87,9 @@ static char *batch_text(size_t i)
         memset(t + n, 'z', 140);
         n += 140;
     }
+    if (i % 3 == 1) /* the bytes around the letters and digits, no space */
+        n += (size_t)snprintf(t + n, 4096 - n, "@Az[a`z{/09:\t\x7f%c\xc3\xa9X%zu,Y!(z)",
+                              (char)(i % 26 + 'A'), i);
     if (i % 50 == 0)
         n = 0;
     t[n] = '\0';
