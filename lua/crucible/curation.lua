@@ -123,6 +123,8 @@ end
 
 -- What a strategy yields to ask the scheduler for a shared scan (run_all).
 local SHARED = setmetatable({}, { __name = "crucible.curation.shared_scan" })
+-- What a strategy yields to wait for work running on a thread (run_all).
+local WAIT = setmetatable({}, { __name = "crucible.curation.wait" })
 
 -- The events every strategy of a call reads: newest first (the reference's
 -- order, so ties keep it).
@@ -191,8 +193,16 @@ local function strategy_context(run, task)
   --- The k events whose prompt embeddings lie farthest from the mean, as
   -- picks scored by that distance; nil, message, kind when embedding (or,
   -- kind "db", reading the events) fails.
+  -- Run by the scheduler, with an embedder that has a copy for another
+  -- thread (the built-in), it runs on a thread of its own with its own
+  -- connection, while the other strategies' shared scan goes on.
   function sctx.farthest(k)
-    return C.farthest(db.h, scope, run.get_embedder(), k)
+    local embedder = run.get_embedder()
+    if task.co and coroutine.running() == task.co and coroutine.isyieldable() and db.url then
+      local job = C.farthest_start(db.url, scope, embedder, k)
+      if job then return coroutine.yield(WAIT, job) end
+    end
+    return C.farthest(db.h, scope, embedder, k)
   end
   --- Greedy farthest-point (k-center) picks over a seeded sample of at
   -- most pool_size events; nil, message, kind as for farthest.
@@ -243,11 +253,13 @@ end
 -- Runs every strategy. Those without a time limit run as coroutines, so
 -- that their top_records requests meet: each runs until it asks or ends,
 -- then one scan answers every request asked (shared_tops), and so on
--- until all have ended; the others run after, one by one. A hook set
+-- until all have ended; a strategy whose work runs on a thread (farthest)
+-- waits for it after the scans, so the two run at once. The others run
+-- after, one by one. A hook set
 -- around the call (a workflow's time limit) is set in each coroutine too.
 -- Returns outcome[i] = {picks, failure} and task[i] = {warnings =} per spec.
 local function run_all(run, specs, limit)
-  local outcome, tasks, pending = {}, {}, {}
+  local outcome, tasks, pending, waiting = {}, {}, {}, {}
   local hook, mask, count = debug.gethook()
   local function resume(i, ...)
     local co = tasks[i].co
@@ -257,6 +269,8 @@ local function run_all(run, specs, limit)
       outcome[i] = { a, b }
     elseif a == SHARED then
       pending[#pending + 1] = { i = i, k = b.k, key = b.key, want = b.want }
+    elseif a == WAIT then
+      waiting[#waiting + 1] = { i = i, job = b }
     else
       outcome[i] = { nil, ("curation strategy '%s' failed: it yielded outside a coroutine of"
         .. " its own"):format(specs[i].name) }
@@ -271,11 +285,17 @@ local function run_all(run, specs, limit)
       resume(i)
     end
   end
-  while #pending > 0 do
-    local batch = pending
-    pending = {}
-    local answers = shared_tops(run, batch)
-    for j, p in ipairs(batch) do resume(p.i, answers and answers[j] or false) end
+  -- the shared scans first: the threads' work goes on meanwhile
+  while #pending > 0 or #waiting > 0 do
+    if #pending > 0 then
+      local batch = pending
+      pending = {}
+      local answers = shared_tops(run, batch)
+      for j, p in ipairs(batch) do resume(p.i, answers and answers[j] or false) end
+    else
+      local w = table.remove(waiting, 1)
+      resume(w.i, w.job:wait())
+    end
   end
   for i, spec in ipairs(specs) do
     if not tasks[i].co then outcome[i] = { run_strategy(run, spec, limit, tasks[i]) } end

@@ -393,7 +393,13 @@ static void builtin_destroy(cf_embedder *base)
     free(b);
 }
 
-static const cf_embedder_vt builtin_vt = {builtin_embed, builtin_lattices, builtin_destroy};
+static int builtin_clone(const cf_embedder *base, cf_embedder **out, cf_err *err)
+{
+    return cf_embedder_builtin_new(((const builtin *)base)->dim, out, err);
+}
+
+static const cf_embedder_vt builtin_vt = {builtin_embed, builtin_lattices, builtin_destroy,
+                                          builtin_clone};
 
 int cf_embedder_builtin_new(size_t dim, cf_embedder **out, cf_err *err)
 {
@@ -429,7 +435,7 @@ static void noop_destroy(cf_embedder *base)
     free(base);
 }
 
-static const cf_embedder_vt noop_vt = {noop_embed, NULL, noop_destroy};
+static const cf_embedder_vt noop_vt = {noop_embed, NULL, noop_destroy, NULL};
 
 int cf_embedder_noop_new(cf_embedder **out, cf_err *err)
 {

@@ -163,7 +163,7 @@ static void http_destroy(cf_embedder *base)
     free(e);
 }
 
-static const cf_embedder_vt http_vt = {http_embed, NULL, http_destroy};
+static const cf_embedder_vt http_vt = {http_embed, NULL, http_destroy, NULL};
 
 int cf_embedder_http_new(const cf_embed_http_opts *o, cf_embedder **out, cf_err *err)
 {

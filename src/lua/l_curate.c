@@ -9,6 +9,8 @@
  *   _curate.near_duplicates(texts, d)    --> {0 | index of the earlier kept text, ...}
  *   _curate.farthest(h, q, embedder, k)  --> picks, info | nil, msg, kind
  *   _curate.k_center(h, q, embedder, k, {pool_size=, seed=}) --> picks, info | nil, msg, kind
+ *   _curate.farthest_start(url, q, embedder, k) --> job | false (cannot run apart)
+ *   job:wait()                           --> farthest's results, computed on a thread
  *
  * h is a crucible._store handle, q a query table (deployment_id, since,
  * until, order), embedder a crucible.Embedder. picks are {{id=, score=}}.
@@ -19,6 +21,7 @@
 #include <string.h>
 
 #include "crucible/curate/cf_diverse.h"
+#include "crucible/curate/cf_diverse_job.h"
 #include "crucible/lua/cf_lua.h"
 #include "crucible/lua/cf_runtime.h"
 #include "crucible/curate/cf_simhash.h"
@@ -27,6 +30,7 @@
 #include "l_embed.h"
 
 #define TOPK_MT "crucible.TopK"
+#define JOB_MT "crucible.DiverseJob"
 
 typedef struct l_topk {
     cf_topk *t;
@@ -235,6 +239,57 @@ static int l_farthest(lua_State *L)
     return 2;
 }
 
+/* farthest_start(url, q, embedder, k [, opts]): the job, or false when it
+ * cannot run apart (see cf_diverse_job.h); nil, msg, kind when starting
+ * it failed. The job holds copies of everything it reads. */
+static int l_farthest_start(lua_State *L)
+{
+    lua_settop(L, 5);
+    const char *url = luaL_checkstring(L, 1);
+    cf_query q;
+    l_store_read_query(L, 2, &q);
+    cf_embedder *e = l_embed_check(L, 3);
+    cf_diverse_opts o;
+    memset(&o, 0, sizeof o);
+    o.k = check_count(L, 4, "k");
+    o.batch_bytes = opt_size(L, 5, "batch_bytes", 0);
+    cf_diverse_job **u = lua_newuserdatauv(L, sizeof *u, 0);
+    *u = NULL;
+    luaL_setmetatable(L, JOB_MT);
+    cf_err err;
+    int rc = cf_diverse_farthest_start(url, NULL, &q, e, &o, u, &err);
+    if (rc < 0)
+        return cf_lua_pushfail(L, &err);
+    if (rc == 0)
+        lua_pushboolean(L, 0);
+    return 1;
+}
+
+static int j_wait(lua_State *L)
+{
+    cf_diverse_job **u = luaL_checkudata(L, 1, JOB_MT);
+    if (!*u)
+        return luaL_error(L, "this diverse selection is closed");
+    cf_topk *top;
+    cf_diverse_info info;
+    cf_err err;
+    if (cf_diverse_job_wait(*u, &top, &info, &err))
+        return cf_lua_pushfail(L, &err);
+    push_topk(L, top);
+    cf_topk_free(top);
+    push_info(L, &info);
+    return 2;
+}
+
+/* Waits for the thread if it still runs (a job dropped unwaited). */
+static int j_close(lua_State *L)
+{
+    cf_diverse_job **u = luaL_checkudata(L, 1, JOB_MT);
+    cf_diverse_job_free(*u);
+    *u = NULL;
+    return 0;
+}
+
 static int l_k_center(lua_State *L)
 {
     diverse_args a;
@@ -265,17 +320,21 @@ static const luaL_Reg topk_meta[] = {{"__gc", t_close},
                                      {"__tostring", t_tostring},
                                      {"__len", t_count},
                                      {NULL, NULL}};
+static const luaL_Reg job_methods[] = {{"wait", j_wait}, {"close", j_close}, {NULL, NULL}};
+static const luaL_Reg job_meta[] = {{"__gc", j_close}, {"__close", j_close}, {NULL, NULL}};
 static const luaL_Reg funcs[] = {{"topk", l_topk_new},
                                  {"simhash", l_simhash},
                                  {"hamming", l_hamming},
                                  {"near_duplicates", l_near_duplicates},
                                  {"farthest", l_farthest},
+                                 {"farthest_start", l_farthest_start},
                                  {"k_center", l_k_center},
                                  {NULL, NULL}};
 
 int luaopen_crucible_curate(lua_State *L)
 {
     cf_lua_newclass(L, TOPK_MT, topk_methods, topk_meta);
+    cf_lua_newclass(L, JOB_MT, job_methods, job_meta);
     luaL_newlib(L, funcs);
     lua_pushinteger(L, CF_SIMHASH_MAX_DISTANCE);
     lua_setfield(L, -2, "MAX_NEAR_DUPLICATE_DISTANCE");

@@ -140,7 +140,7 @@ static void lua_destroy(cf_embedder *base)
     free(e);
 }
 
-static const cf_embedder_vt lua_vt = {lua_embed, NULL, lua_destroy};
+static const cf_embedder_vt lua_vt = {lua_embed, NULL, lua_destroy, NULL};
 
 /* ---- userdata -------------------------------------------------------------- */
 

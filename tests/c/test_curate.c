@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "crucible/curate/cf_diverse.h"
+#include "crucible/curate/cf_diverse_job.h"
 #include "crucible/curate/cf_simhash.h"
 #include "crucible/curate/cf_topk.h"
 
@@ -212,7 +213,7 @@ static int xy_embed(cf_embedder *b, const cf_str *t, size_t n, const float **out
 }
 
 static void xy_destroy(cf_embedder *b) { (void)b; }
-static const cf_embedder_vt xy_vt = {xy_embed, NULL, xy_destroy};
+static const cf_embedder_vt xy_vt = {xy_embed, NULL, xy_destroy, NULL};
 
 #define DB "test_curate.db"
 
@@ -356,6 +357,46 @@ static void test_farthest_builtin(void)
         ties += r > 0 && it[r].score == it[r - 1].score;
     }
     CHECK(ties > 0); /* the repeated prompts did tie */
+
+    /* on a thread of its own, over its own connection: the same picks */
+    cf_diverse_job *job;
+    CHECK(cf_diverse_farthest_start("sqlite:" DB, NULL, &q, e, &o, &job, &err) == 1);
+    cf_topk *jtop;
+    cf_diverse_info jinfo;
+    CHECK(cf_diverse_job_wait(job, &jtop, &jinfo, &err) == 0);
+    CHECK(jinfo.events == N && jinfo.embedded == N && jinfo.dim == DIM);
+    size_t jn;
+    const cf_topk_item *jit = cf_topk_sorted(jtop, &jn);
+    CHECK(jn == n);
+    for (size_t r = 0; r < n && r < jn; r++) {
+        CHECK_STR(jit[r].id, it[r].id);
+        CHECK(jit[r].score == it[r].score);
+    }
+    cf_topk_free(jtop);
+    CHECK(cf_diverse_job_wait(job, &jtop, &jinfo, &err) == -1 && err.code == CF_EINVAL);
+    cf_diverse_job_free(job);
+    /* dropped before it is waited for: freeing waits */
+    CHECK(cf_diverse_farthest_start("sqlite:" DB, NULL, &q, e, &o, &job, &err) == 1);
+    cf_diverse_job_free(job);
+    /* a store that does not open: the wait's error, as a failed scan's */
+    CHECK(cf_diverse_farthest_start("sqlite:/nonexistent-dir/x.db", NULL, &q, e, &o, &job,
+                                    &err) == 1);
+    CHECK(cf_diverse_job_wait(job, &jtop, &jinfo, &err) == -1 && err.code == CF_EDB);
+    CHECK(jtop == NULL);
+    cf_diverse_job_free(job);
+    /* cannot run apart: a database only this connection sees, an embedder
+     * with no copy, a query with more than a scope's filters */
+    CHECK(cf_diverse_farthest_start("sqlite::memory:", NULL, &q, e, &o, &job, &err) == 0);
+    CHECK(job == NULL);
+    CHECK(cf_diverse_farthest_start("sqlite:", NULL, &q, e, &o, &job, &err) == 0);
+    cf_embedder *noop;
+    CHECK(cf_embedder_noop_new(&noop, &err) == 0);
+    CHECK(cf_diverse_farthest_start("sqlite:" DB, NULL, &q, noop, &o, &job, &err) == 0);
+    cf_embedder_free(noop);
+    cf_query one = q;
+    one.id = cf_cstr("e1");
+    CHECK(cf_diverse_farthest_start("sqlite:" DB, NULL, &one, e, &o, &job, &err) == 0);
+
     cf_topk_free(top);
     cf_embedder_free(e);
     free(taken);

@@ -352,6 +352,66 @@ describe("diverse", function()
   end)
 end)
 
+describe("diverse beside the shared scan", function()
+  it("runs the centroid picks on a thread with their own connection: the same picks as one call", function()
+    local cf, dir = support.client()
+    local db = assert(cf.store())
+    for _, dep in ipairs { "alone", "beside" } do
+      local rows = {}
+      for i = 1, 400 do
+        rows[i] = { id = ("%s%03d"):format(dep, i), deployment_id = dep, response = "r",
+                    prompt = ("topic%d word%d %s"):format(i % 37, i % 11,
+                      i % 9 == 0 and "a much longer prompt about many other things" or "short"),
+                    quality_score = (i % 10) / 10, inserted_at = i * 1000 }
+      end
+      assert(db:insert_events(rows))
+    end
+    local C = require "crucible._curate"
+    local embedder = require("crucible._embed").new { provider = "builtin" }
+    local function farthest_ids(dep, k)
+      local ids = {}
+      for i, p in ipairs(assert(C.farthest(db.h, { deployment_id = dep, order = "desc" }, embedder, k))) do
+        ids[i] = p.id
+      end
+      return ids
+    end
+    local started, real = 0, C.farthest_start
+    C.farthest_start = function(...)
+      local job = real(...)
+      if job then started = started + 1 end
+      return job
+    end
+    local ok, alone = pcall(cf.curate, "alone", { strategies = { "diverse" }, limit = 60,
+                                                  near_duplicates = false })
+    local ok2, beside = pcall(cf.curate, "beside", { limit = 60, near_duplicates = false })
+    C.farthest_start = real
+    assert.is_true(ok, alone)
+    assert.is_true(ok2, beside)
+    assert.equal(2, started)
+    local function diverse_of(ex)
+      local got = {}
+      for _, e in ipairs(ex) do
+        if e.curation_source == "diverse" then got[#got + 1] = e.inference_event_id end
+      end
+      return got
+    end
+    assert.same(farthest_ids("alone", 20), diverse_of(alone))
+    -- beside the others: farthest's picks in its order, less those an earlier strategy took
+    local taken = {}
+    for _, e in ipairs(beside) do
+      if e.curation_source ~= "diverse" then taken[e.inference_event_id] = true end
+    end
+    local want = {}
+    for _, id in ipairs(farthest_ids("beside", 20)) do
+      if not taken[id] then want[#want + 1] = id end
+    end
+    assert.is_true(#want > 0)
+    assert.same(want, diverse_of(beside))
+    cf.close()
+    support.rm_rf(dir)
+  end)
+end)
+
 describe("user strategies", function()
   local cf, dir, udir
   before_each(function()

@@ -32,6 +32,10 @@ typedef struct cf_embedder_vt {
     int (*lattices)(cf_embedder *, const cf_str *texts, size_t n, const int32_t **out,
                     const float **vecs, size_t *dim, cf_err *err);
     void (*destroy)(cf_embedder *);
+    /* Optional (NULL when the provider has none): a new embedder giving the
+     * same vectors, free to be used on another thread while this one is
+     * used on its own (the built-in; not a Lua function's). */
+    int (*clone)(const cf_embedder *, cf_embedder **out, cf_err *err);
 } cf_embedder_vt;
 
 struct cf_embedder {
