@@ -61,7 +61,8 @@ for backend in sqlite postgres; do
     same=false; cmp -s "$work/cur_ours.tsv" "$work/cur_peer.tsv" && same=true
     record "$backend" curate agree "$r" "$same"
     record "$backend" cursor ours "$r" "$("$bin" bench/cursor_rss.lua --events $((n / 5)) --db "$cur")"
-    record "$backend" cursor peer "$r" "$(peer bench/peers/py_cursor.py "$cur")"
+    # the peer reads the eleven columns ours does (bench/cursor.sh's measure)
+    record "$backend" cursor peer "$r" "$(peer bench/peers/py_cursor.py "$cur" all)"
     o=$("$bin" bench/quality_stats.lua "$qs" "$n" $((n / 10)))
     record "$backend" quality ours "$r" "$o"
     p=$(peer --window "$n" bench/peers/py_quality_stats.py "$qs")

@@ -25,7 +25,7 @@ def close(a, b, tol=1e-6):
 PATHS = [
     ("curate", "cf.curate, the peer's work (no embeddings, no near-duplicate removal)", "s",
      lambda o: o["seconds"], lambda p: p["seconds"], False, None),
-    ("cursor", f"store cursor, {n // 5:,} 1 KB events", "events/s",
+    ("cursor", f"store cursor, {n // 5:,} 1 KB events (eleven columns each side)", "events/s",
      lambda o: o["events_per_second"], lambda p: p["events_per_second"], True,
      lambda o, p: o["events"] == p["events"] and o["bytes"] == p["bytes"]),
     ("quality", "get_quality_stats, the default call (again)", "s",

@@ -38,9 +38,15 @@ with open(sys.argv[3], "w") as s:
     s.write("\n".join(lines[:20000]) + "\n")
 PY
 
+# Each load (the server's, and the peer's) starts with nothing left to
+# write back: the files written before it (the corpus, the request
+# bodies, the database of the run before) are flushed first, so no side
+# pays for the kernel writing out what came before it.
+settle() { sync; }
 # Starts the server on a free port; sets pid and port.
 start_server() {
   rm -f "$work"/serve.db* "$work/serve.out"
+  settle
   "$bin" --db "sqlite:$work/serve.db" serve --listen 127.0.0.1:0 >"$work/serve.out" 2>&1 &
   pid=$!
   for _ in $(seq 200); do
@@ -86,6 +92,7 @@ stop_server
 paced_rss=$rss_kb
 
 rm -f "$work"/ing.db* crucible-dead-letter.jsonl
+settle
 ingest_out=$("$bin" --db "sqlite:$work/ing.db" ingest "$corpus" --quiet 2>&1)
 rm -f "$work"/ing.db* "$work"/serve.db* "$work/batches.txt" "$work/singles.txt"
 
@@ -108,6 +115,7 @@ sqlite3 "$work/serve.db" "SELECT json_object('deployment_id', deployment_id,
   'response', response, 'latency_ms', latency_ms, 'token_count', token_count,
   'metadata', json(metadata)) FROM inference_events" >"$work/otlp-stored.jsonl"
 rm -f "$work"/ing.db* crucible-dead-letter.jsonl
+settle
 otlp_ingest=$("$bin" --db "sqlite:$work/ing.db" ingest "$work/otlp-stored.jsonl" --quiet 2>&1)
 rm -f "$work"/ing.db* "$work"/serve.db* "$work"/otlp*
 

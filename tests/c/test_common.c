@@ -2,9 +2,13 @@
 #include "cf_test.h"
 
 #include "crucible/core/cf_common.h"
+#include "crucible/core/cf_numtext.h"
 #include "crucible/core/cf_parallel.h"
 
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static void test_fail(void)
 {
@@ -77,11 +81,70 @@ static void test_parallel(void)
     CHECK(cf_parallel_threads(1) == 1 && cf_parallel_threads(0) == 1);
 }
 
+/* Plain numbers read as strtoll and strtod read them, bit for bit; what
+ * the fast readers refuse, the callers give to those. */
+static void test_numtext(void)
+{
+    int64_t i;
+    double d;
+    CHECK(cf_text_i64("0", 1, &i) == 0 && i == 0);
+    CHECK(cf_text_i64("-42", 3, &i) == 0 && i == -42);
+    CHECK(cf_text_i64("999999999999999999", 18, &i) == 0 && i == 999999999999999999);
+    CHECK(cf_text_i64("9223372036854775807", 19, &i) == -1); /* 19 digits: strtoll's */
+    CHECK(cf_text_i64("", 0, &i) == -1 && cf_text_i64("-", 1, &i) == -1);
+    CHECK(cf_text_i64("+5", 2, &i) == -1 && cf_text_i64("5 ", 2, &i) == -1);
+    CHECK(cf_text_i64("12", 1, &i) == 0 && i == 1); /* n bytes only */
+    const char *plain[] = {"0.85", "123", "-42", "1e-05", "3.14159", "-0", "0.1",
+                           "1.797693134862315", "9007199254740992", ".5", "5.", "2.5E+10"};
+    for (size_t k = 0; k < sizeof plain / sizeof *plain; k++) {
+        CHECK(cf_text_f64(plain[k], strlen(plain[k]), &d) == 0);
+        double want = strtod(plain[k], NULL);
+        CHECK(memcmp(&d, &want, sizeof d) == 0);
+    }
+    const char *refused[] = {"NaN", "Infinity", "-Infinity", "", "-", ".", "1e", "1e+",
+                             "1.2.3", " 1", "1 ", "9007199254740993", "1e23",
+                             "1e-23", "12345678901234567", "1.7976931348623157", "0x10",
+                             "1e999999999"};
+    for (size_t k = 0; k < sizeof refused / sizeof *refused; k++)
+        CHECK(cf_text_f64(refused[k], strlen(refused[k]), &d) == -1);
+    /* random values in the forms a database prints, against strtod */
+    uint64_t st = 12345;
+    int fast = 0;
+    char buf[64];
+    for (int r = 0; r < 200000; r++) {
+        st = st * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t x = st >> 11;
+        double v;
+        memcpy(&v, &st, sizeof v);
+        int len;
+        switch (r % 4) {
+        case 0: len = snprintf(buf, sizeof buf, "%.17g", v); break;
+        case 1: len = snprintf(buf, sizeof buf, "%.*g", 1 + (int)(x % 16), (double)x / 1e6); break;
+        case 2: len = snprintf(buf, sizeof buf, "%lld", (long long)(x % 100000000000ull) - 5); break;
+        default: len = snprintf(buf, sizeof buf, "%.*e", (int)(x % 15), (double)(x % 1000) * 1e-3); break;
+        }
+        if (cf_text_f64(buf, (size_t)len, &d) == 0) {
+            fast++;
+            double want = strtod(buf, NULL);
+            if (memcmp(&d, &want, sizeof d) != 0) {
+                fprintf(stderr, "cf_text_f64(%s) = %.17g, strtod %.17g\n", buf, d, want);
+                CHECK(0);
+                break;
+            }
+        }
+        if (r % 4 == 2) {
+            CHECK(cf_text_i64(buf, (size_t)len, &i) == 0 && i == strtoll(buf, NULL, 10));
+        }
+    }
+    CHECK(fast > 100000); /* most took the fast path */
+}
+
 int main(void)
 {
     RUN(test_fail);
     RUN(test_time_roundtrip);
     RUN(test_time_rejects);
     RUN(test_parallel);
+    RUN(test_numtext);
     return cf_test_done();
 }

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "crucible/core/cf_buf.h"
+#include "crucible/core/cf_numtext.h"
 
 #define RECONNECT_MS 60000
 
@@ -208,7 +209,11 @@ int64_t pg_col_int(const PGresult *r, int row, int col)
 {
     if (PQgetisnull(r, row, col))
         return CF_NULL_INT;
-    return strtoll(PQgetvalue(r, row, col), NULL, 10);
+    const char *v = PQgetvalue(r, row, col);
+    int64_t i;
+    if (cf_text_i64(v, (size_t)PQgetlength(r, row, col), &i) == 0)
+        return i;
+    return strtoll(v, NULL, 10);
 }
 
 double pg_col_double(const PGresult *r, int row, int col)
@@ -216,6 +221,9 @@ double pg_col_double(const PGresult *r, int row, int col)
     if (PQgetisnull(r, row, col))
         return NAN;
     const char *v = PQgetvalue(r, row, col);
+    double d;
+    if (cf_text_f64(v, (size_t)PQgetlength(r, row, col), &d) == 0)
+        return d;
     if (strcmp(v, "Infinity") == 0)
         return INFINITY;
     if (strcmp(v, "-Infinity") == 0)
