@@ -220,6 +220,30 @@ static void test_repetition(void)
         rep(text, &ratio);
         CHECK(fabs(ratio - (1.0 - 3.0 / 10.0)) < 1e-12);
     }
+    /* every byte after a short word (1 to 15 bytes, the fast path mid-text):
+     * the ASCII white space bytes end it, any other byte is part of it;
+     * twelve words alternating as above and a last one, so a separator
+     * gives 3 distinct trigrams of 11, and a byte that joins them all 1
+     * word (ratio 0) */
+    for (int len = 1; len <= 15; len += 7) {
+        for (unsigned c = 1; c < 256; c++) {
+            char a[20], b[20], text[512];
+            memset(a, 'a', (size_t)len);
+            memset(b, 'b', (size_t)len);
+            a[len] = b[len] = '\0';
+            size_t t = 0;
+            for (int i = 0; i < 12; i++)
+                t += (size_t)snprintf(text + t, sizeof text - t, "%s%c", i % 2 ? b : a, (char)c);
+            t += (size_t)snprintf(text + t, sizeof text - t, "%s", "................");
+            int space = c == ' ' || (c >= 9 && c <= 13);
+            cf_check_result r;
+            cf_check_repetition(text, t, &r);
+            if (space)
+                CHECK(fabs(r.repetition_ratio - (1.0 - 3.0 / 11.0)) < 1e-12);
+            else
+                CHECK(r.repetition_ratio == 0.0);
+        }
+    }
     /* many words (heap path): 3000 distinct words, then the same repeated */
     char *many = malloc(3000 * 8 + 1);
     size_t n = 0;
