@@ -1,5 +1,6 @@
 /* The built-in quality checks: every boundary the reference's scores turn on. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -244,6 +245,71 @@ static void test_repetition(void)
                 CHECK(r.repetition_ratio == 0.0);
         }
     }
+    /* ASCII texts (words found by bit masks, 64 bytes at a time) against
+     * the definition: words split at the six ASCII white space bytes,
+     * distinct trigrams counted by comparing words; every length from 0
+     * to 400 (blocks, and words across them), runs of white space, long
+     * words, repeats */
+    uint64_t st = 99;
+    int repeated = 0;
+    static const char sep[] = " \t\n\v\f\r";
+    for (int len = 0; len <= 400; len++) {
+        for (int round = 0; round < 6; round++) {
+            char text[401];
+            static const char *const vocab[] = {"a", "bb", "a", "ccc", "bb",
+                                                "dddddddddddddddddddd", "eeeeeeee"};
+            for (int i = 0; i < len;) {
+                st = st * 6364136223846793005ull + 1442695040888963407ull;
+                unsigned r = (unsigned)(st >> 33);
+                if (round < 4) { /* words of a small vocabulary, runs of white space */
+                    const char *v = vocab[r % (round < 2 ? 3 : 7)];
+                    for (size_t k = 0; v[k] && i < len; k++)
+                        text[i++] = v[k];
+                    for (unsigned k = 0; k < 1 + (r >> 8) % 3 && i < len; k++)
+                        text[i++] = sep[(r >> (10 + 3 * k)) % 6];
+                } else { /* any printable bytes, and white space */
+                    text[i++] = r % 5 == 0 ? sep[(r >> 8) % 6] : (char)(0x21 + (r >> 12) % 94);
+                }
+            }
+            /* the definition */
+            int ws[401], we[401], nw = 0;
+            for (int i = 0; i < len;) {
+                while (i < len && strchr(sep, text[i]) && text[i])
+                    i++;
+                if (i >= len)
+                    break;
+                ws[nw] = i;
+                while (i < len && !(strchr(sep, text[i]) && text[i]))
+                    i++;
+                we[nw++] = i;
+            }
+            size_t distinct = 0;
+            for (int t = 0; t + 2 < nw; t++) {
+                int seen = 0;
+                for (int u = 0; u < t && !seen; u++) {
+                    int same = 1;
+                    for (int k = 0; k < 3 && same; k++)
+                        same = we[u + k] - ws[u + k] == we[t + k] - ws[t + k]
+                               && memcmp(text + ws[u + k], text + ws[t + k],
+                                         (size_t)(we[t + k] - ws[t + k])) == 0;
+                    seen = same;
+                }
+                distinct += !seen;
+            }
+            double want = nw < 10 ? 0.0 : 1.0 - (double)distinct / (double)(nw - 2);
+            repeated += want > 0;
+            cf_check_result r;
+            cf_check_repetition(text, (size_t)len, &r);
+            if (r.repetition_ratio != want) {
+                fprintf(stderr, "len %d round %d: ratio %.17g, want %.17g\n", len, round,
+                        r.repetition_ratio, want);
+                CHECK(0);
+                len = 401;
+                break;
+            }
+        }
+    }
+    CHECK(repeated > 1000); /* the cases decide something */
     /* many words (heap path): 3000 distinct words, then the same repeated */
     char *many = malloc(3000 * 8 + 1);
     size_t n = 0;
