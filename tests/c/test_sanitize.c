@@ -176,6 +176,53 @@ static void test_secret(void)
     CHECK_STR(clean("AKIA is a prefix"), "AKIA is a prefix");
 }
 
+/* Every entity at every offset of a 16-byte block (the scan looks for
+ * candidate bytes 16 at a time), with plain text around it; the same with
+ * the entities whose bytes the scan stops at turned off (capitals, digits:
+ * it then stops at bytes no entity wants and goes on). */
+static void test_offsets(void)
+{
+    static const char *const cases[][2] = {
+        {"a@b.com", "[EMAIL]"},
+        {"555-123-4567", "[PHONE]"},
+        {"123-45-6789", "[SSN]"},
+        {"4111 1111 1111 1111", "[CREDIT_CARD]"},
+        {"192.168.1.20", "[IP_ADDRESS]"},
+        {"2001:db8:85a3::8a2e:370:7334", "[IP_ADDRESS]"},
+        {"GB82WEST12345698765432", "[IBAN]"},
+        {"sk-proj-abcdefghijklmnopqrstuvwxyz123456", "[SECRET]"},
+        {"AKIAIOSFODNN7EXAMPLE", "[SECRET]"},
+        {"ghp_abcdefghijklmnopqrstuvwxyz0123456789", "[SECRET]"},
+    };
+    cf_sanitizer *no_iban = make(CF_ENT_ALL & ~(1u << CF_ENT_IBAN), NULL, 0);
+    cf_sanitizer *email_only = make(1u << CF_ENT_EMAIL, NULL, 0);
+    CHECK(no_iban && email_only);
+    int bad = 0;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        for (int off = 0; off < 40; off++) {
+            for (int tail = 0; tail < 40; tail += 13) {
+                char text[256], want[256], plain[256];
+                snprintf(text, sizeof text, "%.*s %s %.*s", off,
+                         "qwertyuiopqwertyuiopqwertyuiopqwertyuiop", cases[c][0], tail,
+                         "zxcvnmzxcvnmzxcvnmzxcvnmzxcvnmzxcvnmzxcv");
+                snprintf(want, sizeof want, "%.*s %s %.*s", off,
+                         "qwertyuiopqwertyuiopqwertyuiopqwertyuiop", cases[c][1], tail,
+                         "zxcvnmzxcvnmzxcvnmzxcvnmzxcvnmzxcvnmzxcv");
+                bad += strcmp(clean(text), want) != 0;
+                /* with capitals not IBAN's: still found when another entity */
+                if (c != 6)
+                    bad += strcmp(clean_with(no_iban, text, NULL), want) != 0;
+                /* email only: the rest is left as it is */
+                memcpy(plain, c == 0 ? want : text, sizeof plain);
+                bad += strcmp(clean_with(email_only, text, NULL), plain) != 0;
+            }
+        }
+    }
+    CHECK(bad == 0);
+    cf_sanitizer_free(no_iban);
+    cf_sanitizer_free(email_only);
+}
+
 static void test_overlaps(void)
 {
     /* an email whose local part contains a phone: one email */
@@ -316,6 +363,7 @@ int main(void)
     RUN(test_ip);
     RUN(test_iban);
     RUN(test_secret);
+    RUN(test_offsets);
     RUN(test_overlaps);
     RUN(test_unicode);
     RUN(test_switches_and_user_patterns);
