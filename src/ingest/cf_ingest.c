@@ -8,6 +8,8 @@
 
 #include "crucible/core/cf_shutdown.h"
 
+#define WRITER_CACHE_KB (32 * 1024)
+
 static char *dup_or_null(const char *s)
 {
     if (!s)
@@ -65,7 +67,13 @@ static int open_store(cf_ingest *g, cf_err *err)
                        "ingestion writes from its own connection, which cannot see a private "
                        "in-memory database (%s): use a file, e.g. sqlite:/tmp/crucible.db",
                        g->store_url);
-    if (cf_store_open(g->store_url, &g->o.store_opts, &g->store, err))
+    /* The writer appends to the table and its indexes: a page cache that
+     * holds their right edges and inner pages (32 MiB) saves reading them
+     * back from the kernel at every batch. */
+    cf_store_opts so = g->o.store_opts;
+    if (so.cache_kb == 0)
+        so.cache_kb = WRITER_CACHE_KB;
+    if (cf_store_open(g->store_url, &so, &g->store, err))
         return -1;
     int version = 0;
     if (cf_store_schema_version(g->store, &version, err))

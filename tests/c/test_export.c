@@ -688,7 +688,7 @@ static cf_store *fresh_store(int busy_ms)
     unlink(DB "-shm");
     cf_store *s = NULL;
     cf_err err;
-    cf_store_opts so = {busy_ms};
+    cf_store_opts so = {.busy_timeout_ms = busy_ms};
     if (cf_store_open("sqlite:" DB, &so, &s, &err) || cf_store_migrate(s, NULL, &err)) {
         fprintf(stderr, "store: %s\n", err.msg);
         return NULL;

@@ -11,6 +11,8 @@
 
 #include "crucible/ingest/cf_ingest.h"
 #include "crucible/store/cf_store.h"
+#include "ingest/cf_ingest_int.h"
+#include "store/sqlite/sqlite_int.h"
 
 #define DB "test_ingest.db"
 #define DEAD "test_ingest.dead.jsonl"
@@ -235,6 +237,35 @@ static void check_refused(cf_ingest *g, cf_prepare_scratch *ps)
     if (f)
         fclose(f);
     CHECK(strstr(line, "{\"id\":\"r-1\",\"deployment_id\":\"dep\",") == line);
+}
+
+/* The writer's connection has a page cache of its own size (32 MiB), or
+ * the one the options ask for. */
+static int64_t writer_cache(cf_ingest *g)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = 0;
+    if (sqlite3_prepare_v2(((sq_store *)g->store)->db, "PRAGMA cache_size", -1, &st, NULL)
+            == SQLITE_OK
+        && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static void test_writer_cache(void)
+{
+    migrate_db();
+    cf_ingest_opts o = opts();
+    cf_ingest *g;
+    cf_err err;
+    CHECK(cf_ingest_new(&o, &g, &err) == 0);
+    CHECK(writer_cache(g) == -32768);
+    cf_ingest_close(g);
+    o.store_opts.cache_kb = 1024;
+    CHECK(cf_ingest_new(&o, &g, &err) == 0);
+    CHECK(writer_cache(g) == -1024);
+    cf_ingest_close(g);
 }
 
 static void test_pipeline(void)
@@ -583,6 +614,7 @@ int main(void)
     if (cf_sanitizer_new(&so, &san, &err))
         return 1;
     RUN(test_ring);
+    RUN(test_writer_cache);
     RUN(test_pipeline);
     RUN(test_database_away);
     RUN(test_producers);

@@ -89,6 +89,30 @@ static void test_urls(void)
     CHECK_STR(u.target, "clickhouse://h");
 }
 
+/* A connection's page cache: SQLite's default, or the size asked for. */
+static int64_t cache_size_of(cf_store *s)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = 0;
+    if (sqlite3_prepare_v2(((sq_store *)s)->db, "PRAGMA cache_size", -1, &st, NULL) == SQLITE_OK
+        && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static void test_cache_size(void)
+{
+    cf_store *s = open_fresh();
+    CHECK(s && cache_size_of(s) == -2000);
+    cf_store_close(s);
+    cf_store_opts o = {.cache_kb = 4096};
+    cf_err err;
+    CHECK(cf_store_open("sqlite:" DB, &o, &s, &err) == 0);
+    CHECK(cache_size_of(s) == -4096);
+    cf_store_close(s);
+}
+
 static void test_migrate_idempotent(void)
 {
     cf_store *s = open_fresh();
@@ -521,6 +545,7 @@ static void test_failures(void)
 int main(void)
 {
     RUN(test_urls);
+    RUN(test_cache_size);
     RUN(test_migrate_idempotent);
     RUN(test_migrate_refuses_newer);
     RUN(test_insert_and_cursor);

@@ -666,6 +666,8 @@ struct cf_cursor {
 
 typedef struct cf_store_opts {
     int busy_timeout_ms;  /* how long a writer waits for a lock; 0: 5000 */
+    int cache_kb;         /* SQLite: this connection's page cache in KiB; 0: SQLite's
+                             2 MiB (the other backends have no such cache) */
 } cf_store_opts;
 
 /* The storage schemes: one row per URL prefix a backend answers to, like

@@ -8,6 +8,7 @@
  */
 #include "sqlite_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -607,6 +608,15 @@ int cf_store_sqlite_open(const char *path, const cf_store_opts *opts, cf_store *
         sqlite3_free(msg);
         sq_close(&s->base);
         return -1;
+    }
+    if (opts && opts->cache_kb > 0) {
+        char cache[64];
+        snprintf(cache, sizeof cache, "PRAGMA cache_size = -%d", opts->cache_kb);
+        if (sqlite3_exec(s->db, cache, NULL, NULL, NULL) != SQLITE_OK) {
+            sq_fail(s, err, "cannot open database");
+            sq_close(&s->base);
+            return -1;
+        }
     }
     if (!memory && sq_ckpt_attach(s)) {
         sq_fail(s, err, "cannot open database");
