@@ -39,10 +39,7 @@ static int shareable(const char *url)
 {
     cf_store_url u;
     cf_err err;
-    if (cf_store_parse_url(url, &u, &err))
-        return 0;
-    return strcmp(u.scheme->backend, "sqlite") != 0
-           || (u.target[0] && strcmp(u.target, ":memory:") != 0);
+    return cf_store_parse_url(url, &u, &err) == 0 && !cf_store_url_private(&u);
 }
 
 /* Only the filters a curation scope has. */

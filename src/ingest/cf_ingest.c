@@ -62,7 +62,7 @@ static int open_store(cf_ingest *g, cf_err *err)
     cf_store_url u;
     if (cf_store_parse_url(g->store_url, &u, err))
         return -1;
-    if (strcmp(u.scheme->backend, "sqlite") == 0 && (strcmp(u.target, ":memory:") == 0 || !*u.target))
+    if (cf_store_url_private(&u))
         return cf_fail(err, CF_EUNSUPPORTED,
                        "ingestion writes from its own connection, which cannot see a private "
                        "in-memory database (%s): use a file, e.g. sqlite:/tmp/crucible.db",

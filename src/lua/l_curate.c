@@ -213,15 +213,21 @@ typedef struct diverse_args {
     cf_diverse_opts o;
 } diverse_args;
 
-static void diverse_args_read(lua_State *L, diverse_args *a)
+/* Arguments 2 to 5; the first (a store handle, or a URL) is the caller's. */
+static void diverse_args_rest(lua_State *L, diverse_args *a)
 {
     lua_settop(L, 5);
-    a->s = l_store_checkstore(L, 1);
     l_store_read_query(L, 2, &a->q);
     a->e = l_embed_check(L, 3);
     memset(&a->o, 0, sizeof a->o);
     a->o.k = check_count(L, 4, "k");
     a->o.batch_bytes = opt_size(L, 5, "batch_bytes", 0);
+}
+
+static void diverse_args_read(lua_State *L, diverse_args *a)
+{
+    diverse_args_rest(L, a);
+    a->s = l_store_checkstore(L, 1);
 }
 
 static int l_farthest(lua_State *L)
@@ -244,20 +250,14 @@ static int l_farthest(lua_State *L)
  * it failed. The job holds copies of everything it reads. */
 static int l_farthest_start(lua_State *L)
 {
-    lua_settop(L, 5);
     const char *url = luaL_checkstring(L, 1);
-    cf_query q;
-    l_store_read_query(L, 2, &q);
-    cf_embedder *e = l_embed_check(L, 3);
-    cf_diverse_opts o;
-    memset(&o, 0, sizeof o);
-    o.k = check_count(L, 4, "k");
-    o.batch_bytes = opt_size(L, 5, "batch_bytes", 0);
+    diverse_args a;
+    diverse_args_rest(L, &a);
     cf_diverse_job **u = lua_newuserdatauv(L, sizeof *u, 0);
     *u = NULL;
     luaL_setmetatable(L, JOB_MT);
     cf_err err;
-    int rc = cf_diverse_farthest_start(url, NULL, &q, e, &o, u, &err);
+    int rc = cf_diverse_farthest_start(url, NULL, &a.q, a.e, &a.o, u, &err);
     if (rc < 0)
         return cf_lua_pushfail(L, &err);
     if (rc == 0)

@@ -121,6 +121,11 @@ int cf_store_parse_url(const char *url, cf_store_url *out, cf_err *err)
     return cf_fail(err, CF_EINVAL, "unsupported database URL '%s': expected %s", shown, forms);
 }
 
+int cf_store_url_private(const cf_store_url *u)
+{
+    return strcmp(u->scheme->backend, "sqlite") == 0 && strcmp(u->target, ":memory:") == 0;
+}
+
 int cf_store_refuse_newer_schema(int found, int known, cf_err *err)
 {
     return cf_fail(err, CF_EUNSUPPORTED,

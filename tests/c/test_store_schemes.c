@@ -35,6 +35,26 @@ static void test_unknown_scheme_lists_registered(void)
     CHECK(cf_store_parse_url("", &u, &err) == -1 && strstr(err.msg, "sqlite:PATH") != NULL);
 }
 
+/* Which URLs name a database that only the connection opening it sees. */
+static void test_private_databases(void)
+{
+    static const struct {
+        const char *url;
+        int private_;
+    } cases[] = {{"sqlite::memory:", 1},          {"sqlite:/tmp/x.db", 0},
+                 {"sqlite:x.db", 0},
+                 {"postgres://u@h/db", 0},        {"clickhouse://u@h:8123/db", 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cf_store_url u;
+        cf_err err;
+        CHECK(cf_store_parse_url(cases[i].url, &u, &err) == 0);
+        CHECK(cf_store_url_private(&u) == cases[i].private_);
+    }
+    cf_store_url u;
+    cf_err err;
+    CHECK(cf_store_parse_url("sqlite:", &u, &err) == -1); /* no path: never a store */
+}
+
 static void test_open_goes_through_the_row(void)
 {
     cf_store_url u;
@@ -60,6 +80,7 @@ int main(void)
 {
     RUN(test_each_row_reached_by_its_prefix);
     RUN(test_unknown_scheme_lists_registered);
+    RUN(test_private_databases);
     RUN(test_open_goes_through_the_row);
     return cf_test_done();
 }

@@ -9,7 +9,7 @@
  * It cannot run apart, and the caller runs cf_diverse_farthest itself,
  * when the embedder has no copy for another thread (cf_embedder_vt.clone:
  * a Lua function's), when a second connection would not see the same
- * database (an in-memory or temporary SQLite one), or when the query
+ * database (SQLite's ":memory:", cf_store_url_private), or when the query
  * filters on more than deployment_id, since, until and the order.
  */
 #ifndef CRUCIBLE_CF_DIVERSE_JOB_H

@@ -695,6 +695,9 @@ typedef struct cf_store_url {
 /* Finds the scheme row whose prefix starts the URL and fills its target;
  * CF_EINVAL listing the registered URL forms when no row matches. */
 int cf_store_parse_url(const char *url, cf_store_url *out, cf_err *err);
+/* 1 when a connection opened on u sees a database no other connection
+ * does: SQLite's ":memory:" (an empty path is no URL: parsing refuses it). */
+int cf_store_url_private(const cf_store_url *u);
 /* The URL (or a message holding URLs, or a libpq key=value string) for
  * output: every password becomes ***: a URL's userinfo password
  * (scheme://user:PASSWORD@host, up to the last '@' before the path), a
