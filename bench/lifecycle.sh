@@ -20,7 +20,7 @@ if [ -z "${CF_PG_URL:-}" ]; then
 fi
 echo "## Data lifecycle: retention and forget-user against hand-written SQL"
 echo
-echo "Four deployments of $n events each (a signal per event; five users, each"
+echo "Four deployments of $n events each (a signal per event; nine users, each"
 echo "with every 10,000th event from its own offset). Forget-user is timed once"
 echo "per user, ours through a client opened for it as the hand side's client is,"
 echo "after one read of the user's rows both sides share; the medians compared."
