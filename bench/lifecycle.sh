@@ -20,10 +20,12 @@ if [ -z "${CF_PG_URL:-}" ]; then
 fi
 echo "## Data lifecycle: retention and forget-user against hand-written SQL"
 echo
-echo "Four deployments of $n events each (a signal per event; nine users, each"
+echo "Four deployments of $n events each (a signal per event; ten users, each"
 echo "with every 10,000th event from its own offset). Forget-user is timed once"
-echo "per user, ours through a client opened for it as the hand side's client is,"
-echo "after one read of the user's rows both sides share; the medians compared."
+echo "per user, the two sides in turn, ours through a client opened for it as"
+echo "the hand side's client is, after one read of the user's rows both sides"
+echo "share (and, on PostgreSQL, a CHECKPOINT after the seeding); the medians"
+echo "compared."
 echo "Ours: \`cf.forget_user\` / \`cf.apply_retention\` (SQLite:"
 echo "transactions of about 100 ms each; PostgreSQL: statements of about 200 ms,"
 echo "1,000 to 16,000 events; each batch walks an index range). Hand: the same"
