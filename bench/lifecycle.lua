@@ -26,8 +26,9 @@ local now = core.now_us()
 local url, n = opts.db, opts.events
 local sqlite_file = url:match("^sqlite:(.*)$")
 -- USERS users, one's events every 10,000th from its own offset; forget is
--- timed once per user, the two sides in turn, and the medians compared (one forget of 100 rows
--- takes 10 to 40 ms: a single one is at the machine's mercy)
+-- timed once per user, the two sides in turn, and the medians compared
+-- (one forget of 100 rows takes 10 to 40 ms: a single one is at the
+-- machine's mercy)
 local USERS = 10
 local hashes = {}
 for k = 1, USERS do hashes[k] = assert(clife.user_hash(KEY, USER .. k)) end
