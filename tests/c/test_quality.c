@@ -173,6 +173,22 @@ static void test_length(void)
     free(e20), free(emoji19), free(cjk);
 }
 
+/* Twelve words of len (at most 20) bytes into text, 'a's and 'b's in
+ * turn, each but the last (all with last_sep) followed by sep; returns
+ * the bytes written, text NUL-terminated. */
+static size_t alternating_words(char *text, int len, char sep, int last_sep)
+{
+    size_t t = 0;
+    for (int i = 0; i < 12; i++) {
+        memset(text + t, i % 2 ? 'b' : 'a', (size_t)len);
+        t += (size_t)len;
+        if (i < 11 || last_sep)
+            text[t++] = sep;
+    }
+    text[t] = '\0';
+    return t;
+}
+
 static double rep(const char *s, double *ratio)
 {
     cf_check_result r;
@@ -207,13 +223,8 @@ static void test_repetition(void)
      * near the end) are the same words wherever they are: two words
      * alternating, twelve of them, make 2 distinct trigrams of 10 */
     for (int len = 7; len <= 17; len++) {
-        char a[20], b[20], text[256];
-        memset(a, 'a', (size_t)len);
-        memset(b, 'b', (size_t)len);
-        a[len] = b[len] = '\0';
-        size_t t = 0;
-        for (int i = 0; i < 12; i++)
-            t += (size_t)snprintf(text + t, sizeof text - t, "%s%s", i ? " " : "", i % 2 ? b : a);
+        char text[256];
+        size_t t = alternating_words(text, len, ' ', 0);
         CHECK(rep(text, &ratio) < 1.0);
         CHECK(fabs(ratio - (1.0 - 2.0 / 10.0)) < 1e-12);
         /* one byte changed in the last word: a third trigram */
@@ -228,13 +239,8 @@ static void test_repetition(void)
      * word (ratio 0) */
     for (int len = 1; len <= 15; len += 7) {
         for (unsigned c = 1; c < 256; c++) {
-            char a[20], b[20], text[512];
-            memset(a, 'a', (size_t)len);
-            memset(b, 'b', (size_t)len);
-            a[len] = b[len] = '\0';
-            size_t t = 0;
-            for (int i = 0; i < 12; i++)
-                t += (size_t)snprintf(text + t, sizeof text - t, "%s%c", i % 2 ? b : a, (char)c);
+            char text[512];
+            size_t t = alternating_words(text, len, (char)c, 1);
             t += (size_t)snprintf(text + t, sizeof text - t, "%s", "................");
             int space = c == ' ' || (c >= 9 && c <= 13);
             cf_check_result r;
