@@ -7,8 +7,12 @@
  *   L.purge(h, {table = "inference_events", before = us, batch_rows = 1000,
  *               deployment_id = "d", except = {"d2"}, users = {hash},
  *               keep_exported_since = us | "any", max_batches = n, dry_run = false,
- *               record = {a deletion record, as put_deletion's: written with the first batch}})
+ *               record = {a deletion record, as put_deletion's: written with the first batch},
+ *               guard = false})
  *       --> {inference_events = n, user_signals = n, ...}
+ *           guarded (cf_purge.guard): and "blocked" (nothing done), "done" (the
+ *           record written done by the last batch) or nil
+ *   L.purge_guards(h)                               --> true when purge takes guard
  *   L.user_exports(h, {users = {hash}, deployment_id = "d"})
  *       --> {{batch_id =, curated_id =, inference_event_id =, prompt =, response =}, ...}
  *   L.orphans(h)                                    --> {user_signals = 0, ...}
@@ -103,6 +107,7 @@ static void read_purge(lua_State *L, int idx, purge_args *a, const char *dflt_ta
     a->p.batch_rows = cf_lua_option_int(L, idx, "batch_rows", 1000, 1, INT64_MAX);
     a->p.max_batches = cf_lua_option_int(L, idx, "max_batches", 0, 0, INT64_MAX);
     a->p.dry_run = cf_lua_field_bool(L, idx, "dry_run", 0);
+    a->p.guard = cf_lua_field_bool(L, idx, "guard", 0);
     if (lua_getfield(L, idx, "keep_exported_since") == LUA_TSTRING) {
         if (strcmp(lua_tostring(L, -1), "any") != 0)
             luaL_error(L, "field 'keep_exported_since' must be a time or \"any\"");
@@ -145,6 +150,20 @@ static int l_purge(lua_State *L)
         return 4;
     }
     push_counts(L, &c);
+    if (!a.p.guard)
+        return 1;
+    if (c.blocked)
+        lua_pushliteral(L, "blocked");
+    else if (c.record_done)
+        lua_pushliteral(L, "done");
+    else
+        lua_pushnil(L);
+    return 2;
+}
+
+static int l_purge_guards(lua_State *L)
+{
+    lua_pushboolean(L, cf_store_purge_guards(l_store_checkstore(L, 1)));
     return 1;
 }
 
@@ -269,7 +288,8 @@ int luaopen_crucible_lifecycle(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
         {"user_hash", l_user_hash},     {"purge", l_purge},     {"user_exports", l_user_exports},
-        {"orphans", l_orphans},         {"put_deletion", l_put_deletion},
+        {"purge_guards", l_purge_guards}, {"orphans", l_orphans},
+        {"put_deletion", l_put_deletion},
         {"deletions", l_deletions},     {"backup", l_backup},   {"restore", l_restore},
         {NULL, NULL},
     };

@@ -104,8 +104,14 @@ int cf_store_purge(cf_store *s, const cf_purge *p, cf_life_counts *out, cf_err *
         return -1;
     if (!s->vt->purge)
         return unsupported(s, e, "no purge");
+    if (p->guard && (!p->record || p->dry_run || strcmp(p->table, "inference_events") != 0))
+        return cf_fail(e, CF_EINVAL, "a guarded purge deletes events and writes a deletion record");
+    if (p->guard && !s->vt->purge_guards)
+        return unsupported(s, e, "no guarded purge");
     return s->vt->purge(s, p, out, e);
 }
+
+int cf_store_purge_guards(const cf_store *s) { return s->vt->purge_guards; }
 
 int cf_store_list_user_exports(cf_store *s, const cf_purge *p, cf_export_row_fn cb, void *ud,
                                cf_err *e)

@@ -108,7 +108,8 @@ static void test_retention_batches_walk_the_index(void)
     p.deployment_id = cf_cstr("d");
     p.before = 1015; /* 15 of the 20 events */
     p.batch_rows = 4;
-    cf_life_counts out = {{0}};
+    cf_life_counts out;
+    memset(&out, 0, sizeof out);
     cf_err err;
     CHECK(cf_store_purge(s, &p, &out, &err) == 0);
     sqlite3_trace_v2(db, 0, NULL, NULL);
@@ -161,7 +162,8 @@ static void test_forget_searches_the_user_buckets(void)
     p.user_hashes = users;
     p.nusers = 1;
     p.batch_rows = 4;
-    cf_life_counts out = {{0}};
+    cf_life_counts out;
+    memset(&out, 0, sizeof out);
     cf_err err;
     CHECK(cf_store_purge(s, &p, &out, &err) == 0);
     sqlite3_trace_v2(db, 0, NULL, NULL);

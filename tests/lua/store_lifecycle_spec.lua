@@ -533,6 +533,72 @@ describe("data lifecycle (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", function()
     cf.close()
   end)
 
+  -- A guarded purge (cf_purge.guard): the one-statement forget of a
+  -- backend that takes it; refused by the others.
+  it("deletes and finishes its record in one guarded statement, or holds when it must not",
+     function()
+    local now, dep = test_now(), uid("guard")
+    local cf = client()
+    local s = assert(cf.store())
+    local function rec_for(user)
+      return { id = core.uuid7(), action = "forget", subject = hash(user), deployment_id = dep,
+               status = "running", started_at = now, details = json.encode { exports = {} } }
+    end
+    local function guarded(user, extra)
+      local sel = { table = "inference_events", users = { hash(user) }, deployment_id = dep,
+                    record = rec_for(user), guard = true }
+      for k, v in pairs(extra or {}) do sel[k] = v end
+      local counts, state, kind = clife.purge(s.h, sel)
+      return counts, state, kind, sel.record
+    end
+    local plain, held, exported = uid("fay"), uid("gus"), uid("hal")
+    local ids = seed(s, { { dep, now + 1, plain }, { dep, now + 2, plain }, { dep, now + 3, held },
+                          { dep, now + 4, exported }, { dep, now + 5, plain } })
+    if not clife.purge_guards(s.h) then
+      local none, err, kind = guarded(plain)
+      assert.is_nil(none)
+      assert.equal("unsupported", kind, err)
+      assert.equal(5, count(s, "events", { deployment_id = dep }))
+      cf.close()
+      return
+    end
+    -- nothing to resume, nothing exported: deleted, record done with its counts
+    local counts, state, _, rec = guarded(plain)
+    assert.equal("done", state)
+    assert.same({ 3, 3, 3 }, { counts.inference_events, counts.user_signals, counts.scores })
+    local got = record_of(cf, rec.id)
+    assert.same({ "done", 3, 3, 0 }, { got.status, got.details.tables.inference_events,
+                                       got.details.tables.scores, got.details.tables.drift_results })
+    assert.truthy(got.finished_at)
+    assert.same({}, got.details.exports)
+    -- another running forget of the user: held, nothing deleted or written
+    assert(clife.put_deletion(s.h, { id = core.uuid7(), action = "forget", subject = hash(held),
+      deployment_id = dep, status = "running", started_at = now, details = "{}" }))
+    counts, state, _, rec = guarded(held)
+    assert.same({ "blocked", 0 }, { state, counts.inference_events })
+    assert.is_nil(record_of(cf, rec.id))
+    assert.truthy(s:get_event(ids[3]))
+    -- an exported curated example among the user's events: held
+    local cur = curate(s, dep, { ids[4] }, now, dep)
+    assert(s:mark_curated_exported({ cur[1].id }, uid("batch")))
+    counts, state, _, rec = guarded(exported)
+    assert.same({ "blocked", 0 }, { state, counts.inference_events })
+    assert.is_nil(record_of(cf, rec.id))
+    assert.truthy(s:get_event(ids[4]))
+    -- a first batch that is not the last: the record stays running
+    local more = uid("ivy")
+    seed(s, { { dep, now + 6, more }, { dep, now + 7, more } })
+    counts, state, _, rec = guarded(more, { batch_rows = 1, max_batches = 1 })
+    assert.same({ 1 }, { counts.inference_events, state })
+    got = record_of(cf, rec.id)
+    assert.same({ "running", 1 }, { got.status, got.details.tables.inference_events })
+    -- and forget_user continues it
+    local r = assert(cf.forget_user(more, { deployment = dep }))
+    assert.same({ true, rec.id, 2 }, { r.complete, r.deletion_id, r.removed.inference_events })
+    no_orphans(cf)
+    cf.close()
+  end)
+
   it("keeps an interrupted forget's export files in its record for the run that ends it",
      function()
     local now, dep, user = test_now(), uid("resume-files"), uid("dave")

@@ -423,9 +423,12 @@ extern const size_t cf_life_ntables;
 /* The index of a table in cf_life_tables, or -1. */
 int cf_life_table_index(const char *table);
 
-/* Rows removed (or, on a dry run, that would be), per cf_life_tables. */
+/* Rows removed (or, on a dry run, that would be), per cf_life_tables; and,
+ * for a guarded purge (cf_purge.guard), what its first batch found. */
 typedef struct cf_life_counts {
     int64_t n[CF_LIFE_MAX_TABLES];
+    int blocked;     /* the guard held: nothing deleted, no record written */
+    int record_done; /* the first batch was the last: its record was written "done" */
 } cf_life_counts;
 
 /* What one purge deletes: rows of `table` ("inference_events" with its
@@ -452,6 +455,15 @@ typedef struct cf_purge {
      * (ClickHouse, which has no transactions: just before it). Not on a
      * dry run. */
     const struct cf_deletion *record;
+    /* With a record, on a backend whose vtable sets purge_guards: the
+     * first batch deletes nothing and writes no record (out->blocked)
+     * when another "running" record of the same action, subject and
+     * deployment exists or a selected event has an exported curated
+     * example; otherwise, when it is also the last batch, it writes the
+     * record "done", finished now, its details' "tables" the rows removed
+     * (out->record_done). A forget with nothing to resume and no export
+     * to report is then one statement. */
+    int guard;
 } cf_purge;
 
 #define CF_LIFE_MAX_USERS 8
@@ -615,6 +627,7 @@ typedef struct cf_store_vt {
      * short transaction; adds the rows removed per table to *out. A purge
      * interrupted (or paused by max_batches) resumes by running it again. */
     int (*purge)(cf_store *, const cf_purge *p, cf_life_counts *out, cf_err *);
+    int purge_guards; /* 1: purge honours cf_purge.guard */
     /* The exported curated examples of the events p selects (table
      * inference_events), by export batch. */
     int (*list_user_exports)(cf_store *, const cf_purge *p, cf_export_row_fn cb, void *ud,
@@ -838,6 +851,8 @@ static inline int cf_store_list_scores(cf_store *s, const cf_score_query *q, cf_
 /* Lifecycle calls: check the request, then dispatch; CF_EUNSUPPORTED on
  * a backend without the entry (backup and restore: pg_dump, BACKUP). */
 int cf_store_purge(cf_store *s, const cf_purge *p, cf_life_counts *out, cf_err *e);
+/* 1 when the backend's purge honours cf_purge.guard. */
+int cf_store_purge_guards(const cf_store *s);
 int cf_store_list_user_exports(cf_store *s, const cf_purge *p, cf_export_row_fn cb, void *ud,
                                cf_err *e);
 int cf_store_count_orphans(cf_store *s, cf_life_counts *out, cf_err *e);

@@ -9,6 +9,12 @@
 -- which continues that record, and a run after the end finds nothing more
 -- to delete. The record ends "done" with the rows removed per table.
 --
+-- Where the store's purge takes a guard (PostgreSQL), the forget first
+-- tries the whole of it as one statement: it deletes only when there is no
+-- running record to continue and no export file to report, and finishes
+-- the record itself when one batch held all the rows; otherwise it holds
+-- and the steps above run.
+--
 -- With rewrite_exports, the JSONL and CSV files are rewritten before the
 -- deletion (their rows are matched with the user's while the store still
 -- has them) and the other formats' files regenerated once the user's rows
@@ -120,6 +126,13 @@ end
 
 local function put(store, rec) return clife.put_deletion(store.h, row(rec)) end
 
+-- A new running record of the user's forget (subject: the current key's
+-- hash).
+local function new_record(subject, deployment_id, exports)
+  return { id = core.uuid7(), subject = subject, deployment_id = deployment_id,
+           status = "running", started_at = core.now_us(), details = { exports = exports } }
+end
+
 -- The user's events still there after a purge: none when it ran to the
 -- end (no max_batches: its last batch found fewer rows than it takes);
 -- after a pause, counted.
@@ -135,15 +148,25 @@ end
 -- The running record (with the export files found) is written by the
 -- first batch, in its transaction: it is kept exactly when some of the
 -- user's rows are gone, and a rerun continues it.
-local function run(store, sel, rec, opts, content)
+-- guard (the store's purge takes it): the first batch deletes only when
+-- there is no running record to continue and no export file to report,
+-- and writes the record done when it is also the last; then the forget
+-- is one statement. Returns "blocked" when the guard held.
+local function run(store, sel, rec, opts, content, guard)
   -- the files first: their rows are known only while the store has them
   if opts.rewrite_exports then rewrite_files(rec.details.exports, content) end
-  sel.record = row(rec)
+  sel.record, sel.guard = row(rec), guard
   local counts, perr, pkind, partial = clife.purge(store.h, sel)
+  sel.record, sel.guard = nil, nil
+  if counts and perr == "blocked" then return "blocked" end
   rec.details.tables = add_counts(rec.details.tables or {}, counts or partial)
   if not counts then
     put(store, rec)
     return nil, perr, pkind
+  end
+  if perr == "done" then
+    return { complete = true, removed = rec.details.tables, exports = rec.details.exports,
+             deletion_id = rec.id }
   end
   local left, lerr, lkind = left_after(store, sel)
   if not left then return nil, lerr, lkind end
@@ -174,6 +197,11 @@ function M.forget_user(cfg, store, user_id, opts)
   local sel = { table = "inference_events", users = hashes, deployment_id = opts.deployment,
                 batch_rows = opts.batch_rows or cfg.retention.batch_rows,
                 max_batches = opts.max_batches }
+  if not opts.dry_run and not opts.rewrite_exports and clife.purge_guards(store.h) then
+    local res, err, kind = run(store, sel, new_record(hashes[1], opts.deployment, {}), opts,
+                               nil, true)
+    if res ~= "blocked" then return res, err, kind end
+  end
   local batches, content, ckind = affected_batches(store, sel)
   if not batches then return nil, content, ckind end
   if opts.dry_run then
@@ -184,9 +212,7 @@ function M.forget_user(cfg, store, user_id, opts)
   end
   local rec, rerr, rkind = running_record(store, hashes[1], opts.deployment)
   if rec == nil then return nil, rerr, rkind end
-  rec = rec or { id = core.uuid7(), subject = hashes[1], deployment_id = opts.deployment,
-                 started_at = core.now_us(), details = {} }
-  rec.status = "running"
+  rec = rec or new_record(hashes[1], opts.deployment, nil)
   rec.details.exports = merge_batches(rec.details.exports or {}, batches)
   return run(store, sel, rec, opts, content)
 end

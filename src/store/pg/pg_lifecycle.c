@@ -129,30 +129,103 @@ static void parents_sql(cf_life_sql *q, const cf_purge *p, const cf_life_bound *
 }
 
 /* The deletion record's upsert, around its values. */
-#define AUDIT_INSERT                                                                     \
+#define AUDIT_INTO                                                                       \
     "INSERT INTO deletion_audit (id, action, subject, deployment_id, status, started_at," \
-    " finished_at, details) VALUES ("
-#define AUDIT_CONFLICT                                                                   \
-    "::text::jsonb) ON CONFLICT (id) DO UPDATE SET status = excluded.status,"            \
+    " finished_at, details) "
+#define AUDIT_INSERT AUDIT_INTO "VALUES ("
+#define AUDIT_UPDATE                                                                     \
+    " ON CONFLICT (id) DO UPDATE SET status = excluded.status,"                          \
     " finished_at = excluded.finished_at, details = excluded.details"
+#define AUDIT_CONFLICT "::text::jsonb)" AUDIT_UPDATE
+
+/* A guarded purge's "g AS (...), ": ok when no other running record of
+ * the record's action, subject and deployment exists and no event the
+ * purge selects has an exported curated example (the rows
+ * pg_list_user_exports lists). Uncorrelated, so evaluated once. */
+static void guard_sql(cf_life_sql *q, const cf_purge *p)
+{
+    const cf_deletion *d = p->record;
+    cf_buf_str(&q->b, "g AS (SELECT NOT EXISTS (SELECT 1 FROM deletion_audit WHERE action = ");
+    cf_life_sql_str(q, d->action);
+    cf_buf_str(&q->b, " AND status = 'running' AND subject IS NOT DISTINCT FROM ");
+    cf_life_sql_str(q, d->subject);
+    cf_buf_str(&q->b, "::text AND deployment_id IS NOT DISTINCT FROM ");
+    cf_life_sql_str(q, d->deployment_id);
+    cf_buf_str(&q->b, "::text) AND NOT EXISTS (SELECT 1 FROM curated_examples c"
+                      " WHERE (c.exported OR EXISTS (SELECT 1 FROM curated_export_marks m"
+                      " WHERE m.curated_id = c.id)) AND c.inference_event_id IN"
+                      " (SELECT id FROM inference_events WHERE ");
+    cf_life_where(q, p);
+    cf_buf_str(&q->b, ")) AS ok), ");
+}
+
+/* A guarded record's first batch is also its last when it took fewer rows
+ * than it could. */
+static void last_batch_sql(cf_life_sql *q, int64_t rows)
+{
+    cf_buf_str(&q->b, "(SELECT count(*) FROM batch) < ");
+    cf_life_sql_int(q, rows);
+}
+
+/* A guarded record's details: the given ones with "tables" set to the
+ * rows this statement removes, per cf_life_tables. */
+static void record_details_sql(cf_life_sql *q, const cf_purge *p, const cf_deletion *d)
+{
+    cf_life_sql_str(q, d->details.p ? d->details : (cf_str){"{}", 2});
+    cf_buf_str(&q->b, "::text::jsonb || jsonb_build_object('tables', jsonb_build_object(");
+    for (size_t i = 0; i < cf_life_ntables; i++) {
+        char v[48];
+        int dep = cf_life_dep_index(cf_life_tables[i]);
+        if (dep >= 0)
+            snprintf(v, sizeof v, "(SELECT count(*) FROM d%d)", dep);
+        else if (strcmp(cf_life_tables[i], p->table) == 0)
+            snprintf(v, sizeof v, "(SELECT count(*) FROM p)");
+        else
+            snprintf(v, sizeof v, "0");
+        cf_buf_str(&q->b, i ? ", '" : "'");
+        cf_buf_str(&q->b, cf_life_tables[i]); /* names of ours: no quote to escape */
+        cf_buf_str(&q->b, "', ");
+        cf_buf_str(&q->b, v);
+    }
+    cf_buf_str(&q->b, "))");
+}
 
 /* Appends ", a AS (the deletion record's upsert)": written by the batch's
  * own statement, so in its transaction, with no round trip of its own (a
- * data-modifying CTE runs whether or not the query reads it). */
-static void record_sql(cf_life_sql *q, const cf_deletion *d)
+ * data-modifying CTE runs whether or not the query reads it). Guarded:
+ * only when g is ok, and "done" with its tables when the batch is the
+ * last (rows: the batch's size). */
+static void record_sql(cf_life_sql *q, const cf_purge *p, const cf_deletion *d, int64_t rows)
 {
-    cf_buf_str(&q->b, ", a AS (" AUDIT_INSERT);
-    const cf_str text[] = {d->id, d->action, d->subject, d->deployment_id, d->status};
+    cf_buf_str(&q->b, p->guard ? ", a AS (" AUDIT_INTO "SELECT " : ", a AS (" AUDIT_INSERT);
+    const cf_str text[] = {d->id, d->action, d->subject, d->deployment_id};
     for (size_t i = 0; i < sizeof text / sizeof text[0]; i++) {
         cf_life_sql_str(q, text[i]);
         cf_buf_str(&q->b, ", ");
     }
+    if (p->guard) {
+        cf_buf_str(&q->b, "CASE WHEN ");
+        last_batch_sql(q, rows);
+        cf_buf_str(&q->b, " THEN 'done' ELSE ");
+    }
+    cf_life_sql_str(q, d->status);
+    cf_buf_str(&q->b, p->guard ? " END, " : ", ");
     cf_life_sql_time(q, d->started_at);
     cf_buf_str(&q->b, ", ");
+    if (p->guard) {
+        cf_buf_str(&q->b, "CASE WHEN ");
+        last_batch_sql(q, rows);
+        cf_buf_str(&q->b, " THEN clock_timestamp() ELSE ");
+    }
     cf_life_sql_time(q, d->finished_at);
-    cf_buf_str(&q->b, ", ");
-    cf_life_sql_str(q, d->details.p ? d->details : (cf_str){"{}", 2});
-    cf_buf_str(&q->b, AUDIT_CONFLICT " RETURNING 1)");
+    cf_buf_str(&q->b, p->guard ? " END, " : ", ");
+    if (p->guard) {
+        record_details_sql(q, p, d);
+        cf_buf_str(&q->b, " WHERE (SELECT ok FROM g)" AUDIT_UPDATE " RETURNING 1)");
+    } else {
+        cf_life_sql_str(q, d->details.p ? d->details : (cf_str){"{}", 2});
+        cf_buf_str(&q->b, AUDIT_CONFLICT " RETURNING 1)");
+    }
 }
 
 /* One batch, one statement: WITH batch AS (the first rows the purge
@@ -165,14 +238,18 @@ static int batch_sql(cf_life_sql *q, const cf_purge *p, const cf_life_bound *b, 
 {
     int timed = cf_life_time_ordered(p);
     const char *key = timed ? cf_life_time_column(p->table) : "seq";
-    cf_buf_str(&q->b, "WITH batch AS (SELECT ");
+    int guard = rec && p->guard;
+    cf_buf_str(&q->b, "WITH ");
+    if (guard)
+        guard_sql(q, p);
+    cf_buf_str(&q->b, "batch AS (SELECT ");
     cf_buf_str(&q->b, events(p) ? "id, " : "");
     cf_buf_str(&q->b, key);
     cf_buf_str(&q->b, " AS at, seq FROM ");
     cf_buf_str(&q->b, p->table);
     cf_buf_str(&q->b, " WHERE ");
     cf_life_batch_where(q, p, b);
-    cf_buf_str(&q->b, " ORDER BY ");
+    cf_buf_str(&q->b, guard ? " AND (SELECT ok FROM g) ORDER BY " : " ORDER BY ");
     cf_buf_str(&q->b, key);
     cf_buf_str(&q->b, timed ? ", seq" : "");
     cf_buf_str(&q->b, " LIMIT ");
@@ -181,12 +258,16 @@ static int batch_sql(cf_life_sql *q, const cf_purge *p, const cf_life_bound *b, 
     deps_sql(q, p, 0);
     parents_sql(q, p, b);
     if (rec)
-        record_sql(q, rec);
+        record_sql(q, p, rec, rows);
     counts_sql(q, p);
     cf_buf_str(&q->b, timed ? ", (SELECT count(*) FROM batch), (SELECT " PG_US("at")
                               " FROM last), (SELECT seq FROM last)"
                             : ", (SELECT count(*) FROM batch), (SELECT at FROM last),"
                               " (SELECT seq FROM last)");
+    if (guard) { /* then: blocked, done */
+        cf_buf_str(&q->b, ", NOT (SELECT ok FROM g), ");
+        last_batch_sql(q, rows);
+    }
     return cf_buf_failed(&q->b) ? -1 : 0;
 }
 
@@ -247,6 +328,10 @@ static int one_batch(pg_store *s, const cf_purge *p, cf_life_bound *b, int64_t r
         b->has_lo = 1;
         b->lo_at = pg_col_int(r, 0, c + 1);
         b->lo_seq = pg_col_int(r, 0, c + 2);
+    }
+    if (rec && p->guard) {
+        out->blocked = pg_col_bool(r, 0, c + 3);
+        out->record_done = !out->blocked && pg_col_bool(r, 0, c + 4);
     }
     PQclear(r);
     return 0;

@@ -823,6 +823,7 @@ static const cf_store_vt pg_vt = {
     .revoke_key = pg_revoke_key,
     .touch_key = pg_touch_key,
     .purge = pg_purge,
+    .purge_guards = 1,
     .list_user_exports = pg_list_user_exports,
     .count_orphans = pg_count_orphans,
     .put_deletion = pg_put_deletion,
