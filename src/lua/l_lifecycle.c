@@ -8,7 +8,7 @@
  *               deployment_id = "d", except = {"d2"}, users = {hash},
  *               keep_exported_since = us | "any", max_batches = n, dry_run = false,
  *               record = {a deletion record, as put_deletion's: written with the first batch},
- *               guard = false})
+ *               guard = false, guard_setting = "key"})
  *       --> {inference_events = n, user_signals = n, ...}
  *           guarded (cf_purge.guard): and "blocked" (nothing done), "done" (the
  *           record written done by the last batch) or nil
@@ -108,6 +108,7 @@ static void read_purge(lua_State *L, int idx, purge_args *a, const char *dflt_ta
     a->p.max_batches = cf_lua_option_int(L, idx, "max_batches", 0, 0, INT64_MAX);
     a->p.dry_run = cf_lua_field_bool(L, idx, "dry_run", 0);
     a->p.guard = cf_lua_field_bool(L, idx, "guard", 0);
+    a->p.guard_setting = cf_lua_field_str(L, idx, "guard_setting");
     if (lua_getfield(L, idx, "keep_exported_since") == LUA_TSTRING) {
         if (strcmp(lua_tostring(L, -1), "any") != 0)
             luaL_error(L, "field 'keep_exported_since' must be a time or \"any\"");

@@ -551,14 +551,15 @@ describe("data lifecycle (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", function()
       local counts, state, kind = clife.purge(s.h, sel)
       return counts, state, kind, sel.record
     end
-    local plain, held, exported = uid("fay"), uid("gus"), uid("hal")
+    local plain, held, exported, plain2 = uid("fay"), uid("gus"), uid("hal"), uid("joe")
     local ids = seed(s, { { dep, now + 1, plain }, { dep, now + 2, plain }, { dep, now + 3, held },
-                          { dep, now + 4, exported }, { dep, now + 5, plain } })
+                          { dep, now + 4, exported }, { dep, now + 5, plain },
+                          { dep, now + 6, plain2 } })
     if not clife.purge_guards(s.h) then
       local none, err, kind = guarded(plain)
       assert.is_nil(none)
       assert.equal("unsupported", kind, err)
-      assert.equal(5, count(s, "events", { deployment_id = dep }))
+      assert.equal(6, count(s, "events", { deployment_id = dep }))
       cf.close()
       return
     end
@@ -585,9 +586,17 @@ describe("data lifecycle (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", function()
     assert.same({ "blocked", 0 }, { state, counts.inference_events })
     assert.is_nil(record_of(cf, rec.id))
     assert.truthy(s:get_event(ids[4]))
+    -- the guard setting set (forget: retired keys): held
+    local setting = uid("lifecycle.guard")
+    assert(s:set_setting(setting, "[]"))
+    counts, state, _, rec = guarded(plain2, { guard_setting = setting })
+    assert.same({ "blocked", 0 }, { state, counts.inference_events })
+    assert.is_nil(record_of(cf, rec.id))
+    counts, state = guarded(plain2, { guard_setting = uid("lifecycle.unset") })
+    assert.same({ "done", 1 }, { state, counts.inference_events })
     -- a first batch that is not the last: the record stays running
     local more = uid("ivy")
-    seed(s, { { dep, now + 6, more }, { dep, now + 7, more } })
+    seed(s, { { dep, now + 7, more }, { dep, now + 8, more } })
     counts, state, _, rec = guarded(more, { batch_rows = 1, max_batches = 1 })
     assert.same({ 1 }, { counts.inference_events, state })
     got = record_of(cf, rec.id)
@@ -679,6 +688,23 @@ describe("data lifecycle (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", function()
     assert(target.restore(path))
     assert.equal(n, count(assert(target.store()), "events", { deployment_id = live }))
     target.close()
+    cf.close()
+  end)
+
+  -- last: the retired keys it sets stay (an empty list) for the suite's end
+  it("forgets the rows hashed under a retired key too", function()
+    local now, dep, user = test_now(), uid("retired"), uid("kim")
+    local cf = client()
+    local s = assert(cf.store())
+    assert(s:set_setting("sanitizer.user_id_key.retired", json.encode { "an-older-key" }))
+    local ids = seed(s, { { dep, now + 1, user } })
+    local old = assert(s:insert_events { { deployment_id = dep, inserted_at = now + 2,
+      prompt = "older", response = "r", user_id_hash = assert(clife.user_hash("an-older-key", user)) } })
+    local r = assert(cf.forget_user(user, { deployment = dep }))
+    assert(s:set_setting("sanitizer.user_id_key.retired", "[]"))
+    assert.same({ true, 2, 1 }, { r.complete, r.removed.inference_events, r.removed.user_signals })
+    assert.is_nil(s:get_event(ids[1]))
+    assert.is_nil(s:get_event(old[1]))
     cf.close()
   end)
 end)

@@ -462,8 +462,11 @@ typedef struct cf_purge {
      * example; otherwise, when it is also the last batch, it writes the
      * record "done", finished now, its details' "tables" the rows removed
      * (out->record_done). A forget with nothing to resume and no export
-     * to report is then one statement. */
+     * to report is then one statement. guard_setting (not NULL): held
+     * too while the store has this setting (forget: retired user id
+     * keys, whose hashes the purge was not given). */
     int guard;
+    cf_str guard_setting;
 } cf_purge;
 
 #define CF_LIFE_MAX_USERS 8

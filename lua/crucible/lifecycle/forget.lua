@@ -11,9 +11,10 @@
 --
 -- Where the store's purge takes a guard (PostgreSQL), the forget first
 -- tries the whole of it as one statement: it deletes only when there is no
--- running record to continue and no export file to report, and finishes
--- the record itself when one batch held all the rows; otherwise it holds
--- and the steps above run.
+-- running record to continue, no export file to report and no retired
+-- key (whose hashes it was not given), and finishes the record itself
+-- when one batch held all the rows; otherwise it holds and the steps
+-- above run.
 --
 -- With rewrite_exports, the JSONL and CSV files are rewritten before the
 -- deletion (their rows are matched with the user's while the store still
@@ -126,6 +127,13 @@ end
 
 local function put(store, rec) return clife.put_deletion(store.h, row(rec)) end
 
+-- The purge of the user's events (hashes: under each key).
+local function selection(cfg, hashes, opts, guard_setting)
+  return { table = "inference_events", users = hashes, deployment_id = opts.deployment,
+           batch_rows = opts.batch_rows or cfg.retention.batch_rows,
+           max_batches = opts.max_batches, guard_setting = guard_setting }
+end
+
 -- A new running record of the user's forget (subject: the current key's
 -- hash).
 local function new_record(subject, deployment_id, exports)
@@ -189,19 +197,23 @@ end
 -- format =, rows =, rewritten = | rewrite_error =}}, deletion_id =} or
 -- nil, message, kind.
 function M.forget_user(cfg, store, user_id, opts)
+  if not opts.dry_run and not opts.rewrite_exports and clife.purge_guards(store.h) then
+    -- the current key's hash only: the guard holds while retired keys exist
+    local current, src, ckind = keys.current(cfg, store)
+    if not current and src then return nil, src, ckind end
+    if current then
+      local h = assert(clife.user_hash(current, user_id))
+      local res, err, kind = run(store, selection(cfg, { h }, opts, keys.RETIRED_SETTING),
+                                 new_record(h, opts.deployment, {}), opts, nil, true)
+      if res ~= "blocked" then return res, err, kind end
+    end
+  end
   local hashes, herr, hkind = keys.hashes(cfg, store, user_id)
   if not hashes then return nil, herr, hkind end
   if #hashes == 0 then
     return { complete = true, removed = {}, exports = {}, dry_run = opts.dry_run }
   end
-  local sel = { table = "inference_events", users = hashes, deployment_id = opts.deployment,
-                batch_rows = opts.batch_rows or cfg.retention.batch_rows,
-                max_batches = opts.max_batches }
-  if not opts.dry_run and not opts.rewrite_exports and clife.purge_guards(store.h) then
-    local res, err, kind = run(store, sel, new_record(hashes[1], opts.deployment, {}), opts,
-                               nil, true)
-    if res ~= "blocked" then return res, err, kind end
-  end
+  local sel = selection(cfg, hashes, opts)
   local batches, content, ckind = affected_batches(store, sel)
   if not batches then return nil, content, ckind end
   if opts.dry_run then

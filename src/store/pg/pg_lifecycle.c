@@ -139,9 +139,10 @@ static void parents_sql(cf_life_sql *q, const cf_purge *p, const cf_life_bound *
 #define AUDIT_CONFLICT "::text::jsonb)" AUDIT_UPDATE
 
 /* A guarded purge's "g AS (...), ": ok when no other running record of
- * the record's action, subject and deployment exists and no event the
- * purge selects has an exported curated example (the rows
- * pg_list_user_exports lists). Uncorrelated, so evaluated once. */
+ * the record's action, subject and deployment exists, no event the purge
+ * selects has an exported curated example (the rows pg_list_user_exports
+ * lists) and the guard setting, if any, is not set. Uncorrelated, so
+ * evaluated once. */
 static void guard_sql(cf_life_sql *q, const cf_purge *p)
 {
     const cf_deletion *d = p->record;
@@ -156,7 +157,13 @@ static void guard_sql(cf_life_sql *q, const cf_purge *p)
                       " WHERE m.curated_id = c.id)) AND c.inference_event_id IN"
                       " (SELECT id FROM inference_events WHERE ");
     cf_life_where(q, p);
-    cf_buf_str(&q->b, ")) AS ok), ");
+    cf_buf_str(&q->b, "))");
+    if (p->guard_setting.p) {
+        cf_buf_str(&q->b, " AND NOT EXISTS (SELECT 1 FROM settings WHERE key = ");
+        cf_life_sql_str(q, p->guard_setting);
+        cf_buf_putc(&q->b, ')');
+    }
+    cf_buf_str(&q->b, " AS ok), ");
 }
 
 /* A guarded record's first batch is also its last when it took fewer rows
