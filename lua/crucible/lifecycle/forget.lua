@@ -157,9 +157,10 @@ end
 -- first batch, in its transaction: it is kept exactly when some of the
 -- user's rows are gone, and a rerun continues it.
 -- guard (the store's purge takes it): the first batch deletes only when
--- there is no running record to continue and no export file to report,
--- and writes the record done when it is also the last; then the forget
--- is one statement. Returns "blocked" when the guard held.
+-- there is no running record to continue, no export file to report and
+-- no sel.guard_setting in the store, and writes the record done when it
+-- is also the last; then the forget is one statement. Returns "blocked"
+-- when the guard held.
 local function run(store, sel, rec, opts, content, guard)
   -- the files first: their rows are known only while the store has them
   if opts.rewrite_exports then rewrite_files(rec.details.exports, content) end
