@@ -174,6 +174,19 @@ static void last_batch_sql(cf_life_sql *q, int64_t rows)
     cf_life_sql_int(q, rows);
 }
 
+/* Guarded: opens "CASE WHEN (the batch is the last) THEN then ELSE ", the
+ * caller's value and " END" to follow; unguarded: nothing. */
+static void when_last_sql(cf_life_sql *q, const cf_purge *p, int64_t rows, const char *then)
+{
+    if (!p->guard)
+        return;
+    cf_buf_str(&q->b, "CASE WHEN ");
+    last_batch_sql(q, rows);
+    cf_buf_str(&q->b, " THEN ");
+    cf_buf_str(&q->b, then);
+    cf_buf_str(&q->b, " ELSE ");
+}
+
 /* A guarded record's details: the given ones with "tables" set to the
  * rows this statement removes, per cf_life_tables. */
 static void record_details_sql(cf_life_sql *q, const cf_purge *p, const cf_deletion *d)
@@ -210,20 +223,12 @@ static void record_sql(cf_life_sql *q, const cf_purge *p, const cf_deletion *d, 
         cf_life_sql_str(q, text[i]);
         cf_buf_str(&q->b, ", ");
     }
-    if (p->guard) {
-        cf_buf_str(&q->b, "CASE WHEN ");
-        last_batch_sql(q, rows);
-        cf_buf_str(&q->b, " THEN 'done' ELSE ");
-    }
+    when_last_sql(q, p, rows, "'done'");
     cf_life_sql_str(q, d->status);
     cf_buf_str(&q->b, p->guard ? " END, " : ", ");
     cf_life_sql_time(q, d->started_at);
     cf_buf_str(&q->b, ", ");
-    if (p->guard) {
-        cf_buf_str(&q->b, "CASE WHEN ");
-        last_batch_sql(q, rows);
-        cf_buf_str(&q->b, " THEN clock_timestamp() ELSE ");
-    }
+    when_last_sql(q, p, rows, "clock_timestamp()");
     cf_life_sql_time(q, d->finished_at);
     cf_buf_str(&q->b, p->guard ? " END, " : ", ");
     if (p->guard) {
