@@ -7,7 +7,9 @@
  *   L.purge(h, {table = "inference_events", before = us, batch_rows = 1000,
  *               deployment_id = "d", except = {"d2"}, users = {hash},
  *               keep_exported_since = us | "any", max_batches = n, dry_run = false,
- *               record = {a deletion record, as put_deletion's: written with the first batch},
+ *               record = {a deletion record, as put_deletion's, its details without
+ *                         "tables": written by every batch, "tables" added},
+ *               record_tables = {table = n: the record's rows from before},
  *               guard = false, guard_setting = "key"})
  *       --> {inference_events = n, user_signals = n, ...}
  *           guarded (cf_purge.guard): and "blocked" (nothing done), "done" (the
@@ -124,6 +126,21 @@ static void read_purge(lua_State *L, int idx, purge_args *a, const char *dflt_ta
     if (lua_getfield(L, idx, "record") != LUA_TNIL) {
         read_deletion(L, lua_gettop(L), &a->record); /* anchored by the options table */
         a->p.record = &a->record;
+    }
+    lua_pop(L, 1);
+    if (lua_getfield(L, idx, "record_tables") != LUA_TNIL) {
+        luaL_checktype(L, -1, LUA_TTABLE);
+        for (size_t i = 0; i < cf_life_ntables; i++) {
+            lua_getfield(L, -1, cf_life_tables[i]);
+            if (!lua_isnil(L, -1)) {
+                int ok = 0;
+                lua_Integer n = lua_tointegerx(L, -1, &ok);
+                if (!ok || n < 0)
+                    luaL_error(L, "record_tables.%s must be a count", cf_life_tables[i]);
+                a->p.record_base[i] = n;
+            }
+            lua_pop(L, 1);
+        }
     }
     lua_pop(L, 1);
 }

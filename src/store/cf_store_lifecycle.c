@@ -54,6 +54,35 @@ static const struct {
     {"trigger_events", 1},   {"workflow_runs", 0},
 };
 
+int cf_life_record_details(const cf_purge *p, const cf_life_counts *so_far, cf_buf *out)
+{
+    cf_str d = p->record && p->record->details.p ? p->record->details : (cf_str){"{}", 2};
+    /* the object up to its closing brace, then "tables" as its last member */
+    size_t close = d.n;
+    while (close > 0 && d.p[close - 1] != '}')
+        close--;
+    if (close == 0 || d.p[0] != '{') {
+        cf_buf_putc(out, '{');
+    } else {
+        size_t j = close - 1; /* the brace; j > 0, d.p[0] being '{' */
+        while (j > 1 && (d.p[j - 1] == ' ' || d.p[j - 1] == '\t' || d.p[j - 1] == '\r'
+                         || d.p[j - 1] == '\n'))
+            j--;
+        cf_buf_append(out, d.p, close - 1);
+        if (d.p[j - 1] != '{') /* members before it */
+            cf_buf_putc(out, ',');
+    }
+    cf_buf_str(out, "\"tables\":{");
+    for (size_t i = 0; i < cf_life_ntables; i++) {
+        char v[64];
+        int64_t n = p->record_base[i] + (so_far ? so_far->n[i] : 0);
+        snprintf(v, sizeof v, "%s\"%s\":%lld", i ? "," : "", cf_life_tables[i], (long long)n);
+        cf_buf_str(out, v);
+    }
+    cf_buf_str(out, "}}");
+    return cf_buf_failed(out) ? -1 : 0;
+}
+
 void cf_purge_init(cf_purge *p, const char *table)
 {
     memset(p, 0, sizeof *p);

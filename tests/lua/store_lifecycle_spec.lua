@@ -449,6 +449,70 @@ describe("data lifecycle (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", function()
     cf.close()
   end)
 
+  -- A forget killed (SIGKILL) in another process part way through: its
+  -- record counts exactly the rows already gone (each batch writes it in
+  -- its own transaction; ClickHouse, which has none, right after the
+  -- batch's deletes, so at most that one batch behind), and the rerun
+  -- finishes under it with every row counted.
+  it("counts what a killed forget removed in its record, and the rerun finishes the count",
+    function()
+      local now, dep, user = test_now(), uid("killed"), uid("kim")
+      local n = URL:match("^clickhouse") and 12 or 1500
+      local cf = client()
+      local rows = {}
+      for i = 1, n do rows[i] = { dep, now + i, user } end
+      seed(s_or(cf), rows)
+      local script = tmp .. "/forget-" .. dep .. ".lua"
+      support.write_file(script, ([[
+local cf = assert(require("crucible").new { config = {
+  storage = { url = %q }, sanitizer = { user_id_key = %q } } })
+assert(cf.forget_user(%q, { deployment = %q, batch_rows = 1 }))
+]]):format(URL, KEY, user, dep))
+      local child = assert(io.popen("sh -c 'echo $$; exec " .. support.q(support.BINARY) .. " "
+        .. support.q(script) .. "'", "r"))
+      local pid = assert(tonumber(child:read("l")))
+      local h, subject = assert(cf.store()).h, hash(user)
+      local function running()
+        for _, d in ipairs(assert(clife.deletions(h, -1, "running"))) do
+          if d.subject == subject and d.deployment_id == dep then
+            d.details = json.decode(d.details)
+            return d
+          end
+        end
+      end
+      local rec
+      for _ = 1, 20000 do
+        rec = running()
+        if rec and ((rec.details.tables or {}).inference_events or 0) > 0 then break end
+        rec = nil
+      end
+      assert(rec, "the forget never showed a running record with rows removed")
+      os.execute("kill -9 " .. pid)
+      child:close()
+      os.execute("sleep 0.3") -- a statement the killed client left running ends
+      rec = assert(running(), "the forget finished before it was killed: seed more rows")
+      local s = assert(cf.store())
+      local gone = {
+        inference_events = n - count(s, "events", { deployment_id = dep }),
+        user_signals = n - count(s, "signals", { deployment_id = dep }),
+        scores = n - scores_of(s, dep) }
+      assert.is_true(gone.inference_events > 0 and gone.inference_events < n)
+      for t, k in pairs(gone) do
+        local counted = rec.details.tables[t]
+        if URL:match("^clickhouse") then
+          assert.is_true(counted <= k and counted >= k - 1, t .. ": " .. counted .. " of " .. k)
+        else
+          assert.equal(k, counted, t)
+        end
+      end
+      local done = assert(cf.forget_user(user, { deployment = dep }))
+      assert.is_true(done.complete)
+      assert.equal(rec.id, done.deletion_id)
+      for t in pairs(gone) do assert.equal(n, done.removed[t], t) end
+      assert.equal(0, count(s, "events", { deployment_id = dep }))
+      cf.close()
+    end)
+
   -- Done deletion records, each newer than the last, written straight
   -- to the audit (as other forgets and retention runs would).
   local function newer_records(cf, n, after)

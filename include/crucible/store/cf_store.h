@@ -16,6 +16,7 @@
 #ifndef CRUCIBLE_CF_STORE_H
 #define CRUCIBLE_CF_STORE_H
 
+#include "crucible/core/cf_buf.h"
 #include "crucible/core/cf_common.h"
 
 typedef struct cf_store cf_store;
@@ -452,9 +453,17 @@ typedef struct cf_purge {
     int dry_run;                   /* count, delete nothing */
     /* A deletion audit row (NULL: none) written in the first batch's own
      * transaction, so it is kept exactly when that batch's deletes are
-     * (ClickHouse, which has no transactions: just before it). Not on a
-     * dry run. */
+     * (ClickHouse, which has no transactions: just before it), and again
+     * by every later batch with its counts (record_base). Not on a dry
+     * run. */
     const struct cf_deletion *record;
+    /* The record's rows per cf_life_tables from before this purge (a
+     * resumed forget's earlier runs). Every batch writes the record, in
+     * its own transaction (ClickHouse: right after its deletes), its
+     * details (an object without "tables") given "tables": these plus
+     * the rows removed so far (cf_life_record_details), so an interrupted
+     * purge leaves a record that counts what it removed. */
+    int64_t record_base[CF_LIFE_MAX_TABLES];
     /* With a record, on a backend whose vtable sets purge_guards: the
      * first batch deletes nothing and writes no record (out->blocked)
      * when another "running" record of the same action, subject and
@@ -468,6 +477,11 @@ typedef struct cf_purge {
     int guard;
     cf_str guard_setting;
 } cf_purge;
+
+/* A purge's record's details after so_far rows (NULL: none yet): the
+ * record's own details with "tables" set to record_base plus so_far, per
+ * cf_life_tables. Appends to out; -1 when out of memory. */
+int cf_life_record_details(const cf_purge *p, const cf_life_counts *so_far, cf_buf *out);
 
 #define CF_LIFE_MAX_USERS 8
 #define CF_LIFE_MAX_EXCEPT 64

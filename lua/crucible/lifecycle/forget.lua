@@ -118,11 +118,19 @@ local function regenerate_files(store, batches, complete)
   end
 end
 
--- The audit row of a record.
-local function row(rec)
+-- The audit row of a record; without_tables: its details without the
+-- rows per table (a purge's batches add them, counting their own).
+local function row(rec, without_tables)
+  local details = rec.details
+  if without_tables then
+    details = {}
+    for k, v in pairs(rec.details) do
+      if k ~= "tables" then details[k] = v end
+    end
+  end
   return { id = rec.id, action = "forget", subject = rec.subject,
            deployment_id = rec.deployment_id, status = rec.status, started_at = rec.started_at,
-           finished_at = rec.finished_at, details = json.encode(rec.details) }
+           finished_at = rec.finished_at, details = json.encode(details) }
 end
 
 local function put(store, rec) return clife.put_deletion(store.h, row(rec)) end
@@ -153,8 +161,9 @@ local function left_after(store, sel)
 end
 
 -- Deletes and records; returns the result table or nil, message, kind.
--- The running record (with the export files found) is written by the
--- first batch, in its transaction: it is kept exactly when some of the
+-- The running record (with the export files found) is written by each
+-- batch, in its transaction, with the rows removed so far (an interrupted
+-- run leaves it counting what is gone): it is kept exactly when some of the
 -- user's rows are gone, and a rerun continues it.
 -- guard (the store's purge takes it): the first batch deletes only when
 -- there is no running record to continue, no export file to report and
@@ -164,9 +173,10 @@ end
 local function run(store, sel, rec, opts, content, guard)
   -- the files first: their rows are known only while the store has them
   if opts.rewrite_exports then rewrite_files(rec.details.exports, content) end
-  sel.record, sel.guard = row(rec), guard
+  -- every batch writes the record with the rows removed so far
+  sel.record, sel.record_tables, sel.guard = row(rec, true), rec.details.tables, guard
   local counts, perr, pkind, partial = clife.purge(store.h, sel)
-  sel.record, sel.guard = nil, nil
+  sel.record, sel.record_tables, sel.guard = nil, nil, nil
   if counts and perr == "blocked" then return "blocked" end
   rec.details.tables = add_counts(rec.details.tables or {}, counts or partial)
   if not counts then

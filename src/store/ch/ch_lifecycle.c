@@ -204,13 +204,31 @@ static int delete_batch(ch_store *s, const cf_purge *p, const cf_buf *ids, int64
     return rc;
 }
 
+/* Writes p's record with the rows removed so far (out). */
+static int put_record(cf_store *base, const cf_purge *p, const cf_life_counts *out,
+                      cf_err *err)
+{
+    cf_buf details = CF_BUF_INIT;
+    if (cf_life_record_details(p, out, &details)) {
+        cf_buf_free(&details);
+        return cf_fail(err, CF_ENOMEM, "out of memory writing the deletion record");
+    }
+    cf_deletion d = *p->record;
+    d.details = (cf_str){details.p, details.n};
+    int rc = ch_put_deletion(base, &d, err);
+    cf_buf_free(&details);
+    return rc;
+}
+
 int ch_purge(cf_store *base, const cf_purge *p, cf_life_counts *out, cf_err *err)
 {
     ch_store *s = (ch_store *)base;
     if (p->dry_run)
         return dry_run(s, p, out, err);
-    /* no transactions: the record goes first, so no delete is unrecorded */
-    if (p->record && ch_put_deletion(base, p->record, err))
+    /* no transactions: the record goes first, so no delete is unrecorded,
+     * and again after each batch with its rows (a crash between a batch's
+     * deletes and that write leaves them uncounted) */
+    if (p->record && put_record(base, p, out, err))
         return -1;
     int64_t limit = p->batch_rows < CH_BATCH ? p->batch_rows : CH_BATCH;
     cf_buf ids = CF_BUF_INIT;
@@ -220,6 +238,8 @@ int ch_purge(cf_store *base, const cf_purge *p, cf_life_counts *out, cf_err *err
         rc = read_ids(s, p, limit, &ids, &n, err);
         if (!rc && n)
             rc = delete_batch(s, p, &ids, n, out, err);
+        if (!rc && n && p->record)
+            rc = put_record(base, p, out, err);
         if (n < limit)
             break;
     }

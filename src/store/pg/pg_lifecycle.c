@@ -176,9 +176,9 @@ static void last_batch_sql(cf_life_sql *q, int64_t rows)
 
 /* Guarded: opens "CASE WHEN (the batch is the last) THEN then ELSE ", the
  * caller's value and " END" to follow; unguarded: nothing. */
-static void when_last_sql(cf_life_sql *q, const cf_purge *p, int64_t rows, const char *then)
+static void when_last_sql(cf_life_sql *q, int guard, int64_t rows, const char *then)
 {
-    if (!p->guard)
+    if (!guard)
         return;
     cf_buf_str(&q->b, "CASE WHEN ");
     last_batch_sql(q, rows);
@@ -187,21 +187,27 @@ static void when_last_sql(cf_life_sql *q, const cf_purge *p, int64_t rows, const
     cf_buf_str(&q->b, " ELSE ");
 }
 
-/* A guarded record's details: the given ones with "tables" set to the
- * rows this statement removes, per cf_life_tables. */
-static void record_details_sql(cf_life_sql *q, const cf_purge *p, const cf_deletion *d)
+/* The record's details: its own with "tables" set to its base counts plus
+ * the rows removed before this batch (so_far) and by this statement. */
+static void record_details_sql(cf_life_sql *q, const cf_purge *p, const cf_deletion *d,
+                               const cf_life_counts *so_far)
 {
     cf_life_sql_str(q, d->details.p ? d->details : (cf_str){"{}", 2});
     cf_buf_str(&q->b, "::text::jsonb || jsonb_build_object('tables', jsonb_build_object(");
     for (size_t i = 0; i < cf_life_ntables; i++) {
-        char v[48];
+        char v[96], cte[16] = "";
+        int64_t known = p->record_base[i] + so_far->n[i];
         int dep = cf_life_dep_index(cf_life_tables[i]);
         if (dep >= 0)
-            snprintf(v, sizeof v, "(SELECT count(*) FROM d%d)", dep);
+            snprintf(cte, sizeof cte, "d%d", dep);
         else if (strcmp(cf_life_tables[i], p->table) == 0)
-            snprintf(v, sizeof v, "(SELECT count(*) FROM p)");
+            snprintf(cte, sizeof cte, "p");
+        if (!cte[0])
+            snprintf(v, sizeof v, "%lld", (long long)known);
+        else if (known)
+            snprintf(v, sizeof v, "%lld + (SELECT count(*) FROM %s)", (long long)known, cte);
         else
-            snprintf(v, sizeof v, "0");
+            snprintf(v, sizeof v, "(SELECT count(*) FROM %s)", cte);
         cf_buf_str(&q->b, i ? ", '" : "'");
         cf_buf_str(&q->b, cf_life_tables[i]); /* names of ours: no quote to escape */
         cf_buf_str(&q->b, "', ");
@@ -212,45 +218,44 @@ static void record_details_sql(cf_life_sql *q, const cf_purge *p, const cf_delet
 
 /* Appends ", a AS (the deletion record's upsert)": written by the batch's
  * own statement, so in its transaction, with no round trip of its own (a
- * data-modifying CTE runs whether or not the query reads it). Guarded:
- * only when g is ok, and "done" with its tables when the batch is the
- * last (rows: the batch's size). */
-static void record_sql(cf_life_sql *q, const cf_purge *p, const cf_deletion *d, int64_t rows)
+ * data-modifying CTE runs whether or not the query reads it), with the
+ * rows removed so far. Guarded: only when g is ok, and "done" when the
+ * batch is the last (rows: the batch's size). */
+static void record_sql(cf_life_sql *q, const cf_purge *p, const cf_deletion *d, int64_t rows,
+                       int guard, const cf_life_counts *so_far)
 {
-    cf_buf_str(&q->b, p->guard ? ", a AS (" AUDIT_INTO "SELECT " : ", a AS (" AUDIT_INSERT);
+    cf_buf_str(&q->b, ", a AS (" AUDIT_INTO "SELECT ");
     const cf_str text[] = {d->id, d->action, d->subject, d->deployment_id};
     for (size_t i = 0; i < sizeof text / sizeof text[0]; i++) {
         cf_life_sql_str(q, text[i]);
         cf_buf_str(&q->b, ", ");
     }
-    when_last_sql(q, p, rows, "'done'");
+    when_last_sql(q, guard, rows, "'done'");
     cf_life_sql_str(q, d->status);
-    cf_buf_str(&q->b, p->guard ? " END, " : ", ");
+    cf_buf_str(&q->b, guard ? " END, " : ", ");
     cf_life_sql_time(q, d->started_at);
     cf_buf_str(&q->b, ", ");
-    when_last_sql(q, p, rows, "clock_timestamp()");
+    when_last_sql(q, guard, rows, "clock_timestamp()");
     cf_life_sql_time(q, d->finished_at);
-    cf_buf_str(&q->b, p->guard ? " END, " : ", ");
-    if (p->guard) {
-        record_details_sql(q, p, d);
-        cf_buf_str(&q->b, " WHERE (SELECT ok FROM g)" AUDIT_UPDATE " RETURNING 1)");
-    } else {
-        cf_life_sql_str(q, d->details.p ? d->details : (cf_str){"{}", 2});
-        cf_buf_str(&q->b, AUDIT_CONFLICT " RETURNING 1)");
-    }
+    cf_buf_str(&q->b, guard ? " END, " : ", ");
+    record_details_sql(q, p, d, so_far);
+    cf_buf_str(&q->b, guard ? " WHERE (SELECT ok FROM g)" AUDIT_UPDATE " RETURNING 1)"
+                            : AUDIT_UPDATE " RETURNING 1)");
 }
 
 /* One batch, one statement: WITH batch AS (the first rows the purge
  * selects after b's lo, in index order), last AS (its last row), the
  * dependents' deletes over the batch's ids, the parents' over the range
- * up to last, and rec's upsert when given; then the counts, the batch's
+ * up to last, and p's record's upsert when given (guarded: the first
+ * batch only); then the counts, the batch's
  * size and last's (time or seq, seq) for the next batch's lo. */
 static int batch_sql(cf_life_sql *q, const cf_purge *p, const cf_life_bound *b, int64_t rows,
-                     const cf_deletion *rec)
+                     int first, const cf_life_counts *so_far)
 {
     int timed = cf_life_time_ordered(p);
     const char *key = timed ? cf_life_time_column(p->table) : "seq";
-    int guard = rec && p->guard;
+    const cf_deletion *rec = p->record;
+    int guard = rec && p->guard && first;
     cf_buf_str(&q->b, "WITH ");
     if (guard)
         guard_sql(q, p);
@@ -270,7 +275,7 @@ static int batch_sql(cf_life_sql *q, const cf_purge *p, const cf_life_bound *b, 
     deps_sql(q, p, 0);
     parents_sql(q, p, b);
     if (rec)
-        record_sql(q, p, rec, rows);
+        record_sql(q, p, rec, rows, guard, so_far);
     counts_sql(q, p);
     cf_buf_str(&q->b, timed ? ", (SELECT count(*) FROM batch), (SELECT " PG_US("at")
                               " FROM last), (SELECT seq FROM last)"
@@ -317,16 +322,17 @@ static int count_all(pg_store *s, const cf_purge *p, cf_life_counts *out, cf_err
     return 0;
 }
 
-/* Deletes one batch of at most rows after b's lo (and writes rec when
- * given); sets *got to its size and, when it had rows, b's lo to its last
- * row. */
-static int one_batch(pg_store *s, const cf_purge *p, cf_life_bound *b, int64_t rows,
-                     const cf_deletion *rec, int64_t *got, cf_life_counts *out, cf_err *err)
+/* Deletes one batch of at most rows after b's lo (and writes p's record
+ * when given, with the rows in out before it); sets *got to its size and,
+ * when it had rows, b's lo to its last row. first: the purge's first
+ * batch (the guarded one). */
+static int one_batch(pg_store *s, const cf_purge *p, cf_life_bound *b, int64_t rows, int first,
+                     int64_t *got, cf_life_counts *out, cf_err *err)
 {
     cf_life_sql q;
     init_sql(&q);
     PGresult *r = NULL;
-    if (batch_sql(&q, p, b, rows, rec))
+    if (batch_sql(&q, p, b, rows, first, out))
         cf_fail(err, CF_ENOMEM, "out of memory building a purge");
     else
         r = run(s, &q, "purging", err);
@@ -341,7 +347,7 @@ static int one_batch(pg_store *s, const cf_purge *p, cf_life_bound *b, int64_t r
         b->lo_at = pg_col_int(r, 0, c + 1);
         b->lo_seq = pg_col_int(r, 0, c + 2);
     }
-    if (rec && p->guard) {
+    if (p->record && p->guard && first) {
         out->blocked = pg_col_bool(r, 0, c + 3);
         out->record_done = !out->blocked && pg_col_bool(r, 0, c + 4);
     }
@@ -365,7 +371,7 @@ int pg_purge(cf_store *base, const cf_purge *p, cf_life_counts *out, cf_err *err
     cf_life_bound b = {.set = 0, .has_lo = 0};
     for (int64_t done = 0; !p->max_batches || done < p->max_batches; done++) {
         int64_t t0 = cf_mono_ns(), got = 0;
-        if (one_batch(s, p, &b, rows, done ? NULL : p->record, &got, out, err))
+        if (one_batch(s, p, &b, rows, done == 0, &got, out, err))
             return -1;
         if (got < rows)
             break;

@@ -220,23 +220,49 @@ static int count_all(sq_store *s, const cf_purge *p, cf_life_counts *out, cf_err
  * long at most whatever the rows cost, and few gaps are left to pay for. */
 #define LOCK_TARGET_NS (INT64_C(100) * 1000000)
 
-/* One batch of at most rows parent rows in its own transaction (with rec
- * written in it when given): its last row found, then the dependents and
- * the rows up to it deleted, each statement walking the same index range.
- * *last: it was the final batch. */
-static int one_batch(sq_store *s, const cf_purge *p, int64_t rows, const cf_deletion *rec,
-                     int *last, cf_life_counts *out, cf_err *err)
+/* Writes p's record with the rows removed before this batch (out) and by
+ * it (got). */
+static int put_record(sq_store *s, const cf_purge *p, const cf_life_counts *out,
+                      const cf_life_counts *got, cf_err *err)
+{
+    cf_life_counts so_far = *out;
+    for (size_t i = 0; i < cf_life_ntables; i++)
+        so_far.n[i] += got->n[i];
+    cf_buf details = CF_BUF_INIT;
+    if (cf_life_record_details(p, &so_far, &details)) {
+        cf_buf_free(&details);
+        return cf_fail(err, CF_ENOMEM, "out of memory writing the deletion record");
+    }
+    cf_deletion d = *p->record;
+    d.details = (cf_str){details.p, details.n};
+    int rc = sq_put_deletion(&s->base, &d, err);
+    cf_buf_free(&details);
+    return rc;
+}
+
+/* One batch of at most rows parent rows in its own transaction, p's
+ * record written in it with the rows removed so far: its last row found,
+ * then the dependents and the rows up to it deleted, each statement
+ * walking the same index range. Adds the batch's rows to out once it is
+ * committed. *last: it was the final batch. */
+static int one_batch(sq_store *s, const cf_purge *p, int64_t rows, int *last,
+                     cf_life_counts *out, cf_err *err)
 {
     cf_life_bound b;
+    cf_life_counts got;
+    memset(&got, 0, sizeof got);
     int64_t n = 0;
     if (sq_begin(s, err))
         return -1;
-    if ((rec && sq_put_deletion(&s->base, rec, err)) || find_bound(s, p, rows, &b, err)
-        || cascade(s, p, &b, 0, &n, out, err) || sq_commit(s, err)) {
+    int rc = find_bound(s, p, rows, &b, err) || cascade(s, p, &b, 0, &n, &got, err);
+    if (!rc)
+        add(&got, p->table, n);
+    if (rc || (p->record && put_record(s, p, out, &got, err)) || sq_commit(s, err)) {
         sq_rollback(s);
         return -1;
     }
-    add(out, p->table, n);
+    for (size_t i = 0; i < cf_life_ntables; i++)
+        out->n[i] += got.n[i];
     *last = !b.set;
     return 0;
 }
@@ -253,7 +279,7 @@ static int batches(sq_store *s, const cf_purge *p, cf_life_counts *out, cf_err *
     for (int64_t done = 0; !p->max_batches || done < p->max_batches; done++) {
         int last = 0;
         int64_t t0 = cf_mono_ns();
-        if (one_batch(s, p, rows, done ? NULL : p->record, &last, out, err))
+        if (one_batch(s, p, rows, &last, out, err))
             return -1;
         if (last)
             break;
