@@ -403,6 +403,44 @@ describe("data lifecycle (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", function()
     cf.close()
   end)
 
+  it("rewrites JSONL and CSV exports by the columns they were written with", function()
+    local now, a, b = test_now(), uid("alice"), uid("bob")
+    local cf = client()
+    local cases = {
+      { "csv", { "score", "inference_event_id", "prompt", "response" } },
+      { "csv", { "score", "prompt" } },
+      { "jsonl", { "inference_event_id", "prompt" } },
+      { "jsonl", { "source", "response" } },
+      { "csv", { "source", "score" } }, -- no column tells the user's rows apart
+    }
+    local files, deps = {}, {}
+    for i, c in ipairs(cases) do
+      deps[i] = uid("cols" .. i)
+      two_users(cf, deps[i], now, a, b)
+      files[i] = tmp .. "/" .. deps[i] .. "." .. c[1]
+      assert(cf.export(deps[i], { format = c[1], output_path = files[i], columns = c[2] }))
+    end
+    local untold = support.read_file(files[5])
+    local r = assert(cf.forget_user(a, { rewrite_exports = true }))
+    assert.is_true(r.complete)
+    local by = {}
+    for _, e in ipairs(r.exports) do by[e.path] = e end
+    for i = 1, 4 do
+      local e, text = by[files[i]], support.read_file(files[i])
+      assert.is_nil(e.rewrite_error, files[i])
+      assert.equal(2, e.rewritten, files[i])
+      for k = 1, 4 do -- alice's rows are the odd ones, bob's the even ones
+        local seen = text:find(deps[i] .. " prompt " .. k, 1, true)
+          or text:find(deps[i] .. " answer " .. k, 1, true)
+        assert.equal(k % 2 == 0, seen ~= nil, files[i] .. " row " .. k)
+      end
+    end
+    assert.matches("cannot be told apart", by[files[5]].rewrite_error)
+    assert.equal(untold, support.read_file(files[5]))
+    assert.same({}, temporaries(tmp))
+    cf.close()
+  end)
+
   it("regenerates an export once an interrupted forget is finished", function()
     local now, a, b, dep = test_now(), uid("alice"), uid("bob"), uid("chat")
     local cf = client()

@@ -48,7 +48,8 @@ local function affected_batches(store, sel)
       list[#list + 1] = b
     end
     b.rows = b.rows + 1
-    table.insert(content[r.batch_id], { prompt = r.prompt, response = r.response })
+    table.insert(content[r.batch_id], { inference_event_id = r.inference_event_id,
+                                        prompt = r.prompt, response = r.response })
   end
   return list, content
 end

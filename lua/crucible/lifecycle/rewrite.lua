@@ -2,9 +2,11 @@
 -- (crucible.lifecycle), two ways:
 --
 --   * JSONL and CSV files are rewritten in place (M.rewrite, before the
---     user's rows are deleted): their rows are read back, compared by
---     prompt and response with the user's, and the rest written under a
---     temporary name renamed into place.
+--     user's rows are deleted): their rows are read back and compared with
+--     the user's by the columns the file has (the event id; else prompt
+--     and response; else whichever of the two it has), and the rest
+--     written under a temporary name renamed into place. A file none of
+--     whose columns tells the rows apart is left as it was and reported.
 --   * Every other format (Parquet, HuggingFace dataset directories, chat
 --     JSONL) is regenerated (M.regenerate, once the user's rows are all
 --     deleted): the batch's remaining rows are exported again from the
@@ -61,31 +63,63 @@ local function csv_records(text)
   return out
 end
 
-local function filter_jsonl(text, drop)
-  local kept, removed = {}, 0
+-- Whether a row of a file is one of the user's `rows`, told by the most
+-- specific of its columns: the event id, else prompt and response, else
+-- the one of them it has. get(column) is the row's value of a column, or
+-- nil when the file has none; nil when no column tells.
+local function matcher(rows)
+  local ids, both, prompts, responses = {}, {}, {}, {}
+  for _, r in ipairs(rows) do
+    if r.inference_event_id then ids[r.inference_event_id] = true end
+    if r.prompt then prompts[r.prompt] = true end
+    if r.response then responses[r.response] = true end
+    if r.prompt and r.response then both[key(r.prompt, r.response)] = true end
+  end
+  return function(get)
+    local id, p, resp = get("inference_event_id"), get("prompt"), get("response")
+    if id then return ids[id] == true end
+    if p and resp then return both[key(p, resp)] == true end
+    if p then return prompts[p] == true end
+    if resp then return responses[resp] == true end
+    return nil
+  end
+end
+
+local function filter_jsonl(text, is_users)
+  local kept, removed, untold = {}, 0, 0
   for line in text:gmatch("[^\n]+") do
     local ok, row = pcall(json.decode, line)
-    if ok and type(row) == "table" and type(row.prompt) == "string"
-       and type(row.response) == "string" and drop[key(row.prompt, row.response)] then
+    local users = nil
+    if ok and type(row) == "table" then
+      users = is_users(function(c) return type(row[c]) == "string" and row[c] or nil end)
+    end
+    if users then
       removed = removed + 1
     else
+      if users == nil then untold = untold + 1 end
       kept[#kept + 1] = line .. "\n"
     end
   end
-  return table.concat(kept), removed
+  return table.concat(kept), removed, untold
 end
 
-local function filter_csv(text, drop)
-  local kept, removed = {}, 0
+local function filter_csv(text, is_users)
+  local kept, removed, untold, col = {}, 0, 0, {}
   for i, r in ipairs(csv_records(text)) do
-    local p, resp = r.fields[1], r.fields[2]
-    if i > 1 and p and resp and drop[key(p, resp)] then
+    local users = false
+    if i == 1 then -- the header: the columns' names
+      for k, name in ipairs(r.fields) do col[name] = col[name] or k end
+    else
+      users = is_users(function(c) return col[c] and r.fields[col[c]] end)
+    end
+    if users then
       removed = removed + 1
     else
+      if users == nil then untold = untold + 1 end
       kept[#kept + 1] = r.text
     end
   end
-  return table.concat(kept), removed
+  return table.concat(kept), removed, untold
 end
 
 local function read_all(path)
@@ -115,25 +149,28 @@ local function write_replace(path, text)
 end
 
 --- Rewrites the file of one export batch without the rows in `rows`
--- (each {prompt =, response =}). batch: {path =, format =}. Returns the
--- number of rows removed, or nil, message.
+-- (each {inference_event_id =, prompt =, response =}). batch: {path =,
+-- format =}. Returns the number of rows removed, or nil, message (the
+-- file left as it was).
 function M.rewrite(batch, rows)
   if not M.REWRITTEN[batch.format] then
     return nil, ("format %s is not rewritten in place: export the batch again"):format(
       tostring(batch.format))
   end
-  local drop = {}
   for _, r in ipairs(rows) do
-    if not (r.prompt and r.response) then
-      return nil, "a row without its own prompt and response cannot be told apart in the"
-        .. " file: export the batch again"
+    if not (r.inference_event_id or (r.prompt and r.response)) then
+      return nil, "a row without its event id, prompt and response cannot be told apart in"
+        .. " the file: export the batch again"
     end
-    drop[key(r.prompt, r.response)] = true
   end
   local text, err = read_all(batch.path)
   if not text then return nil, err end
   local filter = batch.format == "jsonl" and filter_jsonl or filter_csv
-  local out, removed = filter(text, drop)
+  local out, removed, untold = filter(text, matcher(rows))
+  if untold > 0 then
+    return nil, ("%d rows of the file have none of the columns inference_event_id, prompt and"
+      .. " response, so the user's cannot be told apart: export the batch again"):format(untold)
+  end
   local ok, werr = write_replace(batch.path, out)
   if not ok then return nil, werr end
   return removed
