@@ -164,16 +164,17 @@ static int forbidden(const cf_serve_key *key, const cf_event_in *in, char *msg, 
 static void one_item(cf_serve_events *e, const cf_serve_key *key, cf_prepare_scratch *ps,
                      batch *b, long index, const char *s, size_t n)
 {
-    if (b->gave_up) {
-        refuse(e, b, index, NULL, 429, "not tried: the buffer is full");
-        return;
-    }
     cf_jsonl_doc doc = CF_JSONL_DOC_INIT;
     cf_event_in in;
     cf_err err;
     cf_verrors v;
     char id[CF_MAX_ID_BYTES + 1] = "";
     int rc = cf_jsonl_parse(s, n, e->unknown_to_metadata, &doc, &in, &err);
+    if (b->gave_up) {
+        refuse(e, b, index, client_id(&in, &doc, id), 429, "not tried: the buffer is full");
+        cf_jsonl_doc_free(&doc);
+        return;
+    }
     char denied[300];
     if (rc == 0 && forbidden(key, &in, denied, sizeof denied)) {
         refuse(e, b, index, client_id(&in, &doc, id), 403, denied);
@@ -193,6 +194,7 @@ static void one_item(cf_serve_events *e, const cf_serve_key *key, cf_prepare_scr
             backfill(b);
     } else {
         int status = status_of(err.code);
+        id[0] = '\0'; /* submit's id for it was never stored: only the client's goes back */
         refuse(e, b, index, client_id(&in, &doc, id), status, err.msg);
         b->gave_up = status == 429 || status == 503;
     }

@@ -450,6 +450,7 @@ describe("serve limits", function()
       .. "max_batch_size = 1000 }")
     local batch = {}
     for i = 1, 5 do batch[i] = event { id = "full-" .. i } end
+    batch[4].id = nil -- refused: no id of its own, so none in the answer
     local code, resp, headers = post(h, cjson.encode(batch))
     assert.equals(207, code)
     assert.matches("retry%-after: 1", headers)
@@ -457,7 +458,9 @@ describe("serve limits", function()
     assert.equals(3, r.accepted)
     assert.equals(429, r.items[4].status)
     assert.matches("full", r.items[4].error)
+    assert.equals(cjson.null, r.items[4].id)
     assert.equals(429, r.items[5].status)
+    assert.equals("full-5", r.items[5].id) -- not tried, still named by the client's id
     code, resp, headers = post(h, cjson.encode(event { id = "full-6" }))
     assert.equals(429, code)
     assert.matches("retry%-after: 1", headers)
