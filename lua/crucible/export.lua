@@ -33,6 +33,11 @@ M.MAX_BATCH_ID = 256
 -- limit =}}: what names the file and writes it again (crucible.lifecycle).
 M.BATCH_SETTING = "export.batch."
 
+--- The store setting where preference pair exports record their files: a
+-- JSON list of {batch_id =, path =, format =, deployment_id =, at =}, so
+-- that forgetting a user can find the lines made from the user's events.
+M.PAIRS_SETTING = "export.pairs_files"
+
 --- File name endings of the default paths, per format (the registry's).
 M.FORMATS, M.PAIR_FORMATS = {}, {}
 for name, f in pairs(formats.set()) do
@@ -126,6 +131,22 @@ local function record_batch(store, req, r)
     count = r.count,
     options = { columns = req.columns, parquet = req.parquet, export_time = req.export_time,
                 include_exported = req.include_exported, limit = req.limit } }))
+end
+
+--- The files preference pair exports wrote (see PAIRS_SETTING): a list,
+-- empty when none.
+function M.pairs_files(store)
+  local ok, list = pcall(json.decode, store:setting(M.PAIRS_SETTING) or "[]")
+  return ok and type(list) == "table" and list or {}
+end
+
+-- Adds a pairs export's file to PAIRS_SETTING (a read and a write: two
+-- exports finishing at the same instant could drop one entry).
+local function record_pairs_file(store, deployment_id, r)
+  local list = M.pairs_files(store)
+  list[#list + 1] = { batch_id = r.export_batch_id, path = r.path, format = r.format,
+                      deployment_id = deployment_id, at = core.now_us() }
+  return store:set_setting(M.PAIRS_SETTING, store_mod.encode_json(list))
 end
 
 --- The record of an export batch (see BATCH_SETTING), or nil.
@@ -312,10 +333,17 @@ local function attach_pairs(client, ctx)
     req.db_path = database_file(store)
     local r, msg, mkind = cexport.pairs(store.h, req)
     if not r then return nil, msg, mkind end
-    r.format = format
+    r.format, r.export_batch_id = format, core.uuid7()
     if r.path == nil then
       r.reason = nothing_reason(r, opts, deployment_id, "preference pairs")
       return false, r
+    end
+    if r.path ~= "-" then
+      -- which file holds these pairs, so forgetting a user can name it (crucible.lifecycle)
+      local ok, serr, skind = record_pairs_file(store, deployment_id, r)
+      if not ok then
+        return nil, "pairs written, but their file not recorded: " .. tostring(serr), skind
+      end
     end
     return r.path, r
   end

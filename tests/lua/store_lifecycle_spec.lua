@@ -441,6 +441,55 @@ describe("data lifecycle (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", function()
     cf.close()
   end)
 
+  it("names and rewrites the preference pair files made from the user's events", function()
+    local now, dep, a, b, c = test_now(), uid("pairs"), uid("alice"), uid("bob"), uid("carl")
+    local cf = client()
+    local s = assert(cf.store())
+    local ids = seed(s, { { dep, now + 1, a }, { dep, now + 2, b }, { dep, now + 3, a },
+                          { dep, now + 4, b }, { dep, now + 5, c } })
+    for i, id in ipairs(ids) do
+      assert(s:insert_signal { inference_event_id = id, signal_type = "edit",
+                               edited_response = "edited " .. i, inserted_at = now + i })
+    end
+    local files = {}
+    for _, f in ipairs { "dpo", "kto", "openai" } do
+      files[f] = assert(cf.export_preference_pairs(dep, { format = f,
+        output_path = tmp .. "/" .. dep .. "." .. f .. ".jsonl" }))
+    end
+    -- the events (by their number) whose lines a file holds
+    local function events_in(path)
+      local got = {}
+      for line in support.read_file(path):gmatch("[^\n]+") do
+        local row = json.decode(line)
+        local prompt = row.prompt or row.messages[1].content
+        got[#got + 1] = tonumber(prompt:match("^p (%d+) "))
+      end
+      table.sort(got)
+      return got
+    end
+    for _, path in pairs(files) do assert.same({ 1, 2, 3, 4, 5 }, events_in(path)) end
+    local dry = assert(cf.forget_user(a, { dry_run = true }))
+    assert.equal(3, #dry.exports)
+    local r = assert(cf.forget_user(a, { rewrite_exports = true }))
+    assert.is_true(r.complete)
+    local by = {}
+    for _, e in ipairs(r.exports) do by[e.path] = e end
+    for f, path in pairs(files) do
+      assert.is_nil(by[path].rewrite_error, f)
+      assert.same({ 2, 2, f }, { by[path].rows, by[path].rewritten, by[path].format })
+      assert.same({ 2, 4, 5 }, events_in(path))
+    end
+    -- without rewriting (on PostgreSQL not the one-statement forget, which
+    -- does not read these files): named, left as they are
+    local r2 = assert(cf.forget_user(c))
+    assert.equal(3, #r2.exports)
+    for _, e in ipairs(r2.exports) do
+      assert.same({ 1 }, { e.rows, e.rewritten })
+      assert.same({ 2, 4, 5 }, events_in(e.path))
+    end
+    cf.close()
+  end)
+
   it("regenerates an export once an interrupted forget is finished", function()
     local now, a, b, dep = test_now(), uid("alice"), uid("bob"), uid("chat")
     local cf = client()

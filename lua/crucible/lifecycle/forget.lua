@@ -32,8 +32,48 @@ local M = {}
 --- Where an export records its file (crucible.export): BATCH_SETTING .. id.
 M.BATCH_SETTING = export.BATCH_SETTING
 
+-- The signals preference pairs are made from (crucible.export).
+local PAIR_SIGNALS = { "edit", "thumbs_up", "thumbs_down" }
+
+-- Adds to list the preference pair files (export.pairs_files) holding
+-- lines made from the user's events, and to content those events per
+-- batch id. A file that cannot be read is listed, with why.
+local function pair_batches(store, sel, list, content)
+  local mine, by_dep, deps = {}, {}, {}
+  for _, h in ipairs(sel.users) do mine[h] = true end
+  for _, f in ipairs(export.pairs_files(store)) do
+    local dep = f.deployment_id
+    if type(dep) == "string" and (not sel.deployment_id or dep == sel.deployment_id) then
+      if not by_dep[dep] then
+        by_dep[dep] = {}
+        deps[#deps + 1] = dep
+      end
+      table.insert(by_dep[dep], f)
+    end
+  end
+  table.sort(deps)
+  for _, dep in ipairs(deps) do
+    local rows = {}
+    for ev in store:events { deployment_id = dep, with_signal = PAIR_SIGNALS } do
+      if mine[ev.user_id_hash] then
+        rows[#rows + 1] = { prompt = ev.prompt, response = ev.response }
+      end
+    end
+    for _, f in ipairs(#rows > 0 and by_dep[dep] or {}) do
+      local n, err = rewrite.pair_lines(f.path, rows)
+      if n ~= 0 then
+        list[#list + 1] = { batch_id = f.batch_id, path = f.path, format = f.format,
+                            rows = n or 0, rewrite_error = err and
+                              ("cannot be read (it may hold the user's pairs): " .. err) }
+        content[f.batch_id] = rows
+      end
+    end
+  end
+end
+
 -- The export batches holding the user's rows: a list of {batch_id, path,
--- format, rows (count)}, and the rows per batch id (prompt, response).
+-- format, rows (count)}, and the rows per batch id (prompt, response):
+-- curated examples' batches, then preference pair files.
 local function affected_batches(store, sel)
   local rows, err, kind = clife.user_exports(store.h, sel)
   if not rows then return nil, err, kind end
@@ -51,6 +91,7 @@ local function affected_batches(store, sel)
     table.insert(content[r.batch_id], { inference_event_id = r.inference_event_id,
                                         prompt = r.prompt, response = r.response })
   end
+  pair_batches(store, sel, list, content)
   return list, content
 end
 
@@ -209,7 +250,8 @@ end
 -- format =, rows =, rewritten = | rewrite_error =}}, deletion_id =} or
 -- nil, message, kind.
 function M.forget_user(cfg, store, user_id, opts)
-  if not opts.dry_run and not opts.rewrite_exports and clife.purge_guards(store.h) then
+  if not opts.dry_run and not opts.rewrite_exports and clife.purge_guards(store.h)
+     and #export.pairs_files(store) == 0 then -- the guard does not look at pair files
     -- the current key's hash only: the guard holds while retired keys exist
     local current, src, ckind = keys.current(cfg, store)
     if not current and src then return nil, src, ckind end

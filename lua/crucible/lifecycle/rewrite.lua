@@ -22,8 +22,10 @@ local json = require("cjson").new()
 
 local M = {}
 
---- The formats rewritten in place; the others are regenerated.
-M.REWRITTEN = { jsonl = true, csv = true }
+--- The formats rewritten in place (curated JSONL and CSV, and the
+-- preference pair formats); the others are regenerated.
+M.PAIRS = { dpo = true, kto = true, openai = true }
+M.REWRITTEN = { jsonl = true, csv = true, dpo = true, kto = true, openai = true }
 
 local function key(prompt, response) return #prompt .. ":" .. prompt .. response end
 
@@ -122,6 +124,47 @@ local function filter_csv(text, is_users)
   return table.concat(kept), removed, untold
 end
 
+-- A preference pair line's event, as pair_keys names it: dpo and kto by
+-- prompt and response (rejected, completion), openai by prompt (its
+-- answer is the edit).
+local function pair_key(row)
+  if type(row.prompt) == "string" then
+    local resp = row.rejected or row.completion
+    return type(resp) == "string" and key(row.prompt, resp) or nil
+  end
+  local m = type(row.messages) == "table" and row.messages[1]
+  if type(m) == "table" and m.role == "user" and type(m.content) == "string" then
+    return "prompt:" .. m.content
+  end
+  return nil
+end
+
+-- The keys of the user's events (rows: {prompt =, response =}) that
+-- pair_key gives their lines.
+local function pair_keys(rows)
+  local out = {}
+  for _, r in ipairs(rows) do
+    if r.prompt then
+      out["prompt:" .. r.prompt] = true
+      if r.response then out[key(r.prompt, r.response)] = true end
+    end
+  end
+  return out
+end
+
+local function filter_pairs(text, mine)
+  local kept, removed = {}, 0
+  for line in text:gmatch("[^\n]+") do
+    local ok, row = pcall(json.decode, line)
+    if ok and type(row) == "table" and mine[pair_key(row) or false] then
+      removed = removed + 1
+    else
+      kept[#kept + 1] = line .. "\n"
+    end
+  end
+  return table.concat(kept), removed
+end
+
 local function read_all(path)
   local f, err = io.open(path, "rb")
   if not f then return nil, err end
@@ -148,6 +191,16 @@ local function write_replace(path, text)
   return true
 end
 
+--- How many lines of a preference pairs file were made from the user's
+-- events (rows: {prompt =, response =}), or nil, message when it cannot
+-- be read.
+function M.pair_lines(path, rows)
+  local text, err = read_all(path)
+  if not text then return nil, err end
+  local _, n = filter_pairs(text, pair_keys(rows))
+  return n
+end
+
 --- Rewrites the file of one export batch without the rows in `rows`
 -- (each {inference_event_id =, prompt =, response =}). batch: {path =,
 -- format =}. Returns the number of rows removed, or nil, message (the
@@ -156,6 +209,14 @@ function M.rewrite(batch, rows)
   if not M.REWRITTEN[batch.format] then
     return nil, ("format %s is not rewritten in place: export the batch again"):format(
       tostring(batch.format))
+  end
+  if M.PAIRS[batch.format] then
+    local text, err = read_all(batch.path)
+    if not text then return nil, err end
+    local out, removed = filter_pairs(text, pair_keys(rows))
+    local ok, werr = write_replace(batch.path, out)
+    if not ok then return nil, werr end
+    return removed
   end
   for _, r in ipairs(rows) do
     if not (r.inference_event_id or (r.prompt and r.response)) then
