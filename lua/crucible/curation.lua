@@ -159,6 +159,8 @@ local function strategy_context(run, task)
     return { signals = true, lengths = want.lengths, prompt_length = want.prompt_length,
              response_length = want.response_length, keep = want.keep }
   end
+  -- records and top_records end in tail calls, so that a bad want or key
+  -- is raised at the strategy's line (the Store methods blame their caller).
   function sctx.records(want)
     return db:light_events(scope, light_want(want))
   end

@@ -178,6 +178,24 @@ function Store:unscored_events(q)
   return iterate(cur, FIX.events), nil, nil, cur
 end
 
+-- The light scans' calls into C run protected, so that what they raise
+-- (a misspelt keep condition or key, a failed read) carries no position
+-- inside this file. unprotect returns what the protected call returned,
+-- or raises its error at `level` as error() counts it from the function
+-- calling unprotect (2: that function's caller), so the Store methods
+-- raise at their caller.
+local function unprotect(level, ok, ...)
+  if not ok then error((...), level + 1) end
+  return ...
+end
+
+-- Opens a light scan for a Store method, raising at that method's caller.
+local function open_light(h, q, want)
+  local scan, err = unprotect(3, pcall(h.light_events, h, q, want))
+  if not scan then error(err, 3) end
+  return scan
+end
+
 --- Streams light records of events (curation): id, inserted_at,
 -- quality_score, latency_ms, token_count, model_version_id; with
 -- want.signals the counts per signal type (`signals`, `signal_count`);
@@ -191,8 +209,7 @@ end
 -- (at least one signal of one of them).
 -- Returns iterator, nil, nil, scan (closed by the for loop).
 function Store:light_events(q, want)
-  local scan, err = self.h:light_events(query(q), want)
-  if not scan then error(err, 2) end
+  local scan = open_light(self.h, query(q), want)
   return function() return scan:next() end, nil, nil, scan
 end
 
@@ -206,9 +223,9 @@ end
 -- {{id =, score =}, ...}, best first, ties in scan order (what pushing every
 -- record into a top-k gives); records without a value are skipped.
 function Store:light_top(q, want, k, key)
-  local scan, err = self.h:light_events(query(q), want)
-  if not scan then error(err, 2) end
-  return scan:top(k, key)
+  local scan = open_light(self.h, query(q), want)
+  local picks = unprotect(2, pcall(scan.top, scan, k, key))
+  return picks
 end
 
 --- Several light_top answers from one scan: requests is a list of {k =,
@@ -219,9 +236,9 @@ function Store:light_tops(q, want, requests)
   local open = {}
   for k, v in pairs(want or {}) do open[k] = v end
   open.keep = nil
-  local scan, err = self.h:light_events(query(q), open)
-  if not scan then error(err, 2) end
-  return scan:tops(requests)
+  local scan = open_light(self.h, query(q), open)
+  local lists = unprotect(2, pcall(scan.tops, scan, requests))
+  return lists
 end
 
 --- The events with these ids (a list), in that order; missing ids are

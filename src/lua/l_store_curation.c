@@ -10,6 +10,8 @@
  *                          --    signals = {thumbs_up = 0, ...}, signal_count=} | nil
  *   scan:top(k, key)  --> {{id =, score =}, ...}: the k records ranked highest by key
  *   scan:tops({{k =, key =, keep =}, ...})  --> one such list per request, one scan
+ *   h:light_plan(q, want)                --> {events = {step, ...}, signals = {...}}: the
+ *                                        --    query plans a light scan runs (tests)
  *   h:events_by_ids({"id1", "id2"})      --> list of event rows (missing ids skipped)
  *   h:events_by_response_id({"r1", "r2"}) --> {r1 = event id, ...}: by metadata.response_id
  *                                        --    (the newest event of each; absent: none)
@@ -64,10 +66,10 @@ static unsigned check_signal_bit(lua_State *L, int idx, int clause, int item)
 {
     const char *name = lua_tostring(L, idx);
     for (int k = 0; k < CF_SIG_COUNT_; k++)
-        if (name && k != CF_SIG_OTHER && strcmp(name, cf_signal_kind_name((cf_signal_kind)k)) == 0)
+        if (name && strcmp(name, cf_signal_kind_name((cf_signal_kind)k)) == 0)
             return 1u << k;
     luaL_error(L, "keep[%d].signals_any[%d]: expected a signal type (thumbs_up, thumbs_down,"
-                  " regenerate, edit, copy, share, report), got %s%s%s", clause, item,
+                  " regenerate, edit, copy, share, report, other), got %s%s%s", clause, item,
                name ? "'" : "", name ? name : luaL_typename(L, idx), name ? "'" : "");
     return 0;
 }
@@ -176,6 +178,22 @@ static int kept(const l_light *u, const cf_light_event *r)
     return any_holds(u->clauses, u->nclauses, r);
 }
 
+/* The CF_LIGHT_* bits the want table at idx asks for, its keep clauses
+ * read into clauses (signals_any reads the signals too). */
+static unsigned read_want(lua_State *L, int idx, light_clause *clauses, int *nclauses)
+{
+    int both = opt_flag(L, idx, "lengths");
+    unsigned want = (opt_flag(L, idx, "signals") ? CF_LIGHT_SIGNALS : 0)
+                    | (both || opt_flag(L, idx, "prompt_length") ? CF_LIGHT_PROMPT : 0)
+                    | (both || opt_flag(L, idx, "response_length") ? CF_LIGHT_RESPONSE : 0)
+                    | (opt_flag(L, idx, "checks") ? CF_LIGHT_CHECKS : 0);
+    read_keep(L, idx, clauses, nclauses);
+    for (int i = 0; i < *nclauses; i++)
+        if (clauses[i].signals_any)
+            want |= CF_LIGHT_SIGNALS;
+    return want;
+}
+
 static int m_light_events(lua_State *L)
 {
     lua_settop(L, 3);
@@ -189,21 +207,51 @@ static int m_light_events(lua_State *L)
     luaL_setmetatable(L, LIGHT_MT);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1); /* keeps the store alive */
-    int both = opt_flag(L, 3, "lengths");
-    u->want = (opt_flag(L, 3, "signals") ? CF_LIGHT_SIGNALS : 0)
-              | (both || opt_flag(L, 3, "prompt_length") ? CF_LIGHT_PROMPT : 0)
-              | (both || opt_flag(L, 3, "response_length") ? CF_LIGHT_RESPONSE : 0)
-              | (opt_flag(L, 3, "checks") ? CF_LIGHT_CHECKS : 0);
-    read_keep(L, 3, u->clauses, &u->nclauses);
-    for (int i = 0; i < u->nclauses; i++)
-        if (u->clauses[i].signals_any)
-            u->want |= CF_LIGHT_SIGNALS;
+    u->want = read_want(L, 3, u->clauses, &u->nclauses);
     cf_err err;
     if ((u->want & (CF_LIGHT_PROMPT | CF_LIGHT_RESPONSE)) && !(u->g = cf_graphemes_new())) {
         cf_fail(&err, CF_ENOMEM, "out of memory counting characters");
         return cf_lua_pushfail(L, &err);
     }
     if (cf_store_open_light_events(s, &q, u->want, &u->scan, &err))
+        return cf_lua_pushfail(L, &err);
+    return 1;
+}
+
+static int add_step(void *ud, const char *stmt, const char *detail)
+{
+    lua_State *L = ud;
+    if (lua_getfield(L, -1, stmt) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -3, stmt);
+    }
+    lua_pushstring(L, detail);
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    lua_pop(L, 1);
+    return 0;
+}
+
+/* h:light_plan(q, want) -> {events = {step, ...}, signals = {step, ...}}:
+ * the query plans of what light_events(q, want) runs (want as there, plus
+ * score_only: only the quality score, as the quality statistics read); nil,
+ * message when the backend does not show them. For tests of the plans. */
+static int m_light_plan(lua_State *L)
+{
+    lua_settop(L, 3);
+    cf_store *s = l_store_checkstore(L, 1);
+    cf_query q;
+    l_store_read_query(L, 2, &q);
+    if (!lua_isnil(L, 3))
+        luaL_checktype(L, 3, LUA_TTABLE);
+    light_clause clauses[MAX_CLAUSES];
+    int nclauses = 0;
+    unsigned want = read_want(L, 3, clauses, &nclauses)
+                    | (opt_flag(L, 3, "score_only") ? CF_LIGHT_SCORE_ONLY : 0);
+    lua_newtable(L);
+    cf_err err;
+    if (cf_store_plan_light_events(s, &q, want, add_step, L, &err))
         return cf_lua_pushfail(L, &err);
     return 1;
 }
@@ -371,8 +419,7 @@ static void read_weights(lua_State *L, int idx, top_key *key)
     for (lua_pushnil(L); lua_next(L, -2); lua_pop(L, 1)) {
         const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
         int k = 0;
-        while (k < CF_SIG_COUNT_ && (k == CF_SIG_OTHER
-                                     || strcmp(name, cf_signal_kind_name((cf_signal_kind)k))))
+        while (k < CF_SIG_COUNT_ && strcmp(name, cf_signal_kind_name((cf_signal_kind)k)))
             k++;
         if (k == CF_SIG_COUNT_)
             luaL_error(L, "top: signals: unknown signal type '%s'", name);
@@ -687,6 +734,7 @@ static const luaL_Reg scan_methods[] = {
 static const luaL_Reg scan_meta[] = {
     {"__gc", ls_close}, {"__close", ls_close}, {"__tostring", ls_tostring}, {NULL, NULL}};
 static const luaL_Reg store_methods[] = {{"light_events", m_light_events},
+                                         {"light_plan", m_light_plan},
                                          {"events_by_ids", m_events_by_ids},
                                          {"insert_curated_new", m_insert_curated_new},
                                          {"last_export_at", m_last_export_at},

@@ -476,6 +476,79 @@ return curation.register {
     assert.same({ err }, failed)
   end)
 
+  it("runs the example of docs/curation.md's \"Writing a strategy\" as written", function()
+    local doc = support.read_file(support.SOURCE_DIR .. "/docs/curation.md")
+    local heading = "\n## Writing a strategy\n"
+    local section = assert(doc:match(heading .. "(.-)\n## ") or doc:match(heading .. "(.*)"), "no such section")
+    local code = assert(section:match("```lua\n(.-)```"), "no lua block in the section")
+    local name = assert(code:match('name = "([%w_]+)"'))
+    local opts = assert(load("return " .. assert(code:match('cf%.curate%("d", (%b{})%)'))))()
+    write_strategy(name, code)
+    -- latency, quality score, signals: d1, d4 and d5 are slow and liked
+    local db = assert(cf.store())
+    local events = {
+      { 2500, 0.7, "thumbs_up" }, { 1500, 0.9, "thumbs_up" }, { 3000, 0.4 },
+      { 4000, nil, "thumbs_up" }, { 2000, 0.95, "thumbs_up", "thumbs_down" }, { 100, 0.5, "edit" },
+    }
+    local rows = {}
+    for i, e in ipairs(events) do
+      rows[i] = { id = "d" .. i, deployment_id = "d", prompt = ("question %d about %s"):format(i, ("xyz"):rep(i)),
+                  response = "answer " .. i, latency_ms = e[1], quality_score = e[2], inserted_at = i * 1000000 }
+    end
+    assert(db:insert_events(rows))
+    for i, e in ipairs(events) do
+      for j = 3, #e do
+        assert(db:insert_signal { inference_event_id = "d" .. i, signal_type = e[j],
+                                  edited_response = e[j] == "edit" and "a better answer" or nil })
+      end
+    end
+    local ex = assert(cf.curate("d", opts))
+    local picked = {}
+    for _, e in ipairs(ex) do
+      if e.curation_source == name then picked[#picked + 1] = { e.inference_event_id, e.curation_score } end
+    end
+    assert.same({ { "d5", 0.95 }, { "d1", 0.7 }, { "d4", 0.0 } }, picked)
+    assert.equal("user_edit", ex[1].curation_source)
+    curation.unregister(name)
+  end)
+
+  it("reports a bad keep or key at the strategy's own line", function()
+    local function failure(name, limit_ms, body)
+      write_strategy(name, ([[
+local curation = require "crucible.curation"
+return curation.register {
+  name = "%s", time_limit_ms = %s,
+  select = function(ctx, opts)
+    %s
+    return {}
+  end,
+}
+]]):format(name, limit_ms or "nil", body))
+      local ex, err = cf.curate(DEP, { strategies = { "user_edit", name } })
+      assert.is_nil(ex)
+      assert.not_matches("crucible/store%.lua", err)
+      assert.not_matches("crucible/curation%.lua", err)
+      return err
+    end
+    assert.matches("^curation strategy 'bad_keep' failed: [^ ]*/crucible/curation/bad_keep%.lua:5:"
+      .. " keep%[1%]: unknown condition 'quality_mni'",
+      failure("bad_keep", nil, "for _ in ctx.records { keep = { { quality_mni = 0.5 } } } do end"))
+    -- top_records, answered with the other strategies' requests or on its own
+    for i, limit_ms in ipairs { "nil", "5000" } do
+      local top, key = "bad_top" .. i, "bad_key" .. i
+      assert.matches("^curation strategy '" .. top .. "' failed: [^ ]*/crucible/curation/" .. top
+        .. "%.lua:5: keep%[1%]%.signals_any%[1%]: expected a signal type.*'thumb'",
+        failure(top, limit_ms,
+          "ctx.top_records(opts.limit, 'quality_score', { keep = { { signals_any = { 'thumb' } } } })"))
+      assert.matches("^curation strategy '" .. key .. "' failed: [^ ]*/crucible/curation/" .. key
+        .. "%.lua:5: top: signals: unknown signal type 'like'",
+        failure(key, limit_ms, "ctx.top_records(3, { missing_quality = 0, signals = { like = 1 } })"))
+      curation.unregister(top)
+      curation.unregister(key)
+    end
+    curation.unregister "bad_keep"
+  end)
+
   it("rejects malformed picks naming the strategy and the pick", function()
     curation.register { name = "bad_picks", select = function() return { { id = "e01", score = 0 / 0 } } end }
     local ex, err, kind = cf.curate(DEP, { strategies = { "bad_picks" } })

@@ -1,7 +1,8 @@
 -- Light scans on SQLite: the `keep` filter and scan:top must give exactly
 -- what the same test and top-k written in Lua give; the signal counts a
--- scan reuses must never be stale; the plans read the covering index, and
--- with_signal over few signals starts from the signals.
+-- scan reuses must never be stale; the plans the store prepares read the
+-- covering index without a sort, and with_signal over few signals starts
+-- from the signals.
 local support = require "support"
 local core = require "crucible._core"
 
@@ -27,6 +28,10 @@ local function seed(db, n)
     for _ = 1, rnd(3) == 0 and 1 + rnd(3) or 0 do
       assert(db:insert_signal { inference_event_id = rows[i].id, signal_type = TYPES[1 + rnd(#TYPES)] })
     end
+  end
+  -- a type of none of the named kinds: counted as `other`
+  for i = 5, n, 37 do
+    assert(db:insert_signal { inference_event_id = rows[i].id, signal_type = "bookmark" })
   end
 end
 
@@ -70,6 +75,8 @@ describe("light scans", function()
       { { quality_missing = true } },
       { { quality_min = 0.25, quality_max = 0.75 } },
       { { signals_any = { "report" } }, { quality_min = 0.99 } },
+      { { signals_any = { "other" } } },
+      { { quality_min = 0.5, signals_any = { "other", "share" } } },
     }
     for _, keep in ipairs(cases) do
       local want = {}
@@ -108,6 +115,8 @@ describe("light scans", function()
       db:light_top(scope, { signals = true }, 10, { quality = 1, signals = { thumbs_up = 3 } }))
     assert.same(lua_top(30, nil, function(r) return r.prompt_length end, { prompt_length = true }),
       db:light_top(scope, { prompt_length = true }, 30, "prompt_length"))
+    assert.same(lua_top(12, nil, function(r) return 2 * r.signals.other + r.signals.copy end),
+      db:light_top(scope, { signals = true }, 12, { missing_quality = 0, signals = { other = 2, copy = 1 } }))
     assert.same(lua_top(7, nil, function(r) return r.latency_ms end),
       db:light_top(scope, {}, 7, "latency_ms"))
     assert.same({}, db:light_top(scope, {}, 0, "latency_ms"))
@@ -184,14 +193,26 @@ describe("light scans", function()
       p:close()
       return out
     end
-    -- the statement sqlite_scan.c prepares for a light scan of one deployment and window
-    assert.matches("COVERING INDEX inference_events_light", plan(
-      "SELECT id, model_version_id, inserted_at, quality_score, latency_ms, token_count FROM"
-      .. " inference_events WHERE 1 AND deployment_id = 'x' AND inserted_at >= 1 AND inserted_at < 2"
-      .. " ORDER BY inserted_at DESC, seq DESC LIMIT -1 OFFSET 0"))
-    -- the scores-only form get_quality_stats reads (CF_LIGHT_SCORE_ONLY, with its checks)
-    local scores = plan("SELECT quality_score, quality_checks FROM inference_events WHERE 1"
-      .. " AND deployment_id = 'x' ORDER BY inserted_at DESC, seq DESC LIMIT -1 OFFSET 0")
+    -- the plans of the statements the store itself prepares for these scans
+    local function store_plan(q, want)
+      local steps = assert(db.h:light_plan(q, want))
+      local out = {}
+      for stmt, list in pairs(steps) do out[stmt] = table.concat(list, "\n") end
+      return out
+    end
+    local window = { deployment_id = "x", since = 1, ["until"] = 2, order = "desc" }
+    -- what curation reads: the light columns and the signal counts of one deployment
+    local light = store_plan(window, { signals = true })
+    assert.matches("COVERING INDEX inference_events_light", light.events)
+    assert.not_matches("TEMP B%-TREE", light.events)
+    assert.matches("SEARCH user_signals USING INDEX user_signals_deployment_time %(deployment_id=%?%)",
+      light.signals)
+    assert.not_matches("TEMP B%-TREE", light.signals)
+    assert.is_nil(store_plan(window, {}).signals) -- no signals asked, none read
+    assert.equal(light.signals, store_plan(window, { keep = { { signals_any = { "other" } } } }).signals)
+    -- the scores-only form get_quality_stats reads (with its checks)
+    local scores = store_plan({ deployment_id = "x", order = "desc", limit = 100 },
+      { score_only = true, checks = true }).events
     assert.matches("COVERING INDEX inference_events_light", scores)
     assert.not_matches("TEMP B%-TREE", scores)
     -- with_signal over few signals (sqlite_read.c's driven form)
@@ -200,11 +221,6 @@ describe("light scans", function()
       .. " AND s.signal_type IN ('edit')) ORDER BY inserted_at DESC, seq DESC LIMIT -1 OFFSET 0")
     assert.matches("SEARCH inference_events USING INDEX sqlite_autoindex_inference_events_1 %(id=%?%)", driven)
     assert.matches("SEARCH s USING INDEX user_signals_deployment_type", driven)
-    -- the signal counts of one deployment: in time order, no sort
-    local counts = plan("SELECT inference_event_id, signal_type FROM user_signals"
-      .. " WHERE deployment_id = 'x' ORDER BY inserted_at")
-    assert.matches("SEARCH user_signals USING INDEX user_signals_deployment_time %(deployment_id=%?%)", counts)
-    assert.not_matches("TEMP B%-TREE", counts)
   end)
 
   it("with_signal finds the same events with few signals and with many", function()

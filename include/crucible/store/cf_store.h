@@ -178,6 +178,9 @@ typedef struct cf_event_update {
 /* count_by_type's callback: one type and how many rows have it. */
 typedef int (*cf_type_count_fn)(void *ud, cf_str type, int64_t n);
 typedef int (*cf_name_fn)(void *ud, cf_str name);
+/* plan_light_events' callback: one step of a statement's query plan; a
+ * non-zero return stops and is returned. */
+typedef int (*cf_plan_fn)(void *ud, const char *stmt, const char *detail);
 /* events_by_response_id's callback: one response id and an event of it. */
 typedef int (*cf_ref_fn)(void *ud, cf_str response_id, cf_str event_id);
 /* ---- column scans ----------------------------------------------------------
@@ -583,6 +586,13 @@ typedef struct cf_store_vt {
      * of CF_LIGHT_* bits. */
     int (*open_light_events)(cf_store *, const cf_query *q, unsigned want, cf_light_scan **out,
                              cf_err *);
+    /* The query plans of the statements that open_light_events(q, want)
+     * would run, one step at a time to cb: stmt "events" for the scan,
+     * "signals" for the signal counts CF_LIGHT_SIGNALS reads; detail as the
+     * database describes the step. For tests of the plans. NULL: the
+     * backend does not show them. */
+    int (*plan_light_events)(cf_store *, const cf_query *q, unsigned want, cf_plan_fn cb,
+                             void *ud, cf_err *);
     /* Events by id, for the one cursor above the vtable
      * (cf_store_open_events_by_ids): a cursor (kind events, no signals) over
      * the stored events among ids[0..n) (all present, n at most
@@ -829,6 +839,13 @@ static inline void cf_colscan_close(cf_colscan *c)
 static inline int cf_store_open_light_events(cf_store *s, const cf_query *q, unsigned want,
                                              cf_light_scan **out, cf_err *e)
 { return s->vt->open_light_events(s, q, want, out, e); }
+static inline int cf_store_plan_light_events(cf_store *s, const cf_query *q, unsigned want,
+                                             cf_plan_fn cb, void *ud, cf_err *e)
+{
+    if (!s->vt->plan_light_events)
+        return cf_fail(e, CF_EUNSUPPORTED, "this backend does not show query plans");
+    return s->vt->plan_light_events(s, q, want, cb, ud, e);
+}
 static inline int cf_light_scan_next(cf_light_scan *c, cf_light_event *row, cf_err *e)
 { return c->vt->next(c, row, e); }
 static inline void cf_light_scan_close(cf_light_scan *c)

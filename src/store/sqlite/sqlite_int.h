@@ -132,6 +132,8 @@ int sq_open_events_page(cf_store *, const cf_str *ids, size_t n, cf_cursor **, c
 int sq_open_columns(cf_store *, const cf_query *, const cf_column *, size_t, cf_colscan **,
                     cf_err *);
 int sq_open_light_events(cf_store *, const cf_query *, unsigned, cf_light_scan **, cf_err *);
+int sq_plan_light_events(cf_store *, const cf_query *, unsigned, cf_plan_fn, void *,
+                         cf_err *);
 
 /* sqlite_runs.c */
 int sq_insert_run(cf_store *, const cf_workflow_run *, int *acquired, cf_err *);

@@ -549,6 +549,7 @@ static const cf_store_vt sq_vt = {
     .open_columns = sq_open_columns,
     .mark_curated_exported_stream = sq_mark_curated_exported_stream,
     .open_light_events = sq_open_light_events,
+    .plan_light_events = sq_plan_light_events,
     .open_events_page = sq_open_events_page,
     .events_page = SQ_IDS_PAGE,
     .insert_curated_new = sq_insert_curated_new,

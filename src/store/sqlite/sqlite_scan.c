@@ -318,18 +318,22 @@ static const uint32_t *sig_counts(const sig_table *t, const char *p, size_t n)
     return s->hash ? t->entries[s->entry].counts : NULL;
 }
 
+/* The statement reading the signals to count: one deployment's in time
+ * order, from the (deployment_id, inserted_at) index, so the rows are read
+ * in about the order they are stored. The (deployment_id, signal_type)
+ * index the planner picks without the ORDER BY walks the table once per
+ * signal type. */
+static const char *signal_counts_sql(cf_str deployment_id)
+{
+    return deployment_id.p ? "SELECT inference_event_id, signal_type FROM user_signals"
+                             " WHERE deployment_id = ?1 ORDER BY inserted_at"
+                           : "SELECT inference_event_id, signal_type FROM user_signals";
+}
+
 static int load_signal_counts(sq_store *s, cf_str deployment_id, sig_table *t, cf_err *err)
 {
     sqlite3_stmt *st = NULL;
-    /* One deployment's signals in time order, from the (deployment_id,
-     * inserted_at) index: the rows are then read in about the order they
-     * are stored. The (deployment_id, signal_type) index the planner picks
-     * without the ORDER BY walks the table once per signal type. */
-    const char *sql = deployment_id.p
-                          ? "SELECT inference_event_id, signal_type FROM user_signals"
-                            " WHERE deployment_id = ?1 ORDER BY inserted_at"
-                          : "SELECT inference_event_id, signal_type FROM user_signals";
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(s->db, signal_counts_sql(deployment_id), -1, &st, NULL) != SQLITE_OK)
         return sq_fail(s, err, "preparing the signal counts");
     if (deployment_id.p)
         sq_bind_str(st, 1, deployment_id);
@@ -487,21 +491,27 @@ static void light_close(cf_light_scan *base)
 
 static const cf_light_scan_vt light_vt = {light_next, light_close};
 
-int sq_open_light_events(cf_store *base, const cf_query *q, unsigned want, cf_light_scan **out,
-                         cf_err *err)
+/* The light scan's columns: signals need the id, so not the score alone. */
+static unsigned light_columns(unsigned want)
 {
-    sq_store *s = (sq_store *)base;
-    *out = NULL;
-    if (want & CF_LIGHT_SIGNALS)
-        want &= ~(unsigned)CF_LIGHT_SCORE_ONLY;
-    char sql[512] = "SELECT ";
-    size_t len = strlen(sql);
+    return (want & CF_LIGHT_SIGNALS) ? want & ~(unsigned)CF_LIGHT_SCORE_ONLY : want;
+}
+
+#define LIGHT_SQL_MAX 512
+
+/* The light scan's statement for q and want (light_columns), into sql
+ * (LIGHT_SQL_MAX bytes); parameters ?1 deployment, ?2 since, ?3 until,
+ * ?4 limit, ?5 offset. */
+static void light_sql(const cf_query *q, unsigned want, char *sql)
+{
+    size_t len = 0;
 #define PUT(frag)                                                                   \
     do {                                                                            \
         size_t k_ = strlen(frag);                                                   \
         memcpy(sql + len, frag, k_ + 1);                                            \
         len += k_;                                                                  \
     } while (0)
+    PUT("SELECT ");
     PUT(want & CF_LIGHT_SCORE_ONLY
             ? "quality_score"
             : "id, model_version_id, inserted_at, quality_score, latency_ms, token_count");
@@ -521,6 +531,16 @@ int sq_open_light_events(cf_store *base, const cf_query *q, unsigned want, cf_li
     PUT(q->descending ? " ORDER BY inserted_at DESC, seq DESC" : " ORDER BY inserted_at, seq");
     PUT(" LIMIT ?4 OFFSET ?5");
 #undef PUT
+}
+
+int sq_open_light_events(cf_store *base, const cf_query *q, unsigned want, cf_light_scan **out,
+                         cf_err *err)
+{
+    sq_store *s = (sq_store *)base;
+    *out = NULL;
+    want = light_columns(want);
+    char sql[LIGHT_SQL_MAX];
+    light_sql(q, want, sql);
     sq_light *c = calloc(1, sizeof *c);
     if (!c)
         return cf_fail(err, CF_ENOMEM, "out of memory opening a scan");
@@ -547,4 +567,44 @@ int sq_open_light_events(cf_store *base, const cf_query *q, unsigned want, cf_li
     sqlite3_bind_int64(c->st, 5, q->offset > 0 ? q->offset : 0);
     *out = &c->base;
     return 0;
+}
+
+/* EXPLAIN QUERY PLAN of sql: each step's detail to cb, as stmt. */
+static int explain(sq_store *s, const char *stmt, const char *sql, cf_plan_fn cb, void *ud,
+                   cf_err *err)
+{
+    static const char prefix[] = "EXPLAIN QUERY PLAN ";
+    size_t n = strlen(sql);
+    char *text = malloc(sizeof prefix + n);
+    if (!text)
+        return cf_fail(err, CF_ENOMEM, "out of memory explaining a scan");
+    memcpy(text, prefix, sizeof prefix - 1);
+    memcpy(text + sizeof prefix - 1, sql, n + 1);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, text, -1, &st, NULL);
+    free(text);
+    if (rc != SQLITE_OK)
+        return sq_fail(s, err, "explaining a scan");
+    int stop = 0;
+    while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const unsigned char *detail = sqlite3_column_text(st, 3);
+        stop = cb(ud, stmt, detail ? (const char *)detail : "");
+    }
+    sqlite3_finalize(st);
+    if (stop)
+        return stop;
+    return rc == SQLITE_DONE ? 0 : sq_fail(s, err, "explaining a scan");
+}
+
+int sq_plan_light_events(cf_store *base, const cf_query *q, unsigned want, cf_plan_fn cb,
+                         void *ud, cf_err *err)
+{
+    sq_store *s = (sq_store *)base;
+    want = light_columns(want);
+    char sql[LIGHT_SQL_MAX];
+    light_sql(q, want, sql);
+    int rc = explain(s, "events", sql, cb, ud, err);
+    if (!rc && (want & CF_LIGHT_SIGNALS))
+        rc = explain(s, "signals", signal_counts_sql(q->deployment_id), cb, ud, err);
+    return rc;
 }
