@@ -5,7 +5,8 @@
 # strategies (diverse without embeddings, no near-duplicate removal) next to
 # our run doing exactly that work and our run with the defaults (three
 # rounds, alternately); the curated lists of the same work must be
-# identical.
+# identical, and the defaults' the same in every round: the script fails
+# (exit 1, after its report) when they are not.
 # Smaller runs while developing: CURATION_EVENTS=100000.
 set -euo pipefail
 bin=$1 work=$2
@@ -19,13 +20,17 @@ kc=$("$bin" bench/curation.lua run "$db" k_center "$work/cur_kc.tsv")
 # three rounds, alternately: ours doing the peer's work, ours with the
 # defaults, the peer; the medians. The defaults' lists must not change
 # from round to round (threads rank the spill in parts).
-same=() defs=() peer=() agree=yes stable=yes
+same=() defs=() peer=() agree=yes stable=yes why=()
 for r in 1 2 3; do
   same+=("$("$bin" bench/curation.lua run "$db" peer "$work/cur_ours.tsv")")
   defs+=("$("$bin" bench/curation.lua run "$db" default "$work/cur_default_$r.tsv")")
   peer+=("$(/usr/bin/python3 bench/peers/py_curation.py "$db" "$work/cur_peer.tsv")")
-  cmp -s "$work/cur_ours.tsv" "$work/cur_peer.tsv" || agree=no
-  cmp -s "$work/cur_default_$r.tsv" "$work/cur_default_1.tsv" || stable=no
+  if ! d=$(cmp "$work/cur_ours.tsv" "$work/cur_peer.tsv" 2>&1); then
+    agree=no why+=("round $r, ours against the peer's: $d")
+  fi
+  if ! d=$(cmp "$work/cur_default_$r.tsv" "$work/cur_default_1.tsv" 2>&1); then
+    stable=no why+=("round $r, the defaults against round 1: $d")
+  fi
 done
 /usr/bin/python3 - "$kc" "$agree" "$stable" "${same[@]}" "${defs[@]}" "${peer[@]}" <<'PY'
 import json, sys
@@ -66,3 +71,8 @@ print(f"Ratio (peer / ours with the defaults, the peer doing less): {rd:.2f}"
       f" ({'meets' if rd >= 1 else 'BELOW'} the 1x asked). The defaults' lists"
       f" {'are the same in the three rounds' if stable else 'DIFFER between rounds'}.")
 PY
+if [ "$agree" != yes ] || [ "$stable" != yes ]; then
+  echo "curation.sh: FAILED: the curated lists differ (ids, sources or scores):" >&2
+  printf '  %s\n' "${why[@]}" >&2
+  exit 1
+fi

@@ -7,7 +7,8 @@
 # on SQLite with Python's sqlite3, on PostgreSQL the same peer code through
 # psycopg2 (bench/peers/pg_peer.py) on the same server (scripts/lib/pg.sh
 # starts one on loopback unless CF_PG_URL names one). Ours and the peer run
-# alternately; each pair must give the same answer. Target on PostgreSQL:
+# alternately; each pair must give the same answer (the script fails,
+# after its report, when one does not). Target on PostgreSQL:
 # ours at least 1.5x the peer's speed.
 # Size: CRUCIBLE_BENCH_READ_EVENTS (1000000; the cursor: a fifth of it),
 # CRUCIBLE_BENCH_READ_ROUNDS (1; the table gives each ratio's median).

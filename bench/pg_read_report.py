@@ -73,7 +73,7 @@ print()
 print("| path | unit | SQLite ours | SQLite peer | SQLite speed | PostgreSQL ours | PostgreSQL peer"
       " | PostgreSQL speed | same answers |")
 print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-verdicts = []
+verdicts, differ = [], []
 for key, label, unit, ours_of, peer_of, higher, agree in PATHS:
     out = [label, unit]
     sames = []
@@ -85,6 +85,8 @@ for key, label, unit, ours_of, peer_of, higher, agree in PATHS:
         o, p, ratio, ratios, same = c
         out += [fmt(o, unit), fmt(p, unit), f"{ratio:.2f}x"]
         sames.append(same)
+        if not same:
+            differ.append(f"{label} ({backend})")
         if backend == "postgres":
             verdicts.append(f"{label}: {ratio:.2f}x ({', '.join(f'{r:.2f}' for r in ratios)})"
                             f" {'meets' if ratio >= 1.5 else 'BELOW'} 1.5x")
@@ -99,3 +101,5 @@ loads = [f"{b} round {x['round']}: {x['r']}" for b in ("sqlite", "postgres")
 if loads:
     print()
     print("Load averages as each round began: " + "; ".join(loads) + ".")
+if differ:
+    sys.exit("pg_read: FAILED: ours and the peer gave different answers: " + "; ".join(differ))
