@@ -214,6 +214,46 @@ describe("data lifecycle (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", function()
     cf.close()
   end)
 
+  it("purges signals, drift results, trigger events and finished runs on their own age",
+    function()
+    local now, dep, short = test_now(), uid("ages"), uid("ages-short")
+    local cf = client { signals = "2d", drift = "2d", triggers = "2d", runs = "2d",
+                        deployments = { [short] = { signals = "1d" } } }
+    local s = assert(cf.store())
+    -- a signal each, at its event's time; events have no rule of their own here
+    seed(s, { { dep, now - 3 * DAY }, { dep, now }, { short, now - DAY - DAY // 2 } })
+    for _, at in ipairs { now - 3 * DAY, now - DAY } do
+      assert(s:insert_drift { deployment_id = dep, drift_type = "statistical", score = 0.1,
+                              drifted = false, inserted_at = at })
+      assert(s:insert_trigger { deployment_id = dep, trigger_type = "data_count",
+                                inserted_at = at })
+    end
+    local old, recent, running = uid("run-old"), uid("run-recent"), uid("run-running")
+    assert(s:insert_run { name = old, status = "ok", started_at = now - 3 * DAY,
+                          finished_at = now - 3 * DAY })
+    assert(s:insert_run { name = recent, status = "ok", started_at = now - DAY,
+                          finished_at = now - DAY })
+    assert(s:insert_run { name = running, status = "running", started_at = now - 3 * DAY,
+                          lease_until = core.now_us() + 3600 * 1000000 })
+    local dry = assert(cf.apply_retention { now = now, dry_run = true })
+    local r = assert(cf.apply_retention { now = now })
+    for _, got in ipairs { dry.removed, r.removed } do
+      assert.same({ 0, 2, 0, 1, 1, 1 }, { got.inference_events, got.user_signals, got.scores,
+        got.drift_results, got.trigger_events, got.workflow_runs })
+    end
+    assert.equal(2, count(s, "events", { deployment_id = dep }))
+    assert.equal(1, count(s, "events", { deployment_id = short }))
+    assert.equal(1, count(s, "signals", { deployment_id = dep }))
+    assert.equal(0, count(s, "signals", { deployment_id = short })) -- its 1d override
+    assert.equal(1, #assert(s:list("drift", { deployment_id = dep })))
+    assert.equal(1, #assert(s:list("triggers", { deployment_id = dep })))
+    assert.same({}, assert(s:runs { name = old }))
+    assert.equal(1, #assert(s:runs { name = recent }))
+    assert.equal("running", assert(s:runs { name = running })[1].status)
+    no_orphans(cf)
+    cf.close()
+  end)
+
   it("takes curated examples and export marks with their events, or keeps exported ones",
      function()
     local now, dep = test_now(), uid("cur")
@@ -822,23 +862,40 @@ assert(cf.forget_user(%q, { deployment = %q, batch_rows = 1 }))
     end
     local live = uid("backup")
     local done = tmp .. "/" .. live .. ".done"
-    local writer = start_writer(live, 200, done)
-    os.execute("sleep 0.3")
+    local total = 1000 * 25
+    local writer = start_writer(live, 1000, done)
+    local s = assert(cf.store())
+    local before = 0
+    for _ = 1, 2000 do -- until the writer's first batches are in
+      before = count(s, "events", { deployment_id = live })
+      if before > 0 then break end
+      os.execute("sleep 0.01")
+    end
     local path = tmp .. "/" .. live .. ".db"
     assert(cf.backup(path))
+    local after = count(s, "events", { deployment_id = live })
     assert(wait_for(done), "the writer did not finish")
     writer:close()
-    local p = assert(io.popen("sqlite3 " .. support.q(path) .. " 'PRAGMA integrity_check'"))
-    assert.equal("ok", p:read("l"))
-    p:close()
+    -- taken while the writer was inserting: it had begun and not finished
+    assert.is_true(before > 0 and before < total, "before: " .. before)
+    local function integrity(file)
+      local p = assert(io.popen("sqlite3 " .. support.q(file) .. " 'PRAGMA integrity_check'"))
+      local line = p:read("l")
+      p:close()
+      return line
+    end
+    assert.equal("ok", integrity(path))
     local copy = assert(require("crucible.store").open("sqlite:" .. path))
     local n = count(copy, "events", { deployment_id = live })
     copy:close()
     assert.equal(0, n % 25)   -- whole batches only: one moment's database
-    local target = client_at("sqlite:" .. tmp .. "/" .. live .. "-restored.db")
+    assert.is_true(n >= before and n <= after, ("%d <= %d <= %d"):format(before, n, after))
+    local restored = tmp .. "/" .. live .. "-restored.db"
+    local target = client_at("sqlite:" .. restored)
     assert(target.restore(path))
     assert.equal(n, count(assert(target.store()), "events", { deployment_id = live }))
     target.close()
+    assert.equal("ok", integrity(restored))
     cf.close()
   end)
 
