@@ -177,7 +177,7 @@ M.SCHEMA = section {
     runs = leaf { type = "duration", doc = "finished workflow runs" },
     exported = leaf { type = { "duration", { enum = { "forever", "never" } } }, default = "forever",
                       doc = "events with an exported curated example are kept this long after"
-                        .. " the export (forever: while the batch is; never: no longer than others)" },
+                        .. " the export (forever: always; never: no longer than others)" },
     batch_rows = leaf { type = "integer", default = 1000, min = 1,
                         doc = "rows deleted per transaction" },
     deployments = leaf { type = { map = "table" }, default = {},
