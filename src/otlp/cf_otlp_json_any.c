@@ -237,6 +237,7 @@ static int scalar_value(cf_otlp_arena *a, const json_t *j, cf_otlp_any *v, cf_er
 
 int cf_otlpj_any(cf_otlp_arena *a, const json_t *j, int depth, cf_otlp_any **out, cf_err *err)
 {
+    *out = NULL; /* set on every path, the failures included */
     if (depth > CF_OTLP_MAX_DEPTH)
         return cf_fail(err, CF_EINVAL, "a value nests deeper than %d levels", CF_OTLP_MAX_DEPTH);
     if (!json_is_object(j))
