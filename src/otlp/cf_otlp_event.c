@@ -138,7 +138,7 @@ int cf_otlp_map_event(const cf_otlp_attrs *res, const cf_otlp_span *sp, cf_otlp_
     int rc = cf_otlp_span_parts(sp, &a, &ev->msgs[0], &ev->msgs[1]);
     if (rc <= 0)
         return rc;
-    ev->content = ev->msgs[0].n > 0 || ev->msgs[1].n > 0;
+    ev->content = ev->msgs[1].n > 0;
     cf_otlp_fields f;
     cf_otlp_fields_of(res, &a, sp, &f);
     int chat;

@@ -340,9 +340,9 @@ int cf_otlp_join_span(cf_otlp_join *j, const char *key, const char *resp, const 
     pthread_mutex_lock(&j->mu);
     entry **s = slot(j, key);
     entry *e = *s;
-    if (e && !e->has_span && e->nlogs)
-        return take_logs(j, s, ev, n, merged);
-    if (e && !e->has_span) { /* only scores wait: the span parks with them */
+    if (e && !e->has_span && e->out.n)
+        return take_logs(j, s, ev, n, merged); /* its answer came first */
+    if (e && !e->has_span) { /* input logs or scores wait: the span parks with them */
         e->deadline_ns = now_ns() + j->window_ns;
     } else if (e) { /* a span sent twice: the first one is parked already */
         pthread_mutex_unlock(&j->mu);
@@ -366,7 +366,7 @@ int cf_otlp_join_span(cf_otlp_join *j, const char *key, const char *resp, const 
         e->has_span = 0; /* its scores wait on: the caller submits the event */
         cf_buf_free(&e->ev);
         e->ev = (cf_buf)CF_BUF_INIT;
-        if (!e->evals) {
+        if (!e->evals && !e->nlogs) {
             *slot(j, key) = e->next;
             j->count--;
             entry_free(e);

@@ -2,12 +2,16 @@
  * The join of GenAI log records (POST /v1/logs) with their span's event
  * (POST /v1/traces), in whichever order the two arrive (cf_otlp_join.c).
  *
- * Content records: a model span that carries no prompt and no response
- * is parked for the join window; the logs of its trace and span id add
- * their messages, and the event is submitted once an output message
- * arrived (gen_ai.choice or the operation details) or when the window
- * ends. Logs that come before their span wait for it as long; the span
- * then takes them at once.
+ * Content records: a model span that carries no output message (it may
+ * carry a prompt, or system instructions only) is parked for the join
+ * window; the logs of its trace and span id add their messages, and the
+ * event is submitted once an output message arrived (gen_ai.choice or the
+ * operation details) or when the window ends. Logs that come before their
+ * span wait for it as long; the span takes them at once when an output
+ * message is among them, else it parks with them (a new window) until
+ * one comes. Input messages from logs replace the span's own, after the
+ * span's system messages unless the logs carry a system message
+ * (cf_otlp_merge).
  *
  * Evaluation records (gen_ai.evaluation.result): a score on the event
  * named by its response id ("r:<gen_ai.response.id>") or its trace and
@@ -55,7 +59,7 @@ cf_otlp_join *cf_otlp_join_new(int64_t window_ms, cf_otlp_submit_fn submit,
 /* Stops the timer and submits what is parked. NULL is fine. */
 void cf_otlp_join_free(cf_otlp_join *j);
 
-/* A model span's event without content (key: "<trace>-<span>" hex; resp:
+/* A model span's event without an output message (key: "<trace>-<span>" hex; resp:
  * its gen_ai.response.id or NULL). 1: parked (the join submits it); 0:
  * its logs were waiting: *merged holds the event with their content, for
  * the caller to submit; -1: the join is full or out of memory (the caller

@@ -294,7 +294,7 @@ int cf_otlp_map_span(const cf_otlp_attrs *res, const cf_otlp_span *sp, cf_buf *o
     cf_otlp_metadata(out, &a, sp, &outm, f.tokens, chat);
     cf_buf_putc(out, '}');
     rc = cf_buf_failed(out) ? -1 : 1;
-    *content = in.n > 0 || outm.n > 0;
+    *content = outm.n > 0;
     cf_otlp_msgs_free(&in);
     cf_otlp_msgs_free(&outm);
     cf_otlp_attrs_free(&a);

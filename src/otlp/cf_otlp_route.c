@@ -63,7 +63,8 @@ static int span_key(const cf_otlp_span *sp, char *key)
     return 1;
 }
 
-/* A model span without content waits for its logs (the join submits it). */
+/* A model span without an output message waits for its logs (the join
+ * submits it). */
 static int parked(cf_otlp_join *j, const char *key, const char *resp, cf_buf *ev)
 {
     cf_buf merged = CF_BUF_INIT;

@@ -179,7 +179,8 @@ describe("OTLP traces", function()
       startTimeUnixNano = "1700000000000000000", endTimeUnixNano = 1700000000500000000.0,
       attributes = { { key = "gen_ai.operation.name", value = { stringValue = "chat" } },
         { key = "gen_ai.usage.input_tokens", value = { intValue = "7" } },
-        { key = "gen_ai.prompt", value = { stringValue = "x" } } },
+        { key = "gen_ai.prompt", value = { stringValue = "x" } },
+        { key = "gen_ai.completion", value = { stringValue = "y" } } },
       unknownField = { 1, 2 },
     } } } } } } }
     for _ = 1, 2 do
@@ -255,7 +256,8 @@ describe("OTLP traces", function()
     assert.same({ ['k"ey'] = hostile }, ev.metadata.properties)
     -- (the SDK's attribute handling is quadratic: this one is OTLP/JSON text)
     local attrs = { '{"key":"gen_ai.operation.name","value":{"stringValue":"chat"}}',
-      '{"key":"gen_ai.prompt","value":{"stringValue":"many"}}' }
+      '{"key":"gen_ai.prompt","value":{"stringValue":"many"}}',
+      '{"key":"gen_ai.completion","value":{"stringValue":"ok"}}' }
     for i = 1, 100000 do attrs[#attrs + 1] = ('{"key":"x.%d","value":{"intValue":"%d"}}'):format(i, i) end
     local body = '{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"000102030405060708090a0b0c0d0e0f",'
       .. '"spanId":"0001020304050607","name":"chat","attributes":[' .. table.concat(attrs, ",") .. ']}]}]}]}'
@@ -278,9 +280,12 @@ describe("OTLP traces", function()
   end)
 end)
 
---- Sends log records with the SDK's OTLP/protobuf log exporter.
-local function send_logs(h, logs)
-  return S.node("otel_send.cjs", { url = h.url .. "/v1/logs", kind = "logs", gzip = true,
+--- Sends log records with the SDK's OTLP log exporter (protobuf and gzip
+-- unless opts say otherwise).
+local function send_logs(h, logs, opts)
+  opts = opts or {}
+  return S.node("otel_send.cjs", { url = h.url .. "/v1/logs", kind = "logs",
+    protocol = opts.protocol or "proto", gzip = opts.gzip ~= false,
     resource = { ["service.name"] = "svc-a" }, logs = logs }).results
 end
 
@@ -341,6 +346,55 @@ describe("OTLP logs", function()
     -- the lonely record: counted once the window (10 s) ends
     assert.truthy(S.wait_until(function() return metric(h, "crucible_otlp_logs_unjoined_total") == 1 end, 20))
     assert.equals(3, metric(h, "crucible_otlp_logs_joined_total"))
+  end)
+
+  it("waits for the answer when only the question came before the span", function()
+    ok(send_logs(h, { { eventName = "gen_ai.user.message", body = { content = "Q?" },
+      traceId = TRACE, spanId = SPAN } }))
+    ok(send(h, { bare_span(TRACE, SPAN) }))
+    S.sleep(0.5)
+    assert.equals("0", S.sql(h, "SELECT count(*) FROM inference_events"))
+    -- (OTLP/JSON without gzip)
+    ok(send_logs(h, { { eventName = "gen_ai.choice", body = { finish_reason = "stop",
+      message = { role = "assistant", content = "A." } }, traceId = TRACE, spanId = SPAN } },
+      { protocol = "json", gzip = false }))
+    local ev = wait_events(h, 1)[1]
+    assert.equals(TRACE .. "-" .. SPAN, ev.id)
+    assert.equals("Q?", ev.prompt)
+    assert.equals("A.", ev.response)
+    assert.same({ "stop" }, ev.metadata.finish_reasons)
+    assert.is_nil(ev.metadata.prompt_format)
+    assert.equals(2, metric(h, "crucible_otlp_logs_joined_total"))
+    assert.equals(0, metric(h, "crucible_otlp_logs_unjoined_total") or 0)
+  end)
+
+  it("a span with a prompt or system instructions but no answer waits for its logs", function()
+    local sys = bare_span(TRACE, SPAN)
+    sys.attributes["gen_ai.system_instructions"] = cjson.encode { { type = "text", content = "Be terse." } }
+    local asked = bare_span(TRACE, "0000000000000002")
+    asked.attributes["gen_ai.input.messages"] = cjson.encode { { role = "user",
+      parts = { { type = "text", content = "From the span?" } } } }
+    ok(send(h, { sys, asked }))
+    S.sleep(0.3)
+    assert.equals("0", S.sql(h, "SELECT count(*) FROM inference_events"))
+    ok(send_logs(h, {
+      { eventName = "gen_ai.user.message", body = { content = "Hi" }, traceId = TRACE, spanId = SPAN },
+      { eventName = "gen_ai.choice", body = { message = { content = "Hello" } }, traceId = TRACE, spanId = SPAN },
+      { eventName = "gen_ai.choice", body = { message = { content = "Yes." } }, traceId = TRACE,
+        spanId = "0000000000000002" },
+    }, { protocol = "json", gzip = false }))
+    wait_events(h, 2)
+    local ev = S.events(h, "WHERE id = '" .. TRACE .. "-" .. SPAN .. "'")[1]
+    -- the span's system instructions, then the logs' messages
+    assert.same({ { role = "system", content = "Be terse." }, { role = "user", content = "Hi" } },
+      cjson.decode(ev.prompt))
+    assert.equals("chat", ev.metadata.prompt_format)
+    assert.equals("Hello", ev.response)
+    ev = S.events(h, "WHERE id = '" .. TRACE .. "-0000000000000002'")[1]
+    assert.equals("From the span?", ev.prompt)
+    assert.equals("Yes.", ev.response)
+    assert.equals(3, metric(h, "crucible_otlp_logs_joined_total"))
+    assert.equals(0, metric(h, "crucible_otlp_logs_unjoined_total") or 0)
   end)
 
   it("stores a span whose logs never come when server.timeouts.otlp_join ends, and at SIGTERM", function()

@@ -43,13 +43,14 @@ int cf_otlp_any_json(cf_buf *b, const cf_otlp_any *v);
 /* Lowercase hex of an id ("" when empty). */
 void cf_otlp_hex(const ProtobufCBinaryData *id, char *out, size_t cap);
 
-/* 1: the span's event in out (a JSON object), *content set when the span
- * carried a prompt or a response; 0: not a model call (nothing written);
- * -1: out of memory. res: the resource's attributes. */
 /* The deployment a span of this resource is stored under:
  * crucible.deployment_id, else service.name, else "unknown_service". */
 const char *cf_otlp_deployment_of(const cf_otlp_attrs *res);
 
+/* 1: the span's event in out (a JSON object), *content set when the span
+ * carried an output message (its response: it waits for no log record);
+ * 0: not a model call (nothing written); -1: out of memory. res: the
+ * resource's attributes. */
 int cf_otlp_map_span(const cf_otlp_attrs *res, const cf_otlp_span *span, cf_buf *out,
                      int *content);
 
@@ -59,7 +60,7 @@ int cf_otlp_map_span(const cf_otlp_attrs *res, const cf_otlp_span *span, cf_buf 
  * cf_otlp_event_free. */
 typedef struct cf_otlp_event {
     cf_event_in in;
-    int content;            /* the span carried a prompt or a response */
+    int content;            /* the span carried an output message */
     char id[80];
     cf_buf prompt, response, meta;
     char *meta_json;        /* metadata as cf_jsonl_parse keeps it (malloc'd) */
