@@ -1,8 +1,9 @@
 /*
  * A GenAI span's messages (cf_otlp_msgs.h), looked for in this order:
- *   1. gen_ai.input.messages / gen_ai.output.messages (JSON: [{role,
- *      parts: [{type: "text", content}]}], read by cf_otlp_jmsgs.c), after
- *      gen_ai.system_instructions;
+ *   1. gen_ai.input.messages / gen_ai.output.messages ([{role, parts:
+ *      [{type: "text", content}]}], as JSON text read by cf_otlp_jmsgs.c
+ *      or as a structured value read by cf_otlp_amsgs.c), after
+ *      gen_ai.system_instructions (the same two forms);
  *   2. OpenLLMetry's gen_ai.prompt.{i}.role|content and
  *      gen_ai.completion.{i}.role|content|finish_reason;
  *   3. OpenInference's llm.input_messages.{i}.message.role|content and
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cf_otlp_amsgs.h"
 #include "cf_otlp_jmsgs.h"
 #include "cf_otlp_msgs.h"
 
@@ -94,13 +96,18 @@ static void text_or_json(const char *s, const char *role, cf_otlp_msgs *out)
 
 static void system_instructions(const cf_otlp_attrs *a, cf_otlp_msgs *out)
 {
+    const cf_otlp_any *v = cf_otlp_attr(a, "gen_ai.system_instructions");
     const char *s = cf_otlp_attr_str(a, "gen_ai.system_instructions");
-    if (!s)
+    int parts =
+        v && v->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE;
+    if (!s && !parts)
         return;
     cf_otlp_msg *m = cf_otlp_msgs_add(out, "system");
     if (!m)
         return;
-    if (!cf_otlp_jparts(s, m))
+    if (parts)
+        cf_otlp_aparts(v, m);
+    else if (!cf_otlp_jparts(s, m))
         cf_otlp_msg_text(m, s, strlen(s));
 }
 
@@ -116,7 +123,7 @@ static void any_of(const cf_otlp_attrs *a, const char *const keys[5], const char
                    cf_otlp_msgs *out)
 {
     const char *s = cf_otlp_attr_str(a, keys[0]);
-    if (s && cf_otlp_jmsgs(s, role, out))
+    if (s ? cf_otlp_jmsgs(s, role, out) : cf_otlp_amsgs(cf_otlp_attr(a, keys[0]), role, out))
         return;
     if (indexed(a, keys[1], "role", "content", role, out) ||
         indexed(a, keys[2], "message.role", "message.content", role, out))

@@ -397,6 +397,50 @@ describe("OTLP logs", function()
     assert.equals(0, metric(h, "crucible_otlp_logs_unjoined_total") or 0)
   end)
 
+  it("reads gen_ai.client.inference.operation.details as JSON text and as structured values", function()
+    local DETAILS = "gen_ai.client.inference.operation.details"
+    local sys = { { type = "text", content = "Be terse." } }
+    local input = { { role = "user", parts = { { type = "text", content = "What is 5+5?" } } } }
+    local output = { { role = "assistant", finish_reason = "stop", parts = {
+      { type = "tool_call", id = "c1", name = "calc" }, { type = "text", content = "10" } } } }
+    -- the JSON text form, from the SDK
+    ok(send(h, { bare_span(TRACE, SPAN) }))
+    ok(send_logs(h, { { eventName = DETAILS, traceId = TRACE, spanId = SPAN, attributes = {
+      ["gen_ai.system_instructions"] = cjson.encode(sys), ["gen_ai.input.messages"] = cjson.encode(input),
+      ["gen_ai.output.messages"] = cjson.encode(output) } } }))
+    -- the structured form (arrayValue of kvlistValue), which the JS SDK cannot emit
+    local function any(v)
+      if type(v) == "string" then return { stringValue = v } end
+      if v[1] then
+        local values = {}
+        for i, x in ipairs(v) do values[i] = any(x) end
+        return { arrayValue = { values = values } }
+      end
+      local kvs = {}
+      for k, x in pairs(v) do kvs[#kvs + 1] = { key = k, value = any(x) } end
+      return { kvlistValue = { values = kvs } }
+    end
+    local SPAN2 = "0000000000000003"
+    ok(send(h, { bare_span(TRACE, SPAN2) }))
+    local code, resp = S.post(h, "/v1/logs", "application/json", cjson.encode { resourceLogs = { {
+      scopeLogs = { { logRecords = { { eventName = DETAILS, traceId = TRACE, spanId = SPAN2, attributes = {
+        { key = "gen_ai.system_instructions", value = any(sys) },
+        { key = "gen_ai.input.messages", value = any(input) },
+        { key = "gen_ai.output.messages", value = any(output) } } } } } } } } })
+    assert.equals(200, code)
+    assert.same({}, cjson.decode(resp))
+    wait_events(h, 2)
+    for _, span in ipairs { SPAN, SPAN2 } do
+      local ev = S.events(h, "WHERE id = '" .. TRACE .. "-" .. span .. "'")[1]
+      assert.same({ { role = "system", content = "Be terse." }, { role = "user", content = "What is 5+5?" } },
+        cjson.decode(ev.prompt))
+      assert.equals("chat", ev.metadata.prompt_format)
+      assert.equals("10", ev.response)
+      assert.same({ "stop" }, ev.metadata.finish_reasons)
+    end
+    assert.equals(2, metric(h, "crucible_otlp_logs_joined_total"))
+  end)
+
   it("stores a span whose logs never come when server.timeouts.otlp_join ends, and at SIGTERM", function()
     S.stop(h)
     S.cleanup(h)
