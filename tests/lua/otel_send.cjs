@@ -9,6 +9,9 @@
 // record without traceId is emitted outside any span.
 // extra_attributes: n more attributes "x.<i>" = "v<i>" on that span (the
 // SDK's attribute count limit is lifted).
+// capture: a file; the exporter sends to a local server of this script
+// instead of url, which answers 200 and writes the (last) body it got to
+// that file, for a test to alter and send itself.
 // Output (stdout): {"results": [{"code": 0|1, "error": "..."}]}
 'use strict';
 const path = require('path');
@@ -101,11 +104,29 @@ async function logs(resource, config) {
   await provider.shutdown();
 }
 
+// A server on a free loopback port that keeps the bodies it gets in file.
+function captureServer(file) {
+  const http = require('http');
+  const server = http.createServer((rq, rs) => {
+    const chunks = [];
+    rq.on('data', (c) => chunks.push(c));
+    rq.on('end', () => {
+      fs.writeFileSync(file, Buffer.concat(chunks));
+      rs.writeHead(200, { 'Content-Type': rq.headers['content-type'] || 'application/x-protobuf' });
+      rs.end();
+    });
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
 (async () => {
   const resource = resourceFromAttributes(req.resource || {});
-  const config = { url: req.url, compression: req.gzip ? 'gzip' : 'none', headers: req.headers || {} };
+  const server = req.capture ? await captureServer(req.capture) : null;
+  const url = server ? `http://127.0.0.1:${server.address().port}/v1/${req.kind || 'traces'}` : req.url;
+  const config = { url, compression: req.gzip ? 'gzip' : 'none', headers: req.headers || {} };
   if (req.kind === 'logs') await logs(resource, config);
   else await traces(resource, config);
+  if (server) server.close();
   process.stdout.write(JSON.stringify({ results }) + '\n');
 })().catch((e) => {
   process.stderr.write(String(e && e.stack || e) + '\n');

@@ -269,6 +269,54 @@ describe("OTLP traces", function()
     end, 10))
   end)
 
+  it("takes token_count from a total when input and output tokens are missing", function()
+    local function span(id, attrs)
+      attrs["gen_ai.operation.name"] = "chat"
+      attrs["gen_ai.prompt"] = "p" .. id
+      return { name = "chat", start_ms = T0, end_ms = T0 + 1, trace_id = ("%032x"):format(id),
+        span_id = ("%016x"):format(id), attributes = attrs }
+    end
+    ok(send(h, {
+      span(1, { ["llm.usage.total_tokens"] = 101 }),
+      span(2, { ["llm.token_count.total"] = 202 }),
+      span(3, { ["gen_ai.usage.total_tokens"] = 303 }),
+      -- input and output win over a total that disagrees with them
+      span(4, { ["gen_ai.usage.input_tokens"] = 4, ["gen_ai.usage.output_tokens"] = 5,
+        ["gen_ai.usage.total_tokens"] = 404 }),
+    }))
+    wait_events(h, 4)
+    local got = {}
+    for _, ev in ipairs(S.events(h)) do got[ev.prompt] = ev.token_count end
+    assert.same({ p1 = 101, p2 = 202, p3 = 303, p4 = 9 }, got)
+  end)
+
+  it("stores U+FFFD for each byte of a protobuf string that is not UTF-8; OTLP/JSON with one is a 400", function()
+    -- the SDK's protobuf body, one byte of a marker then made 0xFF
+    local file = h.dir .. "/captured.pb"
+    ok(S.node("otel_send.cjs", { capture = file, kind = "traces", protocol = "proto", gzip = false,
+      resource = { ["service.name"] = "svc-a" }, spans = { { name = "chat", start_ms = T0, end_ms = T0 + 1,
+        trace_id = "0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a", span_id = "0b0b0b0b0b0b0b0b",
+        attributes = { ["gen_ai.operation.name"] = "chat", ["gen_ai.prompt"] = "bad<~~>byte",
+          ["gen_ai.completion"] = "fine" } } } }).results)
+    local body, n = S.read_all(file):gsub("<~~>", "<\255\254>")
+    assert.equals(1, n)
+    local code, resp = S.post(h, "/v1/traces", "application/x-protobuf", body)
+    assert.equals(200, code, resp)
+    local ev = wait_events(h, 1)[1]
+    assert.equals("0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a-0b0b0b0b0b0b0b0b", ev.id)
+    assert.equals("bad<\u{FFFD}\u{FFFD}>byte", ev.prompt)
+    assert.equals("fine", ev.response)
+    -- the same bytes in an OTLP/JSON body: not JSON, the whole body refused
+    code, resp = S.post(h, "/v1/traces", "application/json",
+      '{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"chat","attributes":['
+        .. '{"key":"gen_ai.operation.name","value":{"stringValue":"chat"}},'
+        .. '{"key":"gen_ai.prompt","value":{"stringValue":"bad<\255\254>byte"}}]}]}]}]}')
+    assert.equals(400, code)
+    assert.equals(3, cjson.decode(resp).code)
+    S.sleep(0.2)
+    assert.equals(1, #S.events(h))
+  end)
+
   it("answers 413 for a gzip bomb", function()
     local f = os.tmpname()
     assert(os.execute("head -c 104857600 /dev/zero | gzip -c > " .. support.q(f)))
@@ -492,9 +540,13 @@ describe("OTLP and SIGTERM", function()
       assert(os.execute(("cd %s && (for i in $(seq 1 200); do node %s %s req.json >> results%d 2>/dev/null "
         .. "|| break; done) &"):format(support.q(h.dir), script, support.q(S.NODE_MODULES), k)))
     end
+    -- every client has had a batch acknowledged: the stop comes while all
+    -- four are sending
     assert.truthy(S.wait_until(function()
-      return tonumber(S.sql(h, "SELECT count(*) FROM inference_events") ~= "" and 1) and
-        #S.read_all(h.dir .. "/results1") > 0
+      for k = 1, 4 do
+        if not S.read_all(("%s/results%d"):format(h.dir, k)):find('"code":0', 1, true) then return false end
+      end
+      return true
     end, 60))
     assert.equals(0, S.stop(h))
     S.sleep(1)
