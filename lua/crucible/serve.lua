@@ -206,7 +206,7 @@ function M.attach(client, ctx)
       host = host, port = port, threads = opts.threads or sc.threads, body_limit = sc.body_limit,
       idle_timeout = sc.timeouts.idle, request_timeout = sc.timeouts.request,
       cors_origins = sc.cors_origins, keys = live, keys_required = any,
-      otlp_join_window = sc.timeouts.otlp_join,
+      otlp_join_window = sc.timeouts.otlp_join, store_url = ctx.config.storage.url,
     })
     if not srv then return nil, err, kind end
     -- the Langfuse routes' traces, remembered for the batches after theirs

@@ -6,7 +6,9 @@
  *                        cors_origins = { "https://app.example" },
  *                        keys = {...}, keys_required = true,  -- as srv:set_keys, before
  *                                                            -- the first request
- *                        otlp_join_window = 10 }))
+ *                        otlp_join_window = 10,
+ *                        store_url = "sqlite:t.db" }))  -- asked by GET /readyz (absent,
+ *                                                        -- or a private one: not asked)
  *   srv:port()                 -- the port bound (port 0 picks a free one)
  *   srv:next(ms[, jobs_only])  --> "job", job | "stop" (SIGTERM or SIGINT arrived,
  *                              -- unless jobs_only) | "time"
@@ -55,6 +57,8 @@
 #include "crucible/serve/cf_serve_defer.h"
 #include "crucible/serve/cf_serve_events.h"
 #include "crucible/serve/cf_serve_metrics.h"
+#include "crucible/serve/cf_serve_ready.h"
+#include "crucible/store/cf_store.h"
 #include "l_ingest.h"
 #include "l_serve_keys.h"
 
@@ -217,7 +221,27 @@ static void free_server(l_serve *u)
     u->defer = NULL;
     cf_serve_keys_free(u->keys);
     u->keys = NULL;
+    cf_serve_ready_free(u->status.ready);
+    u->status.ready = NULL;
     unwatch_signals(u);
+}
+
+/* How long GET /readyz waits for the store's answer, and reuses one. */
+#define READY_TIMEOUT_MS 1000
+#define READY_CACHE_MS 1000
+
+/* The readiness check of opts.store_url (options at index 2), unless
+ * absent or a database no other connection sees. */
+static int start_ready(lua_State *L, l_serve *u, cf_err *err)
+{
+    lua_getfield(L, 2, "store_url");
+    const char *url = lua_tostring(L, -1);
+    cf_store_url parsed;
+    int rc = 0;
+    if (url && cf_store_parse_url(url, &parsed, err) == 0 && !cf_store_url_private(&parsed))
+        rc = cf_serve_ready_new(url, READY_TIMEOUT_MS, READY_CACHE_MS, &u->status.ready, err);
+    lua_pop(L, 1);
+    return rc;
 }
 
 /* _serve.start(pipeline, opts) -> server | nil, message, kind */
@@ -265,7 +289,11 @@ static int l_start(lua_State *L)
     u->events_ready = 1;
     u->events.otlp_scores = u->otlp_scores;
     u->events.join_window_ms = cf_lua_option_int(L, 2, "otlp_join_window", 10, 1, 86400) * 1000;
-    u->status = (cf_serve_status){g, san, u->m, NULL};
+    u->status = (cf_serve_status){g, san, u->m, NULL, NULL};
+    if (start_ready(L, u, &err)) {
+        free_server(u);
+        return cf_lua_pushfail(L, &err);
+    }
     build_routes(u);
     if (cf_serve_new(&o, u->routes, R_COUNT, u->m, &u->srv, &err)) {
         free_server(u);

@@ -3,6 +3,7 @@
 
 #include "crucible/serve/cf_serve.h"
 #include "crucible/serve/cf_serve_metrics.h"
+#include "crucible/serve/cf_serve_ready.h"
 
 void cf_serve_healthz(void *ud, const cf_serve_req *req, cf_serve_resp *r)
 {
@@ -28,6 +29,12 @@ void cf_serve_readyz(void *ud, const cf_serve_req *req, cf_serve_resp *r)
         r->retry_after = 1;
         cf_serve_error(r, 503, "not ready: the buffer is full (%zu of %zu events)", depth,
                        s.capacity);
+        return;
+    }
+    char why[600];
+    if (st->ready && !cf_serve_ready_check(st->ready, why, sizeof why)) {
+        r->retry_after = 1;
+        cf_serve_error(r, 503, "not ready: the store does not answer: %s", why);
         return;
     }
     char body[160];

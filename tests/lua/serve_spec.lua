@@ -477,6 +477,34 @@ describe("serve limits", function()
     assert.equals("4", sql(h, "SELECT count(*) FROM inference_events"))
   end)
 
+  it("answers 503 on /readyz while the store does not take writes, 200 once it does again", function()
+    local h
+    finally(function()
+      if h then support.write_file(h.dir .. "/release", "") end
+      cleanup(h)
+    end)
+    h = start()
+    assert.equals(200, (curl(h, "/readyz")))
+    -- another process holds the database's write lock; the server is idle
+    assert(os.execute(("(echo 'BEGIN EXCLUSIVE;'; i=0; while [ ! -f %s ] && [ $i -lt 600 ]; do sleep 0.05;"
+      .. " i=$((i+1)); done; echo 'COMMIT;') | sqlite3 %s >/dev/null 2>&1 &")
+      :format(q(h.dir .. "/release"), q(h.dir .. "/t.db"))))
+    local code, resp, headers
+    assert.truthy(wait_until(function()
+      local t0 = cingest.clock_ns()
+      code, resp, headers = curl(h, "/readyz")
+      assert.is_true((cingest.clock_ns() - t0) / 1e9 < 2, "a readiness check held its worker")
+      return code == 503
+    end, 10), resp)
+    assert.matches("the store does not answer", cjson.decode(resp).error, 1, true)
+    assert.matches("locked", cjson.decode(resp).error, 1, true)
+    assert.matches("retry%-after: 1", headers)
+    assert.equals(200, (curl(h, "/healthz"))) -- alive all the same
+    support.write_file(h.dir .. "/release", "")
+    assert.truthy(wait_until(function() return (curl(h, "/readyz")) == 200 end, 10))
+    assert.equals(0, stop(h))
+  end)
+
   it("answers CORS preflights for the configured origins", function()
     local h
     finally(function() cleanup(h) end)

@@ -66,13 +66,16 @@ int cf_serve_metrics_render(cf_serve_metrics *m, cf_ingest *g, const cf_sanitize
 
 /* GET /healthz, /readyz and /metrics (ud: a cf_serve_status). healthz:
  * 200 while the process serves. readyz: 200 when the last write to the
- * store succeeded and the buffer has room, else 503 saying which. */
+ * store succeeded, the buffer has room and the store answers now
+ * (cf_serve_ready.h), else 503 saying which. */
 struct cf_serve;
+struct cf_serve_ready;
 typedef struct cf_serve_status {
     cf_ingest *g;
     const cf_sanitizer *san;
     cf_serve_metrics *m;
-    const struct cf_serve *srv; /* for the in-flight gauge (NULL: none) */
+    const struct cf_serve *srv;   /* for the in-flight gauge (NULL: none) */
+    struct cf_serve_ready *ready; /* asks the store (NULL: not asked) */
 } cf_serve_status;
 
 struct cf_serve_req;

@@ -686,6 +686,10 @@ typedef struct cf_store_vt {
      * evaluation scores whose event the server no longer remembers. */
     int (*events_by_response_id)(cf_store *, const cf_str *resp, size_t n, cf_ref_fn cb,
                                  void *ud, cf_err *);
+    /* The cheapest round trip showing the database would take a write now
+     * (a readiness check): SQLite takes its write lock and gives it back,
+     * waiting up to the busy timeout. NULL: schema_version is asked. */
+    int (*ping)(cf_store *, cf_err *);
 } cf_store_vt;
 
 struct cf_store {
@@ -772,6 +776,11 @@ static inline int cf_store_migrate(cf_store *s, int *applied, cf_err *e)
 { return s->vt->migrate(s, applied, e); }
 static inline int cf_store_schema_version(cf_store *s, int *v, cf_err *e)
 { return s->vt->schema_version(s, v, e); }
+static inline int cf_store_ping(cf_store *s, cf_err *e)
+{
+    int v;
+    return s->vt->ping ? s->vt->ping(s, e) : s->vt->schema_version(s, &v, e);
+}
 /* The inserts (cf_store_insert.c) give every row without an id a fresh
  * UUIDv7, then dispatch. ids (when not NULL) receives each event's id
  * (37 bytes each). dup: NULL refuses a batch naming an id already stored,

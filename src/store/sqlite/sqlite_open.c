@@ -510,6 +510,16 @@ int sq_busy(void *ud, int count)
     return 1;
 }
 
+/* The vtable's ping: the write lock taken and given back. */
+static int sq_ping(cf_store *base, cf_err *err)
+{
+    sq_store *s = (sq_store *)base;
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return sq_fail(s, err, "the database does not take writes");
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return 0;
+}
+
 /* ---- lifetime ------------------------------------------------------------------- */
 
 static void sq_close(cf_store *base)
@@ -572,6 +582,7 @@ static const cf_store_vt sq_vt = {
     .list_deletions = sq_list_deletions,
     .backup = sq_backup,
     .restore = sq_restore,
+    .ping = sq_ping,
 };
 
 int cf_store_sqlite_open(const char *path, const cf_store_opts *opts, cf_store **out,
