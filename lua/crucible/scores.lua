@@ -79,10 +79,19 @@ local function typed_value(dt, v)
   return { string_value = v }
 end
 
+--- nil, or "field: not valid UTF-8 (...)" for text that is not.
+function M.utf8_error(v, field)
+  local ok, pos = utf8.len(v)
+  if ok then return nil end
+  return ("%s: not valid UTF-8 (bad byte at offset %d)"):format(field, pos - 1)
+end
+
 local function check_text(v, field, max)
   if v == nil then return true end
   if type(v) ~= "string" then return nil, ("%s: must be a string, got %s"):format(field, type(v)) end
   if #v > max then return nil, ("%s: too long (%d bytes, at most %d)"):format(field, #v, max) end
+  local bad = M.utf8_error(v, field)
+  if bad then return nil, bad end
   return true
 end
 
@@ -92,6 +101,8 @@ function M.check(name, value, opts, max_text)
   if type(name) ~= "string" or name == "" or #name > M.MAX_NAME_BYTES then
     return nil, ("name: must be a string of 1 to %d bytes"):format(M.MAX_NAME_BYTES)
   end
+  local bad = M.utf8_error(name, "name")
+  if bad then return nil, bad end
   local dt, err = data_type_of(value, opts.data_type)
   if not dt then return nil, err end
   local tv
@@ -201,6 +212,8 @@ function M.attach(client, ctx)
     opts = opts or {}
     local s, err = M.check(name, value, opts, ctx.config.ingestion.max_event_bytes)
     if not s then return nil, err, "invalid" end
+    err = M.utf8_error(event_id, "inference_event_id")
+    if err then return nil, err, "invalid" end
     local id, ierr = ctx.feedback_id(opts)
     if ierr then return nil, ierr, "invalid" end
     local signal_type = M.signal_type_of(s)

@@ -240,14 +240,18 @@ static int parse_literal(parser *p, const char *word, cf_value *x, cf_vtype type
     return 0;
 }
 
-/* A nested value [a, b) through jansson (validation, duplicate keys). */
-static json_t *load_nested(parser *p, size_t a, size_t b)
+/* A nested value [a, b) through jansson (validation, duplicate keys).
+ * name: the field it is (NULL: not named), for text that is not UTF-8. */
+static json_t *load_nested(parser *p, size_t a, size_t b, const char *name)
 {
     json_error_t je;
     json_t *v = json_loadb(p->s + a, b - a, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
-    if (!v)
-        cf_fail(p->err, CF_EINVAL, "not valid JSON: %s (column %zu)", je.text,
-                a + (size_t)(je.column > 0 ? je.column : 1));
+    size_t column = a + (size_t)(je.column > 0 ? je.column : 1);
+    if (!v && name && json_error_code(&je) == json_error_invalid_utf8)
+        cf_fail(p->err, CF_EINVAL, "invalid event: %s: not valid UTF-8 (a key or a string at "
+                "column %zu)", name, column);
+    else if (!v)
+        cf_fail(p->err, CF_EINVAL, "not valid JSON: %s (column %zu)", je.text, column);
     return v;
 }
 
@@ -363,7 +367,7 @@ static int parse_value(parser *p, cf_value *x, size_t *a, size_t *b, int *nested
 /* A nested value that is kept as text only: still must be valid JSON. */
 static int validate_nested(parser *p, size_t a, size_t b)
 {
-    json_t *v = load_nested(p, a, b);
+    json_t *v = load_nested(p, a, b, NULL);
     if (!v)
         return -1;
     json_decref(v);
@@ -490,7 +494,7 @@ static int move_field(parser *p, json_t *meta, const moved_field *m)
     if (!m->nested && m->scalar.type == CF_V_STRING
         && cf_utf8_check(m->scalar.s.p, m->scalar.s.n) != m->scalar.s.n)
         return cf_fail(p->err, CF_EINVAL, "invalid event: %.100s: not valid UTF-8", name);
-    json_t *v = m->nested ? load_nested(p, m->a, m->b) : scalar_json(&m->scalar);
+    json_t *v = m->nested ? load_nested(p, m->a, m->b, name) : scalar_json(&m->scalar);
     if (!v)
         return m->nested ? -1 : cf_fail(p->err, CF_ENOMEM, "out of memory reading a line");
     json_object_set_new(meta, name, v);
@@ -512,7 +516,7 @@ static int build_metadata(line_state *st, cf_jsonl_doc *doc)
             return 0;
         }
     }
-    json_t *meta = st->meta_b ? load_nested(p, st->meta_a, st->meta_b) : NULL;
+    json_t *meta = st->meta_b ? load_nested(p, st->meta_a, st->meta_b, "metadata") : NULL;
     if (st->meta_b && !meta)
         return -1;
     if (st->nmoved) {

@@ -6,6 +6,7 @@
  *     (the message names the path from `name`: "metadata.tags[2]: ...")
  *     integers exact, floats as the shortest text that reads back exactly
  *     (cjson keeps 14 digits), strings valid UTF-8 (see l_tojson.h)
+ *   _core.from_json(text)         --> value (integers stay integers; see l_fromjson.h)
  */
 #include <dirent.h>
 #include <lauxlib.h>
@@ -17,6 +18,7 @@
 #include "crucible/lua/cf_embedded.h"
 #include "crucible/lua/cf_runtime.h"
 #include "crucible/core/cf_uuid.h"
+#include "l_fromjson.h"
 #include "l_tojson.h"
 
 static int l_uuid7(lua_State *L)
@@ -164,6 +166,7 @@ static int l_to_json(lua_State *L)
 
 static const luaL_Reg funcs[] = {
     {"to_json", l_to_json},
+    {"from_json", l_from_json},
     {"uuid7", l_uuid7},
     {"uuid_valid", l_uuid_valid},
     {"now_us", l_now_us},

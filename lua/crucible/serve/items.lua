@@ -6,6 +6,7 @@
 -- key limited to some deployments refuses, item by item (403), an item
 -- on an event of another deployment.
 local cjson = require "cjson"
+local core = require "crucible._core"
 
 local M = {}
 
@@ -28,29 +29,42 @@ function M.absent(v) return v == nil or v == cjson.null end
 function M.is_object(v) return type(v) == "table" and (next(v) == nil or v[1] == nil) end
 
 --- The body's items: a list, and the decoding error of each bad NDJSON line.
+-- Decoded by _core.from_json: a number sent as an integer stays one (in
+-- metadata too), and text that is not UTF-8 reaches the field checks.
 function M.items_of(body, media)
   if media == "application/x-ndjson" then
     local items, bad = {}, {}
     for line in body:gmatch("[^\n]+") do
       if line:find("%S") then
-        local ok, v = pcall(cjson.decode, line)
+        local ok, v = pcall(core.from_json, line)
         items[#items + 1] = ok and v or false
         if not ok then bad[#items] = "not valid JSON: " .. M.clean(v) end
       end
     end
     return items, bad
   end
-  local ok, v = pcall(cjson.decode, body)
+  local ok, v = pcall(core.from_json, body)
   if not ok then return nil, "the body is not valid JSON: " .. M.clean(v) end
   if body:match("^%s*%[") then return v, {} end
   return { v }, {}
 end
 
---- true, or false and "k: required" / "k: must be a string, got T".
+--- nil, or "k: not valid UTF-8 (...)" when v is a string that is not.
+function M.utf8_error(v, k)
+  if type(v) ~= "string" then return nil end
+  local ok, pos = utf8.len(v)
+  if ok then return nil end
+  return ("%s: not valid UTF-8 (bad byte at offset %d)"):format(k, pos - 1)
+end
+
+--- true, or false and "k: required" / "k: must be a string, got T" /
+-- "k: not valid UTF-8 (...)".
 function M.check_string(it, k, required)
   local v = it[k]
   if M.absent(v) then return not required, k .. ": required" end
   if type(v) ~= "string" then return false, ("%s: must be a string, got %s"):format(k, type(v)) end
+  local bad = M.utf8_error(v, k)
+  if bad then return false, bad end
   return true
 end
 
@@ -101,6 +115,14 @@ function M.key_refuses(client, key, event_id)
     M.clean(key.name), M.clean(ev.deployment_id))
 end
 
+-- The client's own id of an item, for its entry in the answer: the id it
+-- gave when that is text that can be sent back, else null.
+local function given_id(it)
+  local v = type(it) == "table" and it.id
+  if type(v) == "string" and v ~= "" and #v <= M.MAX_ID_BYTES and utf8.len(v) then return v end
+  return cjson.null
+end
+
 local function answer(n, ids, items, first_error, worst, already, what)
   if #ids == n then
     return 200, cjson.encode { accepted = n, ids = ids,
@@ -145,7 +167,7 @@ function M.handle(body, media, record, what)
         already[#already + 1] = row.id
       end
     else
-      entry.status = M.STATUS[kind] or 500
+      entry.id, entry.status = given_id(it), M.STATUS[kind] or 500
       entry.error = M.clean(err)
       local slot = slot_of(entry.status)
       counts[slot] = counts[slot] + 1

@@ -28,6 +28,8 @@ function M.check_item(it)
   end
   if items.absent(it.value) then return nil, "value: required" end
   if type(it.value) == "table" then return nil, "value: must be a number, boolean or string" end
+  local vbad = items.utf8_error(it.value, "value")
+  if vbad then return nil, vbad end
   local ts, terr = items.timestamp(it.timestamp)
   if ts == false then return nil, terr end
   local id, ierr = items.client_id(it.id)

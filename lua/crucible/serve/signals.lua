@@ -35,8 +35,10 @@ function M.check_item(it)
   end
   if not items.absent(it.value) then
     if type(it.value) == "table" then return nil, "value: must be a number, boolean or string" end
+    local vbad = items.utf8_error(it.value, "value")
+    if vbad then return nil, vbad end
     meta = meta or {}
-    meta.value = math.tointeger(it.value) or it.value -- JSON 1 is 1, not 1.0
+    meta.value = it.value
   end
   local ts, terr = items.timestamp(it.timestamp)
   if ts == false then return nil, terr end
