@@ -52,6 +52,7 @@ local function expect_refused_by_field(h, path, good, bad)
     assert.equals(2 * i - 1, it.index)
     assert.equals(400, it.status, b[1] .. ": " .. cjson.encode(it))
     local at = it.error:find(b[1] .. ": not valid UTF-8", 1, true)
+    assert.truthy(at, b[1] .. " not named: " .. it.error)
     assert.is_true(at == 1 or it.error:sub(1, at - 1) == "invalid event: ", it.error)
   end
   for i = 1, #bad + 1 do assert.equals(200, r.items[2 * i - 1].status) end
