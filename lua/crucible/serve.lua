@@ -17,9 +17,13 @@
 -- Without any key it refuses to listen on an address other than loopback
 -- unless opts.insecure_no_auth. A key's use is written (last_used_at) at
 -- most once a minute per key and process.
+--
+-- Forgets run by another process are applied to what the server still
+-- holds at the same pace (crucible.serve.forgets).
 local cjson = require "cjson"
 local core = require "crucible._core"
 local cserve = require "crucible._serve"
+local forgets = require "crucible.serve.forgets"
 local keys = require "crucible.keys"
 local langfuse = require "crucible.serve.langfuse"
 local otlp_scores = require "crucible.serve.otlp_scores"
@@ -152,10 +156,11 @@ end
 
 -- Serves until a stop request; the flusher's reports (flush latency,
 -- refused rows) reach Lua through client.stats() every 200 ms.
-local function serve_loop(client, srv, ctx, kst, lfs)
+local function serve_loop(client, srv, ctx, kst, lfs, ing)
   local last = core.now_us()
   local refresh_us = math.floor(ctx.config.server.key_refresh * 1000000)
   local next_keys = last + refresh_us
+  local fst = forgets.new(last, math.floor(ctx.config.server.timeouts.otlp_join * 1000000))
   while true do
     local what, job = srv:next(200)
     if what == "stop" then return end
@@ -168,6 +173,8 @@ local function serve_loop(client, srv, ctx, kst, lfs)
     end
     if now >= next_keys then
       refresh_keys(ctx, srv, kst)
+      local ok, err = forgets.poll(fst, ctx, ing, client)
+      if not ok then io.stderr:write("crucible: applying a forget: ", tostring(err), "\n") end
       next_keys = core.now_us() + refresh_us
     end
   end
@@ -218,7 +225,7 @@ function M.attach(client, ctx)
     local bound = srv:port()
     local handle = client.on("ingestion.flush", function(p) srv:observe_flush(p.duration) end)
     if opts.on_listening then opts.on_listening(host, bound) end
-    serve_loop(client, srv, ctx, kst, lfs)
+    serve_loop(client, srv, ctx, kst, lfs, ing)
     drain(client, srv, sc.timeouts.shutdown, lfs)
     refresh_keys(ctx, srv, kst, true)
     client.off(handle)

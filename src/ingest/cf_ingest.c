@@ -51,6 +51,8 @@ static void free_pipeline(cf_ingest *g)
     free(g->dup);
     free(g->store_url);
     free(g->dead_letter_path);
+    cf_forgotten_free(g->forgotten);
+    pthread_mutex_destroy(&g->forget_mu);
     pthread_mutex_destroy(&g->mu);
     pthread_mutex_destroy(&g->cfg_mu);
     pthread_cond_destroy(&g->finished_cv);
@@ -101,6 +103,7 @@ int cf_ingest_new(const cf_ingest_opts *o, cf_ingest **out, cf_err *err)
     g->o = *o;
     pthread_mutex_init(&g->mu, NULL);
     pthread_mutex_init(&g->cfg_mu, NULL);
+    pthread_mutex_init(&g->forget_mu, NULL);
     pthread_cond_init(&g->finished_cv, NULL);
     g->store_url = dup_or_null(o->store_url);
     g->dead_letter_path = dup_or_null(o->dead_letter_path);
@@ -264,6 +267,21 @@ int cf_ingest_flush(cf_ingest *g, int64_t timeout_ms, cf_err *err)
     return 0;
 }
 
+int cf_ingest_forget(cf_ingest *g, cf_str user_hash, cf_str deployment_id, int64_t until,
+                     cf_err *err)
+{
+    if (!user_hash.p || user_hash.n == 0)
+        return cf_fail(err, CF_EINVAL, "forget: a user hash is needed");
+    pthread_mutex_lock(&g->forget_mu);
+    if (!g->forgotten)
+        g->forgotten = cf_forgotten_new();
+    int rc = !g->forgotten || cf_forgotten_add(g->forgotten, user_hash, deployment_id, until);
+    if (!rc)
+        atomic_store(&g->nforgotten, cf_forgotten_count(g->forgotten));
+    pthread_mutex_unlock(&g->forget_mu);
+    return rc ? cf_fail(err, CF_ENOMEM, "out of memory noting a forgotten user") : 0;
+}
+
 void cf_ingest_stats_get(cf_ingest *g, cf_ingest_stats *s)
 {
     memset(s, 0, sizeof *s);
@@ -275,6 +293,7 @@ void cf_ingest_stats_get(cf_ingest *g, cf_ingest_stats *s)
     s->retried = atomic_load(&g->retried);
     s->refused = atomic_load(&g->refused);
     s->duplicates = atomic_load(&g->duplicates);
+    s->erased = atomic_load(&g->erased);
     s->dead_lettered = atomic_load(&g->dead_lettered);
     s->lost = atomic_load(&g->lost);
     s->timed_out = atomic_load(&g->timed_out);

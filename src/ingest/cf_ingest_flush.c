@@ -11,7 +11,7 @@
 
 #include "crucible/ingest/cf_jsonl.h"
 
-enum { ST_PENDING, ST_WRITTEN, ST_DUPLICATE, ST_REFUSED };
+enum { ST_PENDING, ST_WRITTEN, ST_DUPLICATE, ST_REFUSED, ST_ERASED };
 
 static void set_error(cf_ingest *g, const char *msg)
 {
@@ -225,6 +225,7 @@ static void finish_batch(cf_ingest *g, cf_record **recs, size_t n, int attempt, 
 {
     size_t written = count_state(g, n, ST_WRITTEN);
     size_t dups = count_state(g, n, ST_DUPLICATE);
+    atomic_fetch_add(&g->erased, count_state(g, n, ST_ERASED));
     if (attempt)
         set_error(g, "");
     atomic_fetch_add(&g->flushed, written);
@@ -241,6 +242,21 @@ static void finish_batch(cf_ingest *g, cf_record **recs, size_t n, int attempt, 
     cf_ring_done(g->ring, n);
 }
 
+/* Marks the records of users forgotten meanwhile (cf_ingest_forget) so
+ * that they are not written. */
+static void erase_forgotten(cf_ingest *g, cf_record **recs, size_t n)
+{
+    if (atomic_load(&g->nforgotten) == 0)
+        return;
+    pthread_mutex_lock(&g->forget_mu);
+    for (size_t i = 0; i < n; i++) {
+        const cf_event *e = &recs[i]->ev;
+        if (cf_forgotten_has(g->forgotten, e->user_id_hash, e->deployment_id, e->inserted_at))
+            g->state[i] = ST_ERASED;
+    }
+    pthread_mutex_unlock(&g->forget_mu);
+}
+
 /* Writes a batch until every record is written or refused, retrying with
  * backoff; at the shutdown deadline the rest is dead-lettered. Frees the
  * records and tells the ring they are done. */
@@ -248,6 +264,7 @@ static void write_batch(cf_ingest *g, cf_record **recs, size_t n)
 {
     size_t *idx = malloc(n * sizeof *idx);
     memset(g->state, ST_PENDING, n);
+    erase_forgotten(g, recs, n);
     int attempt = 0;
     int64_t write_ns = 0;
     for (;;) {

@@ -3,6 +3,7 @@
 #ifndef CRUCIBLE_CF_INGEST_INT_H
 #define CRUCIBLE_CF_INGEST_INT_H
 
+#include "cf_forgotten.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -30,6 +31,11 @@ struct cf_ingest {
     _Atomic uint64_t accepted, invalid, rejected_full, scored, score_errors;
     _Atomic uint64_t flushed, batches, retried, refused, dead_lettered, lost, timed_out;
     _Atomic uint64_t duplicates;   /* skipped: their id was already stored */
+    _Atomic uint64_t erased;       /* dropped: their user was forgotten (cf_ingest_forget) */
+    /* users forgotten while this pipeline runs; NULL until the first */
+    pthread_mutex_t forget_mu;
+    cf_forgotten *forgotten;
+    _Atomic size_t nforgotten;
     _Atomic int64_t fail_since_ns; /* when the writes started failing (0: they are not) */
     _Atomic int bounded;           /* see cf_ingest_set_bounded */
     _Atomic uint64_t redactions[CF_MAX_KINDS];

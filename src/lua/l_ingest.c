@@ -4,6 +4,7 @@
  *   local g = assert(_ingest.open(sanitizer, { url = "sqlite:x.db", max_batch_size = 1000, ... }))
  *   local id, err, kind, errors = g:log{ deployment_id = "d", prompt = "p", response = "r" }
  *   g:flush()  g:stats()  g:reports()  g:ingest_file("events.jsonl", { rejects = "bad.jsonl" })
+ *   g:forget(user_hash, deployment_id | nil, until_us)   -- cf_ingest_forget
  *
  * log is the hot path: the table is read in one pass in C, metadata is
  * encoded to JSON in C, and the event is validated, sanitized, hashed and
@@ -433,6 +434,20 @@ static int m_flush(lua_State *L)
     return 1;
 }
 
+static int m_forget(lua_State *L)
+{
+    l_ingest *u = check_open(L);
+    size_t hn = 0, dn = 0;
+    const char *h = luaL_checklstring(L, 2, &hn);
+    const char *d = luaL_optlstring(L, 3, NULL, &dn);
+    lua_Integer until = luaL_checkinteger(L, 4);
+    cf_err err;
+    if (cf_ingest_forget(u->g, (cf_str){h, hn}, (cf_str){d, d ? dn : 0}, (int64_t)until, &err))
+        return cf_lua_pushfail(L, &err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int m_reports(lua_State *L)
 {
     l_ingest *u = check_open(L);
@@ -455,6 +470,7 @@ static int m_stats(lua_State *L)
     set_i(L, "retried", (lua_Integer)s.retried);
     set_i(L, "refused", (lua_Integer)s.refused);
     set_i(L, "duplicates", (lua_Integer)s.duplicates);
+    set_i(L, "erased", (lua_Integer)s.erased);
     set_i(L, "dead_lettered", (lua_Integer)s.dead_lettered);
     set_i(L, "lost", (lua_Integer)s.lost);
     set_i(L, "timed_out", (lua_Integer)s.timed_out);
@@ -800,6 +816,7 @@ static int l_clock_ns(lua_State *L)
 static const luaL_Reg methods[] = {
     {"log", m_log},
     {"flush", m_flush},
+    {"forget", m_forget},
     {"stats", m_stats},
     {"reports", m_reports},
     {"set_report_hook", m_set_report_hook},

@@ -104,6 +104,14 @@ void cf_ingest_set_scorer(cf_ingest *g, cf_ingest_scorer scorer);
  * successful write starts the count again. */
 void cf_ingest_set_bounded(cf_ingest *g, int on);
 
+/* From now on the flusher drops, instead of writing, the events of the
+ * user whose user_id_hash is user_hash, of deployment_id (p NULL: every
+ * deployment), stored at or before until (us): a user forgotten by
+ * another process while events of theirs wait here or are still to come
+ * from a join (stats.erased counts them). */
+int cf_ingest_forget(cf_ingest *g, cf_str user_hash, cf_str deployment_id, int64_t until,
+                     cf_err *err);
+
 /* The dead-letter file's path (NULL: none). */
 const char *cf_ingest_dead_letter_path(const cf_ingest *g);
 
@@ -119,6 +127,7 @@ typedef struct cf_ingest_stats {
     uint64_t accepted, invalid, rejected_full;
     uint64_t flushed, batches, retried, refused, dead_lettered, lost;
     uint64_t duplicates;           /* skipped: their id was already stored */
+    uint64_t erased;               /* dropped: their user was forgotten (cf_ingest_forget) */
     uint64_t timed_out;            /* given up at a deadline: dead-lettered or lost */
     uint64_t scored, score_errors;
     size_t depth, bytes, inflight, capacity;

@@ -48,8 +48,10 @@ function M.main(opts)
   local stats = client.stats()
   client.close()
   if not res then return cli.report(serr) end
-  print(("crucible-feedback: stopped; %d events accepted, %d written%s"):format(
+  print(("crucible-feedback: stopped; %d events accepted, %d written%s%s"):format(
     stats.accepted, stats.flushed,
+    (stats.erased or 0) > 0 and (", %d dropped: their users were forgotten meanwhile"):format(
+      stats.erased) or "",
     res.cut_off > 0 and (", %d requests cut off at the shutdown deadline"):format(res.cut_off) or ""))
   return 0
 end
