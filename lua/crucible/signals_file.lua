@@ -10,7 +10,6 @@
 --
 --   local summary = signals_file.load(cf, "feedback.jsonl", { quiet = true })
 --   --> {lines, accepted, already_stored, rejected, invalid, not_found, failed, seconds}
-local cjson = require "cjson"
 local core = require "crucible._core"
 local items = require "crucible.serve.items"
 local signals = require "crucible.serve.signals"
@@ -30,7 +29,7 @@ local function record_line(client, line, max_line)
   if #line > max_line then
     return nil, ("line too long (%d bytes, at most %d)"):format(#line, max_line), "invalid"
   end
-  local ok, it = pcall(cjson.decode, line)
+  local ok, it = pcall(core.from_json, line) -- whole numbers in metadata stay integers
   if not ok then return nil, "not valid JSON: " .. items.clean(it), "invalid" end
   local a, err = signals.check_item(it)
   if not a then return nil, err, "invalid" end

@@ -83,6 +83,21 @@ describe("ingest --signals", function()
     cf.close()
   end)
 
+  it("keeps whole numbers in metadata as integers", function()
+    support.write_file(dir .. "/f.jsonl", '{"inference_event_id":"e20","signal_type":"copy","id":"n-1",'
+      .. '"value":3,"metadata":{"a":1,"big":9007199254740993,"f":2.5,"list":[1,{"n":7}]}}\n')
+    local _, err, code = run("f.jsonl")
+    assert.equals(0, code, err)
+    local p = assert(io.popen(("sqlite3 %s \"SELECT metadata FROM user_signals WHERE id = 'n-1'\"")
+      :format(support.q(dir .. "/t.db"))))
+    local meta = p:read("a")
+    p:close()
+    for _, frag in ipairs { '"a":1[,}]', '"big":9007199254740993[,}]', '"f":2%.5[,}]',
+                            '"list":%[1,{"n":7}%]', '"value":3[,}]' } do
+      assert.matches(frag, meta)
+    end
+  end)
+
   it("names the line and the field of each refused line, and keeps them with --rejects", function()
     local now = core.now_us()
     local lines = {
