@@ -42,7 +42,8 @@ set(CF_FUZZ_EXTRA_otlp
   src/otlp/cf_otlp_arena.c src/otlp/cf_otlp_attr.c src/otlp/cf_otlp_decode.c
   src/otlp/cf_otlp_depth.c src/otlp/cf_otlp_json.c src/otlp/cf_otlp_json_any.c
   src/otlp/cf_otlp_map.c src/otlp/cf_otlp_msgs.c src/otlp/cf_otlp_jmsgs.c
-  src/otlp/cf_otlp_amsgs.c src/otlp/cf_otlp_jvalid.c src/otlp/cf_otlp_eval.c)
+  src/otlp/cf_otlp_amsgs.c src/otlp/cf_otlp_lf.c src/otlp/cf_otlp_jvalid.c
+  src/otlp/cf_otlp_eval.c)
 list(TRANSFORM CF_FUZZ_EXTRA_otlp PREPEND ${PROJECT_SOURCE_DIR}/)
 # rebuilt when one of its own sources changes, not only the shared ones
 set(CF_FUZZ_DEPS_otlp ${CF_FUZZ_EXTRA_otlp})

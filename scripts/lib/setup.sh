@@ -47,8 +47,9 @@ cf_ensure_debs() {
 }
 
 # npm packages the tests use (DuckDB reads back every exported file; the
-# OpenTelemetry JS SDK and the Langfuse SDK are the real clients of serve's
-# OTLP and Langfuse routes), installed into .cache/npm under the repository
+# OpenTelemetry JS SDK and the Langfuse SDKs are the real clients of serve's
+# OTLP and Langfuse routes: `langfuse` its batch API, @langfuse/tracing and
+# @langfuse/otel its OTLP path), installed into .cache/npm under the repository
 # (gitignored). The OpenTelemetry versions are the last that run on Node 20.
 CF_NPM_PACKAGES=("@duckdb/node-api@1.5.6-r.1"
   "@opentelemetry/api@1.9.0" "@opentelemetry/api-logs@0.208.0"
@@ -56,7 +57,8 @@ CF_NPM_PACKAGES=("@duckdb/node-api@1.5.6-r.1"
   "@opentelemetry/exporter-trace-otlp-proto@0.208.0"
   "@opentelemetry/exporter-trace-otlp-http@0.208.0"
   "@opentelemetry/sdk-logs@0.208.0" "@opentelemetry/exporter-logs-otlp-proto@0.208.0"
-  "langfuse@3.38.6")
+  "@opentelemetry/core@2.2.0" "@opentelemetry/context-async-hooks@2.2.0"
+  "langfuse@3.38.6" "@langfuse/core@5.11.1" "@langfuse/tracing@5.11.1" "@langfuse/otel@5.11.1")
 
 # Node.js and npm: the machine's when present (e.g. a NodeSource nodejs,
 # which bundles npm and conflicts with Debian's npm package), else Debian's.

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cf_otlp_lf.h"
 #include "cf_otlp_span.h"
 
 static const char *first_str(const cf_otlp_attrs *a, const char *const *keys)
@@ -33,7 +34,8 @@ static int is_one_of(const char *s, const char *const *set)
 }
 
 /* A model call: a chat / completion operation, an OpenInference LLM span,
- * or (without either) a span naming a model or a provider. */
+ * a Langfuse generation, or (without any of these) a span naming a model
+ * or a provider. */
 static int model_call(const cf_otlp_attrs *a)
 {
     static const char *const calls[] = {"chat", "text_completion", "generate_content",
@@ -47,6 +49,9 @@ static int model_call(const cf_otlp_attrs *a)
     const char *oi = cf_otlp_attr_str(a, "openinference.span.kind");
     if (oi)
         return strcmp(oi, "LLM") == 0;
+    const char *lf = cf_otlp_attr_str(a, CF_OTLP_LF_TYPE);
+    if (lf)
+        return strcmp(lf, "generation") == 0;
     const char *tl = cf_otlp_attr_str(a, "traceloop.span.kind");
     if (tl)
         return 0; /* workflow, task, agent, tool: an LLM span carries none */
@@ -105,8 +110,9 @@ void cf_otlp_fields_of(const cf_otlp_attrs *res, const cf_otlp_attrs *a, const c
 {
     static const char *const model[] = {"gen_ai.response.model", "gen_ai.request.model",
                                         "llm.model_name", "llm.response.model",
-                                        "llm.request.model", NULL};
-    static const char *const user[] = {"user.id", "enduser.id", NULL};
+                                        "llm.request.model", "langfuse.observation.model.name",
+                                        NULL};
+    static const char *const user[] = {"user.id", "enduser.id", "langfuse.user.id", NULL};
     static const char *const in_tok[] = {"gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
                                          "llm.token_count.prompt", NULL};
     static const char *const out_tok[] = {"gen_ai.usage.output_tokens",
@@ -130,8 +136,15 @@ void cf_otlp_fields_of(const cf_otlp_attrs *res, const cf_otlp_attrs *a, const c
     f->latency = -1;
     if (sp->end_time_unix_nano >= sp->start_time_unix_nano && sp->start_time_unix_nano)
         f->latency = (int64_t)((sp->end_time_unix_nano - sp->start_time_unix_nano) / 1000000);
-    int64_t in = 0, out = 0, t;
+    int64_t in = 0, out = 0, t, lf[3];
     int has_in = first_int(a, in_tok, &in), has_out = first_int(a, out_tok, &out);
+    int has_lf = !has_in && !has_out && cf_otlp_lf_usage(a, lf);
+    if (has_lf) { /* a Langfuse generation's usage details */
+        has_in = lf[0] >= 0;
+        has_out = lf[1] >= 0;
+        in = has_in ? lf[0] : 0;
+        out = has_out ? lf[1] : 0;
+    }
     f->tokens[0] = has_in ? in : -1;
     f->tokens[1] = has_out ? out : -1;
     f->has_token_count = 1;
@@ -139,6 +152,8 @@ void cf_otlp_fields_of(const cf_otlp_attrs *res, const cf_otlp_attrs *a, const c
         f->token_count = in + out;
     else if (first_int(a, total, &t) && t >= 0)
         f->token_count = t;
+    else if (has_lf && lf[2] >= 0)
+        f->token_count = lf[2];
     else
         f->has_token_count = 0;
 }
@@ -158,24 +173,29 @@ static void fields(cf_buf *b, const cf_otlp_fields *f)
         field_int(b, "token_count", f->token_count);
 }
 
-#define PROPS "traceloop.association.properties."
-
-/* traceloop.association.properties.* as {"name": value} */
+/* traceloop.association.properties.* and the Langfuse SDKs' trace and
+ * observation metadata (langfuse.trace.metadata.*, then
+ * langfuse.observation.metadata.*) as {"name": value} */
 static void properties(cf_buf *b, const cf_otlp_attrs *a)
 {
-    size_t i = cf_otlp_attrs_prefix(a, PROPS), k = strlen(PROPS);
-    if (i == a->n)
-        return;
-    cf_buf_str(b, ",\"properties\":{");
-    for (size_t j = i; j < a->n && strncmp(a->kv[j]->key, PROPS, k) == 0; j++) {
-        if (j > i && strcmp(a->kv[j]->key, a->kv[j - 1]->key) == 0)
-            continue; /* a repeated key: the first one */
-        cf_buf_str(b, j > i ? "," : "");
-        cf_buf_json_string_lossy(b, a->kv[j]->key + k, strlen(a->kv[j]->key + k));
-        cf_buf_putc(b, ':');
-        cf_otlp_any_json(b, a->kv[j]->value);
+    static const char *const props[] = {"traceloop.association.properties.",
+                                        "langfuse.trace.metadata.",
+                                        "langfuse.observation.metadata.", NULL};
+    int any = 0;
+    for (const char *const *p = props; *p; p++) {
+        size_t i = cf_otlp_attrs_prefix(a, *p), k = strlen(*p);
+        for (size_t j = i; j < a->n && strncmp(a->kv[j]->key, *p, k) == 0; j++) {
+            if (j > i && strcmp(a->kv[j]->key, a->kv[j - 1]->key) == 0)
+                continue; /* a repeated key: the first one */
+            cf_buf_str(b, any ? "," : ",\"properties\":{");
+            any = 1;
+            cf_buf_json_string_lossy(b, a->kv[j]->key + k, strlen(a->kv[j]->key + k));
+            cf_buf_putc(b, ':');
+            cf_otlp_any_json(b, a->kv[j]->value);
+        }
     }
-    cf_buf_putc(b, '}');
+    if (any)
+        cf_buf_putc(b, '}');
 }
 
 /* OpenInference's metadata attribute: a JSON object as an object, else text */
@@ -221,7 +241,8 @@ void cf_otlp_metadata(cf_buf *b, const cf_otlp_attrs *a, const cf_otlp_span *sp,
     static const char *const op[] = {"gen_ai.operation.name", "llm.request.type", NULL};
     static const char *const prov[] = {"gen_ai.provider.name", "gen_ai.system", "llm.provider",
                                        "llm.system", NULL};
-    static const char *const conv[] = {"gen_ai.conversation.id", "session.id", NULL};
+    static const char *const conv[] = {"gen_ai.conversation.id", "session.id",
+                                       "langfuse.session.id", NULL};
     char hex[40];
     cf_otlp_hex(&sp->trace_id, hex, sizeof hex);
     cf_buf_str(b, "{\"source\":\"otlp\"");

@@ -11,7 +11,9 @@
  *   4. the deprecated gen_ai.prompt / gen_ai.completion (a JSON array of
  *      {role, content}, or text);
  *   5. OpenInference's input.value / output.value (JSON with "messages",
- *      or text).
+ *      or text);
+ *   6. the Langfuse SDKs' langfuse.observation.input / .output (JSON of
+ *      messages, of one message, or text: cf_otlp_lf.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,7 @@
 
 #include "cf_otlp_amsgs.h"
 #include "cf_otlp_jmsgs.h"
+#include "cf_otlp_lf.h"
 #include "cf_otlp_msgs.h"
 
 #define MAX_INDEXED 100000
@@ -119,7 +122,7 @@ static int finish(cf_otlp_msgs *out)
     return out->oom ? -1 : 0;
 }
 
-static void any_of(const cf_otlp_attrs *a, const char *const keys[5], const char *role,
+static void any_of(const cf_otlp_attrs *a, const char *const keys[6], const char *role,
                    cf_otlp_msgs *out)
 {
     const char *s = cf_otlp_attr_str(a, keys[0]);
@@ -130,12 +133,15 @@ static void any_of(const cf_otlp_attrs *a, const char *const keys[5], const char
         return;
     if ((s = cf_otlp_attr_str(a, keys[3])) || (s = cf_otlp_attr_str(a, keys[4])))
         text_or_json(s, role, out);
+    else if ((s = cf_otlp_attr_str(a, keys[5])))
+        cf_otlp_lf_msgs(s, role, out);
 }
 
 int cf_otlp_input_msgs(const cf_otlp_attrs *a, cf_otlp_msgs *out)
 {
-    static const char *const keys[5] = {"gen_ai.input.messages", "gen_ai.prompt",
-                                        "llm.input_messages", "gen_ai.prompt", "input.value"};
+    static const char *const keys[6] = {"gen_ai.input.messages", "gen_ai.prompt",
+                                        "llm.input_messages",    "gen_ai.prompt",
+                                        "input.value",           CF_OTLP_LF_INPUT};
     system_instructions(a, out);
     any_of(a, keys, "user", out);
     return finish(out);
@@ -143,9 +149,9 @@ int cf_otlp_input_msgs(const cf_otlp_attrs *a, cf_otlp_msgs *out)
 
 int cf_otlp_output_msgs(const cf_otlp_attrs *a, cf_otlp_msgs *out)
 {
-    static const char *const keys[5] = {"gen_ai.output.messages", "gen_ai.completion",
-                                        "llm.output_messages", "gen_ai.completion",
-                                        "output.value"};
+    static const char *const keys[6] = {"gen_ai.output.messages", "gen_ai.completion",
+                                        "llm.output_messages",    "gen_ai.completion",
+                                        "output.value",           CF_OTLP_LF_OUTPUT};
     any_of(a, keys, "assistant", out);
     return finish(out);
 }

@@ -96,6 +96,17 @@ static const char *const SPANS[] = {
     I("llm.token_count.prompt", 6) "," I("llm.token_count.completion", 3) ","
     S("session.id", "sess-9") "," S("user.id", "carol") ","
     S("metadata", "{\\\"tenant\\\":\\\"acme\\\",\\\"n\\\":2}") "]",
+    /* the Langfuse SDKs' generation: its input and output as JSON, usage
+     * details, trace and observation metadata */
+    "\"name\":\"gen\"," T0 "," T1 ",\"attributes\":["
+    S("langfuse.observation.type", "generation") ","
+    S("langfuse.observation.model.name", "gpt-4o") ","
+    S("langfuse.observation.input", "[{\\\"role\\\":\\\"user\\\",\\\"content\\\":\\\"q\\\"}]") ","
+    S("langfuse.observation.output",
+      "{\\\"role\\\":\\\"assistant\\\",\\\"content\\\":\\\"a\\\"}") ","
+    S("langfuse.observation.usage_details", "{\\\"input\\\":3,\\\"total\\\":9}") ","
+    S("langfuse.trace.metadata.env", "prod") "," S("langfuse.observation.metadata.k", "v") ","
+    S("user.id", "dave") "]",
     /* OpenInference input.value / output.value as text, metadata as text */
     "\"name\":\"llm\"," T0 "," T1 ",\"attributes\":[" S("openinference.span.kind", "LLM") ","
     S("input.value", "plain question") "," S("output.value", "plain answer") ","

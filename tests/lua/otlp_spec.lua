@@ -273,6 +273,7 @@ describe("OTLP traces", function()
     local function span(id, attrs)
       attrs["gen_ai.operation.name"] = "chat"
       attrs["gen_ai.prompt"] = "p" .. id
+      attrs["gen_ai.completion"] = "r" .. id
       return { name = "chat", start_ms = T0, end_ms = T0 + 1, trace_id = ("%032x"):format(id),
         span_id = ("%016x"):format(id), attributes = attrs }
     end
@@ -519,6 +520,55 @@ describe("OTLP logs", function()
         .. '"body":{"stringValue":"x"}}]}]}]}')
     assert.equals(200, code)
     assert.equals(1, cjson.decode(resp).partialSuccess.rejectedLogRecords)
+  end)
+end)
+
+describe("OTLP from the Langfuse SDK", function()
+  local h
+  before_each(function() h = S.start("ingestion = { flush_interval = 50 }") end)
+  after_each(function() S.finish(h) end)
+
+  it("stores its generations (langfuse.observation.*) and ignores its other observations", function()
+    local r = S.node("langfuse_otel_send.cjs", { baseUrl = h.url, publicKey = "pk-lf", secretKey = "sk-lf",
+      observations = {
+        { name = "answer", type = "generation",
+          attributes = { model = "gpt-4o", metadata = { step = "first" },
+            input = { { role = "system", content = "Be brief." }, { role = "user", content = "Hi?" } } },
+          update = { output = { role = "assistant", content = "Hello." },
+            usageDetails = { input = 5, output = 2, total = 7 } },
+          trace = { userId = "dave", sessionId = "sess-lf", metadata = { env = "prod" } } },
+        { name = "short", type = "generation",
+          attributes = { model = "gpt-4o-mini", input = "Plain?" },
+          update = { output = "Plain.", usageDetails = { total = 11 } } },
+        { name = "lookup", type = "span", attributes = { input = "q", output = "r" } },
+        { name = "embed", type = "embedding", attributes = { model = "e5", input = "x" } },
+      } })
+    assert.equals(4, r.sent)
+    wait_events(h, 2)
+    S.sleep(0.2)
+    local evs = S.events(h)
+    assert.equals(2, #evs)
+    local ev = evs[1].metadata.span_name == "answer" and evs[1] or evs[2]
+    local m = ev.metadata
+    assert.equals(m.trace_id .. "-" .. m.span_id, ev.id)
+    assert.equals("unknown_service:node", ev.deployment_id)
+    assert.equals("gpt-4o", ev.model_version_id)
+    assert.same({ { role = "system", content = "Be brief." }, { role = "user", content = "Hi?" } },
+      cjson.decode(ev.prompt))
+    assert.equals("chat", m.prompt_format)
+    assert.equals("Hello.", ev.response)
+    assert.equals(7, ev.token_count)
+    assert.equals(5, m.input_tokens)
+    assert.equals(2, m.output_tokens)
+    assert.equals(hash_of(h, "dave"), ev.user_id_hash)
+    assert.equals("sess-lf", m.conversation_id)
+    assert.same({ env = "prod", step = "first" }, m.properties)
+    ev = evs[1].metadata.span_name == "short" and evs[1] or evs[2]
+    assert.equals("gpt-4o-mini", ev.model_version_id)
+    assert.equals("Plain?", ev.prompt)
+    assert.equals("Plain.", ev.response)
+    assert.equals(11, ev.token_count)
+    assert.equals(2, metric(h, "crucible_otlp_spans_ignored_total"))
   end)
 end)
 
