@@ -2,7 +2,8 @@
  * memory of stored events (cf_otlp_seen.c): a score goes out once its
  * event was submitted, whichever comes first, by response id or by trace
  * and span; what never joins is counted; the oldest remembered event is
- * forgotten first. */
+ * forgotten first. Content logs that came before their span wait with it
+ * for the answer (cf_otlp_merge.c joins the messages). */
 #include "cf_test.h"
 
 #include <stdlib.h>
@@ -120,10 +121,49 @@ static void test_scores_of_a_parked_span(void)
     cf_serve_metrics_free(m);
 }
 
+static void add_msg(cf_otlp_msgs *ms, const char *role, const char *text)
+{
+    cf_otlp_msg *msg = cf_otlp_msgs_add(ms, role);
+    CHECK(msg != NULL);
+    cf_otlp_msg_text(msg, text, strlen(text));
+}
+
+/* Input logs that came first wait on with their span until an output
+ * message comes; the merged prompt keeps the span's system message. */
+static void test_input_logs_park_with_their_span(void)
+{
+    out[0] = '\0';
+    cf_serve_metrics *m = cf_serve_metrics_new(ROUTES, 1);
+    cf_otlp_join *j = cf_otlp_join_new(60000, on_submit, on_score, NULL, m);
+    cf_otlp_msgs in = {0}, none = {0}, answer = {0};
+    add_msg(&in, "user", "Q?");
+    CHECK(cf_otlp_join_log(j, "t3-s3", &in, &none) == 0);
+    static const char ev[] = "{\"prompt\":\"[{\\\"role\\\":\\\"system\\\",\\\"content\\\":"
+                             "\\\"Be terse.\\\"}]\",\"response\":\"\",\"metadata\":{\"prompt_format\":"
+                             "\"chat\"}}";
+    cf_buf merged = CF_BUF_INIT;
+    CHECK(cf_otlp_join_span(j, "t3-s3", NULL, ev, strlen(ev), &merged) == 1);
+    CHECK(merged.n == 0);
+    CHECK_STR(out, "");
+    add_msg(&answer, "assistant", "A.");
+    CHECK(cf_otlp_join_log(j, "t3-s3", &none, &answer) == 0);
+    cf_otlp_join_free(j);
+    CHECK_STR(out, "submit  {\"prompt\":\"[{\\\"role\\\":\\\"system\\\",\\\"content\\\":"
+                   "\\\"Be terse.\\\"},{\\\"role\\\":\\\"user\\\",\\\"content\\\":\\\"Q?\\\"}]\","
+                   "\"response\":\"A.\",\"metadata\":{\"prompt_format\":\"chat\"}}\n");
+    CHECK(counter(m, "crucible_otlp_logs_joined_total") == 2);
+    CHECK(counter(m, "crucible_otlp_logs_unjoined_total") == 0);
+    cf_otlp_msgs_free(&in);
+    cf_otlp_msgs_free(&answer);
+    cf_buf_free(&merged);
+    cf_serve_metrics_free(m);
+}
+
 int main(void)
 {
     RUN(test_seen_forgets_the_oldest);
     RUN(test_scores_after_and_before_a_stored_event);
     RUN(test_scores_of_a_parked_span);
+    RUN(test_input_logs_park_with_their_span);
     return cf_test_done();
 }
