@@ -139,8 +139,8 @@ static void test_input_logs_park_with_their_span(void)
     add_msg(&in, "user", "Q?");
     CHECK(cf_otlp_join_log(j, "t3-s3", &in, &none) == 0);
     static const char ev[] = "{\"prompt\":\"[{\\\"role\\\":\\\"system\\\",\\\"content\\\":"
-                             "\\\"Be terse.\\\"}]\",\"response\":\"\",\"metadata\":{\"prompt_format\":"
-                             "\"chat\"}}";
+                             "\\\"Be terse.\\\"}]\",\"response\":\"\","
+                             "\"metadata\":{\"prompt_format\":\"chat\"}}";
     cf_buf merged = CF_BUF_INIT;
     CHECK(cf_otlp_join_span(j, "t3-s3", NULL, ev, strlen(ev), &merged) == 1);
     CHECK(merged.n == 0);
