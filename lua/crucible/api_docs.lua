@@ -268,7 +268,8 @@ M.FUNCTIONS = {
       .. " user id key; returns {complete =, removed =, exports =, deletion_id =}",
     options = { o("deployment", "only this deployment's events"),
                 o("dry_run", "count, delete nothing"),
-                o("rewrite_exports", "rewrite the export files (every format) without the user's rows"),
+                o("rewrite_exports", "rewrite the export files (every format, preference pairs"
+                  .. " too) without the user's rows"),
                 o("batch_rows", "events per transaction"),
                 o("max_batches", "stop after this many (run again to finish)") },
     example = [[cf.forget_user("alice", {rewrite_exports = true})]] },

@@ -172,6 +172,7 @@ M.SCHEMA = section {
     events = leaf { type = "duration",
                     doc = "inference events, with their signals and curated examples" },
     signals = leaf { type = "duration", doc = "user signals, on their own age" },
+    scores = leaf { type = "duration", doc = "scores, on their own age" },
     drift = leaf { type = "duration", doc = "drift results" },
     triggers = leaf { type = "duration", doc = "trigger events" },
     runs = leaf { type = "duration", doc = "finished workflow runs" },
@@ -182,8 +183,8 @@ M.SCHEMA = section {
                         doc = "rows deleted per transaction" },
     deployments = leaf { type = { map = "table" }, default = {},
                          check = function(v, path) return M.check_retention_overrides(v, path) end,
-                         doc = "per deployment: {events =, signals =, drift =, triggers =,"
-                           .. " exported =} over the global values (\"forever\": keep)" },
+                         doc = "per deployment: {events =, signals =, scores =, drift =,"
+                           .. " triggers =, exported =} over the global values (\"forever\": keep)" },
   },
   llm_judge = section {
     enabled = leaf { type = "boolean", default = false },
@@ -241,11 +242,12 @@ end
 local KEEP = { "duration", { enum = { "forever" } } }
 
 --- The keys a per-deployment retention override may set, and their types.
-M.RETENTION_OVERRIDE = { events = KEEP, signals = KEEP, drift = KEEP, triggers = KEEP,
+M.RETENTION_OVERRIDE = { events = KEEP, signals = KEEP, scores = KEEP, drift = KEEP,
+                         triggers = KEEP,
                          exported = { "duration", { enum = { "forever", "never" } } } }
 
 --- nil, or what is wrong with retention.deployments (a map of deployment
--- id to {events =, signals =, drift =, triggers =, exported =}, each a
+-- id to {events =, signals =, scores =, drift =, triggers =, exported =}, each a
 -- duration or "forever"; exported also "never").
 function M.check_retention_overrides(v, path)
   for _, dep in ipairs(schema.sorted_keys(v)) do

@@ -27,6 +27,7 @@ local M = {}
 M.KINDS = {
   { key = "events", table = "inference_events" },
   { key = "signals", table = "user_signals" },
+  { key = "scores", table = "scores" },
   { key = "drift", table = "drift_results" },
   { key = "triggers", table = "trigger_events" },
   { key = "runs", table = "workflow_runs", global = true },

@@ -50,8 +50,8 @@ static const struct {
     const char *table;
     int has_deployment;
 } purgeable[] = {
-    {"inference_events", 1}, {"user_signals", 1}, {"drift_results", 1},
-    {"trigger_events", 1},   {"workflow_runs", 0},
+    {"inference_events", 1}, {"user_signals", 1}, {"scores", 1},
+    {"drift_results", 1},    {"trigger_events", 1}, {"workflow_runs", 0},
 };
 
 int cf_life_record_details(const cf_purge *p, const cf_life_counts *so_far, cf_buf *out)

@@ -214,13 +214,13 @@ describe("data lifecycle (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", function()
     cf.close()
   end)
 
-  it("purges signals, drift results, trigger events and finished runs on their own age",
+  it("purges signals, scores, drift results, trigger events and finished runs on their own age",
     function()
     local now, dep, short = test_now(), uid("ages"), uid("ages-short")
-    local cf = client { signals = "2d", drift = "2d", triggers = "2d", runs = "2d",
-                        deployments = { [short] = { signals = "1d" } } }
+    local cf = client { signals = "2d", scores = "2d", drift = "2d", triggers = "2d", runs = "2d",
+                        deployments = { [short] = { signals = "1d", scores = "1d" } } }
     local s = assert(cf.store())
-    -- a signal each, at its event's time; events have no rule of their own here
+    -- a signal and a score each, at its event's time; events have no rule here
     seed(s, { { dep, now - 3 * DAY }, { dep, now }, { short, now - DAY - DAY // 2 } })
     for _, at in ipairs { now - 3 * DAY, now - DAY } do
       assert(s:insert_drift { deployment_id = dep, drift_type = "statistical", score = 0.1,
@@ -238,13 +238,15 @@ describe("data lifecycle (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", function()
     local dry = assert(cf.apply_retention { now = now, dry_run = true })
     local r = assert(cf.apply_retention { now = now })
     for _, got in ipairs { dry.removed, r.removed } do
-      assert.same({ 0, 2, 0, 1, 1, 1 }, { got.inference_events, got.user_signals, got.scores,
+      assert.same({ 0, 2, 2, 1, 1, 1 }, { got.inference_events, got.user_signals, got.scores,
         got.drift_results, got.trigger_events, got.workflow_runs })
     end
     assert.equal(2, count(s, "events", { deployment_id = dep }))
     assert.equal(1, count(s, "events", { deployment_id = short }))
     assert.equal(1, count(s, "signals", { deployment_id = dep }))
     assert.equal(0, count(s, "signals", { deployment_id = short })) -- its 1d override
+    assert.equal(1, scores_of(s, dep))
+    assert.equal(0, scores_of(s, short))
     assert.equal(1, #assert(s:list("drift", { deployment_id = dep })))
     assert.equal(1, #assert(s:list("triggers", { deployment_id = dep })))
     assert.same({}, assert(s:runs { name = old }))

@@ -436,7 +436,7 @@ typedef struct cf_life_counts {
 } cf_life_counts;
 
 /* What one purge deletes: rows of `table` ("inference_events" with its
- * dependents, or a table purged on its own age: user_signals,
+ * dependents, or a table purged on its own age: user_signals, scores,
  * drift_results, trigger_events, workflow_runs) that match all of: */
 typedef struct cf_purge {
     const char *table;

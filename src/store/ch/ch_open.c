@@ -126,6 +126,8 @@ static const char *const m10_columns[] = {"inference_events", "quality_checks",
 /* SQLite's user index by bucket: ClickHouse finds a user's events by its
  * sort key and a scan, as before. */
 static const char *const m11[] = {NULL};
+/* PostgreSQL's index for retention of scores: nothing to do here */
+static const char *const m13[] = {NULL};
 
 /* The other backends' maintained per-deployment event counts: ClickHouse
  * counts a deployment's events from its sort key's first column, fast
@@ -145,6 +147,7 @@ static const ch_migration migrations[] = {
     {10, "quality checks", m10, m10_columns},
     {11, "user index by bucket", m11, NULL},
     {12, "deployment event counts", m12, NULL},
+    {13, "scores by deployment and time", m13, NULL},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])

@@ -202,6 +202,9 @@ static const sq_migration migrations[] = {
      "CREATE INDEX inference_events_user_bucket ON inference_events"
      "  (user_bucket, seq, user_id_hash) WHERE user_id_hash IS NOT NULL;"},
     {12, "deployment event counts", sq_counts_migration}, /* sqlite_counts.c */
+    /* PostgreSQL's index for retention of scores; a purge here walks seq,
+     * the rowid: nothing to do */
+    {13, "scores by deployment and time", NULL},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
