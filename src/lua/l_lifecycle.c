@@ -10,7 +10,7 @@
  *               record = {a deletion record, as put_deletion's, its details without
  *                         "tables": written by every batch, "tables" added},
  *               record_tables = {table = n: the record's rows from before},
- *               guard = false, guard_setting = "key"})
+ *               guard = false, guard_settings = {"key", ...}})
  *       --> {inference_events = n, user_signals = n, ...}
  *           guarded (cf_purge.guard): and "blocked" (nothing done), "done" (the
  *           record written done by the last batch) or nil
@@ -80,6 +80,7 @@ typedef struct purge_args {
     cf_purge p;
     cf_str users[CF_LIFE_MAX_USERS];
     cf_str except[CF_LIFE_MAX_EXCEPT];
+    cf_str guard_settings[CF_LIFE_MAX_GUARD_SETTINGS];
     cf_deletion record;
 } purge_args;
 
@@ -110,7 +111,6 @@ static void read_purge(lua_State *L, int idx, purge_args *a, const char *dflt_ta
     a->p.max_batches = cf_lua_option_int(L, idx, "max_batches", 0, 0, INT64_MAX);
     a->p.dry_run = cf_lua_field_bool(L, idx, "dry_run", 0);
     a->p.guard = cf_lua_field_bool(L, idx, "guard", 0);
-    a->p.guard_setting = cf_lua_field_str(L, idx, "guard_setting");
     if (lua_getfield(L, idx, "keep_exported_since") == LUA_TSTRING) {
         if (strcmp(lua_tostring(L, -1), "any") != 0)
             luaL_error(L, "field 'keep_exported_since' must be a time or \"any\"");
@@ -121,6 +121,9 @@ static void read_purge(lua_State *L, int idx, purge_args *a, const char *dflt_ta
     lua_pop(L, 1);
     read_list(L, idx, "users", a->users, CF_LIFE_MAX_USERS, &a->p.nusers);
     read_list(L, idx, "except", a->except, CF_LIFE_MAX_EXCEPT, &a->p.nexcept);
+    read_list(L, idx, "guard_settings", a->guard_settings, CF_LIFE_MAX_GUARD_SETTINGS,
+              &a->p.nguard_settings);
+    a->p.guard_settings = a->guard_settings;
     a->p.user_hashes = a->users;
     a->p.except = a->except;
     if (lua_getfield(L, idx, "record") != LUA_TNIL) {

@@ -782,10 +782,10 @@ assert(cf.forget_user(%q, { deployment = %q, batch_rows = 1 }))
     -- the guard setting set (forget: retired keys): held
     local setting = uid("lifecycle.guard")
     assert(s:set_setting(setting, "[]"))
-    counts, state, _, rec = guarded(plain2, { guard_setting = setting })
+    counts, state, _, rec = guarded(plain2, { guard_settings = { uid("lifecycle.unset"), setting } })
     assert.same({ "blocked", 0 }, { state, counts.inference_events })
     assert.is_nil(record_of(cf, rec.id))
-    counts, state = guarded(plain2, { guard_setting = uid("lifecycle.unset") })
+    counts, state = guarded(plain2, { guard_settings = { uid("lifecycle.unset") } })
     assert.same({ "done", 1 }, { state, counts.inference_events })
     -- a first batch that is not the last: the record stays running
     local more = uid("ivy")

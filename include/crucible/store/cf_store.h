@@ -474,12 +474,16 @@ typedef struct cf_purge {
      * example; otherwise, when it is also the last batch, it writes the
      * record "done", finished now, its details' "tables" the rows removed
      * (out->record_done). A forget with nothing to resume and no export
-     * to report is then one statement. guard_setting (not NULL): held
-     * too while the store has this setting (forget: retired user id
-     * keys, whose hashes the purge was not given). */
+     * to report is then one statement. guard_settings: held too while
+     * the store has any of these settings (forget: retired user id keys,
+     * whose hashes the purge was not given; preference pair files, which
+     * it does not look in). */
     int guard;
-    cf_str guard_setting;
+    const cf_str *guard_settings;
+    size_t nguard_settings;
 } cf_purge;
+
+#define CF_LIFE_MAX_GUARD_SETTINGS 4
 
 /* A purge's record's details after so_far rows (NULL: none yet): the
  * record's own details with "tables" set to record_base plus so_far, per

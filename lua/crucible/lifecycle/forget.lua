@@ -11,8 +11,9 @@
 --
 -- Where the store's purge takes a guard (PostgreSQL), the forget first
 -- tries the whole of it as one statement: it deletes only when there is no
--- running record to continue, no export file to report and no retired
--- key (whose hashes it was not given), and finishes the record itself
+-- running record to continue, no export file to report, no retired key
+-- (whose hashes it was not given) and no recorded preference pair file
+-- (which it does not read), and finishes the record itself
 -- when one batch held all the rows; otherwise it holds and the steps
 -- above run.
 --
@@ -178,10 +179,10 @@ end
 local function put(store, rec) return clife.put_deletion(store.h, row(rec)) end
 
 -- The purge of the user's events (hashes: under each key).
-local function selection(cfg, hashes, opts, guard_setting)
+local function selection(cfg, hashes, opts, guard_settings)
   return { table = "inference_events", users = hashes, deployment_id = opts.deployment,
            batch_rows = opts.batch_rows or cfg.retention.batch_rows,
-           max_batches = opts.max_batches, guard_setting = guard_setting }
+           max_batches = opts.max_batches, guard_settings = guard_settings }
 end
 
 -- A new running record of the user's forget (subject: the current key's
@@ -209,7 +210,7 @@ end
 -- user's rows are gone, and a rerun continues it.
 -- guard (the store's purge takes it): the first batch deletes only when
 -- there is no running record to continue, no export file to report and
--- no sel.guard_setting in the store, and writes the record done when it
+-- none of sel.guard_settings in the store, and writes the record done when it
 -- is also the last; then the forget is one statement. Returns "blocked"
 -- when the guard held.
 local function run(store, sel, rec, opts, content, guard)
@@ -250,15 +251,15 @@ end
 -- format =, rows =, rewritten = | rewrite_error =}}, deletion_id =} or
 -- nil, message, kind.
 function M.forget_user(cfg, store, user_id, opts)
-  if not opts.dry_run and not opts.rewrite_exports and clife.purge_guards(store.h)
-     and #export.pairs_files(store) == 0 then -- the guard does not look at pair files
-    -- the current key's hash only: the guard holds while retired keys exist
+  if not opts.dry_run and not opts.rewrite_exports and clife.purge_guards(store.h) then
+    -- the current key's hash only: the guard holds while retired keys exist,
+    -- and while preference pair files are recorded (it does not read them)
     local current, src, ckind = keys.current(cfg, store)
     if not current and src then return nil, src, ckind end
     if current then
       local h = assert(clife.user_hash(current, user_id))
-      local res, err, kind = run(store, selection(cfg, { h }, opts, keys.RETIRED_SETTING),
-                                 new_record(h, opts.deployment, {}), opts, nil, true)
+      local sel = selection(cfg, { h }, opts, { keys.RETIRED_SETTING, export.PAIRS_SETTING })
+      local res, err, kind = run(store, sel, new_record(h, opts.deployment, {}), opts, nil, true)
       if res ~= "blocked" then return res, err, kind end
     end
   end

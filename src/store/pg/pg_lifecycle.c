@@ -158,11 +158,12 @@ static void guard_sql(cf_life_sql *q, const cf_purge *p)
                       " (SELECT id FROM inference_events WHERE ");
     cf_life_where(q, p);
     cf_buf_str(&q->b, "))");
-    if (p->guard_setting.p) {
-        cf_buf_str(&q->b, " AND NOT EXISTS (SELECT 1 FROM settings WHERE key = ");
-        cf_life_sql_str(q, p->guard_setting);
-        cf_buf_putc(&q->b, ')');
+    for (size_t i = 0; i < p->nguard_settings; i++) {
+        cf_buf_str(&q->b, i ? ", " : " AND NOT EXISTS (SELECT 1 FROM settings WHERE key IN (");
+        cf_life_sql_str(q, p->guard_settings[i]);
     }
+    if (p->nguard_settings)
+        cf_buf_str(&q->b, "))");
     cf_buf_str(&q->b, " AS ok), ");
 }
 
