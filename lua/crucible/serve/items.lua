@@ -6,7 +6,6 @@
 -- key limited to some deployments refuses, item by item (403), an item
 -- on an event of another deployment.
 local cjson = require "cjson"
-local core = require "crucible._core"
 
 local M = {}
 
@@ -28,22 +27,28 @@ function M.absent(v) return v == nil or v == cjson.null end
 
 function M.is_object(v) return type(v) == "table" and (next(v) == nil or v[1] == nil) end
 
+-- JSON text to a Lua value by _core.from_json: a number sent as an
+-- integer stays one (in metadata too), and text that is not UTF-8 reaches
+-- the field checks. Required on first use: the Langfuse decoder loads this
+-- module where only Lua modules and cjson exist (fuzz_langfuse).
+local function from_json(text)
+  return require("crucible._core").from_json(text)
+end
+
 --- The body's items: a list, and the decoding error of each bad NDJSON line.
--- Decoded by _core.from_json: a number sent as an integer stays one (in
--- metadata too), and text that is not UTF-8 reaches the field checks.
 function M.items_of(body, media)
   if media == "application/x-ndjson" then
     local items, bad = {}, {}
     for line in body:gmatch("[^\n]+") do
       if line:find("%S") then
-        local ok, v = pcall(core.from_json, line)
+        local ok, v = pcall(from_json, line)
         items[#items + 1] = ok and v or false
         if not ok then bad[#items] = "not valid JSON: " .. M.clean(v) end
       end
     end
     return items, bad
   end
-  local ok, v = pcall(core.from_json, body)
+  local ok, v = pcall(from_json, body)
   if not ok then return nil, "the body is not valid JSON: " .. M.clean(v) end
   if body:match("^%s*%[") then return v, {} end
   return { v }, {}
