@@ -10,6 +10,9 @@
 #   fuzz_langfuse   the Langfuse batch decoder (Lua) in a Lua state holding
 #                   only its bundled modules: every body answered (207/400,
 #                   each item once), a retried batch changes nothing
+#   fuzz_fromjson   _core.from_json, the feedback routes' body decoder: a
+#                   value or a message, and whatever jansson reads it reads
+#                   too, as the same types
 # Each links the C sources it needs directly, compiled with
 # -fsanitize=fuzzer,address,undefined. Tests:
 #   fuzz.<name>.seeds   every build: replays fuzz/seeds/<name> once
@@ -72,8 +75,12 @@ separate_arguments(CF_FUZZ_LUA_LIBS)
 set(CF_FUZZ_EXTRA_langfuse ${CF_FUZZ_LUA_CFLAGS} ${CF_FUZZ_LANGFUSE_C} ${CF_CJSON_STATIC}
     ${CF_FUZZ_LUA_LIBS})
 set(CF_FUZZ_DEPS_langfuse ${CF_FUZZ_LANGFUSE_C})
+# fuzz_fromjson adds the decoder and Lua
+set(CF_FUZZ_EXTRA_fromjson ${CF_FUZZ_LUA_CFLAGS} ${PROJECT_SOURCE_DIR}/src/lua/l_fromjson.c
+    ${CF_FUZZ_LUA_LIBS})
+set(CF_FUZZ_DEPS_fromjson ${PROJECT_SOURCE_DIR}/src/lua/l_fromjson.c)
 set(CF_FUZZ_BINARIES)
-foreach(name sanitize jsonl serve otlp langfuse)
+foreach(name sanitize jsonl serve otlp langfuse fromjson)
   set(bin ${CF_FUZZ_DIR}/fuzz_${name})
   add_custom_command(
     OUTPUT ${bin}
