@@ -143,4 +143,30 @@ describe("two serve processes sharing one PostgreSQL database", function()
     end
     assert.same({ dep .. "-s1" }, hashes)
   end)
+
+  it("answer /readyz 503 within about a second while the database does not answer, then 200", function()
+    assert.equals(200, (srv.curl(a, "/readyz")))
+    -- another session holds a lock the readiness query waits on
+    local release = dir .. "/release"
+    finally(function() support.write_file(release, "") end)
+    assert(os.execute(("(echo 'BEGIN; LOCK TABLE schema_migrations IN ACCESS EXCLUSIVE MODE;';"
+      .. " echo 'SELECT 1;'; i=0; while [ ! -f %s ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done;"
+      .. " echo 'COMMIT;') | psql -q %s > %s 2>&1 &"):format(support.q(release), support.q(URL),
+      support.q(dir .. "/psql.out"))))
+    assert(srv.wait_until(function() return srv.read_all(dir .. "/psql.out"):find("1 row", 1, true) end, 20),
+      srv.read_all(dir .. "/psql.out"))
+    srv.sleep(1.1) -- past the answer kept from before
+    for _, h in ipairs { a, b } do
+      local t0 = core.now_us()
+      local code, body = srv.curl(h, "/readyz")
+      local took = (core.now_us() - t0) / 1e6
+      assert.equals(503, code, body)
+      assert.matches("the store did not answer within 1000 ms", cjson.decode(body).error, 1, true)
+      assert.is_true(took < 2, "the check took " .. took .. " s")
+    end
+    support.write_file(release, "")
+    for _, h in ipairs { a, b } do
+      assert(srv.wait_until(function() return (srv.curl(h, "/readyz")) == 200 end, 20))
+    end
+  end)
 end)
