@@ -53,11 +53,11 @@ static int hex4(dec *d, unsigned *out)
 /* A \u escape (d->i just after "\u") as UTF-8 into b. */
 static void unicode_escape(dec *d, luaL_Buffer *b)
 {
-    unsigned cp;
+    unsigned cp = 0; /* set by hex4, which fail() leaves by a long jump */
     if (hex4(d, &cp))
         fail(d, "invalid \\u escape");
     if (cp >= 0xD800 && cp <= 0xDBFF) {
-        unsigned lo;
+        unsigned lo = 0;
         if (d->n - d->i < 6 || d->s[d->i] != '\\' || d->s[d->i + 1] != 'u')
             fail(d, "a lone surrogate in a \\u escape");
         d->i += 2;

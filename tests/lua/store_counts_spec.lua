@@ -178,7 +178,7 @@ db:close()
          .. " DROP TRIGGER inference_events_counted_insert ON inference_events;"
          .. " DROP TRIGGER inference_events_counted_delete ON inference_events;"
          .. " DROP FUNCTION crucible_count_event(); DROP FUNCTION crucible_count_truncate();")
-        .. " DROP TABLE deployment_event_counts; DELETE FROM schema_migrations WHERE version = 12")
+        .. " DROP TABLE deployment_event_counts; DELETE FROM schema_migrations WHERE version >= 12")
     cf.close()
     cf = client()
     s = assert(cf.store())

@@ -595,7 +595,8 @@ static const pg_migration migrations[] = {
     {12, "deployment event counts", pg_counts_migration}, /* pg_counts.c */
     /* retention of scores on their own age walks them in this order */
     {13, "scores by deployment and time",
-     "CREATE INDEX scores_deployment_time_seq ON scores (deployment_id, inserted_at, seq);"},
+     "CREATE INDEX IF NOT EXISTS scores_deployment_time_seq"
+     "  ON scores (deployment_id, inserted_at, seq);"},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
