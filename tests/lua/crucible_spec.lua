@@ -143,7 +143,7 @@ describe("crucible internals", function()
     cfg.storage.url = "sqlite:" .. dir .. "/b.db"
     ctx = I.new_ctx(cfg, nil, true)
     db = assert(ctx.store())
-    assert.equal(12, db:schema_version())
+    assert.equal(13, db:schema_version())
     db:close()
     support.rm_rf(dir)
   end)
