@@ -87,7 +87,8 @@ describe("Langfuse ingestion API", function()
           { name = "correct", value = 1, dataType = "BOOLEAN", observation = 0 },
           { name = "topic", value = "math", dataType = "CATEGORICAL", observation = 1 },
         } },
-      { trace = { id = "t2" }, generations = { { create = { id = "g3", input = "q" },
+      { trace = { id = "t2" }, generations = { { create = { id = "g3", input = {
+          { role = "system", content = "Be brief." }, { role = "user", content = "q" } } },
         ["end"] = { output = "a" } } },
         scores = { { name = "trace-level", value = 3 } } }, -- no observation: the trace's generation
     } })
@@ -97,7 +98,8 @@ describe("Langfuse ingestion API", function()
     local g1 = ev.g1
     assert.equals("chat-app", g1.deployment_id) -- the trace's name
     assert.equals("gpt-4o", g1.model_version_id)
-    assert.same({ { role = "user", content = "What is 2+2?" } }, cjson.decode(g1.prompt))
+    assert.equals("What is 2+2?", g1.prompt) -- one user message: its text, as a span's
+    assert.is_nil(g1.metadata.prompt_format)
     assert.equals("4", g1.response)
     assert.equals(250, g1.latency_ms)
     assert.equals(42, g1.token_count)
@@ -117,6 +119,10 @@ describe("Langfuse ingestion API", function()
     assert.equals(1500, g2.latency_ms) -- completionStartTime without endTime
     assert.equals(3, g2.token_count)
     assert.equals("lf-default", ev.g3.deployment_id) -- no name, no metadata
+    -- several messages: the chat array, as a span's
+    assert.same({ { role = "system", content = "Be brief." }, { role = "user", content = "q" } },
+      cjson.decode(ev.g3.prompt))
+    assert.equals("chat", ev.g3.metadata.prompt_format)
     assert.equals(cjson.null, ev.g3.token_count)
     wait_count(h, "SELECT count(*) FROM scores", 4)
     assert.equals(table.concat({
@@ -223,7 +229,7 @@ describe("Langfuse ingestion API", function()
     wait_count(h, "SELECT count(*) FROM inference_events WHERE response <> ''", 2)
     local gu, gw = row("gu"), row("gw")
     assert.equals("Sent to [EMAIL], the plan has three steps and a deadline.", gu.response)
-    assert.same({ { role = "user", content = "Mail me the plan" } }, cjson.decode(gu.prompt))
+    assert.equals("Mail me the plan", gu.prompt)
     assert.equals("gpt-4o-2024-08-06", gu.model_version_id)
     assert.equals(1500, gu.latency_ms)
     assert.equals(30, gu.token_count)
@@ -231,7 +237,7 @@ describe("Langfuse ingestion API", function()
     assert.equals("late-app", gu.deployment_id)
     assert.equals(1796119200000000, gu.inserted_at)
     assert.same({ team = "ops", stage = "final", langfuse_trace_id = "tu", langfuse_name = "answer",
-                  langfuse_trace_name = "late-app", prompt_format = "json" }, gu.metadata)
+                  langfuse_trace_name = "late-app" }, gu.metadata)
     -- scored again on its new response: as the one stored whole
     assert.is_number(gu.quality_score)
     assert.is_number(gu.quality_checks)

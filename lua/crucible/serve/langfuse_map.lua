@@ -106,6 +106,42 @@ local function text_of(v, message_content)
 end
 M.text_of = text_of
 
+-- The chat messages of an input ({role, content} with string content, as
+-- a list, or under an object's "messages"), or nil when it is not one.
+local function chat_messages(v)
+  if is_object(v) and type(v.messages) == "table" then v = v.messages end
+  if type(v) ~= "table" or v[1] == nil then return nil end
+  local out = {}
+  for i, m in ipairs(v) do
+    if not (is_object(m) and type(m.role) == "string" and type(m.content) == "string") then
+      return nil
+    end
+    out[i] = { role = m.role, content = m.content }
+  end
+  return out
+end
+
+--- A generation's prompt as a span's (docs/otlp.md): a string as is; a
+-- single user message's text; other chat messages as a JSON array of
+-- {role, content} (format "chat"); anything else as JSON text (format
+-- "json"). Returns the text and the format (nil for plain text).
+function M.prompt_of(input)
+  if absent(input) then return "" end
+  if type(input) == "string" then return input end
+  local msgs = chat_messages(input)
+  if msgs and #msgs == 1 and msgs[1].role == "user" then return msgs[1].content end
+  if msgs then return json_text(msgs), "chat" end
+  return json_text(input), "json"
+end
+
+--- A generation's response: a string as is; an OpenAI message's string
+-- content; the last of a list of chat messages; else JSON text.
+function M.response_of(output)
+  local msgs = type(output) == "table" and output[1] ~= nil and chat_messages(output)
+  if msgs then return msgs[#msgs].content end
+  return text_of(output, true)
+end
+
 -- The number field of a usage object under the names the SDKs use.
 local function usage_field(u, names)
   for _, n in ipairs(names) do
@@ -170,7 +206,8 @@ local function metadata_of(g, trace)
     m.session_id = type(trace.sessionId) == "string" and trace.sessionId or nil
     m.langfuse_trace_name = type(trace.name) == "string" and trace.name or nil
   end
-  if type(g.input) == "table" then m.prompt_format = "json" end
+  local _, format = M.prompt_of(g.input)
+  m.prompt_format = format
   return m
 end
 
@@ -179,8 +216,8 @@ function M.event(g, trace, default_deployment)
   return {
     id = g.id,
     deployment_id = M.deployment(g, trace, default_deployment),
-    prompt = text_of(g.input, false),
-    response = text_of(g.output, true),
+    prompt = (M.prompt_of(g.input)),
+    response = M.response_of(g.output),
     model_version_id = type(g.model) == "string" and g.model ~= "" and g.model or nil,
     token_count = M.tokens(g),
     latency_ms = M.latency_ms(g),
