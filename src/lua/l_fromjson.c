@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crucible/core/cf_buf.h"
+
 #define MAX_DEPTH 1000
 
 typedef struct dec {
@@ -68,27 +70,7 @@ static void unicode_escape(dec *d, luaL_Buffer *b)
         fail(d, "a lone surrogate in a \\u escape");
     }
     char u[4];
-    size_t k;
-    if (cp < 0x80) {
-        u[0] = (char)cp;
-        k = 1;
-    } else if (cp < 0x800) {
-        u[0] = (char)(0xC0 | (cp >> 6));
-        u[1] = (char)(0x80 | (cp & 0x3F));
-        k = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (char)(0xE0 | (cp >> 12));
-        u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        u[2] = (char)(0x80 | (cp & 0x3F));
-        k = 3;
-    } else {
-        u[0] = (char)(0xF0 | (cp >> 18));
-        u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        u[3] = (char)(0x80 | (cp & 0x3F));
-        k = 4;
-    }
-    luaL_addlstring(b, u, k);
+    luaL_addlstring(b, u, cf_utf8_encode(cp, u));
 }
 
 /* A string (d->i at its opening quote): its bytes as they are, escapes

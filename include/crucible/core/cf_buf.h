@@ -98,6 +98,10 @@ void cf_buf_free(cf_buf *b);
  * escape is malformed (a lone surrogate included). */
 int cf_json_unescape(const char *s, size_t n, cf_buf *out);
 
+/* Writes code point cp (at most U+10FFFF, not a surrogate) as UTF-8 into
+ * out; returns its length, 1 to 4. */
+size_t cf_utf8_encode(unsigned cp, char out[4]);
+
 /* Returns n when s[0..n) is valid UTF-8 (no overlongs, no surrogates,
  * nothing above U+10FFFF), else the offset of the first bad byte. */
 size_t cf_utf8_check(const char *s, size_t n);
