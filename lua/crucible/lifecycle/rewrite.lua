@@ -87,14 +87,16 @@ local function matcher(rows)
   end
 end
 
-local function filter_jsonl(text, is_users)
+-- The JSON lines of text without the user's: row_is_users(row) says, for
+-- each line that decodes to an object, true, false, or nil when it cannot
+-- tell (counted in untold; such lines, and lines that do not decode, are
+-- kept).
+local function filter_jsonl(text, row_is_users)
   local kept, removed, untold = {}, 0, 0
   for line in text:gmatch("[^\n]+") do
     local ok, row = pcall(json.decode, line)
     local users = nil
-    if ok and type(row) == "table" then
-      users = is_users(function(c) return type(row[c]) == "string" and row[c] or nil end)
-    end
+    if ok and type(row) == "table" then users = row_is_users(row) end
     if users then
       removed = removed + 1
     else
@@ -152,17 +154,16 @@ local function pair_keys(rows)
   return out
 end
 
-local function filter_pairs(text, mine)
-  local kept, removed = {}, 0
-  for line in text:gmatch("[^\n]+") do
-    local ok, row = pcall(json.decode, line)
-    if ok and type(row) == "table" and mine[pair_key(row) or false] then
-      removed = removed + 1
-    else
-      kept[#kept + 1] = line .. "\n"
-    end
+-- A curated JSONL row's test (filter_jsonl) from matcher's is_users.
+local function by_columns(is_users)
+  return function(row)
+    return is_users(function(c) return type(row[c]) == "string" and row[c] or nil end)
   end
-  return table.concat(kept), removed
+end
+
+-- A preference pair line's test (filter_jsonl): made from one of mine.
+local function by_pair(mine)
+  return function(row) return mine[pair_key(row) or false] == true end
 end
 
 local function read_all(path)
@@ -197,7 +198,7 @@ end
 function M.pair_lines(path, rows)
   local text, err = read_all(path)
   if not text then return nil, err end
-  local _, n = filter_pairs(text, pair_keys(rows))
+  local _, n = filter_jsonl(text, by_pair(pair_keys(rows)))
   return n
 end
 
@@ -213,7 +214,7 @@ function M.rewrite(batch, rows)
   if M.PAIRS[batch.format] then
     local text, err = read_all(batch.path)
     if not text then return nil, err end
-    local out, removed = filter_pairs(text, pair_keys(rows))
+    local out, removed = filter_jsonl(text, by_pair(pair_keys(rows)))
     local ok, werr = write_replace(batch.path, out)
     if not ok then return nil, werr end
     return removed
@@ -226,8 +227,12 @@ function M.rewrite(batch, rows)
   end
   local text, err = read_all(batch.path)
   if not text then return nil, err end
-  local filter = batch.format == "jsonl" and filter_jsonl or filter_csv
-  local out, removed, untold = filter(text, matcher(rows))
+  local out, removed, untold
+  if batch.format == "jsonl" then
+    out, removed, untold = filter_jsonl(text, by_columns(matcher(rows)))
+  else
+    out, removed, untold = filter_csv(text, matcher(rows))
+  end
   if untold > 0 then
     return nil, ("%d rows of the file have none of the columns inference_event_id, prompt and"
       .. " response, so the user's cannot be told apart: export the batch again"):format(untold)
