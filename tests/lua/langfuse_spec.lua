@@ -370,3 +370,30 @@ describe("Langfuse ingestion API", function()
     assert.equals("ga|n|1.0", S.sql(h, "SELECT inference_event_id, name, value FROM scores"))
   end)
 end)
+
+describe("Langfuse generation input as a prompt", function()
+  local map = require "crucible.serve.langfuse_map"
+  local function prompt(input) return { map.prompt_of(input) } end
+
+  it("maps chat messages as spans do, and anything else as JSON text", function()
+    assert.same({ "" }, prompt(nil))
+    assert.same({ "hi" }, prompt("hi"))
+    assert.same({ "q" }, prompt { { role = "user", content = "q" } })
+    assert.same({ "q" }, prompt { messages = { { role = "user", content = "q" } } })
+    local text, format = map.prompt_of { { role = "system", content = "s" },
+                                         { role = "user", content = "q" } }
+    assert.equals("chat", format)
+    assert.same({ { role = "system", content = "s" }, { role = "user", content = "q" } },
+      cjson.decode(text))
+    -- one assistant message is not a user's prompt: the chat array
+    assert.equals("chat", select(2, map.prompt_of { { role = "assistant", content = "a" } }))
+    -- not chat messages: JSON text
+    text, format = map.prompt_of { query = "x", k = 3 }
+    assert.same({ { query = "x", k = 3 }, "json" }, { cjson.decode(text), format })
+    assert.equals("json", select(2, map.prompt_of { { role = "user", content = { "parts" } } }))
+    assert.equals("json", select(2, map.prompt_of { "a", "b" }))
+    assert.equals("last", map.response_of { { role = "assistant", content = "first" },
+                                            { role = "assistant", content = "last" } })
+    assert.equals("4", map.response_of { role = "assistant", content = "4" })
+  end)
+end)

@@ -191,8 +191,9 @@ function M.deployment(g, trace, default)
   return default
 end
 
--- The event's metadata: the generation's own, then the Langfuse context.
-local function metadata_of(g, trace)
+-- The event's metadata: the generation's own, then the Langfuse context
+-- (prompt_format: prompt_of's format).
+local function metadata_of(g, trace, prompt_format)
   local m = {}
   if is_object(g.metadata) then
     for k, v in pairs(g.metadata) do m[k] = v end
@@ -206,24 +207,24 @@ local function metadata_of(g, trace)
     m.session_id = type(trace.sessionId) == "string" and trace.sessionId or nil
     m.langfuse_trace_name = type(trace.name) == "string" and trace.name or nil
   end
-  local _, format = M.prompt_of(g.input)
-  m.prompt_format = format
+  m.prompt_format = prompt_format
   return m
 end
 
 --- The cf.log_inference event of a merged generation and its trace (or nil).
 function M.event(g, trace, default_deployment)
+  local prompt, format = M.prompt_of(g.input)
   return {
     id = g.id,
     deployment_id = M.deployment(g, trace, default_deployment),
-    prompt = (M.prompt_of(g.input)),
+    prompt = prompt,
     response = M.response_of(g.output),
     model_version_id = type(g.model) == "string" and g.model ~= "" and g.model or nil,
     token_count = M.tokens(g),
     latency_ms = M.latency_ms(g),
     user_id = trace and type(trace.userId) == "string" and trace.userId or nil,
     inserted_at = M.iso_us(g.startTime),
-    metadata = metadata_of(g, trace),
+    metadata = metadata_of(g, trace, format),
   }
 end
 
