@@ -194,14 +194,21 @@ static unsigned read_want(lua_State *L, int idx, light_clause *clauses, int *ncl
     return want;
 }
 
-static int m_light_events(lua_State *L)
+/* The arguments of light_events and light_plan: (h, q[, want]). */
+static cf_store *light_args(lua_State *L, cf_query *q)
 {
     lua_settop(L, 3);
     cf_store *s = l_store_checkstore(L, 1);
-    cf_query q;
-    l_store_read_query(L, 2, &q);
+    l_store_read_query(L, 2, q);
     if (!lua_isnil(L, 3))
         luaL_checktype(L, 3, LUA_TTABLE);
+    return s;
+}
+
+static int m_light_events(lua_State *L)
+{
+    cf_query q;
+    cf_store *s = light_args(L, &q);
     l_light *u = lua_newuserdatauv(L, sizeof *u, 1);
     memset(u, 0, sizeof *u);
     luaL_setmetatable(L, LIGHT_MT);
@@ -239,12 +246,8 @@ static int add_step(void *ud, const char *stmt, const char *detail)
  * message when the backend does not show them. For tests of the plans. */
 static int m_light_plan(lua_State *L)
 {
-    lua_settop(L, 3);
-    cf_store *s = l_store_checkstore(L, 1);
     cf_query q;
-    l_store_read_query(L, 2, &q);
-    if (!lua_isnil(L, 3))
-        luaL_checktype(L, 3, LUA_TTABLE);
+    cf_store *s = light_args(L, &q);
     light_clause clauses[MAX_CLAUSES];
     int nclauses = 0;
     unsigned want = read_want(L, 3, clauses, &nclauses)
