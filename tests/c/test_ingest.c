@@ -336,6 +336,61 @@ static void unlock_db(sqlite3 *db)
     sqlite3_close(db);
 }
 
+/* A user forgotten while the pipeline runs (cf_ingest_forget): their
+ * events stored up to the time given are dropped at the flusher, counted
+ * as erased; another deployment's forget, a later event and another
+ * user's events are written. */
+static void test_forget(void)
+{
+    migrate_db();
+    cf_ingest_opts o = opts();
+    cf_ingest *g;
+    cf_err err;
+    CHECK(cf_ingest_new(&o, &g, &err) == 0);
+    cf_prepare_scratch *ps = cf_prepare_scratch_new();
+    CHECK(submit(g, ps, "before", "p") == 0);
+    CHECK(cf_ingest_flush(g, -1, &err) == 0);
+    /* the user's hash, as the pipeline stored it */
+    sqlite3 *db;
+    sqlite3_open(DB, &db);
+    sqlite3_stmt *st;
+    char hash[64] = "";
+    if (sqlite3_prepare_v2(db, "SELECT user_id_hash FROM inference_events", -1, &st, NULL)
+            == SQLITE_OK
+        && sqlite3_step(st) == SQLITE_ROW)
+        snprintf(hash, sizeof hash, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    CHECK(strlen(hash) == 16);
+    CHECK(cf_ingest_forget(g, (cf_str){"", 0}, (cf_str){NULL, 0}, 1, &err) == -1
+          && err.code == CF_EINVAL);
+    CHECK(cf_ingest_forget(g, cf_cstr(hash), cf_cstr("other-dep"), INT64_MAX, &err) == 0);
+    CHECK(submit(g, ps, "kept-1", "p") == 0); /* another deployment forgotten */
+    CHECK(cf_ingest_flush(g, -1, &err) == 0);
+    CHECK(db_count("") == 2);
+    int64_t until = cf_now_us() + 3600 * INT64_C(1000000);
+    CHECK(cf_ingest_forget(g, cf_cstr(hash), (cf_str){NULL, 0}, until, &err) == 0);
+    for (int i = 0; i < 5; i++)
+        CHECK(submit(g, ps, NULL, "dropped") == 0);
+    CHECK(cf_ingest_flush(g, -1, &err) == 0);
+    CHECK(db_count("") == 2);
+    cf_ingest_stats s;
+    cf_ingest_stats_get(g, &s);
+    CHECK(s.erased == 5 && s.accepted == 7 && s.flushed == 2);
+    /* up to `until` only: an event of a later time is written */
+    cf_event_in in;
+    event_in(&in, "later", "p");
+    in.v[CF_F_INSERTED_AT].type = CF_V_INT;
+    in.v[CF_F_INSERTED_AT].i = until + 1;
+    char out[CF_MAX_ID_BYTES + 1];
+    cf_verrors v;
+    CHECK(cf_ingest_submit(g, &in, ps, 0, NULL, out, &v, &err) == 0);
+    CHECK(cf_ingest_flush(g, -1, &err) == 0);
+    CHECK(db_count("WHERE id = 'later'") == 1);
+    cf_prepare_scratch_free(ps);
+    cf_ingest_close(g);
+}
+
 static void test_database_away(void)
 {
     migrate_db();
@@ -616,6 +671,7 @@ int main(void)
     RUN(test_ring);
     RUN(test_writer_cache);
     RUN(test_pipeline);
+    RUN(test_forget);
     RUN(test_database_away);
     RUN(test_producers);
     RUN(test_reject_policy);
