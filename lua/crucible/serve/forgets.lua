@@ -18,8 +18,8 @@ local json = require("cjson").new()
 
 local M = {}
 
--- How many of the newest deletion records a poll reads: forgets and
--- retention runs are rare next to a poll every few seconds.
+-- How many of the newest finished deletion records a poll reads: forgets
+-- and retention runs are rare next to a poll every few seconds.
 local RECENT = 500
 
 --- The state of one server: forgets finished since `started` (us) count;
@@ -28,12 +28,12 @@ function M.new(started, window) return { since = started, window = window, seen 
 
 -- The forget records not applied yet, oldest first.
 local function fresh(st, store)
-  local list, err, kind = clife.deletions(store.h, RECENT)
+  local list, err, kind = clife.deletions(store.h, RECENT, "done")
   if not list then return nil, err, kind end
   local out = {}
   for i = #list, 1, -1 do
     local d = list[i]
-    if d.action == "forget" and d.status == "done" and d.subject and d.finished_at
+    if d.action == "forget" and d.subject and d.finished_at
        and d.finished_at >= st.since and not st.seen[d.id] then
       out[#out + 1] = d
     end
