@@ -181,6 +181,20 @@ int pg_update_run(cf_store *, const cf_workflow_run *, cf_err *);
 int pg_list_runs(cf_store *, cf_str, int64_t, cf_run_fn, void *, cf_err *);
 /* pg_lifecycle.c */
 int pg_purge(cf_store *, const cf_purge *, cf_life_counts *, cf_err *);
+struct cf_life_sql;
+/* A lifecycle statement in $N style, times as timestamptz; its values
+ * as statement parameters. */
+void pg_life_sql_init(struct cf_life_sql *q);
+void pg_life_params(const struct cf_life_sql *q, pg_params *p);
+/* Appends a guarded purge's condition (cf_purge.guard): true when it may
+ * delete. */
+void pg_life_guard_cond(struct cf_life_sql *q, const cf_purge *p);
+/* pg_forget.c: a guarded purge's first batch when it is also its last
+ * (cf_purge.guard): the guard, the deletes and the record in one
+ * transaction of a few plain statements. 0 when done (out->blocked or
+ * out->record_done set), 1 when the purge selects a batch or more of rows
+ * (nothing done: the batches are for them), -1 on error. */
+int pg_forget_small(pg_store *s, const cf_purge *p, cf_life_counts *out, cf_err *err);
 int pg_list_user_exports(cf_store *, const cf_purge *, cf_export_row_fn, void *, cf_err *);
 int pg_count_orphans(cf_store *, cf_life_counts *, cf_err *);
 int pg_put_deletion(cf_store *, const cf_deletion *, cf_err *);

@@ -18,13 +18,13 @@
 
 #define TIME_FMT "%s::timestamptz"
 
-static void init_sql(cf_life_sql *q)
+void pg_life_sql_init(cf_life_sql *q)
 {
     cf_life_sql_init(q, '$');
     q->time_fmt = TIME_FMT;
 }
 
-static void to_params(const cf_life_sql *q, pg_params *p)
+void pg_life_params(const cf_life_sql *q, pg_params *p)
 {
     pg_params_init(p);
     for (int i = 0; i < q->np; i++) {
@@ -46,7 +46,7 @@ static PGresult *run(pg_store *s, cf_life_sql *q, const char *what, cf_err *err)
     }
     q->b.n--;
     pg_params p;
-    to_params(q, &p);
+    pg_life_params(q, &p);
     return pg_exec(s, q->b.p, &p, what, err);
 }
 
@@ -138,15 +138,15 @@ static void parents_sql(cf_life_sql *q, const cf_purge *p, const cf_life_bound *
     " finished_at = excluded.finished_at, details = excluded.details"
 #define AUDIT_CONFLICT "::text::jsonb)" AUDIT_UPDATE
 
-/* A guarded purge's "g AS (...), ": ok when no other running record of
- * the record's action, subject and deployment exists, no event the purge
- * selects has an exported curated example (the rows pg_list_user_exports
- * lists) and the guard setting, if any, is not set. Uncorrelated, so
- * evaluated once. */
-static void guard_sql(cf_life_sql *q, const cf_purge *p)
+/* A guarded purge's condition (pg_int.h): ok when no other running record
+ * of the record's action, subject and deployment exists, no event the
+ * purge selects has an exported curated example (the rows
+ * pg_list_user_exports lists) and none of the guard settings is set.
+ * Uncorrelated, so evaluated once. */
+void pg_life_guard_cond(cf_life_sql *q, const cf_purge *p)
 {
     const cf_deletion *d = p->record;
-    cf_buf_str(&q->b, "g AS (SELECT NOT EXISTS (SELECT 1 FROM deletion_audit WHERE action = ");
+    cf_buf_str(&q->b, "NOT EXISTS (SELECT 1 FROM deletion_audit WHERE action = ");
     cf_life_sql_str(q, d->action);
     cf_buf_str(&q->b, " AND status = 'running' AND subject IS NOT DISTINCT FROM ");
     cf_life_sql_str(q, d->subject);
@@ -164,6 +164,13 @@ static void guard_sql(cf_life_sql *q, const cf_purge *p)
     }
     if (p->nguard_settings)
         cf_buf_str(&q->b, "))");
+}
+
+/* The condition as the CTE "g AS (SELECT ... AS ok), ". */
+static void guard_sql(cf_life_sql *q, const cf_purge *p)
+{
+    cf_buf_str(&q->b, "g AS (SELECT ");
+    pg_life_guard_cond(q, p);
     cf_buf_str(&q->b, " AS ok), ");
 }
 
@@ -309,7 +316,7 @@ static void add_row(const PGresult *r, const cf_purge *p, cf_life_counts *out)
 static int count_all(pg_store *s, const cf_purge *p, cf_life_counts *out, cf_err *err)
 {
     cf_life_sql q;
-    init_sql(&q);
+    pg_life_sql_init(&q);
     PGresult *r = NULL;
     if (count_sql(&q, p))
         cf_fail(err, CF_ENOMEM, "out of memory building a purge");
@@ -331,7 +338,7 @@ static int one_batch(pg_store *s, const cf_purge *p, cf_life_bound *b, int64_t r
                      int64_t *got, cf_life_counts *out, cf_err *err)
 {
     cf_life_sql q;
-    init_sql(&q);
+    pg_life_sql_init(&q);
     PGresult *r = NULL;
     if (batch_sql(&q, p, b, rows, first, out))
         cf_fail(err, CF_ENOMEM, "out of memory building a purge");
@@ -368,6 +375,12 @@ int pg_purge(cf_store *base, const cf_purge *p, cf_life_counts *out, cf_err *err
     pg_store *s = (pg_store *)base;
     if (p->dry_run)
         return count_all(s, p, out, err);
+    if (p->record && p->guard) {
+        int small = pg_forget_small(s, p, out, err);
+        if (small <= 0)
+            return small;
+        /* a batch or more of rows: batches, the first one guarded */
+    }
     int64_t rows = p->batch_rows;
     cf_life_bound b = {.set = 0, .has_lo = 0};
     for (int64_t done = 0; !p->max_batches || done < p->max_batches; done++) {
@@ -386,7 +399,7 @@ int pg_list_user_exports(cf_store *base, const cf_purge *p, cf_export_row_fn cb,
 {
     pg_store *s = (pg_store *)base;
     cf_life_sql q;
-    init_sql(&q);
+    pg_life_sql_init(&q);
     cf_buf_str(&q.b, "SELECT coalesce(m.export_batch_id, c.export_batch_id, ''), c.id,"
                      " c.inference_event_id, c.prompt, c.response FROM curated_examples c"
                      " LEFT JOIN curated_export_marks m ON m.curated_id = c.id"
@@ -412,7 +425,7 @@ int pg_count_orphans(cf_store *base, cf_life_counts *out, cf_err *err)
 {
     pg_store *s = (pg_store *)base;
     cf_life_sql q;
-    init_sql(&q);
+    pg_life_sql_init(&q);
     int rc = 0;
     for (size_t i = 0; !rc && i < cf_life_ndeps; i++) {
         const cf_life_dep *d = &cf_life_deps[i];
