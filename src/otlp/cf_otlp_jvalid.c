@@ -9,6 +9,7 @@
 #include <locale.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -189,39 +190,102 @@ static cur scalar(cur p, cur end)
     return NULL;
 }
 
-/* An object's key and its colon; p at the key's quote. */
-static cur key(cur p, cur end)
+/* An object's key and its colon; p at the key's quote, *kend: just past
+ * the key's closing quote. */
+static cur key(cur p, cur end, cur *kend)
 {
     if (*p != '"' || !(p = cf_otlp_jvalid_string(p + 1, end)))
         return NULL;
+    *kend = p;
     p = ws(p);
     return *p == ':' ? ws(p + 1) : NULL;
 }
 
-int cf_otlp_jvalid(const char *text)
+/* A token of the tape at [at, end); 0, or -1 when out of memory. */
+static int push(cf_otlp_jtape *tp, cur at, cur end)
 {
-    char open[MAX_DEPTH]; /* the containers open, innermost last */
+    if (tp->n == tp->cap) {
+        size_t cap = 2 * tp->cap;
+        cf_otlp_jtok *t = cap > tp->cap && cap < SIZE_MAX / sizeof *t ? malloc(cap * sizeof *t)
+                                                                       : NULL;
+        if (!t)
+            return -1;
+        memcpy(t, tp->t, tp->n * sizeof *t);
+        if (tp->heap)
+            free(tp->t);
+        tp->t = t;
+        tp->cap = cap;
+        tp->heap = 1;
+    }
+    tp->t[tp->n] = (cf_otlp_jtok){at, end, tp->n + 1};
+    tp->n++;
+    return 0;
+}
+
+/* A key at p (its quote) recorded when its object is shallow enough. */
+static cur key_at(cur p, cur end, size_t depth, cf_otlp_jtape *tp, int *oom)
+{
+    cur k = p, kend;
+    if (!(p = key(p, end, &kend)))
+        return NULL;
+    if (tp && depth <= CF_OTLP_JTAPE_DEPTH && push(tp, k, kend)) {
+        *oom = 1;
+        return NULL;
+    }
+    return p;
+}
+
+void cf_otlp_jtape_free(cf_otlp_jtape *tp)
+{
+    if (tp->heap)
+        free(tp->t);
+    tp->t = NULL;
+    tp->n = tp->cap = 0;
+    tp->heap = 0;
+}
+
+/* The acceptance check; with tp, the tape of the shallow values too.
+ * 1, 0, or -1 when out of memory. */
+static int check(const char *text, cf_otlp_jtape *tp)
+{
+    char open[MAX_DEPTH];                    /* the containers open, innermost last */
+    size_t at[CF_OTLP_JTAPE_DEPTH + 1] = {0}; /* their tokens, the shallow ones */
     size_t depth = 0;
+    int oom = 0;
     cur p = ws((cur)text), end = (cur)text + strlen(text);
     if (*p != '[' && *p != '{')
         return 0;
     for (;;) {
-        /* p: at a value */
+        /* p: at a value, at depth (the containers open around it) */
+        int rec = tp && depth <= CF_OTLP_JTAPE_DEPTH;
         if (*p == '[' || *p == '{') {
             if (depth == MAX_DEPTH)
                 return 0;
+            if (rec) {
+                if (push(tp, p, NULL))
+                    return -1;
+                at[depth] = tp->n - 1;
+            }
             open[depth++] = (char)*p;
             p = ws(p + 1);
             if (*p == (open[depth - 1] == '[' ? ']' : '}')) {
                 depth--;
                 p++;
+                if (rec) {
+                    tp->t[at[depth]].end = p;
+                    tp->t[at[depth]].next = tp->n;
+                }
             } else {
-                if (open[depth - 1] == '{' && !(p = key(p, end)))
-                    return 0;
+                if (open[depth - 1] == '{' && !(p = key_at(p, end, depth, tp, &oom)))
+                    return oom ? -1 : 0;
                 continue;
             }
-        } else if (depth == MAX_DEPTH || !(p = scalar(p, end))) {
-            return 0;
+        } else {
+            cur v = p;
+            if (depth == MAX_DEPTH || !(p = scalar(p, end)))
+                return 0;
+            if (rec && push(tp, v, p))
+                return -1;
         }
         /* after a value: a comma, or the ends of the containers it closes */
         for (;;) {
@@ -231,14 +295,28 @@ int cf_otlp_jvalid(const char *text)
             char o = open[depth - 1];
             if (*p == ',') {
                 p = ws(p + 1);
-                if (o == '{' && !(p = key(p, end)))
-                    return 0;
+                if (o == '{' && !(p = key_at(p, end, depth, tp, &oom)))
+                    return oom ? -1 : 0;
                 break;
             }
             if (*p != (o == '[' ? ']' : '}'))
                 return 0;
             depth--;
             p++;
+            if (tp && depth <= CF_OTLP_JTAPE_DEPTH) {
+                tp->t[at[depth]].end = p;
+                tp->t[at[depth]].next = tp->n;
+            }
         }
     }
+}
+
+int cf_otlp_jvalid(const char *text)
+{
+    return check(text, NULL);
+}
+
+int cf_otlp_jtape_read(const char *text, cf_otlp_jtape *tp)
+{
+    return check(text, tp);
 }

@@ -201,6 +201,25 @@ static const char *const tricky[] = {
     "[{\"a\":1 \"b\":2}]",
     "[\t\r\n]",
     "[\f]",
+    /* the tape's reach (values nested up to five deep are recorded) */
+    "{\"messages\":[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"deep\","
+    "\"x\":{\"y\":[1,{\"z\":\"w\"}]}},{\"content\":{\"a\":\"b\"},\"text\":\"t\"},"
+    "{\"content\":[\"c\"],\"text\":[\"d\"]},{\"type\":{\"t\":\"text\"},\"content\":\"e\"}]}]}",
+    "{\"messages\":[[{\"role\":\"nested array\",\"content\":\"x\"}],{\"content\":[[{\"text\":\"y\"}]]}]}",
+    "{\"messages\":[{\"content\":\"first\"}],\"messages\":[{\"content\":\"second\"}]}",
+    "{\"messages\":[{\"content\":\"an array\"}],\"messages\":\"then text\"}",
+    "{\"m\\u0065ssages\":[{\"content\":\"escaped top key\"}]}",
+    "{\"messages\":[],\"x\":[[[[[[[[\"deep after\"]]]]]]]]}",
+    "{\"messages\":[{\"content\":\"x\"}],\"x\":[1,]}",
+    "[{\"parts\":[{\"content\":\"a\"}],\"parts\":[{\"content\":\"b\"}]}]",
+    "[{\"parts\":[{\"content\":\"a\"}],\"content\":\"c\",\"parts\":null}]",
+    "[{\"parts\":[{\"type\":\"text\",\"content\":\"c1\",\"content\":\"c2\",\"type\":\"image\"}]}]",
+    "[{\"parts\":[{\"content\":\"c1\",\"type\":\"t\\u0065xt\",\"t\\u0065xt\":\"u\"},"
+    "{\"c\\u006fntent\":7,\"text\":\"after escaped key\"}]}]",
+    "[{\"role\":\"r\\u00e9le\",\"finish_reason\":\"st\\u00f6p\",\"content\":\"\"}]",
+    "[{\"content\":\"x\"}",
+    "{\"messages\":[{\"content\":\"x\"}]",
+    "{\"messages\":[{\"content\":\"x\"}]}}",
     NULL,
 };
 
@@ -251,6 +270,21 @@ static void test_tricky(void)
     free(big);
     free(deep_ok);
     free(deep_bad);
+    /* more tokens than the reader keeps on its stack, in both forms */
+    char *many = repeat("{\"messages\":[",
+                        "{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"x\"},"
+                        "{\"type\":\"text\",\"text\":\"y\\n\"},7]},\"skipped\",",
+                        500, "{}]}");
+    char *parts = repeat("[", "{\"type\":\"text\",\"content\":\"p\"},[1,[2]],", 300, "{}]");
+    CHECK(many && parts);
+    if (many && parts) {
+        compare(many);
+        compare(many + strlen("{\"messages\":"));
+        compare(parts);
+        compare_valid(many);
+    }
+    free(many);
+    free(parts);
 }
 
 /* seeded mutations of the tricky texts: flips, cuts, special bytes */
