@@ -12,6 +12,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "cf_otlp_jvalid.h"
 #include "crucible/core/cf_buf.h"
@@ -73,17 +76,45 @@ static size_t utf8_at(cur p)
     return cf_utf8_check((const char *)p, k) == k ? k : 0;
 }
 
+/* From p on, past the bytes a string takes as they are (ASCII but the
+ * quote, the backslash and control characters), while at least a block
+ * of them is left before end: sixteen bytes at a time with SSE2, else
+ * eight, never past the text's end. */
+static cur plain(cur p, cur end)
+{
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+    const __m128i space = _mm_set1_epi8(0x20);
+    while (end - p >= 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+        /* signed: a byte from 0x80 up is below the space too */
+        __m128i stop = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, bslash)),
+                                    _mm_cmplt_epi8(x, space));
+        unsigned m = (unsigned)_mm_movemask_epi8(stop);
+        if (m)
+            return p + __builtin_ctz(m);
+        p += 16;
+    }
+#endif
+    while (end - p >= 8) {
+        uint64_t x;
+        memcpy(&x, p, 8);
+        uint64_t m = (x & CF_JSON_HIGHS) | cf_json_special8(x);
+        if (m) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            p += (size_t)__builtin_ctzll(m) >> 3; /* the lowest one is exact */
+#endif
+            break;
+        }
+        p += 8;
+    }
+    return p;
+}
+
 cur cf_otlp_jvalid_string(cur p, cur end)
 {
     for (;;) {
-        /* plain ASCII eight bytes at a time, never past the text's end */
-        while (end - p >= 8) {
-            uint64_t x;
-            memcpy(&x, p, 8);
-            if ((x & CF_JSON_HIGHS) || cf_json_special8(x))
-                break;
-            p += 8;
-        }
+        p = plain(p, end);
         unsigned c = *p;
         if (c == '"')
             return p + 1;
@@ -92,13 +123,23 @@ cur cf_otlp_jvalid_string(cur p, cur end)
         if (c < 0x80 && c != '\\') {
             p++;
         } else if (c == '\\') {
-            c = p[1];
-            if (c == 'u')
+            switch (p[1]) {
+            case 'u':
                 p = unicode_escape(p + 1);
-            else if (c && strchr("\"\\/bfnrt", (int)c))
+                break;
+            case '"':
+            case '\\':
+            case '/':
+            case 'b':
+            case 'f':
+            case 'n':
+            case 'r':
+            case 't':
                 p += 2;
-            else
+                break;
+            default:
                 return NULL;
+            }
             if (!p)
                 return NULL;
         } else {
