@@ -11,7 +11,6 @@
  * a value passed over (a message's parts, a part's content) is not walked
  * again: a text's bytes are read by the check and by its decoding only.
  */
-#include <stdio.h>
 #include <string.h>
 
 #include "cf_otlp_jmsgs.h"
@@ -112,7 +111,7 @@ static int message(size_t it, const char *role, cf_otlp_msgs *out, jdoc *d)
         return -1;
     content(m, at[1] ? at[1] : at[2], d);
     if (string_at(at[3], d))
-        snprintf(m->finish, sizeof m->finish, "%s", cf_buf_cstr(&d->scratch));
+        cf_otlp_msg_name(m->finish, sizeof m->finish, cf_buf_cstr(&d->scratch));
     return 0;
 }
 

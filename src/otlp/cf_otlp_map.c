@@ -66,12 +66,28 @@ static void field_str(cf_buf *b, const char *name, const char *s)
     cf_buf_json_string_lossy(b, s, strlen(s));
 }
 
+/* v in decimal, as cf_buf_int writes it ("%lld"), without snprintf: a
+ * span's metadata has a few of them */
+static void decimal(cf_buf *b, int64_t v)
+{
+    char tmp[24];
+    size_t k = sizeof tmp;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[--k] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        tmp[--k] = '-';
+    cf_buf_append(b, tmp + k, sizeof tmp - k);
+}
+
 static void field_int(cf_buf *b, const char *name, int64_t v)
 {
     cf_buf_str(b, ",\"");
     cf_buf_str(b, name);
     cf_buf_str(b, "\":");
-    cf_buf_int(b, v);
+    decimal(b, v);
 }
 
 static void text_field(cf_buf *b, const char *name, const cf_buf *t)

@@ -40,8 +40,15 @@ cf_otlp_msg *cf_otlp_msgs_add(cf_otlp_msgs *ms, const char *role)
     }
     cf_otlp_msg *m = &ms->m[ms->n++];
     memset(m, 0, sizeof *m);
-    snprintf(m->role, sizeof m->role, "%s", role);
+    cf_otlp_msg_name(m->role, sizeof m->role, role);
     return m;
+}
+
+void cf_otlp_msg_name(char *dst, size_t cap, const char *s)
+{
+    size_t n = strnlen(s, cap - 1);
+    memcpy(dst, s, n);
+    dst[n] = '\0';
 }
 
 void cf_otlp_msgs_free(cf_otlp_msgs *ms)

@@ -24,6 +24,9 @@ void cf_otlp_msgs_free(cf_otlp_msgs *ms);
 /* A new message of role (truncated to 63 bytes) at the end of ms; NULL
  * (ms->oom set) when out of memory. */
 cf_otlp_msg *cf_otlp_msgs_add(cf_otlp_msgs *ms, const char *role);
+/* s copied into dst[cap] (cap > 0), cut to cap - 1 bytes: a role or a
+ * finish reason, as snprintf "%s" would write it without its cost. */
+void cf_otlp_msg_name(char *dst, size_t cap, const char *s);
 /* s[0..n) appended to m's text, on a line of its own after earlier text. */
 void cf_otlp_msg_text(cf_otlp_msg *m, const char *s, size_t n);
 

@@ -463,6 +463,34 @@ static long same_rows(const char *a, const char *b)
     return rows;
 }
 
+/* The metadata's integers written in full: zero, the largest, a latency. */
+static void numbers(void)
+{
+    static const char body[] =
+        "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"name\":\"chat\","
+        "\"startTimeUnixNano\":\"1000000\",\"endTimeUnixNano\":\"9000001000000\","
+        "\"attributes\":[" CHAT "," I("gen_ai.usage.input_tokens", 0) ","
+        I("gen_ai.usage.output_tokens", 9223372036854775807) "," IN_MSGS("n") "]}]}]}]}";
+    cf_otlp_arena *a = cf_otlp_arena_new();
+    cf_otlp_traces *tr = NULL;
+    cf_err err;
+    CHECK(a && cf_otlp_traces_json(body, sizeof body - 1, a, &tr, &err) == 0);
+    if (!a || !tr) {
+        cf_otlp_arena_free(a);
+        return;
+    }
+    cf_otlp_attrs res = {NULL, 0};
+    cf_buf json = CF_BUF_INIT;
+    int content;
+    CHECK(cf_otlp_map_span(&res, tr->resource_spans[0]->scope_spans[0]->spans[0], &json,
+                           &content) == 1);
+    cf_buf_putc(&json, '\0');
+    CHECK(json.p && strstr(json.p, "\"latency_ms\":9000000,"));
+    CHECK(json.p && strstr(json.p, "\"input_tokens\":0,\"output_tokens\":9223372036854775807"));
+    cf_buf_free(&json);
+    cf_otlp_arena_free(a);
+}
+
 int main(int argc, char **argv)
 {
     cf_sanitize_opts so = {CF_ENT_ALL, NULL, 0};
@@ -475,6 +503,7 @@ int main(int argc, char **argv)
     cf_otlp_event ev;
     memset(&ev, 0, sizeof ev);
     tally t = {0, 0, 0, 0};
+    numbers();
     if (g[0] && g[1] && ps) {
         made_bodies(g, ps, &ev, &t);
         if (argc > 1)
