@@ -70,6 +70,51 @@ static void test_seen_forgets_the_oldest(void)
     cf_otlp_seen_free(s);
 }
 
+/* Against a plain model (the last cap distinct keys, oldest first): many
+ * keys, repeats, evictions, and runs of colliding slots in a small table. */
+static void test_seen_against_a_model(void)
+{
+    enum { CAP = 37, KEYS = 120, ROUNDS = 20000 };
+    cf_otlp_seen *s = cf_otlp_seen_new(CAP);
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    int model[CAP], first[CAP], n = 0, ok = 1; /* key numbers, oldest first; their events */
+    uint32_t x = 7;
+    char key[32], ev[32];
+    for (int r = 0; r < ROUNDS && ok; r++) {
+        x = x * 1103515245u + 12345u;
+        int k = (int)((x >> 8) % KEYS);
+        snprintf(key, sizeof key, "k%d-%s", k, k % 3 ? "long-enough-to-pass-eight" : "");
+        snprintf(ev, sizeof ev, "ev%d", r);
+        int in = 0;
+        for (int i = 0; i < n; i++)
+            in |= model[i] == k;
+        ok &= cf_otlp_seen_put(s, key, ev) == 0;
+        if (!in) {
+            if (n == CAP) {
+                memmove(model, model + 1, (CAP - 1) * sizeof *model);
+                memmove(first, first + 1, (CAP - 1) * sizeof *first);
+                n--;
+            }
+            model[n] = k;
+            first[n++] = r;
+        }
+        for (int q = 0; q < KEYS; q++) {
+            int want = -1;
+            for (int i = 0; i < n; i++)
+                if (model[i] == q)
+                    want = first[i];
+            snprintf(key, sizeof key, "k%d-%s", q, q % 3 ? "long-enough-to-pass-eight" : "");
+            snprintf(ev, sizeof ev, "ev%d", want);
+            const char *got = cf_otlp_seen_get(s, key);
+            ok &= want < 0 ? got == NULL : got && strcmp(got, ev) == 0;
+        }
+    }
+    CHECK(ok);
+    cf_otlp_seen_free(s);
+}
+
 static void test_scores_after_and_before_a_stored_event(void)
 {
     out[0] = '\0';
@@ -162,6 +207,7 @@ static void test_input_logs_park_with_their_span(void)
 int main(void)
 {
     RUN(test_seen_forgets_the_oldest);
+    RUN(test_seen_against_a_model);
     RUN(test_scores_after_and_before_a_stored_event);
     RUN(test_scores_of_a_parked_span);
     RUN(test_input_logs_park_with_their_span);
