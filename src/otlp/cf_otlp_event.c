@@ -44,16 +44,17 @@ static void reset(cf_otlp_event *ev)
     ev->in.object_name = "an object";
 }
 
-/* s[0, n) as a string field: itself when valid UTF-8, else a copy with
- * U+FFFD for each bad byte. -1 when out of memory. */
-static int text(cf_otlp_event *ev, int f, const char *s, size_t n)
+/* s[0, n) as a string field: itself when valid UTF-8 (known to be with
+ * utf8), else a copy with U+FFFD for each bad byte. -1 when out of
+ * memory. */
+static int text_of(cf_otlp_event *ev, int f, const char *s, size_t n, int utf8)
 {
     cf_value *v = &ev->in.v[f];
     v->type = CF_V_STRING;
     v->type_name = "a string";
     v->s.p = s;
     v->s.n = n;
-    if (cf_utf8_check(s, n) == n)
+    if (utf8 || cf_utf8_check(s, n) == n)
         return 0;
     cf_buf clean = CF_BUF_INIT;
     cf_buf_utf8_lossy(&clean, s, n);
@@ -65,6 +66,11 @@ static int text(cf_otlp_event *ev, int f, const char *s, size_t n)
     v->s.p = clean.p;
     v->s.n = clean.n;
     return 0;
+}
+
+static int text(cf_otlp_event *ev, int f, const char *s, size_t n)
+{
+    return text_of(ev, f, s, n, 0);
 }
 
 static void integer(cf_otlp_event *ev, int f, int64_t i)
@@ -80,19 +86,24 @@ static int texts(cf_otlp_event *ev, int *chat)
 {
     const cf_otlp_msgs *in = &ev->msgs[0], *out = &ev->msgs[1];
     const cf_buf *p = &ev->prompt, *r = &ev->response;
+    int p8 = 0, r8 = 0; /* known valid UTF-8 */
     *chat = 0;
-    if (in->n == 1 && strcmp(in->m[0].role, "user") == 0)
+    if (in->n == 1 && strcmp(in->m[0].role, "user") == 0) {
         p = &in->m[0].text;
-    else
+        p8 = in->m[0].utf8;
+    } else {
         cf_otlp_prompt_text(in, &ev->prompt, chat);
-    if (out->n == 1)
+    }
+    if (out->n == 1) {
         r = &out->m[0].text;
-    else
+        r8 = out->m[0].utf8;
+    } else {
         cf_otlp_response_text(out, &ev->response);
+    }
     if (cf_buf_failed(&ev->prompt) || cf_buf_failed(&ev->response))
         return -1;
-    return text(ev, CF_F_PROMPT, p->p ? p->p : "", p->n) ||
-           text(ev, CF_F_RESPONSE, r->p ? r->p : "", r->n);
+    return text_of(ev, CF_F_PROMPT, p->p ? p->p : "", p->n, p8) ||
+           text_of(ev, CF_F_RESPONSE, r->p ? r->p : "", r->n, r8);
 }
 
 static int fields(cf_otlp_event *ev, const cf_otlp_fields *f)

@@ -110,6 +110,7 @@ static int message(size_t it, const char *role, cf_otlp_msgs *out, jdoc *d)
     if (!m)
         return -1;
     content(m, at[1] ? at[1] : at[2], d);
+    m->utf8 = 1; /* strings of a text cf_otlp_jvalid took, decoded, a line each */
     if (string_at(at[3], d))
         cf_otlp_msg_name(m->finish, sizeof m->finish, cf_buf_cstr(&d->scratch));
     return 0;

@@ -9,6 +9,8 @@ typedef struct cf_otlp_msg {
     char role[64];
     cf_buf text;
     char finish[64]; /* an output message's finish reason, "" if none */
+    int utf8;        /* text is valid UTF-8 as it was made (JSON strings a
+                        check took), so no one need check it again */
 } cf_otlp_msg;
 
 typedef struct cf_otlp_msgs {

@@ -106,6 +106,9 @@ static void compare(const char *s)
     if (!ok)
         show("messages", s);
     CHECK(ok);
+    for (size_t i = 0; i < b.n; i++) /* what the reader says is valid UTF-8 is */
+        CHECK(!b.m[i].utf8 || cf_utf8_check(b.m[i].text.p ? b.m[i].text.p : "", b.m[i].text.n) ==
+                                  b.m[i].text.n);
     taken += ra;
     cf_otlp_msgs_free(&a);
     cf_otlp_msgs_free(&b);
