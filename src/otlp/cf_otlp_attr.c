@@ -62,12 +62,24 @@ static size_t lower_bound(const cf_otlp_attrs *ix, const char *key, size_t klen)
     return lo;
 }
 
+/* The first of the keys equal to key (the index is stable), found by
+ * strcmp alone: a span's metadata looks up some twenty names. */
 const cf_otlp_any *cf_otlp_attr(const cf_otlp_attrs *ix, const char *key)
 {
-    size_t i = lower_bound(ix, key, strlen(key) + 1);
-    if (i < ix->n && strcmp(ix->kv[i]->key, key) == 0)
-        return ix->kv[i]->value;
-    return NULL;
+    size_t lo = 0, hi = ix->n;
+    const cf_otlp_any *found = NULL;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(ix->kv[mid]->key, key);
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            if (c == 0)
+                found = ix->kv[mid]->value; /* an earlier equal one may follow */
+            hi = mid;
+        }
+    }
+    return found;
 }
 
 const char *cf_otlp_attr_str(const cf_otlp_attrs *ix, const char *key)

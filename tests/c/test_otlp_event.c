@@ -463,6 +463,45 @@ static long same_rows(const char *a, const char *b)
     return rows;
 }
 
+/* Lookups in a span's attributes: the first of repeated keys, keys that
+ * sort before, between and after all others, and prefixes. */
+static void lookups(void)
+{
+    static const char *const keys[] = {"m", "b", "m", "z.b", "z.a", "b.c", "m", "a"};
+    enum { N = sizeof keys / sizeof keys[0] };
+    cf_otlp_any v[N];
+    cf_otlp_kv kv[N], *p[N + 1];
+    for (size_t i = 0; i < N; i++) {
+        cf_otlp_any a = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__INIT;
+        cf_otlp_kv k = OPENTELEMETRY__PROTO__COMMON__V1__KEY_VALUE__INIT;
+        a.value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
+        a.int_value = (int64_t)i;
+        v[i] = a;
+        k.key = (char *)keys[i];
+        k.value = &v[i];
+        kv[i] = k;
+        p[i] = &kv[i];
+    }
+    p[N] = NULL;
+    for (size_t n = 1; n <= N; n++) { /* every length: the search's every shape */
+        cf_otlp_attrs ix;
+        CHECK(cf_otlp_attrs_index(&ix, p, n) == 0);
+        for (size_t i = 0; i < n; i++) {
+            size_t want = 0;
+            while (strcmp(keys[want], keys[i]) != 0)
+                want++;
+            const cf_otlp_any *got = cf_otlp_attr(&ix, keys[i]);
+            CHECK(got && got->int_value == (int64_t)want);
+        }
+        static const char *const absent[] = {"", "0", "az", "c", "mm", "z", "z.c", "zz"};
+        for (size_t i = 0; i < sizeof absent / sizeof absent[0]; i++)
+            CHECK(cf_otlp_attr(&ix, absent[i]) == NULL);
+        size_t z = cf_otlp_attrs_prefix(&ix, "z.");
+        CHECK(n < 4 ? z == ix.n : strcmp(ix.kv[z]->key, n < 5 ? "z.b" : "z.a") == 0);
+        cf_otlp_attrs_free(&ix);
+    }
+}
+
 /* The metadata's integers written in full: zero, the largest, a latency. */
 static void numbers(void)
 {
@@ -504,6 +543,7 @@ int main(int argc, char **argv)
     memset(&ev, 0, sizeof ev);
     tally t = {0, 0, 0, 0};
     numbers();
+    lookups();
     if (g[0] && g[1] && ps) {
         made_bodies(g, ps, &ev, &t);
         if (argc > 1)
