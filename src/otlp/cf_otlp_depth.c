@@ -11,7 +11,7 @@
 
 #include "crucible/otlp/cf_otlp.h"
 
-static int varint(const uint8_t *p, size_t n, size_t *i, uint64_t *out)
+static int varint_long(const uint8_t *p, size_t n, size_t *i, uint64_t *out)
 {
     uint64_t v = 0;
     for (unsigned shift = 0; shift < 64; shift += 7) {
@@ -25,6 +25,25 @@ static int varint(const uint8_t *p, size_t n, size_t *i, uint64_t *out)
         }
     }
     return -1;
+}
+
+static inline int varint(const uint8_t *p, size_t n, size_t *i, uint64_t *out)
+{
+    if (*i < n && p[*i] < 0x80) { /* one byte: nearly every key and length */
+        *out = p[(*i)++];
+        return 0;
+    }
+    return varint_long(p, n, i, out);
+}
+
+/* The field numbered id of d, NULL when none: where the numbers run from
+ * 1 without gaps (most OTLP messages) the descriptor's fields, sorted by
+ * number, are indexed by it; else protobuf-c looks for it. */
+static const ProtobufCFieldDescriptor *field(const ProtobufCMessageDescriptor *d, uint64_t id)
+{
+    if (id - 1 < d->n_fields && d->fields[id - 1].id == id)
+        return &d->fields[id - 1];
+    return id <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(d, (unsigned)id) : NULL;
 }
 
 /* 0; -1 malformed; -2 too deep */
@@ -53,10 +72,7 @@ static int walk(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
         case 2: {
             if (varint(p, n, &i, &len) || len > n - i)
                 return -1;
-            const ProtobufCFieldDescriptor *f =
-                key >> 3 <= UINT32_MAX
-                    ? protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3))
-                    : NULL;
+            const ProtobufCFieldDescriptor *f = field(d, key >> 3);
             if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
                 int rc = walk(f->descriptor, p + i, (size_t)len, depth + 1);
                 if (rc)
