@@ -88,8 +88,8 @@ static cur plain(cur p, cur end)
     while (end - p >= 16) {
         __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
         /* signed: a byte from 0x80 up is below the space too */
-        __m128i stop = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, bslash)),
-                                    _mm_cmplt_epi8(x, space));
+        __m128i special = _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, bslash));
+        __m128i stop = _mm_or_si128(special, _mm_cmplt_epi8(x, space));
         unsigned m = (unsigned)_mm_movemask_epi8(stop);
         if (m)
             return p + __builtin_ctz(m);

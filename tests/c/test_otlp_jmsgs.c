@@ -208,7 +208,8 @@ static const char *const tricky[] = {
     "{\"messages\":[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"deep\","
     "\"x\":{\"y\":[1,{\"z\":\"w\"}]}},{\"content\":{\"a\":\"b\"},\"text\":\"t\"},"
     "{\"content\":[\"c\"],\"text\":[\"d\"]},{\"type\":{\"t\":\"text\"},\"content\":\"e\"}]}]}",
-    "{\"messages\":[[{\"role\":\"nested array\",\"content\":\"x\"}],{\"content\":[[{\"text\":\"y\"}]]}]}",
+    "{\"messages\":[[{\"role\":\"nested array\",\"content\":\"x\"}],"
+    "{\"content\":[[{\"text\":\"y\"}]]}]}",
     "{\"messages\":[{\"content\":\"first\"}],\"messages\":[{\"content\":\"second\"}]}",
     "{\"messages\":[{\"content\":\"an array\"}],\"messages\":\"then text\"}",
     "{\"m\\u0065ssages\":[{\"content\":\"escaped top key\"}]}",
