@@ -246,12 +246,13 @@ static cur key(cur p, cur end, cur *kend)
 static int push(cf_otlp_jtape *tp, cur at, cur end)
 {
     if (tp->n == tp->cap) {
-        size_t cap = 2 * tp->cap;
+        size_t cap = tp->cap ? 2 * tp->cap : 64; /* a caller may start with none */
         cf_otlp_jtok *t = cap > tp->cap && cap < SIZE_MAX / sizeof *t ? malloc(cap * sizeof *t)
                                                                        : NULL;
         if (!t)
             return -1;
-        memcpy(t, tp->t, tp->n * sizeof *t);
+        if (tp->n)
+            memcpy(t, tp->t, tp->n * sizeof *t);
         if (tp->heap)
             free(tp->t);
         tp->t = t;

@@ -291,6 +291,32 @@ static void test_tricky(void)
     free(parts);
 }
 
+/* The tape itself: from no array at all, its tokens in order, an object's
+ * keys and values in turn, containers spanning their contents. */
+static void test_tape(void)
+{
+    static const char doc[] = " {\"a\":[1,{\"b\":[[[[\"deep\"]]]]}],\"c\":\"d\"} ";
+    cf_otlp_jtape tp = {NULL, 0, 0, 0};
+    CHECK(cf_otlp_jtape_read(doc, &tp) == 1);
+    /* { "a" [ 1 { "b" [ [ [ (at depth 5: its contents not recorded) "c" "d" */
+    static const char firsts[] = "{\"[1{\"[[[\"\"";
+    static const size_t nexts[] = {11, 2, 9, 4, 9, 6, 9, 9, 9, 10, 11};
+    CHECK(tp.n == 11);
+    for (size_t i = 0; i < tp.n && i < 11; i++) {
+        CHECK(*tp.t[i].at == (unsigned char)firsts[i]);
+        CHECK(tp.t[i].next == nexts[i]);
+    }
+    if (tp.n == 11) {
+        CHECK(tp.t[0].end == (const unsigned char *)doc + sizeof doc - 2);
+        CHECK(tp.t[6].end - tp.t[6].at == (ptrdiff_t)strlen("[[[[\"deep\"]]]]"));
+        CHECK(tp.t[8].end - tp.t[8].at == (ptrdiff_t)strlen("[[\"deep\"]]"));
+        CHECK(tp.t[10].end - tp.t[10].at == 3);
+    }
+    cf_otlp_jtape_free(&tp);
+    CHECK(cf_otlp_jtape_read("[1,2", &tp) == 0);
+    cf_otlp_jtape_free(&tp);
+}
+
 /* seeded mutations of the tricky texts: flips, cuts, special bytes */
 static void test_mutations(void)
 {
@@ -373,6 +399,7 @@ static void test_seeds(void)
 int main(void)
 {
     RUN(test_tricky);
+    RUN(test_tape);
     RUN(test_mutations);
     RUN(test_seeds);
     fprintf(stderr, "%ld texts compared, %ld read as messages\n", compared, taken);
