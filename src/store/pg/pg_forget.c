@@ -2,11 +2,14 @@
  * PostgreSQL backend: a guarded purge (a forget with nothing to resume,
  * cf_purge.guard) whose rows fit in one batch, as plain statements in one
  * transaction sent in a libpq pipeline: BEGIN; a gate that checks the
- * guard and counts the rows the purge selects (up to a batch) and keeps
- * its verdict in a transaction-local setting; the dependents' deletes and
- * the events' (with their deployments' counts), each doing nothing unless
- * the gate said "go"; then, after one round trip, the deletion record
- * "done" with the rows removed and COMMIT (or ROLLBACK).
+ * guard (but for exported examples) and counts the rows the purge selects
+ * (up to a batch) and keeps its verdict in a transaction-local setting;
+ * the dependents' deletes and the events' (with their deployments'
+ * counts), each doing nothing unless the gate said "go"; then, after one
+ * round trip, the deletion record "done" with the rows removed and COMMIT,
+ * or ROLLBACK when the deletes took an export mark or an exported curated
+ * example (the guard's last test, read from the deletes themselves rather
+ * than planned as one more join).
  *
  * Why not one statement, as every other batch is (pg_lifecycle.c): on a
  * fresh connection, as a `forget` command is, most of the time of a
@@ -52,7 +55,7 @@ static void gate_sql(cf_life_sql *q, const cf_purge *p)
     cf_buf_str(&q->b, "SELECT ok, n, set_config('" GATE_SETTING "', CASE WHEN ok AND n < ");
     cf_life_sql_int(q, p->batch_rows);
     cf_buf_str(&q->b, " THEN 'go' ELSE 'hold' END, true) FROM (SELECT ");
-    pg_life_guard_cond(q, p);
+    pg_life_guard_cond(q, p, 0);
     cf_buf_str(&q->b, " AS ok, (SELECT count(*) FROM (SELECT 1 FROM inference_events WHERE ");
     cf_life_where(q, p);
     cf_buf_str(&q->b, " LIMIT ");
@@ -93,6 +96,28 @@ static int dep_sql(cf_life_sql *q, const cf_purge *p, size_t i)
     if (parent_ids(q, p, i))
         return -1;
     cf_buf_str(&q->b, ")" GATED);
+    /* the guard's test of exported examples, on the rows it deletes */
+    if (strcmp(cf_life_deps[i].table, "curated_examples") == 0)
+        cf_buf_str(&q->b, " RETURNING exported");
+    return 0;
+}
+
+/* Whether the deletes took an export mark or an exported curated example:
+ * then the guard holds. */
+static int took_exports(PGresult **res)
+{
+    for (size_t i = 0; i < cf_life_ndeps; i++) {
+        PGresult *r = res[2 + i];
+        if (!r)
+            continue;
+        if (strcmp(cf_life_deps[i].table, "curated_export_marks") == 0
+            && atoll(PQcmdTuples(r)) > 0)
+            return 1;
+        if (strcmp(cf_life_deps[i].table, "curated_examples") == 0)
+            for (int k = 0; k < PQntuples(r); k++)
+                if (pg_col_bool(r, k, 0))
+                    return 1;
+    }
     return 0;
 }
 
@@ -244,6 +269,8 @@ int pg_forget_small(pg_store *s, const cf_purge *p, cf_life_counts *out, cf_err 
     }
     int ok = res[1] && PQntuples(res[1]) == 1 && pg_col_bool(res[1], 0, 0);
     int fits = res[1] && PQntuples(res[1]) == 1 && pg_col_int(res[1], 0, 1) < p->batch_rows;
+    if (ok && fits && took_exports(res))
+        ok = 0;
     cf_life_counts removed;
     memset(&removed, 0, sizeof removed);
     for (size_t i = 0; i < cf_life_ndeps; i++)
@@ -252,7 +279,7 @@ int pg_forget_small(pg_store *s, const cf_purge *p, cf_life_counts *out, cf_err 
         add(&removed, "inference_events", pg_col_int(res[N - 1], r, 0));
     clear_all(res, N);
     if (!ok || !fits) {
-        /* nothing was deleted (every delete gated): end the transaction */
+        /* nothing deleted (the deletes gated), or undone: end the transaction */
         PGresult *end[1] = {NULL};
         int rc = send_all(s, p, 1, end_trip, NULL, err) || collect(s, end, 1, what, err) ? -1 : 0;
         clear_all(end, 1);

@@ -187,8 +187,9 @@ struct cf_life_sql;
 void pg_life_sql_init(struct cf_life_sql *q);
 void pg_life_params(const struct cf_life_sql *q, pg_params *p);
 /* Appends a guarded purge's condition (cf_purge.guard): true when it may
- * delete. */
-void pg_life_guard_cond(struct cf_life_sql *q, const cf_purge *p);
+ * delete; without exports, its test of the selected events' exported
+ * curated examples is left to the caller. */
+void pg_life_guard_cond(struct cf_life_sql *q, const cf_purge *p, int exports);
 /* pg_forget.c: a guarded purge's first batch when it is also its last
  * (cf_purge.guard): the guard, the deletes and the record in one
  * transaction of a few plain statements. 0 when done (out->blocked or

@@ -139,11 +139,11 @@ static void parents_sql(cf_life_sql *q, const cf_purge *p, const cf_life_bound *
 #define AUDIT_CONFLICT "::text::jsonb)" AUDIT_UPDATE
 
 /* A guarded purge's condition (pg_int.h): ok when no other running record
- * of the record's action, subject and deployment exists, no event the
- * purge selects has an exported curated example (the rows
+ * of the record's action, subject and deployment exists, (exports) no
+ * event the purge selects has an exported curated example (the rows
  * pg_list_user_exports lists) and none of the guard settings is set.
  * Uncorrelated, so evaluated once. */
-void pg_life_guard_cond(cf_life_sql *q, const cf_purge *p)
+void pg_life_guard_cond(cf_life_sql *q, const cf_purge *p, int exports)
 {
     const cf_deletion *d = p->record;
     cf_buf_str(&q->b, "NOT EXISTS (SELECT 1 FROM deletion_audit WHERE action = ");
@@ -152,12 +152,15 @@ void pg_life_guard_cond(cf_life_sql *q, const cf_purge *p)
     cf_life_sql_str(q, d->subject);
     cf_buf_str(&q->b, "::text AND deployment_id IS NOT DISTINCT FROM ");
     cf_life_sql_str(q, d->deployment_id);
-    cf_buf_str(&q->b, "::text) AND NOT EXISTS (SELECT 1 FROM curated_examples c"
-                      " WHERE (c.exported OR EXISTS (SELECT 1 FROM curated_export_marks m"
-                      " WHERE m.curated_id = c.id)) AND c.inference_event_id IN"
-                      " (SELECT id FROM inference_events WHERE ");
-    cf_life_where(q, p);
-    cf_buf_str(&q->b, "))");
+    cf_buf_str(&q->b, "::text)");
+    if (exports) {
+        cf_buf_str(&q->b, " AND NOT EXISTS (SELECT 1 FROM curated_examples c"
+                          " WHERE (c.exported OR EXISTS (SELECT 1 FROM curated_export_marks m"
+                          " WHERE m.curated_id = c.id)) AND c.inference_event_id IN"
+                          " (SELECT id FROM inference_events WHERE ");
+        cf_life_where(q, p);
+        cf_buf_str(&q->b, "))");
+    }
     for (size_t i = 0; i < p->nguard_settings; i++) {
         cf_buf_str(&q->b, i ? ", " : " AND NOT EXISTS (SELECT 1 FROM settings WHERE key IN (");
         cf_life_sql_str(q, p->guard_settings[i]);
@@ -170,7 +173,7 @@ void pg_life_guard_cond(cf_life_sql *q, const cf_purge *p)
 static void guard_sql(cf_life_sql *q, const cf_purge *p)
 {
     cf_buf_str(&q->b, "g AS (SELECT ");
-    pg_life_guard_cond(q, p);
+    pg_life_guard_cond(q, p, 1);
     cf_buf_str(&q->b, " AS ok), ");
 }
 
