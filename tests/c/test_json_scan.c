@@ -1,4 +1,4 @@
-/* The eight-bytes-at-a-time string scan (cf_json_scan.h) against a byte
+/* The sixteen- and eight-bytes-at-a-time string scan (cf_json_scan.h) against a byte
  * at a time, for every byte value at every offset, and the string errors
  * of cf_jsonl_parse that depend on where it stops. */
 #include "cf_test.h"
@@ -15,14 +15,15 @@ static size_t naive_stop(const char *s, size_t i, size_t n)
 }
 
 /* One special byte c at position at (the rest plain text, some of it
- * UTF-8 and bytes 0x7F..0xFF), scanned from every start. */
+ * UTF-8 and bytes 0x7F..0xFF), scanned from every start: past two
+ * sixteen-byte blocks, an eight-byte one and the bytes after them. */
 static void test_every_byte_everywhere(void)
 {
-    char buf[40];
+    char buf[64];
     int bad = 0;
     for (int c = 0; c < 256; c++)
-        for (size_t at = 0; at < 24; at++)
-            for (size_t n = at; n <= 24; n++) {
+        for (size_t at = 0; at < 44; at++)
+            for (size_t n = at; n <= 44; n++) {
                 for (size_t k = 0; k < sizeof buf; k++)
                     buf[k] = (char)(k % 3 == 0 ? 'a' : k % 3 == 1 ? 0xC3 : 0xA9);
                 buf[at] = (char)c;
