@@ -1,6 +1,7 @@
 /* cf_common: errors and UTC time formatting/parsing. */
 #include "cf_test.h"
 
+#include "crucible/core/cf_buf.h"
 #include "crucible/core/cf_common.h"
 #include "crucible/core/cf_numtext.h"
 #include "crucible/core/cf_parallel.h"
@@ -139,6 +140,33 @@ static void test_numtext(void)
     CHECK(fast > 100000); /* most took the fast path */
 }
 
+/* cf_utf8_check with one sequence at every place in ASCII text, cut off
+ * at every length: past sixteen- and eight-byte blocks of ASCII and the
+ * bytes after them, valid sequences pass whole and bad ones stop there. */
+static void test_utf8_check_everywhere(void)
+{
+    static const struct { const char *seq; int ok; } seqs[] = {
+        {"\xc3\xa9", 1}, {"\xe2\x82\xac", 1}, {"\xf0\x9f\x98\x80", 1},
+        {"\xf4\x8f\xbf\xbf", 1}, {"\x7f", 1}, {"\x80", 0}, {"\xc0\xaf", 0},
+        {"\xc1\xbf", 0}, {"\xff", 0}, {"\xe0\x80\x80", 0}, {"\xed\xa0\x80", 0},
+        {"\xf4\x90\x80\x80", 0}, {"\xf5\x80\x80\x80", 0}, {"\xc3\x28", 0},
+    };
+    char buf[64];
+    int bad = 0;
+    for (size_t k = 0; k < sizeof seqs / sizeof seqs[0]; k++) {
+        size_t len = strlen(seqs[k].seq);
+        for (size_t at = 0; at < 44; at++)
+            for (size_t n = at; n <= 48; n++) {
+                memset(buf, 'a', sizeof buf);
+                memcpy(buf + at, seqs[k].seq, len);
+                size_t want = n <= at ? n : (seqs[k].ok && at + len <= n) ? n : at;
+                if (cf_utf8_check(buf, n) != want)
+                    bad++;
+            }
+    }
+    CHECK(bad == 0);
+}
+
 int main(void)
 {
     RUN(test_fail);
@@ -146,5 +174,6 @@ int main(void)
     RUN(test_time_rejects);
     RUN(test_parallel);
     RUN(test_numtext);
+    RUN(test_utf8_check_everywhere);
     return cf_test_done();
 }
