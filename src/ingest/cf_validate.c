@@ -18,10 +18,14 @@ const char *cf_field_name(int f)
     return f >= 0 && f < CF_F_COUNT ? field_names[f] : "?";
 }
 
+/* strlen of each field_names entry: a name is compared only when its
+ * length and first byte match (every member of every line is looked up) */
+static const unsigned char field_lens[CF_F_COUNT] = {2, 13, 16, 7, 12, 6, 8, 10, 11, 13, 8, 11};
+
 int cf_field_from_name(const char *s, size_t n)
 {
     for (int f = 0; f < CF_F_COUNT; f++)
-        if (strlen(field_names[f]) == n && memcmp(field_names[f], s, n) == 0)
+        if (field_lens[f] == n && field_names[f][0] == s[0] && memcmp(field_names[f], s, n) == 0)
             return f;
     return -1;
 }

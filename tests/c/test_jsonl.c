@@ -154,9 +154,34 @@ static void test_write_back(void)
     cf_buf_free(&b);
 }
 
+/* Every field by its name, and names one byte short, long or off (first
+ * byte, last byte) and the empty name as no field. */
+static void test_field_names(void)
+{
+    CHECK(cf_field_from_name("", 0) == -1);
+    for (int f = 0; f < CF_F_COUNT; f++) {
+        const char *name = cf_field_name(f);
+        size_t n = strlen(name);
+        char buf[32];
+        memcpy(buf, name, n);
+        buf[n] = 'x';
+        CHECK(cf_field_from_name(name, n) == f);
+        CHECK(cf_field_from_name(buf, n + 1) == -1);
+        CHECK(cf_field_from_name(name, n - 1) == -1);
+        buf[0] = 'X';
+        CHECK(cf_field_from_name(buf, n) == -1);
+        memcpy(buf, name, n);
+        buf[n - 1] = '\0';
+        CHECK(cf_field_from_name(buf, n) == -1);
+    }
+    CHECK(cf_field_from_name("user_id_hash", 12) == CF_F_USER_ID_HASH);
+    CHECK(cf_field_from_name("user_id_hash", 7) == CF_F_USER_ID);
+}
+
 int main(void)
 {
     RUN(test_values);
+    RUN(test_field_names);
     RUN(test_errors);
     RUN(test_unknown_fields);
     RUN(test_write_back);
