@@ -41,8 +41,9 @@ const char *cf_life_time_column(const char *table);
 int cf_life_where(cf_life_sql *q, const cf_purge *p);
 /* Appends a query for the ids of dependent dep's parent rows among the
  * events whose ids event_ids (a subquery) yields: event_ids itself for a
- * child of inference_events. */
-int cf_life_parent_ids(cf_life_sql *q, size_t dep, const char *event_ids);
+ * child of inference_events. event_ids NULL: the events p selects
+ * (cf_life_where, its values kept in q). */
+int cf_life_parent_ids(cf_life_sql *q, size_t dep, const char *event_ids, const cf_purge *p);
 /* Batches walk an index range. A purge of one deployment's events,
  * signals or drift results goes along the (deployment_id, time) index in
  * (time, seq) order; any other by seq (the rowid on SQLite). A batch is

@@ -338,11 +338,15 @@ int cf_life_where(cf_life_sql *q, const cf_purge *p)
     return cf_buf_failed(&q->b) ? -1 : 0;
 }
 
-int cf_life_parent_ids(cf_life_sql *q, size_t dep, const char *event_ids)
+int cf_life_parent_ids(cf_life_sql *q, size_t dep, const char *event_ids, const cf_purge *p)
 {
     const char *parent = cf_life_deps[dep].parent;
-    if (strcmp(parent, "inference_events") == 0)
-        return cf_buf_str(&q->b, event_ids);
+    if (strcmp(parent, "inference_events") == 0) {
+        if (event_ids)
+            return cf_buf_str(&q->b, event_ids);
+        cf_buf_str(&q->b, "SELECT id FROM inference_events WHERE ");
+        return cf_life_where(q, p);
+    }
     int up = cf_life_dep_index(parent);
     if (up < 0)
         return -1;
@@ -351,7 +355,7 @@ int cf_life_parent_ids(cf_life_sql *q, size_t dep, const char *event_ids)
     cf_buf_str(&q->b, " WHERE ");
     cf_buf_str(&q->b, cf_life_deps[up].column);
     cf_buf_str(&q->b, " IN (");
-    if (cf_life_parent_ids(q, (size_t)up, event_ids))
+    if (cf_life_parent_ids(q, (size_t)up, event_ids, p))
         return -1;
     return cf_buf_putc(&q->b, ')');
 }

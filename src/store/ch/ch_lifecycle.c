@@ -117,7 +117,7 @@ static int cascade(ch_store *s, const char *event_ids, cf_life_counts *out, int 
         cf_life_sql_reset(&q);
         cf_buf_str(&q.b, cf_life_deps[i].column);
         cf_buf_str(&q.b, " IN (");
-        cf_life_parent_ids(&q, i, event_ids);
+        cf_life_parent_ids(&q, i, event_ids, NULL);
         cf_buf_putc(&q.b, ')');
         cf_buf_putc(&q.b, '\0');
         rc = oom(err, &q.b) || delete_where(s, cf_life_deps[i].table, q.b.p, out, count_only, err);

@@ -42,13 +42,6 @@ static int send(pg_store *s, cf_life_sql *q, cf_err *err)
     return 0;
 }
 
-/* "SELECT id FROM inference_events WHERE (the purge's rows)" */
-static void user_events(cf_life_sql *q, const cf_purge *p)
-{
-    cf_buf_str(&q->b, "SELECT id FROM inference_events WHERE ");
-    cf_life_where(q, p);
-}
-
 /* The gate: (guard ok, the rows selected up to a batch), the verdict set. */
 static void gate_sql(cf_life_sql *q, const cf_purge *p)
 {
@@ -63,29 +56,6 @@ static void gate_sql(cf_life_sql *q, const cf_purge *p)
     cf_buf_str(&q->b, ") x) AS n) g");
 }
 
-/* The ids of dependent i's parent rows among the purge's events
- * (cf_life_parent_ids, with the events' own condition and values). */
-static int parent_ids(cf_life_sql *q, const cf_purge *p, size_t i)
-{
-    const char *parent = cf_life_deps[i].parent;
-    if (strcmp(parent, "inference_events") == 0) {
-        user_events(q, p);
-        return 0;
-    }
-    int up = cf_life_dep_index(parent);
-    if (up < 0)
-        return -1;
-    cf_buf_str(&q->b, "SELECT id FROM ");
-    cf_buf_str(&q->b, parent);
-    cf_buf_str(&q->b, " WHERE ");
-    cf_buf_str(&q->b, cf_life_deps[up].column);
-    cf_buf_str(&q->b, " IN (");
-    if (parent_ids(q, p, (size_t)up))
-        return -1;
-    cf_buf_putc(&q->b, ')');
-    return 0;
-}
-
 static int dep_sql(cf_life_sql *q, const cf_purge *p, size_t i)
 {
     cf_buf_str(&q->b, "DELETE FROM ");
@@ -93,7 +63,7 @@ static int dep_sql(cf_life_sql *q, const cf_purge *p, size_t i)
     cf_buf_str(&q->b, " WHERE ");
     cf_buf_str(&q->b, cf_life_deps[i].column);
     cf_buf_str(&q->b, " IN (");
-    if (parent_ids(q, p, i))
+    if (cf_life_parent_ids(q, i, NULL, p))
         return -1;
     cf_buf_str(&q->b, ")" GATED);
     /* the guard's test of exported examples, on the rows it deletes */

@@ -66,7 +66,7 @@ static void deps_sql(cf_life_sql *q, const cf_purge *p, int count_only)
         cf_buf_str(&q->b, " WHERE ");
         cf_buf_str(&q->b, cf_life_deps[i].column);
         cf_buf_str(&q->b, " IN (");
-        cf_life_parent_ids(q, i, "SELECT id FROM batch");
+        cf_life_parent_ids(q, i, "SELECT id FROM batch", p);
         cf_buf_str(&q->b, count_only ? "))" : ") RETURNING 1)");
     }
 }

@@ -136,7 +136,7 @@ static int dep_sql(cf_life_sql *q, const char *head, size_t dep, const cf_purge 
     strs(&q->b, head, cf_life_deps[dep].table, " WHERE ", cf_life_deps[dep].column, " IN (",
          (char *)NULL);
     if (!rc)
-        rc = cf_life_parent_ids(q, dep, r.b.p);
+        rc = cf_life_parent_ids(q, dep, r.b.p, p);
     cf_buf_putc(&q->b, ')');
     /* the parent ids' text holds r's placeholders, ?1.. as in r */
     q->np = r.np;
