@@ -213,11 +213,26 @@ static int end_trip(cf_life_sql *q, const cf_purge *p, int k, const void *ud)
     return cf_buf_str(&q->b, "ROLLBACK") ? -1 : 0;
 }
 
-/* Leaves pipeline mode; after a failure, rolls back what is open. */
+/* Leaves pipeline mode; after a failure, rolls back what is open. A
+ * pipeline left with results pending (a failure while sending) is synced
+ * and its results read first, unless the connection is gone (the next
+ * operation then connects again). */
 static int leave(pg_store *s, int rc)
 {
-    if (PQpipelineStatus(s->conn) != PQ_PIPELINE_OFF && !PQexitPipelineMode(s->conn))
-        return rc;
+    if (PQpipelineStatus(s->conn) != PQ_PIPELINE_OFF && !PQexitPipelineMode(s->conn)) {
+        if (PQstatus(s->conn) != CONNECTION_OK || !PQpipelineSync(s->conn))
+            return rc;
+        for (int nulls = 0; nulls < 2;) {
+            PGresult *r = PQgetResult(s->conn);
+            int sync = r && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+            nulls = r ? 0 : nulls + 1;
+            PQclear(r);
+            if (sync && PQexitPipelineMode(s->conn))
+                break;
+        }
+        if (PQpipelineStatus(s->conn) != PQ_PIPELINE_OFF)
+            return rc;
+    }
     if (rc)
         pg_rollback(s);
     return rc;
