@@ -779,6 +779,17 @@ assert(cf.forget_user(%q, { deployment = %q, batch_rows = 1 }))
     assert.same({ "blocked", 0 }, { state, counts.inference_events })
     assert.is_nil(record_of(cf, rec.id))
     assert.truthy(s:get_event(ids[4]))
+    -- an example exported by its flag alone (no export mark): held too
+    local flagged = uid("kit")
+    local fid = seed(s, { { dep, now + 9, flagged } })
+    assert(s:insert_curated { { id = uid("c"), inference_event_id = fid[1], deployment_id = dep,
+      curation_source = "high_quality", prompt = "p", response = "r", inserted_at = now,
+      exported = true } })
+    counts, state, _, rec = guarded(flagged)
+    assert.same({ "blocked", 0 }, { state, counts.inference_events })
+    assert.is_nil(record_of(cf, rec.id))
+    assert.truthy(s:get_event(fid[1]))
+    assert.equal(2, count(s, "curated", { deployment_id = dep })) -- both held users' examples
     -- the guard setting set (forget: retired keys): held
     local setting = uid("lifecycle.guard")
     assert(s:set_setting(setting, "[]"))
