@@ -57,11 +57,23 @@ start_server() {
   echo "serve did not start: $(cat "$work/serve.out")" >&2
   exit 1
 }
-# The server's peak RSS so far (rss_kb), then SIGTERM and wait for the
-# drain (drain seconds).
+# The same fixed work on one core (a Python loop), in CPU seconds: run
+# before and after a load, it shows how fast the machine ran then. These
+# cores' speed varies from minute to minute with what else their host
+# runs (the same loop has taken from 0.53 to 0.94 s here, with no steal
+# reported), and a load's rate varies with it.
+cpu_probe() {
+  /usr/bin/python3 -c 'import time
+t = time.process_time(); s = 0
+for i in range(6000000): s += i * i
+print("%.2f" % (time.process_time() - t))'
+}
+# The server's peak RSS so far (rss_kb) and CPU seconds so far (cpu_s),
+# then SIGTERM and wait for the drain (drain seconds).
 stop_server() {
   local t0 t1
   rss_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")
+  cpu_s=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$pid/stat")
   t0=$(date +%s.%N)
   kill -TERM "$pid"
   wait "$pid"
@@ -74,10 +86,12 @@ run_wrk() { # BODIES CONNECTIONS [PATH]
     "http://127.0.0.1:$port${3:-/api/v1/events}" | tail -n 1
 }
 
+probe_before=$(cpu_probe)
 start_server
 batch=$(run_wrk "$work/batches.txt" 4)
 stop_server
-batch_rss=$rss_kb batch_drain=$drain
+batch_rss=$rss_kb batch_drain=$drain batch_cpu=$cpu_s
+batch_probe="$probe_before $(cpu_probe)"
 batch_rows=$(rows)
 
 start_server
@@ -101,13 +115,15 @@ head -n $((otlp_bodies * 100)) "$corpus" >"$work/otlp-events.jsonl"
 rm -f "$corpus"
 node "$here/otlp_capture.cjs" "$node_modules" "$work/otlp-events.jsonl" "$work/otlp.bodies" \
   "$otlp_bodies"
+probe_before=$(cpu_probe)
 start_server
 otlp=$(CF_FRAMED=1 CF_ROUND_MARKER=cfb0a7c4 CF_CONTENT_TYPE=application/x-protobuf \
   run_wrk "$work/otlp.bodies" 4 /v1/traces)
 otlp_load=$(cut -d' ' -f1-3 /proc/loadavg)
 otlp_body_kb=$(( $(stat -c %s "$work/otlp.bodies") / otlp_bodies / 1024 ))
 stop_server
-otlp_rss=$rss_kb otlp_drain=$drain
+otlp_rss=$rss_kb otlp_drain=$drain otlp_cpu=$cpu_s
+otlp_probe="$probe_before $(cpu_probe)"
 otlp_rows=$(rows)
 # the events the spans became, as ingest takes them (no ids)
 sqlite3 "$work/serve.db" "SELECT json_object('deployment_id', deployment_id,
@@ -120,7 +136,8 @@ otlp_ingest=$("$bin" --db "sqlite:$work/ing.db" ingest "$work/otlp-stored.jsonl"
 rm -f "$work"/ing.db* "$work"/serve.db* "$work"/otlp*
 
 /usr/bin/python3 - "$batch" "$batch_drain" "$batch_rows" "$batch_rss" \
-  "$single" "$single_drain" "$single_rows" "$single_rss" "$ingest_out" "$paced" "$paced_rss" <<'PY'
+  "$single" "$single_drain" "$single_rows" "$single_rss" "$ingest_out" "$paced" "$paced_rss" \
+  "$batch_cpu" "$batch_probe" <<'PY'
 import json, re, sys
 paced, prss = json.loads(sys.argv[10]), int(sys.argv[11])
 p_rps = paced["requests"] / paced["seconds"]
@@ -174,10 +191,16 @@ print(f"Events written per second over the load and its drain: {b_written:.0f}, 
       f"singles {srows}, for {batch['requests'] * 100} and {single['requests']} events "
       "acknowledged within wrk's duration (the rows also hold the requests in flight when it "
       "stopped).")
+cpu, probe = float(sys.argv[12]), sys.argv[13].split()
+print()
+print(f"Server CPU under the batch load (to its end, over the rows written): {cpu * 1e6 / brows:.1f} µs per event "
+      f"({cpu / batch['seconds']:.2f} of the 2 cores busy). The machine's speed then: a fixed "
+      f"CPU loop took {probe[0]} s before the load and {probe[1]} s after it "
+      "(`cpu_probe` in bench/serve.sh).")
 PY
 
 /usr/bin/python3 - "$otlp" "$otlp_drain" "$otlp_rows" "$otlp_rss" "$otlp_ingest" \
-  "$otlp_load" "$otlp_bodies" "$otlp_body_kb" <<'PY'
+  "$otlp_load" "$otlp_bodies" "$otlp_body_kb" "$otlp_cpu" "$otlp_probe" <<'PY'
 import json, re, sys
 r, drain, rows, rss = json.loads(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 m = re.search(r"(\d+) events? accepted.* in ([\d.]+) s \((\d+) events/s\)", sys.argv[5])
@@ -213,4 +236,10 @@ print(f"Spans written per second over the load and its drain: {written:.0f}, "
       f"({ing_events} events at {ing_rate}/s): {'meets' if ratio >= 0.5 else 'BELOW'} 0.5. "
       f"Rows stored: {rows}, for {r['requests'] * 100} spans acknowledged within wrk's "
       f"duration. Peak server RSS {rss / 1024:.0f} MB. Load average when wrk finished: {load}.")
+cpu, probe = float(sys.argv[9]), sys.argv[10].split()
+print()
+print(f"Server CPU under the OTLP load (to its end, over the rows written): {cpu * 1e6 / rows:.1f} µs per span "
+      f"({cpu / r['seconds']:.2f} of the 2 cores busy). The machine's speed then: a fixed "
+      f"CPU loop took {probe[0]} s before the load and {probe[1]} s after it "
+      "(`cpu_probe` in bench/serve.sh).")
 PY
