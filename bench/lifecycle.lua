@@ -1,10 +1,11 @@
 -- The lifecycle benchmark (bench/lifecycle.sh): on one database, N events
 -- (each with a signal) in each of four deployments, half of them 100 days
--- old; ten users, each with every 10,000th event from its own offset.
+-- old; ten users, each with every 10,000th event from its own offset (in
+-- the second pair, each user's first event has a curated example).
 -- Event ids sort in insertion order, as the UUIDv7 ids the pipeline gives
 -- events do. cf.forget_user and the same delete written by hand as plain
 -- SQL (one transaction, through the database's own client, timed by it)
--- remove each user from one pair (the medians compared);
+-- remove each user from each pair (the medians compared);
 -- our retention (cf.apply_retention) and its hand-written SQL purge the
 -- old half of the same pair; then of the other pair while another process
 -- inserts batches of 10 events as fast as it can, reporting the longest
@@ -139,6 +140,17 @@ end
 for _, dep in ipairs { "bench-ours", "bench-hand", "bench-ours-w", "bench-hand-w" } do
   sql(seed_sql(dep))
 end
+-- In the second pair, each user's first event has a curated example (not
+-- exported): their forget also takes curated rows, and ours then sends the
+-- deletes of the examples' export marks and claims too.
+for _, dep in ipairs { "bench-ours-w", "bench-hand-w" } do
+  local first = {}
+  for k = 1, USERS do first[k] = ("'%s-%010d'"):format(dep, (k - 1) * 1000) end
+  sql(([[INSERT INTO curated_examples (id, inference_event_id, deployment_id, curation_source,
+  prompt, response, inserted_at, updated_at)
+SELECT 'c-' || id, id, deployment_id, 'high_quality', prompt, response, inserted_at, inserted_at
+  FROM inference_events WHERE id IN (%s);]]):format(table.concat(first, ", ")))
+end
 -- PostgreSQL: the seeded rows vacuumed (their hint bits and visibility
 -- map set: whichever side read a page first would otherwise write it),
 -- then the dirty pages written out (CHECKPOINT), so that neither side's
@@ -169,24 +181,29 @@ local function same_rows(step, ours_dep, hand_dep)
   local b = assert(db:count("events", { deployment_id = hand_dep, since = 1 }))
   local sa = assert(db:count("signals", { deployment_id = ours_dep }))
   local sb = assert(db:count("signals", { deployment_id = hand_dep }))
-  assert(a == b and sa == sb, ("%s: ours left %d events, %d signals; hand %d, %d"):format(
-    step, a, sa, b, sb))
+  local ca = assert(db:count("curated", { deployment_id = ours_dep }))
+  local cb = assert(db:count("curated", { deployment_id = hand_dep }))
+  assert(a == b and sa == sb and ca == cb, ("%s: ours left %d events, %d signals, %d curated;"
+    .. " hand %d, %d, %d"):format(step, a, sa, ca, b, sb, cb))
 end
 
 -- forget-user among all N events of a deployment, once per user: ours
 -- through a client connected for it (as `crucible-feedback forget` is,
 -- and as the hand side's client is for its statements), then by hand.
--- The same deletes as ours: every table that points at the user's events
+-- The hand side deletes from every table that points at the user's events
 -- (curated rows' export marks and claims, signals, scores, curated rows),
--- then the events. A forget of a few rows costs mostly the touching of
--- each table, so leaving the empty ones out would not be the same work.
+-- then the events: plain SQL cannot ask first whether the user has a
+-- curated example. Ours asks (PostgreSQL) and leaves the marks' and
+-- claims' deletes out when there is none, as in the first pair; in the
+-- second pair every user has one, and both sides delete from every table.
+-- A forget of a few rows costs mostly the touching of each table.
 -- (Retention's hand-written SQL below names only the tables that hold
 -- rows here: over 500,000 events SQLite walks an IN list's whole subquery
 -- even for an empty table, which ours skips, and that is not what is
 -- being compared.)
-local function hand_forget(h)
-  local user_events = ("SELECT id FROM inference_events WHERE deployment_id = 'bench-hand'"
-    .. " AND user_id_hash = '%s'"):format(h)
+local function hand_forget(dep, h)
+  local user_events = ("SELECT id FROM inference_events WHERE deployment_id = '%s'"
+    .. " AND user_id_hash = '%s'"):format(dep, h)
   local user_curated = "SELECT id FROM curated_examples WHERE inference_event_id IN ("
     .. user_events .. ")"
   return sql(table.concat({ "BEGIN;",
@@ -195,8 +212,8 @@ local function hand_forget(h)
     "DELETE FROM user_signals WHERE inference_event_id IN (" .. user_events .. ");",
     "DELETE FROM scores WHERE inference_event_id IN (" .. user_events .. ");",
     "DELETE FROM curated_examples WHERE inference_event_id IN (" .. user_events .. ");",
-    ("DELETE FROM inference_events WHERE deployment_id = 'bench-hand' AND user_id_hash = '%s';")
-      :format(h),
+    ("DELETE FROM inference_events WHERE deployment_id = '%s' AND user_id_hash = '%s';")
+      :format(dep, h),
     "COMMIT;" }, "\n"))
 end
 
@@ -206,33 +223,39 @@ local function median(t)
   return #t % 2 == 1 and t[m + 1] or (t[m] + t[m + 1]) / 2
 end
 
-local ours_t, hand_t, removed = {}, {}, 0
-for k = 1, USERS do
-  -- The user's rows of every deployment share one index and their pages:
-  -- whichever side ran first read them from disk (PostgreSQL also set
-  -- their hint bits, dirtying each page) and the other found them cached.
-  -- Both sides start from them read once: every row, as count(deployment_id)
-  -- makes the read fetch each from its table page (count(*) is answered
-  -- from the index alone where PostgreSQL's visibility map allows, which
-  -- left a quarter of the pages for ours to read from disk).
-  sql(("SELECT count(deployment_id) FROM inference_events WHERE user_id_hash = '%s';")
-    :format(hashes[k]))
-  -- the two sides in turn: ours first for odd users, the hand side first
-  -- for even ones (whichever runs second finds the shared index pages as
-  -- the first left them)
-  if k % 2 == 0 then hand_t[k] = hand_forget(hashes[k]) end
-  local fc = client("bench-ours")
-  local t0 = core.now_us()
-  local f = assert(fc.forget_user(USER .. k, { deployment = "bench-ours" }))
-  ours_t[k] = (core.now_us() - t0) / 1e6
-  fc.close()
-  assert(f.complete and f.removed.inference_events > 0)
-  removed = f.removed.inference_events
-  if k % 2 == 1 then hand_t[k] = hand_forget(hashes[k]) end
+-- Forgets every user from ours_dep (ours) and hand_dep (by hand); prints
+-- the row of the medians.
+local function forget_users(ours_dep, hand_dep, what)
+  local ours_t, hand_t, removed, curated = {}, {}, 0, 0
+  for k = 1, USERS do
+    -- The user's rows of every deployment share one index and their pages:
+    -- whichever side ran first read them from disk (PostgreSQL also set
+    -- their hint bits, dirtying each page) and the other found them cached.
+    -- Both sides start from them read once: every row, as count(deployment_id)
+    -- makes the read fetch each from its table page (count(*) is answered
+    -- from the index alone where PostgreSQL's visibility map allows, which
+    -- left a quarter of the pages for ours to read from disk).
+    sql(("SELECT count(deployment_id) FROM inference_events WHERE user_id_hash = '%s';")
+      :format(hashes[k]))
+    -- the two sides in turn: ours first for odd users, the hand side first
+    -- for even ones (whichever runs second finds the shared index pages as
+    -- the first left them)
+    if k % 2 == 0 then hand_t[k] = hand_forget(hand_dep, hashes[k]) end
+    local fc = client(ours_dep)
+    local t0 = core.now_us()
+    local f = assert(fc.forget_user(USER .. k, { deployment = ours_dep }))
+    ours_t[k] = (core.now_us() - t0) / 1e6
+    fc.close()
+    assert(f.complete and f.removed.inference_events > 0)
+    removed, curated = f.removed.inference_events, f.removed.curated_examples or 0
+    if k % 2 == 1 then hand_t[k] = hand_forget(hand_dep, hashes[k]) end
+  end
+  same_rows(what, ours_dep, hand_dep)
+  row(("%s (%d of the events%s; median of %d users)"):format(what, removed,
+    curated > 0 and (", %d curated"):format(curated) or "", USERS), median(ours_t), median(hand_t))
 end
-same_rows("forget-user", "bench-ours", "bench-hand")
-row(("forget-user (%d of the events; median of %d users)"):format(removed, USERS),
-  median(ours_t), median(hand_t))
+forget_users("bench-ours", "bench-hand", "forget-user")
+forget_users("bench-ours-w", "bench-hand-w", "forget-user, each with a curated example")
 
 local cut = now - 30 * DAY
 local cut_sql = sqlite_file and tostring(cut)

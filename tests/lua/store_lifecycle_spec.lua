@@ -790,6 +790,22 @@ assert(cf.forget_user(%q, { deployment = %q, batch_rows = 1 }))
     assert.is_nil(record_of(cf, rec.id))
     assert.truthy(s:get_event(fid[1]))
     assert.equal(2, count(s, "curated", { deployment_id = dep })) -- both held users' examples
+    -- an example not exported, claimed by an export under way (a claim as
+    -- the export's process leaves it): deleted with its claim, nothing left
+    local claimed = uid("lea")
+    local lid = seed(s, { { dep, now + 10, claimed } })
+    local lcur = curate(s, dep, { lid[1] }, now, dep)
+    assert(os.execute(("psql -q -v ON_ERROR_STOP=1 %s -c %s >/dev/null"):format(support.q(URL),
+      support.q(("INSERT INTO curated_export_claims VALUES ('%s', '%s', '%s', now() + interval '1 hour')")
+        :format(lcur[1].id, dep, uid("token"))))))
+    counts, state, _, rec = guarded(claimed)
+    assert.same({ "done", 1, 1, 1, 0 }, { state, counts.inference_events, counts.curated_examples,
+                                         counts.curated_export_claims, counts.curated_export_marks })
+    got = record_of(cf, rec.id)
+    assert.same({ "done", 1, 1 }, { got.status, got.details.tables.curated_examples,
+                                    got.details.tables.curated_export_claims })
+    assert.equal(2, count(s, "curated", { deployment_id = dep }))
+    no_orphans(cf)
     -- the guard setting set (forget: retired keys): held
     local setting = uid("lifecycle.guard")
     assert(s:set_setting(setting, "[]"))

@@ -1,21 +1,28 @@
 /*
  * PostgreSQL backend: a guarded purge (a forget with nothing to resume,
  * cf_purge.guard) whose rows fit in one batch, as plain statements in one
- * transaction sent in a libpq pipeline: BEGIN; a gate that checks the
- * guard (but for exported examples) and counts the rows the purge selects
- * (up to a batch) and keeps its verdict in a transaction-local setting;
- * the dependents' deletes and the events' (with their deployments'
- * counts), each doing nothing unless the gate said "go"; then, after one
- * round trip, the deletion record "done" with the rows removed and COMMIT,
- * or ROLLBACK when the deletes took an export mark or an exported curated
- * example (the guard's last test, read from the deletes themselves rather
- * than planned as one more join).
+ * transaction sent in a libpq pipeline, in three round trips:
+ *   1. BEGIN and a gate that checks the guard (but for exported
+ *      examples), counts the rows the purge selects (up to a batch) and
+ *      tells whether any curated example points at them; when the guard
+ *      holds or the rows fill a batch: ROLLBACK, nothing done;
+ *   2. the dependents' deletes and the events' (with their deployments'
+ *      counts); the curated examples' own dependents (export marks and
+ *      claims) only when the gate found a curated example, so a user
+ *      with none costs no statement on those tables;
+ *   3. the deletion record "done" with the rows removed and COMMIT, or
+ *      ROLLBACK when the deletes took an export mark or an exported
+ *      curated example (the guard's last test, read from the deletes
+ *      themselves rather than planned as one more join).
  *
  * Why not one statement, as every other batch is (pg_lifecycle.c): on a
  * fresh connection, as a `forget` command is, most of the time of a
- * forget of a few rows goes to planning, and PostgreSQL plans these short
- * statements in less time than the one statement with a data-modifying
- * CTE per table, a batch CTE and the counts read back from each.
+ * forget of a few rows goes to opening and planning each table the first
+ * time, and PostgreSQL plans these short statements in less time than
+ * the one statement with a data-modifying CTE per table, a batch CTE and
+ * the counts read back from each; a statement not sent costs nothing.
+ * As with that statement, each statement here reads the rows committed
+ * when it starts.
  */
 #include "pg_int.h"
 
@@ -23,9 +30,6 @@
 #include <string.h>
 
 #include "../cf_life_sql.h"
-
-#define GATE_SETTING "crucible.forget_gate"
-#define GATED " AND current_setting('" GATE_SETTING "') = 'go'"
 
 static int oom(cf_err *err) { return cf_fail(err, CF_ENOMEM, "out of memory building a forget"); }
 
@@ -42,18 +46,44 @@ static int send(pg_store *s, cf_life_sql *q, cf_err *err)
     return 0;
 }
 
-/* The gate: (guard ok, the rows selected up to a batch), the verdict set. */
-static void gate_sql(cf_life_sql *q, const cf_purge *p)
+#define DEPS_MAX 8
+
+/* The dependents whose parent is a curated example (not an event): sent
+ * only when the gate finds one. */
+static int of_curated(size_t dep) { return strcmp(cf_life_deps[dep].parent, "inference_events") != 0; }
+
+/* The first of them; cf_life_ndeps when the dependents are not as this
+ * file expects (every one whose parent is not an event is a curated
+ * example's). */
+static size_t curated_dep(void)
 {
-    cf_buf_str(&q->b, "SELECT ok, n, set_config('" GATE_SETTING "', CASE WHEN ok AND n < ");
-    cf_life_sql_int(q, p->batch_rows);
-    cf_buf_str(&q->b, " THEN 'go' ELSE 'hold' END, true) FROM (SELECT ");
+    size_t first = cf_life_ndeps;
+    for (size_t i = 0; i < cf_life_ndeps; i++) {
+        if (!of_curated(i))
+            continue;
+        if (strcmp(cf_life_deps[i].parent, "curated_examples") != 0)
+            return cf_life_ndeps;
+        if (first == cf_life_ndeps)
+            first = i;
+    }
+    return first;
+}
+
+/* The gate: (guard ok, the rows selected up to a batch, whether a curated
+ * example points at them). curated: a dependent of curated examples. */
+static int gate_sql(cf_life_sql *q, const cf_purge *p, size_t curated)
+{
+    cf_buf_str(&q->b, "SELECT ");
     pg_life_guard_cond(q, p, 0);
-    cf_buf_str(&q->b, " AS ok, (SELECT count(*) FROM (SELECT 1 FROM inference_events WHERE ");
+    cf_buf_str(&q->b, ", (SELECT count(*) FROM (SELECT 1 FROM inference_events WHERE ");
     cf_life_where(q, p);
     cf_buf_str(&q->b, " LIMIT ");
     cf_life_sql_int(q, p->batch_rows);
-    cf_buf_str(&q->b, ") x) AS n) g");
+    cf_buf_str(&q->b, ") x), EXISTS (");
+    if (cf_life_parent_ids(q, curated, NULL, p))
+        return -1;
+    cf_buf_str(&q->b, ")");
+    return 0;
 }
 
 static int dep_sql(cf_life_sql *q, const cf_purge *p, size_t i)
@@ -65,7 +95,7 @@ static int dep_sql(cf_life_sql *q, const cf_purge *p, size_t i)
     cf_buf_str(&q->b, " IN (");
     if (cf_life_parent_ids(q, i, NULL, p))
         return -1;
-    cf_buf_str(&q->b, ")" GATED);
+    cf_buf_str(&q->b, ")");
     /* the guard's test of exported examples, on the rows it deletes */
     if (strcmp(cf_life_deps[i].table, "curated_examples") == 0)
         cf_buf_str(&q->b, " RETURNING exported");
@@ -73,11 +103,11 @@ static int dep_sql(cf_life_sql *q, const cf_purge *p, size_t i)
 }
 
 /* Whether the deletes took an export mark or an exported curated example:
- * then the guard holds. */
+ * then the guard holds. res[i]: dependent i's delete (NULL: not sent). */
 static int took_exports(PGresult **res)
 {
     for (size_t i = 0; i < cf_life_ndeps; i++) {
-        PGresult *r = res[2 + i];
+        PGresult *r = res[i];
         if (!r)
             continue;
         if (strcmp(cf_life_deps[i].table, "curated_export_marks") == 0
@@ -97,7 +127,7 @@ static void events_sql(cf_life_sql *q, const cf_purge *p)
 {
     cf_buf_str(&q->b, "WITH p AS (DELETE FROM inference_events WHERE ");
     cf_life_where(q, p);
-    cf_buf_str(&q->b, GATED " RETURNING deployment_id) INSERT INTO deployment_event_counts"
+    cf_buf_str(&q->b, " RETURNING deployment_id) INSERT INTO deployment_event_counts"
                       " (deployment_id, n) SELECT deployment_id, -count(*) FROM p GROUP BY 1"
                       " RETURNING -n");
 }
@@ -183,22 +213,30 @@ static int send_all(pg_store *s, const cf_purge *p, int n, build_fn build, const
     return rc;
 }
 
-static int first_trip(cf_life_sql *q, const cf_purge *p, int k, const void *ud)
+/* Trip 1: BEGIN and the gate (ud: the dependent of curated examples). */
+static int gate_trip(cf_life_sql *q, const cf_purge *p, int k, const void *ud)
 {
-    (void)ud;
     if (k == 0)
         return cf_buf_str(&q->b, "BEGIN") ? -1 : 0;
-    if (k == 1) {
-        gate_sql(q, p);
-        return 0;
-    }
-    if (k < 2 + (int)cf_life_ndeps)
-        return dep_sql(q, p, (size_t)(k - 2));
+    return gate_sql(q, p, *(const size_t *)ud);
+}
+
+/* Trip 2: the deletes, the dependents listed in ud and then the events. */
+typedef struct sent {
+    size_t dep[DEPS_MAX], n;
+} sent;
+
+static int delete_trip(cf_life_sql *q, const cf_purge *p, int k, const void *ud)
+{
+    const sent *d = ud;
+    if ((size_t)k < d->n)
+        return dep_sql(q, p, d->dep[k]);
     events_sql(q, p);
     return 0;
 }
 
-static int second_trip(cf_life_sql *q, const cf_purge *p, int k, const void *ud)
+/* Trip 3: the record and COMMIT (ud: the record's details). */
+static int record_trip(cf_life_sql *q, const cf_purge *p, int k, const void *ud)
 {
     if (k == 0)
         record_sql(q, p, ud);
@@ -238,46 +276,77 @@ static int leave(pg_store *s, int rc)
     return rc;
 }
 
+/* Ends the transaction with ROLLBACK and leaves pipeline mode. */
+static int roll_back(pg_store *s, const cf_purge *p, cf_err *err)
+{
+    PGresult *end[1] = {NULL};
+    int rc = send_all(s, p, 1, end_trip, NULL, err)
+                     || collect(s, end, 1, "forgetting a user", err) ? -1 : 0;
+    clear_all(end, 1);
+    return leave(s, rc);
+}
+
 int pg_forget_small(pg_store *s, const cf_purge *p, cf_life_counts *out, cf_err *err)
 {
     const char *what = "forgetting a user";
-    enum { N = 3 + 5 };
-    if (cf_life_ndeps + 3 != N)
+    sent d = {.n = 0};
+    size_t curated = curated_dep();
+    if (cf_life_ndeps > DEPS_MAX || curated >= cf_life_ndeps)
         return cf_fail(err, CF_EINVAL, "%s: unexpected dependents", what);
     pg_settle(s);
     if (!PQenterPipelineMode(s->conn))
         return pg_fail(s, NULL, what, err);
-    PGresult *res[N] = {NULL};
-    if (send_all(s, p, N, first_trip, NULL, err) || collect(s, res, N, what, err)) {
-        clear_all(res, N);
+
+    PGresult *g[2] = {NULL, NULL};
+    if (send_all(s, p, 2, gate_trip, &curated, err) || collect(s, g, 2, what, err)) {
+        clear_all(g, 2);
         return leave(s, -1);
     }
-    int ok = res[1] && PQntuples(res[1]) == 1 && pg_col_bool(res[1], 0, 0);
-    int fits = res[1] && PQntuples(res[1]) == 1 && pg_col_int(res[1], 0, 1) < p->batch_rows;
-    if (ok && fits && took_exports(res))
-        ok = 0;
-    cf_life_counts removed;
-    memset(&removed, 0, sizeof removed);
-    for (size_t i = 0; i < cf_life_ndeps; i++)
-        add(&removed, cf_life_deps[i].table, res[2 + i] ? atoll(PQcmdTuples(res[2 + i])) : 0);
-    for (int r = 0; res[N - 1] && r < PQntuples(res[N - 1]); r++)
-        add(&removed, "inference_events", pg_col_int(res[N - 1], r, 0));
-    clear_all(res, N);
+    int row = g[1] && PQntuples(g[1]) == 1;
+    int ok = row && pg_col_bool(g[1], 0, 0);
+    int fits = row && pg_col_int(g[1], 0, 1) < p->batch_rows;
+    int has_curated = row && pg_col_bool(g[1], 0, 2);
+    clear_all(g, 2);
     if (!ok || !fits) {
-        /* nothing deleted (the deletes gated), or undone: end the transaction */
-        PGresult *end[1] = {NULL};
-        int rc = send_all(s, p, 1, end_trip, NULL, err) || collect(s, end, 1, what, err) ? -1 : 0;
-        clear_all(end, 1);
-        if (leave(s, rc))
+        if (roll_back(s, p, err))
             return -1;
         out->blocked = !ok;
         return ok ? 1 : 0;
     }
+
+    for (size_t i = 0; i < cf_life_ndeps; i++)
+        if (has_curated || !of_curated(i))
+            d.dep[d.n++] = i;
+    PGresult *res[DEPS_MAX + 1] = {NULL};
+    int n = (int)d.n + 1;
+    if (send_all(s, p, n, delete_trip, &d, err) || collect(s, res, n, what, err)) {
+        clear_all(res, n);
+        return leave(s, -1);
+    }
+    PGresult *by_dep[DEPS_MAX] = {NULL};
+    cf_life_counts removed;
+    memset(&removed, 0, sizeof removed);
+    for (size_t k = 0; k < d.n; k++) {
+        by_dep[d.dep[k]] = res[k];
+        add(&removed, cf_life_deps[d.dep[k]].table, res[k] ? atoll(PQcmdTuples(res[k])) : 0);
+    }
+    for (int r = 0; res[n - 1] && r < PQntuples(res[n - 1]); r++)
+        add(&removed, "inference_events", pg_col_int(res[n - 1], r, 0));
+    int held = took_exports(by_dep);
+    clear_all(res, n);
+    if (held) {
+        /* undone: the guard holds */
+        if (roll_back(s, p, err))
+            return -1;
+        out->blocked = 1;
+        return 0;
+    }
+
     cf_buf details = CF_BUF_INIT;
     PGresult *fin[2] = {NULL, NULL};
     int rc = cf_life_record_details(p, &removed, &details) ? oom(err) : 0;
     if (rc == 0)
-        rc = send_all(s, p, 2, second_trip, &details, err) || collect(s, fin, 2, what, err) ? -1 : 0;
+        rc = send_all(s, p, 2, record_trip, &details, err) || collect(s, fin, 2, what, err) ? -1 : 0;
     clear_all(fin, 2);
     cf_buf_free(&details);
     if (leave(s, rc))
