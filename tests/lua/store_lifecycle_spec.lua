@@ -795,12 +795,14 @@ assert(cf.forget_user(%q, { deployment = %q, batch_rows = 1 }))
     local claimed = uid("lea")
     local lid = seed(s, { { dep, now + 10, claimed } })
     local lcur = curate(s, dep, { lid[1] }, now, dep)
+    local claim = ("INSERT INTO curated_export_claims VALUES ('%s', '%s', '%s',"
+      .. " now() + interval '1 hour')"):format(lcur[1].id, dep, uid("token"))
     assert(os.execute(("psql -q -v ON_ERROR_STOP=1 %s -c %s >/dev/null"):format(support.q(URL),
-      support.q(("INSERT INTO curated_export_claims VALUES ('%s', '%s', '%s', now() + interval '1 hour')")
-        :format(lcur[1].id, dep, uid("token"))))))
+      support.q(claim))))
     counts, state, _, rec = guarded(claimed)
     assert.same({ "done", 1, 1, 1, 0 }, { state, counts.inference_events, counts.curated_examples,
-                                         counts.curated_export_claims, counts.curated_export_marks })
+                                         counts.curated_export_claims,
+                                         counts.curated_export_marks })
     got = record_of(cf, rec.id)
     assert.same({ "done", 1, 1 }, { got.status, got.details.tables.curated_examples,
                                     got.details.tables.curated_export_claims })

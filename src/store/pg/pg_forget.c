@@ -50,7 +50,10 @@ static int send(pg_store *s, cf_life_sql *q, cf_err *err)
 
 /* The dependents whose parent is a curated example (not an event): sent
  * only when the gate finds one. */
-static int of_curated(size_t dep) { return strcmp(cf_life_deps[dep].parent, "inference_events") != 0; }
+static int of_curated(size_t dep)
+{
+    return strcmp(cf_life_deps[dep].parent, "inference_events") != 0;
+}
 
 /* The first of them; cf_life_ndeps when the dependents are not as this
  * file expects (every one whose parent is not an event is a curated
@@ -346,7 +349,8 @@ int pg_forget_small(pg_store *s, const cf_purge *p, cf_life_counts *out, cf_err 
     PGresult *fin[2] = {NULL, NULL};
     int rc = cf_life_record_details(p, &removed, &details) ? oom(err) : 0;
     if (rc == 0)
-        rc = send_all(s, p, 2, record_trip, &details, err) || collect(s, fin, 2, what, err) ? -1 : 0;
+        rc = send_all(s, p, 2, record_trip, &details, err)
+                     || collect(s, fin, 2, what, err) ? -1 : 0;
     clear_all(fin, 2);
     cf_buf_free(&details);
     if (leave(s, rc))
