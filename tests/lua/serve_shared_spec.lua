@@ -77,11 +77,16 @@ describe("two serve processes sharing one PostgreSQL database", function()
   teardown(function()
     local sa = a and srv.stop(a)
     local sb = b and srv.stop(b)
+    -- what a server that did not exit 0 wrote, before its directory goes
+    local why = ""
+    for _, h in ipairs { a, b } do
+      if h then why = why .. srv.read_all(h.dir .. "/err") end
+    end
     srv.cleanup(a)
     srv.cleanup(b)
     if db then db:close() end
     if dir then support.rm_rf(dir) end
-    assert.same({ 0, 0 }, { sa, sb })
+    assert.same({ 0, 0 }, { sa, sb }, why)
   end)
 
   it("loses and duplicates nothing, with the same client ids sent to both", function()
