@@ -91,14 +91,29 @@ INSERT INTO user_signals (id, inference_event_id, deployment_id, signal_type, in
   WHERE deployment_id = '%s';]]):format(dep, dep, n // 2, old, new, n - 1, dep)
 end
 
--- Starts the writer; returns a function that stops it and returns its
--- longest wait (ms).
+-- Starts the writer and waits until its first insert is in (that one,
+-- which may also copy what an earlier step left in SQLite's WAL, is not
+-- the purge's doing and is not timed); returns a function that stops it
+-- and returns its longest wait (ms).
 local function start_writer(tag)
   local stop = ("%s/lifecycle-writer-%s.stop"):format(opts.work, tag)
+  local ready = ("%s/lifecycle-writer-%s.ready"):format(opts.work, tag)
   os.remove(stop)
-  local p = assert(io.popen(("exec %s bench/lifecycle_writer.lua %s %s"):format(
-    q(arg[-1] or "crucible-feedback"), q(url), q(stop))))
-  os.execute("sleep 0.5")
+  os.remove(ready)
+  local p = assert(io.popen(("exec %s bench/lifecycle_writer.lua %s %s %s"):format(
+    q(arg[-1] or "crucible-feedback"), q(url), q(stop), q(ready))))
+  local t0 = core.now_us()
+  local function started()
+    local f = io.open(ready)
+    if f then f:close() end
+    return f ~= nil
+  end
+  while not started() do
+    assert(core.now_us() - t0 < 60e6, "the writer did not start")
+    os.execute("sleep 0.05")
+  end
+  os.remove(ready)
+  os.execute("sleep 0.2")
   return function()
     io.open(stop, "w"):close()
     local out = p:read("a")
