@@ -72,9 +72,9 @@ int cf_life_bound_sql(cf_life_sql *q, const cf_purge *p, const cf_life_bound *b,
  * PostgreSQL compares (time, seq) as a row, which its index takes as a
  * range, and starts after lo when b has one. */
 int cf_life_batch_where(cf_life_sql *q, const cf_purge *p, const cf_life_bound *b);
-/* The next batch's rows after one of rows took took_ns: twice as many
- * (up to 16x p->batch_rows) while batches take under half of target_ns,
- * half as many when one takes over twice as long. */
+/* The next batch's rows after one of rows took took_ns: as many as
+ * would take target_ns at that speed, from half to twice rows, at most
+ * 16x p->batch_rows and at least 1. */
 int64_t cf_life_next_size(const cf_purge *p, int64_t rows, int64_t took_ns, int64_t target_ns);
 /* The index in cf_life_deps of the row for table, or -1. */
 int cf_life_dep_index(const char *table);

@@ -455,9 +455,16 @@ int cf_life_batch_where(cf_life_sql *q, const cf_purge *p, const cf_life_bound *
 
 int64_t cf_life_next_size(const cf_purge *p, int64_t rows, int64_t took_ns, int64_t target_ns)
 {
-    if (took_ns < target_ns / 2 && rows < p->batch_rows * 16)
-        return rows * 2;
-    if (took_ns > target_ns * 2 && rows > 1)
-        return rows / 2;
-    return rows;
+    int64_t cap = p->batch_rows * 16;
+    /* rows * target / took, in [rows / 2, rows * 2]: batches that took
+     * 1.7x the target (a band of 0.5x to 2x had left them so) held a
+     * writer beside them that long */
+    double want = took_ns > 0 ? (double)rows * (double)target_ns / (double)took_ns
+                              : (double)rows * 2;
+    if (want > (double)rows * 2)
+        want = (double)rows * 2;
+    if (want < (double)rows / 2)
+        want = (double)rows / 2;
+    int64_t next = want >= (double)cap ? cap : (int64_t)want;
+    return next < 1 ? 1 : next;
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "crucible/store/cf_store.h"
+#include "store/cf_life_sql.h"
 #include "store/sqlite/sqlite_int.h"
 
 #define DB "test_purge_plan.db"
@@ -193,8 +194,27 @@ static void test_forget_searches_the_user_buckets(void)
     cf_store_close(s);
 }
 
+/* A purge's next batch is sized to take the target at the last one's
+ * speed, within half to twice its rows, 16 times batch_rows and 1. */
+static void test_batch_size_aims_at_the_target(void)
+{
+    cf_purge p;
+    memset(&p, 0, sizeof p);
+    p.batch_rows = 1000;
+    const int64_t ms = 1000000;
+    CHECK(cf_life_next_size(&p, 16000, 160 * ms, 100 * ms) == 10000);
+    CHECK(cf_life_next_size(&p, 8000, 80 * ms, 100 * ms) == 10000);
+    CHECK(cf_life_next_size(&p, 8000, 100 * ms, 100 * ms) == 8000);
+    CHECK(cf_life_next_size(&p, 8000, 1 * ms, 100 * ms) == 16000);
+    CHECK(cf_life_next_size(&p, 12000, 1 * ms, 100 * ms) == 16000);
+    CHECK(cf_life_next_size(&p, 8000, 1000 * ms, 100 * ms) == 4000);
+    CHECK(cf_life_next_size(&p, 1, 1000 * ms, 100 * ms) == 1);
+    CHECK(cf_life_next_size(&p, 1000, 0, 100 * ms) == 2000);
+}
+
 int main(void)
 {
+    RUN(test_batch_size_aims_at_the_target);
     RUN(test_retention_batches_walk_the_index);
     RUN(test_forget_searches_the_user_buckets);
     remove_db();

@@ -214,10 +214,10 @@ static int count_all(sq_store *s, const cf_purge *p, cf_life_counts *out, cf_err
     return exec(s, "COMMIT", err);
 }
 
-/* How long one purge transaction aims to hold the write lock: the batch
- * grows while batches are quicker than half of it and shrinks when one
- * takes twice as long (cf_life_next_size), so writers wait about this
- * long at most whatever the rows cost, and few gaps are left to pay for. */
+/* How long one purge transaction aims to hold the write lock: each batch
+ * is sized from the last one's speed to take this long
+ * (cf_life_next_size), so writers wait about this long at most whatever
+ * the rows cost, and few gaps are left to pay for. */
 #define LOCK_TARGET_NS (INT64_C(100) * 1000000)
 
 /* Writes p's record with the rows removed before this batch (out) and by
@@ -267,6 +267,43 @@ static int one_batch(sq_store *s, const cf_purge *p, int64_t rows, int *last,
     return 0;
 }
 
+/* Between two batches the write lock is free for a gap: GAP_MS, then,
+ * when another connection committed in one of the last GAP_RECENT gaps
+ * (a writer is there), until it commits again, up to GAP_HOLD_MS more. A
+ * waiting writer polls every millisecond (sq_busy), but beside the
+ * lifecycle benchmark's writer on a busy machine one missed a 4 ms gap
+ * and waited through a second batch; a purge with no writer beside it
+ * pays the 4 ms alone. */
+enum { GAP_MS = 4, GAP_HOLD_MS = 16, GAP_RECENT = 8 };
+
+/* PRAGMA data_version: changes when another connection commits; -1 on
+ * failure (no statement, or it failed). */
+static int64_t data_version(sqlite3_stmt *st)
+{
+    if (!st)
+        return -1;
+    int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_reset(st);
+    return v;
+}
+
+/* The gap after a batch; *seen: the last batch whose gap another
+ * connection committed in (done: this one's number). */
+static void gap(sqlite3_stmt *dv, int64_t done, int64_t *seen)
+{
+    int64_t v0 = data_version(dv);
+    sqlite3_sleep(GAP_MS);
+    int64_t v = data_version(dv);
+    if (v0 >= 0 && v == v0 && *seen >= 0 && done - *seen <= GAP_RECENT) {
+        for (int i = 0; i < GAP_HOLD_MS && v == v0; i++) {
+            sqlite3_sleep(1);
+            v = data_version(dv);
+        }
+    }
+    if (v0 >= 0 && v >= 0 && v != v0)
+        *seen = done;
+}
+
 /* The batches, sized by how long each held the write lock. The
  * connection's checkpointer thread copies each batch's WAL frames on
  * another core while the next batch runs (sq_ckpt_purging,
@@ -275,20 +312,27 @@ static int one_batch(sq_store *s, const cf_purge *p, int64_t rows, int *last,
  * another process. */
 static int batches(sq_store *s, const cf_purge *p, cf_life_counts *out, cf_err *err)
 {
-    int64_t rows = p->batch_rows;
+    int64_t rows = p->batch_rows, seen = -1;
+    sqlite3_stmt *dv = NULL; /* none: the plain gap */
+    if (sqlite3_prepare_v2(s->db, "PRAGMA data_version", -1, &dv, NULL) != SQLITE_OK) {
+        sqlite3_finalize(dv);
+        dv = NULL;
+    }
+    int rc = 0;
     for (int64_t done = 0; !p->max_batches || done < p->max_batches; done++) {
         int last = 0;
         int64_t t0 = cf_mono_ns();
-        if (one_batch(s, p, rows, &last, out, err))
-            return -1;
+        if (one_batch(s, p, rows, &last, out, err)) {
+            rc = -1;
+            break;
+        }
         if (last)
             break;
         rows = cf_life_next_size(p, rows, cf_mono_ns() - t0, LOCK_TARGET_NS);
-        /* a gap: writers waiting (sq_busy polls every millisecond) get the
-         * lock; in 2 ms one sometimes missed it and waited two batches */
-        sqlite3_sleep(4);
+        gap(dv, done, &seen);
     }
-    return 0;
+    sqlite3_finalize(dv);
+    return rc;
 }
 
 int sq_purge(cf_store *base, const cf_purge *p, cf_life_counts *out, cf_err *err)
