@@ -78,5 +78,8 @@ int cf_life_batch_where(cf_life_sql *q, const cf_purge *p, const cf_life_bound *
 int64_t cf_life_next_size(const cf_purge *p, int64_t rows, int64_t took_ns, int64_t target_ns);
 /* The index in cf_life_deps of the row for table, or -1. */
 int cf_life_dep_index(const char *table);
+/* Whether dependent dep points at inference events themselves (not at
+ * another dependent's rows). */
+int cf_life_dep_of_events(size_t dep);
 
 #endif

@@ -44,6 +44,11 @@ int cf_life_dep_index(const char *table)
     return -1;
 }
 
+int cf_life_dep_of_events(size_t dep)
+{
+    return strcmp(cf_life_deps[dep].parent, "inference_events") == 0;
+}
+
 /* Tables a purge may name: events (with dependents) and those purged on
  * their own age; whether they have a deployment_id. */
 static const struct {
@@ -341,7 +346,7 @@ int cf_life_where(cf_life_sql *q, const cf_purge *p)
 int cf_life_parent_ids(cf_life_sql *q, size_t dep, const char *event_ids, const cf_purge *p)
 {
     const char *parent = cf_life_deps[dep].parent;
-    if (strcmp(parent, "inference_events") == 0) {
+    if (cf_life_dep_of_events(dep)) {
         if (event_ids)
             return cf_buf_str(&q->b, event_ids);
         cf_buf_str(&q->b, "SELECT id FROM inference_events WHERE ");
@@ -456,9 +461,8 @@ int cf_life_batch_where(cf_life_sql *q, const cf_purge *p, const cf_life_bound *
 int64_t cf_life_next_size(const cf_purge *p, int64_t rows, int64_t took_ns, int64_t target_ns)
 {
     int64_t cap = p->batch_rows * 16;
-    /* rows * target / took, in [rows / 2, rows * 2]: batches that took
-     * 1.7x the target (a band of 0.5x to 2x had left them so) held a
-     * writer beside them that long */
+    /* rows * target / took, in [rows / 2, rows * 2]: each batch aims at
+     * the target itself, so a writer beside it waits about that long */
     double want = took_ns > 0 ? (double)rows * (double)target_ns / (double)took_ns
                               : (double)rows * 2;
     if (want > (double)rows * 2)

@@ -52,7 +52,7 @@ static int send(pg_store *s, cf_life_sql *q, cf_err *err)
  * only when the gate finds one. */
 static int of_curated(size_t dep)
 {
-    return strcmp(cf_life_deps[dep].parent, "inference_events") != 0;
+    return !cf_life_dep_of_events(dep);
 }
 
 /* The first of them; cf_life_ndeps when the dependents are not as this
