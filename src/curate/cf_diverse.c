@@ -255,6 +255,45 @@ static int rank_spilled(farthest *f, size_t k, cf_topk *top, cf_err *err)
     return rc;
 }
 
+/* Fills b from the scan until it is full; *more becomes 0 when the scan
+ * has no row left. */
+static int fill(batch *b, cf_light_scan *scan, cf_diverse_info *info, int *more, cf_err *err)
+{
+    cf_light_event row;
+    int r;
+    while ((r = cf_light_scan_next(scan, &row, err)) == 1) {
+        info->events++;
+        int full = batch_add(b, row.id, row.prompt, err);
+        if (full)
+            return full < 0 ? -1 : 0;
+    }
+    *more = 0;
+    return r;
+}
+
+/* The two halves of a step of the pipeline, run at once by cf_parallel:
+ * one embeds and spills a batch while the other fills the next from the
+ * scan, so that reading the prompts and embedding them overlap. Batches
+ * are spilled in scan order, one step after another. */
+typedef struct step {
+    farthest *f;
+    batch *b;
+    cf_embedder *e;
+    cf_light_scan *scan; /* NULL: this half embeds and spills b */
+    cf_diverse_info *info;
+    int *more;
+    int rc;
+    cf_err err;
+} step;
+
+static void *run_step(void *arg)
+{
+    step *st = arg;
+    st->rc = st->scan ? fill(st->b, st->scan, st->info, st->more, &st->err)
+                      : spill_batch(st->f, st->b, st->e, st->info, &st->err);
+    return NULL;
+}
+
 int cf_diverse_farthest(cf_store *s, const cf_query *q, cf_embedder *e,
                         const cf_diverse_opts *o, cf_topk **out, cf_diverse_info *info,
                         cf_err *err)
@@ -266,29 +305,33 @@ int cf_diverse_farthest(cf_store *s, const cf_query *q, cf_embedder *e,
     if (o->k == 0)
         return 0;
     farthest f = {0};
-    batch b;
+    batch b[2];
+    int inited = 0;
     cf_light_scan *scan = NULL;
-    int rc = -1;
-    if (batch_init(&b, e, o, err))
-        goto out_nobatch;
-    if (cf_store_open_light_events(s, q, CF_LIGHT_PROMPT, &scan, err))
-        goto out;
-    cf_light_event row;
-    int r;
-    while ((r = cf_light_scan_next(scan, &row, err)) == 1) {
-        info->events++;
-        int full = batch_add(&b, row.id, row.prompt, err);
-        if (full < 0 || (full && spill_batch(&f, &b, e, info, err)))
+    int rc = -1, more = 1;
+    for (; inited < 2; inited++)
+        if (batch_init(&b[inited], e, o, err))
             goto out;
-    }
-    if (r < 0 || spill_batch(&f, &b, e, info, err))
+    if (cf_store_open_light_events(s, q, CF_LIGHT_PROMPT, &scan, err)
+        || fill(&b[0], scan, info, &more, err))
         goto out;
+    for (int cur = 0; b[cur].n; cur ^= 1) {
+        step st[2] = {{&f, &b[cur], e, NULL, info, &more, 0, {0, ""}},
+                      {&f, &b[cur ^ 1], e, scan, info, &more, 0, {0, ""}}};
+        cf_parallel(run_step, st, sizeof *st, more ? 2 : 1);
+        for (int k = 0; k < 2; k++) {
+            if (st[k].rc) {
+                *err = st[k].err;
+                goto out;
+            }
+        }
+    }
     cf_light_scan_close(scan);
     scan = NULL;
     rc = f.spill && cf_vspill_count(f.spill) ? rank_spilled(&f, o->k, *out, err) : 0;
 out:
-    batch_free(&b);
-out_nobatch:
+    while (inited > 0)
+        batch_free(&b[--inited]);
     cf_light_scan_close(scan);
     cf_vspill_close(f.spill);
     free(f.sum);

@@ -188,7 +188,7 @@ static void test_near_duplicates(void)
 typedef struct xy_emb {
     cf_embedder base;
     float buf[2 * 64];
-    int calls, fail;
+    int calls, fail; /* fail: the first call that fails (0: none) */
 } xy_emb;
 
 static int xy_embed(cf_embedder *b, const cf_str *t, size_t n, const float **out, size_t *dim,
@@ -196,7 +196,7 @@ static int xy_embed(cf_embedder *b, const cf_str *t, size_t n, const float **out
 {
     xy_emb *e = (xy_emb *)b;
     e->calls++;
-    if (e->fail)
+    if (e->fail && e->calls >= e->fail)
         return cf_fail(err, CF_EIO, "embedder down");
     for (size_t i = 0; i < n; i++) {
         char tmp[64];
@@ -278,6 +278,12 @@ static void test_farthest(void)
     e.fail = 1;
     CHECK(cf_diverse_farthest(s, &q, &e.base, &o, &top, &info, &err) == -1 && top == NULL);
     CHECK(strstr(err.msg, "embedder down") != NULL);
+    /* failing on the second batch, while the scan is reading on: the
+     * failure is the call's, and the scan is closed */
+    e.fail = 2;
+    e.calls = 0;
+    CHECK(cf_diverse_farthest(s, &q, &e.base, &o, &top, &info, &err) == -1 && top == NULL);
+    CHECK(strstr(err.msg, "embedder down") != NULL && e.calls == 2);
     e.fail = 0;
     /* no events: no picks */
     q.deployment_id = cf_cstr("nobody");
