@@ -125,6 +125,9 @@ end
 local SHARED = setmetatable({}, { __name = "crucible.curation.shared_scan" })
 -- What a strategy yields to wait for work running on a thread (run_all).
 local WAIT = setmetatable({}, { __name = "crucible.curation.wait" })
+-- What a strategy yields before its first direct read, to be resumed once
+-- every strategy has started (run_all).
+local LATER = setmetatable({}, { __name = "crucible.curation.later" })
 
 -- The events every strategy of a call reads: newest first (the reference's
 -- order, so ties keep it).
@@ -154,6 +157,16 @@ local function strategy_context(run, task)
   -- the records a clause holds for (see Store:light_events): a filter
   -- applied before a record becomes a table, so a strategy that wants few
   -- of the events does not pay for all of them.
+  -- A strategy's first direct read (records, events) waits until every
+  -- strategy has started: a strategy later in the list may start work on
+  -- a thread (farthest), which then runs during this read.
+  local function after_the_others()
+    if not task.started_all and task.co and coroutine.running() == task.co
+        and coroutine.isyieldable() then
+      task.started_all = true
+      coroutine.yield(LATER)
+    end
+  end
   local function light_want(want)
     want = want or {}
     return { signals = true, lengths = want.lengths, prompt_length = want.prompt_length,
@@ -162,6 +175,7 @@ local function strategy_context(run, task)
   -- records and top_records end in tail calls, so that a bad want or key
   -- is raised at the strategy's line (the Store methods blame their caller).
   function sctx.records(want)
+    after_the_others()
     return db:light_events(scope, light_want(want))
   end
   --- The k records ranked highest by key, as picks {{id =, score =}, ...}:
@@ -189,6 +203,7 @@ local function strategy_context(run, task)
     local full = {}
     for k, v in pairs(scope) do full[k] = v end
     for k, v in pairs(q or {}) do full[k] = v end
+    after_the_others()
     return db:events(full)
   end
   sctx.topk = C.topk
@@ -256,12 +271,14 @@ end
 -- that their top_records requests meet: each runs until it asks or ends,
 -- then one scan answers every request asked (shared_tops), and so on
 -- until all have ended; a strategy whose work runs on a thread (farthest)
--- waits for it after the scans, so the two run at once. The others run
--- after, one by one. A hook set
+-- waits for it after the scans, so the two run at once. A strategy's
+-- first direct read is put off until every strategy has started, so that
+-- a thread started by a later one runs during it too. The others (with a
+-- time limit) run after, one by one. A hook set
 -- around the call (a workflow's time limit) is set in each coroutine too.
 -- Returns outcome[i] = {picks, failure} and task[i] = {warnings =} per spec.
 local function run_all(run, specs, limit)
-  local outcome, tasks, pending, waiting = {}, {}, {}, {}
+  local outcome, tasks, pending, waiting, later = {}, {}, {}, {}, {}
   local hook, mask, count = debug.gethook()
   local function resume(i, ...)
     local co = tasks[i].co
@@ -273,6 +290,8 @@ local function run_all(run, specs, limit)
       pending[#pending + 1] = { i = i, k = b.k, key = b.key, want = b.want }
     elseif a == WAIT then
       waiting[#waiting + 1] = { i = i, job = b }
+    elseif a == LATER then
+      later[#later + 1] = i
     else
       outcome[i] = { nil, ("curation strategy '%s' failed: it yielded outside a coroutine of"
         .. " its own"):format(specs[i].name) }
@@ -287,9 +306,13 @@ local function run_all(run, specs, limit)
       resume(i)
     end
   end
-  -- the shared scans first: the threads' work goes on meanwhile
-  while #pending > 0 or #waiting > 0 do
-    if #pending > 0 then
+  -- the reads put off first (a strategy that asks for a scan after one
+  -- joins the next), then the shared scans: the threads' work goes on
+  -- meanwhile
+  while #later > 0 or #pending > 0 or #waiting > 0 do
+    if #later > 0 then
+      resume(table.remove(later, 1))
+    elseif #pending > 0 then
       local batch = pending
       pending = {}
       local answers = shared_tops(run, batch)

@@ -618,6 +618,56 @@ return curation.register {
     end
   end)
 
+  it("puts a strategy's first direct read off until every strategy has started", function()
+    -- the later strategies start first (a thread started by one then runs
+    -- during the read), and a read that then asks for a scan joins theirs
+    local log = {}
+    curation.register { name = "reads_events", select = function(ctx, opts)
+      log[#log + 1] = "reads_events starts"
+      local n = 0
+      for _ in ctx.events { limit = 3 } do n = n + 1 end
+      log[#log + 1] = "reads_events read " .. n
+      for _ in ctx.events { limit = 1 } do n = n + 1 end -- only the first read waits
+      log[#log + 1] = "reads_events read again"
+      return ctx.top_records(opts.limit, "inserted_at")
+    end }
+    curation.register { name = "reads_records", select = function(ctx, opts)
+      log[#log + 1] = "reads_records starts"
+      for _ in ctx.records() do break end
+      log[#log + 1] = "reads_records read"
+      return ctx.top_records(opts.limit, "prompt_length")
+    end }
+    curation.register { name = "asks", select = function(ctx, opts)
+      log[#log + 1] = "asks starts"
+      return ctx.top_records(opts.limit, "latency_ms")
+    end }
+    local Store = getmetatable(assert(cf.store()))
+    local calls = { light_top = 0, light_tops = 0 }
+    local orig = { light_top = Store.light_top, light_tops = Store.light_tops }
+    for name in pairs(calls) do
+      Store[name] = function(...) calls[name] = calls[name] + 1 return orig[name](...) end
+    end
+    local names = { "reads_events", "reads_records", "asks" }
+    local ok, ex, summary = pcall(cf.curate, DEP, { strategies = names, limit = 9 })
+    for name in pairs(calls) do Store[name] = orig[name] end
+    assert.is_true(ok, ex)
+    assert(ex, summary)
+    assert.same({ "reads_events starts", "reads_records starts", "asks starts",
+                  "reads_events read 3", "reads_events read again", "reads_records read" }, log)
+    assert.same({ light_top = 0, light_tops = 1 }, calls)
+    -- the same picks as each alone, merged in order
+    local want = {}
+    for _, name in ipairs(names) do
+      for _, e in ipairs(summary_of(assert(cf.curate(DEP, { strategies = { name }, limit = 9 })))) do
+        local dup = false
+        for _, w in ipairs(want) do dup = dup or w[1] == e[1] end
+        if not dup then want[#want + 1] = e end
+      end
+    end
+    assert.same(want, summary_of(ex))
+    for _, n in ipairs(names) do curation.unregister(n) end
+  end)
+
   it("stops a strategy past its time_limit_ms, as that strategy's error; nothing is persisted", function()
     curation.register { name = "spins", time_limit_ms = 50, select = function()
       pcall(function() while true do end end) -- catching the error does not escape the limit
