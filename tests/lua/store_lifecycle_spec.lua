@@ -339,6 +339,39 @@ describe("data lifecycle (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", function()
     cf.close()
   end)
 
+  it("forgets a user whose event ids hold quotes, commas, braces, backslashes and NULL", function()
+    local now, dep, base = test_now(), uid("odd"), uid("e")
+    local cf = client()
+    local s = assert(cf.store())
+    local odd = { base .. ' a"b', base .. ",c{d}", base .. "\\e'f", base .. " NULL", "NULL",
+                  base .. "{}", base .. "'); DELETE FROM inference_events; --" }
+    local evs = {}
+    for i, id in ipairs(odd) do
+      evs[i] = { id = id, deployment_id = dep, inserted_at = now + i, prompt = "p " .. i,
+                 response = "r", user_id_hash = hash(i % 2 == 1 and "carol" or "dave") }
+    end
+    assert.same(odd, assert(s:insert_events(evs)))
+    for i, id in ipairs(odd) do
+      assert(s:insert_signal { inference_event_id = id, signal_type = "thumbs_up", inserted_at = now })
+      assert(s:insert_score { inference_event_id = id, name = "helpfulness", data_type = "NUMERIC",
+                              value = i, source = "code", inserted_at = now })
+    end
+    curate(s, dep, odd, now, dep)
+    local r = assert(cf.forget_user("carol"))
+    assert.is_true(r.complete)
+    for _, t in ipairs { "inference_events", "user_signals", "scores", "curated_examples" } do
+      assert.equal(4, r.removed[t], t)
+    end
+    for i, id in ipairs(odd) do
+      if i % 2 == 1 then assert.is_nil(s:get_event(id), id) else assert.truthy(s:get_event(id), id) end
+    end
+    assert.equal(3, count(s, "signals", { deployment_id = dep }))
+    assert.equal(3, scores_of(s, dep))
+    assert.equal(3, count(s, "curated", { deployment_id = dep }))
+    no_orphans(cf)
+    cf.close()
+  end)
+
   it("regenerates Parquet and HuggingFace exports without the user's rows, as written before",
      function()
     local now, a, b = test_now(), uid("alice"), uid("bob")

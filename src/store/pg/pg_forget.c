@@ -3,13 +3,16 @@
  * cf_purge.guard) whose rows fit in one batch, as plain statements in one
  * transaction sent in a libpq pipeline, in three round trips:
  *   1. BEGIN and a gate that checks the guard (but for exported
- *      examples), counts the rows the purge selects (up to a batch) and
- *      tells whether any curated example points at them; when the guard
- *      holds or the rows fill a batch: ROLLBACK, nothing done;
- *   2. the dependents' deletes and the events' (with their deployments'
- *      counts); the curated examples' own dependents (export marks and
- *      claims) only when the gate found a curated example, so a user
- *      with none costs no statement on those tables;
+ *      examples), counts the rows the purge selects (up to a batch),
+ *      returns their ids as an array and tells whether any curated
+ *      example points at them; when the guard holds or the rows fill a
+ *      batch: ROLLBACK, nothing done;
+ *   2. the deletes of those ids' dependents and of the events themselves
+ *      (with their deployments' counts), each taking the ids as an array
+ *      parameter (the gate's own text sent back); the curated examples'
+ *      own dependents (export marks and claims) only when the gate found a
+ *      curated example, so a user with none costs no statement on those
+ *      tables;
  *   3. the deletion record "done" with the rows removed and COMMIT, or
  *      ROLLBACK when the deletes took an export mark or an exported
  *      curated example (the guard's last test, read from the deletes
@@ -21,8 +24,12 @@
  * time, and PostgreSQL plans these short statements in less time than
  * the one statement with a data-modifying CTE per table, a batch CTE and
  * the counts read back from each; a statement not sent costs nothing.
- * As with that statement, each statement here reads the rows committed
- * when it starts.
+ * Why the array: planned once in the gate, the user's events are not
+ * planned again in each delete (a subquery on inference_events, with its
+ * indexes weighed, in every one); an array is an index scan on each
+ * dependent's event column. The rows deleted are the ones the gate saw:
+ * an event of the user committed after it is not taken (a forget takes
+ * what was stored when it began; running it again takes the rest).
  */
 #include "pg_int.h"
 
@@ -72,37 +79,62 @@ static size_t curated_dep(void)
     return first;
 }
 
-/* The gate: (guard ok, the rows selected up to a batch, whether a curated
- * example points at them). curated: a dependent of curated examples. */
-static int gate_sql(cf_life_sql *q, const cf_purge *p, size_t curated)
+/* The column of curated_examples that names its event. */
+static const char *curated_event_column(void)
+{
+    int i = cf_life_dep_index("curated_examples");
+    return i >= 0 && cf_life_dep_of_events((size_t)i) ? cf_life_deps[i].column : NULL;
+}
+
+/* " = ANY ($k::text::text[])": the user's event ids the gate returned, its
+ * array text sent back as a text parameter. */
+static void ids_param(cf_life_sql *q, cf_str ids)
+{
+    cf_buf_str(&q->b, " = ANY (");
+    cf_life_sql_str(q, ids);
+    cf_buf_str(&q->b, "::text::text[])"); /* sent as text, read by array_in */
+}
+
+/* The gate: (guard ok, the rows selected up to a batch, their ids as an
+ * array, whether a curated example points at them). inference_events is
+ * planned once here; the deletes take the ids as an array (ids_param)
+ * rather than a subquery on it each. */
+static int gate_sql(cf_life_sql *q, const cf_purge *p, const char *curated_col)
 {
     cf_buf_str(&q->b, "SELECT ");
     pg_life_guard_cond(q, p, 0);
-    cf_buf_str(&q->b, ", (SELECT count(*) FROM (SELECT 1 FROM inference_events WHERE ");
-    cf_life_where(q, p);
+    cf_buf_str(&q->b, ", x.n, x.ids, EXISTS (SELECT 1 FROM curated_examples WHERE ");
+    cf_buf_str(&q->b, curated_col);
+    cf_buf_str(&q->b, " = ANY (x.ids)) FROM (SELECT count(*) AS n,"
+                      " coalesce(array_agg(id), '{}') AS ids FROM (SELECT id FROM inference_events"
+                      " WHERE ");
+    if (cf_life_where(q, p))
+        return -1;
     cf_buf_str(&q->b, " LIMIT ");
     cf_life_sql_int(q, p->batch_rows);
-    cf_buf_str(&q->b, ") x), EXISTS (");
-    if (cf_life_parent_ids(q, curated, NULL, p))
-        return -1;
-    cf_buf_str(&q->b, ")");
+    cf_buf_str(&q->b, ") e) x");
     return 0;
 }
 
-static int dep_sql(cf_life_sql *q, const cf_purge *p, size_t i)
+/* Dependent i's rows among the events of ids: by the ids themselves, or
+ * (a curated example's dependent) through the examples of those events. */
+static void dep_sql(cf_life_sql *q, size_t i, cf_str ids, const char *curated_col)
 {
     cf_buf_str(&q->b, "DELETE FROM ");
     cf_buf_str(&q->b, cf_life_deps[i].table);
     cf_buf_str(&q->b, " WHERE ");
     cf_buf_str(&q->b, cf_life_deps[i].column);
-    cf_buf_str(&q->b, " IN (");
-    if (cf_life_parent_ids(q, i, NULL, p))
-        return -1;
-    cf_buf_str(&q->b, ")");
+    if (cf_life_dep_of_events(i)) {
+        ids_param(q, ids);
+    } else {
+        cf_buf_str(&q->b, " IN (SELECT id FROM curated_examples WHERE ");
+        cf_buf_str(&q->b, curated_col);
+        ids_param(q, ids);
+        cf_buf_str(&q->b, ")");
+    }
     /* the guard's test of exported examples, on the rows it deletes */
     if (strcmp(cf_life_deps[i].table, "curated_examples") == 0)
         cf_buf_str(&q->b, " RETURNING exported");
-    return 0;
 }
 
 /* Whether the deletes took an export mark or an exported curated example:
@@ -126,10 +158,10 @@ static int took_exports(PGresult **res)
 
 /* The events' delete, their deployments' counts lowered in the same
  * statement (pg_counts.c); returns each deployment's rows removed. */
-static void events_sql(cf_life_sql *q, const cf_purge *p)
+static void events_sql(cf_life_sql *q, cf_str ids)
 {
-    cf_buf_str(&q->b, "WITH p AS (DELETE FROM inference_events WHERE ");
-    cf_life_where(q, p);
+    cf_buf_str(&q->b, "WITH p AS (DELETE FROM inference_events WHERE id");
+    ids_param(q, ids);
     cf_buf_str(&q->b, " RETURNING deployment_id) INSERT INTO deployment_event_counts"
                       " (deployment_id, n) SELECT deployment_id, -count(*) FROM p GROUP BY 1"
                       " RETURNING -n");
@@ -216,25 +248,30 @@ static int send_all(pg_store *s, const cf_purge *p, int n, build_fn build, const
     return rc;
 }
 
-/* Trip 1: BEGIN and the gate (ud: the dependent of curated examples). */
+/* Trip 1: BEGIN and the gate (ud: curated_event_column()). */
 static int gate_trip(cf_life_sql *q, const cf_purge *p, int k, const void *ud)
 {
     if (k == 0)
         return cf_buf_str(&q->b, "BEGIN") ? -1 : 0;
-    return gate_sql(q, p, *(const size_t *)ud);
+    return gate_sql(q, p, ud);
 }
 
-/* Trip 2: the deletes, the dependents listed in ud and then the events. */
+/* Trip 2: the deletes, the dependents listed and then the events, of the
+ * event ids the gate returned. */
 typedef struct sent {
     size_t dep[DEPS_MAX], n;
+    cf_str ids;
+    const char *curated_col;
 } sent;
 
 static int delete_trip(cf_life_sql *q, const cf_purge *p, int k, const void *ud)
 {
     const sent *d = ud;
+    (void)p;
     if ((size_t)k < d->n)
-        return dep_sql(q, p, d->dep[k]);
-    events_sql(q, p);
+        dep_sql(q, d->dep[k], d->ids, d->curated_col);
+    else
+        events_sql(q, d->ids);
     return 0;
 }
 
@@ -292,24 +329,37 @@ static int roll_back(pg_store *s, const cf_purge *p, cf_err *err)
 int pg_forget_small(pg_store *s, const cf_purge *p, cf_life_counts *out, cf_err *err)
 {
     const char *what = "forgetting a user";
-    sent d = {.n = 0};
-    size_t curated = curated_dep();
-    if (cf_life_ndeps > DEPS_MAX || curated >= cf_life_ndeps)
+    sent d = {.n = 0, .curated_col = curated_event_column()};
+    if (cf_life_ndeps > DEPS_MAX || curated_dep() >= cf_life_ndeps || !d.curated_col)
         return cf_fail(err, CF_EINVAL, "%s: unexpected dependents", what);
     pg_settle(s);
     if (!PQenterPipelineMode(s->conn))
         return pg_fail(s, NULL, what, err);
 
     PGresult *g[2] = {NULL, NULL};
-    if (send_all(s, p, 2, gate_trip, &curated, err) || collect(s, g, 2, what, err)) {
+    if (send_all(s, p, 2, gate_trip, d.curated_col, err) || collect(s, g, 2, what, err)) {
         clear_all(g, 2);
         return leave(s, -1);
     }
     int row = g[1] && PQntuples(g[1]) == 1;
     int ok = row && pg_col_bool(g[1], 0, 0);
     int fits = row && pg_col_int(g[1], 0, 1) < p->batch_rows;
-    int has_curated = row && pg_col_bool(g[1], 0, 2);
+    int has_curated = row && pg_col_bool(g[1], 0, 3);
+    char *ids = NULL;
+    if (ok && fits) {
+        size_t n = (size_t)PQgetlength(g[1], 0, 2);
+        ids = malloc(n + 1);
+        if (ids) {
+            memcpy(ids, PQgetvalue(g[1], 0, 2), n);
+            ids[n] = '\0';
+            d.ids = (cf_str){ids, n};
+        }
+    }
     clear_all(g, 2);
+    if (ok && fits && !ids) {
+        oom(err);
+        return leave(s, -1);
+    }
     if (!ok || !fits) {
         if (roll_back(s, p, err))
             return -1;
@@ -322,7 +372,9 @@ int pg_forget_small(pg_store *s, const cf_purge *p, cf_life_counts *out, cf_err 
             d.dep[d.n++] = i;
     PGresult *res[DEPS_MAX + 1] = {NULL};
     int n = (int)d.n + 1;
-    if (send_all(s, p, n, delete_trip, &d, err) || collect(s, res, n, what, err)) {
+    int sent_ok = send_all(s, p, n, delete_trip, &d, err) == 0;
+    free(ids);
+    if (!sent_ok || collect(s, res, n, what, err)) {
         clear_all(res, n);
         return leave(s, -1);
     }
