@@ -136,6 +136,17 @@ local function scope_of(run)
            ["until"] = run.opts["until"], order = "desc" }
 end
 
+-- A strategy's first direct read (records, events) waits until every
+-- strategy has started: a strategy later in the list may start work on
+-- a thread (farthest), which then runs during this read.
+local function after_the_others(task)
+  if not task.started_all and task.co and coroutine.running() == task.co
+      and coroutine.isyieldable() then
+    task.started_all = true
+    coroutine.yield(LATER)
+  end
+end
+
 -- The context a strategy's select(ctx, opts) receives. run: the call's
 -- state (ctx, cfg, db, deployment_id, opts, warnings, get_embedder); task:
 -- this strategy's (warnings, and co, the coroutine it runs in, if any).
@@ -157,16 +168,6 @@ local function strategy_context(run, task)
   -- the records a clause holds for (see Store:light_events): a filter
   -- applied before a record becomes a table, so a strategy that wants few
   -- of the events does not pay for all of them.
-  -- A strategy's first direct read (records, events) waits until every
-  -- strategy has started: a strategy later in the list may start work on
-  -- a thread (farthest), which then runs during this read.
-  local function after_the_others()
-    if not task.started_all and task.co and coroutine.running() == task.co
-        and coroutine.isyieldable() then
-      task.started_all = true
-      coroutine.yield(LATER)
-    end
-  end
   local function light_want(want)
     want = want or {}
     return { signals = true, lengths = want.lengths, prompt_length = want.prompt_length,
@@ -175,7 +176,7 @@ local function strategy_context(run, task)
   -- records and top_records end in tail calls, so that a bad want or key
   -- is raised at the strategy's line (the Store methods blame their caller).
   function sctx.records(want)
-    after_the_others()
+    after_the_others(task)
     return db:light_events(scope, light_want(want))
   end
   --- The k records ranked highest by key, as picks {{id =, score =}, ...}:
@@ -203,7 +204,7 @@ local function strategy_context(run, task)
     local full = {}
     for k, v in pairs(scope) do full[k] = v end
     for k, v in pairs(q or {}) do full[k] = v end
-    after_the_others()
+    after_the_others(task)
     return db:events(full)
   end
   sctx.topk = C.topk

@@ -326,6 +326,30 @@ static int roll_back(pg_store *s, const cf_purge *p, cf_err *err)
     return leave(s, rc);
 }
 
+/* What the gate answered; ids: the events' ids as array text (malloc'd,
+ * for a forget that goes on: the guard ok and the rows under a batch). */
+typedef struct gate_said {
+    int ok, fits, has_curated;
+    char *ids;
+} gate_said;
+
+static int read_gate(const PGresult *r, const cf_purge *p, gate_said *o, cf_err *err)
+{
+    int row = r && PQntuples(r) == 1;
+    o->ok = row && pg_col_bool(r, 0, 0);
+    o->fits = row && pg_col_int(r, 0, 1) < p->batch_rows;
+    o->has_curated = row && pg_col_bool(r, 0, 3);
+    o->ids = NULL;
+    if (!o->ok || !o->fits)
+        return 0;
+    size_t n = (size_t)PQgetlength(r, 0, 2);
+    if (!(o->ids = malloc(n + 1)))
+        return oom(err);
+    memcpy(o->ids, PQgetvalue(r, 0, 2), n);
+    o->ids[n] = '\0';
+    return 0;
+}
+
 int pg_forget_small(pg_store *s, const cf_purge *p, cf_life_counts *out, cf_err *err)
 {
     const char *what = "forgetting a user";
@@ -341,25 +365,14 @@ int pg_forget_small(pg_store *s, const cf_purge *p, cf_life_counts *out, cf_err 
         clear_all(g, 2);
         return leave(s, -1);
     }
-    int row = g[1] && PQntuples(g[1]) == 1;
-    int ok = row && pg_col_bool(g[1], 0, 0);
-    int fits = row && pg_col_int(g[1], 0, 1) < p->batch_rows;
-    int has_curated = row && pg_col_bool(g[1], 0, 3);
-    char *ids = NULL;
-    if (ok && fits) {
-        size_t n = (size_t)PQgetlength(g[1], 0, 2);
-        ids = malloc(n + 1);
-        if (ids) {
-            memcpy(ids, PQgetvalue(g[1], 0, 2), n);
-            ids[n] = '\0';
-            d.ids = (cf_str){ids, n};
-        }
-    }
+    gate_said gs;
+    int rc = read_gate(g[1], p, &gs, err);
     clear_all(g, 2);
-    if (ok && fits && !ids) {
-        oom(err);
+    if (rc)
         return leave(s, -1);
-    }
+    int ok = gs.ok, fits = gs.fits, has_curated = gs.has_curated;
+    char *ids = gs.ids;
+    d.ids = (cf_str){ids, ids ? strlen(ids) : 0};
     if (!ok || !fits) {
         if (roll_back(s, p, err))
             return -1;
@@ -399,7 +412,7 @@ int pg_forget_small(pg_store *s, const cf_purge *p, cf_life_counts *out, cf_err 
 
     cf_buf details = CF_BUF_INIT;
     PGresult *fin[2] = {NULL, NULL};
-    int rc = cf_life_record_details(p, &removed, &details) ? oom(err) : 0;
+    rc = cf_life_record_details(p, &removed, &details) ? oom(err) : 0;
     if (rc == 0)
         rc = send_all(s, p, 2, record_trip, &details, err)
                      || collect(s, fin, 2, what, err) ? -1 : 0;
