@@ -615,7 +615,9 @@ describe("data lifecycle (" .. URL:gsub(":[^:@/]*@", ":***@") .. ")", function()
   -- record counts exactly the rows already gone (each batch writes it in
   -- its own transaction; ClickHouse, which has none, right after the
   -- batch's deletes, so at most that one batch behind), and the rerun
-  -- finishes under it with every row counted.
+  -- finishes under it with every row counted (on ClickHouse, every row
+  -- but that batch's, when the kill fell between its deletes and its
+  -- record).
   it("counts what a killed forget removed in its record, and the rerun finishes the count",
     function()
       local now, dep, user = test_now(), uid("killed"), uid("kim")
@@ -659,6 +661,7 @@ assert(cf.forget_user(%q, { deployment = %q, batch_rows = 1 }))
         user_signals = n - count(s, "signals", { deployment_id = dep }),
         scores = n - scores_of(s, dep) }
       assert.is_true(gone.inference_events > 0 and gone.inference_events < n)
+      local uncounted = {}
       for t, k in pairs(gone) do
         local counted = rec.details.tables[t]
         if URL:match("^clickhouse") then
@@ -666,11 +669,14 @@ assert(cf.forget_user(%q, { deployment = %q, batch_rows = 1 }))
         else
           assert.equal(k, counted, t)
         end
+        uncounted[t] = k - counted
       end
+      -- the rerun counts what it removes on top of the record: all of the
+      -- rows, but (ClickHouse) a batch the kill left uncounted, as documented
       local done = assert(cf.forget_user(user, { deployment = dep }))
       assert.is_true(done.complete)
       assert.equal(rec.id, done.deletion_id)
-      for t in pairs(gone) do assert.equal(n, done.removed[t], t) end
+      for t in pairs(gone) do assert.equal(n - uncounted[t], done.removed[t], t) end
       assert.equal(0, count(s, "events", { deployment_id = dep }))
       cf.close()
     end)
