@@ -194,6 +194,56 @@ static void test_forget_searches_the_user_buckets(void)
     cf_store_close(s);
 }
 
+static int count_record(void *ud, const cf_deletion *d)
+{
+    (void)d;
+    (*(int *)ud)++;
+    return 0;
+}
+
+/* The deletion audit is never purged: listing its records, all of them or
+ * those in one status (a forget's look for its running record), walks an
+ * index from the newest, with no scan of every record and no sort. */
+static void test_deletion_records_listed_by_index(void)
+{
+    cf_store *s = seeded();
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    sqlite3 *db = ((sq_store *)s)->db;
+    CHECK(sqlite3_exec(db,
+                       "WITH RECURSIVE i(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM i WHERE n < 99)"
+                       " INSERT INTO deletion_audit (id, action, status, started_at)"
+                       " SELECT 'd' || n, 'forget', CASE WHEN n % 10 = 0 THEN 'running'"
+                       " ELSE 'done' END, n FROM i; ANALYZE",
+                       NULL, NULL, NULL) == SQLITE_OK);
+    static const struct {
+        const char *status, *index;
+        int want;
+    } cases[] = {{"running", "deletion_audit_status_time", 10}, {NULL, "deletion_audit_time", 100}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        traced t = {.n = 0};
+        sqlite3_trace_v2(db, SQLITE_TRACE_STMT, on_stmt, &t);
+        int n = 0;
+        cf_err err;
+        CHECK(cf_store_list_deletions(s, -1, cases[c].status, count_record, &n, &err) == 0);
+        sqlite3_trace_v2(db, 0, NULL, NULL);
+        CHECK(n == cases[c].want);
+        CHECK(t.n == 1);
+        char plan[4096] = "";
+        if (t.n == 1)
+            plan_of(db, t.sql[0], plan, sizeof plan);
+        int ok = strstr(plan, cases[c].index) && !strstr(plan, "TEMP B-TREE")
+                 && !strstr(plan, "SCAN deletion_audit\n");
+        if (!ok)
+            fprintf(stderr, "%s\n-> %s\n", t.n ? t.sql[0] : "(none)", plan);
+        CHECK(ok);
+        for (int i = 0; i < t.n; i++)
+            free(t.sql[i]);
+    }
+    cf_store_close(s);
+}
+
 /* A purge's next batch is sized to take the target at the last one's
  * speed, within half to twice its rows, 16 times batch_rows and 1. */
 static void test_batch_size_aims_at_the_target(void)
@@ -217,6 +267,7 @@ int main(void)
     RUN(test_batch_size_aims_at_the_target);
     RUN(test_retention_batches_walk_the_index);
     RUN(test_forget_searches_the_user_buckets);
+    RUN(test_deletion_records_listed_by_index);
     remove_db();
     return cf_test_done();
 }

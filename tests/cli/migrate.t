@@ -1,15 +1,15 @@
 `migrate` creates the schema; running it again is harmless.
 
   $ crucible-feedback migrate
-  sqlite:./crucible.db: applied 13 migrations (schema version 0 -> 13)
+  sqlite:./crucible.db: applied 14 migrations (schema version 0 -> 14)
   $ crucible-feedback migrate
-  sqlite:./crucible.db: up to date (schema version 13)
+  sqlite:./crucible.db: up to date (schema version 14)
   $ crucible-feedback migrate --status
-  sqlite:./crucible.db: schema version 13
+  sqlite:./crucible.db: schema version 14
   $ crucible-feedback --db sqlite:other.db migrate --status
   sqlite:other.db: schema version 0
   $ crucible-feedback migrate --db sqlite:other.db
-  sqlite:other.db: applied 13 migrations (schema version 0 -> 13)
+  sqlite:other.db: applied 14 migrations (schema version 0 -> 14)
   $ sqlite3 other.db 'select version, name from schema_migrations'
   1|initial schema
   2|quality indexes
@@ -24,11 +24,12 @@
   11|user index by bucket
   12|deployment event counts
   13|scores by deployment and time
+  14|deletion audit by status and time
 
 Without --db or a configured URL, DATABASE_URL chooses the database:
 
   $ DATABASE_URL=sqlite:from_env_var.db crucible-feedback migrate
-  sqlite:from_env_var.db: applied 13 migrations (schema version 0 -> 13)
+  sqlite:from_env_var.db: applied 14 migrations (schema version 0 -> 14)
   $ DATABASE_URL=ftp://x crucible-feedback migrate
   crucible-feedback: DATABASE_URL: unsupported database URL 'ftp://x': expected sqlite:PATH, postgres://user:password@host:port/database or clickhouse://user:password@host:port/database
   [1]
@@ -37,19 +38,19 @@ The config file sets the database; --db wins over it (and over DATABASE_URL):
 
   $ printf 'return { storage = { url = "sqlite:from_config.db" } }\n' > crucible.config.lua
   $ crucible-feedback migrate
-  sqlite:from_config.db: applied 13 migrations (schema version 0 -> 13)
+  sqlite:from_config.db: applied 14 migrations (schema version 0 -> 14)
   $ crucible-feedback --db sqlite:cli.db migrate
-  sqlite:cli.db: applied 13 migrations (schema version 0 -> 13)
+  sqlite:cli.db: applied 14 migrations (schema version 0 -> 14)
   $ DATABASE_URL=sqlite:ignored.db crucible-feedback migrate
-  sqlite:from_config.db: up to date (schema version 13)
+  sqlite:from_config.db: up to date (schema version 14)
   $ CRUCIBLE_CONFIG=env.config.lua crucible-feedback migrate
   crucible-feedback: config: cannot open env.config.lua: No such file or directory
   [1]
   $ printf 'return { storage = { url = "sqlite:from_env.db" } }\n' > env.config.lua
   $ CRUCIBLE_CONFIG=env.config.lua crucible-feedback migrate
-  sqlite:from_env.db: applied 13 migrations (schema version 0 -> 13)
+  sqlite:from_env.db: applied 14 migrations (schema version 0 -> 14)
   $ crucible-feedback --config env.config.lua migrate
-  sqlite:from_env.db: up to date (schema version 13)
+  sqlite:from_env.db: up to date (schema version 14)
 
 A bad config names the key and the closest valid one, or the expected type:
 
@@ -90,10 +91,10 @@ schema versions, and nothing is written to it (`--status` still reads it):
 
   $ cp other.db newer.db && sqlite3 newer.db "insert into schema_migrations values (99, 'future', 0)"
   $ crucible-feedback --db sqlite:newer.db migrate
-  crucible-feedback: the database is at schema version 99, newer than this binary knows (13): it was migrated by a newer crucible-feedback; use that version (nothing was written)
+  crucible-feedback: the database is at schema version 99, newer than this binary knows (14): it was migrated by a newer crucible-feedback; use that version (nothing was written)
   [1]
   $ crucible-feedback --db sqlite:newer.db -e 'print(require("crucible").log_inference{deployment_id = "d", prompt = "p", response = "r"})'
-  nil	the database is at schema version 99, newer than this binary knows (13): it was migrated by a newer crucible-feedback; use that version (nothing was written)	unsupported
+  nil	the database is at schema version 99, newer than this binary knows (14): it was migrated by a newer crucible-feedback; use that version (nothing was written)	unsupported
   $ sqlite3 newer.db 'select count(*) from inference_events; select max(version) from schema_migrations'
   0
   99

@@ -8,7 +8,7 @@ describe("crucible (public module)", function()
     assert.equal(5000, cf.config.ingestion.flush_interval)
     local db = assert(cf.store())
     assert.equal(db, cf.store())            -- opened once
-    assert.equal(13, db:schema_version())    -- migrated on first use
+    assert.equal(14, db:schema_version())    -- migrated on first use
     cf.close()
     support.rm_rf(dir)
   end)
@@ -32,7 +32,7 @@ describe("crucible (public module)", function()
     local url = "sqlite:" .. dir .. "/x.db"
     local cf = assert(crucible.new { config = { storage = { url = url, auto_migrate = false } } })
     assert.equal(0, assert(cf.store()):schema_version())
-    assert.equal(13, cf.migrate())           -- every migration: 1 to 13
+    assert.equal(14, cf.migrate())           -- every migration: 1 to 14
     cf.close()
     support.rm_rf(dir)
   end)
@@ -83,7 +83,7 @@ describe("crucible (public module)", function()
     local out, err, code = support.run("--db sqlite:" .. dir .. "/cli.db -e " .. support.q(
       "local cf = require 'crucible' print(cf.config.storage.url, cf.store():schema_version())"))
     assert.equal(0, code, err)
-    assert.equal("sqlite:" .. dir .. "/cli.db\t13\n", out)
+    assert.equal("sqlite:" .. dir .. "/cli.db\t14\n", out)
     support.write_file(dir .. "/crucible.config.lua", "return { curation = { limit = 3 } }")
     out = support.run("-e " .. support.q("print(require('crucible').config.curation.limit)"), { cwd = dir })
     assert.equal("3\n", out)
@@ -143,7 +143,7 @@ describe("crucible internals", function()
     cfg.storage.url = "sqlite:" .. dir .. "/b.db"
     ctx = I.new_ctx(cfg, nil, true)
     db = assert(ctx.store())
-    assert.equal(13, db:schema_version())
+    assert.equal(14, db:schema_version())
     db:close()
     support.rm_rf(dir)
   end)

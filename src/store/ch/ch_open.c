@@ -128,6 +128,9 @@ static const char *const m10_columns[] = {"inference_events", "quality_checks",
 static const char *const m11[] = {NULL};
 /* PostgreSQL's index for retention of scores: nothing to do here */
 static const char *const m13[] = {NULL};
+/* SQL backends index the deletion audit by status and time; ClickHouse
+ * reads it whole (FINAL) and sorts: nothing to add. */
+static const char *const m14[] = {NULL};
 
 /* The other backends' maintained per-deployment event counts: ClickHouse
  * counts a deployment's events from its sort key's first column, fast
@@ -148,6 +151,7 @@ static const ch_migration migrations[] = {
     {11, "user index by bucket", m11, NULL},
     {12, "deployment event counts", m12, NULL},
     {13, "scores by deployment and time", m13, NULL},
+    {14, "deletion audit by status and time", m14, NULL},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])

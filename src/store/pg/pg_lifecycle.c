@@ -487,13 +487,18 @@ int pg_list_deletions(cf_store *base, int64_t limit, const char *status, cf_dele
     pg_params p;
     pg_params_init(&p);
     pg_p_int(&p, limit);
-    pg_p_str(&p, (cf_str){status, status ? strlen(status) : 0}); /* NULL: any status */
-    PGresult *r = pg_exec(s,
-                          "SELECT id, action, subject, deployment_id, status, "
-                          PG_US("started_at") ", " PG_US("finished_at") ", details::text"
-                          " FROM deletion_audit WHERE $2::text IS NULL OR status = $2"
-                          " ORDER BY started_at DESC, seq DESC LIMIT $1",
-                          &p, "reading the deletion records", err);
+    if (status)
+        pg_p_str(&p, (cf_str){status, strlen(status)});
+    /* two statements, so that each walks its index (migration 14) from
+     * the newest record */
+#define PG_DELETION_COLUMNS                                                                        \
+    "SELECT id, action, subject, deployment_id, status, " PG_US("started_at") ", "                 \
+    PG_US("finished_at") ", details::text FROM deletion_audit"
+    const char *sql = status ? PG_DELETION_COLUMNS " WHERE status = $2::text"
+                                                   " ORDER BY started_at DESC, seq DESC LIMIT $1"
+                             : PG_DELETION_COLUMNS " ORDER BY started_at DESC, seq DESC LIMIT $1";
+#undef PG_DELETION_COLUMNS
+    PGresult *r = pg_exec(s, sql, &p, "reading the deletion records", err);
     if (!r)
         return -1;
     int rc = 0;

@@ -597,6 +597,13 @@ static const pg_migration migrations[] = {
     {13, "scores by deployment and time",
      "CREATE INDEX IF NOT EXISTS scores_deployment_time_seq"
      "  ON scores (deployment_id, inserted_at, seq);"},
+    /* The deletion audit is never purged: a forget's check for a running
+     * record and a listing of the newest go along an index, not through
+     * every record. */
+    {14, "deletion audit by status and time",
+     "CREATE INDEX IF NOT EXISTS deletion_audit_status_time"
+     "  ON deletion_audit (status, started_at, seq);"
+     "CREATE INDEX IF NOT EXISTS deletion_audit_time ON deletion_audit (started_at, seq);"},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])

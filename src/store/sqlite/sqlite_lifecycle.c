@@ -430,12 +430,16 @@ int sq_list_deletions(cf_store *base, int64_t limit, const char *status, cf_dele
 {
     sq_store *s = (sq_store *)base;
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT id, action, subject, deployment_id, status, started_at,"
-                           " finished_at, details FROM deletion_audit"
-                           " WHERE ?2 IS NULL OR status = ?2"
-                           " ORDER BY started_at DESC, seq DESC LIMIT ?1",
-                           -1, &st, NULL) != SQLITE_OK)
+    /* two statements, so that each walks its index (migration 14) from
+     * the newest record: "?2 IS NULL OR status = ?2" would read them all */
+#define SQ_DELETION_COLUMNS                                                                        \
+    "SELECT id, action, subject, deployment_id, status, started_at, finished_at, details"          \
+    " FROM deletion_audit"
+    const char *sql = status ? SQ_DELETION_COLUMNS " WHERE status = ?2"
+                                                   " ORDER BY started_at DESC, seq DESC LIMIT ?1"
+                             : SQ_DELETION_COLUMNS " ORDER BY started_at DESC, seq DESC LIMIT ?1";
+#undef SQ_DELETION_COLUMNS
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
         return sq_fail(s, err, "preparing the deletion records");
     sqlite3_bind_int64(st, 1, limit);
     if (status)

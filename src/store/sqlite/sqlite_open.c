@@ -205,6 +205,13 @@ static const sq_migration migrations[] = {
     /* PostgreSQL's index for retention of scores; a purge here walks seq,
      * the rowid: nothing to do */
     {13, "scores by deployment and time", NULL},
+    /* The deletion audit gains a record with every forget and purge, and is
+     * never purged: a forget finds its running record, and a listing the
+     * newest records, along an index instead of sorting every record. */
+    {14, "deletion audit by status and time",
+     "CREATE INDEX IF NOT EXISTS deletion_audit_status_time"
+     "  ON deletion_audit (status, started_at, seq);"
+     "CREATE INDEX IF NOT EXISTS deletion_audit_time ON deletion_audit (started_at, seq);"},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
