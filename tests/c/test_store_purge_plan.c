@@ -95,13 +95,20 @@ static cf_store *seeded(void)
     return s;
 }
 
+/* seeded(), checked: its connection, or NULL (a failed check) */
+static sqlite3 *seeded_db(cf_store **s)
+{
+    *s = seeded();
+    CHECK(*s != NULL);
+    return *s ? ((sq_store *)*s)->db : NULL;
+}
+
 static void test_retention_batches_walk_the_index(void)
 {
-    cf_store *s = seeded();
-    CHECK(s != NULL);
-    if (!s)
+    cf_store *s;
+    sqlite3 *db = seeded_db(&s);
+    if (!db)
         return;
-    sqlite3 *db = ((sq_store *)s)->db;
     traced t = {.n = 0};
     sqlite3_trace_v2(db, SQLITE_TRACE_STMT, on_stmt, &t);
     cf_purge p;
@@ -145,11 +152,10 @@ static void test_retention_batches_walk_the_index(void)
  * and only that user's events go. */
 static void test_forget_searches_the_user_buckets(void)
 {
-    cf_store *s = seeded();
-    CHECK(s != NULL);
-    if (!s)
+    cf_store *s;
+    sqlite3 *db = seeded_db(&s);
+    if (!db)
         return;
-    sqlite3 *db = ((sq_store *)s)->db;
     CHECK(sqlite3_exec(db,
                        "UPDATE inference_events SET user_id_hash ="
                        " CASE WHEN inserted_at % 2 = 0 THEN 'a1b2c3d4e5f60718'"
@@ -206,11 +212,10 @@ static int count_record(void *ud, const cf_deletion *d)
  * index from the newest, with no scan of every record and no sort. */
 static void test_deletion_records_listed_by_index(void)
 {
-    cf_store *s = seeded();
-    CHECK(s != NULL);
-    if (!s)
+    cf_store *s;
+    sqlite3 *db = seeded_db(&s);
+    if (!db)
         return;
-    sqlite3 *db = ((sq_store *)s)->db;
     CHECK(sqlite3_exec(db,
                        "WITH RECURSIVE i(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM i WHERE n < 99)"
                        " INSERT INTO deletion_audit (id, action, status, started_at)"
